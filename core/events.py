@@ -1,0 +1,95 @@
+"""EventBatch: the columnar form in which trace events reach one machine.
+
+In: decoded trace columns for one machine (``traces.batches`` builds these from
+Arrow). Out: a plain container of numpy arrays that ``core.machine.Machine``
+consumes without touching Arrow, pandas or Python objects per event.
+
+Names (cgroup paths, task ids, object names) are interned per batch: a column
+holds an index into the batch's own name list, or -1 where the trace had null.
+The machine maps batch-local indices onto its own stable ids, so batches can be
+cut anywhere and checkpoints stay valid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+NULL = -1  #: value of an integer column where the trace had null
+
+
+@dataclass
+class EventBatch:
+    """Time-ordered events of one machine.
+
+    Attributes:
+        time_us: int64 simulated time of each event, microseconds.
+        op: uint8 ``core.ops.Op`` codes.
+        cgroup, task, obj: int32 indices into ``cgroups``/``tasks``/``objects`` (or NULL).
+        offset, nbytes: int64 byte offset / size (NULL where absent).
+        flags: int32 ``core.ops.Flag`` bits.
+        row: int64 row number of each event in its source file (for error messages).
+    """
+
+    time_us: np.ndarray
+    op: np.ndarray
+    cgroup: np.ndarray
+    task: np.ndarray
+    obj: np.ndarray
+    offset: np.ndarray
+    nbytes: np.ndarray
+    flags: np.ndarray
+    cgroups: list[str] = field(default_factory=list)
+    tasks: list[str] = field(default_factory=list)
+    objects: list[str] = field(default_factory=list)
+    row: np.ndarray | None = None
+    source: str = ""
+
+    def __len__(self) -> int:
+        return int(self.time_us.shape[0])
+
+    def slice(self, start: int, stop: int) -> "EventBatch":
+        """Rows [start, stop) sharing this batch's name tables."""
+        return EventBatch(
+            self.time_us[start:stop], self.op[start:stop], self.cgroup[start:stop],
+            self.task[start:stop], self.obj[start:stop], self.offset[start:stop],
+            self.nbytes[start:stop], self.flags[start:stop],
+            self.cgroups, self.tasks, self.objects,
+            None if self.row is None else self.row[start:stop], self.source,
+        )
+
+    @classmethod
+    def from_rows(cls, rows: list[tuple], source: str = "<rows>") -> "EventBatch":
+        """Build a batch from Python tuples (tests, small scenarios).
+
+        Each row is ``(time_us, op, cgroup, task, object, offset, bytes, flags)`` where
+        op is a ``core.ops.Op``, names are str or None, numbers int or None and
+        flags ``core.ops.Flag`` bits (or 0).
+        """
+        tables: dict[str, dict[str, int]] = {"c": {}, "t": {}, "o": {}}
+
+        def idx(kind: str, name: str | None) -> int:
+            if name is None:
+                return NULL
+            return tables[kind].setdefault(name, len(tables[kind]))
+
+        n = len(rows)
+        cols = {k: np.full(n, NULL, dtype=np.int64) for k in ("t", "c", "k", "o", "off", "b")}
+        op = np.zeros(n, dtype=np.uint8)
+        flags = np.zeros(n, dtype=np.int32)
+        for i, (t, o, cg, tk, ob, off, nb, fl) in enumerate(rows):
+            cols["t"][i] = t
+            op[i] = int(o)
+            cols["c"][i] = idx("c", cg)
+            cols["k"][i] = idx("t", tk)
+            cols["o"][i] = idx("o", ob)
+            cols["off"][i] = NULL if off is None else off
+            cols["b"][i] = NULL if nb is None else nb
+            flags[i] = int(fl or 0)
+        return cls(
+            cols["t"], op, cols["c"].astype(np.int32), cols["k"].astype(np.int32),
+            cols["o"].astype(np.int32), cols["off"], cols["b"], flags,
+            list(tables["c"]), list(tables["t"]), list(tables["o"]),
+            np.arange(n, dtype=np.int64), source,
+        )
