@@ -1,0 +1,46 @@
+"""The Ray shard actor: a thin remote wrapper over ``replay.shard.Shard``.
+
+In: a ``ShardSpec`` (by value; its store reconnects by URL in the actor's process).
+Out: the shard's ``StepResult``s and final results, returned to the coordinator as columnar
+batches. All logic lives in ``Shard`` so that the local executor runs exactly the same code.
+
+On a restart (the actor process died) Ray calls ``__init__`` again with the same spec, and the
+shard reloads its newest checkpoint from the run store; ``advance_to`` is idempotent, so Ray's
+retry of the interrupted call (``max_task_retries``) returns what the lost call would have.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ray
+
+from replay.shard import Shard, ShardSpec, StepResult
+
+
+class ShardHost:
+    """Holds one ``Shard`` inside an actor process."""
+
+    def __init__(self, spec: ShardSpec) -> None:
+        self.shard = Shard(spec)
+
+    def advance_to(self, t_us: int, ack_us: int) -> StepResult:
+        """See ``Shard.advance_to`` (idempotent)."""
+        return self.shard.advance_to(t_us, ack_us)
+
+    def finish(self) -> dict[str, Any]:
+        """See ``Shard.finish``."""
+        return self.shard.finish()
+
+    def pid(self) -> int:
+        """The actor's process id."""
+        return self.shard.pid()
+
+    def restored_from(self) -> int:
+        """Simulated time of the checkpoint this incarnation started from (-1: none)."""
+        return self.shard.restored_from
+
+
+# num_cpus=0: shards are sized to the cluster's CPUs by the executor; an actor that asked for a
+# CPU could stay pending forever when the driver's own work holds one (STACK.md §2 Scheduling).
+ShardActor = ray.remote(num_cpus=0)(ShardHost)

@@ -1,0 +1,199 @@
+"""Structured configuration of a replay run: typed dataclasses registered in Hydra's ConfigStore.
+
+In: nothing (Hydra composes ``conf/config.yaml`` and its groups onto these schemas).
+Out: ``ReplayConfig`` and its parts, ``register_configs()`` which stores the schema as
+``replay_schema`` (listed first in ``conf/config.yaml``'s defaults, so a misspelt key or a
+wrong type in a YAML file or on the command line fails before anything starts), and small
+helpers that turn a config into what the model needs (``machine_config_kwargs``) or into a
+cache key (``config_key``).
+
+Each config group under ``conf/`` fills one of the nodes below: ``policy``, ``trace``,
+``machine``, ``kernel``, ``fleet``, ``executor``, ``store``; ``ray`` is a plain node
+(``ray.address=auto`` joins an existing cluster).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+
+GIB = 1 << 30
+
+
+@dataclass
+class PolicyCfg:
+    """Which policies a run compares: one replay of the same trace per name (``core.policy.make_policy``)."""
+
+    names: list[str] = field(default_factory=lambda: ["none"])
+
+
+@dataclass
+class TraceCfg:
+    """Where the events come from.
+
+    ``source`` is ``synthetic`` (``traces.generate`` preset ``preset`` with ``params`` overriding
+    fields of its ``SynthParams``), ``file`` (a native Parquet/CSV trace at ``path``) or
+    ``import`` (public trace at ``path`` through importer ``importer``).
+    """
+
+    source: str = "synthetic"
+    preset: str = "tiny"
+    params: dict[str, Any] = field(default_factory=dict)
+    path: Optional[str] = None
+    importer: Optional[str] = None
+
+
+@dataclass
+class MachineCfg:
+    """Size of one simulated machine (every machine of the fleet is alike)."""
+
+    name: str = "small"
+    mem_gib: float = 64.0
+    swap_gib: float = 0.0
+    cpus: int = 64
+    numa_nodes: int = 1
+    id_pool_size: int = 65535
+
+
+@dataclass
+class KernelCfg:
+    """Kernel version the model emulates (cost per memcg, kmem reparenting, memory.reclaim)."""
+
+    version: str = "6.12"
+
+
+@dataclass
+class FleetCfg:
+    """How many machines and how often they are sampled.
+
+    ``machines``: for synthetic traces the number generated; for file/imported traces the
+    first N machines (sorted by id) are kept, 0 keeps all.
+    """
+
+    name: str = "small"
+    machines: int = 8
+    sample_interval_s: int = 60
+
+
+@dataclass
+class ExecutorCfg:
+    """How machines are run.
+
+    ``kind``: ``local`` (in-process) or ``ray`` (shard actors). ``shards``: number of shards
+    (actors); 0 means one per CPU of the Ray cluster (local: 1), never more than machines.
+    ``step_s``: simulated seconds per ``advance_to`` round (also the granularity of progress);
+    ``checkpoint_every_s``: simulated seconds between shard checkpoints in the run store (0: none);
+    ``timeout_s``: the longest the coordinator waits for one round.
+    """
+
+    kind: str = "ray"
+    shards: int = 0
+    step_s: int = 600
+    checkpoint_every_s: int = 3600
+    timeout_s: float = 600.0
+    max_restarts: int = 3
+
+
+@dataclass
+class RayCfg:
+    """How to reach Ray: ``address`` null starts a local cluster, ``auto`` or ``host:port`` joins one."""
+
+    address: Optional[str] = None
+    num_cpus: Optional[int] = None
+    object_store_mib: int = 512
+
+
+@dataclass
+class StoreCfg:
+    """The run store (Redis protocol).
+
+    ``url`` null: an embedded fakeredis TCP server, persisted to ``embedded_path`` so an
+    interrupted sweep resumes; ``redis://...``: a real Redis. ``cache``: reuse finished results.
+    """
+
+    url: Optional[str] = None
+    embedded_path: str = "outputs/.replay-store/store.pkl"
+    namespace: str = "memcg-replay"
+    cache: bool = True
+    connect_timeout_s: float = 5.0
+
+
+@dataclass
+class ReplayConfig:
+    """A whole run: one trace replayed once per policy in ``policy.names``."""
+
+    name: str = "default"
+    seed: int = 0
+    policy: PolicyCfg = field(default_factory=PolicyCfg)
+    trace: TraceCfg = field(default_factory=TraceCfg)
+    machine: MachineCfg = field(default_factory=MachineCfg)
+    kernel: KernelCfg = field(default_factory=KernelCfg)
+    fleet: FleetCfg = field(default_factory=FleetCfg)
+    executor: ExecutorCfg = field(default_factory=ExecutorCfg)
+    ray: RayCfg = field(default_factory=RayCfg)
+    store: StoreCfg = field(default_factory=StoreCfg)
+    output_dir: Optional[str] = None  # null: Hydra's output dir (or ./outputs/<name> outside Hydra)
+    progress: bool = True
+    plots: bool = True
+
+
+def register_configs() -> None:
+    """Store the schema in Hydra's ConfigStore (idempotent)."""
+    ConfigStore.instance().store(name="replay_schema", node=ReplayConfig)
+
+
+def to_config(cfg: DictConfig | ReplayConfig) -> ReplayConfig:
+    """A composed DictConfig (or an already typed config) -> ``ReplayConfig`` instance."""
+    if isinstance(cfg, ReplayConfig):
+        return cfg
+    merged = OmegaConf.merge(OmegaConf.structured(ReplayConfig), cfg)
+    return OmegaConf.to_object(merged)  # type: ignore[return-value]
+
+
+# Parts of the config that change how a run is executed but not its results: the cache key
+# leaves them out, so a result computed by the Ray executor is reused by the local one.
+_NOT_IN_KEY = ("executor", "ray", "store", "output_dir", "progress", "plots", "name")
+
+
+def config_key(cfg: ReplayConfig, policy: str) -> str:
+    """Stable hex key of everything that determines the results of ``policy`` under ``cfg``."""
+    plain = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
+    assert isinstance(plain, dict)
+    for k in _NOT_IN_KEY:
+        plain.pop(k, None)
+    plain["policy"] = policy
+    plain["step_s"] = cfg.executor.step_s  # batch cuts are part of the replay's definition
+    plain["trace_file"] = _file_identity(cfg.trace.path)
+    text = json.dumps(plain, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def _file_identity(path: Optional[str]) -> Optional[list[int]]:
+    # a changed trace file must not hit results cached for its old content
+    if not path or not os.path.exists(path):
+        return None
+    st = os.stat(path)
+    return [st.st_size, st.st_mtime_ns]
+
+
+def machine_config_kwargs(cfg: ReplayConfig) -> dict[str, Any]:
+    """Keyword arguments of ``core.machine.MachineConfig`` from the machine + kernel + fleet groups."""
+    m = cfg.machine
+    return dict(
+        mem_bytes=int(m.mem_gib * GIB), swap_bytes=int(m.swap_gib * GIB), cpus=m.cpus,
+        numa_nodes=m.numa_nodes, kernel=cfg.kernel.version,
+        sample_interval_us=cfg.fleet.sample_interval_s * 1_000_000, id_pool_size=m.id_pool_size,
+    )
+
+
+__all__ = [
+    "PolicyCfg", "TraceCfg", "MachineCfg", "KernelCfg", "FleetCfg", "ExecutorCfg",
+    "RayCfg", "StoreCfg", "ReplayConfig", "register_configs", "to_config", "config_key",
+    "machine_config_kwargs",
+]

@@ -1,0 +1,211 @@
+"""A shard: many simulated machines advanced together, checkpointed to the run store.
+
+In: a ``ShardSpec`` (its machines, the Parquet partition holding only their events, the machine
+config, policy, seed, the step grid and where to checkpoint). Out: per ``advance_to`` call a
+``StepResult`` with the columnar metric samples of all its machines (never per event), and at
+the end ``finish()`` with per-machine summaries and the per-job table.
+
+The same class runs in-process (``executor=local``) and inside a Ray actor (``replay.actors``).
+
+Determinism: each machine's seed comes from (run seed, machine id); machines advance over the
+same fixed grid of ``step_us`` boundaries whatever the shard's size, the coordinator's call
+pattern or restarts, so results do not depend on how machines are grouped.
+
+Idempotence (Ray retries are at-least-once): ``advance_to(t, ack)`` moves to ``t`` only if the
+shard is behind, and returns every sample newer than ``ack`` that it still holds. Samples are
+kept until the coordinator acknowledges them, and they are part of the checkpoint, so a shard
+restarted from an older checkpoint replays and returns exactly what a lost call would have.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from core.events import EventBatch
+from core.machine import Machine, MachineConfig
+from core.ops import Op
+from core.policy import make_policy
+from replay.store import RunStore
+from traces.batches import machine_batches
+
+Samples = dict[str, np.ndarray]
+
+
+@dataclass
+class ShardSpec:
+    """Everything a shard needs; plain data so that Ray can ship it to an actor."""
+
+    index: int
+    machines: list[str]          # sorted machine ids of this shard
+    first_machine: int           # global index (in the sorted fleet) of machines[0]
+    trace_path: str              # Parquet file with exactly these machines' events
+    machine_kwargs: dict[str, Any]
+    policy: str
+    seed: int
+    step_us: int
+    checkpoint_every_us: int     # 0: never
+    run: str = ""                # run key in the store
+    layout: str = ""             # digest of the shard plan
+    store: Optional[RunStore] = None
+
+
+@dataclass
+class StepResult:
+    """What one ``advance_to`` returns: where the shard is and the samples newer than ``ack``."""
+
+    shard: int
+    t_us: int
+    events: int                  # events applied since the shard started (restored count included)
+    samples: Samples = field(default_factory=dict)
+
+
+def machine_seed(seed: int, machine_id: str) -> int:
+    """Per-machine seed from (run seed, machine id): stable across processes and shard layouts."""
+    digest = hashlib.sha256(f"{seed}\0{machine_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def concat_samples(parts: list[Samples]) -> Samples:
+    """Column-wise concatenation of sample dicts (missing parts skipped)."""
+    parts = [p for p in parts if p and len(next(iter(p.values()))) > 0]
+    if not parts:
+        return {}
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+class Shard:
+    """Machines of one shard, their events, and the samples not yet acknowledged."""
+
+    def __init__(self, spec: ShardSpec) -> None:
+        self.spec = spec
+        self.batches = self._load_events(spec.trace_path)
+        self.cursor = np.zeros(len(spec.machines), dtype=np.int64)  # next event row per machine
+        self.restored_from = -1
+        state = self._restore()
+        if state is None:
+            cfg = MachineConfig(**spec.machine_kwargs)
+            self.machines = [Machine(cfg, policy=make_policy(spec.policy), machine_id=mid,
+                                     seed=machine_seed(spec.seed, mid)) for mid in spec.machines]
+            self.now_us = 0
+            self.events = 0
+            self.pending: list[tuple[int, Samples]] = []
+        else:
+            self.machines, self.now_us, self.events, self.pending = state
+        self._seek()
+
+    # -- loading and checkpoints -------------------------------------------------------------
+    def _load_events(self, path: str) -> list[EventBatch]:
+        by_id = dict(machine_batches(pq.read_table(path)))
+        missing = [m for m in self.spec.machines if m not in by_id]
+        if missing:
+            raise ValueError(f"{path}: shard {self.spec.index} has no events for machines {missing[:5]}")
+        return [by_id[m] for m in self.spec.machines]
+
+    def _seek(self) -> None:
+        # events before now_us were applied before the checkpoint; start after them
+        for i, b in enumerate(self.batches):
+            self.cursor[i] = int(np.searchsorted(b.time_us, self.now_us, side="left"))
+
+    def _restore(self) -> Optional[tuple]:
+        s = self.spec
+        found = s.store.latest_checkpoint(s.run, s.layout, s.index) if s.store else None
+        if found is None:
+            return None
+        self.restored_from = found[0]
+        return pickle.loads(zlib.decompress(found[1]))
+
+    def _checkpoint(self) -> None:
+        s = self.spec
+        state = (self.machines, self.now_us, self.events, self.pending)
+        blob = zlib.compress(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL), 1)
+        s.store.put_checkpoint(s.run, s.layout, s.index, self.now_us, blob)  # type: ignore[union-attr]
+
+    # -- the replay ----------------------------------------------------------------------------
+    def advance_to(self, t_us: int, ack_us: int = -1) -> StepResult:
+        """Replay up to simulated time ``t_us`` (a grid point); return samples newer than ``ack_us``."""
+        self.pending = [(t, s) for t, s in self.pending if t > ack_us]
+        while self.now_us < t_us:
+            self._step(min(self._next_grid(self.now_us), t_us))
+        fresh = concat_samples([s for t, s in self.pending if ack_us < t <= t_us])
+        return StepResult(self.spec.index, self.now_us, self.events, fresh)
+
+    def _next_grid(self, t: int) -> int:
+        return (t // self.spec.step_us + 1) * self.spec.step_us
+
+    def _step(self, t_us: int) -> None:
+        parts = []
+        for i, (m, b) in enumerate(zip(self.machines, self.batches)):
+            lo = int(self.cursor[i])
+            hi = lo + int(np.searchsorted(b.time_us[lo:], t_us, side="left"))
+            if hi > lo:
+                m.apply(b.slice(lo, hi))
+                self.events += hi - lo
+                self.cursor[i] = hi
+            m.advance_to(t_us)
+            parts.append(self._tagged(m.take_samples(), self.spec.first_machine + i))
+        self.now_us = t_us
+        self.pending.append((t_us, concat_samples(parts)))
+        every = self.spec.checkpoint_every_us
+        if self.spec.store is not None and every > 0 and t_us % every == 0:
+            self._checkpoint()
+
+    @staticmethod
+    def _tagged(samples: Samples, machine_index: int) -> Samples:
+        if not samples:
+            return {}
+        n = len(next(iter(samples.values())))
+        return {"machine": np.full(n, machine_index, dtype=np.int32), **samples}
+
+    # -- the end -------------------------------------------------------------------------------
+    def finish(self) -> dict[str, Any]:
+        """Per-machine summaries and the per-job rows (columnar), in machine order."""
+        summaries = [dict(m.summary(), machine=self.spec.first_machine + i)
+                     for i, m in enumerate(self.machines)]
+        jobs = [job_rows(m, b, self.spec.first_machine + i) for i, (m, b) in
+                enumerate(zip(self.machines, self.batches))]
+        return {"summaries": summaries, "jobs": concat_samples(jobs)}
+
+    def pid(self) -> int:
+        """Process id (the actor-kill test targets it)."""
+        return os.getpid()
+
+
+JOB_STATS = ("memory.current", "memory.swap.current", "anon", "file", "shmem", "kernel",
+             "nr_dying_descendants")
+
+
+def job_rows(m: Machine, b: EventBatch, machine_index: int) -> Samples:
+    """One row per cgroup the trace created on this machine: lifetime and state at the end."""
+    made = np.flatnonzero(b.op == Op.MKDIR)
+    removed = np.flatnonzero(b.op == Op.RMDIR)
+    if made.size == 0:
+        return {}
+    cg = b.cgroup[made]
+    rmdir_at = np.full(len(b.cgroups), -1, dtype=np.int64)
+    rmdir_at[b.cgroup[removed]] = b.time_us[removed]  # a name re-created later keeps its last rmdir
+    present = set(m.cgroup_paths())
+    rows: dict[str, list] = {"state": []}
+    rows.update({k: [] for k in JOB_STATS})
+    for idx in cg.tolist():
+        path = b.cgroups[idx]
+        st = m.stat(path) if path in present else None
+        rows["state"].append("freed" if st is None else ("dying" if st["dying"] else "online"))
+        for k in JOB_STATS:
+            rows[k].append(0 if st is None else int(st[k]))
+    out: Samples = {
+        "machine": np.full(made.size, machine_index, dtype=np.int32),
+        "cgroup": np.array([b.cgroups[i] for i in cg.tolist()], dtype=object),
+        "mkdir_us": b.time_us[made].astype(np.int64),
+        "rmdir_us": rmdir_at[cg],
+        "state": np.array(rows["state"], dtype=object),
+    }
+    out.update({k: np.asarray(rows[k], dtype=np.int64) for k in JOB_STATS})
+    return out

@@ -1,0 +1,222 @@
+"""The run store: progress, shard checkpoints and a result cache behind the Redis protocol.
+
+In: a store URL (``redis://...``) or nothing, in which case an embedded fakeredis TCP server is
+started in a child process (so Ray actors in other processes share it) and its content is
+persisted to a file so that an interrupted sweep can resume in a later process.
+Out: ``RunStore`` with the few operations the coordinator and the shards need; every key lives
+under ``<namespace>:``. Values are bytes (pickles, Parquet, JSON) produced by the callers.
+
+Key layout (``run`` is ``config.config_key``, ``layout`` a digest of the shard plan):
+- ``result:<run>``            hash  file name -> bytes of a finished run's outputs
+- ``ckpt:<run>:<layout>:<i>``  hash  simulated time (µs, decimal) -> pickled shard state
+- ``commit:<run>:<layout>``    hash  ``t`` -> last committed time, ``chunk:<t>`` -> samples up to t
+- ``progress:<run>``           hash  simulated time, events, wall time (for watchers)
+
+URLs are never logged with their password (``redact``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+from typing import Optional
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+
+from traces.io import _atomic_write as atomic_write
+
+
+class StoreError(RuntimeError):
+    """The run store cannot be reached or used."""
+
+
+def redact(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (safe to print)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def connect(url: str, timeout_s: float = 5.0) -> redis.Redis:
+    """A client for ``url`` that has answered PING; ``StoreError`` (URL redacted) otherwise."""
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=max(timeout_s, 60.0))
+        client.ping()
+    except (redis.RedisError, OSError, ValueError) as exc:
+        raise StoreError(f"run store {redact(url)} is unreachable: {exc.__class__.__name__}: {exc}") from None
+    return client
+
+
+class EmbeddedServer:
+    """A fakeredis TCP server in a child process on loopback, stopped at exit."""
+
+    _SCRIPT = (
+        "import sys\n"
+        "from fakeredis import TcpFakeServer\n"
+        "srv = TcpFakeServer(('127.0.0.1', 0), server_type='redis')\n"
+        "print(srv.server_address[1], flush=True)\n"
+        "srv.serve_forever()\n"
+    )
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", self._SCRIPT], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
+        )
+        line = self.proc.stdout.readline() if self.proc.stdout else b""
+        if not line.strip():
+            raise StoreError("embedded fakeredis server did not start")
+        self.url = f"redis://127.0.0.1:{int(line)}/0"
+        atexit.register(self.stop)
+
+    def stop(self) -> None:
+        """Terminate the server process we started (by its pid)."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+_EMBEDDED: Optional[EmbeddedServer] = None
+
+
+def embedded_url() -> str:
+    """URL of this process's embedded server, started on first use (shared by sweep jobs)."""
+    global _EMBEDDED
+    if _EMBEDDED is None or _EMBEDDED.proc.poll() is not None:
+        _EMBEDDED = EmbeddedServer()
+    return _EMBEDDED.url
+
+
+class RunStore:
+    """Typed access to the run store for one namespace.
+
+    ``url`` is what shard actors connect to; ``snapshot_path`` (embedded store only) is where
+    ``persist()`` writes the namespace so that a later process can ``load()`` it.
+    """
+
+    def __init__(self, url: str, namespace: str = "memcg-replay", snapshot_path: Optional[str] = None,
+                 timeout_s: float = 5.0) -> None:
+        self.url = url
+        self.namespace = namespace
+        self.snapshot_path = snapshot_path
+        self.r = connect(url, timeout_s)
+
+    def __getstate__(self) -> dict:
+        # shards receive a RunStore by value; they reconnect instead of pickling a socket
+        return {"url": self.url, "namespace": self.namespace, "snapshot_path": None}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["url"], state["namespace"], None)  # type: ignore[misc]
+
+    def key(self, *parts: object) -> str:
+        """``<namespace>:part1:part2...``."""
+        return ":".join([self.namespace, *map(str, parts)])
+
+    # -- result cache -------------------------------------------------------------------
+    def get_result(self, run: str) -> Optional[dict[str, bytes]]:
+        """Files of a finished run, or None."""
+        raw = self.r.hgetall(self.key("result", run))
+        return {k.decode(): v for k, v in raw.items()} if raw else None
+
+    def put_result(self, run: str, files: dict[str, bytes]) -> None:
+        """Cache a finished run's files and forget its checkpoints and commits."""
+        pipe = self.r.pipeline()
+        pipe.delete(self.key("result", run))
+        pipe.hset(self.key("result", run), mapping=files)
+        pipe.execute()
+        self.clear_run(run)
+
+    # -- shard checkpoints ----------------------------------------------------------------
+    def put_checkpoint(self, run: str, layout: str, shard: int, t_us: int, blob: bytes) -> None:
+        """Store shard ``shard``'s state at simulated time ``t_us``."""
+        self.r.hset(self.key("ckpt", run, layout, shard), str(t_us), blob)
+
+    def latest_checkpoint(self, run: str, layout: str, shard: int) -> Optional[tuple[int, bytes]]:
+        """(time, state) of the newest checkpoint of a shard, or None."""
+        k = self.key("ckpt", run, layout, shard)
+        times = sorted(int(t) for t in self.r.hkeys(k))
+        if not times:
+            return None
+        blob = self.r.hget(k, str(times[-1]))
+        return (times[-1], blob) if blob is not None else None
+
+    def drop_checkpoints(self, run: str, layout: str, shard: int, keep_from: int = 0,
+                         keep_until: Optional[int] = None) -> None:
+        """Delete checkpoints of a shard older than ``keep_from`` or newer than ``keep_until``."""
+        k = self.key("ckpt", run, layout, shard)
+        doomed = [t for t in self.r.hkeys(k)
+                  if int(t) < keep_from or (keep_until is not None and int(t) > keep_until)]
+        if doomed:
+            self.r.hdel(k, *doomed)
+
+    # -- coordinator commits ----------------------------------------------------------------
+    def commit(self, run: str, layout: str, t_us: int, chunk: bytes) -> None:
+        """Record that every shard checkpointed at ``t_us`` and the samples since the last commit."""
+        k = self.key("commit", run, layout)
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(k, f"chunk:{t_us:020d}", chunk)
+        pipe.hset(k, "t", str(t_us))
+        pipe.execute()
+
+    def committed(self, run: str, layout: str) -> tuple[int, list[bytes]]:
+        """(last committed time, sample chunks in time order); (-1, []) when nothing was committed."""
+        raw = self.r.hgetall(self.key("commit", run, layout))
+        if b"t" not in raw:
+            return -1, []
+        t = int(raw[b"t"])
+        chunks = [v for k, v in sorted(raw.items()) if k.startswith(b"chunk:") and int(k[6:]) <= t]
+        return t, chunks
+
+    def set_progress(self, run: str, fields: dict[str, str | int | float]) -> None:
+        """Publish progress of a run (for anyone watching the store)."""
+        self.r.hset(self.key("progress", run), mapping=fields)
+
+    def clear_run(self, run: str) -> None:
+        """Delete checkpoints, commits and progress of ``run`` (any layout)."""
+        doomed = []
+        for pattern in (f"ckpt:{run}:*", f"commit:{run}:*", f"progress:{run}"):
+            doomed += list(self.r.scan_iter(match=self.key(pattern), count=1000))
+        if doomed:
+            self.r.delete(*doomed)
+
+    # -- persistence of the embedded store ---------------------------------------------------
+    def persist(self) -> None:
+        """Write the namespace to ``snapshot_path`` atomically (embedded store only)."""
+        if not self.snapshot_path:
+            return
+        data = {k: self.r.dump(k) for k in self.r.scan_iter(match=self.key("*"), count=1000)}
+        payload = pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
+        atomic_write(self.snapshot_path, lambda tmp: Path(tmp).write_bytes(payload))
+
+    def load(self) -> int:
+        """Restore a snapshot written by ``persist`` (keys already present win); returns keys loaded."""
+        if not self.snapshot_path or not os.path.exists(self.snapshot_path):
+            return 0
+        with open(self.snapshot_path, "rb") as f:
+            data: dict[bytes, bytes] = pickle.load(f)
+        n = 0
+        for k, v in data.items():
+            if v is not None and not self.r.exists(k):
+                self.r.restore(k, 0, v)
+                n += 1
+        return n
+
+
+def open_store(url: Optional[str], namespace: str, embedded_path: str, timeout_s: float = 5.0) -> RunStore:
+    """The run store for a config: a real Redis at ``url``, or the embedded one (loaded from disk)."""
+    if url:
+        return RunStore(url, namespace, None, timeout_s)
+    store = RunStore(embedded_url(), namespace, os.path.abspath(embedded_path), timeout_s)
+    store.load()
+    return store
