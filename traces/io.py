@@ -1,0 +1,248 @@
+"""Reading and writing native traces (Parquet, CSV, gzipped CSV).
+
+In: a path (``.parquet``/``.pq``, ``.csv``, ``.csv.gz``) or an Arrow table.
+Out: an Arrow table with exactly ``traces.schema.TRACE_SCHEMA``, or a file
+written atomically (temp file in the same directory, then ``os.replace``).
+
+Two layers:
+- ``read_raw`` + ``conform`` never raise on bad content: ``conform`` returns
+  the table cast to the schema with every unparsable cell set to null, plus one
+  ``Problem`` per bad cell / missing or unknown column (the validator reports
+  them all).
+- ``read_trace`` is the strict reader used by replay: it raises
+  ``TraceInvalid`` (a ``core.errors.TraceError``) naming file, 1-based data
+  row and column of the first problem, and lists the others.
+
+CSV cells are read as text and parsed here (not by Arrow's type inference) so
+that a bad cell is reported at its row instead of failing the whole file.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+
+from traces.problems import Problem, raise_problems
+from traces.schema import COLUMN_NAMES, SCHEMA_VERSION, TRACE_SCHEMA, VERSION_KEY
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+CSV_SUFFIXES = (".csv", ".csv.gz")
+ROW_GROUP_ROWS = 1 << 18  #: Parquet row group size: small enough to skip by machine, big enough to scan fast
+_INT_RE = r"^[+-]?[0-9]{1,18}$"  # 18 digits always fit int64; 19-digit cells are checked one by one
+_INT64_MAX = (1 << 63) - 1
+
+
+def trace_format(path: str | os.PathLike) -> str:
+    """'parquet' or 'csv' from the file name; ValueError for anything else."""
+    name = Path(path).name.lower()
+    if name.endswith(PARQUET_SUFFIXES):
+        return "parquet"
+    if name.endswith(CSV_SUFFIXES):
+        return "csv"
+    raise ValueError(f"{path}: unknown trace format (expected {', '.join(PARQUET_SUFFIXES + CSV_SUFFIXES)})")
+
+
+def read_raw(path: str | os.PathLike) -> pa.Table:
+    """The file's columns as stored (CSV: every column as nullable text, '' = null)."""
+    if trace_format(path) == "parquet":
+        return pq.read_table(path)
+    header = _csv_header(path)
+    convert = pcsv.ConvertOptions(
+        column_types={name: pa.string() for name in header},
+        strings_can_be_null=True, null_values=[""],
+    )
+    return pcsv.read_csv(path, convert_options=convert)
+
+
+def _csv_header(path: str | os.PathLike) -> list[str]:
+    # read only the header line, decompressing like Arrow does for a .gz name
+    opener = gzip.open if str(path).lower().endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8", newline="") as f:
+        line = f.readline().rstrip("\r\n")
+    return [c.strip().strip('"') for c in line.split(",")] if line else []
+
+
+def conform(raw: pa.Table, source: str = "") -> tuple[pa.Table, list[Problem]]:
+    """Cast ``raw`` to TRACE_SCHEMA; bad cells become null and are reported.
+
+    Missing columns are reported (S101) and filled with nulls; unknown columns
+    are reported (S102) and dropped; a cell that does not parse as the column's
+    type is reported (S103) at its 1-based row.
+    """
+    problems = [Problem(source, 0, "S102", name, "unknown column (not in trace schema v1)")
+                for name in raw.column_names if name not in COLUMN_NAMES]
+    problems += _version_problems(raw.schema, source)
+    columns = []
+    for fld in TRACE_SCHEMA:
+        if fld.name not in raw.column_names:
+            problems.append(Problem(source, 0, "S101", fld.name, "missing column"))
+            columns.append(pa.nulls(raw.num_rows, fld.type))
+            continue
+        col, bad = _cast_column(raw.column(fld.name), fld.type, fld.name, source)
+        columns.append(col)
+        problems += bad
+    meta = dict(raw.schema.metadata or {}) | dict(TRACE_SCHEMA.metadata)
+    return pa.Table.from_arrays(columns, schema=TRACE_SCHEMA.with_metadata(meta)), problems
+
+
+def _version_problems(schema: pa.Schema, source: str) -> list[Problem]:
+    version = (schema.metadata or {}).get(VERSION_KEY)
+    if version is None or version == str(SCHEMA_VERSION).encode():
+        return []
+    return [Problem(source, 0, "S105", "", f"trace schema version {version.decode(errors='replace')} "
+                                            f"is not supported (this reader knows v{SCHEMA_VERSION})")]
+
+
+def _cast_column(col: pa.ChunkedArray, typ: pa.DataType, name: str,
+                 source: str) -> tuple[pa.Array, list[Problem]]:
+    arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    if arr.type == typ:
+        return arr, []
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.cast(arr.type.value_type)
+    if typ == pa.int64() and (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        return _parse_int_text(arr, name, source)
+    try:
+        return arr.cast(typ), []
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    if typ == pa.int64() and pa.types.is_floating(arr.type):
+        return _cast_float_to_int(arr, name, source)
+    msg = f"column has type {arr.type}, expected {typ}"
+    return pa.nulls(len(arr), typ), [Problem(source, 0, "S103", name, msg)]
+
+
+def _parse_int_text(arr: pa.Array, name: str, source: str) -> tuple[pa.Array, list[Problem]]:
+    text = pc.utf8_trim_whitespace(arr.cast(pa.string()))
+    ok = pc.fill_null(pc.match_substring_regex(text, _INT_RE), True).to_numpy(zero_copy_only=False)
+    bad_idx = np.flatnonzero(~ok)
+    keep = ok.copy()
+    problems = []
+    for i in bad_idx.tolist():
+        cell = text[i].as_py()
+        if _fits_int64(cell):
+            keep[i] = True  # a 19-digit value that still fits: accept it
+            continue
+        problems.append(Problem(source, i + 1, "S103", name, f"{cell!r} is not a 64-bit integer"))
+    values = pc.if_else(pa.array(keep), text, pa.nulls(len(text), pa.string()))
+    return values.cast(pa.int64()), problems
+
+
+def _fits_int64(cell: str) -> bool:
+    body = cell.lstrip("+-")
+    return body.isdigit() and body.isascii() and abs(int(cell)) <= _INT64_MAX
+
+
+def _cast_float_to_int(arr: pa.Array, name: str, source: str) -> tuple[pa.Array, list[Problem]]:
+    vals = arr.to_numpy(zero_copy_only=False)
+    valid = ~np.isnan(vals)
+    ok = ~valid | ((vals == np.floor(vals)) & (np.abs(vals) < 2.0**63))
+    problems = [Problem(source, i + 1, "S103", name, f"{vals[i]!r} is not a 64-bit integer")
+                for i in np.flatnonzero(~ok).tolist()]
+    out = np.where(ok & valid, vals, 0).astype(np.int64)
+    return pa.array(out, mask=~(ok & valid)), problems
+
+
+def read_trace(path: str | os.PathLike) -> pa.Table:
+    """Read a trace file strictly: the table, or TraceInvalid naming file/row/column."""
+    source = str(path)
+    table, problems = conform(read_raw(path), source)
+    raise_problems(problems)
+    return table
+
+
+def check_columns(table: pa.Table, source: str = "") -> None:
+    """Raise TraceInvalid if ``table`` lacks a schema column or has an unknown one."""
+    problems = [Problem(source, 0, "S101", n, "missing column") for n in COLUMN_NAMES
+                if n not in table.column_names]
+    problems += [Problem(source, 0, "S102", n, "unknown column (not in trace schema v1)")
+                 for n in table.column_names if n not in COLUMN_NAMES]
+    raise_problems(problems)
+
+
+def write_trace(table: pa.Table, path: str | os.PathLike) -> None:
+    """Write ``table`` atomically as Parquet or CSV (chosen by the suffix).
+
+    Parquet rows are grouped by machine with a stable sort, so each machine's
+    own row order is kept (for a valid trace the file is then sorted by
+    (machine, time_us), and says so in its sorting metadata). CSV keeps the
+    given row order.
+    """
+    source = str(path)
+    check_columns(table, source)
+    table, problems = conform(table.select(list(COLUMN_NAMES)), source)
+    raise_problems(problems)
+    if trace_format(path) == "parquet":
+        table = group_by_machine(table)
+        _atomic_write(path, lambda tmp: _write_parquet(table, tmp))
+    else:
+        _atomic_write(path, lambda tmp: _write_csv(table, tmp))
+
+
+def group_by_machine(table: pa.Table) -> pa.Table:
+    """Rows stably reordered so that machines are contiguous, in sorted id order."""
+    codes = machine_order_codes(table)
+    if codes.size < 2 or bool(np.all(codes[1:] >= codes[:-1])):
+        return table
+    return table.take(pa.array(np.argsort(codes, kind="stable")))
+
+
+def machine_order_codes(table: pa.Table) -> np.ndarray:
+    """Per row, the rank of its machine id among the sorted distinct ids (int64)."""
+    enc = pc.dictionary_encode(table.column("machine")).combine_chunks()
+    names = enc.dictionary.to_pylist()
+    rank = np.empty(len(names), dtype=np.int64)
+    rank[np.argsort(np.array(names, dtype=object), kind="stable")] = np.arange(len(names))
+    return rank[enc.indices.to_numpy(zero_copy_only=False)] if len(names) else np.zeros(0, np.int64)
+
+
+def _time_sorted_within_machine(table: pa.Table, codes: np.ndarray) -> bool:
+    t = table.column("time_us").to_numpy()
+    same = codes[1:] == codes[:-1]
+    return bool(np.all(t[1:][same] >= t[:-1][same]))
+
+
+def _write_parquet(table: pa.Table, tmp: str) -> None:
+    codes = machine_order_codes(table)
+    sorting = [pq.SortingColumn(1)]
+    if _time_sorted_within_machine(table, codes):
+        sorting.append(pq.SortingColumn(0))
+    pq.write_table(table, tmp, row_group_size=ROW_GROUP_ROWS, compression="zstd",
+                   sorting_columns=sorting, write_statistics=True)
+
+
+def _write_csv(table: pa.Table, tmp: str) -> None:
+    compression = "gzip" if tmp.lower().endswith(".gz") else None
+    with pa.output_stream(tmp, compression=compression) as out:
+        pcsv.write_csv(table, out, pcsv.WriteOptions(quoting_style="needed"))
+
+
+def _atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
+    """Run ``write(tmp)`` on a temp file next to ``path``, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # keep the real suffix on the temp name: writers pick compression from it
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix="".join(path.suffixes[-2:]))
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; outputs are meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    _atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
