@@ -1,0 +1,113 @@
+"""Helpers that importers share to build ``emit.Cgroups`` from their incarnations.
+
+In: per-incarnation columns (machine, names, times, sizes). Out: group ids for
+composite identities, the job-parent layer (one parent cgroup per machine and
+job, spanning its tasks), concatenation of cgroup tables, and the lookup of
+usage samples onto the run they belong to.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from traces.importers.common import NEVER
+from traces.importers.emit import Cgroups
+
+
+def group_ids(*cols: np.ndarray) -> np.ndarray:
+    """Dense int64 ids of equal tuples across ``cols`` (ordered like the sorted tuples)."""
+    n = cols[0].size
+    if not n:
+        return np.zeros(0, dtype=np.int64)
+    order = np.lexsort(cols[::-1])
+    diff = np.zeros(n, dtype=bool)
+    diff[0] = True
+    for c in cols:
+        s = c[order]
+        diff[1:] |= s[1:] != s[:-1]
+    ids = np.empty(n, dtype=np.int64)
+    ids[order] = np.cumsum(diff) - 1
+    return ids
+
+
+def join(*parts: pa.Array | str) -> pa.Array:
+    """Element-wise string concatenation of arrays and constant strings."""
+    arrs = [pa.scalar(p) if isinstance(p, str) else (p if pa.types.is_string(p.type) else p.cast(pa.string()))
+            for p in parts]
+    return pc.binary_join_element_wise(*arrs, "")
+
+
+def parents_by(machine: pa.Array, name: pa.Array, prefix: str) -> tuple[Cgroups, np.ndarray]:
+    """One parent cgroup ``/<prefix><name>`` per distinct (machine, name); per row its parent index.
+
+    Rows whose ``name`` is null get -1. Parents have no task; their span is
+    stretched over their children by ``emit``.
+    """
+    valid = name.is_valid().to_numpy(zero_copy_only=False)
+    idx = np.flatnonzero(valid)
+    combo = pc.binary_join_element_wise(machine.take(pa.array(idx)), name.take(pa.array(idx)), "\x1f")
+    enc = combo.dictionary_encode()
+    gid = enc.indices.to_numpy().astype(np.int64)
+    ng = len(enc.dictionary)
+    first = np.full(ng, -1, dtype=np.int64)
+    first[gid[::-1]] = idx[::-1]  # lowest row of each group
+    parent = np.full(len(name), -1, dtype=np.int64)
+    parent[idx] = gid
+    take = pa.array(first)
+    z = np.zeros(ng, dtype=np.int64)
+    cg = Cgroups(machine.take(take), join("/", prefix, name.take(take)), pa.nulls(ng, pa.string()),
+                 np.full(ng, -1, dtype=np.int64), np.full(ng, NEVER, dtype=np.int64), z.copy(),
+                 np.full(ng, -1, dtype=np.int64), z.copy(), z.copy(), {})
+    return cg, parent
+
+
+def concat(first: Cgroups, second: Cgroups, second_parents_in_first: bool = True) -> Cgroups:
+    """Rows of ``first`` then ``second``.
+
+    ``second.parent`` indexes ``first`` (parents built by ``parents_by``) unless
+    ``second_parents_in_first`` is False, in which case it indexes ``second`` and is shifted.
+    """
+    off = 0 if second_parents_in_first else len(first)
+    keys = {}
+    for k in set(first.keys) | set(second.keys):
+        a = first.keys.get(k, pa.nulls(len(first), pa.string()))
+        b = second.keys.get(k, pa.nulls(len(second), pa.string()))
+        keys[k] = pa.concat_arrays([a.cast(pa.string()), b.cast(pa.string())])
+    return Cgroups(
+        pa.concat_arrays([first.machine, second.machine]), pa.concat_arrays([first.path, second.path]),
+        pa.concat_arrays([first.task.cast(pa.string()), second.task.cast(pa.string())]),
+        np.concatenate([first.parent, np.where(second.parent >= 0, second.parent + off, -1)]),
+        *(np.concatenate([getattr(first, a), getattr(second, a)])
+          for a in ("start_us", "end_us", "limit", "anon", "cache")),
+        keys,
+    )
+
+
+def assign_to_runs(run_key: np.ndarray, run_start: np.ndarray, run_end: np.ndarray,
+                   q_key: np.ndarray, q_time: np.ndarray) -> np.ndarray:
+    """For each query (key, time): the run of that key with start <= time <= end, else -1.
+
+    Runs of one key must not overlap (true for incarnations of one task).
+    """
+    n_run = run_key.size
+    k = np.concatenate([run_key, q_key])
+    t = np.concatenate([run_start, q_time])
+    is_q = np.r_[np.zeros(n_run, bool), np.ones(q_key.size, bool)]
+    order = np.lexsort((is_q, t, k))  # a run starting at the query's time comes first
+    ks = k[order]
+    val = np.where(is_q[order], -1, order)  # run index or -1
+    newkey = np.r_[True, ks[1:] != ks[:-1]] if ks.size else np.zeros(0, bool)
+    val = np.where(newkey & (val < 0), -2, val)
+    idx = np.where(val != -1, np.arange(val.size), 0)
+    np.maximum.accumulate(idx, out=idx)
+    filled = val[idx]
+    out = np.full(q_key.size, -1, dtype=np.int64)
+    qpos = np.flatnonzero(is_q[order])
+    runs = filled[qpos]
+    qi = order[qpos] - n_run
+    ok = runs >= 0
+    ok[ok] &= q_time[qi[ok]] <= run_end[runs[ok]]
+    out[qi[ok]] = runs[ok]
+    return out

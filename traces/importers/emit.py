@@ -1,0 +1,500 @@
+"""Turn cgroup lifecycles and memory samples into native trace events.
+
+In: a ``Cgroups`` table (one row per cgroup incarnation: machine, path, optional
+task, parent, start/end, limit, default memory, sharing keys), optional
+``Samples`` (per-task memory over time), limit updates, machine markers and the
+sharing rules. Out: an Arrow table in ``traces.schema.TRACE_SCHEMA`` whose
+events follow ``core.ops.OP_SPECS``: parents are created before children,
+``mkdir`` before ``set_limit`` and ``task_start``, files are created before
+they are used, tasks exit before ``rmdir``, children are removed before their
+parent.
+
+Every importer (and the host recorder) builds these inputs and calls ``emit``;
+the event semantics live here once. The mapping, documented in
+``docs/importers.md``:
+
+* anon: a stack of regions ``<task>:anon<k>``; growth faults a new region,
+  shrinkage frees whole regions from the top and the tail of the last one;
+* private page cache: file ``<task>:cache`` (size = the task's peak), growth
+  reads the next range; shrinkage is left to the model's reclaim (the trace
+  cannot say whether the kernel or the task dropped it);
+* mapped page cache: ``file_map`` of the private file's first bytes; shrinkage
+  unmaps and maps the smaller range;
+* shmem (recorder only): tmpfs object ``<task>:shm`` written as it grows,
+  deleted and rewritten when it shrinks;
+* changes smaller than ``min_change_bytes`` are not emitted (hysteresis).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from traces.importers.common import NEVER, PAGE, ImportReport
+from traces.importers.sharing import Rule
+from traces.schema import TRACE_SCHEMA
+
+# Phases order events that share (machine, time): (major, minor). mkdir minor
+# is the depth (parents first); rmdir minor is minus the depth (children first).
+P_MARK, P_MKDIR, P_LIMIT, P_START, P_CREATE, P_MEM, P_EXIT, P_DELETE, P_RMDIR = range(9)
+
+
+@dataclass
+class Cgroups:
+    """Cgroup incarnations, columnar. ``task`` null = a parent without a task of its own.
+
+    ``anon``/``cache`` are the memory a task gets when it has no samples
+    (bytes); ``keys`` maps a sharing key name (``job``, ``user``, ``pod``) to a
+    nullable string per row.
+    """
+
+    machine: pa.Array
+    path: pa.Array
+    task: pa.Array
+    parent: np.ndarray
+    start_us: np.ndarray
+    end_us: np.ndarray
+    limit: np.ndarray
+    anon: np.ndarray
+    cache: np.ndarray
+    keys: dict[str, pa.Array] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.path)
+
+
+@dataclass
+class Samples:
+    """Memory of task cgroups over time, bytes (``cg`` indexes ``Cgroups``)."""
+
+    cg: np.ndarray
+    time_us: np.ndarray
+    anon: np.ndarray
+    cache: np.ndarray
+    mapped: np.ndarray
+    shmem: np.ndarray
+
+    @classmethod
+    def empty(cls) -> "Samples":
+        z = np.zeros(0, dtype=np.int64)
+        return cls(z, z, z, z, z, z)
+
+
+@dataclass
+class Updates:
+    """memory.max changes of running cgroups (``limit`` bytes, -1 = no limit)."""
+
+    cg: np.ndarray
+    time_us: np.ndarray
+    limit: np.ndarray
+
+    @classmethod
+    def empty(cls) -> "Updates":
+        z = np.zeros(0, dtype=np.int64)
+        return cls(z, z, z)
+
+
+@dataclass(frozen=True)
+class ProfileParams:
+    """How memory figures become events (see module docstring)."""
+
+    min_change_bytes: int = 1 << 20
+    mapped_fraction: float = 0.3  #: share of private page cache mapped when the trace has no split
+    delete_private_at_exit: bool = False  #: unlink ``<task>:cache`` at exit (its cache then cannot linger)
+
+
+@dataclass
+class _Part:
+    """A block of events with one op; None columns are null."""
+
+    op: str
+    time: np.ndarray
+    major: int
+    minor: np.ndarray | int
+    machine: pa.Array
+    cgroup: pa.Array | None = None
+    task: pa.Array | None = None
+    obj: pa.Array | None = None
+    offset: np.ndarray | None = None
+    nbytes: np.ndarray | None = None
+    flags: str | None = None
+
+
+def emit(cg: Cgroups, samples: Samples, updates: Updates, rules: tuple[Rule, ...],
+         params: ProfileParams, report: ImportReport,
+         markers: tuple[pa.Array, np.ndarray] | None = None) -> pa.Table:
+    """All events of ``cg`` (plus optional machine ``markers``) as a sorted native trace table."""
+    _fix_parent_spans(cg)
+    samples = _samples_in_lifetime(cg, samples, report)
+    parts = _structure_parts(cg) + _update_parts(cg, updates)
+    for rule in rules:
+        if rule.enabled and rule.key in cg.keys:
+            parts += _rule_parts(cg, rule)
+    parts += _default_memory_parts(cg, samples, params)
+    parts += _sample_parts(cg, samples, params)
+    parts += _teardown_parts(cg, samples, params)
+    if markers is not None and len(markers[0]):
+        parts.append(_Part("sync", markers[1], P_MARK, 0, markers[0]))
+    table = _assemble(parts)
+    _count(table, cg, report)
+    return table
+
+
+# ---------------------------------------------------------------- lifecycle
+
+def _fix_parent_spans(cg: Cgroups) -> None:
+    # a parent must exist while any child does: stretch its span over theirs
+    child = np.flatnonzero(cg.parent >= 0)
+    if child.size:
+        np.minimum.at(cg.start_us, cg.parent[child], cg.start_us[child])
+        np.maximum.at(cg.end_us, cg.parent[child], cg.end_us[child])
+
+
+def _depth(cg: Cgroups) -> np.ndarray:
+    return pc.count_substring(cg.path, "/").to_numpy().astype(np.int64)
+
+
+def _sel(arr: pa.Array, idx: np.ndarray) -> pa.Array:
+    return arr.take(pa.array(idx, type=pa.int64()))
+
+
+def _has_task(cg: Cgroups) -> np.ndarray:
+    return cg.task.is_valid().to_numpy(zero_copy_only=False)
+
+
+def _structure_parts(cg: Cgroups) -> list[_Part]:
+    n = len(cg)
+    allidx = np.arange(n)
+    depth = _depth(cg)
+    parts = [_Part("mkdir", cg.start_us, P_MKDIR, depth, cg.machine, cgroup=cg.path)]
+    lim = np.flatnonzero(cg.limit >= 0)
+    if lim.size:
+        parts.append(_Part("set_limit", cg.start_us[lim], P_LIMIT, 0, _sel(cg.machine, lim),
+                           cgroup=_sel(cg.path, lim), nbytes=cg.limit[lim], flags="max"))
+    t = allidx[_has_task(cg)]
+    parts.append(_Part("task_start", cg.start_us[t], P_START, 0, _sel(cg.machine, t),
+                       cgroup=_sel(cg.path, t), task=_sel(cg.task, t)))
+    return parts
+
+
+def _teardown_parts(cg: Cgroups, samples: Samples, params: ProfileParams) -> list[_Part]:
+    ended = cg.end_us != NEVER
+    t = np.flatnonzero(ended & _has_task(cg))
+    parts = [_Part("task_exit", cg.end_us[t], P_EXIT, 0, _sel(cg.machine, t), task=_sel(cg.task, t))]
+    if params.delete_private_at_exit:
+        d = t[_private_cache_size(cg, samples, params)[t] > 0]
+        parts.append(_Part("file_delete", cg.end_us[d], P_DELETE, 0, _sel(cg.machine, d),
+                           obj=_suffix(_sel(cg.task, d), ":cache")))
+    r = np.flatnonzero(ended)
+    parts.append(_Part("rmdir", cg.end_us[r], P_RMDIR, -_depth(cg)[r], _sel(cg.machine, r),
+                       cgroup=_sel(cg.path, r)))
+    return parts
+
+
+def _update_parts(cg: Cgroups, up: Updates) -> list[_Part]:
+    if not len(up.cg):
+        return []
+    lim = np.where(up.limit >= 0, up.limit, 0)
+    nbytes = pa.array(lim, mask=up.limit < 0, type=pa.int64())
+    return [_Part("set_limit", up.time_us, P_MEM, 0, _sel(cg.machine, up.cg), cgroup=_sel(cg.path, up.cg),
+                  nbytes=nbytes, flags="max")]
+
+
+def _suffix(arr: pa.Array, text: str) -> pa.Array:
+    return pc.binary_join_element_wise(arr, pa.scalar(text), "")
+
+
+def _prefix(text: str, arr: pa.Array) -> pa.Array:
+    return pc.binary_join_element_wise(pa.scalar(text), arr, "")
+
+
+# ---------------------------------------------------------------- sharing rules
+
+def _rule_parts(cg: Cgroups, rule: Rule) -> list[_Part]:
+    key = cg.keys[rule.key]
+    members = np.flatnonzero(key.is_valid().to_numpy(zero_copy_only=False) & _has_task(cg))
+    if not members.size:
+        return []
+    obj = _prefix(rule.prefix, _sel(key, members))
+    group = pc.binary_join_element_wise(_sel(cg.machine, members), obj, "\x1f").dictionary_encode()
+    gid = group.indices.to_numpy().astype(np.int64)
+    ngroups = len(group.dictionary)
+    start = cg.start_us[members]
+    # first member of each group (earliest start, then lowest row): creates the file / writes the tmpfs
+    order = np.lexsort((members, start, gid))
+    first = order[np.r_[True, gid[order][1:] != gid[order][:-1]]]
+    size = _page_round(rule.nbytes)
+    fm = members[first]
+    parts = [_Part("file_create", start[first], P_CREATE, 0, _sel(cg.machine, fm), obj=obj.take(first),
+                   nbytes=np.full(ngroups, size), flags="shmem" if rule.tmpfs else None)]
+    if rule.tmpfs:
+        parts += _tmpfs_parts(cg, rule, members, obj, gid, first, size)
+    else:
+        parts += _file_use_parts(cg, rule, members, obj, size)
+    return parts
+
+
+def _file_use_parts(cg: Cgroups, rule: Rule, members: np.ndarray, obj: pa.Array, size: int) -> list[_Part]:
+    n = members.size
+    mach, task, start = _sel(cg.machine, members), _sel(cg.task, members), cg.start_us[members]
+    parts = [_Part("file_read", start, P_MEM, 0, mach, task=task, obj=obj,
+                   offset=np.zeros(n, np.int64), nbytes=np.full(n, size))]
+    mapped = _page_round(int(size * rule.mapped_fraction))
+    if mapped > 0:
+        parts.append(_Part("file_map", start, P_MEM, 0, mach, task=task, obj=obj,
+                           offset=np.zeros(n, np.int64), nbytes=np.full(n, mapped)))
+    return parts
+
+
+def _tmpfs_parts(cg: Cgroups, rule: Rule, members: np.ndarray, obj: pa.Array, gid: np.ndarray,
+                 first: np.ndarray, size: int) -> list[_Part]:
+    is_first = np.zeros(members.size, dtype=bool)
+    is_first[first] = True
+    rest = np.flatnonzero(~is_first)
+    w = members[first]
+    parts = [_Part("file_write", cg.start_us[w], P_MEM, 0, _sel(cg.machine, w), task=_sel(cg.task, w),
+                   obj=obj.take(first), offset=np.zeros(first.size, np.int64), nbytes=np.full(first.size, size))]
+    r = members[rest]
+    parts.append(_Part("file_map", cg.start_us[r], P_MEM, 0, _sel(cg.machine, r), task=_sel(cg.task, r),
+                       obj=obj.take(rest), offset=np.zeros(rest.size, np.int64),
+                       nbytes=np.full(rest.size, _page_round(int(size * rule.mapped_fraction)))))
+    # the volume goes away with the pod: when its last member has exited
+    gend = np.zeros(len(first), dtype=np.int64)
+    np.maximum.at(gend, gid, cg.end_us[members])
+    gidx = np.flatnonzero(gend != NEVER)
+    parts.append(_Part("file_delete", gend[gidx], P_DELETE, 0, _sel(cg.machine, w[gidx]),
+                       obj=obj.take(first[gidx])))
+    return parts
+
+
+def shared_bytes(cg: Cgroups, rules: tuple[Rule, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Per cgroup: bytes of shared files it reads, and of those it maps, under ``rules``."""
+    total = np.zeros(len(cg), dtype=np.int64)
+    mapped = np.zeros(len(cg), dtype=np.int64)
+    for rule in rules:
+        if rule.enabled and rule.key in cg.keys:
+            has = cg.keys[rule.key].is_valid().to_numpy(zero_copy_only=False)
+            total += np.where(has, _page_round(rule.nbytes), 0)
+            mapped += np.where(has, _page_round(int(rule.nbytes * rule.mapped_fraction)), 0)
+    return total, mapped
+
+
+def _page_round(nbytes: int) -> int:
+    return -(-int(nbytes) // PAGE) * PAGE
+
+
+# ---------------------------------------------------------------- private memory
+
+def _samples_in_lifetime(cg: Cgroups, s: Samples, report: ImportReport) -> Samples:
+    if not len(s.cg):
+        return s
+    ok = (s.time_us >= cg.start_us[s.cg]) & (s.time_us <= cg.end_us[s.cg]) & _has_task(cg)[s.cg]
+    if (~ok).any():
+        report.skipped["usage sample outside its task's lifetime"] += int((~ok).sum())
+    order = np.lexsort((s.time_us, s.cg))
+    order = order[ok[order]]
+    return Samples(*(a[order] for a in (s.cg, s.time_us, s.anon, s.cache, s.mapped, s.shmem)))
+
+
+def _private_cache_size(cg: Cgroups, s: Samples, params: ProfileParams) -> np.ndarray:
+    size = np.where(_has_task(cg), cg.cache, 0).astype(np.int64)
+    if len(s.cg):
+        has = np.zeros(len(cg), dtype=bool)
+        has[s.cg] = True
+        size[has] = 0
+        np.maximum.at(size, s.cg, s.cache)
+    return -(-size // PAGE) * PAGE
+
+
+def _default_memory_parts(cg: Cgroups, s: Samples, params: ProfileParams) -> list[_Part]:
+    # tasks without samples: their default anon and private cache at start
+    todo = _has_task(cg)
+    todo[s.cg] = False
+    parts = []
+    a = np.flatnonzero(todo & (cg.anon > 0))
+    parts.append(_Part("anon_alloc", cg.start_us[a], P_MEM, 0, _sel(cg.machine, a), task=_sel(cg.task, a),
+                       obj=_suffix(_sel(cg.task, a), ":anon0"), nbytes=-(-cg.anon[a] // PAGE) * PAGE))
+    c = np.flatnonzero(todo & (cg.cache > 0))
+    size = -(-cg.cache[c] // PAGE) * PAGE
+    mach, task, obj = _sel(cg.machine, c), _sel(cg.task, c), _suffix(_sel(cg.task, c), ":cache")
+    zero = np.zeros(c.size, np.int64)
+    parts.append(_Part("file_create", cg.start_us[c], P_CREATE, 0, mach, obj=obj, nbytes=size))
+    parts.append(_Part("file_read", cg.start_us[c], P_MEM, 0, mach, task=task, obj=obj, offset=zero, nbytes=size))
+    mapped = (size * params.mapped_fraction).astype(np.int64) // PAGE * PAGE
+    m = np.flatnonzero(mapped > 0)
+    parts.append(_Part("file_map", cg.start_us[c][m], P_MEM, 0, mach.take(pa.array(m)), task=task.take(pa.array(m)),
+                       obj=obj.take(pa.array(m)), offset=zero[m], nbytes=mapped[m]))
+    return parts
+
+
+class _Rows:
+    """Python-side event rows for the sample loop (one list per column)."""
+
+    def __init__(self) -> None:
+        self.cols: dict[str, list] = {k: [] for k in ("time", "major", "cg", "op", "obj", "off", "nb")}
+
+    def add(self, t: int, major: int, cg: int, op: str, obj: str, off: int | None, nb: int | None) -> None:
+        for k, v in zip(self.cols, (t, major, cg, op, obj, off, nb)):
+            self.cols[k].append(v)
+
+
+def _sample_parts(cg: Cgroups, s: Samples, params: ProfileParams) -> list[_Part]:
+    if not len(s.cg):
+        return []
+    rows = _Rows()
+    size = _private_cache_size(cg, s, params)
+    bounds = np.flatnonzero(np.r_[True, s.cg[1:] != s.cg[:-1], True])
+    tasks = cg.task.to_pylist() if len(bounds) > 1 else []
+    thr = max(params.min_change_bytes // PAGE, 1)
+    for b0, b1 in zip(bounds[:-1], bounds[1:]):
+        i = int(s.cg[b0])
+        _task_profile(rows, i, tasks[i], int(cg.start_us[i]), int(size[i]) // PAGE,
+                      [s.time_us[b0:b1]] + [a[b0:b1] // PAGE for a in (s.anon, s.cache, s.mapped, s.shmem)], thr)
+    c = rows.cols
+    idx = np.asarray(c["cg"], dtype=np.int64)
+    ops = np.asarray(c["op"], dtype=object)
+    out = []
+    for op in dict.fromkeys(c["op"]):  # one part per op keeps the row order within each op
+        m = np.flatnonzero(ops == op)
+        out.append(_Part(op, np.asarray(c["time"], np.int64)[m], 0, 0, _sel(cg.machine, idx[m]),
+                         task=None if op == "file_create" else _sel(cg.task, idx[m]),
+                         obj=pa.array([c["obj"][j] for j in m], pa.string()),
+                         offset=pa.array([c["off"][j] for j in m], pa.int64()),
+                         nbytes=pa.array([c["nb"][j] for j in m], pa.int64()),
+                         flags="shmem" if op == "file_create" and c["obj"][m[0]].endswith(":shm") else None))
+        out[-1].major = np.asarray(c["major"], np.int64)[m]
+    return _split_create_flags(out)
+
+
+def _split_create_flags(parts: list[_Part]) -> list[_Part]:
+    # file_create rows of private cache files and of shmem objects need different flags
+    out = []
+    for p in parts:
+        if p.op != "file_create":
+            out.append(p)
+            continue
+        shm = pc.ends_with(p.obj, ":shm").to_numpy(zero_copy_only=False)
+        for mask, flag in ((~shm, None), (shm, "shmem")):
+            k = pa.array(np.flatnonzero(mask))
+            out.append(_Part("file_create", p.time[mask], p.major[mask], 0, p.machine.take(k),
+                             obj=p.obj.take(k), nbytes=p.nbytes.take(k), flags=flag))
+    return out
+
+
+def _task_profile(rows: _Rows, i: int, task: str, start: int, cache_pages: int,
+                  cols: list[np.ndarray], thr: int) -> None:
+    """Events of one task's samples; ``cols`` = times (us), then anon, cache, mapped, shmem in pages."""
+    times, anon, cache, mapped, shmem = (c.tolist() for c in cols)
+    st = {"anon": [], "anon_cur": 0, "k": 0, "cache": 0, "map": 0, "shm": 0}
+    if cache_pages > 0:
+        rows.add(start, P_CREATE, i, "file_create", f"{task}:cache", None, cache_pages * PAGE)
+    for t, a, c, m, sh in zip(times, anon, cache, mapped, shmem):
+        _anon_step(rows, st, i, task, t, a, thr)
+        _cache_step(rows, st, i, task, t, min(c, cache_pages), min(m, c, cache_pages), thr)
+        _shmem_step(rows, st, i, task, t, sh, thr)
+
+
+def _anon_step(rows: _Rows, st: dict, i: int, task: str, t: int, target: int, thr: int) -> None:
+    cur = st["anon_cur"]
+    if target - cur >= thr:
+        name = f"{task}:anon{st['k']}"
+        st["k"] += 1
+        st["anon"].append([name, target - cur])
+        rows.add(t, P_MEM, i, "anon_alloc", name, None, (target - cur) * PAGE)
+        st["anon_cur"] = target
+    elif cur - target >= thr:
+        drop = cur - target
+        while drop > 0:
+            name, size = st["anon"][-1]
+            if size <= drop:
+                rows.add(t, P_MEM, i, "anon_free", name, None, None)
+                st["anon"].pop()
+                drop -= size
+            else:
+                rows.add(t, P_MEM, i, "anon_free", name, (size - drop) * PAGE, drop * PAGE)
+                st["anon"][-1][1] = size - drop
+                drop = 0
+        st["anon_cur"] = target
+
+
+def _cache_step(rows: _Rows, st: dict, i: int, task: str, t: int, c: int, m: int, thr: int) -> None:
+    obj = f"{task}:cache"
+    if c - st["cache"] >= thr:
+        rows.add(t, P_MEM, i, "file_read", obj, st["cache"] * PAGE, (c - st["cache"]) * PAGE)
+        st["cache"] = c
+    elif st["cache"] - c >= thr:
+        st["cache"] = c  # the kernel (or the task) dropped it; reclaim in the model decides
+    if m - st["map"] >= thr:
+        rows.add(t, P_MEM, i, "file_map", obj, st["map"] * PAGE, (m - st["map"]) * PAGE)
+        st["map"] = m
+    elif st["map"] - m >= thr:
+        rows.add(t, P_MEM, i, "file_unmap", obj, None, None)
+        if m > 0:
+            rows.add(t, P_MEM, i, "file_map", obj, 0, m * PAGE)
+        st["map"] = m
+
+
+def _shmem_step(rows: _Rows, st: dict, i: int, task: str, t: int, sh: int, thr: int) -> None:
+    obj = f"{task}:shm"
+    cur = st["shm"]
+    if sh - cur >= thr:
+        if cur == 0:
+            rows.add(t, P_CREATE, i, "file_create", obj, None, None)
+        rows.add(t, P_MEM, i, "file_write", obj, cur * PAGE, (sh - cur) * PAGE)
+        st["shm"] = sh
+    elif cur - sh >= thr:
+        rows.add(t, P_MEM, i, "file_delete", obj, None, None)
+        if sh > 0:
+            rows.add(t, P_MEM, i, "file_create", obj, None, None)
+            rows.add(t, P_MEM, i, "file_write", obj, 0, sh * PAGE)
+        st["shm"] = sh
+
+
+# ---------------------------------------------------------------- assembly
+
+def _col(part: _Part, name: str, n: int, typ: pa.DataType) -> pa.Array:
+    v = getattr(part, name)
+    if v is None:
+        return pa.nulls(n, typ)
+    if isinstance(v, str):
+        return pa.array(np.full(n, v, dtype=object), typ)
+    if isinstance(v, np.ndarray):
+        return pa.array(v.astype(np.int64), typ)
+    return v.cast(typ) if v.type != typ else v
+
+
+def _assemble(parts: list[_Part]) -> pa.Table:
+    parts = [p for p in parts if len(p.time)]
+    if not parts:
+        return TRACE_SCHEMA.empty_table()
+    lens = [len(p.time) for p in parts]
+    cols = {
+        "time_us": np.concatenate([p.time for p in parts]).astype(np.int64),
+        "_major": np.concatenate([np.broadcast_to(p.major, (n,)) for p, n in zip(parts, lens)]),
+        "_minor": np.concatenate([np.broadcast_to(p.minor, (n,)) for p, n in zip(parts, lens)]),
+    }
+    machine = pa.concat_arrays([p.machine.cast(pa.string()) for p in parts])
+    mcode = pc.rank(machine, sort_keys="ascending", tiebreaker="dense").to_numpy()
+    order = np.lexsort((np.arange(len(machine)), cols["_minor"], cols["_major"], cols["time_us"], mcode))
+    take = pa.array(order)
+    arrays = {"time_us": pa.array(cols["time_us"][order]), "machine": machine.take(take)}
+    arrays["op"] = pa.concat_arrays([_col(p, "op", n, pa.string()) for p, n in zip(parts, lens)]).take(take)
+    for name, attr, typ in (("cgroup", "cgroup", pa.string()), ("task", "task", pa.string()),
+                            ("object", "obj", pa.string()), ("offset", "offset", pa.int64()),
+                            ("bytes", "nbytes", pa.int64()), ("flags", "flags", pa.string())):
+        arrays[name] = pa.concat_arrays([_col(p, attr, n, typ) for p, n in zip(parts, lens)]).take(take)
+    return pa.Table.from_arrays([arrays[f.name] for f in TRACE_SCHEMA], schema=TRACE_SCHEMA)
+
+
+def _count(table: pa.Table, cg: Cgroups, report: ImportReport) -> None:
+    report.cgroups = len(cg)
+    report.tasks = int(_has_task(cg).sum())
+    report.events = table.num_rows
+    if table.num_rows:
+        vc = pc.value_counts(table.column("op").combine_chunks())
+        report.ops = {str(k): int(v) for k, v in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist())}
+    for m in pc.unique(table.column("machine")).to_pylist():
+        report.machines.setdefault(m, 0)

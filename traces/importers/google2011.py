@@ -1,0 +1,225 @@
+"""Importer for Google ClusterData 2011 (clusterdata-2011-2, trace format v2.1).
+
+In: headerless (gzipped) CSV parts of ``machine_events`` (optional),
+``task_events`` (one or more) and ``task_usage`` (optional). Out: a native trace
+table (``traces.schema.TRACE_SCHEMA``) and an ``ImportReport``.
+
+Assumptions (also in docs/importers.md):
+
+* time: native = trace time - 600 s (the trace starts at 600 s); time 0 (state
+  before the window) becomes 0; 2^63-1 (after the window) means "never".
+* units: memory is normalised to the largest machine; ``machine_bytes`` (the
+  bytes of normalised 1.0) turns it into bytes.
+* each SCHEDULE (event 1) on a machine starts a new incarnation = a new cgroup
+  ``/job-<job>/task-<index>.<n>`` (n counts the task's runs in the input) with
+  task ``<job>-<index>.<n>``; EVICT/FAIL/FINISH/KILL/LOST (2-6) end it
+  (task_exit then rmdir); UPDATE_RUNNING (8) sets memory.max to the new
+  request; SUBMIT and UPDATE_PENDING do not touch a machine. The job cgroup
+  (``job_parent``) lives on a machine from its first task's start to its last
+  task's end there.
+* memory.max = memory request (column 11) x machine_bytes (none if 0 or empty).
+* with ``task_usage``: each window becomes a sample at its start time:
+  anon = max(0, canonical - total page cache), page cache = total page cache,
+  mapped = total - unmapped page cache. Tasks without usage rows get
+  anon = ``anon_fraction`` x request and private page cache =
+  ``cache_fraction`` x request at start.
+* sharing (``sharing.py``): ``job_image`` keyed by job ID, ``user_libs`` by
+  the user hash; shared bytes are taken out of each task's own page cache.
+* machine_events ADD rows become ``sync`` markers (a no-op) so that every
+  machine of the cell appears in the trace; capacities go to the report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from traces.importers import build
+from traces.importers.common import (NEVER, Col, ImportReport, ProgressFn, Rejects, np_col, read_csv,
+                                     str_col)
+from traces.importers.emit import Cgroups, ProfileParams, Samples, Updates, emit, shared_bytes
+from traces.importers.lifecycle import END, IGNORE, START, UPDATE, pair
+from traces.importers.sharing import DEFAULT_RULES, Rule
+
+GiB = 1 << 30
+
+MACHINE_EVENTS = [Col("time", "int", True), Col("machine_id", "int", True), Col("event_type", "int", True),
+                  Col("platform_id", "str"), Col("cpus", "float"), Col("memory", "float")]
+TASK_EVENTS = [Col("time", "int", True), Col("missing_info", "int"), Col("job_id", "int", True),
+               Col("task_index", "int", True), Col("machine_id", "int"), Col("event_type", "int", True),
+               Col("user", "str"), Col("scheduling_class", "int"), Col("priority", "int"),
+               Col("cpu_request", "float"), Col("memory_request", "float"), Col("disk_request", "float"),
+               Col("different_machines", "int")]
+TASK_USAGE = [Col("start_time", "int", True), Col("end_time", "int", True), Col("job_id", "int", True),
+              Col("task_index", "int", True), Col("machine_id", "int", True), Col("cpu_rate", "float"),
+              Col("canonical_memory", "float"), Col("assigned_memory", "float"),
+              Col("unmapped_page_cache", "float"), Col("total_page_cache", "float"),
+              Col("maximum_memory", "float")] + [Col(f"c{i}", "str") for i in range(12, 21)]
+
+EVENT_KIND = np.full(9, IGNORE, dtype=np.int8)
+EVENT_KIND[1] = START
+EVENT_KIND[2:7] = END
+EVENT_KIND[8] = UPDATE
+
+
+@dataclass(frozen=True)
+class Params:
+    """Import parameters; every default is an assumption documented in docs/importers.md."""
+
+    machine_bytes: int = 64 * GiB
+    time_origin_us: int = 600_000_000
+    job_parent: bool = True
+    machine_markers: bool = True
+    anon_fraction: float = 0.5
+    cache_fraction: float = 0.25
+    default_request: float = 0.004  #: normalised request assumed when a start row has none
+    rules: tuple[Rule, ...] = DEFAULT_RULES
+    profile: ProfileParams = field(default_factory=ProfileParams)
+
+
+def to_native_time(t: np.ndarray, origin_us: int) -> np.ndarray:
+    """Trace microseconds -> native microseconds since the window start (NEVER kept)."""
+    return np.where(t >= NEVER, NEVER, np.maximum(t - origin_us, 0))
+
+
+def import_google2011(task_events: Sequence[str], machine_events: str | None = None,
+                      task_usage: Sequence[str] = (), params: Params = Params(),
+                      lenient: bool = False, progress: ProgressFn | None = None) -> tuple[pa.Table, ImportReport, Rejects]:
+    """Read the given files and return (trace table, report, rejects)."""
+    report = ImportReport("google2011")
+    rejects = Rejects(report, lenient)
+    ev = _read_many(task_events, TASK_EVENTS, rejects, progress)
+    ev = _check_codes(ev, "event_type", 0, 8, rejects)
+    cg, runs_key = _task_cgroups(ev, params, report)
+    samples = Samples.empty()
+    if task_usage:
+        usage = _read_many(task_usage, TASK_USAGE, rejects, progress)
+        samples = _usage_samples(usage, ev, cg, runs_key, params, report)
+    markers = None
+    if machine_events:
+        markers = _machines(machine_events, params, rejects, report, progress)
+    table = emit(cg, samples, _updates(ev, cg, runs_key, params), params.rules, params.profile, report,
+                 markers if params.machine_markers else None)
+    return table, report, rejects
+
+
+def _read_many(paths: Sequence[str], cols: list[Col], rejects: Rejects,
+               progress: ProgressFn | None) -> pa.Table:
+    tables = [read_csv(p, cols, rejects, progress) for p in paths]
+    for i, t in enumerate(tables):
+        tables[i] = t.append_column("_file", pa.array(np.full(t.num_rows, i, dtype=np.int64)))
+    return pa.concat_tables(tables) if tables else pa.table({})
+
+
+def _check_codes(t: pa.Table, name: str, lo: int, hi: int, rejects: Rejects) -> pa.Table:
+    v = np_col(t, name)
+    bad = (v < lo) | (v > hi)
+    if bad.any():
+        rows, files = np_col(t, "_row"), np_col(t, "_file")
+        for i in np.flatnonzero(bad):
+            rejects.bad(_fname(rejects, int(files[i])), int(rows[i]), name, f"unknown code {int(v[i])}")
+        t = t.filter(pa.array(~bad))
+    return t
+
+
+def _fname(rejects: Rejects, i: int) -> str:
+    # files are registered in the report in the order they are read
+    names = [k for k in rejects.report.files if k]
+    return names[i] if i < len(names) else "?"
+
+
+class _Runs:
+    """Incarnation bookkeeping kept for the usage and update passes."""
+
+    def __init__(self, key: np.ndarray, inc, child_offset: int) -> None:
+        self.key, self.inc, self.child_offset = key, inc, child_offset
+
+
+def _task_cgroups(ev: pa.Table, params: Params, report: ImportReport) -> tuple[Cgroups, _Runs]:
+    etype = np_col(ev, "event_type")
+    key = build.group_ids(np_col(ev, "job_id"), np_col(ev, "task_index"))
+    time = to_native_time(np_col(ev, "time"), params.time_origin_us)
+    has_machine = ev.column("machine_id").is_valid().to_numpy(zero_copy_only=False)
+    kind = EVENT_KIND[etype]
+    report.skipped["SUBMIT/UPDATE_PENDING (not on a machine)"] += int((kind == IGNORE).sum())
+    inc = pair(key, time, kind, has_machine, report.skipped, report.notes)
+    mrow = pa.array(inc.machine_row)
+    job = str_col(ev, "job_id").take(mrow)
+    index = str_col(ev, "task_index").take(mrow)
+    number = pa.array(inc.number).cast(pa.string())
+    machine = str_col(ev, "machine_id").take(mrow)
+    req = _requests(ev, inc.machine_row, params)
+    byts = (req * params.machine_bytes).astype(np.int64)
+    limit = np.where(req > 0, byts, -1)
+    sizes = (np.where(req > 0, req, params.default_request) * params.machine_bytes)
+    cache = np.maximum((sizes * params.cache_fraction).astype(np.int64), 0)
+    keys = {"job": job, "user": ev.column("user").combine_chunks().take(mrow)}
+    tasks = Cgroups(machine, build.join("/task-", index, ".", number), build.join(job, "-", index, ".", number),
+                    np.full(len(job), -1, dtype=np.int64), inc.start_us.copy(), inc.end_us.copy(), limit,
+                    (sizes * params.anon_fraction).astype(np.int64), cache, keys)
+    if not params.job_parent:
+        tasks.path = build.join("/job-", job, "-task-", index, ".", number)
+        return tasks, _Runs(inc.key, inc, 0)
+    parents, pidx = build.parents_by(machine, job, "job-")
+    tasks.path = build.join(parents.path.take(pa.array(pidx)), tasks.path)
+    tasks.parent = pidx
+    return build.concat(parents, tasks), _Runs(inc.key, inc, len(parents))
+
+
+def _requests(ev: pa.Table, rows: np.ndarray, params: Params) -> np.ndarray:
+    req = np_col(ev, "memory_request", fill=0.0)[rows]
+    return np.clip(req, 0.0, None)
+
+
+def _updates(ev: pa.Table, cg: Cgroups, runs: _Runs, params: Params) -> Updates:
+    inc = runs.inc
+    if not inc.update_row.size:
+        return Updates.empty()
+    req = np_col(ev, "memory_request", fill=0.0)[inc.update_row]
+    limit = np.where(req > 0, (req * params.machine_bytes).astype(np.int64), -1)
+    time = to_native_time(np_col(ev, "time")[inc.update_row], params.time_origin_us)
+    return Updates(inc.update_inc + runs.child_offset, time, limit)
+
+
+def _usage_samples(usage: pa.Table, ev: pa.Table, cg: Cgroups, runs: _Runs, params: Params,
+                   report: ImportReport) -> Samples:
+    # usage rows join their task's incarnation by (job, index) and time
+    job_all = np.concatenate([np_col(ev, "job_id"), np_col(usage, "job_id")])
+    idx_all = np.concatenate([np_col(ev, "task_index"), np_col(usage, "task_index")])
+    gid = build.group_ids(job_all, idx_all)
+    ev_key, u_key = gid[:ev.num_rows], gid[ev.num_rows:]
+    inc = runs.inc
+    run_key = ev_key[inc.machine_row]
+    t = to_native_time(np_col(usage, "start_time"), params.time_origin_us)
+    run = build.assign_to_runs(run_key, inc.start_us, inc.end_us, u_key, t)
+    ok = run >= 0
+    report.skipped["usage row matching no running task"] += int((~ok).sum())
+    cgi = run[ok] + runs.child_offset
+    mb = params.machine_bytes
+    canon = np_col(usage, "canonical_memory", fill=0.0)[ok] * mb
+    total = np_col(usage, "total_page_cache", fill=0.0)[ok] * mb
+    unmapped = np_col(usage, "unmapped_page_cache", fill=0.0)[ok] * mb
+    shared, shared_mapped = shared_bytes(cg, params.rules)
+    anon = np.maximum(canon - total, 0).astype(np.int64)
+    cache = np.maximum(total - shared[cgi], 0).astype(np.int64)
+    mapped = np.minimum(np.maximum(total - unmapped - shared_mapped[cgi], 0), cache).astype(np.int64)
+    time = np.maximum(t[ok], cg.start_us[cgi])
+    return Samples(cgi, time, anon, cache, mapped, np.zeros(cgi.size, dtype=np.int64))
+
+
+def _machines(path: str, params: Params, rejects: Rejects, report: ImportReport,
+              progress: ProgressFn | None) -> tuple[pa.Array, np.ndarray]:
+    me = read_csv(path, MACHINE_EVENTS, rejects, progress)
+    etype = np_col(me, "event_type")
+    mid = str_col(me, "machine_id")
+    mem = np_col(me, "memory", fill=-1.0)
+    for m, v in zip(mid.to_pylist(), mem.tolist()):  # last known capacity wins
+        if v >= 0:
+            report.machines[m] = int(v * params.machine_bytes)
+    add = np.flatnonzero(etype == 0)
+    t = to_native_time(np_col(me, "time")[add], params.time_origin_us)
+    return mid.take(pa.array(add)), t

@@ -1,0 +1,140 @@
+"""Pair task start and exit events into incarnations, vectorised.
+
+In: one row per trace event of a task-like thing: an integer identity ``key``
+(a job/task pair, an instance, ...), its time, its kind (start, end, update or
+ignored) and whether it names a machine. Out: ``Incarnations``: one row per run
+(start row, end row, start/end time, incarnation number within the key) and the
+incarnation each update row applies to, plus counts of rows that could not be
+used, by reason.
+
+Real-trace quirks handled here (Google 2011/2019 conventions):
+
+* an exit whose start is not in the window (the first lifecycle row of a key is
+  an end that names a machine) gets an implicit start at the window start;
+* an exit with no machine, or an exit following another exit, belongs to a
+  task that was not running (killed while pending): skipped and counted;
+* a start following a start without an exit ends the earlier run at the later
+  start (counted as a note);
+* a time of ``NEVER`` (2^63-1, "after the window") means no exit event.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from traces.importers.common import NEVER
+
+START, END, UPDATE, IGNORE = 0, 1, 2, -1
+
+
+@dataclass
+class Incarnations:
+    """Runs of one key. ``start_row``/``end_row`` index the input rows; -1 = implicit."""
+
+    key: np.ndarray
+    start_row: np.ndarray
+    end_row: np.ndarray
+    machine_row: np.ndarray  #: row whose machine the run is on (the start, or the exit for implicit starts)
+    start_us: np.ndarray
+    end_us: np.ndarray
+    number: np.ndarray  #: 0 for the first run of a key in the input, 1 for the next, ...
+    update_row: np.ndarray
+    update_inc: np.ndarray  #: index into the runs of each applied update
+
+
+def pair(key: np.ndarray, time: np.ndarray, kind: np.ndarray, has_machine: np.ndarray,
+         skipped: Counter, notes: Counter, window_start: int = 0) -> Incarnations:
+    """Incarnations of the rows; rows not used are counted in ``skipped`` by reason."""
+    n = key.size
+    rows = np.arange(n, dtype=np.int64)
+    # a start without a machine cannot be placed
+    bad_start = (kind == START) & ~has_machine
+    skipped["start without machine"] += int(bad_start.sum())
+    never_start = (kind == START) & (time == NEVER)
+    skipped["start after the window"] += int(never_start.sum())
+    kind = np.where(bad_start | never_start, IGNORE, kind)
+    synth = _implicit_starts(key, time, kind, has_machine, rows)
+    notes["exit without start in the window (implicit start)"] += int(synth.size)
+    # merged rows: real rows, then one synthetic start per orphan exit, sorted before it
+    k = np.concatenate([key, key[synth]])
+    t = np.concatenate([time, np.full(synth.size, window_start, dtype=np.int64)])
+    kd = np.concatenate([kind, np.full(synth.size, START, dtype=kind.dtype)])
+    src = np.concatenate([rows, -1 - synth])  # negative: synthetic start for exit row (-1 - src)
+    prio = np.concatenate([np.ones(n, np.int8), np.zeros(synth.size, np.int8)])
+    order = np.lexsort((np.abs(src + (src < 0)), prio, t, k))
+    return _pair_sorted(k[order], t[order], kd[order], src[order], skipped, notes)
+
+
+def _implicit_starts(key: np.ndarray, time: np.ndarray, kind: np.ndarray,
+                     has_machine: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    # first lifecycle row of each key, if it is an exit naming a machine
+    life = np.flatnonzero((kind == START) | (kind == END))
+    order = life[np.lexsort((rows[life], time[life], key[life]))]
+    first = order[np.r_[True, key[order][1:] != key[order][:-1]]] if order.size else order
+    return first[(kind[first] == END) & has_machine[first]]
+
+
+def _pair_sorted(k: np.ndarray, t: np.ndarray, kd: np.ndarray, src: np.ndarray,
+                 skipped: Counter, notes: Counter) -> Incarnations:
+    life = np.flatnonzero((kd == START) | (kd == END))
+    lk, lkind = k[life], kd[life]
+    same_prev = np.r_[False, lk[1:] == lk[:-1]]
+    same_next = np.r_[lk[1:] == lk[:-1], False]
+    prev_start = np.r_[False, lkind[:-1] == START] & same_prev
+    next_kind = np.r_[lkind[1:], IGNORE]
+    starts = np.flatnonzero(lkind == START)
+    ends = np.flatnonzero(lkind == END)
+    orphan = ends[~prev_start[ends]]
+    skipped["exit of a task that was not running"] += int(orphan.size)
+    has_next = same_next[starts]
+    nxt = np.minimum(starts + 1, life.size - 1)
+    end_is_exit = has_next & (next_kind[starts] == END)
+    restart = has_next & (next_kind[starts] == START)
+    notes["start while running (earlier run ended at the restart)"] += int(restart.sum())
+    s_idx, n_idx = life[starts], life[nxt]
+    end_us = np.where(has_next, t[n_idx], NEVER)
+    end_row = np.where(end_is_exit, src[n_idx], -1)
+    src_s = src[s_idx]
+    start_row = np.where(src_s >= 0, src_s, -1)
+    machine_row = np.where(src_s >= 0, src_s, -1 - src_s)
+    number = _cumcount(lk[starts])
+    up_row, up_inc = _assign_updates(k, t, kd, src, s_idx, end_us, skipped)
+    return Incarnations(k[s_idx], start_row, end_row, machine_row, t[s_idx], end_us, number, up_row, up_inc)
+
+
+def _cumcount(sorted_keys: np.ndarray) -> np.ndarray:
+    # 0, 1, 2, ... within each run of equal keys
+    n = sorted_keys.size
+    if not n:
+        return np.zeros(0, dtype=np.int64)
+    first = np.r_[True, sorted_keys[1:] != sorted_keys[:-1]]
+    group_start = np.maximum.accumulate(np.where(first, np.arange(n), 0))
+    return np.arange(n) - group_start
+
+
+def _assign_updates(k: np.ndarray, t: np.ndarray, kd: np.ndarray, src: np.ndarray, s_idx: np.ndarray,
+                    end_us: np.ndarray, skipped: Counter) -> tuple[np.ndarray, np.ndarray]:
+    # the run an update belongs to: the latest start of the same key before it, if still running
+    n = k.size
+    inc_at = np.full(n, -1, dtype=np.int64)
+    inc_at[s_idx] = np.arange(s_idx.size)
+    first = np.r_[True, k[1:] != k[:-1]] if n else np.zeros(0, bool)
+    marker = np.where(first & (inc_at < 0), -2, inc_at)  # -2 resets at a new key
+    filled = _ffill(marker)
+    upd = np.flatnonzero(kd == UPDATE)
+    inc = filled[upd]
+    ok = inc >= 0
+    ok[ok] &= t[upd[ok]] < end_us[inc[ok]]
+    skipped["update of a task that was not running"] += int((~ok).sum())
+    return src[upd[ok]], inc[ok]
+
+
+def _ffill(a: np.ndarray) -> np.ndarray:
+    # forward-fill: each -1 takes the last value that was not -1 (values < -1 stop the fill)
+    idx = np.where(a != -1, np.arange(a.size), 0)
+    np.maximum.accumulate(idx, out=idx)
+    out = a[idx]
+    return np.where(out == -2, -1, out)
