@@ -1,0 +1,384 @@
+"""Charging, faulting, freeing and OOM: how pages get on and off a memcg's bill.
+
+In: page-range requests from the op handlers of ``core.machine.Machine``
+(this module is a mixin of it). Out: runs made resident, swapped, evicted or
+freed, with every counter of ``core.memcg.MemcgTable`` kept exact.
+
+Kernel behaviour modelled (KERNEL-MODEL.md §6):
+- first touch owns: a page inserted into the page cache or shmem, or an anon
+  fault, is charged to the faulting task's memcg (``__filemap_add_folio``,
+  ``shmem_alloc_and_add_folio``, ``do_anonymous_page``); finding a page already
+  resident charges nothing.
+- a refault after eviction charges the refaulting task (mm/workingset.c).
+- swap-in (``mem_cgroup_swapin_charge_folio``): charge the memcg recorded in the
+  swap entry if it is online, else the faulting task's memcg; the slot is freed
+  on swap-in (as when the swap cache folio is exclusive; the swap charge goes with it).
+- swap-out records the nearest *online* ancestor (``mem_cgroup_id_get_online``),
+  which keeps that memcg's ID and its swap charge until the slot is freed.
+- ``try_charge_memcg``: on a memory.max breach reclaim in ``mem_over_limit``'s
+  subtree and retry (MAX_RECLAIM_RETRIES = 16); then, unless the charge may
+  fail, OOM-kill inside that subtree and retry; no victim -> ENOMEM. A model
+  shortcut: a reclaim pass that frees nothing is not repeated 16 times (nothing
+  in the model could change between the retries), it goes straight to the OOM step.
+- memory.high: after the charge, reclaim the excess of every ancestor over its
+  high (``mem_cgroup_handle_over_high``); never OOM.
+- global memory: kswapd wakes below the low watermark and reclaims to the high
+  one; an allocation that still does not fit OOM-kills machine-wide.
+
+OOM victim (``oom_badness``): the task with the largest resident anon + swapped
+anon + kmem pages (page tables, stacks) among the tasks of the OOM domain; ties
+go to the task that started first. memory.oom.group is not modelled.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from core import reclaim
+from core.memcg import ROOT, State
+from core.pages import Kind, St
+
+if TYPE_CHECKING:
+    from core.machine import Machine
+
+MAX_RECLAIM_RETRIES = 16
+
+
+class ChargeMixin:
+    """Charge paths of ``Machine``; see the module docstring for the rules."""
+
+    # ------------------------------------------------------------------ accounting
+    def _acct(self: "Machine", r: int, sign: int, reserved: bool = False) -> None:
+        """Add (+1) or remove (-1) run ``r``'s pages on the counters of the memcg it names.
+
+        ``reserved``: the hierarchical usage was already raised by ``try_charge``.
+        """
+        R, mem = self.runs, self.mem
+        st, m = R.state[r], R.memcg[r]
+        n = R.npages[r] * sign
+        if st == St.RESIDENT:
+            k = R.kind[r]
+            if k == Kind.ANON:
+                mem.anon[m] += n
+                self.t_anon[self.o_owner[R.obj[r]]] += n
+            elif k == Kind.FILE:
+                mem.file[m] += n
+            else:
+                mem.shmem[m] += n
+            if R.mapc[r] and k != Kind.ANON:
+                mem.mapped[m] += n
+            if R.pinc[r]:
+                mem.pinned[m] += n
+            if reserved:
+                self.reserved -= n
+            else:
+                mem.charge(m, n)
+            self.resident += n
+        elif st == St.SWAPPED:
+            mem.swap[m] += n
+            mem.charge_swap(m, n)
+            self.swap_used += n
+            if R.kind[r] == Kind.ANON:
+                self.t_swap[self.o_owner[R.obj[r]]] += n
+            if sign < 0 and mem.swap[m] == 0 and mem.state[m] != State.ONLINE:
+                mem.put_id(m)  # the last swap entry drops the ID (mem_cgroup_id_put_many)
+        else:
+            return
+        if sign < 0 and mem.state[m] == State.DYING:
+            self._release_q.append(m)
+
+    def reap(self: "Machine") -> None:
+        """Free every dying memcg whose last reference went away (css_release / css_free)."""
+        q = self._release_q
+        while q:
+            m = q.pop()
+            if self.mem.state[m] == State.DYING:
+                self.counters["memcgs_freed"] += self.mem.try_release(m, self.now_us)
+
+    # ------------------------------------------------------------------ charging
+    def try_charge(self: "Machine", m: int, n: int, mayfail: bool, t: int) -> bool:
+        """Reserve ``n`` pages on ``m``'s hierarchy (try_charge_memcg); False if refused or ``t`` died."""
+        if n <= 0:
+            return True
+        if not self._global_room(n, t, mayfail):
+            return False
+        mem = self.mem
+        retries = MAX_RECLAIM_RETRIES
+        while True:
+            over = mem.over_limit(m, n)
+            if over < 0:
+                break
+            self.counters["max_events"] += 1
+            want = max(mem.usage[over] + n - mem.max[over], reclaim.SWAP_CLUSTER_MAX)
+            got = reclaim.shrink(self, over, want, full_walk=not self.kernel.at_least(6, 12))
+            retries = retries - 1 if got else 0
+            if retries > 0 or mem.over_limit(m, n) < 0:
+                continue
+            if mayfail or not self._oom(over, t):
+                self.counters["charge_failed"] += 1
+                return False
+            if t >= 0 and not self.t_alive[t]:
+                return False
+            retries = MAX_RECLAIM_RETRIES
+        mem.charge(m, n)
+        self.reserved += n
+        self._handle_over_high(m)
+        return True
+
+    def _handle_over_high(self: "Machine", m: int) -> None:
+        """mem_cgroup_handle_over_high: reclaim each ancestor's excess over memory.high."""
+        for h in self.mem.over_high(m):
+            excess = self.mem.usage[h] - self.mem.high[h]
+            if excess > 0:
+                self.counters["high_events"] += 1
+                reclaim.shrink(self, h, excess, full_walk=not self.kernel.at_least(6, 12))
+
+    def _free_pages(self: "Machine") -> int:
+        return self.mem_total - self.resident - self.kmem_total - self.reserved
+
+    def _global_room(self: "Machine", n: int, t: int, mayfail: bool) -> bool:
+        """Make room for ``n`` pages machine-wide: kswapd to the high watermark, then global OOM."""
+        low = int(self.mem_total * self.cfg.watermark_low)
+        if self._free_pages() - n < low:
+            high = int(self.mem_total * self.cfg.watermark_high)
+            self.counters["kswapd_wakeups"] += 1
+            reclaim.shrink(self, ROOT, high - (self._free_pages() - n), full_walk=True)
+        while self._free_pages() < n:
+            if mayfail or not self._oom(ROOT, t):
+                self.counters["charge_failed"] += 1
+                return False
+            if t >= 0 and not self.t_alive[t]:
+                return False
+        return True
+
+    # ------------------------------------------------------------------ OOM
+    def _oom(self: "Machine", domain: int, t: int) -> bool:
+        """Kill the worst task inside ``domain``'s subtree; False when there is none."""
+        mem = self.mem
+        best, score = -1, -1
+        for v in sorted(self._live_tasks()):
+            if domain != ROOT and not mem.is_ancestor(domain, self.t_cg[v]):
+                continue
+            s = self.t_anon[v] + self.t_swap[v] + self.t_kpages[v]
+            if s > score:
+                best, score = v, s
+        if best < 0:
+            return False
+        self.counters["global_oom_kills" if domain == ROOT else "oom_kills"] += 1
+        mem.oom_kill[self.t_cg[best]] += 1
+        self.t_killed.add(best)
+        self.task_exit(best)
+        return True
+
+    def _live_tasks(self: "Machine") -> list[int]:
+        return [v for v, alive in enumerate(self.t_alive) if alive]
+
+    def _enforce_max(self: "Machine", m: int) -> None:
+        """memory_max_write: reclaim down to the new max, OOM-kill while reclaim cannot."""
+        mem = self.mem
+        while mem.usage[m] > mem.max[m]:
+            got = reclaim.shrink(self, m, mem.usage[m] - mem.max[m], full_walk=True)
+            if got == 0 and not self._oom(m, -1):
+                break
+
+    def _reclaim_high(self: "Machine", m: int) -> None:
+        """memory_high_write: one reclaim of the excess over the new high."""
+        excess = self.mem.usage[m] - self.mem.high[m]
+        if excess > 0:
+            reclaim.shrink(self, m, excess, full_walk=True)
+
+    # ------------------------------------------------------------------ faulting
+    def _seg_target(self: "Machine", o: int, r: int, accessor: int) -> int:
+        """Which memcg pays for making this segment resident (-1: nothing to pay)."""
+        R = self.runs
+        if r >= 0:
+            st = R.state[r]
+            if st == St.RESIDENT:
+                return -1
+            if st == St.SWAPPED:
+                rec = R.memcg[r]
+                return self.policy.swapin_target(self, r, rec, accessor)
+        return self.policy.charge_target(self, o, accessor)
+
+    def _needs(self: "Machine", o: int, lo: int, hi: int, accessor: int, fill_holes: bool) -> dict[int, int]:
+        need: dict[int, int] = {}
+        for r, s, e in self.runs.segments(o, lo, hi):
+            if r < 0 and not fill_holes:
+                continue
+            tgt = self._seg_target(o, r, accessor)
+            if tgt >= 0:
+                need[tgt] = need.get(tgt, 0) + e - s
+        return need
+
+    def fault_range(self: "Machine", t: int, o: int, lo: int, hi: int, mayfail: bool,
+                    fill_holes: bool = True) -> bool:
+        """Make pages [lo, hi) of ``o`` resident for task ``t`` and mark them accessed.
+
+        Charges follow the module's rules; returns False when the charge was refused
+        or the task (or the object) died on the way, leaving the range untouched.
+        """
+        accessor = self.t_cg[t]
+        have: dict[int, int] = {}
+        for _ in range(4):  # reclaim inside a charge may evict pages of this very range
+            need = self._needs(o, lo, hi, accessor, fill_holes)
+            extra = {m: n - have.get(m, 0) for m, n in need.items() if n > have.get(m, 0)}
+            if not extra:
+                break
+            for m, n in sorted(extra.items()):
+                if not self.try_charge(m, n, mayfail, t) or not self.t_alive[t] or not self.o_alive[o]:
+                    self._unreserve(have)
+                    return False
+                have[m] = have.get(m, 0) + n
+        self._materialize(o, lo, hi, accessor, fill_holes, have)
+        return True
+
+    def _unreserve(self: "Machine", have: dict[int, int]) -> None:
+        for m, n in have.items():
+            self.mem.charge(m, -n)
+            self.reserved -= n
+
+    def _materialize(self: "Machine", o: int, lo: int, hi: int, accessor: int, fill_holes: bool,
+                     have: dict[int, int]) -> None:
+        R, now = self.runs, self.now_us
+        for r, s, e in R.segments(o, lo, hi):
+            if r >= 0 and R.state[r] == St.RESIDENT:
+                R.age[r] = now
+                continue
+            if r < 0 and not fill_holes:
+                continue
+            tgt = self._seg_target(o, r, accessor)
+            if have.get(tgt, 0) < e - s:  # reclaim moved pages after the last charge: pay now
+                self.mem.charge(tgt, e - s)
+                self.reserved += e - s
+                have[tgt] = have.get(tgt, 0) + e - s
+            have[tgt] -= e - s
+            if r < 0:
+                self._new_resident(o, s, e, tgt)
+            else:
+                self._make_resident(r, tgt)
+        self._unreserve({m: n for m, n in have.items() if n})
+        R.coalesce(o, lo, hi)
+
+    def _new_resident(self: "Machine", o: int, s: int, e: int, memcg: int) -> None:
+        """Instantiate pages [s, e) of ``o`` charged to ``memcg``, split where mappings differ."""
+        R = self.runs
+        for a, b, mapc in self._map_pieces(o, s, e):
+            r = R.new(o, a, b - a, St.RESIDENT, memcg, memcg, mapc, 0, self.now_us, self.o_kind[o])
+            R.link(r)
+            self._acct(r, +1, reserved=True)
+
+    def _make_resident(self: "Machine", r: int, memcg: int) -> None:
+        """Refault an evicted run or swap in a swapped one, charged to ``memcg``."""
+        R = self.runs
+        n = R.npages[r]
+        if R.state[r] == St.EVICTED:
+            self.mem.refault[memcg] += n
+            self.counters["refaults"] += n
+            R.origin[r] = memcg
+        else:
+            self._acct(r, -1)  # frees the swap slot and its charge
+            self.counters["swapins"] += n
+        R.set_owner(r, St.RESIDENT, memcg)
+        R.age[r] = self.now_us
+        self._acct(r, +1, reserved=True)
+
+    def _map_pieces(self: "Machine", o: int, s: int, e: int) -> list[tuple[int, int, int]]:
+        """[s, e) cut where the set of mappings of ``o`` changes: (lo, hi, map count)."""
+        maps = self.o_maps[o]
+        if not maps:
+            return [(s, e, 0)]
+        cuts = sorted({s, e, *(x for _, a, b in maps for x in (a, b) if s < x < e)})
+        return [(a, b, sum(1 for _, lo, hi in maps if lo <= a and b <= hi)) for a, b in zip(cuts, cuts[1:])]
+
+    def _add_count(self: "Machine", o: int, lo: int, hi: int, field: str, delta: int) -> None:
+        """Add ``delta`` to the map or pin count of every run in [lo, hi) of ``o``."""
+        R, mem = self.runs, self.mem
+        col = getattr(R, field)
+        counter = mem.mapped if field == "mapc" else mem.pinned
+        for r, _, _ in R.segments(o, lo, hi):
+            if r < 0:
+                continue
+            old = col[r]
+            new = old + delta
+            col[r] = new
+            if R.state[r] == St.RESIDENT and (old > 0) != (new > 0):
+                if field == "pinc" or R.kind[r] != Kind.ANON:
+                    counter[R.memcg[r]] += R.npages[r] if new > 0 else -R.npages[r]
+        R.coalesce(o, lo, hi)
+
+    # ------------------------------------------------------------------ freeing and state changes
+    def free_range(self: "Machine", o: int, lo: int, hi: int) -> None:
+        """Free pages [lo, hi) of ``o``: uncharge resident pages, free swap slots, drop shadows."""
+        R = self.runs
+        for r, _, _ in R.segments(o, lo, hi):
+            if r >= 0:
+                self._acct(r, -1)
+                R.drop(r)
+
+    def free_object(self: "Machine", o: int) -> None:
+        """Free every page of ``o`` and the object itself (unlink + last close, or region unmap)."""
+        R = self.runs
+        for r in R.runs_of_object(o):
+            self._acct(r, -1)
+            R.drop(r)
+        R.forget_object(o)
+        self.o_alive[o] = False
+        name = self.o_name[o]
+        if self.obj_by_name.get(name) == o:
+            del self.obj_by_name[name]
+        owner = self.o_owner[o]
+        if owner >= 0:
+            self.t_regions[owner].discard(o)
+            self.t_pins[owner] = [p for p in self.t_pins[owner] if p[0] != o]
+        self.policy.object_freed(self, o)
+        self._free_objs.append(o)
+
+    def evict_run(self: "Machine", r: int) -> None:
+        """Reclaim a page-cache run: uncharge it and leave a shadow (EVICTED)."""
+        self._acct(r, -1)
+        self.runs.set_owner(r, St.EVICTED, -1)
+        self.counters["evictions"] += self.runs.npages[r]
+
+    def swap_out_run(self: "Machine", r: int) -> None:
+        """Reclaim a swap-backed run: the record names the nearest online ancestor."""
+        R = self.runs
+        rec = self.mem.nearest_online(R.memcg[r])
+        self._acct(r, -1)
+        R.set_owner(r, St.SWAPPED, rec)
+        self._acct(r, +1)
+        self.counters["swapouts"] += R.npages[r]
+
+    def swapoff(self: "Machine") -> None:
+        """swapoff(2): read every swapped run back in, then disable swap.
+
+        A record whose memcg is online is charged back to it; otherwise anon goes
+        to its owner task's memcg and shmem to the root (swapoff runs there).
+        Charges are forced (the model does not fail swapoff with ENOMEM).
+        """
+        R, mem = self.runs, self.mem
+        for r in sorted(x for s in R.swapped_of.values() for x in s):
+            rec = R.memcg[r]
+            if mem.state[rec] == State.ONLINE:
+                tgt = rec
+            elif R.kind[r] == Kind.ANON:
+                tgt = self.t_cg[self.o_owner[R.obj[r]]]
+            else:
+                tgt = ROOT
+            self._acct(r, -1)
+            R.set_owner(r, St.RESIDENT, tgt)
+            self._acct(r, +1)
+        self.swap_total = 0
+        self._global_room(0, -1, False)
+
+    def drop_caches(self: "Machine") -> None:
+        """drop_caches=1: unmapped, unpinned page cache is removed without shadows."""
+        R = self.runs
+        if len(R) == 0:
+            return
+        state, kind, mapc, pinc = R.view("state"), R.view("kind"), R.view("mapc"), R.view("pinc")
+        ids = ((state == St.RESIDENT) & (kind == Kind.FILE) & (mapc == 0) & (pinc == 0)).nonzero()[0].tolist()
+        del state, kind, mapc, pinc
+        for r in ids:
+            self.counters["dropped_pages"] += R.npages[r]
+            self._acct(r, -1)
+            R.drop(r)

@@ -1,0 +1,710 @@
+"""One simulated machine: replays its events through the memcg model.
+
+In: ``EventBatch``es of this machine (``apply``) and target times
+(``advance_to``). Out: metric samples at a fixed simulated interval
+(``take_samples``), a per-cgroup view like cgroupfs (``stat``), a per-job
+table of released cgroups and end-of-run totals (``summary``).
+
+The rules implemented are KERNEL-MODEL.md's "Modeling implications"; each
+handler cites the kernel function it stands for. Runtime outcomes a real
+kernel would report (ENOSPC, EBUSY, OOM kills, failed charges, ops of killed
+tasks) are counted in ``counters``; a trace that contradicts itself raises
+``TraceError`` naming file, row and field.
+
+The machine owns its clock, its event queue (policy ticks) with a
+per-instance sequence counter, and its RNG, so two machines in one process
+never share ordering state and a pickled machine resumes identically.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from core import reclaim
+from core.charge import ChargeMixin
+from core.errors import ConfigError, TraceError
+from core.events import NULL, EventBatch
+from core.kernel import Kernel, memcg_bytes
+from core.memcg import ROOT, Errno, MemcgTable, State, normalize_path
+from core.metrics import COUNTERS, Sampler
+from core.ops import Flag, Op
+from core.pages import Kind, RunTable, St, pages_of
+
+if TYPE_CHECKING:
+    from core.policy import Policy
+
+
+@dataclass
+class MachineConfig:
+    """Parameters of one simulated machine.
+
+    Sizes are bytes; times are microseconds. ``kernel`` selects version-dependent
+    behaviour and the cost model (``core.kernel``).
+    """
+
+    mem_bytes: int = 64 << 30
+    swap_bytes: int = 0
+    cpus: int = 64
+    numa_nodes: int = 1
+    kernel: str = "6.12"
+    sample_interval_us: int = 60_000_000
+    id_pool_size: int = 65535
+    watermark_low: float = 0.01  # kswapd wakes when free memory falls below this fraction
+    watermark_high: float = 0.015  # ... and reclaims until free memory is back above this one
+    lru_gen: bool = False  # MGLRU: offline memcgs are scraped whole (get_nr_to_scan)
+    mapped_hot: bool = True  # mapped page cache/shmem of live mappers counts as referenced
+    shrinkers: int = 0  # memcg-aware shrinkers (shrinker_info in the cost model)
+
+    def validate(self) -> None:
+        """Raise ConfigError for values the model cannot run with."""
+        if self.mem_bytes <= 0 or self.swap_bytes < 0:
+            raise ConfigError("mem_bytes must be > 0 and swap_bytes >= 0")
+        if self.sample_interval_us <= 0:
+            raise ConfigError("sample_interval_us must be > 0")
+        if not 2 <= self.id_pool_size <= 65535:
+            raise ConfigError("id_pool_size must be in 2 .. 65535 (MEM_CGROUP_ID_MAX)")
+        if not 0 <= self.watermark_low <= self.watermark_high < 1:
+            raise ConfigError("need 0 <= watermark_low <= watermark_high < 1")
+        Kernel.parse(self.kernel)
+
+
+class Machine(ChargeMixin):
+    """The memcg hierarchy, tasks, objects and page runs of one host, driven by its events."""
+
+    def __init__(self, cfg: MachineConfig, policy: "Policy | None" = None, machine_id: str = "m",
+                 seed: int = 0) -> None:
+        from core.policy import make_policy
+
+        cfg.validate()
+        self.cfg = cfg
+        self.kernel = Kernel.parse(cfg.kernel)
+        self.machine_id = machine_id
+        self.rng = random.Random(f"{seed}:{machine_id}")
+        self.now_us = 0
+        self.mem = MemcgTable(cfg.id_pool_size)
+        self.runs = RunTable()
+        self.mem_total = cfg.mem_bytes // 4096
+        self.swap_total = cfg.swap_bytes // 4096
+        self.swap_used = 0
+        self.resident = 0
+        self.kmem_total = 0
+        self.reserved = 0
+        self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
+        self.percpu_bytes, self.memcg_cost = memcg_bytes(self.kernel, cfg.cpus, cfg.numa_nodes, cfg.shrinkers)
+        self._init_tasks_objects()
+        self._queue: list[tuple[int, int, int, str, tuple]] = []
+        self._seq = 0
+        self._release_q: list[int] = []
+        self.sampler = Sampler(self)
+        self.policy = policy if policy is not None else make_policy("none")
+        self.policy.attach(self)
+
+    def _init_tasks_objects(self) -> None:
+        # tasks: parallel lists by task slot (tasks are never reused within a machine)
+        self.t_name: list[str] = []
+        self.t_cg: list[int] = []
+        self.t_alive: list[bool] = []
+        self.t_anon: list[int] = []
+        self.t_swap: list[int] = []
+        self.t_kpages: list[int] = []
+        self.t_regions: list[set[int]] = []
+        self.t_maps: list[list[tuple[int, int, int]]] = []
+        self.t_pins: list[list[tuple[int, int, int, int]]] = []
+        self.t_kmem: list[set[int]] = []
+        self.task_by_name: dict[str, int] = {}
+        self.t_killed: set[int] = set()
+        self.failed_cgroups: set[str] = set()
+        # objects: files, tmpfs objects and anon regions, slots reused after free
+        self.o_name: list[str] = []
+        self.o_kind: list[int] = []
+        self.o_size: list[int] = []
+        self.o_owner: list[int] = []
+        self.o_alive: list[bool] = []
+        self.o_deleted: list[bool] = []
+        self.o_maps: list[list[tuple[int, int, int]]] = []
+        self.o_pins: list[int] = []
+        self.obj_by_name: dict[str, int] = {}
+        self._free_objs: list[int] = []
+        # kmem objects
+        self.k_memcg: list[int] = []
+        self.k_pages: list[int] = []
+        self.k_slab: list[bool] = []
+        self.k_task: list[int] = []
+        self.kmem_by_name: dict[str, int] = {}
+        self.kmem_of: dict[int, set[int]] = {}
+        self._free_kmem: list[int] = []
+
+    # ================================================================== time and queue
+    def schedule(self, t_us: int, target: str, method: str, *args: Any) -> None:
+        """Queue ``target.method(*args)`` at simulated ``t_us`` (target: 'policy' or 'machine')."""
+        self._seq += 1
+        heapq.heappush(self._queue, (int(t_us), self._seq, 0, f"{target}.{method}", args))
+
+    def advance_to(self, t_us: int) -> None:
+        """Run queued work and take samples due at or before ``t_us``; idempotent for t <= now."""
+        t_us = int(t_us)
+        sampler = self.sampler
+        while True:
+            qt = self._queue[0][0] if self._queue else None
+            st = sampler.next_us
+            if st <= t_us and (qt is None or st <= qt):
+                self.now_us = max(self.now_us, st)
+                sampler.sample(st)
+            elif qt is not None and qt <= t_us:
+                when, _, _, name, args = heapq.heappop(self._queue)
+                self.now_us = max(self.now_us, when)
+                target, method = name.split(".", 1)
+                getattr(self.policy if target == "policy" else self, method)(*args)
+                self.reap()
+            else:
+                break
+        self.now_us = max(self.now_us, t_us)
+
+    def take_samples(self) -> dict:
+        """Metric samples taken since the last call, as columns (``core.metrics.SAMPLE_COLUMNS``)."""
+        return self.sampler.take()
+
+    # ================================================================== events
+    def apply(self, batch: EventBatch) -> None:
+        """Replay one batch of this machine's events in order."""
+        if len(batch) == 0:
+            return
+        times = batch.time_us.tolist()
+        ops = batch.op.tolist()
+        cg = batch.cgroup.tolist()
+        tk = batch.task.tolist()
+        ob = batch.obj.tolist()
+        off = batch.offset.tolist()
+        nb = batch.nbytes.tolist()
+        fl = batch.flags.tolist()
+        rows = batch.row.tolist() if batch.row is not None else list(range(len(times)))
+        names_c, names_t, names_o = batch.cgroups, batch.tasks, batch.objects
+        handlers = self._handlers
+        next_due = self._next_due()
+        for i, t in enumerate(times):
+            if t < self.now_us:
+                raise TraceError(batch.source, rows[i], "time_us",
+                                 f"time {t} before machine {self.machine_id}'s clock {self.now_us}")
+            if t >= next_due:
+                self.advance_to(t)
+                next_due = self._next_due()
+            self.now_us = t
+            ev = _Ev(batch.source, rows[i], names_c[cg[i]] if cg[i] != NULL else None,
+                     names_t[tk[i]] if tk[i] != NULL else None,
+                     names_o[ob[i]] if ob[i] != NULL else None,
+                     off[i], nb[i], fl[i])
+            handlers[ops[i]](self, ev)
+            self.counters["events"] += 1
+            if self._release_q:
+                self.reap()
+            if self._queue and self._queue[0][0] <= t:
+                next_due = t
+
+    def _next_due(self) -> int:
+        qt = self._queue[0][0] if self._queue else self.sampler.next_us
+        return min(qt, self.sampler.next_us)
+
+    # ------------------------------------------------------------------ cgroups
+    def _op_mkdir(self, ev: "_Ev") -> None:
+        path = normalize_path(ev.need_cgroup())
+        parent = path.rsplit("/", 1)[0] or "/"
+        if parent in self.failed_cgroups:
+            self.failed_cgroups.add(path)
+            self.counters["mkdir_failed"] += 1
+            return
+        err, m = self.mem.mkdir(path, self.now_us)
+        if err == Errno.ENOSPC:
+            self.failed_cgroups.add(path)
+            self.counters["mkdir_enospc"] += 1
+        elif err != Errno.OK:
+            raise ev.error("cgroup", f"mkdir {path}: {err.name}")
+        else:
+            self.failed_cgroups.discard(path)
+
+    def _op_rmdir(self, ev: "_Ev") -> None:
+        m = self._cgroup(ev)
+        if m < 0:
+            return
+        if m == ROOT:
+            raise ev.error("cgroup", "cannot remove the root cgroup")
+        if self.mem.rmdir_check(m) != Errno.OK:
+            self.counters["rmdir_ebusy"] += 1
+            return
+        self.policy.pre_rmdir(self, m)
+        if self.mem.rmdir_check(m) != Errno.OK:  # a policy may not add tasks, but be safe
+            self.counters["rmdir_ebusy"] += 1
+            return
+        self.css_offline(m)
+
+    def css_offline(self, m: int) -> None:
+        """rmdir -> offline: drop the ID, reparent kmem objcgs, run the policy (mem_cgroup_css_offline)."""
+        self.mem.offline(m, self.now_us)
+        self._reparent_kmem(m)
+        self.policy.css_offline(self, m)
+        self._release_q.append(m)
+        self.reap()
+
+    def _op_set_limit(self, ev: "_Ev") -> None:
+        m = self._cgroup(ev)
+        if m < 0:
+            return
+        limit = (1 << 62) if ev.nbytes == NULL else pages_of(ev.nbytes)
+        if ev.flags & Flag.MAX:
+            self.mem.max[m] = limit
+            self._enforce_max(m)
+        elif ev.flags & Flag.HIGH:
+            self.mem.high[m] = limit
+            self._reclaim_high(m)
+        else:
+            raise ev.error("flags", "set_limit needs flag max or high")
+
+    # ------------------------------------------------------------------ tasks
+    def _op_task_start(self, ev: "_Ev") -> None:
+        name = ev.need_task()
+        if name in self.task_by_name:
+            raise ev.error("task", f"task {name} started twice")
+        path = normalize_path(ev.need_cgroup())
+        m = self.mem.by_path.get(path, -1)
+        t = len(self.t_name)
+        self.task_by_name[name] = t
+        for lst, v in ((self.t_name, name), (self.t_cg, m), (self.t_alive, m >= 0), (self.t_anon, 0),
+                       (self.t_swap, 0), (self.t_kpages, 0)):
+            lst.append(v)
+        self.t_regions.append(set())
+        self.t_maps.append([])
+        self.t_pins.append([])
+        self.t_kmem.append(set())
+        if m < 0:
+            if path not in self.failed_cgroups:
+                raise ev.error("cgroup", f"task_start into missing cgroup {path}")
+            self.counters["tasks_failed"] += 1
+            return
+        self.mem.ntasks[m] += 1
+
+    def _op_task_exit(self, ev: "_Ev") -> None:
+        t = self._task(ev)
+        if t >= 0:
+            self.task_exit(t)
+        elif t < 0 and ev.task in self.task_by_name:
+            self.t_killed.discard(self.task_by_name[ev.task])  # its exit is now recorded
+
+    def _op_task_move(self, ev: "_Ev") -> None:
+        t = self._task(ev)
+        if t < 0:
+            return
+        m = self._cgroup(ev)
+        if m < 0:
+            return
+        self.mem.ntasks[self.t_cg[t]] -= 1
+        self.mem.ntasks[m] += 1
+        self.t_cg[t] = m  # charges stay where they are (cgroup-v2.rst, Memory Ownership)
+
+    def task_exit(self, t: int) -> None:
+        """exit(2): drop pins and mappings, free anon regions (and their swap), free kmem pages."""
+        for o, lo, hi, mlock in list(self.t_pins[t]):
+            self._unpin(t, o, lo, hi, mlock)
+        for o in {o for o, _, _ in self.t_maps[t]}:
+            self._unmap(t, o)
+        for o in list(self.t_regions[t]):
+            self.free_object(o)
+        for k in list(self.t_kmem[t]):
+            self._kmem_free(k)
+        self.t_alive[t] = False
+        self.mem.ntasks[self.t_cg[t]] -= 1
+
+    # ------------------------------------------------------------------ anon
+    def _op_anon_alloc(self, ev: "_Ev") -> None:
+        t = self._task(ev)
+        if t < 0:
+            return
+        name = ev.need_object()
+        o = self.obj_by_name.get(name, -1)
+        if o < 0:
+            o = self._new_object(name, Kind.ANON, 0, t)
+            self.t_regions[t].add(o)
+        elif self.o_kind[o] != Kind.ANON or self.o_owner[o] != t:
+            raise ev.error("object", f"{name} is not an anon region of task {ev.task}")
+        lo = self.o_size[o]
+        hi = lo + pages_of(ev.need_bytes())
+        self.o_size[o] = hi
+        if not self.fault_range(t, o, lo, hi, bool(ev.flags & Flag.MAYFAIL)):
+            if self.o_alive[o]:
+                self.o_size[o] = max(lo, self._object_end(o))
+
+    def _op_anon_free(self, ev: "_Ev") -> None:
+        t = self._task(ev)
+        if t < 0:
+            return
+        o = self._object(ev)
+        if self.o_kind[o] != Kind.ANON or self.o_owner[o] != t:
+            raise ev.error("object", f"{ev.obj} is not an anon region of task {ev.task}")
+        lo, hi = ev.range(self.o_size[o])
+        if lo == 0 and hi >= self.o_size[o]:
+            self.free_object(o)
+        else:
+            self.free_range(o, lo, hi)
+
+    # ------------------------------------------------------------------ files
+    def _op_file_create(self, ev: "_Ev") -> None:
+        name = ev.need_object()
+        if name in self.obj_by_name:
+            raise ev.error("object", f"object {name} already exists")
+        kind = Kind.SHMEM if ev.flags & Flag.SHMEM else Kind.FILE
+        size = 0 if ev.nbytes == NULL else pages_of(ev.nbytes)
+        self._new_object(name, kind, size, -1)
+
+    def _op_file_read(self, ev: "_Ev") -> None:
+        self._file_access(ev, "read")
+
+    def _op_file_write(self, ev: "_Ev") -> None:
+        self._file_access(ev, "write")
+
+    def _op_file_map(self, ev: "_Ev") -> None:
+        self._file_access(ev, "map")
+
+    def _file_access(self, ev: "_Ev", how: str) -> None:
+        t = self._task(ev)
+        if t < 0:
+            return
+        o = self._object(ev)
+        if self.o_kind[o] == Kind.ANON:
+            raise ev.error("object", f"{ev.obj} is an anon region, not a file")
+        if how == "write":
+            lo = max(ev.offset, 0) // 4096 if ev.offset != NULL else 0
+            hi = pages_of(max(ev.offset, 0) + ev.need_bytes())
+            self.o_size[o] = max(self.o_size[o], hi)
+        else:
+            lo, hi = ev.range(self.o_size[o])
+        if hi <= lo:
+            return
+        if how == "map":
+            self._map(t, o, lo, hi)
+        holes = how != "read" or self.o_kind[o] == Kind.FILE
+        if self.policy.wants_access:
+            self.policy.on_access(self, o, lo, hi, self.t_cg[t], how)
+        self.fault_range(t, o, lo, hi, bool(ev.flags & Flag.MAYFAIL), fill_holes=holes)
+
+    def _op_file_unmap(self, ev: "_Ev") -> None:
+        t = self._task(ev)
+        if t < 0:
+            return
+        self._unmap(t, self._object(ev))
+
+    def _op_file_delete(self, ev: "_Ev") -> None:
+        o = self._object(ev)
+        if self.o_kind[o] == Kind.ANON:
+            raise ev.error("object", f"{ev.obj} is an anon region; use anon_free")
+        self.o_deleted[o] = True
+        del self.obj_by_name[self.o_name[o]]
+        self._maybe_free_deleted(o)
+
+    def _map(self, t: int, o: int, lo: int, hi: int) -> None:
+        self.o_maps[o].append((t, lo, hi))
+        self.t_maps[t].append((o, lo, hi))
+        self._add_count(o, lo, hi, "mapc", +1)
+
+    def _unmap(self, t: int, o: int) -> None:
+        """Remove every mapping of ``o`` by task ``t``."""
+        mine = [mp for mp in self.o_maps[o] if mp[0] == t]
+        if not mine:
+            return
+        self.o_maps[o] = [mp for mp in self.o_maps[o] if mp[0] != t]
+        self.t_maps[t] = [mp for mp in self.t_maps[t] if mp[0] != o]
+        for _, lo, hi in mine:
+            self._add_count(o, lo, hi, "mapc", -1)
+        if self.policy.wants_access:
+            self.policy.on_access(self, o, 0, self.o_size[o], self.t_cg[t], "unmap")
+        self._maybe_free_deleted(o)
+
+    def _maybe_free_deleted(self, o: int) -> None:
+        if self.o_alive[o] and self.o_deleted[o] and not self.o_maps[o] and not self.o_pins[o]:
+            self.free_object(o)
+
+    # ------------------------------------------------------------------ pins
+    def _op_pin(self, ev: "_Ev") -> None:
+        t = self._task(ev)
+        if t < 0:
+            return
+        o = self._object(ev)
+        lo, hi = ev.range(self.o_size[o])
+        if hi <= lo:
+            return
+        if not self.fault_range(t, o, lo, hi, False, fill_holes=True):
+            return
+        mlock = 1 if ev.flags & Flag.MLOCK else 0
+        self.t_pins[t].append((o, lo, hi, mlock))
+        self.o_pins[o] += 1
+        self._add_count(o, lo, hi, "pinc", +1)
+
+    def _op_unpin(self, ev: "_Ev") -> None:
+        t = self._task(ev)
+        if t < 0:
+            return
+        o = self._object(ev)
+        lo, hi = ev.range(self.o_size[o])
+        mlock = 1 if ev.flags & Flag.MLOCK else 0
+        if (o, lo, hi, mlock) not in self.t_pins[t]:
+            raise ev.error("object", f"unpin of {ev.obj} [{lo},{hi}) without a matching pin")
+        self._unpin(t, o, lo, hi, mlock)
+
+    def _unpin(self, t: int, o: int, lo: int, hi: int, mlock: int) -> None:
+        self.t_pins[t].remove((o, lo, hi, mlock))
+        self.o_pins[o] -= 1
+        self._add_count(o, lo, hi, "pinc", -1)
+        self._maybe_free_deleted(o)
+
+    # ------------------------------------------------------------------ kmem
+    def _op_kmem_alloc(self, ev: "_Ev") -> None:
+        t = self._task(ev)
+        if t < 0:
+            return
+        name = ev.need_object()
+        if name in self.kmem_by_name:
+            raise ev.error("object", f"kmem object {name} already exists")
+        m = self.t_cg[t]
+        n = pages_of(ev.need_bytes())
+        if not self.try_charge(m, n, bool(ev.flags & Flag.MAYFAIL), t):
+            return
+        self.reserved -= n
+        slab = not (ev.flags & Flag.PAGE)
+        k = self._free_kmem.pop() if self._free_kmem else len(self.k_memcg)
+        if k == len(self.k_memcg):
+            for lst in (self.k_memcg, self.k_pages, self.k_slab, self.k_task):
+                lst.append(0)
+        self.k_memcg[k], self.k_pages[k], self.k_slab[k] = m, n, slab
+        self.k_task[k] = -1 if slab else t
+        self.kmem_by_name[name] = k
+        self.kmem_of.setdefault(m, set()).add(k)
+        if not slab:
+            self.t_kmem[t].add(k)
+            self.t_kpages[t] += n
+        self._kmem_account(k, +1, hier=False)
+
+    def _op_kmem_free(self, ev: "_Ev") -> None:
+        name = ev.need_object()
+        k = self.kmem_by_name.get(name, -1)
+        if k < 0:
+            raise ev.error("object", f"kmem object {name} does not exist")
+        self._kmem_free(k)
+
+    def _kmem_free(self, k: int) -> None:
+        self._kmem_account(k, -1, hier=True)
+        self.kmem_of[self.k_memcg[k]].discard(k)
+        t = self.k_task[k]
+        if t >= 0:
+            self.t_kmem[t].discard(k)
+            self.t_kpages[t] -= self.k_pages[k]
+        for name, kk in list(self.kmem_by_name.items()):
+            if kk == k:
+                del self.kmem_by_name[name]
+                break
+        self._free_kmem.append(k)
+
+    def _kmem_pins(self, k: int) -> bool:
+        # Reparented via objcg at offline: slab since v5.9, kmem pages since v5.13.
+        return not (self.kernel.slab_reparented if self.k_slab[k] else self.kernel.kmem_reparented)
+
+    def _kmem_account(self, k: int, sign: int, hier: bool) -> None:
+        m, n = self.k_memcg[k], self.k_pages[k] * sign
+        self.mem.kmem[m] += n
+        if self._kmem_pins(k):
+            self.mem.kmem_pin[m] += n
+        if hier:
+            self.mem.charge(m, n)
+        self.kmem_total += n
+        if sign < 0 and self.mem.state[m] == State.DYING:
+            self._release_q.append(m)
+
+    def _reparent_kmem(self, m: int) -> None:
+        """memcg_offline_kmem -> memcg_reparent_objcgs: kmem charges follow the objcg to the parent."""
+        p = self.mem.parent[m]
+        for k in sorted(self.kmem_of.get(m, ())):
+            if self._kmem_pins(k):
+                continue
+            n = self.k_pages[k]
+            self.mem.kmem[m] -= n
+            self.mem.usage[m] -= n  # the parent's hierarchical usage already contains it
+            self.mem.kmem[p] += n
+            self.k_memcg[k] = p
+            self.kmem_of[m].discard(k)
+            self.kmem_of.setdefault(p, set()).add(k)
+
+    # ------------------------------------------------------------------ machine-wide
+    def _op_reclaim(self, ev: "_Ev") -> None:
+        m = self._cgroup(ev)
+        if m < 0:
+            return
+        if not self.kernel.has_memory_reclaim:
+            self.counters["reclaim_unsupported"] += 1
+            return
+        self.memory_reclaim(m, pages_of(ev.need_bytes()))
+
+    def memory_reclaim(self, m: int, target: int) -> int:
+        """Write to memory.reclaim (memory_reclaim(), v5.19+): proactive, full walk, never OOM.
+
+        Returns pages reclaimed; short of the target it counts an EAGAIN.
+        """
+        got = reclaim.shrink(self, m, target, may_swap=True, full_walk=True)
+        if got < target:
+            self.counters["reclaim_eagain"] += 1
+        return got
+
+    def _op_swap_on(self, ev: "_Ev") -> None:
+        self.swap_total = max(pages_of(ev.need_bytes()), self.swap_used)
+
+    def _op_swap_off(self, ev: "_Ev") -> None:
+        self.swapoff()
+
+    def _op_drop_caches(self, ev: "_Ev") -> None:
+        self.drop_caches()
+
+    def _op_sync(self, ev: "_Ev") -> None:
+        return None
+
+    _handlers: dict[int, Any] = {}
+
+    # ================================================================== lookups
+    def _cgroup(self, ev: "_Ev") -> int:
+        path = normalize_path(ev.need_cgroup())
+        m = self.mem.by_path.get(path, -1)
+        if m < 0:
+            if path in self.failed_cgroups:
+                self.counters["ops_ignored"] += 1
+                return -1
+            raise ev.error("cgroup", f"no online cgroup {path}")
+        return m
+
+    def _task(self, ev: "_Ev") -> int:
+        name = ev.need_task()
+        t = self.task_by_name.get(name, -1)
+        if t < 0:
+            raise ev.error("task", f"task {name} was never started")
+        if not self.t_alive[t]:
+            if self.t_cg[t] < 0 or t in self.t_killed:  # failed to start, or OOM-killed
+                self.counters["ops_ignored"] += 1
+                return -1
+            raise ev.error("task", f"task {name} already exited")
+        return t
+
+    def _object(self, ev: "_Ev") -> int:
+        name = ev.need_object()
+        o = self.obj_by_name.get(name, -1)
+        if o < 0:
+            raise ev.error("object", f"object {name} does not exist")
+        return o
+
+    def _new_object(self, name: str, kind: int, size: int, owner: int) -> int:
+        if self._free_objs:
+            o = self._free_objs.pop()
+            self.o_name[o], self.o_kind[o], self.o_size[o], self.o_owner[o] = name, kind, size, owner
+            self.o_alive[o], self.o_deleted[o], self.o_maps[o], self.o_pins[o] = True, False, [], 0
+        else:
+            o = len(self.o_name)
+            for lst, v in ((self.o_name, name), (self.o_kind, kind), (self.o_size, size),
+                           (self.o_owner, owner), (self.o_alive, True), (self.o_deleted, False),
+                           (self.o_pins, 0)):
+                lst.append(v)
+            self.o_maps.append([])
+        self.obj_by_name[name] = o
+        return o
+
+    def _object_end(self, o: int) -> int:
+        runs = self.runs.obj_runs.get(o)
+        if not runs:
+            return 0
+        r = runs[-1]
+        return self.runs.start[r] + self.runs.npages[r]
+
+    # ================================================================== views
+    def cgroup_paths(self) -> list[str]:
+        """Paths of every online and dying cgroup (dying ones may repeat an online path)."""
+        return [self.mem.path[m] for m in self.mem.live()]
+
+    def stat(self, path: str) -> dict:
+        """What cgroupfs would show for the online cgroup at ``path`` (or the newest dying one)."""
+        m = self._find(normalize_path(path))
+        mem = self.mem
+        sub = mem.subtree(m)
+        tot = {k: sum(getattr(mem, k)[x] for x in sub)
+               for k in ("anon", "file", "shmem", "mapped", "kmem", "pgscan", "pgsteal", "refault")}
+        return {
+            "dying": mem.state[m] == State.DYING,
+            "memory.current": mem.usage[m] * 4096,
+            "memory.swap.current": mem.swap_usage[m] * 4096,
+            "anon": tot["anon"] * 4096, "file": (tot["file"] + tot["shmem"]) * 4096,
+            "shmem": tot["shmem"] * 4096, "file_mapped": tot["mapped"] * 4096,
+            "kernel": tot["kmem"] * 4096, "pgscan": tot["pgscan"], "pgsteal": tot["pgsteal"],
+            "workingset_refault": tot["refault"],
+            "nr_dying_descendants": mem.nr_dying_desc[m],
+            "memory.peak": mem.peak[m] * 4096,
+        }
+
+    def _find(self, path: str) -> int:
+        m = self.mem.by_path.get(path, -1)
+        if m >= 0:
+            return m
+        dying = [x for x in self.mem.dying if self.mem.path[x] == path]
+        if not dying:
+            raise KeyError(f"no cgroup {path} on machine {self.machine_id}")
+        return max(dying, key=lambda x: (self.mem.offline_us[x], x))
+
+    def summary(self) -> dict:
+        """End-of-run totals: counters, zombies, cost bytes, IDs in use."""
+        return self.sampler.summary()
+
+    def job_table(self) -> dict[str, list]:
+        """Released cgroups so far plus live ones: path, born/offline/freed times, peak bytes, OOM kills."""
+        return self.sampler.jobs()
+
+
+class _Ev:
+    """One decoded event; its ``need_*`` accessors raise TraceError naming the field."""
+
+    __slots__ = ("source", "row", "cgroup", "task", "obj", "offset", "nbytes", "flags")
+
+    def __init__(self, source: str, row: int, cgroup: str | None, task: str | None, obj: str | None,
+                 offset: int, nbytes: int, flags: int) -> None:
+        self.source, self.row = source, row
+        self.cgroup, self.task, self.obj = cgroup, task, obj
+        self.offset, self.nbytes, self.flags = offset, nbytes, flags
+
+    def error(self, field: str, message: str) -> TraceError:
+        """A TraceError at this event's row (rows are reported 1-based)."""
+        return TraceError(self.source, self.row + 1, field, message)
+
+    def need_cgroup(self) -> str:
+        if self.cgroup is None:
+            raise self.error("cgroup", "required for this op")
+        return self.cgroup
+
+    def need_task(self) -> str:
+        if self.task is None:
+            raise self.error("task", "required for this op")
+        return self.task
+
+    def need_object(self) -> str:
+        if self.obj is None:
+            raise self.error("object", "required for this op")
+        return self.obj
+
+    def need_bytes(self) -> int:
+        if self.nbytes == NULL or self.nbytes < 0:
+            raise self.error("bytes", "a non-negative size is required for this op")
+        return self.nbytes
+
+    def range(self, size_pages: int) -> tuple[int, int]:
+        """[lo, hi) pages of a range op, clipped to ``size_pages``; null bytes = to the end."""
+        off = 0 if self.offset == NULL else self.offset
+        if off < 0:
+            raise self.error("offset", "negative offset")
+        lo = off // 4096
+        hi = size_pages if self.nbytes == NULL else min(size_pages, pages_of(off + self.nbytes))
+        return lo, max(lo, hi)
+
+
+Machine._handlers = {
+    int(op): getattr(Machine, f"_op_{op.name.lower()}") for op in Op
+}

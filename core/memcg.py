@@ -1,0 +1,277 @@
+"""The memcg hierarchy of one machine: lifecycle, hierarchical counters, the ID pool.
+
+In: mkdir/rmdir requests and page-count deltas from ``core.machine``. Out: the
+state a kernel would show in cgroup.stat / memory.current / memory.stat, and
+the answer to "is this zombie still held, and by what".
+
+Kernel behaviour modelled (KERNEL-MODEL.md §0–§2):
+- rmdir fails with EBUSY while the cgroup has tasks or *online* children;
+  dying children do not block it (kernel/cgroup/cgroup.c: cgroup_destroy_locked).
+- an offline memcg stays (dying) while any folio charge, swap-entry ID ref,
+  non-reparented kmem or live child holds it; its css holds its parent
+  (css_free_rwork_fn), so dying parents cascade.
+- ``nr_dying_descendants`` is raised on every ancestor at rmdir and lowered when
+  the cgroup is released.
+- the 16-bit memcg ID (MEM_CGROUP_ID_MAX = 65535) is held while online and by
+  swap entries after offline (mem_cgroup_id_get_many / mem_cgroup_id_put_many).
+- charges are hierarchical: every ancestor's usage includes them
+  (try_charge_memcg -> page_counter_try_charge).
+
+Counters are in 4 KiB pages. Slots of freed memcgs are reused, so memory
+grows with live (online + dying) memcgs, not with all memcgs ever created.
+"""
+
+from __future__ import annotations
+
+import enum
+from array import array
+from dataclasses import dataclass
+
+import numpy as np
+
+ROOT = 0
+UNLIMITED = 1 << 62
+
+_COLUMNS = ("parent", "state", "born_us", "offline_us", "ntasks", "holds_id", "anon", "file", "shmem",
+            "kmem", "kmem_pin", "mapped", "pinned", "swap", "usage", "swap_usage", "peak", "max", "high",
+            "pgscan", "pgsteal", "refault", "oom_kill", "nr_dying_desc")
+
+
+class State(enum.IntEnum):
+    """Lifecycle of one memcg slot."""
+
+    ONLINE = 0
+    DYING = 1
+    FREED = 2
+
+
+class Errno(enum.IntEnum):
+    """Outcomes of mkdir/rmdir that a real kernel would report."""
+
+    OK = 0
+    EEXIST = 17
+    ENOENT = 2
+    EBUSY = 16
+    ENOSPC = 28
+
+
+@dataclass
+class JobRecord:
+    """One removed-and-released cgroup, for the per-job output table."""
+
+    path: str
+    born_us: int
+    offline_us: int
+    freed_us: int
+    peak_pages: int
+    oom_kills: int
+
+
+class MemcgTable:
+    """All memcgs of a machine as parallel lists indexed by slot.
+
+    Own page counters (charged directly to this memcg): ``anon``, ``file``,
+    ``shmem``, ``kmem``; ``mapped`` / ``pinned`` are the resident file+shmem
+    pages mapped by some task / pinned or mlocked pages among them; ``swap`` is
+    the number of swap slots whose record names this memcg. ``usage`` and
+    ``swap_usage`` are hierarchical (this memcg and everything below).
+    """
+
+    def __init__(self, id_pool_size: int = 65535) -> None:
+        self.id_pool_size = id_pool_size
+        self.ids_in_use = 0
+        self.path: list[str] = []
+        self.children: list[set[int]] = []
+        # numeric columns are array('q'): cheap to touch per event, zero-copy numpy views for sampling
+        for name in _COLUMNS:
+            setattr(self, name, array("q"))
+        self.by_path: dict[str, int] = {}
+        self.dying: set[int] = set()
+        self.free_slots: list[int] = []
+        self.released: list[JobRecord] = []
+        self._new_slot("/", -1, 0)
+
+    # -- slots -------------------------------------------------------------------------
+
+    def _new_slot(self, path: str, parent: int, now: int) -> int:
+        """Take a free slot (or append one) for a new online memcg; holds one ID."""
+        vals = dict.fromkeys(_COLUMNS, 0)
+        vals.update(parent=parent, state=State.ONLINE, born_us=now, offline_us=-1, holds_id=1,
+                    max=UNLIMITED, high=UNLIMITED)
+        if self.free_slots:
+            m = self.free_slots.pop()
+            for name, v in vals.items():
+                getattr(self, name)[m] = v
+            self.path[m], self.children[m] = path, set()
+        else:
+            m = len(self.path)
+            for name, v in vals.items():
+                getattr(self, name).append(v)
+            self.path.append(path)
+            self.children.append(set())
+        self.ids_in_use += 1
+        self.by_path[path] = m
+        if parent >= 0:
+            self.children[parent].add(m)
+        return m
+
+    def view(self, name: str) -> np.ndarray:
+        """Zero-copy int64 numpy view of one column; drop it before the table grows."""
+        return np.frombuffer(getattr(self, name), dtype=np.int64)
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def mkdir(self, path: str, now: int) -> tuple[Errno, int]:
+        """Create an online memcg at ``path``; (errno, slot). ENOSPC when the ID pool is full."""
+        if path in self.by_path:
+            return Errno.EEXIST, -1
+        parent = self.by_path.get(parent_path(path), -1)
+        if parent < 0:
+            return Errno.ENOENT, -1
+        if self.ids_in_use >= self.id_pool_size:
+            return Errno.ENOSPC, -1
+        return Errno.OK, self._new_slot(path, parent, now)
+
+    def rmdir_check(self, m: int) -> Errno:
+        """EBUSY while tasks or online children remain (cgroup_destroy_locked)."""
+        if self.ntasks[m] > 0:
+            return Errno.EBUSY
+        if any(self.state[c] == State.ONLINE for c in self.children[m]):
+            return Errno.EBUSY
+        return Errno.OK
+
+    def offline(self, m: int, now: int) -> None:
+        """rmdir succeeded: the memcg goes offline (dying) and gives back its online ID ref.
+
+        mem_cgroup_css_offline -> mem_cgroup_id_put: the ID stays only while swap
+        records hold it. Ancestors count one more dying descendant.
+        """
+        self.state[m] = State.DYING
+        self.offline_us[m] = now
+        del self.by_path[self.path[m]]
+        self.dying.add(m)
+        a = self.parent[m]
+        while a >= 0:
+            self.nr_dying_desc[a] += 1
+            a = self.parent[a]
+        if self.swap[m] == 0:
+            self.put_id(m)
+
+    def put_id(self, m: int) -> None:
+        """Give back the memcg's ID (mem_cgroup_id_remove) if it still holds one."""
+        if self.holds_id[m]:
+            self.holds_id[m] = 0
+            self.ids_in_use -= 1
+
+    def held(self, m: int) -> bool:
+        """Does anything still reference this memcg (folio charges, swap IDs, kmem pins, children)?"""
+        return bool(self.anon[m] or self.file[m] or self.shmem[m] or self.swap[m]
+                    or self.kmem_pin[m] or self.children[m])
+
+    def try_release(self, m: int, now: int) -> int:
+        """Free dying memcg ``m`` if nothing holds it, then its dying ancestors in turn.
+
+        Returns how many memcgs were freed (css_release_work_fn / css_free_rwork_fn).
+        """
+        freed = 0
+        while m > ROOT and self.state[m] == State.DYING and not self.held(m):
+            self._release(m, now)
+            freed += 1
+            m = self.parent[m]
+        return freed
+
+    def _release(self, m: int, now: int) -> None:
+        self.state[m] = State.FREED
+        self.dying.discard(m)
+        self.put_id(m)
+        p = self.parent[m]
+        self.children[p].discard(m)
+        a = p
+        while a >= 0:
+            self.nr_dying_desc[a] -= 1
+            a = self.parent[a]
+        self.released.append(JobRecord(self.path[m], self.born_us[m], self.offline_us[m], now,
+                                       self.peak[m], self.oom_kill[m]))
+        self.free_slots.append(m)
+
+    # -- counters ----------------------------------------------------------------------
+    def charge(self, m: int, pages: int) -> None:
+        """Add ``pages`` to the hierarchical usage of ``m`` and its ancestors (may be negative)."""
+        usage, peak, parent = self.usage, self.peak, self.parent
+        while m >= 0:
+            u = usage[m] + pages
+            usage[m] = u
+            if u > peak[m]:
+                peak[m] = u
+            m = parent[m]
+
+    def charge_swap(self, m: int, pages: int) -> None:
+        """Add ``pages`` to hierarchical memory.swap.current of ``m`` and its ancestors."""
+        su, parent = self.swap_usage, self.parent
+        while m >= 0:
+            su[m] += pages
+            m = parent[m]
+
+    def over_limit(self, m: int, pages: int) -> int:
+        """The highest-priority memcg whose memory.max a charge of ``pages`` would break, or -1.
+
+        page_counter_try_charge walks from ``m`` to the root and fails at the first
+        counter over its max; that counter's memcg is ``mem_over_limit``.
+        """
+        usage, mx, parent = self.usage, self.max, self.parent
+        while m >= 0:
+            if usage[m] + pages > mx[m]:
+                return m
+            m = parent[m]
+        return -1
+
+    def over_high(self, m: int) -> list[int]:
+        """Ancestors (incl. ``m``) whose usage exceeds memory.high, nearest first."""
+        out = []
+        while m >= 0:
+            if self.usage[m] > self.high[m]:
+                out.append(m)
+            m = self.parent[m]
+        return out
+
+    def nearest_online(self, m: int) -> int:
+        """``m`` if online, else its closest online ancestor (mem_cgroup_id_get_online)."""
+        while self.state[m] != State.ONLINE:
+            m = self.parent[m]
+        return m
+
+    def subtree(self, m: int) -> list[int]:
+        """``m`` and every live (online or dying) descendant, pre-order (css_next_descendant_pre)."""
+        out, stack = [], [m]
+        while stack:
+            x = stack.pop()
+            out.append(x)
+            stack.extend(sorted(self.children[x], reverse=True))
+        return out
+
+    def is_ancestor(self, a: int, m: int) -> bool:
+        """True when ``a`` is ``m`` or one of its ancestors."""
+        while m >= 0:
+            if m == a:
+                return True
+            m = self.parent[m]
+        return False
+
+    def own_pages(self, m: int) -> int:
+        """Pages charged directly to ``m`` (not its children): LRU folios plus kmem."""
+        return self.anon[m] + self.file[m] + self.shmem[m] + self.kmem[m]
+
+    def live(self) -> list[int]:
+        """Slots of every online or dying memcg, root included, in slot order."""
+        return [m for m, s in enumerate(self.state) if s != State.FREED]
+
+
+def parent_path(path: str) -> str:
+    """'/a/b' -> '/a'; '/a' -> '/'."""
+    head = path.rsplit("/", 1)[0]
+    return head or "/"
+
+
+def normalize_path(path: str) -> str:
+    """Canonical cgroup path: leading '/', no trailing or doubled '/'."""
+    parts = [p for p in path.split("/") if p]
+    return "/" + "/".join(parts)

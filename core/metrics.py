@@ -1,0 +1,205 @@
+"""Metric samples of one machine, taken at a fixed simulated interval.
+
+In: the live state of a ``Machine``. Out: rows of ``SAMPLE_COLUMNS`` (each
+documented here; ``replay`` renders these texts into docs/output-columns.md),
+the per-job table of released cgroups, and an end-of-run summary.
+
+A sample at time T reflects every event with time < T. Zombie = a memcg that
+was removed (rmdir) but is not yet freed. A zombie is counted under every
+reason that holds it (KERNEL-MODEL.md §1), so the ``held_*`` columns may sum
+to more than ``memcgs_dying``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from core.memcg import ROOT, State
+from core.pages import PAGE, St
+
+if TYPE_CHECKING:
+    from core.machine import Machine
+
+#: Cumulative event counters of a machine (all start at 0 and only grow).
+COUNTERS: dict[str, str] = {
+    "events": "trace events applied",
+    "memcgs_freed": "dying memcgs released so far",
+    "mkdir_enospc": "mkdir refused because the memcg ID pool was full (ENOSPC)",
+    "mkdir_failed": "mkdir skipped because its parent's mkdir had failed",
+    "rmdir_ebusy": "rmdir refused (EBUSY): tasks or online children left",
+    "tasks_failed": "tasks that could not start because their cgroup does not exist (failed mkdir)",
+    "ops_ignored": "ops of tasks that were OOM-killed or never started",
+    "reclaim_passes": "reclaim passes (global, limit, high, proactive, policy)",
+    "memcgs_visited": "memcgs visited by reclaim walks, zombies included (reclaim cost)",
+    "pgscan": "pages scanned by reclaim",
+    "pgsteal": "pages reclaimed",
+    "evictions": "page-cache pages evicted (shadow left)",
+    "refaults": "evicted pages faulted back in (charged to the accessor)",
+    "swapouts": "pages written to swap",
+    "swapins": "pages read back from swap",
+    "kswapd_wakeups": "times free memory fell below the low watermark",
+    "max_events": "charges that hit a memory.max",
+    "high_events": "charges that left a memcg over memory.high",
+    "oom_kills": "tasks killed by memcg OOM",
+    "global_oom_kills": "tasks killed by machine-wide OOM",
+    "charge_failed": "charges refused (may-fail charges, or no OOM victim)",
+    "reclaim_eagain": "memory.reclaim writes that reclaimed less than asked (EAGAIN)",
+    "reclaim_unsupported": "memory.reclaim writes on a kernel without it (< 5.19)",
+    "dropped_pages": "page-cache pages dropped by drop_caches",
+    "recharged_pages": "pages a policy recharged to another memcg",
+    "recharge_failed": "pages a policy failed to recharge",
+    "reparented_pages": "pages a policy moved to an ancestor",
+    "policy_evicted_pages": "pages a policy evicted or swapped out",
+    "policy_oom_kills": "OOM kills caused by a policy's charges",
+    "access_path_work": "extra operations a policy did on the access path",
+    "swap_records_reparented": "swap records a policy moved to an ancestor",
+    "reaper_reclaimed_pages": "pages reclaimed by a periodic zombie reaper",
+    "policy_walk_steps": "runs visited by a policy's asynchronous walks",
+}
+
+_GAUGES: dict[str, str] = {
+    "time_us": "simulated time of the sample (µs); reflects every event before it",
+    "memcgs_online": "online memcgs (root excluded)",
+    "memcgs_dying": "zombie memcgs: removed but not freed",
+    "zombie_age_p50_s": "median time since rmdir of the zombies (s; 0 if none)",
+    "zombie_age_max_s": "oldest zombie's time since rmdir (s; 0 if none)",
+    "cost_online_bytes": "memory of online memcgs' own structures (cost model, KERNEL-MODEL §3)",
+    "cost_dying_bytes": "memory of zombie memcgs' structures, percpu and slab (cost model)",
+    "percpu_dying_bytes": "percpu part of cost_dying_bytes",
+    "held_file": "zombies still charged page-cache pages",
+    "held_shmem": "zombies still charged shmem/tmpfs pages",
+    "held_anon": "zombies still charged anon pages",
+    "held_swap": "zombies named by swap entries (their ID is held)",
+    "held_pinned": "zombies with pinned or mlocked pages",
+    "held_kmem": "zombies held by kmem that this kernel does not reparent",
+    "held_child": "zombies held by a dying child",
+    "zombie_charged_bytes": "bytes still charged to zombies (LRU pages + kmem)",
+    "zombie_swap_bytes": "bytes of swap entries recorded to zombies",
+    "anon_bytes": "resident anon bytes on the machine",
+    "file_bytes": "resident page-cache bytes (disk files)",
+    "shmem_bytes": "resident shmem/tmpfs bytes",
+    "kmem_bytes": "kernel memory charged to memcgs",
+    "swap_bytes": "swap in use",
+    "free_bytes": "free memory",
+    "misattributed_bytes": "resident bytes charged to a memcg other than the one that instantiated them",
+    "root_charged_bytes": "resident bytes charged to the root memcg itself (unowned)",
+    "ids_in_use": "memcg IDs in use (online memcgs + zombies held by swap entries)",
+}
+
+#: Every sample column and what it means.
+SAMPLE_COLUMNS: dict[str, str] = {**_GAUGES, **COUNTERS}
+
+#: Columns of the per-job table (one row per cgroup, released or still alive at the end).
+JOB_COLUMNS: dict[str, str] = {
+    "cgroup": "cgroup path",
+    "born_us": "mkdir time (µs)",
+    "offline_us": "rmdir time (µs; -1 if never removed)",
+    "freed_us": "time the memcg was freed (µs; -1 if still online or dying)",
+    "peak_bytes": "peak hierarchical memory.current",
+    "oom_kills": "OOM kills of tasks in this cgroup",
+}
+
+
+class Sampler:
+    """Takes samples of one machine on its own clock and buffers them as columns."""
+
+    def __init__(self, machine: "Machine") -> None:
+        self.machine = machine
+        self.interval = machine.cfg.sample_interval_us
+        self.next_us = 0
+        self._rows: dict[str, list] = {k: [] for k in SAMPLE_COLUMNS}
+
+    def sample(self, t_us: int) -> None:
+        """Record the state at ``t_us`` and schedule the next sample."""
+        for k, v in self.snapshot(t_us).items():
+            self._rows[k].append(v)
+        self.next_us = t_us + self.interval
+
+    def take(self) -> dict[str, np.ndarray]:
+        """Buffered samples as int64/float64 columns; the buffer is emptied."""
+        out = {k: np.asarray(v, dtype=np.float64 if k.endswith("_s") else np.int64)
+               for k, v in self._rows.items()}
+        self._rows = {k: [] for k in SAMPLE_COLUMNS}
+        return out
+
+    def snapshot(self, t_us: int) -> dict[str, int | float]:
+        """One sample's values (gauges computed now, counters as they stand)."""
+        m = self.machine
+        row: dict[str, int | float] = {"time_us": t_us}
+        row.update(self._zombies(t_us))
+        row.update(self._usage())
+        row.update(m.counters)
+        return row
+
+    def _zombies(self, t_us: int) -> dict[str, int | float]:
+        m, mem = self.machine, self.machine.mem
+        dying = np.fromiter(sorted(mem.dying), dtype=np.int64, count=len(mem.dying))
+        nd = int(dying.size)
+        online = sum(1 for s in mem.state if s == State.ONLINE) - 1
+        col = {k: mem.view(k)[dying] for k in ("anon", "file", "shmem", "kmem", "kmem_pin", "pinned",
+                                              "swap", "offline_us")}
+        has_child = np.fromiter((bool(mem.children[x]) for x in dying.tolist()), dtype=bool, count=nd)
+        ages = (t_us - col["offline_us"]) / 1e6
+        return {
+            "memcgs_online": online,
+            "memcgs_dying": nd,
+            "zombie_age_p50_s": float(np.median(ages)) if nd else 0.0,
+            "zombie_age_max_s": float(ages.max()) if nd else 0.0,
+            "cost_online_bytes": online * m.memcg_cost,
+            "cost_dying_bytes": nd * m.memcg_cost,
+            "percpu_dying_bytes": nd * m.percpu_bytes,
+            "held_file": int((col["file"] > 0).sum()),
+            "held_shmem": int((col["shmem"] > 0).sum()),
+            "held_anon": int((col["anon"] > 0).sum()),
+            "held_swap": int((col["swap"] > 0).sum()),
+            "held_pinned": int((col["pinned"] > 0).sum()),
+            "held_kmem": int((col["kmem_pin"] > 0).sum()),
+            "held_child": int(has_child.sum()),
+            "zombie_charged_bytes": int((col["anon"] + col["file"] + col["shmem"] + col["kmem"]).sum()) * PAGE,
+            "zombie_swap_bytes": int(col["swap"].sum()) * PAGE,
+            "ids_in_use": mem.ids_in_use,
+        }
+
+    def _usage(self) -> dict[str, int]:
+        m, mem = self.machine, self.machine.mem
+        totals = {k: int(mem.view(k).sum()) for k in ("anon", "file", "shmem", "kmem")}
+        R = m.runs
+        misattributed = 0
+        if len(R):
+            res = R.view("state") == St.RESIDENT
+            misattributed = int(R.view("npages")[res & (R.view("memcg") != R.view("origin"))].sum())
+        return {
+            "anon_bytes": totals["anon"] * PAGE,
+            "file_bytes": totals["file"] * PAGE,
+            "shmem_bytes": totals["shmem"] * PAGE,
+            "kmem_bytes": totals["kmem"] * PAGE,
+            "swap_bytes": m.swap_used * PAGE,
+            "free_bytes": max(m._free_pages(), 0) * PAGE,
+            "misattributed_bytes": misattributed * PAGE,
+            "root_charged_bytes": mem.own_pages(ROOT) * PAGE,
+        }
+
+    def summary(self) -> dict[str, int | float]:
+        """The state now plus the counters, as plain Python numbers."""
+        snap = self.snapshot(self.machine.now_us)
+        snap["memcg_cost_bytes"] = self.machine.memcg_cost
+        snap["memcg_percpu_bytes"] = self.machine.percpu_bytes
+        return snap
+
+    def jobs(self) -> dict[str, list]:
+        """Per-cgroup rows: every released memcg so far, then every live one (root excluded)."""
+        mem = self.machine.mem
+        out: dict[str, list] = {k: [] for k in JOB_COLUMNS}
+        for j in mem.released:
+            for k, v in zip(JOB_COLUMNS, (j.path, j.born_us, j.offline_us, j.freed_us,
+                                          j.peak_pages * PAGE, j.oom_kills)):
+                out[k].append(v)
+        for x in mem.live():
+            if x == ROOT:
+                continue
+            for k, v in zip(JOB_COLUMNS, (mem.path[x], mem.born_us[x], mem.offline_us[x], -1,
+                                          mem.peak[x] * PAGE, mem.oom_kill[x])):
+                out[k].append(v)
+        return out

@@ -1,0 +1,160 @@
+"""Reclaim: global (kswapd), memcg-limit and proactive (memory.reclaim), vectorised over runs.
+
+In: a machine, the memcg whose subtree to reclaim from, a page target and the
+kind of reclaim. Out: pages reclaimed; runs evicted (page cache) or swapped
+out (anon, shmem); pgscan/pgsteal per memcg; the number of memcgs visited,
+which is the reclaim-cost metric.
+
+Kernel behaviour modelled (mm/vmscan.c, v6.1/v6.12; KERNEL-MODEL.md §4):
+- do_try_to_free_pages lowers ``priority`` from DEF_PRIORITY (12) towards 0
+  until enough is reclaimed; every round walks the memcgs of the subtree
+  (shrink_node_memcgs -> mem_cgroup_iter, css_tryget not _online, so dying
+  memcgs are visited) and scans ``lru_size >> priority`` pages of each, oldest first.
+- an offline memcg is scraped harder: at least min(lru_size, SWAP_CLUSTER_MAX)
+  per round (get_scan_count, "If the cgroup's already been deleted, make sure to
+  scrape out the remaining cache"), all of it with MGLRU (get_nr_to_scan, "try to
+  scrape all its memory if this memcg was deleted").
+- v6.1 always walks every memcg of the subtree; from v6.12 direct reclaim stops
+  the walk once the target is met, while kswapd and proactive reclaim walk fully.
+- without free swap only file pages are scanned (get_scan_count: SCAN_FILE).
+- pinned (folio_maybe_dma_pinned) and mlocked pages are never reclaimed
+  (shrink_folio_list keeps them; mlocked folios sit on the unevictable list).
+- mapped page cache / shmem of live mappers is treated as referenced and
+  activated instead of reclaimed (folio_check_references) when the machine's
+  ``mapped_hot`` is set: a page "still in use" by another job survives reclaim.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from core.memcg import State
+from core.pages import Kind, St
+
+if TYPE_CHECKING:
+    from core.machine import Machine
+
+DEF_PRIORITY = 12
+SWAP_CLUSTER_MAX = 32
+
+
+def shrink(machine: "Machine", top: int, nr_to_reclaim: int, *, may_swap: bool = True,
+           full_walk: bool = True) -> int:
+    """Reclaim up to ``nr_to_reclaim`` pages from the subtree of memcg ``top``; returns pages reclaimed."""
+    mem = machine.mem
+    sub = np.asarray(mem.subtree(top), dtype=np.int64)
+    plan = _plan(machine, sub, max(int(nr_to_reclaim), 0), may_swap, full_walk)
+    machine.counters["reclaim_passes"] += 1
+    machine.counters["memcgs_visited"] += plan.visited
+    reclaimed = 0
+    for r, take in zip(plan.runs, plan.take):
+        reclaimed += _reclaim_run(machine, r, take)
+    machine.reap()
+    return reclaimed
+
+
+class _Plan:
+    """Which runs to reclaim and how many pages of each, plus the memcgs visited."""
+
+    def __init__(self, runs: list[int], take: list[int], visited: int) -> None:
+        self.runs, self.take, self.visited = runs, take, visited
+
+
+def _plan(machine: "Machine", sub: np.ndarray, target: int, may_swap: bool, full_walk: bool) -> _Plan:
+    ids, owners, sizes_by_run = _candidates(machine, sub, may_swap)
+    nslots = len(machine.mem.state)
+    sizes = np.bincount(owners, weights=sizes_by_run, minlength=nslots).astype(np.int64)[sub]
+    dying = np.array([machine.mem.state[m] == State.DYING for m in sub.tolist()], dtype=bool)
+    quota, visited = _quotas(sizes, dying, target, full_walk, machine.cfg.lru_gen)
+    if target <= 0 or ids.size == 0 or quota.sum() == 0:
+        return _Plan([], [], visited)
+    per_slot = np.zeros(nslots, dtype=np.int64)
+    per_slot[sub] = quota
+    runs, take = _select_oldest(machine, ids, owners, sizes_by_run, per_slot)
+    for m, q in zip(sub.tolist(), quota.tolist()):
+        if q:
+            machine.mem.pgscan[m] += q
+    machine.counters["pgscan"] += int(quota.sum())
+    return _Plan(runs, take, visited)
+
+
+def _candidates(machine: "Machine", sub: np.ndarray, may_swap: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Reclaimable resident runs charged inside ``sub``: (run ids, their memcgs, their page counts)."""
+    R = machine.runs
+    if len(R) == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    state, memcg, pinc = R.view("state"), R.view("memcg"), R.view("pinc")
+    kind, mapc, npages = R.view("kind"), R.view("mapc"), R.view("npages")
+    in_sub = np.zeros(len(machine.mem.state), dtype=bool)
+    in_sub[sub] = True
+    ok = (state == St.RESIDENT) & (pinc == 0)
+    ok &= in_sub[np.where(ok, memcg, 0)]
+    if not may_swap or machine.swap_total - machine.swap_used <= 0:
+        ok &= kind == Kind.FILE
+    if machine.cfg.mapped_hot:
+        ok &= ~((mapc > 0) & (kind != Kind.ANON))
+    ids = np.flatnonzero(ok)
+    return ids, memcg[ids].astype(np.int64), npages[ids].astype(np.int64)
+
+
+def _quotas(sizes: np.ndarray, dying: np.ndarray, target: int, full_walk: bool,
+            lru_gen: bool) -> tuple[np.ndarray, int]:
+    """Pages to scan per memcg after the priority rounds needed to meet ``target``; memcgs visited."""
+    taken = np.zeros_like(sizes)
+    visited = 0
+    for prio in range(DEF_PRIORITY, -1, -1):
+        left = sizes - taken
+        q = left >> prio
+        if lru_gen:
+            q = np.where(dying, left, q)
+        else:
+            q = np.where(dying, np.maximum(q, np.minimum(left, SWAP_CLUSTER_MAX)), q)
+        short = target - int(taken.sum())
+        if not full_walk and q.sum() >= short > 0:
+            stop = int(np.searchsorted(np.cumsum(q), short))  # partial walk ends at this memcg
+            q[stop + 1:] = 0
+            visited += stop + 1
+        else:
+            visited += len(sizes)
+        taken += q
+        if taken.sum() >= target or int(left.sum()) == 0:
+            break
+    return taken, visited
+
+
+def _select_oldest(machine: "Machine", ids: np.ndarray, owners: np.ndarray, npages: np.ndarray,
+                   quota: np.ndarray) -> tuple[list[int], list[int]]:
+    """Oldest runs of each memcg up to its quota: (run ids, pages to take from each)."""
+    age = machine.runs.view("age")[ids]
+    order = np.lexsort((ids, age, owners))
+    o_ids, o_own, o_n = ids[order], owners[order], npages[order]
+    cum = np.cumsum(o_n)
+    first = np.r_[True, o_own[1:] != o_own[:-1]]
+    base = np.maximum.accumulate(np.where(first, cum - o_n, 0))
+    before = cum - o_n - base
+    take = np.clip(quota[o_own] - before, 0, o_n)
+    keep = take > 0
+    return o_ids[keep].tolist(), take[keep].tolist()
+
+
+def _reclaim_run(machine: "Machine", r: int, take: int) -> int:
+    """Reclaim the first ``take`` pages of run ``r``: evict page cache, swap out the rest."""
+    R = machine.runs
+    kind = R.kind[r]
+    if kind != Kind.FILE:
+        take = min(take, machine.swap_total - machine.swap_used)
+        if take <= 0:
+            return 0
+    if take < R.npages[r]:
+        R.split(r, R.start[r] + take)
+    m = R.memcg[r]
+    if kind == Kind.FILE:
+        machine.evict_run(r)
+    else:
+        machine.swap_out_run(r)
+    machine.mem.pgsteal[m] += take
+    machine.counters["pgsteal"] += take
+    return take
