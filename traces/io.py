@@ -80,7 +80,7 @@ def conform(raw: pa.Table, source: str = "") -> tuple[pa.Table, list[Problem]]:
     """
     problems = [Problem(source, 0, "S102", name, "unknown column (not in trace schema v1)")
                 for name in raw.column_names if name not in COLUMN_NAMES]
-    problems += _version_problems(raw.schema, source)
+    problems += version_problems(raw.schema, source)
     columns = []
     for fld in TRACE_SCHEMA:
         if fld.name not in raw.column_names:
@@ -94,7 +94,8 @@ def conform(raw: pa.Table, source: str = "") -> tuple[pa.Table, list[Problem]]:
     return pa.Table.from_arrays(columns, schema=TRACE_SCHEMA.with_metadata(meta)), problems
 
 
-def _version_problems(schema: pa.Schema, source: str) -> list[Problem]:
+def version_problems(schema: pa.Schema, source: str = "") -> list[Problem]:
+    """S105 if the schema metadata declares a trace version other than ours (none = ours)."""
     version = (schema.metadata or {}).get(VERSION_KEY)
     if version is None or version == str(SCHEMA_VERSION).encode():
         return []

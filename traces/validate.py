@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from core.ops import FLAG_TOKENS, OP_BY_NAME, OP_SPECS, Flag, Op
-from traces.io import conform, read_raw
+from traces.io import conform, read_raw, version_problems
 from traces.problems import Problem, raise_problems
 from traces.schema import TRACE_SCHEMA
 
@@ -108,19 +108,24 @@ def ensure_valid(table: pa.Table, source: str = "") -> pa.Table:
 def validate_table(table: pa.Table, source: str = "") -> list[Problem]:
     """Every problem of ``table`` (conformed to the schema first if needed), sorted by row."""
     problems: list[Problem] = []
-    if not table.schema.equals(TRACE_SCHEMA, check_metadata=False):
+    if not table.schema.equals(TRACE_SCHEMA, check_metadata=False) or version_problems(table.schema):
         table, problems = conform(table, source)
         if any(p.code == "S101" and p.field in ("time_us", "machine", "op") for p in problems):
             return sorted(problems)  # nothing row-level can be checked without these
-    skip = np.zeros(table.num_rows, dtype=bool)
-    for p in problems:
-        if p.row > 0:
-            skip[p.row - 1] = True
     cols = _Extract(table)
-    static, bad = _static_checks(cols, source)
+    static, bad = _static_checks(cols, source, _nulled_cells(problems, table.num_rows))
     problems += static
-    problems += _namespace_checks(cols, ~(bad | skip), source)
+    problems += _namespace_checks(cols, ~bad, source)
     return sorted(problems)
+
+
+def _nulled_cells(problems: list[Problem], n: int) -> dict[str, np.ndarray]:
+    """Per column, the cells ``conform`` set to null because they did not parse."""
+    out = {name: np.zeros(n, dtype=bool) for name in TRACE_SCHEMA.names}
+    for p in problems:
+        if p.code == "S103" and p.row > 0:
+            out[p.field][p.row - 1] = True
+    return out
 
 
 class _Extract:
@@ -164,8 +169,11 @@ def _encode(table: pa.Table, name: str) -> tuple[np.ndarray, list[str]]:
 # ---------------------------------------------------------------- pass 1: columns
 
 
-def _static_checks(c: _Extract, source: str) -> tuple[list[Problem], np.ndarray]:
-    """Vectorised row checks. Returns the problems and the rows pass 2 must skip."""
+def _static_checks(c: _Extract, source: str, nulled: dict[str, np.ndarray]) -> tuple[list[Problem], np.ndarray]:
+    """Vectorised row checks. Returns the problems and the rows pass 2 must skip.
+
+    ``nulled`` marks cells already reported as unparsable: their null is not reported again.
+    """
     out: list[Problem] = []
     bad = np.zeros(c.n, dtype=bool)
     known = c.op >= 0
@@ -177,8 +185,9 @@ def _static_checks(c: _Extract, source: str) -> tuple[list[Problem], np.ndarray]
         if exclude:
             bad[rows] = True
 
+    # a null time does not stop the namespace replay; a null machine or op does
     for name, nulls in (("time_us", c.time_null), ("machine", c.machine < 0), ("op", c.op_null)):
-        report(nulls, "S104", name, lambda i: "null is not allowed here", True)
+        report(nulls & ~nulled[name], "S104", name, lambda i: "null is not allowed here", name != "time_us")
     report(~known & ~c.op_null, "E201", "op",
            lambda i: f"unknown op {c.op_names[c.op_idx[i]]!r}", True)
     flag_bits, flag_bad = _flag_tables(c.flag_names)
@@ -189,7 +198,7 @@ def _static_checks(c: _Extract, source: str) -> tuple[list[Problem], np.ndarray]
     allowed = _op_lut(lambda s: sum(int(FLAG_TOKENS[f]) for f in s.flags))
     report(known & ((bits & ~allowed[opk]) != 0), "E203", "flags",
            lambda i: _flag_not_allowed(c.op_text(i), int(bits[i])), False)
-    _required_checks(c, known, opk, report)
+    _required_checks(c, known, opk, report, nulled)
     report(~c.nbytes_null & (c.nbytes < 0), "E205", "bytes", lambda i: f"negative size {c.nbytes[i]}", False)
     report(~c.offset_null & (c.offset < 0), "E206", "offset", lambda i: f"negative offset {c.offset[i]}", False)
     report(~c.time_null & (c.time < 0), "E207", "time_us", lambda i: f"negative time {c.time[i]}", False)
@@ -233,12 +242,13 @@ def _flag_not_allowed(op: str, bits: int) -> str:
     return f"flag {', '.join(map(repr, extra))} not allowed for {op} (allowed: {', '.join(allowed) or 'none'})"
 
 
-def _required_checks(c: _Extract, known: np.ndarray, opk: np.ndarray, report) -> None:
+def _required_checks(c: _Extract, known: np.ndarray, opk: np.ndarray, report,
+                     nulled: dict[str, np.ndarray]) -> None:
     nulls = {"cgroup": c.names["cgroup"][0] < 0, "task": c.names["task"][0] < 0,
              "object": c.names["object"][0] < 0, "bytes": c.nbytes_null, "offset": c.offset_null}
     for col, isnull in nulls.items():
         needs = _op_lut(lambda s: col in s.required).astype(bool)
-        report(known & needs[opk] & isnull, "E204", col,
+        report(known & needs[opk] & isnull & ~nulled[col], "E204", col,
                lambda i, col=col: f"{c.op_text(i)} requires `{col}`", True)
 
 

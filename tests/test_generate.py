@@ -1,0 +1,137 @@
+"""Synthetic churn: determinism, validity, sharing, machine independence."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pyarrow.compute as pc
+import pytest
+
+from traces.generate import PRESETS, SYNTH_PARAMS_KEY, SynthParams, generate, generate_machine
+from traces.io import write_trace
+from traces.validate import validate_table
+
+
+def _small(name: str) -> SynthParams:
+    p = PRESETS[name]
+    return dataclasses.replace(p, machines=min(p.machines, 2), duration_s=min(p.duration_s, 900.0))
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return generate(PRESETS["tiny"], seed=7)
+
+
+def _rows(t, op):
+    return t.filter(pc.equal(t.column("op"), op)).to_pylist()
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_is_valid_at_small_scale(name):
+    t = generate(_small(name), seed=1)
+    assert t.num_rows > 1000
+    assert validate_table(t, name) == []
+
+
+def test_same_seed_same_bytes_other_seed_differs(tmp_path):
+    p = dataclasses.replace(PRESETS["tiny"], machines=2, duration_s=300.0)
+    write_trace(generate(p, seed=5), tmp_path / "a.parquet")
+    write_trace(generate(p, seed=5), tmp_path / "b.parquet")
+    assert (tmp_path / "a.parquet").read_bytes() == (tmp_path / "b.parquet").read_bytes()
+    assert not generate(p, seed=6).equals(generate(p, seed=5))
+
+
+def test_machine_does_not_depend_on_fleet_size():
+    p2 = dataclasses.replace(PRESETS["tiny"], machines=2, duration_s=300.0)
+    p5 = dataclasses.replace(p2, machines=5)
+    t2, t5 = generate(p2, 3), generate(p5, 3)
+    m1 = lambda t: t.filter(pc.equal(t.column("machine"), "m-0001"))  # noqa: E731
+    assert m1(t2).equals(m1(t5))
+    assert generate_machine(p2, 3, 1).equals(m1(t2))
+
+
+def test_sorted_by_machine_then_time(tiny):
+    m = np.array(tiny.column("machine").to_pylist())
+    t = tiny.column("time_us").to_numpy()
+    assert np.all(m[1:] >= m[:-1])
+    same = m[1:] == m[:-1]
+    assert np.all(t[1:][same] >= t[:-1][same])
+
+
+def test_shared_image_files_are_used_by_many_pods(tiny):
+    uses = [r for r in _rows(tiny, "file_map") + _rows(tiny, "file_read")
+            if r["object"].startswith("/layers/") and r["machine"] == "m-0000"]
+    pods_per_file = {}
+    for r in uses:
+        pods_per_file.setdefault(r["object"], set()).add(r["task"].split("c")[0])
+    assert max(len(p) for p in pods_per_file.values()) >= 20  # Zipf head: most pods use it
+
+
+def test_tmpfs_volume_written_by_one_container_and_used_by_another(tiny):
+    writers = {r["object"]: r["task"] for r in _rows(tiny, "file_write") if r["object"].startswith("/dev/shm/")}
+    users = [(r["object"], r["task"]) for r in _rows(tiny, "file_map") + _rows(tiny, "file_read")
+             if r["object"] in writers]
+    assert users and all(writers[o].split("t")[0] != t.split("t")[0] for o, t in users)
+
+
+def _outliving(tiny, prefix: str, owner_cgroup) -> int:
+    """How many objects under ``prefix`` are deleted after their owner's rmdir, or never."""
+    m0 = tiny.filter(pc.equal(tiny.column("machine"), "m-0000"))
+    rmdir = {r["cgroup"]: r["time_us"] for r in _rows(m0, "rmdir")}
+    deleted = {r["object"]: r["time_us"] for r in _rows(m0, "file_delete")}
+    created = [r["object"] for r in _rows(m0, "file_create") if r["object"].startswith(prefix)]
+    ended = [o for o in created if owner_cgroup(o) in rmdir]
+    return sum(1 for o in ended if deleted.get(o, 1 << 62) > rmdir[owner_cgroup(o)] + 1)
+
+
+def test_some_tmpfs_and_logs_outlive_their_pod(tiny):
+    # /var/log/pods/pod-N/ctr-J.log belongs to /pod-N/ctr-J; /dev/shm/pod-N/vol to /pod-N
+    assert _outliving(tiny, "/var/log/pods/", lambda o: "/" + o.split("/")[4] + "/" + o.split("/")[5][:-4]) > 10
+    assert _outliving(tiny, "/dev/shm/", lambda o: "/" + o.split("/")[3]) >= 1
+
+
+def test_pins_swap_limits_kmem_present(tiny):
+    ops = set(tiny.column("op").to_pylist())
+    assert {"pin", "unpin", "swap_on", "set_limit", "kmem_alloc", "kmem_free", "anon_free"} <= ops
+    assert {r["flags"] for r in _rows(tiny, "pin")} >= {"mlock", None}
+
+
+def test_teardown_order_within_a_pod(tiny):
+    rows = [r for r in tiny.filter(pc.equal(tiny.column("machine"), "m-0000")).to_pylist()
+            if r["cgroup"] in ("/pod-3", "/pod-3/ctr-0") or (r["task"] or "").startswith("p3c0")]
+    order = [(r["op"], r["cgroup"]) for r in rows if r["op"] in ("task_exit", "rmdir", "mkdir")]
+    assert order[0] == ("mkdir", "/pod-3") and order[-1] == ("rmdir", "/pod-3")
+    assert order.index(("rmdir", "/pod-3/ctr-0")) > max(i for i, o in enumerate(order) if o[0] == "task_exit")
+
+
+def test_params_are_in_the_metadata(tiny):
+    meta = json.loads(tiny.schema.metadata[SYNTH_PARAMS_KEY])
+    assert meta == dataclasses.asdict(PRESETS["tiny"])
+
+
+def test_swap_off_means_no_swap_on():
+    t = generate(dataclasses.replace(PRESETS["tiny"], machines=1, duration_s=60.0, swap_bytes=0), 0)
+    assert "swap_on" not in t.column("op").to_pylist()
+
+
+def test_machine_day_rate_reaches_a_million_events():
+    # two simulated hours stand in for the day: churn is stationary, so scale by 12
+    p = dataclasses.replace(PRESETS["machine_day"], duration_s=7200.0)
+    assert generate(p, 0).num_rows * 12 >= 1_000_000
+
+
+def test_cli_generate_with_overrides(tmp_path, capsys):
+    from traces.cli import main
+    from traces.io import read_trace
+
+    out = tmp_path / "g.csv.gz"
+    assert main(["generate", "--preset", "tiny", "--machines", "1", "--duration-s", "120",
+                 "--swap-bytes", "0", "--mem-bytes", "4e9", "--seed", "9", "--out", str(out)]) == 0
+    t = read_trace(out)
+    assert set(t.column("machine").to_pylist()) == {"m-0000"}
+    assert t.column("time_us").to_numpy().max() < 120_000_000
+    assert "swap_on" not in t.column("op").to_pylist()
+    assert main(["info", str(out)]) == 0
+    assert "machines" in capsys.readouterr().out
