@@ -24,13 +24,21 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 GIB = 1 << 30
+DEFAULT_MEM_BYTES = 64 * GIB  #: machine size for file/imported traces when machine.mem_gib is null
 
 
 @dataclass
 class PolicyCfg:
-    """Which policies a run compares: one replay of the same trace per name (``core.policy.make_policy``)."""
+    """Which policies a run compares: one replay of the same trace per name.
+
+    A name is anything ``core.policy.make_policy`` accepts (``reparent``,
+    ``recharge_async_walk+swap_walk``); ``all`` stands for every name in
+    ``core.policy.POLICY_NAMES``. ``knobs`` maps a policy name to its constructor's keyword
+    arguments (e.g. ``{recharge_mapper: {oom: true}}``).
+    """
 
     names: list[str] = field(default_factory=lambda: ["none"])
+    knobs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -51,14 +59,23 @@ class TraceCfg:
 
 @dataclass
 class MachineCfg:
-    """Size of one simulated machine (every machine of the fleet is alike)."""
+    """Size of one simulated machine (every machine of the fleet is alike).
+
+    For synthetic traces ``mem_gib``/``swap_gib``, when set, also replace the generator's
+    ``mem_bytes``/``swap_bytes`` so that workload sizes are drawn against this machine.
+    """
 
     name: str = "small"
-    mem_gib: float = 64.0
-    swap_gib: float = 0.0
+    mem_gib: Optional[float] = None  # null: the synthetic preset's size (64 GiB for other traces)
+    swap_gib: Optional[float] = None  # null: whatever the trace's swap_on asks for (else none)
     cpus: int = 64
     numa_nodes: int = 1
     id_pool_size: int = 65535
+    lru_gen: bool = False
+    shrinkers: int = 0
+    watermark_low: float = 0.01
+    watermark_high: float = 0.015
+    mapped_hot: bool = True
 
 
 @dataclass
@@ -167,7 +184,8 @@ def config_key(cfg: ReplayConfig, policy: str) -> str:
     assert isinstance(plain, dict)
     for k in _NOT_IN_KEY:
         plain.pop(k, None)
-    plain["policy"] = policy
+    knobs = plain["policy"].get("knobs", {})
+    plain["policy"] = {"name": policy, "knobs": {k: v for k, v in knobs.items() if k in policy.split("+")}}
     plain["step_s"] = cfg.executor.step_s  # batch cuts are part of the replay's definition
     plain["trace_file"] = _file_identity(cfg.trace.path)
     text = json.dumps(plain, sort_keys=True, default=str)
@@ -182,18 +200,41 @@ def _file_identity(path: Optional[str]) -> Optional[list[int]]:
     return [st.st_size, st.st_mtime_ns]
 
 
-def machine_config_kwargs(cfg: ReplayConfig) -> dict[str, Any]:
-    """Keyword arguments of ``core.machine.MachineConfig`` from the machine + kernel + fleet groups."""
+def machine_config_kwargs(cfg: ReplayConfig, trace_mem_bytes: Optional[int] = None) -> dict[str, Any]:
+    """Keyword arguments of ``core.machine.MachineConfig`` from the machine + kernel + fleet groups.
+
+    ``trace_mem_bytes``: the memory size a synthetic trace was drawn for (used when
+    ``machine.mem_gib`` is null).
+    """
     m = cfg.machine
+    mem = int(m.mem_gib * GIB) if m.mem_gib is not None else (trace_mem_bytes or DEFAULT_MEM_BYTES)
     return dict(
-        mem_bytes=int(m.mem_gib * GIB), swap_bytes=int(m.swap_gib * GIB), cpus=m.cpus,
+        mem_bytes=mem, swap_bytes=int((m.swap_gib or 0) * GIB), cpus=m.cpus,
         numa_nodes=m.numa_nodes, kernel=cfg.kernel.version,
         sample_interval_us=cfg.fleet.sample_interval_s * 1_000_000, id_pool_size=m.id_pool_size,
+        lru_gen=m.lru_gen, shrinkers=m.shrinkers, watermark_low=m.watermark_low,
+        watermark_high=m.watermark_high, mapped_hot=m.mapped_hot,
     )
 
 
 __all__ = [
     "PolicyCfg", "TraceCfg", "MachineCfg", "KernelCfg", "FleetCfg", "ExecutorCfg",
     "RayCfg", "StoreCfg", "ReplayConfig", "register_configs", "to_config", "config_key",
-    "machine_config_kwargs",
+    "machine_config_kwargs", "policy_list",
 ]
+
+
+def policy_list(cfg: ReplayConfig) -> list[str]:
+    """``policy.names`` with ``all`` expanded, duplicates dropped, every name checked now.
+
+    Raises ``core.errors.ConfigError`` naming an unknown policy before anything runs.
+    """
+    from core.policy import POLICY_NAMES, make_policy
+
+    out: list[str] = []
+    for name in cfg.policy.names:
+        for n in (POLICY_NAMES if name == "all" else (name,)):
+            if n not in out:
+                make_policy(n, cfg.policy.knobs)  # cheap; raises ConfigError for unknown names or knobs
+                out.append(n)
+    return out

@@ -1,13 +1,14 @@
 """A shard: many simulated machines advanced together, checkpointed to the run store.
 
-In: a ``ShardSpec`` (its machines, the Parquet partition holding only their events, the machine
-config, policy, seed, the step grid and where to checkpoint). Out: per ``advance_to`` call a
+In: a ``ShardSpec`` (its machines, where their events come from -- the Parquet partition holding
+only their events, or the synthetic parameters to generate them here --, the machine config,
+policy, seed, the step grid and where to checkpoint). Out: per ``advance_to`` call a
 ``StepResult`` with the columnar metric samples of all its machines (never per event), and at
 the end ``finish()`` with per-machine summaries and the per-job table.
 
 The same class runs in-process (``executor=local``) and inside a Ray actor (``replay.actors``).
 
-Determinism: each machine's seed comes from (run seed, machine id); machines advance over the
+Determinism: each machine seeds its RNG from (run seed, machine id); machines advance over the
 same fixed grid of ``step_us`` boundaries whatever the shard's size, the coordinator's call
 pattern or restarts, so results do not depend on how machines are grouped.
 
@@ -19,7 +20,6 @@ restarted from an older checkpoint replays and returns exactly what a lost call 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import zlib
@@ -27,14 +27,15 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core.events import EventBatch
 from core.machine import Machine, MachineConfig
-from core.ops import Op
 from core.policy import make_policy
 from replay.store import RunStore
 from traces.batches import machine_batches
+from traces.generate import SynthParams, generate_machine
 
 Samples = dict[str, np.ndarray]
 
@@ -46,7 +47,7 @@ class ShardSpec:
     index: int
     machines: list[str]          # sorted machine ids of this shard
     first_machine: int           # global index (in the sorted fleet) of machines[0]
-    trace_path: str              # Parquet file with exactly these machines' events
+    trace_path: str              # Parquet file with exactly these machines' events ("" if synthetic)
     machine_kwargs: dict[str, Any]
     policy: str
     seed: int
@@ -55,6 +56,8 @@ class ShardSpec:
     run: str = ""                # run key in the store
     layout: str = ""             # digest of the shard plan
     store: Optional[RunStore] = None
+    synth: Optional[dict[str, Any]] = None  # SynthParams fields: generate the machines' events here
+    knobs: dict[str, dict[str, Any]] = field(default_factory=dict)  # make_policy knobs
 
 
 @dataclass
@@ -65,12 +68,6 @@ class StepResult:
     t_us: int
     events: int                  # events applied since the shard started (restored count included)
     samples: Samples = field(default_factory=dict)
-
-
-def machine_seed(seed: int, machine_id: str) -> int:
-    """Per-machine seed from (run seed, machine id): stable across processes and shard layouts."""
-    digest = hashlib.sha256(f"{seed}\0{machine_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
 
 
 def concat_samples(parts: list[Samples]) -> Samples:
@@ -86,14 +83,15 @@ class Shard:
 
     def __init__(self, spec: ShardSpec) -> None:
         self.spec = spec
-        self.batches = self._load_events(spec.trace_path)
+        self.batches = self._load_events()
         self.cursor = np.zeros(len(spec.machines), dtype=np.int64)  # next event row per machine
         self.restored_from = -1
         state = self._restore()
         if state is None:
             cfg = MachineConfig(**spec.machine_kwargs)
-            self.machines = [Machine(cfg, policy=make_policy(spec.policy), machine_id=mid,
-                                     seed=machine_seed(spec.seed, mid)) for mid in spec.machines]
+            # the machine mixes its id into the seed: (run seed, machine id) as the design asks
+            self.machines = [Machine(cfg, policy=make_policy(spec.policy, spec.knobs), machine_id=mid, seed=spec.seed)
+                             for mid in spec.machines]
             self.now_us = 0
             self.events = 0
             self.pending: list[tuple[int, Samples]] = []
@@ -102,12 +100,19 @@ class Shard:
         self._seek()
 
     # -- loading and checkpoints -------------------------------------------------------------
-    def _load_events(self, path: str) -> list[EventBatch]:
-        by_id = dict(machine_batches(pq.read_table(path)))
-        missing = [m for m in self.spec.machines if m not in by_id]
+    def _load_events(self) -> list[EventBatch]:
+        s = self.spec
+        if s.synth is not None:
+            # generation is per machine deterministic: machine i of the fleet is generator index i
+            params = SynthParams(**s.synth)
+            tables = [generate_machine(params, s.seed, s.first_machine + i) for i in range(len(s.machines))]
+            by_id = dict(machine_batches(pa.concat_tables(tables), f"synthetic seed {s.seed}"))
+        else:
+            by_id = dict(machine_batches(pq.read_table(s.trace_path), s.trace_path))
+        missing = [m for m in s.machines if m not in by_id]
         if missing:
-            raise ValueError(f"{path}: shard {self.spec.index} has no events for machines {missing[:5]}")
-        return [by_id[m] for m in self.spec.machines]
+            raise ValueError(f"shard {s.index}: no events for machines {missing[:5]}")
+        return [by_id[m] for m in s.machines]
 
     def _seek(self) -> None:
         # events before now_us were applied before the checkpoint; start after them
@@ -159,7 +164,7 @@ class Shard:
 
     @staticmethod
     def _tagged(samples: Samples, machine_index: int) -> Samples:
-        if not samples:
+        if not samples or len(next(iter(samples.values()))) == 0:
             return {}
         n = len(next(iter(samples.values())))
         return {"machine": np.full(n, machine_index, dtype=np.int32), **samples}
@@ -169,43 +174,10 @@ class Shard:
         """Per-machine summaries and the per-job rows (columnar), in machine order."""
         summaries = [dict(m.summary(), machine=self.spec.first_machine + i)
                      for i, m in enumerate(self.machines)]
-        jobs = [job_rows(m, b, self.spec.first_machine + i) for i, (m, b) in
-                enumerate(zip(self.machines, self.batches))]
+        jobs = [self._tagged({k: np.asarray(v) for k, v in m.job_table().items()},
+                             self.spec.first_machine + i) for i, m in enumerate(self.machines)]
         return {"summaries": summaries, "jobs": concat_samples(jobs)}
 
     def pid(self) -> int:
         """Process id (the actor-kill test targets it)."""
         return os.getpid()
-
-
-JOB_STATS = ("memory.current", "memory.swap.current", "anon", "file", "shmem", "kernel",
-             "nr_dying_descendants")
-
-
-def job_rows(m: Machine, b: EventBatch, machine_index: int) -> Samples:
-    """One row per cgroup the trace created on this machine: lifetime and state at the end."""
-    made = np.flatnonzero(b.op == Op.MKDIR)
-    removed = np.flatnonzero(b.op == Op.RMDIR)
-    if made.size == 0:
-        return {}
-    cg = b.cgroup[made]
-    rmdir_at = np.full(len(b.cgroups), -1, dtype=np.int64)
-    rmdir_at[b.cgroup[removed]] = b.time_us[removed]  # a name re-created later keeps its last rmdir
-    present = set(m.cgroup_paths())
-    rows: dict[str, list] = {"state": []}
-    rows.update({k: [] for k in JOB_STATS})
-    for idx in cg.tolist():
-        path = b.cgroups[idx]
-        st = m.stat(path) if path in present else None
-        rows["state"].append("freed" if st is None else ("dying" if st["dying"] else "online"))
-        for k in JOB_STATS:
-            rows[k].append(0 if st is None else int(st[k]))
-    out: Samples = {
-        "machine": np.full(made.size, machine_index, dtype=np.int32),
-        "cgroup": np.array([b.cgroups[i] for i in cg.tolist()], dtype=object),
-        "mkdir_us": b.time_us[made].astype(np.int64),
-        "rmdir_us": rmdir_at[cg],
-        "state": np.array(rows["state"], dtype=object),
-    }
-    out.update({k: np.asarray(rows[k], dtype=np.int64) for k in JOB_STATS})
-    return out

@@ -1,0 +1,135 @@
+"""``run(cfg)``: one replay run, callable from Hydra's entry point and from tests alike.
+
+In: a ``ReplayConfig`` (or the DictConfig Hydra composed). Out: a ``RunResult`` and, in the run
+directory, per policy and seed the Parquet timelines, job table and summary
+(``replay.outputs``), the run's ``summary.json``/``summary.md`` and PNG plots.
+
+Flow: open the run store (a clear error when it is unreachable) -> serve policies whose
+results the store has cached -> for the others load, validate and partition the trace once,
+then replay it per policy on the chosen executor (resuming from a committed checkpoint when an
+earlier process was interrupted) -> write and cache the outputs -> summarise.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from omegaconf import DictConfig, OmegaConf
+
+from replay.config import ReplayConfig, config_key, machine_config_kwargs, policy_list, to_config
+from replay.coordinator import StepHook, replay
+from replay.executors import make_executor, shard_count
+from replay.outputs import policy_files, read_summary, write_files, write_run_summary
+from replay.plan import Plan, make_plan
+from replay.progress import Progress
+from replay.shard import ShardSpec
+from replay.store import RunStore, open_store, redact
+
+
+@dataclass
+class RunResult:
+    """Where the outputs are and what each policy gave (``summaries`` in ``policy_list`` order)."""
+
+    run_dir: str
+    summaries: list[dict[str, Any]]
+    cached: list[str] = field(default_factory=list)
+    resumed: dict[str, int] = field(default_factory=dict)
+    wall_s: dict[str, float] = field(default_factory=dict)
+    plots: list[str] = field(default_factory=list)
+
+
+def output_dir(cfg: ReplayConfig) -> str:
+    """The run directory: ``cfg.output_dir``, else Hydra's output dir, else ./outputs/<name>."""
+    if cfg.output_dir:
+        return os.path.abspath(cfg.output_dir)
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return HydraConfig.get().runtime.output_dir
+    except ValueError:  # not inside a Hydra app (tests, scripts)
+        return os.path.abspath(os.path.join("outputs", cfg.name))
+
+
+def shard_specs(plan: Plan, cfg: ReplayConfig, policy: str, run: str,
+                store: Optional[RunStore]) -> list[ShardSpec]:
+    """One spec per shard of ``plan`` for replaying ``policy``."""
+    kwargs = machine_config_kwargs(cfg, plan.mem_bytes)
+    return [ShardSpec(i, s.machines, s.first_machine, s.trace_path, kwargs, policy, cfg.seed,
+                      cfg.executor.step_s * 1_000_000, cfg.executor.checkpoint_every_s * 1_000_000,
+                      run, plan.layout, store, plan.synth, dict(cfg.policy.knobs))
+            for i, s in enumerate(plan.shards)]
+
+
+def _replay_policies(cfg: ReplayConfig, todo: list[str], keys: dict[str, str], store: RunStore,
+                     run_dir: str, result: RunResult, on_step: Optional[StepHook]) -> None:
+    executor = make_executor(cfg.executor, cfg.ray)
+    os.makedirs(run_dir, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=run_dir, prefix=".shards-") as work:
+        plan = make_plan(cfg, lambda machines: shard_count(cfg.executor, machines), work)
+        for p in todo:
+            if not cfg.store.cache:
+                store.clear_run(keys[p])  # from scratch: no stale checkpoints either
+            progress = Progress(p, plan.t_end_us, enabled=cfg.progress)
+            got = replay(plan, executor, shard_specs(plan, cfg, p, keys[p], store), store, keys[p],
+                         cfg.executor.step_s * 1_000_000, cfg.executor.checkpoint_every_s * 1_000_000,
+                         progress, on_step)
+            files = policy_files(got, plan.machines, p, cfg.seed)
+            write_files(run_dir, files)
+            store.put_result(keys[p], files)
+            store.persist()
+            result.wall_s[p] = got.wall_s
+            if got.resumed_from_us >= 0:
+                result.resumed[p] = got.resumed_from_us
+
+
+def run(cfg: DictConfig | ReplayConfig, on_step: Optional[StepHook] = None) -> RunResult:
+    """Replay the configured trace once per policy; write outputs; return what happened."""
+    cfg = to_config(cfg)
+    run_dir = output_dir(cfg)
+    s = cfg.store
+    store = open_store(s.url, s.namespace, s.embedded_path, s.connect_timeout_s)
+    policies = policy_list(cfg)
+    keys = {p: config_key(cfg, p) for p in policies}
+    result = RunResult(run_dir, [])
+    cached = {p: store.get_result(k) for p, k in keys.items()} if s.cache else {}
+    for p, files in cached.items():
+        if files:
+            write_files(run_dir, files)
+            result.cached.append(p)
+    todo = [p for p in policies if p not in result.cached]
+    if todo:
+        _replay_policies(cfg, todo, keys, store, run_dir, result, on_step)
+    result.summaries = [read_summary(run_dir, p, cfg.seed) for p in policies]
+    _finish(cfg, result, store, policies)
+    return result
+
+
+def _finish(cfg: ReplayConfig, result: RunResult, store: RunStore, policies: list[str]) -> None:
+    plain = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
+    assert isinstance(plain, dict)
+    if plain["store"].get("url"):
+        plain["store"]["url"] = redact(plain["store"]["url"])
+    write_run_summary(result.run_dir, result.summaries, plain)
+    if cfg.plots:
+        from replay.plots import plot_all
+        from replay.compare import fleet_timelines
+
+        result.plots = plot_all(fleet_timelines(result.run_dir, policies, [cfg.seed]),
+                                result.run_dir)
+    print_summary(result, store, sys.stdout)
+
+
+def print_summary(result: RunResult, store: RunStore, out) -> None:
+    """A few lines per policy: zombies, their cost and what holds them."""
+    from replay.outputs import short_lines
+
+    where = redact(store.url) + (" (embedded)" if store.snapshot_path else "")
+    out.write(f"run dir: {result.run_dir}\nstore: {where}\n")
+    for s in result.summaries:
+        tag = " (cached)" if s["policy"] in result.cached else ""
+        out.write(short_lines(s) + tag + "\n")
+    out.flush()

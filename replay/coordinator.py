@@ -1,0 +1,189 @@
+"""The coordinator: drives the shards round by round, aggregates, checkpoints and resumes.
+
+In: a ``Plan`` (shards and their partitions), an ``Executor`` that holds the shards, the run
+store and the run's key. Out: ``Collected`` — the per-machine timeline (sorted by machine, then
+time), the fleet timeline (aggregated as rounds arrive), per-machine summaries and job rows.
+
+Rounds: every shard is advanced to the next point of the ``step_us`` grid and returns the
+samples taken since the previous round. At every ``checkpoint_every_us`` the shards have saved
+their state; once all of them have answered, the coordinator commits that time together with
+the samples since the last commit. A later process resumes from the last commit: shards restore
+the matching checkpoint and the committed samples are reloaded, so the end result is the same.
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from replay.columns import FLEET_PERCENTILES, NOT_SUMMED, TIME, ZOMBIES
+from replay.executors import Executor
+from replay.plan import Plan
+from replay.progress import Progress
+from replay.shard import Samples, concat_samples
+from replay.store import RunStore
+
+StepHook = Callable[[int, Executor], None]
+
+
+@dataclass
+class Collected:
+    """Everything one policy's replay produced, independent of sharding and restarts."""
+
+    machines: Samples
+    fleet: Samples
+    summaries: list[dict[str, Any]]
+    jobs: Samples
+    events: int
+    wall_s: float
+    resumed_from_us: int = -1
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+def sort_samples(s: Samples) -> Samples:
+    """Rows ordered by (machine, time): the same whatever the shard layout."""
+    if not s:
+        return s
+    order = np.lexsort((s[TIME], s["machine"]))
+    return {k: v[order] for k, v in s.items()}
+
+
+def fleet_rows(s: Samples) -> Samples:
+    """Per sample time: machine count, every metric combined over machines, zombie percentiles.
+
+    Metrics are summed unless ``replay.columns.NOT_SUMMED`` says otherwise (ages: max).
+    """
+    if not s:
+        return {}
+    times, inv = np.unique(s[TIME], return_inverse=True)
+    out: Samples = {TIME: times, "machines": np.bincount(inv, minlength=len(times)).astype(np.int64)}
+    for k, v in s.items():
+        how = NOT_SUMMED.get(k, "sum")
+        if k in (TIME, "machine") or how == "drop":
+            continue
+        out[k] = _group_sum(inv, v, len(times)) if how == "sum" else _group_max(inv, v, len(times))
+    order = np.lexsort((s[ZOMBIES], inv))  # zombies sorted within each time
+    z, starts = s[ZOMBIES][order], np.searchsorted(inv[order], np.arange(len(times)))
+    counts = out["machines"]
+    for name, q in FLEET_PERCENTILES.items():
+        # nearest-rank percentile over machines; exact integers, no interpolation
+        rank = np.ceil(q / 100 * counts).astype(np.int64) - 1
+        out[name] = z[starts + np.clip(rank, 0, counts - 1)].astype(np.int64)
+    return out
+
+
+def _group_sum(inv: np.ndarray, v: np.ndarray, n: int) -> np.ndarray:
+    if v.dtype.kind in "iub":
+        out = np.zeros(n, dtype=np.int64)
+        np.add.at(out, inv, v.astype(np.int64))
+        return out
+    return np.bincount(inv, weights=v.astype(np.float64), minlength=n)
+
+
+def _group_max(inv: np.ndarray, v: np.ndarray, n: int) -> np.ndarray:
+    out = np.full(n, -np.inf if v.dtype.kind == "f" else np.iinfo(np.int64).min, dtype=v.dtype)
+    np.maximum.at(out, inv, v)
+    return out
+
+
+def _encode(s: Samples) -> bytes:
+    return zlib.compress(pickle.dumps(s, protocol=pickle.HIGHEST_PROTOCOL), 1)
+
+
+def _decode(b: bytes) -> Samples:
+    return pickle.loads(zlib.decompress(b))
+
+
+class Coordinator:
+    """Runs one policy's replay of a plan on an executor."""
+
+    def __init__(self, plan: Plan, executor: Executor, store: Optional[RunStore], run: str,
+                 step_us: int, checkpoint_every_us: int, progress: Progress) -> None:
+        self.plan, self.ex, self.store, self.run = plan, executor, store, run
+        self.step_us = step_us
+        # checkpoints only ever fall on the step grid
+        self.every_us = (checkpoint_every_us // step_us) * step_us if checkpoint_every_us else 0
+        self.progress = progress
+        self.parts: list[Samples] = []
+        self.fleet_parts: list[Samples] = []
+        self.uncommitted: list[Samples] = []
+
+    def resume_point(self) -> int:
+        """Last committed time (-1: fresh); drops shard checkpoints that do not match it."""
+        if self.store is None:
+            return -1
+        t, chunks = self.store.committed(self.run, self.plan.layout)
+        for i in range(len(self.plan.shards)):
+            # a checkpoint newer than the commit lacks samples the coordinator never saved
+            self.store.drop_checkpoints(self.run, self.plan.layout, i, keep_until=max(t, -1))
+        for c in chunks:
+            self._take(_decode(c))
+        return t
+
+    def _take(self, s: Samples) -> None:
+        if s:
+            self.parts.append(s)
+            self.fleet_parts.append(fleet_rows(s))
+
+    def run_rounds(self, start_us: int, on_step: Optional[StepHook] = None) -> int:
+        """Advance every shard from ``start_us`` to the plan's end; returns events applied."""
+        t, ack, events, k = max(start_us, 0), start_us, 0, 0
+        self.progress.begin(start_us)
+        while t < self.plan.t_end_us:
+            t = min((t // self.step_us + 1) * self.step_us, self.plan.t_end_us)
+            results = self.ex.advance(t, ack)
+            fresh = concat_samples([r.samples for r in results])
+            self._take(fresh)
+            self.uncommitted.append(fresh)
+            ack, events = t, sum(r.events for r in results)
+            self._maybe_commit(t)
+            self._publish(self.progress.update(t, events))
+            if on_step is not None:
+                on_step(k, self.ex)
+            k += 1
+        return events
+
+    def _maybe_commit(self, t: int) -> None:
+        if self.store is None or not self.every_us or t % self.every_us or t >= self.plan.t_end_us:
+            return
+        self.store.commit(self.run, self.plan.layout, t, _encode(concat_samples(self.uncommitted)))
+        self.uncommitted = []
+        for i in range(len(self.plan.shards)):
+            self.store.drop_checkpoints(self.run, self.plan.layout, i, keep_from=t)
+        self.store.persist()
+
+    def _publish(self, numbers: dict[str, float]) -> None:
+        if self.store is not None:
+            self.store.set_progress(self.run, {k: str(v) for k, v in numbers.items()})
+
+    def collect(self, start_us: int, events: int, wall_s: float) -> Collected:
+        """Gather final results from the shards and merge everything in machine order."""
+        finals = self.ex.finish()
+        summaries = sorted((s for f in finals for s in f["summaries"]), key=lambda s: s["machine"])
+        jobs = concat_samples([f["jobs"] for f in finals])
+        fleet = concat_samples(self.fleet_parts)
+        if fleet:
+            order = np.argsort(fleet[TIME], kind="stable")
+            fleet = {k: v[order] for k, v in fleet.items()}
+        return Collected(sort_samples(concat_samples(self.parts)), fleet, summaries, jobs, events,
+                         wall_s, start_us)
+
+
+def replay(plan: Plan, executor: Executor, specs: list, store: Optional[RunStore], run: str,
+           step_us: int, checkpoint_every_us: int, progress: Progress,
+           on_step: Optional[StepHook] = None) -> Collected:
+    """One policy over the whole plan: resume if possible, run every round, collect."""
+    t0 = time.monotonic()
+    co = Coordinator(plan, executor, store, run, step_us, checkpoint_every_us, progress)
+    start = co.resume_point()
+    executor.start(specs)
+    try:
+        events = co.run_rounds(start, on_step)
+        return co.collect(start, events, time.monotonic() - t0)
+    finally:
+        executor.close()

@@ -1,0 +1,145 @@
+"""Executors: run a set of shards in-process or as Ray actors, with one interface.
+
+In: ``ShardSpec``s and the ``ExecutorCfg``/``RayCfg`` of a run. Out: per round, the shards'
+``StepResult``s in shard order; at the end their ``finish()`` results in shard order.
+Both executors run ``replay.shard.Shard``; results are identical whichever is used.
+
+The Ray executor starts a local cluster (``ray.address`` null) or joins one (``auto`` or an
+address) once per process and keeps it for the following runs of a sweep (a start costs ~5 s).
+A shard actor that dies is restarted by Ray from its newest checkpoint (``max_restarts``) and
+the interrupted call is retried (``max_task_retries``); every ``ray.get`` has a timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Protocol
+
+from replay.config import ExecutorCfg, RayCfg
+from replay.shard import Shard, ShardSpec, StepResult
+
+
+class Executor(Protocol):
+    """What the coordinator needs from an executor."""
+
+    def start(self, specs: list[ShardSpec]) -> None:
+        """Create the shards (restoring checkpoints where the store has them)."""
+
+    def advance(self, t_us: int, ack_us: int) -> list[StepResult]:
+        """Every shard to ``t_us``; results in shard order."""
+
+    def finish(self) -> list[dict[str, Any]]:
+        """Every shard's final results, in shard order."""
+
+    def close(self) -> None:
+        """Release the shards (not the Ray cluster)."""
+
+
+class LocalExecutor:
+    """Shards as plain objects in this process, advanced one after the other."""
+
+    def __init__(self) -> None:
+        self.shards: list[Shard] = []
+
+    def start(self, specs: list[ShardSpec]) -> None:
+        """Build every shard here."""
+        self.shards = [Shard(s) for s in specs]
+
+    def advance(self, t_us: int, ack_us: int) -> list[StepResult]:
+        """Advance each shard in turn."""
+        return [s.advance_to(t_us, ack_us) for s in self.shards]
+
+    def finish(self) -> list[dict[str, Any]]:
+        """Each shard's final results."""
+        return [s.finish() for s in self.shards]
+
+    def close(self) -> None:
+        """Drop the shards."""
+        self.shards = []
+
+
+def ensure_ray(cfg: RayCfg) -> None:
+    """Start or join Ray once per process (kept across the runs of a sweep)."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    # token auth is on by default in Ray 2.60; a private local cluster does not need it
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False,
+                                  logging_level=logging.WARNING, configure_logging=False,
+                                  namespace="memcg-replay")
+    if cfg.address:
+        ray.init(address=cfg.address, **kwargs)
+        return
+    ray.init(num_cpus=cfg.num_cpus, object_store_memory=cfg.object_store_mib << 20, **kwargs)
+
+
+def ray_cpus() -> int:
+    """CPUs of the Ray cluster we are connected to."""
+    import ray
+
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
+class RayExecutor:
+    """One ``ShardActor`` per shard; rounds are submitted to all actors, then gathered."""
+
+    def __init__(self, cfg: ExecutorCfg, ray_cfg: RayCfg) -> None:
+        self.cfg = cfg
+        ensure_ray(ray_cfg)
+        self.actors: list[Any] = []
+
+    def start(self, specs: list[ShardSpec]) -> None:
+        """Create the actors (each loads its own partition and checkpoint)."""
+        from replay.actors import ShardActor
+
+        opts = dict(max_restarts=self.cfg.max_restarts, max_task_retries=self.cfg.max_restarts)
+        self.actors = [ShardActor.options(**opts).remote(s) for s in specs]
+
+    def _get(self, refs: list[Any]) -> list[Any]:
+        import ray
+
+        return ray.get(refs, timeout=self.cfg.timeout_s)
+
+    def advance(self, t_us: int, ack_us: int) -> list[StepResult]:
+        """One round on every actor in parallel."""
+        return self._get([a.advance_to.remote(t_us, ack_us) for a in self.actors])
+
+    def finish(self) -> list[dict[str, Any]]:
+        """Final results of every actor."""
+        return self._get([a.finish.remote() for a in self.actors])
+
+    def pids(self) -> list[int]:
+        """Process ids of the actors (for fault-injection tests)."""
+        return self._get([a.pid.remote() for a in self.actors])
+
+    def close(self) -> None:
+        """Kill the actors; the cluster stays up for the next run."""
+        import ray
+
+        for a in self.actors:
+            ray.kill(a, no_restart=True)
+        self.actors = []
+
+
+def make_executor(cfg: ExecutorCfg, ray_cfg: RayCfg) -> Executor:
+    """The executor ``cfg.kind`` names."""
+    if cfg.kind == "local":
+        return LocalExecutor()
+    if cfg.kind == "ray":
+        return RayExecutor(cfg, ray_cfg)
+    raise ValueError(f"executor.kind: {cfg.kind!r} is not one of local, ray")
+
+
+def shard_count(cfg: ExecutorCfg, machines: int) -> int:
+    """Shards to use: ``cfg.shards`` or, when 0, one per Ray CPU (local: 1); at most ``machines``."""
+    n = cfg.shards
+    if n <= 0:
+        n = ray_cpus() if cfg.kind == "ray" else 1
+    return max(1, min(n, machines))
+
+
+__all__ = ["Executor", "LocalExecutor", "RayExecutor", "make_executor", "shard_count", "ensure_ray"]

@@ -1,0 +1,154 @@
+"""Outputs of a run: Parquet partitions per policy and seed, ``summary.json``, ``summary.md``.
+
+In: a policy's ``Collected`` results plus the fleet's machine ids, or cached file bytes.
+Out: files written atomically into the run directory::
+
+    <run>/policy=<p>/seed=<s>/machines.parquet   per-machine timeline
+    <run>/policy=<p>/seed=<s>/fleet.parquet      fleet timeline
+    <run>/policy=<p>/seed=<s>/jobs.parquet       per-job table
+    <run>/policy=<p>/seed=<s>/summary.json       this policy's summary
+    <run>/summary.json, <run>/summary.md         every policy of the run
+
+Column meanings are in ``replay.columns`` (and ``docs/output-columns.md``). The per-policy files
+are produced as bytes first so that the run store can cache exactly what was written.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from replay.columns import COST, HOLDERS, PERCPU, NOT_SUMMED, TIME, ZOMBIES
+from replay.coordinator import Collected
+from replay.shard import Samples
+from traces.io import _atomic_write as atomic_write
+
+PER_POLICY_FILES = ("machines.parquet", "fleet.parquet", "jobs.parquet", "summary.json")
+
+
+def partition_dir(policy: str, seed: int) -> str:
+    """Relative directory of one policy and seed (hive style)."""
+    return f"policy={policy}/seed={seed}"
+
+
+def _named(s: Samples, names: list[str]) -> Samples:
+    # machine columns travel as global indices; outputs carry the ids
+    if not s:
+        return s
+    ids = np.asarray(names, dtype=object)[s["machine"]]
+    return {**s, "machine": ids}
+
+
+def parquet_bytes(s: Samples, order: Iterable[str] | None = None) -> bytes:
+    """A columnar dict as Parquet bytes (zstd; byte-identical for identical input)."""
+    keys = list(order) if order is not None else list(s)
+    table = pa.table({k: s[k] for k in keys if k in s}) if s else pa.table({})
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    return buf.getvalue()
+
+
+def policy_summary(c: Collected, policy: str, seed: int, n_machines: int) -> dict[str, Any]:
+    """Headline numbers of one policy: zombies (fleet and per machine), events, model totals."""
+    out: dict[str, Any] = {"policy": policy, "seed": seed, "machines": n_machines, "events": c.events}
+    if c.fleet:
+        z = c.fleet[ZOMBIES]
+        out.update(zombies_final=int(z[-1]), zombies_peak=int(z.max()))
+        last = c.machines[TIME] == c.machines[TIME].max()
+        per = np.sort(c.machines[ZOMBIES][last])
+        for name, q in (("p50", 50), ("p99", 99), ("max", 100)):
+            rank = max(0, int(np.ceil(q / 100 * len(per))) - 1)
+            out[f"zombies_per_machine_{name}"] = int(per[rank])
+    out.update(_totals(c.summaries))
+    return out
+
+
+def _totals(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    # fleet view of the model's per-machine end-of-run summaries (NOT_SUMMED says how)
+    keys = [k for k in (summaries[0] if summaries else {}) if k != "machine"]
+    out: dict[str, Any] = {}
+    for k in keys:
+        vals = [s[k] for s in summaries]
+        how = NOT_SUMMED.get(k, "sum")
+        if how == "max":
+            out[k] = max(vals)
+        elif how == "first":
+            out[k] = vals[0]
+        elif how == "sum":
+            out[k] = sum(vals)
+    return {k: (float(v) if isinstance(v, (float, np.floating)) else int(v)) for k, v in out.items()}
+
+
+def policy_files(c: Collected, names: list[str], policy: str, seed: int) -> dict[str, bytes]:
+    """The files of one policy's partition, keyed by their path relative to the run directory."""
+    d = partition_dir(policy, seed)
+    summary = policy_summary(c, policy, seed, len(names))
+    return {
+        f"{d}/machines.parquet": parquet_bytes(_named(c.machines, names)),
+        f"{d}/fleet.parquet": parquet_bytes(c.fleet),
+        f"{d}/jobs.parquet": parquet_bytes(_named(c.jobs, names)),
+        f"{d}/summary.json": json.dumps(summary, indent=2, sort_keys=True).encode(),
+    }
+
+
+def write_files(run_dir: str, files: dict[str, bytes]) -> None:
+    """Write each file atomically under ``run_dir``."""
+    for rel, payload in sorted(files.items()):
+        atomic_write(os.path.join(run_dir, rel), lambda tmp, p=payload: Path(tmp).write_bytes(p))
+
+
+def read_summary(run_dir: str, policy: str, seed: int) -> dict[str, Any]:
+    """A policy's summary as written by ``policy_files``."""
+    return json.loads(Path(run_dir, partition_dir(policy, seed), "summary.json").read_text())
+
+
+def markdown_table(summaries: list[dict[str, Any]], keys: list[str] | None = None) -> str:
+    """One row per summary, the headline columns (what the user compares across policies)."""
+    keys = keys or headline_keys(summaries)
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    for s in summaries:
+        lines.append("| " + " | ".join(_cell(s.get(k)) for k in keys) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def headline_keys(summaries: list[dict[str, Any]]) -> list[str]:
+    """Columns of the comparison table: identity, zombies, cost, then what holds zombies."""
+    base = ["policy", "seed", "machines", "events", "zombies_final", "zombies_peak",
+            "zombies_per_machine_p50", "zombies_per_machine_p99", COST, PERCPU]
+    present = set().union(*summaries) if summaries else set()
+    return [k for k in base if k in present] + [k for k in HOLDERS if k in present]
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:,.1f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def write_run_summary(run_dir: str, summaries: list[dict[str, Any]], config: dict[str, Any]) -> None:
+    """``summary.json`` (config + every policy) and ``summary.md`` (the comparison table)."""
+    doc = {"config": config, "policies": summaries}
+    text = json.dumps(doc, indent=2, sort_keys=True, default=str)
+    atomic_write(os.path.join(run_dir, "summary.json"), lambda tmp: Path(tmp).write_text(text))
+    md = "# memcg-replay summary\n\n" + markdown_table(summaries)
+    atomic_write(os.path.join(run_dir, "summary.md"), lambda tmp: Path(tmp).write_text(md))
+
+
+def short_lines(s: dict[str, Any]) -> str:
+    """One policy in a line: zombies, what they cost (percpu part), and what holds them."""
+    held = ", ".join(f"{k[5:]} {s[k]:,}" for k in HOLDERS if s.get(k))
+    mib = 2**20
+    return (f"{s['policy']:>28}: zombies {s.get('zombies_final', 0):,} (peak {s.get('zombies_peak', 0):,}, "
+            f"p99/machine {s.get('zombies_per_machine_p99', 0):,}); cost {s.get(COST, 0) / mib:,.1f} MiB "
+            f"(percpu {s.get(PERCPU, 0) / mib:,.1f} MiB); held by: {held or 'nothing'}")
