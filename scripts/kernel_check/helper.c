@@ -1,0 +1,335 @@
+/*
+ * memcg-replay kernel-check helper: one trace task, as a real process in the VM.
+ *
+ * In: commands, one per line, on a FIFO (`helper serve CMD_FIFO ACK_FIFO`); or a
+ * single command on the command line (`helper create PATH BYTES` etc.).
+ * Out: the memory effects of each command, held until the task exits, and one
+ * acknowledgement line ("ok" or "err <errno> <what>") per command on ACK_FIFO.
+ *
+ * The VM shell moves itself into the task's cgroup and then execs this helper,
+ * so every page the task faults, writes or maps is charged the way the kernel
+ * charges a real workload.  Busybox cannot hold anonymous memory or mappings,
+ * or write incompressible data, which is why this exists.
+ *
+ * Commands (sizes and offsets in bytes):
+ *   anon REGION BYTES           grow anon region REGION by BYTES, faulting every page
+ *   anonfree REGION OFF BYTES   MADV_DONTNEED a range of REGION (BYTES<0: whole region)
+ *   touch REGION                read every page of REGION (swap-in of a live owner)
+ *   write PATH OFF BYTES        pwrite incompressible data (extends the file)
+ *   read PATH OFF BYTES         pread (BYTES<0: to end of file)
+ *   map PATH OFF BYTES          mmap shared read-only, fault every page, hold
+ *   unmap PATH                  drop every mapping of PATH
+ *   mlock OBJ OFF BYTES         mlock a range of an anon region or mapped file
+ *   munlock OBJ OFF BYTES       munlock it
+ *   create PATH BYTES           write a file, fsync it, and drop it from the page cache
+ *   exit                        exit (the shell then reaps the process)
+ *
+ * Kept small and static (no stdio buffers held, no malloc arena) so that the
+ * task's own footprint stays a few pages.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define PAGE 4096L
+#define CHUNK (64L * 1024)
+#define MAX_OBJS 64
+#define MAX_PARTS 32
+
+/* One named object: an anon region (grown in parts) or the mappings of one file. */
+struct obj {
+	char name[128];
+	int is_file;
+	int nparts;
+	char *base[MAX_PARTS];
+	long len[MAX_PARTS];
+	long off[MAX_PARTS]; /* file offset of each mapping; region offset of each anon part */
+};
+
+static struct obj objs[MAX_OBJS];
+static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
+
+/* xorshift64*: cheap incompressible bytes (zram and zswap must not shrink them). */
+static uint64_t rng_next(void)
+{
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return rng_state * 2685821657736338717ULL;
+}
+
+static void fill_random(char *p, long n)
+{
+	for (long i = 0; i + 8 <= n; i += 8) {
+		uint64_t v = rng_next();
+		memcpy(p + i, &v, 8);
+	}
+}
+
+static struct obj *find_obj(const char *name, int create, int is_file)
+{
+	struct obj *free_slot = NULL;
+	for (int i = 0; i < MAX_OBJS; i++) {
+		if (objs[i].name[0] && strcmp(objs[i].name, name) == 0)
+			return &objs[i];
+		if (!objs[i].name[0] && !free_slot)
+			free_slot = &objs[i];
+	}
+	if (!create || !free_slot)
+		return NULL;
+	snprintf(free_slot->name, sizeof(free_slot->name), "%s", name);
+	free_slot->is_file = is_file;
+	free_slot->nparts = 0;
+	return free_slot;
+}
+
+static long obj_size(const struct obj *o)
+{
+	long n = 0;
+	for (int i = 0; i < o->nparts; i++)
+		n += o->len[i];
+	return n;
+}
+
+static int cmd_anon(const char *name, long bytes)
+{
+	struct obj *o = find_obj(name, 1, 0);
+	if (!o || o->nparts == MAX_PARTS)
+		return ENOMEM;
+	long len = (bytes + PAGE - 1) / PAGE * PAGE;
+	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return errno;
+	/* the model charges 4 KiB pages; keep the kernel from backing this with THP */
+	madvise(p, len, MADV_NOHUGEPAGE);
+	fill_random(p, len);
+	o->off[o->nparts] = obj_size(o);
+	o->base[o->nparts] = p;
+	o->len[o->nparts++] = len;
+	return 0;
+}
+
+/* Apply fn to the pages of [off, off+bytes) of object o (bytes < 0: all of it). */
+static int for_range(struct obj *o, long off, long bytes, int (*fn)(char *, long))
+{
+	long end = bytes < 0 ? (long)1 << 62 : off + bytes;
+	for (int i = 0; i < o->nparts; i++) {
+		long s = o->off[i] > off ? o->off[i] : off;
+		long e = o->off[i] + o->len[i] < end ? o->off[i] + o->len[i] : end;
+		s = s / PAGE * PAGE;
+		e = (e + PAGE - 1) / PAGE * PAGE;
+		if (e > o->off[i] + o->len[i])
+			e = o->off[i] + o->len[i];
+		if (s < e && fn(o->base[i] + (s - o->off[i]), e - s) != 0)
+			return errno;
+	}
+	return 0;
+}
+
+static int do_dontneed(char *p, long n) { return madvise(p, n, MADV_DONTNEED); }
+static int do_mlock(char *p, long n) { return mlock(p, n); }
+static int do_munlock(char *p, long n) { return munlock(p, n); }
+
+static int do_touch(char *p, long n)
+{
+	volatile char sink = 0;
+	for (long i = 0; i < n; i += PAGE)
+		sink ^= p[i];
+	(void)sink;
+	return 0;
+}
+
+static int write_range(int fd, long off, long bytes)
+{
+	char *buf = mmap(NULL, CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (buf == MAP_FAILED)
+		return errno;
+	int err = 0;
+	for (long done = 0; done < bytes && !err; ) {
+		long n = bytes - done < CHUNK ? bytes - done : CHUNK;
+		fill_random(buf, n);
+		if (pwrite(fd, buf, n, off + done) != n)
+			err = errno ? errno : EIO;
+		done += n;
+	}
+	munmap(buf, CHUNK); /* transient buffer: do not leave anon charged to the task */
+	return err;
+}
+
+static int cmd_write(const char *path, long off, long bytes)
+{
+	int fd = open(path, O_WRONLY | O_CREAT, 0644);
+	if (fd < 0)
+		return errno;
+	int err = write_range(fd, off, bytes);
+	close(fd);
+	return err;
+}
+
+static int cmd_read(const char *path, long off, long bytes)
+{
+	int fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return errno;
+	char *buf = mmap(NULL, CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int err = buf == MAP_FAILED ? errno : 0;
+	for (long done = 0; !err && (bytes < 0 || done < bytes); ) {
+		long want = bytes < 0 || bytes - done > CHUNK ? CHUNK : bytes - done;
+		long n = pread(fd, buf, want, off + done);
+		if (n < 0)
+			err = errno;
+		if (n <= 0)
+			break;
+		done += n;
+	}
+	if (buf != MAP_FAILED)
+		munmap(buf, CHUNK);
+	close(fd);
+	return err;
+}
+
+static int cmd_map(const char *path, long off, long bytes)
+{
+	struct obj *o = find_obj(path, 1, 1);
+	if (!o || o->nparts == MAX_PARTS)
+		return ENOMEM;
+	int fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return errno;
+	struct stat st;
+	fstat(fd, &st);
+	long start = off / PAGE * PAGE;
+	long len = (bytes < 0 ? st.st_size - start : off + bytes - start);
+	len = (len + PAGE - 1) / PAGE * PAGE;
+	char *p = len > 0 ? mmap(NULL, len, PROT_READ, MAP_SHARED, fd, start) : MAP_FAILED;
+	int err = p == MAP_FAILED ? (errno ? errno : EINVAL) : 0;
+	close(fd);
+	if (err)
+		return err;
+	do_touch(p, len);
+	o->base[o->nparts] = p;
+	o->off[o->nparts] = start;
+	o->len[o->nparts++] = len;
+	return 0;
+}
+
+static int cmd_unmap(const char *path)
+{
+	struct obj *o = find_obj(path, 0, 1);
+	if (!o)
+		return ENOENT;
+	for (int i = 0; i < o->nparts; i++)
+		munmap(o->base[i], o->len[i]);
+	o->name[0] = 0;
+	return 0;
+}
+
+static int cmd_range(const char *name, long off, long bytes, int (*fn)(char *, long))
+{
+	struct obj *o = find_obj(name, 0, 0);
+	return o ? for_range(o, off, bytes, fn) : ENOENT;
+}
+
+static int cmd_create(const char *path, long bytes)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0)
+		return errno;
+	int err = write_range(fd, 0, bytes);
+	/* on disk, not cached: the trace's file_create of a non-shmem file */
+	if (!err && fsync(fd) != 0)
+		err = errno;
+	if (!err)
+		err = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+	close(fd);
+	return err;
+}
+
+/* Run one command line; returns 0 or an errno value. */
+static int run(char *line)
+{
+	char *argv[6] = {0};
+	int argc = 0;
+	for (char *tok = strtok(line, " \t\n"); tok && argc < 6; tok = strtok(NULL, " \t\n"))
+		argv[argc++] = tok;
+	if (argc == 0)
+		return 0;
+	long a2 = argc > 2 ? atol(argv[2]) : -1, a3 = argc > 3 ? atol(argv[3]) : -1;
+	const char *c = argv[0];
+	if (!strcmp(c, "exit"))
+		exit(0);
+	if (!strcmp(c, "anon") && argc == 3) return cmd_anon(argv[1], a2);
+	if (!strcmp(c, "anonfree") && argc == 4) return cmd_range(argv[1], a2, a3, do_dontneed);
+	if (!strcmp(c, "touch") && argc == 2) return cmd_range(argv[1], 0, -1, do_touch);
+	if (!strcmp(c, "write") && argc == 4) return cmd_write(argv[1], a2, a3);
+	if (!strcmp(c, "read") && argc == 4) return cmd_read(argv[1], a2, a3);
+	if (!strcmp(c, "map") && argc == 4) return cmd_map(argv[1], a2, a3);
+	if (!strcmp(c, "unmap") && argc == 2) return cmd_unmap(argv[1]);
+	if (!strcmp(c, "mlock") && argc == 4) return cmd_range(argv[1], a2, a3, do_mlock);
+	if (!strcmp(c, "munlock") && argc == 4) return cmd_range(argv[1], a2, a3, do_munlock);
+	if (!strcmp(c, "create") && argc == 3) return cmd_create(argv[1], a2);
+	return EINVAL;
+}
+
+static void ack(const char *fifo, int err)
+{
+	char msg[64];
+	int n = err ? snprintf(msg, sizeof(msg), "err %d\n", err) : snprintf(msg, sizeof(msg), "ok\n");
+	int fd = open(fifo, O_WRONLY);
+	if (fd >= 0) {
+		if (write(fd, msg, n) != n)
+			_exit(3);
+		close(fd);
+	}
+}
+
+/* Serve commands from cmd_fifo until "exit"; one ack per command line. */
+static int serve(const char *cmd_fifo, const char *ack_fifo)
+{
+	static char buf[4096];
+	ack(ack_fifo, 0); /* ready: the shell waits for this before the next step */
+	for (;;) {
+		int fd = open(cmd_fifo, O_RDONLY);
+		if (fd < 0)
+			return 2;
+		long n = 0, r;
+		while (n < (long)sizeof(buf) - 1 && (r = read(fd, buf + n, sizeof(buf) - 1 - n)) > 0)
+			n += r;
+		close(fd);
+		buf[n] = 0;
+		for (char *save = NULL, *line = strtok_r(buf, "\n", &save); line;
+		     line = strtok_r(NULL, "\n", &save)) {
+			if (strncmp(line, "exit", 4) == 0) {
+				ack(ack_fifo, 0); /* acknowledge first: the shell then waits for the pid */
+				exit(0);
+			}
+			ack(ack_fifo, run(line));
+		}
+	}
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 4 && !strcmp(argv[1], "serve"))
+		return serve(argv[2], argv[3]);
+	if (argc >= 2) {
+		char line[1024] = "";
+		for (int i = 1; i < argc; i++) {
+			strncat(line, argv[i], sizeof(line) - strlen(line) - 2);
+			strcat(line, " ");
+		}
+		int err = run(line);
+		if (err)
+			fprintf(stderr, "helper: %s: %s\n", argv[1], strerror(err));
+		return err ? 1 : 0;
+	}
+	fprintf(stderr, "usage: helper serve CMD_FIFO ACK_FIFO | helper COMMAND ARGS...\n");
+	return 2;
+}

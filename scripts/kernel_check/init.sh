@@ -1,0 +1,121 @@
+#!/bin/busybox sh
+# memcg-replay kernel-check: /init of the VM (busybox ash, PID 1).
+#
+# In: /kc/modules.txt (kernel modules to insmod, in dependency order) and
+#     /kc/steps.sh (a translated trace: kc_step N; <shell>; kc_done N per row).
+# Out: on /dev/ttyS1 (a file on the host), one line per stat after each step:
+#     "KC <step> <cgroup path> <key> <value>", plus "KC <step> / rc <status>";
+#     "KC-BEGIN <uname -r>" first and "KC-END" last.
+# Everything happens in the VM's own cgroup2 mount; the host's cgroups are never seen.
+
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mkdir -p /run /mnt/tmpfs /mnt/disk /sys/fs/cgroup
+mount -t tmpfs run /run
+mkdir -p /run/kc
+
+exec 3>/dev/ttyS1
+stty -F /dev/ttyS1 raw -echo 2>/dev/null
+CG=/sys/fs/cgroup
+
+kc_fatal() { echo "KC-FATAL $*" >&3; echo "kernel-check: $*"; poweroff -f; }
+
+while read -r mod; do
+    [ -n "$mod" ] && { insmod "/kc/modules/$mod" || kc_fatal "insmod $mod"; }
+done < /kc/modules.txt
+# the model counts 4 KiB pages; THP would charge 2 MiB for a single touched page
+echo never > /sys/kernel/mm/transparent_hugepage/enabled
+echo 0 > /proc/sys/kernel/printk 2>/dev/null
+
+mount -t cgroup2 -o nsdelegate cgroup2 $CG || kc_fatal "mount cgroup2"
+echo +memory > $CG/cgroup.subtree_control || kc_fatal "enable memory controller"
+mount -t tmpfs -o size=90% kc-tmpfs /mnt/tmpfs || kc_fatal "mount tmpfs"
+for i in 1 2 3 4 5 6 7 8 9 10; do [ -b /dev/vda ] && break; sleep 0.1; done
+mount -t ext4 /dev/vda /mnt/disk || kc_fatal "mount ext4 /dev/vda"
+
+RC=0
+STEP=-1
+
+# --- operations (each sets RC to the first failure's status) -----------------
+kc_sh() { "$@" >/dev/null 2>&1 || RC=$?; }
+kc_write() {
+    case "$1" in /proc/*) f=$1 ;; *) f=$CG$1 ;; esac
+    echo "$2" 2>/dev/null > "$f" || RC=1
+}
+kc_mkdir() {
+    p=$(dirname "$1")
+    if [ "$p" != / ] && ! grep -qw memory "$CG$p/cgroup.subtree_control"; then
+        echo +memory > "$CG$p/cgroup.subtree_control" || RC=1
+    fi
+    mkdir "$CG$1" || RC=1
+}
+kc_rmdir() { rmdir "$CG$1" 2>/dev/null || RC=1; }
+kc_task_start() {
+    mkfifo /run/kc/$1.cmd /run/kc/$1.ack
+    # the subshell joins the cgroup and then becomes the helper: nothing is charged before
+    ( echo 0 > "$CG$2/cgroup.procs" && exec /bin/helper serve /run/kc/$1.cmd /run/kc/$1.ack ) &
+    echo $! > /run/kc/$1.pid
+    read -r ack < /run/kc/$1.ack
+    [ "$ack" = ok ] || RC=1
+}
+kc_cmd() {
+    t=$1; shift
+    [ -f /run/kc/$t.pid ] || { RC=1; return; }
+    echo "$*" > /run/kc/$t.cmd
+    read -r ack < /run/kc/$t.ack
+    [ "$ack" = ok ] || { RC=1; echo "KC-LOG $STEP $t $* -> $ack" >&3; }
+}
+kc_task_exit() {
+    [ -f /run/kc/$1.pid ] || { RC=1; return; }
+    pid=$(cat /run/kc/$1.pid)
+    kc_cmd "$1" exit
+    wait "$pid"
+    rm -f /run/kc/$1.pid /run/kc/$1.cmd /run/kc/$1.ack
+}
+kc_task_move() {
+    [ -f /run/kc/$1.pid ] || { RC=1; return; }
+    cat /run/kc/$1.pid > "$CG$2/cgroup.procs" || RC=1
+}
+kc_swapon() {
+    swapoff /dev/vdb >/dev/null 2>&1
+    mkswap /dev/vdb "$1" >/dev/null 2>&1 && swapon /dev/vdb || RC=1
+}
+kc_swapoff() { swapoff /dev/vdb || RC=1; }
+
+# --- observation ---------------------------------------------------------------
+# Offlining and freeing a memcg is asynchronous (workqueue + RCU): wait until the
+# root's cgroup.stat has been unchanged for three reads 50 ms apart (at most 3 s).
+kc_settle() {
+    prev=; same=0; n=0
+    while [ $same -lt 3 ] && [ $n -lt 60 ]; do
+        cur=$(cat $CG/cgroup.stat)
+        if [ "$cur" = "$prev" ]; then same=$((same + 1)); else same=0; fi
+        prev=$cur; n=$((n + 1)); sleep 0.05
+    done
+}
+kc_dump() {
+    # reading cpu.stat runs a full rstat flush, so memory.stat below is exact, not
+    # up to MEMCG_CHARGE_BATCH pages stale
+    cat $CG/cpu.stat > /dev/null
+    for d in $(find $CG -type d | sort); do
+        p=${d#$CG}; [ -n "$p" ] || p=/
+        for f in memory.current memory.swap.current; do
+            [ -f $d/$f ] && echo "KC $1 $p $f $(cat $d/$f)"
+        done
+        [ -f $d/memory.stat ] && awk -v s="$1" -v p="$p" '{print "KC", s, p, $1, $2}' $d/memory.stat
+        awk -v s="$1" -v p="$p" '{print "KC", s, p, $1, $2}' $d/cgroup.stat
+    done
+    echo "KC $1 / rc $RC"
+}
+kc_step() { STEP=$1; RC=0; }
+kc_done() { kc_settle; kc_dump "$1" >&3; }
+
+echo "KC-BEGIN $(uname -r)" >&3
+kc_done -1
+. /kc/steps.sh
+echo "KC-END" >&3
+sync
+poweroff -f

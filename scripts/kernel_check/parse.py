@@ -1,0 +1,76 @@
+"""Parse what the VM printed into per-step observations.
+
+In: the text of the VM's stat port (``KC <step> <cgroup> <key> <value>`` lines
+written by init.sh's kc_dump; ``KC-BEGIN <release>``, ``KC-END``,
+``KC-LOG``/``KC-FATAL`` lines) and the console log for error messages.
+Out: ``VmRun``: for every step, the stats of every cgroup that existed in the
+VM after it, and the step's exit status.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+Stats = dict[str, int]  #: one cgroup's files: "memory.current", "anon", "nr_dying_descendants", ...
+
+
+class VmOutputError(RuntimeError):
+    """The VM did not run the script to its end (boot failure, timeout, fatal setup error)."""
+
+
+@dataclass
+class VmRun:
+    """Observations of one boot.
+
+    Attributes:
+        release: ``uname -r`` inside the VM.
+        steps: step index -> cgroup path -> stats (step -1 is the state before the first row).
+        rc: step index -> shell status of the step (0 = every command succeeded).
+        logs: ``KC-LOG`` lines (helper commands that failed), in order.
+    """
+
+    release: str = ""
+    steps: dict[int, dict[str, Stats]] = field(default_factory=dict)
+    rc: dict[int, int] = field(default_factory=dict)
+    logs: list[str] = field(default_factory=list)
+
+
+def _parse_line(run: VmRun, line: str, lineno: int) -> None:
+    parts = line.split()
+    if len(parts) != 5:
+        raise VmOutputError(f"VM output line {lineno}: expected 'KC step cgroup key value': {line!r}")
+    _, step_s, cgroup, key, value = parts
+    try:
+        step, number = int(step_s), int(value)
+    except ValueError:
+        raise VmOutputError(f"VM output line {lineno}: step/value not integers: {line!r}") from None
+    if key == "rc":
+        run.rc[step] = number
+    else:
+        run.steps.setdefault(step, {}).setdefault(cgroup, {})[key] = number
+
+
+def parse_output(text: str, console: str = "") -> VmRun:
+    """Parse the stat port text; ``VmOutputError`` (with the console's tail) if it is incomplete."""
+    run, ended = VmRun(), False
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if line.startswith("KC-BEGIN"):
+            run.release = line.partition(" ")[2].strip()
+        elif line == "KC-END":
+            ended = True
+        elif line.startswith("KC-FATAL"):
+            raise VmOutputError(f"VM setup failed: {line[9:]}\n{_tail(console)}")
+        elif line.startswith("KC-LOG"):
+            run.logs.append(line[7:])
+        elif line.startswith("KC "):
+            _parse_line(run, line, lineno)
+    if not run.release:
+        raise VmOutputError(f"the VM never reached its init\n{_tail(console)}")
+    if not ended:
+        raise VmOutputError(f"the VM stopped after step {max(run.steps, default=-1)}\n{_tail(console)}")
+    return run
+
+
+def _tail(console: str, lines: int = 25) -> str:
+    return "console (last lines):\n" + "\n".join(console.splitlines()[-lines:])

@@ -1,0 +1,127 @@
+"""Boot the Debian kernel under qemu with one translated trace; collect its output.
+
+In: ``fetch.Artifacts``, a ``translate.Script`` and a work directory.
+Out: ``BootResult`` — the text the VM's init wrote to its second serial port
+(``KC ...`` stat lines, see init.sh), the console log, the accelerator used
+and the wall time.
+
+Accelerator: KVM when ``/dev/kvm`` is usable and a probe boot under it reaches
+our init; otherwise TCG (software emulation).  On this machine kind /dev/kvm
+exists but a stock kernel does not boot under nested KVM, so the probe's
+verdict is cached (per host kernel) and later runs go straight to TCG.
+
+Disks: /dev/vda is a fresh ext4 image made with mkfs.ext4 on the host (a file
+in the work dir, never a host device); /dev/vdb is a blank spare for swap.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from scripts.kernel_check import initramfs
+from scripts.kernel_check.fetch import Artifacts
+from scripts.kernel_check.translate import Script
+
+MIB = 1 << 20
+VM_MEM_MIB = 512  #: guest RAM; scenarios stay far below it, so global reclaim never runs
+DISK_MIB = 256
+KVM_PROBE_S = 45.0
+
+
+@dataclass(frozen=True)
+class BootResult:
+    """What one boot produced."""
+
+    output: str  #: ttyS1: the KC lines
+    console: str  #: ttyS0: kernel log and init's own messages
+    accel: str
+    seconds: float
+    release: str
+
+
+def _make_disks(work: Path, swap_bytes: int) -> tuple[Path, Path]:
+    disk, swap = work / "disk.img", work / "swap.img"
+    for p in (disk, swap):
+        p.unlink(missing_ok=True)
+    with open(disk, "wb") as f:
+        f.truncate(DISK_MIB * MIB)
+    proc = subprocess.run(["mkfs.ext4", "-q", "-F", "-E", "nodiscard", str(disk)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"mkfs.ext4 {disk}: {proc.stderr.strip()}")
+    with open(swap, "wb") as f:
+        f.truncate(max(swap_bytes + MIB, 16 * MIB))
+    return disk, swap
+
+
+def qemu_command(art: Artifacts, initrd: Path, disk: Path, swap: Path, work: Path, accel: str) -> list[str]:
+    """The qemu-system-x86_64 argv for one boot (one vCPU: exact memcg stats and stock)."""
+    cpu = ["-cpu", "max"]
+    return [
+        "qemu-system-x86_64", "-accel", accel, *cpu, "-smp", "1", "-m", str(VM_MEM_MIB),
+        "-kernel", str(art.vmlinuz), "-initrd", str(initrd),
+        "-append", "console=ttyS0 panic=-1 transparent_hugepage=never loglevel=4",
+        "-drive", f"file={disk},format=raw,if=virtio",
+        "-drive", f"file={swap},format=raw,if=virtio",
+        "-display", "none", "-monitor", "none", "-no-reboot", "-nodefaults",
+        "-serial", f"file:{work / 'console.log'}",
+        "-serial", f"file:{work / 'out.log'}",
+    ]
+
+
+def _boot(cmd: list[str], work: Path, timeout: float) -> tuple[bool, float]:
+    """Run qemu until it exits or ``timeout``; True if the guest powered off by itself."""
+    start = time.monotonic()
+    with open(work / "qemu.log", "wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            return False, time.monotonic() - start
+    return proc.returncode == 0, time.monotonic() - start
+
+
+def _read(path: Path) -> str:
+    return path.read_text(errors="replace").replace("\r", "") if path.exists() else ""
+
+
+def kvm_usable(cache: Path, art: Artifacts, work: Path) -> bool:
+    """Probe once whether this kernel boots under KVM here; the verdict is cached."""
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return False
+    stamp = cache / f"kvm-verdict-{platform.release()}-{art.release}"
+    if stamp.exists():
+        return stamp.read_text().strip() == "yes"
+    probe = work / "kvm-probe"
+    probe.mkdir(parents=True, exist_ok=True)
+    ok = _run_once(art, Script("kvm-probe"), probe, "kvm", KVM_PROBE_S).output.find("KC-END") >= 0
+    stamp.write_text("yes\n" if ok else "no\n")
+    return ok
+
+
+def _run_once(art: Artifacts, script: Script, work: Path, accel: str, timeout: float) -> BootResult:
+    work.mkdir(parents=True, exist_ok=True)
+    for name in ("console.log", "out.log"):
+        (work / name).unlink(missing_ok=True)
+    initrd = work / "initrd.gz"
+    initrd.write_bytes(initramfs.build(art, script.render()))
+    disk, swap = _make_disks(work, script.swap_bytes)
+    cmd = qemu_command(art, initrd, disk, swap, work, accel)
+    _, seconds = _boot(cmd, work, timeout)
+    for p in (disk, swap):
+        p.unlink(missing_ok=True)  # 256 MiB sparse images: do not leave them behind
+    return BootResult(_read(work / "out.log"), _read(work / "console.log"), accel, seconds, art.release)
+
+
+def run_script(art: Artifacts, script: Script, work: Path, cache: Path, accel: str = "auto",
+               timeout: float = 600.0) -> BootResult:
+    """Boot once and run ``script``; ``accel`` is "auto", "kvm" or "tcg"."""
+    if accel == "auto":
+        accel = "kvm" if kvm_usable(cache, art, work) else "tcg"
+    return _run_once(art, script, work, accel, timeout)
