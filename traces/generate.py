@@ -94,7 +94,7 @@ class SynthParams:
 
 PRESETS: dict[str, SynthParams] = {
     # a few machines for a few minutes: fast tests, every feature present
-    "tiny": SynthParams(machines=3, duration_s=600.0, mem_bytes=8 * GIB, swap_bytes=1 * GIB,
+    "tiny": SynthParams(machines=3, duration_s=600.0, mem_bytes=2 * GIB, swap_bytes=1 * GIB, limit_headroom=0.6,
                         pod_arrival_per_s=0.2, pod_lifetime_median_s=60.0, pod_lifetime_sigma=0.8,
                         shared_files=16, shared_file_bytes_median=8 * MIB, anon_bytes_median=16 * MIB,
                         access_interval_s=20.0, tmpfs_outlive_s=300.0, log_keep_s=300.0,
@@ -382,8 +382,15 @@ class _Events:
         """Append one event; -1 means null. Events at or past the horizon are dropped."""
         if t >= self.horizon:
             return
-        for col, v in zip(self.cols, (t, int(op), cg, task, obj, offset, nbytes, int(flags))):
-            col.append(v)
+        c = self.cols  # unrolled: this runs once per event
+        c[0].append(t)
+        c[1].append(int(op))
+        c[2].append(cg)
+        c[3].append(task)
+        c[4].append(obj)
+        c[5].append(offset)
+        c[6].append(nbytes)
+        c[7].append(int(flags))
 
     def table(self, machine: str) -> pa.Table:
         """The events sorted by time (ties keep emission order) as a TRACE_SCHEMA table."""
