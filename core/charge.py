@@ -122,11 +122,11 @@ class ChargeMixin:
             retries = MAX_RECLAIM_RETRIES
         mem.charge(m, n)
         self.reserved += n
-        self._handle_over_high(m)
         return True
 
-    def _handle_over_high(self: "Machine", m: int) -> None:
-        """mem_cgroup_handle_over_high: reclaim each ancestor's excess over memory.high."""
+    def handle_over_high(self: "Machine", m: int) -> None:
+        """mem_cgroup_handle_over_high (on return to user space, after the fault completed):
+        reclaim each ancestor's excess over memory.high; never OOM."""
         for h in self.mem.over_high(m):
             excess = self.mem.usage[h] - self.mem.high[h]
             if excess > 0:
@@ -230,6 +230,8 @@ class ChargeMixin:
                     return False
                 have[m] = have.get(m, 0) + n
         self._materialize(o, lo, hi, accessor, fill_holes, have)
+        for m in sorted(have):
+            self.handle_over_high(m)
         return True
 
     def _unreserve(self: "Machine", have: dict[int, int]) -> None:

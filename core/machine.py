@@ -112,7 +112,7 @@ class Machine(ChargeMixin):
         self.t_kpages: list[int] = []
         self.t_regions: list[set[int]] = []
         self.t_maps: list[list[tuple[int, int, int]]] = []
-        self.t_pins: list[list[tuple[int, int, int, int]]] = []
+        self.t_pins: list[list[tuple]] = []  # (obj, lo, hi, mlock, (offset, bytes) as traced)
         self.t_kmem: list[set[int]] = []
         self.task_by_name: dict[str, int] = {}
         self.t_killed: set[int] = set()
@@ -304,8 +304,8 @@ class Machine(ChargeMixin):
 
     def task_exit(self, t: int) -> None:
         """exit(2): drop pins and mappings, free anon regions (and their swap), free kmem pages."""
-        for o, lo, hi, mlock in list(self.t_pins[t]):
-            self._unpin(t, o, lo, hi, mlock)
+        for pin in list(self.t_pins[t]):
+            self._unpin(t, pin)
         for o in {o for o, _, _ in self.t_maps[t]}:
             self._unmap(t, o)
         for o in list(self.t_regions[t]):
@@ -341,11 +341,11 @@ class Machine(ChargeMixin):
         o = self._object(ev)
         if self.o_kind[o] != Kind.ANON or self.o_owner[o] != t:
             raise ev.error("object", f"{ev.obj} is not an anon region of task {ev.task}")
-        lo, hi = ev.range(self.o_size[o])
-        if lo == 0 and hi >= self.o_size[o]:
-            self.free_object(o)
+        if ev.nbytes == NULL and ev.offset in (NULL, 0):
+            self.free_object(o)  # the region is gone (munmap of the whole VMA)
         else:
-            self.free_range(o, lo, hi)
+            lo, hi = ev.range(self.o_size[o])
+            self.free_range(o, lo, hi)  # a hole; the region may grow again
 
     # ------------------------------------------------------------------ files
     def _op_file_create(self, ev: "_Ev") -> None:
@@ -430,12 +430,12 @@ class Machine(ChargeMixin):
             return
         o = self._object(ev)
         lo, hi = ev.range(self.o_size[o])
-        if hi <= lo:
+        if hi > lo and not self.fault_range(t, o, lo, hi, False, fill_holes=True):
             return
-        if not self.fault_range(t, o, lo, hi, False, fill_holes=True):
+        if not self.t_alive[t] or not self.o_alive[o]:
             return
-        mlock = 1 if ev.flags & Flag.MLOCK else 0
-        self.t_pins[t].append((o, lo, hi, mlock))
+        pin = (o, lo, hi, 1 if ev.flags & Flag.MLOCK else 0, (ev.offset, ev.nbytes))
+        self.t_pins[t].append(pin)
         self.o_pins[o] += 1
         self._add_count(o, lo, hi, "pinc", +1)
 
@@ -444,14 +444,18 @@ class Machine(ChargeMixin):
         if t < 0:
             return
         o = self._object(ev)
-        lo, hi = ev.range(self.o_size[o])
+        key = (ev.offset, ev.nbytes)
         mlock = 1 if ev.flags & Flag.MLOCK else 0
-        if (o, lo, hi, mlock) not in self.t_pins[t]:
-            raise ev.error("object", f"unpin of {ev.obj} [{lo},{hi}) without a matching pin")
-        self._unpin(t, o, lo, hi, mlock)
+        pin = next((p for p in self.t_pins[t] if p[0] == o and p[3] == mlock and p[4] == key), None)
+        if pin is None:
+            raise ev.error("object", f"unpin of {ev.obj} (offset {ev.offset}, bytes {ev.nbytes}) "
+                                     "without a matching pin")
+        self._unpin(t, pin)
 
-    def _unpin(self, t: int, o: int, lo: int, hi: int, mlock: int) -> None:
-        self.t_pins[t].remove((o, lo, hi, mlock))
+    def _unpin(self, t: int, pin: tuple) -> None:
+        """Drop one pin (o, lo, hi, mlock, key) held by task ``t``."""
+        o, lo, hi = pin[0], pin[1], pin[2]
+        self.t_pins[t].remove(pin)
         self.o_pins[o] -= 1
         self._add_count(o, lo, hi, "pinc", -1)
         self._maybe_free_deleted(o)
@@ -482,6 +486,7 @@ class Machine(ChargeMixin):
             self.t_kmem[t].add(k)
             self.t_kpages[t] += n
         self._kmem_account(k, +1, hier=False)
+        self.handle_over_high(m)
 
     def _op_kmem_free(self, ev: "_Ev") -> None:
         name = ev.need_object()

@@ -1,0 +1,141 @@
+"""Invariants of a machine's state, recomputed from scratch.
+
+In: a ``Machine``. Out: a list of violated invariants (empty when all hold).
+Used by tests (scenario and property-based) and by ``Machine.check()``:
+
+- charge conservation: every memcg's own anon/file/shmem/mapped/pinned pages
+  equal the sum over the runs charged to it; swap records equal the swapped
+  runs naming it; kmem equals the kmem objects charged to it;
+- hierarchical usage (memory.current, memory.swap.current) equals the sum of
+  own charges over the subtree; machine totals match;
+- no negative counter; resident + kmem never exceeds memory, swap in use
+  never exceeds swap;
+- dying ⇔ still referenced: a dying memcg is held by something, and every
+  held removed memcg is dying (never freed while referenced);
+- the ID pool: IDs in use = online memcgs + offline memcgs with swap records;
+- nr_dying_descendants equals the number of dying memcgs below.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from core.memcg import State
+from core.pages import Kind, St
+
+if TYPE_CHECKING:
+    from core.machine import Machine
+
+_OWN = ("anon", "file", "shmem", "mapped", "pinned", "swap", "kmem", "kmem_pin")
+
+
+def check(machine: "Machine") -> list[str]:
+    """Every violated invariant of ``machine``, as readable strings."""
+    errs: list[str] = []
+    mem = machine.mem
+    live = mem.live()
+    own = _own_from_runs(machine)
+    for name in _OWN:
+        col = getattr(mem, name)
+        for m in live:
+            if col[m] != own[name].get(m, 0):
+                errs.append(f"{name}[{mem.path[m]}#{m}] = {col[m]}, runs say {own[name].get(m, 0)}")
+    errs += _hierarchy(machine, live)
+    errs += _lifecycle(machine, live)
+    errs += _totals(machine, own)
+    return errs
+
+
+def _own_from_runs(machine: "Machine") -> dict[str, dict[int, int]]:
+    R = machine.runs
+    own: dict[str, dict[int, int]] = {k: {} for k in _OWN}
+
+    def add(name: str, m: int, n: int) -> None:
+        own[name][m] = own[name].get(m, 0) + n
+
+    for r in range(len(R)):
+        st, m, n, k = R.state[r], R.memcg[r], R.npages[r], R.kind[r]
+        if st == St.RESIDENT:
+            add(("anon", "file", "shmem")[k], m, n)
+            if R.mapc[r] > 0 and k != Kind.ANON:
+                add("mapped", m, n)
+            if R.pinc[r] > 0:
+                add("pinned", m, n)
+        elif st == St.SWAPPED:
+            add("swap", m, n)
+        if st != St.FREE and (R.npages[r] <= 0 or R.mapc[r] < 0 or R.pinc[r] < 0):
+            own.setdefault("bad", {})[r] = 1
+    for k in _kmem_items(machine):
+        add("kmem", machine.k_memcg[k], machine.k_pages[k])
+        if machine._kmem_pins(k):
+            add("kmem_pin", machine.k_memcg[k], machine.k_pages[k])
+    return own
+
+
+def _kmem_items(machine: "Machine") -> list[int]:
+    return sorted(machine.kmem_by_name.values())
+
+
+def _hierarchy(machine: "Machine", live: list[int]) -> list[str]:
+    mem, errs = machine.mem, []
+    for m in live:
+        sub = mem.subtree(m)
+        usage = sum(mem.own_pages(x) for x in sub)
+        swap = sum(mem.swap[x] for x in sub)
+        if mem.usage[m] != usage:
+            errs.append(f"usage[{mem.path[m]}#{m}] = {mem.usage[m]}, subtree sum {usage}")
+        if mem.swap_usage[m] != swap:
+            errs.append(f"swap_usage[{mem.path[m]}#{m}] = {mem.swap_usage[m]}, subtree sum {swap}")
+        dying_below = sum(1 for x in sub[1:] if mem.state[x] == State.DYING)
+        if mem.nr_dying_desc[m] != dying_below:
+            errs.append(f"nr_dying_descendants[{mem.path[m]}] = {mem.nr_dying_desc[m]}, counted {dying_below}")
+        for name in ("anon", "file", "shmem", "kmem", "swap", "usage", "swap_usage", "ntasks", "mapped",
+                     "pinned", "kmem_pin"):
+            if getattr(mem, name)[m] < 0:
+                errs.append(f"negative {name}[{mem.path[m]}#{m}]")
+    return errs
+
+
+def _lifecycle(machine: "Machine", live: list[int]) -> list[str]:
+    mem, errs = machine.mem, []
+    ids = 0
+    for m in live:
+        st = mem.state[m]
+        if st == State.DYING and not mem.held(m):
+            errs.append(f"dying {mem.path[m]}#{m} is held by nothing")
+        if st == State.DYING and m not in mem.dying:
+            errs.append(f"dying {mem.path[m]}#{m} missing from the dying set")
+        want_id = st == State.ONLINE or mem.swap[m] > 0
+        if bool(mem.holds_id[m]) != want_id:
+            errs.append(f"{mem.path[m]}#{m} holds_id={mem.holds_id[m]}, expected {want_id}")
+        ids += bool(mem.holds_id[m])
+    if ids != mem.ids_in_use:
+        errs.append(f"ids_in_use = {mem.ids_in_use}, counted {ids}")
+    for t, alive in enumerate(machine.t_alive):
+        if alive and mem.state[machine.t_cg[t]] != State.ONLINE:
+            errs.append(f"live task {machine.t_name[t]} in a cgroup that is not online")
+    return errs
+
+
+def _totals(machine: "Machine", own: dict[str, dict[int, int]]) -> list[str]:
+    errs = []
+    if own.get("bad"):
+        errs.append(f"runs with non-positive size or negative counts: {sorted(own['bad'])[:5]}")
+    resident = sum(sum(own[k].values()) for k in ("anon", "file", "shmem"))
+    if resident != machine.resident:
+        errs.append(f"resident = {machine.resident}, runs say {resident}")
+    if sum(own["swap"].values()) != machine.swap_used:
+        errs.append(f"swap_used = {machine.swap_used}, runs say {sum(own['swap'].values())}")
+    if machine.swap_used > max(machine.swap_total, 0) and machine.swap_total > 0:
+        errs.append("swap in use exceeds swap size")
+    if sum(own["kmem"].values()) != machine.kmem_total:
+        errs.append(f"kmem_total = {machine.kmem_total}, objects say {sum(own['kmem'].values())}")
+    if machine.resident + machine.kmem_total > machine.mem_total:
+        errs.append("resident + kmem exceeds machine memory")
+    if machine.reserved != 0:
+        errs.append(f"{machine.reserved} pages reserved outside a charge")
+    if np.any(np.asarray(machine.t_anon) < 0) or np.any(np.asarray(machine.t_swap) < 0):
+        errs.append("negative per-task anon or swap pages")
+    return errs

@@ -1,0 +1,281 @@
+"""One scenario per modelled rule, with the expected counters after each step.
+
+Each scenario is a tiny native trace driven through ``tests.simkit.Sim``, which
+also checks every invariant of ``core.invariants`` after each event.
+"""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from core.errors import TraceError
+from tests.simkit import GiB, MiB, Sim
+
+
+def test_tmpfs_writer_removed_then_file_deleted():
+    s = Sim().mkdir("/a").start("a1", "/a").create("shm", shmem=True).write("a1", "shm", 4 * MiB)
+    assert s.st("/a")["shmem"] == 4 * MiB
+    s.exit("a1").rmdir("/a")
+    assert s.dying("/a") and s.st("/")["nr_dying_descendants"] == 1
+    assert s.st("/")["memory.current"] == 4 * MiB  # the zombie's charge stays in the root's usage
+    s.delete("shm")
+    assert not s.dying("/a") and s.st("/")["nr_dying_descendants"] == 0
+    assert s.st("/")["memory.current"] == 0
+
+
+def test_reader_and_mapper_are_not_charged():
+    s = Sim().mkdir("/a", "/b").start("a1", "/a").start("b1", "/b")
+    s.create("shm", shmem=True).write("a1", "shm", 2 * MiB).read("b1", "shm").map("b1", "shm")
+    assert s.current("/b") == 0 and s.current("/a") == 2 * MiB
+    assert s.st("/a")["file_mapped"] == 2 * MiB  # mapped by B, still charged to A
+    s.exit("a1").rmdir("/a")
+    assert s.dying("/a") and s.current("/b") == 0
+    s.exit("b1")  # unmapping does not move the charge either
+    assert s.dying("/a") and s.current("/b") == 0
+
+
+def test_memory_reclaim_without_swap_leaves_shmem():
+    s = Sim().mkdir("/a").start("a1", "/a").create("shm", shmem=True).write("a1", "shm", 3 * MiB)
+    s.reclaim("/a", 3 * MiB)
+    assert s.st("/a")["shmem"] == 3 * MiB and s.m.counters["reclaim_eagain"] == 1
+    s.exit("a1").rmdir("/a")
+    assert s.dying("/a")
+
+
+def test_memory_reclaim_with_swap_pins_through_the_swap_record():
+    s = Sim(swap_bytes=64 * MiB).mkdir("/a").start("a1", "/a").create("shm", shmem=True)
+    s.write("a1", "shm", 3 * MiB).reclaim("/a", 3 * MiB)
+    st = s.st("/a")
+    assert st["shmem"] == 0 and st["memory.swap.current"] == 3 * MiB and st["memory.current"] == 0
+    s.exit("a1").rmdir("/a")
+    assert s.dying("/a")
+    assert s.m.mem.ids_in_use == 2  # root + the zombie's ID, held by its swap entries
+    s.delete("shm")
+    assert not s.dying("/a") and s.m.mem.ids_in_use == 1 and s.m.swap_used == 0
+
+
+def test_page_cache_evicted_then_refault_charges_the_reader():
+    s = Sim().mkdir("/a", "/b").start("a1", "/a").start("b1", "/b")
+    s.create("log", size=0).write("a1", "log", 8 * MiB).exit("a1").rmdir("/a")
+    assert s.dying("/a") and s.st("/")["file"] == 8 * MiB
+    s.drop_caches()  # no shadow: a later read is not a refault
+    assert not s.dying("/a")
+    s.read("b1", "log")
+    assert s.st("/b")["file"] == 8 * MiB and s.st("/b")["workingset_refault"] == 0
+
+
+def test_reclaim_evicts_zombie_page_cache_and_refault_charges_the_accessor():
+    s = Sim().mkdir("/p", "/p/a", "/p/b").start("a1", "/p/a").start("b1", "/p/b")
+    s.create("lib", size=4 * MiB).read("a1", "lib").exit("a1").rmdir("/p/a")
+    assert s.dying("/p/a")
+    s.reclaim("/p", 4 * MiB)  # an ancestor's reclaim reaches the zombie (mem_cgroup_iter)
+    assert not s.dying("/p/a") and s.st("/p")["nr_dying_descendants"] == 0
+    s.read("b1", "lib")
+    b = s.st("/p/b")
+    assert b["file"] == 4 * MiB and b["workingset_refault"] == 1024
+
+
+def test_swap_in_charges_the_online_record_else_the_accessor():
+    s = Sim(swap_bytes=64 * MiB).mkdir("/a", "/b").start("a1", "/a").start("b1", "/b")
+    s.create("shm", shmem=True).write("a1", "shm", 1 * MiB).reclaim("/a", 1 * MiB)
+    s.read("b1", "shm")  # record /a online -> /a is charged, not the reader
+    assert s.st("/a")["shmem"] == 1 * MiB and s.current("/b") == 0
+    s.reclaim("/a", 1 * MiB).exit("a1").rmdir("/a")
+    assert s.dying("/a")
+    s.read("b1", "shm")  # record /a dying -> the accessor is charged, the zombie goes
+    assert s.st("/b")["shmem"] == 1 * MiB and not s.dying("/a")
+
+
+def test_swap_out_after_rmdir_records_the_online_parent():
+    s = Sim(swap_bytes=64 * MiB).mkdir("/p", "/p/a").start("a1", "/p/a").create("shm", shmem=True)
+    s.write("a1", "shm", 2 * MiB).exit("a1").rmdir("/p/a")
+    assert s.dying("/p/a")
+    s.reclaim("/p", 2 * MiB)  # mem_cgroup_id_get_online: the record goes to /p
+    assert not s.dying("/p/a")
+    assert s.st("/p")["memory.swap.current"] == 2 * MiB and s.m.mem.swap[s.m.mem.by_path["/p"]] == 512
+
+
+def test_anon_of_a_moved_task_stays_on_the_old_cgroup_until_exit():
+    s = Sim().mkdir("/a", "/b").start("t", "/a").anon("t", "heap", 5 * MiB).move("t", "/b")
+    assert s.st("/a")["anon"] == 5 * MiB and s.current("/b") == 0
+    s.anon("t", "heap", 1 * MiB)  # new faults are charged where the task is now
+    assert s.st("/a")["anon"] == 5 * MiB and s.st("/b")["anon"] == 1 * MiB
+    s.rmdir("/a")
+    assert s.dying("/a")
+    s.exit("t")
+    assert not s.dying("/a") and s.current("/b") == 0
+
+
+def test_parent_removed_before_its_zombie_child():
+    s = Sim().mkdir("/p", "/p/c").start("c1", "/p/c").create("shm", shmem=True).write("c1", "shm", MiB)
+    s.exit("c1").rmdir("/p/c").rmdir("/p")  # a dying child does not block rmdir of the parent
+    assert s.dying("/p") and s.dying("/p/c") and s.st("/")["nr_dying_descendants"] == 2
+    held_by_child = s.m.mem.children[next(x for x in s.m.mem.dying if s.m.mem.path[x] == "/p")]
+    assert held_by_child
+    s.delete("shm")
+    assert s.n_dying() == 0 and s.st("/")["nr_dying_descendants"] == 0
+
+
+def test_rmdir_is_busy_with_tasks_or_online_children():
+    s = Sim().mkdir("/p", "/p/c").start("t", "/p")
+    s.rmdir("/p")
+    assert s.m.counters["rmdir_ebusy"] == 1 and not s.dying("/p")
+    s.exit("t").rmdir("/p")
+    assert s.m.counters["rmdir_ebusy"] == 2
+    s.rmdir("/p/c", "/p")
+    assert s.n_dying() == 0 and s.m.counters["memcgs_freed"] == 2
+
+
+@pytest.mark.parametrize("kernel,slab_pins,page_pins", [("5.4", True, True), ("5.10", False, True),
+                                                         ("6.1", False, False), ("6.18", False, False)])
+@pytest.mark.parametrize("page", [False, True])
+def test_kmem_reparenting_by_kernel_version(kernel, slab_pins, page_pins, page):
+    # a task of /p/a charges kmem there, then moves to /p (its kmem stays charged to /p/a)
+    s = Sim(kernel=kernel).mkdir("/p", "/p/a").start("t", "/p/a").kmem("t", "k", 64 * 1024, page=page)
+    s.move("t", "/p").rmdir("/p/a")
+    assert s.dying("/p/a") is (page_pins if page else slab_pins)
+    assert s.st("/p")["kernel"] == 64 * 1024  # reparented or not, it stays in the parent's usage
+    if not s.dying("/p/a"):
+        assert s.m.mem.kmem[s.m.mem.by_path["/p"]] == 16  # moved to the parent's own charge
+
+
+def test_kmem_page_objects_die_with_their_task():
+    s = Sim(kernel="5.10").mkdir("/a").start("t", "/a").kmem("t", "stack", 16 * 1024, page=True)
+    assert s.st("/a")["kernel"] == 16 * 1024
+    s.exit("t").rmdir("/a")
+    assert not s.dying("/a")
+
+
+def test_pinned_pages_survive_reclaim_and_pin_the_zombie():
+    s = Sim(swap_bytes=64 * MiB).mkdir("/a", "/b").start("a1", "/a").start("b1", "/b")
+    s.create("buf", shmem=True).write("a1", "buf", 2 * MiB).pin("b1", "buf", MiB)
+    s.exit("a1").rmdir("/a")
+    s.reclaim("/", 2 * MiB)
+    assert s.dying("/a") and s.st("/")["shmem"] == MiB  # the unpinned half went to swap
+    assert s.m.mem.pinned[next(iter(s.m.mem.dying))] == 256
+    s.unpin("b1", "buf", MiB).reclaim("/", MiB)
+    assert s.st("/")["shmem"] == 0  # unpinned: reclaimable now (the zombie lost its pages)
+
+
+def test_mlocked_anon_is_never_swapped():
+    s = Sim(swap_bytes=64 * MiB).mkdir("/a").start("t", "/a").anon("t", "heap", 2 * MiB)
+    s.pin("t", "heap", MiB, mlock=True).reclaim("/a", 2 * MiB)
+    st = s.st("/a")
+    assert st["anon"] == MiB and st["memory.swap.current"] == MiB
+
+
+def test_id_pool_exhaustion_fails_mkdir_with_enospc():
+    s = Sim(id_pool_size=4, swap_bytes=16 * MiB).mkdir("/a", "/b", "/c")  # root + 3 = 4 IDs
+    s.mkdir("/d")
+    assert s.m.counters["mkdir_enospc"] == 1 and "/d" not in s.m.mem.by_path
+    s.start("d1", "/d")  # a task of the failed cgroup does not start; its ops are ignored
+    s.anon("d1", "heap", MiB)
+    assert s.m.counters["tasks_failed"] == 1 and s.m.counters["ops_ignored"] == 1
+    s.start("c1", "/c").anon("c1", "heap-c", MiB).reclaim("/c", MiB).exit("c1")
+    s.start("a1", "/a").create("shm", shmem=True).write("a1", "shm", MiB).reclaim("/a", MiB).exit("a1")
+    s.rmdir("/a")  # dying, but swap entries keep its ID
+    s.mkdir("/e")
+    assert s.m.counters["mkdir_enospc"] == 2
+    s.rmdir("/b").mkdir("/e")  # /b frees its ID at offline
+    assert "/e" in s.m.mem.by_path
+
+
+def test_limit_hit_reclaims_then_oom_kills():
+    s = Sim().mkdir("/p", "/p/a", "/p/b").limit("/p", 10 * MiB)
+    s.start("a1", "/p/a").start("b1", "/p/b").create("lib", size=4 * MiB).read("a1", "lib")
+    s.anon("b1", "heap", 6 * MiB)
+    assert s.current("/p") == 10 * MiB
+    s.anon("b1", "heap", 2 * MiB)  # over /p's max: reclaim the page cache of /p/a
+    assert s.current("/p") <= 10 * MiB and s.st("/p")["pgsteal"] >= 512
+    assert s.m.counters["oom_kills"] == 0
+    s.anon("a1", "heap-a", 3 * MiB)  # nothing reclaimable without swap: OOM-kill the largest (b1)
+    assert s.m.counters["oom_kills"] == 1 and not s.m.t_alive[s.m.task_by_name["b1"]]
+    assert s.st("/p/a")["anon"] == 3 * MiB and s.current("/p") <= 10 * MiB
+    s.anon("b1", "heap", MiB)  # ops of a killed task are ignored
+    assert s.m.counters["ops_ignored"] == 1
+
+
+def test_mayfail_charge_fails_instead_of_oom():
+    s = Sim().mkdir("/a").limit("/a", 4 * MiB).start("t", "/a").anon("t", "heap", 4 * MiB)
+    s.create("f", size=MiB).read("t", "f", mayfail=True)
+    assert s.m.counters["charge_failed"] == 1 and s.m.counters["oom_kills"] == 0
+    assert s.st("/a")["file"] == 0
+
+
+def test_memory_high_reclaims_without_oom():
+    s = Sim().mkdir("/a").limit("/a", 4 * MiB, high=True).start("t", "/a")
+    s.create("f", size=8 * MiB).read("t", "f")
+    assert s.current("/a") <= 4 * MiB and s.m.counters["high_events"] >= 1
+    assert s.m.counters["oom_kills"] == 0
+
+
+def test_global_pressure_wakes_kswapd_and_scrapes_zombies():
+    s = Sim(mem_bytes=64 * MiB, watermark_low=0.05, watermark_high=0.1).mkdir("/a", "/b")
+    s.start("a1", "/a").create("img", size=40 * MiB).read("a1", "img").exit("a1").rmdir("/a")
+    assert s.dying("/a")
+    s.start("b1", "/b").anon("b1", "heap", 58 * MiB)  # needs 34 MiB + the high watermark back
+    assert s.m.counters["kswapd_wakeups"] >= 1 and s.m.counters["memcgs_visited"] > 0
+    assert not s.dying("/a")  # the zombie's cache was reclaimed; it is freed
+    assert s.m.resident + s.m.kmem_total <= s.m.mem_total
+
+
+def test_global_oom_when_nothing_is_reclaimable():
+    s = Sim(mem_bytes=16 * MiB).mkdir("/a", "/b").start("a1", "/a").anon("a1", "ha", 10 * MiB)
+    s.start("b1", "/b").anon("b1", "hb", 12 * MiB)  # a1 is the largest task: it is killed, b1 fits
+    assert s.m.counters["global_oom_kills"] == 1 and not s.m.t_alive[s.m.task_by_name["a1"]]
+    assert s.st("/b")["anon"] == 12 * MiB and s.current("/a") == 0
+
+
+def test_memory_reclaim_absent_before_5_19():
+    s = Sim(kernel="5.10").mkdir("/a").start("t", "/a").create("f", size=MiB).read("t", "f")
+    s.reclaim("/a", MiB)
+    assert s.m.counters["reclaim_unsupported"] == 1 and s.st("/a")["file"] == MiB
+
+
+def test_deleted_file_lives_while_mapped():
+    s = Sim().mkdir("/a", "/b").start("a1", "/a").start("b1", "/b").create("so", size=2 * MiB)
+    s.map("b1", "so").read("a1", "so").delete("so")
+    assert s.st("/b")["file"] == 2 * MiB  # the mapper faulted it in first: charged to B
+    s.exit("b1")
+    assert s.st("/")["file"] == 0
+
+
+def test_swapoff_reads_everything_back():
+    s = Sim(swap_bytes=32 * MiB).mkdir("/a").start("t", "/a").anon("t", "heap", 4 * MiB)
+    s.reclaim("/a", 4 * MiB)
+    assert s.st("/a")["memory.swap.current"] == 4 * MiB
+    s.swap_off()
+    assert s.st("/a")["anon"] == 4 * MiB and s.m.swap_used == 0 and s.m.swap_total == 0
+
+
+def test_exact_page_accounting_one_leftover_page_keeps_the_zombie():
+    s = Sim().mkdir("/a").start("t", "/a").create("f", size=0).write("t", "f", 4096 * 10 + 1)
+    assert s.st("/a")["file"] == 11 * 4096  # a partial page rounds up
+    s.exit("t").rmdir("/a").delete("f")
+    assert not s.dying("/a")
+
+
+def test_trace_errors_name_the_field():
+    s = Sim().mkdir("/a")
+    with pytest.raises(TraceError, match="task: task ghost was never started"):
+        s.anon("ghost", "h", MiB)
+    with pytest.raises(TraceError, match="cgroup: no online cgroup /nope"):
+        s.rmdir("/nope")
+
+
+def test_machine_pickles_and_resumes_identically():
+    def script(s: Sim, part: int) -> None:
+        if part == 0:
+            s.mkdir("/a", "/b").start("a1", "/a").create("shm", shmem=True).write("a1", "shm", 3 * MiB)
+        else:
+            s.exit("a1").rmdir("/a").start("b1", "/b").read("b1", "shm").delete("shm")
+
+    a, b = Sim(swap_bytes=GiB), Sim(swap_bytes=GiB)
+    script(a, 0)
+    script(b, 0)
+    b.m = pickle.loads(pickle.dumps(b.m))
+    script(a, 1)
+    script(b, 1)
+    assert a.m.summary() == b.m.summary()
