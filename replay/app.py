@@ -20,7 +20,7 @@ from typing import Any, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
-from replay.config import ReplayConfig, config_key, machine_config_kwargs, policy_list, to_config
+from replay.config import ReplayConfig, check_config, config_key, machine_config_kwargs, policy_list, to_config
 from replay.coordinator import StepHook, replay
 from replay.executors import make_executor, shard_count
 from replay.outputs import policy_files, read_summary, write_files, write_run_summary
@@ -79,7 +79,10 @@ def _replay_policies(cfg: ReplayConfig, todo: list[str], keys: dict[str, str], s
                          progress, on_step)
             files = policy_files(got, plan.machines, p, cfg.seed)
             write_files(run_dir, files)
-            store.put_result(keys[p], files)
+            if cfg.store.cache:
+                store.put_result(keys[p], files)
+            else:
+                store.clear_run(keys[p])
             store.persist()
             result.wall_s[p] = got.wall_s
             if got.resumed_from_us >= 0:
@@ -89,6 +92,7 @@ def _replay_policies(cfg: ReplayConfig, todo: list[str], keys: dict[str, str], s
 def run(cfg: DictConfig | ReplayConfig, on_step: Optional[StepHook] = None) -> RunResult:
     """Replay the configured trace once per policy; write outputs; return what happened."""
     cfg = to_config(cfg)
+    check_config(cfg)
     run_dir = output_dir(cfg)
     s = cfg.store
     store = open_store(s.url, s.namespace, s.embedded_path, s.connect_timeout_s)

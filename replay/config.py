@@ -131,7 +131,8 @@ class StoreCfg:
     """The run store (Redis protocol).
 
     ``url`` null: an embedded fakeredis TCP server, persisted to ``embedded_path`` so an
-    interrupted sweep resumes; ``redis://...``: a real Redis. ``cache``: reuse finished results.
+    interrupted sweep resumes; ``redis://...``: a real Redis. ``cache``: reuse finished results and
+    resume interrupted ones (false: replay from scratch and cache nothing).
     """
 
     url: Optional[str] = None
@@ -220,7 +221,7 @@ def machine_config_kwargs(cfg: ReplayConfig, trace_mem_bytes: Optional[int] = No
 __all__ = [
     "PolicyCfg", "TraceCfg", "MachineCfg", "KernelCfg", "FleetCfg", "ExecutorCfg",
     "RayCfg", "StoreCfg", "ReplayConfig", "register_configs", "to_config", "config_key",
-    "machine_config_kwargs", "policy_list",
+    "machine_config_kwargs", "policy_list", "check_config",
 ]
 
 
@@ -238,3 +239,27 @@ def policy_list(cfg: ReplayConfig) -> list[str]:
                 make_policy(n, cfg.policy.knobs)  # cheap; raises ConfigError for unknown names or knobs
                 out.append(n)
     return out
+
+
+def check_config(cfg: ReplayConfig) -> None:
+    """Semantic checks the schema cannot express; ``ConfigError`` naming the key, before any work."""
+    from core.errors import ConfigError
+
+    t, ex = cfg.trace, cfg.executor
+    problems = []
+    if t.source not in ("synthetic", "file", "import"):
+        problems.append(f"trace.source: {t.source!r} is not one of synthetic, file, import")
+    if t.source in ("file", "import") and not t.path:
+        problems.append(f"trace.path: a {t.source} trace needs a path")
+    elif t.source in ("file", "import") and not os.path.exists(str(t.path)):
+        problems.append(f"trace.path: {t.path} does not exist")
+    if t.source == "import" and not t.importer:
+        problems.append("trace.importer: an imported trace needs an importer")
+    if ex.kind not in ("local", "ray"):
+        problems.append(f"executor.kind: {ex.kind!r} is not one of local, ray")
+    if ex.step_s <= 0 or ex.checkpoint_every_s < 0 or ex.timeout_s <= 0:
+        problems.append("executor: step_s and timeout_s must be > 0, checkpoint_every_s >= 0")
+    if cfg.fleet.sample_interval_s <= 0:
+        problems.append("fleet.sample_interval_s must be > 0")
+    if problems:
+        raise ConfigError("; ".join(problems))

@@ -1,0 +1,90 @@
+"""The run store on the embedded fakeredis server and on a real redis-server (``redis`` mark)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from replay import store as store_mod
+from replay.store import RunStore, StoreError, connect, open_store, redact
+
+
+@pytest.fixture(params=["fakeredis", pytest.param("redis", marks=pytest.mark.redis)])
+def store(request, tmp_path):
+    """A RunStore in a fresh namespace on either backend."""
+    ns = f"t-{uuid.uuid4().hex[:8]}"
+    if request.param == "redis":
+        url = request.getfixturevalue("redis_url")
+        s = RunStore(url, ns)
+    else:
+        s = RunStore(store_mod.embedded_url(), ns, str(tmp_path / "snap.pkl"))
+    yield s
+    s.r.delete(*(list(s.r.scan_iter(match=s.key("*"))) or ["-"]))
+
+
+def test_checkpoints_keep_the_newest_and_drop_by_range(store):
+    for t in (100, 300, 200):
+        store.put_checkpoint("run", "lay", 0, t, f"state{t}".encode())
+    assert store.latest_checkpoint("run", "lay", 0) == (300, b"state300")
+    assert store.latest_checkpoint("run", "lay", 1) is None
+    store.drop_checkpoints("run", "lay", 0, keep_until=200)
+    assert store.latest_checkpoint("run", "lay", 0) == (200, b"state200")
+    store.drop_checkpoints("run", "lay", 0, keep_from=200)
+    assert sorted(store.r.hkeys(store.key("ckpt", "run", "lay", 0))) == [b"200"]
+
+
+def test_commits_return_chunks_in_time_order(store):
+    assert store.committed("run", "lay") == (-1, [])
+    store.commit("run", "lay", 7200, b"second")
+    store.commit("run", "lay", 3600, b"first")  # an older commit never hides a newer chunk order
+    t, chunks = store.committed("run", "lay")
+    assert t == 3600 and chunks == [b"first"]
+    store.commit("run", "lay", 10800, b"third")
+    assert store.committed("run", "lay") == (10800, [b"first", b"second", b"third"])
+
+
+def test_result_cache_replaces_the_run_state(store):
+    store.put_checkpoint("run", "lay", 0, 5, b"x")
+    store.commit("run", "lay", 5, b"c")
+    store.set_progress("run", {"sim_us": 5})
+    assert store.get_result("run") is None
+    store.put_result("run", {"a/summary.json": b"{}", "a/fleet.parquet": b"PAR1"})
+    assert store.get_result("run") == {"a/summary.json": b"{}", "a/fleet.parquet": b"PAR1"}
+    assert store.latest_checkpoint("run", "lay", 0) is None
+    assert store.committed("run", "lay") == (-1, [])
+    assert not store.r.exists(store.key("progress", "run"))
+
+
+def test_store_pickles_by_url_for_actors(store):
+    import pickle
+
+    clone = pickle.loads(pickle.dumps(store))
+    store.put_checkpoint("run", "lay", 2, 9, b"from-driver")
+    assert clone.latest_checkpoint("run", "lay", 2) == (9, b"from-driver")
+    assert clone.snapshot_path is None  # only the driver persists the embedded store
+
+
+def test_embedded_store_survives_a_restart_through_its_snapshot(tmp_path):
+    ns = f"t-{uuid.uuid4().hex[:8]}"
+    path = str(tmp_path / "snap.pkl")
+    s = open_store(None, ns, path)
+    s.put_result("run", {"f": b"bytes"})
+    s.put_checkpoint("other", "lay", 0, 60, b"ckpt")
+    s.persist()
+    store_mod._EMBEDDED.stop()  # the process that held the fake server is gone
+    again = open_store(None, ns, path)
+    assert again.get_result("run") == {"f": b"bytes"}
+    assert again.latest_checkpoint("other", "lay", 0) == (60, b"ckpt")
+
+
+def test_unreachable_store_is_a_clear_error_without_the_password():
+    with pytest.raises(StoreError) as err:
+        connect("redis://user:s3cret@127.0.0.1:1/0", timeout_s=0.5)
+    assert "unreachable" in str(err.value) and "s3cret" not in str(err.value)
+    assert "***" in str(err.value)
+
+
+def test_redact():
+    assert redact("redis://:pw@h:6379/0") == "redis://:***@h:6379/0"
+    assert redact("redis://h:6379/0") == "redis://h:6379/0"
