@@ -48,10 +48,11 @@ class ChargeMixin:
     """Charge paths of ``Machine``; see the module docstring for the rules."""
 
     # ------------------------------------------------------------------ accounting
-    def _acct(self: "Machine", r: int, sign: int, reserved: bool = False) -> None:
+    def _acct(self: "Machine", r: int, sign: int, reserved: bool = False, hier: bool = True) -> None:
         """Add (+1) or remove (-1) run ``r``'s pages on the counters of the memcg it names.
 
         ``reserved``: the hierarchical usage was already raised by ``try_charge``.
+        ``hier=False``: own counters only (a move to an ancestor leaves the hierarchy as it is).
         """
         R, mem = self.runs, self.mem
         st, m = R.state[r], R.memcg[r]
@@ -69,15 +70,19 @@ class ChargeMixin:
                 mem.mapped[m] += n
             if R.pinc[r]:
                 mem.pinned[m] += n
-            if reserved:
+            if not hier:
+                pass
+            elif reserved:
                 self.reserved -= n
+                self.resident += n
             else:
                 mem.charge(m, n)
-            self.resident += n
+                self.resident += n
         elif st == St.SWAPPED:
             mem.swap[m] += n
-            mem.charge_swap(m, n)
-            self.swap_used += n
+            if hier:
+                mem.charge_swap(m, n)
+                self.swap_used += n
             if R.kind[r] == Kind.ANON:
                 self.t_swap[self.o_owner[R.obj[r]]] += n
             if sign < 0 and mem.swap[m] == 0 and mem.state[m] != State.ONLINE:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from core import reclaim
 from core.charge import ChargeMixin
+from core.policy_ops import PolicyOpsMixin
 from core.errors import ConfigError, TraceError
 from core.events import NULL, EventBatch
 from core.kernel import Kernel, memcg_bytes
@@ -71,7 +72,7 @@ class MachineConfig:
         Kernel.parse(self.kernel)
 
 
-class Machine(ChargeMixin):
+class Machine(ChargeMixin, PolicyOpsMixin):
     """The memcg hierarchy, tasks, objects and page runs of one host, driven by its events."""
 
     def __init__(self, cfg: MachineConfig, policy: "Policy | None" = None, machine_id: str = "m",
