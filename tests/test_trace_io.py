@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from core.errors import TraceError
-from tests.tracehelp import ev, pod_rows, table
+from tests.tracehelp import pod_rows, table
 from traces.commands.schema import render
 from traces.io import read_trace, write_trace
 from traces.schema import TRACE_SCHEMA

@@ -114,6 +114,16 @@ def test_unmap_after_delete_is_allowed_but_read_is_not():
     assert [(p.code, p.row) for p in validate_table(table(rows))] == [("O503", 7)]
 
 
+def test_whole_anon_free_ends_the_region_partial_does_not():
+    rows = START + [ev(2, "anon_alloc", task="t1", obj="h", nb=8192),
+                    ev(3, "anon_free", task="t1", obj="h", off=0, nb=4096),
+                    ev(4, "anon_alloc", task="t1", obj="h", nb=4096),
+                    ev(5, "anon_free", task="t1", obj="h"),
+                    ev(6, "pin", task="t1", obj="h", off=0, nb=4096),
+                    ev(7, "anon_alloc", task="t1", obj="h", nb=4096)]
+    assert [(p.code, p.row) for p in validate_table(table(rows))] == [("O503", 7)]
+
+
 def test_every_problem_is_reported_not_just_the_first():
     rows = START + [ev(2, "bogus"), ev(3, "rmdir", cg="/zz"), ev(1, "kmem_free", obj="k")]
     codes = [p.code for p in validate_table(table(rows))]
@@ -181,3 +191,38 @@ def test_cli_exit_codes_and_output(tmp_path, capsys):
     assert out[1:] == [f"{bad}:3: E201 op: unknown op 'bogus'",
                        f"{bad}:4: C304 cgroup: rmdir '/zz': cgroup was never created",
                        "... and 1 more problem"]
+
+
+def test_model_never_rejects_what_the_validator_accepts():
+    """Mutate a generated trace (drop, duplicate, move a row): if the validator finds nothing,
+    the machine model must replay it without a TraceError."""
+    import dataclasses
+
+    import numpy as np
+
+    machine = pytest.importorskip("core.machine")
+    from core.errors import TraceError
+    from core.policy import make_policy
+    from traces.batches import machine_batches
+    from traces.generate import PRESETS, generate_machine
+
+    p = dataclasses.replace(PRESETS["tiny"], duration_s=120.0)
+    base = generate_machine(p, 0, 0)
+    rng = np.random.default_rng(11)
+    accepted = 0
+    for k in range(45):
+        idx, a = np.arange(base.num_rows), int(rng.integers(0, base.num_rows - 1))
+        b = int(rng.integers(a + 1, base.num_rows))
+        idx = [np.delete(idx, a), np.insert(idx, a, a), np.concatenate([idx[:a], [b], idx[a:b], idx[b + 1:]])][k % 3]
+        mutated = base.take(pa.array(idx))
+        if validate_table(mutated):
+            continue
+        accepted += 1
+        m = machine.Machine(machine.MachineConfig(mem_bytes=p.mem_bytes, swap_bytes=p.swap_bytes),
+                            policy=make_policy("none"), machine_id="m-0000", seed=0)
+        try:
+            for _, batch in machine_batches(mutated):
+                m.apply(batch)
+        except TraceError as e:  # pragma: no cover - the failure message is the point
+            pytest.fail(f"validator accepted, model rejected (mutation {k}): {e}")
+    assert accepted > 5

@@ -14,7 +14,7 @@ reports them), so the model can name the offending row.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -104,7 +104,8 @@ def _flag_bits(text: str | None) -> int:
     return int(parse_flags(text))
 
 
-def _map_strings(col: pa.ChunkedArray, fn, dtype, field: str, source: str, row: np.ndarray) -> np.ndarray:
+def _map_strings(col: pa.ChunkedArray, fn: Callable[[str | None], int], dtype: type, field: str, source: str,
+                 row: np.ndarray) -> np.ndarray:
     """Apply ``fn`` once per distinct string, then broadcast the codes to every row."""
     enc = pc.dictionary_encode(col, null_encoding="encode").combine_chunks()
     values = enc.dictionary.to_pylist()

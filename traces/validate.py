@@ -21,13 +21,13 @@ bad cell does not cascade into dozens of follow-up reports.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from core.ops import FLAG_TOKENS, OP_BY_NAME, OP_SPECS, Flag, Op
+from core.ops import FLAG_TOKENS, OP_BY_NAME, OP_SPECS, Flag, Op, OpSpec
 from traces.io import conform, read_raw, version_problems
 from traces.problems import Problem, raise_problems
 from traces.schema import TRACE_SCHEMA
@@ -73,6 +73,8 @@ RULES: dict[str, str] = {
 }
 
 _NAME_COLS = ("cgroup", "task", "object")
+#: report(mask, code, field, message_of_row, exclude_from_pass_2)
+_Report = Callable[[np.ndarray, str, str, Callable[[int], str], bool], None]
 _FILE, _SHMEM, _ANON, _KMEM = range(4)
 _KIND_NAMES = ("file", "shmem file", "anon region", "kmem object")
 
@@ -169,51 +171,67 @@ def _encode(table: pa.Table, name: str) -> tuple[np.ndarray, list[str]]:
 # ---------------------------------------------------------------- pass 1: columns
 
 
+class _Reporter:
+    """Collects pass-1 problems and the rows that pass 2 must skip."""
+
+    def __init__(self, n: int, source: str) -> None:
+        self.out: list[Problem] = []
+        self.bad = np.zeros(n, dtype=bool)
+        self.source = source
+
+    def __call__(self, mask: np.ndarray, code: str, field: str, msg: Callable[[int], str],
+                 exclude: bool) -> None:
+        rows = np.flatnonzero(mask)
+        self.out.extend(Problem(self.source, int(i) + 1, code, field, msg(int(i))) for i in rows.tolist())
+        if exclude:
+            self.bad[rows] = True
+
+
 def _static_checks(c: _Extract, source: str, nulled: dict[str, np.ndarray]) -> tuple[list[Problem], np.ndarray]:
     """Vectorised row checks. Returns the problems and the rows pass 2 must skip.
 
     ``nulled`` marks cells already reported as unparsable: their null is not reported again.
     """
-    out: list[Problem] = []
-    bad = np.zeros(c.n, dtype=bool)
+    report = _Reporter(c.n, source)
     known = c.op >= 0
     opk = np.where(known, c.op, 0)
-
-    def report(mask: np.ndarray, code: str, field: str, msg, exclude: bool) -> None:
-        rows = np.flatnonzero(mask)
-        out.extend(Problem(source, int(i) + 1, code, field, msg(int(i))) for i in rows.tolist())
-        if exclude:
-            bad[rows] = True
-
     # a null time does not stop the namespace replay; a null machine or op does
     for name, nulls in (("time_us", c.time_null), ("machine", c.machine < 0), ("op", c.op_null)):
         report(nulls & ~nulled[name], "S104", name, lambda i: "null is not allowed here", name != "time_us")
-    report(~known & ~c.op_null, "E201", "op",
-           lambda i: f"unknown op {c.op_names[c.op_idx[i]]!r}", True)
+    report(~known & ~c.op_null, "E201", "op", lambda i: f"unknown op {c.op_names[c.op_idx[i]]!r}", True)
+    c.flag_bits = _flag_checks(c, known, opk, report)
+    _required_checks(c, known, opk, report, nulled)
+    _number_checks(c, report)
+    _path_checks(c, known, opk, report)
+    return report.out, report.bad
+
+
+def _flag_checks(c: _Extract, known: np.ndarray, opk: np.ndarray, report: _Report) -> np.ndarray:
+    """E202, E203, E209, E210. Returns each row's known flag bits."""
     flag_bits, flag_bad = _flag_tables(c.flag_names)
-    fidx = np.where(c.flag_idx >= 0, c.flag_idx, len(flag_bits))
+    fidx = np.where(c.flag_idx >= 0, c.flag_idx, len(flag_bits))  # null flags -> the appended entry
     bits = np.append(flag_bits, 0)[fidx]
-    report(np.append(flag_bad, "")[fidx] != "", "E202", "flags",
-           lambda i: flag_bad[c.flag_idx[i]], False)
+    report(np.append(flag_bad, "")[fidx] != "", "E202", "flags", lambda i: flag_bad[c.flag_idx[i]], False)
     allowed = _op_lut(lambda s: sum(int(FLAG_TOKENS[f]) for f in s.flags))
     report(known & ((bits & ~allowed[opk]) != 0), "E203", "flags",
            lambda i: _flag_not_allowed(c.op_text(i), int(bits[i])), False)
-    _required_checks(c, known, opk, report, nulled)
-    report(~c.nbytes_null & (c.nbytes < 0), "E205", "bytes", lambda i: f"negative size {c.nbytes[i]}", False)
-    report(~c.offset_null & (c.offset < 0), "E206", "offset", lambda i: f"negative offset {c.offset[i]}", False)
-    report(~c.time_null & (c.time < 0), "E207", "time_us", lambda i: f"negative time {c.time[i]}", False)
-    back, prev = _time_backwards(c)
-    report(back, "E208", "time_us", lambda i: f"time {c.time[i]} is before {prev[i]}, the time of the "
-           f"previous row of machine {c.machines[c.machine[i]]!r}", False)
     limit_bits = int(Flag.MAX | Flag.HIGH)
     report((c.op == Op.SET_LIMIT) & ((bits & limit_bits) == 0), "E209", "flags",
            lambda i: "set_limit needs flag `max` or `high`", False)
     kmem_kind = bits & int(Flag.SLAB | Flag.PAGE)
     report((c.op == Op.KMEM_ALLOC) & ((kmem_kind == 0) | (kmem_kind == int(Flag.SLAB | Flag.PAGE))),
            "E210", "flags", lambda i: "kmem_alloc needs exactly one of `slab`, `page`", False)
-    _path_checks(c, known, opk, report)
-    c.flag_bits = bits
-    return out, bad
+    return bits
+
+
+def _number_checks(c: _Extract, report: _Report) -> None:
+    """E205-E208: negative numbers and time going backwards within a machine."""
+    report(~c.nbytes_null & (c.nbytes < 0), "E205", "bytes", lambda i: f"negative size {c.nbytes[i]}", False)
+    report(~c.offset_null & (c.offset < 0), "E206", "offset", lambda i: f"negative offset {c.offset[i]}", False)
+    report(~c.time_null & (c.time < 0), "E207", "time_us", lambda i: f"negative time {c.time[i]}", False)
+    back, prev = _time_backwards(c)
+    report(back, "E208", "time_us", lambda i: f"time {c.time[i]} is before {prev[i]}, the time of the "
+           f"previous row of machine {c.machines[c.machine[i]]!r}", False)
 
 
 def _flag_tables(names: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -232,7 +250,7 @@ def _flag_tables(names: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return bits, errs
 
 
-def _op_lut(fn) -> np.ndarray:
+def _op_lut(fn: Callable[[OpSpec], int]) -> np.ndarray:
     return np.array([fn(OP_SPECS[op]) for op in Op], dtype=np.int64)
 
 
@@ -242,7 +260,7 @@ def _flag_not_allowed(op: str, bits: int) -> str:
     return f"flag {', '.join(map(repr, extra))} not allowed for {op} (allowed: {', '.join(allowed) or 'none'})"
 
 
-def _required_checks(c: _Extract, known: np.ndarray, opk: np.ndarray, report,
+def _required_checks(c: _Extract, known: np.ndarray, opk: np.ndarray, report: _Report,
                      nulled: dict[str, np.ndarray]) -> None:
     nulls = {"cgroup": c.names["cgroup"][0] < 0, "task": c.names["task"][0] < 0,
              "object": c.names["object"][0] < 0, "bytes": c.nbytes_null, "offset": c.offset_null}
@@ -267,7 +285,7 @@ def _time_backwards(c: _Extract) -> tuple[np.ndarray, np.ndarray]:
     return out, prev
 
 
-def _path_checks(c: _Extract, known: np.ndarray, opk: np.ndarray, report) -> None:
+def _path_checks(c: _Extract, known: np.ndarray, opk: np.ndarray, report: _Report) -> None:
     idx, names = c.names["cgroup"]
     ok = np.array([_path_ok(p) for p in names] + [True], dtype=bool)
     uses = _op_lut(lambda s: "cgroup" in s.required).astype(bool)
@@ -503,8 +521,12 @@ class _Namespace:
             self._create(o, _ANON, self.x.task[i])
 
     def anon_free(self, i: int) -> None:
-        if self._live(i):
-            self._use(i, (_ANON,), "anon_free")
+        if not (self._live(i) and self._use(i, (_ANON,), "anon_free")):
+            return
+        if self.x.nbytes[i] < 0 and self.x.offset[i] == 0:  # whole region: munmap of the VMA
+            o = self.x.obj[i]
+            self.owned[self.x.task[i]].discard(o)
+            self._remove(o)
 
     def file_create(self, i: int) -> None:
         o = self.x.obj[i]
