@@ -105,7 +105,7 @@ def _tag(t: pa.Table, prefix: str) -> pa.Table:
     for name in ("task", "object"):
         cols[name] = pc.binary_join_element_wise(pa.scalar(prefix), t.column(name), "")
     # '/a/b' -> '/p0.a/b'; the root '/' stays the root
-    cols["cgroup"] = pc.replace_substring_regex(t.column("cgroup"), r"^/(?=.)", "/" + prefix)
+    cols["cgroup"] = pc.replace_substring_regex(t.column("cgroup"), r"^/(.)", "/" + prefix + r"\1")
     for name, col in cols.items():
         t = t.set_column(t.schema.get_field_index(name), t.schema.field(name), col)
     return t
