@@ -71,3 +71,17 @@ def test_generated_trace_round_trips_through_batches():
         assert all(n.startswith("p") for n in names[np.unique(batch.task[batch.task >= 0])])
         total += len(batch)
     assert total == t.num_rows
+
+
+@pytest.mark.benchmark
+def test_bench_traces_machine_day():
+    """Prints generate/write/read/validate/batch rates (run with -m benchmark -s); asserts validity only."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "bench_traces.py"
+    spec = importlib.util.spec_from_file_location("bench_traces", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    result = bench.run("machine_day")
+    assert result["problems"] == 0 and result["rows"] >= 1_000_000

@@ -104,10 +104,10 @@ def version_problems(schema: pa.Schema, source: str = "") -> list[Problem]:
 
 
 def _cast_column(col: pa.ChunkedArray, typ: pa.DataType, name: str,
-                 source: str) -> tuple[pa.Array, list[Problem]]:
+                 source: str) -> tuple[pa.Array | pa.ChunkedArray, list[Problem]]:
+    if col.type == typ:
+        return col, []  # the common case: keep Arrow's chunks, copy nothing
     arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
-    if arr.type == typ:
-        return arr, []
     if pa.types.is_dictionary(arr.type):
         arr = arr.cast(arr.type.value_type)
     if typ == pa.int64() and (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
@@ -154,7 +154,11 @@ def _cast_float_to_int(arr: pa.Array, name: str, source: str) -> tuple[pa.Array,
 
 
 def read_trace(path: str | os.PathLike) -> pa.Table:
-    """Read a trace file strictly: the table, or TraceInvalid naming file/row/column."""
+    """Read a trace file strictly: the table, or TraceInvalid naming file/row/column.
+
+    Only the format is checked here (columns, cell types, version); the content
+    rules (nulls, ops, namespaces) are ``traces.validate``'s.
+    """
     source = str(path)
     table, problems = conform(read_raw(path), source)
     raise_problems(problems)
