@@ -188,9 +188,9 @@ def write_trace(table: pa.Table, path: str | os.PathLike) -> None:
     raise_problems(problems)
     if trace_format(path) == "parquet":
         table = group_by_machine(table)
-        _atomic_write(path, lambda tmp: _write_parquet(table, tmp))
+        atomic_write(path, lambda tmp: _write_parquet(table, tmp))
     else:
-        _atomic_write(path, lambda tmp: _write_csv(table, tmp))
+        atomic_write(path, lambda tmp: _write_csv(table, tmp))
 
 
 def group_by_machine(table: pa.Table) -> pa.Table:
@@ -231,7 +231,7 @@ def _write_csv(table: pa.Table, tmp: str) -> None:
         pcsv.write_csv(table, out, pcsv.WriteOptions(quoting_style="needed"))
 
 
-def _atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
+def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     """Run ``write(tmp)`` on a temp file next to ``path``, then rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -250,4 +250,7 @@ def _atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
-    _atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+_atomic_write = atomic_write  # old private name, still imported by replay/ (switch to atomic_write)
