@@ -157,8 +157,29 @@ def _depth(cg: Cgroups) -> np.ndarray:
     return pc.count_substring(cg.path, "/").to_numpy().astype(np.int64)
 
 
-def _sel(arr: pa.Array, idx: np.ndarray) -> pa.Array:
-    return arr.take(pa.array(idx, type=pa.int64()))
+class _Ref:
+    """Rows ``idx`` of a base array, not yet gathered: ``_assemble`` gathers once for all parts."""
+
+    def __init__(self, base: pa.Array, idx: np.ndarray) -> None:
+        self.base, self.idx = base, np.asarray(idx, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return self.idx.size
+
+    def take(self, rows: pa.Array | np.ndarray) -> "_Ref":
+        rows = rows.to_numpy() if isinstance(rows, pa.Array) else rows
+        return _Ref(self.base, self.idx[rows])
+
+    def gather(self) -> pa.Array:
+        return self.base.take(pa.array(self.idx, type=pa.int64()))
+
+
+def _sel(arr: pa.Array, idx: np.ndarray) -> _Ref:
+    return _Ref(arr, idx)
+
+
+def _m(x: "pa.Array | _Ref") -> pa.Array:
+    return x.gather() if isinstance(x, _Ref) else x
 
 
 def _has_task(cg: Cgroups) -> np.ndarray:
@@ -169,7 +190,7 @@ def _structure_parts(cg: Cgroups) -> list[_Part]:
     n = len(cg)
     allidx = np.arange(n)
     depth = _depth(cg)
-    parts = [_Part("mkdir", cg.start_us, P_MKDIR, depth, cg.machine, cgroup=cg.path)]
+    parts = [_Part("mkdir", cg.start_us, P_MKDIR, depth, _sel(cg.machine, allidx), cgroup=_sel(cg.path, allidx))]
     lim = np.flatnonzero(cg.limit >= 0)
     if lim.size:
         parts.append(_Part("set_limit", cg.start_us[lim], P_LIMIT, 0, _sel(cg.machine, lim),
@@ -203,12 +224,12 @@ def _update_parts(cg: Cgroups, up: Updates) -> list[_Part]:
                   nbytes=nbytes, flags="max")]
 
 
-def _suffix(arr: pa.Array, text: str) -> pa.Array:
-    return pc.binary_join_element_wise(arr, pa.scalar(text), "")
+def _suffix(arr: "pa.Array | _Ref", text: str) -> pa.Array:
+    return pc.binary_join_element_wise(_m(arr), pa.scalar(text), "")
 
 
-def _prefix(text: str, arr: pa.Array) -> pa.Array:
-    return pc.binary_join_element_wise(pa.scalar(text), arr, "")
+def _prefix(text: str, arr: "pa.Array | _Ref") -> pa.Array:
+    return pc.binary_join_element_wise(pa.scalar(text), _m(arr), "")
 
 
 # ---------------------------------------------------------------- sharing rules
@@ -219,7 +240,7 @@ def _rule_parts(cg: Cgroups, rule: Rule) -> list[_Part]:
     if not members.size:
         return []
     obj = _prefix(rule.prefix, _sel(key, members))
-    group = pc.binary_join_element_wise(_sel(cg.machine, members), obj, "\x1f").dictionary_encode()
+    group = pc.binary_join_element_wise(_m(_sel(cg.machine, members)), obj, "\x1f").dictionary_encode()
     gid = group.indices.to_numpy().astype(np.int64)
     ngroups = len(group.dictionary)
     start = cg.start_us[members]
@@ -455,15 +476,47 @@ def _shmem_step(rows: _Rows, st: dict, i: int, task: str, t: int, sh: int, thr: 
 
 # ---------------------------------------------------------------- assembly
 
+OPS: tuple[str, ...] = ("mkdir", "rmdir", "set_limit", "task_start", "task_exit", "file_create", "file_read",
+                        "file_write", "file_map", "file_unmap", "file_delete", "anon_alloc", "anon_free", "sync")
+FLAGS: tuple[str | None, ...] = (None, "max", "shmem")
+
+
 def _col(part: _Part, name: str, n: int, typ: pa.DataType) -> pa.Array:
     v = getattr(part, name)
     if v is None:
         return pa.nulls(n, typ)
-    if isinstance(v, str):
-        return pa.array(np.full(n, v, dtype=object), typ)
     if isinstance(v, np.ndarray):
         return pa.array(v.astype(np.int64), typ)
+    v = _m(v)
     return v.cast(typ) if v.type != typ else v
+
+
+def _gather_refs(parts: list[_Part], attr: str, order: np.ndarray) -> pa.Array | None:
+    # one gather from the shared base array when every part refers to it (or is null)
+    bases = {id(getattr(p, attr).base) for p in parts if isinstance(getattr(p, attr), _Ref)}
+    if len(bases) != 1 or any(getattr(p, attr) is not None and not isinstance(getattr(p, attr), _Ref)
+                              for p in parts):
+        return None
+    base = next(getattr(p, attr).base for p in parts if isinstance(getattr(p, attr), _Ref))
+    idx = np.concatenate([getattr(p, attr).idx if getattr(p, attr) is not None
+                          else np.full(len(p.time), -1, np.int64) for p in parts])[order]
+    return base.take(pa.array(idx, mask=idx < 0, type=pa.int64()))
+
+
+def _machine_codes(parts: list[_Part]) -> tuple[np.ndarray, pa.Array]:
+    # per event the rank of its machine id; the sorted distinct ids
+    arrays = {}
+    for p in parts:
+        base = p.machine.base if isinstance(p.machine, _Ref) else p.machine
+        arrays[id(base)] = base
+    names = pa.concat_arrays([pc.unique(a.cast(pa.string())) for a in arrays.values()])
+    names = pc.unique(names)
+    names = names.take(pc.sort_indices(names))
+    codes = {k: pc.index_in(a.cast(pa.string()), value_set=names).to_numpy(zero_copy_only=False)
+             for k, a in arrays.items()}
+    out = [codes[id(p.machine.base)][p.machine.idx] if isinstance(p.machine, _Ref) else codes[id(p.machine)]
+           for p in parts]
+    return np.concatenate(out).astype(np.int64), names
 
 
 def _assemble(parts: list[_Part]) -> pa.Table:
@@ -471,21 +524,23 @@ def _assemble(parts: list[_Part]) -> pa.Table:
     if not parts:
         return TRACE_SCHEMA.empty_table()
     lens = [len(p.time) for p in parts]
-    cols = {
-        "time_us": np.concatenate([p.time for p in parts]).astype(np.int64),
-        "_major": np.concatenate([np.broadcast_to(p.major, (n,)) for p, n in zip(parts, lens)]),
-        "_minor": np.concatenate([np.broadcast_to(p.minor, (n,)) for p, n in zip(parts, lens)]),
-    }
-    machine = pa.concat_arrays([p.machine.cast(pa.string()) for p in parts])
-    mcode = pc.rank(machine, sort_keys="ascending", tiebreaker="dense").to_numpy()
-    order = np.lexsort((np.arange(len(machine)), cols["_minor"], cols["_major"], cols["time_us"], mcode))
+    time = np.concatenate([p.time for p in parts]).astype(np.int64)
+    phase = np.concatenate([np.broadcast_to(np.asarray(p.major) * 64 + np.asarray(p.minor) + 32, (n,))
+                            for p, n in zip(parts, lens)])
+    mcode, mnames = _machine_codes(parts)
+    order = np.lexsort((phase, time, mcode))  # stable: equal keys keep the parts' order
     take = pa.array(order)
-    arrays = {"time_us": pa.array(cols["time_us"][order]), "machine": machine.take(take)}
-    arrays["op"] = pa.concat_arrays([_col(p, "op", n, pa.string()) for p, n in zip(parts, lens)]).take(take)
+    opc = np.concatenate([np.full(n, OPS.index(p.op), np.int8) for p, n in zip(parts, lens)])[order]
+    flc = np.concatenate([np.full(n, FLAGS.index(p.flags), np.int8) for p, n in zip(parts, lens)])[order]
+    arrays = {"time_us": pa.array(time[order]), "machine": mnames.take(pa.array(mcode[order])),
+              "op": pa.array(OPS, pa.string()).take(pa.array(opc)),
+              "flags": pa.array(FLAGS, pa.string()).take(pa.array(flc))}
     for name, attr, typ in (("cgroup", "cgroup", pa.string()), ("task", "task", pa.string()),
                             ("object", "obj", pa.string()), ("offset", "offset", pa.int64()),
-                            ("bytes", "nbytes", pa.int64()), ("flags", "flags", pa.string())):
-        arrays[name] = pa.concat_arrays([_col(p, attr, n, typ) for p, n in zip(parts, lens)]).take(take)
+                            ("bytes", "nbytes", pa.int64())):
+        got = _gather_refs(parts, attr, order) if typ == pa.string() else None
+        arrays[name] = got if got is not None else pa.concat_arrays(
+            [_col(p, attr, n, typ) for p, n in zip(parts, lens)]).take(take)
     return pa.Table.from_arrays([arrays[f.name] for f in TRACE_SCHEMA], schema=TRACE_SCHEMA)
 
 
