@@ -260,3 +260,14 @@ def test_excerpt_replays_on_the_model(excerpt):
         started += int(np.sum(batch.op == 3))
         assert m.cgroup_paths()
     assert started == Counter(sub.column("op").to_pylist())["task_start"] > 0
+
+
+@pytest.mark.benchmark
+def test_bench_import_rate():
+    """Prints rows/s of the 2011 task_events import (scripts/bench_import.py); asserts nothing about speed."""
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from bench_import import bench
+    lines = bench(10)
+    print("\n".join(lines))
+    assert lines[0].startswith("google2011 task_events rows:")

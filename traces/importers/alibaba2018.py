@@ -226,3 +226,18 @@ def _machines(path: str, params: Params, rejects: Rejects, report: ImportReport,
         if v >= 0:
             report.machines[m] = int(v / 100 * params.machine_bytes)
     return mid, np_col(mm, "time_stamp") * US
+
+
+def import_trace(path: str, params: Params = Params()) -> pa.Table:
+    """Native trace of a container_meta file, or of a directory with ``machine_meta.csv``,
+    ``container_meta*.csv``, ``batch_instance*.csv`` and ``machine_usage*.csv``. Strict: bad rows raise."""
+    from pathlib import Path
+
+    from traces.importers.common import find_files
+    if not Path(path).is_dir():
+        return import_alibaba2018(None, [path], params=params)[0]
+    meta = find_files(path, ("machine_meta*.csv",))
+    table, _, _ = import_alibaba2018(meta[0] if meta else None, find_files(path, ("container_meta*.csv",)),
+                                     find_files(path, ("batch_instance*.csv",)),
+                                     find_files(path, ("machine_usage*.csv", "*/machine_usage*.csv")), params)
+    return table

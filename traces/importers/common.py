@@ -375,3 +375,10 @@ def str_col(table: pa.Table, name: str) -> pa.Array:
 def to_pages(values: np.ndarray) -> np.ndarray:
     """Byte figures (float or int) -> whole 4 KiB pages, rounded to nearest, never negative."""
     return np.maximum(np.rint(np.asarray(values, dtype=np.float64) / PAGE), 0).astype(np.int64)
+
+
+def find_files(root: str | os.PathLike, patterns: tuple[str, ...]) -> list[str]:
+    """Files under directory ``root`` whose relative path matches one of ``patterns`` (sorted)."""
+    base = Path(root)
+    found = {p for pat in patterns for p in base.glob(pat) if p.is_file()}
+    return [str(p) for p in sorted(found)]

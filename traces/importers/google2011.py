@@ -223,3 +223,18 @@ def _machines(path: str, params: Params, rejects: Rejects, report: ImportReport,
     add = np.flatnonzero(etype == 0)
     t = to_native_time(np_col(me, "time")[add], params.time_origin_us)
     return mid.take(pa.array(add)), t
+
+
+def import_trace(path: str, params: Params = Params()) -> pa.Table:
+    """Native trace of a task_events file, or of a directory laid out like the bucket
+    (``task_events/``, optional ``machine_events/`` and ``task_usage/``). Strict: bad rows raise."""
+    from pathlib import Path
+
+    from traces.importers.common import find_files
+    if not Path(path).is_dir():
+        return import_google2011([path], params=params)[0]
+    machines = find_files(path, ("machine_events/*.csv*", "machine_events*.csv*"))
+    table, _, _ = import_google2011(find_files(path, ("task_events/*.csv*", "task_events*.csv*")),
+                                    machines[0] if machines else None,
+                                    find_files(path, ("task_usage/*.csv*", "task_usage*.csv*")), params)
+    return table

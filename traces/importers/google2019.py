@@ -234,3 +234,18 @@ def _machines(paths: Sequence[str], params: Params, rejects: Rejects, report: Im
     add = np.flatnonzero(_ints(me, "type") == 1)
     t = to_native_time(_ints(me, "time")[add], params.time_origin_us)
     return mid.take(pa.array(add)), t
+
+
+def import_trace(path: str, params: Params = Params()) -> pa.Table:
+    """Native trace of an instance_events shard, or of a directory holding ``instance_events*``,
+    ``machine_events*`` and ``instance_usage*`` shards. Strict: bad rows raise."""
+    from pathlib import Path
+
+    from traces.importers.common import find_files
+    if not Path(path).is_dir():
+        return import_google2019([path], params=params)[0]
+    pats = ("{0}*.json*", "*/{0}*.json*")
+    table, _, _ = import_google2019(find_files(path, tuple(p.format("instance_events") for p in pats)),
+                                    find_files(path, tuple(p.format("machine_events") for p in pats)),
+                                    find_files(path, tuple(p.format("instance_usage") for p in pats)), params)
+    return table
