@@ -32,6 +32,7 @@ go to the task that started first. memory.oom.group is not modelled.
 
 from __future__ import annotations
 
+import bisect
 from typing import TYPE_CHECKING
 
 from core import reclaim
@@ -223,6 +224,8 @@ class ChargeMixin:
         or the task (or the object) died on the way, leaving the range untouched.
         """
         accessor = self.t_cg[t]
+        if self._touch_if_resident(o, lo, hi, fill_holes):
+            return True
         have: dict[int, int] = {}
         for _ in range(4):  # reclaim inside a charge may evict pages of this very range
             need = self._needs(o, lo, hi, accessor, fill_holes)
@@ -239,6 +242,39 @@ class ChargeMixin:
             self.handle_over_high(m)
         return True
 
+    def _touch_if_resident(self: "Machine", o: int, lo: int, hi: int, fill_holes: bool) -> bool:
+        """Fast path of ``fault_range``: when nothing in [lo, hi) needs a charge, just age it."""
+        R = self.runs
+        state, start, npages = R.state, R.start, R.npages
+        runs = R.obj_runs.get(o)
+        if not runs:
+            return not fill_holes
+        i = max(bisect.bisect_right(R.obj_starts[o], lo) - 1, 0)
+        pos, touched = lo, []
+        while i < len(runs) and pos < hi:
+            r = runs[i]
+            s, e = start[r], start[r] + npages[r]
+            if e <= pos:
+                i += 1
+                continue
+            if s > pos and fill_holes or s >= hi:
+                break
+            if state[r] != St.RESIDENT:
+                return False
+            touched.append(r)
+            pos = e
+            i += 1
+        if pos < hi and fill_holes:
+            return False
+        age = self.lru_age()
+        if all(R.age[r] == age for r in touched):
+            return True
+        for r, _, _ in R.segments(o, lo, hi):  # split at the ends: only [lo, hi) gets younger
+            if r >= 0:
+                R.age[r] = age
+        R.coalesce(o, lo, hi)
+        return True
+
     def _unreserve(self: "Machine", have: dict[int, int]) -> None:
         for m, n in have.items():
             self.mem.charge(m, -n)
@@ -246,7 +282,7 @@ class ChargeMixin:
 
     def _materialize(self: "Machine", o: int, lo: int, hi: int, accessor: int, fill_holes: bool,
                      have: dict[int, int]) -> None:
-        R, now = self.runs, self.now_us
+        R, now = self.runs, self.lru_age()
         for r, s, e in R.segments(o, lo, hi):
             if r >= 0 and R.state[r] == St.RESIDENT:
                 R.age[r] = now
@@ -270,7 +306,7 @@ class ChargeMixin:
         """Instantiate pages [s, e) of ``o`` charged to ``memcg``, split where mappings differ."""
         R = self.runs
         for a, b, mapc in self._map_pieces(o, s, e):
-            r = R.new(o, a, b - a, St.RESIDENT, memcg, memcg, mapc, 0, self.now_us, self.o_kind[o])
+            r = R.new(o, a, b - a, St.RESIDENT, memcg, memcg, mapc, 0, self.lru_age(), self.o_kind[o])
             R.link(r)
             self._acct(r, +1, reserved=True)
 
@@ -286,7 +322,7 @@ class ChargeMixin:
             self._acct(r, -1)  # frees the swap slot and its charge
             self.counters["swapins"] += n
         R.set_owner(r, St.RESIDENT, memcg)
-        R.age[r] = self.now_us
+        R.age[r] = self.lru_age()
         self._acct(r, +1, reserved=True)
 
     def _map_pieces(self: "Machine", o: int, s: int, e: int) -> list[tuple[int, int, int]]:

@@ -29,7 +29,7 @@ class EventBatch:
         cgroup, task, obj: int32 indices into ``cgroups``/``tasks``/``objects`` (or NULL).
         offset, nbytes: int64 byte offset / size (NULL where absent).
         flags: int32 ``core.ops.Flag`` bits.
-        row: int64 row number of each event in its source file (for error messages).
+        row: int64 1-based data row of each event in its source file (for error messages).
     """
 
     time_us: np.ndarray
@@ -91,5 +91,5 @@ class EventBatch:
             cols["t"], op, cols["c"].astype(np.int32), cols["k"].astype(np.int32),
             cols["o"].astype(np.int32), cols["off"], cols["b"], flags,
             list(tables["c"]), list(tables["t"]), list(tables["o"]),
-            np.arange(n, dtype=np.int64), source,
+            np.arange(1, n + 1, dtype=np.int64), source,
         )

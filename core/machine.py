@@ -37,6 +37,10 @@ from core.pages import Kind, RunTable, St, pages_of
 if TYPE_CHECKING:
     from core.policy import Policy
 
+# plain ints: IntFlag's own ``&`` is a Python-level call on the per-event path
+_MAX, _HIGH, _MAYFAIL = int(Flag.MAX), int(Flag.HIGH), int(Flag.MAYFAIL)
+_SHMEM, _MLOCK, _PAGE = int(Flag.SHMEM), int(Flag.MLOCK), int(Flag.PAGE)
+
 
 @dataclass
 class MachineConfig:
@@ -58,6 +62,7 @@ class MachineConfig:
     lru_gen: bool = False  # MGLRU: offline memcgs are scraped whole (get_nr_to_scan)
     mapped_hot: bool = True  # mapped page cache/shmem of live mappers counts as referenced
     shrinkers: int = 0  # memcg-aware shrinkers (shrinker_info in the cost model)
+    age_quantum_us: int = 30_000_000  # LRU age resolution: accesses within one quantum are equally young
 
     def validate(self) -> None:
         """Raise ConfigError for values the model cannot run with."""
@@ -65,6 +70,8 @@ class MachineConfig:
             raise ConfigError("mem_bytes must be > 0 and swap_bytes >= 0")
         if self.sample_interval_us <= 0:
             raise ConfigError("sample_interval_us must be > 0")
+        if self.age_quantum_us <= 0:
+            raise ConfigError("age_quantum_us must be > 0")
         if not 2 <= self.id_pool_size <= 65535:
             raise ConfigError("id_pool_size must be in 2 .. 65535 (MEM_CGROUP_ID_MAX)")
         if not 0 <= self.watermark_low <= self.watermark_high < 1:
@@ -134,11 +141,21 @@ class Machine(ChargeMixin, PolicyOpsMixin):
         self.k_pages: list[int] = []
         self.k_slab: list[bool] = []
         self.k_task: list[int] = []
+        self.k_name: list[str] = []
         self.kmem_by_name: dict[str, int] = {}
         self.kmem_of: dict[int, set[int]] = {}
         self._free_kmem: list[int] = []
 
     # ================================================================== time and queue
+    def lru_age(self) -> int:
+        """The LRU age stamped on pages touched now: the clock rounded down to ``age_quantum_us``.
+
+        The kernel orders pages only coarsely (active/inactive lists; at most
+        MAX_NR_GENS = 4 MGLRU generations), so pages touched within one quantum are
+        treated as equally young — which also lets neighbouring runs merge.
+        """
+        return self.now_us - self.now_us % self.cfg.age_quantum_us
+
     def schedule(self, t_us: int, target: str, method: str, *args: Any) -> None:
         """Queue ``target.method(*args)`` at simulated ``t_us`` (target: 'policy' or 'machine')."""
         self._seq += 1
@@ -181,7 +198,7 @@ class Machine(ChargeMixin, PolicyOpsMixin):
         off = batch.offset.tolist()
         nb = batch.nbytes.tolist()
         fl = batch.flags.tolist()
-        rows = batch.row.tolist() if batch.row is not None else list(range(len(times)))
+        rows = batch.row.tolist() if batch.row is not None else list(range(1, len(times) + 1))
         names_c, names_t, names_o = batch.cgroups, batch.tasks, batch.objects
         handlers = self._handlers
         next_due = self._next_due()
@@ -253,10 +270,10 @@ class Machine(ChargeMixin, PolicyOpsMixin):
         if m < 0:
             return
         limit = (1 << 62) if ev.nbytes == NULL else pages_of(ev.nbytes)
-        if ev.flags & Flag.MAX:
+        if ev.flags & _MAX:
             self.mem.max[m] = limit
             self._enforce_max(m)
-        elif ev.flags & Flag.HIGH:
+        elif ev.flags & _HIGH:
             self.mem.high[m] = limit
             self._reclaim_high(m)
         else:
@@ -331,7 +348,7 @@ class Machine(ChargeMixin, PolicyOpsMixin):
         lo = self.o_size[o]
         hi = lo + pages_of(ev.need_bytes())
         self.o_size[o] = hi
-        if not self.fault_range(t, o, lo, hi, bool(ev.flags & Flag.MAYFAIL)):
+        if not self.fault_range(t, o, lo, hi, bool(ev.flags & _MAYFAIL)):
             if self.o_alive[o]:
                 self.o_size[o] = max(lo, self._object_end(o))
 
@@ -353,7 +370,7 @@ class Machine(ChargeMixin, PolicyOpsMixin):
         name = ev.need_object()
         if name in self.obj_by_name:
             raise ev.error("object", f"object {name} already exists")
-        kind = Kind.SHMEM if ev.flags & Flag.SHMEM else Kind.FILE
+        kind = Kind.SHMEM if ev.flags & _SHMEM else Kind.FILE
         size = 0 if ev.nbytes == NULL else pages_of(ev.nbytes)
         self._new_object(name, kind, size, -1)
 
@@ -386,13 +403,13 @@ class Machine(ChargeMixin, PolicyOpsMixin):
         holes = how != "read" or self.o_kind[o] == Kind.FILE
         if self.policy.wants_access:
             self.policy.on_access(self, o, lo, hi, self.t_cg[t], how)
-        self.fault_range(t, o, lo, hi, bool(ev.flags & Flag.MAYFAIL), fill_holes=holes)
+        self.fault_range(t, o, lo, hi, bool(ev.flags & _MAYFAIL), fill_holes=holes)
 
     def _op_file_unmap(self, ev: "_Ev") -> None:
         t = self._task(ev)
         if t < 0:
             return
-        self._unmap(t, self._object(ev))
+        self._unmap(t, self._held_object(ev, t))
 
     def _op_file_delete(self, ev: "_Ev") -> None:
         o = self._object(ev)
@@ -435,7 +452,7 @@ class Machine(ChargeMixin, PolicyOpsMixin):
             return
         if not self.t_alive[t] or not self.o_alive[o]:
             return
-        pin = (o, lo, hi, 1 if ev.flags & Flag.MLOCK else 0, (ev.offset, ev.nbytes))
+        pin = (o, lo, hi, 1 if ev.flags & _MLOCK else 0, (ev.offset, ev.nbytes))
         self.t_pins[t].append(pin)
         self.o_pins[o] += 1
         self._add_count(o, lo, hi, "pinc", +1)
@@ -444,9 +461,9 @@ class Machine(ChargeMixin, PolicyOpsMixin):
         t = self._task(ev)
         if t < 0:
             return
-        o = self._object(ev)
+        o = self._held_object(ev, t)
         key = (ev.offset, ev.nbytes)
-        mlock = 1 if ev.flags & Flag.MLOCK else 0
+        mlock = 1 if ev.flags & _MLOCK else 0
         pin = next((p for p in self.t_pins[t] if p[0] == o and p[3] == mlock and p[4] == key), None)
         if pin is None:
             raise ev.error("object", f"unpin of {ev.obj} (offset {ev.offset}, bytes {ev.nbytes}) "
@@ -471,15 +488,15 @@ class Machine(ChargeMixin, PolicyOpsMixin):
             raise ev.error("object", f"kmem object {name} already exists")
         m = self.t_cg[t]
         n = pages_of(ev.need_bytes())
-        if not self.try_charge(m, n, bool(ev.flags & Flag.MAYFAIL), t):
+        if not self.try_charge(m, n, bool(ev.flags & _MAYFAIL), t):
             return
         self.reserved -= n
-        slab = not (ev.flags & Flag.PAGE)
+        slab = not (ev.flags & _PAGE)
         k = self._free_kmem.pop() if self._free_kmem else len(self.k_memcg)
         if k == len(self.k_memcg):
-            for lst in (self.k_memcg, self.k_pages, self.k_slab, self.k_task):
+            for lst in (self.k_memcg, self.k_pages, self.k_slab, self.k_task, self.k_name):
                 lst.append(0)
-        self.k_memcg[k], self.k_pages[k], self.k_slab[k] = m, n, slab
+        self.k_memcg[k], self.k_pages[k], self.k_slab[k], self.k_name[k] = m, n, slab, name
         self.k_task[k] = -1 if slab else t
         self.kmem_by_name[name] = k
         self.kmem_of.setdefault(m, set()).add(k)
@@ -503,10 +520,7 @@ class Machine(ChargeMixin, PolicyOpsMixin):
         if t >= 0:
             self.t_kmem[t].discard(k)
             self.t_kpages[t] -= self.k_pages[k]
-        for name, kk in list(self.kmem_by_name.items()):
-            if kk == k:
-                del self.kmem_by_name[name]
-                break
+        del self.kmem_by_name[self.k_name[k]]
         self._free_kmem.append(k)
 
     def _kmem_pins(self, k: int) -> bool:
@@ -602,6 +616,17 @@ class Machine(ChargeMixin, PolicyOpsMixin):
             raise ev.error("object", f"object {name} does not exist")
         return o
 
+    def _held_object(self, ev: "_Ev", t: int) -> int:
+        """The object a task's unmap/unpin names: by name, or an unlinked one it still maps or pins."""
+        name = ev.need_object()
+        o = self.obj_by_name.get(name, -1)
+        if o >= 0:
+            return o
+        for o in [mp[0] for mp in self.t_maps[t]] + [p[0] for p in self.t_pins[t]]:
+            if self.o_alive[o] and self.o_name[o] == name:
+                return o
+        raise ev.error("object", f"object {name} does not exist")
+
     def _new_object(self, name: str, kind: int, size: int, owner: int) -> int:
         if self._free_objs:
             o = self._free_objs.pop()
@@ -678,8 +703,8 @@ class _Ev:
         self.offset, self.nbytes, self.flags = offset, nbytes, flags
 
     def error(self, field: str, message: str) -> TraceError:
-        """A TraceError at this event's row (rows are reported 1-based)."""
-        return TraceError(self.source, self.row + 1, field, message)
+        """A TraceError at this event's row (1-based, as in the source file)."""
+        return TraceError(self.source, self.row, field, message)
 
     def need_cgroup(self) -> str:
         if self.cgroup is None:

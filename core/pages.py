@@ -84,16 +84,28 @@ class RunTable:
     def new(self, obj: int, start: int, npages: int, state: int, memcg: int, origin: int,
             mapc: int, pinc: int, age: int, kind: int, rflags: int = 0) -> int:
         """Allocate a run slot with these fields (not yet linked into its object)."""
-        vals = (obj, start, npages, state, memcg, origin, mapc, pinc, age, kind, rflags)
         if self.free:
             r = self.free.pop()
-            for name, v in zip(RUN_COLUMNS, vals):
-                getattr(self, name)[r] = v
+            self.obj[r], self.start[r], self.npages[r], self.state[r] = obj, start, npages, state
+            self.memcg[r], self.origin[r], self.mapc[r], self.pinc[r] = memcg, origin, mapc, pinc
+            self.age[r], self.kind[r], self.rflags[r] = age, kind, rflags
         else:
             r = len(self.state)
-            for name, v in zip(RUN_COLUMNS, vals):
-                getattr(self, name).append(v)
-        self._index(r)
+            self.obj.append(obj)
+            self.start.append(start)
+            self.npages.append(npages)
+            self.state.append(state)
+            self.memcg.append(memcg)
+            self.origin.append(origin)
+            self.mapc.append(mapc)
+            self.pinc.append(pinc)
+            self.age.append(age)
+            self.kind.append(kind)
+            self.rflags.append(rflags)
+        if state == St.RESIDENT:
+            self.resident_of.setdefault(memcg, set()).add(r)
+        elif state == St.SWAPPED:
+            self.swapped_of.setdefault(memcg, set()).add(r)
         return r
 
     def drop(self, r: int) -> None:

@@ -1,14 +1,17 @@
 """Primitives that zombie policies use to move charges, walk LRUs and swap records.
 
-In: run ids and memcg slots from a policy hook. Out: charges moved with every
-counter kept exact (a mixin of ``core.machine.Machine``), and the policy
-counters of ``core.metrics.COUNTERS`` bumped.
+In: run ids and memcg slots from a policy hook. Out: charges moved, pages
+evicted or swapped, with every counter kept exact (a mixin of
+``core.machine.Machine``), and the policy counters of ``core.metrics.COUNTERS``
+bumped.
 
 Kernel counterparts: ``mem_cgroup_move_account`` (recharge: uncharge the old
 memcg, charge the new one), objcg reparenting (the parent's hierarchical
 usage already holds the child's pages, so only the child's own counters move),
+``swap_cgroup_record`` rewritten to an ancestor's ID (the talk's swap walk),
 ``lruvec_for_each_list`` (walk a memcg's LRU), ``folio_referenced``/rmap walk
-(find a mapper).
+(find a mapper), reclaim of one folio (``shrink_folio_list``: evict page cache,
+swap out swap-backed pages).
 """
 
 from __future__ import annotations
@@ -16,10 +19,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from core.memcg import State
-from core.pages import St
+from core.pages import Kind, St
 
 if TYPE_CHECKING:
     from core.machine import Machine
+
+#: ``rflags`` bit: the run's charge is parked on an ancestor until its next accessor
+#: takes it over (deferred recharge, Yosry Ahmed's RFC patches 4-5).
+PARKED = 1
 
 
 class PolicyOpsMixin:
@@ -62,35 +69,113 @@ class PolicyOpsMixin:
         self.counters["recharged_pages"] += left
         return True
 
-    def reparent_run(self: "Machine", r: int) -> int:
-        """Move resident or swapped run ``r`` to its memcg's parent, no limit check; returns the parent.
+    def reparent_run(self: "Machine", r: int, to: int = -1) -> int:
+        """Move resident or swapped run ``r`` up to ancestor ``to`` (default: the parent), no limit check.
 
-        The parent's hierarchical usage (or swap usage) already includes the child's
-        pages, so only own counters move and the child's usage drops (objcg
-        reparenting; for a swap record, rewriting swap_cgroup to the parent's ID).
+        Every ancestor's hierarchical usage (or swap usage) already includes the
+        pages, so only own counters move and the usage of the memcgs left behind
+        drops (objcg reparenting; for a swap record, rewriting swap_cgroup to the
+        ancestor's ID). A swap record must name an online ancestor (it needs an ID).
+        Returns the ancestor.
         """
         R, mem = self.runs, self.mem
         m, n, st = R.memcg[r], R.npages[r], R.state[r]
-        p = mem.parent[m]
+        a = mem.parent[m] if to < 0 else to
         self._acct(r, -1, hier=False)
-        R.set_owner(r, st, p)
+        R.set_owner(r, st, a)
         self._acct(r, +1, hier=False)
-        if st == St.RESIDENT:
-            mem.usage[m] -= n
-            self.counters["reparented_pages"] += n
-        else:
-            mem.swap_usage[m] -= n
-            self.counters["swap_records_reparented"] += n
-        return p
+        usage = mem.usage if st == St.RESIDENT else mem.swap_usage
+        x = m
+        while x != a:
+            usage[x] -= n
+            x = mem.parent[x]
+        self.counters["reparented_pages" if st == St.RESIDENT else "swap_records_reparented"] += n
+        return a
 
     def first_mapper_memcg(self: "Machine", r: int) -> int:
         """Memcg of the first live task (in mapping order) whose mapping covers run ``r``; -1 if none.
 
         Yosry Ahmed's RFC recharges to ``get_mem_cgroup_from_mm()`` of the first VMA found by the rmap walk.
         """
+        mappers = self.mapper_memcgs(r)
+        return mappers[0] if mappers else -1
+
+    def mapper_memcgs(self: "Machine", r: int) -> list[int]:
+        """Online memcgs of the live tasks mapping run ``r``, in mapping order, without repeats.
+
+        An anon run is mapped by the task that owns its region (a task that moved
+        away from the removed memcg keeps its old pages mapped).
+        """
         R = self.runs
+        o = R.obj[r]
+        if R.kind[r] == Kind.ANON:
+            t = self.o_owner[o]
+            return [self.t_cg[t]] if t >= 0 and self.t_alive[t] else []
         lo, hi = R.start[r], R.start[r] + R.npages[r]
-        for t, a, b in self.o_maps[R.obj[r]]:
-            if a < hi and lo < b and self.t_alive[t] and self.mem.state[self.t_cg[t]] == State.ONLINE:
-                return self.t_cg[t]
-        return -1
+        out: list[int] = []
+        for t, a, b in self.o_maps[o]:
+            m = self.t_cg[t]
+            if a < hi and lo < b and self.t_alive[t] and self.mem.state[m] == State.ONLINE and m not in out:
+                out.append(m)
+        return out
+
+    def is_mapped(self: "Machine", r: int) -> bool:
+        """True when some live task maps run ``r`` (anon: its owner is alive)."""
+        R = self.runs
+        if R.kind[r] == Kind.ANON:
+            t = self.o_owner[R.obj[r]]
+            return t >= 0 and bool(self.t_alive[t])
+        return R.mapc[r] > 0
+
+    def policy_evict(self: "Machine", r: int) -> int:
+        """Evict resident page-cache run ``r`` for a policy (a shadow stays: a later access refaults)."""
+        n = self.runs.npages[r]
+        self.evict_run(r)
+        self.counters["policy_evicted_pages"] += n
+        return n
+
+    def policy_swap_out(self: "Machine", r: int) -> int:
+        """Swap out as much of swap-backed run ``r`` as free swap allows; returns pages written.
+
+        The record names the nearest online ancestor (``mem_cgroup_id_get_online``),
+        so for a removed memcg this moves the swap charge to its parent.
+        """
+        R = self.runs
+        room = self.swap_total - self.swap_used
+        if room <= 0:
+            return 0
+        if R.npages[r] > room:
+            R.split(r, R.start[r] + room)
+        n = R.npages[r]
+        self.swap_out_run(r)
+        self.counters["policy_evicted_pages"] += n
+        return n
+
+    def park_run(self: "Machine", r: int) -> int:
+        """Deferred recharge, step one: move resident run ``r`` to the parent and mark it PARKED."""
+        self.runs.rflags[r] |= PARKED
+        return self.reparent_run(r)
+
+    def unpark_range(self: "Machine", o: int, lo: int, hi: int, memcg: int) -> int:
+        """Deferred recharge, step two: recharge PARKED resident runs in [lo, hi) of ``o`` to ``memcg``.
+
+        Like the RFC's access hook it never OOMs: a charge over the accessor's
+        limit fails and the run stays parked. Returns pages examined.
+        """
+        R = self.runs
+        if not R.obj_runs.get(o):
+            return 0
+        seen = 0
+        for r, s, e in R.segments(o, lo, hi):
+            if r < 0 or not R.rflags[r] & PARKED:
+                continue
+            seen += e - s
+            if R.state[r] == St.EVICTED:
+                R.rflags[r] &= ~PARKED  # a refault charges the accessor anyway
+                continue
+            if R.state[r] != St.RESIDENT:
+                continue  # swapped: swap-in charges the (online) record; recharged at the next access
+            if R.memcg[r] == memcg or self.recharge_run(r, memcg, mayfail=True):
+                R.rflags[r] &= ~PARKED
+        R.coalesce(o, lo, hi)
+        return seen

@@ -279,3 +279,13 @@ def test_machine_pickles_and_resumes_identically():
     script(a, 1)
     script(b, 1)
     assert a.m.summary() == b.m.summary()
+
+
+def test_unlinked_file_can_still_be_unmapped_and_unpinned():
+    s = Sim().mkdir("/a").start("t", "/a").create("so", size=2 * MiB).map("t", "so").pin("t", "so", MiB)
+    s.delete("so")
+    assert s.st("/a")["file"] == 2 * MiB  # unlinked, but mapped and pinned: the pages stay
+    s.unpin("t", "so", MiB)
+    assert s.st("/a")["file"] == 2 * MiB
+    s.unmap("t", "so")
+    assert s.st("/a")["file"] == 0
