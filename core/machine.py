@@ -143,6 +143,7 @@ class Machine(ChargeMixin, PolicyOpsMixin):
         self.k_task: list[int] = []
         self.k_name: list[str] = []
         self.kmem_by_name: dict[str, int] = {}
+        self.failed_kmem: set[str] = set()  # kmem objects whose charge was refused
         self.kmem_of: dict[int, set[int]] = {}
         self._free_kmem: list[int] = []
 
@@ -269,6 +270,8 @@ class Machine(ChargeMixin, PolicyOpsMixin):
         m = self._cgroup(ev)
         if m < 0:
             return
+        if m == ROOT:
+            raise ev.error("cgroup", "the root cgroup has no memory.max or memory.high")
         limit = (1 << 62) if ev.nbytes == NULL else pages_of(ev.nbytes)
         if ev.flags & _MAX:
             self.mem.max[m] = limit
@@ -489,6 +492,7 @@ class Machine(ChargeMixin, PolicyOpsMixin):
         m = self.t_cg[t]
         n = pages_of(ev.need_bytes())
         if not self.try_charge(m, n, bool(ev.flags & _MAYFAIL), t):
+            self.failed_kmem.add(name)  # its kmem_free will be ignored
             return
         self.reserved -= n
         slab = not (ev.flags & _PAGE)
@@ -510,6 +514,10 @@ class Machine(ChargeMixin, PolicyOpsMixin):
         name = ev.need_object()
         k = self.kmem_by_name.get(name, -1)
         if k < 0:
+            if name in self.failed_kmem:
+                self.failed_kmem.discard(name)
+                self.counters["ops_ignored"] += 1
+                return
             raise ev.error("object", f"kmem object {name} does not exist")
         self._kmem_free(k)
 

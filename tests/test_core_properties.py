@@ -85,8 +85,8 @@ def _build(steps: list[tuple[str, int, int, int]]) -> list[tuple]:
             ev = (Op.KMEM_FREE, None, None, name, None, None, 0)
         elif act == "reclaim":
             ev = (Op.RECLAIM, pick(online, a), None, None, None, size * 65536, 0)
-        elif act == "limit":
-            ev = (Op.SET_LIMIT, pick(online, a), None, None, None, size * MiB, Flag.MAX if b % 2 else Flag.HIGH)
+        elif act == "limit" and len(online) > 1:
+            ev = (Op.SET_LIMIT, pick(online[1:], a), None, None, None, size * MiB, Flag.MAX if b % 2 else Flag.HIGH)
         elif act == "drop":
             ev = (Op.DROP_CACHES, None, None, None, None, None, 0)
         if ev is not None:
