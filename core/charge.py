@@ -206,15 +206,18 @@ class ChargeMixin:
                 return self.policy.swapin_target(self, r, rec, accessor)
         return self.policy.charge_target(self, o, accessor)
 
-    def _needs(self: "Machine", o: int, lo: int, hi: int, accessor: int, fill_holes: bool) -> dict[int, int]:
+    def _needs(self: "Machine", o: int, lo: int, hi: int, accessor: int,
+               fill_holes: bool) -> tuple[dict[int, int], list[tuple[int, int, int]]]:
+        """Pages of [lo, hi) that must be charged, per paying memcg, and the segments they came from."""
         need: dict[int, int] = {}
-        for r, s, e in self.runs.segments(o, lo, hi):
+        segs = self.runs.segments(o, lo, hi)
+        for r, s, e in segs:
             if r < 0 and not fill_holes:
                 continue
             tgt = self._seg_target(o, r, accessor)
             if tgt >= 0:
                 need[tgt] = need.get(tgt, 0) + e - s
-        return need
+        return need, segs
 
     def fault_range(self: "Machine", t: int, o: int, lo: int, hi: int, mayfail: bool,
                     fill_holes: bool = True) -> bool:
@@ -226,18 +229,24 @@ class ChargeMixin:
         accessor = self.t_cg[t]
         if self._touch_if_resident(o, lo, hi, fill_holes):
             return True
+        R = self.runs
         have: dict[int, int] = {}
+        need, segs = self._needs(o, lo, hi, accessor, fill_holes)
         for _ in range(4):  # reclaim inside a charge may evict pages of this very range
-            need = self._needs(o, lo, hi, accessor, fill_holes)
-            extra = {m: n - have.get(m, 0) for m, n in need.items() if n > have.get(m, 0)}
-            if not extra:
-                break
-            for m, n in sorted(extra.items()):
+            mark = R.mutations
+            for m, n in sorted(need.items()):
+                n -= have.get(m, 0)
+                if n <= 0:
+                    continue
                 if not self.try_charge(m, n, mayfail, t) or not self.t_alive[t] or not self.o_alive[o]:
                     self._unreserve(have)
                     return False
                 have[m] = have.get(m, 0) + n
-        self._materialize(o, lo, hi, accessor, fill_holes, have)
+            if R.mutations == mark:
+                break  # nothing moved while charging: the segments are still true
+            need, segs = self._needs(o, lo, hi, accessor, fill_holes)
+        self._materialize(o, segs, accessor, fill_holes, have)
+        R.coalesce(o, lo, hi)
         for m in sorted(have):
             self.handle_over_high(m)
         return True
@@ -280,10 +289,11 @@ class ChargeMixin:
             self.mem.charge(m, -n)
             self.reserved -= n
 
-    def _materialize(self: "Machine", o: int, lo: int, hi: int, accessor: int, fill_holes: bool,
-                     have: dict[int, int]) -> None:
+    def _materialize(self: "Machine", o: int, segs: list[tuple[int, int, int]], accessor: int,
+                     fill_holes: bool, have: dict[int, int]) -> None:
+        """Turn the holes and non-resident runs of ``segs`` resident, paid from ``have``."""
         R, now = self.runs, self.lru_age()
-        for r, s, e in R.segments(o, lo, hi):
+        for r, s, e in segs:
             if r >= 0 and R.state[r] == St.RESIDENT:
                 R.age[r] = now
                 continue
@@ -300,7 +310,6 @@ class ChargeMixin:
             else:
                 self._make_resident(r, tgt)
         self._unreserve({m: n for m, n in have.items() if n})
-        R.coalesce(o, lo, hi)
 
     def _new_resident(self: "Machine", o: int, s: int, e: int, memcg: int) -> None:
         """Instantiate pages [s, e) of ``o`` charged to ``memcg``, split where mappings differ."""

@@ -66,6 +66,7 @@ class RunTable:
         for name in RUN_COLUMNS:
             setattr(self, name, array(_TYPECODES[name]))
         self.free: list[int] = []
+        self.mutations = 0  # bumped whenever a run is split, dropped or changes owner
         # per object: run ids ordered by start, and their starts (for bisect)
         self.obj_runs: dict[int, list[int]] = {}
         self.obj_starts: dict[int, list[int]] = {}
@@ -110,6 +111,7 @@ class RunTable:
 
     def drop(self, r: int) -> None:
         """Unlink run ``r`` from its object and memcg sets and free its slot."""
+        self.mutations += 1
         self._unindex(r)
         o = self.obj[r]
         runs = self.obj_runs[o]
@@ -135,6 +137,7 @@ class RunTable:
 
     def set_owner(self, r: int, state: int, memcg: int) -> None:
         """Change state and memcg of run ``r``, keeping the per-memcg sets right."""
+        self.mutations += 1
         self._unindex(r)
         self.state[r] = state
         self.memcg[r] = memcg
@@ -152,6 +155,7 @@ class RunTable:
 
     def split(self, r: int, at: int) -> int:
         """Split run ``r`` at page ``at`` (start < at < end); returns the new upper run."""
+        self.mutations += 1
         lo = self.start[r]
         upper = self.new(self.obj[r], at, lo + self.npages[r] - at, self.state[r], self.memcg[r],
                          self.origin[r], self.mapc[r], self.pinc[r], self.age[r], self.kind[r],

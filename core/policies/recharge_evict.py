@@ -1,0 +1,60 @@
+"""``recharge_evict``: at offline, evict the unmapped page cache; swap-backed pages go to the parent.
+
+In: a memcg going offline. Out: its unmapped, unpinned page-cache runs evicted
+(shadows stay: the next access refaults and charges the accessor), its
+unpinned swap-backed (anon, shmem) runs reparented — by swapping them out
+(the record names the nearest online ancestor) or by moving the charge.
+
+Source: the talk's recharging toolkit, "Evict pages: Simple, but aggressive.
+[Un|Re]charges for file-backed pages. Reparents swap-backed pages. Doesn't help
+for pinned pages"; Yosry Ahmed's pre-session toolkit mail
+<CAJD7tkb56gR0X5v3VHfmk3az3bOz=wF2jhEi+7Eek0J8XXBeWQ@mail.gmail.com>: "Swapping
+out a page charged to an offline memcg uncharges the page and charges the swap
+to its parent".
+
+Weaknesses the model shows: pinned pages (and, by default, mapped page cache)
+keep the zombie; evicting pages other jobs still read costs refaults (Roman
+Gushchin: eviction hurts shared hot shlib pages); swap-backed pages become the
+parent's (misattributed).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from core.pages import Kind, St
+from core.policies._common import choice
+from core.policy import Policy, register
+
+if TYPE_CHECKING:
+    from core.machine import Machine
+
+
+@register
+class RechargeEvict(Policy):
+    """Evict the unmapped page cache of an offlined memcg; reparent its swap-backed pages."""
+
+    name = "recharge_evict"
+    source = ("talk toolkit 'Evict pages'; Yosry Ahmed, pre-session toolkit mail "
+              "<CAJD7tkb56gR0X5v3VHfmk3az3bOz=wF2jhEi+7Eek0J8XXBeWQ@mail.gmail.com>")
+
+    def __init__(self, swap_backed: str = "reparent", evict_mapped: bool = False) -> None:
+        self.swap_backed = choice(self.name, "swap_backed", swap_backed, ("reparent", "swap"))
+        self.evict_mapped = bool(evict_mapped)
+
+    def css_offline(self, machine: "Machine", memcg: int) -> None:
+        R = machine.runs
+        runs = machine.resident_runs(memcg)
+        machine.counters["policy_walk_steps"] += len(runs)
+        for r in runs:
+            if R.state[r] != St.RESIDENT or R.memcg[r] != memcg or R.pinc[r]:
+                continue  # pinned: neither evictable nor swappable
+            if R.kind[r] == Kind.FILE:
+                if self.evict_mapped or R.mapc[r] == 0:
+                    machine.policy_evict(r)
+            elif self.swap_backed == "swap":
+                machine.policy_swap_out(r)
+        # what is left of the swap-backed pages (no swap room, or mode "reparent") moves to the parent
+        for r in machine.resident_runs(memcg):
+            if R.kind[r] != Kind.FILE and not R.pinc[r]:
+                machine.reparent_run(r)
