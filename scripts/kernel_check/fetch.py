@@ -35,6 +35,18 @@ class Artifacts:
     busybox: Path
     helper: Path
 
+    @property
+    def config(self) -> dict[str, str]:
+        """The kernel's build configuration (CONFIG_X -> value) from its package."""
+        path = self.vmlinuz.parent / f"config-{self.release}"
+        pairs = (line.split("=", 1) for line in path.read_text().splitlines() if line.startswith("CONFIG_"))
+        return {k: v for k, v in pairs}
+
+    @property
+    def lru_gen(self) -> bool:
+        """MGLRU on at boot (CONFIG_LRU_GEN_ENABLED): on in Debian's 6.12, off in its 6.1."""
+        return self.config.get("CONFIG_LRU_GEN_ENABLED") == "y"
+
 
 def default_cache() -> Path:
     """~/.cache/memcg-replay/kernel-check, or $MEMCG_REPLAY_KC_CACHE."""

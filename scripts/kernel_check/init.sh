@@ -84,6 +84,15 @@ kc_swapon() {
     mkswap /dev/vdb "$1" >/dev/null 2>&1 && swapon /dev/vdb || RC=1
 }
 kc_swapoff() { swapoff /dev/vdb || RC=1; }
+# drop_caches skips folios that a per-CPU cache still references (the LRU folio
+# batches, the buffer-head LRU), so the last pages a task touched can survive it
+# and pin a zombie until some later drain.  On a busy host those caches turn over
+# in milliseconds; the idle VM would keep them forever.  Compaction drains them
+# (lru_add_drain), so drop what a settled kernel would drop.
+kc_drop_caches() {
+    echo 1 > /proc/sys/vm/compact_memory
+    echo 1 > /proc/sys/vm/drop_caches || RC=1
+}
 
 # --- observation ---------------------------------------------------------------
 # Offlining and freeing a memcg is asynchronous (workqueue + RCU): wait until the
@@ -114,6 +123,7 @@ kc_step() { STEP=$1; RC=0; }
 kc_done() { kc_settle; kc_dump "$1" >&3; }
 
 echo "KC-BEGIN $(uname -r)" >&3
+echo "KC-INFO lru_gen $(cat /sys/kernel/mm/lru_gen/enabled 2>/dev/null)" >&3
 kc_done -1
 . /kc/steps.sh
 echo "KC-END" >&3

@@ -11,6 +11,7 @@ Contents: /init (init.sh), /bin/busybox, /bin/helper, /dev/console,
 from __future__ import annotations
 
 import gzip
+import lzma
 import re
 from pathlib import Path
 
@@ -46,20 +47,40 @@ def cpio(files: dict[str, bytes], dirs: list[str], devices: dict[str, tuple[int,
     return b"".join(parts)
 
 
+def module_bytes(ko: Path) -> bytes:
+    """A module file's contents, decompressed if it is a .ko.xz (6.12 packages compress them)."""
+    data = ko.read_bytes()
+    return lzma.decompress(data) if ko.name.endswith(".xz") else data
+
+
+def module_name(ko: Path) -> str:
+    """virtio_blk.ko(.xz) -> virtio_blk."""
+    return ko.name.split(".ko")[0]
+
+
 def module_depends(ko: Path) -> list[str]:
     """Names in the ``depends=`` field of a module's .modinfo section."""
-    match = re.search(rb"\0depends=([^\0]*)\0", ko.read_bytes())
+    match = re.search(rb"\0depends=([^\0]*)\0", module_bytes(ko))
     return [d for d in (match.group(1).decode().split(",") if match else []) if d]
 
 
+def _builtin(modules_dir: Path) -> set[str]:
+    listing = modules_dir / "modules.builtin"
+    lines = listing.read_text().split() if listing.exists() else []
+    return {module_name(Path(line)) for line in lines}
+
+
 def module_order(modules_dir: Path, wanted: tuple[str, ...] = WANTED_MODULES) -> list[Path]:
-    """The wanted modules and their dependencies, dependencies first."""
-    index = {p.name.removesuffix(".ko"): p for p in modules_dir.rglob("*.ko")}
+    """The wanted modules and their dependencies, dependencies first (built-in ones skipped)."""
+    index = {module_name(p): p for p in sorted(modules_dir.rglob("*.ko*"))}
+    builtin = _builtin(modules_dir)
     order: list[Path] = []
 
     def visit(name: str) -> None:
+        if name in builtin:
+            return
         if name not in index:
-            raise RuntimeError(f"{modules_dir}: module {name}.ko not found")
+            raise RuntimeError(f"{modules_dir}: module {name}.ko not found (and not built in)")
         if index[name] in order:
             return
         for dep in module_depends(index[name]):
@@ -78,10 +99,10 @@ def build(art: Artifacts, steps_sh: str) -> bytes:
         "init": (HERE / "init.sh").read_bytes(),
         "bin/busybox": art.busybox.read_bytes(),
         "bin/helper": art.helper.read_bytes(),
-        "kc/modules.txt": "".join(f"{m.name}\n" for m in mods).encode(),
+        "kc/modules.txt": "".join(f"{module_name(m)}.ko\n" for m in mods).encode(),
         "kc/steps.sh": steps_sh.encode(),
     }
-    files.update({f"kc/modules/{m.name}": m.read_bytes() for m in mods})
+    files.update({f"kc/modules/{module_name(m)}.ko": module_bytes(m) for m in mods})
     dirs = ["bin", "dev", "proc", "sys", "run", "mnt", "kc", "kc/modules", "tmp"]
     archive = cpio(files, dirs, {"dev/console": (5, 1)})
     return gzip.compress(archive, compresslevel=6, mtime=0)

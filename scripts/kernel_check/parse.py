@@ -68,7 +68,7 @@ def parse_output(text: str, console: str = "") -> VmRun:
     if not run.release:
         raise VmOutputError(f"the VM never reached its init\n{_tail(console)}")
     if not ended:
-        raise VmOutputError(f"the VM stopped after step {max(run.steps, default=-1)}\n{_tail(console)}")
+        raise VmOutputError(f"the VM stopped after step {max([*run.steps, *run.rc], default=-1)}\n{_tail(console)}")
     return run
 
 

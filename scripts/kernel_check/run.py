@@ -45,7 +45,7 @@ def run_scenario(path: Path, series: str, art: fetch.Artifacts, cache: Path, wor
     script = translate(table.to_pylist(), str(path))
     boot = vm.run_script(art, script, work / path.stem, cache, accel=accel)
     observed = parse_output(boot.output, boot.console)
-    model = simulate(table, str(path), series, vm.VM_MEM_MIB * vm.MIB)
+    model = simulate(table, str(path), series, vm.VM_MEM_MIB * vm.MIB, lru_gen=art.lru_gen)
     result = compare(path.stem, script, observed, model, seconds=boot.seconds)
     result.accel = boot.accel
     return result

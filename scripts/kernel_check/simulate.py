@@ -6,7 +6,8 @@ cgroup (the cgroups that the VM's cgroupfs would list) and the model's
 counters that changed in that step (EBUSY, EAGAIN, ...).
 
 The machine is configured like the VM: policy ``none``, the VM's kernel
-version, one CPU, one NUMA node, the VM's RAM, no swap until ``swap_on``.
+version and MGLRU setting, one CPU, one NUMA node, the VM's RAM, no swap
+until ``swap_on``.
 """
 
 from __future__ import annotations
@@ -31,11 +32,10 @@ class SimRun:
     counters: dict[int, dict[str, int]] = field(default_factory=dict)  #: counters that grew in the step
 
 
-def machine_config(kernel: str, mem_bytes: int) -> MachineConfig:
-    """The simulator's stand-in for the VM (kernel "6.1" or "6.12")."""
-    # the VM's kernel runs without MGLRU (Debian builds LRU_GEN but leaves it disabled)
+def machine_config(kernel: str, mem_bytes: int, lru_gen: bool) -> MachineConfig:
+    """The simulator's stand-in for the VM (kernel "6.1" or "6.12"; MGLRU as the VM boots it)."""
     return MachineConfig(mem_bytes=mem_bytes, swap_bytes=0, cpus=1, numa_nodes=1, kernel=kernel,
-                         lru_gen=False)
+                         lru_gen=lru_gen)
 
 
 def _online_stats(m: Machine) -> dict[str, Stats]:
@@ -47,13 +47,13 @@ def _online_stats(m: Machine) -> dict[str, Stats]:
     return out
 
 
-def simulate(table: pa.Table, source: str, kernel: str, mem_bytes: int) -> SimRun:
+def simulate(table: pa.Table, source: str, kernel: str, mem_bytes: int, lru_gen: bool = False) -> SimRun:
     """Replay ``table`` row by row; observations after each row (step -1: before the first)."""
     batches = list(machine_batches(table, source))
     if len(batches) != 1:
         raise ValueError(f"{source}: the kernel harness replays exactly one machine, got {len(batches)}")
     machine_id, batch = batches[0]
-    m = Machine(machine_config(kernel, mem_bytes), policy=make_policy("none"), machine_id=machine_id, seed=0)
+    m = Machine(machine_config(kernel, mem_bytes, lru_gen), policy=make_policy("none"), machine_id=machine_id, seed=0)
     run = SimRun(kernel)
     run.steps[-1] = _online_stats(m)
     before = dict(m.counters)

@@ -273,7 +273,7 @@ _TRANSLATORS: dict[Op, Callable[[_Row, _Names], tuple[str, str]]] = {
     Op.RECLAIM: _reclaim,
     Op.SWAP_ON: _swap_on,
     Op.SWAP_OFF: _simple("swapoff", "kc_swapoff"),
-    Op.DROP_CACHES: _simple("drop caches", "kc_write /proc/sys/vm/drop_caches 1"),
+    Op.DROP_CACHES: _simple("drop caches", "kc_drop_caches"),
     Op.SYNC: _simple("sync", "kc_sh sync"),
 }
 

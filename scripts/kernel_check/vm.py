@@ -58,13 +58,17 @@ def _make_disks(work: Path, swap_bytes: int) -> tuple[Path, Path]:
     return disk, swap
 
 
-def qemu_command(art: Artifacts, initrd: Path, disk: Path, swap: Path, work: Path, accel: str) -> list[str]:
-    """The qemu-system-x86_64 argv for one boot (one vCPU: exact memcg stats and stock)."""
+def qemu_command(art: Artifacts, initrd: Path, disk: Path, swap: Path, work: Path, accel: str,
+                 extra_append: str = "") -> list[str]:
+    """The qemu-system-x86_64 argv for one boot (one vCPU: exact memcg stats and stock).
+
+    ``extra_append`` adds kernel command-line options (experiments, e.g. ``cgroup_disable=io``).
+    """
     cpu = ["-cpu", "max"]
     return [
         "qemu-system-x86_64", "-accel", accel, *cpu, "-smp", "1", "-m", str(VM_MEM_MIB),
         "-kernel", str(art.vmlinuz), "-initrd", str(initrd),
-        "-append", "console=ttyS0 panic=-1 transparent_hugepage=never loglevel=4",
+        "-append", "console=ttyS0 panic=-1 transparent_hugepage=never loglevel=4 " + extra_append,
         "-drive", f"file={disk},format=raw,if=virtio",
         "-drive", f"file={swap},format=raw,if=virtio",
         "-display", "none", "-monitor", "none", "-no-reboot", "-nodefaults",
@@ -112,7 +116,7 @@ def _run_once(art: Artifacts, script: Script, work: Path, accel: str, timeout: f
     initrd = work / "initrd.gz"
     initrd.write_bytes(initramfs.build(art, script.render()))
     disk, swap = _make_disks(work, script.swap_bytes)
-    cmd = qemu_command(art, initrd, disk, swap, work, accel)
+    cmd = qemu_command(art, initrd, disk, swap, work, accel, os.environ.get("MEMCG_REPLAY_KC_APPEND", ""))
     _, seconds = _boot(cmd, work, timeout)
     for p in (disk, swap):
         p.unlink(missing_ok=True)  # 256 MiB sparse images: do not leave them behind
