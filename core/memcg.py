@@ -34,7 +34,7 @@ UNLIMITED = 1 << 62
 
 _COLUMNS = ("parent", "state", "born_us", "offline_us", "ntasks", "holds_id", "anon", "file", "shmem",
             "kmem", "kmem_pin", "mapped", "pinned", "swap", "usage", "swap_usage", "peak", "max", "high",
-            "pgscan", "pgsteal", "refault", "oom_kill", "nr_dying_desc")
+            "pgscan", "pgsteal", "refault", "oom_kill", "nr_dying_desc", "borrow")
 
 
 class State(enum.IntEnum):
@@ -75,6 +75,10 @@ class MemcgTable:
     pages mapped by some task / pinned or mlocked pages among them; ``swap`` is
     the number of swap slots whose record names this memcg. ``usage`` and
     ``swap_usage`` are hierarchical (this memcg and everything below).
+    ``borrow`` is the shared memory this memcg borrows from smemcgs (the
+    ``smemcg`` policy): part of its usage, but not charged pages, so it holds nothing.
+    ``hidden`` holds memcgs a policy keeps for itself (an smemcg per shared
+    object): children of the root, not addressable by path, not user cgroups.
     """
 
     def __init__(self, id_pool_size: int = 65535) -> None:
@@ -89,6 +93,7 @@ class MemcgTable:
         self.dying: set[int] = set()
         self.free_slots: list[int] = []
         self.released: list[JobRecord] = []
+        self.hidden: set[int] = set()
         self._new_slot("/", -1, 0)
 
     # -- slots -------------------------------------------------------------------------
@@ -114,6 +119,25 @@ class MemcgTable:
         if parent >= 0:
             self.children[parent].add(m)
         return m
+
+    def add_hidden(self, path: str, now: int) -> int:
+        """A new online memcg under the root that the trace cannot name (see ``hidden``); holds an ID."""
+        user = self.by_path.get(path)
+        m = self._new_slot(path, ROOT, now)
+        if user is None:
+            del self.by_path[path]
+        else:
+            self.by_path[path] = user
+        self.hidden.add(m)
+        return m
+
+    def drop_hidden(self, m: int) -> None:
+        """Free hidden memcg ``m`` at once (its owner has uncharged everything)."""
+        self.hidden.discard(m)
+        self.state[m] = State.FREED
+        self.put_id(m)
+        self.children[ROOT].discard(m)
+        self.free_slots.append(m)
 
     def view(self, name: str) -> np.ndarray:
         """Zero-copy int64 numpy view of one column; drop it before the table grows."""
@@ -257,8 +281,8 @@ class MemcgTable:
         return False
 
     def own_pages(self, m: int) -> int:
-        """Pages charged directly to ``m`` (not its children): LRU folios plus kmem."""
-        return self.anon[m] + self.file[m] + self.shmem[m] + self.kmem[m]
+        """Pages charged directly to ``m`` (not its children): LRU folios, kmem, smemcg borrow."""
+        return self.anon[m] + self.file[m] + self.shmem[m] + self.kmem[m] + self.borrow[m]
 
     def live(self) -> list[int]:
         """Slots of every online or dying memcg, root included, in slot order."""

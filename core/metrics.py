@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from core.memcg import ROOT, State
-from core.pages import PAGE, St
+from core.pages import PAGE, Kind, St
+from core.policy_ops import PARKED
 
 if TYPE_CHECKING:
     from core.machine import Machine
@@ -57,6 +58,7 @@ COUNTERS: dict[str, str] = {
     "swap_records_reparented": "swap records a policy moved to an ancestor",
     "reaper_reclaimed_pages": "pages reclaimed by a periodic zombie reaper",
     "policy_walk_steps": "runs visited by a policy's asynchronous walks",
+    "recharge_retries": "recharge walks a policy re-queued after a refused charge (exponential backoff)",
 }
 
 _GAUGES: dict[str, str] = {
@@ -83,9 +85,15 @@ _GAUGES: dict[str, str] = {
     "kmem_bytes": "kernel memory charged to memcgs",
     "swap_bytes": "swap in use",
     "free_bytes": "free memory",
-    "misattributed_bytes": "resident bytes charged to a memcg other than the one that instantiated them",
+    "misattributed_bytes": ("resident bytes charged to a memcg that neither instantiated them (first touch, "
+                            "refault, or a deferred recharge on access) nor uses them (a live task of it maps "
+                            "the page or owns the anon region): parents and the root after reparenting, "
+                            "parked pages, mapper-recharge targets that stopped mapping, swap-in charges"),
     "root_charged_bytes": "resident bytes charged to the root memcg itself (unowned)",
     "ids_in_use": "memcg IDs in use (online memcgs + zombies held by swap entries)",
+    "parked_bytes": "resident bytes parked on an ancestor awaiting their next accessor (deferred recharge)",
+    "smemcg_bytes": "resident bytes charged to shared-memory controllers (smemcg policy)",
+    "borrowed_bytes": "bytes memcgs borrow from smemcgs, counted in their usage (smemcg policy)",
 }
 
 #: Every sample column and what it means.
@@ -137,7 +145,7 @@ class Sampler:
         m, mem = self.machine, self.machine.mem
         dying = np.fromiter(sorted(mem.dying), dtype=np.int64, count=len(mem.dying))
         nd = int(dying.size)
-        online = sum(1 for s in mem.state if s == State.ONLINE) - 1
+        online = sum(1 for s in mem.state if s == State.ONLINE) - 1 - len(mem.hidden)  # policy-owned: no cgroup
         col = {k: mem.view(k)[dying] for k in ("anon", "file", "shmem", "kmem", "kmem_pin", "pinned",
                                               "swap", "offline_us")}
         has_child = np.fromiter((bool(mem.children[x]) for x in dying.tolist()), dtype=bool, count=nd)
@@ -164,12 +172,15 @@ class Sampler:
 
     def _usage(self) -> dict[str, int]:
         m, mem = self.machine, self.machine.mem
-        totals = {k: int(mem.view(k).sum()) for k in ("anon", "file", "shmem", "kmem")}
+        totals = {k: int(mem.view(k).sum()) for k in ("anon", "file", "shmem", "kmem", "borrow")}
         R = m.runs
-        misattributed = 0
+        misattributed = parked = 0
         if len(R):
             res = R.view("state") == St.RESIDENT
-            misattributed = int(R.view("npages")[res & (R.view("memcg") != R.view("origin"))].sum())
+            npages = R.view("npages")
+            misattributed = _misattributed_pages(m, res)
+            parked = int(npages[res & ((R.view("rflags") & PARKED) != 0)].sum())
+        hidden = sorted(mem.hidden)
         return {
             "anon_bytes": totals["anon"] * PAGE,
             "file_bytes": totals["file"] * PAGE,
@@ -179,6 +190,9 @@ class Sampler:
             "free_bytes": max(m._free_pages(), 0) * PAGE,
             "misattributed_bytes": misattributed * PAGE,
             "root_charged_bytes": mem.own_pages(ROOT) * PAGE,
+            "parked_bytes": parked * PAGE,
+            "smemcg_bytes": sum(mem.own_pages(x) for x in hidden) * PAGE,
+            "borrowed_bytes": totals["borrow"] * PAGE,
         }
 
     def summary(self) -> dict[str, int | float]:
@@ -197,9 +211,40 @@ class Sampler:
                                           j.peak_pages * PAGE, j.oom_kills)):
                 out[k].append(v)
         for x in mem.live():
-            if x == ROOT:
+            if x == ROOT or x in mem.hidden:
                 continue
             for k, v in zip(JOB_COLUMNS, (mem.path[x], mem.born_us[x], mem.offline_us[x], -1,
                                           mem.peak[x] * PAGE, mem.oom_kill[x])):
                 out[k].append(v)
         return out
+
+
+def _misattributed_pages(machine: "Machine", resident: np.ndarray) -> int:
+    """Resident pages charged to a memcg that neither instantiated them (origin) nor uses them.
+
+    Only runs whose memcg differs from their origin are candidates (vectorised).
+    A candidate is forgiven when its memcg uses it: a live task of that memcg
+    maps some page of the run, or (anon) owns the region.
+    """
+    R = machine.runs
+    memcg, origin, npages = R.view("memcg"), R.view("origin"), R.view("npages")
+    cand = np.flatnonzero(resident & (memcg != origin)).tolist()
+    total = 0
+    for r in cand:
+        if not _used_by(machine, r, int(memcg[r])):
+            total += int(npages[r])
+    return total
+
+
+def _used_by(machine: "Machine", r: int, m: int) -> bool:
+    """Does a live task of memcg ``m`` map run ``r`` (or own it, for anon)?"""
+    R = machine.runs
+    o = R.obj[r]
+    if R.kind[r] == Kind.ANON:
+        t = machine.o_owner[o]
+        return t >= 0 and machine.t_alive[t] and machine.t_cg[t] == m
+    if R.mapc[r] <= 0:
+        return False
+    lo, hi = R.start[r], R.start[r] + R.npages[r]
+    return any(a < hi and lo < b and machine.t_alive[t] and machine.t_cg[t] == m
+               for t, a, b in machine.o_maps[o])

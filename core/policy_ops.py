@@ -160,7 +160,8 @@ class PolicyOpsMixin:
         """Deferred recharge, step two: recharge PARKED resident runs in [lo, hi) of ``o`` to ``memcg``.
 
         Like the RFC's access hook it never OOMs: a charge over the accessor's
-        limit fails and the run stays parked. Returns pages examined.
+        limit fails and the run stays parked. A recharged run counts as
+        instantiated by the accessor (``origin``), like a refault. Returns pages examined.
         """
         R = self.runs
         if not R.obj_runs.get(o):
@@ -177,5 +178,6 @@ class PolicyOpsMixin:
                 continue  # swapped: swap-in charges the (online) record; recharged at the next access
             if R.memcg[r] == memcg or self.recharge_run(r, memcg, mayfail=True):
                 R.rflags[r] &= ~PARKED
+                R.origin[r] = memcg  # charged on access, as a refault would be: the accessor owns it now
         R.coalesce(o, lo, hi)
         return seen

@@ -1,4 +1,8 @@
 """The zombie policies beyond ``none``, one module each; importing this registers them all.
 
-In: nothing. Out: entries in ``core.policy.REGISTRY``.
+In: nothing. Out: entries in ``core.policy.REGISTRY`` (see docs/policies.md for
+what each does, its source and its knobs).
 """
+
+from core.policies import (manual_reclaim, recharge_async_walk, recharge_deferred, recharge_evict,  # noqa: F401
+                           recharge_mapper, reparent, smemcg, swap_walk, zombie_reaper)

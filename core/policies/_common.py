@@ -6,6 +6,11 @@ the recharge policies, with the OOM kills they cause counted.
 
 Memcg slots are reused after a memcg is freed, so queued work names a memcg by
 (slot, offline time): ``still_dying`` tells whether that memcg is still the one meant.
+
+Ticks: ``Machine.advance_to`` calls a queued ``policy.<method>(*args)`` without
+the machine, and policies keep no reference to it, so every policy passes the
+machine as the first queued argument (the queue is the machine's own state;
+pickle keeps the cycle).
 """
 
 from __future__ import annotations

@@ -35,22 +35,22 @@ class DeferredAccess(Policy):
     wants_access = True
 
     def __init__(self) -> None:
-        self.parked_objs: set[int] = set()  # objects that may hold PARKED runs (a cheap filter)
+        self._parked_objs: set[int] = set()  # objects that may hold PARKED runs (a cheap filter)
 
     def park(self, machine: "Machine", r: int) -> None:
         """Step one: the run's charge goes to the parent until someone touches it."""
-        self.parked_objs.add(machine.runs.obj[r])
+        self._parked_objs.add(machine.runs.obj[r])
         machine.park_run(r)
 
     def on_access(self, machine: "Machine", obj: int, lo: int, hi: int, memcg: int, how: str) -> None:
         if how == "unmap":
             return
         machine.counters["access_path_work"] += hi - lo
-        if obj in self.parked_objs:
+        if obj in self._parked_objs:
             machine.unpark_range(obj, lo, hi, memcg)
 
     def object_freed(self, machine: "Machine", obj: int) -> None:
-        self.parked_objs.discard(obj)
+        self._parked_objs.discard(obj)
 
 
 @register

@@ -1,0 +1,140 @@
+"""``recharge_async_walk``: the talk's proposed workflow — an asynchronous LRU walk after offline.
+
+In: memcgs going offline (queued), the machine's clock (ticks), file accesses
+(the deferred half). Out: a worker that, every ``tick_us``, walks at most
+``pages_per_tick`` pages of the queued zombies' LRUs, oldest first, and per run:
+- unmapped page cache → evict (the next access refaults and charges the accessor);
+- unmapped swap-backed (shmem) → deferred: parked on the parent, recharged to
+  the next accessor (``recharge_deferred``'s access hook);
+- mapped (file, shmem, or anon of a task that moved away) → recharged to a
+  mapper (``mapped="direct"``, with ``on_limit`` and retries as in
+  ``recharge_mapper``), or parked (``mapped="deferred"``);
+- pinned / mlocked → skipped (unevictable).
+Swap records are left alone (compose with ``swap_walk``, the talk's answer to
+"What about already swapped memory?").
+
+Source: talk "Reducing Zombie Memcgs" (LSF/MM/BPF 2023), "Proposed Workflow →
+async LRU walk for offlined memcg"; Yosry Ahmed's pre-session algorithm
+(<CAJD7tkb56gR0X5v3VHfmk3az3bOz=wF2jhEi+7Eek0J8XXBeWQ@mail.gmail.com>) and RFC
+(<20230720070825.992023-1-yosryahmed@google.com>).
+
+The walk takes simulated time: a zombie stays until the worker reaches it,
+and ``policy_walk_steps`` counts the runs it visited.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from core.pages import Kind, St
+from core.policies._common import (MAPPER, ON_LIMIT, backoff_us, choice, pick_mapper, positive, recharge,
+                                   still_dying)
+from core.policies.recharge_deferred import DeferredAccess
+from core.policies.recharge_mapper import MAX_RECLAIM_RETRIES
+from core.policy import register
+
+if TYPE_CHECKING:
+    from core.machine import Machine
+
+
+@register
+class RechargeAsyncWalk(DeferredAccess):
+    """Walk offlined memcgs' LRUs in the background: evict, park or recharge each run."""
+
+    name = "recharge_async_walk"
+    source = ("talk 'Reducing Zombie Memcgs' (LSF/MM/BPF 2023) proposed workflow; Yosry Ahmed "
+              "<CAJD7tkb56gR0X5v3VHfmk3az3bOz=wF2jhEi+7Eek0J8XXBeWQ@mail.gmail.com>, "
+              "<20230720070825.992023-1-yosryahmed@google.com>")
+
+    def __init__(self, delay_us: int = 1000, tick_us: int = 100_000, pages_per_tick: int = 32768,
+                 mapped: str = "direct", on_limit: str = "retry", mapper: str = "first",
+                 retry_base_us: int = 1000, retry_max_us: int = 32_000_000,
+                 max_retries: int = MAX_RECLAIM_RETRIES) -> None:
+        super().__init__()
+        positive(self.name, delay_us=delay_us, tick_us=tick_us, pages_per_tick=pages_per_tick,
+                 retry_base_us=retry_base_us, retry_max_us=retry_max_us)
+        self.delay_us, self.tick_us, self.pages_per_tick = int(delay_us), int(tick_us), int(pages_per_tick)
+        self.mapped = choice(self.name, "mapped", mapped, ("direct", "deferred"))
+        self.on_limit = choice(self.name, "on_limit", on_limit, ON_LIMIT)
+        self.mapper = choice(self.name, "mapper", mapper, MAPPER)
+        self.retry_base_us, self.retry_max_us = int(retry_base_us), int(retry_max_us)
+        self.max_retries = int(max_retries)
+        self._queue: list[tuple[int, int, int]] = []  # (memcg slot, offline time, attempt)
+        self._armed = False
+
+    def css_offline(self, machine: "Machine", memcg: int) -> None:
+        self._queue.append((memcg, machine.mem.offline_us[memcg], 0))
+        self._arm(machine, machine.now_us + self.delay_us)
+
+    def _arm(self, machine: "Machine", when: int) -> None:
+        if not self._armed:
+            self._armed = True
+            machine.schedule(when, "policy", "async_walk_tick", machine)
+
+    def async_walk_tick(self, machine: "Machine") -> None:
+        """One worker pass: walk queued zombies until the page budget is spent."""
+        self._armed = False
+        budget = self.pages_per_tick
+        while self._queue and budget > 0:
+            m, off, attempt = self._queue[0]
+            if not still_dying(machine, m, off):
+                self._queue.pop(0)
+                continue
+            budget, done, failed = self._walk(machine, m, budget)
+            if done:
+                self._queue.pop(0)
+                self._maybe_retry(machine, m, off, attempt, failed)
+        if self._queue:
+            self._arm(machine, machine.now_us + self.tick_us)
+
+    def async_walk_retry(self, machine: "Machine", memcg: int, offline_us: int, attempt: int) -> None:
+        """A backoff expired: queue the zombie for another walk."""
+        if still_dying(machine, memcg, offline_us):
+            self._queue.append((memcg, offline_us, attempt))
+            self._arm(machine, machine.now_us)
+
+    def _maybe_retry(self, machine: "Machine", m: int, off: int, attempt: int, failed: bool) -> None:
+        if failed and self.on_limit == "retry" and attempt < self.max_retries:
+            machine.counters["recharge_retries"] += 1
+            when = machine.now_us + backoff_us(attempt, self.retry_base_us, self.retry_max_us)
+            machine.schedule(when, "policy", "async_walk_retry", machine, m, off, attempt + 1)
+
+    def _walk(self, machine: "Machine", m: int, budget: int) -> tuple[int, bool, bool]:
+        """Handle runs of ``m`` oldest first: (budget left, walk of ``m`` complete, a recharge refused).
+
+        Reclaim inside a recharge may split runs of ``m``; the walk goes on until
+        it finds no run it has not handled yet.
+        """
+        R = machine.runs
+        seen: set[int] = set()
+        failed = False
+        while True:
+            todo = [r for r in machine.resident_runs(m) if r not in seen]
+            if not todo:
+                return budget, True, failed
+            for r in todo:
+                if budget <= 0:
+                    return budget, False, failed
+                seen.add(r)
+                if R.state[r] != St.RESIDENT or R.memcg[r] != m:
+                    continue
+                machine.counters["policy_walk_steps"] += 1
+                if R.pinc[r]:
+                    continue  # unevictable: skipped, and it costs no budget (or it would starve the queue)
+                budget -= R.npages[r]
+                failed |= not self._handle(machine, r)
+
+    def _handle(self, machine: "Machine", r: int) -> bool:
+        """Evict, park or recharge one unpinned run (module docstring); False if a recharge was refused."""
+        R = machine.runs
+        if not machine.is_mapped(r):
+            if R.kind[r] == Kind.FILE:
+                machine.policy_evict(r)
+            else:
+                self.park(machine, r)
+            return True
+        to = pick_mapper(machine, r, self.mapper) if self.mapped == "direct" else -1
+        if to < 0:
+            self.park(machine, r)
+            return True
+        return recharge(machine, r, to, self.on_limit)

@@ -1,0 +1,72 @@
+"""``swap_walk``: periodically walk the swap records and reparent those naming a dying memcg.
+
+In: memcgs going offline (they arm the worker) and the machine's clock. Out:
+every ``interval_us`` while work remains, swap records of dying memcgs
+rewritten to the nearest online ancestor (the ancestor's ID and swap charge
+replace the zombie's), up to ``records_per_tick`` pages per pass (0 = all).
+
+Source: the talk, "What about already swapped memory? Idea: periodically walk
+swap_cgroups and reparent those charged to offline memcgs"; Yosry Ahmed's
+pre-session mail asked the same (<CAJD7tkb56gR0X5v3VHfmk3az3bOz=wF2jhEi+7Eek0J8XXBeWQ@mail.gmail.com>).
+Composable with any policy (``recharge_async_walk+swap_walk``).
+
+Cost: the walk reads every swap_cgroup record, so ``policy_walk_steps`` grows
+by every swapped run on the machine per pass. Side effect: a later swap-in of
+such a page is charged to the ancestor now named by the record (it is online:
+``mem_cgroup_swapin_charge_folio``), not to the accessor.
+
+Zombies cannot gain swap records after offline (swap-out records the nearest
+online ancestor), so the worker sleeps once no dying memcg has any; it wakes
+on the interval grid (``next_grid``), as a never-sleeping worker would tick.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from core.errors import ConfigError
+from core.policies._common import next_grid, positive
+from core.policy import Policy, register
+
+if TYPE_CHECKING:
+    from core.machine import Machine
+
+
+@register
+class SwapWalk(Policy):
+    """Reparent the swap records of dying memcgs to their nearest online ancestor, periodically."""
+
+    name = "swap_walk"
+    source = ("talk 'Reducing Zombie Memcgs' (LSF/MM/BPF 2023): 'periodically walk swap_cgroups and reparent "
+              "those charged to offline memcgs'")
+
+    def __init__(self, interval_us: int = 60_000_000, records_per_tick: int = 0) -> None:
+        positive(self.name, interval_us=interval_us)
+        if records_per_tick < 0:
+            raise ConfigError(f"policy {self.name}: records_per_tick must be >= 0 (0 = unlimited)")
+        self.interval_us = int(interval_us)
+        self.records_per_tick = int(records_per_tick)
+        self._armed = False
+
+    def css_offline(self, machine: "Machine", memcg: int) -> None:
+        if machine.mem.swap[memcg]:
+            self._arm(machine)
+
+    def _arm(self, machine: "Machine") -> None:
+        if not self._armed:
+            self._armed = True
+            machine.schedule(next_grid(machine.now_us, self.interval_us), "policy", "swap_walk_tick", machine)
+
+    def swap_walk_tick(self, machine: "Machine") -> None:
+        """One pass over the swap records."""
+        self._armed = False
+        R, mem = machine.runs, machine.mem
+        machine.counters["policy_walk_steps"] += sum(len(s) for s in R.swapped_of.values())
+        budget = self.records_per_tick or (1 << 62)
+        for m in sorted(mem.dying):
+            for r in machine.swapped_runs(m):
+                if budget <= 0:
+                    self._arm(machine)
+                    return
+                budget -= R.npages[r]
+                machine.reparent_run(r, mem.nearest_online(m))
