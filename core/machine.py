@@ -37,6 +37,8 @@ from core.pages import Kind, RunTable, St, pages_of
 if TYPE_CHECKING:
     from core.policy import Policy
 
+_EMPTY_SET: frozenset = frozenset()
+
 # plain ints: IntFlag's own ``&`` is a Python-level call on the per-event path
 _MAX, _HIGH, _MAYFAIL = int(Flag.MAX), int(Flag.HIGH), int(Flag.MAYFAIL)
 _SHMEM, _MLOCK, _PAGE = int(Flag.SHMEM), int(Flag.MLOCK), int(Flag.PAGE)
@@ -309,8 +311,8 @@ class Machine(ChargeMixin, PolicyOpsMixin):
         t = self._task(ev)
         if t >= 0:
             self.task_exit(t)
-        elif t < 0 and ev.task in self.task_by_name:
-            self.t_killed.discard(self.task_by_name[ev.task])  # its exit is now recorded
+        else:  # killed earlier or never started: its exit is now recorded
+            self.t_killed.discard(self.task_by_name.pop(ev.task))
 
     def _op_task_move(self, ev: "_Ev") -> None:
         t = self._task(ev)
@@ -335,6 +337,10 @@ class Machine(ChargeMixin, PolicyOpsMixin):
             self._kmem_free(k)
         self.t_alive[t] = False
         self.mem.ntasks[self.t_cg[t]] -= 1
+        if t not in self.t_killed:  # a killed task's name stays until the trace's own exit
+            del self.task_by_name[self.t_name[t]]
+        # an exited task keeps only its scalar columns (state stays bounded by live tasks)
+        self.t_regions[t], self.t_maps[t], self.t_pins[t], self.t_kmem[t] = _EMPTY_SET, [], [], _EMPTY_SET
 
     # ------------------------------------------------------------------ anon
     def _op_anon_alloc(self, ev: "_Ev") -> None:
@@ -609,7 +615,7 @@ class Machine(ChargeMixin, PolicyOpsMixin):
         name = ev.need_task()
         t = self.task_by_name.get(name, -1)
         if t < 0:
-            raise ev.error("task", f"task {name} was never started")
+            raise ev.error("task", f"task {name} was never started or has already exited")
         if not self.t_alive[t]:
             if self.t_cg[t] < 0 or t in self.t_killed:  # failed to start, or OOM-killed
                 self.counters["ops_ignored"] += 1

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import enum
 from array import array
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -55,16 +54,8 @@ class Errno(enum.IntEnum):
     ENOSPC = 28
 
 
-@dataclass
-class JobRecord:
-    """One removed-and-released cgroup, for the per-job output table."""
-
-    path: str
-    born_us: int
-    offline_us: int
-    freed_us: int
-    peak_pages: int
-    oom_kills: int
+#: columns of ``MemcgTable.released``: one entry per freed memcg, for the per-job output table
+RELEASED_COLUMNS = ("born_us", "offline_us", "freed_us", "peak_pages", "oom_kills")
 
 
 class MemcgTable:
@@ -92,7 +83,8 @@ class MemcgTable:
         self.by_path: dict[str, int] = {}
         self.dying: set[int] = set()
         self.free_slots: list[int] = []
-        self.released: list[JobRecord] = []
+        self.released_paths: list[str] = []
+        self.released: dict[str, array] = {k: array("q") for k in RELEASED_COLUMNS}
         self.hidden: set[int] = set()
         self._new_slot("/", -1, 0)
 
@@ -213,8 +205,10 @@ class MemcgTable:
         while a >= 0:
             self.nr_dying_desc[a] -= 1
             a = self.parent[a]
-        self.released.append(JobRecord(self.path[m], self.born_us[m], self.offline_us[m], now,
-                                       self.peak[m], self.oom_kill[m]))
+        self.released_paths.append(self.path[m])
+        for k, v in zip(RELEASED_COLUMNS, (self.born_us[m], self.offline_us[m], now, self.peak[m],
+                                           self.oom_kill[m])):
+            self.released[k].append(v)
         self.free_slots.append(m)
 
     # -- counters ----------------------------------------------------------------------

@@ -206,10 +206,12 @@ class Sampler:
         """Per-cgroup rows: every released memcg so far, then every live one (root excluded)."""
         mem = self.machine.mem
         out: dict[str, list] = {k: [] for k in JOB_COLUMNS}
-        for j in mem.released:
-            for k, v in zip(JOB_COLUMNS, (j.path, j.born_us, j.offline_us, j.freed_us,
-                                          j.peak_pages * PAGE, j.oom_kills)):
-                out[k].append(v)
+        rel = mem.released
+        out["cgroup"].extend(mem.released_paths)
+        for k, col in (("born_us", "born_us"), ("offline_us", "offline_us"), ("freed_us", "freed_us"),
+                       ("oom_kills", "oom_kills")):
+            out[k].extend(rel[col].tolist())
+        out["peak_bytes"].extend(p * PAGE for p in rel["peak_pages"].tolist())
         for x in mem.live():
             if x == ROOT or x in mem.hidden:
                 continue

@@ -1,0 +1,13 @@
+"""The machine benchmark as an opt-in test: ``pytest -m benchmark -s tests/test_bench_machine.py``."""
+
+import pytest
+
+from scripts.bench_machine import run
+
+
+@pytest.mark.benchmark
+def test_machine_day_figures(capsys):
+    res = run("machine_day", seed=0, policy="none", profile=False)
+    with capsys.disabled():
+        print("\n" + "\n".join(f"{k}: {v:,.1f}" if isinstance(v, float) else f"{k}: {v:,}" for k, v in res.items()))
+    assert res["events"] >= 1_000_000  # the preset must stay a machine-day of at least 1M events
