@@ -66,7 +66,10 @@ class SwapWalk(Policy):
         for m in sorted(mem.dying):
             for r in machine.swapped_runs(m):
                 if budget <= 0:
-                    self._arm(machine)
-                    return
+                    break
+                if R.npages[r] > budget:
+                    R.split(r, R.start[r] + budget)  # the rest stays for the next pass
                 budget -= R.npages[r]
                 machine.reparent_run(r, mem.nearest_online(m))
+        if any(mem.swap[m] for m in mem.dying):
+            self._arm(machine)
