@@ -28,7 +28,7 @@ from core.pages import Kind, St
 if TYPE_CHECKING:
     from core.machine import Machine
 
-_OWN = ("anon", "file", "shmem", "mapped", "pinned", "swap", "kmem", "kmem_pin")
+_OWN = ("anon", "file", "shmem", "mapped", "pinned", "swap", "kmem", "kmem_pin", "wb_pin")
 
 
 def check(machine: "Machine") -> list[str]:
@@ -67,6 +67,10 @@ def _own_from_runs(machine: "Machine") -> dict[str, dict[int, int]]:
             add("swap", m, n)
         if st != St.FREE and (R.npages[r] <= 0 or R.mapc[r] < 0 or R.pinc[r] < 0):
             own.setdefault("bad", {})[r] = 1
+    for m, n in machine.parked_slots().items():  # freed slots waiting in a CPU's slot cache
+        add("swap", m, n)
+    for o, m in machine.wb_pinned.items():
+        add("wb_pin", m, 1)
     for k in _kmem_items(machine):
         add("kmem", machine.k_memcg[k], machine.k_pages[k])
         if machine._kmem_pins(k):
@@ -124,6 +128,9 @@ def _totals(machine: "Machine", own: dict[str, dict[int, int]]) -> list[str]:
     if own.get("bad"):
         errs.append(f"runs with non-positive size or negative counts: {sorted(own['bad'])[:5]}")
     resident = sum(sum(own[k].values()) for k in ("anon", "file", "shmem"))
+    for o, m in machine.wb_pinned.items():
+        if not machine.o_alive[o] or machine.o_wb[o] != m:
+            errs.append(f"cgwb pin of inode {o} on {m} but the inode is gone or attached elsewhere")
     if resident != machine.resident:
         errs.append(f"resident = {machine.resident}, runs say {resident}")
     if sum(own["swap"].values()) != machine.swap_used:

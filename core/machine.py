@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 from core import reclaim
 from core.charge import ChargeMixin
 from core.policy_ops import PolicyOpsMixin
+from core.swapslots import SwapSlotsMixin
+from core.writeback import WritebackMixin
 from core.errors import ConfigError, TraceError
 from core.events import NULL, EventBatch
 from core.kernel import Kernel, memcg_bytes
@@ -41,7 +43,7 @@ _EMPTY_SET: frozenset = frozenset()
 
 # plain ints: IntFlag's own ``&`` is a Python-level call on the per-event path
 _MAX, _HIGH, _MAYFAIL = int(Flag.MAX), int(Flag.HIGH), int(Flag.MAYFAIL)
-_SHMEM, _MLOCK, _PAGE = int(Flag.SHMEM), int(Flag.MLOCK), int(Flag.PAGE)
+_SHMEM, _MLOCK, _PAGE, _INODES = int(Flag.SHMEM), int(Flag.MLOCK), int(Flag.PAGE), int(Flag.INODES)
 
 
 @dataclass
@@ -65,6 +67,8 @@ class MachineConfig:
     mapped_hot: bool = True  # mapped page cache/shmem of live mappers counts as referenced
     shrinkers: int = 0  # memcg-aware shrinkers (shrinker_info in the cost model)
     age_quantum_us: int = 30_000_000  # LRU age resolution: accesses within one quantum are equally young
+    dirty_expire_us: int = 30_000_000  # vm.dirty_expire_centisecs: dirty page cache older than this is written back
+    swap_slot_cache: str = "auto"  # per-CPU freed-slot cache (mm/swap_slots.c): auto (< v6.15) | on | off
 
     def validate(self) -> None:
         """Raise ConfigError for values the model cannot run with."""
@@ -72,8 +76,10 @@ class MachineConfig:
             raise ConfigError("mem_bytes must be > 0 and swap_bytes >= 0")
         if self.sample_interval_us <= 0:
             raise ConfigError("sample_interval_us must be > 0")
-        if self.age_quantum_us <= 0:
-            raise ConfigError("age_quantum_us must be > 0")
+        if self.age_quantum_us <= 0 or self.dirty_expire_us < 0:
+            raise ConfigError("age_quantum_us must be > 0 and dirty_expire_us >= 0")
+        if self.swap_slot_cache not in ("auto", "on", "off"):
+            raise ConfigError(f"swap_slot_cache must be auto, on or off, not {self.swap_slot_cache!r}")
         if not 2 <= self.id_pool_size <= 65535:
             raise ConfigError("id_pool_size must be in 2 .. 65535 (MEM_CGROUP_ID_MAX)")
         if not 0 <= self.watermark_low <= self.watermark_high < 1:
@@ -81,7 +87,7 @@ class MachineConfig:
         Kernel.parse(self.kernel)
 
 
-class Machine(ChargeMixin, PolicyOpsMixin):
+class Machine(ChargeMixin, PolicyOpsMixin, WritebackMixin, SwapSlotsMixin):
     """The memcg hierarchy, tasks, objects and page runs of one host, driven by its events."""
 
     def __init__(self, cfg: MachineConfig, policy: "Policy | None" = None, machine_id: str = "m",
@@ -105,6 +111,8 @@ class Machine(ChargeMixin, PolicyOpsMixin):
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self.percpu_bytes, self.memcg_cost = memcg_bytes(self.kernel, cfg.cpus, cfg.numa_nodes, cfg.shrinkers)
         self._init_tasks_objects()
+        self._wb_init()
+        self._slots_init()
         self._queue: list[tuple[int, int, int, str, tuple]] = []
         self._seq = 0
         self._release_q: list[int] = []
@@ -264,6 +272,7 @@ class Machine(ChargeMixin, PolicyOpsMixin):
         """rmdir -> offline: drop the ID, reparent kmem objcgs, run the policy (mem_cgroup_css_offline)."""
         self.mem.offline(m, self.now_us)
         self._reparent_kmem(m)
+        self.cgwb_offline(m)
         self.policy.css_offline(self, m)
         self._release_q.append(m)
         self.reap()
@@ -412,7 +421,9 @@ class Machine(ChargeMixin, PolicyOpsMixin):
         holes = how != "read" or self.o_kind[o] == Kind.FILE
         if self.policy.wants_access:
             self.policy.on_access(self, o, lo, hi, self.t_cg[t], how)
-        self.fault_range(t, o, lo, hi, bool(ev.flags & _MAYFAIL), fill_holes=holes)
+        ok = self.fault_range(t, o, lo, hi, bool(ev.flags & _MAYFAIL), fill_holes=holes)
+        if ok and how == "write" and self.o_kind[o] == Kind.FILE:
+            self.mark_dirty(t, o, lo, hi)
 
     def _op_file_unmap(self, ev: "_Ev") -> None:
         t = self._task(ev)
@@ -590,13 +601,16 @@ class Machine(ChargeMixin, PolicyOpsMixin):
         self.swap_total = max(pages_of(ev.need_bytes()), self.swap_used)
 
     def _op_swap_off(self, ev: "_Ev") -> None:
-        self.swapoff()
+        caller = ROOT if ev.cgroup is None else self._cgroup(ev)
+        self.swapoff(max(caller, ROOT))
 
     def _op_drop_caches(self, ev: "_Ev") -> None:
         self.drop_caches()
+        if ev.flags & _INODES:
+            self.evict_inodes()
 
     def _op_sync(self, ev: "_Ev") -> None:
-        return None
+        self.sync_all()
 
     _handlers: dict[int, Any] = {}
 
@@ -646,6 +660,7 @@ class Machine(ChargeMixin, PolicyOpsMixin):
             o = self._free_objs.pop()
             self.o_name[o], self.o_kind[o], self.o_size[o], self.o_owner[o] = name, kind, size, owner
             self.o_alive[o], self.o_deleted[o], self.o_maps[o], self.o_pins[o] = True, False, [], 0
+            self.o_wb[o] = -1
         else:
             o = len(self.o_name)
             for lst, v in ((self.o_name, name), (self.o_kind, kind), (self.o_size, size),
@@ -653,6 +668,7 @@ class Machine(ChargeMixin, PolicyOpsMixin):
                            (self.o_pins, 0)):
                 lst.append(v)
             self.o_maps.append([])
+            self.o_wb.append(-1)
         self.obj_by_name[name] = o
         return o
 

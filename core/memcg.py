@@ -33,7 +33,7 @@ UNLIMITED = 1 << 62
 
 _COLUMNS = ("parent", "state", "born_us", "offline_us", "ntasks", "holds_id", "anon", "file", "shmem",
             "kmem", "kmem_pin", "mapped", "pinned", "swap", "usage", "swap_usage", "peak", "max", "high",
-            "pgscan", "pgsteal", "refault", "oom_kill", "nr_dying_desc", "borrow")
+            "pgscan", "pgsteal", "refault", "oom_kill", "nr_dying_desc", "borrow", "wb_pin")
 
 
 class State(enum.IntEnum):
@@ -179,9 +179,9 @@ class MemcgTable:
             self.ids_in_use -= 1
 
     def held(self, m: int) -> bool:
-        """Does anything still reference this memcg (folio charges, swap IDs, kmem pins, children)?"""
+        """Does anything still reference this memcg (folio charges, swap IDs, kmem, cgwb pins, children)?"""
         return bool(self.anon[m] or self.file[m] or self.shmem[m] or self.swap[m]
-                    or self.kmem_pin[m] or self.children[m])
+                    or self.kmem_pin[m] or self.wb_pin[m] or self.children[m])
 
     def try_release(self, m: int, now: int) -> int:
         """Free dying memcg ``m`` if nothing holds it, then its dying ancestors in turn.

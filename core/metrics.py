@@ -77,6 +77,7 @@ _GAUGES: dict[str, str] = {
     "held_pinned": "zombies with pinned or mlocked pages",
     "held_kmem": "zombies held by kmem that this kernel does not reparent",
     "held_child": "zombies held by a dying child",
+    "held_cgwb": "zombies held by a writeback context (inode dirty at rmdir, not yet released)",
     "zombie_charged_bytes": "bytes still charged to zombies (LRU pages + kmem)",
     "zombie_swap_bytes": "bytes of swap entries recorded to zombies",
     "anon_bytes": "resident anon bytes on the machine",
@@ -147,7 +148,7 @@ class Sampler:
         nd = int(dying.size)
         online = sum(1 for s in mem.state if s == State.ONLINE) - 1 - len(mem.hidden)  # policy-owned: no cgroup
         col = {k: mem.view(k)[dying] for k in ("anon", "file", "shmem", "kmem", "kmem_pin", "pinned",
-                                              "swap", "offline_us")}
+                                              "swap", "offline_us", "wb_pin")}
         has_child = np.fromiter((bool(mem.children[x]) for x in dying.tolist()), dtype=bool, count=nd)
         ages = (t_us - col["offline_us"]) / 1e6
         return {
@@ -165,6 +166,7 @@ class Sampler:
             "held_pinned": int((col["pinned"] > 0).sum()),
             "held_kmem": int((col["kmem_pin"] > 0).sum()),
             "held_child": int(has_child.sum()),
+            "held_cgwb": int((col["wb_pin"] > 0).sum()),
             "zombie_charged_bytes": int((col["anon"] + col["file"] + col["shmem"] + col["kmem"]).sum()) * PAGE,
             "zombie_swap_bytes": int(col["swap"].sum()) * PAGE,
             "ids_in_use": mem.ids_in_use,

@@ -52,6 +52,7 @@ class Flag(enum.IntFlag):
     PAGE = 16  #: kmem_alloc: non-slab kmem pages (stacks, page tables; reparented since v5.13)
     MAX = 32  #: set_limit: memory.max
     HIGH = 64  #: set_limit: memory.high
+    INODES = 128  #: drop_caches: also evict unused inodes (echo 3 instead of echo 1)
 
 
 FLAG_TOKENS: dict[str, Flag] = {f.name.lower(): f for f in Flag if f is not Flag.NONE}
@@ -107,7 +108,8 @@ OP_SPECS: dict[Op, OpSpec] = {
                "(`__filemap_add_folio`); a refault of an evicted page charges the reader."),
         OpSpec(Op.FILE_WRITE, ("task", "object", "bytes"), ("offset",), ("mayfail",),
                "`task` writes [offset, offset+bytes), extending the file; new pages are charged to the "
-               "writer's memcg (`shmem_alloc_and_add_folio` for tmpfs)."),
+               "writer's memcg (`shmem_alloc_and_add_folio` for tmpfs). Disk-file pages become dirty "
+               "until written back (after `dirty_expire_us`, or `sync`)."),
         OpSpec(Op.FILE_MAP, ("task", "object"), ("offset", "bytes"), ("mayfail",),
                "`task` mmaps [offset, offset+bytes) and faults it in; only missing pages are charged "
                "(to the task's memcg)."),
@@ -131,14 +133,17 @@ OP_SPECS: dict[Op, OpSpec] = {
                "Write `bytes` to memory.reclaim of online `cgroup` (v5.19+; `memory_reclaim`)."),
         OpSpec(Op.SWAP_ON, ("bytes",), (), (),
                "Enable (or resize to) a swap device of `bytes`."),
-        OpSpec(Op.SWAP_OFF, (), (), (),
-               "swapoff: every swapped page is read back in (charged by the swap-in rule), then swap is disabled."),
-        OpSpec(Op.DROP_CACHES, (), (), (),
-               "echo 1 > /proc/sys/vm/drop_caches: drop unmapped, unpinned page cache "
-               "(`invalidate_mapping_pages`)."),
+        OpSpec(Op.SWAP_OFF, (), ("cgroup",), (),
+               "swapoff run by a task of `cgroup` (null = the root): every swapped page is read back in, "
+               "charged to its recorded memcg if online, else to `cgroup` (the swapoff path charges "
+               "current), then swap is disabled."),
+        OpSpec(Op.DROP_CACHES, (), (), ("inodes",),
+               "echo 1 > /proc/sys/vm/drop_caches: drop unmapped, unpinned, clean page cache "
+               "(`invalidate_mapping_pages`); with flag `inodes` (echo 3) also evict unused inodes, "
+               "which releases a dying memcg's writeback context."),
         OpSpec(Op.SYNC, (), (), (),
-               "sync(2). Dirty state is not modelled, so this changes nothing; kept so that traces "
-               "recorded for the real-kernel harness replay unchanged."),
+               "sync(2): write back all dirty page cache (a dying memcg's writeback context pinned at "
+               "rmdir stays pinned)."),
     )
 }
 

@@ -44,9 +44,10 @@ class St(enum.IntEnum):
     EVICTED = 3
 
 
-RUN_COLUMNS = ("obj", "start", "npages", "state", "memcg", "origin", "mapc", "pinc", "age", "kind", "rflags")
+RUN_COLUMNS = ("obj", "start", "npages", "state", "memcg", "origin", "mapc", "pinc", "age", "kind", "rflags",
+               "dirty")
 _TYPECODES = {"obj": "i", "start": "q", "npages": "q", "state": "b", "memcg": "i", "origin": "i",
-              "mapc": "i", "pinc": "i", "age": "q", "kind": "b", "rflags": "b"}
+              "mapc": "i", "pinc": "i", "age": "q", "kind": "b", "rflags": "b", "dirty": "q"}
 
 
 def pages_of(nbytes: int) -> int:
@@ -59,7 +60,8 @@ class RunTable:
 
     ``memcg`` is the charged memcg of a RESIDENT run, the swap record's memcg of a
     SWAPPED run, and -1 for EVICTED; ``origin`` the memcg that instantiated the
-    pages (for misattribution); ``rflags`` bits belong to policies.
+    pages (for misattribution); ``rflags`` bits belong to policies; ``dirty`` is 1 +
+    the (LRU-quantised) time a disk file's page cache was last written, 0 if clean.
     """
 
     def __init__(self) -> None:
@@ -83,13 +85,13 @@ class RunTable:
 
     # -- slots ----------------------------------------------------------------------
     def new(self, obj: int, start: int, npages: int, state: int, memcg: int, origin: int,
-            mapc: int, pinc: int, age: int, kind: int, rflags: int = 0) -> int:
+            mapc: int, pinc: int, age: int, kind: int, rflags: int = 0, dirty: int = 0) -> int:
         """Allocate a run slot with these fields (not yet linked into its object)."""
         if self.free:
             r = self.free.pop()
             self.obj[r], self.start[r], self.npages[r], self.state[r] = obj, start, npages, state
             self.memcg[r], self.origin[r], self.mapc[r], self.pinc[r] = memcg, origin, mapc, pinc
-            self.age[r], self.kind[r], self.rflags[r] = age, kind, rflags
+            self.age[r], self.kind[r], self.rflags[r], self.dirty[r] = age, kind, rflags, dirty
         else:
             r = len(self.state)
             self.obj.append(obj)
@@ -103,6 +105,7 @@ class RunTable:
             self.age.append(age)
             self.kind.append(kind)
             self.rflags.append(rflags)
+            self.dirty.append(dirty)
         if state == St.RESIDENT:
             self.resident_of.setdefault(memcg, set()).add(r)
         elif state == St.SWAPPED:
@@ -159,7 +162,7 @@ class RunTable:
         lo = self.start[r]
         upper = self.new(self.obj[r], at, lo + self.npages[r] - at, self.state[r], self.memcg[r],
                          self.origin[r], self.mapc[r], self.pinc[r], self.age[r], self.kind[r],
-                         self.rflags[r])
+                         self.rflags[r], self.dirty[r])
         self.npages[r] = at - lo
         self.link(upper)
         return upper
@@ -225,7 +228,7 @@ class RunTable:
         return (self.state[a] == self.state[b] and self.memcg[a] == self.memcg[b]
                 and self.age[a] == self.age[b] and self.mapc[a] == self.mapc[b]
                 and self.pinc[a] == self.pinc[b] and self.origin[a] == self.origin[b]
-                and self.rflags[a] == self.rflags[b])
+                and self.rflags[a] == self.rflags[b] and self.dirty[a] == self.dirty[b])
 
     def runs_of_object(self, o: int) -> list[int]:
         """Run ids of object ``o`` in page order (a copy, safe to mutate the table while iterating)."""

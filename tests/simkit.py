@@ -107,6 +107,14 @@ class Sim:
     def drop_caches(self) -> "Sim":
         return self.op(Op.DROP_CACHES)
 
+    def sync(self) -> "Sim":
+        return self.op(Op.SYNC)
+
+    def wait(self, seconds: float) -> "Sim":
+        """Let simulated time pass (the next event comes ``seconds`` later)."""
+        self.t += int(seconds * 1_000_000)
+        return self
+
     # accessors -------------------------------------------------------------------------
     def st(self, path: str) -> dict:
         return self.m.stat(path)

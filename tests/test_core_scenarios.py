@@ -11,6 +11,7 @@ import pickle
 import pytest
 
 from core.errors import TraceError
+from core.ops import Flag, Op
 from tests.simkit import GiB, MiB, Sim
 
 
@@ -58,9 +59,9 @@ def test_memory_reclaim_with_swap_pins_through_the_swap_record():
 
 def test_page_cache_evicted_then_refault_charges_the_reader():
     s = Sim().mkdir("/a", "/b").start("a1", "/a").start("b1", "/b")
-    s.create("log", size=0).write("a1", "log", 8 * MiB).exit("a1").rmdir("/a")
+    s.create("log", size=0).write("a1", "log", 8 * MiB).sync().exit("a1").rmdir("/a")
     assert s.dying("/a") and s.st("/")["file"] == 8 * MiB
-    s.drop_caches()  # no shadow: a later read is not a refault
+    s.drop_caches()  # clean, so dropped; no shadow: a later read is not a refault
     assert not s.dying("/a")
     s.read("b1", "log")
     assert s.st("/b")["file"] == 8 * MiB and s.st("/b")["workingset_refault"] == 0
@@ -289,3 +290,57 @@ def test_unlinked_file_can_still_be_unmapped_and_unpinned():
     assert s.st("/a")["file"] == 2 * MiB
     s.unmap("t", "so")
     assert s.st("/a")["file"] == 0
+
+
+def test_drop_caches_keeps_dirty_page_cache():
+    s = Sim().mkdir("/a").start("t", "/a").create("log", size=0).write("t", "log", 2 * MiB)
+    s.drop_caches()
+    assert s.st("/a")["file"] == 2 * MiB  # invalidate_mapping_pages skips dirty folios
+    s.wait(31).drop_caches()  # the flusher wrote it back (dirty_expire): now it goes
+    assert s.st("/a")["file"] == 0
+
+
+def test_dirty_at_rmdir_pins_the_zombie_through_its_writeback_context():
+    s = Sim().mkdir("/a").start("t", "/a").create("log", size=0).write("t", "log", 2 * MiB)
+    s.exit("t").rmdir("/a").sync().drop_caches()
+    assert s.dying("/a") and s.st("/")["file"] == 0  # no page left, yet the cgwb holds it
+    assert s.m.mem.wb_pin[next(iter(s.m.mem.dying))] == 1
+    s.op(Op.DROP_CACHES, flags=Flag.INODES)  # echo 3: the inode goes, and the cgwb with it
+    assert not s.dying("/a")
+
+
+def test_clean_at_rmdir_switches_the_inode_to_the_parent():
+    s = Sim().mkdir("/p", "/p/a").start("t", "/p/a").create("log", size=0).write("t", "log", MiB).sync()
+    s.exit("t").rmdir("/p/a").drop_caches()
+    assert not s.dying("/p/a") and s.m.o_wb[s.m.obj_by_name["log"]] == s.m.mem.by_path["/p"]
+
+
+def test_deleting_the_file_releases_a_pinned_writeback_context():
+    s = Sim().mkdir("/a").start("t", "/a").create("log", size=0).write("t", "log", MiB).exit("t").rmdir("/a")
+    assert s.dying("/a")
+    s.delete("log")
+    assert not s.dying("/a")
+
+
+def test_swapoff_charges_dead_records_to_the_caller():
+    s = Sim(swap_bytes=64 * MiB, cpus=1).mkdir("/a", "/b", "/c").start("t", "/a").anon("t", "heap", 8 * MiB)
+    s.reclaim("/a", 8 * MiB).move("t", "/b").rmdir("/a")
+    assert s.dying("/a")
+    s.op(Op.SWAP_OFF, cgroup="/c")
+    assert s.st("/c")["anon"] == 8 * MiB and s.current("/b") == 0 and not s.dying("/a")
+
+
+def test_freed_swap_slots_wait_in_the_slot_cache():
+    s = Sim(swap_bytes=64 * MiB, cpus=1, kernel="6.12").mkdir("/a", "/b").start("a1", "/a").start("b1", "/b")
+    s.create("shm", shmem=True).write("a1", "shm", 64 * 4096 + 15 * 4096).reclaim("/a", MiB)
+    s.exit("a1").rmdir("/a").delete("shm")
+    assert s.dying("/a") and s.m.swap_used == 15  # 64 freed in one batch, 15 parked, still charged
+    s.anon("b1", "heap", MiB).reclaim("/b", MiB).anon_free("b1", "heap")  # b frees 256 slots: flushes
+    assert not s.dying("/a")
+
+
+def test_swap_slot_cache_absent_on_newer_kernels():
+    s = Sim(swap_bytes=64 * MiB, cpus=1, kernel="6.18").mkdir("/a").start("a1", "/a")
+    s.create("shm", shmem=True).write("a1", "shm", 15 * 4096).reclaim("/a", MiB)
+    s.exit("a1").rmdir("/a").delete("shm")
+    assert not s.dying("/a") and s.m.swap_used == 0
