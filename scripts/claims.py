@@ -130,7 +130,7 @@ def _shared_scene(tr: _Trace, swap: bool) -> None:
     tr.job("/a", "a1").job("/b", "b1")
     tr.op(Op.FILE_CREATE, obj="vol", flags=Flag.SHMEM).op(Op.FILE_WRITE, task="a1", obj="vol", nbytes=4 * MIB)
     tr.op(Op.FILE_MAP, task="b1", obj="vol")
-    tr.op(Op.FILE_CREATE, obj="data").op(Op.FILE_WRITE, task="a1", obj="data", nbytes=2 * MIB)
+    tr.op(Op.FILE_CREATE, obj="data", nbytes=2 * MIB).op(Op.FILE_READ, task="a1", obj="data")
     tr.op(Op.PIN, task="b1", obj="data")
     tr.end("/a", "a1")
 
@@ -165,8 +165,8 @@ def claim_manual_swap(scale: float) -> Result:
 
 
 def _pod_lib(tr: _Trace) -> _Trace:
-    tr.op(Op.MKDIR, cgroup="/pod").job("/pod/a", "a1").op(Op.FILE_CREATE, obj="lib")
-    return tr.op(Op.FILE_WRITE, task="a1", obj="lib", nbytes=8 * MIB).end("/pod/a", "a1")
+    tr.op(Op.MKDIR, cgroup="/pod").job("/pod/a", "a1").op(Op.FILE_CREATE, obj="lib", nbytes=8 * MIB)
+    return tr.op(Op.FILE_READ, task="a1", obj="lib").end("/pod/a", "a1")
 
 
 def claim_reparent_hides(scale: float) -> Result:
@@ -197,7 +197,7 @@ def claim_reparent_stats(scale: float) -> Result:
 
 def claim_reparent_root(scale: float) -> Result:
     tr = _Trace().op(Op.MKDIR, cgroup="/a").op(Op.MKDIR, cgroup="/a/b").job("/a/b/c", "t")
-    tr.op(Op.FILE_CREATE, obj="f").op(Op.FILE_WRITE, task="t", obj="f", nbytes=4 * MIB).end("/a/b/c", "t")
+    tr.op(Op.FILE_CREATE, obj="f", nbytes=4 * MIB).op(Op.FILE_READ, task="t", obj="f").end("/a/b/c", "t")
     tr.op(Op.RMDIR, cgroup="/a/b").op(Op.RMDIR, cgroup="/a")
     s = replay("reparent", tr).summary()
     ev = (f"/a/b/c, /a/b, /a removed in turn: root owns {_mib(s['root_charged_bytes'])}, "
@@ -255,8 +255,8 @@ def claim_reparent_neighbours(scale: float) -> Result:
 def claim_evict(scale: float) -> Result:
     out = {}
     for pinned in (False, True):
-        tr = _Trace().job("/a", "a1").job("/b", "b1").op(Op.FILE_CREATE, obj="f")
-        tr.op(Op.FILE_WRITE, task="a1", obj="f", nbytes=4 * MIB)
+        tr = _Trace().job("/a", "a1").job("/b", "b1").op(Op.FILE_CREATE, obj="f", nbytes=4 * MIB)
+        tr.op(Op.FILE_READ, task="a1", obj="f")
         if pinned:
             tr.op(Op.PIN, task="b1", obj="f")
         tr.end("/a", "a1").op(Op.FILE_READ, task="b1", obj="f")
