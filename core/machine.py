@@ -134,6 +134,7 @@ class Machine(ChargeMixin, PolicyOpsMixin, WritebackMixin, SwapSlotsMixin):
         self.t_kmem: list[set[int]] = []
         self.task_by_name: dict[str, int] = {}
         self.t_killed: set[int] = set()
+        self.dropped_pins: set[tuple] = set()  # (task, obj, mlock, key) of pins ended by anon_free
         self.failed_cgroups: set[str] = set()
         # objects: files, tmpfs objects and anon regions, slots reused after free
         self.o_name: list[str] = []
@@ -346,6 +347,8 @@ class Machine(ChargeMixin, PolicyOpsMixin, WritebackMixin, SwapSlotsMixin):
             self._kmem_free(k)
         self.t_alive[t] = False
         self.mem.ntasks[self.t_cg[t]] -= 1
+        if self.dropped_pins:
+            self.dropped_pins = {d for d in self.dropped_pins if d[0] != t}
         if t not in self.t_killed:  # a killed task's name stays until the trace's own exit
             del self.task_by_name[self.t_name[t]]
         # an exited task keeps only its scalar columns (state stays bounded by live tasks)
@@ -381,6 +384,9 @@ class Machine(ChargeMixin, PolicyOpsMixin, WritebackMixin, SwapSlotsMixin):
             self.free_object(o)  # the region is gone (munmap of the whole VMA)
         else:
             lo, hi = ev.range(self.o_size[o])
+            for pin in [p for p in self.t_pins[t] if p[0] == o and p[1] < hi and lo < p[2]]:
+                self._unpin(t, pin)  # munmap drops the mlock / pin of what it unmaps ...
+                self.dropped_pins.add((t, o, pin[3], pin[4]))  # ... so the trace's own unpin is a no-op
             self.free_range(o, lo, hi)  # a hole; the region may grow again
 
     # ------------------------------------------------------------------ files
@@ -485,6 +491,10 @@ class Machine(ChargeMixin, PolicyOpsMixin, WritebackMixin, SwapSlotsMixin):
         key = (ev.offset, ev.nbytes)
         mlock = 1 if ev.flags & _MLOCK else 0
         pin = next((p for p in self.t_pins[t] if p[0] == o and p[3] == mlock and p[4] == key), None)
+        if pin is None and (t, o, mlock, key) in self.dropped_pins:
+            self.dropped_pins.discard((t, o, mlock, key))
+            self.counters["ops_ignored"] += 1
+            return
         if pin is None:
             raise ev.error("object", f"unpin of {ev.obj} (offset {ev.offset}, bytes {ev.nbytes}) "
                                      "without a matching pin")

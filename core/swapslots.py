@@ -3,7 +3,8 @@
 In: swap slots freed by swap-in, exit, truncation. Out: the delay between a
 slot's release and its uncharge: the swap charge (memory.swap.current), the
 memcg ID reference and the slot itself are released only when the cache of the
-freeing CPU fills up (``SWAP_SLOTS_CACHE_SIZE`` = 64 entries) or at swapoff. A
+freeing CPU is full when another slot arrives (``SWAP_SLOTS_CACHE_SIZE`` = 64
+entries; so up to 64 stay parked after any burst of frees) or at swapoff. A
 mixin of ``core.machine.Machine``.
 
 Kernel behaviour (mm/swap_slots.c, v6.1/v6.12: ``free_swap_slot`` parks the entry
@@ -48,16 +49,15 @@ class SwapSlotsMixin:
             self._release_slots(m, n)
             return
         cpu = self.counters["events"] % self.cfg.cpus
-        cache = self.slot_cache.setdefault(cpu, [])
         while n > 0:
             fill = self.slot_cache_fill.get(cpu, 0)
+            if fill == SWAP_SLOTS_CACHE_SIZE:  # free_swap_slot flushes a full cache before adding
+                self._flush_cpu(cpu)
+                fill = 0
             take = min(n, SWAP_SLOTS_CACHE_SIZE - fill)
-            cache.append([m, take])
+            self.slot_cache.setdefault(cpu, []).append([m, take])
             self.slot_cache_fill[cpu] = fill + take
             n -= take
-            if fill + take == SWAP_SLOTS_CACHE_SIZE:
-                self._flush_cpu(cpu)
-                cache = self.slot_cache.setdefault(cpu, [])
 
     def _flush_cpu(self: "Machine", cpu: int) -> None:
         for m, k in self.slot_cache.pop(cpu, []):
