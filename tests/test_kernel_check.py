@@ -221,20 +221,9 @@ def test_module_depends_reads_the_modinfo_field(tmp_path) -> None:
 
 
 # ---------------------------------------------------------------- the real kernel
-#: (kernel series, scenario) -> steps at which the model is known to disagree;
-#: each is explained in docs/kernel-validation.md and reported to core/.
-_KNOWN_STEPS: dict[str, set[int]] = {
-    # swapoff charges a dead owner's anon to the swapoff caller's memcg, not the mapper's (§ D1)
-    "anon_swapped_owner_died_swapoff": {8},
-    # drop_caches cannot drop dirty page cache (§ D2) and a cgwb that was dirty at offline
-    # keeps the zombie after writeback until the inode is evicted (§ D3)
-    "ext4_dirty_drop_without_sync": {6, 7, 8},
-    "ext4_writer_sync_drop": {7},
-    # freed swap slots keep their swap charge and memcg ID in the per-CPU slot cache (§ D4)
-    "reclaim_swap_tmpfs_zombie": {9},
-    "swapin_after_owner_died": {10, 11, 12, 13},
-    "swapin_owner_alive": {8, 9, 10, 13},
-}
+#: (kernel series, scenario) -> steps at which the model is known to disagree; each must be
+#: explained in docs/kernel-validation.md. Empty since D1-D4 were fixed in core/ (see that page).
+_KNOWN_STEPS: dict[str, set[int]] = {}
 KNOWN_DISAGREEMENTS: dict[tuple[str, str], set[int]] = {
     (series, name): steps for series in ("6.1", "6.12") for name, steps in _KNOWN_STEPS.items()
 }
