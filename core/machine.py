@@ -169,7 +169,7 @@ class Machine(ChargeMixin, PolicyOpsMixin, WritebackMixin, SwapSlotsMixin):
         return self.now_us - self.now_us % self.cfg.age_quantum_us
 
     def schedule(self, t_us: int, target: str, method: str, *args: Any) -> None:
-        """Queue ``target.method(*args)`` at simulated ``t_us`` (target: 'policy' or 'machine')."""
+        """Queue work at simulated ``t_us``: ``policy.method(machine, *args)`` or ``machine.method(*args)``."""
         self._seq += 1
         heapq.heappush(self._queue, (int(t_us), self._seq, 0, f"{target}.{method}", args))
 
@@ -187,7 +187,10 @@ class Machine(ChargeMixin, PolicyOpsMixin, WritebackMixin, SwapSlotsMixin):
                 when, _, _, name, args = heapq.heappop(self._queue)
                 self.now_us = max(self.now_us, when)
                 target, method = name.split(".", 1)
-                getattr(self.policy if target == "policy" else self, method)(*args)
+                if target == "policy":
+                    getattr(self.policy, method)(self, *args)  # policies keep no machine reference
+                else:
+                    getattr(self, method)(*args)
                 self.reap()
             else:
                 break

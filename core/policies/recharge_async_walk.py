@@ -69,7 +69,7 @@ class RechargeAsyncWalk(DeferredAccess):
     def _arm(self, machine: "Machine", when: int) -> None:
         if not self._armed:
             self._armed = True
-            machine.schedule(when, "policy", "async_walk_tick", machine)
+            machine.schedule(when, "policy", "async_walk_tick")
 
     def async_walk_tick(self, machine: "Machine") -> None:
         """One worker pass: walk queued zombies until the page budget is spent."""
@@ -97,7 +97,7 @@ class RechargeAsyncWalk(DeferredAccess):
         if failed and self.on_limit == "retry" and attempt < self.max_retries:
             machine.counters["recharge_retries"] += 1
             when = machine.now_us + backoff_us(attempt, self.retry_base_us, self.retry_max_us)
-            machine.schedule(when, "policy", "async_walk_retry", machine, m, off, attempt + 1)
+            machine.schedule(when, "policy", "async_walk_retry", m, off, attempt + 1)
 
     def _walk(self, machine: "Machine", m: int, budget: int) -> tuple[int, bool, bool]:
         """Handle runs of ``m`` oldest first: (budget left, walk of ``m`` complete, a recharge refused).

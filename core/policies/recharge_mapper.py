@@ -77,7 +77,7 @@ class RechargeMapper(Policy):
 
     def css_offline(self, machine: "Machine", memcg: int) -> None:
         off = machine.mem.offline_us[memcg]
-        machine.schedule(machine.now_us + self.delay_us, "policy", "mapper_walk", machine, memcg, off, 0)
+        machine.schedule(machine.now_us + self.delay_us, "policy", "mapper_walk", memcg, off, 0)
 
     def mapper_walk(self, machine: "Machine", memcg: int, offline_us: int, attempt: int) -> None:
         """The worker: one pass over the memcg's LRU; on a refused charge, retry after a backoff."""
@@ -88,4 +88,4 @@ class RechargeMapper(Policy):
         if failed and self.on_limit == "retry" and attempt < self.max_retries:
             machine.counters["recharge_retries"] += 1
             when = machine.now_us + backoff_us(attempt, self.retry_base_us, self.retry_max_us)
-            machine.schedule(when, "policy", "mapper_walk", machine, memcg, offline_us, attempt + 1)
+            machine.schedule(when, "policy", "mapper_walk", memcg, offline_us, attempt + 1)

@@ -55,7 +55,7 @@ class SwapWalk(Policy):
     def _arm(self, machine: "Machine") -> None:
         if not self._armed:
             self._armed = True
-            machine.schedule(next_grid(machine.now_us, self.interval_us), "policy", "swap_walk_tick", machine)
+            machine.schedule(next_grid(machine.now_us, self.interval_us), "policy", "swap_walk_tick")
 
     def swap_walk_tick(self, machine: "Machine") -> None:
         """One pass over the swap records."""

@@ -57,7 +57,7 @@ class ZombieReaper(Policy):
     def _arm(self, machine: "Machine") -> None:
         if not self._armed:
             self._armed = True
-            machine.schedule(next_grid(machine.now_us, self.interval_us), "policy", "reaper_tick", machine)
+            machine.schedule(next_grid(machine.now_us, self.interval_us), "policy", "reaper_tick")
 
     def reaper_tick(self, machine: "Machine") -> None:
         """One scan: reclaim from each zombie with reclaimable pages until the page budget is spent."""
