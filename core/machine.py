@@ -34,7 +34,7 @@ from core.kernel import Kernel, memcg_bytes
 from core.memcg import ROOT, Errno, MemcgTable, State, normalize_path
 from core.metrics import COUNTERS, Sampler
 from core.ops import Flag, Op
-from core.pages import Kind, RunTable, St, pages_of
+from core.pages import Kind, RunTable, pages_of
 
 if TYPE_CHECKING:
     from core.policy import Policy

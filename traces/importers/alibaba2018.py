@@ -40,11 +40,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from traces.importers.params import ImportParams
 from traces.importers import build
 from traces.importers.common import (NEVER, Col, ImportReport, ProgressFn, Rejects, np_col, read_csv,
                                      str_col)
 from traces.importers.emit import Cgroups, ProfileParams, Samples, Updates, emit
-from traces.importers.sharing import DEFAULT_RULES, Rule
 
 GiB = 1 << 30
 US = 1_000_000
@@ -66,17 +66,12 @@ MACHINE_USAGE = [Col("machine_id", "str", True), Col("time_stamp", "int", True),
 
 
 @dataclass(frozen=True)
-class Params:
-    """Import parameters; every default is an assumption documented in docs/importers.md."""
+class Params(ImportParams):
+    """Alibaba 2018 import parameters; every default is an assumption documented in docs/importers.md."""
 
     machine_bytes: int = 96 * GiB
     container_interval_s: int = 300
-    job_parent: bool = True
-    machine_markers: bool = True
-    anon_fraction: float = 0.5
-    cache_fraction: float = 0.25
     background_fraction: float = 0.0
-    rules: tuple[Rule, ...] = DEFAULT_RULES
     profile: ProfileParams = field(default_factory=ProfileParams)
 
 

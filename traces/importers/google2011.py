@@ -36,14 +36,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from traces.importers.params import ImportParams
 from traces.importers import build
 from traces.importers.common import (NEVER, Col, ImportReport, ProgressFn, Rejects, np_col, read_csv,
                                      str_col)
 from traces.importers.emit import Cgroups, ProfileParams, Samples, Updates, emit, shared_bytes
 from traces.importers.lifecycle import END, IGNORE, START, UPDATE, pair
-from traces.importers.sharing import DEFAULT_RULES, Rule
 
 GiB = 1 << 30
 
@@ -67,17 +66,11 @@ EVENT_KIND[8] = UPDATE
 
 
 @dataclass(frozen=True)
-class Params:
-    """Import parameters; every default is an assumption documented in docs/importers.md."""
+class Params(ImportParams):
+    """Google 2011 import parameters; every default is an assumption documented in docs/importers.md."""
 
-    machine_bytes: int = 64 * GiB
     time_origin_us: int = 600_000_000
-    job_parent: bool = True
-    machine_markers: bool = True
-    anon_fraction: float = 0.5
-    cache_fraction: float = 0.25
     default_request: float = 0.004  #: normalised request assumed when a start row has none
-    rules: tuple[Rule, ...] = DEFAULT_RULES
     profile: ProfileParams = field(default_factory=ProfileParams)
 
 

@@ -39,12 +39,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from traces.importers.params import ImportParams
 from traces.importers import build
-from traces.importers.common import NEVER, Col, ImportReport, ProgressFn, Rejects, np_col, read_ndjson
+from traces.importers.common import Col, ImportReport, ProgressFn, Rejects, np_col, read_ndjson
 from traces.importers.emit import Cgroups, ProfileParams, Samples, Updates, emit, shared_bytes
 from traces.importers.google2011 import to_native_time
 from traces.importers.lifecycle import END, IGNORE, START, UPDATE, Incarnations, pair
-from traces.importers.sharing import DEFAULT_RULES, Rule
 
 GiB = 1 << 30
 
@@ -66,18 +66,12 @@ EVENT_KIND[10] = UPDATE
 
 
 @dataclass(frozen=True)
-class Params:
-    """Import parameters; every default is an assumption documented in docs/importers.md."""
+class Params(ImportParams):
+    """Google 2019 import parameters; every default is an assumption documented in docs/importers.md."""
 
-    machine_bytes: int = 64 * GiB
     time_origin_us: int = 600_000_000
-    job_parent: bool = True
-    machine_markers: bool = True
     usage_includes_cache: bool = True
-    anon_fraction: float = 0.5
-    cache_fraction: float = 0.25
     default_request: float = 0.004
-    rules: tuple[Rule, ...] = DEFAULT_RULES
     profile: ProfileParams = field(default_factory=ProfileParams)
 
 
