@@ -209,15 +209,20 @@ def _open_text(path: str | os.PathLike) -> io.TextIOBase:
 
 def _read_csv_slow(path: str | os.PathLike, cols: list[Col], rejects: Rejects) -> pa.Table:
     source = str(path)
+    parsed = ((lineno, _parse_fields(fields, cols, source, lineno, text, rejects))
+              for lineno, fields, text in _csv_lines(path, source, rejects))
+    return _table_of(parsed, cols, rejects.report.file(source))
+
+
+def _table_of(parsed: Iterator[tuple[int, list | None]], cols: list[Col], count) -> pa.Table:
+    """Parsed rows (line number, values or None if rejected) -> typed table with ``_row``; counts reads."""
     values: list[list] = [[] for _ in cols]
     rows: list[int] = []
-    count = rejects.report.file(source)
-    for lineno, fields, text in _csv_lines(path, source, rejects):
+    for lineno, row in parsed:
         count.read += 1
-        parsed = _parse_fields(fields, cols, source, lineno, text, rejects)
-        if parsed is None:
+        if row is None:
             continue
-        for v, out in zip(parsed, values):
+        for v, out in zip(row, values):
             out.append(v)
         rows.append(lineno)
     arrays = [pa.array(v, type=_ARROW_TYPES[c.kind]) for v, c in zip(values, cols)]
@@ -294,22 +299,13 @@ def read_ndjson(path: str | os.PathLike, cols: list[Col], rejects: Rejects,
     Returns a typed table with a ``_row`` column (1-based line number).
     """
     source = str(path)
-    values: list[list] = [[] for _ in cols]
-    rows: list[int] = []
     count = rejects.report.file(source)
-    for lineno, text in _json_lines(path, source, rejects):
-        count.read += 1
-        parsed = _parse_json_row(text, cols, source, lineno, rejects)
-        if parsed is None:
-            continue
-        for v, out in zip(parsed, values):
-            out.append(v)
-        rows.append(lineno)
-    arrays = [pa.array(v, type=_ARROW_TYPES[c.kind]) for v, c in zip(values, cols)]
-    arrays.append(pa.array(rows, type=pa.int64()))
+    parsed = ((lineno, _parse_json_row(text, cols, source, lineno, rejects))
+              for lineno, text in _json_lines(path, source, rejects))
+    table = _table_of(parsed, cols, count)
     if progress:
         progress(f"{source}: {count.read} rows read")
-    return pa.Table.from_arrays(arrays, names=[c.name for c in cols] + ["_row"])
+    return table
 
 
 def _json_lines(path: str | os.PathLike, source: str, rejects: Rejects) -> Iterator[tuple[int, str]]:
