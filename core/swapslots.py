@@ -77,6 +77,31 @@ class SwapSlotsMixin:
                 out[m] = out.get(m, 0) + k
         return out
 
+    def reparent_parked_slots(self: "Machine", m: int, to: int) -> int:
+        """Rewrite the records of parked slots naming ``m`` to ancestor ``to``; returns slots moved.
+
+        A freed-but-parked slot still has its swap_cgroup record, so a walk of the
+        records (the ``swap_walk`` policy) reaches it like any other.
+        """
+        moved = 0
+        for entries in self.slot_cache.values():
+            for e in entries:
+                if e[0] == m:
+                    e[0] = to
+                    moved += e[1]
+        if moved:
+            mem = self.mem
+            mem.swap[m] -= moved
+            mem.charge_swap(m, -moved)
+            mem.swap[to] += moved
+            mem.charge_swap(to, moved)
+            self.counters["swap_records_reparented"] += moved
+            if mem.swap[m] == 0 and mem.state[m] != State.ONLINE:
+                mem.put_id(m)
+            if mem.state[m] == State.DYING:
+                self._release_q.append(m)
+        return moved
+
     def _release_slots(self: "Machine", m: int, n: int) -> None:
         """swap_entry_free -> mem_cgroup_uncharge_swap: uncharge and drop the ID refs."""
         mem = self.mem

@@ -344,3 +344,12 @@ def test_swap_slot_cache_absent_on_newer_kernels():
     s.create("shm", shmem=True).write("a1", "shm", 15 * 4096).reclaim("/a", MiB)
     s.exit("a1").rmdir("/a").delete("shm")
     assert not s.dying("/a") and s.m.swap_used == 0
+
+
+def test_swap_walk_reparents_records_parked_in_the_slot_cache():
+    s = Sim("swap_walk", swap_bytes=64 * MiB, cpus=1, kernel="6.12").mkdir("/a").start("a1", "/a")
+    s.create("shm", shmem=True).write("a1", "shm", 15 * 4096).reclaim("/a", MiB)
+    s.exit("a1").rmdir("/a").delete("shm")
+    assert s.dying("/a") and s.m.swap_used == 15  # freed, parked, still naming /a
+    s.wait(120).mkdir("/b")  # the walk ran in between
+    assert not s.dying("/a") and s.m.swap_used == 15 and s.m.mem.swap[0] == 15

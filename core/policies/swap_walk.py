@@ -71,5 +71,8 @@ class SwapWalk(Policy):
                     R.split(r, R.start[r] + budget)  # the rest stays for the next pass
                 budget -= R.npages[r]
                 machine.reparent_run(r, mem.nearest_online(m))
+            if budget > 0:  # freed slots still parked in a CPU's slot cache keep their record too
+                budget -= machine.reparent_parked_slots(m, mem.nearest_online(m))
+        machine.reap()
         if any(mem.swap[m] for m in mem.dying):
             self._arm(machine)
