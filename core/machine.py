@@ -160,13 +160,13 @@ class Machine(ChargeMixin, PolicyOpsMixin, WritebackMixin, SwapSlotsMixin):
 
     # ================================================================== time and queue
     def lru_age(self) -> int:
-        """The LRU age stamped on pages touched now: the clock rounded down to ``age_quantum_us``.
+        """The LRU age stamped on pages touched now: the number of ``age_quantum_us`` quanta elapsed.
 
         The kernel orders pages only coarsely (active/inactive lists; at most
         MAX_NR_GENS = 4 MGLRU generations), so pages touched within one quantum are
         treated as equally young — which also lets neighbouring runs merge.
         """
-        return self.now_us - self.now_us % self.cfg.age_quantum_us
+        return self.now_us // self.cfg.age_quantum_us
 
     def schedule(self, t_us: int, target: str, method: str, *args: Any) -> None:
         """Queue work at simulated ``t_us``: ``policy.method(machine, *args)`` or ``machine.method(*args)``."""

@@ -31,6 +31,8 @@ import numpy as np
 ROOT = 0
 UNLIMITED = 1 << 62
 
+# int64 for times, limits and cumulative event counts; int32 for page and object counts (< 8 TiB)
+_WIDE = frozenset({"born_us", "offline_us", "max", "high", "usage", "peak", "pgscan", "pgsteal", "refault"})
 _COLUMNS = ("parent", "state", "born_us", "offline_us", "ntasks", "holds_id", "anon", "file", "shmem",
             "kmem", "kmem_pin", "mapped", "pinned", "swap", "usage", "swap_usage", "peak", "max", "high",
             "pgscan", "pgsteal", "refault", "oom_kill", "nr_dying_desc", "borrow", "wb_pin")
@@ -59,7 +61,7 @@ RELEASED_COLUMNS = ("born_us", "offline_us", "freed_us", "peak_pages", "oom_kill
 
 
 class MemcgTable:
-    """All memcgs of a machine as parallel lists indexed by slot.
+    """All memcgs of a machine as parallel columns (``array``) indexed by slot.
 
     Own page counters (charged directly to this memcg): ``anon``, ``file``,
     ``shmem``, ``kmem``; ``mapped`` / ``pinned`` are the resident file+shmem
@@ -79,7 +81,7 @@ class MemcgTable:
         self.children: list[set[int]] = []
         # numeric columns are array('q'): cheap to touch per event, zero-copy numpy views for sampling
         for name in _COLUMNS:
-            setattr(self, name, array("q"))
+            setattr(self, name, array("q" if name in _WIDE else "i"))
         self.by_path: dict[str, int] = {}
         self.dying: set[int] = set()
         self.free_slots: list[int] = []
@@ -132,8 +134,9 @@ class MemcgTable:
         self.free_slots.append(m)
 
     def view(self, name: str) -> np.ndarray:
-        """Zero-copy int64 numpy view of one column; drop it before the table grows."""
-        return np.frombuffer(getattr(self, name), dtype=np.int64)
+        """Zero-copy numpy view of one column (int32 or int64); drop it before the table grows."""
+        col = getattr(self, name)
+        return np.frombuffer(col, dtype=np.dtype(col.typecode))
 
     # -- lifecycle ---------------------------------------------------------------------
     def mkdir(self, path: str, now: int) -> tuple[Errno, int]:

@@ -46,8 +46,10 @@ class St(enum.IntEnum):
 
 RUN_COLUMNS = ("obj", "start", "npages", "state", "memcg", "origin", "mapc", "pinc", "age", "kind", "rflags",
                "dirty")
-_TYPECODES = {"obj": "i", "start": "q", "npages": "q", "state": "b", "memcg": "i", "origin": "i",
-              "mapc": "i", "pinc": "i", "age": "q", "kind": "b", "rflags": "b", "dirty": "q"}
+# int32 where it suffices (page offsets up to 8 TiB per object; ages in LRU quanta): state per run
+# is what a machine's memory grows with. array('i') raises OverflowError rather than wrapping.
+_TYPECODES = {"obj": "i", "start": "i", "npages": "i", "state": "b", "memcg": "i", "origin": "i",
+              "mapc": "i", "pinc": "i", "age": "i", "kind": "b", "rflags": "b", "dirty": "i"}
 
 
 def pages_of(nbytes: int) -> int:
@@ -60,8 +62,9 @@ class RunTable:
 
     ``memcg`` is the charged memcg of a RESIDENT run, the swap record's memcg of a
     SWAPPED run, and -1 for EVICTED; ``origin`` the memcg that instantiated the
-    pages (for misattribution); ``rflags`` bits belong to policies; ``dirty`` is 1 +
-    the (LRU-quantised) time a disk file's page cache was last written, 0 if clean.
+    pages (for misattribution); ``rflags`` bits belong to policies; ``age`` is the
+    LRU quantum of the last access; ``dirty`` is 1 + the quantum a disk file's page cache was
+    last written in, 0 if clean.
     """
 
     def __init__(self) -> None:

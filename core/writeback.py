@@ -44,8 +44,8 @@ class WritebackMixin:
 
     def dirty_now(self: "Machine", r: int) -> bool:
         """Is run ``r`` dirty at the current time (written, not yet written back)?"""
-        ts = self.runs.dirty[r]
-        return ts > 0 and self.now_us - (ts - 1) < self.cfg.dirty_expire_us
+        ts = self.runs.dirty[r]  # 1 + the LRU quantum of the last write, 0 when clean
+        return ts > 0 and self.now_us - (ts - 1) * self.cfg.age_quantum_us < self.cfg.dirty_expire_us
 
     def mark_dirty(self: "Machine", t: int, o: int, lo: int, hi: int) -> None:
         """A write by task ``t`` dirtied pages [lo, hi) of disk file ``o``; attach the inode's wb."""
