@@ -14,14 +14,19 @@ Each config group under ``conf/`` fills one of the nodes below: ``policy``, ``tr
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
+
+import core
+import traces
 
 GIB = 1 << 30
 DEFAULT_MEM_BYTES = 64 * GIB  #: machine size for file/imported traces when machine.mem_gib is null
@@ -189,8 +194,21 @@ def config_key(cfg: ReplayConfig, policy: str) -> str:
     plain["policy"] = {"name": policy, "knobs": {k: v for k, v in knobs.items() if k in policy.split("+")}}
     plain["step_s"] = cfg.executor.step_s  # batch cuts are part of the replay's definition
     plain["trace_file"] = _file_identity(cfg.trace.path)
+    plain["model"] = model_fingerprint()  # a changed model must not serve results of the old one
     text = json.dumps(plain, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+@functools.lru_cache(maxsize=1)
+def model_fingerprint() -> str:
+    """Hash of the source of every module that decides a run's results (``core``, ``traces``)."""
+    h = hashlib.sha256()
+    for pkg in (core, traces):
+        root = Path(pkg.__file__).resolve().parent
+        for f in sorted(root.rglob("*.py")):
+            h.update(f.relative_to(root.parent).as_posix().encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def _file_identity(path: Optional[str]) -> Optional[list[int]]:

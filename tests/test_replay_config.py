@@ -87,3 +87,12 @@ def test_experiment_presets_compose():
         for exp in sorted(p.stem for p in Path(CONF_DIR, "experiment").glob("*.yaml")):
             cfg = compose(config_name="config", overrides=[f"experiment={exp}"])
             assert cfg.name == exp
+
+
+def test_cache_key_changes_with_the_model(monkeypatch, compose_replay):
+    import replay.config as rc
+
+    cfg = compose_replay("experiment=quick")
+    before = rc.config_key(cfg, "none")
+    monkeypatch.setattr(rc, "model_fingerprint", lambda: "another-model")
+    assert rc.config_key(cfg, "none") != before  # results of an older model are never reused
