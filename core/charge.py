@@ -44,6 +44,12 @@ if TYPE_CHECKING:
 
 MAX_RECLAIM_RETRIES = 16
 
+# plain ints for the per-event paths: an IntEnum member lookup (``St.RESIDENT``) costs about
+# 160 ns in Python 3.11, four times the comparison it feeds
+_RESIDENT, _SWAPPED, _EVICTED = int(St.RESIDENT), int(St.SWAPPED), int(St.EVICTED)
+_ANON, _FILE = int(Kind.ANON), int(Kind.FILE)
+_ONLINE, _DYING = int(State.ONLINE), int(State.DYING)
+
 
 class ChargeMixin:
     """Charge paths of ``Machine``; see the module docstring for the rules."""
@@ -58,16 +64,16 @@ class ChargeMixin:
         R, mem = self.runs, self.mem
         st, m = R.state[r], R.memcg[r]
         n = R.npages[r] * sign
-        if st == St.RESIDENT:
+        if st == _RESIDENT:
             k = R.kind[r]
-            if k == Kind.ANON:
+            if k == _ANON:
                 mem.anon[m] += n
                 self.t_anon[self.o_owner[R.obj[r]]] += n
-            elif k == Kind.FILE:
+            elif k == _FILE:
                 mem.file[m] += n
             else:
                 mem.shmem[m] += n
-            if R.mapc[r] and k != Kind.ANON:
+            if R.mapc[r] and k != _ANON:
                 mem.mapped[m] += n
             if R.pinc[r]:
                 mem.pinned[m] += n
@@ -79,8 +85,8 @@ class ChargeMixin:
             else:
                 mem.charge(m, n)
                 self.resident += n
-        elif st == St.SWAPPED:
-            if R.kind[r] == Kind.ANON:
+        elif st == _SWAPPED:
+            if R.kind[r] == _ANON:
                 self.t_swap[self.o_owner[R.obj[r]]] += n
             if sign < 0 and hier:
                 self.free_swap_slots(m, -n)  # may stay parked in a CPU's slot cache for a while
@@ -89,11 +95,11 @@ class ChargeMixin:
             if hier:
                 mem.charge_swap(m, n)
                 self.swap_used += n
-            if sign < 0 and mem.swap[m] == 0 and mem.state[m] != State.ONLINE:
+            if sign < 0 and mem.swap[m] == 0 and mem.state[m] != _ONLINE:
                 mem.put_id(m)  # the last swap entry drops the ID (mem_cgroup_id_put_many)
         else:
             return
-        if sign < 0 and mem.state[m] == State.DYING:
+        if sign < 0 and mem.state[m] == _DYING:
             self._release_q.append(m)
 
     def reap(self: "Machine") -> None:
@@ -101,7 +107,7 @@ class ChargeMixin:
         q = self._release_q
         while q:
             m = q.pop()
-            if self.mem.state[m] == State.DYING:
+            if self.mem.state[m] == _DYING:
                 self.counters["memcgs_freed"] += self.mem.try_release(m, self.now_us)
 
     # ------------------------------------------------------------------ charging
@@ -202,9 +208,9 @@ class ChargeMixin:
         R = self.runs
         if r >= 0:
             st = R.state[r]
-            if st == St.RESIDENT:
+            if st == _RESIDENT:
                 return -1
-            if st == St.SWAPPED:
+            if st == _SWAPPED:
                 rec = R.memcg[r]
                 return self.policy.swapin_target(self, r, rec, accessor)
         return self.policy.charge_target(self, o, accessor)
@@ -257,33 +263,37 @@ class ChargeMixin:
     def _touch_if_resident(self: "Machine", o: int, lo: int, hi: int, fill_holes: bool) -> bool:
         """Fast path of ``fault_range``: when nothing in [lo, hi) needs a charge, just age it."""
         R = self.runs
-        state, start, npages = R.state, R.start, R.npages
         runs = R.obj_runs.get(o)
         if not runs:
             return not fill_holes
-        i = max(bisect.bisect_right(R.obj_starts[o], lo) - 1, 0)
-        pos, touched = lo, []
-        while i < len(runs) and pos < hi:
+        state, start, npages, ages = R.state, R.start, R.npages, R.age
+        age = self.now_us // self.cfg.age_quantum_us  # lru_age(), inlined: once per event
+        i = bisect.bisect_right(R.obj_starts[o], lo) - 1
+        if i < 0:
+            i = 0
+        pos, n, stale = lo, len(runs), False
+        while i < n and pos < hi:
             r = runs[i]
-            s, e = start[r], start[r] + npages[r]
+            s = start[r]
+            e = s + npages[r]
             if e <= pos:
                 i += 1
                 continue
             if s > pos and fill_holes or s >= hi:
                 break
-            if state[r] != St.RESIDENT:
+            if state[r] != _RESIDENT:
                 return False
-            touched.append(r)
+            if ages[r] != age:
+                stale = True
             pos = e
             i += 1
         if pos < hi and fill_holes:
             return False
-        age = self.lru_age()
-        if all(R.age[r] == age for r in touched):
+        if not stale:
             return True
         for r, _, _ in R.segments(o, lo, hi):  # split at the ends: only [lo, hi) gets younger
             if r >= 0:
-                R.age[r] = age
+                ages[r] = age
         R.coalesce(o, lo, hi)
         return True
 
@@ -297,7 +307,7 @@ class ChargeMixin:
         """Turn the holes and non-resident runs of ``segs`` resident, paid from ``have``."""
         R, now = self.runs, self.lru_age()
         for r, s, e in segs:
-            if r >= 0 and R.state[r] == St.RESIDENT:
+            if r >= 0 and R.state[r] == _RESIDENT:
                 R.age[r] = now
                 continue
             if r < 0 and not fill_holes:
@@ -318,7 +328,7 @@ class ChargeMixin:
         """Instantiate pages [s, e) of ``o`` charged to ``memcg``, split where mappings differ."""
         R = self.runs
         for a, b, mapc in self._map_pieces(o, s, e):
-            r = R.new(o, a, b - a, St.RESIDENT, memcg, memcg, mapc, 0, self.lru_age(), self.o_kind[o])
+            r = R.new(o, a, b - a, _RESIDENT, memcg, memcg, mapc, 0, self.lru_age(), self.o_kind[o])
             R.link(r)
             self._acct(r, +1, reserved=True)
 
@@ -326,14 +336,14 @@ class ChargeMixin:
         """Refault an evicted run or swap in a swapped one, charged to ``memcg``."""
         R = self.runs
         n = R.npages[r]
-        if R.state[r] == St.EVICTED:
+        if R.state[r] == _EVICTED:
             self.mem.refault[memcg] += n
             self.counters["refaults"] += n
             R.origin[r] = memcg
         else:
             self._acct(r, -1)  # frees the swap slot and its charge
             self.counters["swapins"] += n
-        R.set_owner(r, St.RESIDENT, memcg)
+        R.set_owner(r, _RESIDENT, memcg)
         R.age[r] = self.lru_age()
         self._acct(r, +1, reserved=True)
 
@@ -356,8 +366,8 @@ class ChargeMixin:
             old = col[r]
             new = old + delta
             col[r] = new
-            if R.state[r] == St.RESIDENT and (old > 0) != (new > 0):
-                if field == "pinc" or R.kind[r] != Kind.ANON:
+            if R.state[r] == _RESIDENT and (old > 0) != (new > 0):
+                if field == "pinc" or R.kind[r] != _ANON:
                     counter[R.memcg[r]] += R.npages[r] if new > 0 else -R.npages[r]
         R.coalesce(o, lo, hi)
 
@@ -392,7 +402,7 @@ class ChargeMixin:
     def evict_run(self: "Machine", r: int) -> None:
         """Reclaim a page-cache run: uncharge it and leave a shadow (EVICTED)."""
         self._acct(r, -1)
-        self.runs.set_owner(r, St.EVICTED, -1)
+        self.runs.set_owner(r, _EVICTED, -1)
         self.counters["evictions"] += self.runs.npages[r]
 
     def swap_out_run(self: "Machine", r: int) -> None:
@@ -400,7 +410,7 @@ class ChargeMixin:
         R = self.runs
         rec = self.mem.nearest_online(R.memcg[r])
         self._acct(r, -1)
-        R.set_owner(r, St.SWAPPED, rec)
+        R.set_owner(r, _SWAPPED, rec)
         self._acct(r, +1)
         self.counters["swapouts"] += R.npages[r]
 
@@ -418,9 +428,9 @@ class ChargeMixin:
         self.swap_total = 0  # no new slots, and freed ones are released at once
         for r in sorted(x for s in R.swapped_of.values() for x in s):
             rec = R.memcg[r]
-            tgt = rec if mem.state[rec] == State.ONLINE else caller
+            tgt = rec if mem.state[rec] == _ONLINE else caller
             self._acct(r, -1)
-            R.set_owner(r, St.RESIDENT, tgt)
+            R.set_owner(r, _RESIDENT, tgt)
             self._acct(r, +1)
         self._global_room(0, -1, False)
 
@@ -430,7 +440,7 @@ class ChargeMixin:
         if len(R) == 0:
             return
         state, kind, mapc, pinc = R.view("state"), R.view("kind"), R.view("mapc"), R.view("pinc")
-        ids = ((state == St.RESIDENT) & (kind == Kind.FILE) & (mapc == 0) & (pinc == 0)).nonzero()[0].tolist()
+        ids = ((state == _RESIDENT) & (kind == _FILE) & (mapc == 0) & (pinc == 0)).nonzero()[0].tolist()
         del state, kind, mapc, pinc
         ids = [r for r in ids if not self.dirty_now(r)]  # invalidate_mapping_pages skips dirty folios
         for r in ids:

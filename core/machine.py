@@ -214,26 +214,24 @@ class Machine(ChargeMixin, PolicyOpsMixin, WritebackMixin, SwapSlotsMixin):
         nb = batch.nbytes.tolist()
         fl = batch.flags.tolist()
         rows = batch.row.tolist() if batch.row is not None else list(range(1, len(times) + 1))
-        names_c, names_t, names_o = batch.cgroups, batch.tasks, batch.objects
-        handlers = self._handlers
+        # a trailing None makes index NULL (-1) decode to None without a test per column and event
+        names_c, names_t, names_o = ([*batch.cgroups, None], [*batch.tasks, None], [*batch.objects, None])
+        handlers, source, counters, queue = self._handlers, batch.source, self.counters, self._queue
         next_due = self._next_due()
         for i, t in enumerate(times):
             if t < self.now_us:
-                raise TraceError(batch.source, rows[i], "time_us",
+                raise TraceError(source, rows[i], "time_us",
                                  f"time {t} before machine {self.machine_id}'s clock {self.now_us}")
             if t >= next_due:
                 self.advance_to(t)
                 next_due = self._next_due()
             self.now_us = t
-            ev = _Ev(batch.source, rows[i], names_c[cg[i]] if cg[i] != NULL else None,
-                     names_t[tk[i]] if tk[i] != NULL else None,
-                     names_o[ob[i]] if ob[i] != NULL else None,
-                     off[i], nb[i], fl[i])
-            handlers[ops[i]](self, ev)
-            self.counters["events"] += 1
+            handlers[ops[i]](self, _Ev(source, rows[i], names_c[cg[i]], names_t[tk[i]], names_o[ob[i]],
+                                       off[i], nb[i], fl[i]))
+            counters["events"] += 1
             if self._release_q:
                 self.reap()
-            if self._queue and self._queue[0][0] <= t:
+            if queue and queue[0][0] <= t:
                 next_due = t
 
     def _next_due(self) -> int:

@@ -52,6 +52,10 @@ _TYPECODES = {"obj": "i", "start": "i", "npages": "i", "state": "b", "memcg": "i
               "mapc": "i", "pinc": "i", "age": "i", "kind": "b", "rflags": "b", "dirty": "i"}
 
 
+# plain ints for the per-event paths: comparing an array element with an IntEnum member costs more
+_FREE, _RESIDENT, _SWAPPED = int(St.FREE), int(St.RESIDENT), int(St.SWAPPED)
+
+
 def pages_of(nbytes: int) -> int:
     """Bytes -> 4 KiB pages, partial pages rounded up."""
     return -(-nbytes // PAGE)
@@ -109,36 +113,38 @@ class RunTable:
             self.kind.append(kind)
             self.rflags.append(rflags)
             self.dirty.append(dirty)
-        if state == St.RESIDENT:
-            self.resident_of.setdefault(memcg, set()).add(r)
-        elif state == St.SWAPPED:
-            self.swapped_of.setdefault(memcg, set()).add(r)
+        if state == _RESIDENT:
+            self._index_in(self.resident_of, memcg, r)
+        elif state == _SWAPPED:
+            self._index_in(self.swapped_of, memcg, r)
         return r
+
+    @staticmethod
+    def _index_in(sets: dict[int, set[int]], memcg: int, r: int) -> None:
+        """Add ``r`` to ``sets[memcg]`` (get-then-add: no throwaway set per call, as setdefault makes)."""
+        s = sets.get(memcg)
+        if s is None:
+            s = sets[memcg] = set()
+        s.add(r)
 
     def drop(self, r: int) -> None:
         """Unlink run ``r`` from its object and memcg sets and free its slot."""
-        self.mutations += 1
-        self._unindex(r)
         o = self.obj[r]
-        runs = self.obj_runs[o]
-        i = bisect.bisect_left(self.obj_starts[o], self.start[r])
-        del runs[i]
-        del self.obj_starts[o][i]
-        self.state[r] = St.FREE
-        self.free.append(r)
+        starts = self.obj_starts[o]
+        self._drop_at(r, self.obj_runs[o], starts, bisect.bisect_left(starts, self.start[r]))
 
     def _index(self, r: int) -> None:
         st = self.state[r]
-        if st == St.RESIDENT:
-            self.resident_of.setdefault(self.memcg[r], set()).add(r)
-        elif st == St.SWAPPED:
-            self.swapped_of.setdefault(self.memcg[r], set()).add(r)
+        if st == _RESIDENT:
+            self._index_in(self.resident_of, self.memcg[r], r)
+        elif st == _SWAPPED:
+            self._index_in(self.swapped_of, self.memcg[r], r)
 
     def _unindex(self, r: int) -> None:
         st = self.state[r]
-        if st == St.RESIDENT:
+        if st == _RESIDENT:
             self.resident_of[self.memcg[r]].discard(r)
-        elif st == St.SWAPPED:
+        elif st == _SWAPPED:
             self.swapped_of[self.memcg[r]].discard(r)
 
     def set_owner(self, r: int, state: int, memcg: int) -> None:
@@ -161,14 +167,38 @@ class RunTable:
 
     def split(self, r: int, at: int) -> int:
         """Split run ``r`` at page ``at`` (start < at < end); returns the new upper run."""
+        o = self.obj[r]
+        starts = self.obj_starts[o]
+        return self._split_at(r, at, self.obj_runs[o], starts, bisect.bisect_left(starts, self.start[r]))
+
+    def _split_at(self, r: int, at: int, runs: list[int], starts: list[int], i: int) -> int:
+        """``split`` when the caller knows ``r`` sits at index ``i`` of its object's lists.
+
+        The upper run goes right after ``r`` (where ``link`` would bisect it to), so the
+        per-event paths skip a bisect and two dict lookups per split.
+        """
         self.mutations += 1
         lo = self.start[r]
         upper = self.new(self.obj[r], at, lo + self.npages[r] - at, self.state[r], self.memcg[r],
                          self.origin[r], self.mapc[r], self.pinc[r], self.age[r], self.kind[r],
                          self.rflags[r], self.dirty[r])
         self.npages[r] = at - lo
-        self.link(upper)
+        starts.insert(i + 1, at)
+        runs.insert(i + 1, upper)
         return upper
+
+    def _drop_at(self, r: int, runs: list[int], starts: list[int], i: int) -> None:
+        """``drop`` when the caller knows ``r`` sits at index ``i`` of its object's lists."""
+        self.mutations += 1
+        st = self.state[r]
+        if st == _RESIDENT:
+            self.resident_of[self.memcg[r]].discard(r)
+        elif st == _SWAPPED:
+            self.swapped_of[self.memcg[r]].discard(r)
+        del runs[i]
+        del starts[i]
+        self.state[r] = _FREE
+        self.free.append(r)
 
     def segments(self, o: int, lo: int, hi: int) -> list[tuple[int, int, int]]:
         """Runs and holes covering pages [lo, hi) of object ``o``, splitting runs at lo and hi.
@@ -179,11 +209,14 @@ class RunTable:
         if not starts:
             return [(-1, lo, hi)] if hi > lo else []
         runs = self.obj_runs[o]
-        i = max(bisect.bisect_right(starts, lo) - 1, 0)
+        i = bisect.bisect_right(starts, lo) - 1
+        if i < 0:
+            i = 0
         out: list[tuple[int, int, int]] = []
         pos = lo
         npages, start = self.npages, self.start
-        while i < len(runs) and pos < hi:
+        n = len(runs)
+        while i < n and pos < hi:
             r = runs[i]
             s = start[r]
             e = s + npages[r]
@@ -196,11 +229,12 @@ class RunTable:
                 out.append((-1, pos, s))
                 pos = s
             if s < pos:  # run straddles the range start
-                r = self.split(r, pos)
+                r = self._split_at(r, pos, runs, starts, i)
                 i += 1
-                e = start[r] + npages[r]
+                n += 1
             if e > hi:
-                self.split(r, hi)
+                self._split_at(r, hi, runs, starts, i)
+                n += 1
                 e = hi
             out.append((r, pos, e))
             pos = e
@@ -215,23 +249,26 @@ class RunTable:
         if not starts:
             return
         runs = self.obj_runs[o]
-        i = max(bisect.bisect_right(starts, lo) - 2, 0)
+        i = bisect.bisect_right(starts, lo) - 2
+        if i < 0:
+            i = 0
         start, npages = self.start, self.npages
+        # every field of the two runs compared inline over local columns: this loop runs
+        # for nearly every event, and the call per neighbour pair cost more than the test
+        state, memcg, age, mapc = self.state, self.memcg, self.age, self.mapc
+        pinc, origin, rflags, dirty = self.pinc, self.origin, self.rflags, self.dirty
         while i + 1 < len(runs):
             a, b = runs[i], runs[i + 1]
-            if start[a] > hi:
+            sa = start[a]
+            if sa > hi:
                 break
-            if start[a] + npages[a] == start[b] and self._same(a, b):
+            if (sa + npages[a] == start[b] and state[a] == state[b] and memcg[a] == memcg[b]
+                    and age[a] == age[b] and mapc[a] == mapc[b] and pinc[a] == pinc[b]
+                    and origin[a] == origin[b] and rflags[a] == rflags[b] and dirty[a] == dirty[b]):
                 npages[a] += npages[b]
-                self.drop(b)
+                self._drop_at(b, runs, starts, i + 1)
             else:
                 i += 1
-
-    def _same(self, a: int, b: int) -> bool:
-        return (self.state[a] == self.state[b] and self.memcg[a] == self.memcg[b]
-                and self.age[a] == self.age[b] and self.mapc[a] == self.mapc[b]
-                and self.pinc[a] == self.pinc[b] and self.origin[a] == self.origin[b]
-                and self.rflags[a] == self.rflags[b] and self.dirty[a] == self.dirty[b])
 
     def runs_of_object(self, o: int) -> list[int]:
         """Run ids of object ``o`` in page order (a copy, safe to mutate the table while iterating)."""

@@ -33,6 +33,10 @@ from core.pages import Kind, St
 if TYPE_CHECKING:
     from core.machine import Machine
 
+# plain ints for the per-event paths: an IntEnum member lookup (``St.RESIDENT``) costs about
+# 160 ns in Python 3.11, four times the comparison it feeds
+_RESIDENT, _FILE, _DYING = int(St.RESIDENT), int(Kind.FILE), int(State.DYING)
+
 
 class WritebackMixin:
     """Dirty state and cgwb pins of ``Machine`` (see the module docstring)."""
@@ -52,7 +56,7 @@ class WritebackMixin:
         R = self.runs
         stamp = self.lru_age() + 1  # 0 means clean
         for r, _, _ in R.segments(o, lo, hi):
-            if r >= 0 and R.state[r] == St.RESIDENT:
+            if r >= 0 and R.state[r] == _RESIDENT:
                 R.dirty[r] = stamp
         R.coalesce(o, lo, hi)
         if self.o_wb[o] < 0:
@@ -88,7 +92,7 @@ class WritebackMixin:
         self.o_wb[o] = -1
         if self.wb_pinned.pop(o, None) is not None:
             self.mem.wb_pin[m] -= 1
-            if self.mem.state[m] == State.DYING:
+            if self.mem.state[m] == _DYING:
                 self._release_q.append(m)
         else:
             self.wb_inodes[m].discard(o)
@@ -101,10 +105,10 @@ class WritebackMixin:
         """
         R = self.runs
         for o, kind in enumerate(self.o_kind):
-            if kind != Kind.FILE or not self.o_alive[o] or self.o_maps[o] or self.o_pins[o]:
+            if kind != _FILE or not self.o_alive[o] or self.o_maps[o] or self.o_pins[o]:
                 continue
             runs = R.obj_runs.get(o, ())
-            if any(R.state[r] == St.RESIDENT for r in runs):
+            if any(R.state[r] == _RESIDENT for r in runs):
                 continue
             for r in list(runs):
                 R.drop(r)  # shadows only: nothing charged
