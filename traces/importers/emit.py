@@ -481,26 +481,52 @@ OPS: tuple[str, ...] = ("mkdir", "rmdir", "set_limit", "task_start", "task_exit"
 FLAGS: tuple[str | None, ...] = (None, "max", "shmem")
 
 
-def _col(part: _Part, name: str, n: int, typ: pa.DataType) -> pa.Array:
+def _int_values(part: _Part, name: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """An int column of a part as (values, validity or None when all valid)."""
     v = getattr(part, name)
+    n = len(part.time)
     if v is None:
-        return pa.nulls(n, typ)
+        return np.zeros(n, np.int64), np.zeros(n, bool)
     if isinstance(v, np.ndarray):
-        return pa.array(v.astype(np.int64), typ)
+        return np.broadcast_to(v.astype(np.int64, copy=False), (n,)), None
     v = _m(v)
-    return v.cast(typ) if v.type != typ else v
+    if not v.null_count:
+        return v.to_numpy(zero_copy_only=False).astype(np.int64, copy=False), None
+    return pc.fill_null(v, 0).to_numpy().astype(np.int64, copy=False), v.is_valid().to_numpy(zero_copy_only=False)
 
 
-def _gather_refs(parts: list[_Part], attr: str, order: np.ndarray) -> pa.Array | None:
-    # one gather from the shared base array when every part refers to it (or is null)
-    bases = {id(getattr(p, attr).base) for p in parts if isinstance(getattr(p, attr), _Ref)}
-    if len(bases) != 1 or any(getattr(p, attr) is not None and not isinstance(getattr(p, attr), _Ref)
-                              for p in parts):
-        return None
-    base = next(getattr(p, attr).base for p in parts if isinstance(getattr(p, attr), _Ref))
-    idx = np.concatenate([getattr(p, attr).idx if getattr(p, attr) is not None
-                          else np.full(len(p.time), -1, np.int64) for p in parts])[order]
-    return base.take(pa.array(idx, mask=idx < 0, type=pa.int64()))
+def _int_column(parts: list[_Part], name: str, order: np.ndarray) -> pa.Array:
+    """Int column ``name`` of all parts in event ``order``; numpy gathers it (no Arrow concat + take)."""
+    got = [_int_values(p, name) for p in parts]
+    values = np.concatenate([v for v, _ in got])[order]
+    if all(ok is None for _, ok in got):
+        return pa.array(values, pa.int64())
+    valid = np.concatenate([np.ones(len(v), bool) if ok is None else ok for v, ok in got])[order]
+    return pa.array(values, mask=~valid, type=pa.int64())
+
+
+def _string_refs(parts: list[_Part], attr: str) -> tuple[pa.Array, np.ndarray]:
+    """One base array for a string column of all parts, and per event its row in it (-1 = null).
+
+    ``_Ref`` values point into their base; materialised arrays are their own base.
+    Several bases are concatenated once, so the column is gathered by one ``take``.
+    """
+    bases: dict[int, list] = {}  # id -> [array, offset]
+    idx = []
+    for p in parts:
+        v = getattr(p, attr)
+        if v is None:
+            idx.append(np.full(len(p.time), -1, np.int64))
+            continue
+        base, rows = (v.base, v.idx) if isinstance(v, _Ref) else (v, np.arange(len(v), dtype=np.int64))
+        if id(base) not in bases:
+            bases[id(base)] = [base, sum(len(b[0]) for b in bases.values())]
+        idx.append(rows + bases[id(base)][1])
+    arrays = [b[0] if pa.types.is_string(b[0].type) else b[0].cast(pa.string()) for b in bases.values()]
+    if not arrays:
+        arrays = [pa.array([], pa.string())]
+    base = arrays[0] if len(arrays) == 1 else pa.concat_arrays(arrays)
+    return base, np.concatenate(idx)
 
 
 def _machine_codes(parts: list[_Part]) -> tuple[np.ndarray, pa.Array]:
@@ -529,18 +555,17 @@ def _assemble(parts: list[_Part]) -> pa.Table:
                             for p, n in zip(parts, lens)])
     mcode, mnames = _machine_codes(parts)
     order = np.lexsort((phase, time, mcode))  # stable: equal keys keep the parts' order
-    take = pa.array(order)
     opc = np.concatenate([np.full(n, OPS.index(p.op), np.int8) for p, n in zip(parts, lens)])[order]
     flc = np.concatenate([np.full(n, FLAGS.index(p.flags), np.int8) for p, n in zip(parts, lens)])[order]
     arrays = {"time_us": pa.array(time[order]), "machine": mnames.take(pa.array(mcode[order])),
               "op": pa.array(OPS, pa.string()).take(pa.array(opc)),
               "flags": pa.array(FLAGS, pa.string()).take(pa.array(flc))}
-    for name, attr, typ in (("cgroup", "cgroup", pa.string()), ("task", "task", pa.string()),
-                            ("object", "obj", pa.string()), ("offset", "offset", pa.int64()),
-                            ("bytes", "nbytes", pa.int64())):
-        got = _gather_refs(parts, attr, order) if typ == pa.string() else None
-        arrays[name] = got if got is not None else pa.concat_arrays(
-            [_col(p, attr, n, typ) for p, n in zip(parts, lens)]).take(take)
+    for name, attr in (("cgroup", "cgroup"), ("task", "task"), ("object", "obj")):
+        base, idx = _string_refs(parts, attr)
+        idx = idx[order]
+        arrays[name] = base.take(pa.array(idx, mask=idx < 0, type=pa.int64()))
+    for name, attr in (("offset", "offset"), ("bytes", "nbytes")):
+        arrays[name] = _int_column(parts, attr, order)
     return pa.Table.from_arrays([arrays[f.name] for f in TRACE_SCHEMA], schema=TRACE_SCHEMA)
 
 
