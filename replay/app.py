@@ -39,6 +39,7 @@ class RunResult:
     cached: list[str] = field(default_factory=list)
     resumed: dict[str, int] = field(default_factory=dict)
     wall_s: dict[str, float] = field(default_factory=dict)
+    stats: dict[str, dict[str, float]] = field(default_factory=dict)  # per policy: where time went
     plots: list[str] = field(default_factory=list)
 
 
@@ -85,6 +86,7 @@ def _replay_policies(cfg: ReplayConfig, todo: list[str], keys: dict[str, str], s
                 store.clear_run(keys[p])
             store.persist()
             result.wall_s[p] = got.wall_s
+            result.stats[p] = dict(got.stats, replay_s=got.wall_s)
             if got.resumed_from_us >= 0:
                 result.resumed[p] = got.resumed_from_us
 

@@ -112,6 +112,11 @@ class Coordinator:
         self.parts: list[Samples] = []
         self.fleet_parts: list[Samples] = []
         self.uncommitted: list[Samples] = []
+        # where the wall time went (seconds; diagnostics for the benchmark, never in outputs)
+        self.stats: dict[str, float] = {}
+
+    def _count(self, key: str, value: float) -> None:
+        self.stats[key] = self.stats.get(key, 0.0) + value
 
     def resume_point(self) -> int:
         """Last committed time (-1: fresh); drops shard checkpoints that do not match it."""
@@ -136,26 +141,43 @@ class Coordinator:
         self.progress.begin(start_us)
         while t < self.plan.t_end_us:
             t = min((t // self.step_us + 1) * self.step_us, self.plan.t_end_us)
+            t0 = time.monotonic()
             results = self.ex.advance(t, ack)
+            t1 = time.monotonic()
+            self._account(results, t1 - t0)
             fresh = concat_samples([r.samples for r in results])
             self._take(fresh)
             self.uncommitted.append(fresh)
             ack, events = t, sum(r.events for r in results)
             self._maybe_commit(t)
             self._publish(self.progress.update(t, events))
+            self._count("driver_s", time.monotonic() - t1)
             if on_step is not None:
                 on_step(k, self.ex)
             k += 1
         return events
 
+    def _account(self, results: list, wait_s: float) -> None:
+        # the slowest shard sets the round's pace; the others idle at the barrier
+        busy = [r.busy_s for r in results]
+        self._count("rounds", 1)
+        self._count("wait_s", wait_s)
+        self._count("busy_max_s", max(busy, default=0.0))
+        self._count("busy_sum_s", sum(busy))
+        self._count("cpu_sum_s", sum(r.cpu_s for r in results))
+        self._count("cpu_max_s", max((r.cpu_s for r in results), default=0.0))
+        self._count("checkpoint_max_s", max((r.checkpoint_s for r in results), default=0.0))
+
     def _maybe_commit(self, t: int) -> None:
         if self.store is None or not self.every_us or t % self.every_us or t >= self.plan.t_end_us:
             return
+        t0 = time.monotonic()
         self.store.commit(self.run, self.plan.layout, t, _encode(concat_samples(self.uncommitted)))
         self.uncommitted = []
         for i in range(len(self.plan.shards)):
             self.store.drop_checkpoints(self.run, self.plan.layout, i, keep_from=t)
         self.store.persist()
+        self._count("commit_s", time.monotonic() - t0)
 
     def _publish(self, numbers: dict[str, float]) -> None:
         if self.store is not None:
@@ -163,15 +185,19 @@ class Coordinator:
 
     def collect(self, start_us: int, events: int, wall_s: float) -> Collected:
         """Gather final results from the shards and merge everything in machine order."""
+        t0 = time.monotonic()
         finals = self.ex.finish()
+        self.stats["setup_max_s"] = max((f.get("setup_s", 0.0) for f in finals), default=0.0)
         summaries = sorted((s for f in finals for s in f["summaries"]), key=lambda s: s["machine"])
         jobs = concat_samples([f["jobs"] for f in finals])
         fleet = concat_samples(self.fleet_parts)
         if fleet:
             order = np.argsort(fleet[TIME], kind="stable")
             fleet = {k: v[order] for k, v in fleet.items()}
-        return Collected(sort_samples(concat_samples(self.parts)), fleet, summaries, jobs, events,
-                         wall_s, start_us)
+        out = Collected(sort_samples(concat_samples(self.parts)), fleet, summaries, jobs, events,
+                        wall_s, start_us, self.stats)
+        self._count("collect_s", time.monotonic() - t0)
+        return out
 
 
 def replay(plan: Plan, executor: Executor, specs: list, store: Optional[RunStore], run: str,
@@ -182,6 +208,7 @@ def replay(plan: Plan, executor: Executor, specs: list, store: Optional[RunStore
     co = Coordinator(plan, executor, store, run, step_us, checkpoint_every_us, progress)
     start = co.resume_point()
     executor.start(specs)
+    co.stats["start_s"] = time.monotonic() - t0
     try:
         events = co.run_rounds(start, on_step)
         return co.collect(start, events, time.monotonic() - t0)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import time
 import zlib
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -68,6 +69,9 @@ class StepResult:
     t_us: int
     events: int                  # events applied since the shard started (restored count included)
     samples: Samples = field(default_factory=dict)
+    busy_s: float = 0.0          # wall seconds this call spent replaying (diagnostics, never in outputs)
+    cpu_s: float = 0.0           # CPU seconds of the calling thread in this call (load-independent)
+    checkpoint_s: float = 0.0    # wall seconds of it spent writing checkpoints
 
 
 def concat_samples(parts: list[Samples]) -> Samples:
@@ -82,6 +86,7 @@ class Shard:
     """Machines of one shard, their events, and the samples not yet acknowledged."""
 
     def __init__(self, spec: ShardSpec) -> None:
+        t0 = time.monotonic()
         self.spec = spec
         self.batches = self._load_events()
         self.cursor = np.zeros(len(spec.machines), dtype=np.int64)  # next event row per machine
@@ -98,6 +103,8 @@ class Shard:
         else:
             self.machines, self.now_us, self.events, self.pending = state
         self._seek()
+        self.setup_s = time.monotonic() - t0  # events loaded or generated, checkpoint restored
+        self.checkpoint_s = 0.0  # of the current advance_to call
 
     # -- loading and checkpoints -------------------------------------------------------------
     def _load_events(self) -> list[EventBatch]:
@@ -136,11 +143,14 @@ class Shard:
     # -- the replay ----------------------------------------------------------------------------
     def advance_to(self, t_us: int, ack_us: int = -1) -> StepResult:
         """Replay up to simulated time ``t_us`` (a grid point); return samples newer than ``ack_us``."""
+        t0, c0 = time.monotonic(), time.thread_time()
+        self.checkpoint_s = 0.0
         self.pending = [(t, s) for t, s in self.pending if t > ack_us]
         while self.now_us < t_us:
             self._step(min(self._next_grid(self.now_us), t_us))
         fresh = concat_samples([s for t, s in self.pending if ack_us < t <= t_us])
-        return StepResult(self.spec.index, self.now_us, self.events, fresh)
+        return StepResult(self.spec.index, self.now_us, self.events, fresh,
+                          time.monotonic() - t0, time.thread_time() - c0, self.checkpoint_s)
 
     def _next_grid(self, t: int) -> int:
         return (t // self.spec.step_us + 1) * self.spec.step_us
@@ -160,7 +170,9 @@ class Shard:
         self.pending.append((t_us, concat_samples(parts)))
         every = self.spec.checkpoint_every_us
         if self.spec.store is not None and every > 0 and t_us % every == 0:
+            t0 = time.monotonic()
             self._checkpoint()
+            self.checkpoint_s += time.monotonic() - t0
 
     @staticmethod
     def _tagged(samples: Samples, machine_index: int) -> Samples:
@@ -176,7 +188,7 @@ class Shard:
                      for i, m in enumerate(self.machines)]
         jobs = [self._tagged({k: np.asarray(v) for k, v in m.job_table().items()},
                              self.spec.first_machine + i) for i, m in enumerate(self.machines)]
-        return {"summaries": summaries, "jobs": concat_samples(jobs)}
+        return {"summaries": summaries, "jobs": concat_samples(jobs), "setup_s": self.setup_s}
 
     def pid(self) -> int:
         """Process id (the actor-kill test targets it)."""
