@@ -154,7 +154,7 @@ class ChargeMixin:
     def _global_room(self: "Machine", n: int, t: int, mayfail: bool) -> bool:
         """Make room for ``n`` pages machine-wide: kswapd to the high watermark, then global OOM."""
         low = int(self.mem_total * self.cfg.watermark_low)
-        if self._free_pages() - n < low:
+        if self.mem_total - self.resident - self.kmem_total - self.reserved - n < low:  # _free_pages()
             high = int(self.mem_total * self.cfg.watermark_high)
             self.counters["kswapd_wakeups"] += 1
             reclaim.shrink(self, ROOT, high - (self._free_pages() - n), full_walk=True)
@@ -221,9 +221,12 @@ class ChargeMixin:
         need: dict[int, int] = {}
         segs = self.runs.segments(o, lo, hi)
         for r, s, e in segs:
-            if r < 0 and not fill_holes:
-                continue
-            tgt = self._seg_target(o, r, accessor)
+            if r < 0:
+                if not fill_holes:
+                    continue
+                tgt = self.policy.charge_target(self, o, accessor)  # _seg_target of a hole, inlined
+            else:
+                tgt = self._seg_target(o, r, accessor)
             if tgt >= 0:
                 need[tgt] = need.get(tgt, 0) + e - s
         return need, segs
@@ -243,7 +246,8 @@ class ChargeMixin:
         need, segs = self._needs(o, lo, hi, accessor, fill_holes)
         for _ in range(4):  # reclaim inside a charge may evict pages of this very range
             mark = R.mutations
-            for m, n in sorted(need.items()):
+            # sorted() only when there is an order to fix: most faults pay one memcg
+            for m, n in (sorted(need.items()) if len(need) > 1 else need.items()):
                 n -= have.get(m, 0)
                 if n <= 0:
                     continue
@@ -256,7 +260,7 @@ class ChargeMixin:
             need, segs = self._needs(o, lo, hi, accessor, fill_holes)
         self._materialize(o, segs, accessor, fill_holes, have)
         R.coalesce(o, lo, hi)
-        for m in sorted(have):
+        for m in (sorted(have) if len(have) > 1 else have):
             self.handle_over_high(m)
         return True
 
@@ -326,9 +330,9 @@ class ChargeMixin:
 
     def _new_resident(self: "Machine", o: int, s: int, e: int, memcg: int) -> None:
         """Instantiate pages [s, e) of ``o`` charged to ``memcg``, split where mappings differ."""
-        R = self.runs
+        R, age = self.runs, self.lru_age()
         for a, b, mapc in self._map_pieces(o, s, e):
-            r = R.new(o, a, b - a, _RESIDENT, memcg, memcg, mapc, 0, self.lru_age(), self.o_kind[o])
+            r = R.new(o, a, b - a, _RESIDENT, memcg, memcg, mapc, 0, age, self.o_kind[o])
             R.link(r)
             self._acct(r, +1, reserved=True)
 

@@ -113,8 +113,11 @@ class RunTable:
             self.kind.append(kind)
             self.rflags.append(rflags)
             self.dirty.append(dirty)
-        if state == _RESIDENT:
-            self._index_in(self.resident_of, memcg, r)
+        if state == _RESIDENT:  # _index_in, inlined: a new run per event or so
+            s = self.resident_of.get(memcg)
+            if s is None:
+                s = self.resident_of[memcg] = set()
+            s.add(r)
         elif state == _SWAPPED:
             self._index_in(self.swapped_of, memcg, r)
         return r
@@ -257,16 +260,19 @@ class RunTable:
         # for nearly every event, and the call per neighbour pair cost more than the test
         state, memcg, age, mapc = self.state, self.memcg, self.age, self.mapc
         pinc, origin, rflags, dirty = self.pinc, self.origin, self.rflags, self.dirty
-        while i + 1 < len(runs):
+        last = len(runs) - 1
+        while i < last:
             a, b = runs[i], runs[i + 1]
             sa = start[a]
             if sa > hi:
                 break
-            if (sa + npages[a] == start[b] and state[a] == state[b] and memcg[a] == memcg[b]
-                    and age[a] == age[b] and mapc[a] == mapc[b] and pinc[a] == pinc[b]
-                    and origin[a] == origin[b] and rflags[a] == rflags[b] and dirty[a] == dirty[b]):
+            # age, then dirty, first: they are what usually differs between neighbours
+            if (sa + npages[a] == start[b] and age[a] == age[b] and dirty[a] == dirty[b]
+                    and state[a] == state[b] and memcg[a] == memcg[b] and mapc[a] == mapc[b]
+                    and pinc[a] == pinc[b] and origin[a] == origin[b] and rflags[a] == rflags[b]):
                 npages[a] += npages[b]
                 self._drop_at(b, runs, starts, i + 1)
+                last -= 1
             else:
                 i += 1
 
