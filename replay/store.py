@@ -12,6 +12,14 @@ Key layout (``run`` is ``config.config_key``, ``layout`` a digest of the shard p
 - ``commit:<run>:<layout>``    hash  ``t`` -> last committed time, ``chunk:<t>`` -> samples up to t
 - ``progress:<run>``           hash  simulated time, events, wall time (for watchers)
 
+Values larger than ``CHUNK_BYTES`` are stored in pieces (``_put_blob``): the hash field holds
+``b""``, ``<hash key>:parts`` maps the field to its piece count and the pieces are string keys
+``<hash key>:<field>:<j>``. Why: the embedded fakeredis server parses a bulk value in time
+superlinear in its size (a 24 MB checkpoint took ~9 s to store, in 512 KiB pieces 0.4 s) and
+writes replies on a non-blocking socket, so a reply of ~10 MB or more can fail with
+``BlockingIOError`` (a lost checkpoint restore). Values stored before pieces existed (no
+``:parts`` entry) read back unchanged.
+
 URLs are never logged with their password (``redact``).
 """
 
@@ -29,6 +37,8 @@ from urllib.parse import urlsplit, urlunsplit
 import redis
 
 from traces.io import _atomic_write as atomic_write
+
+CHUNK_BYTES = 512 << 10  #: largest value sent to or read from the store in one command
 
 
 class StoreError(RuntimeError):
@@ -123,24 +133,69 @@ class RunStore:
         """``<namespace>:part1:part2...``."""
         return ":".join([self.namespace, *map(str, parts)])
 
+    # -- values of any size (see the module docstring) --------------------------------------
+    def _put_blob(self, key: str, field: str, blob: bytes) -> None:
+        """``HSET key field blob``, in pieces of ``CHUNK_BYTES`` when larger."""
+        if len(blob) <= CHUNK_BYTES:
+            self._drop_blobs(key, [field])
+            self.r.hset(key, field, blob)
+            return
+        n = -(-len(blob) // CHUNK_BYTES)
+        for j in range(n):  # one command per piece: the fake server's parse cost grows with a command's size
+            self.r.set(f"{key}:{field}:{j}", blob[j * CHUNK_BYTES:(j + 1) * CHUNK_BYTES])
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(f"{key}:parts", field, n)
+        pipe.hset(key, field, b"")
+        pipe.execute()
+
+    def _get_blob(self, key: str, field: str | bytes) -> Optional[bytes]:
+        """The value ``_put_blob`` stored (joined from its pieces), or None."""
+        field = field.decode() if isinstance(field, bytes) else field
+        n = self.r.hget(f"{key}:parts", field)
+        if n is None:
+            return self.r.hget(key, field)
+        pieces = [self.r.get(f"{key}:{field}:{j}") for j in range(int(n))]
+        if any(p is None for p in pieces):
+            raise StoreError(f"run store: pieces of {key} {field} are missing")
+        return b"".join(pieces)  # type: ignore[arg-type]
+
+    def _drop_blobs(self, key: str, fields: list) -> None:
+        """Delete the pieces of ``fields`` of ``key`` (not the fields themselves)."""
+        names = [f.decode() if isinstance(f, bytes) else str(f) for f in fields]
+        counts = self.r.hmget(f"{key}:parts", names) if names else []
+        doomed = [f"{key}:{f}:{j}" for f, n in zip(names, counts) if n is not None for j in range(int(n))]
+        if doomed:
+            self.r.delete(*doomed)
+            self.r.hdel(f"{key}:parts", *[f for f, n in zip(names, counts) if n is not None])
+
+    def _get_all_blobs(self, key: str) -> dict[bytes, bytes]:
+        """Every field of ``key`` with its whole value (one reply per field or piece)."""
+        out = {}
+        for f in self.r.hkeys(key):
+            v = self._get_blob(key, f)
+            if v is not None:
+                out[f] = v
+        return out
+
     # -- result cache -------------------------------------------------------------------
     def get_result(self, run: str) -> Optional[dict[str, bytes]]:
         """Files of a finished run, or None."""
-        raw = self.r.hgetall(self.key("result", run))
+        raw = self._get_all_blobs(self.key("result", run))
         return {k.decode(): v for k, v in raw.items()} if raw else None
 
     def put_result(self, run: str, files: dict[str, bytes]) -> None:
         """Cache a finished run's files and forget its checkpoints and commits."""
-        pipe = self.r.pipeline()
-        pipe.delete(self.key("result", run))
-        pipe.hset(self.key("result", run), mapping=files)
-        pipe.execute()
+        k = self.key("result", run)
+        self._drop_blobs(k, self.r.hkeys(k))
+        self.r.delete(k)
+        for name, blob in files.items():
+            self._put_blob(k, name, blob)
         self.clear_run(run)
 
     # -- shard checkpoints ----------------------------------------------------------------
     def put_checkpoint(self, run: str, layout: str, shard: int, t_us: int, blob: bytes) -> None:
         """Store shard ``shard``'s state at simulated time ``t_us``."""
-        self.r.hset(self.key("ckpt", run, layout, shard), str(t_us), blob)
+        self._put_blob(self.key("ckpt", run, layout, shard), str(t_us), blob)
 
     def latest_checkpoint(self, run: str, layout: str, shard: int) -> Optional[tuple[int, bytes]]:
         """(time, state) of the newest checkpoint of a shard, or None."""
@@ -148,7 +203,7 @@ class RunStore:
         times = sorted(int(t) for t in self.r.hkeys(k))
         if not times:
             return None
-        blob = self.r.hget(k, str(times[-1]))
+        blob = self._get_blob(k, str(times[-1]))
         return (times[-1], blob) if blob is not None else None
 
     def drop_checkpoints(self, run: str, layout: str, shard: int, keep_from: int = 0,
@@ -158,25 +213,26 @@ class RunStore:
         doomed = [t for t in self.r.hkeys(k)
                   if int(t) < keep_from or (keep_until is not None and int(t) > keep_until)]
         if doomed:
+            self._drop_blobs(k, doomed)
             self.r.hdel(k, *doomed)
 
     # -- coordinator commits ----------------------------------------------------------------
     def commit(self, run: str, layout: str, t_us: int, chunk: bytes) -> None:
         """Record that every shard checkpointed at ``t_us`` and the samples since the last commit."""
         k = self.key("commit", run, layout)
-        pipe = self.r.pipeline(transaction=True)
-        pipe.hset(k, f"chunk:{t_us:020d}", chunk)
-        pipe.hset(k, "t", str(t_us))
-        pipe.execute()
+        self._put_blob(k, f"chunk:{t_us:020d}", chunk)  # before "t": a commit is never half there
+        self.r.hset(k, "t", str(t_us))
 
     def committed(self, run: str, layout: str) -> tuple[int, list[bytes]]:
         """(last committed time, sample chunks in time order); (-1, []) when nothing was committed."""
-        raw = self.r.hgetall(self.key("commit", run, layout))
-        if b"t" not in raw:
+        key = self.key("commit", run, layout)
+        raw = self.r.hget(key, "t")
+        if raw is None:
             return -1, []
-        t = int(raw[b"t"])
-        chunks = [v for k, v in sorted(raw.items()) if k.startswith(b"chunk:") and int(k[6:]) <= t]
-        return t, chunks
+        t = int(raw)
+        fields = sorted(f for f in self.r.hkeys(key) if f.startswith(b"chunk:") and int(f[6:]) <= t)
+        chunks = [self._get_blob(key, f) for f in fields]
+        return t, [c for c in chunks if c is not None]
 
     def set_progress(self, run: str, fields: dict[str, str | int | float]) -> None:
         """Publish progress of a run (for anyone watching the store)."""
