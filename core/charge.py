@@ -314,9 +314,12 @@ class ChargeMixin:
             if r >= 0 and R.state[r] == _RESIDENT:
                 R.age[r] = now
                 continue
-            if r < 0 and not fill_holes:
+            if r >= 0:
+                tgt = self._seg_target(o, r, accessor)
+            elif fill_holes:
+                tgt = self.policy.charge_target(self, o, accessor)  # _seg_target of a hole, inlined
+            else:
                 continue
-            tgt = self._seg_target(o, r, accessor)
             if have.get(tgt, 0) < e - s:  # reclaim moved pages after the last charge: pay now
                 self.mem.charge(tgt, e - s)
                 self.reserved += e - s

@@ -248,10 +248,11 @@ class MemcgTable:
     def over_high(self, m: int) -> list[int]:
         """Ancestors (incl. ``m``) whose usage exceeds memory.high, nearest first."""
         out = []
+        usage, high, parent = self.usage, self.high, self.parent  # after every charging fault
         while m >= 0:
-            if self.usage[m] > self.high[m]:
+            if usage[m] > high[m]:
                 out.append(m)
-            m = self.parent[m]
+            m = parent[m]
         return out
 
     def nearest_online(self, m: int) -> int:
