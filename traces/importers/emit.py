@@ -495,16 +495,6 @@ def _int_values(part: _Part, name: str) -> tuple[np.ndarray, np.ndarray | None]:
     return pc.fill_null(v, 0).to_numpy().astype(np.int64, copy=False), v.is_valid().to_numpy(zero_copy_only=False)
 
 
-def _int_column(parts: list[_Part], name: str, order: np.ndarray) -> pa.Array:
-    """Int column ``name`` of all parts in event ``order``; numpy gathers it (no Arrow concat + take)."""
-    got = [_int_values(p, name) for p in parts]
-    values = np.concatenate([v for v, _ in got])[order]
-    if all(ok is None for _, ok in got):
-        return pa.array(values, pa.int64())
-    valid = np.concatenate([np.ones(len(v), bool) if ok is None else ok for v, ok in got])[order]
-    return pa.array(values, mask=~valid, type=pa.int64())
-
-
 def _string_refs(parts: list[_Part], attr: str) -> tuple[pa.Array, np.ndarray]:
     """One base array for a string column of all parts, and per event its row in it (-1 = null).
 
@@ -529,8 +519,8 @@ def _string_refs(parts: list[_Part], attr: str) -> tuple[pa.Array, np.ndarray]:
     return base, np.concatenate(idx)
 
 
-def _machine_codes(parts: list[_Part]) -> tuple[np.ndarray, pa.Array]:
-    # per event the rank of its machine id; the sorted distinct ids
+def _machine_codes(parts: list[_Part]) -> tuple[list[np.ndarray], pa.Array]:
+    # per part, per event the rank of its machine id; the sorted distinct ids
     arrays = {}
     for p in parts:
         base = p.machine.base if isinstance(p.machine, _Ref) else p.machine
@@ -538,35 +528,141 @@ def _machine_codes(parts: list[_Part]) -> tuple[np.ndarray, pa.Array]:
     names = pa.concat_arrays([pc.unique(a.cast(pa.string())) for a in arrays.values()])
     names = pc.unique(names)
     names = names.take(pc.sort_indices(names))
-    codes = {k: pc.index_in(a.cast(pa.string()), value_set=names).to_numpy(zero_copy_only=False)
+    codes = {k: pc.index_in(a.cast(pa.string()), value_set=names).to_numpy(zero_copy_only=False).astype(np.int64)
              for k, a in arrays.items()}
     out = [codes[id(p.machine.base)][p.machine.idx] if isinstance(p.machine, _Ref) else codes[id(p.machine)]
            for p in parts]
-    return np.concatenate(out).astype(np.int64), names
+    return out, names
+
+
+def _phases(parts: list[_Part]) -> list[np.ndarray]:
+    return [np.broadcast_to(np.asarray(p.major) * 64 + np.asarray(p.minor) + 32, (len(p.time),)).astype(np.int64)
+            for p in parts]
+
+
+def _sort_events(parts: list[_Part], mcodes: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stable order of all events by (machine code, time, phase); also time and machine code in that order.
+
+    Equal keys keep the parts' order (part, then row within the part).
+    """
+    times = [np.asarray(p.time, dtype=np.int64) for p in parts]
+    phases = _phases(parts)
+    packed = _packed_keys(mcodes, times, phases)
+    if packed is None:
+        mcode, time, phase = (np.concatenate(x) for x in (mcodes, times, phases))
+        order = np.lexsort((phase, time, mcode))
+        return order, time[order], mcode[order]
+    keys, t0, tbits, pbits = packed
+    # each part sorted on its own, then one stable sort of the concatenated runs: timsort merges
+    # runs, so this is much cheaper than sorting everything from scratch (and the result is the
+    # same permutation: ties inside a part keep their row order, ties across parts their part order)
+    pre = np.concatenate(_part_orders(parts, mcodes, times, keys))
+    key = np.concatenate(keys)[pre]
+    s = np.argsort(key, kind="stable")
+    key = key[s]
+    return pre[s], (key >> pbits & ((1 << tbits) - 1)) + t0, key >> (tbits + pbits)
+
+
+def _packed_keys(mcodes: list[np.ndarray], times: list[np.ndarray],
+                 phases: list[np.ndarray]) -> tuple[list[np.ndarray], int, int, int] | None:
+    """Per part the int64 key (machine, time - t0, phase - p0) packed in bits; None if it needs > 63 bits."""
+    t0 = min(int(t.min()) for t in times)
+    p0 = min(int(p.min()) for p in phases)
+    tbits = (max(int(t.max()) for t in times) - t0).bit_length()
+    pbits = (max(int(p.max()) for p in phases) - p0).bit_length()
+    mbits = max(int(m.max()) for m in mcodes).bit_length()
+    if tbits + pbits + mbits > 63:
+        return None
+    keys = [(m << (tbits + pbits)) | ((t - t0) << pbits) | (ph - p0) for m, t, ph in zip(mcodes, times, phases)]
+    return keys, t0, tbits, pbits
+
+
+def _part_orders(parts: list[_Part], mcodes: list[np.ndarray], times: list[np.ndarray],
+                 keys: list[np.ndarray]) -> list[np.ndarray]:
+    """Per part the stable order of its keys, offset to the concatenation.
+
+    Many parts have the same machines and times (a task's start, reads and maps),
+    and a part with one phase is ordered by those alone, so such parts share one sort.
+    """
+    done: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    out, off = [], 0
+    for p, m, t, k in zip(parts, mcodes, times, keys):
+        one_phase = np.ndim(p.major) == 0 and np.ndim(p.minor) == 0
+        o = next((o for m2, t2, o in done if one_phase and m2.size == m.size
+                  and np.array_equal(t2, t) and np.array_equal(m2, m)), None)
+        if o is None:
+            o = np.argsort(k, kind="stable")
+            if one_phase:
+                done.append((m, t, o))
+        out.append(o + off)
+        off += k.size
+    return out
 
 
 def _assemble(parts: list[_Part]) -> pa.Table:
     parts = [p for p in parts if len(p.time)]
     if not parts:
         return TRACE_SCHEMA.empty_table()
-    lens = [len(p.time) for p in parts]
-    time = np.concatenate([p.time for p in parts]).astype(np.int64)
-    phase = np.concatenate([np.broadcast_to(np.asarray(p.major) * 64 + np.asarray(p.minor) + 32, (n,))
-                            for p, n in zip(parts, lens)])
-    mcode, mnames = _machine_codes(parts)
-    order = np.lexsort((phase, time, mcode))  # stable: equal keys keep the parts' order
-    opc = np.concatenate([np.full(n, OPS.index(p.op), np.int8) for p, n in zip(parts, lens)])[order]
-    flc = np.concatenate([np.full(n, FLAGS.index(p.flags), np.int8) for p, n in zip(parts, lens)])[order]
-    arrays = {"time_us": pa.array(time[order]), "machine": mnames.take(pa.array(mcode[order])),
-              "op": pa.array(OPS, pa.string()).take(pa.array(opc)),
-              "flags": pa.array(FLAGS, pa.string()).take(pa.array(flc))}
-    for name, attr in (("cgroup", "cgroup"), ("task", "task"), ("object", "obj")):
-        base, idx = _string_refs(parts, attr)
-        idx = idx[order]
-        arrays[name] = base.take(pa.array(idx, mask=idx < 0, type=pa.int64()))
-    for name, attr in (("offset", "offset"), ("bytes", "nbytes")):
-        arrays[name] = _int_column(parts, attr, order)
+    mcodes, mnames = _machine_codes(parts)
+    order, time, mcode = _sort_events(parts, mcodes)
+    ints = {a: [_int_values(p, a) for p in parts] for a in ("offset", "nbytes")}
+    meta = _meta(parts, ints)[order]  # op, flags and the two validities: one gather instead of four
+    arrays = {"time_us": pa.array(time), "machine": mnames.take(pa.array(mcode)),
+              "op": pa.array(OPS, pa.string()).take(pa.array(meta & 15)),
+              "flags": pa.array(FLAGS, pa.string()).take(pa.array(meta >> 4 & 3))}
+    cg_base, cg_idx = _string_refs(parts, "cgroup")
+    task_base, task_idx = _string_refs(parts, "task")
+    cg_idx, task_idx = _gather_pair(cg_idx, task_idx, order)
+    obj_base, obj_idx = _string_refs(parts, "obj")
+    for name, base, idx in (("cgroup", cg_base, cg_idx), ("task", task_base, task_idx),
+                            ("object", obj_base, obj_idx[order])):
+        arrays[name] = _take_nullable(base, idx)
+    for name, attr, bit in (("offset", "offset", 64), ("bytes", "nbytes", 128)):
+        values = np.concatenate([v for v, _ in ints[attr]])[order]
+        valid = None if all(ok is None for _, ok in ints[attr]) else (meta & bit) != 0
+        arrays[name] = pa.array(values, pa.int64()) if valid is None else pa.array(values, mask=~valid, type=pa.int64())
     return pa.Table.from_arrays([arrays[f.name] for f in TRACE_SCHEMA], schema=TRACE_SCHEMA)
+
+
+def _take_nullable(base: pa.Array, idx: np.ndarray) -> pa.Array:
+    """``base.take(idx)`` for a string ``base``, where -1 means null.
+
+    Arrow's take with null indices is several times slower than without, so the
+    valid rows are taken densely and the nulls are put in by rebuilding the
+    offsets (a null string occupies no bytes) and the validity bitmap.
+    """
+    valid = idx >= 0
+    n_valid = int(np.count_nonzero(valid))
+    if n_valid == idx.size:
+        return base.take(pa.array(idx, type=pa.int64()))
+    dense = base.take(pa.array(idx[valid], type=pa.int64()))
+    offsets = np.frombuffer(dense.buffers()[1], dtype=np.int32)[dense.offset:dense.offset + n_valid + 1]
+    before = np.zeros(idx.size + 1, dtype=np.int64)
+    np.cumsum(valid, out=before[1:])  # valid rows before each row
+    data = dense.buffers()[2] or pa.py_buffer(b"")
+    return pa.Array.from_buffers(pa.string(), idx.size, [pa.py_buffer(np.packbits(valid, bitorder="little")),
+                                                         pa.py_buffer(offsets[before]), data],
+                                 null_count=idx.size - n_valid)
+
+
+def _gather_pair(a: np.ndarray, b: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``a[order], b[order]`` for row numbers >= -1; packed in one int64 (one random gather, not two)."""
+    if max(int(a.max()), int(b.max())) >= (1 << 31) - 1:
+        return a[order], b[order]
+    both = ((a + 1) | ((b + 1) << 32))[order]
+    return (both & 0xFFFFFFFF) - 1, (both >> 32) - 1
+
+
+def _meta(parts: list[_Part], ints: dict[str, list]) -> np.ndarray:
+    """Per event (parts' order) op code | flags code << 4 | offset valid << 6 | bytes valid << 7."""
+    out = []
+    for i, p in enumerate(parts):
+        m = np.full(len(p.time), OPS.index(p.op) | FLAGS.index(p.flags) << 4, dtype=np.uint8)
+        for attr, bit in (("offset", 64), ("nbytes", 128)):
+            ok = ints[attr][i][1]
+            m |= np.uint8(bit) if ok is None else ok.astype(np.uint8) << np.uint8(bit.bit_length() - 1)
+        out.append(m)
+    return np.concatenate(out)
 
 
 def _count(table: pa.Table, cg: Cgroups, report: ImportReport) -> None:
