@@ -138,8 +138,8 @@ def emit(cg: Cgroups, samples: Samples, updates: Updates, rules: tuple[Rule, ...
     parts += _teardown_parts(cg, samples, params)
     if markers is not None and len(markers[0]):
         parts.append(_Part("sync", markers[1], P_MARK, 0, markers[0]))
-    table = _assemble(parts)
-    _count(table, cg, report)
+    table, machines = _assemble(parts)
+    _count(table, cg, report, parts, machines)
     return table
 
 
@@ -599,10 +599,11 @@ def _part_orders(parts: list[_Part], mcodes: list[np.ndarray], times: list[np.nd
     return out
 
 
-def _assemble(parts: list[_Part]) -> pa.Table:
+def _assemble(parts: list[_Part]) -> tuple[pa.Table, list[str]]:
+    """The events of ``parts`` as one sorted trace table; and the machine ids that occur in it."""
     parts = [p for p in parts if len(p.time)]
     if not parts:
-        return TRACE_SCHEMA.empty_table()
+        return TRACE_SCHEMA.empty_table(), []
     mcodes, mnames = _machine_codes(parts)
     order, time, mcode = _sort_events(parts, mcodes)
     ints = {a: [_int_values(p, a) for p in parts] for a in ("offset", "nbytes")}
@@ -621,7 +622,9 @@ def _assemble(parts: list[_Part]) -> pa.Table:
         values = np.concatenate([v for v, _ in ints[attr]])[order]
         valid = None if all(ok is None for _, ok in ints[attr]) else (meta & bit) != 0
         arrays[name] = pa.array(values, pa.int64()) if valid is None else pa.array(values, mask=~valid, type=pa.int64())
-    return pa.Table.from_arrays([arrays[f.name] for f in TRACE_SCHEMA], schema=TRACE_SCHEMA)
+    used = np.flatnonzero(np.bincount(mcode, minlength=len(mnames)))
+    return pa.Table.from_arrays([arrays[f.name] for f in TRACE_SCHEMA], schema=TRACE_SCHEMA), \
+        mnames.take(pa.array(used)).to_pylist()
 
 
 def _take_nullable(base: pa.Array, idx: np.ndarray) -> pa.Array:
@@ -665,12 +668,16 @@ def _meta(parts: list[_Part], ints: dict[str, list]) -> np.ndarray:
     return np.concatenate(out)
 
 
-def _count(table: pa.Table, cg: Cgroups, report: ImportReport) -> None:
+def _count(table: pa.Table, cg: Cgroups, report: ImportReport, parts: list[_Part], machines: list[str]) -> None:
+    # counted from the parts, not from the 7-million-row string columns of the table
     report.cgroups = len(cg)
     report.tasks = int(_has_task(cg).sum())
     report.events = table.num_rows
-    if table.num_rows:
-        vc = pc.value_counts(table.column("op").combine_chunks())
-        report.ops = {str(k): int(v) for k, v in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist())}
-    for m in pc.unique(table.column("machine")).to_pylist():
+    ops: dict[str, int] = {}
+    for p in parts:
+        if len(p.time):
+            ops[p.op] = ops.get(p.op, 0) + len(p.time)
+    if ops:
+        report.ops = ops
+    for m in machines:
         report.machines.setdefault(m, 0)
