@@ -115,8 +115,11 @@ class ChargeMixin:
         """Reserve ``n`` pages on ``m``'s hierarchy (try_charge_memcg); False if refused or ``t`` died."""
         if n <= 0:
             return True
-        if not self._global_room(n, t, mayfail):
-            return False
+        free = self.mem_total - self.resident - self.kmem_total - self.reserved  # _free_pages()
+        # _global_room only when it has work: a call per charge costs more than this test
+        if free - n < int(self.mem_total * self.cfg.watermark_low) or free < n:
+            if not self._global_room(n, t, mayfail):
+                return False
         mem = self.mem
         retries = MAX_RECLAIM_RETRIES
         while True:

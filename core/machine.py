@@ -218,7 +218,7 @@ class Machine(ChargeMixin, PolicyOpsMixin, WritebackMixin, SwapSlotsMixin):
         rows = batch.row.tolist() if batch.row is not None else list(range(1, len(times) + 1))
         # a trailing None makes index NULL (-1) decode to None without a test per column and event
         names_c, names_t, names_o = ([*batch.cgroups, None], [*batch.tasks, None], [*batch.objects, None])
-        handlers, counters, queue = self._handlers, self.counters, self._queue
+        handlers, counters, queue, release_q = self._handlers, self.counters, self._queue, self._release_q
         # one event object refilled per row: no handler keeps it, and filling slots costs less
         # than constructing an object per event
         ev = _Ev(batch.source, 0, None, None, None, NULL, NULL, 0)
@@ -235,7 +235,7 @@ class Machine(ChargeMixin, PolicyOpsMixin, WritebackMixin, SwapSlotsMixin):
             ev.offset, ev.nbytes, ev.flags = off[i], nb[i], fl[i]
             handlers[ops[i]](self, ev)
             counters["events"] += 1
-            if self._release_q:
+            if release_q:
                 self.reap()
             if queue and queue[0][0] <= t:
                 next_due = t
