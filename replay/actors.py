@@ -28,9 +28,9 @@ class ShardHost:
         """See ``Shard.advance_to`` (idempotent)."""
         return self.shard.advance_to(t_us, ack_us)
 
-    def finish(self) -> dict[str, Any]:
+    def finish(self, t_us: int = -1) -> dict[str, Any]:
         """See ``Shard.finish``."""
-        return self.shard.finish()
+        return self.shard.finish(t_us)
 
     def pid(self) -> int:
         """The actor's process id."""

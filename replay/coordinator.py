@@ -186,7 +186,7 @@ class Coordinator:
     def collect(self, start_us: int, events: int, wall_s: float) -> Collected:
         """Gather final results from the shards and merge everything in machine order."""
         t0 = time.monotonic()
-        finals = self.ex.finish()
+        finals = self.ex.finish(self.plan.t_end_us)
         self.stats["setup_max_s"] = max((f.get("setup_s", 0.0) for f in finals), default=0.0)
         summaries = sorted((s for f in finals for s in f["summaries"]), key=lambda s: s["machine"])
         jobs = concat_samples([f["jobs"] for f in finals])

@@ -29,8 +29,8 @@ class Executor(Protocol):
     def advance(self, t_us: int, ack_us: int) -> list[StepResult]:
         """Every shard to ``t_us``; results in shard order."""
 
-    def finish(self) -> list[dict[str, Any]]:
-        """Every shard's final results, in shard order."""
+    def finish(self, t_us: int) -> list[dict[str, Any]]:
+        """Every shard's final results at ``t_us`` (the replay's end), in shard order."""
 
     def close(self) -> None:
         """Release the shards (not the Ray cluster)."""
@@ -50,9 +50,9 @@ class LocalExecutor:
         """Advance each shard in turn."""
         return [s.advance_to(t_us, ack_us) for s in self.shards]
 
-    def finish(self) -> list[dict[str, Any]]:
+    def finish(self, t_us: int) -> list[dict[str, Any]]:
         """Each shard's final results."""
-        return [s.finish() for s in self.shards]
+        return [s.finish(t_us) for s in self.shards]
 
     def close(self) -> None:
         """Drop the shards."""
@@ -108,9 +108,9 @@ class RayExecutor:
         """One round on every actor in parallel."""
         return self._get([a.advance_to.remote(t_us, ack_us) for a in self.actors])
 
-    def finish(self) -> list[dict[str, Any]]:
+    def finish(self, t_us: int) -> list[dict[str, Any]]:
         """Final results of every actor."""
-        return self._get([a.finish.remote() for a in self.actors])
+        return self._get([a.finish.remote(t_us) for a in self.actors])
 
     def pids(self) -> list[int]:
         """Process ids of the actors (for fault-injection tests)."""

@@ -59,6 +59,9 @@ class ShardSpec:
     store: Optional[RunStore] = None
     synth: Optional[dict[str, Any]] = None  # SynthParams fields: generate the machines' events here
     knobs: dict[str, dict[str, Any]] = field(default_factory=dict)  # make_policy knobs
+    # end of the replay (0: unknown). No checkpoint is written there: the coordinator never
+    # commits the end, and ``finish`` re-replays up to it after a restart from an older one.
+    t_end_us: int = 0
 
 
 @dataclass
@@ -169,7 +172,7 @@ class Shard:
         self.now_us = t_us
         self.pending.append((t_us, concat_samples(parts)))
         every = self.spec.checkpoint_every_us
-        if self.spec.store is not None and every > 0 and t_us % every == 0:
+        if self.spec.store is not None and every > 0 and t_us % every == 0 and t_us != self.spec.t_end_us:
             t0 = time.monotonic()
             self._checkpoint()
             self.checkpoint_s += time.monotonic() - t0
@@ -182,8 +185,14 @@ class Shard:
         return {"machine": np.full(n, machine_index, dtype=np.int32), **samples}
 
     # -- the end -------------------------------------------------------------------------------
-    def finish(self) -> dict[str, Any]:
-        """Per-machine summaries and the per-job rows (columnar), in machine order."""
+    def finish(self, t_us: int = -1) -> dict[str, Any]:
+        """Per-machine summaries and the per-job rows (columnar) at ``t_us``, in machine order.
+
+        A shard restarted from a checkpoint older than ``t_us`` (its actor died after the last
+        round) replays up to ``t_us`` first, so a retried ``finish`` returns what the lost one would.
+        """
+        if t_us > self.now_us:
+            self.advance_to(t_us, ack_us=t_us)  # the coordinator has every sample up to t_us
         summaries = [dict(m.summary(), machine=self.spec.first_machine + i)
                      for i, m in enumerate(self.machines)]
         jobs = [self._tagged({k: np.asarray(v) for k, v in m.job_table().items()},
