@@ -134,7 +134,10 @@ class RunTable:
         """Unlink run ``r`` from its object and memcg sets and free its slot."""
         o = self.obj[r]
         starts = self.obj_starts[o]
-        self._drop_at(r, self.obj_runs[o], starts, bisect.bisect_left(starts, self.start[r]))
+        at = self.start[r]
+        # freeing a whole object drops its runs in page order: each is first when its turn comes
+        i = 0 if starts[0] == at else bisect.bisect_left(starts, at)
+        self._drop_at(r, self.obj_runs[o], starts, i)
 
     def _index(self, r: int) -> None:
         st = self.state[r]
@@ -213,11 +216,21 @@ class RunTable:
             return [(-1, lo, hi)] if hi > lo else []
         runs = self.obj_runs[o]
         i = bisect.bisect_right(starts, lo) - 1
+        npages, start = self.npages, self.start
+        if i >= 0 and lo < hi:
+            r = runs[i]
+            e = starts[i] + npages[r]
+            if hi <= e:  # one run covers [lo, hi), the usual case: the loop's splits without the loop
+                if starts[i] < lo:
+                    r = self._split_at(r, lo, runs, starts, i)
+                    i += 1
+                if hi < e:
+                    self._split_at(r, hi, runs, starts, i)
+                return [(r, lo, hi)]
         if i < 0:
             i = 0
         out: list[tuple[int, int, int]] = []
         pos = lo
-        npages, start = self.npages, self.start
         n = len(runs)
         while i < n and pos < hi:
             r = runs[i]
