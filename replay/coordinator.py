@@ -135,26 +135,49 @@ class Coordinator:
             self.parts.append(s)
             self.fleet_parts.append(fleet_rows(s))
 
+    def round_times(self, start_us: int) -> list[int]:
+        """Targets of the rounds after ``start_us``: the step grid, the plan's end last."""
+        first = (max(start_us, 0) // self.step_us + 1) * self.step_us
+        return [*range(first, self.plan.t_end_us, self.step_us), self.plan.t_end_us]
+
     def run_rounds(self, start_us: int, on_step: Optional[StepHook] = None) -> int:
-        """Advance every shard from ``start_us`` to the plan's end; returns events applied."""
-        t, ack, events, k = max(start_us, 0), start_us, 0, 0
+        """Advance every shard from ``start_us`` to the plan's end; returns events applied.
+
+        Rounds are pipelined: round k+1 is queued on every shard before round k is awaited, so
+        a shard that finishes a round early goes on instead of idling at the barrier, and the
+        driver's aggregation overlaps the shards' work. Call k+1 acknowledges round k's samples
+        before the driver holds them: each shard runs its calls in order and a returned result
+        survives the shard's death, so those samples cannot be lost. With ``on_step`` the
+        rounds are not pipelined, so that the hook sees every shard stopped at the round's time
+        -- unless the hook says it does not need that (``on_step.pipelined = True``).
+        """
+        times = self.round_times(start_us) if start_us < self.plan.t_end_us else []
+        acks = [start_us, *times[:-1]]
+        depth = 1 if on_step is not None and not getattr(on_step, "pipelined", False) else 2
+        sent, events = 0, 0
         self.progress.begin(start_us)
-        while t < self.plan.t_end_us:
-            t = min((t // self.step_us + 1) * self.step_us, self.plan.t_end_us)
-            t0 = time.monotonic()
-            results = self.ex.advance(t, ack)
-            t1 = time.monotonic()
-            self._account(results, t1 - t0)
-            fresh = concat_samples([r.samples for r in results])
-            self._take(fresh)
-            self.uncommitted.append(fresh)
-            ack, events = t, sum(r.events for r in results)
-            self._maybe_commit(t)
-            self._publish(self.progress.update(t, events))
-            self._count("driver_s", time.monotonic() - t1)
+        for k, t in enumerate(times):
+            while sent < min(len(times), k + depth):
+                self.ex.submit(times[sent], acks[sent])
+                sent += 1
+            events = self._round(t)
             if on_step is not None:
                 on_step(k, self.ex)
-            k += 1
+        return events
+
+    def _round(self, t: int) -> int:
+        """Collect the round ending at ``t``, aggregate and maybe commit it; returns events so far."""
+        t0 = time.monotonic()
+        results = self.ex.collect()
+        t1 = time.monotonic()
+        self._account(results, t1 - t0)
+        fresh = concat_samples([r.samples for r in results])
+        self._take(fresh)
+        self.uncommitted.append(fresh)
+        events = sum(r.events for r in results)
+        self._maybe_commit(t)
+        self._publish(self.progress.update(t, events))
+        self._count("driver_s", time.monotonic() - t1)
         return events
 
     def _account(self, results: list, wait_s: float) -> None:

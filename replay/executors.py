@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import deque
 from typing import Any, Protocol
 
 from replay.config import ExecutorCfg, RayCfg
@@ -26,8 +27,11 @@ class Executor(Protocol):
     def start(self, specs: list[ShardSpec]) -> None:
         """Create the shards (restoring checkpoints where the store has them)."""
 
-    def advance(self, t_us: int, ack_us: int) -> list[StepResult]:
-        """Every shard to ``t_us``; results in shard order."""
+    def submit(self, t_us: int, ack_us: int) -> None:
+        """Queue a round: every shard to ``t_us``, acknowledging samples up to ``ack_us``."""
+
+    def collect(self) -> list[StepResult]:
+        """Results of the oldest queued round, in shard order."""
 
     def finish(self, t_us: int) -> list[dict[str, Any]]:
         """Every shard's final results at ``t_us`` (the replay's end), in shard order."""
@@ -41,13 +45,19 @@ class LocalExecutor:
 
     def __init__(self) -> None:
         self.shards: list[Shard] = []
+        self.queued: deque[tuple[int, int]] = deque()
 
     def start(self, specs: list[ShardSpec]) -> None:
         """Build every shard here."""
         self.shards = [Shard(s) for s in specs]
 
-    def advance(self, t_us: int, ack_us: int) -> list[StepResult]:
-        """Advance each shard in turn."""
+    def submit(self, t_us: int, ack_us: int) -> None:
+        """Remember the round; it runs in ``collect`` (nothing runs in the background here)."""
+        self.queued.append((t_us, ack_us))
+
+    def collect(self) -> list[StepResult]:
+        """Advance each shard in turn through the oldest queued round."""
+        t_us, ack_us = self.queued.popleft()
         return [s.advance_to(t_us, ack_us) for s in self.shards]
 
     def finish(self, t_us: int) -> list[dict[str, Any]]:
@@ -91,6 +101,7 @@ class RayExecutor:
         self.cfg = cfg
         ensure_ray(ray_cfg)
         self.actors: list[Any] = []
+        self.queued: deque[list[Any]] = deque()  # object refs of submitted rounds, oldest first
 
     def start(self, specs: list[ShardSpec]) -> None:
         """Create the actors (each loads its own partition and checkpoint)."""
@@ -104,9 +115,13 @@ class RayExecutor:
 
         return ray.get(refs, timeout=self.cfg.timeout_s)
 
-    def advance(self, t_us: int, ack_us: int) -> list[StepResult]:
-        """One round on every actor in parallel."""
-        return self._get([a.advance_to.remote(t_us, ack_us) for a in self.actors])
+    def submit(self, t_us: int, ack_us: int) -> None:
+        """Send a round to every actor; an actor runs its calls in the order they were sent."""
+        self.queued.append([a.advance_to.remote(t_us, ack_us) for a in self.actors])
+
+    def collect(self) -> list[StepResult]:
+        """Wait for the oldest submitted round on every actor."""
+        return self._get(self.queued.popleft())
 
     def finish(self, t_us: int) -> list[dict[str, Any]]:
         """Final results of every actor."""
@@ -123,6 +138,7 @@ class RayExecutor:
         for a in self.actors:
             ray.kill(a, no_restart=True)
         self.actors = []
+        self.queued.clear()
 
 
 def make_executor(cfg: ExecutorCfg, ray_cfg: RayCfg) -> Executor:

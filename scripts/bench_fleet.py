@@ -60,6 +60,7 @@ def _probe(measure: dict[str, Any], last_round: int):
         t0 = time.monotonic()
         _measure(measure, executor)
         measure["probe_s"] = time.monotonic() - t0  # taken out of the run's wall time
+    hook.pipelined = True  # type: ignore[attr-defined]  # after the last round nothing is in flight
     return hook
 
 
