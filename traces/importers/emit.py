@@ -27,6 +27,9 @@ the event semantics live here once. The mapping, documented in
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -556,11 +559,16 @@ def _sort_events(parts: list[_Part], mcodes: list[np.ndarray]) -> tuple[np.ndarr
     # each part sorted on its own, then one stable sort of the concatenated runs: timsort merges
     # runs, so this is much cheaper than sorting everything from scratch (and the result is the
     # same permutation: ties inside a part keep their row order, ties across parts their part order)
-    pre = np.concatenate(_part_orders(parts, mcodes, times, keys))
+    pre = _part_orders(parts, mcodes, times, keys)
     key = np.concatenate(keys)[pre]
     s = np.argsort(key, kind="stable")
     key = key[s]
-    return pre[s], (key >> pbits & ((1 << tbits) - 1)) + t0, key >> (tbits + pbits)
+    # in place where possible: every fresh 58 MB array costs page faults, which dominate on a VM
+    time = key >> pbits
+    time &= (1 << tbits) - 1
+    time += t0
+    key >>= tbits + pbits
+    return pre[s], time, key
 
 
 def _packed_keys(mcodes: list[np.ndarray], times: list[np.ndarray],
@@ -573,30 +581,38 @@ def _packed_keys(mcodes: list[np.ndarray], times: list[np.ndarray],
     mbits = max(int(m.max()) for m in mcodes).bit_length()
     if tbits + pbits + mbits > 63:
         return None
-    keys = [(m << (tbits + pbits)) | ((t - t0) << pbits) | (ph - p0) for m, t, ph in zip(mcodes, times, phases)]
-    return keys, t0, tbits, pbits
+    return [_pack(m, t, ph, t0, p0, tbits, pbits) for m, t, ph in zip(mcodes, times, phases)], t0, tbits, pbits
+
+
+def _pack(m: np.ndarray, t: np.ndarray, ph: np.ndarray, t0: int, p0: int, tbits: int, pbits: int) -> np.ndarray:
+    key = m << (tbits + pbits)
+    rel = t - t0
+    rel <<= pbits
+    key |= rel
+    key |= ph - p0
+    return key
 
 
 def _part_orders(parts: list[_Part], mcodes: list[np.ndarray], times: list[np.ndarray],
-                 keys: list[np.ndarray]) -> list[np.ndarray]:
-    """Per part the stable order of its keys, offset to the concatenation.
+                 keys: list[np.ndarray]) -> np.ndarray:
+    """Per part the stable order of its keys, offset to the concatenation; concatenated.
 
     Many parts have the same machines and times (a task's start, reads and maps),
     and a part with one phase is ordered by those alone, so such parts share one sort.
     """
-    done: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    out, off = [], 0
-    for p, m, t, k in zip(parts, mcodes, times, keys):
-        one_phase = np.ndim(p.major) == 0 and np.ndim(p.minor) == 0
-        o = next((o for m2, t2, o in done if one_phase and m2.size == m.size
-                  and np.array_equal(t2, t) and np.array_equal(m2, m)), None)
-        if o is None:
-            o = np.argsort(k, kind="stable")
-            if one_phase:
-                done.append((m, t, o))
-        out.append(o + off)
-        off += k.size
-    return out
+    same = list(range(len(parts)))  # the part whose sort each part reuses
+    for i, (p, m, t) in enumerate(zip(parts, mcodes, times)):
+        if np.ndim(p.major) == 0 and np.ndim(p.minor) == 0:
+            same[i] = next((j for j in range(i) if same[j] == j and np.ndim(parts[j].major) == 0
+                            and np.ndim(parts[j].minor) == 0 and mcodes[j].size == m.size
+                            and np.array_equal(times[j], t) and np.array_equal(mcodes[j], m)), i)
+    own = [i for i in range(len(parts)) if same[i] == i]
+    sorted_ = dict(zip(own, _parallel([lambda k=keys[i]: np.argsort(k, kind="stable") for i in own])))
+    offsets = np.cumsum([0] + [k.size for k in keys])
+    pre = np.empty(offsets[-1], dtype=np.int64)
+    for i in range(len(parts)):
+        np.add(sorted_[same[i]], offsets[i], out=pre[offsets[i]:offsets[i + 1]])
+    return pre
 
 
 def _assemble(parts: list[_Part]) -> tuple[pa.Table, list[str]]:
@@ -607,24 +623,46 @@ def _assemble(parts: list[_Part]) -> tuple[pa.Table, list[str]]:
     mcodes, mnames = _machine_codes(parts)
     order, time, mcode = _sort_events(parts, mcodes)
     ints = {a: [_int_values(p, a) for p in parts] for a in ("offset", "nbytes")}
-    meta = _meta(parts, ints)[order]  # op, flags and the two validities: one gather instead of four
-    arrays = {"time_us": pa.array(time), "machine": mnames.take(pa.array(mcode)),
-              "op": pa.array(OPS, pa.string()).take(pa.array(meta & 15)),
-              "flags": pa.array(FLAGS, pa.string()).take(pa.array(meta >> 4 & 3))}
-    cg_base, cg_idx = _string_refs(parts, "cgroup")
-    task_base, task_idx = _string_refs(parts, "task")
-    cg_idx, task_idx = _gather_pair(cg_idx, task_idx, order)
-    obj_base, obj_idx = _string_refs(parts, "obj")
-    for name, base, idx in (("cgroup", cg_base, cg_idx), ("task", task_base, task_idx),
-                            ("object", obj_base, obj_idx[order])):
-        arrays[name] = _take_nullable(base, idx)
+    refs = {a: _string_refs(parts, a) for a in ("cgroup", "task", "obj")}
+    jobs = {
+        "time_us": lambda: pa.array(time),
+        "machine": lambda: mnames.take(pa.array(mcode)),
+        "meta": lambda: _meta(parts, ints)[order],  # op, flags, validities: one gather instead of four
+        "cgroup_idx": lambda: refs["cgroup"][1][order],
+        "task_idx": lambda: refs["task"][1][order],
+        "object": lambda: _take_nullable(refs["obj"][0], refs["obj"][1][order]),
+        "offset": lambda: np.concatenate([v for v, _ in ints["offset"]])[order],
+        "bytes": lambda: np.concatenate([v for v, _ in ints["nbytes"]])[order],
+    }
+    arrays = dict(zip(jobs, _parallel(list(jobs.values()))))
+    cg_idx, task_idx = arrays.pop("cgroup_idx"), arrays.pop("task_idx")
+    arrays["cgroup"], arrays["task"] = _parallel([lambda: _take_nullable(refs["cgroup"][0], cg_idx),
+                                                  lambda: _take_nullable(refs["task"][0], task_idx)])
+    meta = arrays.pop("meta")
+    arrays["op"] = pa.array(OPS, pa.string()).take(pa.array(meta & 15))
+    arrays["flags"] = pa.array(FLAGS, pa.string()).take(pa.array(meta >> 4 & 3))
     for name, attr, bit in (("offset", "offset", 64), ("bytes", "nbytes", 128)):
-        values = np.concatenate([v for v, _ in ints[attr]])[order]
-        valid = None if all(ok is None for _, ok in ints[attr]) else (meta & bit) != 0
-        arrays[name] = pa.array(values, pa.int64()) if valid is None else pa.array(values, mask=~valid, type=pa.int64())
+        if any(ok is not None for _, ok in ints[attr]):
+            arrays[name] = pa.array(arrays[name], mask=(meta & bit) == 0, type=pa.int64())
+        else:
+            arrays[name] = pa.array(arrays[name], pa.int64())
     used = np.flatnonzero(np.bincount(mcode, minlength=len(mnames)))
     return pa.Table.from_arrays([arrays[f.name] for f in TRACE_SCHEMA], schema=TRACE_SCHEMA), \
         mnames.take(pa.array(used)).to_pylist()
+
+
+def _parallel(jobs: list[Callable[[], object]]) -> list:
+    """Results of ``jobs``, run on two threads when a second core is idle.
+
+    numpy's gathers and sorts and Arrow's take release the GIL, so on an idle
+    2-core machine this stage takes about half the time; on a saturated one the
+    threads only add contention, hence the load check. The results never depend
+    on the scheduling.
+    """
+    if len(jobs) < 2 or len(os.sched_getaffinity(0)) - os.getloadavg()[0] < 1.0:
+        return [j() for j in jobs]
+    with ThreadPoolExecutor(max_workers=2) as ex:
+        return list(ex.map(lambda j: j(), jobs))
 
 
 def _take_nullable(base: pa.Array, idx: np.ndarray) -> pa.Array:
@@ -640,20 +678,12 @@ def _take_nullable(base: pa.Array, idx: np.ndarray) -> pa.Array:
         return base.take(pa.array(idx, type=pa.int64()))
     dense = base.take(pa.array(idx[valid], type=pa.int64()))
     offsets = np.frombuffer(dense.buffers()[1], dtype=np.int32)[dense.offset:dense.offset + n_valid + 1]
-    before = np.zeros(idx.size + 1, dtype=np.int64)
-    np.cumsum(valid, out=before[1:])  # valid rows before each row
+    before = np.zeros(idx.size + 1, dtype=np.int32)
+    np.cumsum(valid, out=before[1:], dtype=np.int32)  # valid rows before each row
     data = dense.buffers()[2] or pa.py_buffer(b"")
     return pa.Array.from_buffers(pa.string(), idx.size, [pa.py_buffer(np.packbits(valid, bitorder="little")),
                                                          pa.py_buffer(offsets[before]), data],
                                  null_count=idx.size - n_valid)
-
-
-def _gather_pair(a: np.ndarray, b: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``a[order], b[order]`` for row numbers >= -1; packed in one int64 (one random gather, not two)."""
-    if max(int(a.max()), int(b.max())) >= (1 << 31) - 1:
-        return a[order], b[order]
-    both = ((a + 1) | ((b + 1) << 32))[order]
-    return (both & 0xFFFFFFFF) - 1, (both >> 32) - 1
 
 
 def _meta(parts: list[_Part], ints: dict[str, list]) -> np.ndarray:
