@@ -368,6 +368,14 @@ def str_col(table: pa.Table, name: str) -> pa.Array:
     return col if pa.types.is_string(col.type) else col.cast(pa.string())
 
 
+def str_rows(table: pa.Table, name: str, rows: pa.Array) -> pa.Array:
+    """``str_col(table, name).take(rows)``, but formatting only the rows taken (an int column
+    of a million rows costs a string cast of a million rows otherwise)."""
+    col = table.column(name)
+    col = (col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col).take(rows)
+    return col if pa.types.is_string(col.type) else col.cast(pa.string())
+
+
 def to_pages(values: np.ndarray) -> np.ndarray:
     """Byte figures (float or int) -> whole 4 KiB pages, rounded to nearest, never negative."""
     return np.maximum(np.rint(np.asarray(values, dtype=np.float64) / PAGE), 0).astype(np.int64)

@@ -40,7 +40,7 @@ import pyarrow as pa
 from traces.importers.params import ImportParams
 from traces.importers import build
 from traces.importers.common import (NEVER, Col, ImportReport, ProgressFn, Rejects, np_col, read_csv,
-                                     str_col)
+                                     str_col, str_rows)
 from traces.importers.emit import Cgroups, ProfileParams, Samples, Updates, emit, shared_bytes
 from traces.importers.lifecycle import END, IGNORE, START, UPDATE, pair
 
@@ -141,10 +141,10 @@ def _task_cgroups(ev: pa.Table, params: Params, report: ImportReport) -> tuple[C
     report.skipped["SUBMIT/UPDATE_PENDING (not on a machine)"] += int((kind == IGNORE).sum())
     inc = pair(key, time, kind, has_machine, report.skipped, report.notes)
     mrow = pa.array(inc.machine_row)
-    job = str_col(ev, "job_id").take(mrow)
-    index = str_col(ev, "task_index").take(mrow)
+    job = str_rows(ev, "job_id", mrow)
+    index = str_rows(ev, "task_index", mrow)
     number = pa.array(inc.number).cast(pa.string())
-    machine = str_col(ev, "machine_id").take(mrow)
+    machine = str_rows(ev, "machine_id", mrow)
     req = _requests(ev, inc.machine_row, params)
     byts = (req * params.machine_bytes).astype(np.int64)
     limit = np.where(req > 0, byts, -1)
