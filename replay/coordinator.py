@@ -211,6 +211,8 @@ class Coordinator:
         t0 = time.monotonic()
         finals = self.ex.finish(self.plan.t_end_us)
         self.stats["setup_max_s"] = max((f.get("setup_s", 0.0) for f in finals), default=0.0)
+        self.stats["setup_cpu_max_s"] = max((f.get("setup_cpu_s", 0.0) for f in finals), default=0.0)
+        self.stats["setup_cpu_sum_s"] = sum(f.get("setup_cpu_s", 0.0) for f in finals)
         summaries = sorted((s for f in finals for s in f["summaries"]), key=lambda s: s["machine"])
         jobs = concat_samples([f["jobs"] for f in finals])
         fleet = concat_samples(self.fleet_parts)

@@ -89,7 +89,7 @@ class Shard:
     """Machines of one shard, their events, and the samples not yet acknowledged."""
 
     def __init__(self, spec: ShardSpec) -> None:
-        t0 = time.monotonic()
+        t0, c0 = time.monotonic(), time.thread_time()
         self.spec = spec
         self.batches = self._load_events()
         self.cursor = np.zeros(len(spec.machines), dtype=np.int64)  # next event row per machine
@@ -107,6 +107,7 @@ class Shard:
             self.machines, self.now_us, self.events, self.pending = state
         self._seek()
         self.setup_s = time.monotonic() - t0  # events loaded or generated, checkpoint restored
+        self.setup_cpu_s = time.thread_time() - c0
         self.checkpoint_s = 0.0  # of the current advance_to call
 
     # -- loading and checkpoints -------------------------------------------------------------
@@ -197,7 +198,8 @@ class Shard:
                      for i, m in enumerate(self.machines)]
         jobs = [self._tagged({k: np.asarray(v) for k, v in m.job_table().items()},
                              self.spec.first_machine + i) for i, m in enumerate(self.machines)]
-        return {"summaries": summaries, "jobs": concat_samples(jobs), "setup_s": self.setup_s}
+        return {"summaries": summaries, "jobs": concat_samples(jobs), "setup_s": self.setup_s,
+                "setup_cpu_s": self.setup_cpu_s}
 
     def pid(self) -> int:
         """Process id (the actor-kill test targets it)."""

@@ -103,22 +103,30 @@ def breakdown(st: dict[str, float], wall: float, shards: int, remote: bool) -> s
     ``setup``: the slowest shard generating/loading its events; ``replay``: the sum over rounds
     of the slowest shard's call; ``barrier idle``: what the other shards waited for it;
     ``Ray``: the coordinator's waits minus the shards' setup and work (actor processes starting
-    and importing, calls, transport of samples); ``driver``: aggregation, commits, progress; ``rest``:
+    and importing, calls, transport of samples; exact for one shard, an estimate for several as
+    pipelined rounds overlap, and so is ``barrier idle``); ``driver``: aggregation, commits, progress; ``rest``:
     plan, finish, outputs. ``cpu/busy``: the shards' CPU over their busy wall time (< 1: the
-    shards were descheduled, e.g. by other load on the box).
+    shards were descheduled, e.g. by other load on the box). ``shard CPU``: setup and replay CPU
+    seconds of all shards, and of the slowest shard per round (plus the slowest setup): their
+    ratio bounds the speed-up of more shards when each has a free core.
     """
     if not st:
         return "(no stats: cached)"
     g = st.get
     # in-process the shards run one after the other: no barrier, no transport
-    ray_calls = g("wait_s", 0) - g("busy_max_s", 0) - g("setup_max_s", 0) if remote else 0.0
+    ray_calls = max(0.0, g("wait_s", 0) - g("busy_max_s", 0) - g("setup_max_s", 0)) if remote else 0.0
     idle = shards * g("busy_max_s", 0) - g("busy_sum_s", 0) if remote else 0.0
     rest = wall - g("start_s", 0) - g("wait_s", 0) - g("driver_s", 0) - g("collect_s", 0)
     cpu_ratio = g("cpu_sum_s", 0) / max(g("busy_sum_s", 0), 1e-9)
+    # the run's critical path in CPU seconds: what the wall time would be if every shard had a
+    # core to itself (load-independent, unlike the wall times)
+    critical = g("setup_cpu_max_s", 0) + g("cpu_max_s", 0)
+    work = g("setup_cpu_sum_s", 0) + g("cpu_sum_s", 0)
     return (f"setup {g('setup_max_s', 0):.1f} s, replay {g('busy_max_s', 0):.1f} s over {g('rounds', 0):.0f} "
             f"rounds (checkpoints {g('checkpoint_max_s', 0):.1f} s, barrier idle {idle:.1f} shard-s), Ray {ray_calls:.1f} s, driver {g('driver_s', 0):.2f} s "
             f"(commits {g('commit_s', 0):.2f} s), start {g('start_s', 0):.1f} s, collect {g('collect_s', 0):.1f} s, "
-            f"rest {rest:.1f} s; shards cpu/busy {cpu_ratio:.2f}")
+            f"rest {rest:.1f} s; shards cpu/busy {cpu_ratio:.2f}; shard CPU: total {work:.1f} s, "
+            f"critical path {critical:.1f} s")
 
 
 def median_wall(figs: list[dict[str, Any]]) -> float:
