@@ -165,8 +165,12 @@ class RunTable:
     def link(self, r: int) -> None:
         """Insert run ``r`` into its object's ordered list."""
         o = self.obj[r]
-        starts = self.obj_starts.setdefault(o, [])
-        runs = self.obj_runs.setdefault(o, [])
+        starts = self.obj_starts.get(o)
+        if starts is None:  # get-then-create: setdefault would build two throwaway lists per call
+            starts = self.obj_starts[o] = []
+        runs = self.obj_runs.get(o)
+        if runs is None:
+            runs = self.obj_runs[o] = []
         i = bisect.bisect_left(starts, self.start[r])
         starts.insert(i, self.start[r])
         runs.insert(i, r)
