@@ -88,3 +88,28 @@ def test_unreachable_store_is_a_clear_error_without_the_password():
 def test_redact():
     assert redact("redis://:pw@h:6379/0") == "redis://:***@h:6379/0"
     assert redact("redis://h:6379/0") == "redis://h:6379/0"
+
+
+def test_values_larger_than_a_piece_round_trip_and_are_dropped(store):
+    big = bytes(range(256)) * ((3 * store_mod.CHUNK_BYTES) // 256 + 17)  # four pieces, the last partial
+    store.put_checkpoint("run", "lay", 0, 100, big)
+    store.put_checkpoint("run", "lay", 0, 200, big[::-1])
+    assert store.latest_checkpoint("run", "lay", 0) == (200, big[::-1])
+    store.drop_checkpoints("run", "lay", 0, keep_from=200)
+    assert store.latest_checkpoint("run", "lay", 0) == (200, big[::-1])
+    store.put_result("run", {"a/fleet.parquet": big})  # caching a result clears the run's checkpoints ...
+    assert store.get_result("run") == {"a/fleet.parquet": big}
+    assert not list(store.r.scan_iter(match=store.key("ckpt:run:*")))  # ... pieces included
+
+
+def test_large_values_survive_a_snapshot_of_the_embedded_store(tmp_path):
+    ns = f"t-{uuid.uuid4().hex[:8]}"
+    snap = str(tmp_path / "snap.pkl")
+    big = b"x" * (2 * store_mod.CHUNK_BYTES + 5)
+    s = RunStore(store_mod.embedded_url(), ns, snap)
+    s.put_checkpoint("run", "lay", 0, 7, big)
+    s.persist()
+    s.r.delete(*list(s.r.scan_iter(match=s.key("*"))))
+    assert s.latest_checkpoint("run", "lay", 0) is None
+    s.load()
+    assert s.latest_checkpoint("run", "lay", 0) == (7, big)
