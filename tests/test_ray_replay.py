@@ -54,3 +54,18 @@ def test_killed_actor_restarts_from_its_checkpoint_with_identical_results(
     assert seen["after"] != seen["pid"]  # the actor really was a new process
     assert seen["restored"] == 120_000_000  # ... started from its last checkpoint, not from zero
     assert _files(res.run_dir) == local_reference
+
+
+def test_actor_killed_while_rounds_are_pipelined_gives_identical_results(
+        ray_session, compose_replay, local_reference):
+    killed: list[int] = []
+
+    def kill(k, executor):
+        if k == 3:  # the next round is already queued on every actor
+            killed.append(executor.pids()[0])
+            os.kill(killed[0], signal.SIGKILL)
+
+    kill.pipelined = True  # the coordinator keeps two rounds in flight even with this hook
+    res = run(compose_replay(*BASE, "executor=ray", "executor.shards=2", output="killed-pipelined"),
+              on_step=kill)
+    assert killed and _files(res.run_dir) == local_reference
