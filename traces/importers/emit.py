@@ -659,10 +659,19 @@ def _parallel(jobs: list[Callable[[], object]]) -> list:
     threads only add contention, hence the load check. The results never depend
     on the scheduling.
     """
-    if len(jobs) < 2 or len(os.sched_getaffinity(0)) - os.getloadavg()[0] < 1.0:
+    if len(jobs) < 2 or _idle_cores() < 1.0:
         return [j() for j in jobs]
     with ThreadPoolExecutor(max_workers=2) as ex:
         return list(ex.map(lambda j: j(), jobs))
+
+
+def _idle_cores() -> float:
+    """Cores this process may use minus the 1-minute load average (0 where either is unknown)."""
+    try:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return cores - os.getloadavg()[0]
+    except OSError:
+        return 0.0
 
 
 def _take_nullable(base: pa.Array, idx: np.ndarray) -> pa.Array:
