@@ -7,10 +7,9 @@ the recharge policies, with the OOM kills they cause counted.
 Memcg slots are reused after a memcg is freed, so queued work names a memcg by
 (slot, offline time): ``still_dying`` tells whether that memcg is still the one meant.
 
-Ticks: ``Machine.advance_to`` calls a queued ``policy.<method>(*args)`` without
-the machine, and policies keep no reference to it, so every policy passes the
-machine as the first queued argument (the queue is the machine's own state;
-pickle keeps the cycle).
+Ticks: a policy queues ``machine.schedule(t, "policy", "<method>", *args)`` and the
+machine calls ``policy.<method>(machine, *args)``, so policies keep no reference to
+it. ``arm`` keeps at most one tick of a worker queued.
 """
 
 from __future__ import annotations
@@ -48,6 +47,16 @@ def next_grid(now_us: int, interval_us: int) -> int:
     tick times as a worker that never sleeps.
     """
     return (now_us // interval_us + 1) * interval_us
+
+
+def arm(policy: Any, machine: "Machine", when: int, method: str) -> None:
+    """Queue ``policy.<method>`` at ``when`` unless one is already queued (``policy._armed``).
+
+    The tick method clears ``_armed`` first thing, so the worker can re-arm itself.
+    """
+    if not policy._armed:
+        policy._armed = True
+        machine.schedule(when, "policy", method)
 
 
 def still_dying(machine: "Machine", m: int, offline_us: int) -> bool:

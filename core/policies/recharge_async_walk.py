@@ -27,7 +27,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from core.pages import Kind, St
-from core.policies._common import (MAPPER, ON_LIMIT, backoff_us, choice, pick_mapper, positive, recharge,
+from core.policies._common import (MAPPER, ON_LIMIT, arm, backoff_us, choice, pick_mapper, positive, recharge,
                                    still_dying)
 from core.policies.recharge_deferred import DeferredAccess
 from core.policies.recharge_mapper import MAX_RECLAIM_RETRIES
@@ -67,9 +67,7 @@ class RechargeAsyncWalk(DeferredAccess):
         self._arm(machine, machine.now_us + self.delay_us)
 
     def _arm(self, machine: "Machine", when: int) -> None:
-        if not self._armed:
-            self._armed = True
-            machine.schedule(when, "policy", "async_walk_tick")
+        arm(self, machine, when, "async_walk_tick")
 
     def async_walk_tick(self, machine: "Machine") -> None:
         """One worker pass: walk queued zombies until the page budget is spent."""

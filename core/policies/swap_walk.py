@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from core.errors import ConfigError
-from core.policies._common import next_grid, positive
+from core.policies._common import arm, next_grid, positive
 from core.policy import Policy, register
 
 if TYPE_CHECKING:
@@ -53,9 +53,7 @@ class SwapWalk(Policy):
             self._arm(machine)
 
     def _arm(self, machine: "Machine") -> None:
-        if not self._armed:
-            self._armed = True
-            machine.schedule(next_grid(machine.now_us, self.interval_us), "policy", "swap_walk_tick")
+        arm(self, machine, next_grid(machine.now_us, self.interval_us), "swap_walk_tick")
 
     def swap_walk_tick(self, machine: "Machine") -> None:
         """One pass over the swap records."""

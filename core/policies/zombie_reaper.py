@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from core import reclaim
 from core.pages import Kind
-from core.policies._common import next_grid, positive
+from core.policies._common import arm, next_grid, positive
 from core.policy import Policy, register
 
 if TYPE_CHECKING:
@@ -55,9 +55,7 @@ class ZombieReaper(Policy):
         self._arm(machine)
 
     def _arm(self, machine: "Machine") -> None:
-        if not self._armed:
-            self._armed = True
-            machine.schedule(next_grid(machine.now_us, self.interval_us), "policy", "reaper_tick")
+        arm(self, machine, next_grid(machine.now_us, self.interval_us), "reaper_tick")
 
     def reaper_tick(self, machine: "Machine") -> None:
         """One scan: reclaim from each zombie with reclaimable pages until the page budget is spent."""
