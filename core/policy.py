@@ -159,11 +159,6 @@ def make_policy(spec: str, knobs: dict[str, dict[str, Any]] | None = None) -> Po
     return parts[0] if len(parts) == 1 else Composite(parts)
 
 
-def policy_names() -> list[str]:
-    """Every registered policy name, sorted."""
-    return sorted(REGISTRY)
-
-
 from core import policies as _policies  # noqa: E402,F401  (registers every policy)
 
 #: Every policy name ``make_policy`` accepts (compositions aside).

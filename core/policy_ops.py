@@ -92,14 +92,6 @@ class PolicyOpsMixin:
         self.counters["reparented_pages" if st == St.RESIDENT else "swap_records_reparented"] += n
         return a
 
-    def first_mapper_memcg(self: "Machine", r: int) -> int:
-        """Memcg of the first live task (in mapping order) whose mapping covers run ``r``; -1 if none.
-
-        Yosry Ahmed's RFC recharges to ``get_mem_cgroup_from_mm()`` of the first VMA found by the rmap walk.
-        """
-        mappers = self.mapper_memcgs(r)
-        return mappers[0] if mappers else -1
-
     def mapper_memcgs(self: "Machine", r: int) -> list[int]:
         """Online memcgs of the live tasks mapping run ``r``, in mapping order, without repeats.
 

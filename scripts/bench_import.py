@@ -21,7 +21,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from traces.importers.common import Rejects, ImportReport, read_csv  # noqa: E402
+import pyarrow as pa  # noqa: E402
+
+from traces.importers.common import ImportReport, Rejects, read_csv  # noqa: E402
 from traces.importers.google2011 import TASK_EVENTS, Params, import_google2011  # noqa: E402
 from traces.io import write_trace  # noqa: E402
 

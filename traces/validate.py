@@ -21,7 +21,7 @@ bad cell does not cascade into dozens of follow-up reports.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -601,8 +601,3 @@ class _Namespace:
         if not self.swap:
             self.report(i, "M601", "op", "swap_off while no swap is on")
         self.swap = False
-
-
-def rule_codes(problems: Iterable[Problem]) -> set[str]:
-    """The set of rule codes in ``problems`` (handy in tests and summaries)."""
-    return {p.code for p in problems}

@@ -376,11 +376,6 @@ def str_rows(table: pa.Table, name: str, rows: pa.Array) -> pa.Array:
     return col if pa.types.is_string(col.type) else col.cast(pa.string())
 
 
-def to_pages(values: np.ndarray) -> np.ndarray:
-    """Byte figures (float or int) -> whole 4 KiB pages, rounded to nearest, never negative."""
-    return np.maximum(np.rint(np.asarray(values, dtype=np.float64) / PAGE), 0).astype(np.int64)
-
-
 def find_files(root: str | os.PathLike, patterns: tuple[str, ...]) -> list[str]:
     """Files under directory ``root`` whose relative path matches one of ``patterns`` (sorted)."""
     base = Path(root)
