@@ -146,10 +146,12 @@ class Sampler:
         m, mem = self.machine, self.machine.mem
         dying = np.fromiter(sorted(mem.dying), dtype=np.int64, count=len(mem.dying))
         nd = int(dying.size)
-        online = sum(1 for s in mem.state if s == State.ONLINE) - 1 - len(mem.hidden)  # policy-owned: no cgroup
+        state = mem.view("state")
+        online = int((state == State.ONLINE).sum()) - 1 - len(mem.hidden)  # policy-owned: no cgroup
         col = {k: mem.view(k)[dying] for k in ("anon", "file", "shmem", "kmem", "kmem_pin", "pinned",
                                               "swap", "offline_us", "wb_pin")}
-        has_child = np.fromiter((bool(mem.children[x]) for x in dying.tolist()), dtype=bool, count=nd)
+        live_parents = mem.view("parent")[(state != State.FREED) & (mem.view("parent") >= 0)]
+        has_child = np.bincount(live_parents, minlength=len(state))[dying] > 0  # a live child holds it
         ages = (t_us - col["offline_us"]) / 1e6
         return {
             "memcgs_online": online,
