@@ -173,13 +173,15 @@ class ChargeMixin:
     def _oom(self: "Machine", domain: int, t: int) -> bool:
         """Kill the worst task inside ``domain``'s subtree; False when there is none."""
         mem = self.mem
-        best, score = -1, -1
-        for v in sorted(self._live_tasks()):
+        best, key = -1, (0, 0)
+        seq = self.t_seq
+        for v in self._live_tasks():
             if domain != ROOT and not mem.is_ancestor(domain, self.t_cg[v]):
                 continue
-            s = self.t_anon[v] + self.t_swap[v] + self.t_kpages[v]
-            if s > score:
-                best, score = v, s
+            # the largest wins; among equals the task started first (slots are reused, so not by slot)
+            k = (-(self.t_anon[v] + self.t_swap[v] + self.t_kpages[v]), seq[v])
+            if best < 0 or k < key:
+                best, key = v, k
         if best < 0:
             return False
         self.counters["global_oom_kills" if domain == ROOT else "oom_kills"] += 1

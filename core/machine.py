@@ -123,8 +123,13 @@ class Machine(ChargeMixin, PolicyOpsMixin, WritebackMixin, SwapSlotsMixin):
         self.policy.attach(self)
 
     def _init_tasks_objects(self) -> None:
-        # tasks: parallel lists by task slot (tasks are never reused within a machine)
+        # tasks: parallel lists by task slot; a slot is reused once its task has exited and the
+        # trace's task_exit has been seen (state stays bounded by live tasks). ``t_seq`` numbers
+        # tasks in start order, for choices that must not depend on slot reuse (OOM ties).
         self.t_name: list[str] = []
+        self.t_seq: list[int] = []
+        self._free_tasks: list[int] = []
+        self._tasks_started = 0
         self.t_cg: list[int] = []
         self.t_alive: list[bool] = []
         self.t_anon: list[int] = []
@@ -308,15 +313,7 @@ class Machine(ChargeMixin, PolicyOpsMixin, WritebackMixin, SwapSlotsMixin):
             raise ev.error("task", f"task {name} started twice")
         path = normalize_path(ev.need_cgroup())
         m = self.mem.by_path.get(path, -1)
-        t = len(self.t_name)
-        self.task_by_name[name] = t
-        for lst, v in ((self.t_name, name), (self.t_cg, m), (self.t_alive, m >= 0), (self.t_anon, 0),
-                       (self.t_swap, 0), (self.t_kpages, 0)):
-            lst.append(v)
-        self.t_regions.append(set())
-        self.t_maps.append([])
-        self.t_pins.append([])
-        self.t_kmem.append(set())
+        t = self._new_task_slot(name, m)
         if m < 0:
             if path not in self.failed_cgroups:
                 raise ev.error("cgroup", f"task_start into missing cgroup {path}")
@@ -324,12 +321,31 @@ class Machine(ChargeMixin, PolicyOpsMixin, WritebackMixin, SwapSlotsMixin):
             return
         self.mem.ntasks[m] += 1
 
+    def _new_task_slot(self, name: str, m: int) -> int:
+        """A slot for a task starting in memcg ``m`` (-1: its cgroup failed), reusing a freed one."""
+        self._tasks_started += 1
+        fields = (name, self._tasks_started, m, m >= 0, 0, 0, 0, set(), [], [], set())
+        cols = (self.t_name, self.t_seq, self.t_cg, self.t_alive, self.t_anon, self.t_swap, self.t_kpages,
+                self.t_regions, self.t_maps, self.t_pins, self.t_kmem)
+        if self._free_tasks:
+            t = self._free_tasks.pop()
+            for col, v in zip(cols, fields):
+                col[t] = v
+        else:
+            t = len(self.t_name)
+            for col, v in zip(cols, fields):
+                col.append(v)
+        self.task_by_name[name] = t
+        return t
+
     def _op_task_exit(self, ev: "_Ev") -> None:
         t = self._task(ev)
         if t >= 0:
             self.task_exit(t)
-        else:  # killed earlier or never started: its exit is now recorded
-            self.t_killed.discard(self.task_by_name.pop(ev.task))
+        else:  # killed earlier or never started: its exit is now recorded and its slot free
+            t = self.task_by_name.pop(ev.task)
+            self.t_killed.discard(t)
+            self._free_tasks.append(t)
 
     def _op_task_move(self, ev: "_Ev") -> None:
         t = self._task(ev)
@@ -356,8 +372,9 @@ class Machine(ChargeMixin, PolicyOpsMixin, WritebackMixin, SwapSlotsMixin):
         self.mem.ntasks[self.t_cg[t]] -= 1
         if self.dropped_pins:
             self.dropped_pins = {d for d in self.dropped_pins if d[0] != t}
-        if t not in self.t_killed:  # a killed task's name stays until the trace's own exit
+        if t not in self.t_killed:  # a killed task's name (and slot) stays until the trace's own exit
             del self.task_by_name[self.t_name[t]]
+            self._free_tasks.append(t)
         # an exited task keeps only its scalar columns (state stays bounded by live tasks)
         self.t_regions[t], self.t_maps[t], self.t_pins[t], self.t_kmem[t] = _EMPTY_SET, [], [], _EMPTY_SET
 
@@ -742,8 +759,16 @@ class Machine(ChargeMixin, PolicyOpsMixin, WritebackMixin, SwapSlotsMixin):
         return self.sampler.summary()
 
     def job_table(self) -> dict[str, list]:
-        """Released cgroups so far plus live ones: path, born/offline/freed times, peak bytes, OOM kills."""
+        """Released cgroups not yet taken, then live ones: path, born/offline/freed times, peak bytes, OOM kills."""
         return self.sampler.jobs()
+
+    def take_jobs(self) -> dict[str, list]:
+        """Job-table rows of the cgroups released since the last call (then forgotten by the machine).
+
+        A replay that takes them as it goes keeps only live cgroups in the machine's state;
+        these rows followed by ``job_table()`` at the end equal ``job_table()`` alone.
+        """
+        return self.sampler.take_jobs()
 
 
 class _Ev:

@@ -214,6 +214,17 @@ class MemcgTable:
             self.released[k].append(v)
         self.free_slots.append(m)
 
+    def take_released(self) -> tuple[list[str], dict[str, array]]:
+        """Records of memcgs freed since the last call: (paths, ``RELEASED_COLUMNS``); then forgets them.
+
+        The records are output (the per-job table), not state: handing them out as they
+        accrue keeps a machine's checkpoint bounded by what is alive.
+        """
+        paths, cols = self.released_paths, self.released
+        self.released_paths = []
+        self.released = {k: array("q") for k in RELEASED_COLUMNS}
+        return paths, cols
+
     # -- counters ----------------------------------------------------------------------
     def charge(self, m: int, pages: int) -> None:
         """Add ``pages`` to the hierarchical usage of ``m`` and its ancestors (may be negative)."""

@@ -207,15 +207,12 @@ class Sampler:
         return snap
 
     def jobs(self) -> dict[str, list]:
-        """Per-cgroup rows: every released memcg so far, then every live one (root excluded)."""
+        """Per-cgroup rows: memcgs released and not yet taken (``take_jobs``), then every live one.
+
+        Root and policies' hidden memcgs are excluded.
+        """
         mem = self.machine.mem
-        out: dict[str, list] = {k: [] for k in JOB_COLUMNS}
-        rel = mem.released
-        out["cgroup"].extend(mem.released_paths)
-        for k, col in (("born_us", "born_us"), ("offline_us", "offline_us"), ("freed_us", "freed_us"),
-                       ("oom_kills", "oom_kills")):
-            out[k].extend(rel[col].tolist())
-        out["peak_bytes"].extend(p * PAGE for p in rel["peak_pages"].tolist())
+        out = _released_rows(mem.released_paths, mem.released)
         for x in mem.live():
             if x == ROOT or x in mem.hidden:
                 continue
@@ -223,6 +220,20 @@ class Sampler:
                                           mem.peak[x] * PAGE, mem.oom_kill[x])):
                 out[k].append(v)
         return out
+
+    def take_jobs(self) -> dict[str, list]:
+        """Rows of the memcgs released since the last call, in release order; the machine forgets them."""
+        return _released_rows(*self.machine.mem.take_released())
+
+
+def _released_rows(paths: list[str], rel: dict) -> dict[str, list]:
+    """Job-table columns (``JOB_COLUMNS``) of released memcg records, in release order."""
+    out: dict[str, list] = {k: [] for k in JOB_COLUMNS}
+    out["cgroup"].extend(paths)
+    for k in ("born_us", "offline_us", "freed_us", "oom_kills"):
+        out[k].extend(rel[k].tolist())
+    out["peak_bytes"].extend(p * PAGE for p in rel["peak_pages"].tolist())
+    return out
 
 
 def _misattributed_pages(machine: "Machine", resident: np.ndarray) -> int:

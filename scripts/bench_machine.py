@@ -48,6 +48,9 @@ def run(preset: str, seed: int, policy: str, profile: bool) -> dict:
     replay_s = time.perf_counter() - t0
     replay_cpu_s = time.process_time() - c0  # CPU time: less sensitive to other load on the box
     summary = machine.summary()
+    # a shard hands samples and freed cgroups' job rows out every round: its checkpoint holds neither
+    machine.take_samples()
+    machine.take_jobs()
     out = {
         "events": events, "generate_s": gen_s, "replay_s": replay_s, "events_per_s": events / replay_s,
         "replay_cpu_s": replay_cpu_s, "events_per_cpu_s": events / replay_cpu_s,

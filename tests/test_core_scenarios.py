@@ -183,6 +183,31 @@ def test_id_pool_exhaustion_fails_mkdir_with_enospc():
     assert "/e" in s.m.mem.by_path
 
 
+def test_oom_tie_goes_to_the_task_started_first_even_in_a_reused_slot():
+    s = Sim().mkdir("/p", "/p/a", "/p/b").limit("/p", 8 * MiB)
+    s.start("x1", "/p/a").start("b1", "/p/b").exit("x1").start("c1", "/p/b")
+    slots = s.m.task_by_name
+    assert slots["c1"] < slots["b1"]  # c1 took x1's freed slot: slot order is not start order
+    s.anon("b1", "hb", 4 * MiB).anon("c1", "hc", 4 * MiB)
+    s.start("d1", "/p/a").anon("d1", "hd", MiB)  # no swap, nothing to reclaim: OOM, b1 and c1 tie
+    assert s.m.counters["oom_kills"] == 1
+    assert not s.m.t_alive[slots["b1"]] and s.m.t_alive[slots["c1"]]
+
+
+def test_task_slots_are_reused_only_after_the_trace_exit():
+    s = Sim().mkdir("/a")
+    for i in range(20):
+        s.start(f"t{i}", "/a").anon(f"t{i}", f"h{i}", MiB).exit(f"t{i}")
+    assert len(s.m.t_name) == 1  # state is bounded by live tasks, not by tasks ever started
+    s.mkdir("/p").limit("/p", 2 * MiB).start("k1", "/p").anon("k1", "hk", 2 * MiB).anon("k1", "hk2", MiB)
+    k = s.m.t_name.index("k1")
+    assert s.m.counters["oom_kills"] == 1 and not s.m.t_alive[k]
+    s.start("n1", "/a")  # the killed task's name (and slot) stay until its exit is traced
+    assert s.m.task_by_name["n1"] != k
+    s.exit("k1").start("n2", "/a")
+    assert s.m.task_by_name["n2"] == k
+
+
 def test_limit_hit_reclaims_then_oom_kills():
     s = Sim().mkdir("/p", "/p/a", "/p/b").limit("/p", 10 * MiB)
     s.start("a1", "/p/a").start("b1", "/p/b").create("lib", size=4 * MiB).read("a1", "lib")
