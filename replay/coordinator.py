@@ -5,9 +5,9 @@ store and the run's key. Out: ``Collected`` — the per-machine timeline (sorted
 time), the fleet timeline (aggregated as rounds arrive), per-machine summaries and job rows.
 
 Rounds: every shard is advanced to the next point of the ``step_us`` grid and returns the
-samples taken since the previous round. At every ``checkpoint_every_us`` the shards have saved
+samples taken since the previous round, and the job rows of the cgroups freed meanwhile. At every ``checkpoint_every_us`` the shards have saved
 their state; once all of them have answered, the coordinator commits that time together with
-the samples since the last commit. A later process resumes from the last commit: shards restore
+the samples and job rows since the last commit. A later process resumes from the last commit: shards restore
 the matching checkpoint and the committed samples are reloaded, so the end result is the same.
 """
 
@@ -91,12 +91,28 @@ def _group_max(inv: np.ndarray, v: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def _encode(s: Samples) -> bytes:
+def _encode(s: tuple[Samples, Samples]) -> bytes:
+    """A chunk to commit: (samples, job rows) since the last commit."""
     return zlib.compress(pickle.dumps(s, protocol=pickle.HIGHEST_PROTOCOL), 1)
 
 
-def _decode(b: bytes) -> Samples:
+def _decode(b: bytes) -> tuple[Samples, Samples]:
+    """A committed chunk: (samples, job rows)."""
     return pickle.loads(zlib.decompress(b))
+
+
+def order_jobs(released: list[Samples], live: list[Samples]) -> Samples:
+    """The job table in machine order: per machine its freed cgroups in release order, then live ones.
+
+    ``released``: job rows of freed cgroups as the rounds returned them (round order);
+    ``live``: the rows ``finish`` returned. A stable sort by machine keeps each machine's
+    release order and puts its live rows last, whatever the shard layout.
+    """
+    jobs = concat_samples([*released, *live])
+    if not jobs:
+        return jobs
+    order = np.argsort(jobs["machine"], kind="stable")
+    return {k: v[order] for k, v in jobs.items()}
 
 
 class Coordinator:
@@ -111,7 +127,8 @@ class Coordinator:
         self.progress = progress
         self.parts: list[Samples] = []
         self.fleet_parts: list[Samples] = []
-        self.uncommitted: list[Samples] = []
+        self.job_parts: list[Samples] = []  # job rows of freed cgroups, in round order
+        self.uncommitted: list[tuple[Samples, Samples]] = []
         # where the wall time went (seconds; diagnostics for the benchmark, never in outputs)
         self.stats: dict[str, float] = {}
 
@@ -127,13 +144,15 @@ class Coordinator:
             # a checkpoint newer than the commit lacks samples the coordinator never saved
             self.store.drop_checkpoints(self.run, self.plan.layout, i, keep_until=max(t, -1))
         for c in chunks:
-            self._take(_decode(c))
+            self._take(*_decode(c))
         return t
 
-    def _take(self, s: Samples) -> None:
+    def _take(self, s: Samples, jobs: Samples) -> None:
         if s:
             self.parts.append(s)
             self.fleet_parts.append(fleet_rows(s))
+        if jobs:
+            self.job_parts.append(jobs)
 
     def round_times(self, start_us: int) -> list[int]:
         """Targets of the rounds after ``start_us``: the step grid, the plan's end last."""
@@ -172,8 +191,9 @@ class Coordinator:
         t1 = time.monotonic()
         self._account(results, t1 - t0)
         fresh = concat_samples([r.samples for r in results])
-        self._take(fresh)
-        self.uncommitted.append(fresh)
+        jobs = concat_samples([r.jobs for r in results])
+        self._take(fresh, jobs)
+        self.uncommitted.append((fresh, jobs))
         events = sum(r.events for r in results)
         self._maybe_commit(t)
         self._publish(self.progress.update(t, events))
@@ -195,7 +215,8 @@ class Coordinator:
         if self.store is None or not self.every_us or t % self.every_us or t >= self.plan.t_end_us:
             return
         t0 = time.monotonic()
-        self.store.commit(self.run, self.plan.layout, t, _encode(concat_samples(self.uncommitted)))
+        chunk = (concat_samples([u[0] for u in self.uncommitted]), concat_samples([u[1] for u in self.uncommitted]))
+        self.store.commit(self.run, self.plan.layout, t, _encode(chunk))
         self.uncommitted = []
         for i in range(len(self.plan.shards)):
             self.store.drop_checkpoints(self.run, self.plan.layout, i, keep_from=t)
@@ -214,7 +235,7 @@ class Coordinator:
         self.stats["setup_cpu_max_s"] = max((f.get("setup_cpu_s", 0.0) for f in finals), default=0.0)
         self.stats["setup_cpu_sum_s"] = sum(f.get("setup_cpu_s", 0.0) for f in finals)
         summaries = sorted((s for f in finals for s in f["summaries"]), key=lambda s: s["machine"])
-        jobs = concat_samples([f["jobs"] for f in finals])
+        jobs = order_jobs(self.job_parts, [f["jobs"] for f in finals])
         fleet = concat_samples(self.fleet_parts)
         if fleet:
             order = np.argsort(fleet[TIME], kind="stable")

@@ -3,8 +3,10 @@
 In: a ``ShardSpec`` (its machines, where their events come from -- the Parquet partition holding
 only their events, or the synthetic parameters to generate them here --, the machine config,
 policy, seed, the step grid and where to checkpoint). Out: per ``advance_to`` call a
-``StepResult`` with the columnar metric samples of all its machines (never per event), and at
-the end ``finish()`` with per-machine summaries and the per-job table.
+``StepResult`` with the columnar metric samples of all its machines (never per event) and the
+job-table rows of the cgroups freed meanwhile, and at the end ``finish()`` with per-machine
+summaries and the job-table rows of the cgroups still alive. Freed cgroups' rows leave the
+machines as they accrue, so a checkpoint holds only what is alive.
 
 The same class runs in-process (``executor=local``) and inside a Ray actor (``replay.actors``).
 
@@ -13,8 +15,8 @@ same fixed grid of ``step_us`` boundaries whatever the shard's size, the coordin
 pattern or restarts, so results do not depend on how machines are grouped.
 
 Idempotence (Ray retries are at-least-once): ``advance_to(t, ack)`` moves to ``t`` only if the
-shard is behind, and returns every sample newer than ``ack`` that it still holds. Samples are
-kept until the coordinator acknowledges them, and they are part of the checkpoint, so a shard
+shard is behind, and returns every sample (and job row) newer than ``ack`` that it still holds.
+They are kept until the coordinator acknowledges them, and they are part of the checkpoint, so a shard
 restarted from an older checkpoint replays and returns exactly what a lost call would have.
 """
 
@@ -72,6 +74,7 @@ class StepResult:
     t_us: int
     events: int                  # events applied since the shard started (restored count included)
     samples: Samples = field(default_factory=dict)
+    jobs: Samples = field(default_factory=dict)  # job rows of cgroups freed in these rounds
     busy_s: float = 0.0          # wall seconds this call spent replaying (diagnostics, never in outputs)
     cpu_s: float = 0.0           # CPU seconds of the calling thread in this call (load-independent)
     checkpoint_s: float = 0.0    # wall seconds of it spent writing checkpoints
@@ -83,6 +86,11 @@ def concat_samples(parts: list[Samples]) -> Samples:
     if not parts:
         return {}
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def job_columns(rows: dict[str, list]) -> Samples:
+    """A machine's job-table rows (lists, ``core.metrics.JOB_COLUMNS``) as numpy columns."""
+    return {k: np.asarray(v) for k, v in rows.items()}
 
 
 class Shard:
@@ -102,7 +110,8 @@ class Shard:
                              for mid in spec.machines]
             self.now_us = 0
             self.events = 0
-            self.pending: list[tuple[int, Samples]] = []
+            # per unacknowledged round: (time, samples, job rows of the cgroups freed in it)
+            self.pending: list[tuple[int, Samples, Samples]] = []
         else:
             self.machines, self.now_us, self.events, self.pending = state
         self._seek()
@@ -149,18 +158,19 @@ class Shard:
         """Replay up to simulated time ``t_us`` (a grid point); return samples newer than ``ack_us``."""
         t0, c0 = time.monotonic(), time.thread_time()
         self.checkpoint_s = 0.0
-        self.pending = [(t, s) for t, s in self.pending if t > ack_us]
+        self.pending = [p for p in self.pending if p[0] > ack_us]
         while self.now_us < t_us:
             self._step(min(self._next_grid(self.now_us), t_us))
-        fresh = concat_samples([s for t, s in self.pending if ack_us < t <= t_us])
-        return StepResult(self.spec.index, self.now_us, self.events, fresh,
+        due = [p for p in self.pending if ack_us < p[0] <= t_us]
+        return StepResult(self.spec.index, self.now_us, self.events, concat_samples([p[1] for p in due]),
+                          concat_samples([p[2] for p in due]),
                           time.monotonic() - t0, time.thread_time() - c0, self.checkpoint_s)
 
     def _next_grid(self, t: int) -> int:
         return (t // self.spec.step_us + 1) * self.spec.step_us
 
     def _step(self, t_us: int) -> None:
-        parts = []
+        parts, jobs = [], []
         for i, (m, b) in enumerate(zip(self.machines, self.batches)):
             lo = int(self.cursor[i])
             hi = lo + int(np.searchsorted(b.time_us[lo:], t_us, side="left"))
@@ -170,8 +180,9 @@ class Shard:
                 self.cursor[i] = hi
             m.advance_to(t_us)
             parts.append(self._tagged(m.take_samples(), self.spec.first_machine + i))
+            jobs.append(self._tagged(job_columns(m.take_jobs()), self.spec.first_machine + i))
         self.now_us = t_us
-        self.pending.append((t_us, concat_samples(parts)))
+        self.pending.append((t_us, concat_samples(parts), concat_samples(jobs)))
         every = self.spec.checkpoint_every_us
         if self.spec.store is not None and every > 0 and t_us % every == 0 and t_us != self.spec.t_end_us:
             t0 = time.monotonic()
@@ -187,7 +198,7 @@ class Shard:
 
     # -- the end -------------------------------------------------------------------------------
     def finish(self, t_us: int = -1) -> dict[str, Any]:
-        """Per-machine summaries and the per-job rows (columnar) at ``t_us``, in machine order.
+        """Per-machine summaries and the job rows of the cgroups alive at ``t_us``, in machine order.
 
         A shard restarted from a checkpoint older than ``t_us`` (its actor died after the last
         round) replays up to ``t_us`` first, so a retried ``finish`` returns what the lost one would.
@@ -196,8 +207,8 @@ class Shard:
             self.advance_to(t_us, ack_us=t_us)  # the coordinator has every sample up to t_us
         summaries = [dict(m.summary(), machine=self.spec.first_machine + i)
                      for i, m in enumerate(self.machines)]
-        jobs = [self._tagged({k: np.asarray(v) for k, v in m.job_table().items()},
-                             self.spec.first_machine + i) for i, m in enumerate(self.machines)]
+        jobs = [self._tagged(job_columns(m.job_table()), self.spec.first_machine + i)
+                for i, m in enumerate(self.machines)]
         return {"summaries": summaries, "jobs": concat_samples(jobs), "setup_s": self.setup_s,
                 "setup_cpu_s": self.setup_cpu_s}
 
