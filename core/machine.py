@@ -34,7 +34,7 @@ from core.kernel import Kernel, memcg_bytes
 from core.memcg import ROOT, Errno, MemcgTable, State, normalize_path
 from core.metrics import COUNTERS, Sampler
 from core.ops import Flag, Op
-from core.pages import Kind, RunTable, pages_of
+from core.pages import PAGE, Kind, RunTable, pages_of
 
 if TYPE_CHECKING:
     from core.policy import Policy
@@ -638,6 +638,18 @@ class Machine(ChargeMixin, PolicyOpsMixin, WritebackMixin, SwapSlotsMixin):
         if got < target:
             self.counters["reclaim_eagain"] += 1
         return got
+
+    def _op_memory(self, ev: "_Ev") -> None:
+        # a trace that knows its machine's RAM overrides the configured size (MachineConfig.mem_bytes)
+        nbytes = ev.need_bytes()
+        if nbytes < PAGE:
+            raise ev.error("bytes", f"memory of {nbytes} bytes: a machine needs at least one page")
+        want = nbytes // PAGE
+        used = self.resident + self.kmem_total + self.reserved
+        if want < used:  # unplugging memory in use: offline_pages() must first free it
+            reclaim.shrink(self, ROOT, used - want, full_walk=True)
+            used = self.resident + self.kmem_total + self.reserved
+        self.mem_total = max(want, used)  # what cannot be freed stays online (offline_pages: EBUSY)
 
     def _op_swap_on(self, ev: "_Ev") -> None:
         self.swap_total = max(pages_of(ev.need_bytes()), self.swap_used)

@@ -39,6 +39,7 @@ class Op(enum.IntEnum):
     SWAP_OFF = 20
     DROP_CACHES = 21
     SYNC = 22
+    MEMORY = 23
 
 
 class Flag(enum.IntFlag):
@@ -131,6 +132,11 @@ OP_SPECS: dict[Op, OpSpec] = {
                "Free kmem object `object`, uncharging whichever memcg it is charged to now."),
         OpSpec(Op.RECLAIM, ("cgroup", "bytes"), (), (),
                "Write `bytes` to memory.reclaim of online `cgroup` (v5.19+; `memory_reclaim`)."),
+        OpSpec(Op.MEMORY, ("bytes",), (), (),
+               "The machine has `bytes` of RAM from now on (importers emit it at the machine's first "
+               "event, from the trace's memory capacity; later rows model memory hot(un)plug). "
+               "Watermarks follow the new size; nothing is reclaimed until memory is next needed. "
+               "Before any `memory` row the machine has the replay's configured size."),
         OpSpec(Op.SWAP_ON, ("bytes",), (), (),
                "Enable (or resize to) a swap device of `bytes`."),
         OpSpec(Op.SWAP_OFF, (), ("cgroup",), (),

@@ -98,6 +98,9 @@ class Sim:
     def limit(self, cgroup: str, nbytes: int | None, high: bool = False) -> "Sim":
         return self.op(Op.SET_LIMIT, cgroup=cgroup, nbytes=nbytes, flags=Flag.HIGH if high else Flag.MAX)
 
+    def memory(self, nbytes: int) -> "Sim":
+        return self.op(Op.MEMORY, nbytes=nbytes)
+
     def swap_on(self, nbytes: int) -> "Sim":
         return self.op(Op.SWAP_ON, nbytes=nbytes)
 

@@ -378,3 +378,19 @@ def test_swap_walk_reparents_records_parked_in_the_slot_cache():
     assert s.dying("/a") and s.m.swap_used == 15  # freed, parked, still naming /a
     s.wait(120).mkdir("/b")  # the walk ran in between
     assert not s.dying("/a") and s.m.swap_used == 15 and s.m.mem.swap[0] == 15
+
+
+def test_memory_op_sizes_the_machine_and_global_reclaim_follows_it():
+    # a 1 GiB machine whose trace says it has 64 MiB: page cache beyond the watermark is reclaimed
+    s = Sim().memory(64 * MiB).mkdir("/a").start("a1", "/a")
+    assert s.m.mem_total == 64 * MiB // 4096
+    s.create("big", size=128 * MiB).read("a1", "big")
+    assert s.m.counters["kswapd_wakeups"] > 0 and s.current("/a") <= 64 * MiB
+
+
+def test_memory_unplug_frees_what_it_can_and_keeps_the_rest_online():
+    s = Sim().mkdir("/a").start("a1", "/a").create("lib", size=8 * MiB).read("a1", "lib").anon("a1", "h", 4 * MiB)
+    s.memory(6 * MiB)  # the page cache can go, the anon (no swap) cannot
+    assert s.current("/a") == 4 * MiB and s.m.mem_total == 6 * MiB // 4096
+    s.memory(2 * MiB)
+    assert s.m.mem_total == 4 * MiB // 4096 and s.current("/a") == 4 * MiB

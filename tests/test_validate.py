@@ -67,6 +67,7 @@ CASES = [
     ("O507", START + [ev(2, "kmem_alloc", task="t1", obj="k", nb=1, fl="page"), ev(3, "task_exit", task="t1"),
                       ev(4, "kmem_free", obj="k")], 5, "object"),
     ("M601", [ev(0, "swap_off")], 1, "op"),
+    ("M602", [ev(0, "memory", nb=100)], 1, "bytes"),
     ("S104", [ev(None, "sync")], 1, "time_us"),
     ("S104", [ev(0, None)], 1, "op"),
 ]

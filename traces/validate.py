@@ -70,6 +70,7 @@ RULES: dict[str, str] = {
     "O506": "`unpin` without a matching `pin` (same task, object, offset, bytes, mlock flag)",
     "O507": "`kmem_free` of a kmem object that was never allocated or is already freed",
     "M601": "`swap_off` while no swap is on",
+    "M602": "`memory` smaller than one 4 KiB page",
 }
 
 _NAME_COLS = ("cgroup", "task", "object")
@@ -373,7 +374,7 @@ class _Namespace:
             Op.FILE_READ: self.file_use, Op.FILE_WRITE: self.file_use, Op.FILE_MAP: self.file_use,
             Op.FILE_UNMAP: self.file_unmap, Op.PIN: self.pin, Op.UNPIN: self.unpin,
             Op.KMEM_ALLOC: self.kmem_alloc, Op.KMEM_FREE: self.kmem_free, Op.RECLAIM: self.reclaim,
-            Op.SWAP_ON: self.swap_on, Op.SWAP_OFF: self.swap_off,
+            Op.SWAP_ON: self.swap_on, Op.SWAP_OFF: self.swap_off, Op.MEMORY: self.memory,
         }
         self.handlers = [handlers.get(op, self.nothing) for op in Op]
 
@@ -593,6 +594,10 @@ class _Namespace:
             self.report(i, "O507", "object", f"kmem_free {self.x.obj_names[o]!r}: kmem object {why}")
 
     # ------------------------------------------------------------ machine
+
+    def memory(self, i: int) -> None:
+        if 0 <= self.x.nbytes[i] < 4096:
+            self.report(i, "M602", "bytes", f"memory of {self.x.nbytes[i]} bytes: a machine needs at least one page")
 
     def swap_on(self, i: int) -> None:
         self.swap = True
