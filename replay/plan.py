@@ -38,7 +38,9 @@ from traces.validate import validate_table
 class ShardPlan:
     """One shard's machines (sorted), their global index offset, event count and event file.
 
-    ``trace_path`` is empty and ``events`` -1 for synthetic traces (the shard generates them).
+    For synthetic traces ``events`` is -1 and ``trace_path`` is where the shard that first
+    generates the events leaves them, so that the shards of the next policies read them back
+    instead of generating them again.
     """
 
     machines: list[str]
@@ -102,11 +104,15 @@ def synth_params(cfg: ReplayConfig) -> SynthParams:
     return dataclasses.replace(params, **over)
 
 
-def synthetic_plan(cfg: ReplayConfig, n_shards: int, step_us: int) -> Plan:
-    """Equal shards of the synthetic fleet; each shard will generate its own machines."""
+def synthetic_plan(cfg: ReplayConfig, n_shards: int, step_us: int, workdir: str = "") -> Plan:
+    """Equal shards of the synthetic fleet; each shard will generate its own machines.
+
+    With a ``workdir`` each shard's generated events are kept there for the run's next policies.
+    """
     p = synth_params(cfg)
     ids = [machine_name(i) for i in range(p.machines)]
-    shards = [ShardPlan(ids[lo:hi], lo, -1) for lo, hi in split(np.ones(len(ids)), n_shards)]
+    shards = [ShardPlan(ids[lo:hi], lo, -1, os.path.join(workdir, f"synth-{k:04d}.parquet") if workdir else "")
+              for k, (lo, hi) in enumerate(split(np.ones(len(ids)), n_shards))]
     duration_us = int(p.duration_s * 1_000_000)
     t_end = -(-duration_us // step_us) * step_us  # every event is before duration_us
     return Plan(ids, shards, -1, t_end, _layout(shards), f"synthetic:{cfg.trace.preset}",
@@ -170,7 +176,7 @@ def make_plan(cfg: ReplayConfig, n_shards_for, workdir: str) -> Plan:
     """The plan for ``cfg``; ``n_shards_for(machines)`` picks the shard count."""
     step_us = cfg.executor.step_s * 1_000_000
     if cfg.trace.source == "synthetic":
-        return synthetic_plan(cfg, n_shards_for(synth_params(cfg).machines), step_us)
+        return synthetic_plan(cfg, n_shards_for(synth_params(cfg).machines), step_us, workdir)
     table, source = load_trace(cfg)
     table = keep_machines(table, cfg.fleet.machines)
     check_trace(table, source)

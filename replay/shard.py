@@ -39,6 +39,7 @@ from core.policy import make_policy
 from replay.store import RunStore
 from traces.batches import machine_batches
 from traces.generate import SynthParams, generate_machine
+from traces.io import write_trace
 
 Samples = dict[str, np.ndarray]
 
@@ -50,7 +51,8 @@ class ShardSpec:
     index: int
     machines: list[str]          # sorted machine ids of this shard
     first_machine: int           # global index (in the sorted fleet) of machines[0]
-    trace_path: str              # Parquet file with exactly these machines' events ("" if synthetic)
+    trace_path: str              # Parquet file with exactly these machines' events (synthetic: where
+                                 # the generated ones are left for the next policy; "" for none)
     machine_kwargs: dict[str, Any]
     policy: str
     seed: int
@@ -123,16 +125,27 @@ class Shard:
     def _load_events(self) -> list[EventBatch]:
         s = self.spec
         if s.synth is not None:
-            # generation is per machine deterministic: machine i of the fleet is generator index i
-            params = SynthParams(**s.synth)
-            tables = [generate_machine(params, s.seed, s.first_machine + i) for i in range(len(s.machines))]
-            by_id = dict(machine_batches(pa.concat_tables(tables), f"synthetic seed {s.seed}"))
+            by_id = dict(machine_batches(self._synthetic_table(), f"synthetic seed {s.seed}"))
         else:
             by_id = dict(machine_batches(pq.read_table(s.trace_path), s.trace_path))
         missing = [m for m in s.machines if m not in by_id]
         if missing:
             raise ValueError(f"shard {s.index}: no events for machines {missing[:5]}")
         return [by_id[m] for m in s.machines]
+
+    def _synthetic_table(self) -> pa.Table:
+        """This shard's generated events: read back from ``trace_path`` if an earlier policy's
+        shard left them there, else generated (and left there when the spec names a path)."""
+        s = self.spec
+        if s.trace_path and os.path.exists(s.trace_path):
+            return pq.read_table(s.trace_path)
+        # generation is per machine deterministic: machine i of the fleet is generator index i
+        params = SynthParams(**s.synth)  # type: ignore[arg-type]
+        table = pa.concat_tables([generate_machine(params, s.seed, s.first_machine + i)
+                                  for i in range(len(s.machines))])
+        if s.trace_path:
+            write_trace(table, s.trace_path)  # atomic: a shard killed mid-write leaves no partial file
+        return table
 
     def _seek(self) -> None:
         # events before now_us were applied before the checkpoint; start after them

@@ -47,6 +47,19 @@ def test_results_do_not_depend_on_shard_count_or_step_cuts_of_calls(compose_repl
     assert _files(one.run_dir) == _files(three.run_dir)
 
 
+def test_later_policies_replay_the_events_the_first_one_generated(compose_replay, monkeypatch):
+    import replay.shard as shard_mod
+
+    generated = []
+    real = shard_mod.generate_machine
+    monkeypatch.setattr(shard_mod, "generate_machine", lambda *a: generated.append(a) or real(*a))
+    base = [q for q in QUICK if not q.startswith("policy=")] + ["store.cache=false", "executor.shards=2"]
+    both = run(compose_replay(*base, "policy.names=[none,reparent]", output="both"))
+    assert len(generated) == 3  # the tiny fleet's machines, once for both policies
+    alone = run(compose_replay(*base, "policy.names=[reparent]", output="alone"))
+    assert _files(both.run_dir, "reparent") == _files(alone.run_dir, "reparent")
+
+
 def test_same_seed_same_bytes_other_seed_other_results(compose_replay):
     a = run(compose_replay(*QUICK, "store.cache=false", output="a"))
     b = run(compose_replay(*QUICK, "store.cache=false", output="b"))
