@@ -61,7 +61,8 @@ def shard_specs(plan: Plan, cfg: ReplayConfig, policy: str, run: str,
     kwargs = machine_config_kwargs(cfg, plan.mem_bytes)
     return [ShardSpec(i, s.machines, s.first_machine, s.trace_path, kwargs, policy, cfg.seed,
                       cfg.executor.step_s * 1_000_000, cfg.executor.checkpoint_every_s * 1_000_000,
-                      run, plan.layout, store, plan.synth, dict(cfg.policy.knobs), plan.t_end_us)
+                      run, plan.layout, store, plan.synth, dict(cfg.policy.knobs), plan.t_end_us,
+                      pack=0 <= cfg.executor.pack_above < len(s.machines))
             for i, s in enumerate(plan.shards)]
 
 

@@ -112,6 +112,10 @@ class ExecutorCfg:
     ``step_s``: simulated seconds per ``advance_to`` round (also the granularity of progress);
     ``checkpoint_every_s``: simulated seconds between shard checkpoints in the run store (0: none);
     ``timeout_s``: the longest the coordinator waits for one round.
+    ``pack_above``: a shard with more machines than this keeps each machine as a compressed
+    pickle between rounds (-1: never, 0: always). A machine in memory takes several times its
+    pickle, so packing is what lets a fleet larger than RAM replay; it costs a pickle and an
+    unpickle per machine per round. Results are the same either way.
     """
 
     kind: str = "ray"
@@ -120,6 +124,7 @@ class ExecutorCfg:
     checkpoint_every_s: int = 3600
     timeout_s: float = 600.0
     max_restarts: int = 3
+    pack_above: int = 1000
 
 
 @dataclass
@@ -277,6 +282,8 @@ def check_config(cfg: ReplayConfig) -> None:
         problems.append(f"executor.kind: {ex.kind!r} is not one of local, ray")
     if ex.step_s <= 0 or ex.checkpoint_every_s < 0 or ex.timeout_s <= 0:
         problems.append("executor: step_s and timeout_s must be > 0, checkpoint_every_s >= 0")
+    if ex.pack_above < -1:
+        problems.append("executor: pack_above must be >= -1 (-1: never pack machines)")
     if cfg.fleet.sample_interval_s <= 0:
         problems.append("fleet.sample_interval_s must be > 0")
     if problems:

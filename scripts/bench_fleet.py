@@ -38,6 +38,7 @@ def _config(args: argparse.Namespace, out: str, executor: str, shards: int) -> A
             f"+trace.params.duration_s={args.hours * 3600}", f"fleet.sample_interval_s={args.sample_s}",
             f"executor={executor}", f"executor.shards={shards}", f"executor.step_s={args.step_s}",
             f"executor.checkpoint_every_s={args.checkpoint_s}", "executor.timeout_s=3600",
+            f"executor.pack_above={args.pack_above}",
             "store.cache=false", "plots=false", f"output_dir={out}", f"progress={not args.quiet}",
             f"store.embedded_path={out}/store.pkl", f"store.namespace=bench-{os.getpid()}"]
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
@@ -69,8 +70,8 @@ def _measure(measure: dict[str, Any], executor: Any) -> None:
     if hasattr(executor, "pids"):
         measure["actor_rss_mib"] = [_peak_rss_mib(p) for p in executor.pids()]
     elif executor.shards:
-        sizes = [len(pickle.dumps(m, protocol=pickle.HIGHEST_PROTOCOL))
-                 for s in executor.shards for m in s.machines]
+        sizes = [len(pickle.dumps(s.machine(i), protocol=pickle.HIGHEST_PROTOCOL))
+                 for s in executor.shards for i in range(len(s.machines))]
         measure["state_bytes_mean"] = sum(sizes) / len(sizes)
         measure["state_bytes_max"] = max(sizes)
 
@@ -178,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sample-s", type=int, default=600)
     ap.add_argument("--step-s", type=int, default=1800)
     ap.add_argument("--checkpoint-s", type=int, default=0, help="0: no checkpoints (pure replay cost)")
+    ap.add_argument("--pack-above", type=int, default=1000,
+                    help="executor.pack_above: pack machines as compressed pickles in shards larger than this")
     ap.add_argument("--only", choices=["in-process", "ray1", "ray2"], action="append")
     ap.add_argument("--repeat", type=int, default=1, help="run the configurations in turn this many times")
     ap.add_argument("--quiet", action="store_true")

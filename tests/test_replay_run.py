@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
@@ -103,3 +104,37 @@ def test_invalid_trace_is_refused_with_the_validator_report(compose_replay, tmp_
         run(compose_replay("trace=file", f"trace.path={bad}", "executor=local"))
     assert "bad.csv:2" in str(err.value) and "op" in str(err.value)
     assert not any(Path(tmp_path, "run").glob("policy=*"))
+
+
+def test_packed_machines_give_the_same_results_and_resume(compose_replay):
+    kept = run(compose_replay(*QUICK, "store.cache=false", "executor.pack_above=-1", output="kept"))
+    packed = run(compose_replay(*QUICK, "store.cache=false", "executor.pack_above=0", output="packed"))
+    assert _files(kept.run_dir) == _files(packed.run_dir)
+
+    def die_at_step_4(k, _executor):
+        if k == 4:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        run(compose_replay(*QUICK, "executor.pack_above=0", output="cut"), on_step=die_at_step_4)
+    resumed = run(compose_replay(*QUICK, "executor.pack_above=0", output="cut"))
+    assert resumed.resumed["none"] > 0 and _files(resumed.run_dir) == _files(kept.run_dir)
+
+
+def test_a_packing_shard_holds_blobs_between_rounds(compose_replay, tmp_path):
+    import dataclasses
+
+    from replay.app import shard_specs
+    from replay.plan import make_plan
+    from replay.shard import Shard
+
+    cfg = compose_replay(*QUICK, "store.cache=false")
+    plan = make_plan(cfg, lambda n: 1, str(tmp_path))
+    spec = shard_specs(plan, cfg, "none", "r", None)[0]
+    packed, kept = Shard(dataclasses.replace(spec, pack=True)), Shard(dataclasses.replace(spec, pack=False))
+    a, b = packed.advance_to(120_000_000), kept.advance_to(120_000_000)
+    assert all(isinstance(m, bytes) for m in packed.machines)
+    assert not any(isinstance(m, bytes) for m in kept.machines)
+    for k in b.samples:
+        np.testing.assert_array_equal(a.samples[k], b.samples[k], err_msg=k)
+    assert packed.finish(plan.t_end_us)["summaries"] == kept.finish(plan.t_end_us)["summaries"]
