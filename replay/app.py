@@ -21,10 +21,10 @@ from typing import Any, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from replay.config import ReplayConfig, check_config, config_key, machine_config_kwargs, policy_list, to_config
-from replay.coordinator import StepHook, replay
+from replay.coordinator import StepHook, replay_waves
 from replay.executors import make_executor, shard_count
 from replay.outputs import policy_files, read_summary, write_files, write_run_summary
-from replay.plan import Plan, make_plan
+from replay.plan import Plan, make_plans
 from replay.progress import Progress
 from replay.shard import ShardSpec
 from replay.store import RunStore, open_store, redact
@@ -71,15 +71,16 @@ def _replay_policies(cfg: ReplayConfig, todo: list[str], keys: dict[str, str], s
     executor = make_executor(cfg.executor, cfg.ray)
     os.makedirs(run_dir, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=run_dir, prefix=".shards-") as work:
-        plan = make_plan(cfg, lambda machines: shard_count(cfg.executor, machines), work)
+        plans = make_plans(cfg, lambda machines: shard_count(cfg.executor, machines), work)
         for p in todo:
             if not cfg.store.cache:
                 store.clear_run(keys[p])  # from scratch: no stale checkpoints either
-            progress = Progress(p, plan.t_end_us, enabled=cfg.progress)
-            got = replay(plan, executor, shard_specs(plan, cfg, p, keys[p], store), store, keys[p],
-                         cfg.executor.step_s * 1_000_000, cfg.executor.checkpoint_every_s * 1_000_000,
-                         progress, on_step)
-            files = policy_files(got, plan.machines, p, cfg.seed)
+            got = replay_waves(plans, executor, lambda plan: shard_specs(plan, cfg, p, keys[p], store),
+                               store, keys[p], cfg.executor.step_s * 1_000_000,
+                               cfg.executor.checkpoint_every_s * 1_000_000,
+                               lambda k: Progress(_wave_label(p, k, len(plans)), plans[k].t_end_us,
+                                                  enabled=cfg.progress), on_step)
+            files = policy_files(got, plans[0].machines, p, cfg.seed)
             write_files(run_dir, files)
             if cfg.store.cache:
                 store.put_result(keys[p], files)
@@ -90,6 +91,10 @@ def _replay_policies(cfg: ReplayConfig, todo: list[str], keys: dict[str, str], s
             result.stats[p] = dict(got.stats, replay_s=got.wall_s)
             if got.resumed_from_us >= 0:
                 result.resumed[p] = got.resumed_from_us
+
+
+def _wave_label(policy: str, k: int, waves: int) -> str:
+    return policy if waves == 1 else f"{policy} wave {k + 1}/{waves}"
 
 
 def run(cfg: DictConfig | ReplayConfig, on_step: Optional[StepHook] = None) -> RunResult:

@@ -91,9 +91,10 @@ def _group_max(inv: np.ndarray, v: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def _encode(s: tuple[Samples, Samples]) -> bytes:
-    """A chunk to commit: (samples, job rows) since the last commit."""
-    return zlib.compress(pickle.dumps(s, protocol=pickle.HIGHEST_PROTOCOL), 1)
+def _encode(obj: Any) -> bytes:
+    """Compressed pickle of a chunk to commit ((samples, job rows) since the last commit) or of a
+    finished wave's ``Collected``."""
+    return zlib.compress(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL), 1)
 
 
 def _decode(b: bytes) -> tuple[Samples, Samples]:
@@ -260,3 +261,50 @@ def replay(plan: Plan, executor: Executor, specs: list, store: Optional[RunStore
         return co.collect(start, events, time.monotonic() - t0)
     finally:
         executor.close()
+
+
+def replay_waves(plans: list[Plan], executor: Executor, specs_for: Callable[[Plan], list],
+                 store: Optional[RunStore], run: str, step_us: int, checkpoint_every_us: int,
+                 progress_for: Callable[[int], Progress], on_step: Optional[StepHook] = None) -> Collected:
+    """One policy over a fleet planned in waves (``plan.make_plans``), one wave after the other.
+
+    A single wave is ``replay`` itself. With several, each finished wave's results are kept in
+    the store (until the run is done), so a resumed run skips the waves that finished and
+    resumes the one that was interrupted from its checkpoints. The waves' results are merged
+    as if the fleet had run at once (``merge_waves``).
+    """
+    if len(plans) == 1:
+        return replay(plans[0], executor, specs_for(plans[0]), store, run, step_us, checkpoint_every_us,
+                      progress_for(0), on_step)
+    done: list[Collected] = []
+    for k, plan in enumerate(plans):
+        kept = store.get_wave(run, plan.layout) if store is not None else None
+        if kept is not None:
+            got = pickle.loads(zlib.decompress(kept))
+            got.resumed_from_us = plan.t_end_us  # nothing replayed again
+        else:
+            got = replay(plan, executor, specs_for(plan), store, run, step_us, checkpoint_every_us,
+                         progress_for(k), on_step)
+            if store is not None:
+                store.put_wave(run, plan.layout, _encode(got))
+                store.persist()
+        done.append(got)
+    return merge_waves(done)
+
+
+def merge_waves(waves: list[Collected]) -> Collected:
+    """The results of consecutive waves of machines as one fleet's (``Collected``).
+
+    Per-machine samples, summaries and job rows are concatenated in machine order; the fleet
+    timeline is aggregated again over every machine (per-wave sums would differ in float order).
+    """
+    machines = sort_samples(concat_samples([w.machines for w in waves]))
+    stats: dict[str, float] = {}
+    for w in waves:
+        for k, v in w.stats.items():
+            stats[k] = max(stats.get(k, 0.0), v) if "_max_" in k else stats.get(k, 0.0) + v
+    resumed = [w.resumed_from_us for w in waves if w.resumed_from_us >= 0]
+    return Collected(machines, fleet_rows(machines),
+                     sorted((s for w in waves for s in w.summaries), key=lambda s: s["machine"]),
+                     order_jobs([w.jobs for w in waves], []), sum(w.events for w in waves),
+                     sum(w.wall_s for w in waves), max(resumed, default=-1), stats)

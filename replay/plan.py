@@ -104,15 +104,20 @@ def synth_params(cfg: ReplayConfig) -> SynthParams:
     return dataclasses.replace(params, **over)
 
 
-def synthetic_plan(cfg: ReplayConfig, n_shards: int, step_us: int, workdir: str = "") -> Plan:
-    """Equal shards of the synthetic fleet; each shard will generate its own machines.
+def synthetic_plan(cfg: ReplayConfig, n_shards: int, step_us: int, workdir: str = "",
+                   lo: int = 0, hi: int = -1, tag: str = "") -> Plan:
+    """Equal shards of machines [lo, hi) of the synthetic fleet (all by default); each shard
+    will generate its own machines.
 
-    With a ``workdir`` each shard's generated events are kept there for the run's next policies.
+    With a ``workdir`` each shard's generated events are kept there (file names prefixed by
+    ``tag``) for the run's next policies.
     """
     p = synth_params(cfg)
     ids = [machine_name(i) for i in range(p.machines)]
-    shards = [ShardPlan(ids[lo:hi], lo, -1, os.path.join(workdir, f"synth-{k:04d}.parquet") if workdir else "")
-              for k, (lo, hi) in enumerate(split(np.ones(len(ids)), n_shards))]
+    hi = len(ids) if hi < 0 else hi
+    shards = [ShardPlan(ids[lo + a:lo + b], lo + a, -1,
+                        os.path.join(workdir, f"synth-{tag}{k:04d}.parquet") if workdir else "")
+              for k, (a, b) in enumerate(split(np.ones(hi - lo), n_shards))]
     duration_us = int(p.duration_s * 1_000_000)
     t_end = -(-duration_us // step_us) * step_us  # every event is before duration_us
     return Plan(ids, shards, -1, t_end, _layout(shards), f"synthetic:{cfg.trace.preset}",
@@ -148,22 +153,34 @@ def keep_machines(table: pa.Table, n: int) -> pa.Table:
     return table.filter(pc.is_in(table.column("machine"), pa.array(ids[:n])))
 
 
-def table_plan(table: pa.Table, source: str, n_shards: int, step_us: int, workdir: str) -> Plan:
-    """Split a validated trace into ``n_shards`` partitions written under ``workdir``."""
+def table_plan(table: pa.Table, source: str, n_shards: int, step_us: int, workdir: str,
+               wave_machines: int = 0) -> list[Plan]:
+    """Split a validated trace into waves of at most ``wave_machines`` machines (0: one wave),
+    each into ``n_shards`` partitions written under ``workdir``."""
     table = group_by_machine(table)
     ids = machine_ids(table)
     if not ids:
         raise ValueError(f"{source}: the trace has no events")
     counts = _events_per_machine(table, ids)
-    shards, offsets = [], np.concatenate([[0], np.cumsum(counts)])
-    for k, (lo, hi) in enumerate(split(counts, n_shards)):
-        sp = ShardPlan(ids[lo:hi], lo, int(offsets[hi] - offsets[lo]))
-        sp.trace_path = os.path.join(workdir, f"shard-{k:04d}.parquet")
-        write_trace(table.slice(int(offsets[lo]), sp.events), sp.trace_path)
-        shards.append(sp)
+    offsets = np.concatenate([[0], np.cumsum(counts)])
     t_max = int(pc.max(table.column("time_us")).as_py())
-    t_end = (t_max // step_us + 1) * step_us
-    return Plan(ids, shards, int(counts.sum()), t_end, _layout(shards), source)
+    t_end = (t_max // step_us + 1) * step_us  # the whole fleet's end, the same for every wave
+    plans = []
+    for w, (lo, hi) in enumerate(wave_bounds(len(ids), wave_machines)):
+        shards = []
+        for k, (a, b) in enumerate(split(counts[lo:hi], n_shards)):
+            sp = ShardPlan(ids[lo + a:lo + b], lo + a, int(offsets[lo + b] - offsets[lo + a]))
+            sp.trace_path = os.path.join(workdir, f"shard-{w:04d}-{k:04d}.parquet")
+            write_trace(table.slice(int(offsets[lo + a]), sp.events), sp.trace_path)
+            shards.append(sp)
+        plans.append(Plan(ids, shards, int(counts[lo:hi].sum()), t_end, _layout(shards), source))
+    return plans
+
+
+def wave_bounds(n: int, size: int) -> list[tuple[int, int]]:
+    """Consecutive [lo, hi) machine ranges of at most ``size`` machines (``size`` <= 0: one range)."""
+    size = n if size <= 0 else size
+    return [(lo, min(lo + size, n)) for lo in range(0, n, size)]
 
 
 def _events_per_machine(table: pa.Table, ids: list[str]) -> np.ndarray:
@@ -172,12 +189,27 @@ def _events_per_machine(table: pa.Table, ids: list[str]) -> np.ndarray:
     return np.array([by_id[i] for i in ids], dtype=np.int64)
 
 
-def make_plan(cfg: ReplayConfig, n_shards_for, workdir: str) -> Plan:
-    """The plan for ``cfg``; ``n_shards_for(machines)`` picks the shard count."""
+def make_plans(cfg: ReplayConfig, n_shards_for, workdir: str) -> list[Plan]:
+    """The plans for ``cfg``, one per wave of ``executor.wave_machines`` machines (0: one plan for
+    the whole fleet); ``n_shards_for(machines)`` picks a wave's shard count."""
     step_us = cfg.executor.step_s * 1_000_000
+    size = cfg.executor.wave_machines
     if cfg.trace.source == "synthetic":
-        return synthetic_plan(cfg, n_shards_for(synth_params(cfg).machines), step_us, workdir)
+        n = synth_params(cfg).machines
+        bounds = wave_bounds(n, size)
+        return [synthetic_plan(cfg, n_shards_for(hi - lo), step_us, workdir, lo, hi,
+                               f"{w:04d}-" if len(bounds) > 1 else "")
+                for w, (lo, hi) in enumerate(bounds)]
     table, source = load_trace(cfg)
     table = keep_machines(table, cfg.fleet.machines)
     check_trace(table, source)
-    return table_plan(table, source, n_shards_for(len(machine_ids(table))), step_us, workdir)
+    n = len(machine_ids(table))
+    return table_plan(table, source, n_shards_for(min(n, size) if size > 0 else n), step_us, workdir, size)
+
+
+def make_plan(cfg: ReplayConfig, n_shards_for, workdir: str) -> Plan:
+    """The plan for ``cfg`` as one wave (the whole fleet at once)."""
+    plans = make_plans(cfg, n_shards_for, workdir)
+    if len(plans) != 1:
+        raise ValueError("make_plan: executor.wave_machines splits this fleet; use make_plans")
+    return plans[0]

@@ -10,6 +10,7 @@ Key layout (``run`` is ``config.config_key``, ``layout`` a digest of the shard p
 - ``result:<run>``            hash  file name -> bytes of a finished run's outputs
 - ``ckpt:<run>:<layout>:<i>``  hash  simulated time (µs, decimal) -> pickled shard state
 - ``commit:<run>:<layout>``    hash  ``t`` -> last committed time, ``chunk:<t>`` -> samples up to t
+- ``wave:<run>:<layout>``      hash  ``collected`` -> a finished wave's results (``executor.wave_machines``)
 - ``progress:<run>``           hash  simulated time, events, wall time (for watchers)
 
 Values larger than ``CHUNK_BYTES`` are stored in pieces (``_put_blob``): the hash field holds
@@ -192,6 +193,15 @@ class RunStore:
             self._put_blob(k, name, blob)
         self.clear_run(run)
 
+    # -- finished waves of a run -----------------------------------------------------------
+    def put_wave(self, run: str, layout: str, blob: bytes) -> None:
+        """Keep the results of a finished wave (its plan's ``layout``) until the run is done."""
+        self._put_blob(self.key("wave", run, layout), "collected", blob)
+
+    def get_wave(self, run: str, layout: str) -> Optional[bytes]:
+        """Results of a finished wave, or None."""
+        return self._get_blob(self.key("wave", run, layout), "collected")
+
     # -- shard checkpoints ----------------------------------------------------------------
     def put_checkpoint(self, run: str, layout: str, shard: int, t_us: int, blob: bytes) -> None:
         """Store shard ``shard``'s state at simulated time ``t_us``."""
@@ -241,7 +251,7 @@ class RunStore:
     def clear_run(self, run: str) -> None:
         """Delete checkpoints, commits and progress of ``run`` (any layout)."""
         doomed = []
-        for pattern in (f"ckpt:{run}:*", f"commit:{run}:*", f"progress:{run}"):
+        for pattern in (f"ckpt:{run}:*", f"commit:{run}:*", f"wave:{run}:*", f"progress:{run}"):
             doomed += list(self.r.scan_iter(match=self.key(pattern), count=1000))
         if doomed:
             self.r.delete(*doomed)

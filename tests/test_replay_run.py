@@ -138,3 +138,23 @@ def test_a_packing_shard_holds_blobs_between_rounds(compose_replay, tmp_path):
     for k in b.samples:
         np.testing.assert_array_equal(a.samples[k], b.samples[k], err_msg=k)
     assert packed.finish(plan.t_end_us)["summaries"] == kept.finish(plan.t_end_us)["summaries"]
+
+
+def test_a_fleet_in_waves_gives_the_same_results_and_resumes_in_its_wave(compose_replay):
+    whole = run(compose_replay(*QUICK, "store.cache=false", output="whole"))
+    waves = run(compose_replay(*QUICK, "store.cache=false", "executor.wave_machines=2", output="waves"))
+    assert _files(whole.run_dir) == _files(waves.run_dir)
+
+    steps = []
+
+    def die_in_wave_2(k, _executor):
+        steps.append(k)
+        if len(steps) == 10:  # 6 rounds in wave 1, then the fourth of wave 2
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        run(compose_replay(*QUICK, "executor.wave_machines=2", output="cut"), on_step=die_in_wave_2)
+    steps.clear()
+    resumed = run(compose_replay(*QUICK, "executor.wave_machines=2", output="cut"), on_step=die_in_wave_2)
+    assert len(steps) < 7  # wave 1 came from the store; wave 2 resumed from its checkpoint
+    assert _files(resumed.run_dir) == _files(whole.run_dir)
