@@ -71,7 +71,7 @@ def _replay_policies(cfg: ReplayConfig, todo: list[str], keys: dict[str, str], s
     executor = make_executor(cfg.executor, cfg.ray)
     os.makedirs(run_dir, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=run_dir, prefix=".shards-") as work:
-        plans = make_plans(cfg, lambda machines: shard_count(cfg.executor, machines), work)
+        plans = make_plans(cfg, lambda machines: shard_count(cfg.executor, machines), work, reuse=len(todo) > 1)
         for p in todo:
             if not cfg.store.cache:
                 store.clear_run(keys[p])  # from scratch: no stale checkpoints either

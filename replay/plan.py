@@ -189,15 +189,17 @@ def _events_per_machine(table: pa.Table, ids: list[str]) -> np.ndarray:
     return np.array([by_id[i] for i in ids], dtype=np.int64)
 
 
-def make_plans(cfg: ReplayConfig, n_shards_for, workdir: str) -> list[Plan]:
+def make_plans(cfg: ReplayConfig, n_shards_for, workdir: str, reuse: bool = True) -> list[Plan]:
     """The plans for ``cfg``, one per wave of ``executor.wave_machines`` machines (0: one plan for
-    the whole fleet); ``n_shards_for(machines)`` picks a wave's shard count."""
+    the whole fleet); ``n_shards_for(machines)`` picks a wave's shard count. ``reuse``: keep
+    generated synthetic events in ``workdir`` for later policies (~12 bytes per event on disk;
+    pointless for one policy)."""
     step_us = cfg.executor.step_s * 1_000_000
     size = cfg.executor.wave_machines
     if cfg.trace.source == "synthetic":
         n = synth_params(cfg).machines
         bounds = wave_bounds(n, size)
-        return [synthetic_plan(cfg, n_shards_for(hi - lo), step_us, workdir, lo, hi,
+        return [synthetic_plan(cfg, n_shards_for(hi - lo), step_us, workdir if reuse else "", lo, hi,
                                f"{w:04d}-" if len(bounds) > 1 else "")
                 for w, (lo, hi) in enumerate(bounds)]
     table, source = load_trace(cfg)
