@@ -37,6 +37,12 @@ def test_ray_with_one_or_three_actors_matches_in_process(ray_session, compose_re
         assert _files(res.run_dir) == local_reference, shards
 
 
+def test_ray_in_waves_with_packed_machines_matches_in_process(ray_session, compose_replay, local_reference):
+    res = run(compose_replay(*BASE, "executor=ray", "executor.shards=2", "executor.wave_machines=2",
+                             "executor.pack_above=0", output="ray-waves"))
+    assert _files(res.run_dir) == local_reference
+
+
 def test_killed_actor_restarts_from_its_checkpoint_with_identical_results(
         ray_session, compose_replay, local_reference):
     seen: dict[str, int] = {}
