@@ -28,7 +28,7 @@ from core.pages import Kind, St
 if TYPE_CHECKING:
     from core.machine import Machine
 
-_OWN = ("anon", "file", "shmem", "mapped", "pinned", "swap", "kmem", "kmem_pin", "wb_pin")
+_OWN = ("anon", "file", "shmem", "mapped", "pinned", "swap", "kmem", "kmem_pin", "wb_pin", "sock", "nsock")
 
 
 def check(machine: "Machine") -> list[str]:
@@ -71,6 +71,10 @@ def _own_from_runs(machine: "Machine") -> dict[str, dict[int, int]]:
         add("swap", m, n)
     for o, m in machine.wb_pinned.items():
         add("wb_pin", m, 1)
+    for m, n in machine.sock_by_name.values():
+        if m >= 0:
+            add("sock", m, n)
+            add("nsock", m, 1)
     for k in _kmem_items(machine):
         add("kmem", machine.k_memcg[k], machine.k_pages[k])
         if machine._kmem_pins(k):
@@ -96,7 +100,7 @@ def _hierarchy(machine: "Machine", live: list[int]) -> list[str]:
         if mem.nr_dying_desc[m] != dying_below:
             errs.append(f"nr_dying_descendants[{mem.path[m]}] = {mem.nr_dying_desc[m]}, counted {dying_below}")
         for name in ("anon", "file", "shmem", "kmem", "swap", "usage", "swap_usage", "ntasks", "mapped",
-                     "pinned", "kmem_pin"):
+                     "pinned", "kmem_pin", "sock", "nsock"):
             if getattr(mem, name)[m] < 0:
                 errs.append(f"negative {name}[{mem.path[m]}#{m}]")
     return errs
@@ -137,10 +141,14 @@ def _totals(machine: "Machine", own: dict[str, dict[int, int]]) -> list[str]:
         errs.append(f"swap_used = {machine.swap_used}, runs say {sum(own['swap'].values())}")
     if machine.swap_used > max(machine.swap_total, 0) and machine.swap_total > 0:
         errs.append("swap in use exceeds swap size")
-    if sum(own["kmem"].values()) != machine.kmem_total:
-        errs.append(f"kmem_total = {machine.kmem_total}, objects say {sum(own['kmem'].values())}")
+    kernel = sum(own["kmem"].values()) + sum(own["sock"].values())  # kmem objects and socket buffers
+    if kernel != machine.kmem_total:
+        errs.append(f"kmem_total = {machine.kmem_total}, kmem objects and sockets say {kernel}")
     if machine.resident + machine.kmem_total > machine.mem_total:
         errs.append("resident + kmem exceeds machine memory")
+    for name, (m, _) in machine.sock_by_name.items():
+        if m >= 0 and machine.mem.state[m] == State.FREED:
+            errs.append(f"socket {name} references freed memcg #{m}")
     if machine.reserved != 0:
         errs.append(f"{machine.reserved} pages reserved outside a charge")
     if np.any(np.asarray(machine.t_anon) < 0) or np.any(np.asarray(machine.t_swap) < 0):

@@ -164,6 +164,8 @@ class Machine(ChargeMixin, PolicyOpsMixin, WritebackMixin, SwapSlotsMixin):
         self.failed_kmem: set[str] = set()  # kmem objects whose charge was refused
         self.kmem_of: dict[int, set[int]] = {}
         self._free_kmem: list[int] = []
+        # open sockets: name -> (sk_memcg or -1 when not associated, buffer pages charged)
+        self.sock_by_name: dict[str, tuple[int, int]] = {}
 
     # ================================================================== time and queue
     def lru_age(self) -> int:
@@ -619,6 +621,48 @@ class Machine(ChargeMixin, PolicyOpsMixin, WritebackMixin, SwapSlotsMixin):
             self.kmem_of[m].discard(k)
             self.kmem_of.setdefault(p, set()).add(k)
 
+    # ------------------------------------------------------------------ sockets
+    def _op_sock_open(self, ev: "_Ev") -> None:
+        t = self._task(ev)
+        if t < 0:
+            return
+        name = ev.need_object()
+        if name in self.sock_by_name:
+            raise ev.error("object", f"socket {name} is already open")
+        m = self.t_cg[t]
+        if m == ROOT:  # mem_cgroup_sk_alloc(): a root task's socket gets no sk_memcg
+            self.sock_by_name[name] = (-1, 0)
+            return
+        n = 0 if ev.nbytes == NULL else pages_of(ev.nbytes)
+        # mem_cgroup_charge_skmem(): a refused charge leaves the socket under memory pressure
+        # (fewer buffers), never OOM-kills; socket buffers are kernel memory, not LRU pages
+        if n and self.try_charge(m, n, True, t):
+            self.reserved -= n
+            self.kmem_total += n
+            self.mem.sock[m] += n
+        else:
+            n = 0
+        self.mem.nsock[m] += 1  # css_tryget in mem_cgroup_sk_alloc()
+        self.sock_by_name[name] = (m, n)
+        if n:
+            self.handle_over_high(m)
+
+    def _op_sock_close(self, ev: "_Ev") -> None:
+        name = ev.need_object()
+        got = self.sock_by_name.pop(name, None)
+        if got is None:
+            raise ev.error("object", f"socket {name} is not open")
+        m, n = got
+        if m < 0:
+            return
+        if n:
+            self.mem.charge(m, -n)
+            self.mem.sock[m] -= n
+            self.kmem_total -= n
+        self.mem.nsock[m] -= 1  # mem_cgroup_sk_free(): css_put
+        if self.mem.state[m] == State.DYING:
+            self._release_q.append(m)
+
     # ------------------------------------------------------------------ machine-wide
     def _op_reclaim(self, ev: "_Ev") -> None:
         m = self._cgroup(ev)
@@ -744,14 +788,15 @@ class Machine(ChargeMixin, PolicyOpsMixin, WritebackMixin, SwapSlotsMixin):
         mem = self.mem
         sub = mem.subtree(m)
         tot = {k: sum(getattr(mem, k)[x] for x in sub)
-               for k in ("anon", "file", "shmem", "mapped", "kmem", "pgscan", "pgsteal", "refault")}
+               for k in ("anon", "file", "shmem", "mapped", "kmem", "sock", "pgscan", "pgsteal", "refault")}
         return {
             "dying": mem.state[m] == State.DYING,
             "memory.current": mem.usage[m] * 4096,
             "memory.swap.current": mem.swap_usage[m] * 4096,
             "anon": tot["anon"] * 4096, "file": (tot["file"] + tot["shmem"]) * 4096,
             "shmem": tot["shmem"] * 4096, "file_mapped": tot["mapped"] * 4096,
-            "kernel": tot["kmem"] * 4096, "pgscan": tot["pgscan"], "pgsteal": tot["pgsteal"],
+            "kernel": tot["kmem"] * 4096, "sock": tot["sock"] * 4096,
+            "pgscan": tot["pgscan"], "pgsteal": tot["pgsteal"],
             "workingset_refault": tot["refault"],
             "nr_dying_descendants": mem.nr_dying_desc[m],
             "memory.peak": mem.peak[m] * 4096,

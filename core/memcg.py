@@ -35,7 +35,7 @@ UNLIMITED = 1 << 62
 _WIDE = frozenset({"born_us", "offline_us", "max", "high", "usage", "peak", "pgscan", "pgsteal", "refault"})
 _COLUMNS = ("parent", "state", "born_us", "offline_us", "ntasks", "holds_id", "anon", "file", "shmem",
             "kmem", "kmem_pin", "mapped", "pinned", "swap", "usage", "swap_usage", "peak", "max", "high",
-            "pgscan", "pgsteal", "refault", "oom_kill", "nr_dying_desc", "borrow", "wb_pin")
+            "pgscan", "pgsteal", "refault", "oom_kill", "nr_dying_desc", "borrow", "wb_pin", "sock", "nsock")
 
 
 class State(enum.IntEnum):
@@ -70,6 +70,8 @@ class MemcgTable:
     ``swap_usage`` are hierarchical (this memcg and everything below).
     ``borrow`` is the shared memory this memcg borrows from smemcgs (the
     ``smemcg`` policy): part of its usage, but not charged pages, so it holds nothing.
+    ``sock`` counts socket-buffer pages charged here and ``nsock`` the open sockets whose
+    ``sk_memcg`` this is (each holds the memcg, buffers or not).
     ``hidden`` holds memcgs a policy keeps for itself (an smemcg per shared
     object): children of the root, not addressable by path, not user cgroups.
     """
@@ -182,9 +184,10 @@ class MemcgTable:
             self.ids_in_use -= 1
 
     def held(self, m: int) -> bool:
-        """Does anything still reference this memcg (folio charges, swap IDs, kmem, cgwb pins, children)?"""
+        """Does anything still reference this memcg (folio charges, swap IDs, kmem, cgwb pins, sockets,
+        children)?"""
         return bool(self.anon[m] or self.file[m] or self.shmem[m] or self.swap[m]
-                    or self.kmem_pin[m] or self.wb_pin[m] or self.children[m])
+                    or self.kmem_pin[m] or self.wb_pin[m] or self.nsock[m] or self.children[m])
 
     def try_release(self, m: int, now: int) -> int:
         """Free dying memcg ``m`` if nothing holds it, then its dying ancestors in turn.
@@ -290,8 +293,8 @@ class MemcgTable:
         return False
 
     def own_pages(self, m: int) -> int:
-        """Pages charged directly to ``m`` (not its children): LRU folios, kmem, smemcg borrow."""
-        return self.anon[m] + self.file[m] + self.shmem[m] + self.kmem[m] + self.borrow[m]
+        """Pages charged directly to ``m`` (not its children): LRU folios, kmem, socket buffers, smemcg borrow."""
+        return self.anon[m] + self.file[m] + self.shmem[m] + self.kmem[m] + self.sock[m] + self.borrow[m]
 
     def live(self) -> list[int]:
         """Slots of every online or dying memcg, root included, in slot order."""

@@ -78,12 +78,14 @@ _GAUGES: dict[str, str] = {
     "held_kmem": "zombies held by kmem that this kernel does not reparent",
     "held_child": "zombies held by a dying child",
     "held_cgwb": "zombies held by a writeback context (inode dirty at rmdir, not yet released)",
+    "held_sock": "zombies referenced by an open socket (sk_memcg; its opener may be long gone)",
     "zombie_charged_bytes": "bytes still charged to zombies (LRU pages + kmem)",
     "zombie_swap_bytes": "bytes of swap entries recorded to zombies",
     "anon_bytes": "resident anon bytes on the machine",
     "file_bytes": "resident page-cache bytes (disk files)",
     "shmem_bytes": "resident shmem/tmpfs bytes",
     "kmem_bytes": "kernel memory charged to memcgs",
+    "sock_bytes": "socket buffer memory charged to memcgs",
     "swap_bytes": "swap in use",
     "free_bytes": "free memory",
     "misattributed_bytes": ("resident bytes charged to a memcg that neither instantiated them (first touch, "
@@ -149,7 +151,7 @@ class Sampler:
         state = mem.view("state")
         online = int((state == State.ONLINE).sum()) - 1 - len(mem.hidden)  # policy-owned: no cgroup
         col = {k: mem.view(k)[dying] for k in ("anon", "file", "shmem", "kmem", "kmem_pin", "pinned",
-                                              "swap", "offline_us", "wb_pin")}
+                                              "swap", "offline_us", "wb_pin", "sock", "nsock")}
         live_parents = mem.view("parent")[(state != State.FREED) & (mem.view("parent") >= 0)]
         has_child = np.bincount(live_parents, minlength=len(state))[dying] > 0  # a live child holds it
         ages = (t_us - col["offline_us"]) / 1e6
@@ -169,14 +171,16 @@ class Sampler:
             "held_kmem": int((col["kmem_pin"] > 0).sum()),
             "held_child": int(has_child.sum()),
             "held_cgwb": int((col["wb_pin"] > 0).sum()),
-            "zombie_charged_bytes": int((col["anon"] + col["file"] + col["shmem"] + col["kmem"]).sum()) * PAGE,
+            "held_sock": int((col["nsock"] > 0).sum()),
+            "zombie_charged_bytes": int((col["anon"] + col["file"] + col["shmem"] + col["kmem"]
+                                         + col["sock"]).sum()) * PAGE,
             "zombie_swap_bytes": int(col["swap"].sum()) * PAGE,
             "ids_in_use": mem.ids_in_use,
         }
 
     def _usage(self) -> dict[str, int]:
         m, mem = self.machine, self.machine.mem
-        totals = {k: int(mem.view(k).sum()) for k in ("anon", "file", "shmem", "kmem", "borrow")}
+        totals = {k: int(mem.view(k).sum()) for k in ("anon", "file", "shmem", "kmem", "sock", "borrow")}
         R = m.runs
         misattributed = parked = 0
         if len(R):
@@ -190,6 +194,7 @@ class Sampler:
             "file_bytes": totals["file"] * PAGE,
             "shmem_bytes": totals["shmem"] * PAGE,
             "kmem_bytes": totals["kmem"] * PAGE,
+            "sock_bytes": totals["sock"] * PAGE,
             "swap_bytes": m.swap_used * PAGE,
             "free_bytes": max(m._free_pages(), 0) * PAGE,
             "misattributed_bytes": misattributed * PAGE,

@@ -40,6 +40,8 @@ class Op(enum.IntEnum):
     DROP_CACHES = 21
     SYNC = 22
     MEMORY = 23
+    SOCK_OPEN = 24
+    SOCK_CLOSE = 25
 
 
 class Flag(enum.IntFlag):
@@ -132,6 +134,15 @@ OP_SPECS: dict[Op, OpSpec] = {
                "Free kmem object `object`, uncharging whichever memcg it is charged to now."),
         OpSpec(Op.RECLAIM, ("cgroup", "bytes"), (), (),
                "Write `bytes` to memory.reclaim of online `cgroup` (v5.19+; `memory_reclaim`)."),
+        OpSpec(Op.SOCK_OPEN, ("task", "object"), ("bytes",), (),
+               "`task` opens socket `object`. The socket takes a reference on the task's memcg "
+               "(`mem_cgroup_sk_alloc()`: `sk->sk_memcg`, none for the root), which keeps that memcg "
+               "alive until the socket is freed; its `bytes` of buffers are charged to it (memory.stat "
+               "`sock`, `mem_cgroup_charge_skmem()`: refused rather than OOM-killing over a limit)."),
+        OpSpec(Op.SOCK_CLOSE, ("object",), (), (),
+               "Socket `object` is freed (its last file reference is gone: the opener may have exited "
+               "long ago, the fd having been inherited or passed on): buffers uncharged, memcg "
+               "reference dropped (`mem_cgroup_sk_free()`)."),
         OpSpec(Op.MEMORY, ("bytes",), (), (),
                "The machine has `bytes` of RAM from now on (importers emit it at the machine's first "
                "event, from the trace's memory capacity; later rows model memory hot(un)plug). "

@@ -98,6 +98,12 @@ class Sim:
     def limit(self, cgroup: str, nbytes: int | None, high: bool = False) -> "Sim":
         return self.op(Op.SET_LIMIT, cgroup=cgroup, nbytes=nbytes, flags=Flag.HIGH if high else Flag.MAX)
 
+    def sock_open(self, task: str, sock: str, nbytes: int | None = None) -> "Sim":
+        return self.op(Op.SOCK_OPEN, task=task, obj=sock, nbytes=nbytes)
+
+    def sock_close(self, sock: str) -> "Sim":
+        return self.op(Op.SOCK_CLOSE, obj=sock)
+
     def memory(self, nbytes: int) -> "Sim":
         return self.op(Op.MEMORY, nbytes=nbytes)
 

@@ -22,7 +22,8 @@ from core.policy import POLICY_NAMES, make_policy
 
 MiB = 1 << 20
 ACTIONS = ("mkdir", "rmdir", "start", "exit", "move", "anon", "anon_free", "create", "write", "read",
-           "map", "unmap", "delete", "pin", "unpin", "kmem", "kmem_free", "reclaim", "limit", "drop")
+           "map", "unmap", "delete", "pin", "unpin", "kmem", "kmem_free", "reclaim", "limit", "drop",
+           "sock", "sock_close")
 
 step = st.tuples(st.sampled_from(ACTIONS), st.integers(0, 50), st.integers(0, 50), st.integers(1, 64))
 
@@ -36,6 +37,7 @@ def _build(steps: list[tuple[str, int, int, int]]) -> list[tuple]:
     regions: dict[str, str] = {}
     pins: list[tuple[str, str, int]] = []
     kmem: list[str] = []
+    socks: list[str] = []  # open sockets: they outlive their openers until closed
     n = 0
     for t, (act, a, b, size) in enumerate(steps):
         time = t * 1_000_000
@@ -64,6 +66,13 @@ def _build(steps: list[tuple[str, int, int, int]]) -> list[tuple]:
             n += 1
             tasks[name] = pick(online, a)
             ev = (Op.TASK_START, tasks[name], name, None, None, None, 0)
+        elif act == "sock" and tasks:
+            name = f"s{n}"
+            n += 1
+            socks.append(name)
+            ev = (Op.SOCK_OPEN, None, pick(sorted(tasks), a), name, None, size * 4096 if b % 3 else None, 0)
+        elif act == "sock_close" and socks:
+            ev = (Op.SOCK_CLOSE, None, None, socks.pop(b % len(socks)), None, None, 0)
         elif act in ("exit", "move", "anon", "anon_free", "read", "write", "map", "unmap", "pin", "unpin",
                      "kmem") and tasks:
             task = pick(sorted(tasks), a)
@@ -94,7 +103,8 @@ def _build(steps: list[tuple[str, int, int, int]]) -> list[tuple]:
     return rows
 
 
-_NEEDS_TASK = ("exit", "move", "anon", "anon_free", "read", "write", "map", "unmap", "pin", "unpin", "kmem")
+_NEEDS_TASK = ("exit", "move", "anon", "anon_free", "read", "write", "map", "unmap", "pin", "unpin", "kmem",
+               "sock")
 
 
 def _task_step(act, task, b, size, tasks, online, files, regions, pins, kmem, rows, time):

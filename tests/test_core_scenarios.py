@@ -12,7 +12,7 @@ import pytest
 
 from core.errors import TraceError
 from core.ops import Flag, Op
-from tests.simkit import GiB, MiB, Sim
+from tests.simkit import GiB, KiB, MiB, Sim
 
 
 def test_tmpfs_writer_removed_then_file_deleted():
@@ -394,3 +394,29 @@ def test_memory_unplug_frees_what_it_can_and_keeps_the_rest_online():
     assert s.current("/a") == 4 * MiB and s.m.mem_total == 6 * MiB // 4096
     s.memory(2 * MiB)
     assert s.m.mem_total == 4 * MiB // 4096 and s.current("/a") == 4 * MiB
+
+
+def test_socket_keeps_its_memcg_dying_after_the_opener_left_until_it_is_closed():
+    # KERNEL-MODEL.md implication 6: sockets pin until closed (sk->sk_memcg, css_tryget)
+    s = Sim().mkdir("/a").start("a1", "/a").sock_open("a1", "conn", 64 * KiB).exit("a1").rmdir("/a")
+    st = s.st("/a")
+    assert st["dying"] and st["sock"] == 64 * KiB and st["memory.current"] == 64 * KiB
+    assert s.m.summary()["held_sock"] == 1 and s.m.summary()["sock_bytes"] == 64 * KiB
+    s.sock_close("conn")
+    assert s.m.summary()["memcgs_dying"] == 0 and s.m.counters["memcgs_freed"] == 1
+
+
+def test_a_socket_without_buffers_still_pins_and_a_root_task_socket_pins_nothing():
+    s = Sim().mkdir("/a").start("a1", "/a").start("r1", "/").sock_open("a1", "idle").sock_open("r1", "rs", MiB)
+    s.exit("a1").rmdir("/a")
+    assert s.st("/a")["dying"] and s.st("/a")["memory.current"] == 0
+    s.sock_close("idle").sock_close("rs")
+    assert s.m.summary()["memcgs_dying"] == 0
+
+
+def test_socket_buffers_over_the_limit_are_refused_not_oom_killed():
+    s = Sim().mkdir("/b").limit("/b", MiB).start("b1", "/b").sock_open("b1", "big", 2 * MiB)
+    assert s.m.counters["charge_failed"] == 1 and s.m.counters["oom_kills"] == 0
+    assert s.st("/b")["sock"] == 0 and s.m.t_alive[s.m.task_by_name["b1"]]
+    s.exit("b1").rmdir("/b")
+    assert s.st("/b")["dying"]  # the socket still references the memcg

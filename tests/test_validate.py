@@ -68,6 +68,9 @@ CASES = [
                       ev(4, "kmem_free", obj="k")], 5, "object"),
     ("M601", [ev(0, "swap_off")], 1, "op"),
     ("M602", [ev(0, "memory", nb=100)], 1, "bytes"),
+    ("O508", START + [ev(2, "sock_close", obj="s")], 3, "object"),
+    ("O508", START + [ev(2, "sock_open", task="t1", obj="s"), ev(3, "task_exit", task="t1"),
+                      ev(4, "sock_close", obj="s"), ev(5, "sock_close", obj="s")], 6, "object"),
     ("S104", [ev(None, "sync")], 1, "time_us"),
     ("S104", [ev(0, None)], 1, "op"),
 ]

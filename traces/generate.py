@@ -14,7 +14,8 @@ What one machine sees (all sizes are per machine and drawn per entity):
   each with 1..k containers (``/pod-N/ctr-M``) of 1..j tasks. A task
   allocates kmem (a ``page`` stack and ``slab`` dentries that outlive it),
   maps or reads the pod's image files, grows an anon heap, re-reads files
-  while it runs, writes its container's log file on disk, and may pin memory.
+  while it runs, writes its container's log file on disk, and may pin memory
+  or hold a connection socket that outlives it (handed to a proxy or helper).
 - containers of a pod share a tmpfs volume: one writes it, the others map or
   read it. Some volumes outlive the pod (host ``/dev/shm``), as do some logs.
 - teardown order is the kernel's: unpin, unmap, task_exit, rmdir containers,
@@ -84,6 +85,9 @@ class SynthParams:
     kmem_page_bytes: int = 64 * 1024  #: kmem `page` object per task (stack, page tables), freed at exit
     kmem_slab_bytes: int = 256 * 1024  #: kmem `slab` object per task (dentries, inodes), outlives the task
     slab_free_s: float = 1800.0  #: mean time after task exit until its slab object is freed (0 = never)
+    socket_fraction: float = 0.0  #: fraction of tasks holding a connection that outlives them (passed to a proxy or helper)
+    socket_bytes: int = 256 * 1024  #: socket buffer memory of such a connection
+    socket_linger_s: float = 1800.0  #: mean time such a socket stays open after its opener exits (0 = never closed)
     limit_fraction: float = 0.5  #: fraction of pods given memory.max
     limit_headroom: float = 1.5  #: memory.max = headroom x the pod's expected footprint
 
@@ -98,12 +102,14 @@ PRESETS: dict[str, SynthParams] = {
                         pod_arrival_per_s=0.2, pod_lifetime_median_s=60.0, pod_lifetime_sigma=0.8,
                         shared_files=16, shared_file_bytes_median=8 * MIB, anon_bytes_median=16 * MIB,
                         access_interval_s=20.0, tmpfs_outlive_s=300.0, log_keep_s=300.0,
-                        slab_free_s=120.0, pinned_fraction=0.2),
+                        slab_free_s=120.0, pinned_fraction=0.2, socket_fraction=0.1, socket_linger_s=120.0),
     # the README's main job: a dozen machines, four hours, hundreds of zombies each under `none`
-    "default": SynthParams(machines=12, duration_s=4 * 3600.0, mem_bytes=32 * GIB, swap_bytes=4 * GIB),
+    "default": SynthParams(machines=12, duration_s=4 * 3600.0, mem_bytes=32 * GIB, swap_bytes=4 * GIB,
+                           socket_fraction=0.02),
     # ONE machine for a day, >= 1M events, under memory pressure: the benchmark
     "machine_day": SynthParams(machines=1, duration_s=24 * 3600.0, mem_bytes=64 * GIB, swap_bytes=8 * GIB,
-                               pod_arrival_per_s=0.16, shared_files=256, access_interval_s=90.0),
+                               pod_arrival_per_s=0.16, shared_files=256, access_interval_s=90.0,
+                               socket_fraction=0.02),
 }
 
 
@@ -262,6 +268,10 @@ def _task(ev: "_Events", rng: np.random.Generator, p: SynthParams, pod: _Pod, cg
     kstack, dentries, region = ev.name(f"kmem:{name}:stack"), ev.name(f"kmem:{name}:dentries"), ev.name(f"anon:{name}")
     ev.emit(t, Op.KMEM_ALLOC, task=task, obj=kstack, nbytes=p.kmem_page_bytes, flags=Flag.PAGE)
     ev.emit(t, Op.KMEM_ALLOC, task=task, obj=dentries, nbytes=p.kmem_slab_bytes, flags=Flag.SLAB)
+    if p.socket_fraction > 0 and rng.random() < p.socket_fraction:  # no draw when off: same traces
+        sock = ev.name(f"sock:{name}")
+        ev.emit(t, Op.SOCK_OPEN, task=task, obj=sock, nbytes=p.socket_bytes)
+        ev.emit(_later(rng, end, p.socket_linger_s), Op.SOCK_CLOSE, obj=sock)
     step = max(heap // max(p.anon_steps, 1) // 4096, 1) * 4096
     ev.emit(t + 1, Op.ANON_ALLOC, task=task, obj=region, nbytes=step)
     mapped = _startup_files(ev, task, pod, t + 2)

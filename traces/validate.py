@@ -69,6 +69,7 @@ RULES: dict[str, str] = {
     "O505": "object used as the wrong kind (e.g. `file_read` of an anon region)",
     "O506": "`unpin` without a matching `pin` (same task, object, offset, bytes, mlock flag)",
     "O507": "`kmem_free` of a kmem object that was never allocated or is already freed",
+    "O508": "`sock_close` of a socket that was never opened or is already closed",
     "M601": "`swap_off` while no swap is on",
     "M602": "`memory` smaller than one 4 KiB page",
 }
@@ -76,8 +77,8 @@ RULES: dict[str, str] = {
 _NAME_COLS = ("cgroup", "task", "object")
 #: report(mask, code, field, message_of_row, exclude_from_pass_2)
 _Report = Callable[[np.ndarray, str, str, Callable[[int], str], bool], None]
-_FILE, _SHMEM, _ANON, _KMEM = range(4)
-_KIND_NAMES = ("file", "shmem file", "anon region", "kmem object")
+_FILE, _SHMEM, _ANON, _KMEM, _SOCK = range(5)
+_KIND_NAMES = ("file", "shmem file", "anon region", "kmem object", "socket")
 
 
 def render_rules_markdown() -> str:
@@ -375,6 +376,7 @@ class _Namespace:
             Op.FILE_UNMAP: self.file_unmap, Op.PIN: self.pin, Op.UNPIN: self.unpin,
             Op.KMEM_ALLOC: self.kmem_alloc, Op.KMEM_FREE: self.kmem_free, Op.RECLAIM: self.reclaim,
             Op.SWAP_ON: self.swap_on, Op.SWAP_OFF: self.swap_off, Op.MEMORY: self.memory,
+            Op.SOCK_OPEN: self.sock_open, Op.SOCK_CLOSE: self.sock_close,
         }
         self.handlers = [handlers.get(op, self.nothing) for op in Op]
 
@@ -592,6 +594,27 @@ class _Namespace:
         else:
             why = "already freed" if o in self.dead else "never allocated"
             self.report(i, "O507", "object", f"kmem_free {self.x.obj_names[o]!r}: kmem object {why}")
+
+    def sock_open(self, i: int) -> None:
+        if not self._live(i):
+            return
+        o = self.x.obj[i]
+        if o in self.objs:
+            self.report(i, "O501", "object", f"sock_open {self.x.obj_names[o]!r}: object already exists")
+            return
+        self._create(o, _SOCK)  # no owner: a socket outlives its opener until it is closed
+
+    def sock_close(self, i: int) -> None:
+        o = self.x.obj[i]
+        kind = self.objs.get(o)
+        if kind == _SOCK:
+            self._remove(o)
+        elif kind is not None:
+            self.report(i, "O505", "object", f"sock_close {self.x.obj_names[o]!r}: object is a "
+                                             f"{_KIND_NAMES[kind]}")
+        else:
+            why = "already closed" if o in self.dead else "never opened"
+            self.report(i, "O508", "object", f"sock_close {self.x.obj_names[o]!r}: socket {why}")
 
     # ------------------------------------------------------------ machine
 
