@@ -300,9 +300,9 @@ def merge_waves(waves: list[Collected]) -> Collected:
     """
     machines = sort_samples(concat_samples([w.machines for w in waves]))
     stats: dict[str, float] = {}
-    for w in waves:
+    for w in waves:  # waves run one after the other: every figure (per-round maxima included) adds up
         for k, v in w.stats.items():
-            stats[k] = max(stats.get(k, 0.0), v) if "_max_" in k else stats.get(k, 0.0) + v
+            stats[k] = stats.get(k, 0.0) + v
     resumed = [w.resumed_from_us for w in waves if w.resumed_from_us >= 0]
     return Collected(machines, fleet_rows(machines),
                      sorted((s for w in waves for s in w.summaries), key=lambda s: s["machine"]),

@@ -39,7 +39,7 @@ def _config(args: argparse.Namespace, out: str, executor: str, shards: int) -> A
             f"+trace.params.duration_s={args.hours * 3600}", f"fleet.sample_interval_s={args.sample_s}",
             f"executor={executor}", f"executor.shards={shards}", f"executor.step_s={args.step_s}",
             f"executor.checkpoint_every_s={args.checkpoint_s}", "executor.timeout_s=3600",
-            f"executor.pack_above={args.pack_above}",
+            f"executor.pack_above={args.pack_above}", f"executor.wave_machines={args.wave_machines}",
             "store.cache=false", "plots=false", f"output_dir={out}", f"progress={not args.quiet}",
             f"store.embedded_path={out}/store.pkl", f"store.namespace=bench-{os.getpid()}"]
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
@@ -188,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--checkpoint-s", type=int, default=0, help="0: no checkpoints (pure replay cost)")
     ap.add_argument("--pack-above", type=int, default=1000,
                     help="executor.pack_above: pack machines as compressed pickles in shards larger than this")
+    ap.add_argument("--wave-machines", type=int, default=0,
+                    help="executor.wave_machines: replay the fleet in waves of this many machines (0: at once)")
     ap.add_argument("--only", choices=["in-process", "ray1", "ray2"], action="append")
     ap.add_argument("--repeat", type=int, default=1, help="run the configurations in turn this many times")
     ap.add_argument("--quiet", action="store_true")
