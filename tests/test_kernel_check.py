@@ -57,6 +57,9 @@ def test_translate_maps_every_supported_op_to_a_vm_command() -> None:
         (17, "m", "sync", None, None, None, None, None, None),
         (18, "m", "drop_caches", None, None, None, None, None, None),
         (19, "m", "swap_off", None, None, None, None, None, None),
+        (20, "m", "task_start", "/", "job-2", None, None, None, None),
+        (21, "m", "sock_open", None, "job-2", "conn", None, None, None),
+        (22, "m", "sock_close", None, None, "conn", None, None, None),
     ), "t.csv")
     assert shells(script) == [
         "kc_mkdir /a",
@@ -79,12 +82,15 @@ def test_translate_maps_every_supported_op_to_a_vm_command() -> None:
         "kc_sh sync",
         "kc_drop_caches",
         "kc_swapoff",
+        "kc_task_start t1 /",
+        "kc_holder; kc_cmd t1 sock s3 /run/kc/holder.sock",
+        "kc_sh /bin/helper sockclose s3 /run/kc/holder.sock",
     ]
     assert script.swap_bytes == 64 << 20
     assert script.cgroups == ["/a", "/"]
     rendered = script.render()
     assert "kc_step 0\nkc_mkdir /a\nkc_done 0\n" in rendered
-    assert rendered.count("kc_done") == 20
+    assert rendered.count("kc_done") == 23
 
 
 @pytest.mark.parametrize("bad, field", [
@@ -94,6 +100,8 @@ def test_translate_maps_every_supported_op_to_a_vm_command() -> None:
     ((0, "m", "mkdir", "/a b", None, None, None, None, None), "cgroup"),
     ((0, "m", "mkdir", "/a;reboot", None, None, None, None, None), "cgroup"),
     ((0, "m", "swap_on", None, None, None, None, 4096, None), "bytes"),
+    ((0, "m", "sock_open", None, "t", "s", None, 4096, None), "bytes"),
+    ((0, "m", "memory", None, None, None, None, 1 << 30, None), "op"),
     ((0, "m", "nonsense", None, None, None, None, None, None), "op"),
 ])
 def test_translate_rejects_what_the_vm_cannot_reproduce(bad: tuple, field: str) -> None:

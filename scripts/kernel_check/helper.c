@@ -22,7 +22,13 @@
  *   mlock OBJ OFF BYTES         mlock a range of an anon region or mapped file
  *   munlock OBJ OFF BYTES       munlock it
  *   create PATH BYTES           write a file, fsync it, and drop it from the page cache
+ *   sock NAME HOLDER            open a TCP socket (sk_memcg = this task's memcg) and hand it,
+ *                               over the unix socket HOLDER, to the holder process
  *   exit                        exit (the shell then reaps the process)
+ *
+ * `helper hold HOLDER` is that holder: started by init in the root cgroup, it keeps
+ * every socket handed to it (SCM_RIGHTS) until `helper sockclose NAME HOLDER` asks it to
+ * close one, so a socket outlives its opener the way an inherited or passed fd does.
  *
  * Kept small and static (no stdio buffers held, no malloc arena) so that the
  * task's own footprint stays a few pages.
@@ -35,7 +41,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #define PAGE 4096L
@@ -252,6 +260,108 @@ static int cmd_create(const char *path, long bytes)
 	return err;
 }
 
+/* ---- sockets that outlive their opener ---------------------------------------------- */
+
+static int holder_connect(const char *holder)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	strncpy(a.sun_path, holder, sizeof(a.sun_path) - 1);
+	int u = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (u < 0)
+		return -1;
+	if (connect(u, (struct sockaddr *)&a, sizeof(a)) != 0) {
+		close(u);
+		return -1;
+	}
+	return u;
+}
+
+/* Send TEXT (and FD when >= 0) to the holder; wait for its one-byte reply. */
+static int holder_send(const char *holder, const char *text, int fd)
+{
+	int u = holder_connect(holder);
+	if (u < 0)
+		return errno;
+	char cbuf[CMSG_SPACE(sizeof(int))] = {0};
+	struct iovec iov = {.iov_base = (void *)text, .iov_len = strlen(text) + 1};
+	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+	if (fd >= 0) {
+		m.msg_control = cbuf;
+		m.msg_controllen = sizeof(cbuf);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	}
+	char reply = 0;
+	int err = sendmsg(u, &m, 0) < 0 ? errno : 0;
+	if (!err && read(u, &reply, 1) != 1)
+		err = EIO;
+	close(u);
+	return err ? err : (reply == 'k' ? 0 : ENOENT);
+}
+
+/* mem_cgroup_sk_alloc() runs in socket(): the socket references this task's memcg. */
+static int cmd_sock(const char *name, const char *holder)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0)
+		return errno;
+	char text[160];
+	snprintf(text, sizeof(text), "keep %s", name);
+	int err = holder_send(holder, text, fd);
+	close(fd); /* the holder's copy keeps the socket */
+	return err;
+}
+
+#define MAX_SOCKS 64
+static struct { char name[160]; int fd; } held[MAX_SOCKS];
+
+/* One request: "keep NAME" + fd, or "close NAME". Replies 'k' (done) or 'n' (unknown). */
+static void hold_one(int c)
+{
+	char text[160] = {0}, cbuf[CMSG_SPACE(sizeof(int))] = {0};
+	struct iovec iov = {.iov_base = text, .iov_len = sizeof(text) - 1};
+	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
+	char reply = 'n';
+	if (recvmsg(c, &m, 0) > 0) {
+		struct cmsghdr *h = CMSG_FIRSTHDR(&m);
+		int fd = -1;
+		if (h && h->cmsg_type == SCM_RIGHTS)
+			memcpy(&fd, CMSG_DATA(h), sizeof(int));
+		for (int i = 0; i < MAX_SOCKS; i++) {
+			if (!strncmp(text, "keep ", 5) && fd >= 0 && !held[i].name[0]) {
+				snprintf(held[i].name, sizeof(held[i].name), "%s", text + 5);
+				held[i].fd = fd, reply = 'k';
+				break;
+			}
+			if (!strncmp(text, "close ", 6) && !strcmp(held[i].name, text + 6)) {
+				close(held[i].fd); /* the last reference: mem_cgroup_sk_free() */
+				held[i].name[0] = 0, reply = 'k';
+				break;
+			}
+		}
+	}
+	if (write(c, &reply, 1) != 1)
+		_exit(3);
+	close(c); /* the accepted unix socket was allocated in the client's memcg: let it go */
+}
+
+static int hold(const char *holder)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	strncpy(a.sun_path, holder, sizeof(a.sun_path) - 1);
+	int l = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(l, 8) != 0)
+		return 2;
+	for (;;) {
+		int c = accept(l, NULL, NULL);
+		if (c >= 0)
+			hold_one(c);
+	}
+}
+
 /* Run one command line; returns 0 or an errno value. */
 static int run(char *line)
 {
@@ -275,6 +385,12 @@ static int run(char *line)
 	if (!strcmp(c, "mlock") && argc == 4) return cmd_range(argv[1], a2, a3, do_mlock);
 	if (!strcmp(c, "munlock") && argc == 4) return cmd_range(argv[1], a2, a3, do_munlock);
 	if (!strcmp(c, "create") && argc == 3) return cmd_create(argv[1], a2);
+	if (!strcmp(c, "sock") && argc == 3) return cmd_sock(argv[1], argv[2]);
+	if (!strcmp(c, "sockclose") && argc == 3) {
+		char text[160];
+		snprintf(text, sizeof(text), "close %s", argv[1]);
+		return holder_send(argv[2], text, -1);
+	}
 	return EINVAL;
 }
 
@@ -319,6 +435,8 @@ int main(int argc, char **argv)
 {
 	if (argc == 4 && !strcmp(argv[1], "serve"))
 		return serve(argv[2], argv[3]);
+	if (argc == 3 && !strcmp(argv[1], "hold"))
+		return hold(argv[2]);
 	if (argc >= 2) {
 		char line[1024] = "";
 		for (int i = 1; i < argc; i++) {

@@ -79,6 +79,13 @@ kc_task_move() {
     [ -f /run/kc/$1.pid ] || { RC=1; return; }
     cat /run/kc/$1.pid > "$CG$2/cgroup.procs" || RC=1
 }
+# the socket holder (helper hold): in the root cgroup, started on a trace's first sock_open
+kc_holder() {
+    [ -S /run/kc/holder.sock ] && return
+    /bin/helper hold /run/kc/holder.sock &
+    for i in $(seq 100); do [ -S /run/kc/holder.sock ] && return; sleep 0.01; done
+    RC=1
+}
 kc_swapon() {
     swapoff /dev/vdb >/dev/null 2>&1
     mkswap /dev/vdb "$1" >/dev/null 2>&1 && swapon /dev/vdb || RC=1

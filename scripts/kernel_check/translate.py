@@ -243,6 +243,23 @@ def _swap_on(r: _Row, n: _Names) -> tuple[str, str]:
     return f"swapon {nbytes // MIB} MiB", f"kc_swapon {nbytes // 1024}"
 
 
+_HOLDER = "/run/kc/holder.sock"
+
+
+def _sock_open(r: _Row, n: _Names) -> tuple[str, str]:
+    if r.num("bytes", 0):
+        raise r.error("bytes", "socket buffers have no exact shell equivalent; the harness checks "
+                               "the memcg reference only (bytes empty or 0)")
+    t, sock = n.task(r.text("task")), f"s{n.obj_id(r.text('object'))}"
+    # a TCP socket opened by the task, then held by the root-cgroup holder (init's kc_holder)
+    return f"{r.text('task')} opens socket {r.text('object')}", f"kc_holder; kc_cmd {t} sock {sock} {_HOLDER}"
+
+
+def _sock_close(r: _Row, n: _Names) -> tuple[str, str]:
+    sock = f"s{n.obj_id(r.text('object'))}"
+    return f"close socket {r.text('object')}", f"kc_sh /bin/helper sockclose {sock} {_HOLDER}"
+
+
 def _simple(label: str, shell: str) -> Callable[[_Row, _Names], tuple[str, str]]:
     return lambda r, n: (label, shell)
 
@@ -275,6 +292,9 @@ _TRANSLATORS: dict[Op, Callable[[_Row, _Names], tuple[str, str]]] = {
     Op.SWAP_OFF: _simple("swapoff", "kc_swapoff"),
     Op.DROP_CACHES: _simple("drop caches", "kc_drop_caches"),
     Op.SYNC: _simple("sync", "kc_sh sync"),
+    Op.MEMORY: _unsupported,  # the VM's RAM is fixed (vm.py)
+    Op.SOCK_OPEN: _sock_open,
+    Op.SOCK_CLOSE: _sock_close,
 }
 
 
