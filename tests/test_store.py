@@ -56,6 +56,17 @@ def test_result_cache_replaces_the_run_state(store):
     assert not store.r.exists(store.key("progress", "run"))
 
 
+def test_finished_waves_are_kept_until_the_run_is_done(store):
+    big = bytes(range(256)) * 5000  # larger than a piece
+    store.put_wave("run", "wave-a", b"first wave")
+    store.put_wave("run", "wave-b", big)
+    assert store.get_wave("run", "wave-a") == b"first wave" and store.get_wave("run", "wave-b") == big
+    assert store.get_wave("run", "wave-c") is None and store.get_wave("other", "wave-a") is None
+    store.put_result("run", {"a/summary.json": b"{}"})  # the run is done: its waves go
+    assert store.get_wave("run", "wave-a") is None and store.get_wave("run", "wave-b") is None
+    assert not list(store.r.scan_iter(match=store.key("wave:run:*")))
+
+
 def test_store_pickles_by_url_for_actors(store):
     import pickle
 
