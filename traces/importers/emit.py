@@ -132,13 +132,14 @@ def emit(cg: Cgroups, samples: Samples, updates: Updates, rules: tuple[Rule, ...
     """All events of ``cg`` (plus optional machine ``markers``) as a sorted native trace table."""
     _fix_parent_spans(cg)
     samples = _samples_in_lifetime(cg, samples, report)
-    parts = _structure_parts(cg) + _update_parts(cg, updates)
+    depth = _depth(cg)  # a string scan of every path: once, for mkdir and rmdir
+    parts = _structure_parts(cg, depth) + _update_parts(cg, updates)
     for rule in rules:
         if rule.enabled and rule.key in cg.keys:
             parts += _rule_parts(cg, rule)
     parts += _default_memory_parts(cg, samples, params)
     parts += _sample_parts(cg, samples, params)
-    parts += _teardown_parts(cg, samples, params)
+    parts += _teardown_parts(cg, samples, params, depth)
     if markers is not None and len(markers[0]):
         parts.append(_Part("sync", markers[1], P_MARK, 0, markers[0]))
     table, machines = _assemble(parts)
@@ -189,10 +190,9 @@ def _has_task(cg: Cgroups) -> np.ndarray:
     return cg.task.is_valid().to_numpy(zero_copy_only=False)
 
 
-def _structure_parts(cg: Cgroups) -> list[_Part]:
+def _structure_parts(cg: Cgroups, depth: np.ndarray) -> list[_Part]:
     n = len(cg)
     allidx = np.arange(n)
-    depth = _depth(cg)
     parts = [_Part("mkdir", cg.start_us, P_MKDIR, depth, _sel(cg.machine, allidx), cgroup=_sel(cg.path, allidx))]
     lim = np.flatnonzero(cg.limit >= 0)
     if lim.size:
@@ -204,7 +204,7 @@ def _structure_parts(cg: Cgroups) -> list[_Part]:
     return parts
 
 
-def _teardown_parts(cg: Cgroups, samples: Samples, params: ProfileParams) -> list[_Part]:
+def _teardown_parts(cg: Cgroups, samples: Samples, params: ProfileParams, depth: np.ndarray) -> list[_Part]:
     ended = cg.end_us != NEVER
     t = np.flatnonzero(ended & _has_task(cg))
     parts = [_Part("task_exit", cg.end_us[t], P_EXIT, 0, _sel(cg.machine, t), task=_sel(cg.task, t))]
@@ -213,7 +213,7 @@ def _teardown_parts(cg: Cgroups, samples: Samples, params: ProfileParams) -> lis
         parts.append(_Part("file_delete", cg.end_us[d], P_DELETE, 0, _sel(cg.machine, d),
                            obj=_suffix(_sel(cg.task, d), ":cache")))
     r = np.flatnonzero(ended)
-    parts.append(_Part("rmdir", cg.end_us[r], P_RMDIR, -_depth(cg)[r], _sel(cg.machine, r),
+    parts.append(_Part("rmdir", cg.end_us[r], P_RMDIR, -depth[r], _sel(cg.machine, r),
                        cgroup=_sel(cg.path, r)))
     return parts
 
@@ -503,23 +503,25 @@ def _string_refs(parts: list[_Part], attr: str) -> tuple[pa.Array, np.ndarray]:
 
     ``_Ref`` values point into their base; materialised arrays are their own base.
     Several bases are concatenated once, so the column is gathered by one ``take``.
+    The rows are int32 (a string array has fewer than 2^31 rows): half the bytes
+    of int64 to concatenate, gather by the event order and keep alive.
     """
     bases: dict[int, list] = {}  # id -> [array, offset]
     idx = []
     for p in parts:
         v = getattr(p, attr)
         if v is None:
-            idx.append(np.full(len(p.time), -1, np.int64))
+            idx.append(np.full(len(p.time), -1, np.int32))
             continue
         base, rows = (v.base, v.idx) if isinstance(v, _Ref) else (v, np.arange(len(v), dtype=np.int64))
         if id(base) not in bases:
             bases[id(base)] = [base, sum(len(b[0]) for b in bases.values())]
-        idx.append(rows + bases[id(base)][1])
+        idx.append((rows + bases[id(base)][1]).astype(np.int32))
     arrays = [b[0] if pa.types.is_string(b[0].type) else b[0].cast(pa.string()) for b in bases.values()]
     if not arrays:
         arrays = [pa.array([], pa.string())]
     base = arrays[0] if len(arrays) == 1 else pa.concat_arrays(arrays)
-    return base, np.concatenate(idx)
+    return base, np.concatenate(idx) if idx else np.zeros(0, np.int32)
 
 
 def _machine_codes(parts: list[_Part]) -> tuple[list[np.ndarray], pa.Array]:
@@ -539,8 +541,9 @@ def _machine_codes(parts: list[_Part]) -> tuple[list[np.ndarray], pa.Array]:
 
 
 def _phases(parts: list[_Part]) -> list[np.ndarray]:
-    return [np.broadcast_to(np.asarray(p.major) * 64 + np.asarray(p.minor) + 32, (len(p.time),)).astype(np.int64)
-            for p in parts]
+    # read-only broadcast views: most parts have one phase, which then costs no per-event array
+    return [np.broadcast_to(np.asarray(np.asarray(p.major) * 64 + np.asarray(p.minor) + 32, dtype=np.int64),
+                            (len(p.time),)) for p in parts]
 
 
 def _sort_events(parts: list[_Part], mcodes: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -556,11 +559,14 @@ def _sort_events(parts: list[_Part], mcodes: list[np.ndarray]) -> tuple[np.ndarr
         order = np.lexsort((phase, time, mcode))
         return order, time[order], mcode[order]
     keys, t0, tbits, pbits = packed
+    del packed, phases
     # each part sorted on its own, then one stable sort of the concatenated runs: timsort merges
     # runs, so this is much cheaper than sorting everything from scratch (and the result is the
     # same permutation: ties inside a part keep their row order, ties across parts their part order)
     pre = _part_orders(parts, mcodes, times, keys)
-    key = np.concatenate(keys)[pre]
+    key = np.concatenate(keys)
+    del keys
+    key = key[pre]
     s = np.argsort(key, kind="stable")
     key = key[s]
     # in place where possible: every fresh 58 MB array costs page faults, which dominate on a VM
@@ -622,7 +628,10 @@ def _assemble(parts: list[_Part]) -> tuple[pa.Table, list[str]]:
         return TRACE_SCHEMA.empty_table(), []
     mcodes, mnames = _machine_codes(parts)
     order, time, mcode = _sort_events(parts, mcodes)
+    del mcodes  # big temporaries are dropped as soon as they are used: fresh memory is what costs most here
+    used = np.flatnonzero(np.bincount(mcode, minlength=len(mnames)))
     ints = {a: [_int_values(p, a) for p in parts] for a in ("offset", "nbytes")}
+    nullable = {a: any(ok is not None for _, ok in ints[a]) for a in ints}
     refs = {a: _string_refs(parts, a) for a in ("cgroup", "task", "obj")}
     jobs = {
         "time_us": lambda: pa.array(time),
@@ -635,18 +644,21 @@ def _assemble(parts: list[_Part]) -> tuple[pa.Table, list[str]]:
         "bytes": lambda: np.concatenate([v for v, _ in ints["nbytes"]])[order],
     }
     arrays = dict(zip(jobs, _parallel(list(jobs.values()))))
+    del jobs, ints, mcode, order
+    cg_base, task_base = refs["cgroup"][0], refs["task"][0]
+    del refs
     cg_idx, task_idx = arrays.pop("cgroup_idx"), arrays.pop("task_idx")
-    arrays["cgroup"], arrays["task"] = _parallel([lambda: _take_nullable(refs["cgroup"][0], cg_idx),
-                                                  lambda: _take_nullable(refs["task"][0], task_idx)])
+    arrays["cgroup"], arrays["task"] = _parallel([lambda: _take_nullable(cg_base, cg_idx),
+                                                  lambda: _take_nullable(task_base, task_idx)])
+    del cg_idx, task_idx
     meta = arrays.pop("meta")
     arrays["op"] = pa.array(OPS, pa.string()).take(pa.array(meta & 15))
     arrays["flags"] = pa.array(FLAGS, pa.string()).take(pa.array(meta >> 4 & 3))
     for name, attr, bit in (("offset", "offset", 64), ("bytes", "nbytes", 128)):
-        if any(ok is not None for _, ok in ints[attr]):
+        if nullable[attr]:
             arrays[name] = pa.array(arrays[name], mask=(meta & bit) == 0, type=pa.int64())
         else:
             arrays[name] = pa.array(arrays[name], pa.int64())
-    used = np.flatnonzero(np.bincount(mcode, minlength=len(mnames)))
     return pa.Table.from_arrays([arrays[f.name] for f in TRACE_SCHEMA], schema=TRACE_SCHEMA), \
         mnames.take(pa.array(used)).to_pylist()
 
@@ -684,8 +696,8 @@ def _take_nullable(base: pa.Array, idx: np.ndarray) -> pa.Array:
     valid = idx >= 0
     n_valid = int(np.count_nonzero(valid))
     if n_valid == idx.size:
-        return base.take(pa.array(idx, type=pa.int64()))
-    dense = base.take(pa.array(idx[valid], type=pa.int64()))
+        return base.take(pa.array(idx))
+    dense = base.take(pa.array(idx[valid]))
     offsets = np.frombuffer(dense.buffers()[1], dtype=np.int32)[dense.offset:dense.offset + n_valid + 1]
     before = np.zeros(idx.size + 1, dtype=np.int32)
     np.cumsum(valid, out=before[1:], dtype=np.int32)  # valid rows before each row
