@@ -242,10 +242,8 @@ def _rule_parts(cg: Cgroups, rule: Rule) -> list[_Part]:
     members = np.flatnonzero(key.is_valid().to_numpy(zero_copy_only=False) & _has_task(cg))
     if not members.size:
         return []
-    obj = _prefix(rule.prefix, _sel(key, members))
-    group = pc.binary_join_element_wise(_m(_sel(cg.machine, members)), obj, "\x1f").dictionary_encode()
-    gid = group.indices.to_numpy().astype(np.int64)
-    ngroups = len(group.dictionary)
+    obj, gid = _shared_objects(cg, rule, key, members)
+    ngroups = int(gid.max()) + 1
     start = cg.start_us[members]
     # first member of each group (earliest start, then lowest row): creates the file / writes the tmpfs
     order = np.lexsort((members, start, gid))
@@ -261,7 +259,24 @@ def _rule_parts(cg: Cgroups, rule: Rule) -> list[_Part]:
     return parts
 
 
-def _file_use_parts(cg: Cgroups, rule: Rule, members: np.ndarray, obj: pa.Array, size: int) -> list[_Part]:
+def _shared_objects(cg: Cgroups, rule: Rule, key: pa.Array, members: np.ndarray) -> tuple[_Ref, np.ndarray]:
+    """Per member its shared object name, and its (machine, object) group numbered in order of first appearance.
+
+    The names are refs into one ``prefix + key`` per distinct key: a few thousand
+    strings instead of one per member, so the output's object column gathers
+    them from a base that stays in cache. Groups are found on integer codes of
+    (machine, key) rather than by hashing joined strings; the numbering is the
+    same, since ``dictionary_encode`` numbers in order of first appearance too.
+    """
+    keys = key.take(pa.array(members)).dictionary_encode()
+    kidx = keys.indices.to_numpy().astype(np.int64)
+    midx = cg.machine.take(pa.array(members)).dictionary_encode().indices.to_numpy().astype(np.int64)
+    pair = pa.array(midx * len(keys.dictionary) + kidx).dictionary_encode()
+    obj = _Ref(_prefix(rule.prefix, keys.dictionary.cast(pa.string())), kidx)
+    return obj, pair.indices.to_numpy().astype(np.int64)
+
+
+def _file_use_parts(cg: Cgroups, rule: Rule, members: np.ndarray, obj: "pa.Array | _Ref", size: int) -> list[_Part]:
     n = members.size
     mach, task, start = _sel(cg.machine, members), _sel(cg.task, members), cg.start_us[members]
     parts = [_Part("file_read", start, P_MEM, 0, mach, task=task, obj=obj,
@@ -273,7 +288,7 @@ def _file_use_parts(cg: Cgroups, rule: Rule, members: np.ndarray, obj: pa.Array,
     return parts
 
 
-def _tmpfs_parts(cg: Cgroups, rule: Rule, members: np.ndarray, obj: pa.Array, gid: np.ndarray,
+def _tmpfs_parts(cg: Cgroups, rule: Rule, members: np.ndarray, obj: "pa.Array | _Ref", gid: np.ndarray,
                  first: np.ndarray, size: int) -> list[_Part]:
     is_first = np.zeros(members.size, dtype=bool)
     is_first[first] = True
