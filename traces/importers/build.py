@@ -21,6 +21,9 @@ def group_ids(*cols: np.ndarray) -> np.ndarray:
     n = cols[0].size
     if not n:
         return np.zeros(0, dtype=np.int64)
+    packed = _packed(cols)
+    if packed is not None:  # one SIMD sort of int64 instead of a multi-key lexsort
+        return np.unique(packed, return_inverse=True)[1].astype(np.int64, copy=False)
     order = np.lexsort(cols[::-1])
     diff = np.zeros(n, dtype=bool)
     diff[0] = True
@@ -30,6 +33,21 @@ def group_ids(*cols: np.ndarray) -> np.ndarray:
     ids = np.empty(n, dtype=np.int64)
     ids[order] = np.cumsum(diff) - 1
     return ids
+
+
+def _packed(cols: tuple[np.ndarray, ...]) -> np.ndarray | None:
+    """Integer ``cols`` packed into one int64 that sorts like the tuples, or None if they need > 63 bits."""
+    if not all(np.issubdtype(c.dtype, np.integer) for c in cols):
+        return None
+    lows = [int(c.min()) for c in cols]
+    bits = [(int(c.max()) - lo).bit_length() for c, lo in zip(cols, lows)]
+    if sum(bits) > 63:
+        return None
+    packed = np.zeros(cols[0].size, dtype=np.int64)
+    for c, lo, b in zip(cols, lows, bits):
+        packed <<= b
+        packed |= (c - lo).astype(np.int64, copy=False)
+    return packed
 
 
 def join(*parts: pa.Array | str) -> pa.Array:

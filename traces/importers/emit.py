@@ -36,7 +36,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from traces.importers.common import NEVER, PAGE, ImportReport
+from traces.importers.common import NEVER, PAGE, ImportReport, stable_argsort
 from traces.importers.sharing import Rule
 from traces.schema import TRACE_SCHEMA
 
@@ -628,7 +628,7 @@ def _part_orders(parts: list[_Part], mcodes: list[np.ndarray], times: list[np.nd
                             and np.ndim(parts[j].minor) == 0 and mcodes[j].size == m.size
                             and np.array_equal(times[j], t) and np.array_equal(mcodes[j], m)), i)
     own = [i for i in range(len(parts)) if same[i] == i]
-    sorted_ = dict(zip(own, _parallel([lambda k=keys[i]: np.argsort(k, kind="stable") for i in own])))
+    sorted_ = dict(zip(own, _parallel([lambda k=keys[i]: stable_argsort(k) for i in own])))
     offsets = np.cumsum([0] + [k.size for k in keys])
     pre = np.empty(offsets[-1], dtype=np.int64)
     for i in range(len(parts)):
