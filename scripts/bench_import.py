@@ -18,6 +18,8 @@ wall time and rows per CPU second:
 The machine is shared: wall times swing with the load, the CPU figures less.
 
 Run: ``python scripts/bench_import.py [--copies 50] [--repeat 3]`` (target: >= 1M rows/s).
+For whole-process timings: ``--write-input /tmp/te50.csv.gz`` once, then
+``farm-bench -- python scripts/bench_import.py --import-once /tmp/te50.csv.gz``.
 """
 
 from __future__ import annotations
@@ -118,12 +120,35 @@ def bench(copies: int, repeat: int = 1) -> list[str]:
     return lines
 
 
+def import_once(path: str) -> str:
+    """One default import of ``path`` in this (fresh) process, as the CLI does it: one line of figures.
+
+    A fresh process pays for every page it touches for the first time, which the
+    in-process medians above hide; time it from outside (``farm-bench``) too.
+    """
+    wall, cpu, table = timed(lambda: import_google2011([path])[0])
+    return (f"import {path}: {table.num_rows:,} events; wall {wall:.2f} s, cpu {cpu:.2f} s, "
+            f"peak rss {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss >> 10} MiB")
+
+
 def main() -> None:
-    """CLI entry: print the benchmark lines."""
+    """CLI entry: print the benchmark lines (or write the input, or time one import)."""
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--copies", type=int, default=50)
     ap.add_argument("--repeat", type=int, default=1, help="runs of each stage (medians are printed)")
+    ap.add_argument("--write-input", metavar="PATH.csv.gz",
+                    help="only write the replicated input (gzip, and PATH without .gz uncompressed), then exit")
+    ap.add_argument("--import-once", metavar="PATH", help="only import PATH once and print its figures")
     args = ap.parse_args()
+    if args.write_input:
+        gz = Path(args.write_input)
+        n = make_input(gz, args.copies)
+        gz.with_suffix("").write_bytes(gzip.decompress(gz.read_bytes()))
+        print(f"{n:,} rows -> {gz} and {gz.with_suffix('')}")
+        return
+    if args.import_once:
+        print(import_once(args.import_once))
+        return
     for line in bench(args.copies, args.repeat):
         print(line)
 
