@@ -48,3 +48,15 @@ def test_group_ids_packed_and_lexsort_paths_agree() -> None:
         ids = build.group_ids(*cols)
         assert ids.dtype == np.int64
         assert np.array_equal(ids, _lexsort_ids(*cols))
+
+
+def test_first_seen_pairs_numbers_like_joined_strings() -> None:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    rng = np.random.default_rng(5)
+    a = pa.array(rng.integers(0, 30, 5000)).cast(pa.string())
+    b = pa.array(rng.integers(0, 12, 5000)).cast(pa.string())
+    joined = pc.binary_join_element_wise(a, b, "\x1f").dictionary_encode().indices.to_numpy()
+    assert np.array_equal(build.first_seen_pairs(a, b), joined)
+    assert build.first_seen_pairs(a.slice(0, 0), b.slice(0, 0)).size == 0

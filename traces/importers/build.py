@@ -65,10 +65,8 @@ def parents_by(machine: pa.Array, name: pa.Array, prefix: str) -> tuple[Cgroups,
     """
     valid = name.is_valid().to_numpy(zero_copy_only=False)
     idx = np.flatnonzero(valid)
-    combo = pc.binary_join_element_wise(machine.take(pa.array(idx)), name.take(pa.array(idx)), "\x1f")
-    enc = combo.dictionary_encode()
-    gid = enc.indices.to_numpy().astype(np.int64)
-    ng = len(enc.dictionary)
+    gid = first_seen_pairs(machine.take(pa.array(idx)), name.take(pa.array(idx)))
+    ng = int(gid.max()) + 1 if gid.size else 0
     first = np.full(ng, -1, dtype=np.int64)
     first[gid[::-1]] = idx[::-1]  # lowest row of each group
     parent = np.full(len(name), -1, dtype=np.int64)
@@ -79,6 +77,16 @@ def parents_by(machine: pa.Array, name: pa.Array, prefix: str) -> tuple[Cgroups,
                  np.full(ng, -1, dtype=np.int64), np.full(ng, NEVER, dtype=np.int64), z.copy(),
                  np.full(ng, -1, dtype=np.int64), z.copy(), z.copy(), {})
     return cg, parent
+
+
+def first_seen_pairs(a: pa.Array, b: pa.Array) -> np.ndarray:
+    """Per row an id of its (a, b) pair, numbered in order of first appearance (as ``dictionary_encode``
+    numbers the joined strings ``a + sep + b``), from the integer codes of each column: hashing two
+    short columns and one int64 column is cheaper than joining and hashing the strings."""
+    ca = a.dictionary_encode().indices.to_numpy().astype(np.int64)
+    cb = b.dictionary_encode().indices.to_numpy().astype(np.int64)
+    pairs = pa.array(ca * (int(cb.max()) + 1 if cb.size else 1) + cb).dictionary_encode()
+    return pairs.indices.to_numpy().astype(np.int64)
 
 
 def concat(first: Cgroups, second: Cgroups, second_parents_in_first: bool = True) -> Cgroups:
