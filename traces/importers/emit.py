@@ -513,20 +513,20 @@ def _int_values(part: _Part, name: str) -> tuple[np.ndarray, np.ndarray | None]:
     return pc.fill_null(v, 0).to_numpy().astype(np.int64, copy=False), v.is_valid().to_numpy(zero_copy_only=False)
 
 
-def _string_refs(parts: list[_Part], attr: str) -> tuple[pa.Array, np.ndarray]:
-    """One base array for a string column of all parts, and per event its row in it (-1 = null).
+def _string_refs(parts: list[_Part], attr: str) -> tuple[pa.Array, list[np.ndarray | int]]:
+    """One base array for a string column of all parts, and per part its events' rows in it (-1 = null).
 
     ``_Ref`` values point into their base; materialised arrays are their own base.
     Several bases are concatenated once, so the column is gathered by one ``take``.
     The rows are int32 (a string array has fewer than 2^31 rows): half the bytes
-    of int64 to concatenate, gather by the event order and keep alive.
+    of int64 to move and keep alive.
     """
     bases: dict[int, list] = {}  # id -> [array, offset]
-    idx = []
+    idx: list[np.ndarray | int] = []
     for p in parts:
         v = getattr(p, attr)
         if v is None:
-            idx.append(np.full(len(p.time), -1, np.int32))
+            idx.append(-1)
             continue
         base, rows = (v.base, v.idx) if isinstance(v, _Ref) else (v, np.arange(len(v), dtype=np.int64))
         if id(base) not in bases:
@@ -536,7 +536,7 @@ def _string_refs(parts: list[_Part], attr: str) -> tuple[pa.Array, np.ndarray]:
     if not arrays:
         arrays = [pa.array([], pa.string())]
     base = arrays[0] if len(arrays) == 1 else pa.concat_arrays(arrays)
-    return base, np.concatenate(idx) if idx else np.zeros(0, np.int32)
+    return base, idx
 
 
 def _machine_codes(parts: list[_Part]) -> tuple[list[np.ndarray], pa.Array]:
@@ -648,18 +648,20 @@ def _assemble(parts: list[_Part]) -> tuple[pa.Table, list[str]]:
     ints = {a: [_int_values(p, a) for p in parts] for a in ("offset", "nbytes")}
     nullable = {a: any(ok is not None for _, ok in ints[a]) for a in ints}
     refs = {a: _string_refs(parts, a) for a in ("cgroup", "task", "obj")}
+    put = _Scatter(order, [len(p.time) for p in parts])
+    del order
     jobs = {
         "time_us": lambda: pa.array(time),
         "machine": lambda: mnames.take(pa.array(mcode)),
-        "meta": lambda: _meta(parts, ints)[order],  # op, flags, validities: one gather instead of four
-        "cgroup_idx": lambda: refs["cgroup"][1][order],
-        "task_idx": lambda: refs["task"][1][order],
-        "object": lambda: _take_nullable(refs["obj"][0], refs["obj"][1][order]),
-        "offset": lambda: np.concatenate([v for v, _ in ints["offset"]])[order],
-        "bytes": lambda: np.concatenate([v for v, _ in ints["nbytes"]])[order],
+        "meta": lambda: put(_meta(parts, ints), np.uint8),  # op, flags, validities: one column instead of four
+        "cgroup_idx": lambda: put(refs["cgroup"][1], np.int32),
+        "task_idx": lambda: put(refs["task"][1], np.int32),
+        "object": lambda: _take_nullable(refs["obj"][0], put(refs["obj"][1], np.int32)),
+        "offset": lambda: put([v for v, _ in ints["offset"]], np.int64),
+        "bytes": lambda: put([v for v, _ in ints["nbytes"]], np.int64),
     }
     arrays = dict(zip(jobs, _parallel(list(jobs.values()))))
-    del jobs, ints, mcode, order
+    del jobs, ints, mcode, put
     cg_base, task_base = refs["cgroup"][0], refs["task"][0]
     del refs
     cg_idx, task_idx = arrays.pop("cgroup_idx"), arrays.pop("task_idx")
@@ -722,16 +724,39 @@ def _take_nullable(base: pa.Array, idx: np.ndarray) -> pa.Array:
                                  null_count=idx.size - n_valid)
 
 
-def _meta(parts: list[_Part], ints: dict[str, list]) -> np.ndarray:
-    """Per event (parts' order) op code | flags code << 4 | offset valid << 6 | bytes valid << 7."""
-    out = []
+class _Scatter:
+    """Puts per-part values at their events' places in the sorted output.
+
+    ``order`` (output row -> event in parts' order) is inverted once; each
+    column is then written part by part at those positions. Compared with
+    concatenating a column and gathering it by ``order``, this makes no
+    concatenated temporary, writes a constant part (a shared file's size, a
+    null) without materialising it, and measured about twice as fast.
+    """
+
+    def __init__(self, order: np.ndarray, sizes: list[int]) -> None:
+        self.pos = np.empty(order.size, dtype=np.int64)
+        self.pos[order] = np.arange(order.size)
+        self.bounds = np.cumsum([0] + sizes)
+
+    def __call__(self, values: list[np.ndarray | int], dtype: type) -> np.ndarray:
+        """The column of ``values`` (per part: an array of its rows, or one value for all) in output order."""
+        out = np.empty(self.pos.size, dtype=dtype)
+        for i, v in enumerate(values):
+            out[self.pos[self.bounds[i]:self.bounds[i + 1]]] = v
+        return out
+
+
+def _meta(parts: list[_Part], ints: dict[str, list]) -> list[np.ndarray | int]:
+    """Per part: op code | flags code << 4 | offset valid << 6 | bytes valid << 7 (one value when constant)."""
+    out: list[np.ndarray | int] = []
     for i, p in enumerate(parts):
-        m = np.full(len(p.time), OPS.index(p.op) | FLAGS.index(p.flags) << 4, dtype=np.uint8)
+        m = OPS.index(p.op) | FLAGS.index(p.flags) << 4
         for attr, bit in (("offset", 64), ("nbytes", 128)):
             ok = ints[attr][i][1]
-            m |= np.uint8(bit) if ok is None else ok.astype(np.uint8) << np.uint8(bit.bit_length() - 1)
+            m = m | bit if ok is None else m | ok.astype(np.uint8) << np.uint8(bit.bit_length() - 1)
         out.append(m)
-    return np.concatenate(out)
+    return out
 
 
 def _count(table: pa.Table, cg: Cgroups, report: ImportReport, parts: list[_Part], machines: list[str]) -> None:
