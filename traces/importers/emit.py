@@ -276,7 +276,7 @@ def _shared_objects(cg: Cgroups, rule: Rule, key: pa.Array, members: np.ndarray)
     return obj, pair.indices.to_numpy().astype(np.int64)
 
 
-def _file_use_parts(cg: Cgroups, rule: Rule, members: np.ndarray, obj: "pa.Array | _Ref", size: int) -> list[_Part]:
+def _file_use_parts(cg: Cgroups, rule: Rule, members: np.ndarray, obj: pa.Array | _Ref, size: int) -> list[_Part]:
     n = members.size
     mach, task, start = _sel(cg.machine, members), _sel(cg.task, members), cg.start_us[members]
     parts = [_Part("file_read", start, P_MEM, 0, mach, task=task, obj=obj,
@@ -288,7 +288,7 @@ def _file_use_parts(cg: Cgroups, rule: Rule, members: np.ndarray, obj: "pa.Array
     return parts
 
 
-def _tmpfs_parts(cg: Cgroups, rule: Rule, members: np.ndarray, obj: "pa.Array | _Ref", gid: np.ndarray,
+def _tmpfs_parts(cg: Cgroups, rule: Rule, members: np.ndarray, obj: pa.Array | _Ref, gid: np.ndarray,
                  first: np.ndarray, size: int) -> list[_Part]:
     is_first = np.zeros(members.size, dtype=bool)
     is_first[first] = True
@@ -645,28 +645,11 @@ def _assemble(parts: list[_Part]) -> tuple[pa.Table, list[str]]:
     order, time, mcode = _sort_events(parts, mcodes)
     del mcodes  # big temporaries are dropped as soon as they are used: fresh memory is what costs most here
     used = np.flatnonzero(np.bincount(mcode, minlength=len(mnames)))
-    ints = {a: [_int_values(p, a) for p in parts] for a in ("offset", "nbytes")}
-    nullable = {a: any(ok is not None for _, ok in ints[a]) for a in ints}
-    refs = {a: _string_refs(parts, a) for a in ("cgroup", "task", "obj")}
-    put = _Scatter(order, [len(p.time) for p in parts])
-    del order
-    jobs = {
-        "time_us": lambda: pa.array(time),
-        "machine": lambda: mnames.take(pa.array(mcode)),
-        "meta": lambda: put(_meta(parts, ints), np.uint8),  # op, flags, validities: one column instead of four
-        "cgroup_idx": lambda: put(refs["cgroup"][1], np.int32),
-        "task_idx": lambda: put(refs["task"][1], np.int32),
-        "object": lambda: _take_nullable(refs["obj"][0], put(refs["obj"][1], np.int32)),
-        "offset": lambda: put([v for v, _ in ints["offset"]], np.int64),
-        "bytes": lambda: put([v for v, _ in ints["nbytes"]], np.int64),
-    }
-    arrays = dict(zip(jobs, _parallel(list(jobs.values()))))
-    del jobs, ints, mcode, put
-    cg_base, task_base = refs["cgroup"][0], refs["task"][0]
-    del refs
+    arrays, bases, nullable = _columns(parts, order, time, mcode, mnames)
+    del order, mcode
     cg_idx, task_idx = arrays.pop("cgroup_idx"), arrays.pop("task_idx")
-    arrays["cgroup"], arrays["task"] = _parallel([lambda: _take_nullable(cg_base, cg_idx),
-                                                  lambda: _take_nullable(task_base, task_idx)])
+    arrays["cgroup"], arrays["task"] = _parallel([lambda i=cg_idx: _take_nullable(bases["cgroup"], i),
+                                                  lambda i=task_idx: _take_nullable(bases["task"], i)])
     del cg_idx, task_idx
     meta = arrays.pop("meta")
     arrays["op"] = pa.array(OPS, pa.string()).take(pa.array(meta & 15))
@@ -678,6 +661,29 @@ def _assemble(parts: list[_Part]) -> tuple[pa.Table, list[str]]:
             arrays[name] = pa.array(arrays[name], pa.int64())
     return pa.Table.from_arrays([arrays[f.name] for f in TRACE_SCHEMA], schema=TRACE_SCHEMA), \
         mnames.take(pa.array(used)).to_pylist()
+
+
+def _columns(parts: list[_Part], order: np.ndarray, time: np.ndarray, mcode: np.ndarray,
+             mnames: pa.Array) -> tuple[dict, dict[str, pa.Array], dict[str, bool]]:
+    """The output columns but cgroup, task, op and flags, in output order; for those two string
+    columns their base arrays and per event rows (``cgroup_idx``, ``task_idx``); op, flags and the
+    int validities packed as ``meta``; whether each int column has nulls. Temporaries die on return."""
+    ints = {a: [_int_values(p, a) for p in parts] for a in ("offset", "nbytes")}
+    nullable = {a: any(ok is not None for _, ok in ints[a]) for a in ints}
+    refs = {a: _string_refs(parts, a) for a in ("cgroup", "task", "obj")}
+    put = _Scatter(order, [len(p.time) for p in parts])
+    jobs = {
+        "time_us": lambda: pa.array(time),
+        "machine": lambda: mnames.take(pa.array(mcode)),
+        "meta": lambda: put(_meta(parts, ints), np.uint8),  # op, flags, validities: one column instead of four
+        "cgroup_idx": lambda: put(refs["cgroup"][1], np.int32),
+        "task_idx": lambda: put(refs["task"][1], np.int32),
+        "object": lambda: _take_nullable(refs["obj"][0], put(refs["obj"][1], np.int32)),
+        "offset": lambda: put([v for v, _ in ints["offset"]], np.int64),
+        "bytes": lambda: put([v for v, _ in ints["nbytes"]], np.int64),
+    }
+    arrays = dict(zip(jobs, _parallel(list(jobs.values()))))
+    return arrays, {a: refs[a][0] for a in ("cgroup", "task")}, nullable
 
 
 def _parallel(jobs: list[Callable[[], object]]) -> list:
