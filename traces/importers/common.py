@@ -361,6 +361,31 @@ def np_col(table: pa.Table, name: str, fill: int | float | None = None) -> np.nd
     return col.to_numpy()
 
 
+def stable_argsort(key: np.ndarray) -> np.ndarray:
+    """``np.argsort(key, kind="stable")`` (same result), about three times faster on shuffled keys.
+
+    numpy's stable sort of 64-bit keys is a timsort; its default quicksort is
+    SIMD-accelerated but does not keep ties in index order. So: quicksort, then
+    number the runs of equal keys and sort (run number, index) packed in one
+    int64: those values are distinct, so the unstable sort orders them exactly,
+    putting each run's indices back in ascending order. For keys made of a few
+    presorted runs, plain timsort (which merges runs) stays the better choice.
+    """
+    n = key.size
+    if n < 2 or n >= 1 << 31:
+        return np.argsort(key, kind="stable")
+    order = np.argsort(key)
+    ranked = key[order]
+    packed = np.empty(n, dtype=np.int64)
+    packed[0] = 0
+    np.cumsum(ranked[1:] != ranked[:-1], out=packed[1:])
+    packed <<= 32
+    packed |= order
+    packed.sort()
+    packed &= (1 << 32) - 1
+    return packed
+
+
 def str_col(table: pa.Table, name: str) -> pa.Array:
     """A column as one contiguous Arrow string array (int columns are formatted)."""
     col = table.column(name)

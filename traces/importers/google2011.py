@@ -92,10 +92,13 @@ def import_google2011(task_events: Sequence[str], machine_events: str | None = N
     if task_usage:
         usage = _read_many(task_usage, TASK_USAGE, rejects, progress)
         samples = _usage_samples(usage, ev, cg, runs_key, params, report)
+        del usage
     markers = None
     if machine_events:
         markers = _machines(machine_events, params, rejects, report, progress)
-    table = emit(cg, samples, _updates(ev, cg, runs_key, params), params.rules, params.profile, report,
+    updates = _updates(ev, cg, runs_key, params)
+    del ev  # the raw rows are done with: their memory is reused by the event assembly instead of fresh pages
+    table = emit(cg, samples, updates, params.rules, params.profile, report,
                  markers if params.machine_markers else None)
     return table, report, rejects
 

@@ -1,0 +1,62 @@
+"""Columnar helpers the importers' speed rests on: each must equal the plain numpy form it replaces."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from traces.importers import build
+from traces.importers.common import stable_argsort
+
+
+def _lexsort_ids(*cols: np.ndarray) -> np.ndarray:
+    # the reference: ids of equal tuples numbered in sorted-tuple order, by a multi-key lexsort
+    order = np.lexsort(cols[::-1])
+    new = np.zeros(cols[0].size, dtype=bool)
+    new[0] = True
+    for c in cols:
+        s = c[order]
+        new[1:] |= s[1:] != s[:-1]
+    ids = np.empty(cols[0].size, dtype=np.int64)
+    ids[order] = np.cumsum(new) - 1
+    return ids
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 7, 5000])
+@pytest.mark.parametrize("high", [1, 3, 1 << 40])
+def test_stable_argsort_keeps_ties_in_index_order(n: int, high: int) -> None:
+    rng = np.random.default_rng(n + high)
+    key = rng.integers(-high, high + 1, n)
+    assert np.array_equal(stable_argsort(key), np.argsort(key, kind="stable"))
+
+
+def test_stable_argsort_of_floats_and_presorted_runs() -> None:
+    rng = np.random.default_rng(3)
+    floats = rng.integers(0, 20, 3000) / 7.0
+    runs = np.concatenate([np.sort(rng.integers(0, 50, 1000)) for _ in range(3)])
+    for key in (floats, runs):
+        assert np.array_equal(stable_argsort(key), np.argsort(key, kind="stable"))
+
+
+def test_group_ids_packed_and_lexsort_paths_agree() -> None:
+    rng = np.random.default_rng(4)
+    job = rng.integers(-10, 1 << 40, 20000)
+    job[::3] = job[0]
+    index = rng.integers(0, 4, 20000)
+    wide = rng.integers(0, 1 << 62, 20000)  # with ``index`` needs 64 bits: the lexsort path
+    for cols in ((job, index), (index, job), (job,), (wide, index), (index.astype(np.float64), job)):
+        ids = build.group_ids(*cols)
+        assert ids.dtype == np.int64
+        assert np.array_equal(ids, _lexsort_ids(*cols))
+
+
+def test_first_seen_pairs_numbers_like_joined_strings() -> None:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    rng = np.random.default_rng(5)
+    a = pa.array(rng.integers(0, 30, 5000)).cast(pa.string())
+    b = pa.array(rng.integers(0, 12, 5000)).cast(pa.string())
+    joined = pc.binary_join_element_wise(a, b, "\x1f").dictionary_encode().indices.to_numpy()
+    assert np.array_equal(build.first_seen_pairs(a, b), joined)
+    assert build.first_seen_pairs(a.slice(0, 0), b.slice(0, 0)).size == 0
