@@ -32,12 +32,17 @@ def test_machine_events_excerpt_markers_and_capacity():
     table, report, _ = import_google2019([], [str(MACHINES)])
     rows = [json.loads(line) for line in gzip.open(MACHINES, "rt")]
     adds = [r for r in rows if r.get("type") == "1"]
-    assert table.num_rows == len(adds)
-    assert set(table.column("op").to_pylist()) == {"sync"}
-    assert set(pc.unique(table.column("machine")).to_pylist()) == {r["machine_id"] for r in adds}
     with_cap = {r["machine_id"]: r["capacity"]["memory"] for r in rows if "memory" in r.get("capacity", {})}
-    some = next(iter(with_cap))
+    sized = {m for m in {r["machine_id"] for r in adds} if with_cap.get(m, 0) > 0}
+    assert table.num_rows == len(adds) + len(sized)  # a marker per ADD, a memory row per sized machine
+    assert set(table.column("op").to_pylist()) == {"sync", "memory"}
+    assert set(pc.unique(table.column("machine")).to_pylist()) == {r["machine_id"] for r in adds}
+    some = next(iter(sized))
     assert report.machines[some] == int(with_cap[some] * Params().machine_bytes)
+    mem = _ops(table, op="memory", machine=some)
+    assert mem.column("bytes").to_pylist() == [report.machines[some]]
+    assert mem.column("time_us")[0].as_py() == _ops(table, machine=some).column("time_us")[0].as_py()
+    assert report.ops["memory"] == len(sized)
     assert validate_table(table) == []
 
 

@@ -37,6 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from traces.importers.common import NEVER, PAGE, ImportReport, stable_argsort
+from traces.importers.machine_memory import with_machine_memory
 from traces.importers.sharing import Rule
 from traces.schema import TRACE_SCHEMA
 
@@ -129,7 +130,11 @@ class _Part:
 def emit(cg: Cgroups, samples: Samples, updates: Updates, rules: tuple[Rule, ...],
          params: ProfileParams, report: ImportReport,
          markers: tuple[pa.Array, np.ndarray] | None = None) -> pa.Table:
-    """All events of ``cg`` (plus optional machine ``markers``) as a sorted native trace table."""
+    """All events of ``cg`` (plus optional machine ``markers``) as a sorted native trace table.
+
+    Machines whose memory the trace gives (``report.machines``, filled from machine events
+    before this call) start with a ``memory`` row, so a replay sizes each as the trace says.
+    """
     _fix_parent_spans(cg)
     samples = _samples_in_lifetime(cg, samples, report)
     depth = _depth(cg)  # a string scan of every path: once, for mkdir and rmdir
@@ -143,7 +148,11 @@ def emit(cg: Cgroups, samples: Samples, updates: Updates, rules: tuple[Rule, ...
     if markers is not None and len(markers[0]):
         parts.append(_Part("sync", markers[1], P_MARK, 0, markers[0]))
     table, machines = _assemble(parts)
+    n = table.num_rows
+    table = with_machine_memory(table, report.machines)  # each machine's RAM, from the trace's capacity
     _count(table, cg, report, parts, machines)
+    if table.num_rows > n:
+        report.ops = dict(report.ops, memory=table.num_rows - n)
     return table
 
 
