@@ -436,7 +436,7 @@ class ChargeMixin:
         R, mem = self.runs, self.mem
         self.drain_slot_caches()
         self.swap_total = 0  # no new slots, and freed ones are released at once
-        for r in sorted(x for s in R.swapped_of.values() for x in s):
+        for r in R.page_order([x for s in R.swapped_of.values() for x in s]):
             rec = R.memcg[r]
             tgt = rec if mem.state[rec] == _ONLINE else caller
             self._acct(r, -1)
@@ -452,6 +452,7 @@ class ChargeMixin:
         state, kind, mapc, pinc = R.view("state"), R.view("kind"), R.view("mapc"), R.view("pinc")
         ids = ((state == _RESIDENT) & (kind == _FILE) & (mapc == 0) & (pinc == 0)).nonzero()[0].tolist()
         del state, kind, mapc, pinc
+        ids = R.page_order(ids)  # uncharge order decides the release order of zombies: not by run id
         ids = [r for r in ids if not self.dirty_now(r)]  # invalidate_mapping_pages skips dirty folios
         for r in ids:
             self.counters["dropped_pages"] += R.npages[r]

@@ -293,6 +293,15 @@ class RunTable:
             else:
                 i += 1
 
+    def page_order(self, ids) -> list[int]:
+        """Run ids sorted by (object, first page): the canonical order wherever order reaches a result.
+
+        Run ids are an artefact of slot allocation (fast paths skip or reuse slots), so no
+        result may depend on their order or value.
+        """
+        obj, start = self.obj, self.start
+        return sorted(ids, key=lambda r: (obj[r], start[r]))
+
     def runs_of_object(self, o: int) -> list[int]:
         """Run ids of object ``o`` in page order (a copy, safe to mutate the table while iterating)."""
         return list(self.obj_runs.get(o, ()))
