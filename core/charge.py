@@ -222,7 +222,7 @@ class ChargeMixin:
                fill_holes: bool) -> tuple[dict[int, int], list[tuple[int, int, int]]]:
         """Pages of [lo, hi) that must be charged, per paying memcg, and the segments they came from."""
         need: dict[int, int] = {}
-        segs = self.runs.segments(o, lo, hi)
+        segs = self.runs.pieces(o, lo, hi)  # unsplit: _materialize isolates what it changes
         for r, s, e in segs:
             if r < 0:
                 if not fill_holes:
@@ -256,6 +256,7 @@ class ChargeMixin:
                     continue
                 if not self.try_charge(m, n, mayfail, t) or not self.t_alive[t] or not self.o_alive[o]:
                     self._unreserve(have)
+                    R.split_ends(o, lo, hi)  # the splits the eager segments() made before charging
                     return False
                 have[m] = have.get(m, 0) + n
             if R.mutations == mark:
@@ -278,7 +279,8 @@ class ChargeMixin:
         i = bisect.bisect_right(R.obj_starts[o], lo) - 1
         if i < 0:
             i = 0
-        pos, n, stale = lo, len(runs), False
+        pos, n = lo, len(runs)
+        stale: list[tuple[int, int, int]] = []  # (run, seg_lo, seg_hi) whose age changes
         while i < n and pos < hi:
             r = runs[i]
             s = start[r]
@@ -291,16 +293,15 @@ class ChargeMixin:
             if state[r] != _RESIDENT:
                 return False
             if ages[r] != age:
-                stale = True
+                stale.append((r, s if s > lo else lo, e if e < hi else hi))
             pos = e
             i += 1
         if pos < hi and fill_holes:
             return False
         if not stale:
             return True
-        for r, _, _ in R.segments(o, lo, hi):  # split at the ends: only [lo, hi) gets younger
-            if r >= 0:
-                ages[r] = age
+        for r, s, e in stale:  # split only the runs that get younger, and only [lo, hi) of them
+            ages[R.isolate(r, s, e)] = age
         R.coalesce(o, lo, hi)
         return True
 
@@ -315,7 +316,8 @@ class ChargeMixin:
         R, now = self.runs, self.lru_age()
         for r, s, e in segs:
             if r >= 0 and R.state[r] == _RESIDENT:
-                R.age[r] = now
+                if R.age[r] != now:  # segs are unsplit (pieces): split only what changes
+                    R.age[R.isolate(r, s, e)] = now
                 continue
             if r >= 0:
                 tgt = self._seg_target(o, r, accessor)
@@ -331,16 +333,33 @@ class ChargeMixin:
             if r < 0:
                 self._new_resident(o, s, e, tgt)
             else:
-                self._make_resident(r, tgt)
+                self._make_resident(R.isolate(r, s, e), tgt)
         self._unreserve({m: n for m, n in have.items() if n})
 
     def _new_resident(self: "Machine", o: int, s: int, e: int, memcg: int) -> None:
         """Instantiate pages [s, e) of ``o`` charged to ``memcg``, split where mappings differ."""
-        R, age = self.runs, self.lru_age()
+        R, age, kind = self.runs, self.lru_age(), self.o_kind[o]
         for a, b, mapc in self._map_pieces(o, s, e):
-            r = R.new(o, a, b - a, _RESIDENT, memcg, memcg, mapc, 0, age, self.o_kind[o])
-            R.link(r)
-            self._acct(r, +1, reserved=True)
+            R.add_resident(o, a, b - a, memcg, mapc, age, kind)  # may grow the run before the hole
+            self._acct_new_resident(o, memcg, kind, mapc, b - a)
+
+    def _acct_new_resident(self: "Machine", o: int, m: int, k: int, mapc: int, n: int) -> None:
+        """``_acct(r, +1, reserved=True)`` for ``n`` new unpinned resident pages of ``o`` charged to ``m``.
+
+        By pages rather than by run: the pages may have grown an existing run.
+        """
+        mem = self.mem
+        if k == _ANON:
+            mem.anon[m] += n
+            self.t_anon[self.o_owner[o]] += n
+        elif k == _FILE:
+            mem.file[m] += n
+        else:
+            mem.shmem[m] += n
+        if mapc and k != _ANON:
+            mem.mapped[m] += n
+        self.reserved -= n
+        self.resident += n
 
     def _make_resident(self: "Machine", r: int, memcg: int) -> None:
         """Refault an evicted run or swap in a swapped one, charged to ``memcg``."""

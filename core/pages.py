@@ -264,14 +264,24 @@ class RunTable:
         return out
 
     def coalesce(self, o: int, lo: int, hi: int) -> None:
-        """Merge neighbouring runs of ``o`` overlapping [lo-1, hi] whose fields all match."""
+        """Merge neighbouring runs of ``o`` overlapping [lo-1, hi] whose fields all match.
+
+        The window starts at the run just before page ``lo`` as it is after a split at
+        ``lo``: when a run still straddles ``lo`` (the lazy paths, ``pieces`` + ``isolate``,
+        split only what changes), that run itself is where a split would have left the
+        lower half, so the same pairs are compared and the same runs result.
+        """
         starts = self.obj_starts.get(o)
         if not starts:
             return
         runs = self.obj_runs[o]
-        i = bisect.bisect_right(starts, lo) - 2
-        if i < 0:
-            i = 0
+        i = bisect.bisect_right(starts, lo) - 1
+        if not (i >= 0 and starts[i] < lo < starts[i] + self.npages[runs[i]]):
+            i -= 1
+        self._merge_from(runs, starts, i if i > 0 else 0, hi)
+
+    def _merge_from(self, runs: list[int], starts: list[int], i: int, hi: int) -> None:
+        """The merge loop of ``coalesce`` from index ``i`` until a pair's left run starts after ``hi``."""
         start, npages = self.start, self.npages
         # every field of the two runs compared inline over local columns: this loop runs
         # for nearly every event, and the call per neighbour pair cost more than the test
@@ -292,6 +302,100 @@ class RunTable:
                 last -= 1
             else:
                 i += 1
+
+    # -- lazy splitting: split only the runs whose fields change ------------------------
+    def pieces(self, o: int, lo: int, hi: int) -> list[tuple[int, int, int]]:
+        """Runs and holes covering pages [lo, hi) of ``o``, WITHOUT splitting: (run or -1, seg_lo, seg_hi).
+
+        The first and last run may extend beyond the range; a caller that changes a
+        run's fields isolates its segment first (``isolate``). Splitting every range
+        up front, as ``segments`` does, cost a new slot per split and a drop when
+        ``coalesce`` merged the unchanged halves back: most accesses change nothing
+        at the range ends (a re-read within one LRU quantum, an append).
+        """
+        if hi <= lo:
+            return []
+        starts = self.obj_starts.get(o)
+        if not starts:
+            return [(-1, lo, hi)]
+        runs, npages = self.obj_runs[o], self.npages
+        i = bisect.bisect_right(starts, lo) - 1
+        if i >= 0:
+            r = runs[i]
+            e = starts[i] + npages[r]
+            if hi <= e:
+                return [(r, lo, hi)]  # one run covers the range: the usual case
+            if e <= lo:
+                i += 1
+        else:
+            i = 0
+        out: list[tuple[int, int, int]] = []
+        pos, n = lo, len(runs)
+        while i < n:
+            s = starts[i]
+            if s >= hi:
+                break
+            if s > pos:
+                out.append((-1, pos, s))
+                pos = s
+            r = runs[i]
+            e = s + npages[r]
+            if e > hi:
+                e = hi
+            out.append((r, pos, e))
+            pos = e
+            i += 1
+        if pos < hi:
+            out.append((-1, pos, hi))
+        return out
+
+    def isolate(self, r: int, lo: int, hi: int) -> int:
+        """Split run ``r`` so that its pages [lo, hi) form a run of their own; returns that run."""
+        s = self.start[r]
+        e = s + self.npages[r]
+        if s == lo and e == hi:
+            return r
+        o = self.obj[r]
+        runs, starts = self.obj_runs[o], self.obj_starts[o]
+        i = bisect.bisect_left(starts, s)
+        if s < lo:
+            r = self._split_at(r, lo, runs, starts, i)
+            i += 1
+        if hi < e:
+            self._split_at(r, hi, runs, starts, i)
+        return r
+
+    def split_ends(self, o: int, lo: int, hi: int) -> None:
+        """Split the runs straddling page ``lo`` or ``hi`` of ``o`` (what ``segments`` leaves behind)."""
+        starts = self.obj_starts.get(o)
+        if not starts or hi <= lo:
+            return
+        runs = self.obj_runs[o]
+        for at in (lo, hi):
+            i = bisect.bisect_right(starts, at) - 1
+            if i >= 0 and starts[i] < at < starts[i] + self.npages[runs[i]]:
+                self._split_at(runs[i], at, runs, starts, i)
+
+    def add_resident(self, o: int, start: int, npages: int, memcg: int, mapc: int, age: int, kind: int) -> int:
+        """Instantiate resident pages [start, start+npages) of ``o`` (a hole), linked; returns the run.
+
+        When the run just before the hole ends at ``start`` and carries exactly the fields the
+        new pages get, it grows instead (no slot, no later merge): the run ``coalesce``
+        would have left, since the pair is always inside its window.
+        """
+        starts = self.obj_starts.get(o)
+        if starts:
+            i = bisect.bisect_left(starts, start)
+            if i:
+                p = self.obj_runs[o][i - 1]
+                if (starts[i - 1] + self.npages[p] == start and self.age[p] == age and self.dirty[p] == 0
+                        and self.state[p] == _RESIDENT and self.memcg[p] == memcg and self.mapc[p] == mapc
+                        and self.pinc[p] == 0 and self.origin[p] == memcg and self.rflags[p] == 0):
+                    self.npages[p] += npages
+                    return p
+        r = self.new(o, start, npages, _RESIDENT, memcg, memcg, mapc, 0, age, kind)
+        self.link(r)
+        return r
 
     def page_order(self, ids) -> list[int]:
         """Run ids sorted by (object, first page): the canonical order wherever order reaches a result.

@@ -55,9 +55,10 @@ class WritebackMixin:
         """A write by task ``t`` dirtied pages [lo, hi) of disk file ``o``; attach the inode's wb."""
         R = self.runs
         stamp = self.lru_age() + 1  # 0 means clean
-        for r, _, _ in R.segments(o, lo, hi):
-            if r >= 0 and R.state[r] == _RESIDENT:
-                R.dirty[r] = stamp
+        dirty, state = R.dirty, R.state
+        for r, s, e in R.pieces(o, lo, hi):  # unsplit: split only the runs whose stamp changes
+            if r >= 0 and state[r] == _RESIDENT and dirty[r] != stamp:
+                dirty[R.isolate(r, s, e)] = stamp
         R.coalesce(o, lo, hi)
         if self.o_wb[o] < 0:
             m = self.t_cg[t]
