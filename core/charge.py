@@ -219,30 +219,45 @@ class ChargeMixin:
         return self.policy.charge_target(self, o, accessor)
 
     def _needs(self: "Machine", o: int, lo: int, hi: int, accessor: int,
-               fill_holes: bool) -> tuple[dict[int, int], list[tuple[int, int, int]]]:
-        """Pages of [lo, hi) that must be charged, per paying memcg, and the segments they came from."""
+               fill_holes: bool) -> tuple[dict[int, int], list[tuple[int, int, int, int]]]:
+        """Pages of [lo, hi) that must be charged, per paying memcg, and the segments they came from.
+
+        Segments are (run or -1, seg_lo, seg_hi, payer): ``_materialize`` reuses the payer
+        (``_seg_target``; -1 for a resident run or a hole left alone) instead of asking the
+        policy again. It stays true because ``fault_range`` recomputes the segments whenever
+        anything moved while charging (``mutations``).
+        """
         need: dict[int, int] = {}
-        segs = self.runs.pieces(o, lo, hi)  # unsplit: _materialize isolates what it changes
-        for r, s, e in segs:
+        segs: list[tuple[int, int, int, int]] = []
+        state, policy = self.runs.state, self.policy
+        for r, s, e in self.runs.pieces(o, lo, hi):  # unsplit: _materialize isolates what it changes
             if r < 0:
-                if not fill_holes:
-                    continue
-                tgt = self.policy.charge_target(self, o, accessor)  # _seg_target of a hole, inlined
+                # _seg_target of a hole, inlined
+                tgt = policy.charge_target(self, o, accessor) if fill_holes else -1
+            elif state[r] == _RESIDENT:
+                tgt = -1
             else:
                 tgt = self._seg_target(o, r, accessor)
+            segs.append((r, s, e, tgt))
             if tgt >= 0:
                 need[tgt] = need.get(tgt, 0) + e - s
         return need, segs
 
     def fault_range(self: "Machine", t: int, o: int, lo: int, hi: int, mayfail: bool,
-                    fill_holes: bool = True) -> bool:
+                    fill_holes: bool = True, dirty: int = 0) -> bool:
         """Make pages [lo, hi) of ``o`` resident for task ``t`` and mark them accessed.
 
         Charges follow the module's rules; returns False when the charge was refused
         or the task (or the object) died on the way, leaving the range untouched.
+        ``dirty`` (a write to a disk file: the ``dirty`` stamp) then also stamps the
+        range as ``mark_dirty`` would right after the fault. Where nothing can look at
+        the runs in between (no memory.high reclaim due), the stamp goes on in the
+        same pass, so an append grows the last run instead of adding a clean run that
+        the stamp then merges back; both end in the same runs (the stamped pairs are
+        inside one ``coalesce`` window either way).
         """
         accessor = self.t_cg[t]
-        if self._touch_if_resident(o, lo, hi, fill_holes):
+        if self._touch_if_resident(o, lo, hi, fill_holes, dirty):
             return True
         R = self.runs
         have: dict[int, int] = {}
@@ -260,21 +275,42 @@ class ChargeMixin:
                     return False
                 have[m] = have.get(m, 0) + n
             if R.mutations == mark:
-                break  # nothing moved while charging: the segments are still true
+                settled = True  # nothing moved while charging: the segments are still true
+                break
             need, segs = self._needs(o, lo, hi, accessor, fill_holes)
-        self._materialize(o, segs, accessor, fill_holes, have)
+        else:
+            settled = False  # _materialize may pay more: usage may still rise
+        # a settled fault only gives back reservations, so no memcg over its high now means
+        # no handle_over_high reclaim after it: nothing can see the runs before the stamp
+        fused = dirty and settled and not self._over_high_any(have)
+        self._materialize(o, segs, fill_holes, have, dirty if fused else 0)
         R.coalesce(o, lo, hi)
-        for m in (sorted(have) if len(have) > 1 else have):
-            self.handle_over_high(m)
+        if not fused:
+            if self._over_high_any(have):
+                for m in (sorted(have) if len(have) > 1 else have):
+                    self.handle_over_high(m)
+            if dirty:
+                self._stamp_dirty(o, lo, hi, dirty)
         return True
 
-    def _touch_if_resident(self: "Machine", o: int, lo: int, hi: int, fill_holes: bool) -> bool:
-        """Fast path of ``fault_range``: when nothing in [lo, hi) needs a charge, just age it."""
+    def _over_high_any(self: "Machine", have: dict[int, int]) -> bool:
+        """Is some ancestor (or self) of a memcg in ``have`` over its memory.high?"""
+        mem = self.mem
+        usage, high, parent = mem.usage, mem.high, mem.parent
+        for x in have:
+            while x >= 0:
+                if usage[x] > high[x]:
+                    return True
+                x = parent[x]
+        return False
+
+    def _touch_if_resident(self: "Machine", o: int, lo: int, hi: int, fill_holes: bool, dirty: int = 0) -> bool:
+        """Fast path of ``fault_range``: when nothing in [lo, hi) needs a charge, just age it (and stamp ``dirty``)."""
         R = self.runs
         runs = R.obj_runs.get(o)
         if not runs:
             return not fill_holes
-        state, start, npages, ages = R.state, R.start, R.npages, R.age
+        state, start, npages, ages, dirt = R.state, R.start, R.npages, R.age, R.dirty
         age = self.now_us // self.cfg.age_quantum_us  # lru_age(), inlined: once per event
         i = bisect.bisect_right(R.obj_starts[o], lo) - 1
         if i < 0:
@@ -292,16 +328,19 @@ class ChargeMixin:
                 break
             if state[r] != _RESIDENT:
                 return False
-            if ages[r] != age:
+            if ages[r] != age or dirty and dirt[r] != dirty:
                 stale.append((r, s if s > lo else lo, e if e < hi else hi))
             pos = e
             i += 1
         if pos < hi and fill_holes:
             return False
-        if not stale:
-            return True
-        for r, s, e in stale:  # split only the runs that get younger, and only [lo, hi) of them
-            ages[R.isolate(r, s, e)] = age
+        if not stale and not dirty:
+            return True  # (mark_dirty coalesced even when it changed nothing: so does a write)
+        for r, s, e in stale:  # split only the runs that change, and only [lo, hi) of them
+            x = R.isolate(r, s, e)
+            ages[x] = age
+            if dirty:
+                dirt[x] = dirty
         R.coalesce(o, lo, hi)
         return True
 
@@ -310,37 +349,48 @@ class ChargeMixin:
             self.mem.charge(m, -n)
             self.reserved -= n
 
-    def _materialize(self: "Machine", o: int, segs: list[tuple[int, int, int]], accessor: int,
-                     fill_holes: bool, have: dict[int, int]) -> None:
-        """Turn the holes and non-resident runs of ``segs`` resident, paid from ``have``."""
-        R, now = self.runs, self.lru_age()
-        for r, s, e in segs:
-            if r >= 0 and R.state[r] == _RESIDENT:
-                if R.age[r] != now:  # segs are unsplit (pieces): split only what changes
-                    R.age[R.isolate(r, s, e)] = now
-                continue
-            if r >= 0:
-                tgt = self._seg_target(o, r, accessor)
-            elif fill_holes:
-                tgt = self.policy.charge_target(self, o, accessor)  # _seg_target of a hole, inlined
-            else:
-                continue
-            if have.get(tgt, 0) < e - s:  # reclaim moved pages after the last charge: pay now
-                self.mem.charge(tgt, e - s)
-                self.reserved += e - s
-                have[tgt] = have.get(tgt, 0) + e - s
-            have[tgt] -= e - s
-            if r < 0:
-                self._new_resident(o, s, e, tgt)
-            else:
-                self._make_resident(R.isolate(r, s, e), tgt)
-        self._unreserve({m: n for m, n in have.items() if n})
+    def _materialize(self: "Machine", o: int, segs: list[tuple[int, int, int, int]],
+                     fill_holes: bool, have: dict[int, int], dirty: int) -> None:
+        """Turn the holes and non-resident runs of ``segs`` (from ``_needs``) resident, paid from ``have``.
 
-    def _new_resident(self: "Machine", o: int, s: int, e: int, memcg: int) -> None:
+        ``dirty`` > 0: stamp every page of ``segs`` dirty on the way (see ``fault_range``).
+        """
+        R, now = self.runs, self.now_us // self.cfg.age_quantum_us  # lru_age(), inlined
+        state, ages, dirt = R.state, R.age, R.dirty
+        for r, s, e, tgt in segs:
+            if r >= 0 and state[r] == _RESIDENT:
+                if ages[r] != now or dirty and dirt[r] != dirty:  # segs are unsplit: split only what changes
+                    x = R.isolate(r, s, e)
+                    ages[x] = now
+                    if dirty:
+                        dirt[x] = dirty
+                continue
+            if r < 0 and not fill_holes:
+                continue
+            n = e - s
+            h = have.get(tgt, 0)
+            if h < n:  # reclaim moved pages after the last charge: pay now
+                self.mem.charge(tgt, n)
+                self.reserved += n
+                h += n
+            have[tgt] = h - n
+            if r < 0:
+                self._new_resident(o, s, e, tgt, dirty)
+            else:
+                x = R.isolate(r, s, e)
+                self._make_resident(x, tgt)
+                if dirty:
+                    dirt[x] = dirty
+        for m, n in have.items():  # _unreserve of what is left over
+            if n:
+                self.mem.charge(m, -n)
+                self.reserved -= n
+
+    def _new_resident(self: "Machine", o: int, s: int, e: int, memcg: int, dirty: int = 0) -> None:
         """Instantiate pages [s, e) of ``o`` charged to ``memcg``, split where mappings differ."""
-        R, age, kind = self.runs, self.lru_age(), self.o_kind[o]
-        for a, b, mapc in self._map_pieces(o, s, e):
-            R.add_resident(o, a, b - a, memcg, mapc, age, kind)  # may grow the run before the hole
+        R, age, kind = self.runs, self.now_us // self.cfg.age_quantum_us, self.o_kind[o]  # lru_age() inlined
+        for a, b, mapc in (self._map_pieces(o, s, e) if self.o_maps[o] else ((s, e, 0),)):
+            R.add_resident(o, a, b - a, memcg, mapc, age, kind, dirty)  # may grow the run before the hole
             self._acct_new_resident(o, memcg, kind, mapc, b - a)
 
     def _acct_new_resident(self: "Machine", o: int, m: int, k: int, mapc: int, n: int) -> None:

@@ -442,9 +442,11 @@ class Machine(ChargeMixin, PolicyOpsMixin, WritebackMixin, SwapSlotsMixin):
         holes = how != "read" or kind == _FILE
         if self.policy.wants_access:
             self.policy.on_access(self, o, lo, hi, self.t_cg[t], how)
-        ok = self.fault_range(t, o, lo, hi, bool(ev.flags & _MAYFAIL), fill_holes=holes)
-        if ok and how == "write" and kind == _FILE:
-            self.mark_dirty(t, o, lo, hi)
+        if how == "write" and kind == _FILE:  # the fault stamps the pages dirty (mark_dirty's stamp)
+            if self.fault_range(t, o, lo, hi, bool(ev.flags & _MAYFAIL), True, self.dirty_stamp()):
+                self.attach_wb(t, o)
+        else:
+            self.fault_range(t, o, lo, hi, bool(ev.flags & _MAYFAIL), fill_holes=holes)
 
     def _op_file_unmap(self, ev: "_Ev") -> None:
         t = self._task(ev)

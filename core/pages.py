@@ -376,7 +376,8 @@ class RunTable:
             if i >= 0 and starts[i] < at < starts[i] + self.npages[runs[i]]:
                 self._split_at(runs[i], at, runs, starts, i)
 
-    def add_resident(self, o: int, start: int, npages: int, memcg: int, mapc: int, age: int, kind: int) -> int:
+    def add_resident(self, o: int, start: int, npages: int, memcg: int, mapc: int, age: int, kind: int,
+                     dirty: int = 0) -> int:
         """Instantiate resident pages [start, start+npages) of ``o`` (a hole), linked; returns the run.
 
         When the run just before the hole ends at ``start`` and carries exactly the fields the
@@ -388,12 +389,12 @@ class RunTable:
             i = bisect.bisect_left(starts, start)
             if i:
                 p = self.obj_runs[o][i - 1]
-                if (starts[i - 1] + self.npages[p] == start and self.age[p] == age and self.dirty[p] == 0
+                if (starts[i - 1] + self.npages[p] == start and self.age[p] == age and self.dirty[p] == dirty
                         and self.state[p] == _RESIDENT and self.memcg[p] == memcg and self.mapc[p] == mapc
                         and self.pinc[p] == 0 and self.origin[p] == memcg and self.rflags[p] == 0):
                     self.npages[p] += npages
                     return p
-        r = self.new(o, start, npages, _RESIDENT, memcg, memcg, mapc, 0, age, kind)
+        r = self.new(o, start, npages, _RESIDENT, memcg, memcg, mapc, 0, age, kind, 0, dirty)
         self.link(r)
         return r
 

@@ -53,13 +53,24 @@ class WritebackMixin:
 
     def mark_dirty(self: "Machine", t: int, o: int, lo: int, hi: int) -> None:
         """A write by task ``t`` dirtied pages [lo, hi) of disk file ``o``; attach the inode's wb."""
+        self._stamp_dirty(o, lo, hi, self.dirty_stamp())
+        self.attach_wb(t, o)
+
+    def dirty_stamp(self: "Machine") -> int:
+        """The ``dirty`` value of a page written now: 1 + the LRU quantum (0 means clean)."""
+        return self.now_us // self.cfg.age_quantum_us + 1
+
+    def _stamp_dirty(self: "Machine", o: int, lo: int, hi: int, stamp: int) -> None:
+        """Stamp the resident pages of [lo, hi) of ``o`` dirty, then coalesce."""
         R = self.runs
-        stamp = self.lru_age() + 1  # 0 means clean
         dirty, state = R.dirty, R.state
         for r, s, e in R.pieces(o, lo, hi):  # unsplit: split only the runs whose stamp changes
             if r >= 0 and state[r] == _RESIDENT and dirty[r] != stamp:
                 dirty[R.isolate(r, s, e)] = stamp
         R.coalesce(o, lo, hi)
+
+    def attach_wb(self: "Machine", t: int, o: int) -> None:
+        """inode_attach_wb: the first writer's memcg owns the inode's writeback context."""
         if self.o_wb[o] < 0:
             m = self.t_cg[t]
             self.o_wb[o] = m

@@ -84,3 +84,37 @@ def test_lazy_paths_leave_the_runs_of_the_eager_paths(seed: int) -> None:
         assert _partition(lazy, 0) == _partition(eager, 0)
         assert {m: {(lazy.start[r], lazy.npages[r]) for r in s} for m, s in lazy.resident_of.items()} == \
                {m: {(eager.start[r], eager.npages[r]) for r in s} for m, s in eager.resident_of.items()}
+
+
+def _runs_of(m) -> dict:
+    R = m.runs
+    return {o: [(R.start[r], R.npages[r], *(getattr(R, f)[r] for f in FIELDS)) for r in rs]
+            for o, rs in R.obj_runs.items() if rs}
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_write_stamped_in_the_fault_leaves_the_runs_of_a_separate_stamp(seed: int, monkeypatch) -> None:
+    """A file write stamps dirty inside the fault when no memory.high reclaim is due; forcing the
+    separate stamp after the fault (as mark_dirty did) must leave the very same runs and results."""
+    import dataclasses
+
+    from core.machine import Machine, MachineConfig
+    from core.policy import make_policy
+    from traces.batches import machine_batches
+    from traces.generate import PRESETS, generate_machine
+
+    params = dataclasses.replace(PRESETS["tiny"], duration_s=600.0)
+    table = generate_machine(params, seed, 0)
+
+    def replay() -> tuple[dict, dict]:
+        m = Machine(MachineConfig(mem_bytes=params.mem_bytes, swap_bytes=params.swap_bytes),
+                    make_policy("none"), machine_id="m-0000", seed=seed)
+        for _, batch in machine_batches(table, max_rows=5000):
+            m.apply(batch)
+        return _runs_of(m), m.summary()
+
+    fused = replay()
+    monkeypatch.setattr(Machine, "_over_high_any", lambda self, have: True)  # never fuse
+    separate = replay()
+    assert fused[1] == separate[1]
+    assert fused[0] == separate[0]
