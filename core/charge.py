@@ -121,6 +121,14 @@ class ChargeMixin:
             if not self._global_room(n, t, mayfail):
                 return False
         mem = self.mem
+        usage, mx, parent = mem.usage, mem.max, mem.parent
+        x = m  # mem.over_limit(m, n) inlined: the usual charge fits every ancestor's max
+        while x >= 0 and usage[x] + n <= mx[x]:
+            x = parent[x]
+        if x < 0:
+            mem.charge(m, n)
+            self.reserved += n
+            return True
         retries = MAX_RECLAIM_RETRIES
         while True:
             over = mem.over_limit(m, n)
@@ -256,10 +264,34 @@ class ChargeMixin:
         the stamp then merges back; both end in the same runs (the stamped pairs are
         inside one ``coalesce`` window either way).
         """
-        accessor = self.t_cg[t]
-        if self._touch_if_resident(o, lo, hi, fill_holes, dirty):
-            return True
         R = self.runs
+        runs = R.obj_runs.get(o)
+        if runs and lo < hi:
+            # the usual access: one resident run covers the range (``_touch_if_resident``
+            # without its loop): nothing to charge, age it (and stamp it) in place
+            starts = R.obj_starts[o]
+            i = bisect.bisect_right(starts, lo) - 1
+            if i >= 0:
+                r = runs[i]
+                if hi <= starts[i] + R.npages[r] and R.state[r] == _RESIDENT:
+                    age = self.now_us // self.cfg.age_quantum_us  # lru_age(), inlined
+                    if R.age[r] != age or dirty and R.dirty[r] != dirty:
+                        x = R.isolate(r, lo, hi)
+                        R.age[x] = age
+                        if dirty:
+                            R.dirty[x] = dirty
+                    elif not dirty:
+                        return True
+                    R.coalesce(o, lo, hi)  # (mark_dirty coalesced even when it changed nothing)
+                    return True
+            # a range starting before the first run or running past the last one has a hole
+            # to fill (an append): the touch-only path cannot take it
+            hole = fill_holes and (i < 0 or i == len(runs) - 1 and starts[i] + R.npages[runs[i]] < hi)
+        else:
+            hole = fill_holes and not runs
+        if not hole and self._touch_if_resident(o, lo, hi, fill_holes, dirty):
+            return True
+        accessor = self.t_cg[t]
         have: dict[int, int] = {}
         need, segs = self._needs(o, lo, hi, accessor, fill_holes)
         for _ in range(4):  # reclaim inside a charge may evict pages of this very range
@@ -375,7 +407,21 @@ class ChargeMixin:
                 h += n
             have[tgt] = h - n
             if r < 0:
-                self._new_resident(o, s, e, tgt, dirty)
+                if self.o_maps[o]:
+                    self._new_resident(o, s, e, tgt, dirty)
+                else:  # no mappings: one piece; _new_resident and _acct_new_resident inlined
+                    k = self.o_kind[o]
+                    R.add_resident(o, s, n, tgt, 0, now, k, dirty)
+                    mem = self.mem
+                    if k == _ANON:
+                        mem.anon[tgt] += n
+                        self.t_anon[self.o_owner[o]] += n
+                    elif k == _FILE:
+                        mem.file[tgt] += n
+                    else:
+                        mem.shmem[tgt] += n
+                    self.reserved -= n
+                    self.resident += n
             else:
                 x = R.isolate(r, s, e)
                 self._make_resident(x, tgt)

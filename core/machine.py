@@ -428,11 +428,18 @@ class Machine(ChargeMixin, PolicyOpsMixin, WritebackMixin, SwapSlotsMixin):
         kind = self.o_kind[o]
         if kind == _ANON:
             raise ev.error("object", f"{ev.obj} is an anon region, not a file")
+        off, nb = ev.offset, ev.nbytes
         if how == "write":
-            lo = max(ev.offset, 0) // 4096 if ev.offset != NULL else 0
-            hi = pages_of(max(ev.offset, 0) + ev.need_bytes())
+            lo = max(off, 0) // 4096 if off != NULL else 0
+            hi = pages_of(max(off, 0) + ev.need_bytes())
             if hi > self.o_size[o]:
                 self.o_size[o] = hi
+        elif off >= 0 and nb >= 0:  # ev.range() inlined for the usual offset + bytes (NULL is negative)
+            lo = off // 4096
+            hi = -(-(off + nb) // 4096)  # pages_of
+            size = self.o_size[o]
+            if hi > size:
+                hi = size
         else:
             lo, hi = ev.range(self.o_size[o])
         if hi <= lo:

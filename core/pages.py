@@ -278,10 +278,8 @@ class RunTable:
         i = bisect.bisect_right(starts, lo) - 1
         if not (i >= 0 and starts[i] < lo < starts[i] + self.npages[runs[i]]):
             i -= 1
-        self._merge_from(runs, starts, i if i > 0 else 0, hi)
-
-    def _merge_from(self, runs: list[int], starts: list[int], i: int, hi: int) -> None:
-        """The merge loop of ``coalesce`` from index ``i`` until a pair's left run starts after ``hi``."""
+        if i < 0:
+            i = 0
         start, npages = self.start, self.npages
         # every field of the two runs compared inline over local columns: this loop runs
         # for nearly every event, and the call per neighbour pair cost more than the test
