@@ -430,8 +430,12 @@ class Machine(ChargeMixin, PolicyOpsMixin, WritebackMixin, SwapSlotsMixin):
             raise ev.error("object", f"{ev.obj} is an anon region, not a file")
         off, nb = ev.offset, ev.nbytes
         if how == "write":
-            lo = max(off, 0) // 4096 if off != NULL else 0
-            hi = pages_of(max(off, 0) + ev.need_bytes())
+            if nb < 0:
+                ev.need_bytes()  # raises: a write needs a size
+            if off < 0:  # NULL (or negative) offset: from the start
+                off = 0
+            lo = off // 4096
+            hi = -(-(off + nb) // 4096)  # pages_of, inlined
             if hi > self.o_size[o]:
                 self.o_size[o] = hi
         elif off >= 0 and nb >= 0:  # ev.range() inlined for the usual offset + bytes (NULL is negative)
@@ -450,7 +454,8 @@ class Machine(ChargeMixin, PolicyOpsMixin, WritebackMixin, SwapSlotsMixin):
         if self.policy.wants_access:
             self.policy.on_access(self, o, lo, hi, self.t_cg[t], how)
         if how == "write" and kind == _FILE:  # the fault stamps the pages dirty (mark_dirty's stamp)
-            if self.fault_range(t, o, lo, hi, bool(ev.flags & _MAYFAIL), True, self.dirty_stamp()):
+            stamp = self.now_us // self.cfg.age_quantum_us + 1  # dirty_stamp(), inlined
+            if self.fault_range(t, o, lo, hi, bool(ev.flags & _MAYFAIL), True, stamp) and self.o_wb[o] < 0:
                 self.attach_wb(t, o)
         else:
             self.fault_range(t, o, lo, hi, bool(ev.flags & _MAYFAIL), fill_holes=holes)
