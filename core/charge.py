@@ -508,10 +508,10 @@ class ChargeMixin:
     def free_object(self: "Machine", o: int) -> None:
         """Free every page of ``o`` and the object itself (unlink + last close, or region unmap)."""
         R = self.runs
-        for r in R.runs_of_object(o):
+        # uncharge in page order first (nothing in _acct looks at runs), then drop them at once
+        for r in R.obj_runs.get(o, ()):
             self._acct(r, -1)
-            R.drop(r)
-        R.forget_object(o)
+        R.drop_object(o)
         self.inode_released(o)
         self.o_alive[o] = False
         name = self.o_name[o]

@@ -409,6 +409,27 @@ class RunTable:
         """Run ids of object ``o`` in page order (a copy, safe to mutate the table while iterating)."""
         return list(self.obj_runs.get(o, ()))
 
+    def drop_object(self, o: int) -> None:
+        """Drop every run of ``o`` and its bookkeeping (``drop`` of each run, then ``forget_object``).
+
+        The object's lists go as a whole: dropping runs one by one deleted list heads
+        (a memmove each) for files of many runs.
+        """
+        runs = self.obj_runs.pop(o, None)
+        self.obj_starts.pop(o, None)
+        if not runs:
+            return
+        self.mutations += len(runs)
+        state, memcg, free = self.state, self.memcg, self.free
+        for r in runs:
+            st = state[r]
+            if st == _RESIDENT:
+                self.resident_of[memcg[r]].discard(r)
+            elif st == _SWAPPED:
+                self.swapped_of[memcg[r]].discard(r)
+            state[r] = _FREE
+            free.append(r)
+
     def forget_object(self, o: int) -> None:
         """Drop an object's (now empty) bookkeeping."""
         self.obj_runs.pop(o, None)
