@@ -223,17 +223,18 @@ class Machine(ChargeMixin, PolicyOpsMixin, WritebackMixin, SwapSlotsMixin):
         # than constructing an object per event
         ev = _Ev(batch.source, 0, None, None, None, NULL, NULL, 0)
         next_due = self._next_due()
-        for i, t in enumerate(times):
+        # one zip over the columns: cheaper than indexing nine lists per event
+        for t, op, row, c, tsk, obj, of, n, f in zip(times, ops, rows, cg, tk, ob, off, nb, fl):
             if t < self.now_us:
-                raise TraceError(batch.source, rows[i], "time_us",
+                raise TraceError(batch.source, row, "time_us",
                                  f"time {t} before machine {self.machine_id}'s clock {self.now_us}")
             if t >= next_due:
                 self.advance_to(t)
                 next_due = self._next_due()
             self.now_us = t
-            ev.row, ev.cgroup, ev.task, ev.obj = rows[i], names_c[cg[i]], names_t[tk[i]], names_o[ob[i]]
-            ev.offset, ev.nbytes, ev.flags = off[i], nb[i], fl[i]
-            handlers[ops[i]](self, ev)
+            ev.row, ev.cgroup, ev.task, ev.obj = row, names_c[c], names_t[tsk], names_o[obj]
+            ev.offset, ev.nbytes, ev.flags = of, n, f
+            handlers[op](self, ev)
             counters["events"] += 1
             if release_q:
                 self.reap()
