@@ -406,16 +406,13 @@ class Machine(ChargeMixin, PolicyOpsMixin, WritebackMixin, SwapSlotsMixin):
         size = 0 if ev.nbytes == NULL else pages_of(ev.nbytes)
         self._new_object(name, kind, size, -1)
 
-    def _op_file_read(self, ev: "_Ev") -> None:
-        self._file_access(ev, "read")
-
     def _op_file_write(self, ev: "_Ev") -> None:
         self._file_access(ev, "write")
 
     def _op_file_map(self, ev: "_Ev") -> None:
         self._file_access(ev, "map")
 
-    def _file_access(self, ev: "_Ev", how: str) -> None:
+    def _file_access(self, ev: "_Ev", how: str = "read") -> None:
         # the common case of _task / _object inline (a live task, an existing object): the
         # most frequent op; anything else takes the full lookup, which counts or raises
         t = self.task_by_name.get(ev.task, -1)
@@ -456,10 +453,13 @@ class Machine(ChargeMixin, PolicyOpsMixin, WritebackMixin, SwapSlotsMixin):
             self.policy.on_access(self, o, lo, hi, self.t_cg[t], how)
         if how == "write" and kind == _FILE:  # the fault stamps the pages dirty (mark_dirty's stamp)
             stamp = self.now_us // self.cfg.age_quantum_us + 1  # dirty_stamp(), inlined
-            if self.fault_range(t, o, lo, hi, bool(ev.flags & _MAYFAIL), True, stamp) and self.o_wb[o] < 0:
+            if self.fault_range(t, o, lo, hi, ev.flags & _MAYFAIL != 0, True, stamp) and self.o_wb[o] < 0:
                 self.attach_wb(t, o)
         else:
-            self.fault_range(t, o, lo, hi, bool(ev.flags & _MAYFAIL), fill_holes=holes)
+            self.fault_range(t, o, lo, hi, ev.flags & _MAYFAIL != 0, holes)
+
+    # reads are the most frequent op: the handler is _file_access itself, no wrapper call
+    _op_file_read = _file_access
 
     def _op_file_unmap(self, ev: "_Ev") -> None:
         t = self._task(ev)
