@@ -280,11 +280,10 @@ class RunTable:
             i -= 1
         if i < 0:
             i = 0
-        start, npages = self.start, self.npages
-        # every field of the two runs compared inline over local columns: this loop runs
-        # for nearly every event, and the call per neighbour pair cost more than the test
-        state, memcg, age, mapc = self.state, self.memcg, self.age, self.mapc
-        pinc, origin, rflags, dirty = self.pinc, self.origin, self.rflags, self.dirty
+        # every field of the two runs compared inline: this loop runs for nearly every event,
+        # and a call per neighbour pair cost more than the test. Only the columns of the
+        # first tests are bound up front; most calls end there (a fresh neighbour is younger)
+        start, npages, age, dirty = self.start, self.npages, self.age, self.dirty
         last = len(runs) - 1
         while i < last:
             a, b = runs[i], runs[i + 1]
@@ -293,8 +292,9 @@ class RunTable:
                 break
             # age, then dirty, first: they are what usually differs between neighbours
             if (sa + npages[a] == start[b] and age[a] == age[b] and dirty[a] == dirty[b]
-                    and state[a] == state[b] and memcg[a] == memcg[b] and mapc[a] == mapc[b]
-                    and pinc[a] == pinc[b] and origin[a] == origin[b] and rflags[a] == rflags[b]):
+                    and self.state[a] == self.state[b] and self.memcg[a] == self.memcg[b]
+                    and self.mapc[a] == self.mapc[b] and self.pinc[a] == self.pinc[b]
+                    and self.origin[a] == self.origin[b] and self.rflags[a] == self.rflags[b]):
                 npages[a] += npages[b]
                 self._drop_at(b, runs, starts, i + 1)
                 last -= 1
