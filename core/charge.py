@@ -32,7 +32,7 @@ go to the task that started first. memory.oom.group is not modelled.
 
 from __future__ import annotations
 
-import bisect
+from bisect import bisect_right  # plain names: no module attribute lookup per call
 from typing import TYPE_CHECKING
 
 from core import reclaim
@@ -270,7 +270,7 @@ class ChargeMixin:
             # the usual access: one resident run covers the range (``_touch_if_resident``
             # without its loop): nothing to charge, age it (and stamp it) in place
             starts = R.obj_starts[o]
-            i = bisect.bisect_right(starts, lo) - 1
+            i = bisect_right(starts, lo) - 1
             if i >= 0:
                 r = runs[i]
                 if hi <= starts[i] + R.npages[r] and R.state[r] == _RESIDENT:
@@ -344,7 +344,7 @@ class ChargeMixin:
             return not fill_holes
         state, start, npages, ages, dirt = R.state, R.start, R.npages, R.age, R.dirty
         age = self.now_us // self.cfg.age_quantum_us  # lru_age(), inlined: once per event
-        i = bisect.bisect_right(R.obj_starts[o], lo) - 1
+        i = bisect_right(R.obj_starts[o], lo) - 1
         if i < 0:
             i = 0
         pos, n = lo, len(runs)

@@ -18,7 +18,7 @@ a refault (mm/workingset.c).
 
 from __future__ import annotations
 
-import bisect
+from bisect import bisect_left, bisect_right  # plain names: no module attribute lookup per call
 import enum
 from array import array
 
@@ -136,7 +136,7 @@ class RunTable:
         starts = self.obj_starts[o]
         at = self.start[r]
         # freeing a whole object drops its runs in page order: each is first when its turn comes
-        i = 0 if starts[0] == at else bisect.bisect_left(starts, at)
+        i = 0 if starts[0] == at else bisect_left(starts, at)
         self._drop_at(r, self.obj_runs[o], starts, i)
 
     def _index(self, r: int) -> None:
@@ -171,7 +171,7 @@ class RunTable:
         runs = self.obj_runs.get(o)
         if runs is None:
             runs = self.obj_runs[o] = []
-        i = bisect.bisect_left(starts, self.start[r])
+        i = bisect_left(starts, self.start[r])
         starts.insert(i, self.start[r])
         runs.insert(i, r)
 
@@ -179,7 +179,7 @@ class RunTable:
         """Split run ``r`` at page ``at`` (start < at < end); returns the new upper run."""
         o = self.obj[r]
         starts = self.obj_starts[o]
-        return self._split_at(r, at, self.obj_runs[o], starts, bisect.bisect_left(starts, self.start[r]))
+        return self._split_at(r, at, self.obj_runs[o], starts, bisect_left(starts, self.start[r]))
 
     def _split_at(self, r: int, at: int, runs: list[int], starts: list[int], i: int) -> int:
         """``split`` when the caller knows ``r`` sits at index ``i`` of its object's lists.
@@ -219,7 +219,7 @@ class RunTable:
         if not starts:
             return [(-1, lo, hi)] if hi > lo else []
         runs = self.obj_runs[o]
-        i = bisect.bisect_right(starts, lo) - 1
+        i = bisect_right(starts, lo) - 1
         npages, start = self.npages, self.start
         if i >= 0 and lo < hi:
             r = runs[i]
@@ -275,7 +275,7 @@ class RunTable:
         if not starts:
             return
         runs = self.obj_runs[o]
-        i = bisect.bisect_right(starts, lo) - 1
+        i = bisect_right(starts, lo) - 1
         if not (i >= 0 and starts[i] < lo < starts[i] + self.npages[runs[i]]):
             i -= 1
         if i < 0:
@@ -317,7 +317,7 @@ class RunTable:
         if not starts:
             return [(-1, lo, hi)]
         runs, npages = self.obj_runs[o], self.npages
-        i = bisect.bisect_right(starts, lo) - 1
+        i = bisect_right(starts, lo) - 1
         if i >= 0:
             r = runs[i]
             e = starts[i] + npages[r]
@@ -355,7 +355,7 @@ class RunTable:
             return r
         o = self.obj[r]
         runs, starts = self.obj_runs[o], self.obj_starts[o]
-        i = bisect.bisect_left(starts, s)
+        i = bisect_left(starts, s)
         if s < lo:
             r = self._split_at(r, lo, runs, starts, i)
             i += 1
@@ -370,7 +370,7 @@ class RunTable:
             return
         runs = self.obj_runs[o]
         for at in (lo, hi):
-            i = bisect.bisect_right(starts, at) - 1
+            i = bisect_right(starts, at) - 1
             if i >= 0 and starts[i] < at < starts[i] + self.npages[runs[i]]:
                 self._split_at(runs[i], at, runs, starts, i)
 
@@ -384,7 +384,7 @@ class RunTable:
         """
         starts = self.obj_starts.get(o)
         if starts:
-            i = bisect.bisect_left(starts, start)
+            i = bisect_left(starts, start)
             if i:
                 p = self.obj_runs[o][i - 1]
                 if (starts[i - 1] + self.npages[p] == start and self.age[p] == age and self.dirty[p] == dirty
