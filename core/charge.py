@@ -258,7 +258,7 @@ class ChargeMixin:
         Charges follow the module's rules; returns False when the charge was refused
         or the task (or the object) died on the way, leaving the range untouched.
         ``dirty`` (a write to a disk file: the ``dirty`` stamp) then also stamps the
-        range as ``mark_dirty`` would right after the fault. Where nothing can look at
+        range as a separate stamp (``_stamp_dirty``) right after the fault would. Where nothing can look at
         the runs in between (no memory.high reclaim due), the stamp goes on in the
         same pass, so an append grows the last run instead of adding a clean run that
         the stamp then merges back; both end in the same runs (the stamped pairs are
@@ -282,7 +282,7 @@ class ChargeMixin:
                             R.dirty[x] = dirty
                     elif not dirty:
                         return True
-                    R.coalesce(o, lo, hi)  # (mark_dirty coalesced even when it changed nothing)
+                    R.coalesce(o, lo, hi)  # (a write's stamp coalesces even when it changed nothing)
                     return True
             # a range starting before the first run or running past the last one has a hole
             # to fill (an append): the touch-only path cannot take it
@@ -367,7 +367,7 @@ class ChargeMixin:
         if pos < hi and fill_holes:
             return False
         if not stale and not dirty:
-            return True  # (mark_dirty coalesced even when it changed nothing: so does a write)
+            return True  # (a write's stamp coalesces even when it changed nothing)
         for r, s, e in stale:  # split only the runs that change, and only [lo, hi) of them
             x = R.isolate(r, s, e)
             ages[x] = age

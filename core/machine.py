@@ -451,8 +451,8 @@ class Machine(ChargeMixin, PolicyOpsMixin, WritebackMixin, SwapSlotsMixin):
         holes = how != "read" or kind == _FILE
         if self.policy.wants_access:
             self.policy.on_access(self, o, lo, hi, self.t_cg[t], how)
-        if how == "write" and kind == _FILE:  # the fault stamps the pages dirty (mark_dirty's stamp)
-            stamp = self.now_us // self.cfg.age_quantum_us + 1  # dirty_stamp(), inlined
+        if how == "write" and kind == _FILE:  # the fault stamps the pages dirty
+            stamp = self.now_us // self.cfg.age_quantum_us + 1  # 1 + the LRU quantum; 0 means clean
             if self.fault_range(t, o, lo, hi, ev.flags & _MAYFAIL != 0, True, stamp) and self.o_wb[o] < 0:
                 self.attach_wb(t, o)
         else:

@@ -405,12 +405,8 @@ class RunTable:
         obj, start = self.obj, self.start
         return sorted(ids, key=lambda r: (obj[r], start[r]))
 
-    def runs_of_object(self, o: int) -> list[int]:
-        """Run ids of object ``o`` in page order (a copy, safe to mutate the table while iterating)."""
-        return list(self.obj_runs.get(o, ()))
-
     def drop_object(self, o: int) -> None:
-        """Drop every run of ``o`` and its bookkeeping (``drop`` of each run, then ``forget_object``).
+        """Drop every run of ``o`` and the object's lists (as ``drop`` of each run would, then forget ``o``).
 
         The object's lists go as a whole: dropping runs one by one deleted list heads
         (a memmove each) for files of many runs.
@@ -429,8 +425,3 @@ class RunTable:
                 self.swapped_of[memcg[r]].discard(r)
             state[r] = _FREE
             free.append(r)
-
-    def forget_object(self, o: int) -> None:
-        """Drop an object's (now empty) bookkeeping."""
-        self.obj_runs.pop(o, None)
-        self.obj_starts.pop(o, None)

@@ -51,17 +51,12 @@ class WritebackMixin:
         ts = self.runs.dirty[r]  # 1 + the LRU quantum of the last write, 0 when clean
         return ts > 0 and self.now_us - (ts - 1) * self.cfg.age_quantum_us < self.cfg.dirty_expire_us
 
-    def mark_dirty(self: "Machine", t: int, o: int, lo: int, hi: int) -> None:
-        """A write by task ``t`` dirtied pages [lo, hi) of disk file ``o``; attach the inode's wb."""
-        self._stamp_dirty(o, lo, hi, self.dirty_stamp())
-        self.attach_wb(t, o)
-
-    def dirty_stamp(self: "Machine") -> int:
-        """The ``dirty`` value of a page written now: 1 + the LRU quantum (0 means clean)."""
-        return self.now_us // self.cfg.age_quantum_us + 1
-
     def _stamp_dirty(self: "Machine", o: int, lo: int, hi: int, stamp: int) -> None:
-        """Stamp the resident pages of [lo, hi) of ``o`` dirty, then coalesce."""
+        """A write dirtied [lo, hi) of disk file ``o``: stamp its resident pages, then coalesce.
+
+        ``stamp`` is 1 + the LRU quantum of the write (0 means clean). ``fault_range``
+        stamps a write's pages itself when it can, and calls this otherwise.
+        """
         R = self.runs
         dirty, state = R.dirty, R.state
         for r, s, e in R.pieces(o, lo, hi):  # unsplit: split only the runs whose stamp changes
