@@ -257,12 +257,11 @@ class ChargeMixin:
 
         Charges follow the module's rules; returns False when the charge was refused
         or the task (or the object) died on the way, leaving the range untouched.
-        ``dirty`` (a write to a disk file: the ``dirty`` stamp) then also stamps the
-        range as a separate stamp (``_stamp_dirty``) right after the fault would. Where nothing can look at
-        the runs in between (no memory.high reclaim due), the stamp goes on in the
-        same pass, so an append grows the last run instead of adding a clean run that
-        the stamp then merges back; both end in the same runs (the stamped pairs are
-        inside one ``coalesce`` window either way).
+        ``dirty`` > 0 (a write to a disk file: its stamp) also stamps the range, as
+        ``_stamp_dirty`` right after the fault would. When nothing can look at the runs
+        in between (no memory.high reclaim due) the stamp goes on in the same pass, so
+        an append grows the last run instead of adding a clean run that the stamp then
+        merges back; both end in the same runs (one ``coalesce`` window covers them).
         """
         R = self.runs
         runs = R.obj_runs.get(o)
@@ -291,27 +290,10 @@ class ChargeMixin:
             hole = fill_holes and not runs
         if not hole and self._touch_if_resident(o, lo, hi, fill_holes, dirty):
             return True
-        accessor = self.t_cg[t]
-        have: dict[int, int] = {}
-        need, segs = self._needs(o, lo, hi, accessor, fill_holes)
-        for _ in range(4):  # reclaim inside a charge may evict pages of this very range
-            mark = R.mutations
-            # sorted() only when there is an order to fix: most faults pay one memcg
-            for m, n in (sorted(need.items()) if len(need) > 1 else need.items()):
-                n -= have.get(m, 0)
-                if n <= 0:
-                    continue
-                if not self.try_charge(m, n, mayfail, t) or not self.t_alive[t] or not self.o_alive[o]:
-                    self._unreserve(have)
-                    R.split_ends(o, lo, hi)  # the splits the eager segments() made before charging
-                    return False
-                have[m] = have.get(m, 0) + n
-            if R.mutations == mark:
-                settled = True  # nothing moved while charging: the segments are still true
-                break
-            need, segs = self._needs(o, lo, hi, accessor, fill_holes)
-        else:
-            settled = False  # _materialize may pay more: usage may still rise
+        charged = self._charge_range(t, o, lo, hi, mayfail, fill_holes)
+        if charged is None:
+            return False
+        have, segs, settled = charged
         # a settled fault only gives back reservations, so no memcg over its high now means
         # no handle_over_high reclaim after it: nothing can see the runs before the stamp
         fused = dirty and settled and not self._over_high_any(have)
@@ -324,6 +306,36 @@ class ChargeMixin:
             if dirty:
                 self._stamp_dirty(o, lo, hi, dirty)
         return True
+
+    def _charge_range(self: "Machine", t: int, o: int, lo: int, hi: int, mayfail: bool,
+                      fill_holes: bool) -> tuple[dict[int, int], list[tuple[int, int, int, int]], bool] | None:
+        """Reserve what making [lo, hi) of ``o`` resident costs, per paying memcg.
+
+        Returns (pages reserved per memcg, the segments from ``_needs``, settled: the last
+        charge round moved nothing), or None when a charge was refused or the task or the
+        object died on the way (then nothing stays reserved).
+        """
+        R = self.runs
+        have: dict[int, int] = {}
+        accessor = self.t_cg[t]
+        need, segs = self._needs(o, lo, hi, accessor, fill_holes)
+        for _ in range(4):  # reclaim inside a charge may evict pages of this very range
+            mark = R.mutations
+            # sorted() only when there is an order to fix: most faults pay one memcg
+            for m, n in (sorted(need.items()) if len(need) > 1 else need.items()):
+                h = have.get(m, 0)
+                n -= h
+                if n <= 0:
+                    continue
+                if not self.try_charge(m, n, mayfail, t) or not self.t_alive[t] or not self.o_alive[o]:
+                    self._unreserve(have)
+                    R.split_ends(o, lo, hi)  # the splits the eager segments() made before charging
+                    return None
+                have[m] = h + n
+            if R.mutations == mark:
+                return have, segs, True  # nothing moved while charging: the segments are still true
+            need, segs = self._needs(o, lo, hi, accessor, fill_holes)
+        return have, segs, False  # _materialize may pay more: usage may still rise
 
     def _over_high_any(self: "Machine", have: dict[int, int]) -> bool:
         """Is some ancestor (or self) of a memcg in ``have`` over its memory.high?"""
