@@ -1,8 +1,9 @@
 """The page core: memory as runs of pages with identical state.
 
 In: range operations from ``core.machine`` (split at a range, iterate the runs
-and holes of a range, coalesce). Out: compact columns that ``core.reclaim``
-views as numpy arrays without copying.
+and holes of a range, coalesce; on the per-event paths, iterate them unsplit and
+split only the runs whose fields change: ``pieces``/``isolate``). Out: compact
+columns that ``core.reclaim`` views as numpy arrays without copying.
 
 A run is a contiguous page range of one object (file, tmpfs object, anon
 region) whose pages share state, owner memcg, map count, pin count, LRU age
@@ -18,9 +19,10 @@ a refault (mm/workingset.c).
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right  # plain names: no module attribute lookup per call
 import enum
 from array import array
+from bisect import bisect_left, bisect_right  # by name: no attribute lookup per call
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -396,7 +398,7 @@ class RunTable:
         self.link(r)
         return r
 
-    def page_order(self, ids) -> list[int]:
+    def page_order(self, ids: Iterable[int]) -> list[int]:
         """Run ids sorted by (object, first page): the canonical order wherever order reaches a result.
 
         Run ids are an artefact of slot allocation (fast paths skip or reuse slots), so no
