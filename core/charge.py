@@ -32,7 +32,7 @@ go to the task that started first. memory.oom.group is not modelled.
 
 from __future__ import annotations
 
-import bisect
+from bisect import bisect_right  # plain names: no module attribute lookup per call
 from typing import TYPE_CHECKING
 
 from core import reclaim
@@ -121,6 +121,14 @@ class ChargeMixin:
             if not self._global_room(n, t, mayfail):
                 return False
         mem = self.mem
+        usage, mx, parent = mem.usage, mem.max, mem.parent
+        x = m  # mem.over_limit(m, n) inlined: the usual charge fits every ancestor's max
+        while x >= 0 and usage[x] + n <= mx[x]:
+            x = parent[x]
+        if x < 0:
+            mem.charge(m, n)
+            self.reserved += n
+            return True
         retries = MAX_RECLAIM_RETRIES
         while True:
             over = mem.over_limit(m, n)
@@ -221,66 +229,140 @@ class ChargeMixin:
         return self.policy.charge_target(self, o, accessor)
 
     def _needs(self: "Machine", o: int, lo: int, hi: int, accessor: int,
-               fill_holes: bool) -> tuple[dict[int, int], list[tuple[int, int, int]]]:
-        """Pages of [lo, hi) that must be charged, per paying memcg, and the segments they came from."""
+               fill_holes: bool) -> tuple[dict[int, int], list[tuple[int, int, int, int]]]:
+        """Pages of [lo, hi) that must be charged, per paying memcg, and the segments they came from.
+
+        Segments are (run or -1, seg_lo, seg_hi, payer): ``_materialize`` reuses the payer
+        (``_seg_target``; -1 for a resident run or a hole left alone) instead of asking the
+        policy again. It stays true because ``fault_range`` recomputes the segments whenever
+        anything moved while charging (``mutations``).
+        """
         need: dict[int, int] = {}
-        segs = self.runs.segments(o, lo, hi)
-        for r, s, e in segs:
+        segs: list[tuple[int, int, int, int]] = []
+        state, policy = self.runs.state, self.policy
+        for r, s, e in self.runs.pieces(o, lo, hi):  # unsplit: _materialize isolates what it changes
             if r < 0:
-                if not fill_holes:
-                    continue
-                tgt = self.policy.charge_target(self, o, accessor)  # _seg_target of a hole, inlined
+                # _seg_target of a hole, inlined
+                tgt = policy.charge_target(self, o, accessor) if fill_holes else -1
+            elif state[r] == _RESIDENT:
+                tgt = -1
             else:
                 tgt = self._seg_target(o, r, accessor)
+            segs.append((r, s, e, tgt))
             if tgt >= 0:
                 need[tgt] = need.get(tgt, 0) + e - s
         return need, segs
 
     def fault_range(self: "Machine", t: int, o: int, lo: int, hi: int, mayfail: bool,
-                    fill_holes: bool = True) -> bool:
+                    fill_holes: bool = True, dirty: int = 0) -> bool:
         """Make pages [lo, hi) of ``o`` resident for task ``t`` and mark them accessed.
 
         Charges follow the module's rules; returns False when the charge was refused
         or the task (or the object) died on the way, leaving the range untouched.
+        ``dirty`` > 0 (a write to a disk file: its stamp) also stamps the range, as
+        ``_stamp_dirty`` right after the fault would. When nothing can look at the runs
+        in between (no memory.high reclaim due) the stamp goes on in the same pass, so
+        an append grows the last run instead of adding a clean run that the stamp then
+        merges back; both end in the same runs (one ``coalesce`` window covers them).
         """
-        accessor = self.t_cg[t]
-        if self._touch_if_resident(o, lo, hi, fill_holes):
+        R = self.runs
+        runs = R.obj_runs.get(o)
+        if runs and lo < hi:
+            # the usual access: one resident run covers the range (``_touch_if_resident``
+            # without its loop): nothing to charge, age it (and stamp it) in place
+            starts = R.obj_starts[o]
+            i = bisect_right(starts, lo) - 1
+            if i >= 0:
+                r = runs[i]
+                if hi <= starts[i] + R.npages[r] and R.state[r] == _RESIDENT:
+                    age = self.now_us // self.cfg.age_quantum_us  # lru_age(), inlined
+                    if R.age[r] != age or dirty and R.dirty[r] != dirty:
+                        x = R.isolate(r, lo, hi)
+                        R.age[x] = age
+                        if dirty:
+                            R.dirty[x] = dirty
+                    elif not dirty:
+                        return True
+                    R.coalesce(o, lo, hi)  # (a write's stamp coalesces even when it changed nothing)
+                    return True
+            # a range starting before the first run or running past the last one has a hole
+            # to fill (an append): the touch-only path cannot take it
+            hole = fill_holes and (i < 0 or i == len(runs) - 1 and starts[i] + R.npages[runs[i]] < hi)
+        else:
+            hole = fill_holes and not runs
+        if not hole and self._touch_if_resident(o, lo, hi, fill_holes, dirty):
             return True
+        charged = self._charge_range(t, o, lo, hi, mayfail, fill_holes)
+        if charged is None:
+            return False
+        have, segs, settled = charged
+        # a settled fault only gives back reservations, so no memcg over its high now means
+        # no handle_over_high reclaim after it: nothing can see the runs before the stamp
+        fused = dirty and settled and not self._over_high_any(have)
+        self._materialize(o, segs, fill_holes, have, dirty if fused else 0)
+        R.coalesce(o, lo, hi)
+        if not fused:
+            if self._over_high_any(have):
+                for m in (sorted(have) if len(have) > 1 else have):
+                    self.handle_over_high(m)
+            if dirty:
+                self._stamp_dirty(o, lo, hi, dirty)
+        return True
+
+    def _charge_range(self: "Machine", t: int, o: int, lo: int, hi: int, mayfail: bool,
+                      fill_holes: bool) -> tuple[dict[int, int], list[tuple[int, int, int, int]], bool] | None:
+        """Reserve what making [lo, hi) of ``o`` resident costs, per paying memcg.
+
+        Returns (pages reserved per memcg, the segments from ``_needs``, settled: the last
+        charge round moved nothing), or None when a charge was refused or the task or the
+        object died on the way (then nothing stays reserved).
+        """
         R = self.runs
         have: dict[int, int] = {}
+        accessor = self.t_cg[t]
         need, segs = self._needs(o, lo, hi, accessor, fill_holes)
         for _ in range(4):  # reclaim inside a charge may evict pages of this very range
             mark = R.mutations
             # sorted() only when there is an order to fix: most faults pay one memcg
             for m, n in (sorted(need.items()) if len(need) > 1 else need.items()):
-                n -= have.get(m, 0)
+                h = have.get(m, 0)
+                n -= h
                 if n <= 0:
                     continue
                 if not self.try_charge(m, n, mayfail, t) or not self.t_alive[t] or not self.o_alive[o]:
                     self._unreserve(have)
-                    return False
-                have[m] = have.get(m, 0) + n
+                    R.split_ends(o, lo, hi)  # the splits the eager segments() made before charging
+                    return None
+                have[m] = h + n
             if R.mutations == mark:
-                break  # nothing moved while charging: the segments are still true
+                return have, segs, True  # nothing moved while charging: the segments are still true
             need, segs = self._needs(o, lo, hi, accessor, fill_holes)
-        self._materialize(o, segs, accessor, fill_holes, have)
-        R.coalesce(o, lo, hi)
-        for m in (sorted(have) if len(have) > 1 else have):
-            self.handle_over_high(m)
-        return True
+        return have, segs, False  # _materialize may pay more: usage may still rise
 
-    def _touch_if_resident(self: "Machine", o: int, lo: int, hi: int, fill_holes: bool) -> bool:
-        """Fast path of ``fault_range``: when nothing in [lo, hi) needs a charge, just age it."""
+    def _over_high_any(self: "Machine", have: dict[int, int]) -> bool:
+        """Is some ancestor (or self) of a memcg in ``have`` over its memory.high?"""
+        mem = self.mem
+        usage, high, parent = mem.usage, mem.high, mem.parent
+        for x in have:
+            while x >= 0:
+                if usage[x] > high[x]:
+                    return True
+                x = parent[x]
+        return False
+
+    def _touch_if_resident(self: "Machine", o: int, lo: int, hi: int, fill_holes: bool, dirty: int = 0) -> bool:
+        """Fast path of ``fault_range``: when nothing in [lo, hi) needs a charge, just age it (and stamp ``dirty``)."""
         R = self.runs
         runs = R.obj_runs.get(o)
         if not runs:
             return not fill_holes
-        state, start, npages, ages = R.state, R.start, R.npages, R.age
+        state, start, npages, ages, dirt = R.state, R.start, R.npages, R.age, R.dirty
         age = self.now_us // self.cfg.age_quantum_us  # lru_age(), inlined: once per event
-        i = bisect.bisect_right(R.obj_starts[o], lo) - 1
+        i = bisect_right(R.obj_starts[o], lo) - 1
         if i < 0:
             i = 0
-        pos, n, stale = lo, len(runs), False
+        pos, n = lo, len(runs)
+        stale: list[tuple[int, int, int]] = []  # (run, seg_lo, seg_hi) whose age changes
         while i < n and pos < hi:
             r = runs[i]
             s = start[r]
@@ -292,17 +374,19 @@ class ChargeMixin:
                 break
             if state[r] != _RESIDENT:
                 return False
-            if ages[r] != age:
-                stale = True
+            if ages[r] != age or dirty and dirt[r] != dirty:
+                stale.append((r, s if s > lo else lo, e if e < hi else hi))
             pos = e
             i += 1
         if pos < hi and fill_holes:
             return False
-        if not stale:
-            return True
-        for r, _, _ in R.segments(o, lo, hi):  # split at the ends: only [lo, hi) gets younger
-            if r >= 0:
-                ages[r] = age
+        if not stale and not dirty:
+            return True  # (a write's stamp coalesces even when it changed nothing)
+        for r, s, e in stale:  # split only the runs that change, and only [lo, hi) of them
+            x = R.isolate(r, s, e)
+            ages[x] = age
+            if dirty:
+                dirt[x] = dirty
         R.coalesce(o, lo, hi)
         return True
 
@@ -311,38 +395,81 @@ class ChargeMixin:
             self.mem.charge(m, -n)
             self.reserved -= n
 
-    def _materialize(self: "Machine", o: int, segs: list[tuple[int, int, int]], accessor: int,
-                     fill_holes: bool, have: dict[int, int]) -> None:
-        """Turn the holes and non-resident runs of ``segs`` resident, paid from ``have``."""
-        R, now = self.runs, self.lru_age()
-        for r, s, e in segs:
-            if r >= 0 and R.state[r] == _RESIDENT:
-                R.age[r] = now
-                continue
-            if r >= 0:
-                tgt = self._seg_target(o, r, accessor)
-            elif fill_holes:
-                tgt = self.policy.charge_target(self, o, accessor)  # _seg_target of a hole, inlined
-            else:
-                continue
-            if have.get(tgt, 0) < e - s:  # reclaim moved pages after the last charge: pay now
-                self.mem.charge(tgt, e - s)
-                self.reserved += e - s
-                have[tgt] = have.get(tgt, 0) + e - s
-            have[tgt] -= e - s
-            if r < 0:
-                self._new_resident(o, s, e, tgt)
-            else:
-                self._make_resident(r, tgt)
-        self._unreserve({m: n for m, n in have.items() if n})
+    def _materialize(self: "Machine", o: int, segs: list[tuple[int, int, int, int]],
+                     fill_holes: bool, have: dict[int, int], dirty: int) -> None:
+        """Turn the holes and non-resident runs of ``segs`` (from ``_needs``) resident, paid from ``have``.
 
-    def _new_resident(self: "Machine", o: int, s: int, e: int, memcg: int) -> None:
+        ``dirty`` > 0: stamp every page of ``segs`` dirty on the way (see ``fault_range``).
+        """
+        R, now = self.runs, self.now_us // self.cfg.age_quantum_us  # lru_age(), inlined
+        state, ages, dirt = R.state, R.age, R.dirty
+        for r, s, e, tgt in segs:
+            if r >= 0 and state[r] == _RESIDENT:
+                if ages[r] != now or dirty and dirt[r] != dirty:  # segs are unsplit: split only what changes
+                    x = R.isolate(r, s, e)
+                    ages[x] = now
+                    if dirty:
+                        dirt[x] = dirty
+                continue
+            if r < 0 and not fill_holes:
+                continue
+            n = e - s
+            h = have.get(tgt, 0)
+            if h < n:  # reclaim moved pages after the last charge: pay now
+                self.mem.charge(tgt, n)
+                self.reserved += n
+                h += n
+            have[tgt] = h - n
+            if r < 0:
+                if self.o_maps[o]:
+                    self._new_resident(o, s, e, tgt, dirty)
+                else:  # no mappings: one piece; _new_resident and _acct_new_resident inlined
+                    k = self.o_kind[o]
+                    R.add_resident(o, s, n, tgt, 0, now, k, dirty)
+                    mem = self.mem
+                    if k == _ANON:
+                        mem.anon[tgt] += n
+                        self.t_anon[self.o_owner[o]] += n
+                    elif k == _FILE:
+                        mem.file[tgt] += n
+                    else:
+                        mem.shmem[tgt] += n
+                    self.reserved -= n
+                    self.resident += n
+            else:
+                x = R.isolate(r, s, e)
+                self._make_resident(x, tgt)
+                if dirty:
+                    dirt[x] = dirty
+        for m, n in have.items():  # _unreserve of what is left over
+            if n:
+                self.mem.charge(m, -n)
+                self.reserved -= n
+
+    def _new_resident(self: "Machine", o: int, s: int, e: int, memcg: int, dirty: int = 0) -> None:
         """Instantiate pages [s, e) of ``o`` charged to ``memcg``, split where mappings differ."""
-        R, age = self.runs, self.lru_age()
-        for a, b, mapc in self._map_pieces(o, s, e):
-            r = R.new(o, a, b - a, _RESIDENT, memcg, memcg, mapc, 0, age, self.o_kind[o])
-            R.link(r)
-            self._acct(r, +1, reserved=True)
+        R, age, kind = self.runs, self.now_us // self.cfg.age_quantum_us, self.o_kind[o]  # lru_age() inlined
+        for a, b, mapc in (self._map_pieces(o, s, e) if self.o_maps[o] else ((s, e, 0),)):
+            R.add_resident(o, a, b - a, memcg, mapc, age, kind, dirty)  # may grow the run before the hole
+            self._acct_new_resident(o, memcg, kind, mapc, b - a)
+
+    def _acct_new_resident(self: "Machine", o: int, m: int, k: int, mapc: int, n: int) -> None:
+        """``_acct(r, +1, reserved=True)`` for ``n`` new unpinned resident pages of ``o`` charged to ``m``.
+
+        By pages rather than by run: the pages may have grown an existing run.
+        """
+        mem = self.mem
+        if k == _ANON:
+            mem.anon[m] += n
+            self.t_anon[self.o_owner[o]] += n
+        elif k == _FILE:
+            mem.file[m] += n
+        else:
+            mem.shmem[m] += n
+        if mapc and k != _ANON:
+            mem.mapped[m] += n
+        self.reserved -= n
+        self.resident += n
 
     def _make_resident(self: "Machine", r: int, memcg: int) -> None:
         """Refault an evicted run or swap in a swapped one, charged to ``memcg``."""
@@ -395,10 +522,10 @@ class ChargeMixin:
     def free_object(self: "Machine", o: int) -> None:
         """Free every page of ``o`` and the object itself (unlink + last close, or region unmap)."""
         R = self.runs
-        for r in R.runs_of_object(o):
+        # uncharge in page order first (nothing in _acct looks at runs), then drop them at once
+        for r in R.obj_runs.get(o, ()):
             self._acct(r, -1)
-            R.drop(r)
-        R.forget_object(o)
+        R.drop_object(o)
         self.inode_released(o)
         self.o_alive[o] = False
         name = self.o_name[o]
@@ -438,7 +565,7 @@ class ChargeMixin:
         R, mem = self.runs, self.mem
         self.drain_slot_caches()
         self.swap_total = 0  # no new slots, and freed ones are released at once
-        for r in sorted(x for s in R.swapped_of.values() for x in s):
+        for r in R.page_order([x for s in R.swapped_of.values() for x in s]):
             rec = R.memcg[r]
             tgt = rec if mem.state[rec] == _ONLINE else caller
             self._acct(r, -1)
@@ -454,6 +581,7 @@ class ChargeMixin:
         state, kind, mapc, pinc = R.view("state"), R.view("kind"), R.view("mapc"), R.view("pinc")
         ids = ((state == _RESIDENT) & (kind == _FILE) & (mapc == 0) & (pinc == 0)).nonzero()[0].tolist()
         del state, kind, mapc, pinc
+        ids = R.page_order(ids)  # uncharge order decides the release order of zombies: not by run id
         ids = [r for r in ids if not self.dirty_now(r)]  # invalidate_mapping_pages skips dirty folios
         for r in ids:
             self.counters["dropped_pages"] += R.npages[r]

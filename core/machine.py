@@ -230,17 +230,18 @@ class Machine(ChargeMixin, PolicyOpsMixin, WritebackMixin, SwapSlotsMixin):
         # than constructing an object per event
         ev = _Ev(batch.source, 0, None, None, None, NULL, NULL, 0)
         next_due = self._next_due()
-        for i, t in enumerate(times):
+        # one zip over the columns: cheaper than indexing nine lists per event
+        for t, op, row, c, tsk, obj, of, n, f in zip(times, ops, rows, cg, tk, ob, off, nb, fl):
             if t < self.now_us:
-                raise TraceError(batch.source, rows[i], "time_us",
+                raise TraceError(batch.source, row, "time_us",
                                  f"time {t} before machine {self.machine_id}'s clock {self.now_us}")
             if t >= next_due:
                 self.advance_to(t)
                 next_due = self._next_due()
             self.now_us = t
-            ev.row, ev.cgroup, ev.task, ev.obj = rows[i], names_c[cg[i]], names_t[tk[i]], names_o[ob[i]]
-            ev.offset, ev.nbytes, ev.flags = off[i], nb[i], fl[i]
-            handlers[ops[i]](self, ev)
+            ev.row, ev.cgroup, ev.task, ev.obj = row, names_c[c], names_t[tsk], names_o[obj]
+            ev.offset, ev.nbytes, ev.flags = of, n, f
+            handlers[op](self, ev)
             counters["events"] += 1
             if release_q:
                 self.reap()
@@ -424,16 +425,13 @@ class Machine(ChargeMixin, PolicyOpsMixin, WritebackMixin, SwapSlotsMixin):
         size = 0 if ev.nbytes == NULL else pages_of(ev.nbytes)
         self._new_object(name, kind, size, -1)
 
-    def _op_file_read(self, ev: "_Ev") -> None:
-        self._file_access(ev, "read")
-
     def _op_file_write(self, ev: "_Ev") -> None:
         self._file_access(ev, "write")
 
     def _op_file_map(self, ev: "_Ev") -> None:
         self._file_access(ev, "map")
 
-    def _file_access(self, ev: "_Ev", how: str) -> None:
+    def _file_access(self, ev: "_Ev", how: str = "read") -> None:
         # the common case of _task / _object inline (a live task, an existing object): the
         # most frequent op; anything else takes the full lookup, which counts or raises
         t = self.task_by_name.get(ev.task, -1)
@@ -447,11 +445,22 @@ class Machine(ChargeMixin, PolicyOpsMixin, WritebackMixin, SwapSlotsMixin):
         kind = self.o_kind[o]
         if kind == _ANON:
             raise ev.error("object", f"{ev.obj} is an anon region, not a file")
+        off, nb = ev.offset, ev.nbytes
         if how == "write":
-            lo = max(ev.offset, 0) // 4096 if ev.offset != NULL else 0
-            hi = pages_of(max(ev.offset, 0) + ev.need_bytes())
+            if nb < 0:
+                ev.need_bytes()  # raises: a write needs a size
+            if off < 0:  # NULL (or negative) offset: from the start
+                off = 0
+            lo = off // 4096
+            hi = -(-(off + nb) // 4096)  # pages_of, inlined
             if hi > self.o_size[o]:
                 self.o_size[o] = hi
+        elif off >= 0 and nb >= 0:  # ev.range() inlined for the usual offset + bytes (NULL is negative)
+            lo = off // 4096
+            hi = -(-(off + nb) // 4096)  # pages_of
+            size = self.o_size[o]
+            if hi > size:
+                hi = size
         else:
             lo, hi = ev.range(self.o_size[o])
         if hi <= lo:
@@ -461,9 +470,15 @@ class Machine(ChargeMixin, PolicyOpsMixin, WritebackMixin, SwapSlotsMixin):
         holes = how != "read" or kind == _FILE
         if self.policy.wants_access:
             self.policy.on_access(self, o, lo, hi, self.t_cg[t], how)
-        ok = self.fault_range(t, o, lo, hi, bool(ev.flags & _MAYFAIL), fill_holes=holes)
-        if ok and how == "write" and kind == _FILE:
-            self.mark_dirty(t, o, lo, hi)
+        if how == "write" and kind == _FILE:  # the fault stamps the pages dirty
+            stamp = self.now_us // self.cfg.age_quantum_us + 1  # 1 + the LRU quantum; 0 means clean
+            if self.fault_range(t, o, lo, hi, ev.flags & _MAYFAIL != 0, True, stamp) and self.o_wb[o] < 0:
+                self.attach_wb(t, o)
+        else:
+            self.fault_range(t, o, lo, hi, ev.flags & _MAYFAIL != 0, holes)
+
+    # reads are the most frequent op: the handler is _file_access itself, no wrapper call
+    _op_file_read = _file_access
 
     def _op_file_unmap(self, ev: "_Ev") -> None:
         t = self._task(ev)

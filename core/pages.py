@@ -1,8 +1,9 @@
 """The page core: memory as runs of pages with identical state.
 
 In: range operations from ``core.machine`` (split at a range, iterate the runs
-and holes of a range, coalesce). Out: compact columns that ``core.reclaim``
-views as numpy arrays without copying.
+and holes of a range, coalesce; on the per-event paths, iterate them unsplit and
+split only the runs whose fields change: ``pieces``/``isolate``). Out: compact
+columns that ``core.reclaim`` views as numpy arrays without copying.
 
 A run is a contiguous page range of one object (file, tmpfs object, anon
 region) whose pages share state, owner memcg, map count, pin count, LRU age
@@ -18,9 +19,10 @@ a refault (mm/workingset.c).
 
 from __future__ import annotations
 
-import bisect
 import enum
 from array import array
+from bisect import bisect_left, bisect_right  # by name: no attribute lookup per call
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -136,7 +138,7 @@ class RunTable:
         starts = self.obj_starts[o]
         at = self.start[r]
         # freeing a whole object drops its runs in page order: each is first when its turn comes
-        i = 0 if starts[0] == at else bisect.bisect_left(starts, at)
+        i = 0 if starts[0] == at else bisect_left(starts, at)
         self._drop_at(r, self.obj_runs[o], starts, i)
 
     def _index(self, r: int) -> None:
@@ -171,7 +173,7 @@ class RunTable:
         runs = self.obj_runs.get(o)
         if runs is None:
             runs = self.obj_runs[o] = []
-        i = bisect.bisect_left(starts, self.start[r])
+        i = bisect_left(starts, self.start[r])
         starts.insert(i, self.start[r])
         runs.insert(i, r)
 
@@ -179,7 +181,7 @@ class RunTable:
         """Split run ``r`` at page ``at`` (start < at < end); returns the new upper run."""
         o = self.obj[r]
         starts = self.obj_starts[o]
-        return self._split_at(r, at, self.obj_runs[o], starts, bisect.bisect_left(starts, self.start[r]))
+        return self._split_at(r, at, self.obj_runs[o], starts, bisect_left(starts, self.start[r]))
 
     def _split_at(self, r: int, at: int, runs: list[int], starts: list[int], i: int) -> int:
         """``split`` when the caller knows ``r`` sits at index ``i`` of its object's lists.
@@ -219,7 +221,7 @@ class RunTable:
         if not starts:
             return [(-1, lo, hi)] if hi > lo else []
         runs = self.obj_runs[o]
-        i = bisect.bisect_right(starts, lo) - 1
+        i = bisect_right(starts, lo) - 1
         npages, start = self.npages, self.start
         if i >= 0 and lo < hi:
             r = runs[i]
@@ -264,19 +266,26 @@ class RunTable:
         return out
 
     def coalesce(self, o: int, lo: int, hi: int) -> None:
-        """Merge neighbouring runs of ``o`` overlapping [lo-1, hi] whose fields all match."""
+        """Merge neighbouring runs of ``o`` overlapping [lo-1, hi] whose fields all match.
+
+        The window starts at the run just before page ``lo`` as it is after a split at
+        ``lo``: when a run still straddles ``lo`` (the lazy paths, ``pieces`` + ``isolate``,
+        split only what changes), that run itself is where a split would have left the
+        lower half, so the same pairs are compared and the same runs result.
+        """
         starts = self.obj_starts.get(o)
         if not starts:
             return
         runs = self.obj_runs[o]
-        i = bisect.bisect_right(starts, lo) - 2
+        i = bisect_right(starts, lo) - 1
+        if not (i >= 0 and starts[i] < lo < starts[i] + self.npages[runs[i]]):
+            i -= 1
         if i < 0:
             i = 0
-        start, npages = self.start, self.npages
-        # every field of the two runs compared inline over local columns: this loop runs
-        # for nearly every event, and the call per neighbour pair cost more than the test
-        state, memcg, age, mapc = self.state, self.memcg, self.age, self.mapc
-        pinc, origin, rflags, dirty = self.pinc, self.origin, self.rflags, self.dirty
+        # every field of the two runs compared inline: this loop runs for nearly every event,
+        # and a call per neighbour pair cost more than the test. Only the columns of the
+        # first tests are bound up front; most calls end there (a fresh neighbour is younger)
+        start, npages, age, dirty = self.start, self.npages, self.age, self.dirty
         last = len(runs) - 1
         while i < last:
             a, b = runs[i], runs[i + 1]
@@ -285,19 +294,136 @@ class RunTable:
                 break
             # age, then dirty, first: they are what usually differs between neighbours
             if (sa + npages[a] == start[b] and age[a] == age[b] and dirty[a] == dirty[b]
-                    and state[a] == state[b] and memcg[a] == memcg[b] and mapc[a] == mapc[b]
-                    and pinc[a] == pinc[b] and origin[a] == origin[b] and rflags[a] == rflags[b]):
+                    and self.state[a] == self.state[b] and self.memcg[a] == self.memcg[b]
+                    and self.mapc[a] == self.mapc[b] and self.pinc[a] == self.pinc[b]
+                    and self.origin[a] == self.origin[b] and self.rflags[a] == self.rflags[b]):
                 npages[a] += npages[b]
                 self._drop_at(b, runs, starts, i + 1)
                 last -= 1
             else:
                 i += 1
 
-    def runs_of_object(self, o: int) -> list[int]:
-        """Run ids of object ``o`` in page order (a copy, safe to mutate the table while iterating)."""
-        return list(self.obj_runs.get(o, ()))
+    # -- lazy splitting: split only the runs whose fields change ------------------------
+    def pieces(self, o: int, lo: int, hi: int) -> list[tuple[int, int, int]]:
+        """Runs and holes covering pages [lo, hi) of ``o``, WITHOUT splitting: (run or -1, seg_lo, seg_hi).
 
-    def forget_object(self, o: int) -> None:
-        """Drop an object's (now empty) bookkeeping."""
-        self.obj_runs.pop(o, None)
+        The first and last run may extend beyond the range; a caller that changes a
+        run's fields isolates its segment first (``isolate``). Splitting every range
+        up front, as ``segments`` does, cost a new slot per split and a drop when
+        ``coalesce`` merged the unchanged halves back: most accesses change nothing
+        at the range ends (a re-read within one LRU quantum, an append).
+        """
+        if hi <= lo:
+            return []
+        starts = self.obj_starts.get(o)
+        if not starts:
+            return [(-1, lo, hi)]
+        runs, npages = self.obj_runs[o], self.npages
+        i = bisect_right(starts, lo) - 1
+        if i >= 0:
+            r = runs[i]
+            e = starts[i] + npages[r]
+            if hi <= e:
+                return [(r, lo, hi)]  # one run covers the range: the usual case
+            if e <= lo:
+                i += 1
+        else:
+            i = 0
+        out: list[tuple[int, int, int]] = []
+        pos, n = lo, len(runs)
+        while i < n:
+            s = starts[i]
+            if s >= hi:
+                break
+            if s > pos:
+                out.append((-1, pos, s))
+                pos = s
+            r = runs[i]
+            e = s + npages[r]
+            if e > hi:
+                e = hi
+            out.append((r, pos, e))
+            pos = e
+            i += 1
+        if pos < hi:
+            out.append((-1, pos, hi))
+        return out
+
+    def isolate(self, r: int, lo: int, hi: int) -> int:
+        """Split run ``r`` so that its pages [lo, hi) form a run of their own; returns that run."""
+        s = self.start[r]
+        e = s + self.npages[r]
+        if s == lo and e == hi:
+            return r
+        o = self.obj[r]
+        runs, starts = self.obj_runs[o], self.obj_starts[o]
+        i = bisect_left(starts, s)
+        if s < lo:
+            r = self._split_at(r, lo, runs, starts, i)
+            i += 1
+        if hi < e:
+            self._split_at(r, hi, runs, starts, i)
+        return r
+
+    def split_ends(self, o: int, lo: int, hi: int) -> None:
+        """Split the runs straddling page ``lo`` or ``hi`` of ``o`` (what ``segments`` leaves behind)."""
+        starts = self.obj_starts.get(o)
+        if not starts or hi <= lo:
+            return
+        runs = self.obj_runs[o]
+        for at in (lo, hi):
+            i = bisect_right(starts, at) - 1
+            if i >= 0 and starts[i] < at < starts[i] + self.npages[runs[i]]:
+                self._split_at(runs[i], at, runs, starts, i)
+
+    def add_resident(self, o: int, start: int, npages: int, memcg: int, mapc: int, age: int, kind: int,
+                     dirty: int = 0) -> int:
+        """Instantiate resident pages [start, start+npages) of ``o`` (a hole), linked; returns the run.
+
+        When the run just before the hole ends at ``start`` and carries exactly the fields the
+        new pages get, it grows instead (no slot, no later merge): the run ``coalesce``
+        would have left, since the pair is always inside its window.
+        """
+        starts = self.obj_starts.get(o)
+        if starts:
+            i = bisect_left(starts, start)
+            if i:
+                p = self.obj_runs[o][i - 1]
+                if (starts[i - 1] + self.npages[p] == start and self.age[p] == age and self.dirty[p] == dirty
+                        and self.state[p] == _RESIDENT and self.memcg[p] == memcg and self.mapc[p] == mapc
+                        and self.pinc[p] == 0 and self.origin[p] == memcg and self.rflags[p] == 0):
+                    self.npages[p] += npages
+                    return p
+        r = self.new(o, start, npages, _RESIDENT, memcg, memcg, mapc, 0, age, kind, 0, dirty)
+        self.link(r)
+        return r
+
+    def page_order(self, ids: Iterable[int]) -> list[int]:
+        """Run ids sorted by (object, first page): the canonical order wherever order reaches a result.
+
+        Run ids are an artefact of slot allocation (fast paths skip or reuse slots), so no
+        result may depend on their order or value.
+        """
+        obj, start = self.obj, self.start
+        return sorted(ids, key=lambda r: (obj[r], start[r]))
+
+    def drop_object(self, o: int) -> None:
+        """Drop every run of ``o`` and the object's lists (as ``drop`` of each run would, then forget ``o``).
+
+        The object's lists go as a whole: dropping runs one by one deleted list heads
+        (a memmove each) for files of many runs.
+        """
+        runs = self.obj_runs.pop(o, None)
         self.obj_starts.pop(o, None)
+        if not runs:
+            return
+        self.mutations += len(runs)
+        state, memcg, free = self.state, self.memcg, self.free
+        for r in runs:
+            st = state[r]
+            if st == _RESIDENT:
+                self.resident_of[memcg[r]].discard(r)
+            elif st == _SWAPPED:
+                self.swapped_of[memcg[r]].discard(r)
+            state[r] = _FREE
+            free.append(r)

@@ -33,13 +33,17 @@ class PolicyOpsMixin:
     """Charge-moving and walking primitives for policies (see module docstring)."""
 
     def resident_runs(self: "Machine", memcg: int) -> list[int]:
-        """Resident runs charged to ``memcg``, oldest first (LRU order), ties by run id."""
+        """Resident runs charged to ``memcg``, oldest first (LRU order), ties in page order.
+
+        Ties go by (object, first page), never by run id: ids are an artefact of slot allocation.
+        """
         R = self.runs
-        return sorted(self.runs.resident_of.get(memcg, ()), key=lambda r: (R.age[r], r))
+        obj, start, age = R.obj, R.start, R.age
+        return sorted(R.resident_of.get(memcg, ()), key=lambda r: (age[r], obj[r], start[r]))
 
     def swapped_runs(self: "Machine", memcg: int) -> list[int]:
-        """Swapped runs whose swap record names ``memcg``, in run-id order."""
-        return sorted(self.runs.swapped_of.get(memcg, ()))
+        """Swapped runs whose swap record names ``memcg``, in page order (object, first page)."""
+        return self.runs.page_order(self.runs.swapped_of.get(memcg, ()))
 
     def recharge_run(self: "Machine", r: int, to: int, *, mayfail: bool = True, force: bool = False) -> bool:
         """Move resident run ``r``'s charge to memcg ``to`` (mem_cgroup_move_account).

@@ -127,9 +127,14 @@ def _quotas(sizes: np.ndarray, dying: np.ndarray, target: int, full_walk: bool,
 
 def _select_oldest(machine: "Machine", ids: np.ndarray, owners: np.ndarray, npages: np.ndarray,
                    quota: np.ndarray) -> tuple[list[int], list[int]]:
-    """Oldest runs of each memcg up to its quota: (run ids, pages to take from each)."""
-    age = machine.runs.view("age")[ids]
-    order = np.lexsort((ids, age, owners))
+    """Oldest runs of each memcg up to its quota: (run ids, pages to take from each).
+
+    Equally old runs of a memcg go in page order (object, then first page): run ids are
+    an artefact of slot allocation, and results must not depend on them.
+    """
+    R = machine.runs
+    age, obj, start = R.view("age")[ids], R.view("obj")[ids], R.view("start")[ids]
+    order = np.lexsort((start, obj, age, owners))
     o_ids, o_own, o_n = ids[order], owners[order], npages[order]
     cum = np.cumsum(o_n)
     first = np.r_[True, o_own[1:] != o_own[:-1]]

@@ -51,14 +51,21 @@ class WritebackMixin:
         ts = self.runs.dirty[r]  # 1 + the LRU quantum of the last write, 0 when clean
         return ts > 0 and self.now_us - (ts - 1) * self.cfg.age_quantum_us < self.cfg.dirty_expire_us
 
-    def mark_dirty(self: "Machine", t: int, o: int, lo: int, hi: int) -> None:
-        """A write by task ``t`` dirtied pages [lo, hi) of disk file ``o``; attach the inode's wb."""
+    def _stamp_dirty(self: "Machine", o: int, lo: int, hi: int, stamp: int) -> None:
+        """A write dirtied [lo, hi) of disk file ``o``: stamp its resident pages, then coalesce.
+
+        ``stamp`` is 1 + the LRU quantum of the write (0 means clean). ``fault_range``
+        stamps a write's pages itself when it can, and calls this otherwise.
+        """
         R = self.runs
-        stamp = self.lru_age() + 1  # 0 means clean
-        for r, _, _ in R.segments(o, lo, hi):
-            if r >= 0 and R.state[r] == _RESIDENT:
-                R.dirty[r] = stamp
+        dirty, state = R.dirty, R.state
+        for r, s, e in R.pieces(o, lo, hi):  # unsplit: split only the runs whose stamp changes
+            if r >= 0 and state[r] == _RESIDENT and dirty[r] != stamp:
+                dirty[R.isolate(r, s, e)] = stamp
         R.coalesce(o, lo, hi)
+
+    def attach_wb(self: "Machine", t: int, o: int) -> None:
+        """inode_attach_wb: the first writer's memcg owns the inode's writeback context."""
         if self.o_wb[o] < 0:
             m = self.t_cg[t]
             self.o_wb[o] = m

@@ -104,16 +104,18 @@ class RechargeAsyncWalk(DeferredAccess):
         it finds no run it has not handled yet.
         """
         R = machine.runs
-        seen: set[int] = set()
+        # handled runs by (object, first page), not by run id: a slot freed during the walk
+        # (an OOM kill) may come back as a new run's id, and ids must not reach results
+        seen: set[tuple[int, int]] = set()
         failed = False
         while True:
-            todo = [r for r in machine.resident_runs(m) if r not in seen]
+            todo = [r for r in machine.resident_runs(m) if (R.obj[r], R.start[r]) not in seen]
             if not todo:
                 return budget, True, failed
             for r in todo:
                 if budget <= 0:
                     return budget, False, failed
-                seen.add(r)
+                seen.add((R.obj[r], R.start[r]))
                 if R.state[r] != St.RESIDENT or R.memcg[r] != m:
                     continue
                 machine.counters["policy_walk_steps"] += 1

@@ -41,14 +41,15 @@ def recharge_mapped(machine: "Machine", memcg: int, on_limit: str, mapper: str) 
     finds nothing new to try.
     """
     R = machine.runs
-    tried: set[int] = set()
+    # tried runs by (object, first page), not by run id: ids are slot-allocation artefacts
+    tried: set[tuple[int, int]] = set()
     steps, failed = 0, False
     for _ in range(8):
-        todo = [r for r in machine.resident_runs(memcg) if r not in tried]
+        todo = [r for r in machine.resident_runs(memcg) if (R.obj[r], R.start[r]) not in tried]
         if not todo:
             break
         for r in todo:
-            tried.add(r)
+            tried.add((R.obj[r], R.start[r]))
             steps += 1
             if R.state[r] != St.RESIDENT or R.memcg[r] != memcg or R.pinc[r] or not machine.is_mapped(r):
                 continue
