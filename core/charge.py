@@ -565,7 +565,7 @@ class ChargeMixin:
         R, mem = self.runs, self.mem
         self.drain_slot_caches()
         self.swap_total = 0  # no new slots, and freed ones are released at once
-        for r in R.page_order([x for s in R.swapped_of.values() for x in s]):
+        for r in R.page_order(R.swapped_ids().tolist()):
             rec = R.memcg[r]
             tgt = rec if mem.state[rec] == _ONLINE else caller
             self._acct(r, -1)

@@ -81,9 +81,10 @@ class RunTable:
         # per object: run ids ordered by start, and their starts (for bisect)
         self.obj_runs: dict[int, list[int]] = {}
         self.obj_starts: dict[int, list[int]] = {}
-        # per memcg: resident run ids charged to it, and swapped run ids recorded to it
-        self.resident_of: dict[int, set[int]] = {}
-        self.swapped_of: dict[int, set[int]] = {}
+        # No per-memcg index of runs: the few walks that need a memcg's runs (policies at
+        # offline, swapoff, the swap walk) scan the columns (``resident_ids``/``swapped_ids``).
+        # Sets of run ids per memcg took ~20 % of a machine's memory and a set operation on
+        # every new, dropped or re-owned run.
 
     def __len__(self) -> int:
         return len(self.state)
@@ -115,22 +116,7 @@ class RunTable:
             self.kind.append(kind)
             self.rflags.append(rflags)
             self.dirty.append(dirty)
-        if state == _RESIDENT:  # _index_in, inlined: a new run per event or so
-            s = self.resident_of.get(memcg)
-            if s is None:
-                s = self.resident_of[memcg] = set()
-            s.add(r)
-        elif state == _SWAPPED:
-            self._index_in(self.swapped_of, memcg, r)
         return r
-
-    @staticmethod
-    def _index_in(sets: dict[int, set[int]], memcg: int, r: int) -> None:
-        """Add ``r`` to ``sets[memcg]`` (get-then-add: no throwaway set per call, as setdefault makes)."""
-        s = sets.get(memcg)
-        if s is None:
-            s = sets[memcg] = set()
-        s.add(r)
 
     def drop(self, r: int) -> None:
         """Unlink run ``r`` from its object and memcg sets and free its slot."""
@@ -141,27 +127,24 @@ class RunTable:
         i = 0 if starts[0] == at else bisect_left(starts, at)
         self._drop_at(r, self.obj_runs[o], starts, i)
 
-    def _index(self, r: int) -> None:
-        st = self.state[r]
-        if st == _RESIDENT:
-            self._index_in(self.resident_of, self.memcg[r], r)
-        elif st == _SWAPPED:
-            self._index_in(self.swapped_of, self.memcg[r], r)
-
-    def _unindex(self, r: int) -> None:
-        st = self.state[r]
-        if st == _RESIDENT:
-            self.resident_of[self.memcg[r]].discard(r)
-        elif st == _SWAPPED:
-            self.swapped_of[self.memcg[r]].discard(r)
-
     def set_owner(self, r: int, state: int, memcg: int) -> None:
-        """Change state and memcg of run ``r``, keeping the per-memcg sets right."""
+        """Change state and memcg of run ``r``."""
         self.mutations += 1
-        self._unindex(r)
         self.state[r] = state
         self.memcg[r] = memcg
-        self._index(r)
+
+    def resident_ids(self, memcg: int) -> np.ndarray:
+        """Ids of the resident runs charged to ``memcg``, ascending (a scan of the columns)."""
+        if not len(self.state):
+            return np.zeros(0, dtype=np.int64)
+        return np.flatnonzero((self.view("state") == _RESIDENT) & (self.view("memcg") == memcg))
+
+    def swapped_ids(self, memcg: int | None = None) -> np.ndarray:
+        """Ids of the swapped runs whose record names ``memcg`` (None: every swapped run), ascending."""
+        if not len(self.state):
+            return np.zeros(0, dtype=np.int64)
+        swapped = self.view("state") == _SWAPPED
+        return np.flatnonzero(swapped if memcg is None else swapped & (self.view("memcg") == memcg))
 
     # -- objects ----------------------------------------------------------------------
     def link(self, r: int) -> None:
@@ -202,11 +185,6 @@ class RunTable:
     def _drop_at(self, r: int, runs: list[int], starts: list[int], i: int) -> None:
         """``drop`` when the caller knows ``r`` sits at index ``i`` of its object's lists."""
         self.mutations += 1
-        st = self.state[r]
-        if st == _RESIDENT:
-            self.resident_of[self.memcg[r]].discard(r)
-        elif st == _SWAPPED:
-            self.swapped_of[self.memcg[r]].discard(r)
         del runs[i]
         del starts[i]
         self.state[r] = _FREE
@@ -418,12 +396,7 @@ class RunTable:
         if not runs:
             return
         self.mutations += len(runs)
-        state, memcg, free = self.state, self.memcg, self.free
+        state, free = self.state, self.free
         for r in runs:
-            st = state[r]
-            if st == _RESIDENT:
-                self.resident_of[memcg[r]].discard(r)
-            elif st == _SWAPPED:
-                self.swapped_of[memcg[r]].discard(r)
             state[r] = _FREE
             free.append(r)

@@ -39,11 +39,11 @@ class PolicyOpsMixin:
         """
         R = self.runs
         obj, start, age = R.obj, R.start, R.age
-        return sorted(R.resident_of.get(memcg, ()), key=lambda r: (age[r], obj[r], start[r]))
+        return sorted(R.resident_ids(memcg).tolist(), key=lambda r: (age[r], obj[r], start[r]))
 
     def swapped_runs(self: "Machine", memcg: int) -> list[int]:
         """Swapped runs whose swap record names ``memcg``, in page order (object, first page)."""
-        return self.runs.page_order(self.runs.swapped_of.get(memcg, ()))
+        return self.runs.page_order(self.runs.swapped_ids(memcg).tolist())
 
     def recharge_run(self: "Machine", r: int, to: int, *, mayfail: bool = True, force: bool = False) -> bool:
         """Move resident run ``r``'s charge to memcg ``to`` (mem_cgroup_move_account).

@@ -97,7 +97,8 @@ def unpickle(blob: bytes) -> Any:
     """A zlib-compressed pickle (checkpoint, packed machine), loaded with the cyclic GC paused.
 
     A machine is many small containers; collections triggered while they are rebuilt made a
-    load about 5x slower (a simulated hour of the default preset: 60 ms with, 11 ms without).
+    load about 5x slower (a simulated hour of the default preset: 60 ms with, 11 ms without,
+    measured before the per-memcg run sets were dropped).
     """
     paused = gc.isenabled()
     gc.disable()

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from core.errors import ConfigError
 from core.policies._common import arm, next_grid, positive
 from core.policy import Policy, register
@@ -59,10 +61,12 @@ class SwapWalk(Policy):
         """One pass over the swap records."""
         self._armed = False
         R, mem = machine.runs, machine.mem
-        machine.counters["policy_walk_steps"] += sum(len(s) for s in R.swapped_of.values())
+        ids = R.swapped_ids()
+        machine.counters["policy_walk_steps"] += len(ids)
+        runs_of = _dying_records(machine, ids)
         budget = self.records_per_tick or (1 << 62)
         for m in sorted(mem.dying):
-            for r in machine.swapped_runs(m):
+            for r in runs_of.get(m, ()):
                 if budget <= 0:
                     break
                 if R.npages[r] > budget:
@@ -74,3 +78,21 @@ class SwapWalk(Policy):
         machine.reap()
         if any(mem.swap[m] for m in mem.dying):
             self._arm(machine)
+
+
+def _dying_records(machine: "Machine", ids: np.ndarray) -> dict[int, list[int]]:
+    """The swapped runs ``ids`` whose record names a dying memcg: per memcg, in page order.
+
+    One scan for the whole pass (``machine.swapped_runs`` per memcg would scan every run once
+    per zombie). Reparenting a zombie's records moves them to an online memcg, so the lists
+    of the zombies not handled yet stay right during the pass.
+    """
+    R = machine.runs
+    memcg = R.view("memcg")[ids]
+    keep = np.isin(memcg, np.fromiter(machine.mem.dying, dtype=np.int64))
+    ids, memcg = ids[keep], memcg[keep]
+    order = np.lexsort((R.view("start")[ids], R.view("obj")[ids], memcg))
+    out: dict[int, list[int]] = {}
+    for r, m in zip(ids[order].tolist(), memcg[order].tolist()):
+        out.setdefault(m, []).append(r)
+    return out

@@ -25,8 +25,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from core import reclaim
-from core.pages import Kind
+from core.pages import Kind, St
 from core.policies._common import arm, next_grid, positive
 from core.policy import Policy, register
 
@@ -62,25 +64,35 @@ class ZombieReaper(Policy):
         self._armed = False
         mem = machine.mem
         budget = self.pages_per_scan
+        rec = None  # reclaimable pages per memcg, as of the last shrink
         for m in sorted(mem.dying, key=lambda x: (mem.offline_us[x], x)):
             if budget <= 0:
                 break
-            want = self._reclaimable(machine, m)
+            if rec is None:
+                rec = self._reclaimable(machine)
+            want = int(rec[m])
             if want:
                 got = reclaim.shrink(machine, m, min(want, budget), may_swap=self.may_swap, full_walk=True)
                 machine.counters["reaper_reclaimed_pages"] += got
                 budget -= max(got, 1)
+                rec = None  # the shrink changed the runs (of m's whole subtree)
         if mem.dying:
             self._arm(machine)
 
-    def _reclaimable(self, machine: "Machine", m: int) -> int:
-        """Pages of zombie ``m`` that reclaim could take now (a cheap pre-check before a shrink)."""
-        R, mapped_hot = machine.runs, machine.cfg.mapped_hot
-        swap_room = self.may_swap and machine.swap_total > machine.swap_used
-        n = 0
-        for r in machine.runs.resident_of.get(m, ()):
-            if R.pinc[r] or (mapped_hot and R.mapc[r] and R.kind[r] != Kind.ANON):
-                continue
-            if R.kind[r] == Kind.FILE or swap_room:
-                n += R.npages[r]
-        return n
+    def _reclaimable(self, machine: "Machine") -> np.ndarray:
+        """Per memcg slot, its own pages that reclaim could take now (a cheap pre-check before a shrink).
+
+        Resident and unpinned; not mapped page cache or shmem of a live mapper with ``mapped_hot``;
+        page cache, or anon/shmem while swap has room and ``may_swap``. One scan of the run
+        columns for all memcgs at once.
+        """
+        R, nslots = machine.runs, len(machine.mem.state)
+        if not len(R):
+            return np.zeros(nslots, dtype=np.int64)
+        kind, mapc = R.view("kind"), R.view("mapc")
+        ok = (R.view("state") == St.RESIDENT) & (R.view("pinc") == 0)
+        if machine.cfg.mapped_hot:
+            ok &= (mapc == 0) | (kind == Kind.ANON)
+        if not (self.may_swap and machine.swap_total > machine.swap_used):
+            ok &= kind == Kind.FILE
+        return np.bincount(R.view("memcg")[ok], weights=R.view("npages")[ok], minlength=nslots).astype(np.int64)
