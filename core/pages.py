@@ -193,55 +193,11 @@ class RunTable:
     def segments(self, o: int, lo: int, hi: int) -> list[tuple[int, int, int]]:
         """Runs and holes covering pages [lo, hi) of object ``o``, splitting runs at lo and hi.
 
-        Returns (run id or -1 for a hole, seg_lo, seg_hi) in page order.
+        Returns (run id or -1 for a hole, seg_lo, seg_hi) in page order: ``pieces`` after
+        ``split_ends``, for callers that change every run of the range.
         """
-        starts = self.obj_starts.get(o)
-        if not starts:
-            return [(-1, lo, hi)] if hi > lo else []
-        runs = self.obj_runs[o]
-        i = bisect_right(starts, lo) - 1
-        npages, start = self.npages, self.start
-        if i >= 0 and lo < hi:
-            r = runs[i]
-            e = starts[i] + npages[r]
-            if hi <= e:  # one run covers [lo, hi), the usual case: the loop's splits without the loop
-                if starts[i] < lo:
-                    r = self._split_at(r, lo, runs, starts, i)
-                    i += 1
-                if hi < e:
-                    self._split_at(r, hi, runs, starts, i)
-                return [(r, lo, hi)]
-        if i < 0:
-            i = 0
-        out: list[tuple[int, int, int]] = []
-        pos = lo
-        n = len(runs)
-        while i < n and pos < hi:
-            r = runs[i]
-            s = start[r]
-            e = s + npages[r]
-            if e <= pos:
-                i += 1
-                continue
-            if s >= hi:
-                break
-            if s > pos:
-                out.append((-1, pos, s))
-                pos = s
-            if s < pos:  # run straddles the range start
-                r = self._split_at(r, pos, runs, starts, i)
-                i += 1
-                n += 1
-            if e > hi:
-                self._split_at(r, hi, runs, starts, i)
-                n += 1
-                e = hi
-            out.append((r, pos, e))
-            pos = e
-            i += 1
-        if pos < hi:
-            out.append((-1, pos, hi))
-        return out
+        self.split_ends(o, lo, hi)
+        return self.pieces(o, lo, hi)
 
     def coalesce(self, o: int, lo: int, hi: int) -> None:
         """Merge neighbouring runs of ``o`` overlapping [lo-1, hi] whose fields all match.
