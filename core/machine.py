@@ -501,10 +501,13 @@ class Machine(ChargeMixin, PolicyOpsMixin, WritebackMixin, SwapSlotsMixin):
 
     def _unmap(self, t: int, o: int) -> None:
         """Remove every mapping of ``o`` by task ``t``."""
-        mine = [mp for mp in self.o_maps[o] if mp[0] == t]
+        mine: list[tuple[int, int, int]] = []
+        keep: list[tuple[int, int, int]] = []
+        for mp in self.o_maps[o]:  # one pass: an object can have many mappers
+            (mine if mp[0] == t else keep).append(mp)
         if not mine:
             return
-        self.o_maps[o] = [mp for mp in self.o_maps[o] if mp[0] != t]
+        self.o_maps[o] = keep
         self.t_maps[t] = [mp for mp in self.t_maps[t] if mp[0] != o]
         for _, lo, hi in mine:
             self._add_count(o, lo, hi, "mapc", -1)

@@ -46,6 +46,12 @@ class State(enum.IntEnum):
     FREED = 2
 
 
+#: a new online memcg's columns (``_COLUMNS`` order); parent and birth time are filled in per slot
+_SLOT_DEFAULTS = tuple({"state": int(State.ONLINE), "offline_us": -1, "holds_id": 1, "max": UNLIMITED,
+                        "high": UNLIMITED}.get(name, 0) for name in _COLUMNS)
+_PARENT_AT, _BORN_AT = _COLUMNS.index("parent"), _COLUMNS.index("born_us")
+
+
 class Errno(enum.IntEnum):
     """Outcomes of mkdir/rmdir that a real kernel would report."""
 
@@ -96,18 +102,18 @@ class MemcgTable:
 
     def _new_slot(self, path: str, parent: int, now: int) -> int:
         """Take a free slot (or append one) for a new online memcg; holds one ID."""
-        vals = dict.fromkeys(_COLUMNS, 0)
-        vals.update(parent=parent, state=State.ONLINE, born_us=now, offline_us=-1, holds_id=1,
-                    max=UNLIMITED, high=UNLIMITED)
+        vals = list(_SLOT_DEFAULTS)
+        vals[_PARENT_AT], vals[_BORN_AT] = parent, now
+        cols = self.__dict__  # the columns by name, without a getattr per column (one mkdir per job)
         if self.free_slots:
             m = self.free_slots.pop()
-            for name, v in vals.items():
-                getattr(self, name)[m] = v
+            for name, v in zip(_COLUMNS, vals):
+                cols[name][m] = v
             self.path[m], self.children[m] = path, set()
         else:
             m = len(self.path)
-            for name, v in vals.items():
-                getattr(self, name).append(v)
+            for name, v in zip(_COLUMNS, vals):
+                cols[name].append(v)
             self.path.append(path)
             self.children.append(set())
         self.ids_in_use += 1
