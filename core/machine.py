@@ -707,10 +707,10 @@ class Machine(ChargeMixin, PolicyOpsMixin, WritebackMixin, SwapSlotsMixin):
         if nbytes < PAGE:
             raise ev.error("bytes", f"memory of {nbytes} bytes: a machine needs at least one page")
         want = nbytes // PAGE
-        used = self.resident + self.kmem_total + self.reserved
+        used = self.mem_total - self._free_pages()  # resident, kernel and reserved pages
         if want < used:  # unplugging memory in use: offline_pages() must first free it
             reclaim.shrink(self, ROOT, used - want, full_walk=True)
-            used = self.resident + self.kmem_total + self.reserved
+            used = self.mem_total - self._free_pages()
         self.mem_total = max(want, used)  # what cannot be freed stays online (offline_pages: EBUSY)
 
     def _op_swap_on(self, ev: "_Ev") -> None:

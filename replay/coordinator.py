@@ -13,9 +13,7 @@ the matching checkpoint and the committed samples are reloaded, so the end resul
 
 from __future__ import annotations
 
-import pickle
 import time
-import zlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -25,7 +23,7 @@ from replay.columns import FLEET_PERCENTILES, NOT_SUMMED, TIME, ZOMBIES
 from replay.executors import Executor
 from replay.plan import Plan
 from replay.progress import Progress
-from replay.shard import Samples, concat_samples
+from replay.shard import Samples, concat_samples, pack, unpickle
 from replay.store import RunStore
 
 StepHook = Callable[[int, Executor], None]
@@ -91,17 +89,6 @@ def _group_max(inv: np.ndarray, v: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def _encode(obj: Any) -> bytes:
-    """Compressed pickle of a chunk to commit ((samples, job rows) since the last commit) or of a
-    finished wave's ``Collected``."""
-    return zlib.compress(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL), 1)
-
-
-def _decode(b: bytes) -> tuple[Samples, Samples]:
-    """A committed chunk: (samples, job rows)."""
-    return pickle.loads(zlib.decompress(b))
-
-
 def order_jobs(released: list[Samples], live: list[Samples]) -> Samples:
     """The job table in machine order: per machine its freed cgroups in release order, then live ones.
 
@@ -145,7 +132,7 @@ class Coordinator:
             # a checkpoint newer than the commit lacks samples the coordinator never saved
             self.store.drop_checkpoints(self.run, self.plan.layout, i, keep_until=max(t, -1))
         for c in chunks:
-            self._take(*_decode(c))
+            self._take(*unpickle(c))  # (samples, job rows) since the previous commit
         return t
 
     def _take(self, s: Samples, jobs: Samples) -> None:
@@ -217,7 +204,7 @@ class Coordinator:
             return
         t0 = time.monotonic()
         chunk = (concat_samples([u[0] for u in self.uncommitted]), concat_samples([u[1] for u in self.uncommitted]))
-        self.store.commit(self.run, self.plan.layout, t, _encode(chunk))
+        self.store.commit(self.run, self.plan.layout, t, pack(chunk))
         self.uncommitted = []
         for i in range(len(self.plan.shards)):
             self.store.drop_checkpoints(self.run, self.plan.layout, i, keep_from=t)
@@ -280,13 +267,13 @@ def replay_waves(plans: list[Plan], executor: Executor, specs_for: Callable[[Pla
     for k, plan in enumerate(plans):
         kept = store.get_wave(run, plan.layout) if store is not None else None
         if kept is not None:
-            got = pickle.loads(zlib.decompress(kept))
+            got = unpickle(kept)
             got.resumed_from_us = plan.t_end_us  # nothing replayed again
         else:
             got = replay(plan, executor, specs_for(plan), store, run, step_us, checkpoint_every_us,
                          progress_for(k), on_step)
             if store is not None:
-                store.put_wave(run, plan.layout, _encode(got))
+                store.put_wave(run, plan.layout, pack(got))
                 store.persist()
         done.append(got)
     return merge_waves(done)

@@ -207,11 +207,3 @@ def make_plans(cfg: ReplayConfig, n_shards_for, workdir: str, reuse: bool = True
     check_trace(table, source)
     n = len(machine_ids(table))
     return table_plan(table, source, n_shards_for(min(n, size) if size > 0 else n), step_us, workdir, size)
-
-
-def make_plan(cfg: ReplayConfig, n_shards_for, workdir: str) -> Plan:
-    """The plan for ``cfg`` as one wave (the whole fleet at once)."""
-    plans = make_plans(cfg, n_shards_for, workdir)
-    if len(plans) != 1:
-        raise ValueError("make_plan: executor.wave_machines splits this fleet; use make_plans")
-    return plans[0]

@@ -93,6 +93,11 @@ def concat_samples(parts: list[Samples]) -> Samples:
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
+def pack(obj: Any) -> bytes:
+    """A zlib-compressed pickle (level 1: fast) of ``obj``: checkpoints, packed machines, commits."""
+    return zlib.compress(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL), 1)
+
+
 def unpickle(blob: bytes) -> Any:
     """A zlib-compressed pickle (checkpoint, packed machine), loaded with the cyclic GC paused.
 
@@ -183,7 +188,7 @@ class Shard:
     # -- packed machines -----------------------------------------------------------------------
     def _packed(self, m: Machine) -> Machine | bytes:
         """What the shard keeps of machine ``m`` between rounds: ``m`` itself, or packed as a blob."""
-        return zlib.compress(pickle.dumps(m, protocol=pickle.HIGHEST_PROTOCOL), 1) if self.spec.pack else m
+        return pack(m) if self.spec.pack else m
 
     def machine(self, i: int) -> Machine:
         """The shard's ``i``-th machine (unpacked if it is packed; the shard keeps what it holds)."""
@@ -193,7 +198,7 @@ class Shard:
     def _checkpoint(self) -> None:
         s = self.spec
         state = (self.machines, self.now_us, self.events, self.pending)
-        blob = zlib.compress(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL), 1)
+        blob = pack(state)
         s.store.put_checkpoint(s.run, s.layout, s.index, self.now_us, blob)  # type: ignore[union-attr]
 
     # -- the replay ----------------------------------------------------------------------------

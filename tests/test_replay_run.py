@@ -125,11 +125,11 @@ def test_a_packing_shard_holds_blobs_between_rounds(compose_replay, tmp_path):
     import dataclasses
 
     from replay.app import shard_specs
-    from replay.plan import make_plan
+    from replay.plan import make_plans
     from replay.shard import Shard
 
     cfg = compose_replay(*QUICK, "store.cache=false")
-    plan = make_plan(cfg, lambda n: 1, str(tmp_path))
+    [plan] = make_plans(cfg, lambda n: 1, str(tmp_path))
     spec = shard_specs(plan, cfg, "none", "r", None)[0]
     packed, kept = Shard(dataclasses.replace(spec, pack=True)), Shard(dataclasses.replace(spec, pack=False))
     a, b = packed.advance_to(120_000_000), kept.advance_to(120_000_000)

@@ -26,7 +26,7 @@ def with_machine_memory(table: pa.Table, mem_bytes: dict[str, int]) -> pa.Table:
     enc = pc.dictionary_encode(table.column("machine")).combine_chunks()
     _, first = np.unique(enc.indices.to_numpy(zero_copy_only=False), return_index=True)
     first = np.sort(first)  # first row of each machine, in table order
-    machines = [table.column("machine")[int(i)].as_py() for i in first]
+    machines = table.column("machine").take(pa.array(first)).to_pylist()
     keep = [k for k, m in enumerate(machines) if m in mem_bytes and mem_bytes[m] > 0]
     if not keep:
         return table
