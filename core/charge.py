@@ -423,19 +423,10 @@ class ChargeMixin:
             if r < 0:
                 if self.o_maps[o]:
                     self._new_resident(o, s, e, tgt, dirty)
-                else:  # no mappings: one piece; _new_resident and _acct_new_resident inlined
+                else:  # no mappings: one unmapped piece (_new_resident without its piece walk)
                     k = self.o_kind[o]
                     R.add_resident(o, s, n, tgt, 0, now, k, dirty)
-                    mem = self.mem
-                    if k == _ANON:
-                        mem.anon[tgt] += n
-                        self.t_anon[self.o_owner[o]] += n
-                    elif k == _FILE:
-                        mem.file[tgt] += n
-                    else:
-                        mem.shmem[tgt] += n
-                    self.reserved -= n
-                    self.resident += n
+                    self._acct_new_resident(o, tgt, k, 0, n)
             else:
                 x = R.isolate(r, s, e)
                 self._make_resident(x, tgt)
