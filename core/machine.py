@@ -316,7 +316,7 @@ class Machine(ChargeMixin, PolicyOpsMixin, WritebackMixin, SwapSlotsMixin):
             raise ev.error("task", f"task {name} started twice")
         path = normalize_path(ev.need_cgroup())
         m = self.mem.by_path.get(path, -1)
-        t = self._new_task_slot(name, m)
+        self._new_task_slot(name, m)
         if m < 0:
             if path not in self.failed_cgroups:
                 raise ev.error("cgroup", f"task_start into missing cgroup {path}")
