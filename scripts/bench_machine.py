@@ -1,11 +1,12 @@
 """Benchmark of one machine's model: a synthetic machine-day replayed on one core.
 
 In: a preset of ``traces.generate`` (default ``machine_day``: one machine, 24 h,
-about 1.7M events with sharing, limits, swap and memory pressure), a seed, a
+about 1.7M events with sharing, limits, swap, global and limit reclaim), a seed, a
 policy. Out: printed figures — events/s of the replay alone, peak RSS, the
 model's state size per machine (pickled, as a checkpoint would hold it), events per
 CPU second (steadier than wall time on a shared box), run
-and memcg counts, and the top of a profile with ``--profile``. Nothing is asserted.
+and memcg counts, the reclaim the day caused (passes, evictions, swap-outs, refaults,
+memory.max hits, OOM kills), and the top of a profile with ``--profile``. Nothing is asserted.
 
     python scripts/bench_machine.py [--preset machine_day] [--policy none] [--profile]
 """
@@ -55,9 +56,12 @@ def run(preset: str, seed: int, policy: str, profile: bool) -> dict:
         "events": events, "generate_s": gen_s, "replay_s": replay_s, "events_per_s": events / replay_s,
         "replay_cpu_s": replay_cpu_s, "events_per_cpu_s": events / replay_cpu_s,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "state_kib": len(pickle.dumps(machine)) / 1024, "runs": len(machine.runs),
+        "state_kib": len(pickle.dumps(machine)) / 1024, "runs": len(machine.runs) - len(machine.runs.free), "run_slots": len(machine.runs),
         "memcg_slots": len(machine.mem.path), "zombies": summary["memcgs_dying"],
         "reclaim_passes": summary["reclaim_passes"], "memcgs_visited": summary["memcgs_visited"],
+        # the pressure the day put on the machine: a benchmark without reclaim would time the easy path
+        "evictions": summary["evictions"], "swapouts": summary["swapouts"], "refaults": summary["refaults"],
+        "max_events": summary["max_events"], "oom_kills": summary["oom_kills"],
     }
     if prof:
         buf = io.StringIO()
