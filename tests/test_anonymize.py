@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
@@ -41,7 +42,8 @@ def test_structure_is_kept(trace):
     for x, y in zip(before["cgroup"], after["cgroup"]):
         if x is not None:
             assert x.count("/") == y.count("/") and (x == "/") == (y == "/")
-    assert a.column("op").equals(trace.column("op")) and a.column("bytes").equals(trace.column("bytes"))
+    # the importer's string columns are dictionary-encoded; the anonymised table's are plain
+    assert a.column("op").equals(trace.column("op").cast(pa.string())) and a.column("bytes").equals(trace.column("bytes"))
 
 
 def test_no_original_string_survives(trace, tmp_path):

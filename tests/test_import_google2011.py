@@ -9,6 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
@@ -251,7 +252,7 @@ def test_excerpt_replays_on_the_model(excerpt):
     table, _, _ = excerpt
     busy = table.filter(pc.equal(table.column("op"), "task_start"))
     some = sample_machines(busy, count=5, seed=1)
-    keep = pc.unique(some.column("machine"))
+    keep = pa.array(pc.unique(some.column("machine")).to_pylist(), pa.string())  # the column is dictionary-encoded
     sub = table.filter(pc.is_in(table.column("machine"), value_set=keep))
     started = 0
     for mid, batch in machine_batches(sub):
@@ -271,3 +272,16 @@ def test_bench_import_rate():
     lines = bench(10)
     print("\n".join(lines))
     assert lines[0].startswith("google2011 task_events rows:")
+
+
+def test_low_cardinality_columns_come_dictionary_encoded(excerpt, tmp_path):
+    from traces.io import read_trace, write_trace
+    from traces.schema import DICT_STRING
+    table = excerpt[0]
+    assert [table.schema.field(c).type for c in ("machine", "op", "flags")] == [DICT_STRING] * 3
+    assert table.schema.field("cgroup").type == pa.string()  # a name per cgroup: plain strings write faster
+    write_trace(table, tmp_path / "t.parquet")
+    back = read_trace(tmp_path / "t.parquet")
+    for c in ("machine", "op", "flags"):
+        assert back.column(c).to_pylist() == table.column(c).to_pylist()
+    assert Counter(back.column("op").to_pylist()) == Counter(excerpt[1].ops)

@@ -13,7 +13,7 @@ from core.errors import TraceError
 from tests.tracehelp import pod_rows, table
 from traces.commands.schema import render
 from traces.io import read_trace, write_trace
-from traces.schema import TRACE_SCHEMA
+from traces.schema import DICT_STRING, TRACE_SCHEMA
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -113,3 +113,40 @@ def test_unknown_suffix(tmp_path):
 def test_committed_schema_doc_is_current():
     assert (REPO / "docs" / "trace-schema.md").read_text(encoding="utf-8") == render(), \
         "regenerate: python -m traces schema --markdown --out docs/trace-schema.md"
+
+
+def _encoded(t: pa.Table) -> pa.Table:
+    """``t`` with every string column dictionary-encoded (int32 indices), as an importer returns them."""
+    cols = [pa.chunked_array([c.combine_chunks().dictionary_encode().cast(DICT_STRING)])
+            if c.type == pa.string() else c for c in t.columns]
+    return pa.Table.from_arrays(cols, names=t.column_names)
+
+
+@pytest.mark.parametrize("name", ["t.parquet", "t.csv"])
+def test_dictionary_columns_round_trip_as_plain_strings(tmp_path, name):
+    t = table(pod_rows("m2") + pod_rows("m1"))
+    write_trace(_encoded(t), tmp_path / name)
+    back = read_trace(tmp_path / name)
+    assert back.schema.equals(TRACE_SCHEMA, check_metadata=False)
+    assert back.to_pylist() == read_trace_of(t, tmp_path, name).to_pylist()
+
+
+def read_trace_of(t: pa.Table, tmp_path: Path, name: str = "t.parquet") -> pa.Table:
+    """``t`` written without encoding (in the format of ``name``) and read back."""
+    write_trace(t, tmp_path / ("plain-" + name))
+    return read_trace(tmp_path / ("plain-" + name))
+
+
+def test_parquet_row_groups_carry_only_the_names_they_use(tmp_path, monkeypatch):
+    import traces.io as tio
+    monkeypatch.setattr(tio, "ROW_GROUP_ROWS", 4)
+    rows = pod_rows("m1")
+    t = _encoded(table(rows))
+    write_trace(t, tmp_path / "t.parquet")
+    pf = pq.ParquetFile(tmp_path / "t.parquet")
+    assert pf.num_row_groups == -(-len(rows) // 4)
+    for i in range(pf.num_row_groups):
+        g = pf.read_row_group(i, columns=["cgroup"]).column(0).combine_chunks()
+        used = {v for v in g.to_pylist() if v is not None}
+        assert len(g.dictionary) == len(used)  # not the whole trace's dictionary in every group
+    assert read_trace(tmp_path / "t.parquet").to_pylist() == read_trace_of(table(rows), tmp_path).to_pylist()

@@ -54,6 +54,10 @@ def machine_batches(table: pa.Table, source: str = "",
     """
     if max_rows is not None and max_rows < 1:
         raise ValueError(f"max_rows must be >= 1, got {max_rows}")
+    if any(pa.types.is_dictionary(t) for t in table.schema.types):
+        # an importer's table: its dictionaries span the whole trace, a batch wants its own names
+        table = table.cast(pa.schema([f.with_type(f.type.value_type) if pa.types.is_dictionary(f.type) else f
+                                      for f in table.schema], metadata=table.schema.metadata))
     codes = machine_order_codes(table)
     order = _grouping_order(codes)
     if order is not None:

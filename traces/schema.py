@@ -61,6 +61,11 @@ TRACE_SCHEMA: pa.Schema = pa.schema(
 
 COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
 
+#: The other form a ``string`` column may take in a table (not a file's content): int32 indices into
+#: its distinct values. Importers return their string columns so and Parquet files keep them so;
+#: ``traces.io.conform`` (and so ``read_trace``) turns them into plain strings.
+DICT_STRING: pa.DataType = pa.dictionary(pa.int32(), pa.string())
+
 
 def render_markdown() -> str:
     """The trace-schema reference as Markdown (written to docs/trace-schema.md)."""
@@ -77,6 +82,9 @@ def render_markdown() -> str:
     ]
     for c in COLUMNS:
         lines.append(f"| `{c.name}` | {c.type} | {'yes' if c.nullable else 'no'} | {c.doc} |")
+    lines += ["", "A `string` column may also come dictionary-encoded (`dictionary<int32, string>`: each "
+              "distinct value stored once). The importers produce their string columns this way and "
+              "Parquet files keep it. Readers accept either form, and `read_trace` returns plain strings."]
     lines += ["", "## Ops", "", "| op | required | optional | flags | meaning |", "|---|---|---|---|---|"]
     for spec in OP_SPECS.values():
         req = ", ".join(f"`{c}`" for c in spec.required) or "–"

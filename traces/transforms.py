@@ -101,6 +101,7 @@ def concat(tables: list[pa.Table], gap_us: int = 0, tag_names: bool = True) -> p
 
 
 def _tag(t: pa.Table, prefix: str) -> pa.Table:
+    t = t.cast(TRACE_SCHEMA)  # plain strings: the string kernels below take no dictionary columns
     cols = {}
     for name in ("task", "object"):
         cols[name] = pc.binary_join_element_wise(pa.scalar(prefix), t.column(name), "")

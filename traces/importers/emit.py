@@ -661,15 +661,18 @@ def _assemble(parts: list[_Part]) -> tuple[pa.Table, list[str]]:
                                                   lambda i=task_idx: _take_nullable(bases["task"], i)])
     del cg_idx, task_idx
     meta = arrays.pop("meta")
-    arrays["op"] = pa.array(OPS, pa.string()).take(pa.array(meta & 15))
-    arrays["flags"] = pa.array(FLAGS, pa.string()).take(pa.array(meta >> 4 & 3))
+    arrays["op"] = pa.DictionaryArray.from_arrays(pa.array((meta & 15).astype(np.int32)), pa.array(OPS, pa.string()))
+    flag = (meta >> 4 & 3).astype(np.int32)
+    arrays["flags"] = pa.DictionaryArray.from_arrays(pa.array(flag - 1, mask=flag == 0),
+                                                     pa.array(FLAGS[1:], pa.string()))
     for name, attr, bit in (("offset", "offset", 64), ("bytes", "nbytes", 128)):
         if nullable[attr]:
             arrays[name] = pa.array(arrays[name], mask=(meta & bit) == 0, type=pa.int64())
         else:
             arrays[name] = pa.array(arrays[name], pa.int64())
-    return pa.Table.from_arrays([arrays[f.name] for f in TRACE_SCHEMA], schema=TRACE_SCHEMA), \
-        mnames.take(pa.array(used)).to_pylist()
+    columns = [arrays[f.name] for f in TRACE_SCHEMA]
+    schema = pa.schema([f.with_type(c.type) for f, c in zip(TRACE_SCHEMA, columns)], metadata=TRACE_SCHEMA.metadata)
+    return pa.Table.from_arrays(columns, schema=schema), mnames.take(pa.array(used)).to_pylist()
 
 
 def _columns(parts: list[_Part], order: np.ndarray, time: np.ndarray, mcode: np.ndarray,
@@ -683,7 +686,7 @@ def _columns(parts: list[_Part], order: np.ndarray, time: np.ndarray, mcode: np.
     put = _Scatter(order, [len(p.time) for p in parts])
     jobs = {
         "time_us": lambda: pa.array(time),
-        "machine": lambda: mnames.take(pa.array(mcode)),
+        "machine": lambda: pa.DictionaryArray.from_arrays(pa.array(mcode.astype(np.int32)), mnames),
         "meta": lambda: put(_meta(parts, ints), np.uint8),  # op, flags, validities: one column instead of four
         "cgroup_idx": lambda: put(refs["cgroup"][1], np.int32),
         "task_idx": lambda: put(refs["task"][1], np.int32),
