@@ -420,3 +420,16 @@ def test_socket_buffers_over_the_limit_are_refused_not_oom_killed():
     assert s.st("/b")["sock"] == 0 and s.m.t_alive[s.m.task_by_name["b1"]]
     s.exit("b1").rmdir("/b")
     assert s.st("/b")["dying"]  # the socket still references the memcg
+
+
+def test_mglru_reclaim_takes_about_half_of_a_zombie_per_visit():
+    # the kernel check limit_reclaim_scrapes_zombie: Debian's 6.12 (MGLRU on) kept 3.75 MiB of the
+    # zombie's 8 MiB after the sibling's charges, then 1.75 MiB after memory.max was lowered
+    s = Sim(kernel="6.12", lru_gen=True).mkdir("/pod").limit("/pod", 16 * MiB).mkdir("/pod/a")
+    s.start("ta", "/pod/a").create("data", size=8 * MiB).read("ta", "data").exit("ta").rmdir("/pod/a")
+    s.mkdir("/pod/b").start("tb", "/pod/b").anon("tb", "heap", 10 * MiB)
+    assert s.dying("/pod/a") and s.st("/pod")["file"] == 960 * 4 * KiB  # 2048 pages -> 17 batches of 64 taken
+    s.limit("/pod", 12 * MiB)
+    assert s.dying("/pod/a") and s.st("/pod")["file"] == 448 * 4 * KiB  # 960 -> 8 batches taken
+    s.reclaim("/pod", 8 * MiB)  # memory.reclaim asks until done: the halves add up to all of it
+    assert not s.dying("/pod/a")
