@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from core.machine import Machine
 
 MAX_RECLAIM_RETRIES = 16
+MEMCG_CHARGE_BATCH = 64  # pages a charge reserves at once (mm/memcontrol.c)
 
 # plain ints for the per-event paths: an IntEnum member lookup (``St.RESIDENT``) costs about
 # 160 ns in Python 3.11, four times the comparison it feeds
@@ -136,7 +137,8 @@ class ChargeMixin:
                 break
             self.counters["max_events"] += 1
             want = max(mem.usage[over] + n - mem.max[over], reclaim.SWAP_CLUSTER_MAX)
-            got = reclaim.shrink(self, over, want, full_walk=not self.kernel.at_least(6, 12))
+            got = reclaim.shrink(self, over, want, full_walk=not self.kernel.at_least(6, 12),
+                                 batch=reclaim.SWAP_CLUSTER_MAX)  # per faulting page: 32 a call
             retries = retries - 1 if got else 0
             if retries > 0 or mem.over_limit(m, n) < 0:
                 continue
@@ -157,7 +159,8 @@ class ChargeMixin:
             excess = self.mem.usage[h] - self.mem.high[h]
             if excess > 0:
                 self.counters["high_events"] += 1
-                reclaim.shrink(self, h, excess, full_walk=not self.kernel.at_least(6, 12))
+                reclaim.shrink(self, h, excess, full_walk=not self.kernel.at_least(6, 12),
+                               batch=MEMCG_CHARGE_BATCH)  # reclaim_high: per charge batch over high
 
     def _free_pages(self: "Machine") -> int:
         return self.mem_total - self.resident - self.kmem_total - self.reserved

@@ -118,6 +118,7 @@ class Machine(ChargeMixin, PolicyOpsMixin, WritebackMixin, SwapSlotsMixin):
         self._queue: list[tuple[int, int, int, str, tuple]] = []
         self._seq = 0
         self._release_q: list[int] = []
+        self.reclaim_pos: dict[int, int] = {}  # subtree top -> memcg where the last partial reclaim walk stopped
         self.sampler = Sampler(self)
         self.policy = policy if policy is not None else make_policy("none")
         self.policy.attach(self)

@@ -46,13 +46,26 @@ SWAP_CLUSTER_MAX = 32
 MAX_LRU_BATCH = 64  # BITS_PER_LONG: folios one MGLRU evict_folios call isolates at most
 
 
+_MAX_CALLS = 4096  # batched reclaim: calls modelled one by one; the rest of the target goes in one more
+
+
 def shrink(machine: "Machine", top: int, nr_to_reclaim: int, *, may_swap: bool = True,
-           full_walk: bool = True) -> int:
-    """Reclaim up to ``nr_to_reclaim`` pages from the subtree of memcg ``top``; returns pages reclaimed."""
+           full_walk: bool = True, batch: int = 0) -> int:
+    """Reclaim up to ``nr_to_reclaim`` pages from the subtree of memcg ``top``; returns pages reclaimed.
+
+    ``batch`` > 0: the kernel gets there in many small calls, each asking for
+    max(batch, SWAP_CLUSTER_MAX) pages and starting again at DEF_PRIORITY:
+    try_charge_memcg reclaims for the faulting page (32 pages a call) and
+    reclaim_high for the charge batch over memory.high (64). A call that meets
+    its small target stops, so the total overshoots the need by less than a call,
+    where one call for everything overshoots by a whole priority round. Partial
+    walks (6.12 direct reclaim) resume after the memcg the previous call stopped at
+    (mem_cgroup_iter's shared position). Each call counts as a reclaim pass.
+    """
     mem = machine.mem
     sub = np.asarray(mem.subtree(top), dtype=np.int64)
-    plan = _plan(machine, sub, max(int(nr_to_reclaim), 0), may_swap, full_walk)
-    machine.counters["reclaim_passes"] += 1
+    plan = _plan(machine, sub, max(int(nr_to_reclaim), 0), may_swap, full_walk, batch)
+    machine.counters["reclaim_passes"] += plan.calls
     machine.counters["memcgs_visited"] += plan.visited
     reclaimed = 0
     for r, take in zip(plan.runs, plan.take):
@@ -64,18 +77,23 @@ def shrink(machine: "Machine", top: int, nr_to_reclaim: int, *, may_swap: bool =
 class _Plan:
     """Which runs to reclaim and how many pages of each, plus the memcgs visited."""
 
-    def __init__(self, runs: list[int], take: list[int], visited: int) -> None:
-        self.runs, self.take, self.visited = runs, take, visited
+    def __init__(self, runs: list[int], take: list[int], visited: int, calls: int = 1) -> None:
+        self.runs, self.take, self.visited, self.calls = runs, take, visited, calls
 
 
-def _plan(machine: "Machine", sub: np.ndarray, target: int, may_swap: bool, full_walk: bool) -> _Plan:
+def _plan(machine: "Machine", sub: np.ndarray, target: int, may_swap: bool, full_walk: bool,
+          batch: int = 0) -> _Plan:
     ids, owners, sizes_by_run = _candidates(machine, sub, may_swap)
     nslots = len(machine.mem.state)
     sizes = np.bincount(owners, weights=sizes_by_run, minlength=nslots).astype(np.int64)[sub]
     dying = np.array([machine.mem.state[m] == State.DYING for m in sub.tolist()], dtype=bool)
-    quota, visited = _quotas(sizes, dying, target, full_walk, machine.cfg.lru_gen)
+    calls = 1
+    if batch > 0 and target > 0:
+        quota, visited, calls = _batched_quotas(machine, sub, sizes, dying, target, batch, full_walk)
+    else:
+        quota, visited, _ = _quotas(sizes, dying, target, full_walk, machine.cfg.lru_gen)
     if target <= 0 or ids.size == 0 or quota.sum() == 0:
-        return _Plan([], [], visited)
+        return _Plan([], [], visited, calls)
     per_slot = np.zeros(nslots, dtype=np.int64)
     per_slot[sub] = quota
     runs, take = _select_oldest(machine, ids, owners, sizes_by_run, per_slot)
@@ -83,7 +101,38 @@ def _plan(machine: "Machine", sub: np.ndarray, target: int, may_swap: bool, full
         if q:
             machine.mem.pgscan[m] += q
     machine.counters["pgscan"] += int(quota.sum())
-    return _Plan(runs, take, visited)
+    return _Plan(runs, take, visited, calls)
+
+
+def _batched_quotas(machine: "Machine", sub: np.ndarray, sizes: np.ndarray, dying: np.ndarray, target: int,
+                    batch: int, full_walk: bool) -> tuple[np.ndarray, int, int]:
+    """Pages per memcg that calls of max(batch, SWAP_CLUSTER_MAX) take until ``target`` is met.
+
+    Out: (quota per memcg of ``sub``, memcgs visited, calls). Calls end early when one
+    finds nothing; after ``_MAX_CALLS`` the rest is asked for in one call. A partial walk
+    starts after the memcg where the previous call on this subtree stopped
+    (``machine.reclaim_pos``, kept across calls like the kernel's iterator).
+    """
+    n = len(sub)
+    ask = max(batch, SWAP_CLUSTER_MAX)
+    taken = np.zeros_like(sizes)
+    visited = calls = 0
+    pos = machine.reclaim_pos.get(int(sub[0]), -1)
+    start = int(np.flatnonzero(sub == pos)[0]) + 1 if pos >= 0 and (sub == pos).any() else 0
+    while taken.sum() < target:
+        want = ask if calls < _MAX_CALLS else target - int(taken.sum())
+        order = np.roll(np.arange(n), -(start % n)) if not full_walk else np.arange(n)
+        q, v, last = _quotas((sizes - taken)[order], dying[order], want, full_walk, machine.cfg.lru_gen)
+        calls += 1
+        visited += v
+        if not full_walk:
+            start = int(order[last]) + 1
+        if q.sum() == 0:
+            break
+        taken[order] += q
+    if not full_walk and n:
+        machine.reclaim_pos[int(sub[0])] = int(sub[(start - 1) % n])
+    return taken, visited, calls
 
 
 def _candidates(machine: "Machine", sub: np.ndarray, may_swap: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -107,10 +156,14 @@ def _candidates(machine: "Machine", sub: np.ndarray, may_swap: bool) -> tuple[np
 
 
 def _quotas(sizes: np.ndarray, dying: np.ndarray, target: int, full_walk: bool,
-            lru_gen: bool) -> tuple[np.ndarray, int]:
-    """Pages to scan per memcg after the priority rounds needed to meet ``target``; memcgs visited."""
+            lru_gen: bool) -> tuple[np.ndarray, int, int]:
+    """Pages to scan per memcg after the priority rounds needed to meet ``target``.
+
+    Out: (pages per memcg, memcgs visited, index of the last memcg the final round visited).
+    """
     taken = np.zeros_like(sizes)
     visited = 0
+    last = len(sizes) - 1
     for prio in range(DEF_PRIORITY, -1, -1):
         left = sizes - taken
         q = left >> prio
@@ -123,12 +176,14 @@ def _quotas(sizes: np.ndarray, dying: np.ndarray, target: int, full_walk: bool,
             stop = int(np.searchsorted(np.cumsum(q), short))  # partial walk ends at this memcg
             q[stop + 1:] = 0
             visited += stop + 1
+            last = stop
         else:
             visited += len(sizes)
+            last = len(sizes) - 1
         taken += q
         if taken.sum() >= target or int(left.sum()) == 0:
             break
-    return taken, visited
+    return taken, visited, last
 
 
 def _mglru_scrape(left: np.ndarray) -> np.ndarray:

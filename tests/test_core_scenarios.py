@@ -433,3 +433,33 @@ def test_mglru_reclaim_takes_about_half_of_a_zombie_per_visit():
     assert s.dying("/pod/a") and s.st("/pod")["file"] == 448 * 4 * KiB  # 960 -> 8 batches taken
     s.reclaim("/pod", 8 * MiB)  # memory.reclaim asks until done: the halves add up to all of it
     assert not s.dying("/pod/a")
+
+
+def test_high_and_limit_reclaim_go_in_small_calls_that_stop_at_the_need():
+    # the kernel check high_reclaims_zombie: reclaim_high asks for one charge batch (64 pages) per
+    # call, so the zombie loses what the excess needs (8 MiB), not a whole priority round more
+    s = Sim(kernel="6.1").mkdir("/pod", "/pod/a").start("ta", "/pod/a")
+    s.create("data", size=32 * MiB).read("ta", "data").exit("ta").rmdir("/pod/a")
+    s.limit("/pod", 48 * MiB, high=True).mkdir("/pod/b").start("tb", "/pod/b")
+    passes = s.m.counters["reclaim_passes"]
+    s.anon("tb", "heap", 24 * MiB)
+    assert s.dying("/pod/a") and s.st("/pod")["file"] == 24 * MiB
+    assert s.m.counters["reclaim_passes"] - passes == 8 * MiB // (64 * 4 * KiB)  # one pass per call
+    # memory.max: 32 pages a call (the faulting page's reclaim), again just what the charge needs
+    s.limit("/pod", None, high=True).limit("/pod", 48 * MiB).anon("tb", "heap2", 4 * MiB)
+    assert s.st("/pod")["file"] == 20 * MiB and s.current("/pod") == 48 * MiB
+
+
+def test_partial_reclaim_walks_resume_where_the_last_call_stopped():
+    # 6.12 direct reclaim stops its walk at the target; the next call starts after that memcg
+    # (mem_cgroup_iter's position), so small calls spread over the zombies instead of draining the first
+    s = Sim(kernel="6.12").mkdir("/pod")
+    for i in range(4):
+        s.mkdir(f"/pod/z{i}").start(f"t{i}", f"/pod/z{i}").create(f"f{i}", size=4 * MiB)
+        s.read(f"t{i}", f"f{i}").exit(f"t{i}").rmdir(f"/pod/z{i}")
+    s.limit("/pod", 16 * MiB).mkdir("/pod/b").start("tb", "/pod/b")
+    s.anon("tb", "h1", 96 * 4 * KiB).anon("tb", "h2", 96 * 4 * KiB)  # two charges of 3 calls each
+    mem = s.m.mem
+    left = {mem.path[x]: mem.file[x] for x in mem.dying}
+    # z0 z1 z2 by the first charge, then z3 z0 z1: 64 pages off z0 and z1, 32 off z2 and z3
+    assert left == {"/pod/z0": 960, "/pod/z1": 960, "/pod/z2": 992, "/pod/z3": 992}
