@@ -111,28 +111,82 @@ def _batched_quotas(machine: "Machine", sub: np.ndarray, sizes: np.ndarray, dyin
     Out: (quota per memcg of ``sub``, memcgs visited, calls). Calls end early when one
     finds nothing; after ``_MAX_CALLS`` the rest is asked for in one call. A partial walk
     starts after the memcg where the previous call on this subtree stopped
-    (``machine.reclaim_pos``, kept across calls like the kernel's iterator).
+    (``machine.reclaim_pos``, kept across calls like the kernel's iterator). The calls
+    are thousands for one big charge: on plain lists (``_quotas_small``) for the usual
+    small subtree (a pod), where numpy's per-call overhead would dominate.
     """
     n = len(sub)
     ask = max(batch, SWAP_CLUSTER_MAX)
-    taken = np.zeros_like(sizes)
-    visited = calls = 0
+    lru_gen = machine.cfg.lru_gen
+    size_l, dying_l = sizes.tolist(), dying.tolist()
+    taken = [0] * n
+    got = visited = calls = 0
     pos = machine.reclaim_pos.get(int(sub[0]), -1)
     start = int(np.flatnonzero(sub == pos)[0]) + 1 if pos >= 0 and (sub == pos).any() else 0
-    while taken.sum() < target:
-        want = ask if calls < _MAX_CALLS else target - int(taken.sum())
-        order = np.roll(np.arange(n), -(start % n)) if not full_walk else np.arange(n)
-        q, v, last = _quotas((sizes - taken)[order], dying[order], want, full_walk, machine.cfg.lru_gen)
+    while got < target:
+        want = ask if calls < _MAX_CALLS else target - got
+        order = [(start + j) % n for j in range(n)] if not full_walk else list(range(n))
+        left = [size_l[i] - taken[i] for i in order]
+        d = [dying_l[i] for i in order]
+        if n <= _SMALL:
+            q, v, last = _quotas_small(left, d, want, full_walk, lru_gen)
+        else:
+            qa, v, last = _quotas(np.array(left, dtype=np.int64), np.array(d, dtype=bool), want, full_walk, lru_gen)
+            q = qa.tolist()
         calls += 1
         visited += v
         if not full_walk:
-            start = int(order[last]) + 1
-        if q.sum() == 0:
+            start = order[last] + 1
+        if not any(q):
             break
-        taken[order] += q
+        for i, x in zip(order, q):
+            taken[i] += x
+        got += sum(q)
     if not full_walk and n:
         machine.reclaim_pos[int(sub[0])] = int(sub[(start - 1) % n])
-    return taken, visited, calls
+    return np.array(taken, dtype=np.int64), visited, calls
+
+
+_SMALL = 32  # subtrees up to this many memcgs take the list path of the batched calls
+
+
+def _quotas_small(sizes: list[int], dying: list[bool], target: int, full_walk: bool,
+                  lru_gen: bool) -> tuple[list[int], int, int]:
+    """``_quotas`` on plain lists (the same rounds and rules; a test holds them equal)."""
+    n = len(sizes)
+    taken = [0] * n
+    tsum, visited, last = 0, 0, n - 1
+    for prio in range(DEF_PRIORITY, -1, -1):
+        left = [s - t for s, t in zip(sizes, taken)]
+        q = [_visit_quota(x, dy, prio, lru_gen) for x, dy in zip(left, dying)]
+        short = target - tsum
+        if not full_walk and sum(q) >= short > 0:
+            acc, stop = 0, n - 1
+            for i, x in enumerate(q):
+                acc += x
+                if acc >= short:
+                    stop = i
+                    break
+            q[stop + 1:] = [0] * (n - stop - 1)
+            visited += stop + 1
+            last = stop
+        else:
+            visited += n
+            last = n - 1
+        taken = [t + x for t, x in zip(taken, q)]
+        tsum += sum(q)
+        if tsum >= target or sum(left) == 0:
+            break
+    return taken, visited, last
+
+
+def _visit_quota(left: int, dying: bool, prio: int, lru_gen: bool) -> int:
+    """Pages one round at ``prio`` scans in a memcg holding ``left`` (the rule of ``_quotas``)."""
+    if not dying:
+        return left >> prio
+    if lru_gen:
+        return min(left, MAX_LRU_BATCH * -(-(left + MAX_LRU_BATCH) // (2 * MAX_LRU_BATCH)))
+    return max(left >> prio, min(left, SWAP_CLUSTER_MAX))
 
 
 def _candidates(machine: "Machine", sub: np.ndarray, may_swap: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
