@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
 MAX_RECLAIM_RETRIES = 16
 MEMCG_CHARGE_BATCH = 64  # pages a charge reserves at once (mm/memcontrol.c)
+OOM_REAPER_DELAY_US = 2_000_000  # mm/oom_kill.c OOM_REAPER_DELAY = 2*HZ (v5.18+)
 
 # plain ints for the per-event paths: an IntEnum member lookup (``St.RESIDENT``) costs about
 # 160 ns in Python 3.11, four times the comparison it feeds
@@ -196,10 +197,25 @@ class ChargeMixin:
         if best < 0:
             return False
         self.counters["global_oom_kills" if domain == ROOT else "oom_kills"] += 1
-        mem.oom_kill[self.t_cg[best]] += 1
+        victim = self.t_cg[best]
+        mem.oom_kill[victim] += 1
         self.t_killed.add(best)
         self.task_exit(best)
+        if self.kernel.at_least(5, 18):
+            # queue_oom_reaper: get_task_struct on the victim, put OOM_REAPER_DELAY (2 s) later; the
+            # task's css_set, and so its memcg, lives that long (a memcg removed meanwhile stays dying)
+            mem.noom[victim] += 1
+            self.oom_reaping[victim] = self.oom_reaping.get(victim, 0) + 1
+            self.schedule(self.now_us + OOM_REAPER_DELAY_US, "machine", "oom_reaped", victim)
         return True
+
+    def oom_reaped(self: "Machine", m: int) -> None:
+        """The OOM reaper drops its hold on a victim of memcg ``m`` (queued by ``_oom``)."""
+        self.mem.noom[m] -= 1
+        left = self.oom_reaping.pop(m) - 1
+        if left:
+            self.oom_reaping[m] = left
+        self.counters["memcgs_freed"] += self.mem.try_release(m, self.now_us)
 
     def _live_tasks(self: "Machine") -> list[int]:
         return [v for v, alive in enumerate(self.t_alive) if alive]

@@ -28,7 +28,8 @@ from core.pages import Kind, St
 if TYPE_CHECKING:
     from core.machine import Machine
 
-_OWN = ("anon", "file", "shmem", "mapped", "pinned", "swap", "kmem", "kmem_pin", "wb_pin", "sock", "nsock")
+_OWN = ("anon", "file", "shmem", "mapped", "pinned", "swap", "kmem", "kmem_pin", "wb_pin", "sock", "nsock",
+        "noom")
 
 
 def check(machine: "Machine") -> list[str]:
@@ -75,6 +76,8 @@ def _own_from_runs(machine: "Machine") -> dict[str, dict[int, int]]:
         if m >= 0:
             add("sock", m, n)
             add("nsock", m, 1)
+    for m, n in machine.oom_reaping.items():
+        add("noom", m, n)
     for k in _kmem_items(machine):
         add("kmem", machine.k_memcg[k], machine.k_pages[k])
         if machine._kmem_pins(k):
@@ -100,7 +103,7 @@ def _hierarchy(machine: "Machine", live: list[int]) -> list[str]:
         if mem.nr_dying_desc[m] != dying_below:
             errs.append(f"nr_dying_descendants[{mem.path[m]}] = {mem.nr_dying_desc[m]}, counted {dying_below}")
         for name in ("anon", "file", "shmem", "kmem", "swap", "usage", "swap_usage", "ntasks", "mapped",
-                     "pinned", "kmem_pin", "sock", "nsock"):
+                     "pinned", "kmem_pin", "sock", "nsock", "noom"):
             if getattr(mem, name)[m] < 0:
                 errs.append(f"negative {name}[{mem.path[m]}#{m}]")
     return errs

@@ -35,7 +35,8 @@ UNLIMITED = 1 << 62
 _WIDE = frozenset({"born_us", "offline_us", "max", "high", "usage", "peak", "pgscan", "pgsteal", "refault"})
 _COLUMNS = ("parent", "state", "born_us", "offline_us", "ntasks", "holds_id", "anon", "file", "shmem",
             "kmem", "kmem_pin", "mapped", "pinned", "swap", "usage", "swap_usage", "peak", "max", "high",
-            "pgscan", "pgsteal", "refault", "oom_kill", "nr_dying_desc", "borrow", "wb_pin", "sock", "nsock")
+            "pgscan", "pgsteal", "refault", "oom_kill", "nr_dying_desc", "borrow", "wb_pin", "sock", "nsock",
+            "noom")
 
 
 class State(enum.IntEnum):
@@ -77,7 +78,8 @@ class MemcgTable:
     ``borrow`` is the shared memory this memcg borrows from smemcgs (the
     ``smemcg`` policy): part of its usage, but not charged pages, so it holds nothing.
     ``sock`` counts socket-buffer pages charged here and ``nsock`` the open sockets whose
-    ``sk_memcg`` this is (each holds the memcg, buffers or not).
+    ``sk_memcg`` this is (each holds the memcg, buffers or not). ``noom`` counts OOM victims
+    of this memcg that the OOM reaper still holds (their task, and so its css_set).
     ``hidden`` holds memcgs a policy keeps for itself (an smemcg per shared
     object): children of the root, not addressable by path, not user cgroups.
     """
@@ -191,9 +193,9 @@ class MemcgTable:
 
     def held(self, m: int) -> bool:
         """Does anything still reference this memcg (folio charges, swap IDs, kmem, cgwb pins, sockets,
-        children)?"""
+        OOM victims not yet reaped, children)?"""
         return bool(self.anon[m] or self.file[m] or self.shmem[m] or self.swap[m]
-                    or self.kmem_pin[m] or self.wb_pin[m] or self.nsock[m] or self.children[m])
+                    or self.kmem_pin[m] or self.wb_pin[m] or self.nsock[m] or self.noom[m] or self.children[m])
 
     def try_release(self, m: int, now: int) -> int:
         """Free dying memcg ``m`` if nothing holds it, then its dying ancestors in turn.

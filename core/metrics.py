@@ -79,6 +79,7 @@ _GAUGES: dict[str, str] = {
     "held_child": "zombies held by a dying child",
     "held_cgwb": "zombies held by a writeback context (inode dirty at rmdir, not yet released)",
     "held_sock": "zombies referenced by an open socket (sk_memcg; its opener may be long gone)",
+    "held_oom": "zombies whose OOM-killed task the OOM reaper still holds (2 s after the kill, v5.18+)",
     "zombie_charged_bytes": "bytes still charged to zombies (LRU pages + kmem)",
     "zombie_swap_bytes": "bytes of swap entries recorded to zombies",
     "anon_bytes": "resident anon bytes on the machine",
@@ -151,7 +152,7 @@ class Sampler:
         state = mem.view("state")
         online = int((state == State.ONLINE).sum()) - 1 - len(mem.hidden)  # policy-owned: no cgroup
         col = {k: mem.view(k)[dying] for k in ("anon", "file", "shmem", "kmem", "kmem_pin", "pinned",
-                                              "swap", "offline_us", "wb_pin", "sock", "nsock")}
+                                              "swap", "offline_us", "wb_pin", "sock", "nsock", "noom")}
         live_parents = mem.view("parent")[(state != State.FREED) & (mem.view("parent") >= 0)]
         has_child = np.bincount(live_parents, minlength=len(state))[dying] > 0  # a live child holds it
         ages = (t_us - col["offline_us"]) / 1e6
@@ -172,6 +173,7 @@ class Sampler:
             "held_child": int(has_child.sum()),
             "held_cgwb": int((col["wb_pin"] > 0).sum()),
             "held_sock": int((col["nsock"] > 0).sum()),
+            "held_oom": int((col["noom"] > 0).sum()),
             "zombie_charged_bytes": int((col["anon"] + col["file"] + col["shmem"] + col["kmem"]
                                          + col["sock"]).sum()) * PAGE,
             "zombie_swap_bytes": int(col["swap"].sum()) * PAGE,

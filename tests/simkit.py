@@ -26,9 +26,10 @@ class Sim:
         cfg.setdefault("sample_interval_us", 3_600_000_000)
         self.m = Machine(MachineConfig(**cfg), make_policy(policy, knobs), machine_id="sim", seed=1)
         self.t = 0
+        self.step_us = 1_000_000  # simulated time between two ops
 
     def op(self, op: Op, cgroup=None, task=None, obj=None, offset=None, nbytes=None, flags=0) -> "Sim":
-        self.t += 1_000_000
+        self.t += self.step_us
         self.m.apply(EventBatch.from_rows([(self.t, op, cgroup, task, obj, offset, nbytes, flags)], "sim"))
         errs = check(self.m)
         assert not errs, f"after {op.name} {cgroup or ''} {task or ''} {obj or ''}: {errs}"

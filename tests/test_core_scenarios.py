@@ -463,3 +463,19 @@ def test_partial_reclaim_walks_resume_where_the_last_call_stopped():
     left = {mem.path[x]: mem.file[x] for x in mem.dying}
     # z0 z1 z2 by the first charge, then z3 z0 z1: 64 pages off z0 and z1, 32 off z2 and z3
     assert left == {"/pod/z0": 960, "/pod/z1": 960, "/pod/z2": 992, "/pod/z3": 992}
+
+
+def test_an_oom_victims_memcg_stays_dying_while_the_oom_reaper_holds_the_task():
+    # the kernel check oom_after_zombie_scraped: removed right after the kill, the victim's cgroup stays
+    # dying until the OOM reaper puts the task, OOM_REAPER_DELAY (2 s) later; from v5.18
+    for kernel, held in (("6.1", True), ("5.15", False)):
+        s = Sim(kernel=kernel).mkdir("/p").limit("/p", 4 * MiB).start("t", "/p")
+        s.step_us = 100_000  # the exit and the rmdir follow the kill within the reaper's delay
+        s.anon("t", "h", 8 * MiB)
+        assert s.m.counters["oom_kills"] == 1
+        s.exit("t").rmdir("/p")
+        assert s.dying("/p") is held
+        if held:
+            assert s.m.sampler.snapshot(s.m.now_us)["held_oom"] == 1
+        s.wait(2.5).sync()
+        assert not s.dying("/p")

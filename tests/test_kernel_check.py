@@ -93,6 +93,17 @@ def test_translate_maps_every_supported_op_to_a_vm_command() -> None:
     assert rendered.count("kc_done") == 23
 
 
+def test_translate_sleeps_through_gaps_of_a_second_or_more() -> None:
+    script = translate.translate(rows(
+        (0, "m", "mkdir", "/a", None, None, None, None, None),
+        (999_999, "m", "sync", None, None, None, None, None, None),
+        (2_500_000, "m", "sync", None, None, None, None, None, None),
+        (60_000_000, "m", "rmdir", "/a", None, None, None, None, None),
+    ), "t.csv")
+    assert shells(script) == ["kc_mkdir /a", "kc_sh sync", "sleep 2; kc_sh sync", "sleep 10; kc_rmdir /a"]
+    assert script.steps[2].label.startswith("(after 2 s)")
+
+
 @pytest.mark.parametrize("bad, field", [
     ((0, "m", "kmem_alloc", None, "t", "k", None, 4096, "slab"), "op"),
     ((0, "m", "pin", None, "t", "x", None, 4096, None), "flags"),

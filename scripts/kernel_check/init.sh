@@ -61,17 +61,31 @@ kc_task_start() {
     read -r ack < /run/kc/$1.ack
     [ "$ack" = ok ] || RC=1
 }
+# a helper the OOM killer took: gone, or a zombie process nobody has reaped yet
+kc_dead() {
+    [ ! -d /proc/$1 ] || grep -q '^State:[[:space:]]*Z' /proc/$1/status
+}
 kc_cmd() {
     t=$1; shift
     [ -f /run/kc/$t.pid ] || { RC=1; return; }
+    if kc_dead "$(cat /run/kc/$t.pid)"; then
+        RC=1; echo "KC-LOG $STEP $t $* -> the task is gone (OOM-killed)" >&3; return
+    fi
     echo "$*" > /run/kc/$t.cmd
-    read -r ack < /run/kc/$t.ack
+    # killed mid-command, the helper never acks: the SIGCHLD interrupts the open, and the
+    # reset keeps the last command's "ok" from passing for this one
+    ack=
+    read -r ack < /run/kc/$t.ack || ack="none: the task died (OOM kill)"
     [ "$ack" = ok ] || { RC=1; echo "KC-LOG $STEP $t $* -> $ack" >&3; }
 }
 kc_task_exit() {
     [ -f /run/kc/$1.pid ] || { RC=1; return; }
     pid=$(cat /run/kc/$1.pid)
-    kc_cmd "$1" exit
+    if kc_dead "$pid"; then  # the exit of a task the kernel killed: reap it, and say the op did nothing
+        RC=1; echo "KC-LOG $STEP $1 exit -> the task is gone (OOM-killed)" >&3
+    else
+        kc_cmd "$1" exit
+    fi
     wait "$pid"
     rm -f /run/kc/$1.pid /run/kc/$1.cmd /run/kc/$1.ack
 }

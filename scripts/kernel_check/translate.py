@@ -13,6 +13,11 @@ harness that silently skipped them would "agree" with anything.
 Names become safe VM names: task ``k`` -> helper process slot ``t<k>``,
 object ``k`` -> ``/mnt/tmpfs/o<k>`` (shmem), ``/mnt/disk/o<k>`` (ext4 file)
 or anon region ``a<k>``; cgroup paths are used verbatim after a charset check.
+
+Time: steps run back to back, except that a gap of a second or more between two
+rows' ``time_us`` is slept before the later step (rounded up, at most 10 s), for
+kernel work that happens after a delay (the OOM reaper holds its victim's task,
+and so its memcg, for OOM_REAPER_DELAY = 2 s after the kill).
 """
 
 from __future__ import annotations
@@ -298,6 +303,10 @@ _TRANSLATORS: dict[Op, Callable[[_Row, _Names], tuple[str, str]]] = {
 }
 
 
+SLEEP_GAP_US = 1_000_000  #: a gap this long between two rows' times is slept in the VM
+MAX_SLEEP_S = 10  #: longest such sleep (seconds, rounded up)
+
+
 def translate(rows: Sequence[dict], source: str) -> Script:
     """Translate a single-machine trace's rows (file order) into VM steps.
 
@@ -306,6 +315,7 @@ def translate(rows: Sequence[dict], source: str) -> Script:
     the shell cannot carry, files used before ``file_create``.
     """
     script, names, machine = Script(source), _Names(), None
+    prev_us = None
     for i, row in enumerate(rows):
         r = _Row(row, source, i + 1)
         machine = machine or row.get("machine")
@@ -319,5 +329,11 @@ def translate(rows: Sequence[dict], source: str) -> Script:
             script.swap_bytes = max(script.swap_bytes, r.num("bytes"))
         if row.get("cgroup") and row["cgroup"] not in script.cgroups:
             script.cgroups.append(row["cgroup"])
+        t = row.get("time_us")
+        if prev_us is not None and t is not None and t - prev_us >= SLEEP_GAP_US:
+            # time the kernel needs to pass (the OOM reaper lets go of its victim 2 s after the kill)
+            secs = min(-(-(t - prev_us) // 1_000_000), MAX_SLEEP_S)
+            label, shell = f"(after {secs} s) {label}", f"sleep {secs}; {shell}"
+        prev_us = t if t is not None else prev_us
         script.steps.append(Step(i, i + 1, op.name.lower(), label, shell))
     return script
