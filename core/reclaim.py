@@ -18,7 +18,9 @@ Kernel behaviour modelled (mm/vmscan.c, v6.1/v6.12; KERNEL-MODEL.md §4):
   stops once the pages scanned in this visit reach what the memcg still holds:
   one visit takes about half (``_mglru_scrape``; 2048 pages -> 1088 taken, then
   960 -> 512, as Debian's 6.12 did in the kernel check
-  ``limit_reclaim_scrapes_zombie``).
+  ``limit_reclaim_scrapes_zombie``). Root (global) reclaim is the exception:
+  should_abort_scan ends it after the batch that meets the target (kswapd: every
+  zone above its high watermark), half or not (``global_reclaim_scrapes_zombie``).
 - v6.1 always walks every memcg of the subtree; from v6.12 direct reclaim stops
   the walk once the target is met, while kswapd and proactive reclaim walk fully.
 - without free swap only file pages are scanned (get_scan_count: SCAN_FILE).
@@ -35,7 +37,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from core.memcg import State
+from core.memcg import ROOT, State
 from core.pages import Kind, St
 
 if TYPE_CHECKING:
@@ -91,7 +93,8 @@ def _plan(machine: "Machine", sub: np.ndarray, target: int, may_swap: bool, full
     if batch > 0 and target > 0:
         quota, visited, calls = _batched_quotas(machine, sub, sizes, dying, target, batch, full_walk)
     else:
-        quota, visited, _ = _quotas(sizes, dying, target, full_walk, machine.cfg.lru_gen)
+        quota, visited, _ = _quotas(sizes, dying, target, full_walk, machine.cfg.lru_gen,
+                                    root_abort=int(sub[0]) == ROOT)
     if target <= 0 or ids.size == 0 or quota.sum() == 0:
         return _Plan([], [], visited, calls)
     per_slot = np.zeros(nslots, dtype=np.int64)
@@ -210,9 +213,12 @@ def _candidates(machine: "Machine", sub: np.ndarray, may_swap: bool) -> tuple[np
 
 
 def _quotas(sizes: np.ndarray, dying: np.ndarray, target: int, full_walk: bool,
-            lru_gen: bool) -> tuple[np.ndarray, int, int]:
+            lru_gen: bool, root_abort: bool = False) -> tuple[np.ndarray, int, int]:
     """Pages to scan per memcg after the priority rounds needed to meet ``target``.
 
+    ``root_abort``: root (global) reclaim under MGLRU, where should_abort_scan ends the
+    scan after the 64-folio batch that meets the target (kswapd: the watermarks), so a
+    dying memcg's scrape stops there instead of taking its half.
     Out: (pages per memcg, memcgs visited, index of the last memcg the final round visited).
     """
     taken = np.zeros_like(sizes)
@@ -226,7 +232,15 @@ def _quotas(sizes: np.ndarray, dying: np.ndarray, target: int, full_walk: bool,
         else:
             q = np.where(dying, np.maximum(q, np.minimum(left, SWAP_CLUSTER_MAX)), q)
         short = target - int(taken.sum())
-        if not full_walk and q.sum() >= short > 0:
+        if root_abort and lru_gen and q.sum() >= short > 0:
+            cum = np.cumsum(q)
+            stop = int(np.searchsorted(cum, short))  # the batch that meets the target ends the scan
+            before = int(cum[stop] - q[stop])
+            q[stop] = min(int(q[stop]), -(-(short - before) // MAX_LRU_BATCH) * MAX_LRU_BATCH)
+            q[stop + 1:] = 0
+            visited += stop + 1
+            last = stop
+        elif not full_walk and q.sum() >= short > 0:
             stop = int(np.searchsorted(np.cumsum(q), short))  # partial walk ends at this memcg
             q[stop + 1:] = 0
             visited += stop + 1

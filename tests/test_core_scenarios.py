@@ -479,3 +479,17 @@ def test_an_oom_victims_memcg_stays_dying_while_the_oom_reaper_holds_the_task():
             assert s.m.sampler.snapshot(s.m.now_us)["held_oom"] == 1
         s.wait(2.5).sync()
         assert not s.dying("/p")
+
+
+def test_mglru_global_reclaim_stops_at_its_target_instead_of_half_a_zombie():
+    # the kernel check global_reclaim_scrapes_zombie: on 6.12 kswapd left 115.25 MiB of a 192 MiB zombie;
+    # should_abort_scan ends root reclaim at the target, so the zombie loses what the watermarks need
+    def left(lru_gen: bool) -> int:
+        s = Sim(kernel="6.12", lru_gen=lru_gen, mem_bytes=440 * MiB, watermark_low=0.008, watermark_high=0.01)
+        s.mkdir("/pod", "/pod/a").start("ta", "/pod/a").create("data", size=192 * MiB).read("ta", "data")
+        s.exit("ta").rmdir("/pod/a").mkdir("/pod/b").start("tb", "/pod/b").anon("tb", "heap", 320 * MiB)
+        assert s.dying("/pod/a") and s.m.counters["kswapd_wakeups"] >= 1
+        return s.st("/pod")["file"]
+    need = 192 * MiB + 320 * MiB - (440 * MiB - int(440 * MiB // 4096 * 0.01) * 4096)
+    assert abs(left(True) - (192 * MiB - need)) <= 64 * 4 * KiB  # within one batch of the need
+    assert left(True) > 96 * MiB  # not the half that memcg reclaim would take in one visit

@@ -144,6 +144,8 @@ def test_every_suite_scenario_translates() -> None:
 VM_TEXT = """\
 noise from the console
 KC-BEGIN 6.1.0-56-cloud-amd64
+KC-INFO lru_gen 0x0000
+KC-INFO mem 460369920 860 1031
 KC -1 / nr_dying_descendants 0
 KC -1 / rc 0
 KC 0 /a memory.current 4096\r
@@ -162,6 +164,16 @@ def test_parse_output_groups_stats_by_step_and_cgroup() -> None:
     assert run.steps[0]["/"] == {"nr_dying_descendants": 0}
     assert run.rc == {-1: 0, 0: 1}
     assert run.logs == ["0 t0 anon a0 4096 -> err 12"]
+    assert (run.mem_free, run.wmark_low, run.wmark_high) == (460369920, 860, 1031)
+
+
+def test_the_model_machine_is_sized_to_what_the_vm_had_free() -> None:
+    from scripts.kernel_check.simulate import machine_config
+    cfg = machine_config("6.12", 460369920 // 4096 * 4096, True, (860, 1031))
+    pages = 460369920 // 4096
+    assert cfg.mem_bytes == pages * 4096 and cfg.lru_gen
+    assert (cfg.watermark_low, cfg.watermark_high) == (860 / pages, 1031 / pages)
+    assert machine_config("6.1", 1 << 29, False).watermark_low == 0.01  # no watermarks seen: the defaults
 
 
 @pytest.mark.parametrize("text, message", [

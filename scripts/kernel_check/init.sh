@@ -145,6 +145,9 @@ kc_done() { kc_settle; kc_dump "$1" >&3; }
 
 echo "KC-BEGIN $(uname -r)" >&3
 echo "KC-INFO lru_gen $(cat /sys/kernel/mm/lru_gen/enabled 2>/dev/null)" >&3
+# what the model needs to size its machine like this VM: free pages, and the zones' watermarks
+echo "KC-INFO mem $(awk '/^MemFree:/ {print $2 * 1024}' /proc/meminfo)" \
+     "$(awk '$1 == "low" {l += $2} $1 == "high" {h += $2} END {print l, h}' /proc/zoneinfo)" >&3
 kc_done -1
 . /kc/steps.sh
 echo "KC-END" >&3

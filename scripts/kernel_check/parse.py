@@ -27,12 +27,17 @@ class VmRun:
         steps: step index -> cgroup path -> stats (step -1 is the state before the first row).
         rc: step index -> shell status of the step (0 = every command succeeded).
         logs: ``KC-LOG`` lines (helper commands that failed), in order.
+        mem_free: MemFree in bytes at boot, before the first step (0 if not reported).
+        wmark_low, wmark_high: the zones' low and high watermarks, summed, in pages.
     """
 
     release: str = ""
     steps: dict[int, dict[str, Stats]] = field(default_factory=dict)
     rc: dict[int, int] = field(default_factory=dict)
     logs: list[str] = field(default_factory=list)
+    mem_free: int = 0
+    wmark_low: int = 0
+    wmark_high: int = 0
 
 
 def _parse_line(run: VmRun, line: str, lineno: int) -> None:
@@ -61,6 +66,11 @@ def parse_output(text: str, console: str = "") -> VmRun:
             ended = True
         elif line.startswith("KC-FATAL"):
             raise VmOutputError(f"VM setup failed: {line[9:]}\n{_tail(console)}")
+        elif line.startswith("KC-INFO mem "):
+            try:
+                run.mem_free, run.wmark_low, run.wmark_high = (int(x) for x in line.split()[2:5])
+            except ValueError:
+                raise VmOutputError(f"VM output line {lineno}: expected 'KC-INFO mem FREE LOW HIGH': {line!r}") from None
         elif line.startswith("KC-LOG"):
             run.logs.append(line[7:])
         elif line.startswith("KC "):

@@ -45,7 +45,10 @@ def run_scenario(path: Path, series: str, art: fetch.Artifacts, cache: Path, wor
     script = translate(table.to_pylist(), str(path))
     boot = vm.run_script(art, script, work / path.stem, cache, accel=accel)
     observed = parse_output(boot.output, boot.console)
-    model = simulate(table, str(path), series, vm.VM_MEM_MIB * vm.MIB, lru_gen=art.lru_gen)
+    # the model's machine is what the VM had free at boot (its kernel, init and busybox use the rest)
+    mem = observed.mem_free // 4096 * 4096 or vm.VM_MEM_MIB * vm.MIB
+    model = simulate(table, str(path), series, mem, lru_gen=art.lru_gen,
+                     watermarks=(observed.wmark_low, observed.wmark_high))
     result = compare(path.stem, script, observed, model, seconds=boot.seconds)
     result.accel = boot.accel
     return result

@@ -12,6 +12,8 @@ until ``swap_on``.
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -32,10 +34,19 @@ class SimRun:
     counters: dict[int, dict[str, int]] = field(default_factory=dict)  #: counters that grew in the step
 
 
-def machine_config(kernel: str, mem_bytes: int, lru_gen: bool) -> MachineConfig:
-    """The simulator's stand-in for the VM (kernel "6.1" or "6.12"; MGLRU as the VM boots it)."""
-    return MachineConfig(mem_bytes=mem_bytes, swap_bytes=0, cpus=1, numa_nodes=1, kernel=kernel,
-                         lru_gen=lru_gen)
+def machine_config(kernel: str, mem_bytes: int, lru_gen: bool,
+                   watermarks: tuple[int, int] | None = None) -> MachineConfig:
+    """The simulator's stand-in for the VM (kernel "6.1" or "6.12"; MGLRU as the VM boots it).
+
+    ``mem_bytes`` is what the VM had free at boot, so the model's free memory starts where the
+    VM's did; ``watermarks`` are the VM's (low, high) zone watermarks in pages, when known.
+    """
+    cfg = MachineConfig(mem_bytes=mem_bytes, swap_bytes=0, cpus=1, numa_nodes=1, kernel=kernel,
+                        lru_gen=lru_gen)
+    if watermarks and all(watermarks) and mem_bytes > 0:
+        pages = mem_bytes // 4096
+        cfg = dataclasses.replace(cfg, watermark_low=watermarks[0] / pages, watermark_high=watermarks[1] / pages)
+    return cfg
 
 
 def _online_stats(m: Machine) -> dict[str, Stats]:
@@ -47,13 +58,15 @@ def _online_stats(m: Machine) -> dict[str, Stats]:
     return out
 
 
-def simulate(table: pa.Table, source: str, kernel: str, mem_bytes: int, lru_gen: bool = False) -> SimRun:
+def simulate(table: pa.Table, source: str, kernel: str, mem_bytes: int, lru_gen: bool = False,
+             watermarks: tuple[int, int] | None = None) -> SimRun:
     """Replay ``table`` row by row; observations after each row (step -1: before the first)."""
     batches = list(machine_batches(table, source))
     if len(batches) != 1:
         raise ValueError(f"{source}: the kernel harness replays exactly one machine, got {len(batches)}")
     machine_id, batch = batches[0]
-    m = Machine(machine_config(kernel, mem_bytes, lru_gen), policy=make_policy("none"), machine_id=machine_id, seed=0)
+    m = Machine(machine_config(kernel, mem_bytes, lru_gen, watermarks), policy=make_policy("none"),
+                machine_id=machine_id, seed=0)
     run = SimRun(kernel)
     run.steps[-1] = _online_stats(m)
     before = dict(m.counters)
