@@ -52,7 +52,7 @@ _MAX_CALLS = 4096  # batched reclaim: calls modelled one by one; the rest of the
 
 
 def shrink(machine: "Machine", top: int, nr_to_reclaim: int, *, may_swap: bool = True,
-           full_walk: bool = True, batch: int = 0) -> int:
+           full_walk: bool = True, batch: int = 0, quarter: bool = False) -> int:
     """Reclaim up to ``nr_to_reclaim`` pages from the subtree of memcg ``top``; returns pages reclaimed.
 
     ``batch`` > 0: the kernel gets there in many small calls, each asking for
@@ -63,10 +63,13 @@ def shrink(machine: "Machine", top: int, nr_to_reclaim: int, *, may_swap: bool =
     where one call for everything overshoots by a whole priority round. Partial
     walks (6.12 direct reclaim) resume after the memcg the previous call stopped at
     (mem_cgroup_iter's shared position). Each call counts as a reclaim pass.
+    ``quarter``: calls that each ask for a quarter of what is left, at least
+    SWAP_CLUSTER_MAX (memory_reclaim since commit 287d5fedb377, "use larger batches
+    for proactive reclaim").
     """
     mem = machine.mem
     sub = np.asarray(mem.subtree(top), dtype=np.int64)
-    plan = _plan(machine, sub, max(int(nr_to_reclaim), 0), may_swap, full_walk, batch)
+    plan = _plan(machine, sub, max(int(nr_to_reclaim), 0), may_swap, full_walk, batch, quarter)
     machine.counters["reclaim_passes"] += plan.calls
     machine.counters["memcgs_visited"] += plan.visited
     reclaimed = 0
@@ -84,14 +87,14 @@ class _Plan:
 
 
 def _plan(machine: "Machine", sub: np.ndarray, target: int, may_swap: bool, full_walk: bool,
-          batch: int = 0) -> _Plan:
+          batch: int = 0, quarter: bool = False) -> _Plan:
     ids, owners, sizes_by_run = _candidates(machine, sub, may_swap)
     nslots = len(machine.mem.state)
     sizes = np.bincount(owners, weights=sizes_by_run, minlength=nslots).astype(np.int64)[sub]
     dying = np.array([machine.mem.state[m] == State.DYING for m in sub.tolist()], dtype=bool)
     calls = 1
-    if batch > 0 and target > 0:
-        quota, visited, calls = _batched_quotas(machine, sub, sizes, dying, target, batch, full_walk)
+    if (batch > 0 or quarter) and target > 0:
+        quota, visited, calls = _batched_quotas(machine, sub, sizes, dying, target, batch, full_walk, quarter)
     else:
         quota, visited, _ = _quotas(sizes, dying, target, full_walk, machine.cfg.lru_gen,
                                     root_abort=int(sub[0]) == ROOT)
@@ -108,8 +111,9 @@ def _plan(machine: "Machine", sub: np.ndarray, target: int, may_swap: bool, full
 
 
 def _batched_quotas(machine: "Machine", sub: np.ndarray, sizes: np.ndarray, dying: np.ndarray, target: int,
-                    batch: int, full_walk: bool) -> tuple[np.ndarray, int, int]:
-    """Pages per memcg that calls of max(batch, SWAP_CLUSTER_MAX) take until ``target`` is met.
+                    batch: int, full_walk: bool, quarter: bool = False) -> tuple[np.ndarray, int, int]:
+    """Pages per memcg that calls of max(batch, SWAP_CLUSTER_MAX) take until ``target`` is met
+    (``quarter``: calls of max(a quarter of what is left, SWAP_CLUSTER_MAX)).
 
     Out: (quota per memcg of ``sub``, memcgs visited, calls). Calls end early when one
     finds nothing; after ``_MAX_CALLS`` the rest is asked for in one call. A partial walk
@@ -127,7 +131,10 @@ def _batched_quotas(machine: "Machine", sub: np.ndarray, sizes: np.ndarray, dyin
     pos = machine.reclaim_pos.get(int(sub[0]), -1)
     start = int(np.flatnonzero(sub == pos)[0]) + 1 if pos >= 0 and (sub == pos).any() else 0
     while got < target:
-        want = ask if calls < _MAX_CALLS else target - got
+        if calls >= _MAX_CALLS:
+            want = target - got
+        else:
+            want = max((target - got) // 4, SWAP_CLUSTER_MAX) if quarter else ask
         order = [(start + j) % n for j in range(n)] if not full_walk else list(range(n))
         left = [size_l[i] - taken[i] for i in order]
         d = [dying_l[i] for i in order]
@@ -186,7 +193,8 @@ def _quotas_small(sizes: list[int], dying: list[bool], target: int, full_walk: b
 def _visit_quota(left: int, dying: bool, prio: int, lru_gen: bool) -> int:
     """Pages one round at ``prio`` scans in a memcg holding ``left`` (the rule of ``_quotas``)."""
     if not dying:
-        return left >> prio
+        q = left >> prio
+        return min(left, -(-q // MAX_LRU_BATCH) * MAX_LRU_BATCH) if lru_gen and q else q
     if lru_gen:
         return min(left, MAX_LRU_BATCH * -(-(left + MAX_LRU_BATCH) // (2 * MAX_LRU_BATCH)))
     return max(left >> prio, min(left, SWAP_CLUSTER_MAX))
@@ -228,7 +236,10 @@ def _quotas(sizes: np.ndarray, dying: np.ndarray, target: int, full_walk: bool,
         left = sizes - taken
         q = left >> prio
         if lru_gen:
-            q = np.where(dying, _mglru_scrape(left), q)
+            # a live memcg: evict_folios works in batches of MAX_LRU_BATCH until it has scanned
+            # get_nr_to_scan's size >> priority, so a visit takes that rounded up to a batch
+            live = np.minimum(left, -(-q // MAX_LRU_BATCH) * MAX_LRU_BATCH)
+            q = np.where(dying, _mglru_scrape(left), live)
         else:
             q = np.where(dying, np.maximum(q, np.minimum(left, SWAP_CLUSTER_MAX)), q)
         short = target - int(taken.sum())

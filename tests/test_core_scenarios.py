@@ -493,3 +493,16 @@ def test_mglru_global_reclaim_stops_at_its_target_instead_of_half_a_zombie():
     need = 192 * MiB + 320 * MiB - (440 * MiB - int(440 * MiB // 4096 * 0.01) * 4096)
     assert abs(left(True) - (192 * MiB - need)) <= 64 * 4 * KiB  # within one batch of the need
     assert left(True) > 96 * MiB  # not the half that memcg reclaim would take in one visit
+
+
+def test_memory_reclaim_is_one_call_on_6_1_and_quarter_calls_from_6_9():
+    # the kernel check reclaim_partial_live (pgsteal read in the VM): asked 16 MiB of a live 64 MiB,
+    # 6.1 took 6,915 pages in one call's priority rounds; 6.12 with MGLRU exactly 4,096, in calls of a
+    # quarter of what is left, each visit a whole number of 64-folio batches
+    for kernel, lru_gen, taken, calls in (("6.1", False, 6915, 1), ("6.12", True, 4096, 11)):
+        s = Sim(kernel=kernel, lru_gen=lru_gen).mkdir("/a").start("t", "/a")
+        s.create("f", size=64 * MiB).read("t", "f")
+        passes = s.m.counters["reclaim_passes"]
+        s.reclaim("/a", 16 * MiB)
+        assert (64 * MiB - s.st("/a")["file"]) // (4 * KiB) == taken
+        assert s.m.counters["reclaim_passes"] - passes == calls and s.m.counters["reclaim_eagain"] == 0

@@ -253,11 +253,8 @@ def test_module_depends_reads_the_modinfo_field(tmp_path) -> None:
 
 # ---------------------------------------------------------------- the real kernel
 #: (kernel series, scenario) -> steps at which the model is known to disagree; each must be
-#: explained in docs/kernel-validation.md ("Known disagreements"). D1-D8 were fixed in core/.
-KNOWN_DISAGREEMENTS: dict[tuple[str, str], set[int]] = {
-    # K1: MGLRU reclaim of a live memcg goes 64 pages per call; the model takes priority rounds
-    ("6.12", "reclaim_partial_live"): {4, 5},
-}
+#: explained in docs/kernel-validation.md. Empty: D1-D9 were fixed in core/ (see that page).
+KNOWN_DISAGREEMENTS: dict[tuple[str, str], set[int]] = {}
 
 
 def _can_boot() -> bool:
