@@ -65,7 +65,7 @@ class MachineConfig:
     id_pool_size: int = 65535
     watermark_low: float = 0.01  # kswapd wakes when free memory falls below this fraction
     watermark_high: float = 0.015  # ... and reclaims until free memory is back above this one
-    lru_gen: bool = False  # MGLRU: offline memcgs are scraped whole (get_nr_to_scan)
+    lru_gen: bool = False  # MGLRU: a dying memcg loses about half per memcg-reclaim visit (core/reclaim.py)
     mapped_hot: bool = True  # mapped page cache/shmem of live mappers counts as referenced
     shrinkers: int = 0  # memcg-aware shrinkers (shrinker_info in the cost model)
     age_quantum_us: int = 30_000_000  # LRU age resolution: accesses within one quantum are equally young
