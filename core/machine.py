@@ -528,11 +528,15 @@ class Machine(ChargeMixin, PolicyOpsMixin, WritebackMixin, SwapSlotsMixin):
             return
         o = self._object(ev)
         lo, hi = ev.range(self.o_size[o])
-        if hi > lo and not self.fault_range(t, o, lo, hi, False, fill_holes=True):
+        mlock, key = 1 if ev.flags & _MLOCK else 0, (ev.offset, ev.nbytes)
+        if hi > lo and not self.fault_range(t, o, lo, hi, False, fill_holes=True) \
+                or not self.t_alive[t] or not self.o_alive[o]:
+            # the pages could not be made resident (a refused charge, e.g. an smemcg at its limit,
+            # or an OOM kill): no pin, and the trace's unpin of it is then ignored, not an error
+            if self.t_alive[t]:
+                self.dropped_pins.add((t, o, mlock, key))
             return
-        if not self.t_alive[t] or not self.o_alive[o]:
-            return
-        pin = (o, lo, hi, 1 if ev.flags & _MLOCK else 0, (ev.offset, ev.nbytes))
+        pin = (o, lo, hi, mlock, key)
         self.t_pins[t].append(pin)
         self.o_pins[o] += 1
         self._add_count(o, lo, hi, "pinc", +1)

@@ -506,3 +506,14 @@ def test_memory_reclaim_is_one_call_on_6_1_and_quarter_calls_from_6_9():
         s.reclaim("/a", 16 * MiB)
         assert (64 * MiB - s.st("/a")["file"]) // (4 * KiB) == taken
         assert s.m.counters["reclaim_passes"] - passes == calls and s.m.counters["reclaim_eagain"] == 0
+
+
+def test_an_unpin_after_a_pin_whose_charge_was_refused_is_ignored():
+    # found by the policy property test: an smemcg at its limit refuses the pin's fault; the pin
+    # never exists, so the trace's unpin is counted as ignored instead of failing the replay
+    s = Sim(policy="smemcg", knobs={"smemcg": {"shared": "shmem", "limit_bytes": MiB}})
+    s.start("t", "/").create("f", shmem=True).write("t", "f", MiB + 64 * KiB)
+    s.pin("t", "f", MiB + 64 * KiB)
+    assert s.m.counters["charge_failed"] >= 1 and not s.m.t_pins[s.m.task_by_name["t"]]
+    s.unpin("t", "f", MiB + 64 * KiB)
+    assert s.m.counters["ops_ignored"] == 1
