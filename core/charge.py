@@ -205,16 +205,12 @@ class ChargeMixin:
             # queue_oom_reaper: get_task_struct on the victim, put OOM_REAPER_DELAY (2 s) later; the
             # task's css_set, and so its memcg, lives that long (a memcg removed meanwhile stays dying)
             mem.noom[victim] += 1
-            self.oom_reaping[victim] = self.oom_reaping.get(victim, 0) + 1
             self.schedule(self.now_us + OOM_REAPER_DELAY_US, "machine", "oom_reaped", victim)
         return True
 
     def oom_reaped(self: "Machine", m: int) -> None:
         """The OOM reaper drops its hold on a victim of memcg ``m`` (queued by ``_oom``)."""
         self.mem.noom[m] -= 1
-        left = self.oom_reaping.pop(m) - 1
-        if left:
-            self.oom_reaping[m] = left
         self.counters["memcgs_freed"] += self.mem.try_release(m, self.now_us)
 
     def _live_tasks(self: "Machine") -> list[int]:

@@ -76,8 +76,9 @@ def _own_from_runs(machine: "Machine") -> dict[str, dict[int, int]]:
         if m >= 0:
             add("sock", m, n)
             add("nsock", m, 1)
-    for m, n in machine.oom_reaping.items():
-        add("noom", m, n)
+    for _, _, _, name, args in machine._queue:  # the OOM reaper's holds: their queued releases
+        if name == "machine.oom_reaped":
+            add("noom", args[0], 1)
     for k in _kmem_items(machine):
         add("kmem", machine.k_memcg[k], machine.k_pages[k])
         if machine._kmem_pins(k):

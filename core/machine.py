@@ -119,7 +119,6 @@ class Machine(ChargeMixin, PolicyOpsMixin, WritebackMixin, SwapSlotsMixin):
         self._seq = 0
         self._release_q: list[int] = []
         self.reclaim_pos: dict[int, int] = {}  # subtree top -> memcg where the last partial reclaim walk stopped
-        self.oom_reaping: dict[int, int] = {}  # memcg -> OOM victims the OOM reaper still holds
         self.sampler = Sampler(self)
         self.policy = policy if policy is not None else make_policy("none")
         self.policy.attach(self)

@@ -128,8 +128,8 @@ def _batched_quotas(machine: "Machine", sub: np.ndarray, sizes: np.ndarray, dyin
     size_l, dying_l = sizes.tolist(), dying.tolist()
     taken = [0] * n
     got = visited = calls = 0
-    pos = machine.reclaim_pos.get(int(sub[0]), -1)
-    start = int(np.flatnonzero(sub == pos)[0]) + 1 if pos >= 0 and (sub == pos).any() else 0
+    at = np.flatnonzero(sub == machine.reclaim_pos.get(int(sub[0]), -1))
+    start = int(at[0]) + 1 if at.size else 0
     while got < target:
         if calls >= _MAX_CALLS:
             want = target - got
@@ -243,16 +243,13 @@ def _quotas(sizes: np.ndarray, dying: np.ndarray, target: int, full_walk: bool,
         else:
             q = np.where(dying, np.maximum(q, np.minimum(left, SWAP_CLUSTER_MAX)), q)
         short = target - int(taken.sum())
-        if root_abort and lru_gen and q.sum() >= short > 0:
+        abort = root_abort and lru_gen
+        if (abort or not full_walk) and q.sum() >= short > 0:
             cum = np.cumsum(q)
-            stop = int(np.searchsorted(cum, short))  # the batch that meets the target ends the scan
-            before = int(cum[stop] - q[stop])
-            q[stop] = min(int(q[stop]), -(-(short - before) // MAX_LRU_BATCH) * MAX_LRU_BATCH)
-            q[stop + 1:] = 0
-            visited += stop + 1
-            last = stop
-        elif not full_walk and q.sum() >= short > 0:
-            stop = int(np.searchsorted(np.cumsum(q), short))  # partial walk ends at this memcg
+            stop = int(np.searchsorted(cum, short))  # a partial walk ends at this memcg
+            if abort:  # ... and MGLRU root reclaim after the batch in it that meets the target
+                before = int(cum[stop] - q[stop])
+                q[stop] = min(int(q[stop]), -(-(short - before) // MAX_LRU_BATCH) * MAX_LRU_BATCH)
             q[stop + 1:] = 0
             visited += stop + 1
             last = stop

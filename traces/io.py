@@ -32,7 +32,7 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from traces.problems import Problem, raise_problems
-from traces.schema import COLUMN_NAMES, DICT_STRING, SCHEMA_VERSION, TRACE_SCHEMA, VERSION_KEY
+from traces.schema import COLUMN_NAMES, DICT_STRING, SCHEMA_VERSION, TRACE_SCHEMA, VERSION_KEY, schema_of
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv", ".csv.gz")
@@ -98,8 +98,7 @@ def conform(raw: pa.Table, source: str = "", keep_dictionary: bool = False) -> t
         columns.append(col)
         problems += bad
     meta = dict(raw.schema.metadata or {}) | dict(TRACE_SCHEMA.metadata)
-    schema = pa.schema([f.with_type(c.type) for f, c in zip(TRACE_SCHEMA, columns)], metadata=meta)
-    return pa.Table.from_arrays(columns, schema=schema), problems
+    return pa.Table.from_arrays(columns, schema=schema_of(columns, meta)), problems
 
 
 def version_problems(schema: pa.Schema, source: str = "") -> list[Problem]:
@@ -251,11 +250,11 @@ def _compact_dictionaries(table: pa.Table) -> pa.Table:
         col = table.column(i)
         arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
         idx = pc.fill_null(arr.indices, 0).to_numpy(zero_copy_only=False)
+        valid = arr.indices.is_valid().to_numpy(zero_copy_only=False) if arr.null_count else None
         used = np.zeros(len(arr.dictionary), dtype=bool)
-        used[idx[arr.indices.is_valid().to_numpy(zero_copy_only=False)] if arr.null_count else idx] = True
+        used[idx if valid is None else idx[valid]] = True
         new_id = (np.cumsum(used) - 1).astype(np.int32)
-        indices = pa.array(new_id[idx], mask=arr.indices.is_null().to_numpy(zero_copy_only=False)
-                           if arr.null_count else None)
+        indices = pa.array(new_id[idx], mask=None if valid is None else ~valid)
         small = pa.DictionaryArray.from_arrays(indices, arr.dictionary.filter(pa.array(used)))
         table = table.set_column(i, fld, small)
     return table

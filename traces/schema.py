@@ -67,6 +67,13 @@ COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
 DICT_STRING: pa.DataType = pa.dictionary(pa.int32(), pa.string())
 
 
+def schema_of(columns: list, metadata: dict | None = None) -> pa.Schema:
+    """TRACE_SCHEMA with each field typed as its column in ``columns`` (schema order): a
+    ``DICT_STRING`` column stays encoded. ``metadata`` defaults to TRACE_SCHEMA's."""
+    return pa.schema([f.with_type(c.type) for f, c in zip(TRACE_SCHEMA, columns)],
+                     metadata=TRACE_SCHEMA.metadata if metadata is None else metadata)
+
+
 def render_markdown() -> str:
     """The trace-schema reference as Markdown (written to docs/trace-schema.md)."""
     lines = [

@@ -12,9 +12,7 @@ until ``swap_on``.
 
 from __future__ import annotations
 
-import dataclasses
-
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pyarrow as pa
 
@@ -45,7 +43,7 @@ def machine_config(kernel: str, mem_bytes: int, lru_gen: bool,
                         lru_gen=lru_gen)
     if watermarks and all(watermarks) and mem_bytes > 0:
         pages = mem_bytes // 4096
-        cfg = dataclasses.replace(cfg, watermark_low=watermarks[0] / pages, watermark_high=watermarks[1] / pages)
+        cfg = replace(cfg, watermark_low=watermarks[0] / pages, watermark_high=watermarks[1] / pages)
     return cfg
 
 

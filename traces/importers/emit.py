@@ -39,7 +39,7 @@ import pyarrow.compute as pc
 from traces.importers.common import NEVER, PAGE, ImportReport, stable_argsort
 from traces.importers.machine_memory import with_machine_memory
 from traces.importers.sharing import Rule
-from traces.schema import TRACE_SCHEMA
+from traces.schema import TRACE_SCHEMA, schema_of
 
 # Phases order events that share (machine, time): (major, minor). mkdir minor
 # is the depth (parents first); rmdir minor is minus the depth (children first).
@@ -671,8 +671,7 @@ def _assemble(parts: list[_Part]) -> tuple[pa.Table, list[str]]:
         else:
             arrays[name] = pa.array(arrays[name], pa.int64())
     columns = [arrays[f.name] for f in TRACE_SCHEMA]
-    schema = pa.schema([f.with_type(c.type) for f, c in zip(TRACE_SCHEMA, columns)], metadata=TRACE_SCHEMA.metadata)
-    return pa.Table.from_arrays(columns, schema=schema), mnames.take(pa.array(used)).to_pylist()
+    return pa.Table.from_arrays(columns, schema=schema_of(columns)), mnames.take(pa.array(used)).to_pylist()
 
 
 def _columns(parts: list[_Part], order: np.ndarray, time: np.ndarray, mcode: np.ndarray,
