@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
 MAX_RECLAIM_RETRIES = 16
 MEMCG_CHARGE_BATCH = 64  # pages a charge reserves at once (mm/memcontrol.c)
+_PIECEWISE = ("fault in pieces",)  # _charge_range's answer when a range must be faulted in pieces (by identity)
 OOM_REAPER_DELAY_US = 2_000_000  # mm/oom_kill.c OOM_REAPER_DELAY = 2*HZ (v5.18+)
 
 # plain ints for the per-event paths: an IntEnum member lookup (``St.RESIDENT``) costs about
@@ -310,6 +311,8 @@ class ChargeMixin:
         charged = self._charge_range(t, o, lo, hi, mayfail, fill_holes)
         if charged is None:
             return False
+        if charged is _PIECEWISE:
+            return self._fault_chunks(t, o, lo, hi, mayfail, fill_holes, dirty)
         have, segs, settled = charged
         # a settled fault only gives back reservations, so no memcg over its high now means
         # no handle_over_high reclaim after it: nothing can see the runs before the stamp
@@ -324,18 +327,59 @@ class ChargeMixin:
                 self._stamp_dirty(o, lo, hi, dirty)
         return True
 
+    def _needs_reclaim(self: "Machine", need: dict[int, int]) -> bool:
+        """Would charging ``need`` (pages per paying memcg) at once go past a memcg's memory.max
+        or memory.high, or take free memory under the low watermark (so reclaim runs)?"""
+        if self._free_pages() - sum(need.values()) < int(self.mem_total * self.cfg.watermark_low):
+            return True
+        mem = self.mem
+        usage, mx, parent = mem.usage, mem.max, mem.parent
+        # memory.high's excess is reclaimed during the charge only since try_charge_memcg
+        # calls mem_cgroup_handle_over_high itself (v5.18, believed); before, on return
+        high = mem.high if self.kernel.at_least(5, 18) else mx
+        for m, n in need.items():
+            while m >= 0:
+                if usage[m] + n > mx[m] or usage[m] + n > high[m]:
+                    return True
+                m = parent[m]
+        return False
+
+    def _fault_chunks(self: "Machine", t: int, o: int, lo: int, hi: int, mayfail: bool,
+                      fill_holes: bool, dirty: int) -> bool:
+        """``fault_range`` of [lo, hi) as consecutive pieces, for an access that reclaim must make room for.
+
+        The kernel charges an access folio by folio (filemap_add_folio, do_anonymous_page,
+        each calling mem_cgroup_charge), so the pages it has brought in are on the LRU,
+        and reclaimable, while its later pages are charged: a read bigger than the room
+        under memory.max evicts its own first pages, not only older memory. From v5.18
+        it also reclaims memory.high's excess once a task is MEMCG_CHARGE_BATCH pages
+        over (try_charge_memcg's synchronous mem_cgroup_handle_over_high). Pieces are
+        MEMCG_CHARGE_BATCH pages, longer for huge ranges (at most 256 pieces), so the
+        pages not yet reclaimable are at most one piece. False as soon as a piece is
+        refused (the pieces before it stay resident, as in the kernel).
+        """
+        step = max(MEMCG_CHARGE_BATCH, -(-(hi - lo) // 256))
+        for a in range(lo, hi, step):
+            if not self.fault_range(t, o, a, min(a + step, hi), mayfail, fill_holes, dirty):
+                return False
+        return True
+
     def _charge_range(self: "Machine", t: int, o: int, lo: int, hi: int, mayfail: bool,
-                      fill_holes: bool) -> tuple[dict[int, int], list[tuple[int, int, int, int]], bool] | None:
+                      fill_holes: bool) -> tuple[dict[int, int], list[tuple[int, int, int, int]], bool] | tuple[str] | None:
         """Reserve what making [lo, hi) of ``o`` resident costs, per paying memcg.
 
         Returns (pages reserved per memcg, the segments from ``_needs``, settled: the last
         charge round moved nothing), or None when a charge was refused or the task or the
-        object died on the way (then nothing stays reserved).
+        object died on the way (then nothing stays reserved), or ``_PIECEWISE`` (nothing
+        reserved) when a range longer than a charge batch needs reclaim to fit: the caller
+        then faults it in pieces (``_fault_chunks``).
         """
         R = self.runs
         have: dict[int, int] = {}
         accessor = self.t_cg[t]
         need, segs = self._needs(o, lo, hi, accessor, fill_holes)
+        if hi - lo > MEMCG_CHARGE_BATCH and need and self._needs_reclaim(need):
+            return _PIECEWISE
         for _ in range(4):  # reclaim inside a charge may evict pages of this very range
             mark = R.mutations
             # sorted() only when there is an order to fix: most faults pay one memcg
@@ -482,7 +526,13 @@ class ChargeMixin:
         R = self.runs
         n = R.npages[r]
         if R.state[r] == _EVICTED:
-            self.mem.refault[memcg] += n
+            mem = self.mem
+            mem.refault[memcg] += n
+            tree, parent = mem.refault_tree, mem.parent
+            x = memcg
+            while x >= 0:  # hierarchical, as memory.stat's workingset_refault_file
+                tree[x] += n
+                x = parent[x]
             self.counters["refaults"] += n
             R.origin[r] = memcg
         else:

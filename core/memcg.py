@@ -32,11 +32,12 @@ ROOT = 0
 UNLIMITED = 1 << 62
 
 # int64 for times, limits and cumulative event counts; int32 for page and object counts (< 8 TiB)
-_WIDE = frozenset({"born_us", "offline_us", "max", "high", "usage", "peak", "pgscan", "pgsteal", "refault"})
+_WIDE = frozenset({"born_us", "offline_us", "max", "high", "usage", "peak", "pgscan", "pgsteal", "refault",
+                   "refault_tree", "refault_snap"})
 _COLUMNS = ("parent", "state", "born_us", "offline_us", "ntasks", "holds_id", "anon", "file", "shmem",
             "kmem", "kmem_pin", "mapped", "pinned", "swap", "usage", "swap_usage", "peak", "max", "high",
             "pgscan", "pgsteal", "refault", "oom_kill", "nr_dying_desc", "borrow", "wb_pin", "sock", "nsock",
-            "noom")
+            "noom", "refault_tree", "refault_snap")
 
 
 class State(enum.IntEnum):
@@ -80,6 +81,10 @@ class MemcgTable:
     ``sock`` counts socket-buffer pages charged here and ``nsock`` the open sockets whose
     ``sk_memcg`` this is (each holds the memcg, buffers or not). ``noom`` counts OOM victims
     of this memcg that the OOM reaper still holds (their task, and so its css_set).
+    ``refault_tree`` counts page-cache refaults charged in this memcg's subtree,
+    including memcgs since freed (the hierarchical ``workingset_refault_file``);
+    ``refault_snap`` is its value when reclaim aimed at this memcg last ended
+    (``snapshot_refaults``): what ``core.reclaim`` compares to tell thrashing cache.
     ``hidden`` holds memcgs a policy keeps for itself (an smemcg per shared
     object): children of the root, not addressable by path, not user cgroups.
     """

@@ -24,6 +24,11 @@ Kernel behaviour modelled (mm/vmscan.c, v6.1/v6.12; KERNEL-MODEL.md §4):
 - v6.1 always walks every memcg of the subtree; from v6.12 direct reclaim stops
   the walk once the target is met, while kswapd and proactive reclaim walk fully.
 - without free swap only file pages are scanned (get_scan_count: SCAN_FILE).
+- with swap, page cache goes before anon and shmem while it is not thrashing:
+  classic ``cache_trim_mode`` (no file refault in the target's subtree since
+  its last reclaim), MGLRU's read() pages in the oldest generation and its
+  refault feedback (``_cache_trim``; kernel check ``limit_reclaim_anon_vs_file``).
+  Thrashing cache: one age order over both kinds (SCAN_FRACT, approximated).
 - pinned (folio_maybe_dma_pinned) and mlocked pages are never reclaimed
   (shrink_folio_list keeps them; mlocked folios sit on the unevictable list).
 - mapped page cache / shmem of live mappers is treated as referenced and
@@ -46,6 +51,7 @@ if TYPE_CHECKING:
 DEF_PRIORITY = 12
 SWAP_CLUSTER_MAX = 32
 MAX_LRU_BATCH = 64  # BITS_PER_LONG: folios one MGLRU evict_folios call isolates at most
+MIN_LRU_BATCH = 64  # BITS_PER_LONG: MGLRU's refault feedback ignores fewer refaults (positive_ctrl_err)
 
 
 _MAX_CALLS = 4096  # batched reclaim: calls modelled one by one; the rest of the target goes in one more
@@ -66,10 +72,48 @@ def shrink(machine: "Machine", top: int, nr_to_reclaim: int, *, may_swap: bool =
     ``quarter``: calls that each ask for a quarter of what is left, at least
     SWAP_CLUSTER_MAX (memory_reclaim since commit 287d5fedb377, "use larger batches
     for proactive reclaim").
+    Page cache goes first while it is not thrashing (``_cache_trim``): a pass over
+    file pages alone, then one over every kind for what is still missing.
     """
     mem = machine.mem
     sub = np.asarray(mem.subtree(top), dtype=np.int64)
-    plan = _plan(machine, sub, max(int(nr_to_reclaim), 0), may_swap, full_walk, batch, quarter)
+    target = max(int(nr_to_reclaim), 0)
+    reclaimed, done = 0, False
+    if (may_swap and machine.swap_total > machine.swap_used and _cache_trim(machine, top)
+            and any(mem.file[m] for m in sub.tolist())):
+        reclaimed, done = _shrink_pass(machine, sub, target, False, full_walk, batch, quarter), True
+    if not done or reclaimed < target:
+        reclaimed += _shrink_pass(machine, sub, target - reclaimed, may_swap, full_walk, batch, quarter)
+    mem.refault_snap[top] = mem.refault_tree[top]  # snapshot_refaults(): reclaim at this target ended
+    return reclaimed
+
+
+def _cache_trim(machine: "Machine", top: int) -> bool:
+    """Does reclaim aimed at ``top`` take page cache alone first (the cache is not thrashing)?
+
+    Classic LRU (prepare_scan_count, v6.1): ``cache_trim_mode`` scans only file
+    pages while the target has inactive file pages and no file refault happened
+    in its subtree since reclaim at it last ended (``refaults !=
+    target_lruvec->refaults[WORKINGSET_FILE]`` sets DEACTIVATE_FILE). MGLRU
+    (isolate_folios, v6.1-v6.12): page cache brought in by read() joins the
+    oldest generation and get_type_to_scan keeps to file while it has refaulted
+    fewer than MIN_LRU_BATCH (64) pages (positive_ctrl_err); taken here on the
+    target's subtree, where the kernel decides per memcg. Both kernels evicted a
+    pod's page cache and swapped none of its older anon (kernel check
+    ``limit_reclaim_anon_vs_file``). When the cache thrashes, the kernel splits
+    the scan by swappiness and reclaim costs (SCAN_FRACT); the model then takes
+    the one age order over both kinds, an approximation.
+    """
+    mem = machine.mem
+    since = mem.refault_tree[top] - mem.refault_snap[top]
+    return since < (MIN_LRU_BATCH if machine.cfg.lru_gen else 1)
+
+
+def _shrink_pass(machine: "Machine", sub: np.ndarray, target: int, may_swap: bool, full_walk: bool,
+                 batch: int, quarter: bool) -> int:
+    """One plan over the subtree ``sub`` and its reclaim (``shrink`` minus the choice of kinds);
+    returns pages reclaimed. ``may_swap`` False: page cache only."""
+    plan = _plan(machine, sub, target, may_swap, full_walk, batch, quarter)
     machine.counters["reclaim_passes"] += plan.calls
     machine.counters["memcgs_visited"] += plan.visited
     reclaimed = 0

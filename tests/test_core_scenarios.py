@@ -243,8 +243,12 @@ def test_global_pressure_wakes_kswapd_and_scrapes_zombies():
     assert s.dying("/a")
     s.start("b1", "/b").anon("b1", "heap", 58 * MiB)  # needs 34 MiB + the high watermark back
     assert s.m.counters["kswapd_wakeups"] >= 1 and s.m.counters["memcgs_visited"] > 0
-    assert not s.dying("/a")  # the zombie's cache was reclaimed; it is freed
+    # the heap faults in piece by piece: kswapd wakes at the low watermark each time and stops at
+    # the high one, so the zombie keeps less than the gap between them (3.2 MiB) of its cache
+    assert 0 < s.st("/a")["file"] < 64 * MiB * 0.05
     assert s.m.resident + s.m.kmem_total <= s.m.mem_total
+    s.anon("b1", "heap2", 2 * MiB)
+    assert not s.dying("/a")  # the next wake-up takes the rest: the zombie is freed
 
 
 def test_global_oom_when_nothing_is_reclaimable():
@@ -491,7 +495,10 @@ def test_mglru_global_reclaim_stops_at_its_target_instead_of_half_a_zombie():
         assert s.dying("/pod/a") and s.m.counters["kswapd_wakeups"] >= 1
         return s.st("/pod")["file"]
     need = 192 * MiB + 320 * MiB - (440 * MiB - int(440 * MiB // 4096 * 0.01) * 4096)
-    assert abs(left(True) - (192 * MiB - need)) <= 64 * 4 * KiB  # within one batch of the need
+    # the heap faults in piece by piece, so the last wake-up ends with free memory between the
+    # watermarks: the zombie keeps up to their gap more than the need alone would leave
+    gap = int(440 * MiB // 4096 * (0.01 - 0.008)) * 4096
+    assert -64 * 4 * KiB <= left(True) - (192 * MiB - need) <= gap + 64 * 4 * KiB
     assert left(True) > 96 * MiB  # not the half that memcg reclaim would take in one visit
 
 
