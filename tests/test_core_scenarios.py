@@ -524,3 +524,36 @@ def test_an_unpin_after_a_pin_whose_charge_was_refused_is_ignored():
     assert s.m.counters["charge_failed"] >= 1 and not s.m.t_pins[s.m.task_by_name["t"]]
     s.unpin("t", "f", MiB + 64 * KiB)
     assert s.m.counters["ops_ignored"] == 1
+
+
+def test_read_bigger_than_the_room_evicts_its_own_first_pages():
+    # kernel check limit_reclaim_anon_vs_file (D10): the read is charged folio by folio, so the pages
+    # it already brought in are what limit reclaim finds, not the task's older anon
+    s = Sim(kernel="6.12").swap_on(256 * MiB).mkdir("/pod", "/pod/a").limit("/pod", 64 * MiB)
+    s.start("ta", "/pod/a").anon("ta", "heap", 32 * MiB).wait(3).create("data", size=48 * MiB).read("ta", "data")
+    st = s.st("/pod")
+    assert st["anon"] == 32 * MiB and st["memory.swap.current"] == 0
+    assert 31 * MiB <= st["file"] <= 32 * MiB and st["memory.current"] <= 64 * MiB
+
+
+@pytest.mark.parametrize("lru_gen", [False, True])
+def test_page_cache_goes_before_older_anon_unless_it_thrashes(lru_gen):
+    # kernel check limit_reclaim_cache_before_old_anon (D11): cache_trim_mode / MGLRU's type choice
+    # evict page cache first, though the anon is a whole LRU quantum older
+    def run(thrash: bool) -> dict:
+        s = Sim(kernel="6.12", lru_gen=lru_gen).swap_on(256 * MiB).mkdir("/pod", "/pod/a").limit("/pod", 64 * MiB)
+        s.start("ta", "/pod/a").anon("ta", "heap", 32 * MiB).wait(31)
+        s.create("data", size=24 * MiB).read("ta", "data")
+        if thrash:  # evict the cache and read it back: 6,144 refaults since the pod's last reclaim
+            s.reclaim("/pod", 24 * MiB)
+            assert s.st("/pod")["memory.swap.current"] == 0  # (this reclaim took page cache only)
+            s.read("ta", "data")
+            assert s.st("/pod")["workingset_refault"] >= 64
+        s.create("data2", size=16 * MiB).read("ta", "data2")
+        return s.st("/pod")
+    calm = run(False)
+    assert calm["memory.swap.current"] == 0 and calm["anon"] == 32 * MiB and calm["file"] <= 32 * MiB
+    # after refaults, the next reclaim (one piece of the read) takes the one age order over both kinds (the older anon
+    # first); it ends with a new refault snapshot, so the calls after it take page cache first again
+    hot = run(True)
+    assert 0 < hot["memory.swap.current"] <= MiB and hot["anon"] == 32 * MiB - hot["memory.swap.current"]
