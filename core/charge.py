@@ -44,7 +44,6 @@ if TYPE_CHECKING:
 
 MAX_RECLAIM_RETRIES = 16
 MEMCG_CHARGE_BATCH = 64  # pages a charge reserves at once (mm/memcontrol.c)
-_PIECEWISE = ("fault in pieces",)  # _charge_range's answer when a range must be faulted in pieces (by identity)
 OOM_REAPER_DELAY_US = 2_000_000  # mm/oom_kill.c OOM_REAPER_DELAY = 2*HZ (v5.18+)
 
 # plain ints for the per-event paths: an IntEnum member lookup (``St.RESIDENT``) costs about
@@ -311,8 +310,8 @@ class ChargeMixin:
         charged = self._charge_range(t, o, lo, hi, mayfail, fill_holes)
         if charged is None:
             return False
-        if charged is _PIECEWISE:
-            return self._fault_chunks(t, o, lo, hi, mayfail, fill_holes, dirty)
+        if len(charged) == 1:  # (piece pages,): fault the range in pieces
+            return self._fault_chunks(t, o, lo, hi, mayfail, fill_holes, dirty, charged[0])
         have, segs, settled = charged
         # a settled fault only gives back reservations, so no memcg over its high now means
         # no handle_over_high reclaim after it: nothing can see the runs before the stamp
@@ -327,59 +326,141 @@ class ChargeMixin:
                 self._stamp_dirty(o, lo, hi, dirty)
         return True
 
-    def _needs_reclaim(self: "Machine", need: dict[int, int]) -> bool:
-        """Would charging ``need`` (pages per paying memcg) at once go past a memcg's memory.max
-        or memory.high, or take free memory under the low watermark (so reclaim runs)?"""
-        if self._free_pages() - sum(need.values()) < int(self.mem_total * self.cfg.watermark_low):
-            return True
+    def _piece_pages(self: "Machine", o: int, need: dict[int, int]) -> int:
+        """0 when ``need`` (pages per paying memcg) of object ``o`` can be charged at once; else
+        how many pages of the access to charge at a time.
+
+        The kernel charges an access folio by folio (filemap_add_folio, do_anonymous_page,
+        each calling mem_cgroup_charge), so the pages it has brought in are on the LRU, and
+        reclaimable, while its later pages are charged: a read bigger than the room under
+        memory.max evicts its own first pages (kernel check ``limit_reclaim_anon_vs_file``).
+        Reclaim takes older pages first: while the room under each limit (memory.max; from
+        v5.18 memory.high too, which try_charge_memcg reclaims synchronously) and under the
+        low watermark, plus the older pages that reclaim there takes first
+        (``reclaim.first_pass_pages``), cover the access, one charge with one reclaim ends as
+        the page-by-page charges would. Otherwise the access goes in pieces of that cover
+        (at least MEMCG_CHARGE_BATCH pages), each charged once its predecessors are resident
+        (``_fault_chunks``). An access whose own pages reclaim could not take (anon or shmem
+        without swap, or an object with mappings while ``mapped_hot``) is one charge:
+        pieces would end the same way.
+        """
+        kind = self.o_kind[o]
+        if kind != _FILE and self.swap_total <= self.swap_used:
+            return 0
+        if kind != _ANON and self.o_maps[o] and self.cfg.mapped_hot:
+            return 0  # its pages may be mapped, so referenced: reclaim keeps them
+        total = sum(need.values())
+        cap = -1  # -1: nothing in the way
+        room = self._free_pages() - int(self.mem_total * self.cfg.watermark_low)
+        if total > room:  # kswapd wakes and reclaims to the high watermark
+            gap = int(self.mem_total * (self.cfg.watermark_high - self.cfg.watermark_low))
+            cap = room + reclaim.first_pass_pages(self, ROOT) - gap
         mem = self.mem
         usage, mx, parent = mem.usage, mem.max, mem.parent
-        # memory.high's excess is reclaimed during the charge only since try_charge_memcg
-        # calls mem_cgroup_handle_over_high itself (v5.18, believed); before, on return
         high = mem.high if self.kernel.at_least(5, 18) else mx
         for m, n in need.items():
             while m >= 0:
-                if usage[m] + n > mx[m] or usage[m] + n > high[m]:
-                    return True
+                room = min(mx[m], high[m]) - usage[m]
+                if n > room:
+                    c = room + reclaim.first_pass_pages(self, m)
+                    cap = c if cap < 0 else min(cap, c)
                 m = parent[m]
-        return False
+        if cap < 0 or total <= cap:
+            return 0
+        return max(MEMCG_CHARGE_BATCH, cap)
 
     def _fault_chunks(self: "Machine", t: int, o: int, lo: int, hi: int, mayfail: bool,
-                      fill_holes: bool, dirty: int) -> bool:
-        """``fault_range`` of [lo, hi) as consecutive pieces, for an access that reclaim must make room for.
+                      fill_holes: bool, dirty: int, step: int) -> bool:
+        """``fault_range`` of an access that reclaim must make room for with its own pages.
 
-        The kernel charges an access folio by folio (filemap_add_folio, do_anonymous_page,
-        each calling mem_cgroup_charge), so the pages it has brought in are on the LRU,
-        and reclaimable, while its later pages are charged: a read bigger than the room
-        under memory.max evicts its own first pages, not only older memory. From v5.18
-        it also reclaims memory.high's excess once a task is MEMCG_CHARGE_BATCH pages
-        over (try_charge_memcg's synchronous mem_cgroup_handle_over_high). Pieces are
-        MEMCG_CHARGE_BATCH pages, longer for huge ranges (at most 256 pieces), so the
-        pages not yet reclaimable are at most one piece. False as soon as a piece is
-        refused (the pieces before it stay resident, as in the kernel).
+        Under memcg limits alone (free memory stays above the low watermark) and for a
+        charge that may not fail: ``_fault_streaming``, one reclaim per limit. Otherwise in
+        consecutive pieces, the first ``step`` pages long (see ``_piece_pages``; each later
+        piece sizes itself the same way); False as soon as a piece is refused, and the
+        pieces before it stay resident, as after a short read in the kernel.
         """
-        step = max(MEMCG_CHARGE_BATCH, -(-(hi - lo) // 256))
-        for a in range(lo, hi, step):
-            if not self.fault_range(t, o, a, min(a + step, hi), mayfail, fill_holes, dirty):
+        if not mayfail and self._free_pages() - (hi - lo) >= int(self.mem_total * self.cfg.watermark_low):
+            return self._fault_streaming(t, o, lo, hi, fill_holes, dirty)
+        a = lo
+        while a < hi:
+            b = min(a + step, hi)
+            if not self.fault_range(t, o, a, b, mayfail, fill_holes, dirty):
                 return False
+            a = b
+            if a < hi:  # size the next piece as the first was (t is alive: the piece succeeded)
+                need, _ = self._needs(o, a, hi, self.t_cg[t], fill_holes)
+                step = (self._piece_pages(o, need) if need else 0) or hi - a
         return True
 
+    def _fault_streaming(self: "Machine", t: int, o: int, lo: int, hi: int, fill_holes: bool, dirty: int) -> bool:
+        """Make [lo, hi) of ``o`` resident past its memcgs' limits, then reclaim each limit's
+        excess with the access's own pages among the candidates; False if ``t`` or ``o`` died.
+
+        What the kernel's page-by-page charges of an access bigger than the room under
+        memory.max end with (``_piece_pages``), in one reclaim instead of one per piece:
+        reclaim takes the oldest pages first, so older page cache goes, then the access's
+        own first pages (the youngest candidates, in page order), in the 32-page calls of
+        limit reclaim across the memcgs of the over-limit subtree. Only when free memory
+        stays above the low watermark (no machine-wide overcommit) and the charge may not
+        fail. An excess that reclaim cannot take OOM-kills inside the subtree, as the charge
+        would have. memory.peak of the memcgs on the way is held to what the page-by-page
+        charges could reach: the old peak, or the usage before plus the tightest room above.
+        """
+        mem, R = self.mem, self.runs
+        need, segs = self._needs(o, lo, hi, self.t_cg[t], fill_holes)
+        chain: dict[int, int] = {}  # every memcg whose usage the charge raises -> its peak bound
+        for m in need:
+            path, x = [], m
+            while x >= 0:
+                path.append(x)
+                x = mem.parent[x]
+            room = min(max(mem.max[x] - mem.usage[x], 0) for x in path)
+            for x in path:
+                bound = max(mem.peak[x], min(mem.usage[x] + room, mem.max[x]))
+                chain[x] = max(chain.get(x, 0), bound)
+        for m, n in need.items():
+            mem.charge(m, n)
+            self.reserved += n
+        self._materialize(o, segs, fill_holes, dict(need), dirty)
+        R.coalesce(o, lo, hi)
+        for x in chain:
+            if mem.peak[x] > chain[x]:
+                mem.peak[x] = chain[x]
+        twelve = self.kernel.at_least(6, 12)
+        for m in sorted(need):
+            x = m
+            while x >= 0:
+                while mem.usage[x] > mem.max[x]:
+                    self.counters["max_events"] += 1
+                    got = reclaim.shrink(self, x, mem.usage[x] - mem.max[x], full_walk=not twelve,
+                                         batch=reclaim.SWAP_CLUSTER_MAX)
+                    if not got and not self._oom(x, t):
+                        break
+                x = mem.parent[x]
+        alive = bool(self.t_alive[t]) and bool(self.o_alive[o])
+        if alive and self._over_high_any(need):
+            for m in sorted(need):
+                self.handle_over_high(m)
+        return alive
+
     def _charge_range(self: "Machine", t: int, o: int, lo: int, hi: int, mayfail: bool,
-                      fill_holes: bool) -> tuple[dict[int, int], list[tuple[int, int, int, int]], bool] | tuple[str] | None:
+                      fill_holes: bool) -> tuple[dict[int, int], list[tuple[int, int, int, int]], bool] | tuple[int] | None:
         """Reserve what making [lo, hi) of ``o`` resident costs, per paying memcg.
 
         Returns (pages reserved per memcg, the segments from ``_needs``, settled: the last
         charge round moved nothing), or None when a charge was refused or the task or the
-        object died on the way (then nothing stays reserved), or ``_PIECEWISE`` (nothing
-        reserved) when a range longer than a charge batch needs reclaim to fit: the caller
-        then faults it in pieces (``_fault_chunks``).
+        object died on the way (then nothing stays reserved), or (piece pages,) with
+        nothing reserved when a range longer than a charge batch needs reclaim that would
+        take its own pages: the caller then faults it in pieces (``_fault_chunks``).
         """
         R = self.runs
         have: dict[int, int] = {}
         accessor = self.t_cg[t]
         need, segs = self._needs(o, lo, hi, accessor, fill_holes)
-        if hi - lo > MEMCG_CHARGE_BATCH and need and self._needs_reclaim(need):
-            return _PIECEWISE
+        if hi - lo > MEMCG_CHARGE_BATCH and need:
+            step = self._piece_pages(o, need)
+            if step and step < hi - lo:
+                return (step,)
         for _ in range(4):  # reclaim inside a charge may evict pages of this very range
             mark = R.mutations
             # sorted() only when there is an order to fix: most faults pay one memcg

@@ -78,9 +78,19 @@ def shrink(machine: "Machine", top: int, nr_to_reclaim: int, *, may_swap: bool =
     mem = machine.mem
     sub = np.asarray(mem.subtree(top), dtype=np.int64)
     target = max(int(nr_to_reclaim), 0)
+    swap = may_swap and machine.swap_total > machine.swap_used
+    trim = swap and _cache_trim(machine, top)
+    if swap and not trim and (batch or quarter):
+        # each of the kernel's calls ends with snapshot_refaults(): only the first call after the
+        # refaults scans both kinds; the calls after it find no new refault and trim the cache
+        call = max((target // 4) if quarter else batch, SWAP_CLUSTER_MAX)
+        if target > call:
+            got = _shrink_pass(machine, sub, call, may_swap, full_walk, batch, quarter)
+            mem.refault_snap[top] = mem.refault_tree[top]
+            return got + shrink(machine, top, target - got, may_swap=may_swap, full_walk=full_walk,
+                                batch=batch, quarter=quarter) if got else got
     reclaimed, done = 0, False
-    if (may_swap and machine.swap_total > machine.swap_used and _cache_trim(machine, top)
-            and any(mem.file[m] for m in sub.tolist())):
+    if trim and any(mem.file[m] for m in sub.tolist()):
         reclaimed, done = _shrink_pass(machine, sub, target, False, full_walk, batch, quarter), True
     if not done or reclaimed < target:
         reclaimed += _shrink_pass(machine, sub, target - reclaimed, may_swap, full_walk, batch, quarter)
@@ -107,6 +117,24 @@ def _cache_trim(machine: "Machine", top: int) -> bool:
     mem = machine.mem
     since = mem.refault_tree[top] - mem.refault_snap[top]
     return since < (MIN_LRU_BATCH if machine.cfg.lru_gen else 1)
+
+
+def first_pass_pages(machine: "Machine", top: int) -> int:
+    """Pages that reclaim aimed at memcg ``top`` could take in its first pass: resident pages of
+    the kinds it takes first (``_cache_trim``: page cache alone), in ``top``'s subtree, less the
+    mapped and pinned ones. An estimate from memcg counters that errs low, never high."""
+    mem = machine.mem
+    swap = machine.swap_total > machine.swap_used
+    kinds = ("file",) if not swap or _cache_trim(machine, top) else ("file", "anon", "shmem")
+    drop = ("pinned", "mapped") if machine.cfg.mapped_hot else ("pinned",)
+    if top == ROOT:  # every memcg: column sums (freed slots hold nothing)
+        return max(sum(int(mem.view(k).sum()) for k in kinds) - sum(int(mem.view(k).sum()) for k in drop), 0)
+    cols = [getattr(mem, k) for k in kinds]
+    less = [getattr(mem, k) for k in drop]
+    total = 0
+    for m in mem.subtree(top):
+        total += sum(c[m] for c in cols) - sum(c[m] for c in less)
+    return max(total, 0)
 
 
 def _shrink_pass(machine: "Machine", sub: np.ndarray, target: int, may_swap: bool, full_walk: bool,
