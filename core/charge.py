@@ -344,27 +344,32 @@ class ChargeMixin:
         without swap, or an object with mappings while ``mapped_hot``) is one charge:
         pieces would end the same way.
         """
+        mem = self.mem
+        usage, mx, parent = mem.usage, mem.max, mem.parent
+        high = mem.high if self.kernel.at_least(5, 18) else mx
+        total = sum(need.values())
+        free_room = self._free_pages() - int(self.mem_total * self.cfg.watermark_low)
+        tight: list[tuple[int, int]] = []  # (memcg, room under its limits) where the charge does not fit
+        for m, n in need.items():
+            while m >= 0:
+                room = (mx[m] if mx[m] < high[m] else high[m]) - usage[m]
+                if n > room:
+                    tight.append((m, room))
+                m = parent[m]
+        if total <= free_room and not tight:
+            return 0  # the usual case: it fits, no reclaim
         kind = self.o_kind[o]
         if kind != _FILE and self.swap_total <= self.swap_used:
             return 0
         if kind != _ANON and self.o_maps[o] and self.cfg.mapped_hot:
             return 0  # its pages may be mapped, so referenced: reclaim keeps them
-        total = sum(need.values())
         cap = -1  # -1: nothing in the way
-        room = self._free_pages() - int(self.mem_total * self.cfg.watermark_low)
-        if total > room:  # kswapd wakes and reclaims to the high watermark
+        if total > free_room:  # kswapd wakes and reclaims to the high watermark
             gap = int(self.mem_total * (self.cfg.watermark_high - self.cfg.watermark_low))
-            cap = room + reclaim.first_pass_pages(self, ROOT) - gap
-        mem = self.mem
-        usage, mx, parent = mem.usage, mem.max, mem.parent
-        high = mem.high if self.kernel.at_least(5, 18) else mx
-        for m, n in need.items():
-            while m >= 0:
-                room = min(mx[m], high[m]) - usage[m]
-                if n > room:
-                    c = room + reclaim.first_pass_pages(self, m)
-                    cap = c if cap < 0 else min(cap, c)
-                m = parent[m]
+            cap = free_room + reclaim.first_pass_pages(self, ROOT) - gap
+        for m, room in tight:
+            c = room + reclaim.first_pass_pages(self, m)
+            cap = c if cap < 0 else min(cap, c)
         if cap < 0 or total <= cap:
             return 0
         return max(MEMCG_CHARGE_BATCH, cap)
