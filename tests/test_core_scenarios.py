@@ -562,3 +562,14 @@ def test_anon_bigger_than_the_limit_streams_into_swap_without_oom():
     assert s.m.counters["oom_kills"] == 0 and not s.dying("/pod")
     assert st["anon"] + st["memory.swap.current"] == 48 * MiB and st["memory.swap.current"] >= 16 * MiB
     assert st["memory.current"] <= 32 * MiB and st["memory.peak"] <= 32 * MiB  # never past the limit
+
+
+def test_read_bigger_than_memory_streams_through_the_page_cache():
+    # D10 under machine-wide pressure: the read goes in pieces, kswapd evicting its first pages as
+    # it goes; one charge of 96 MiB on a 64 MiB machine found nothing to reclaim and OOM-killed
+    s = Sim(mem_bytes=64 * MiB, watermark_low=0.05, watermark_high=0.1).mkdir("/a").start("t", "/a")
+    s.create("big", size=96 * MiB).read("t", "big")
+    assert s.m.counters["global_oom_kills"] == 0 and s.m.counters["oom_kills"] == 0
+    assert s.m.counters["kswapd_wakeups"] >= 1 and s.m.counters["evictions"] >= 32 * MiB // 4096
+    assert 48 * MiB <= s.st("/a")["file"] <= 64 * MiB * 0.95  # what fits above the low watermark
+    assert s.m.resident + s.m.kmem_total <= s.m.mem_total
