@@ -33,7 +33,7 @@ go to the task that started first. memory.oom.group is not modelled.
 from __future__ import annotations
 
 from bisect import bisect_right  # plain names: no module attribute lookup per call
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from core import reclaim
 from core.memcg import ROOT, State
@@ -51,6 +51,15 @@ OOM_REAPER_DELAY_US = 2_000_000  # mm/oom_kill.c OOM_REAPER_DELAY = 2*HZ (v5.18+
 _RESIDENT, _SWAPPED, _EVICTED = int(St.RESIDENT), int(St.SWAPPED), int(St.EVICTED)
 _ANON, _FILE = int(Kind.ANON), int(Kind.FILE)
 _ONLINE, _DYING = int(State.ONLINE), int(State.DYING)
+
+
+class _Pieces(NamedTuple):
+    """``_charge_range``'s answer for an access that reclaim must make room for with its own
+    pages (nothing reserved): the first piece's length and the ``_needs`` it computed."""
+
+    step: int  #: pages of the first piece (``_piece_pages``)
+    need: dict[int, int]  #: pages to pay per memcg for the whole range
+    segs: list[tuple[int, int, int, int]]  #: the range's segments, as ``_needs`` gives them
 
 
 class ChargeMixin:
@@ -310,8 +319,8 @@ class ChargeMixin:
         charged = self._charge_range(t, o, lo, hi, mayfail, fill_holes)
         if charged is None:
             return False
-        if len(charged) == 1:  # (piece pages,): fault the range in pieces
-            return self._fault_chunks(t, o, lo, hi, mayfail, fill_holes, dirty, charged[0])
+        if isinstance(charged, _Pieces):
+            return self._fault_chunks(t, o, lo, hi, mayfail, fill_holes, dirty, charged)
         have, segs, settled = charged
         # a settled fault only gives back reservations, so no memcg over its high now means
         # no handle_over_high reclaim after it: nothing can see the runs before the stamp
@@ -375,18 +384,18 @@ class ChargeMixin:
         return max(MEMCG_CHARGE_BATCH, cap)
 
     def _fault_chunks(self: "Machine", t: int, o: int, lo: int, hi: int, mayfail: bool,
-                      fill_holes: bool, dirty: int, step: int) -> bool:
+                      fill_holes: bool, dirty: int, pieces: _Pieces) -> bool:
         """``fault_range`` of an access that reclaim must make room for with its own pages.
 
         Under memcg limits alone (free memory stays above the low watermark) and for a
         charge that may not fail: ``_fault_streaming``, one reclaim per limit. Otherwise in
-        consecutive pieces, the first ``step`` pages long (see ``_piece_pages``; each later
-        piece sizes itself the same way); False as soon as a piece is refused, and the
+        consecutive pieces, the first ``pieces.step`` pages long (see ``_piece_pages``; each
+        later piece sizes itself the same way); False as soon as a piece is refused, and the
         pieces before it stay resident, as after a short read in the kernel.
         """
         if not mayfail and self._free_pages() - (hi - lo) >= int(self.mem_total * self.cfg.watermark_low):
-            return self._fault_streaming(t, o, lo, hi, fill_holes, dirty)
-        a = lo
+            return self._fault_streaming(t, o, lo, hi, fill_holes, dirty, pieces.need, pieces.segs)
+        step, a = pieces.step, lo
         while a < hi:
             b = min(a + step, hi)
             if not self.fault_range(t, o, a, b, mayfail, fill_holes, dirty):
@@ -397,9 +406,11 @@ class ChargeMixin:
                 step = (self._piece_pages(o, need) if need else 0) or hi - a
         return True
 
-    def _fault_streaming(self: "Machine", t: int, o: int, lo: int, hi: int, fill_holes: bool, dirty: int) -> bool:
+    def _fault_streaming(self: "Machine", t: int, o: int, lo: int, hi: int, fill_holes: bool, dirty: int,
+                         need: dict[int, int], segs: list[tuple[int, int, int, int]]) -> bool:
         """Make [lo, hi) of ``o`` resident past its memcgs' limits, then reclaim each limit's
         excess with the access's own pages among the candidates; False if ``t`` or ``o`` died.
+        ``need`` and ``segs``: ``_needs`` of the range, as ``_charge_range`` computed them.
 
         What the kernel's page-by-page charges of an access bigger than the room under
         memory.max end with (``_piece_pages``), in one reclaim instead of one per piece:
@@ -412,7 +423,6 @@ class ChargeMixin:
         charges could reach: the old peak, or the usage before plus the tightest room above.
         """
         mem, R = self.mem, self.runs
-        need, segs = self._needs(o, lo, hi, self.t_cg[t], fill_holes)
         chain: dict[int, int] = {}  # every memcg whose usage the charge raises -> its peak bound
         for m in need:
             path, x = [], m
@@ -449,14 +459,14 @@ class ChargeMixin:
         return alive
 
     def _charge_range(self: "Machine", t: int, o: int, lo: int, hi: int, mayfail: bool,
-                      fill_holes: bool) -> tuple[dict[int, int], list[tuple[int, int, int, int]], bool] | tuple[int] | None:
+                      fill_holes: bool) -> tuple[dict[int, int], list[tuple[int, int, int, int]], bool] | _Pieces | None:
         """Reserve what making [lo, hi) of ``o`` resident costs, per paying memcg.
 
         Returns (pages reserved per memcg, the segments from ``_needs``, settled: the last
         charge round moved nothing), or None when a charge was refused or the task or the
-        object died on the way (then nothing stays reserved), or (piece pages,) with
-        nothing reserved when a range longer than a charge batch needs reclaim that would
-        take its own pages: the caller then faults it in pieces (``_fault_chunks``).
+        object died on the way (then nothing stays reserved), or ``_Pieces`` with nothing
+        reserved when a range longer than a charge batch needs reclaim that would take its
+        own pages: the caller then faults it in pieces (``_fault_chunks``).
         """
         R = self.runs
         have: dict[int, int] = {}
@@ -465,7 +475,7 @@ class ChargeMixin:
         if hi - lo > MEMCG_CHARGE_BATCH and need:
             step = self._piece_pages(o, need)
             if step and step < hi - lo:
-                return (step,)
+                return _Pieces(step, need, segs)
         for _ in range(4):  # reclaim inside a charge may evict pages of this very range
             mark = R.mutations
             # sorted() only when there is an order to fix: most faults pay one memcg
