@@ -622,13 +622,7 @@ class ChargeMixin:
         R = self.runs
         n = R.npages[r]
         if R.state[r] == _EVICTED:
-            mem = self.mem
-            mem.refault[memcg] += n
-            tree, parent = mem.refault_tree, mem.parent
-            x = memcg
-            while x >= 0:  # hierarchical, as memory.stat's workingset_refault_file
-                tree[x] += n
-                x = parent[x]
+            self.mem.count_refault(memcg, n)
             self.counters["refaults"] += n
             R.origin[r] = memcg
         else:

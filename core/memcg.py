@@ -259,6 +259,15 @@ class MemcgTable:
             su[m] += pages
             m = parent[m]
 
+    def count_refault(self, m: int, pages: int) -> None:
+        """Count ``pages`` of page cache refaulted into ``m``: its own ``refault`` and the
+        hierarchical ``refault_tree`` of ``m`` and its ancestors."""
+        self.refault[m] += pages
+        tree, parent = self.refault_tree, self.parent
+        while m >= 0:
+            tree[m] += pages
+            m = parent[m]
+
     def over_limit(self, m: int, pages: int) -> int:
         """The highest-priority memcg whose memory.max a charge of ``pages`` would break, or -1.
 
