@@ -225,12 +225,22 @@ class ChargeMixin:
     def _live_tasks(self: "Machine") -> list[int]:
         return [v for v, alive in enumerate(self.t_alive) if alive]
 
-    def _enforce_max(self: "Machine", m: int) -> None:
-        """memory_max_write: reclaim down to the new max, OOM-kill while reclaim cannot."""
+    def _enforce_max(self: "Machine", m: int, t: int = -1, charging: bool = False) -> None:
+        """Reclaim ``m`` down to its memory.max, OOM-killing inside it while reclaim cannot.
+
+        memory_max_write (the default): one reclaim call for the whole excess, with a full
+        walk. ``charging``: a charge by task ``t`` that went past the limit
+        (``_fault_streaming``): try_charge_memcg's calls of SWAP_CLUSTER_MAX pages, walking
+        partially from v6.12, each round a memory.max event.
+        """
         mem = self.mem
+        full_walk = not charging or not self.kernel.at_least(6, 12)
+        batch = reclaim.SWAP_CLUSTER_MAX if charging else 0
         while mem.usage[m] > mem.max[m]:
-            got = reclaim.shrink(self, m, mem.usage[m] - mem.max[m], full_walk=True)
-            if got == 0 and not self._oom(m, -1):
+            if charging:
+                self.counters["max_events"] += 1
+            got = reclaim.shrink(self, m, mem.usage[m] - mem.max[m], full_walk=full_walk, batch=batch)
+            if got == 0 and not self._oom(m, t):
                 break
 
     def _reclaim_high(self: "Machine", m: int) -> None:
@@ -328,9 +338,7 @@ class ChargeMixin:
         self._materialize(o, segs, fill_holes, have, dirty if fused else 0)
         R.coalesce(o, lo, hi)
         if not fused:
-            if self._over_high_any(have):
-                for m in (sorted(have) if len(have) > 1 else have):
-                    self.handle_over_high(m)
+            self._reclaim_over_high(have)
             if dirty:
                 self._stamp_dirty(o, lo, hi, dirty)
         return True
@@ -441,21 +449,14 @@ class ChargeMixin:
         for x in chain:
             if mem.peak[x] > chain[x]:
                 mem.peak[x] = chain[x]
-        twelve = self.kernel.at_least(6, 12)
         for m in sorted(need):
             x = m
             while x >= 0:
-                while mem.usage[x] > mem.max[x]:
-                    self.counters["max_events"] += 1
-                    got = reclaim.shrink(self, x, mem.usage[x] - mem.max[x], full_walk=not twelve,
-                                         batch=reclaim.SWAP_CLUSTER_MAX)
-                    if not got and not self._oom(x, t):
-                        break
+                self._enforce_max(x, t, charging=True)
                 x = mem.parent[x]
         alive = bool(self.t_alive[t]) and bool(self.o_alive[o])
-        if alive and self._over_high_any(need):
-            for m in sorted(need):
-                self.handle_over_high(m)
+        if alive:
+            self._reclaim_over_high(need)
         return alive
 
     def _charge_range(self: "Machine", t: int, o: int, lo: int, hi: int, mayfail: bool,
@@ -493,6 +494,13 @@ class ChargeMixin:
                 return have, segs, True  # nothing moved while charging: the segments are still true
             need, segs = self._needs(o, lo, hi, accessor, fill_holes)
         return have, segs, False  # _materialize may pay more: usage may still rise
+
+    def _reclaim_over_high(self: "Machine", paid: dict[int, int]) -> None:
+        """After a fault that charged ``paid`` (pages per memcg): memory.high reclaim for each
+        of them whose hierarchy is over its high (``handle_over_high``), in memcg order."""
+        if self._over_high_any(paid):
+            for m in (sorted(paid) if len(paid) > 1 else paid):
+                self.handle_over_high(m)
 
     def _over_high_any(self: "Machine", have: dict[int, int]) -> bool:
         """Is some ancestor (or self) of a memcg in ``have`` over its memory.high?"""
