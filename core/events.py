@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from core.errors import TraceError
+from core.pages import pages_of
+
 NULL = -1  #: value of an integer column where the trace had null
 
 
@@ -93,3 +96,49 @@ class EventBatch:
             list(tables["c"]), list(tables["t"]), list(tables["o"]),
             np.arange(1, n + 1, dtype=np.int64), source,
         )
+
+
+class TraceEvent:
+    """One decoded event of a batch, as the op handlers (``core.syscalls``) see it; its ``need_*``
+    accessors raise TraceError naming the field."""
+
+    __slots__ = ("source", "row", "cgroup", "task", "obj", "offset", "nbytes", "flags")
+
+    def __init__(self, source: str, row: int, cgroup: str | None, task: str | None, obj: str | None,
+                 offset: int, nbytes: int, flags: int) -> None:
+        self.source, self.row = source, row
+        self.cgroup, self.task, self.obj = cgroup, task, obj
+        self.offset, self.nbytes, self.flags = offset, nbytes, flags
+
+    def error(self, field: str, message: str) -> TraceError:
+        """A TraceError at this event's row (1-based, as in the source file)."""
+        return TraceError(self.source, self.row, field, message)
+
+    def need_cgroup(self) -> str:
+        if self.cgroup is None:
+            raise self.error("cgroup", "required for this op")
+        return self.cgroup
+
+    def need_task(self) -> str:
+        if self.task is None:
+            raise self.error("task", "required for this op")
+        return self.task
+
+    def need_object(self) -> str:
+        if self.obj is None:
+            raise self.error("object", "required for this op")
+        return self.obj
+
+    def need_bytes(self) -> int:
+        if self.nbytes == NULL or self.nbytes < 0:
+            raise self.error("bytes", "a non-negative size is required for this op")
+        return self.nbytes
+
+    def range(self, size_pages: int) -> tuple[int, int]:
+        """[lo, hi) pages of a range op, clipped to ``size_pages``; null bytes = to the end."""
+        off = 0 if self.offset == NULL else self.offset
+        if off < 0:
+            raise self.error("offset", "negative offset")
+        lo = off // 4096
+        hi = size_pages if self.nbytes == NULL else min(size_pages, pages_of(off + self.nbytes))
+        return lo, max(lo, hi)

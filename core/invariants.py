@@ -1,6 +1,6 @@
 """Invariants of a machine's state, recomputed from scratch.
 
-In: a ``Machine``. Out: a list of violated invariants (empty when all hold).
+In: a ``MachineState``. Out: a list of violated invariants (empty when all hold).
 Used by tests (scenario and property-based) and by ``Machine.check()``:
 
 - charge conservation: every memcg's own anon/file/shmem/mapped/pinned pages
@@ -22,17 +22,20 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from core.kmem import kmem_pins
 from core.memcg import State
+from core.oom_kill import oom_reap_done
 from core.pages import Kind, St
+from core.swap_slots import parked_slots
 
 if TYPE_CHECKING:
-    from core.machine import Machine
+    from core.state import MachineState
 
 _OWN = ("anon", "file", "shmem", "mapped", "pinned", "swap", "kmem", "kmem_pin", "wb_pin", "sock", "nsock",
         "noom")
 
 
-def check(machine: "Machine") -> list[str]:
+def check(machine: "MachineState") -> list[str]:
     """Every violated invariant of ``machine``, as readable strings."""
     errs: list[str] = []
     mem = machine.mem
@@ -49,7 +52,7 @@ def check(machine: "Machine") -> list[str]:
     return errs
 
 
-def _own_from_runs(machine: "Machine") -> dict[str, dict[int, int]]:
+def _own_from_runs(machine: "MachineState") -> dict[str, dict[int, int]]:
     R = machine.runs
     own: dict[str, dict[int, int]] = {k: {} for k in _OWN}
 
@@ -68,7 +71,7 @@ def _own_from_runs(machine: "Machine") -> dict[str, dict[int, int]]:
             add("swap", m, n)
         if st != St.FREE and (R.npages[r] <= 0 or R.mapc[r] < 0 or R.pinc[r] < 0):
             own.setdefault("bad", {})[r] = 1
-    for m, n in machine.parked_slots().items():  # freed slots waiting in a CPU's slot cache
+    for m, n in parked_slots(machine).items():  # freed slots waiting in a CPU's slot cache
         add("swap", m, n)
     for o, m in machine.wb_pinned.items():
         add("wb_pin", m, 1)
@@ -76,21 +79,21 @@ def _own_from_runs(machine: "Machine") -> dict[str, dict[int, int]]:
         if m >= 0:
             add("sock", m, n)
             add("nsock", m, 1)
-    for _, _, _, name, args in machine._queue:  # the OOM reaper's holds: their queued releases
-        if name == "machine.oom_reaped":
+    for _, _, fn, args in machine.queue:  # the OOM reaper's holds: their queued releases
+        if fn is oom_reap_done:
             add("noom", args[0], 1)
     for k in _kmem_items(machine):
         add("kmem", machine.k_memcg[k], machine.k_pages[k])
-        if machine._kmem_pins(k):
+        if kmem_pins(machine, k):
             add("kmem_pin", machine.k_memcg[k], machine.k_pages[k])
     return own
 
 
-def _kmem_items(machine: "Machine") -> list[int]:
+def _kmem_items(machine: "MachineState") -> list[int]:
     return sorted(machine.kmem_by_name.values())
 
 
-def _hierarchy(machine: "Machine", live: list[int]) -> list[str]:
+def _hierarchy(machine: "MachineState", live: list[int]) -> list[str]:
     mem, errs = machine.mem, []
     for m in live:
         sub = mem.subtree(m)
@@ -110,7 +113,7 @@ def _hierarchy(machine: "Machine", live: list[int]) -> list[str]:
     return errs
 
 
-def _lifecycle(machine: "Machine", live: list[int]) -> list[str]:
+def _lifecycle(machine: "MachineState", live: list[int]) -> list[str]:
     mem, errs = machine.mem, []
     ids = 0
     for m in live:
@@ -131,7 +134,7 @@ def _lifecycle(machine: "Machine", live: list[int]) -> list[str]:
     return errs
 
 
-def _totals(machine: "Machine", own: dict[str, dict[int, int]]) -> list[str]:
+def _totals(machine: "MachineState", own: dict[str, dict[int, int]]) -> list[str]:
     errs = []
     if own.get("bad"):
         errs.append(f"runs with non-positive size or negative counts: {sorted(own['bad'])[:5]}")

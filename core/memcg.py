@@ -84,7 +84,7 @@ class MemcgTable:
     ``refault_tree`` counts page-cache refaults charged in this memcg's subtree,
     including memcgs since freed (the hierarchical ``workingset_refault_file``);
     ``refault_snap`` is its value when reclaim aimed at this memcg last ended
-    (``snapshot_refaults``): what ``core.reclaim`` compares to tell thrashing cache.
+    (``snapshot_refaults``): what ``core.vmscan`` compares to tell thrashing cache.
     ``hidden`` holds memcgs a policy keeps for itself (an smemcg per shared
     object): children of the root, not addressable by path, not user cgroups.
     """

@@ -1,6 +1,6 @@
 """Metric samples of one machine, taken at a fixed simulated interval.
 
-In: the live state of a ``Machine``. Out: rows of ``SAMPLE_COLUMNS`` (each
+In: the live state of a ``MachineState``. Out: rows of ``SAMPLE_COLUMNS`` (each
 documented here; ``replay`` renders these texts into docs/output-columns.md),
 the per-job table of released cgroups, and an end-of-run summary.
 
@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from core.memcg import ROOT, State
-from core.pages import PAGE, Kind, St
-from core.policy_ops import PARKED
+from core.page_counter import nr_free_pages
+from core.pages import PAGE, PARKED, Kind, St
 
 if TYPE_CHECKING:
-    from core.machine import Machine
+    from core.state import MachineState
 
 #: Cumulative event counters of a machine (all start at 0 and only grow).
 COUNTERS: dict[str, str] = {
@@ -117,7 +117,7 @@ JOB_COLUMNS: dict[str, str] = {
 class Sampler:
     """Takes samples of one machine on its own clock and buffers them as columns."""
 
-    def __init__(self, machine: "Machine") -> None:
+    def __init__(self, machine: "MachineState") -> None:
         self.machine = machine
         self.interval = machine.cfg.sample_interval_us
         self.next_us = 0
@@ -198,7 +198,7 @@ class Sampler:
             "kmem_bytes": totals["kmem"] * PAGE,
             "sock_bytes": totals["sock"] * PAGE,
             "swap_bytes": m.swap_used * PAGE,
-            "free_bytes": max(m._free_pages(), 0) * PAGE,
+            "free_bytes": max(nr_free_pages(m), 0) * PAGE,
             "misattributed_bytes": misattributed * PAGE,
             "root_charged_bytes": mem.own_pages(ROOT) * PAGE,
             "parked_bytes": parked * PAGE,
@@ -243,7 +243,7 @@ def _released_rows(paths: list[str], rel: dict) -> dict[str, list]:
     return out
 
 
-def _misattributed_pages(machine: "Machine", resident: np.ndarray) -> int:
+def _misattributed_pages(machine: "MachineState", resident: np.ndarray) -> int:
     """Resident pages charged to a memcg that neither instantiated them (origin) nor uses them.
 
     Only runs whose memcg differs from their origin are candidates (vectorised).
@@ -260,7 +260,7 @@ def _misattributed_pages(machine: "Machine", resident: np.ndarray) -> int:
     return total
 
 
-def _used_by(machine: "Machine", r: int, m: int) -> bool:
+def _used_by(machine: "MachineState", r: int, m: int) -> bool:
     """Does a live task of memcg ``m`` map run ``r`` (or own it, for anon)?"""
     R = machine.runs
     o = R.obj[r]

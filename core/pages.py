@@ -3,7 +3,7 @@
 In: range operations from ``core.machine`` (split at a range, iterate the runs
 and holes of a range, coalesce; on the per-event paths, iterate them unsplit and
 split only the runs whose fields change: ``pieces``/``isolate``). Out: compact
-columns that ``core.reclaim`` views as numpy arrays without copying.
+columns that ``core.vmscan`` views as numpy arrays without copying.
 
 A run is a contiguous page range of one object (file, tmpfs object, anon
 region) whose pages share state, owner memcg, map count, pin count, LRU age
@@ -45,6 +45,10 @@ class St(enum.IntEnum):
     SWAPPED = 2
     EVICTED = 3
 
+
+#: ``rflags`` bit: the run's charge is parked on an ancestor until its next accessor
+#: takes it over (deferred recharge, Yosry Ahmed's RFC patches 4-5; ``core.recharge``).
+PARKED = 1
 
 RUN_COLUMNS = ("obj", "start", "npages", "state", "memcg", "origin", "mapc", "pinc", "age", "kind", "rflags",
                "dirty")

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from core.determinism import peak_spread
 from core.events import EventBatch
 from core.machine import Machine, MachineConfig
+from core.memcontrol import memory_reclaim
 from core.ops import Flag, Op
 from core.policy import make_policy
 from traces.io import atomic_write_text
@@ -116,7 +117,7 @@ def claim_accumulate(scale: float) -> Result:
     m = replay("none", churn(jobs))
     s = m.summary()
     before = m.counters["memcgs_visited"]
-    m.memory_reclaim(0, 1)  # one proactive pass on the root: how many memcgs it walks
+    memory_reclaim(m, 0, 1)  # one proactive pass on the root: how many memcgs it walks
     visited = m.counters["memcgs_visited"] - before
     ev = (f"{jobs} jobs: {s['memcgs_dying']} zombies (file {s['held_file']}, shmem {s['held_shmem']}), "
           f"{_mib(s['cost_dying_bytes'])} of memcg structures; one root reclaim pass visits {visited} memcgs "

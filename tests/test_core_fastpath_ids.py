@@ -20,6 +20,8 @@ import pytest
 from core.machine import Machine, MachineConfig
 from core.pages import St
 from core.policy import make_policy
+from core.swapfile import try_to_unuse
+from core.truncate import drop_pagecache
 from traces.batches import machine_batches
 from traces.generate import PRESETS, generate_machine
 
@@ -50,8 +52,8 @@ def _replay(policy: str, seed: int, scramble: bool, repickle: bool = False) -> d
             m = pickle.loads(pickle.dumps(m))
             assert not m.runs.free and (m.runs.view("state") != St.FREE).all()
     m.advance_to(int(params.duration_s * 1e6))
-    m.drop_caches()  # both walk many runs at once: their order must not be the run ids' either
-    m.swapoff()
+    drop_pagecache(m)  # both walk many runs at once: their order must not be the run ids' either
+    try_to_unuse(m)
     return {"samples": m.take_samples(), "jobs": m.job_table(), "summary": m.summary()}
 
 

@@ -222,7 +222,7 @@ def test_same_trace_same_metrics_whatever_the_batching_and_checkpoints(steps, cf
        st.integers(1, 1 << 21), st.booleans(), st.booleans())
 def test_reclaim_quotas_on_lists_equal_the_vectorised_ones(memcgs, target, full_walk, lru_gen):
     """The batched reclaim's list path takes exactly what the numpy rounds take."""
-    from core.reclaim import _quotas, _quotas_small
+    from core.vmscan import _quotas, _quotas_small
     sizes, dying = [s for s, _ in memcgs], [d for _, d in memcgs]
     q, visited, last = _quotas(np.array(sizes, dtype=np.int64), np.array(dying), target, full_walk, lru_gen)
     assert _quotas_small(sizes, dying, target, full_walk, lru_gen) == (q.tolist(), visited, last)

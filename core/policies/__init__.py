@@ -4,5 +4,14 @@ In: nothing. Out: entries in ``core.policy.REGISTRY`` (see docs/policies.md for
 what each does, its source and its knobs).
 """
 
-from core.policies import (manual_reclaim, recharge_async_walk, recharge_deferred, recharge_evict,  # noqa: F401
-                           recharge_mapper, reparent, smemcg, swap_walk, zombie_reaper)
+from core.policies import (  # noqa: F401
+                           manual_reclaim,
+                           recharge_async_walk,
+                           recharge_deferred,
+                           recharge_evict,
+                           recharge_mapper,
+                           reparent,
+                           smemcg,
+                           swap_walk,
+                           zombie_reaper,
+)

@@ -7,20 +7,22 @@ the recharge policies, with the OOM kills they cause counted.
 Memcg slots are reused after a memcg is freed, so queued work names a memcg by
 (slot, offline time): ``still_dying`` tells whether that memcg is still the one meant.
 
-Ticks: a policy queues ``machine.schedule(t, "policy", "<method>", *args)`` and the
-machine calls ``policy.<method>(machine, *args)``, so policies keep no reference to
-it. ``arm`` keeps at most one tick of a worker queued.
+Ticks: a policy queues its own bound method with ``core.workqueue.queue_delayed_work(machine,
+t, self.<method>, *args)`` and the machine calls it as ``<method>(machine, *args)``, so
+policies keep no reference to the machine. ``arm`` keeps at most one tick of a worker queued.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from core.errors import ConfigError
 from core.memcg import State
+from core.recharge import mapper_memcgs, recharge_run
+from core.workqueue import queue_delayed_work
 
 if TYPE_CHECKING:
-    from core.machine import Machine
+    from core.state import MachineState
 
 ON_LIMIT = ("retry", "oom", "force")
 MAPPER = ("first", "random")
@@ -49,17 +51,18 @@ def next_grid(now_us: int, interval_us: int) -> int:
     return (now_us // interval_us + 1) * interval_us
 
 
-def arm(policy: Any, machine: "Machine", when: int, method: str) -> None:
-    """Queue ``policy.<method>`` at ``when`` unless one is already queued (``policy._armed``).
+def arm(policy: Any, machine: "MachineState", when: int, method: Callable[..., None]) -> None:
+    """Queue ``method`` (a bound method of ``policy``) at ``when`` unless one is already queued
+    (``policy._armed``).
 
     The tick method clears ``_armed`` first thing, so the worker can re-arm itself.
     """
     if not policy._armed:
         policy._armed = True
-        machine.schedule(when, "policy", method)
+        queue_delayed_work(machine, when, method)
 
 
-def still_dying(machine: "Machine", m: int, offline_us: int) -> bool:
+def still_dying(machine: "MachineState", m: int, offline_us: int) -> bool:
     """Is slot ``m`` still the dying memcg that went offline at ``offline_us``?"""
     mem = machine.mem
     return mem.state[m] == State.DYING and mem.offline_us[m] == offline_us
@@ -70,9 +73,9 @@ def backoff_us(attempt: int, base_us: int, max_us: int) -> int:
     return min(base_us << min(attempt, 40), max_us)
 
 
-def pick_mapper(machine: "Machine", r: int, how: str) -> int:
+def pick_mapper(machine: "MachineState", r: int, how: str) -> int:
     """A mapper's memcg for run ``r`` (-1 if none): the first found by the rmap walk, or a random one."""
-    mappers = machine.mapper_memcgs(r)
+    mappers = mapper_memcgs(machine, r)
     if not mappers:
         return -1
     if how == "random":
@@ -80,7 +83,7 @@ def pick_mapper(machine: "Machine", r: int, how: str) -> int:
     return mappers[0]
 
 
-def recharge(machine: "Machine", r: int, to: int, on_limit: str) -> bool:
+def recharge(machine: "MachineState", r: int, to: int, on_limit: str) -> bool:
     """Recharge resident run ``r`` to ``to`` under the ``on_limit`` rule; True when moved.
 
     retry: try_charge with __GFP_RETRY_MAYFAIL (reclaim in the target, never OOM; the
@@ -88,11 +91,11 @@ def recharge(machine: "Machine", r: int, to: int, on_limit: str) -> bool:
     force: charge over the limit (__GFP_NOFAIL). OOM kills are added to ``policy_oom_kills``.
     """
     if on_limit == "force":
-        return machine.recharge_run(r, to, force=True)
+        return recharge_run(machine, r, to, force=True)
     if on_limit == "retry":
-        return machine.recharge_run(r, to, mayfail=True)
+        return recharge_run(machine, r, to, mayfail=True)
     c = machine.counters
     before = c["oom_kills"] + c["global_oom_kills"]
-    ok = machine.recharge_run(r, to, mayfail=False)
+    ok = recharge_run(machine, r, to, mayfail=False)
     c["policy_oom_kills"] += c["oom_kills"] + c["global_oom_kills"] - before
     return ok

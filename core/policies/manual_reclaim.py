@@ -18,10 +18,11 @@ import math
 from typing import TYPE_CHECKING
 
 from core.errors import ConfigError
+from core.memcontrol import memory_reclaim
 from core.policy import Policy, register
 
 if TYPE_CHECKING:
-    from core.machine import Machine
+    from core.state import MachineState
 
 
 @register
@@ -38,7 +39,7 @@ class ManualReclaim(Policy):
         self.fraction = float(fraction)
         self.attempts = int(attempts)
 
-    def pre_rmdir(self, machine: "Machine", memcg: int) -> None:
+    def pre_rmdir(self, machine: "MachineState", memcg: int) -> None:
         if not machine.kernel.has_memory_reclaim:
             machine.counters["reclaim_unsupported"] += 1
             return
@@ -46,7 +47,7 @@ class ManualReclaim(Policy):
             want = math.ceil(self.fraction * machine.mem.usage[memcg])
             if want <= 0:
                 return
-            got = machine.memory_reclaim(memcg, want)
+            got = memory_reclaim(machine, memcg, want)
             machine.counters["policy_evicted_pages"] += got
             if got == 0:
                 return  # nothing changed: another write would find the same pages

@@ -27,14 +27,25 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from core.pages import Kind, St
-from core.policies._common import (MAPPER, ON_LIMIT, arm, backoff_us, choice, pick_mapper, positive, recharge,
-                                   still_dying)
+from core.policies._common import (
+    MAPPER,
+    ON_LIMIT,
+    arm,
+    backoff_us,
+    choice,
+    pick_mapper,
+    positive,
+    recharge,
+    still_dying,
+)
 from core.policies.recharge_deferred import DeferredAccess
 from core.policies.recharge_mapper import MAX_RECLAIM_RETRIES
 from core.policy import register
+from core.recharge import is_mapped, policy_evict, resident_runs
+from core.workqueue import queue_delayed_work
 
 if TYPE_CHECKING:
-    from core.machine import Machine
+    from core.state import MachineState
 
 
 @register
@@ -62,14 +73,14 @@ class RechargeAsyncWalk(DeferredAccess):
         self._queue: list[tuple[int, int, int]] = []  # (memcg slot, offline time, attempt)
         self._armed = False
 
-    def css_offline(self, machine: "Machine", memcg: int) -> None:
+    def css_offline(self, machine: "MachineState", memcg: int) -> None:
         self._queue.append((memcg, machine.mem.offline_us[memcg], 0))
         self._arm(machine, machine.now_us + self.delay_us)
 
-    def _arm(self, machine: "Machine", when: int) -> None:
-        arm(self, machine, when, "async_walk_tick")
+    def _arm(self, machine: "MachineState", when: int) -> None:
+        arm(self, machine, when, self.async_walk_tick)
 
-    def async_walk_tick(self, machine: "Machine") -> None:
+    def async_walk_tick(self, machine: "MachineState") -> None:
         """One worker pass: walk queued zombies until the page budget is spent."""
         self._armed = False
         budget = self.pages_per_tick
@@ -85,19 +96,19 @@ class RechargeAsyncWalk(DeferredAccess):
         if self._queue:
             self._arm(machine, machine.now_us + self.tick_us)
 
-    def async_walk_retry(self, machine: "Machine", memcg: int, offline_us: int, attempt: int) -> None:
+    def async_walk_retry(self, machine: "MachineState", memcg: int, offline_us: int, attempt: int) -> None:
         """A backoff expired: queue the zombie for another walk."""
         if still_dying(machine, memcg, offline_us):
             self._queue.append((memcg, offline_us, attempt))
             self._arm(machine, machine.now_us)
 
-    def _maybe_retry(self, machine: "Machine", m: int, off: int, attempt: int, failed: bool) -> None:
+    def _maybe_retry(self, machine: "MachineState", m: int, off: int, attempt: int, failed: bool) -> None:
         if failed and self.on_limit == "retry" and attempt < self.max_retries:
             machine.counters["recharge_retries"] += 1
             when = machine.now_us + backoff_us(attempt, self.retry_base_us, self.retry_max_us)
-            machine.schedule(when, "policy", "async_walk_retry", m, off, attempt + 1)
+            queue_delayed_work(machine, when, self.async_walk_retry, m, off, attempt + 1)
 
-    def _walk(self, machine: "Machine", m: int, budget: int) -> tuple[int, bool, bool]:
+    def _walk(self, machine: "MachineState", m: int, budget: int) -> tuple[int, bool, bool]:
         """Handle runs of ``m`` oldest first: (budget left, walk of ``m`` complete, a recharge refused).
 
         Reclaim inside a recharge may split runs of ``m``; the walk goes on until
@@ -109,7 +120,7 @@ class RechargeAsyncWalk(DeferredAccess):
         seen: set[tuple[int, int]] = set()
         failed = False
         while True:
-            todo = [r for r in machine.resident_runs(m) if (R.obj[r], R.start[r]) not in seen]
+            todo = [r for r in resident_runs(machine, m) if (R.obj[r], R.start[r]) not in seen]
             if not todo:
                 return budget, True, failed
             for r in todo:
@@ -124,12 +135,12 @@ class RechargeAsyncWalk(DeferredAccess):
                 budget -= R.npages[r]
                 failed |= not self._handle(machine, r)
 
-    def _handle(self, machine: "Machine", r: int) -> bool:
+    def _handle(self, machine: "MachineState", r: int) -> bool:
         """Evict, park or recharge one unpinned run (module docstring); False if a recharge was refused."""
         R = machine.runs
-        if not machine.is_mapped(r):
+        if not is_mapped(machine, r):
             if R.kind[r] == Kind.FILE:
-                machine.policy_evict(r)
+                policy_evict(machine, r)
             else:
                 self.park(machine, r)
             return True

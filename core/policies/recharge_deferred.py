@@ -2,7 +2,7 @@
 
 In: a memcg going offline; then every read / write / map of a file range.
 Out: at offline each resident run moves to the parent with the PARKED flag
-(``core.policy_ops.PARKED``); an access to a parked range recharges it to the
+(``core.pages.PARKED``); an access to a parked range recharges it to the
 accessor's memcg (never OOM: over the accessor's limit it stays parked). Swap
 records stay with the zombie (compose with ``swap_walk``).
 
@@ -24,9 +24,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from core.policy import Policy, register
+from core.recharge import park_run, resident_runs, unpark_range
 
 if TYPE_CHECKING:
-    from core.machine import Machine
+    from core.state import MachineState
 
 
 class DeferredAccess(Policy):
@@ -37,19 +38,19 @@ class DeferredAccess(Policy):
     def __init__(self) -> None:
         self._parked_objs: set[int] = set()  # objects that may hold PARKED runs (a cheap filter)
 
-    def park(self, machine: "Machine", r: int) -> None:
+    def park(self, machine: "MachineState", r: int) -> None:
         """Step one: the run's charge goes to the parent until someone touches it."""
         self._parked_objs.add(machine.runs.obj[r])
-        machine.park_run(r)
+        park_run(machine, r)
 
-    def on_access(self, machine: "Machine", obj: int, lo: int, hi: int, memcg: int, how: str) -> None:
+    def on_access(self, machine: "MachineState", obj: int, lo: int, hi: int, memcg: int, how: str) -> None:
         if how == "unmap":
             return
         machine.counters["access_path_work"] += hi - lo
         if obj in self._parked_objs:
-            machine.unpark_range(obj, lo, hi, memcg)
+            unpark_range(machine, obj, lo, hi, memcg)
 
-    def object_freed(self, machine: "Machine", obj: int) -> None:
+    def object_freed(self, machine: "MachineState", obj: int) -> None:
         self._parked_objs.discard(obj)
 
 
@@ -61,6 +62,6 @@ class RechargeDeferred(DeferredAccess):
     source = ("talk toolkit 'Deferred recharge (Two-step recharge)'; Yosry Ahmed's RFC patches 4-5 "
               "<20230720070825.992023-1-yosryahmed@google.com>")
 
-    def css_offline(self, machine: "Machine", memcg: int) -> None:
-        for r in machine.resident_runs(memcg):
+    def css_offline(self, machine: "MachineState", memcg: int) -> None:
+        for r in resident_runs(machine, memcg):
             self.park(machine, r)

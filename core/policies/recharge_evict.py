@@ -25,9 +25,10 @@ from typing import TYPE_CHECKING
 from core.pages import Kind, St
 from core.policies._common import choice
 from core.policy import Policy, register
+from core.recharge import policy_evict, policy_swap_out, reparent_run, resident_runs
 
 if TYPE_CHECKING:
-    from core.machine import Machine
+    from core.state import MachineState
 
 
 @register
@@ -42,19 +43,19 @@ class RechargeEvict(Policy):
         self.swap_backed = choice(self.name, "swap_backed", swap_backed, ("reparent", "swap"))
         self.evict_mapped = bool(evict_mapped)
 
-    def css_offline(self, machine: "Machine", memcg: int) -> None:
+    def css_offline(self, machine: "MachineState", memcg: int) -> None:
         R = machine.runs
-        runs = machine.resident_runs(memcg)
+        runs = resident_runs(machine, memcg)
         machine.counters["policy_walk_steps"] += len(runs)
         for r in runs:
             if R.state[r] != St.RESIDENT or R.memcg[r] != memcg or R.pinc[r]:
                 continue  # pinned: neither evictable nor swappable
             if R.kind[r] == Kind.FILE:
                 if self.evict_mapped or R.mapc[r] == 0:
-                    machine.policy_evict(r)
+                    policy_evict(machine, r)
             elif self.swap_backed == "swap":
-                machine.policy_swap_out(r)
+                policy_swap_out(machine, r)
         # what is left of the swap-backed pages (no swap room, or mode "reparent") moves to the parent
-        for r in machine.resident_runs(memcg):
+        for r in resident_runs(machine, memcg):
             if R.kind[r] != Kind.FILE and not R.pinc[r]:
-                machine.reparent_run(r)
+                reparent_run(machine, r)

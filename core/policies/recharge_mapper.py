@@ -24,16 +24,27 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from core.pages import St
-from core.policies._common import MAPPER, ON_LIMIT, backoff_us, choice, pick_mapper, positive, recharge, still_dying
+from core.policies._common import (
+    MAPPER,
+    ON_LIMIT,
+    backoff_us,
+    choice,
+    pick_mapper,
+    positive,
+    recharge,
+    still_dying,
+)
 from core.policy import Policy, register
+from core.recharge import is_mapped, resident_runs
+from core.workqueue import queue_delayed_work
 
 if TYPE_CHECKING:
-    from core.machine import Machine
+    from core.state import MachineState
 
 MAX_RECLAIM_RETRIES = 16
 
 
-def recharge_mapped(machine: "Machine", memcg: int, on_limit: str, mapper: str) -> tuple[int, bool]:
+def recharge_mapped(machine: "MachineState", memcg: int, on_limit: str, mapper: str) -> tuple[int, bool]:
     """Recharge every mapped, unpinned resident run of ``memcg`` to a mapper.
 
     Returns (runs visited, whether some recharge was refused). Reclaim inside a
@@ -45,13 +56,13 @@ def recharge_mapped(machine: "Machine", memcg: int, on_limit: str, mapper: str) 
     tried: set[tuple[int, int]] = set()
     steps, failed = 0, False
     for _ in range(8):
-        todo = [r for r in machine.resident_runs(memcg) if (R.obj[r], R.start[r]) not in tried]
+        todo = [r for r in resident_runs(machine, memcg) if (R.obj[r], R.start[r]) not in tried]
         if not todo:
             break
         for r in todo:
             tried.add((R.obj[r], R.start[r]))
             steps += 1
-            if R.state[r] != St.RESIDENT or R.memcg[r] != memcg or R.pinc[r] or not machine.is_mapped(r):
+            if R.state[r] != St.RESIDENT or R.memcg[r] != memcg or R.pinc[r] or not is_mapped(machine, r):
                 continue
             to = pick_mapper(machine, r, mapper)
             if to >= 0 and not recharge(machine, r, to, on_limit):
@@ -76,11 +87,11 @@ class RechargeMapper(Policy):
         self.delay_us, self.retry_base_us, self.retry_max_us = int(delay_us), int(retry_base_us), int(retry_max_us)
         self.max_retries = int(max_retries)
 
-    def css_offline(self, machine: "Machine", memcg: int) -> None:
+    def css_offline(self, machine: "MachineState", memcg: int) -> None:
         off = machine.mem.offline_us[memcg]
-        machine.schedule(machine.now_us + self.delay_us, "policy", "mapper_walk", memcg, off, 0)
+        queue_delayed_work(machine, machine.now_us + self.delay_us, self.mapper_walk, memcg, off, 0)
 
-    def mapper_walk(self, machine: "Machine", memcg: int, offline_us: int, attempt: int) -> None:
+    def mapper_walk(self, machine: "MachineState", memcg: int, offline_us: int, attempt: int) -> None:
         """The worker: one pass over the memcg's LRU; on a refused charge, retry after a backoff."""
         if not still_dying(machine, memcg, offline_us):
             return
@@ -89,4 +100,4 @@ class RechargeMapper(Policy):
         if failed and self.on_limit == "retry" and attempt < self.max_retries:
             machine.counters["recharge_retries"] += 1
             when = machine.now_us + backoff_us(attempt, self.retry_base_us, self.retry_max_us)
-            machine.schedule(when, "policy", "mapper_walk", memcg, offline_us, attempt + 1)
+            queue_delayed_work(machine, when, self.mapper_walk, memcg, offline_us, attempt + 1)

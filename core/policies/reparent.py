@@ -24,9 +24,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from core.policy import Policy, register
+from core.recharge import reparent_run, resident_runs
 
 if TYPE_CHECKING:
-    from core.machine import Machine
+    from core.state import MachineState
 
 
 @register
@@ -38,12 +39,12 @@ class Reparent(Policy):
               "<20220621125658.64935-1-songmuchun@bytedance.com>; 'Eliminate Dying Memory Cgroup' v3 "
               "cover.1768389889.git.zhengqi.arch@bytedance.com (linux-next 2026); talk non-fix 'Reparent'")
 
-    def css_offline(self, machine: "Machine", memcg: int) -> None:
+    def css_offline(self, machine: "MachineState", memcg: int) -> None:
         # No walk cost is counted: the series splices whole LRU lists under the lruvec locks.
-        runs = machine.resident_runs(memcg)
+        runs = resident_runs(machine, memcg)
         objs = set()
         for r in runs:
             objs.add(machine.runs.obj[r])
-            machine.reparent_run(r)
+            reparent_run(machine, r)
         for o in sorted(objs):  # neighbouring runs now in the parent may merge again
             machine.runs.coalesce(o, 0, 1 << 62)

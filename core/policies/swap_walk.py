@@ -26,12 +26,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from core.cgroup import css_release_work
 from core.errors import ConfigError
 from core.policies._common import arm, next_grid, positive
 from core.policy import Policy, register
+from core.recharge import reparent_run
+from core.swap_slots import reparent_parked_slots
 
 if TYPE_CHECKING:
-    from core.machine import Machine
+    from core.state import MachineState
 
 
 @register
@@ -50,14 +53,14 @@ class SwapWalk(Policy):
         self.records_per_tick = int(records_per_tick)
         self._armed = False
 
-    def css_offline(self, machine: "Machine", memcg: int) -> None:
+    def css_offline(self, machine: "MachineState", memcg: int) -> None:
         if machine.mem.swap[memcg]:
             self._arm(machine)
 
-    def _arm(self, machine: "Machine") -> None:
-        arm(self, machine, next_grid(machine.now_us, self.interval_us), "swap_walk_tick")
+    def _arm(self, machine: "MachineState") -> None:
+        arm(self, machine, next_grid(machine.now_us, self.interval_us), self.swap_walk_tick)
 
-    def swap_walk_tick(self, machine: "Machine") -> None:
+    def swap_walk_tick(self, machine: "MachineState") -> None:
         """One pass over the swap records."""
         self._armed = False
         R, mem = machine.runs, machine.mem
@@ -72,15 +75,15 @@ class SwapWalk(Policy):
                 if R.npages[r] > budget:
                     R.split(r, R.start[r] + budget)  # the rest stays for the next pass
                 budget -= R.npages[r]
-                machine.reparent_run(r, mem.nearest_online(m))
+                reparent_run(machine, r, mem.nearest_online(m))
             if budget > 0:  # freed slots still parked in a CPU's slot cache keep their record too
-                budget -= machine.reparent_parked_slots(m, mem.nearest_online(m))
-        machine.reap()
+                budget -= reparent_parked_slots(machine, m, mem.nearest_online(m))
+        css_release_work(machine)
         if any(mem.swap[m] for m in mem.dying):
             self._arm(machine)
 
 
-def _dying_records(machine: "Machine", ids: np.ndarray) -> dict[int, list[int]]:
+def _dying_records(machine: "MachineState", ids: np.ndarray) -> dict[int, list[int]]:
     """The swapped runs ``ids`` whose record names a dying memcg: per memcg, in page order.
 
     One scan for the whole pass (``machine.swapped_runs`` per memcg would scan every run once

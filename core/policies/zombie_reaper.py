@@ -2,7 +2,7 @@
 
 In: memcgs going offline (they arm the reaper) and the machine's clock. Out:
 each pass reclaims up to ``pages_per_scan`` pages from the zombies, oldest
-zombie first, through the model's ordinary reclaim (``core.reclaim.shrink``),
+zombie first, through the model's ordinary reclaim (``core.vmscan.try_to_free_mem_cgroup_pages``),
 so pinned/mlocked pages and mapped pages of live mappers (with ``mapped_hot``)
 are never taken; ``may_swap`` lets it swap anon/shmem (the record then names
 the nearest online ancestor, which frees the zombie).
@@ -27,13 +27,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from core import reclaim
 from core.pages import Kind, St
 from core.policies._common import arm, next_grid, positive
 from core.policy import Policy, register
+from core.vmscan import try_to_free_mem_cgroup_pages
 
 if TYPE_CHECKING:
-    from core.machine import Machine
+    from core.state import MachineState
 
 
 @register
@@ -53,13 +53,13 @@ class ZombieReaper(Policy):
         self.may_swap = bool(may_swap)
         self._armed = False
 
-    def css_offline(self, machine: "Machine", memcg: int) -> None:
+    def css_offline(self, machine: "MachineState", memcg: int) -> None:
         self._arm(machine)
 
-    def _arm(self, machine: "Machine") -> None:
-        arm(self, machine, next_grid(machine.now_us, self.interval_us), "reaper_tick")
+    def _arm(self, machine: "MachineState") -> None:
+        arm(self, machine, next_grid(machine.now_us, self.interval_us), self.reaper_tick)
 
-    def reaper_tick(self, machine: "Machine") -> None:
+    def reaper_tick(self, machine: "MachineState") -> None:
         """One scan: reclaim from each zombie with reclaimable pages until the page budget is spent."""
         self._armed = False
         mem = machine.mem
@@ -72,14 +72,14 @@ class ZombieReaper(Policy):
                 rec = self._reclaimable(machine)
             want = int(rec[m])
             if want:
-                got = reclaim.shrink(machine, m, min(want, budget), may_swap=self.may_swap, full_walk=True)
+                got = try_to_free_mem_cgroup_pages(machine, m, min(want, budget), may_swap=self.may_swap, full_walk=True)
                 machine.counters["reaper_reclaimed_pages"] += got
                 budget -= max(got, 1)
                 rec = None  # the shrink changed the runs (of m's whole subtree)
         if mem.dying:
             self._arm(machine)
 
-    def _reclaimable(self, machine: "Machine") -> np.ndarray:
+    def _reclaimable(self, machine: "MachineState") -> np.ndarray:
         """Per memcg slot, its own pages that reclaim could take now (a cheap pre-check before a shrink).
 
         Resident and unpinned; not mapped page cache or shmem of a live mapper with ``mapped_hot``;

@@ -42,11 +42,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from core.cgroup import css_release_work
 from core.memcg import ROOT, State
+from core.page_counter import mem_cgroup_charge_statistics
 from core.pages import Kind, St
 
 if TYPE_CHECKING:
-    from core.machine import Machine
+    from core.state import MachineState
+
+# plain ints for the per-event paths: an IntEnum member lookup costs about 160 ns in Python 3.11
+_SWAPPED = int(St.SWAPPED)
+_EVICTED = int(St.EVICTED)
 
 DEF_PRIORITY = 12
 SWAP_CLUSTER_MAX = 32
@@ -57,7 +63,7 @@ MIN_LRU_BATCH = 64  # BITS_PER_LONG: MGLRU's refault feedback ignores fewer refa
 _MAX_CALLS = 4096  # batched reclaim: calls modelled one by one; the rest of the target goes in one more
 
 
-def shrink(machine: "Machine", top: int, nr_to_reclaim: int, *, may_swap: bool = True,
+def try_to_free_mem_cgroup_pages(machine: "MachineState", top: int, nr_to_reclaim: int, *, may_swap: bool = True,
            full_walk: bool = True, batch: int = 0, quarter: bool = False) -> int:
     """Reclaim up to ``nr_to_reclaim`` pages from the subtree of memcg ``top``; returns pages reclaimed.
 
@@ -87,7 +93,7 @@ def shrink(machine: "Machine", top: int, nr_to_reclaim: int, *, may_swap: bool =
         if target > call:
             got = _shrink_pass(machine, sub, call, may_swap, full_walk, batch, quarter)
             mem.refault_snap[top] = mem.refault_tree[top]
-            return got + shrink(machine, top, target - got, may_swap=may_swap, full_walk=full_walk,
+            return got + try_to_free_mem_cgroup_pages(machine, top, target - got, may_swap=may_swap, full_walk=full_walk,
                                 batch=batch, quarter=quarter) if got else got
     reclaimed, done = 0, False
     if trim and any(mem.file[m] for m in sub.tolist()):
@@ -98,7 +104,7 @@ def shrink(machine: "Machine", top: int, nr_to_reclaim: int, *, may_swap: bool =
     return reclaimed
 
 
-def _cache_trim(machine: "Machine", top: int) -> bool:
+def _cache_trim(machine: "MachineState", top: int) -> bool:
     """Does reclaim aimed at ``top`` take page cache alone first (the cache is not thrashing)?
 
     Classic LRU (prepare_scan_count, v6.1): ``cache_trim_mode`` scans only file
@@ -119,7 +125,7 @@ def _cache_trim(machine: "Machine", top: int) -> bool:
     return since < (MIN_LRU_BATCH if machine.cfg.lru_gen else 1)
 
 
-def first_pass_pages(machine: "Machine", top: int) -> int:
+def first_pass_pages(machine: "MachineState", top: int) -> int:
     """Pages that reclaim aimed at memcg ``top`` could take in its first pass: resident pages of
     the kinds it takes first (``_cache_trim``: page cache alone), in ``top``'s subtree, less the
     mapped and pinned ones. An estimate from memcg counters that errs low, never high."""
@@ -137,9 +143,9 @@ def first_pass_pages(machine: "Machine", top: int) -> int:
     return max(total, 0)
 
 
-def _shrink_pass(machine: "Machine", sub: np.ndarray, target: int, may_swap: bool, full_walk: bool,
+def _shrink_pass(machine: "MachineState", sub: np.ndarray, target: int, may_swap: bool, full_walk: bool,
                  batch: int, quarter: bool) -> int:
-    """One plan over the subtree ``sub`` and its reclaim (``shrink`` minus the choice of kinds);
+    """One plan over the subtree ``sub`` and its reclaim (``try_to_free_mem_cgroup_pages`` minus the choice of kinds);
     returns pages reclaimed. ``may_swap`` False: page cache only."""
     plan = _plan(machine, sub, target, may_swap, full_walk, batch, quarter)
     machine.counters["reclaim_passes"] += plan.calls
@@ -147,7 +153,7 @@ def _shrink_pass(machine: "Machine", sub: np.ndarray, target: int, may_swap: boo
     reclaimed = 0
     for r, take in zip(plan.runs, plan.take):
         reclaimed += _reclaim_run(machine, r, take)
-    machine.reap()
+    css_release_work(machine)
     return reclaimed
 
 
@@ -158,7 +164,7 @@ class _Plan:
         self.runs, self.take, self.visited, self.calls = runs, take, visited, calls
 
 
-def _plan(machine: "Machine", sub: np.ndarray, target: int, may_swap: bool, full_walk: bool,
+def _plan(machine: "MachineState", sub: np.ndarray, target: int, may_swap: bool, full_walk: bool,
           batch: int = 0, quarter: bool = False) -> _Plan:
     ids, owners, sizes_by_run = _candidates(machine, sub, may_swap)
     nslots = len(machine.mem.state)
@@ -182,7 +188,7 @@ def _plan(machine: "Machine", sub: np.ndarray, target: int, may_swap: bool, full
     return _Plan(runs, take, visited, calls)
 
 
-def _batched_quotas(machine: "Machine", sub: np.ndarray, sizes: np.ndarray, dying: np.ndarray, target: int,
+def _batched_quotas(machine: "MachineState", sub: np.ndarray, sizes: np.ndarray, dying: np.ndarray, target: int,
                     batch: int, full_walk: bool, quarter: bool = False) -> tuple[np.ndarray, int, int]:
     """Pages per memcg that calls of max(batch, SWAP_CLUSTER_MAX) take until ``target`` is met
     (``quarter``: calls of max(a quarter of what is left, SWAP_CLUSTER_MAX)).
@@ -272,7 +278,7 @@ def _visit_quota(left: int, dying: bool, prio: int, lru_gen: bool) -> int:
     return max(left >> prio, min(left, SWAP_CLUSTER_MAX))
 
 
-def _candidates(machine: "Machine", sub: np.ndarray, may_swap: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _candidates(machine: "MachineState", sub: np.ndarray, may_swap: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Reclaimable resident runs charged inside ``sub``: (run ids, their memcgs, their page counts)."""
     R = machine.runs
     if len(R) == 0:
@@ -347,7 +353,7 @@ def _mglru_scrape(left: np.ndarray) -> np.ndarray:
     return np.minimum(left, MAX_LRU_BATCH * batches)
 
 
-def _select_oldest(machine: "Machine", ids: np.ndarray, owners: np.ndarray, npages: np.ndarray,
+def _select_oldest(machine: "MachineState", ids: np.ndarray, owners: np.ndarray, npages: np.ndarray,
                    quota: np.ndarray) -> tuple[list[int], list[int]]:
     """Oldest runs of each memcg up to its quota: (run ids, pages to take from each).
 
@@ -367,7 +373,7 @@ def _select_oldest(machine: "Machine", ids: np.ndarray, owners: np.ndarray, npag
     return o_ids[keep].tolist(), take[keep].tolist()
 
 
-def _reclaim_run(machine: "Machine", r: int, take: int) -> int:
+def _reclaim_run(machine: "MachineState", r: int, take: int) -> int:
     """Reclaim the first ``take`` pages of run ``r``: evict page cache, swap out the rest."""
     R = machine.runs
     kind = R.kind[r]
@@ -379,9 +385,26 @@ def _reclaim_run(machine: "Machine", r: int, take: int) -> int:
         R.split(r, R.start[r] + take)
     m = R.memcg[r]
     if kind == Kind.FILE:
-        machine.evict_run(r)
+        remove_mapping(machine, r)
     else:
-        machine.swap_out_run(r)
+        add_to_swap(machine, r)
     machine.mem.pgsteal[m] += take
     machine.counters["pgsteal"] += take
     return take
+
+
+def remove_mapping(machine: "MachineState", r: int) -> None:
+    """Reclaim a page-cache run: uncharge it and leave a shadow (EVICTED)."""
+    mem_cgroup_charge_statistics(machine, r, -1)
+    machine.runs.set_owner(r, _EVICTED, -1)
+    machine.counters["evictions"] += machine.runs.npages[r]
+
+
+def add_to_swap(machine: "MachineState", r: int) -> None:
+    """Reclaim a swap-backed run: the record names the nearest online ancestor."""
+    R = machine.runs
+    rec = machine.mem.nearest_online(R.memcg[r])
+    mem_cgroup_charge_statistics(machine, r, -1)
+    R.set_owner(r, _SWAPPED, rec)
+    mem_cgroup_charge_statistics(machine, r, +1)
+    machine.counters["swapouts"] += R.npages[r]

@@ -1,0 +1,61 @@
+"""Kernel memory charged to a memcg: slab objects and kmem pages, and their reparenting
+through the objcg at offline (mm/memcontrol.c ``memcg_reparent_objcgs``, mm/slab).
+
+In: kmem objects allocated by the trace (``core.syscalls.op_kmem_alloc``) and freed by it or
+at task exit; a memcg going offline. Out: ``MemcgTable.kmem`` (own kmem pages),
+``kmem_pin`` (the part that holds a dying memcg: not reparented on this kernel) and the
+hierarchical usage. Reparented via objcg at offline: slab since v5.9, kmem pages since v5.13
+(KERNEL-MODEL.md section 1).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from core.cgroup import css_put
+
+if TYPE_CHECKING:
+    from core.state import MachineState
+
+
+def kmem_free(machine: "MachineState", k: int) -> None:
+    kmem_account(machine, k, -1, hier=True)
+    machine.kmem_of[machine.k_memcg[k]].discard(k)
+    t = machine.k_task[k]
+    if t >= 0:
+        machine.t_kmem[t].discard(k)
+        machine.t_kpages[t] -= machine.k_pages[k]
+    del machine.kmem_by_name[machine.k_name[k]]
+    machine.free_kmem.append(k)
+
+
+def kmem_pins(machine: "MachineState", k: int) -> bool:
+    # Reparented via objcg at offline: slab since v5.9, kmem pages since v5.13.
+    return not (machine.kernel.slab_reparented if machine.k_slab[k] else machine.kernel.kmem_reparented)
+
+
+def kmem_account(machine: "MachineState", k: int, sign: int, hier: bool) -> None:
+    m, n = machine.k_memcg[k], machine.k_pages[k] * sign
+    machine.mem.kmem[m] += n
+    if kmem_pins(machine, k):
+        machine.mem.kmem_pin[m] += n
+    if hier:
+        machine.mem.charge(m, n)
+    machine.kmem_total += n
+    if sign < 0:
+        css_put(machine, m)
+
+
+def memcg_reparent_objcgs(machine: "MachineState", m: int) -> None:
+    """memcg_offline_kmem -> memcg_reparent_objcgs: kmem charges follow the objcg to the parent."""
+    p = machine.mem.parent[m]
+    for k in sorted(machine.kmem_of.get(m, ())):
+        if kmem_pins(machine, k):
+            continue
+        n = machine.k_pages[k]
+        machine.mem.kmem[m] -= n
+        machine.mem.usage[m] -= n  # the parent's hierarchical usage already contains it
+        machine.mem.kmem[p] += n
+        machine.k_memcg[k] = p
+        machine.kmem_of[m].discard(k)
+        machine.kmem_of.setdefault(p, set()).add(k)

@@ -1,0 +1,423 @@
+"""Faults: making pages of an object resident for a task, and who pays
+(mm/memory.c, mm/filemap.c, mm/shmem.c, mm/swap_state.c, mm/workingset.c).
+
+In: a task touching pages [lo, hi) of an object (read, write, map, pin, an anon
+allocation). Out: the range resident and aged (and stamped dirty for a write),
+charged by ``core.memcontrol.try_charge_memcg`` to the memcg the rules name.
+
+Kernel behaviour modelled (KERNEL-MODEL.md section 6):
+- first touch owns: a page inserted into the page cache or shmem, or an anon
+  fault, is charged to the faulting task's memcg (``__filemap_add_folio``,
+  ``shmem_alloc_and_add_folio``, ``do_anonymous_page``); finding a page already
+  resident charges nothing.
+- a refault after eviction charges the refaulting task (mm/workingset.c).
+- swap-in (``mem_cgroup_swapin_charge_folio``): charge the memcg recorded in the
+  swap entry if it is online, else the faulting task's memcg; the slot is freed
+  on swap-in (as when the swap cache folio is exclusive; the swap charge goes with it).
+- an access is charged folio by folio, so an access bigger than the room under its
+  limits reclaims its own first pages (``_piece_pages``, kernel check D10).
+The policy may name another payer (``charge_target``, ``swapin_target``).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from typing import TYPE_CHECKING, NamedTuple
+
+from core.fs_writeback import mark_range_dirty
+from core.memcg import ROOT
+from core.memcontrol import (
+    MEMCG_CHARGE_BATCH,
+    memory_max_write,
+    over_high_any,
+    reclaim_over_high,
+    try_charge_memcg,
+)
+from core.page_counter import (
+    cancel_charge,
+    charge_new_resident,
+    lru_age,
+    mem_cgroup_charge_statistics,
+    nr_free_pages,
+)
+from core.pages import Kind, St
+from core.rmap import map_pieces
+from core.vmscan import first_pass_pages
+
+if TYPE_CHECKING:
+    from core.state import MachineState
+
+# plain ints for the per-event paths: an IntEnum member lookup costs about 160 ns in Python 3.11
+_RESIDENT = int(St.RESIDENT)
+_SWAPPED = int(St.SWAPPED)
+_EVICTED = int(St.EVICTED)
+_ANON = int(Kind.ANON)
+_FILE = int(Kind.FILE)
+
+class _Pieces(NamedTuple):
+    """``_charge_range``'s answer for an access that reclaim must make room for with its own
+    pages (nothing reserved): the first piece's length and the ``_needs`` it computed."""
+
+    step: int  #: pages of the first piece (``_piece_pages``)
+    need: dict[int, int]  #: pages to pay per memcg for the whole range
+    segs: list[tuple[int, int, int, int]]  #: the range's segments, as ``_needs`` gives them
+
+
+def _seg_target(machine: "MachineState", o: int, r: int, accessor: int) -> int:
+    """Which memcg pays for making this segment resident (-1: nothing to pay)."""
+    R = machine.runs
+    if r >= 0:
+        st = R.state[r]
+        if st == _RESIDENT:
+            return -1
+        if st == _SWAPPED:
+            rec = R.memcg[r]
+            return machine.policy.swapin_target(machine, r, rec, accessor)
+    return machine.policy.charge_target(machine, o, accessor)
+
+
+def _needs(machine: "MachineState", o: int, lo: int, hi: int, accessor: int,
+           fill_holes: bool) -> tuple[dict[int, int], list[tuple[int, int, int, int]]]:
+    """Pages of [lo, hi) that must be charged, per paying memcg, and the segments they came from.
+
+    Segments are (run or -1, seg_lo, seg_hi, payer): ``_materialize`` reuses the payer
+    (``_seg_target``; -1 for a resident run or a hole left alone) instead of asking the
+    policy again. It stays true because ``fault_range`` recomputes the segments whenever
+    anything moved while charging (``mutations``).
+    """
+    need: dict[int, int] = {}
+    segs: list[tuple[int, int, int, int]] = []
+    state, policy = machine.runs.state, machine.policy
+    for r, s, e in machine.runs.pieces(o, lo, hi):  # unsplit: _materialize isolates what it changes
+        if r < 0:
+            # _seg_target of a hole, inlined
+            tgt = policy.charge_target(machine, o, accessor) if fill_holes else -1
+        elif state[r] == _RESIDENT:
+            tgt = -1
+        else:
+            tgt = _seg_target(machine, o, r, accessor)
+        segs.append((r, s, e, tgt))
+        if tgt >= 0:
+            need[tgt] = need.get(tgt, 0) + e - s
+    return need, segs
+
+
+def fault_range(machine: "MachineState", t: int, o: int, lo: int, hi: int, mayfail: bool,
+                fill_holes: bool = True, dirty: int = 0) -> bool:
+    """Make pages [lo, hi) of ``o`` resident for task ``t`` and mark them accessed.
+
+    Charges follow the module's rules; returns False when the charge was refused
+    or the task (or the object) died on the way, leaving the range untouched.
+    ``dirty`` > 0 (a write to a disk file: its stamp) also stamps the range, as
+    ``mark_range_dirty`` right after the fault would. When nothing can look at the runs
+    in between (no memory.high reclaim due) the stamp goes on in the same pass, so
+    an append grows the last run instead of adding a clean run that the stamp then
+    merges back; both end in the same runs (one ``coalesce`` window covers them).
+    """
+    R = machine.runs
+    runs = R.obj_runs.get(o)
+    if runs and lo < hi:
+        # the usual access: one resident run covers the range (``_touch_if_resident``
+        # without its loop): nothing to charge, age it (and stamp it) in place
+        starts = R.obj_starts[o]
+        i = bisect_right(starts, lo) - 1
+        if i >= 0:
+            r = runs[i]
+            if hi <= starts[i] + R.npages[r] and R.state[r] == _RESIDENT:
+                age = machine.now_us // machine.cfg.age_quantum_us  # lru_age(), inlined
+                if R.age[r] != age or dirty and R.dirty[r] != dirty:
+                    x = R.isolate(r, lo, hi)
+                    R.age[x] = age
+                    if dirty:
+                        R.dirty[x] = dirty
+                elif not dirty:
+                    return True
+                R.coalesce(o, lo, hi)  # (a write's stamp coalesces even when it changed nothing)
+                return True
+        # a range starting before the first run or running past the last one has a hole
+        # to fill (an append): the touch-only path cannot take it
+        hole = fill_holes and (i < 0 or i == len(runs) - 1 and starts[i] + R.npages[runs[i]] < hi)
+    else:
+        hole = fill_holes and not runs
+    if not hole and _touch_if_resident(machine, o, lo, hi, fill_holes, dirty):
+        return True
+    charged = _charge_range(machine, t, o, lo, hi, mayfail, fill_holes)
+    if charged is None:
+        return False
+    if isinstance(charged, _Pieces):
+        return _fault_chunks(machine, t, o, lo, hi, mayfail, fill_holes, dirty, charged)
+    have, segs, settled = charged
+    # a settled fault only gives back reservations, so no memcg over its high now means
+    # no mem_cgroup_handle_over_high reclaim after it: nothing can see the runs before the stamp
+    fused = dirty and settled and not over_high_any(machine, have)
+    _materialize(machine, o, segs, fill_holes, have, dirty if fused else 0)
+    R.coalesce(o, lo, hi)
+    if not fused:
+        reclaim_over_high(machine, have)
+        if dirty:
+            mark_range_dirty(machine, o, lo, hi, dirty)
+    return True
+
+
+def _piece_pages(machine: "MachineState", o: int, need: dict[int, int]) -> int:
+    """0 when ``need`` (pages per paying memcg) of object ``o`` can be charged at once; else
+    how many pages of the access to charge at a time.
+
+    The kernel charges an access folio by folio (filemap_add_folio, do_anonymous_page,
+    each calling mem_cgroup_charge), so the pages it has brought in are on the LRU, and
+    reclaimable, while its later pages are charged: a read bigger than the room under
+    memory.max evicts its own first pages (kernel check ``limit_reclaim_anon_vs_file``).
+    Reclaim takes older pages first: while the room under each limit (memory.max; from
+    v5.18 memory.high too, which try_charge_memcg reclaims synchronously) and under the
+    low watermark, plus the older pages that reclaim there takes first
+    (``core.vmscan.first_pass_pages``), cover the access, one charge with one reclaim ends as
+    the page-by-page charges would. Otherwise the access goes in pieces of that cover
+    (at least MEMCG_CHARGE_BATCH pages), each charged once its predecessors are resident
+    (``_fault_chunks``). An access whose own pages reclaim could not take (anon or shmem
+    without swap, or an object with mappings while ``mapped_hot``) is one charge:
+    pieces would end the same way.
+    """
+    mem = machine.mem
+    usage, mx, parent = mem.usage, mem.max, mem.parent
+    high = mem.high if machine.kernel.at_least(5, 18) else mx
+    total = sum(need.values())
+    free_room = nr_free_pages(machine) - int(machine.mem_total * machine.cfg.watermark_low)
+    tight: list[tuple[int, int]] = []  # (memcg, room under its limits) where the charge does not fit
+    for m, n in need.items():
+        while m >= 0:
+            room = (mx[m] if mx[m] < high[m] else high[m]) - usage[m]
+            if n > room:
+                tight.append((m, room))
+            m = parent[m]
+    if total <= free_room and not tight:
+        return 0  # the usual case: it fits, no reclaim
+    kind = machine.o_kind[o]
+    if kind != _FILE and machine.swap_total <= machine.swap_used:
+        return 0
+    if kind != _ANON and machine.o_maps[o] and machine.cfg.mapped_hot:
+        return 0  # its pages may be mapped, so referenced: reclaim keeps them
+    cap = -1  # -1: nothing in the way
+    if total > free_room:  # kswapd wakes and reclaims to the high watermark
+        gap = int(machine.mem_total * (machine.cfg.watermark_high - machine.cfg.watermark_low))
+        cap = free_room + first_pass_pages(machine, ROOT) - gap
+    for m, room in tight:
+        c = room + first_pass_pages(machine, m)
+        cap = c if cap < 0 else min(cap, c)
+    if cap < 0 or total <= cap:
+        return 0
+    return max(MEMCG_CHARGE_BATCH, cap)
+
+
+def _fault_chunks(machine: "MachineState", t: int, o: int, lo: int, hi: int, mayfail: bool,
+                  fill_holes: bool, dirty: int, pieces: _Pieces) -> bool:
+    """``fault_range`` of an access that reclaim must make room for with its own pages.
+
+    Under memcg limits alone (free memory stays above the low watermark) and for a
+    charge that may not fail: ``_fault_streaming``, one reclaim per limit. Otherwise in
+    consecutive pieces, the first ``pieces.step`` pages long (see ``_piece_pages``; each
+    later piece sizes itself the same way); False as soon as a piece is refused, and the
+    pieces before it stay resident, as after a short read in the kernel.
+    """
+    if not mayfail and nr_free_pages(machine) - (hi - lo) >= int(machine.mem_total * machine.cfg.watermark_low):
+        return _fault_streaming(machine, t, o, lo, hi, fill_holes, dirty, pieces.need, pieces.segs)
+    step, a = pieces.step, lo
+    while a < hi:
+        b = min(a + step, hi)
+        if not fault_range(machine, t, o, a, b, mayfail, fill_holes, dirty):
+            return False
+        a = b
+        if a < hi:  # size the next piece as the first was (t is alive: the piece succeeded)
+            need, _ = _needs(machine, o, a, hi, machine.t_cg[t], fill_holes)
+            step = (_piece_pages(machine, o, need) if need else 0) or hi - a
+    return True
+
+
+def _fault_streaming(machine: "MachineState", t: int, o: int, lo: int, hi: int, fill_holes: bool, dirty: int,
+                     need: dict[int, int], segs: list[tuple[int, int, int, int]]) -> bool:
+    """Make [lo, hi) of ``o`` resident past its memcgs' limits, then reclaim each limit's
+    excess with the access's own pages among the candidates; False if ``t`` or ``o`` died.
+    ``need`` and ``segs``: ``_needs`` of the range, as ``_charge_range`` computed them.
+
+    What the kernel's page-by-page charges of an access bigger than the room under
+    memory.max end with (``_piece_pages``), in one reclaim instead of one per piece:
+    reclaim takes the oldest pages first, so older page cache goes, then the access's
+    own first pages (the youngest candidates, in page order), in the 32-page calls of
+    limit reclaim across the memcgs of the over-limit subtree. Only when free memory
+    stays above the low watermark (no machine-wide overcommit) and the charge may not
+    fail. An excess that reclaim cannot take OOM-kills inside the subtree, as the charge
+    would have. memory.peak of the memcgs on the way is held to what the page-by-page
+    charges could reach: the old peak, or the usage before plus the tightest room above.
+    """
+    mem, R = machine.mem, machine.runs
+    chain: dict[int, int] = {}  # every memcg whose usage the charge raises -> its peak bound
+    for m in need:
+        path, x = [], m
+        while x >= 0:
+            path.append(x)
+            x = mem.parent[x]
+        room = min(max(mem.max[x] - mem.usage[x], 0) for x in path)
+        for x in path:
+            bound = max(mem.peak[x], min(mem.usage[x] + room, mem.max[x]))
+            chain[x] = max(chain.get(x, 0), bound)
+    for m, n in need.items():
+        mem.charge(m, n)
+        machine.reserved += n
+    _materialize(machine, o, segs, fill_holes, dict(need), dirty)
+    R.coalesce(o, lo, hi)
+    for x in chain:
+        if mem.peak[x] > chain[x]:
+            mem.peak[x] = chain[x]
+    for m in sorted(need):
+        x = m
+        while x >= 0:
+            memory_max_write(machine, x, t, charging=True)
+            x = mem.parent[x]
+    alive = bool(machine.t_alive[t]) and bool(machine.o_alive[o])
+    if alive:
+        reclaim_over_high(machine, need)
+    return alive
+
+
+def _charge_range(machine: "MachineState", t: int, o: int, lo: int, hi: int, mayfail: bool,
+                  fill_holes: bool) -> tuple[dict[int, int], list[tuple[int, int, int, int]], bool] | _Pieces | None:
+    """Reserve what making [lo, hi) of ``o`` resident costs, per paying memcg.
+
+    Returns (pages reserved per memcg, the segments from ``_needs``, settled: the last
+    charge round moved nothing), or None when a charge was refused or the task or the
+    object died on the way (then nothing stays reserved), or ``_Pieces`` with nothing
+    reserved when a range longer than a charge batch needs reclaim that would take its
+    own pages: the caller then faults it in pieces (``_fault_chunks``).
+    """
+    R = machine.runs
+    have: dict[int, int] = {}
+    accessor = machine.t_cg[t]
+    need, segs = _needs(machine, o, lo, hi, accessor, fill_holes)
+    if hi - lo > MEMCG_CHARGE_BATCH and need:
+        step = _piece_pages(machine, o, need)
+        if step and step < hi - lo:
+            return _Pieces(step, need, segs)
+    for _ in range(4):  # reclaim inside a charge may evict pages of this very range
+        mark = R.mutations
+        # sorted() only when there is an order to fix: most faults pay one memcg
+        for m, n in (sorted(need.items()) if len(need) > 1 else need.items()):
+            h = have.get(m, 0)
+            n -= h
+            if n <= 0:
+                continue
+            if not try_charge_memcg(machine, m, n, mayfail, t) or not machine.t_alive[t] or not machine.o_alive[o]:
+                cancel_charge(machine, have)
+                R.split_ends(o, lo, hi)  # the splits the eager segments() made before charging
+                return None
+            have[m] = h + n
+        if R.mutations == mark:
+            return have, segs, True  # nothing moved while charging: the segments are still true
+        need, segs = _needs(machine, o, lo, hi, accessor, fill_holes)
+    return have, segs, False  # _materialize may pay more: usage may still rise
+
+
+def _touch_if_resident(machine: "MachineState", o: int, lo: int, hi: int, fill_holes: bool, dirty: int = 0) -> bool:
+    """Fast path of ``fault_range``: when nothing in [lo, hi) needs a charge, just age it (and stamp ``dirty``)."""
+    R = machine.runs
+    runs = R.obj_runs.get(o)
+    if not runs:
+        return not fill_holes
+    state, start, npages, ages, dirt = R.state, R.start, R.npages, R.age, R.dirty
+    age = machine.now_us // machine.cfg.age_quantum_us  # lru_age(), inlined: once per event
+    i = bisect_right(R.obj_starts[o], lo) - 1
+    if i < 0:
+        i = 0
+    pos, n = lo, len(runs)
+    stale: list[tuple[int, int, int]] = []  # (run, seg_lo, seg_hi) whose age changes
+    while i < n and pos < hi:
+        r = runs[i]
+        s = start[r]
+        e = s + npages[r]
+        if e <= pos:
+            i += 1
+            continue
+        if s > pos and fill_holes or s >= hi:
+            break
+        if state[r] != _RESIDENT:
+            return False
+        if ages[r] != age or dirty and dirt[r] != dirty:
+            stale.append((r, s if s > lo else lo, e if e < hi else hi))
+        pos = e
+        i += 1
+    if pos < hi and fill_holes:
+        return False
+    if not stale and not dirty:
+        return True  # (a write's stamp coalesces even when it changed nothing)
+    for r, s, e in stale:  # split only the runs that change, and only [lo, hi) of them
+        x = R.isolate(r, s, e)
+        ages[x] = age
+        if dirty:
+            dirt[x] = dirty
+    R.coalesce(o, lo, hi)
+    return True
+
+
+def _materialize(machine: "MachineState", o: int, segs: list[tuple[int, int, int, int]],
+                 fill_holes: bool, have: dict[int, int], dirty: int) -> None:
+    """Turn the holes and non-resident runs of ``segs`` (from ``_needs``) resident, paid from ``have``.
+
+    ``dirty`` > 0: stamp every page of ``segs`` dirty on the way (see ``fault_range``).
+    """
+    R, now = machine.runs, machine.now_us // machine.cfg.age_quantum_us  # lru_age(), inlined
+    state, ages, dirt = R.state, R.age, R.dirty
+    for r, s, e, tgt in segs:
+        if r >= 0 and state[r] == _RESIDENT:
+            if ages[r] != now or dirty and dirt[r] != dirty:  # segs are unsplit: split only what changes
+                x = R.isolate(r, s, e)
+                ages[x] = now
+                if dirty:
+                    dirt[x] = dirty
+            continue
+        if r < 0 and not fill_holes:
+            continue
+        n = e - s
+        h = have.get(tgt, 0)
+        if h < n:  # reclaim moved pages after the last charge: pay now
+            machine.mem.charge(tgt, n)
+            machine.reserved += n
+            h += n
+        have[tgt] = h - n
+        if r < 0:
+            if machine.o_maps[o]:
+                _new_resident(machine, o, s, e, tgt, dirty)
+            else:  # no mappings: one unmapped piece (_new_resident without its piece walk)
+                k = machine.o_kind[o]
+                R.add_resident(o, s, n, tgt, 0, now, k, dirty)
+                charge_new_resident(machine, o, tgt, k, 0, n)
+        else:
+            x = R.isolate(r, s, e)
+            _make_resident(machine, x, tgt)
+            if dirty:
+                dirt[x] = dirty
+    for m, n in have.items():  # cancel_charge of what is left over
+        if n:
+            machine.mem.charge(m, -n)
+            machine.reserved -= n
+
+
+def _new_resident(machine: "MachineState", o: int, s: int, e: int, memcg: int, dirty: int = 0) -> None:
+    """Instantiate pages [s, e) of ``o`` charged to ``memcg``, split where mappings differ."""
+    R, age, kind = machine.runs, machine.now_us // machine.cfg.age_quantum_us, machine.o_kind[o]  # lru_age() inlined
+    for a, b, mapc in (map_pieces(machine, o, s, e) if machine.o_maps[o] else ((s, e, 0),)):
+        R.add_resident(o, a, b - a, memcg, mapc, age, kind, dirty)  # may grow the run before the hole
+        charge_new_resident(machine, o, memcg, kind, mapc, b - a)
+
+
+def _make_resident(machine: "MachineState", r: int, memcg: int) -> None:
+    """Refault an evicted run or swap in a swapped one, charged to ``memcg``."""
+    R = machine.runs
+    n = R.npages[r]
+    if R.state[r] == _EVICTED:
+        machine.mem.count_refault(memcg, n)
+        machine.counters["refaults"] += n
+        R.origin[r] = memcg
+    else:
+        mem_cgroup_charge_statistics(machine, r, -1)  # frees the swap slot and its charge
+        machine.counters["swapins"] += n
+    R.set_owner(r, _RESIDENT, memcg)
+    R.age[r] = lru_age(machine)
+    mem_cgroup_charge_statistics(machine, r, +1, reserved=True)

@@ -1,0 +1,79 @@
+"""Mappings and pins of object pages (mm/rmap.c, mm/mmap.c, mm/gup.c, mm/mlock.c).
+
+In: a task mapping or unmapping an object's range, pinning or mlocking it, unpinning.
+Out: the per-run map and pin counts of ``core.pages.RunTable`` and the ``mapped`` /
+``pinned`` counters of the memcgs charged for them. A deleted object whose last mapping
+or pin goes is freed (``core.truncate.free_if_unused``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from core.pages import Kind, St
+from core.truncate import free_if_unused
+
+if TYPE_CHECKING:
+    from core.state import MachineState
+
+# plain ints for the per-event paths: an IntEnum member lookup costs about 160 ns in Python 3.11
+_RESIDENT = int(St.RESIDENT)
+_ANON = int(Kind.ANON)
+
+
+def map_object(machine: "MachineState", t: int, o: int, lo: int, hi: int) -> None:
+    machine.o_maps[o].append((t, lo, hi))
+    machine.t_maps[t].append((o, lo, hi))
+    add_count(machine, o, lo, hi, "mapc", +1)
+
+
+def unmap_object(machine: "MachineState", t: int, o: int) -> None:
+    """Remove every mapping of ``o`` by task ``t``."""
+    mine: list[tuple[int, int, int]] = []
+    keep: list[tuple[int, int, int]] = []
+    for mp in machine.o_maps[o]:  # one pass: an object can have many mappers
+        (mine if mp[0] == t else keep).append(mp)
+    if not mine:
+        return
+    machine.o_maps[o] = keep
+    machine.t_maps[t] = [mp for mp in machine.t_maps[t] if mp[0] != o]
+    for _, lo, hi in mine:
+        add_count(machine, o, lo, hi, "mapc", -1)
+    if machine.policy.wants_access:
+        machine.policy.on_access(machine, o, 0, machine.o_size[o], machine.t_cg[t], "unmap")
+    free_if_unused(machine, o)
+
+
+def unpin_user_pages(machine: "MachineState", t: int, pin: tuple) -> None:
+    """Drop one pin (o, lo, hi, mlock, key) held by task ``t``."""
+    o, lo, hi = pin[0], pin[1], pin[2]
+    machine.t_pins[t].remove(pin)
+    machine.o_pins[o] -= 1
+    add_count(machine, o, lo, hi, "pinc", -1)
+    free_if_unused(machine, o)
+
+
+def map_pieces(machine: "MachineState", o: int, s: int, e: int) -> list[tuple[int, int, int]]:
+    """[s, e) cut where the set of mappings of ``o`` changes: (lo, hi, map count)."""
+    maps = machine.o_maps[o]
+    if not maps:
+        return [(s, e, 0)]
+    cuts = sorted({s, e, *(x for _, a, b in maps for x in (a, b) if s < x < e)})
+    return [(a, b, sum(1 for _, lo, hi in maps if lo <= a and b <= hi)) for a, b in zip(cuts, cuts[1:])]
+
+
+def add_count(machine: "MachineState", o: int, lo: int, hi: int, field: str, delta: int) -> None:
+    """Add ``delta`` to the map or pin count of every run in [lo, hi) of ``o``."""
+    R, mem = machine.runs, machine.mem
+    col = getattr(R, field)
+    counter = mem.mapped if field == "mapc" else mem.pinned
+    for r, _, _ in R.segments(o, lo, hi):
+        if r < 0:
+            continue
+        old = col[r]
+        new = old + delta
+        col[r] = new
+        if R.state[r] == _RESIDENT and (old > 0) != (new > 0):
+            if field == "pinc" or R.kind[r] != _ANON:
+                counter[R.memcg[r]] += R.npages[r] if new > 0 else -R.npages[r]
+    R.coalesce(o, lo, hi)

@@ -1,0 +1,63 @@
+"""Tasks: their slots, and what exit(2) releases (kernel/fork.c, kernel/exit.c).
+
+In: a task starting in a memcg, a task exiting (from the trace, or killed by the OOM
+killer). Out: task slots (reused once a task's exit has been seen), and at exit its pins
+and mappings dropped (``core.rmap``), its anon regions freed with their swap
+(``core.truncate``), its kmem pages freed (``core.kmem``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from core.kmem import kmem_free
+from core.rmap import unmap_object, unpin_user_pages
+from core.truncate import free_object
+
+if TYPE_CHECKING:
+    from core.state import MachineState
+
+_EMPTY_SET: frozenset = frozenset()  # what an exited task keeps of its sets
+
+
+def new_task_slot(machine: "MachineState", name: str, m: int) -> int:
+    """A slot for a task starting in memcg ``m`` (-1: its cgroup failed), reusing a freed one."""
+    machine.tasks_started += 1
+    fields = (name, machine.tasks_started, m, m >= 0, 0, 0, 0, set(), [], [], set())
+    cols = (machine.t_name, machine.t_seq, machine.t_cg, machine.t_alive, machine.t_anon, machine.t_swap, machine.t_kpages,
+            machine.t_regions, machine.t_maps, machine.t_pins, machine.t_kmem)
+    if machine.free_tasks:
+        t = machine.free_tasks.pop()
+        for col, v in zip(cols, fields):
+            col[t] = v
+    else:
+        t = len(machine.t_name)
+        for col, v in zip(cols, fields):
+            col.append(v)
+    machine.task_by_name[name] = t
+    return t
+
+
+def do_exit(machine: "MachineState", t: int) -> None:
+    """exit(2): drop pins and mappings, free anon regions (and their swap), free kmem pages."""
+    for pin in list(machine.t_pins[t]):
+        unpin_user_pages(machine, t, pin)
+    for o in {o for o, _, _ in machine.t_maps[t]}:
+        unmap_object(machine, t, o)
+    for o in list(machine.t_regions[t]):
+        free_object(machine, o)
+    for k in list(machine.t_kmem[t]):
+        kmem_free(machine, k)
+    machine.t_alive[t] = False
+    machine.mem.ntasks[machine.t_cg[t]] -= 1
+    if machine.dropped_pins:
+        machine.dropped_pins = {d for d in machine.dropped_pins if d[0] != t}
+    if t not in machine.t_killed:  # a killed task's name (and slot) stays until the trace's own exit
+        del machine.task_by_name[machine.t_name[t]]
+        machine.free_tasks.append(t)
+    # an exited task keeps only its scalar columns (state stays bounded by live tasks)
+    machine.t_regions[t], machine.t_maps[t], machine.t_pins[t], machine.t_kmem[t] = _EMPTY_SET, [], [], _EMPTY_SET
+
+
+def live_tasks(machine: "MachineState") -> list[int]:
+    return [v for v, alive in enumerate(machine.t_alive) if alive]
