@@ -19,13 +19,52 @@ with it), keep their state in plain containers, and draw randomness only from
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+import dataclasses
+import typing
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 from core.errors import ConfigError
 from core.memcg import State
 
 if TYPE_CHECKING:
     from core.state import MachineState
+
+
+@dataclass
+class Knobs:
+    """A policy's knobs: one dataclass per policy (``Policy.Knobs``), the one place for their
+    types and defaults.
+
+    ``replay.config`` nests every policy's class under ``policy.knobs.<name>`` of the Hydra
+    schema, so a misspelt knob or a wrong type fails when the config is composed; building one
+    (also from a plain dict, through ``make_policy``) checks each field against its annotated
+    type and then the policy's own rules (``check``), raising ``ConfigError`` naming the knob.
+    """
+
+    policy: ClassVar[str] = "none"
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, _typed(self.policy, f.name, getattr(self, f.name), hints[f.name]))
+        self.check()
+
+    def check(self) -> None:
+        """Rules a knob's type cannot say (ranges, choices); raise ``ConfigError``."""
+
+
+def _typed(policy: str, knob: str, value: Any, want: type) -> Any:
+    """``value`` as ``want`` (int, float, bool or str); an integral float is an int, an int a float."""
+    if want is bool and isinstance(value, bool):
+        return value
+    if want is int and isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer():
+        return int(value)
+    if want is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if want is str and isinstance(value, str):
+        return value
+    raise ConfigError(f"policy {policy}: {knob}={value!r} is not of type {want.__name__}")
 
 
 class Policy:
@@ -38,6 +77,10 @@ class Policy:
     name = "none"
     source = "kernel today (v6.1–v6.18): mm/memcontrol.c mem_cgroup_css_offline"
     wants_access = False
+    Knobs: ClassVar[type[Knobs]] = Knobs  #: this policy's knobs (none for ``none``)
+
+    def __init__(self, knobs: Knobs | None = None) -> None:
+        self.knobs = knobs if knobs is not None else self.Knobs()
 
     def attach(self, machine: "MachineState") -> None:
         """Called once when the machine is built (schedule first ticks here)."""
@@ -67,14 +110,14 @@ class Policy:
 
     def describe(self) -> dict[str, Any]:
         """Name, source and knob values, for outputs."""
-        knobs = {k: v for k, v in vars(self).items() if not k.startswith("_")}
-        return {"name": self.name, "source": self.source, "knobs": knobs}
+        return {"name": self.name, "source": self.source, "knobs": dataclasses.asdict(self.knobs)}
 
 
 class Composite(Policy):
     """Several policies in order (``a+b``): hooks run in turn; targets chain through them."""
 
     def __init__(self, parts: list[Policy]) -> None:
+        super().__init__()
         self.parts = parts
         self.name = "+".join(p.name for p in parts)
         self.source = "; ".join(p.source for p in parts)
@@ -113,21 +156,12 @@ class Composite(Policy):
         for p in self.parts:
             p.object_freed(machine, obj)
 
-    def __getattr__(self, name: str) -> Any:
-        # queued ticks name a method of one part (e.g. "swap_walk_tick"); route them there
-        if name.startswith("__") or name == "parts":
-            raise AttributeError(name)
-        for p in self.parts:
-            if hasattr(p, name):
-                return getattr(p, name)
-        raise AttributeError(name)
-
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "source": self.source, "parts": [p.describe() for p in self.parts]}
 
 
 #: name -> factory(**knobs) for every policy; filled by ``register``.
-REGISTRY: dict[str, Callable[..., Policy]] = {}
+REGISTRY: dict[str, type[Policy]] = {}
 
 
 def register(cls: type[Policy]) -> type[Policy]:
@@ -139,12 +173,16 @@ def register(cls: type[Policy]) -> type[Policy]:
 register(Policy)
 
 
-def make_policy(spec: str, knobs: dict[str, dict[str, Any]] | None = None) -> Policy:
+def make_policy(spec: str, knobs: Mapping[str, Any] | Any = None) -> Policy:
     """Build the policy named by ``spec`` (``a`` or ``a+b+…``) with per-policy knobs.
 
-    ``knobs`` maps a policy name to keyword arguments of its constructor.
+    ``knobs`` maps a policy name to its ``Knobs`` instance or to a dict of knob values (missing
+    ones take the defaults of the policy's ``Knobs``), as a mapping or as an object with one
+    attribute per policy (``replay.config``'s typed ``policy.knobs``); an unknown knob, a wrong
+    type or a value out of range raises ``ConfigError`` naming it.
     """
-    knobs = knobs or {}
+    if knobs is None:
+        knobs = {}
     names = [s.strip() for s in spec.split("+") if s.strip()]
     if not names:
         raise ConfigError("policy: empty name")
@@ -152,10 +190,17 @@ def make_policy(spec: str, knobs: dict[str, dict[str, Any]] | None = None) -> Po
     for name in names:
         if name not in REGISTRY:
             raise ConfigError(f"policy: unknown {name!r}; known: {', '.join(sorted(REGISTRY))}")
-        try:
-            parts.append(REGISTRY[name](**knobs.get(name, {})))
-        except TypeError as exc:
-            raise ConfigError(f"policy {name}: {exc}") from None
+        cls = REGISTRY[name]
+        given = knobs.get(name) if isinstance(knobs, Mapping) else getattr(knobs, name, None)
+        if isinstance(given, cls.Knobs):
+            parts.append(cls(given))
+            continue
+        given = dict(given or {})
+        unknown = sorted(set(given) - {f.name for f in dataclasses.fields(cls.Knobs)})
+        if unknown:
+            known = ", ".join(f.name for f in dataclasses.fields(cls.Knobs)) or "none"
+            raise ConfigError(f"policy {name}: unknown knob {', '.join(unknown)} (knobs: {known})")
+        parts.append(cls(cls.Knobs(**given)))
     return parts[0] if len(parts) == 1 else Composite(parts)
 
 

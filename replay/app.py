@@ -20,7 +20,8 @@ from typing import Any, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
-from replay.config import ReplayConfig, check_config, config_key, machine_config_kwargs, policy_list, to_config
+from replay.config import (ReplayConfig, check_config, config_key, knobs_dict, machine_config_kwargs, policy_list,
+                           to_config)
 from replay.coordinator import StepHook, replay_waves
 from replay.executors import make_executor, shard_count
 from replay.outputs import policy_files, read_summary, write_files, write_run_summary
@@ -61,7 +62,7 @@ def shard_specs(plan: Plan, cfg: ReplayConfig, policy: str, run: str,
     kwargs = machine_config_kwargs(cfg, plan.mem_bytes)
     return [ShardSpec(i, s.machines, s.first_machine, s.trace_path, kwargs, policy, cfg.seed,
                       cfg.executor.step_s * 1_000_000, cfg.executor.checkpoint_every_s * 1_000_000,
-                      run, plan.layout, store, plan.synth, dict(cfg.policy.knobs), plan.t_end_us,
+                      run, plan.layout, store, plan.synth, knobs_dict(cfg.policy.knobs), plan.t_end_us,
                       pack=0 <= cfg.executor.pack_above < len(s.machines))
             for i, s in enumerate(plan.shards)]
 

@@ -14,6 +14,7 @@ Each config group under ``conf/`` fills one of the nodes below: ``policy``, ``tr
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -32,18 +33,41 @@ GIB = 1 << 30
 DEFAULT_MEM_BYTES = 64 * GIB  #: machine size for file/imported traces when machine.mem_gib is null
 
 
+def _knobs_schema() -> type:
+    """``PolicyKnobsCfg``: one field per policy with knobs, typed by that policy's ``Knobs`` dataclass
+    (``core.policies``), whose defaults are the only ones; built from the policy registry."""
+    from core.policy import REGISTRY
+
+    return dataclasses.make_dataclass("PolicyKnobsCfg", [
+        (name, cls.Knobs, field(default_factory=cls.Knobs))
+        for name, cls in sorted(REGISTRY.items()) if dataclasses.fields(cls.Knobs)])
+
+
+PolicyKnobsCfg = _knobs_schema()
+
+
 @dataclass
 class PolicyCfg:
     """Which policies a run compares: one replay of the same trace per name.
 
     A name is anything ``core.policy.make_policy`` accepts (``reparent``,
     ``recharge_async_walk+swap_walk``); ``all`` stands for every name in
-    ``core.policy.POLICY_NAMES``. ``knobs`` maps a policy name to its constructor's keyword
-    arguments (e.g. ``{recharge_mapper: {oom: true}}``).
+    ``core.policy.POLICY_NAMES``. ``knobs.<policy>.<knob>`` sets one knob of one policy
+    (e.g. ``policy.knobs.recharge_mapper.on_limit=oom``); each policy's knobs are a typed
+    dataclass in ``core/policies/`` that holds their defaults, so an unknown knob or a value of
+    the wrong type fails when the config is composed, and a value out of range (``ConfigError``)
+    when it is checked, before any work.
     """
 
     names: list[str] = field(default_factory=lambda: ["none"])
-    knobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    knobs: Any = field(default_factory=PolicyKnobsCfg)
+
+
+def knobs_dict(knobs: Any) -> dict[str, dict[str, Any]]:
+    """``policy.knobs`` (the typed node, or a plain mapping) as plain dicts per policy, for shard specs."""
+    if dataclasses.is_dataclass(knobs) and not isinstance(knobs, type):
+        return {f.name: dataclasses.asdict(getattr(knobs, f.name)) for f in dataclasses.fields(knobs)}
+    return {k: dict(v) for k, v in dict(knobs).items()}
 
 
 @dataclass
@@ -249,7 +273,7 @@ def machine_config_kwargs(cfg: ReplayConfig, trace_mem_bytes: Optional[int] = No
 __all__ = [
     "PolicyCfg", "TraceCfg", "MachineCfg", "KernelCfg", "FleetCfg", "ExecutorCfg",
     "RayCfg", "StoreCfg", "ReplayConfig", "register_configs", "to_config", "config_key",
-    "machine_config_kwargs", "policy_list", "check_config",
+    "machine_config_kwargs", "policy_list", "check_config", "PolicyKnobsCfg", "knobs_dict",
 ]
 
 
@@ -293,5 +317,11 @@ def check_config(cfg: ReplayConfig) -> None:
         problems.append("executor: pack_above must be >= -1 (-1: never pack machines)")
     if cfg.fleet.sample_interval_s <= 0:
         problems.append("fleet.sample_interval_s must be > 0")
+    from core.state import MachineConfig
+
+    try:  # the machine's own rules (core.state.MachineConfig.validate), now rather than in a shard
+        MachineConfig(**machine_config_kwargs(cfg)).validate()
+    except ConfigError as exc:
+        problems.append(f"machine/kernel/fleet: {exc}")
     if problems:
         raise ConfigError("; ".join(problems))

@@ -1,20 +1,82 @@
-"""Every policy's YAML in conf/policy/ lists exactly its constructor's knobs, with the same defaults."""
+"""Policy knobs are typed: one dataclass per policy holds their types and defaults, the Hydra
+schema nests them, and a wrong knob name, type or value fails before any run."""
 
-import inspect
+from __future__ import annotations
+
+import dataclasses
 from pathlib import Path
 
 import pytest
 import yaml
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
 
-from core.policy import REGISTRY
+from core.errors import ConfigError
+from core.policy import REGISTRY, make_policy
+from replay.config import PolicyKnobsCfg, ReplayConfig, knobs_dict, policy_list
 
 CONF = Path(__file__).resolve().parent.parent / "conf" / "policy"
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
-def test_policy_yaml_knobs_match_the_constructor(name):
-    params = list(inspect.signature(REGISTRY[name].__init__).parameters.values())[1:]
-    defaults = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+def test_policy_yaml_names_the_policy_and_leaves_the_defaults_to_its_knobs_class(name):
     doc = yaml.safe_load((CONF / f"{name}.yaml").read_text())
     assert doc["names"] == [name]
-    assert doc.get("knobs", {}).get(name, {}) == defaults
+    assert "knobs" not in doc  # defaults live in one place: the policy's Knobs dataclass
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_schema_knobs_are_the_policy_knobs_class(name):
+    cls = REGISTRY[name]
+    schema = {f.name: f for f in dataclasses.fields(PolicyKnobsCfg)}
+    if not dataclasses.fields(cls.Knobs):
+        assert name not in schema
+        return
+    node = OmegaConf.structured(ReplayConfig).policy.knobs[name]
+    assert OmegaConf.to_container(node) == dataclasses.asdict(cls.Knobs())
+    assert make_policy(name).describe()["knobs"] == dataclasses.asdict(cls.Knobs())
+
+
+@pytest.mark.parametrize("override, needle", [
+    ("policy.knobs.recharge_mapper.oom=true", "oom"),             # no such knob
+    ("policy.knobs.swap_walk.interval_us=often", "interval_us"),   # wrong type
+    ("policy.knobs.nonesuch.x=1", "nonesuch"),                      # no such policy
+])
+def test_bad_knob_fails_at_composition(compose_replay, override, needle):
+    with pytest.raises(ConfigCompositionException) as err:
+        compose_replay(override)
+    assert needle in str(err.value) + str(err.value.__cause__)
+
+
+@pytest.mark.parametrize("override, needle", [
+    ("policy.knobs.recharge_mapper.on_limit=maybe", "on_limit"),
+    ("policy.knobs.zombie_reaper.interval_us=0", "interval_us"),
+    ("policy.knobs.manual_reclaim.fraction=1.5", "fraction"),
+])
+def test_knob_out_of_range_fails_in_the_config_check(compose_replay, override, needle):
+    with pytest.raises(ConfigError, match=needle):
+        cfg = compose_replay(override)
+        policy_list(cfg)
+
+
+def test_a_set_knob_reaches_the_policy(compose_replay):
+    cfg = compose_replay("policy=recharge_mapper", "policy.knobs.recharge_mapper.on_limit=oom")
+    assert policy_list(cfg) == ["recharge_mapper"]
+    knobs = knobs_dict(cfg.policy.knobs)
+    assert knobs["recharge_mapper"]["on_limit"] == "oom"
+    assert make_policy("recharge_mapper", knobs).knobs.on_limit == "oom"
+
+
+def test_make_policy_checks_plain_dict_knobs():
+    with pytest.raises(ConfigError, match="unknown knob period"):
+        make_policy("swap_walk", {"swap_walk": {"period": 3}})
+    with pytest.raises(ConfigError, match="interval_us='x' is not of type int"):
+        make_policy("swap_walk", {"swap_walk": {"interval_us": "x"}})
+    assert make_policy("swap_walk", {"swap_walk": {"interval_us": 2e6}}).knobs.interval_us == 2_000_000
+
+
+def test_machine_settings_fail_in_the_config_check(compose_replay):
+    from replay.config import check_config
+
+    with pytest.raises(ConfigError, match="watermark"):
+        check_config(compose_replay("machine.watermark_low=0.5", "machine.watermark_high=0.1"))

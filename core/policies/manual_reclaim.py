@@ -15,14 +15,28 @@ Weaknesses the model reproduces (talk, "Non-fixes for The Problem"):
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from core.errors import ConfigError
 from core.memcontrol import memory_reclaim
-from core.policy import Policy, register
+from core.policy import Knobs, Policy, register
 
 if TYPE_CHECKING:
     from core.state import MachineState
+
+
+@dataclass
+class ManualReclaimKnobs(Knobs):
+    """``fraction``: share of memory.current written to memory.reclaim; ``attempts``: writes."""
+
+    policy = "manual_reclaim"
+    fraction: float = 1.0
+    attempts: int = 1
+
+    def check(self) -> None:
+        if not 0 < self.fraction <= 1 or self.attempts < 1:
+            raise ConfigError(f"policy {self.policy}: need 0 < fraction <= 1 and attempts >= 1")
 
 
 @register
@@ -33,18 +47,15 @@ class ManualReclaim(Policy):
     source = ("talk 'Reducing Zombie Memcgs' (LSF/MM/BPF 2023), non-fix 'Manual reclaim'; "
               "mm/memcontrol.c memory_reclaim() (v5.19+)")
 
-    def __init__(self, fraction: float = 1.0, attempts: int = 1) -> None:
-        if not 0 < fraction <= 1 or attempts < 1:
-            raise ConfigError(f"policy {self.name}: need 0 < fraction <= 1 and attempts >= 1")
-        self.fraction = float(fraction)
-        self.attempts = int(attempts)
+    Knobs = ManualReclaimKnobs
+    knobs: ManualReclaimKnobs
 
     def pre_rmdir(self, machine: "MachineState", memcg: int) -> None:
         if not machine.kernel.has_memory_reclaim:
             machine.counters["reclaim_unsupported"] += 1
             return
-        for _ in range(self.attempts):
-            want = math.ceil(self.fraction * machine.mem.usage[memcg])
+        for _ in range(self.knobs.attempts):
+            want = math.ceil(self.knobs.fraction * machine.mem.usage[memcg])
             if want <= 0:
                 return
             got = memory_reclaim(machine, memcg, want)

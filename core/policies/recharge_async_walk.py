@@ -24,6 +24,7 @@ and ``policy_walk_steps`` counts the runs it visited.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from core.pages import Kind, St
@@ -40,12 +41,37 @@ from core.policies._common import (
 )
 from core.policies.recharge_deferred import DeferredAccess
 from core.policies.recharge_mapper import MAX_RECLAIM_RETRIES
-from core.policy import register
+from core.policy import Knobs, register
 from core.recharge import is_mapped, policy_evict, resident_runs
 from core.workqueue import queue_delayed_work
 
 if TYPE_CHECKING:
     from core.state import MachineState
+
+
+@dataclass
+class RechargeAsyncWalkKnobs(Knobs):
+    """``delay_us``: offline to the first walk; ``tick_us``/``pages_per_tick``: the worker's period
+    and page budget; ``mapped``: direct (recharge to a mapper) or deferred (park);
+    ``on_limit``/``mapper``/``retry_*``/``max_retries``: as ``recharge_mapper``'s."""
+
+    policy = "recharge_async_walk"
+    delay_us: int = 1000
+    tick_us: int = 100_000
+    pages_per_tick: int = 32768
+    mapped: str = "direct"
+    on_limit: str = "retry"
+    mapper: str = "first"
+    retry_base_us: int = 1000
+    retry_max_us: int = 32_000_000
+    max_retries: int = MAX_RECLAIM_RETRIES
+
+    def check(self) -> None:
+        positive(self.policy, delay_us=self.delay_us, tick_us=self.tick_us, pages_per_tick=self.pages_per_tick,
+                 retry_base_us=self.retry_base_us, retry_max_us=self.retry_max_us)
+        choice(self.policy, "mapped", self.mapped, ("direct", "deferred"))
+        choice(self.policy, "on_limit", self.on_limit, ON_LIMIT)
+        choice(self.policy, "mapper", self.mapper, MAPPER)
 
 
 @register
@@ -57,25 +83,17 @@ class RechargeAsyncWalk(DeferredAccess):
               "<CAJD7tkb56gR0X5v3VHfmk3az3bOz=wF2jhEi+7Eek0J8XXBeWQ@mail.gmail.com>, "
               "<20230720070825.992023-1-yosryahmed@google.com>")
 
-    def __init__(self, delay_us: int = 1000, tick_us: int = 100_000, pages_per_tick: int = 32768,
-                 mapped: str = "direct", on_limit: str = "retry", mapper: str = "first",
-                 retry_base_us: int = 1000, retry_max_us: int = 32_000_000,
-                 max_retries: int = MAX_RECLAIM_RETRIES) -> None:
-        super().__init__()
-        positive(self.name, delay_us=delay_us, tick_us=tick_us, pages_per_tick=pages_per_tick,
-                 retry_base_us=retry_base_us, retry_max_us=retry_max_us)
-        self.delay_us, self.tick_us, self.pages_per_tick = int(delay_us), int(tick_us), int(pages_per_tick)
-        self.mapped = choice(self.name, "mapped", mapped, ("direct", "deferred"))
-        self.on_limit = choice(self.name, "on_limit", on_limit, ON_LIMIT)
-        self.mapper = choice(self.name, "mapper", mapper, MAPPER)
-        self.retry_base_us, self.retry_max_us = int(retry_base_us), int(retry_max_us)
-        self.max_retries = int(max_retries)
+    Knobs = RechargeAsyncWalkKnobs
+    knobs: RechargeAsyncWalkKnobs
+
+    def __init__(self, knobs: RechargeAsyncWalkKnobs | None = None) -> None:
+        super().__init__(knobs)
         self._queue: list[tuple[int, int, int]] = []  # (memcg slot, offline time, attempt)
         self._armed = False
 
     def css_offline(self, machine: "MachineState", memcg: int) -> None:
         self._queue.append((memcg, machine.mem.offline_us[memcg], 0))
-        self._arm(machine, machine.now_us + self.delay_us)
+        self._arm(machine, machine.now_us + self.knobs.delay_us)
 
     def _arm(self, machine: "MachineState", when: int) -> None:
         arm(self, machine, when, self.async_walk_tick)
@@ -83,7 +101,7 @@ class RechargeAsyncWalk(DeferredAccess):
     def async_walk_tick(self, machine: "MachineState") -> None:
         """One worker pass: walk queued zombies until the page budget is spent."""
         self._armed = False
-        budget = self.pages_per_tick
+        budget = self.knobs.pages_per_tick
         while self._queue and budget > 0:
             m, off, attempt = self._queue[0]
             if not still_dying(machine, m, off):
@@ -94,7 +112,7 @@ class RechargeAsyncWalk(DeferredAccess):
                 self._queue.pop(0)
                 self._maybe_retry(machine, m, off, attempt, failed)
         if self._queue:
-            self._arm(machine, machine.now_us + self.tick_us)
+            self._arm(machine, machine.now_us + self.knobs.tick_us)
 
     def async_walk_retry(self, machine: "MachineState", memcg: int, offline_us: int, attempt: int) -> None:
         """A backoff expired: queue the zombie for another walk."""
@@ -103,9 +121,9 @@ class RechargeAsyncWalk(DeferredAccess):
             self._arm(machine, machine.now_us)
 
     def _maybe_retry(self, machine: "MachineState", m: int, off: int, attempt: int, failed: bool) -> None:
-        if failed and self.on_limit == "retry" and attempt < self.max_retries:
+        if failed and self.knobs.on_limit == "retry" and attempt < self.knobs.max_retries:
             machine.counters["recharge_retries"] += 1
-            when = machine.now_us + backoff_us(attempt, self.retry_base_us, self.retry_max_us)
+            when = machine.now_us + backoff_us(attempt, self.knobs.retry_base_us, self.knobs.retry_max_us)
             queue_delayed_work(machine, when, self.async_walk_retry, m, off, attempt + 1)
 
     def _walk(self, machine: "MachineState", m: int, budget: int) -> tuple[int, bool, bool]:
@@ -144,8 +162,8 @@ class RechargeAsyncWalk(DeferredAccess):
             else:
                 self.park(machine, r)
             return True
-        to = pick_mapper(machine, r, self.mapper) if self.mapped == "direct" else -1
+        to = pick_mapper(machine, r, self.knobs.mapper) if self.knobs.mapped == "direct" else -1
         if to < 0:
             self.park(machine, r)
             return True
-        return recharge(machine, r, to, self.on_limit)
+        return recharge(machine, r, to, self.knobs.on_limit)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from core.policy import Policy, register
+from core.policy import Knobs, Policy, register
 from core.recharge import park_run, resident_runs, unpark_range
 
 if TYPE_CHECKING:
@@ -35,7 +35,8 @@ class DeferredAccess(Policy):
 
     wants_access = True
 
-    def __init__(self) -> None:
+    def __init__(self, knobs: Knobs | None = None) -> None:
+        super().__init__(knobs)
         self._parked_objs: set[int] = set()  # objects that may hold PARKED runs (a cheap filter)
 
     def park(self, machine: "MachineState", r: int) -> None:

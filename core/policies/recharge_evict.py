@@ -20,15 +20,28 @@ parent's (misattributed).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from core.pages import Kind, St
 from core.policies._common import choice
-from core.policy import Policy, register
+from core.policy import Knobs, Policy, register
 from core.recharge import policy_evict, policy_swap_out, reparent_run, resident_runs
 
 if TYPE_CHECKING:
     from core.state import MachineState
+
+
+@dataclass
+class RechargeEvictKnobs(Knobs):
+    """``swap_backed``: reparent or swap out swap-backed pages; ``evict_mapped``: evict mapped page cache too."""
+
+    policy = "recharge_evict"
+    swap_backed: str = "reparent"
+    evict_mapped: bool = False
+
+    def check(self) -> None:
+        choice(self.policy, "swap_backed", self.swap_backed, ("reparent", "swap"))
 
 
 @register
@@ -39,9 +52,8 @@ class RechargeEvict(Policy):
     source = ("talk toolkit 'Evict pages'; Yosry Ahmed, pre-session toolkit mail "
               "<CAJD7tkb56gR0X5v3VHfmk3az3bOz=wF2jhEi+7Eek0J8XXBeWQ@mail.gmail.com>")
 
-    def __init__(self, swap_backed: str = "reparent", evict_mapped: bool = False) -> None:
-        self.swap_backed = choice(self.name, "swap_backed", swap_backed, ("reparent", "swap"))
-        self.evict_mapped = bool(evict_mapped)
+    Knobs = RechargeEvictKnobs
+    knobs: RechargeEvictKnobs
 
     def css_offline(self, machine: "MachineState", memcg: int) -> None:
         R = machine.runs
@@ -51,9 +63,9 @@ class RechargeEvict(Policy):
             if R.state[r] != St.RESIDENT or R.memcg[r] != memcg or R.pinc[r]:
                 continue  # pinned: neither evictable nor swappable
             if R.kind[r] == Kind.FILE:
-                if self.evict_mapped or R.mapc[r] == 0:
+                if self.knobs.evict_mapped or R.mapc[r] == 0:
                     policy_evict(machine, r)
-            elif self.swap_backed == "swap":
+            elif self.knobs.swap_backed == "swap":
                 policy_swap_out(machine, r)
         # what is left of the swap-backed pages (no swap room, or mode "reparent") moves to the parent
         for r in resident_runs(machine, memcg):

@@ -21,6 +21,7 @@ OOM-kill inside the target), ``force`` (charge over the limit); ``mapper`` —
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from core.pages import St
@@ -34,7 +35,7 @@ from core.policies._common import (
     recharge,
     still_dying,
 )
-from core.policy import Policy, register
+from core.policy import Knobs, Policy, register
 from core.recharge import is_mapped, resident_runs
 from core.workqueue import queue_delayed_work
 
@@ -70,6 +71,27 @@ def recharge_mapped(machine: "MachineState", memcg: int, on_limit: str, mapper: 
     return steps, failed
 
 
+@dataclass
+class RechargeMapperKnobs(Knobs):
+    """``on_limit``: retry, oom or force at the target's limit; ``mapper``: first or random;
+    ``delay_us``: offline to the first walk; ``retry_base_us``/``retry_max_us``/``max_retries``:
+    the exponential backoff of a refused recharge."""
+
+    policy = "recharge_mapper"
+    on_limit: str = "retry"
+    mapper: str = "first"
+    delay_us: int = 1000
+    retry_base_us: int = 1000
+    retry_max_us: int = 32_000_000
+    max_retries: int = MAX_RECLAIM_RETRIES
+
+    def check(self) -> None:
+        choice(self.policy, "on_limit", self.on_limit, ON_LIMIT)
+        choice(self.policy, "mapper", self.mapper, MAPPER)
+        positive(self.policy, delay_us=self.delay_us, retry_base_us=self.retry_base_us,
+                 retry_max_us=self.retry_max_us)
+
+
 @register
 class RechargeMapper(Policy):
     """Asynchronously recharge an offlined memcg's mapped pages to a mapper's memcg."""
@@ -78,26 +100,20 @@ class RechargeMapper(Policy):
     source = ("Yosry Ahmed, '[RFC PATCH 0/8] memory recharging for offline memcgs' "
               "<20230720070825.992023-1-yosryahmed@google.com>; talk toolkit 'Direct recharge to a mapper'")
 
-    def __init__(self, on_limit: str = "retry", mapper: str = "first", delay_us: int = 1000,
-                 retry_base_us: int = 1000, retry_max_us: int = 32_000_000,
-                 max_retries: int = MAX_RECLAIM_RETRIES) -> None:
-        self.on_limit = choice(self.name, "on_limit", on_limit, ON_LIMIT)
-        self.mapper = choice(self.name, "mapper", mapper, MAPPER)
-        positive(self.name, delay_us=delay_us, retry_base_us=retry_base_us, retry_max_us=retry_max_us)
-        self.delay_us, self.retry_base_us, self.retry_max_us = int(delay_us), int(retry_base_us), int(retry_max_us)
-        self.max_retries = int(max_retries)
+    Knobs = RechargeMapperKnobs
+    knobs: RechargeMapperKnobs
 
     def css_offline(self, machine: "MachineState", memcg: int) -> None:
         off = machine.mem.offline_us[memcg]
-        queue_delayed_work(machine, machine.now_us + self.delay_us, self.mapper_walk, memcg, off, 0)
+        queue_delayed_work(machine, machine.now_us + self.knobs.delay_us, self.mapper_walk, memcg, off, 0)
 
     def mapper_walk(self, machine: "MachineState", memcg: int, offline_us: int, attempt: int) -> None:
         """The worker: one pass over the memcg's LRU; on a refused charge, retry after a backoff."""
         if not still_dying(machine, memcg, offline_us):
             return
-        steps, failed = recharge_mapped(machine, memcg, self.on_limit, self.mapper)
+        steps, failed = recharge_mapped(machine, memcg, self.knobs.on_limit, self.knobs.mapper)
         machine.counters["policy_walk_steps"] += steps
-        if failed and self.on_limit == "retry" and attempt < self.max_retries:
+        if failed and self.knobs.on_limit == "retry" and attempt < self.knobs.max_retries:
             machine.counters["recharge_retries"] += 1
-            when = machine.now_us + backoff_us(attempt, self.retry_base_us, self.retry_max_us)
+            when = machine.now_us + backoff_us(attempt, self.knobs.retry_base_us, self.knobs.retry_max_us)
             queue_delayed_work(machine, when, self.mapper_walk, memcg, offline_us, attempt + 1)

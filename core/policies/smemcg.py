@@ -30,12 +30,13 @@ machine-wide memory uses page totals).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from core.errors import ConfigError
 from core.pages import Kind, pages_of
 from core.policies._common import choice
-from core.policy import Policy, register
+from core.policy import Knobs, Policy, register
 
 if TYPE_CHECKING:
     from core.state import MachineState
@@ -58,6 +59,21 @@ def mapped_pages_by_memcg(machine: "MachineState", o: int) -> dict[int, int]:
     return out
 
 
+@dataclass
+class SmemcgKnobs(Knobs):
+    """``shared``: which shared objects an smemcg owns (all, or shmem only); ``limit_bytes``: each
+    smemcg's limit (0: unlimited)."""
+
+    policy = "smemcg"
+    shared: str = "all"
+    limit_bytes: int = 0
+
+    def check(self) -> None:
+        choice(self.policy, "shared", self.shared, ("all", "shmem"))
+        if self.limit_bytes < 0:
+            raise ConfigError(f"policy {self.policy}: limit_bytes must be >= 0 (0 = unlimited)")
+
+
 @register
 class Smemcg(Policy):
     """Charge shared objects to their own smemcg; borrowers carry borrow counters."""
@@ -67,17 +83,17 @@ class Smemcg(Policy):
               "talk long-term fix")
     wants_access = True
 
-    def __init__(self, shared: str = "all", limit_bytes: int = 0) -> None:
-        self.shared = choice(self.name, "shared", shared, ("all", "shmem"))
-        if limit_bytes < 0:
-            raise ConfigError(f"policy {self.name}: limit_bytes must be >= 0 (0 = unlimited)")
-        self.limit_bytes = int(limit_bytes)
+    Knobs = SmemcgKnobs
+    knobs: SmemcgKnobs
+
+    def __init__(self, knobs: SmemcgKnobs | None = None) -> None:
+        super().__init__(knobs)
         self._slot: dict[int, int] = {}  # object -> its smemcg's memcg slot
         self._borrow: dict[int, dict[int, int]] = {}  # object -> {borrowing memcg: pages}
 
     def _is_shared(self, machine: "MachineState", o: int) -> bool:
         kind = machine.o_kind[o]
-        return kind == Kind.SHMEM or (kind == Kind.FILE and self.shared == "all")
+        return kind == Kind.SHMEM or (kind == Kind.FILE and self.knobs.shared == "all")
 
     def charge_target(self, machine: "MachineState", obj: int, memcg: int) -> int:
         if not self._is_shared(machine, obj):
@@ -85,8 +101,8 @@ class Smemcg(Policy):
         s = self._slot.get(obj)
         if s is None:
             s = machine.mem.add_hidden(f"/.smemcg/{machine.o_name[obj]}", machine.now_us)
-            if self.limit_bytes:
-                machine.mem.max[s] = pages_of(self.limit_bytes)
+            if self.knobs.limit_bytes:
+                machine.mem.max[s] = pages_of(self.knobs.limit_bytes)
             self._slot[obj] = s
         return s
 

@@ -22,6 +22,7 @@ on the interval grid (``next_grid``), as a never-sleeping worker would tick.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -29,12 +30,26 @@ import numpy as np
 from core.cgroup import css_release_work
 from core.errors import ConfigError
 from core.policies._common import arm, next_grid, positive
-from core.policy import Policy, register
+from core.policy import Knobs, Policy, register
 from core.recharge import reparent_run
 from core.swap_slots import reparent_parked_slots
 
 if TYPE_CHECKING:
     from core.state import MachineState
+
+
+@dataclass
+class SwapWalkKnobs(Knobs):
+    """``interval_us``: period of the walk; ``records_per_tick``: records per walk (0: unlimited)."""
+
+    policy = "swap_walk"
+    interval_us: int = 60_000_000
+    records_per_tick: int = 0
+
+    def check(self) -> None:
+        positive(self.policy, interval_us=self.interval_us)
+        if self.records_per_tick < 0:
+            raise ConfigError(f"policy {self.policy}: records_per_tick must be >= 0 (0 = unlimited)")
 
 
 @register
@@ -45,12 +60,11 @@ class SwapWalk(Policy):
     source = ("talk 'Reducing Zombie Memcgs' (LSF/MM/BPF 2023): 'periodically walk swap_cgroups and reparent "
               "those charged to offline memcgs'")
 
-    def __init__(self, interval_us: int = 60_000_000, records_per_tick: int = 0) -> None:
-        positive(self.name, interval_us=interval_us)
-        if records_per_tick < 0:
-            raise ConfigError(f"policy {self.name}: records_per_tick must be >= 0 (0 = unlimited)")
-        self.interval_us = int(interval_us)
-        self.records_per_tick = int(records_per_tick)
+    Knobs = SwapWalkKnobs
+    knobs: SwapWalkKnobs
+
+    def __init__(self, knobs: SwapWalkKnobs | None = None) -> None:
+        super().__init__(knobs)
         self._armed = False
 
     def css_offline(self, machine: "MachineState", memcg: int) -> None:
@@ -58,7 +72,7 @@ class SwapWalk(Policy):
             self._arm(machine)
 
     def _arm(self, machine: "MachineState") -> None:
-        arm(self, machine, next_grid(machine.now_us, self.interval_us), self.swap_walk_tick)
+        arm(self, machine, next_grid(machine.now_us, self.knobs.interval_us), self.swap_walk_tick)
 
     def swap_walk_tick(self, machine: "MachineState") -> None:
         """One pass over the swap records."""
@@ -67,7 +81,7 @@ class SwapWalk(Policy):
         ids = R.swapped_ids()
         machine.counters["policy_walk_steps"] += len(ids)
         runs_of = _dying_records(machine, ids)
-        budget = self.records_per_tick or (1 << 62)
+        budget = self.knobs.records_per_tick or (1 << 62)
         for m in sorted(mem.dying):
             for r in runs_of.get(m, ()):
                 if budget <= 0:

@@ -23,17 +23,31 @@ any zombie exists, because a pinned or mapped page may become reclaimable later.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from core.pages import Kind, St
 from core.policies._common import arm, next_grid, positive
-from core.policy import Policy, register
+from core.policy import Knobs, Policy, register
 from core.vmscan import try_to_free_mem_cgroup_pages
 
 if TYPE_CHECKING:
     from core.state import MachineState
+
+
+@dataclass
+class ZombieReaperKnobs(Knobs):
+    """``interval_us``: period of the scan; ``pages_per_scan``: its budget; ``may_swap``: reclaim anon/shmem too."""
+
+    policy = "zombie_reaper"
+    interval_us: int = 5_000_000
+    pages_per_scan: int = 1_310_720
+    may_swap: bool = False
+
+    def check(self) -> None:
+        positive(self.policy, interval_us=self.interval_us, pages_per_scan=self.pages_per_scan)
 
 
 @register
@@ -45,25 +59,24 @@ class ZombieReaper(Policy):
               "Google's out-of-tree periodic cleaner (T.J. Mercier "
               "<CABdmKX2M6koq4Q0Cmp_-=wbP0Qa190HdEGGaHfxNS05gAkUtPA@mail.gmail.com>)")
 
-    def __init__(self, interval_us: int = 5_000_000, pages_per_scan: int = 1_310_720,
-                 may_swap: bool = False) -> None:
-        positive(self.name, interval_us=interval_us, pages_per_scan=pages_per_scan)
-        self.interval_us = int(interval_us)
-        self.pages_per_scan = int(pages_per_scan)
-        self.may_swap = bool(may_swap)
+    Knobs = ZombieReaperKnobs
+    knobs: ZombieReaperKnobs
+
+    def __init__(self, knobs: ZombieReaperKnobs | None = None) -> None:
+        super().__init__(knobs)
         self._armed = False
 
     def css_offline(self, machine: "MachineState", memcg: int) -> None:
         self._arm(machine)
 
     def _arm(self, machine: "MachineState") -> None:
-        arm(self, machine, next_grid(machine.now_us, self.interval_us), self.reaper_tick)
+        arm(self, machine, next_grid(machine.now_us, self.knobs.interval_us), self.reaper_tick)
 
     def reaper_tick(self, machine: "MachineState") -> None:
         """One scan: reclaim from each zombie with reclaimable pages until the page budget is spent."""
         self._armed = False
         mem = machine.mem
-        budget = self.pages_per_scan
+        budget = self.knobs.pages_per_scan
         rec = None  # reclaimable pages per memcg, as of the last shrink
         for m in sorted(mem.dying, key=lambda x: (mem.offline_us[x], x)):
             if budget <= 0:
@@ -72,7 +85,7 @@ class ZombieReaper(Policy):
                 rec = self._reclaimable(machine)
             want = int(rec[m])
             if want:
-                got = try_to_free_mem_cgroup_pages(machine, m, min(want, budget), may_swap=self.may_swap, full_walk=True)
+                got = try_to_free_mem_cgroup_pages(machine, m, min(want, budget), may_swap=self.knobs.may_swap, full_walk=True)
                 machine.counters["reaper_reclaimed_pages"] += got
                 budget -= max(got, 1)
                 rec = None  # the shrink changed the runs (of m's whole subtree)
@@ -93,6 +106,6 @@ class ZombieReaper(Policy):
         ok = (R.view("state") == St.RESIDENT) & (R.view("pinc") == 0)
         if machine.cfg.mapped_hot:
             ok &= (mapc == 0) | (kind == Kind.ANON)
-        if not (self.may_swap and machine.swap_total > machine.swap_used):
+        if not (self.knobs.may_swap and machine.swap_total > machine.swap_used):
             ok &= kind == Kind.FILE
         return np.bincount(R.view("memcg")[ok], weights=R.view("npages")[ok], minlength=nslots).astype(np.int64)
