@@ -27,6 +27,7 @@ from core import syscalls
 from core.cgroup import css_release_work
 from core.errors import TraceError
 from core.events import NULL, EventBatch, TraceEvent
+from core.memcg import normalize_path
 from core.metrics import Sampler
 from core.ops import Op
 from core.state import MachineConfig, MachineState
@@ -119,8 +120,10 @@ class Machine(MachineState):
         nb = batch.nbytes.tolist()
         fl = batch.flags.tolist()
         rows = batch.row.tolist() if batch.row is not None else list(range(1, len(times) + 1))
-        # a trailing None makes index NULL (-1) decode to None without a test per column and event
-        names_c, names_t, names_o = ([*batch.cgroups, None], [*batch.tasks, None], [*batch.objects, None])
+        # a trailing None makes index NULL (-1) decode to None without a test per column and event;
+        # cgroup paths are made canonical here, once per batch, not in the handlers per event
+        names_c = [None if c is None else normalize_path(c) for c in batch.cgroups] + [None]
+        names_t, names_o = [*batch.tasks, None], [*batch.objects, None]
         handlers, counters, queue, release_q = _HANDLERS, self.counters, self.queue, self.release_q
         # one event object refilled per row: no handler keeps it, and filling slots costs less
         # than constructing an object per event

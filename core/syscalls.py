@@ -15,7 +15,7 @@ from core.cgroup import css_put
 from core.events import NULL, TraceEvent
 from core.fs_writeback import inode_attach_wb, ksys_sync
 from core.kmem import kmem_account, kmem_free
-from core.memcg import ROOT, Errno, normalize_path
+from core.memcg import ROOT, Errno
 from core.memcontrol import (
     mem_cgroup_css_offline,
     mem_cgroup_handle_over_high,
@@ -56,7 +56,7 @@ _INODES = int(Flag.INODES)
 
 
 def op_mkdir(machine: "MachineState", ev: TraceEvent) -> None:
-    path = normalize_path(ev.need_cgroup())
+    path = ev.need_cgroup()  # canonical already (Machine.apply)
     parent = path.rsplit("/", 1)[0] or "/"
     if parent in machine.failed_cgroups:
         machine.failed_cgroups.add(path)
@@ -109,7 +109,7 @@ def op_task_start(machine: "MachineState", ev: TraceEvent) -> None:
     name = ev.need_task()
     if name in machine.task_by_name:
         raise ev.error("task", f"task {name} started twice")
-    path = normalize_path(ev.need_cgroup())
+    path = ev.need_cgroup()  # canonical already (Machine.apply)
     m = machine.mem.by_path.get(path, -1)
     new_task_slot(machine, name, m)
     if m < 0:
@@ -425,7 +425,7 @@ def op_sync(machine: "MachineState", ev: TraceEvent) -> None:
 
 
 def _cgroup(machine: "MachineState", ev: TraceEvent) -> int:
-    path = normalize_path(ev.need_cgroup())
+    path = ev.need_cgroup()  # canonical already (Machine.apply)
     m = machine.mem.by_path.get(path, -1)
     if m < 0:
         if path in machine.failed_cgroups:
