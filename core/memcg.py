@@ -31,9 +31,7 @@ import numpy as np
 ROOT = 0
 UNLIMITED = 1 << 62
 
-# int64 for times, limits and cumulative event counts; int32 for page and object counts (< 8 TiB)
-_WIDE = frozenset({"born_us", "offline_us", "max", "high", "usage", "peak", "pgscan", "pgsteal", "refault",
-                   "refault_tree", "refault_snap"})
+#: the names of ``MemcgTable``'s numeric columns, in the order ``_new_slot`` fills them
 _COLUMNS = ("parent", "state", "born_us", "offline_us", "ntasks", "holds_id", "anon", "file", "shmem",
             "kmem", "kmem_pin", "mapped", "pinned", "swap", "usage", "swap_usage", "peak", "max", "high",
             "pgscan", "pgsteal", "refault", "oom_kill", "nr_dying_desc", "borrow", "wb_pin", "sock", "nsock",
@@ -89,19 +87,83 @@ class MemcgTable:
     object): children of the root, not addressable by path, not user cgroups.
     """
 
+    # the numeric columns, one entry per slot, declared so that every field has a static type
+    # (``_COLUMNS`` order). Created in ``__init__``: array('q') (int64) for times, limits and
+    # cumulative event counts, array('i') (int32) for page and object counts (< 8 TiB).
+    parent: array[int]
+    state: array[int]
+    born_us: array[int]
+    offline_us: array[int]
+    ntasks: array[int]
+    holds_id: array[int]
+    anon: array[int]
+    file: array[int]
+    shmem: array[int]
+    kmem: array[int]
+    kmem_pin: array[int]
+    mapped: array[int]
+    pinned: array[int]
+    swap: array[int]
+    usage: array[int]
+    swap_usage: array[int]
+    peak: array[int]
+    max: array[int]
+    high: array[int]
+    pgscan: array[int]
+    pgsteal: array[int]
+    refault: array[int]
+    oom_kill: array[int]
+    nr_dying_desc: array[int]
+    borrow: array[int]
+    wb_pin: array[int]
+    sock: array[int]
+    nsock: array[int]
+    noom: array[int]
+    refault_tree: array[int]
+    refault_snap: array[int]
+
     def __init__(self, id_pool_size: int = 65535) -> None:
         self.id_pool_size = id_pool_size
         self.ids_in_use = 0
         self.path: list[str] = []
         self.children: list[set[int]] = []
-        # numeric columns are array('q'): cheap to touch per event, zero-copy numpy views for sampling
-        for name in _COLUMNS:
-            setattr(self, name, array("q" if name in _WIDE else "i"))
+        # numeric columns are arrays: cheap to touch per event, zero-copy numpy views for sampling
+        self.parent = array("i")
+        self.state = array("i")
+        self.born_us = array("q")
+        self.offline_us = array("q")
+        self.ntasks = array("i")
+        self.holds_id = array("i")
+        self.anon = array("i")
+        self.file = array("i")
+        self.shmem = array("i")
+        self.kmem = array("i")
+        self.kmem_pin = array("i")
+        self.mapped = array("i")
+        self.pinned = array("i")
+        self.swap = array("i")
+        self.usage = array("q")
+        self.swap_usage = array("i")
+        self.peak = array("q")
+        self.max = array("q")
+        self.high = array("q")
+        self.pgscan = array("q")
+        self.pgsteal = array("q")
+        self.refault = array("q")
+        self.oom_kill = array("i")
+        self.nr_dying_desc = array("i")
+        self.borrow = array("i")
+        self.wb_pin = array("i")
+        self.sock = array("i")
+        self.nsock = array("i")
+        self.noom = array("i")
+        self.refault_tree = array("q")
+        self.refault_snap = array("q")
         self.by_path: dict[str, int] = {}
         self.dying: set[int] = set()
         self.free_slots: list[int] = []
         self.released_paths: list[str] = []
-        self.released: dict[str, array] = {k: array("q") for k in RELEASED_COLUMNS}
+        self.released: dict[str, array[int]] = {k: array("q") for k in RELEASED_COLUMNS}
         self.hidden: set[int] = set()
         self._new_slot("/", -1, 0)
 
@@ -230,7 +292,7 @@ class MemcgTable:
             self.released[k].append(v)
         self.free_slots.append(m)
 
-    def take_released(self) -> tuple[list[str], dict[str, array]]:
+    def take_released(self) -> tuple[list[str], dict[str, array[int]]]:
         """Records of memcgs freed since the last call: (paths, ``RELEASED_COLUMNS``); then forgets them.
 
         The records are output (the per-job table), not state: handing them out as they

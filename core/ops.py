@@ -58,7 +58,7 @@ class Flag(enum.IntFlag):
     INODES = 128  #: drop_caches: also evict unused inodes (echo 3 instead of echo 1)
 
 
-FLAG_TOKENS: dict[str, Flag] = {f.name.lower(): f for f in Flag if f is not Flag.NONE}
+FLAG_TOKENS: dict[str, Flag] = {name.lower(): f for name, f in Flag.__members__.items() if f is not Flag.NONE}
 
 
 @dataclass(frozen=True)

@@ -50,12 +50,9 @@ class St(enum.IntEnum):
 #: takes it over (deferred recharge, Yosry Ahmed's RFC patches 4-5; ``core.recharge``).
 PARKED = 1
 
+#: the names of ``RunTable``'s columns, in declaration order
 RUN_COLUMNS = ("obj", "start", "npages", "state", "memcg", "origin", "mapc", "pinc", "age", "kind", "rflags",
                "dirty")
-# int32 where it suffices (page offsets up to 8 TiB per object; ages in LRU quanta): state per run
-# is what a machine's memory grows with. array('i') raises OverflowError rather than wrapping.
-_TYPECODES = {"obj": "i", "start": "i", "npages": "i", "state": "b", "memcg": "i", "origin": "i",
-              "mapc": "i", "pinc": "i", "age": "i", "kind": "b", "rflags": "b", "dirty": "i"}
 
 
 # plain ints for the per-event paths: comparing an array element with an IntEnum member costs more
@@ -77,9 +74,36 @@ class RunTable:
     last written in, 0 if clean.
     """
 
+    # the columns, one entry per run slot (``RUN_COLUMNS`` order), declared so that every field has
+    # a static type. int32 ('i') where it suffices (page offsets up to 8 TiB per object; ages in LRU
+    # quanta), int8 ('b') for state, kind and rflags: state per run is what a machine's memory grows
+    # with. array('i') raises OverflowError rather than wrapping.
+    obj: array[int]
+    start: array[int]
+    npages: array[int]
+    state: array[int]
+    memcg: array[int]
+    origin: array[int]
+    mapc: array[int]
+    pinc: array[int]
+    age: array[int]
+    kind: array[int]
+    rflags: array[int]
+    dirty: array[int]
+
     def __init__(self) -> None:
-        for name in RUN_COLUMNS:
-            setattr(self, name, array(_TYPECODES[name]))
+        self.obj = array("i")
+        self.start = array("i")
+        self.npages = array("i")
+        self.state = array("b")
+        self.memcg = array("i")
+        self.origin = array("i")
+        self.mapc = array("i")
+        self.pinc = array("i")
+        self.age = array("i")
+        self.kind = array("b")
+        self.rflags = array("b")
+        self.dirty = array("i")
         self.free: list[int] = []
         self.mutations = 0  # bumped whenever a run is split, dropped or changes owner
         # per object: run ids ordered by start, and their starts (for bisect)

@@ -54,6 +54,10 @@ class Knobs:
         """Rules a knob's type cannot say (ranges, choices); raise ``ConfigError``."""
 
 
+#: the base knobs type, for annotations inside ``Policy`` (where ``Knobs`` names the class attribute)
+AnyKnobs = Knobs
+
+
 def _typed(policy: str, knob: str, value: Any, want: type) -> Any:
     """``value`` as ``want`` (int, float, bool or str); an integral float is an int, an int a float."""
     if want is bool and isinstance(value, bool):
@@ -77,9 +81,9 @@ class Policy:
     name = "none"
     source = "kernel today (v6.1–v6.18): mm/memcontrol.c mem_cgroup_css_offline"
     wants_access = False
-    Knobs: ClassVar[type[Knobs]] = Knobs  #: this policy's knobs (none for ``none``)
+    Knobs: ClassVar[type[AnyKnobs]] = AnyKnobs  #: this policy's knobs (none for ``none``)
 
-    def __init__(self, knobs: Knobs | None = None) -> None:
+    def __init__(self, knobs: AnyKnobs | None = None) -> None:
         self.knobs = knobs if knobs is not None else self.Knobs()
 
     def attach(self, machine: "MachineState") -> None:

@@ -14,7 +14,7 @@ from core.pages import Kind, St
 from core.truncate import free_if_unused
 
 if TYPE_CHECKING:
-    from core.state import MachineState
+    from core.state import MachineState, Pin
 
 # plain ints for the per-event paths: an IntEnum member lookup costs about 160 ns in Python 3.11
 _RESIDENT = int(St.RESIDENT)
@@ -44,7 +44,7 @@ def unmap_object(machine: "MachineState", t: int, o: int) -> None:
     free_if_unused(machine, o)
 
 
-def unpin_user_pages(machine: "MachineState", t: int, pin: tuple) -> None:
+def unpin_user_pages(machine: "MachineState", t: int, pin: Pin) -> None:
     """Drop one pin (o, lo, hi, mlock, key) held by task ``t``."""
     o, lo, hi = pin[0], pin[1], pin[2]
     machine.t_pins[t].remove(pin)

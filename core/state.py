@@ -70,6 +70,11 @@ class MachineConfig:
         Kernel.parse(self.kernel)
 
 
+#: one pin a task holds: (object, first page, end page, mlock 0/1, (offset, bytes) as traced)
+Pin = tuple[int, int, int, int, tuple[int, int]]
+#: a pin ended before the trace's unpin (``anon_free``, a refused fault): (task, object, mlock, (offset, bytes))
+DroppedPin = tuple[int, int, int, tuple[int, int]]
+
 #: one queued piece of work: (time, sequence number, fn, args); ``fn(machine, *args)`` runs at that time
 QueueEntry = tuple[int, int, Callable[..., None], tuple[Any, ...]]
 
@@ -115,11 +120,11 @@ class MachineState:
         self.t_kpages: list[int] = []
         self.t_regions: list[set[int]] = []
         self.t_maps: list[list[tuple[int, int, int]]] = []
-        self.t_pins: list[list[tuple]] = []  # (obj, lo, hi, mlock, (offset, bytes) as traced)
+        self.t_pins: list[list[Pin]] = []
         self.t_kmem: list[set[int]] = []
         self.task_by_name: dict[str, int] = {}
         self.t_killed: set[int] = set()
-        self.dropped_pins: set[tuple] = set()  # (task, obj, mlock, key) of pins ended by anon_free
+        self.dropped_pins: set[DroppedPin] = set()  # pins ended by anon_free or never made (their unpin is ignored)
         self.failed_cgroups: set[str] = set()
         # objects: files, tmpfs objects and anon regions, slots reused after free
         self.o_name: list[str] = []

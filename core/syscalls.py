@@ -125,6 +125,7 @@ def op_task_exit(machine: "MachineState", ev: TraceEvent) -> None:
     if t >= 0:
         do_exit(machine, t)
     else:  # killed earlier or never started: its exit is now recorded and its slot free
+        assert ev.task is not None  # _task raised for a row without a task
         t = machine.task_by_name.pop(ev.task)
         machine.t_killed.discard(t)
         machine.free_tasks.append(t)
@@ -198,12 +199,13 @@ def op_file_map(machine: "MachineState", ev: TraceEvent) -> None:
 def _file_access(machine: "MachineState", ev: TraceEvent, how: str = "read") -> None:
     # the common case of _task / _object inline (a live task, an existing object): the
     # most frequent op; anything else takes the full lookup, which counts or raises
-    t = machine.task_by_name.get(ev.task, -1)
+    # (no test for None on this path: a row without a task or object finds nothing, then raises)
+    t = machine.task_by_name.get(ev.task, -1)  # type: ignore[arg-type]  # None: see above
     if t < 0 or not machine.t_alive[t]:
         t = _task(machine, ev)
         if t < 0:
             return
-    o = machine.obj_by_name.get(ev.obj, -1)
+    o = machine.obj_by_name.get(ev.obj, -1)  # type: ignore[arg-type]  # None: see above
     if o < 0:
         o = _object(machine, ev)
     kind = machine.o_kind[o]
@@ -314,9 +316,11 @@ def op_kmem_alloc(machine: "MachineState", ev: TraceEvent) -> None:
     machine.reserved -= n
     slab = not (ev.flags & _PAGE)
     k = machine.free_kmem.pop() if machine.free_kmem else len(machine.k_memcg)
-    if k == len(machine.k_memcg):
-        for lst in (machine.k_memcg, machine.k_pages, machine.k_slab, machine.k_task, machine.k_name):
-            lst.append(0)
+    if k == len(machine.k_memcg):  # a new slot: placeholders of each column's type, set below
+        for ints in (machine.k_memcg, machine.k_pages, machine.k_task):
+            ints.append(0)
+        machine.k_slab.append(False)
+        machine.k_name.append("")
     machine.k_memcg[k], machine.k_pages[k], machine.k_slab[k], machine.k_name[k] = m, n, slab, name
     machine.k_task[k] = -1 if slab else t
     machine.kmem_by_name[name] = k
@@ -476,10 +480,11 @@ def _new_object(machine: "MachineState", name: str, kind: int, size: int, owner:
         machine.o_wb[o] = -1
     else:
         o = len(machine.o_name)
-        for lst, v in ((machine.o_name, name), (machine.o_kind, kind), (machine.o_size, size),
-                       (machine.o_owner, owner), (machine.o_alive, True), (machine.o_deleted, False),
-                       (machine.o_pins, 0)):
-            lst.append(v)
+        for ints, v in ((machine.o_kind, kind), (machine.o_size, size), (machine.o_owner, owner), (machine.o_pins, 0)):
+            ints.append(v)
+        machine.o_name.append(name)
+        machine.o_alive.append(True)
+        machine.o_deleted.append(False)
         machine.o_maps.append([])
         machine.o_wb.append(-1)
     machine.obj_by_name[name] = o

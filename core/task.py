@@ -17,23 +17,34 @@ from core.truncate import free_object
 if TYPE_CHECKING:
     from core.state import MachineState
 
-_EMPTY_SET: frozenset = frozenset()  # what an exited task keeps of its sets
+# what an exited task keeps of its sets: one shared immutable empty set, so that a stray add to a
+# dead task's set raises. Typed as the ``set[int]`` of the columns it stands in (``t_regions``,
+# ``t_kmem``); typing those ``set | frozenset`` would make every add site narrow per event.
+_EMPTY_SET: set[int] = frozenset()  # type: ignore[assignment]  # see above
 
 
 def new_task_slot(machine: "MachineState", name: str, m: int) -> int:
     """A slot for a task starting in memcg ``m`` (-1: its cgroup failed), reusing a freed one."""
     machine.tasks_started += 1
-    fields = (name, machine.tasks_started, m, m >= 0, 0, 0, 0, set(), [], [], set())
-    cols = (machine.t_name, machine.t_seq, machine.t_cg, machine.t_alive, machine.t_anon, machine.t_swap, machine.t_kpages,
-            machine.t_regions, machine.t_maps, machine.t_pins, machine.t_kmem)
+    seq = machine.tasks_started
     if machine.free_tasks:
         t = machine.free_tasks.pop()
-        for col, v in zip(cols, fields):
-            col[t] = v
+        machine.t_name[t], machine.t_seq[t], machine.t_cg[t], machine.t_alive[t] = name, seq, m, m >= 0
+        machine.t_anon[t], machine.t_swap[t], machine.t_kpages[t] = 0, 0, 0
+        machine.t_regions[t], machine.t_maps[t], machine.t_pins[t], machine.t_kmem[t] = set(), [], [], set()
     else:
         t = len(machine.t_name)
-        for col, v in zip(cols, fields):
-            col.append(v)
+        machine.t_name.append(name)
+        machine.t_seq.append(seq)
+        machine.t_cg.append(m)
+        machine.t_alive.append(m >= 0)
+        machine.t_anon.append(0)
+        machine.t_swap.append(0)
+        machine.t_kpages.append(0)
+        machine.t_regions.append(set())
+        machine.t_maps.append([])
+        machine.t_pins.append([])
+        machine.t_kmem.append(set())
     machine.task_by_name[name] = t
     return t
 
