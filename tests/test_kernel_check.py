@@ -14,6 +14,7 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -229,6 +230,31 @@ def test_compare_counts_failed_steps_and_renders_the_table() -> None:
     assert "/ nr_dying_descendants: kernel 1 model 0" in res.table()
 
 
+def test_results_name_the_exact_kernel_build() -> None:
+    from scripts.kernel_check.fetch import Artifacts, upstream_version
+    from scripts.kernel_check.run import markdown_table, text_table
+
+    assert upstream_version("6.12.118-1~deb12u1") == "6.12.118"
+    assert upstream_version("6.1.192-3") == "6.1.192"
+    assert upstream_version("1:6.1.192-3+b1") == "6.1.192"
+    art = Artifacts(Path("/k/boot/vmlinuz-6.12.118+deb12-cloud-amd64"), Path("/m"), "6.12.118+deb12-cloud-amd64",
+                    Path("/b"), Path("/h"), "linux-image-6.12.118+deb12-cloud-amd64", "6.12.118-1~deb12u1")
+    assert art.upstream == "6.12.118"
+    assert art.build == "6.12.118+deb12-cloud-amd64 (6.12.118-1~deb12u1)"
+    res = compare.ScenarioResult("s", art.release, art.upstream, build=art.build)
+    assert "6.12.118+deb12-cloud-amd64 (6.12.118-1~deb12u1)  s" in text_table([res])
+    assert "| 6.12.118+deb12-cloud-amd64 (6.12.118-1~deb12u1) | `s` | 0/0 | 0/0 | agree |" in markdown_table([res])
+
+
+def test_kernel_accepts_a_series_or_an_exact_image_package(tmp_path) -> None:
+    from scripts.kernel_check.fetch import kernel_package
+
+    assert kernel_package("linux-image-6.12.117+deb12-cloud-amd64", tmp_path) == \
+        "linux-image-6.12.117+deb12-cloud-amd64"
+    with pytest.raises(ValueError, match="series"):
+        kernel_package("6.13", tmp_path)
+
+
 # ---------------------------------------------------------------- initramfs
 def test_cpio_is_deterministic_newc_with_device_nodes() -> None:
     a = initramfs.cpio({"init": b"#!/bin/sh\n", "bin/x": b"12345"}, ["bin"], {"dev/console": (5, 1)})
@@ -278,6 +304,6 @@ def test_every_scenario_matches_the_kernel(suite_results: dict) -> None:
         bad_steps = {c.step for c in res.failures}
         expected = KNOWN_DISAGREEMENTS.get((series, name), set())
         if bad_steps != expected:
-            problems.append(f"{name} on {res.release}: disagreeing steps {sorted(bad_steps)}, "
+            problems.append(f"{name} on {res.build}: disagreeing steps {sorted(bad_steps)}, "
                             f"documented {sorted(expected)}\n{res.table()}")
     assert not problems, "\n\n".join(problems)
