@@ -1,11 +1,17 @@
 """`python -m scripts.kernel_check`: validate the model against a real kernel.
 
 In: argv — scenario names (default: every tests/kernel_scenarios/*.csv),
-``--kernel`` series (6.1 and/or 6.12), ``--accel``, ``--cache``,
-``--markdown FILE`` (write the agreement table there, atomically).
+``--kernel`` (a series, 6.1 or 6.12, meaning the build Debian ships today, or an
+exact image package such as linux-image-6.12.117+deb12-cloud-amd64; repeat for
+several), ``--accel``, ``--cache``, ``--markdown FILE`` (write the agreement
+table there, atomically), ``--record`` (write what each build showed to
+tests/kernel_records/<build>/ and report the drift from the build recorded before),
+``--replay`` (no VM: the model against the committed records instead of a boot).
 Out: on stdout, the per-step diff of every scenario that disagrees (or of
-all with ``--steps``) and the agreement table; exit status 0 if every
-scenario agrees, 1 if any disagrees, 2 if the VM could not run.
+all with ``--steps``), the agreement table naming each exact build (uname -r
+and package version), and with ``--record`` the drift report; exit status 0 if
+every scenario agrees, 1 if any disagrees, 2 if the VM could not run (or,
+with ``--replay``, no record matched).
 
 Fetches what it needs (apt) into the cache on first use; nothing touches the
 host's own cgroup hierarchy — every cgroup operation happens inside the VM.
@@ -19,6 +25,7 @@ import time
 from pathlib import Path
 
 from scripts.kernel_check.parse import VmOutputError
+from scripts.kernel_check.records import RECORD_DIR, load_records, refresh, replay
 from scripts.kernel_check.run import markdown_table, run_suite, scenario_paths, text_table
 from traces.io import atomic_write_text
 
@@ -27,35 +34,60 @@ def build_parser() -> argparse.ArgumentParser:
     """Command-line options."""
     p = argparse.ArgumentParser(prog="python -m scripts.kernel_check", description=__doc__.splitlines()[0])
     p.add_argument("scenarios", nargs="*", help="scenario names or CSV paths (default: the whole suite)")
-    p.add_argument("--kernel", action="append", choices=("6.1", "6.12"),
-                   help="Debian cloud kernel series; repeat for several (default 6.1)")
+    p.add_argument("--kernel", action="append",
+                   help="Debian cloud kernel: series 6.1 or 6.12 (today's build), or an image package "
+                        "name (linux-image-...-cloud-amd64); repeat for several (default 6.1)")
     p.add_argument("--accel", default="auto", choices=("auto", "kvm", "tcg"))
     p.add_argument("--cache", type=Path, default=None, help="download/build cache directory")
     p.add_argument("--jobs", type=int, default=None, help="parallel VMs (default: one per core)")
     p.add_argument("--steps", action="store_true", help="print the per-step table of every scenario")
     p.add_argument("--markdown", type=Path, default=None, help="write the agreement table (Markdown) here")
+    p.add_argument("--record", nargs="?", type=Path, const=RECORD_DIR, default=None, metavar="DIR",
+                   help=f"write each build's observations under DIR (default {RECORD_DIR}) and report drift")
+    p.add_argument("--replay", nargs="?", type=Path, const=RECORD_DIR, default=None, metavar="DIR",
+                   help=f"no VM: compare the model with the records under DIR (default {RECORD_DIR}), "
+                        "every recorded build, or those of --kernel (series or package)")
     return p
+
+
+def replay_records(args: argparse.Namespace, paths: list[Path]) -> list:
+    """The model against recorded boots (the default test's comparison), filtered like a live run."""
+    wanted = {p.stem for p in paths}
+    recs = [r for r in load_records(args.replay) if r.scenario in wanted]
+    if args.kernel:
+        recs = [r for r in recs if any(k in (r.build.series, r.build.package) for k in args.kernel)]
+    return [replay(r) for r in recs]
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the suite; 0 = all agree, 1 = some disagree, 2 = the VM failed."""
     args = build_parser().parse_args(argv)
     paths, results = scenario_paths(args.scenarios), []
-    for series in args.kernel or ["6.1"]:
+    if args.replay:
+        results = replay_records(args, paths)
+        if not results:
+            print(f"no records under {args.replay} for these scenarios and kernels", file=sys.stderr)
+            return 2
+    for kernel in [] if args.replay else args.kernel or ["6.1"]:
         start = time.monotonic()
         try:
-            results += run_suite(paths, series, cache=args.cache, accel=args.accel, jobs=args.jobs)
+            results += run_suite(paths, kernel, cache=args.cache, accel=args.accel, jobs=args.jobs)
         except VmOutputError as exc:
-            print(f"kernel {series}: {exc}", file=sys.stderr)
+            print(f"kernel {kernel}: {exc}", file=sys.stderr)
             return 2
-        print(f"# kernel {series}: {len(paths)} scenarios in {time.monotonic() - start:.1f} s "
-              f"(accel {results[-1].accel})", file=sys.stderr)
+        print(f"# kernel {kernel} = {results[-1].build}: {len(paths)} scenarios in "
+              f"{time.monotonic() - start:.1f} s (accel {results[-1].accel}, model kernel "
+              f"{results[-1].kernel})", file=sys.stderr)
     for r in results:
         if args.steps or not r.agrees:
-            print(f"\n== {r.name} on {r.release} ({r.seconds:.1f} s boot)\n{r.table()}")
+            how = "recorded" if args.replay else f"{r.seconds:.1f} s boot"
+            print(f"\n== {r.name} on {r.build} ({how}, model kernel {r.kernel})\n{r.table()}")
     print("\n" + text_table(results))
     if args.markdown:
         atomic_write_text(args.markdown, markdown_table(results))
+    if args.record and not args.replay:
+        report = refresh(results, paths, args.record)
+        print(f"\n# records written under {args.record}\n" + (report or "no earlier records to compare"))
     return 0 if all(r.agrees for r in results) else 1
 
 

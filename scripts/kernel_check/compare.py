@@ -56,12 +56,17 @@ class Check:
     def ok(self) -> bool:
         return abs(self.kernel - self.model) <= self.tolerance
 
-    def describe(self) -> str:
+    def formatted(self) -> tuple[str, str]:
+        """(kernel value, model value) as text: MiB with two decimals, or a plain count."""
         def fmt(v: int) -> str:
             return f"{v / (1 << 20):.2f}M" if self.key not in _COUNT_KEYS else str(v)
 
+        return fmt(self.kernel), fmt(self.model)
+
+    def describe(self) -> str:
+        kernel, model = self.formatted()
         tol = f" (tol {self.tolerance // KIB}K)" if self.tolerance else ""
-        return f"{self.cgroup} {self.key}: kernel {fmt(self.kernel)} model {fmt(self.model)}{tol}"
+        return f"{self.cgroup} {self.key}: kernel {kernel} model {model}{tol}"
 
 
 _COUNT_KEYS = {"nr_dying_descendants", "online", "failed"}
@@ -72,12 +77,20 @@ class ScenarioResult:
     """All checks of one scenario on one kernel."""
 
     name: str
-    release: str
-    kernel: str
+    release: str  #: uname -r in the VM
+    kernel: str  #: the model's kernel setting
     steps: list[tuple[int, str]] = field(default_factory=list)  #: (index, label)
     checks: list[Check] = field(default_factory=list)
     seconds: float = 0.0
     accel: str = ""
+    build: str = ""  #: the exact kernel build: "uname -r (Debian package version)"
+    observed: "VmRun | None" = None  #: what the VM showed (live runs; records keep it)
+    kernel_build: object = None  #: records.Build of a live run (package, version, uname -r, MGLRU)
+
+    @property
+    def failed_steps(self) -> set[int]:
+        """Steps with at least one failed check."""
+        return {c.step for c in self.failures}
 
     @property
     def failures(self) -> list[Check]:
@@ -136,7 +149,7 @@ def step_checks(step: int, vm: dict[str, dict[str, int]], sim: dict[str, dict[st
 
 def compare(name: str, script: Script, vm: VmRun, sim: SimRun, seconds: float = 0.0) -> ScenarioResult:
     """Every check of every step of one scenario."""
-    res = ScenarioResult(name, vm.release, sim.kernel, seconds=seconds)
+    res = ScenarioResult(name, vm.release, sim.kernel, seconds=seconds, build=vm.release)
     for step in script.steps:
         res.steps.append((step.index, step.label))
         res.checks.extend(step_checks(step.index, vm.steps.get(step.index, {}),

@@ -1,10 +1,13 @@
 """Fetch and build everything the VM needs, idempotently, into a cache directory.
 
-In: a kernel series ("6.1" = bookworm's cloud kernel, "6.12" = the bookworm
-backport in bookworm-security) and the cache directory.
+In: a kernel — a series ("6.1" = bookworm's cloud kernel, "6.12" = the bookworm
+backport in bookworm-security), which means the build Debian ships today, or
+an exact image package ("linux-image-6.12.117+deb12-cloud-amd64") — and the
+cache directory.
 Out: ``Artifacts`` — paths of the kernel image, its module tree, the
-busybox-static binary and our static helper — plus the host tools (qemu,
-mkfs.ext4, gcc) installed with apt when missing.
+busybox-static binary and our static helper, and the exact build (package,
+package version, ``uname -r``) — plus the host tools (qemu, mkfs.ext4, gcc)
+installed with apt when missing.
 
 Only Debian's own registries are used (``apt-get install`` / ``apt-get
 download``); each package is fetched once and kept under the cache.
@@ -34,6 +37,18 @@ class Artifacts:
     release: str  #: uname -r of the kernel, e.g. 6.1.0-56-cloud-amd64
     busybox: Path
     helper: Path
+    package: str = ""  #: the image package, e.g. linux-image-6.12.118+deb12-cloud-amd64
+    version: str = ""  #: its Debian version, e.g. 6.12.118-1~deb12u1 (upstream stable 6.12.118)
+
+    @property
+    def upstream(self) -> str:
+        """The upstream stable release the package is built from ("6.12.118", "6.1.192")."""
+        return upstream_version(self.version) if self.version else ""
+
+    @property
+    def build(self) -> str:
+        """The exact build, as every validation result names it: ``uname -r (package version)``."""
+        return f"{self.release} ({self.version})" if self.version else self.release
 
     @property
     def config(self) -> dict[str, str]:
@@ -46,6 +61,12 @@ class Artifacts:
     def lru_gen(self) -> bool:
         """MGLRU on at boot (CONFIG_LRU_GEN_ENABLED): on in Debian's 6.12, off in its 6.1."""
         return self.config.get("CONFIG_LRU_GEN_ENABLED") == "y"
+
+
+def upstream_version(debian_version: str) -> str:
+    """'6.12.118-1~deb12u1' -> '6.12.118'; '6.1.192-3' -> '6.1.192' (epoch and Debian revision dropped)."""
+    v = debian_version.split(":", 1)[-1]
+    return v.split("-", 1)[0].split("+", 1)[0].split("~", 1)[0]
 
 
 def default_cache() -> Path:
@@ -123,20 +144,46 @@ def _download(package: str, cache: Path) -> Path:
     shutil.rmtree(tree, ignore_errors=True)
     tree.mkdir(parents=True)
     _run(["dpkg-deb", "-x", str(deb), str(tree)])
+    (tree / ".version").write_text(_run(["dpkg-deb", "-f", str(deb), "Version"]).strip() + "\n")
     (tree / ".complete").touch()
     return tree
 
 
-def fetch_kernel(series: str, cache: Path) -> tuple[Path, Path, str]:
-    """(vmlinuz, modules dir, release) of the Debian cloud kernel of ``series``."""
-    if series not in KERNEL_META:
-        raise ValueError(f"kernel series {series!r}: choose one of {sorted(KERNEL_META)}")
-    tree = _download(_resolve(KERNEL_META[series], cache), cache)
+def package_version(package: str, cache: Path) -> str:
+    """The Debian version of the unpacked ``package`` (what was actually booted)."""
+    stamp = cache / "pkgs" / package / ".version"
+    if stamp.exists():
+        return stamp.read_text().strip()
+    # a tree unpacked before versions were kept: ask the .deb it came from
+    deb = sorted((cache / "debs").glob(f"{package}_*.deb"))[-1]
+    version = _run(["dpkg-deb", "-f", str(deb), "Version"]).strip()
+    stamp.write_text(version + "\n")
+    return version
+
+
+def kernel_package(kernel: str, cache: Path) -> str:
+    """The image package of ``kernel``: a series' current build, or an exact package as given."""
+    if kernel in KERNEL_META:
+        return _resolve(KERNEL_META[kernel], cache)
+    if kernel.startswith("linux-image-") and kernel.endswith("-cloud-amd64"):
+        return kernel
+    raise ValueError(f"kernel {kernel!r}: a series ({', '.join(sorted(KERNEL_META))}) "
+                     f"or a package such as linux-image-6.12.117+deb12-cloud-amd64")
+
+
+def fetch_kernel(kernel: str, cache: Path) -> tuple[Path, Path, str, str, str]:
+    """(vmlinuz, modules dir, release, package, package version) of a Debian cloud kernel.
+
+    ``kernel`` is a series ("6.1", "6.12": the build its meta package depends on today)
+    or an exact image package name.
+    """
+    package = kernel_package(kernel, cache)
+    tree = _download(package, cache)
     images = sorted((tree / "boot").glob("vmlinuz-*"))
     if not images:
         raise RuntimeError(f"{tree}: no boot/vmlinuz-* in the kernel package")
     release = images[-1].name.removeprefix("vmlinuz-")
-    return images[-1], tree / "lib" / "modules" / release, release
+    return images[-1], tree / "lib" / "modules" / release, release, package, package_version(package, cache)
 
 
 def build_helper(cache: Path) -> Path:
@@ -151,11 +198,11 @@ def build_helper(cache: Path) -> Path:
     return out
 
 
-def fetch_all(series: str, cache: Path | None = None) -> Artifacts:
+def fetch_all(kernel: str, cache: Path | None = None) -> Artifacts:
     """Everything one boot needs; downloads and builds only what the cache lacks."""
     cache = cache or default_cache()
     cache.mkdir(parents=True, exist_ok=True)
     ensure_host_tools(cache)
-    vmlinuz, modules, release = fetch_kernel(series, cache)
+    vmlinuz, modules, release, package, version = fetch_kernel(kernel, cache)
     busybox = _download("busybox-static", cache) / "bin" / "busybox"
-    return Artifacts(vmlinuz, modules, release, busybox, build_helper(cache))
+    return Artifacts(vmlinuz, modules, release, busybox, build_helper(cache), package, version)
