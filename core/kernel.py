@@ -12,6 +12,10 @@ Feature cut-offs (each cited where it is used):
   obj_cgroup APIs to charge kmem pages").
 - memory.reclaim exists since v5.19 (mm/memcontrol.c: memory_reclaim()).
 - cgroup.stat nr_dying_subsys_memory since ≈v6.11 (Waiman Long).
+- MGLRU memcg reclaim stops at its target like root reclaim from 6.12.118 in the 6.12
+  series (the stable backport of "mm: remove '!root_reclaim' checking in
+  should_abort_scan()", found by the kernel check, docs/kernel-validation.md D12). A
+  version names a patch level for that: "6.12" is 6.12.0, "6.12.118" the stable release.
 """
 
 from __future__ import annotations
@@ -40,21 +44,25 @@ class Kernel:
 
     major: int
     minor: int
+    patch: int = 0  #: the stable release within the series ("6.12.118" -> 118; "6.12" -> 0)
 
     @classmethod
     def parse(cls, text: str) -> "Kernel":
-        """'6.12' (or '6.12.19') -> Kernel(6, 12); ConfigError for anything unsupported."""
+        """'6.12' -> Kernel(6, 12, 0), '6.12.118' -> Kernel(6, 12, 118); ConfigError for anything else."""
         parts = str(text).strip().split(".")
         try:
             major, minor = int(parts[0]), int(parts[1])
+            patch = int(parts[2]) if len(parts) > 2 else 0
         except (IndexError, ValueError):
-            raise ConfigError(f"kernel: {text!r} is not a version like '6.12'") from None
+            raise ConfigError(f"kernel: {text!r} is not a version like '6.12' or '6.12.118'") from None
+        if len(parts) > 3 or patch < 0:
+            raise ConfigError(f"kernel: {text!r} is not a version like '6.12' or '6.12.118'")
         if (major, minor) < (5, 4) or (major, minor) > (6, 18):
             raise ConfigError(f"kernel: {text!r} outside the modelled range 5.4 .. 6.18")
-        return cls(major, minor)
+        return cls(major, minor, patch)
 
     def __str__(self) -> str:
-        return f"{self.major}.{self.minor}"
+        return f"{self.major}.{self.minor}" + (f".{self.patch}" if self.patch else "")
 
     def at_least(self, major: int, minor: int) -> bool:
         """True when this kernel is v<major>.<minor> or newer."""
@@ -74,6 +82,18 @@ class Kernel:
     def has_memory_reclaim(self) -> bool:
         """The memory.reclaim interface file exists (v5.19+)."""
         return self.at_least(5, 19)
+
+    @property
+    def mglru_memcg_reclaim_aborts(self) -> bool:
+        """MGLRU memcg reclaim ends after the 64-folio batch that meets its target (D12).
+
+        should_abort_scan() lost its "don't abort memcg reclaim to ensure fairness" early
+        return ("mm: remove '!root_reclaim' checking in should_abort_scan()"); Debian's
+        6.12.118 carries the backport and 6.12.117 does not (kernel check records of both).
+        Its mainline release and other stable series are not verified here, so it is
+        modelled for the 6.12 series from 6.12.118 only.
+        """
+        return (self.major, self.minor) == (6, 12) and self.patch >= 118
 
     @property
     def cost_basis(self) -> tuple[int, int]:

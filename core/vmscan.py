@@ -174,8 +174,8 @@ def _plan(machine: "MachineState", sub: np.ndarray, target: int, may_swap: bool,
     if (batch > 0 or quarter) and target > 0:
         quota, visited, calls = _batched_quotas(machine, sub, sizes, dying, target, batch, full_walk, quarter)
     else:
-        quota, visited, _ = _quotas(sizes, dying, target, full_walk, machine.cfg.lru_gen,
-                                    root_abort=int(sub[0]) == ROOT)
+        abort = int(sub[0]) == ROOT or machine.kernel.mglru_memcg_reclaim_aborts
+        quota, visited, _ = _quotas(sizes, dying, target, full_walk, machine.cfg.lru_gen, root_abort=abort)
     if target <= 0 or ids.size == 0 or quota.sum() == 0:
         return _Plan([], [], visited, calls)
     per_slot = np.zeros(nslots, dtype=np.int64)
@@ -203,6 +203,7 @@ def _batched_quotas(machine: "MachineState", sub: np.ndarray, sizes: np.ndarray,
     n = len(sub)
     ask = max(batch, SWAP_CLUSTER_MAX)
     lru_gen = machine.cfg.lru_gen
+    abort = machine.kernel.mglru_memcg_reclaim_aborts  # each call stops at its own target (D12)
     size_l, dying_l = sizes.tolist(), dying.tolist()
     taken = [0] * n
     got = visited = calls = 0
@@ -217,9 +218,10 @@ def _batched_quotas(machine: "MachineState", sub: np.ndarray, sizes: np.ndarray,
         left = [size_l[i] - taken[i] for i in order]
         d = [dying_l[i] for i in order]
         if n <= _SMALL:
-            q, v, last = _quotas_small(left, d, want, full_walk, lru_gen)
+            q, v, last = _quotas_small(left, d, want, full_walk, lru_gen, abort)
         else:
-            qa, v, last = _quotas(np.array(left, dtype=np.int64), np.array(d, dtype=bool), want, full_walk, lru_gen)
+            qa, v, last = _quotas(np.array(left, dtype=np.int64), np.array(d, dtype=bool), want, full_walk, lru_gen,
+                                  root_abort=abort)
             q = qa.tolist()
         calls += 1
         visited += v
@@ -239,8 +241,9 @@ _SMALL = 32  # subtrees up to this many memcgs take the list path of the batched
 
 
 def _quotas_small(sizes: list[int], dying: list[bool], target: int, full_walk: bool,
-                  lru_gen: bool) -> tuple[list[int], int, int]:
+                  lru_gen: bool, root_abort: bool = False) -> tuple[list[int], int, int]:
     """``_quotas`` on plain lists (the same rounds and rules; a test holds them equal)."""
+    cut = root_abort and lru_gen
     n = len(sizes)
     taken = [0] * n
     tsum, visited, last = 0, 0, n - 1
@@ -248,13 +251,16 @@ def _quotas_small(sizes: list[int], dying: list[bool], target: int, full_walk: b
         left = [s - t for s, t in zip(sizes, taken)]
         q = [_visit_quota(x, dy, prio, lru_gen) for x, dy in zip(left, dying)]
         short = target - tsum
-        if not full_walk and sum(q) >= short > 0:
+        if (cut or not full_walk) and sum(q) >= short > 0:
             acc, stop = 0, n - 1
             for i, x in enumerate(q):
                 acc += x
                 if acc >= short:
                     stop = i
                     break
+            if cut:  # ... after the 64-folio batch that meets the target (should_abort_scan)
+                before = acc - q[stop]
+                q[stop] = min(q[stop], -(-(short - before) // MAX_LRU_BATCH) * MAX_LRU_BATCH)
             q[stop + 1:] = [0] * (n - stop - 1)
             visited += stop + 1
             last = stop
@@ -304,7 +310,8 @@ def _quotas(sizes: np.ndarray, dying: np.ndarray, target: int, full_walk: bool,
 
     ``root_abort``: root (global) reclaim under MGLRU, where should_abort_scan ends the
     scan after the 64-folio batch that meets the target (kswapd: the watermarks), so a
-    dying memcg's scrape stops there instead of taking its half.
+    dying memcg's scrape stops there instead of taking its half; from 6.12.118 memcg
+    reclaim too (``Kernel.mglru_memcg_reclaim_aborts``, kernel check D12).
     Out: (pages per memcg, memcgs visited, index of the last memcg the final round visited).
     """
     taken = np.zeros_like(sizes)

@@ -219,10 +219,12 @@ def test_same_trace_same_metrics_whatever_the_batching_and_checkpoints(steps, cf
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 1 << 20), st.booleans()), min_size=1, max_size=12),
-       st.integers(1, 1 << 21), st.booleans(), st.booleans())
-def test_reclaim_quotas_on_lists_equal_the_vectorised_ones(memcgs, target, full_walk, lru_gen):
-    """The batched reclaim's list path takes exactly what the numpy rounds take."""
+       st.integers(1, 1 << 21), st.booleans(), st.booleans(), st.booleans())
+def test_reclaim_quotas_on_lists_equal_the_vectorised_ones(memcgs, target, full_walk, lru_gen, abort):
+    """The batched reclaim's list path takes exactly what the numpy rounds take (with and
+    without MGLRU's should_abort_scan cut)."""
     from core.vmscan import _quotas, _quotas_small
     sizes, dying = [s for s, _ in memcgs], [d for _, d in memcgs]
-    q, visited, last = _quotas(np.array(sizes, dtype=np.int64), np.array(dying), target, full_walk, lru_gen)
-    assert _quotas_small(sizes, dying, target, full_walk, lru_gen) == (q.tolist(), visited, last)
+    q, visited, last = _quotas(np.array(sizes, dtype=np.int64), np.array(dying), target, full_walk, lru_gen,
+                               root_abort=abort)
+    assert _quotas_small(sizes, dying, target, full_walk, lru_gen, abort) == (q.tolist(), visited, last)

@@ -43,11 +43,6 @@ class KnownDisagreement:
                 and (not self.until or v <= version_key(self.until)))
 
 
-_MEMCG_ABORT = ("6.12.118 backports 'mm: remove '!root_reclaim' checking in should_abort_scan()' "
-                "(mm/vmscan.c): MGLRU memcg reclaim now stops after the 64-folio batch that meets "
-                "the call's target, so a zombie's scrape no longer takes half of it per visit (D5); "
-                "the model still does")
-
 _OOM_TIMING = ("recorded on 2026-12-06 at host load average ~10 on 2 cores: the OOM reaper holds its "
                "victim for 2 s of wall time (D7), and the VM took longer than that from the kill to the "
                "rmdir, so the removed cgroup was already freed (nr_dying_descendants 0, model 1); the same "
@@ -55,10 +50,6 @@ _OOM_TIMING = ("recorded on 2026-12-06 at host load average ~10 on 2 cores: the 
                "on a quieter host (docs/kernel-validation.md, Results)")
 
 KNOWN: tuple[KnownDisagreement, ...] = (
-    KnownDisagreement("high_reclaims_zombie", "6.12", "6.12.118", frozenset({10, 11, 12}),
-                      "issue 16 item 0", _MEMCG_ABORT + " (kernel keeps 23.50 MiB of /pod file, model 15.75)"),
-    KnownDisagreement("limit_reclaim_scrapes_zombie", "6.12", "6.12.118", frozenset({10}),
-                      "issue 16 item 0", _MEMCG_ABORT + " (kernel keeps 5.75 MiB of /pod file, model 3.75)"),
     KnownDisagreement("oom_after_zombie_scraped", "6.1", "6.1.192", frozenset({13}),
                       "issue 17 item 3", _OOM_TIMING, until="6.1.192", kind="timing"),
     KnownDisagreement("oom_after_zombie_scraped", "6.12", "6.12.118", frozenset({13}),
