@@ -13,10 +13,8 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from core.errors import ConfigError, TraceError
-from replay.app import run
+from replay.app import run_command
 from replay.config import register_configs
-from replay.store import StoreError
 
 register_configs()
 
@@ -24,11 +22,9 @@ register_configs()
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     """Run one job of the (multi)run."""
-    try:
-        run(cfg)
-    except (TraceError, StoreError, ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(1)
+    status = run_command(cfg)
+    if status:
+        sys.exit(status)
 
 
 if __name__ == "__main__":

@@ -24,10 +24,10 @@ from replay.config import ReplayConfig, check_config, config_key, machine_config
 from replay.coordinator import StepHook, replay_waves
 from replay.executors import make_executor, shard_count
 from replay.outputs import policy_files, read_summary, write_files, write_run_summary
-from replay.plan import Plan, make_plans
+from replay.plan import Plan, load_checked, make_plans
 from replay.progress import Progress
 from replay.shard import ShardSpec
-from replay.store import RunStore, open_store, redact
+from replay.store import RunStore, StoreError, open_store, redact
 
 
 @dataclass
@@ -67,11 +67,13 @@ def shard_specs(plan: Plan, cfg: ReplayConfig, policy: str, run: str,
 
 
 def _replay_policies(cfg: ReplayConfig, todo: list[str], keys: dict[str, str], store: RunStore,
-                     run_dir: str, result: RunResult, on_step: Optional[StepHook]) -> None:
+                     run_dir: str, result: RunResult, on_step: Optional[StepHook], trace: list) -> None:
     executor = make_executor(cfg.executor, cfg.ray)
     os.makedirs(run_dir, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=run_dir, prefix=".shards-") as work:
-        plans = make_plans(cfg, lambda machines: shard_count(cfg.executor, machines), work, reuse=len(todo) > 1)
+        # trace.pop(): once written into the shards' partitions the table is not held any more
+        plans = make_plans(cfg, lambda machines: shard_count(cfg.executor, machines), work, reuse=len(todo) > 1,
+                           loaded=trace.pop())
         for p in todo:
             if not cfg.store.cache:
                 store.clear_run(keys[p])  # from scratch: no stale checkpoints either
@@ -101,10 +103,11 @@ def run(cfg: DictConfig | ReplayConfig, on_step: Optional[StepHook] = None) -> R
     """Replay the configured trace once per policy; write outputs; return what happened."""
     cfg = to_config(cfg)
     check_config(cfg)
+    policies = policy_list(cfg)
+    trace = [load_checked(cfg)]  # a bad trace or parameter is refused before the store, Ray or any output
     run_dir = output_dir(cfg)
     s = cfg.store
     store = open_store(s.url, s.namespace, s.embedded_path, s.connect_timeout_s)
-    policies = policy_list(cfg)
     keys = {p: config_key(cfg, p) for p in policies}
     result = RunResult(run_dir, [])
     cached = {p: store.get_result(k) for p, k in keys.items()} if s.cache else {}
@@ -114,10 +117,38 @@ def run(cfg: DictConfig | ReplayConfig, on_step: Optional[StepHook] = None) -> R
             result.cached.append(p)
     todo = [p for p in policies if p not in result.cached]
     if todo:
-        _replay_policies(cfg, todo, keys, store, run_dir, result, on_step)
+        _replay_policies(cfg, todo, keys, store, run_dir, result, on_step, trace)
     result.summaries = [read_summary(run_dir, p, cfg.seed) for p in policies]
     _finish(cfg, result, store, policies)
     return result
+
+
+#: exit status of a run refused for bad input (a trace, a parameter, an unreachable store)
+EXIT_BAD_INPUT = 2
+
+
+def one_line(exc: BaseException) -> str:
+    """An error as one line: a trace's first problem (and how many others), else the message."""
+    problems = getattr(exc, "problems", None)
+    if problems:
+        more = len(problems) - 1
+        tail = f" (and {more} more problem{'s' if more > 1 else ''}: python -m traces validate " \
+               f"{problems[0].source})" if more else ""
+        return f"{problems[0]}{tail}"
+    return " ".join(str(exc).split())
+
+
+def run_command(cfg: DictConfig | ReplayConfig, err=None) -> int:
+    """``run`` for the command line: an error the user can fix is one ``error:`` line; returns the exit status."""
+    from core.errors import ConfigError, TraceError
+
+    err = err or sys.stderr
+    try:
+        run(cfg)
+    except (TraceError, StoreError, ConfigError) as exc:
+        err.write(f"error: {one_line(exc)}\n")
+        return EXIT_BAD_INPUT
+    return 0
 
 
 def _finish(cfg: ReplayConfig, result: RunResult, store: RunStore, policies: list[str]) -> None:

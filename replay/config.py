@@ -291,6 +291,8 @@ def check_config(cfg: ReplayConfig) -> None:
         problems.append("executor: wave_machines must be >= 0 (0: the whole fleet in one wave)")
     if ex.pack_above < -1:
         problems.append("executor: pack_above must be >= -1 (-1: never pack machines)")
+    if cfg.fleet.machines < 0:
+        problems.append(f"fleet.machines: {cfg.fleet.machines} is negative (0 keeps every machine of the trace)")
     if cfg.fleet.sample_interval_s <= 0:
         problems.append("fleet.sample_interval_s must be > 0")
     if problems:
