@@ -134,11 +134,18 @@ class ExecutorCfg:
 
 @dataclass
 class RayCfg:
-    """How to reach Ray: ``address`` null starts a local cluster, ``auto`` or ``host:port`` joins one."""
+    """How to reach Ray: ``address`` ``auto``, ``host:port`` or ``ray://host:port`` joins a cluster.
+
+    ``address`` null: ``RAY_ADDRESS``, else the live cluster ``ray start`` recorded, else a new
+    local cluster of ``num_cpus`` CPUs and ``object_store_mib`` of object store (these two apply
+    only to a cluster the run starts). ``connect_timeout_s``: how long a cluster to join may
+    take to answer before the run stops with an error.
+    """
 
     address: Optional[str] = None
     num_cpus: Optional[int] = None
     object_store_mib: int = 512
+    connect_timeout_s: float = 60.0
 
 
 @dataclass
@@ -291,6 +298,8 @@ def check_config(cfg: ReplayConfig) -> None:
         problems.append("executor: wave_machines must be >= 0 (0: the whole fleet in one wave)")
     if ex.pack_above < -1:
         problems.append("executor: pack_above must be >= -1 (-1: never pack machines)")
+    if cfg.ray.connect_timeout_s <= 0:
+        problems.append("ray.connect_timeout_s must be > 0")
     if cfg.fleet.machines < 0:
         problems.append(f"fleet.machines: {cfg.fleet.machines} is negative (0 keeps every machine of the trace)")
     if cfg.fleet.sample_interval_s <= 0:
