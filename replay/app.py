@@ -138,16 +138,66 @@ def one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
 
-def run_command(cfg: DictConfig | ReplayConfig, err=None) -> int:
-    """``run`` for the command line: an error the user can fix is one ``error:`` line; returns the exit status."""
+#: exit status of a run stopped part-way by a fault (store gone, actors dead); Ctrl-C gives 130
+EXIT_FAULT = 1
+EXIT_INTERRUPTED = 130
+_RESUME = "run the same command again to resume from the last checkpoint"
+
+
+def fault_line(exc: BaseException, cfg: ReplayConfig) -> Optional[str]:
+    """What stopped a run part-way, in one line with how to go on; None for any other error."""
+    import redis
+
+    if isinstance(exc, KeyboardInterrupt):
+        return f"interrupted; {_RESUME}"
+    cause = getattr(exc, "cause", None)  # a Ray task error carries the actor's exception
+    for e in (exc, cause):
+        if isinstance(e, redis.RedisError) and not _is_ray_error(e):
+            where = redact(cfg.store.url) if cfg.store.url else "the embedded run store"
+            return (f"the run store ({where}) went away mid-run ({e.__class__.__name__}: "
+                    f"{' '.join(str(e).split())[:200]}); {_RESUME} once it is reachable")
+    if _is_ray_error(exc):
+        from ray.exceptions import GetTimeoutError, RayActorError
+
+        if isinstance(exc, RayActorError):
+            return (f"a shard actor died more often than executor.max_restarts={cfg.executor.max_restarts} "
+                    f"allows; {_RESUME}")
+        if isinstance(exc, GetTimeoutError):
+            return (f"a round took longer than executor.timeout_s={cfg.executor.timeout_s:g} s; "
+                    f"{_RESUME} (with a larger executor.timeout_s)")
+    return None
+
+
+def _is_ray_error(exc: BaseException) -> bool:
+    ray_exc = sys.modules.get("ray.exceptions")  # only a run that used Ray can fail with its errors
+    return ray_exc is not None and isinstance(exc, ray_exc.RayError)
+
+
+def run_command(cfg: DictConfig | ReplayConfig, err=None, on_step: Optional[StepHook] = None) -> int:
+    """``run`` for the command line; returns the exit status.
+
+    An error the user can fix (a bad trace or parameter, an unreachable store or Ray cluster)
+    is one ``error:`` line and status 2. A fault part-way (the run store going away, shard
+    actors dying more often than ``executor.max_restarts``, a round timing out, Ctrl-C) is
+    one ``error:`` line saying what happened and that re-running the same command resumes
+    (from the last checkpoint the store holds): status 1, or 130 for Ctrl-C.
+    """
     from core.errors import ConfigError, TraceError
 
     err = err or sys.stderr
+    typed = to_config(cfg)
     try:
-        run(cfg)
+        run(typed, on_step)
     except (TraceError, StoreError, ConfigError) as exc:
         err.write(f"error: {one_line(exc)}\n")
         return EXIT_BAD_INPUT
+    except BaseException as exc:  # noqa: BLE001 -- a known fault is one line, anything else propagates
+        line = fault_line(exc, typed)
+        if line is None:
+            raise
+        err.write(f"error: {line}\n")
+        err.flush()
+        return EXIT_INTERRUPTED if isinstance(exc, KeyboardInterrupt) else EXIT_FAULT
     return 0
 
 

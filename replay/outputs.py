@@ -38,6 +38,11 @@ def partition_dir(policy: str, seed: int) -> str:
     return f"policy={policy}/seed={seed}"
 
 
+def partition_files(policy: str, seed: int) -> dict[str, str]:
+    """Per name in ``PER_POLICY_FILES``, its path relative to the run directory."""
+    return {n: f"{partition_dir(policy, seed)}/{n}" for n in PER_POLICY_FILES}
+
+
 def _named(s: Samples, names: list[str]) -> Samples:
     # machine columns travel as global indices; outputs carry the ids
     if not s:
