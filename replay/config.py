@@ -212,6 +212,9 @@ def config_key(cfg: ReplayConfig, policy: str) -> str:
     plain["step_s"] = cfg.executor.step_s  # batch cuts are part of the replay's definition
     plain["trace_file"] = _file_identity(cfg.trace.path)
     plain["model"] = model_fingerprint()  # a changed model must not serve results of the old one
+    from replay.outputs import LAYOUT
+
+    plain["layout"] = LAYOUT  # cached files are written back where they were: same layout only
     text = json.dumps(plain, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 

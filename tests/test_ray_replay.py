@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from replay.app import run
-from replay.outputs import PER_POLICY_FILES
+from replay.outputs import partition_files
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(300)]
 
@@ -22,8 +22,7 @@ BASE = ("trace=tiny", "+trace.params.duration_s=360", "policy=none", "executor.s
 
 
 def _files(run_dir: str) -> dict[str, bytes]:
-    d = Path(run_dir, "policy=none", "seed=0")
-    return {n: (d / n).read_bytes() for n in PER_POLICY_FILES}
+    return {n: Path(run_dir, rel).read_bytes() for n, rel in partition_files("none", 0).items()}
 
 
 @pytest.fixture

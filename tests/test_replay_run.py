@@ -12,7 +12,7 @@ import pytest
 from core.errors import TraceError
 from replay import store as store_mod
 from replay.app import run
-from replay.outputs import PER_POLICY_FILES
+from replay.outputs import partition_files
 
 QUICK = ("trace=tiny", "+trace.params.duration_s=360", "policy=none", "executor=local", "executor.step_s=60",
          "executor.checkpoint_every_s=120", "plots=false")
@@ -23,8 +23,7 @@ class Interrupt(Exception):
 
 
 def _files(run_dir: str, policy: str = "none", seed: int = 0) -> dict[str, bytes]:
-    d = Path(run_dir, f"policy={policy}", f"seed={seed}")
-    return {n: (d / n).read_bytes() for n in PER_POLICY_FILES}
+    return {n: Path(run_dir, rel).read_bytes() for n, rel in partition_files(policy, seed).items()}
 
 
 def test_run_writes_partitioned_outputs_and_summary(compose_replay):
@@ -32,8 +31,8 @@ def test_run_writes_partitioned_outputs_and_summary(compose_replay):
     run_dir = Path(res.run_dir)
     for name in ("summary.json", "summary.md", "zombies.png", "cost.png", "holders.png"):
         assert (run_dir / name).stat().st_size > 0, name
-    machines = pq.read_table(run_dir / "policy=none/seed=0/machines.parquet")
-    fleet = pq.read_table(run_dir / "policy=none/seed=0/fleet.parquet")
+    machines = pq.read_table(run_dir / "machines/policy=none/seed=0/part-0.parquet")
+    fleet = pq.read_table(run_dir / "fleet/policy=none/seed=0/part-0.parquet")
     assert sorted(set(machines.column("machine").to_pylist())) == ["m-0000", "m-0001", "m-0002"]
     assert fleet.column("machines").to_pylist() == [3] * fleet.num_rows
     s = json.loads((run_dir / "summary.json").read_text())["policies"][0]
@@ -103,7 +102,7 @@ def test_invalid_trace_is_refused_with_the_validator_report(compose_replay, tmp_
     with pytest.raises(TraceError) as err:
         run(compose_replay("trace=file", f"trace.path={bad}", "executor=local"))
     assert "bad.csv:2" in str(err.value) and "op" in str(err.value)
-    assert not any(Path(tmp_path, "run").glob("policy=*"))
+    assert not any(Path(tmp_path, "run").rglob("policy=*"))
 
 
 def test_packed_machines_give_the_same_results_and_resume(compose_replay):
