@@ -19,7 +19,7 @@ from replay.config import register_configs
 register_configs()
 
 
-@hydra.main(config_path="../conf", config_name="config", version_base="1.3")
+@hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     """Run one job of the (multi)run."""
     status = run_command(cfg)

@@ -1,13 +1,13 @@
 """Structured configuration of a replay run: typed dataclasses registered in Hydra's ConfigStore.
 
-In: nothing (Hydra composes ``conf/config.yaml`` and its groups onto these schemas).
+In: nothing (Hydra composes ``replay/conf/config.yaml`` and its groups onto these schemas).
 Out: ``ReplayConfig`` and its parts, ``register_configs()`` which stores the schema as
-``replay_schema`` (listed first in ``conf/config.yaml``'s defaults, so a misspelt key or a
+``replay_schema`` (listed first in ``replay/conf/config.yaml``'s defaults, so a misspelt key or a
 wrong type in a YAML file or on the command line fails before anything starts), and small
 helpers that turn a config into what the model needs (``machine_config_kwargs``) or into a
 cache key (``config_key``).
 
-Each config group under ``conf/`` fills one of the nodes below: ``policy``, ``trace``,
+Each config group under ``replay/conf/`` fills one of the nodes below: ``policy``, ``trace``,
 ``machine``, ``kernel``, ``fleet``, ``executor``, ``store``; ``ray`` is a plain node
 (``ray.address=auto`` joins an existing cluster).
 """
@@ -71,7 +71,8 @@ class MachineCfg:
     """
 
     name: str = "small"
-    mem_gib: Optional[float] = None  # null: the synthetic preset's size (64 GiB for other traces)
+    mem_gib: Optional[float] = None  # null: the synthetic preset's size (64 GiB for other traces);
+    # a trace's own `memory` rows (traces generate, the importers) resize its machines either way
     swap_gib: Optional[float] = None  # null: whatever the trace's swap_on asks for (else none)
     cpus: int = 64
     numa_nodes: int = 1

@@ -30,7 +30,7 @@ from replay.app import run
 from replay.config import register_configs, to_config
 from replay.executors import ensure_ray
 
-CONF = str(Path(__file__).resolve().parent.parent / "conf")
+CONF = str(Path(__file__).resolve().parent.parent / "replay" / "conf")
 TARGET_MACHINES, TARGET_HOURS = 10_000, 24.0
 
 
@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--machines", type=int, default=TARGET_MACHINES)
     ap.add_argument("--hours", type=float, default=TARGET_HOURS)
-    ap.add_argument("--trace", default="default", help="synthetic preset (conf/trace option)")
+    ap.add_argument("--trace", default="default", help="synthetic preset (replay/conf/trace option)")
     ap.add_argument("--sample-s", type=int, default=600)
     ap.add_argument("--step-s", type=int, default=1800)
     ap.add_argument("--checkpoint-s", type=int, default=0, help="0: no checkpoints (pure replay cost)")

@@ -1,6 +1,6 @@
 """Shared pytest fixtures.
 
-- ``compose_replay(*overrides)``: the replay app's config composed from ``conf/`` exactly as
+- ``compose_replay(*overrides)``: the replay app's config composed from ``replay/conf/`` exactly as
   ``python -m replay`` would, writing into the test's tmp dir with a private store namespace.
 - ``ray_session``: one local Ray cluster for the whole session (tests marked ``ray``).
 - ``redis_url``: the real Redis of ``.ci/run`` (``REDIS_URL``); tests using it skip without it.
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+CONF_DIR = str(Path(__file__).resolve().parent.parent / "replay" / "conf")
 
 
 @pytest.fixture

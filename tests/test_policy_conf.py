@@ -1,4 +1,4 @@
-"""Every policy's YAML in conf/policy/ lists exactly its constructor's knobs, with the same defaults."""
+"""Every policy's YAML in replay/conf/policy/ lists exactly its constructor's knobs, with the same defaults."""
 
 import inspect
 from pathlib import Path
@@ -8,7 +8,7 @@ import yaml
 
 from core.policy import REGISTRY
 
-CONF = Path(__file__).resolve().parent.parent / "conf" / "policy"
+CONF = Path(__file__).resolve().parent.parent / "replay" / "conf" / "policy"
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))

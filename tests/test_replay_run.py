@@ -157,3 +157,19 @@ def test_a_fleet_in_waves_gives_the_same_results_and_resumes_in_its_wave(compose
     resumed = run(compose_replay(*QUICK, "executor.wave_machines=2", output="cut"), on_step=die_in_wave_2)
     assert len(steps) < 7  # wave 1 came from the store; wave 2 resumed from its checkpoint
     assert _files(resumed.run_dir) == _files(whole.run_dir)
+
+
+def test_a_generated_trace_file_replays_on_machines_of_its_generated_size(compose_replay, tmp_path):
+    import dataclasses
+
+    from traces.generate import PRESETS, generate
+    from traces.io import write_trace
+
+    params = dataclasses.replace(PRESETS["tiny"], machines=2, duration_s=120.0)  # 2 GiB machines
+    write_trace(generate(params, 1), tmp_path / "g.parquet")
+    res = run(compose_replay("trace=file", f"trace.path={tmp_path / 'g.parquet'}", "policy=none",
+                             "executor=local", "plots=false"))
+    machines = pq.read_table(Path(res.run_dir, partition_files("none", 0)["machines.parquet"]))
+    after = np.array(machines.column("time_us").to_pylist()) > 0  # a sample reflects the events before it
+    free = np.array(machines.column("free_bytes").to_pylist())[after]
+    assert len(free) and 0 < free.max() <= params.mem_bytes  # not the 64 GiB a trace without sizes gets

@@ -3,7 +3,11 @@
 In: ``SynthParams`` (rates, lifetimes, sizes, sharing, pinning, swap, limits)
 and a seed. Out: an Arrow table in ``traces.schema.TRACE_SCHEMA``, sorted by
 (machine, time_us), valid under ``traces.validate.validate_table``, with the
-parameters stored as JSON in the schema metadata (``SYNTH_PARAMS_KEY``).
+parameters stored as JSON in the schema metadata (``SYNTH_PARAMS_KEY``). The
+whole-fleet table (``generate``) starts each machine with a ``memory`` row of
+``mem_bytes``, as the importers do, so a replay of the file sizes machines as
+they were generated; ``generate_machine`` (what replay shards generate for
+themselves, sized by the run's config) has no such row.
 
 What one machine sees (all sizes are per machine and drawn per entity):
 - t=0: optional ``swap_on``; the machine's shared image layers / libraries
@@ -38,6 +42,7 @@ import numpy as np
 import pyarrow as pa
 
 from core.ops import Flag, Op, format_flags
+from traces.importers.machine_memory import with_machine_memory
 from traces.schema import TRACE_SCHEMA
 
 MIB = 1 << 20
@@ -173,7 +178,10 @@ def generate(params: SynthParams, seed: int = 0) -> pa.Table:
     if problems:
         raise ValueError("; ".join(p for _, p in problems))
     parts = [generate_machine(params, seed, i) for i in range(params.machines)]
-    table = pa.concat_tables(parts)
+    # each machine's size as a `memory` row, as the importers write it: a replay of the file
+    # (trace=file) then runs machines of the size the sizes were drawn against
+    sizes = {machine_name(i): params.mem_bytes for i in range(params.machines)}
+    table = with_machine_memory(pa.concat_tables(parts), sizes)
     meta = dict(TRACE_SCHEMA.metadata) | {SYNTH_PARAMS_KEY: params.to_json().encode()}
     return table.replace_schema_metadata(meta)
 
