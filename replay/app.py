@@ -12,9 +12,13 @@ earlier process was interrupted) -> write and cache the outputs -> summarise.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import shutil
 import sys
 import tempfile
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -28,6 +32,7 @@ from replay.plan import Plan, load_checked, make_plans
 from replay.progress import Progress
 from replay.shard import ShardSpec
 from replay.store import RunStore, StoreError, open_store, redact
+from traces.io import atomic_write_text
 
 
 @dataclass
@@ -69,8 +74,7 @@ def shard_specs(plan: Plan, cfg: ReplayConfig, policy: str, run: str,
 def _replay_policies(cfg: ReplayConfig, todo: list[str], keys: dict[str, str], store: RunStore,
                      run_dir: str, result: RunResult, on_step: Optional[StepHook], trace: list) -> None:
     executor = make_executor(cfg.executor, cfg.ray)
-    os.makedirs(run_dir, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=run_dir, prefix=".shards-") as work:
+    with tempfile.TemporaryDirectory(dir=run_dir, prefix=WORK_PREFIX) as work:
         # trace.pop(): once written into the shards' partitions the table is not held any more
         plans = make_plans(cfg, lambda machines: shard_count(cfg.executor, machines), work, reuse=len(todo) > 1,
                            loaded=trace.pop())
@@ -106,6 +110,37 @@ def run(cfg: DictConfig | ReplayConfig, on_step: Optional[StepHook] = None) -> R
     policies = policy_list(cfg)
     trace = [load_checked(cfg)]  # a bad trace or parameter is refused before the store, Ray or any output
     run_dir = output_dir(cfg)
+    with run_dir_lock(run_dir):
+        return _run_locked(cfg, policies, trace, run_dir, on_step)
+
+
+#: prefix of the work folders (a shard's events, on disk for the next policies) in a run directory
+WORK_PREFIX = ".shards-"
+
+
+@contextlib.contextmanager
+def run_dir_lock(run_dir: str):
+    """Hold ``<run_dir>/.lock`` for a run; a second run in the same directory is a ``ConfigError``.
+
+    Holding it also means no other run works here, so the work folders a killed run left
+    behind (``.shards-*``) are removed.
+    """
+    from core.errors import ConfigError
+
+    os.makedirs(run_dir, exist_ok=True)
+    with open(os.path.join(run_dir, ".lock"), "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(f"output_dir: {run_dir} is in use by another run; give this one another "
+                              "output_dir (or hydra.run.dir)") from None
+        for stale in Path(run_dir).glob(WORK_PREFIX + "*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        yield  # the lock goes with the file's close
+
+
+def _run_locked(cfg: ReplayConfig, policies: list[str], trace: list, run_dir: str,
+                on_step: Optional[StepHook]) -> RunResult:
     s = cfg.store
     store = open_store(s.url, s.namespace, s.embedded_path, s.connect_timeout_s)
     keys = {p: config_key(cfg, p) for p in policies}
@@ -186,6 +221,7 @@ def run_command(cfg: DictConfig | ReplayConfig, err=None, on_step: Optional[Step
 
     err = err or sys.stderr
     typed = to_config(cfg)
+    redact_hydra_files(typed.store.url)
     try:
         run(typed, on_step)
     except (TraceError, StoreError, ConfigError) as exc:
@@ -199,6 +235,34 @@ def run_command(cfg: DictConfig | ReplayConfig, err=None, on_step: Optional[Step
         err.flush()
         return EXIT_INTERRUPTED if isinstance(exc, KeyboardInterrupt) else EXIT_FAULT
     return 0
+
+
+def redact_hydra_files(url: Optional[str]) -> None:
+    """Replace the password of ``url`` by ``***`` in the files Hydra wrote for this job.
+
+    Hydra saves the composed config and the command line (``.hydra/*.yaml``, ``multirun.yaml``)
+    before the app runs; a ``store.url=redis://:PASSWORD@host`` given on the command line would
+    stay there. (A URL read from ``REDIS_URL`` is saved as the unresolved ``${oc.env:...}``.)
+    """
+    from urllib.parse import urlsplit
+
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        hc = HydraConfig.get()
+    except (ImportError, ValueError):
+        return  # not run by Hydra: it wrote nothing
+    try:
+        password = urlsplit(url).password if url else None
+    except ValueError:
+        password = None
+    if not password:
+        return
+    dirs = [Path(hc.runtime.output_dir, hc.output_subdir or ".hydra"), Path(hc.sweep.dir or ".")]
+    for path in [p for d in dirs if d.is_dir() for p in d.glob("*.yaml")]:
+        text = path.read_text()
+        if password in text:
+            atomic_write_text(path, text.replace(password, "***"))
 
 
 def _finish(cfg: ReplayConfig, result: RunResult, store: RunStore, policies: list[str]) -> None:
