@@ -18,8 +18,8 @@ import os
 import shutil
 import sys
 import tempfile
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 from omegaconf import DictConfig, OmegaConf
@@ -189,8 +189,9 @@ def fault_line(exc: BaseException, cfg: ReplayConfig) -> Optional[str]:
     for e in (exc, cause):
         if isinstance(e, redis.RedisError) and not _is_ray_error(e):
             where = redact(cfg.store.url) if cfg.store.url else "the embedded run store"
+            when = " once it is reachable" if cfg.store.url else ""  # the embedded one restarts with the run
             return (f"the run store ({where}) went away mid-run ({e.__class__.__name__}: "
-                    f"{' '.join(str(e).split())[:200]}); {_RESUME} once it is reachable")
+                    f"{' '.join(str(e).split())[:200]}); {_RESUME}{when}")
     if _is_ray_error(exc):
         from ray.exceptions import GetTimeoutError, RayActorError
 
