@@ -106,7 +106,8 @@ class SynthParams:
 
         Types: an ``int`` field takes an integer (an integral float is accepted), a ``float``
         field any finite number, never a bool or text. Ranges: counts that draw ``1..n`` are
-        >= 1, medians and lengths > 0, fractions in [0, 1], everything else >= 0.
+        >= 1, medians and lengths > 0, fractions in [0, 1], memory at least a page, everything
+        else >= 0.
         """
         out = []
         for f in dataclasses.fields(SynthParams):
@@ -131,7 +132,7 @@ _BOUNDS: dict[str, tuple] = {
     "machines": (1, None, False), "anon_steps": (1, None, False),
     "containers_per_pod_max": (1, None, False), "tasks_per_container_max": (1, None, False),
     "duration_s": (0, None, True), "pod_lifetime_median_s": (0, None, True),
-    "shared_files": (1, None, False), "limit_headroom": (0, None, True),
+    "shared_files": (1, None, False), "limit_headroom": (0, None, True), "mem_bytes": (4096, None, False),
 }
 
 
