@@ -17,8 +17,11 @@ import os
 import sys
 from pathlib import Path
 
+import shutil
+
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
 #: the per-event path: the event loop, the op handlers and every kernel-named module they call
@@ -62,6 +65,16 @@ class OptionalBuildExt(build_ext):
             _warn(f"{ext.name} could not be compiled ({exc})")
 
 
+class BuildPyWithConf(build_py):
+    """build_py that also puts the Hydra configs (``conf/``) into the package as ``replay/conf/``,
+    so ``pip install .`` ships them; an editable install reads ``conf/`` where it is."""
+
+    def run(self) -> None:
+        super().run()
+        if not getattr(self, "editable_mode", False):
+            shutil.copytree(ROOT / "conf", Path(self.build_lib) / "replay" / "conf", dirs_exist_ok=True)
+
+
 def extensions() -> list[Extension]:
     """The compiled modules, or none (pure build asked for, or Cython missing)."""
     if os.environ.get("MEMCG_REPLAY_PURE", "") not in ("", "0"):
@@ -75,4 +88,4 @@ def extensions() -> list[Extension]:
     return cythonize(exts, compiler_directives=DIRECTIVES, quiet=True, nthreads=os.cpu_count() or 1)
 
 
-setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})
+setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt, "build_py": BuildPyWithConf})

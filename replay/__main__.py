@@ -9,26 +9,33 @@ errors a user can fix (bad trace, unreachable store, bad parameter) into one cle
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
-from core.errors import ConfigError, TraceError
-from replay.app import run
+from replay.app import run_command
 from replay.config import register_configs
-from replay.store import StoreError
 
 register_configs()
 
 
-@hydra.main(config_path="../conf", config_name="config", version_base="1.3")
+def conf_dir() -> str:
+    """The Hydra configs: ``conf/`` beside the package in a checkout (or an editable install),
+    else the copy a wheel carries as ``replay/conf/`` (setup.py puts it there)."""
+    here = Path(__file__).resolve().parent
+    checkout = here.parent / "conf"
+    if (checkout / "config.yaml").is_file() and (checkout / "policy").is_dir():
+        return str(checkout)
+    return str(here / "conf")
+
+
+@hydra.main(config_path=conf_dir(), config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     """Run one job of the (multi)run."""
-    try:
-        run(cfg)
-    except (TraceError, StoreError, ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(1)
+    status = run_command(cfg)
+    if status:
+        sys.exit(status)
 
 
 if __name__ == "__main__":

@@ -12,10 +12,14 @@ earlier process was interrupted) -> write and cache the outputs -> summarise.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import shutil
 import sys
 import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 from omegaconf import DictConfig, OmegaConf
@@ -25,10 +29,11 @@ from replay.config import (ReplayConfig, check_config, config_key, knobs_dict, m
 from replay.coordinator import StepHook, replay_waves
 from replay.executors import make_executor, shard_count
 from replay.outputs import policy_files, read_summary, write_files, write_run_summary
-from replay.plan import Plan, make_plans
+from replay.plan import Plan, load_checked, make_plans
 from replay.progress import Progress
 from replay.shard import ShardSpec
-from replay.store import RunStore, open_store, redact
+from replay.store import RunStore, StoreError, open_store, redact
+from traces.io import atomic_write_text
 
 
 @dataclass
@@ -68,11 +73,12 @@ def shard_specs(plan: Plan, cfg: ReplayConfig, policy: str, run: str,
 
 
 def _replay_policies(cfg: ReplayConfig, todo: list[str], keys: dict[str, str], store: RunStore,
-                     run_dir: str, result: RunResult, on_step: Optional[StepHook]) -> None:
+                     run_dir: str, result: RunResult, on_step: Optional[StepHook], trace: list) -> None:
     executor = make_executor(cfg.executor, cfg.ray)
-    os.makedirs(run_dir, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=run_dir, prefix=".shards-") as work:
-        plans = make_plans(cfg, lambda machines: shard_count(cfg.executor, machines), work, reuse=len(todo) > 1)
+    with tempfile.TemporaryDirectory(dir=run_dir, prefix=WORK_PREFIX) as work:
+        # trace.pop(): once written into the shards' partitions the table is not held any more
+        plans = make_plans(cfg, lambda machines: shard_count(cfg.executor, machines), work, reuse=len(todo) > 1,
+                           loaded=trace.pop())
         for p in todo:
             if not cfg.store.cache:
                 store.clear_run(keys[p])  # from scratch: no stale checkpoints either
@@ -102,10 +108,42 @@ def run(cfg: DictConfig | ReplayConfig, on_step: Optional[StepHook] = None) -> R
     """Replay the configured trace once per policy; write outputs; return what happened."""
     cfg = to_config(cfg)
     check_config(cfg)
+    policies = policy_list(cfg)
+    trace = [load_checked(cfg)]  # a bad trace or parameter is refused before the store, Ray or any output
     run_dir = output_dir(cfg)
+    with run_dir_lock(run_dir):
+        return _run_locked(cfg, policies, trace, run_dir, on_step)
+
+
+#: prefix of the work folders (a shard's events, on disk for the next policies) in a run directory
+WORK_PREFIX = ".shards-"
+
+
+@contextlib.contextmanager
+def run_dir_lock(run_dir: str):
+    """Hold ``<run_dir>/.lock`` for a run; a second run in the same directory is a ``ConfigError``.
+
+    Holding it also means no other run works here, so the work folders a killed run left
+    behind (``.shards-*``) are removed.
+    """
+    from core.errors import ConfigError
+
+    os.makedirs(run_dir, exist_ok=True)
+    with open(os.path.join(run_dir, ".lock"), "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(f"output_dir: {run_dir} is in use by another run; give this one another "
+                              "output_dir (or hydra.run.dir)") from None
+        for stale in Path(run_dir).glob(WORK_PREFIX + "*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        yield  # the lock goes with the file's close
+
+
+def _run_locked(cfg: ReplayConfig, policies: list[str], trace: list, run_dir: str,
+                on_step: Optional[StepHook]) -> RunResult:
     s = cfg.store
     store = open_store(s.url, s.namespace, s.embedded_path, s.connect_timeout_s)
-    policies = policy_list(cfg)
     keys = {p: config_key(cfg, p) for p in policies}
     result = RunResult(run_dir, [])
     cached = {p: store.get_result(k) for p, k in keys.items()} if s.cache else {}
@@ -115,10 +153,118 @@ def run(cfg: DictConfig | ReplayConfig, on_step: Optional[StepHook] = None) -> R
             result.cached.append(p)
     todo = [p for p in policies if p not in result.cached]
     if todo:
-        _replay_policies(cfg, todo, keys, store, run_dir, result, on_step)
+        _replay_policies(cfg, todo, keys, store, run_dir, result, on_step, trace)
     result.summaries = [read_summary(run_dir, p, cfg.seed) for p in policies]
     _finish(cfg, result, store, policies)
     return result
+
+
+#: exit status of a run refused for bad input (a trace, a parameter, an unreachable store)
+EXIT_BAD_INPUT = 2
+
+
+def one_line(exc: BaseException) -> str:
+    """An error as one line: a trace's first problem (and how many others), else the message."""
+    problems = getattr(exc, "problems", None)
+    if problems:
+        more = len(problems) - 1
+        tail = f" (and {more} more problem{'s' if more > 1 else ''}: python -m traces validate " \
+               f"{problems[0].source})" if more else ""
+        return f"{problems[0]}{tail}"
+    return " ".join(str(exc).split())
+
+
+#: exit status of a run stopped part-way by a fault (store gone, actors dead); Ctrl-C gives 130
+EXIT_FAULT = 1
+EXIT_INTERRUPTED = 130
+_RESUME = "run the same command again to resume from the last checkpoint"
+
+
+def fault_line(exc: BaseException, cfg: ReplayConfig) -> Optional[str]:
+    """What stopped a run part-way, in one line with how to go on; None for any other error."""
+    import redis
+
+    if isinstance(exc, KeyboardInterrupt):
+        return f"interrupted; {_RESUME}"
+    cause = getattr(exc, "cause", None)  # a Ray task error carries the actor's exception
+    for e in (exc, cause):
+        if isinstance(e, redis.RedisError) and not _is_ray_error(e):
+            where = redact(cfg.store.url) if cfg.store.url else "the embedded run store"
+            when = " once it is reachable" if cfg.store.url else ""  # the embedded one restarts with the run
+            return (f"the run store ({where}) went away mid-run ({e.__class__.__name__}: "
+                    f"{' '.join(str(e).split())[:200]}); {_RESUME}{when}")
+    if _is_ray_error(exc):
+        from ray.exceptions import GetTimeoutError, RayActorError
+
+        if isinstance(exc, RayActorError):
+            return (f"a shard actor died more often than executor.max_restarts={cfg.executor.max_restarts} "
+                    f"allows; {_RESUME}")
+        if isinstance(exc, GetTimeoutError):
+            return (f"a round took longer than executor.timeout_s={cfg.executor.timeout_s:g} s; "
+                    f"{_RESUME} (with a larger executor.timeout_s)")
+    return None
+
+
+def _is_ray_error(exc: BaseException) -> bool:
+    ray_exc = sys.modules.get("ray.exceptions")  # only a run that used Ray can fail with its errors
+    return ray_exc is not None and isinstance(exc, ray_exc.RayError)
+
+
+def run_command(cfg: DictConfig | ReplayConfig, err=None, on_step: Optional[StepHook] = None) -> int:
+    """``run`` for the command line; returns the exit status.
+
+    An error the user can fix (a bad trace or parameter, an unreachable store or Ray cluster)
+    is one ``error:`` line and status 2. A fault part-way (the run store going away, shard
+    actors dying more often than ``executor.max_restarts``, a round timing out, Ctrl-C) is
+    one ``error:`` line saying what happened and that re-running the same command resumes
+    (from the last checkpoint the store holds): status 1, or 130 for Ctrl-C.
+    """
+    from core.errors import ConfigError, TraceError
+
+    err = err or sys.stderr
+    typed = to_config(cfg)
+    redact_hydra_files(typed.store.url)
+    try:
+        run(typed, on_step)
+    except (TraceError, StoreError, ConfigError) as exc:
+        err.write(f"error: {one_line(exc)}\n")
+        return EXIT_BAD_INPUT
+    except BaseException as exc:  # noqa: BLE001 -- a known fault is one line, anything else propagates
+        line = fault_line(exc, typed)
+        if line is None:
+            raise
+        err.write(f"error: {line}\n")
+        err.flush()
+        return EXIT_INTERRUPTED if isinstance(exc, KeyboardInterrupt) else EXIT_FAULT
+    return 0
+
+
+def redact_hydra_files(url: Optional[str]) -> None:
+    """Replace the password of ``url`` by ``***`` in the files Hydra wrote for this job.
+
+    Hydra saves the composed config and the command line (``.hydra/*.yaml``, ``multirun.yaml``)
+    before the app runs; a ``store.url=redis://:PASSWORD@host`` given on the command line would
+    stay there. (A URL read from ``REDIS_URL`` is saved as the unresolved ``${oc.env:...}``.)
+    """
+    from urllib.parse import urlsplit
+
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        hc = HydraConfig.get()
+    except (ImportError, ValueError):
+        return  # not run by Hydra: it wrote nothing
+    try:
+        password = urlsplit(url).password if url else None
+    except ValueError:
+        password = None
+    if not password:
+        return
+    dirs = [Path(hc.runtime.output_dir, hc.output_subdir or ".hydra"), Path(hc.sweep.dir or ".")]
+    for path in [p for d in dirs if d.is_dir() for p in d.glob("*.yaml")]:
+        text = path.read_text()
+        if password in text:
+            atomic_write_text(path, text.replace(password, "***"))
 
 
 def _finish(cfg: ReplayConfig, result: RunResult, store: RunStore, policies: list[str]) -> None:

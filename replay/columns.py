@@ -2,8 +2,8 @@
 
 In: ``core.metrics.SAMPLE_COLUMNS`` and ``JOB_COLUMNS`` (the model's own documentation of what
 it samples and of its per-job rows). Out: the column lists and documentation of the outputs written by
-``replay.outputs`` — ``machines.parquet`` (per-machine timeline), ``fleet.parquet`` (fleet
-timeline), ``jobs.parquet`` (per-job table), ``summary.json`` — and ``render_markdown()``.
+``replay.outputs`` — the ``machines`` (per-machine timeline), ``fleet`` (fleet timeline) and
+``jobs`` (per-job table) datasets, ``summary.json`` — and ``render_markdown()``.
 ``python -m replay.columns`` writes the Markdown file; a test checks it is current.
 """
 
@@ -20,6 +20,12 @@ COST = "cost_dying_bytes"  #: memory the zombies' own structures cost (percpu + 
 PERCPU = "percpu_dying_bytes"  #: the percpu part of COST
 #: what holds zombies (a zombie counts under every reason that holds it)
 HOLDERS: tuple[str, ...] = tuple(k for k in SAMPLE_COLUMNS if k.startswith("held_"))
+
+#: what a policy breaks, shown beside its zombies: OOM kills (memcg, machine-wide, and those its
+#: own charges caused), charges refused, and job memory that depends on the neighbours (bytes
+#: charged to a memcg that did not instantiate them: first touch, refaults, recharges)
+SIDE_EFFECTS: tuple[str, ...] = ("oom_kills", "global_oom_kills", "policy_oom_kills", "charge_failed",
+                                 "misattributed_bytes")
 
 #: fleet percentile columns of the per-machine zombie count (nearest rank over machines)
 FLEET_PERCENTILES: dict[str, float] = {
@@ -113,14 +119,16 @@ def render_markdown() -> str:
         "# Output columns", "",
         "Generated from `replay/columns.py` and `core/metrics.py` by `python -m replay.columns`; "
         "do not edit by hand.", "",
-        "A run directory holds `summary.json`, `summary.md`, PNG plots and, per policy and seed, "
-        "`policy=<p>/seed=<s>/{machines,fleet,jobs}.parquet` (hive partitions).", "",
+        "A run directory holds `summary.json`, `summary.md`, PNG plots, one Parquet dataset per "
+        "table — `machines/`, `fleet/`, `jobs/`, each partitioned `policy=<p>/seed=<s>/part-0.parquet` "
+        "(hive) and holding nothing else, so `pd.read_parquet(<run>/machines)` reads every policy and "
+        "seed — and `summaries/policy=<p>/seed=<s>/summary.json`.", "",
     ]
-    lines += _table("Partition columns", "policy=*/seed=*/", PARTITION_COLUMNS)
-    lines += _table("Per-machine timeline", "machines.parquet", machine_columns())
-    lines += _table("Fleet timeline", "fleet.parquet", fleet_columns())
-    lines += _table("Per-job table", "jobs.parquet", JOB_COLUMNS)
-    lines += _table("Summary", "summary.json", summary_keys())
+    lines += _table("Partition columns", "<table>/policy=*/seed=*/", PARTITION_COLUMNS)
+    lines += _table("Per-machine timeline", "machines/", machine_columns())
+    lines += _table("Fleet timeline", "fleet/", fleet_columns())
+    lines += _table("Per-job table", "jobs/", JOB_COLUMNS)
+    lines += _table("Summary", "summaries/policy=*/seed=*/summary.json", summary_keys())
     return "\n".join(lines)
 
 

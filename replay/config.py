@@ -95,7 +95,8 @@ class MachineCfg:
     """
 
     name: str = "small"
-    mem_gib: Optional[float] = None  # null: the synthetic preset's size (64 GiB for other traces)
+    mem_gib: Optional[float] = None  # null: the synthetic preset's size (64 GiB for other traces);
+    # a trace's own `memory` rows (traces generate, the importers) resize its machines either way
     swap_gib: Optional[float] = None  # null: whatever the trace's swap_on asks for (else none)
     cpus: int = 64
     numa_nodes: int = 1
@@ -158,11 +159,18 @@ class ExecutorCfg:
 
 @dataclass
 class RayCfg:
-    """How to reach Ray: ``address`` null starts a local cluster, ``auto`` or ``host:port`` joins one."""
+    """How to reach Ray: ``address`` ``auto``, ``host:port`` or ``ray://host:port`` joins a cluster.
+
+    ``address`` null: ``RAY_ADDRESS``, else the live cluster ``ray start`` recorded, else a new
+    local cluster of ``num_cpus`` CPUs and ``object_store_mib`` of object store (these two apply
+    only to a cluster the run starts). ``connect_timeout_s``: how long a cluster to join may
+    take to answer before the run stops with an error.
+    """
 
     address: Optional[str] = None
     num_cpus: Optional[int] = None
     object_store_mib: int = 512
+    connect_timeout_s: float = 60.0
 
 
 @dataclass
@@ -229,6 +237,9 @@ def config_key(cfg: ReplayConfig, policy: str) -> str:
     plain["step_s"] = cfg.executor.step_s  # batch cuts are part of the replay's definition
     plain["trace_file"] = _file_identity(cfg.trace.path)
     plain["model"] = model_fingerprint()  # a changed model must not serve results of the old one
+    from replay.outputs import LAYOUT
+
+    plain["layout"] = LAYOUT  # cached files are written back where they were: same layout only
     text = json.dumps(plain, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
@@ -315,6 +326,10 @@ def check_config(cfg: ReplayConfig) -> None:
         problems.append("executor: wave_machines must be >= 0 (0: the whole fleet in one wave)")
     if ex.pack_above < -1:
         problems.append("executor: pack_above must be >= -1 (-1: never pack machines)")
+    if cfg.ray.connect_timeout_s <= 0:
+        problems.append("ray.connect_timeout_s must be > 0")
+    if cfg.fleet.machines < 0:
+        problems.append(f"fleet.machines: {cfg.fleet.machines} is negative (0 keeps every machine of the trace)")
     if cfg.fleet.sample_interval_s <= 0:
         problems.append("fleet.sample_interval_s must be > 0")
     from core.state import MachineConfig

@@ -4,8 +4,11 @@ In: ``ShardSpec``s and the ``ExecutorCfg``/``RayCfg`` of a run. Out: per round, 
 ``StepResult``s in shard order; at the end their ``finish()`` results in shard order.
 Both executors run ``replay.shard.Shard``; results are identical whichever is used.
 
-The Ray executor starts a local cluster (``ray.address`` null) or joins one (``auto`` or an
-address) once per process and keeps it for the following runs of a sweep (a start costs ~5 s).
+The Ray executor finds Ray as ``ray.init()`` does (``ray_address``): ``ray.address``, else
+``RAY_ADDRESS``, else the cluster ``ray start`` recorded in ``<ray temp dir>/ray_current_cluster``
+while it still answers; with none of them it starts a private local cluster. It does so once per
+process and keeps the cluster for the following runs of a sweep (a start costs ~5 s). An address
+nobody answers at is a ``ConfigError`` after ``ray.connect_timeout_s``, never a hang.
 A shard actor that dies is restarted by Ray from its newest checkpoint (``max_restarts``) and
 the interrupted call is retried (``max_task_retries``); every ``ray.get`` has a timeout.
 """
@@ -14,9 +17,14 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
+import subprocess
+import sys
 from collections import deque
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any, Optional, Protocol
 
+from core.errors import ConfigError
 from replay.config import ExecutorCfg, RayCfg
 from replay.shard import Shard, ShardSpec, StepResult
 
@@ -69,8 +77,66 @@ class LocalExecutor:
         self.shards = []
 
 
+def ray_address(cfg: RayCfg) -> tuple[Optional[str], str]:
+    """(address to join or None to start a local cluster, the setting it came from).
+
+    Ray's own order for ``ray.init()``: ``ray.address``, then ``RAY_ADDRESS``, then the address
+    ``ray start`` left in ``ray_current_cluster`` under Ray's temp dir (``RAY_TMPDIR`` aware).
+    That file outlives its cluster: an address in it that nobody answers at is ignored.
+    """
+    if cfg.address:
+        return cfg.address, "ray.address"
+    if os.environ.get("RAY_ADDRESS"):
+        return os.environ["RAY_ADDRESS"], "RAY_ADDRESS"
+    from ray._common.utils import get_ray_address_file  # Ray's location of the file
+
+    path = get_ray_address_file(None)
+    try:
+        current = Path(path).read_text().strip()
+    except OSError:
+        return None, ""
+    return (current, path) if current and _tcp_error(current, 2.0) is None else (None, "")
+
+
+def _tcp_error(address: str, timeout_s: float) -> Optional[str]:
+    # None when something accepts a TCP connection at host:port, else why not
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout_s):
+            return None
+    except (OSError, ValueError) as exc:
+        return f"{exc.__class__.__name__}: {exc}"
+
+
+_PROBE = ("import sys, ray\n"
+          "ray.init(address=sys.argv[1], include_dashboard=False, log_to_driver=False, configure_logging=False)\n"
+          "ray.shutdown()\n")
+
+
+def check_ray_address(address: str, origin: str, timeout_s: float) -> None:
+    """``ConfigError`` unless a Ray cluster answers at ``address`` within ``timeout_s``.
+
+    ``ray.init`` retries an address where no GCS answers for minutes, so a separate process
+    (ours, killed at the timeout) tries first.
+    """
+    if address != "auto":
+        why = _tcp_error(address, timeout_s)
+        if why:
+            raise ConfigError(f"{origin}: no Ray cluster at {address} ({why}); "
+                              "leave ray.address unset and RAY_ADDRESS empty to start a local cluster")
+    try:
+        probe = subprocess.run([sys.executable, "-c", _PROBE, address], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise ConfigError(f"{origin}: no Ray cluster answered at {address} within {timeout_s:g} s "
+                          "(ray.connect_timeout_s)") from None
+    if probe.returncode:
+        last = [ln for ln in probe.stderr.decode(errors="replace").splitlines() if ln.strip()]
+        raise ConfigError(f"{origin}: cannot join the Ray cluster at {address}: {last[-1] if last else 'failed'}")
+
+
 def ensure_ray(cfg: RayCfg) -> None:
-    """Start or join Ray once per process (kept across the runs of a sweep)."""
+    """Join or start Ray once per process (kept across the runs of a sweep); see ``ray_address``."""
     import ray
 
     if ray.is_initialized():
@@ -81,10 +147,16 @@ def ensure_ray(cfg: RayCfg) -> None:
     kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False,
                                   logging_level=logging.WARNING, configure_logging=False,
                                   namespace="memcg-replay")
-    if cfg.address:
-        ray.init(address=cfg.address, **kwargs)
+    address, origin = ray_address(cfg)
+    if address is None:
+        # "local": a new cluster even where ray.init() would pick up RAY_ADDRESS or a stale file
+        ray.init(address="local", num_cpus=cfg.num_cpus, object_store_memory=cfg.object_store_mib << 20, **kwargs)
         return
-    ray.init(num_cpus=cfg.num_cpus, object_store_memory=cfg.object_store_mib << 20, **kwargs)
+    check_ray_address(address, origin, cfg.connect_timeout_s)
+    try:
+        ray.init(address=address, **kwargs)
+    except ConnectionError as exc:
+        raise ConfigError(f"{origin}: cannot join the Ray cluster at {address}: {exc}") from None
 
 
 def ray_cpus() -> int:
@@ -158,4 +230,5 @@ def shard_count(cfg: ExecutorCfg, machines: int) -> int:
     return max(1, min(n, machines))
 
 
-__all__ = ["Executor", "LocalExecutor", "RayExecutor", "make_executor", "shard_count", "ensure_ray"]
+__all__ = ["Executor", "LocalExecutor", "RayExecutor", "make_executor", "shard_count", "ensure_ray",
+           "ray_address", "check_ray_address"]

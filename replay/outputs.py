@@ -1,13 +1,17 @@
-"""Outputs of a run: Parquet partitions per policy and seed, ``summary.json``, ``summary.md``.
+"""Outputs of a run: one Parquet dataset per table, partitioned by policy and seed; summaries.
 
 In: a policy's ``Collected`` results plus the fleet's machine ids, or cached file bytes.
 Out: files written atomically into the run directory::
 
-    <run>/policy=<p>/seed=<s>/machines.parquet   per-machine timeline
-    <run>/policy=<p>/seed=<s>/fleet.parquet      fleet timeline
-    <run>/policy=<p>/seed=<s>/jobs.parquet       per-job table
-    <run>/policy=<p>/seed=<s>/summary.json       this policy's summary
-    <run>/summary.json, <run>/summary.md         every policy of the run
+    <run>/machines/policy=<p>/seed=<s>/part-0.parquet   per-machine timeline
+    <run>/fleet/policy=<p>/seed=<s>/part-0.parquet      fleet timeline
+    <run>/jobs/policy=<p>/seed=<s>/part-0.parquet       per-job table
+    <run>/summaries/policy=<p>/seed=<s>/summary.json    this policy's summary
+    <run>/summary.json, <run>/summary.md                every policy of the run
+
+A table's directory holds nothing but its partitions, so ``pd.read_parquet(<run>/machines)``
+and ``pyarrow.dataset.dataset(<run>/machines, partitioning="hive")`` read every policy and
+seed of it (``policy`` and ``seed`` come back as columns).
 
 Column meanings are in ``replay.columns`` (and ``docs/output-columns.md``). The per-policy files
 are produced as bytes first so that the run store can cache exactly what was written.
@@ -25,17 +29,28 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from replay.columns import COST, HOLDERS, PERCPU, NOT_SUMMED, TIME, ZOMBIES
+from replay.columns import COST, HOLDERS, PERCPU, NOT_SUMMED, SIDE_EFFECTS, TIME, ZOMBIES
 from replay.coordinator import Collected
 from replay.shard import Samples
-from traces.io import _atomic_write as atomic_write
+from traces.io import atomic_write
 
+TABLES = ("machines", "fleet", "jobs")  #: one directory (Parquet dataset) each in a run directory
 PER_POLICY_FILES = ("machines.parquet", "fleet.parquet", "jobs.parquet", "summary.json")
+SUMMARIES = "summaries"  #: directory of the per-policy summaries
+LAYOUT = 2  #: version of this layout (part of the cache key: cached files are written back as they were)
 
 
 def partition_dir(policy: str, seed: int) -> str:
-    """Relative directory of one policy and seed (hive style)."""
+    """Relative directory of one policy and seed inside a table (hive style)."""
     return f"policy={policy}/seed={seed}"
+
+
+def partition_files(policy: str, seed: int) -> dict[str, str]:
+    """Per name in ``PER_POLICY_FILES``, its path relative to the run directory."""
+    d = partition_dir(policy, seed)
+    out = {f"{t}.parquet": f"{t}/{d}/part-0.parquet" for t in TABLES}
+    out["summary.json"] = f"{SUMMARIES}/{d}/summary.json"
+    return out
 
 
 def _named(s: Samples, names: list[str]) -> Samples:
@@ -87,14 +102,14 @@ def _totals(summaries: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def policy_files(c: Collected, names: list[str], policy: str, seed: int) -> dict[str, bytes]:
-    """The files of one policy's partition, keyed by their path relative to the run directory."""
-    d = partition_dir(policy, seed)
+    """The files of one policy and seed, keyed by their path relative to the run directory."""
+    where = partition_files(policy, seed)
     summary = policy_summary(c, policy, seed, len(names))
     return {
-        f"{d}/machines.parquet": parquet_bytes(_named(c.machines, names)),
-        f"{d}/fleet.parquet": parquet_bytes(c.fleet),
-        f"{d}/jobs.parquet": parquet_bytes(_named(c.jobs, names)),
-        f"{d}/summary.json": json.dumps(summary, indent=2, sort_keys=True).encode(),
+        where["machines.parquet"]: parquet_bytes(_named(c.machines, names)),
+        where["fleet.parquet"]: parquet_bytes(c.fleet),
+        where["jobs.parquet"]: parquet_bytes(_named(c.jobs, names)),
+        where["summary.json"]: json.dumps(summary, indent=2, sort_keys=True).encode(),
     }
 
 
@@ -106,29 +121,43 @@ def write_files(run_dir: str, files: dict[str, bytes]) -> None:
 
 def read_summary(run_dir: str, policy: str, seed: int) -> dict[str, Any]:
     """A policy's summary as written by ``policy_files``."""
-    return json.loads(Path(run_dir, partition_dir(policy, seed), "summary.json").read_text())
+    return json.loads(Path(run_dir, partition_files(policy, seed)["summary.json"]).read_text())
 
 
 def markdown_table(summaries: list[dict[str, Any]], keys: list[str] | None = None) -> str:
-    """One row per summary, the headline columns (what the user compares across policies)."""
+    """One row per summary, the headline columns (what the user compares across policies).
+
+    Byte counts are shown in MiB or GiB. A value given as ``{"mean", "min", "max"}`` (seeds
+    aggregated by ``replay.compare``) is shown as ``mean (min–max)``.
+    """
     keys = keys or headline_keys(summaries)
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     for s in summaries:
-        lines.append("| " + " | ".join(_cell(s.get(k)) for k in keys) + " |")
+        lines.append("| " + " | ".join(_cell(s.get(k), k) for k in keys) + " |")
     return "\n".join(lines) + "\n"
 
 
 def headline_keys(summaries: list[dict[str, Any]]) -> list[str]:
-    """Columns of the comparison table: identity, zombies, cost, then what holds zombies."""
+    """Columns of the comparison table: identity, zombies, cost, side effects, what holds zombies."""
     base = ["policy", "seed", "machines", "events", "zombies_final", "zombies_peak",
-            "zombies_per_machine_p50", "zombies_per_machine_p99", COST, PERCPU]
+            "zombies_per_machine_p50", "zombies_per_machine_p99", COST, PERCPU, *SIDE_EFFECTS]
     present = set().union(*summaries) if summaries else set()
     return [k for k in base if k in present] + [k for k in HOLDERS if k in present]
 
 
-def _cell(v: Any) -> str:
+def size(n: float) -> str:
+    """Bytes for people: MiB below 1 GiB, GiB from there (1 decimal; 2 for GiB)."""
+    return f"{n / 2**30:,.2f} GiB" if abs(n) >= 2**30 else f"{n / 2**20:,.1f} MiB"
+
+
+def _cell(v: Any, key: str = "") -> str:
+    if isinstance(v, dict) and "mean" in v:
+        mean, lo, hi = (_cell(v[k], key) for k in ("mean", "min", "max"))
+        return mean if lo == hi else f"{mean} ({lo}–{hi})"
     if v is None:
         return ""
+    if key.endswith("_bytes") and isinstance(v, (int, float)):
+        return size(v)
     if isinstance(v, float):
         return f"{v:,.1f}"
     if isinstance(v, int):
@@ -146,9 +175,11 @@ def write_run_summary(run_dir: str, summaries: list[dict[str, Any]], config: dic
 
 
 def short_lines(s: dict[str, Any]) -> str:
-    """One policy in a line: zombies, what they cost (percpu part), and what holds them."""
+    """One policy in a line: zombies, what they cost, what the policy broke, what holds the zombies."""
     held = ", ".join(f"{k[5:]} {s[k]:,}" for k in HOLDERS if s.get(k))
-    mib = 2**20
+    ooms = sum(s.get(k, 0) for k in ("oom_kills", "global_oom_kills"))
     return (f"{s['policy']:>28}: zombies {s.get('zombies_final', 0):,} (peak {s.get('zombies_peak', 0):,}, "
-            f"p99/machine {s.get('zombies_per_machine_p99', 0):,}); cost {s.get(COST, 0) / mib:,.1f} MiB "
-            f"(percpu {s.get(PERCPU, 0) / mib:,.1f} MiB); held by: {held or 'nothing'}")
+            f"p99/machine {s.get('zombies_per_machine_p99', 0):,}); cost {size(s.get(COST, 0))} "
+            f"(percpu {size(s.get(PERCPU, 0))}); side effects: OOM kills {ooms:,} "
+            f"({s.get('policy_oom_kills', 0):,} by the policy), charges failed {s.get('charge_failed', 0):,}, "
+            f"misattributed {size(s.get('misattributed_bytes', 0))}; held by: {held or 'nothing'}")

@@ -26,12 +26,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from core.errors import ConfigError, TraceError
 from replay.config import GIB, ReplayConfig
 from traces.batches import machine_ids
 from traces.generate import PRESETS, SynthParams, machine_name
 from traces.io import group_by_machine, read_trace, write_trace
 from traces.problems import raise_problems
-from traces.validate import validate_table
+from traces.validate import validate_file, validate_table
+
+#: most step-grid rounds or samples per machine a replay may span: an event at 2^62 µs would
+#: otherwise ask for billions of rounds (a MemoryError long after the start)
+MAX_POINTS = 10_000_000
 
 
 @dataclass
@@ -87,12 +92,12 @@ def _layout(shards: list[ShardPlan]) -> str:
 def synth_params(cfg: ReplayConfig) -> SynthParams:
     """The preset's parameters with the fleet size, the machine size and ``trace.params`` applied."""
     if cfg.trace.preset not in PRESETS:
-        raise ValueError(f"trace.preset: {cfg.trace.preset!r} is not one of {sorted(PRESETS)}")
+        raise ConfigError(f"trace.preset: {cfg.trace.preset!r} is not one of {', '.join(sorted(PRESETS))}")
     params = PRESETS[cfg.trace.preset]
     names = {f.name for f in dataclasses.fields(params)}
     bad = sorted(set(cfg.trace.params) - names)
     if bad:
-        raise ValueError(f"trace.params: unknown SynthParams fields {bad} (known: {sorted(names)})")
+        raise ConfigError(f"trace.params.{bad[0]}: not a generator parameter (known: {', '.join(sorted(names))})")
     over: dict[str, Any] = {}
     if cfg.fleet.machines > 0:
         over["machines"] = cfg.fleet.machines
@@ -101,7 +106,27 @@ def synth_params(cfg: ReplayConfig) -> SynthParams:
     if cfg.machine.swap_gib is not None:
         over["swap_bytes"] = int(cfg.machine.swap_gib * GIB)
     over.update(cfg.trace.params)  # explicit generator parameters win
-    return dataclasses.replace(params, **over)
+    problems = SynthParams.problems_of(dataclasses.asdict(params) | over)
+    if problems:
+        raise ConfigError("; ".join(f"trace.params.{p}" if k in cfg.trace.params else _synth_key(k, p)
+                                    for k, p in problems))
+    return SynthParams.from_values(dataclasses.asdict(params) | over)
+
+
+def _synth_key(name: str, problem: str) -> str:
+    # a generator parameter set through another group: name the key the user wrote
+    keys = {"machines": "fleet.machines", "mem_bytes": "machine.mem_gib", "swap_bytes": "machine.swap_gib"}
+    return problem.replace(name, keys.get(name, f"trace.params.{name}"), 1)
+
+
+def check_span(t_max_us: int, cfg: ReplayConfig, where: str) -> None:
+    """Refuse a replay whose step grid or sampling would need more than ``MAX_POINTS`` points."""
+    grain = min(cfg.executor.step_s, cfg.fleet.sample_interval_s) * 1_000_000
+    if t_max_us // grain > MAX_POINTS:
+        days = t_max_us / 86_400e6
+        raise ConfigError(f"{where}: {t_max_us} µs is {days:,.0f} days into the replay; at "
+                          f"{grain // 1_000_000} s per step or sample that is more than {MAX_POINTS:,} "
+                          "points (cut the trace with `python -m traces transform window`)")
 
 
 def synthetic_plan(cfg: ReplayConfig, n_shards: int, step_us: int, workdir: str = "",
@@ -126,11 +151,17 @@ def synthetic_plan(cfg: ReplayConfig, n_shards: int, step_us: int, workdir: str 
 
 # -- file and imported traces -------------------------------------------------------------------
 def load_trace(cfg: ReplayConfig) -> tuple[pa.Table, str]:
-    """The table of a file or imported trace, and a name for it in messages."""
+    """The table of a file or imported trace, and a name for it in messages.
+
+    A file is validated as a whole first (``traces.validate.validate_file``): any problem,
+    down to an unreadable, empty or truncated file, is a ``TraceInvalid`` carrying the
+    validator's report.
+    """
     t = cfg.trace
     if t.source == "file":
         if not t.path:
             raise ValueError("trace.path: a file trace needs a path")
+        raise_problems(validate_file(t.path))
         return read_trace(t.path), t.path
     if t.source == "import":
         if not t.importer or not t.path:
@@ -189,7 +220,31 @@ def _events_per_machine(table: pa.Table, ids: list[str]) -> np.ndarray:
     return np.array([by_id[i] for i in ids], dtype=np.int64)
 
 
-def make_plans(cfg: ReplayConfig, n_shards_for, workdir: str, reuse: bool = True) -> list[Plan]:
+def load_checked(cfg: ReplayConfig) -> Optional[tuple[pa.Table, str]]:
+    """Everything about the trace that can be refused before any work, checked now.
+
+    Synthetic: the preset, ``trace.params`` and the span (returns None; shards generate the
+    events). File and imported traces: the validator's report, an empty fleet and the span;
+    returns the table cut to ``fleet.machines`` and its name in messages. Raises
+    ``TraceError`` (``TraceInvalid``) or ``ConfigError``.
+    """
+    if cfg.trace.source == "synthetic":
+        check_span(int(synth_params(cfg).duration_s * 1_000_000), cfg, "trace.params.duration_s")
+        return None
+    table, source = load_trace(cfg)
+    table = keep_machines(table, cfg.fleet.machines)
+    if cfg.trace.source != "file":  # a file was validated whole by load_trace
+        check_trace(table, source)
+    if table.num_rows == 0:
+        raise TraceError(source, 0, "time_us", "the trace has no events")
+    times = table.column("time_us")
+    row = int(pc.index(times, pc.max(times)).as_py())
+    check_span(int(times[row].as_py()), cfg, f"{source}:{row + 1}: time_us")
+    return table, source
+
+
+def make_plans(cfg: ReplayConfig, n_shards_for, workdir: str, reuse: bool = True,
+               loaded: Optional[tuple[pa.Table, str]] = None) -> list[Plan]:
     """The plans for ``cfg``, one per wave of ``executor.wave_machines`` machines (0: one plan for
     the whole fleet); ``n_shards_for(machines)`` picks a wave's shard count. ``reuse``: keep
     generated synthetic events in ``workdir`` for later policies (~12 bytes per event on disk;
@@ -202,8 +257,6 @@ def make_plans(cfg: ReplayConfig, n_shards_for, workdir: str, reuse: bool = True
         return [synthetic_plan(cfg, n_shards_for(hi - lo), step_us, workdir if reuse else "", lo, hi,
                                f"{w:04d}-" if len(bounds) > 1 else "")
                 for w, (lo, hi) in enumerate(bounds)]
-    table, source = load_trace(cfg)
-    table = keep_machines(table, cfg.fleet.machines)
-    check_trace(table, source)
+    table, source = loaded or load_checked(cfg)  # type: ignore[misc]
     n = len(machine_ids(table))
     return table_plan(table, source, n_shards_for(min(n, size) if size > 0 else n), step_us, workdir, size)

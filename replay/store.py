@@ -27,6 +27,7 @@ URLs are never logged with their password (``redact``).
 from __future__ import annotations
 
 import atexit
+import fcntl
 import os
 import pickle
 import subprocess
@@ -122,6 +123,13 @@ class RunStore:
         self.namespace = namespace
         self.snapshot_path = snapshot_path
         self.r = connect(url, timeout_s)
+        self._deleted: set[bytes] = set()  # keys this process deleted: a persist must not bring them back
+
+    def _delete(self, *keys: str | bytes) -> None:
+        """``DEL keys``, remembered for ``persist``'s merge."""
+        if keys:
+            self.r.delete(*keys)
+            self._deleted.update(k if isinstance(k, bytes) else k.encode() for k in keys)
 
     def __getstate__(self) -> dict:
         # shards receive a RunStore by value; they reconnect instead of pickling a socket
@@ -166,7 +174,7 @@ class RunStore:
         counts = self.r.hmget(f"{key}:parts", names) if names else []
         doomed = [f"{key}:{f}:{j}" for f, n in zip(names, counts) if n is not None for j in range(int(n))]
         if doomed:
-            self.r.delete(*doomed)
+            self._delete(*doomed)
             self.r.hdel(f"{key}:parts", *[f for f, n in zip(names, counts) if n is not None])
 
     def _get_all_blobs(self, key: str) -> dict[bytes, bytes]:
@@ -188,7 +196,7 @@ class RunStore:
         """Cache a finished run's files and forget its checkpoints and commits."""
         k = self.key("result", run)
         self._drop_blobs(k, self.r.hkeys(k))
-        self.r.delete(k)
+        self._delete(k)
         for name, blob in files.items():
             self._put_blob(k, name, blob)
         self.clear_run(run)
@@ -253,24 +261,36 @@ class RunStore:
         doomed = []
         for pattern in (f"ckpt:{run}:*", f"commit:{run}:*", f"wave:{run}:*", f"progress:{run}"):
             doomed += list(self.r.scan_iter(match=self.key(pattern), count=1000))
-        if doomed:
-            self.r.delete(*doomed)
+        self._delete(*doomed)
 
     # -- persistence of the embedded store ---------------------------------------------------
     def persist(self) -> None:
-        """Write the namespace to ``snapshot_path`` atomically (embedded store only)."""
+        """Write the namespace to ``snapshot_path`` atomically (embedded store only).
+
+        Several runs started from one folder share the snapshot but each has its own embedded
+        server, so the write is a merge under an exclusive lock: the keys of this server, plus
+        every key of the snapshot on disk that this process neither has nor deleted (another
+        run's cached results, checkpoints and commits stay).
+        """
         if not self.snapshot_path:
             return
-        data = {k: self.r.dump(k) for k in self.r.scan_iter(match=self.key("*"), count=1000)}
-        payload = pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
-        atomic_write(self.snapshot_path, lambda tmp: Path(tmp).write_bytes(payload))
+        os.makedirs(os.path.dirname(self.snapshot_path) or ".", exist_ok=True)
+        with open(self.snapshot_path + ".lock", "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+            data = {k: v for k, v in self._read_snapshot().items() if k not in self._deleted}
+            data.update({k: self.r.dump(k) for k in self.r.scan_iter(match=self.key("*"), count=1000)})
+            payload = pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
+            atomic_write(self.snapshot_path, lambda tmp: Path(tmp).write_bytes(payload))
+
+    def _read_snapshot(self) -> dict[bytes, bytes]:
+        if not self.snapshot_path or not os.path.exists(self.snapshot_path):
+            return {}
+        with open(self.snapshot_path, "rb") as f:
+            return pickle.load(f)
 
     def load(self) -> int:
         """Restore a snapshot written by ``persist`` (keys already present win); returns keys loaded."""
-        if not self.snapshot_path or not os.path.exists(self.snapshot_path):
-            return 0
-        with open(self.snapshot_path, "rb") as f:
-            data: dict[bytes, bytes] = pickle.load(f)
+        data = self._read_snapshot()
         n = 0
         for k, v in data.items():
             if v is not None and not self.r.exists(k):

@@ -44,7 +44,8 @@ def ray_session():
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import logging
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
+    # "local": a cluster of our own even where RAY_ADDRESS or `ray start` point at another
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
              logging_level=logging.WARNING, namespace="tests", object_store_memory=256 << 20)
     yield ray
     ray.shutdown()

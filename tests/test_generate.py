@@ -49,7 +49,18 @@ def test_machine_does_not_depend_on_fleet_size():
     t2, t5 = generate(p2, 3), generate(p5, 3)
     m1 = lambda t: t.filter(pc.equal(t.column("machine"), "m-0001"))  # noqa: E731
     assert m1(t2).equals(m1(t5))
-    assert generate_machine(p2, 3, 1).equals(m1(t2))
+    events = m1(t2).filter(pc.not_equal(m1(t2).column("op"), "memory"))  # the file's size row aside
+    assert generate_machine(p2, 3, 1).equals(events)
+
+
+def test_a_generated_file_sizes_its_machines_as_the_importers_do():
+    p = dataclasses.replace(PRESETS["tiny"], machines=2, duration_s=60.0, mem_bytes=3 << 30)
+    t = generate(p, 0)
+    rows = [(m, op, b, time) for m, op, b, time in zip(*(t.column(c).to_pylist()
+                                                        for c in ("machine", "op", "bytes", "time_us")))]
+    firsts = [r for i, r in enumerate(rows) if i == 0 or rows[i - 1][0] != r[0]]
+    assert firsts == [("m-0000", "memory", 3 << 30, 0), ("m-0001", "memory", 3 << 30, 0)]
+    assert sum(r[1] == "memory" for r in rows) == 2
 
 
 def test_sorted_by_machine_then_time(tiny):

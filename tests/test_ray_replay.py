@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from replay.app import run
-from replay.outputs import PER_POLICY_FILES
+from replay.outputs import partition_files
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(300)]
 
@@ -22,8 +22,7 @@ BASE = ("trace=tiny", "+trace.params.duration_s=360", "policy=none", "executor.s
 
 
 def _files(run_dir: str) -> dict[str, bytes]:
-    d = Path(run_dir, "policy=none", "seed=0")
-    return {n: (d / n).read_bytes() for n in PER_POLICY_FILES}
+    return {n: Path(run_dir, rel).read_bytes() for n, rel in partition_files("none", 0).items()}
 
 
 @pytest.fixture
@@ -75,3 +74,26 @@ def test_actor_killed_while_rounds_are_pipelined_gives_identical_results(
     res = run(compose_replay(*BASE, "executor=ray", "executor.shards=2", output="killed-pipelined"),
               on_step=kill)
     assert killed and _files(res.run_dir) == local_reference
+
+
+def test_actors_dying_past_max_restarts_is_one_line_and_the_run_resumes(
+        ray_session, compose_replay, local_reference):
+    import io
+
+    from replay.app import EXIT_FAULT, run_command
+
+    def kill(k, executor):
+        if k == 2:  # t = 180 s; the last commit was at 120 s
+            os.kill(executor.pids()[1], signal.SIGKILL)
+
+    base = [b for b in BASE if b != "store.cache=false"]
+    err = io.StringIO()
+    status = run_command(compose_replay(*base, "executor=ray", "executor.shards=2", "executor.max_restarts=0",
+                                        output="died"), err, kill)
+    assert status == EXIT_FAULT
+    [line] = err.getvalue().splitlines()
+    assert line.startswith("error: a shard actor died more often than executor.max_restarts=0 allows;")
+    assert "run the same command again to resume" in line
+    res = run(compose_replay(*base, "executor=ray", "executor.shards=2", output="resumed"))
+    assert res.resumed == {"none": 120_000_000}
+    assert _files(res.run_dir) == local_reference

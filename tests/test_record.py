@@ -67,6 +67,7 @@ def test_polls_become_a_valid_trace(tmp_path):
 def test_record_loop_and_anonymised_cli(tmp_path, monkeypatch):
     root = tmp_path / "cg"
     make_cgroup(root, "/secret-service", anon=5 * MiB)
+    (root / "cgroup.controllers").write_text("cpuset cpu io memory pids\n")  # a cgroup v2 root
     ticks = iter(range(100))
     rec = record(root, "host-x", 1.0, count=3, clock=lambda: float(next(ticks)), sleep=lambda s: None)
     assert rec.polls == 3

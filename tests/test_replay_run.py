@@ -12,7 +12,7 @@ import pytest
 from core.errors import TraceError
 from replay import store as store_mod
 from replay.app import run
-from replay.outputs import PER_POLICY_FILES
+from replay.outputs import partition_files
 
 QUICK = ("trace=tiny", "+trace.params.duration_s=360", "policy=none", "executor=local", "executor.step_s=60",
          "executor.checkpoint_every_s=120", "plots=false")
@@ -23,8 +23,7 @@ class Interrupt(Exception):
 
 
 def _files(run_dir: str, policy: str = "none", seed: int = 0) -> dict[str, bytes]:
-    d = Path(run_dir, f"policy={policy}", f"seed={seed}")
-    return {n: (d / n).read_bytes() for n in PER_POLICY_FILES}
+    return {n: Path(run_dir, rel).read_bytes() for n, rel in partition_files(policy, seed).items()}
 
 
 def test_run_writes_partitioned_outputs_and_summary(compose_replay):
@@ -32,8 +31,8 @@ def test_run_writes_partitioned_outputs_and_summary(compose_replay):
     run_dir = Path(res.run_dir)
     for name in ("summary.json", "summary.md", "zombies.png", "cost.png", "holders.png"):
         assert (run_dir / name).stat().st_size > 0, name
-    machines = pq.read_table(run_dir / "policy=none/seed=0/machines.parquet")
-    fleet = pq.read_table(run_dir / "policy=none/seed=0/fleet.parquet")
+    machines = pq.read_table(run_dir / "machines/policy=none/seed=0/part-0.parquet")
+    fleet = pq.read_table(run_dir / "fleet/policy=none/seed=0/part-0.parquet")
     assert sorted(set(machines.column("machine").to_pylist())) == ["m-0000", "m-0001", "m-0002"]
     assert fleet.column("machines").to_pylist() == [3] * fleet.num_rows
     s = json.loads((run_dir / "summary.json").read_text())["policies"][0]
@@ -103,7 +102,7 @@ def test_invalid_trace_is_refused_with_the_validator_report(compose_replay, tmp_
     with pytest.raises(TraceError) as err:
         run(compose_replay("trace=file", f"trace.path={bad}", "executor=local"))
     assert "bad.csv:2" in str(err.value) and "op" in str(err.value)
-    assert not any(Path(tmp_path, "run").glob("policy=*"))
+    assert not any(Path(tmp_path, "run").rglob("policy=*"))
 
 
 def test_packed_machines_give_the_same_results_and_resume(compose_replay):
@@ -158,3 +157,19 @@ def test_a_fleet_in_waves_gives_the_same_results_and_resumes_in_its_wave(compose
     resumed = run(compose_replay(*QUICK, "executor.wave_machines=2", output="cut"), on_step=die_in_wave_2)
     assert len(steps) < 7  # wave 1 came from the store; wave 2 resumed from its checkpoint
     assert _files(resumed.run_dir) == _files(whole.run_dir)
+
+
+def test_a_generated_trace_file_replays_on_machines_of_its_generated_size(compose_replay, tmp_path):
+    import dataclasses
+
+    from traces.generate import PRESETS, generate
+    from traces.io import write_trace
+
+    params = dataclasses.replace(PRESETS["tiny"], machines=2, duration_s=120.0)  # 2 GiB machines
+    write_trace(generate(params, 1), tmp_path / "g.parquet")
+    res = run(compose_replay("trace=file", f"trace.path={tmp_path / 'g.parquet'}", "policy=none",
+                             "executor=local", "plots=false"))
+    machines = pq.read_table(Path(res.run_dir, partition_files("none", 0)["machines.parquet"]))
+    after = np.array(machines.column("time_us").to_pylist()) > 0  # a sample reflects the events before it
+    free = np.array(machines.column("free_bytes").to_pylist())[after]
+    assert len(free) and 0 < free.max() <= params.mem_bytes  # not the 64 GiB a trace without sizes gets

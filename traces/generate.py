@@ -3,7 +3,11 @@
 In: ``SynthParams`` (rates, lifetimes, sizes, sharing, pinning, swap, limits)
 and a seed. Out: an Arrow table in ``traces.schema.TRACE_SCHEMA``, sorted by
 (machine, time_us), valid under ``traces.validate.validate_table``, with the
-parameters stored as JSON in the schema metadata (``SYNTH_PARAMS_KEY``).
+parameters stored as JSON in the schema metadata (``SYNTH_PARAMS_KEY``). The
+whole-fleet table (``generate``) starts each machine with a ``memory`` row of
+``mem_bytes``, as the importers do, so a replay of the file sizes machines as
+they were generated; ``generate_machine`` (what replay shards generate for
+themselves, sized by the run's config) has no such row.
 
 What one machine sees (all sizes are per machine and drawn per entity):
 - t=0: optional ``swap_on``; the machine's shared image layers / libraries
@@ -38,6 +42,7 @@ import numpy as np
 import pyarrow as pa
 
 from core.ops import Flag, Op, format_flags
+from traces.importers.machine_memory import with_machine_memory
 from traces.schema import TRACE_SCHEMA
 
 MIB = 1 << 20
@@ -95,6 +100,59 @@ class SynthParams:
         """The parameters as canonical JSON (stored in the output's metadata)."""
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
 
+    @staticmethod
+    def problems_of(values: dict) -> list[tuple[str, str]]:
+        """(field, "field: what is wrong") for every value the generator cannot use.
+
+        Types: an ``int`` field takes an integer (an integral float is accepted), a ``float``
+        field any finite number, never a bool or text. Ranges: counts that draw ``1..n`` are
+        >= 1, medians and lengths > 0, fractions in [0, 1], memory at least a page, everything
+        else >= 0.
+        """
+        out = []
+        for f in dataclasses.fields(SynthParams):
+            v = values.get(f.name, f.default)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                out.append((f.name, f"{f.name}: {v!r} is not a finite number"))
+            elif f.type == "int" and v != int(v):
+                out.append((f.name, f"{f.name}: {v!r} is not an integer"))
+            elif not _within(v, *(bound := _BOUNDS.get(f.name) or _bound_by_name(f.name))):
+                out.append((f.name, f"{f.name}: {v!r} must be {_describe(*bound)}"))
+        return out
+
+    @staticmethod
+    def from_values(values: dict) -> "SynthParams":
+        """``SynthParams(**values)`` with integral floats of ``int`` fields made ints (check first)."""
+        ints = {f.name for f in dataclasses.fields(SynthParams) if f.type == "int"}
+        return SynthParams(**{k: int(v) if k in ints else v for k, v in values.items()})
+
+
+# (lowest, highest, lowest excluded) per parameter; the rest by name in _bound_by_name
+_BOUNDS: dict[str, tuple] = {
+    "machines": (1, None, False), "anon_steps": (1, None, False),
+    "containers_per_pod_max": (1, None, False), "tasks_per_container_max": (1, None, False),
+    "duration_s": (0, None, True), "pod_lifetime_median_s": (0, None, True),
+    "shared_files": (1, None, False), "limit_headroom": (0, None, True), "mem_bytes": (4096, None, False),
+}
+
+
+def _bound_by_name(name: str) -> tuple:
+    if name.endswith("_fraction"):
+        return (0, 1, False)
+    if name.endswith("_median"):
+        return (0, None, True)
+    return (0, None, False)
+
+
+def _within(v: float, lo: float, hi: float | None, open_lo: bool) -> bool:
+    return (v > lo if open_lo else v >= lo) and (hi is None or v <= hi)
+
+
+def _describe(lo: float, hi: float | None, open_lo: bool) -> str:
+    if hi is not None:
+        return f"between {lo} and {hi}"
+    return f"> {lo}" if open_lo else f">= {lo}"
+
 
 PRESETS: dict[str, SynthParams] = {
     # a few machines for a few minutes: fast tests, every feature present
@@ -117,10 +175,14 @@ PRESETS: dict[str, SynthParams] = {
 
 def generate(params: SynthParams, seed: int = 0) -> pa.Table:
     """The whole fleet's trace: machines in id order, each sorted by time."""
-    if params.machines < 1 or params.duration_s <= 0:
-        raise ValueError("need machines >= 1 and duration_s > 0")
+    problems = SynthParams.problems_of(dataclasses.asdict(params))
+    if problems:
+        raise ValueError("; ".join(p for _, p in problems))
     parts = [generate_machine(params, seed, i) for i in range(params.machines)]
-    table = pa.concat_tables(parts)
+    # each machine's size as a `memory` row, as the importers write it: a replay of the file
+    # (trace=file) then runs machines of the size the sizes were drawn against
+    sizes = {machine_name(i): params.mem_bytes for i in range(params.machines)}
+    table = with_machine_memory(pa.concat_tables(parts), sizes)
     meta = dict(TRACE_SCHEMA.metadata) | {SYNTH_PARAMS_KEY: params.to_json().encode()}
     return table.replace_schema_metadata(meta)
 

@@ -159,6 +159,36 @@ class Recorder:
         return Samples(*(a[:, j] for j in range(6)))
 
 
+def root_problem(root: str | os.PathLike) -> str | None:
+    """Why ``root`` cannot be recorded (None: it can).
+
+    It must be a directory of a cgroup v2 hierarchy with the memory controller: every cgroup v2
+    directory, the root included, has ``cgroup.controllers``, and ``memory`` must be listed in
+    it. A cgroup v1 mount (``memory/`` controller directories, ``memory.usage_in_bytes``) or a
+    hybrid one (v1 controllers, v2 under ``unified/``) has no such file at the top.
+    """
+    d = Path(root)
+    if not d.exists():
+        return f"--root {root}: no such directory"
+    if not d.is_dir():
+        return f"--root {root}: not a directory"
+    controllers = d / "cgroup.controllers"
+    if controllers.exists():
+        try:
+            names = controllers.read_text().split()
+        except OSError as e:
+            return f"--root {root}: cannot read cgroup.controllers ({e})"
+        if "memory" in names:
+            return None
+        return f"--root {root}: the memory controller is not enabled here (cgroup.controllers: {' '.join(names) or 'empty'})"
+    if (d / "unified" / "cgroup.controllers").exists():
+        return (f"--root {root}: a hybrid cgroup v1/v2 host; memory is accounted by cgroup v1 here, which "
+                "the recorder does not read (it needs a cgroup v2 hierarchy with the memory controller)")
+    if (d / "memory").is_dir() or (d / "memory.usage_in_bytes").exists() or (d / "tasks").exists():
+        return f"--root {root}: cgroup v1; the recorder reads cgroup v2 only (memory.current, memory.stat)"
+    return f"--root {root}: not a cgroup v2 directory (no cgroup.controllers)"
+
+
 def record(root: str | os.PathLike, machine: str, interval_s: float, count: int | None = None,
            duration_s: float | None = None, clock: Callable[[], float] = time.monotonic,
            sleep: Callable[[float], None] = time.sleep,

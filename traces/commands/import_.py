@@ -10,6 +10,8 @@ Exit status 0, or 1 when the input has a bad row (strict mode) and nothing is wr
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
 import time
 from dataclasses import replace
@@ -140,8 +142,11 @@ def _finish(args: argparse.Namespace, run, rules) -> int:
     write_trace(table, args.out)
     summary = report.to_dict() | {"sharing_rules": describe(rules)}
     write_json(f"{args.out}.report.json", summary)
+    shutil.copymode(args.out, f"{args.out}.report.json")  # as readable as the trace it describes
     if args.lenient:
         rejects.write(f"{args.out}.rejects.csv")
+        if os.path.exists(f"{args.out}.rejects.csv"):
+            shutil.copymode(args.out, f"{args.out}.rejects.csv")
     print(report.summary())
     if report.rows_rejected:
         print(f"  {report.rows_rejected} bad rows quarantined in {args.out}.rejects.csv")

@@ -10,6 +10,7 @@ original name reaches the disk. Ctrl-C stops recording and still writes.
 from __future__ import annotations
 
 import argparse
+import shutil
 import socket
 import sys
 
@@ -40,7 +41,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from traces.anonymize import Anonymizer, load_key
     from traces.io import write_trace
-    from traces.record import anonymized, record
+    from traces.record import anonymized, record, root_problem
+    problem = root_problem(args.root)
+    if problem:  # before any poll: a wrong root would give an empty or meaningless trace
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     anon = None
     if args.anonymize:
         try:
@@ -55,6 +60,7 @@ def _run(args: argparse.Namespace) -> int:
     table, samples = anonymized(rec, table, anon)
     write_trace(table, args.out)
     _write_parquet(samples, f"{args.out}.samples.parquet")
+    shutil.copymode(args.out, f"{args.out}.samples.parquet")  # the sidecar is as readable as the trace
     print(f"{args.out}: {rec.polls} polls, {report.cgroups} cgroups, {table.num_rows} events")
     return 0
 
