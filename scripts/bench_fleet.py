@@ -30,7 +30,7 @@ from replay.app import run
 from replay.config import register_configs, to_config
 from replay.executors import ensure_ray
 
-CONF = str(Path(__file__).resolve().parent.parent / "replay" / "conf")
+CONF = str(Path(__file__).resolve().parent.parent / "conf")
 TARGET_MACHINES, TARGET_HOURS = 10_000, 24.0
 
 

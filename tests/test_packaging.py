@@ -82,4 +82,4 @@ def test_console_command_is_declared_and_completes_config_keys():
                            "from replay.__main__ import main; main()", "-sc", "query=bash"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == ["kernel=v6.1", "kernel=v6.12", "kernel=v6.18"]
+    assert proc.stdout.split() == ["kernel=v6.1", "kernel=v6.12", "kernel=v6.12.118", "kernel=v6.18"]

@@ -15,7 +15,7 @@ from core.errors import ConfigError
 from core.policy import REGISTRY, make_policy
 from replay.config import PolicyKnobsCfg, ReplayConfig, knobs_dict, policy_list
 
-CONF = Path(__file__).resolve().parent.parent / "replay" / "conf" / "policy"
+CONF = Path(__file__).resolve().parent.parent / "conf" / "policy"
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
