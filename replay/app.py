@@ -287,7 +287,9 @@ def print_summary(result: RunResult, store: RunStore, out) -> None:
     from replay.outputs import short_lines
 
     where = redact(store.url) + (" (embedded)" if store.snapshot_path else "")
-    out.write(f"run dir: {result.run_dir}\nstore: {where}\n")
+    import core
+
+    out.write(f"run dir: {result.run_dir}\nstore: {where}\nmodel: {core.build_description()}\n")
     for s in result.summaries:
         tag = " (cached)" if s["policy"] in result.cached else ""
         out.write(short_lines(s) + tag + "\n")

@@ -1,0 +1,76 @@
+"""One model, two builds: the compiled core (Cython, from the same ``.py`` sources) and the pure one.
+
+In: the installed package (``core/*.so`` and ``core/_build.json`` after ``pip install -e .``). Out:
+assertions that CI runs the compiled build, that a module edited since the build runs from its
+source instead of its stale compiled copy, that ``MEMCG_REPLAY_PURE=1`` runs every module pure, and
+that both builds give the committed model goldens bit for bit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.machinery
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import core
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.skipif(os.environ.get("CI") != "true", reason="CI builds the compiled core; a checkout may not")
+def test_ci_runs_the_compiled_core():
+    assert core.BUILD == "compiled", core.build_description()
+    memory = importlib.import_module("core.memory")
+    assert memory.__file__.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
+
+
+def _probe(pkg_root: Path, env: dict | None = None) -> dict:
+    """Import ``core`` (and ``core.memory``) from ``pkg_root`` in a fresh interpreter: what ran."""
+    code = ("import json, warnings, core, core.memory; "
+            "print(json.dumps({'build': core.BUILD, 'stale': list(core.STALE), 'memory': core.memory.__file__}))")
+    proc = subprocess.run([sys.executable, "-W", "always", "-c", code], cwd=pkg_root, capture_output=True,
+                          text=True, timeout=120, env=dict(os.environ, PYTHONPATH=str(pkg_root), **(env or {})))
+    assert proc.returncode == 0, proc.stderr
+    return {**json.loads(proc.stdout), "stderr": proc.stderr}
+
+
+def _fake_build(tmp_path: Path, edit: str | None) -> Path:
+    """A copy of ``core/`` whose ``memory`` module has a (fake, unloadable) compiled build recorded in
+    ``_build.json``; ``edit``: text appended to ``memory.py`` after that build."""
+    dst = tmp_path / "pkg"
+    shutil.copytree(ROOT / "core", dst / "core", ignore=shutil.ignore_patterns("*.so", "*.c", "_build.json",
+                                                                               "__pycache__"))
+    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
+    (dst / "core" / f"memory{suffix}").write_bytes(b"not a shared object: importing it would fail")
+    digest = hashlib.sha256((dst / "core" / "memory.py").read_bytes()).hexdigest()
+    (dst / "core" / "_build.json").write_text(json.dumps({"compiled": {"memory": digest}}))
+    if edit is not None:
+        with open(dst / "core" / "memory.py", "a") as f:
+            f.write(edit)
+    return dst
+
+
+def test_a_module_edited_after_the_build_runs_from_its_source(tmp_path):
+    got = _probe(_fake_build(tmp_path, "\n# edited after the build\n"))
+    assert got["memory"].endswith("memory.py") and got["stale"] == ["memory"]
+    assert "changed since the compiled build" in got["stderr"] and "memory" in got["stderr"]
+
+
+def test_pure_requested_never_loads_a_compiled_module(tmp_path):
+    got = _probe(_fake_build(tmp_path, None), {"MEMCG_REPLAY_PURE": "1"})
+    assert got["memory"].endswith("memory.py") and got["build"] == "pure"
+
+
+def test_an_unrecorded_compiled_file_is_not_trusted(tmp_path):
+    pkg = _fake_build(tmp_path, None)
+    (pkg / "core" / "_build.json").unlink()
+    got = _probe(pkg)
+    assert got["memory"].endswith("memory.py") and got["build"] == "pure"
