@@ -26,20 +26,8 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from core.fs_writeback import mark_range_dirty
 from core.memcg import ROOT
-from core.memcontrol import (
-    MEMCG_CHARGE_BATCH,
-    memory_max_write,
-    over_high_any,
-    reclaim_over_high,
-    try_charge_memcg,
-)
-from core.page_counter import (
-    cancel_charge,
-    charge_new_resident,
-    lru_age,
-    mem_cgroup_charge_statistics,
-    nr_free_pages,
-)
+from core.memcontrol import MEMCG_CHARGE_BATCH, memory_max_write, over_high_any, reclaim_over_high, try_charge_memcg
+from core.page_counter import cancel_charge, charge_new_resident, lru_age, mem_cgroup_charge_statistics, nr_free_pages
 from core.pages import Kind, St
 from core.rmap import map_pieces
 from core.vmscan import first_pass_pages

@@ -31,13 +31,7 @@ from core.pages import PAGE, Kind, pages_of
 from core.rmap import add_count, map_object, unmap_object, unpin_user_pages
 from core.swapfile import try_to_unuse
 from core.task import do_exit, new_task_slot
-from core.truncate import (
-    drop_pagecache,
-    free_if_unused,
-    free_object,
-    free_range,
-    prune_icache_sb,
-)
+from core.truncate import drop_pagecache, free_if_unused, free_object, free_range, prune_icache_sb
 from core.vmscan import try_to_free_mem_cgroup_pages
 
 if TYPE_CHECKING:

@@ -25,16 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from core.pages import St
-from core.policies._common import (
-    MAPPER,
-    ON_LIMIT,
-    backoff_us,
-    choice,
-    pick_mapper,
-    positive,
-    recharge,
-    still_dying,
-)
+from core.policies._common import MAPPER, ON_LIMIT, backoff_us, choice, pick_mapper, positive, recharge, still_dying
 from core.policy import Knobs, Policy, register
 from core.recharge import is_mapped, resident_runs
 from core.workqueue import queue_delayed_work
