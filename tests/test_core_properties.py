@@ -3,7 +3,9 @@
 A trace is drawn as a list of abstract steps; ``_build`` turns them into a valid
 native trace by keeping track of which cgroups, tasks and objects exist, so every
 generated trace is one a real host could produce. The machine is checked with
-``core.invariants.check`` after every event, for every policy.
+``core.invariants.check`` after every event, for every policy. These short op-level
+traces rarely reach zombies under pressure; ``tests/test_lifecycle_properties.py``
+generates whole container lifecycles that do, and measures how often.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import pickle
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -184,8 +187,9 @@ CONFIGS = st.sampled_from([
 ])
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(steps=st.lists(step, min_size=10, max_size=80), cfg=CONFIGS, policy=st.sampled_from(POLICY_NAMES))
+@pytest.mark.parametrize("policy", POLICY_NAMES)  # every policy every run (sampling left some at 0)
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(steps=st.lists(step, min_size=10, max_size=80), cfg=CONFIGS)
 def test_invariants_hold_after_every_event(steps, cfg, policy):
     _replay_checked(policy, cfg, _build(steps))
 
