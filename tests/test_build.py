@@ -74,3 +74,24 @@ def test_an_unrecorded_compiled_file_is_not_trusted(tmp_path):
     (pkg / "core" / "_build.json").unlink()
     got = _probe(pkg)
     assert got["memory"].endswith("memory.py") and got["build"] == "pure"
+
+
+def _run(args: list[str], pure: bool) -> subprocess.CompletedProcess:
+    env = dict(os.environ, MEMCG_REPLAY_PURE="1" if pure else "0")
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+
+
+@pytest.mark.skipif(core.BUILD == "pure", reason="no compiled build here to compare with the pure one")
+def test_pure_and_compiled_builds_give_identical_lifecycle_replays_for_every_policy():
+    compiled, pure = _run(["-m", "tests.differential"], False), _run(["-m", "tests.differential"], True)
+    assert compiled.returncode == 0 and pure.returncode == 0, compiled.stderr + pure.stderr
+    a, b = json.loads(compiled.stdout), json.loads(pure.stdout)
+    assert a.keys() == b.keys() and len(a) >= 12 * 10
+    assert [k for k in a if a[k] != b[k]] == []
+
+
+@pytest.mark.skipif(core.BUILD == "pure", reason="no compiled build here to compare with the pure one")
+def test_the_pure_build_gives_the_committed_goldens_too():
+    # this process runs the compiled build through tests/test_goldens.py; the pure one runs here
+    proc = _run(["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_goldens.py"], True)
+    assert proc.returncode == 0, proc.stdout[-2000:]
