@@ -230,3 +230,11 @@ def test_model_never_rejects_what_the_validator_accepts():
         except TraceError as e:  # pragma: no cover - the failure message is the point
             pytest.fail(f"validator accepted, model rejected (mutation {k}): {e}")
     assert accepted > 5
+
+
+def test_rows_without_machine_are_s104_not_a_crash():
+    # found by tests/test_fuzz.py: a null machine and a time going down raised IndexError (E208's message)
+    rows = [ev(5, "sync", m=None), ev(1, "sync", m=None), ev(0, "sync"), ev(3, "sync", m=None)]
+    schema = pa.schema([f.with_nullable(True) for f in TRACE_SCHEMA])
+    found = [(p.code, p.row) for p in validate_table(table(rows, schema))]
+    assert found == [("S104", 1), ("S104", 2), ("S104", 4)]

@@ -299,7 +299,7 @@ def _time_backwards(c: _Extract) -> tuple[np.ndarray, np.ndarray]:
         return out, prev
     order = np.argsort(c.machine, kind="stable")
     m, t = c.machine[order], c.time[order]
-    valid = ~c.time_null[order]
+    valid = ~c.time_null[order] & (m >= 0)  # a row without a machine (S104) has no predecessor
     back = (m[1:] == m[:-1]) & (t[1:] < t[:-1]) & valid[1:] & valid[:-1]
     out[order[1:][back]] = True
     prev[order[1:]] = t[:-1]
