@@ -103,3 +103,11 @@ def test_non_integral_float_in_an_integer_column_is_a_coded_error(tmp_path):
     with pytest.raises(TraceInvalid) as err:
         read_trace(path)
     assert "1073741824.5" in str(err.value) and "whole number" in str(err.value)
+
+
+def test_plus_signed_integers_parse(tmp_path):
+    # found by tests/test_fuzz.py: "+7" passed the integer check, then Arrow's cast raised ArrowInvalid
+    path = tmp_path / "t.csv"
+    path.write_text(HEADER + "+7,m,memory,,,,,+4096.0,\n")
+    assert read_trace(path).column("time_us").to_pylist() == [7]
+    assert read_trace(path).column("bytes").to_pylist() == [4096]

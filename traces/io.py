@@ -73,7 +73,9 @@ def open_raw(path: str | os.PathLike) -> tuple[pa.Table | None, list[Problem]]:
     """``read_raw`` that never raises: ``(table, [])``, or ``(None, [one S106 problem])``
     when the file cannot be read as a trace at all."""
     try:
-        return read_raw(path), []
+        table = read_raw(path)
+        table.column_names  # noqa: B018 -- a corrupt Parquet footer can hold names that are not UTF-8
+        return table, []
     except Exception as e:  # every failure of any library below is the same finding: unreadable
         return None, [Problem(str(path), 0, "S106", "", unreadable_reason(path, e))]
 
@@ -214,8 +216,10 @@ def _parse_int_text(arr: pa.Array, name: str, source: str) -> tuple[pa.Array, li
 
 
 def _strip_zero_fraction(text: pa.Array) -> pa.Array:
-    # "12.000" -> "12"; anything else is left for the cell-by-cell check
-    return pc.replace_substring_regex(text, r"^([+-]?[0-9]{1,18})\.0*$", r"\1")
+    # "12.000" -> "12" and "+7" -> "7" (Arrow's cast takes no plus sign); anything else is left for
+    # the cell-by-cell check
+    text = pc.replace_substring_regex(text, r"^([+-]?[0-9]{1,18})\.0*$", r"\1")
+    return pc.replace_substring_regex(text, r"^\+", "")
 
 
 def _int_of_text(cell: str) -> tuple[int | None, str]:
