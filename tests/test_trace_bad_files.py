@@ -111,3 +111,17 @@ def test_plus_signed_integers_parse(tmp_path):
     path.write_text(HEADER + "+7,m,memory,,,,,+4096.0,\n")
     assert read_trace(path).column("time_us").to_pylist() == [7]
     assert read_trace(path).column("bytes").to_pylist() == [4096]
+
+
+def test_parquet_with_column_names_that_are_not_utf8(tmp_path):
+    # found by tests/test_fuzz.py: one flipped byte in the footer's column name raised UnicodeDecodeError
+    import pyarrow.parquet as pq
+
+    t = table(pod_rows()).append_column("zzzz", table(pod_rows()).column("op"))
+    good = tmp_path / "g.parquet"
+    pq.write_table(t, good, store_schema=False)  # names from the footer, not the Arrow schema
+    path = tmp_path / "bad.parquet"
+    path.write_bytes(good.read_bytes().replace(b"zzzz", b"zz\xff\xfe"))
+    assert [p.code for p in validate_file(path)] == ["S106"]
+    with pytest.raises(TraceInvalid):
+        read_trace(path)
