@@ -125,3 +125,20 @@ def test_parquet_with_column_names_that_are_not_utf8(tmp_path):
     assert [p.code for p in validate_file(path)] == ["S106"]
     with pytest.raises(TraceInvalid):
         read_trace(path)
+
+
+def test_trace_commands_print_one_error_line_for_a_bad_file(tmp_path, capsys):
+    # on main `python -m traces info garbage.csv` ended in a TraceInvalid traceback
+    path = tmp_path / "garbage.csv"
+    path.write_bytes(b"\xff\xfe garbage")
+    assert cli_main(["info", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {path}:0: S106") and len(err.splitlines()) == 1
+
+
+def test_missing_importer_input_is_an_error_naming_the_file(tmp_path):
+    from traces.importers.google2011 import import_google2011
+
+    with pytest.raises(TraceError) as e:
+        import_google2011([str(tmp_path / "nope.csv")], lenient=True)
+    assert (e.value.source, e.value.row) == (str(tmp_path / "nope.csv"), 0) and "no such file" in str(e.value)

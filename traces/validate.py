@@ -3,7 +3,10 @@
 In: an Arrow table (ideally already ``traces.io.conform``-ed) or a trace file.
 Out: a sorted list of ``traces.problems.Problem`` (empty = valid). Nothing is
 raised for bad content; ``ensure_valid`` turns a non-empty report into
-``TraceInvalid`` for callers (replay) that must refuse the trace.
+``TraceInvalid`` for callers (replay) that must refuse the trace, and
+``ensure_valid_file`` does the same for a file up front: whatever is wrong with
+it (unreadable, empty, no events, a bad cell, a time past the horizon), the one
+exception is ``TraceInvalid``, whose first problem names file, row and field.
 
 Two passes:
 1. column checks, vectorised over the whole table (types, nulls, unknown ops

@@ -262,6 +262,7 @@ def read_csv(path: str | os.PathLike, cols: list[Col], rejects: Rejects,
     never null in the result; rows breaking that go to ``rejects``.
     """
     source = str(path)
+    _check_file(source)
     try:
         table = _read_csv_fast(path, cols)
         _no_nonfinite(table, cols)
@@ -283,6 +284,14 @@ def _no_nonfinite(table: pa.Table, cols: list[Col]) -> None:
     for c in cols:
         if c.kind == "float" and pc.all(pc.fill_null(pc.is_finite(table.column(c.name)), True)).as_py() is False:
             raise pa.ArrowInvalid(f"{c.name}: a value that is not a finite number")
+
+
+def _check_file(source: str) -> None:
+    # a missing input is an error even with --lenient: there is no row to quarantine
+    if not os.path.exists(source):
+        raise TraceError(source, 0, "-", "cannot read file: no such file")
+    if os.path.isdir(source):
+        raise TraceError(source, 0, "-", "cannot read file: it is a directory")
 
 
 def _read_csv_fast(path: str | os.PathLike, cols: list[Col]) -> pa.Table:
@@ -393,6 +402,7 @@ def read_ndjson(path: str | os.PathLike, cols: list[Col], rejects: Rejects,
     Returns a typed table with a ``_row`` column (1-based line number).
     """
     source = str(path)
+    _check_file(source)
     count = rejects.report.file(source)
     parsed = ((lineno, _parse_json_row(text, cols, source, lineno, rejects))
               for lineno, text in _json_lines(path, source, rejects))
