@@ -206,3 +206,13 @@ def test_alibaba_bad_time_stamps_and_empty_files(tmp_path):
 
     table, _, _ = import_alibaba2018(None, [], [empty], [mu], params=Params(background_fraction=0.1))
     assert table.num_rows == 0  # on main: ArrowInvalid (a null-typed empty column)
+
+
+def test_machine_capacity_outside_0_1_is_a_bad_row(tmp_path):
+    # found by the long fuzzing budget: a capacity of 1e300 overflowed int64 (OverflowError)
+    me = _json(tmp_path, "me.json", [{"time": "0", "machine_id": "7", "type": "1", "capacity": {"memory": 1e300}}])
+    with pytest.raises(TraceError) as err:
+        import_google2019([], [me])
+    assert (err.value.row, err.value.field) == (1, "capacity.memory")
+    _, report, _ = import_google2019([], [me], lenient=True)
+    assert report.rows_rejected == 1 and report.machines == {}

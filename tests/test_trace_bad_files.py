@@ -142,3 +142,18 @@ def test_missing_importer_input_is_an_error_naming_the_file(tmp_path):
     with pytest.raises(TraceError) as e:
         import_google2011([str(tmp_path / "nope.csv")], lenient=True)
     assert (e.value.source, e.value.row) == (str(tmp_path / "nope.csv"), 0) and "no such file" in str(e.value)
+
+
+def test_parquet_string_cells_that_are_not_utf8_are_s103(tmp_path):
+    # found by the long fuzzing budget: validate_file raised UnicodeDecodeError on such a cell
+    import pyarrow.parquet as pq
+
+    good = tmp_path / "g.parquet"
+    pq.write_table(table(pod_rows()), good, compression="none")
+    path = tmp_path / "bad.parquet"
+    path.write_bytes(good.read_bytes().replace(b"k-stack", b"k-\xff\xfeack"))
+    found = [(p.code, p.row, p.field) for p in validate_file(path)]
+    assert found == [("S103", 7, "object")]
+    with pytest.raises(TraceInvalid) as err:
+        read_trace(path)
+    assert "not UTF-8" in str(err.value)

@@ -172,6 +172,8 @@ def version_problems(schema: pa.Schema, source: str = "") -> list[Problem]:
 
 def _cast_column(col: pa.ChunkedArray, typ: pa.DataType, name: str,
                  source: str) -> tuple[pa.Array | pa.ChunkedArray, list[Problem]]:
+    if typ == pa.string() and not _valid_utf8(col):
+        return _utf8_cells(col, name, source)
     if col.type == typ:
         return col, []  # the common case: keep Arrow's chunks, copy nothing
     arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
@@ -187,6 +189,37 @@ def _cast_column(col: pa.ChunkedArray, typ: pa.DataType, name: str,
         return _cast_float_to_int(arr, name, source)
     msg = f"column has type {arr.type}, expected {typ}"
     return pa.nulls(len(arr), typ), [Problem(source, 0, "S103", name, msg)]
+
+
+def strings_are_utf8(table: pa.Table) -> bool:
+    """Whether every string cell of ``table`` is UTF-8 (else ``conform`` reports and nulls them)."""
+    return all(_valid_utf8(table.column(i)) for i, f in enumerate(table.schema)
+               if pa.types.is_string(f.type) or pa.types.is_large_string(f.type) or pa.types.is_dictionary(f.type))
+
+
+def _valid_utf8(col: pa.ChunkedArray) -> bool:
+    # a Parquet file can hold string cells that are not UTF-8; Arrow finds them in one C++ pass
+    try:
+        col.validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
+
+
+def _utf8_cells(col: pa.ChunkedArray, name: str, source: str) -> tuple[pa.Array, list[Problem]]:
+    """A string column with its cells that are not UTF-8 set to null and reported (S103)."""
+    arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary.view(pa.binary()).take(arr.indices)
+    cells = arr.view(pa.large_binary() if pa.types.is_large_string(arr.type) else pa.binary()).to_pylist()
+    out, problems = [], []
+    for i, b in enumerate(cells):
+        try:
+            out.append(None if b is None else b.decode("utf-8"))
+        except UnicodeDecodeError:
+            out.append(None)
+            problems.append(Problem(source, i + 1, "S103", name, f"{b[:40]!r} is not UTF-8 text"))
+    return pa.array(out, pa.string()), problems
 
 
 def _parse_int_text(arr: pa.Array, name: str, source: str) -> tuple[pa.Array, list[Problem]]:

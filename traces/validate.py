@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from core.ops import FLAG_TOKENS, OP_BY_NAME, OP_SPECS, Flag, Op, OpSpec
-from traces.io import conform, open_raw, version_problems
+from traces.io import conform, open_raw, strings_are_utf8, version_problems
 from traces.problems import Problem, raise_problems
 from traces.schema import MAX_TIME_US, TRACE_SCHEMA, YEAR_US
 
@@ -129,7 +129,8 @@ def ensure_valid_file(path: str | os.PathLike) -> pa.Table:
 def validate_table(table: pa.Table, source: str = "") -> list[Problem]:
     """Every problem of ``table`` (conformed to the schema first if needed), sorted by row."""
     problems: list[Problem] = []
-    if not table.schema.equals(TRACE_SCHEMA, check_metadata=False) or version_problems(table.schema):
+    if (not table.schema.equals(TRACE_SCHEMA, check_metadata=False) or version_problems(table.schema)
+            or not strings_are_utf8(table)):
         table, problems = conform(table, source)
         if any(p.code in ("S101", "S108") and p.field in ("time_us", "machine", "op") for p in problems):
             return sorted(problems)  # nothing row-level can be checked without these

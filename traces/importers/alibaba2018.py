@@ -42,8 +42,8 @@ import pyarrow.compute as pc
 
 from traces.importers.params import ImportParams
 from traces.importers import build
-from traces.importers.common import (NEVER, Col, ImportReport, ProgressFn, Rejects, check_times, np_col,
-                                     read_csv, str_col)
+from traces.importers.common import (NEVER, Col, ImportReport, ProgressFn, Rejects, check_fraction, check_times,
+                                     np_col, read_csv, str_col)
 from traces.importers.emit import Cgroups, ProfileParams, Samples, Updates, emit
 
 GiB = 1 << 30
@@ -110,6 +110,8 @@ def _read(path: str, cols: list[Col], rejects: Rejects, progress: ProgressFn | N
     for c in cols:
         if c.kind == "int" and c.name in ("time_stamp", "start_time", "end_time"):
             t = check_times(t, c.name, rejects, [path], scale_us=US, never=False)
+        if c.name in ("mem_size", "mem_avg"):  # sizes normalised to 100 = the largest machine
+            t = check_fraction(t, c.name, rejects, [path], top=100.0)
     return t
 
 

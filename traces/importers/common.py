@@ -191,12 +191,13 @@ def reject_rows(table: pa.Table, bad: np.ndarray, field: str, reason: Callable[[
     return table.filter(pa.array(~bad))
 
 
-def check_fraction(table: pa.Table, name: str, rejects: Rejects, files: Sequence[str]) -> pa.Table:
-    """Reject rows whose normalised value ``name`` (1.0 = the largest machine) is outside [0, 1]."""
+def check_fraction(table: pa.Table, name: str, rejects: Rejects, files: Sequence[str],
+                   top: float = 1.0) -> pa.Table:
+    """Reject rows whose normalised value ``name`` (``top`` = the largest machine) is outside [0, top]."""
     v = np_col(table, name, fill=0.0)
-    return reject_rows(table, (v < 0) | (v > 1), name,
-                       lambda i: f"normalised value {float(v[i])!r} is outside [0, 1] (1 = the largest machine)",
-                       rejects, files)
+    return reject_rows(table, (v < 0) | (v > top), name,
+                       lambda i: f"normalised value {float(v[i])!r} is outside [0, {top:g}] "
+                                 f"({top:g} = the largest machine)", rejects, files)
 
 
 def check_codes(table: pa.Table, name: str, lo: int, hi: int, rejects: Rejects, files: Sequence[str]) -> pa.Table:

@@ -198,6 +198,7 @@ def _machines(path: str, params: Params, rejects: Rejects, report: ImportReport,
               progress: ProgressFn | None) -> tuple[pa.Array, np.ndarray]:
     me = check_times(read_csv(path, MACHINE_EVENTS, rejects, progress), "time", rejects, [path],
                      params.time_origin_us)
+    me = check_fraction(me, "memory", rejects, [path])
     etype = np_col(me, "event_type")
     mid = str_col(me, "machine_id")
     time = np_col(me, "time")

@@ -236,6 +236,7 @@ def _machines(paths: Sequence[str], params: Params, rejects: Rejects, report: Im
               progress: ProgressFn | None) -> tuple[pa.Array, np.ndarray]:
     me = check_times(_read(paths, MACHINE_EVENTS, rejects, progress), "time", rejects, paths,
                      params.time_origin_us)
+    me = check_fraction(me, "capacity.memory", rejects, paths)
     mid = pa.array(_ints(me, "machine_id")).cast(pa.string())
     time = _ints(me, "time")
     for m, v in last_known(mid, time, np_col(me, "capacity.memory", fill=-1.0)).items():
