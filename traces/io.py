@@ -172,8 +172,12 @@ def version_problems(schema: pa.Schema, source: str = "") -> list[Problem]:
 
 def _cast_column(col: pa.ChunkedArray, typ: pa.DataType, name: str,
                  source: str) -> tuple[pa.Array | pa.ChunkedArray, list[Problem]]:
-    if typ == pa.string() and not _valid_utf8(col):
-        return _utf8_cells(col, name, source)
+    if _is_text(col.type) and not _valid_utf8(col):
+        clean, bad = _utf8_cells(col, name, source)
+        if typ == pa.string():
+            return clean, bad
+        out, more = _cast_column(pa.chunked_array([clean]), typ, name, source)
+        return out, bad + more
     if col.type == typ:
         return col, []  # the common case: keep Arrow's chunks, copy nothing
     arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
@@ -193,8 +197,12 @@ def _cast_column(col: pa.ChunkedArray, typ: pa.DataType, name: str,
 
 def strings_are_utf8(table: pa.Table) -> bool:
     """Whether every string cell of ``table`` is UTF-8 (else ``conform`` reports and nulls them)."""
-    return all(_valid_utf8(table.column(i)) for i, f in enumerate(table.schema)
-               if pa.types.is_string(f.type) or pa.types.is_large_string(f.type) or pa.types.is_dictionary(f.type))
+    return all(_valid_utf8(table.column(i)) for i, f in enumerate(table.schema) if _is_text(f.type))
+
+
+def _is_text(typ: pa.DataType) -> bool:
+    return pa.types.is_string(typ) or pa.types.is_large_string(typ) or (
+        pa.types.is_dictionary(typ) and _is_text(typ.value_type))
 
 
 def _valid_utf8(col: pa.ChunkedArray) -> bool:
@@ -210,7 +218,7 @@ def _utf8_cells(col: pa.ChunkedArray, name: str, source: str) -> tuple[pa.Array,
     """A string column with its cells that are not UTF-8 set to null and reported (S103)."""
     arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
     if pa.types.is_dictionary(arr.type):
-        arr = arr.dictionary.view(pa.binary()).take(arr.indices)
+        arr = arr.dictionary.take(arr.indices)
     cells = arr.view(pa.large_binary() if pa.types.is_large_string(arr.type) else pa.binary()).to_pylist()
     out, problems = [], []
     for i, b in enumerate(cells):
