@@ -216,3 +216,14 @@ def test_machine_capacity_outside_0_1_is_a_bad_row(tmp_path):
     assert (err.value.row, err.value.field) == (1, "capacity.memory")
     _, report, _ = import_google2019([], [me], lenient=True)
     assert report.rows_rejected == 1 and report.machines == {}
+
+
+def test_usage_window_at_2_63_is_a_bad_row(tmp_path):
+    # found by the long fuzzing budget: a task_usage window starting at 2^63-1 became a sample there (E211)
+    te = _csv(tmp_path, "te.csv", [_te(ORIGIN, 1, 0, 5, 1, 0.01)])
+    us = _csv(tmp_path, "us.csv", [[NEVER, NEVER, 1, 0, 5, 0, 0.1, 0.1, 0.01, 0.02, 0.1] + [""] * 9])
+    with pytest.raises(TraceError) as err:
+        import_google2011([te], task_usage=[us])
+    assert (err.value.source, err.value.row, err.value.field) == (us, 1, "start_time")
+    table, _, _ = import_google2011([te], task_usage=[us], lenient=True)
+    assert validate_table(table) == []

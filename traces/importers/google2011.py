@@ -93,7 +93,7 @@ def import_google2011(task_events: Sequence[str], machine_events: str | None = N
     samples = Samples.empty()
     if task_usage:
         usage = _read_many(task_usage, TASK_USAGE, rejects, progress)
-        usage = check_times(usage, "start_time", rejects, task_usage, params.time_origin_us)
+        usage = check_times(usage, "start_time", rejects, task_usage, params.time_origin_us, never=False)
         samples = _usage_samples(usage, ev, cg, runs_key, params, report)
         del usage
     markers = None

@@ -90,7 +90,7 @@ def import_google2019(instance_events: Sequence[str], machine_events: Sequence[s
     samples = Samples.empty()
     if instance_usage:
         usage = _read(instance_usage, INSTANCE_USAGE, rejects, progress)
-        usage = check_times(usage, "start_time", rejects, instance_usage, params.time_origin_us)
+        usage = check_times(usage, "start_time", rejects, instance_usage, params.time_origin_us, never=False)
         samples = _samples(usage, ev, inc, off, cg, params, report)
     markers = _machines(machine_events, params, rejects, report, progress) if machine_events else None
     updates = _updates(ev, inc, off, cg, params)
