@@ -227,3 +227,10 @@ def test_usage_window_at_2_63_is_a_bad_row(tmp_path):
     assert (err.value.source, err.value.row, err.value.field) == (us, 1, "start_time")
     table, _, _ = import_google2011([te], task_usage=[us], lenient=True)
     assert validate_table(table) == []
+
+
+def test_exit_at_2_63_on_another_machine_is_no_handover(tmp_path):
+    # found by the long fuzzing budget: the handover "halfway" to an exit at 2^63-1 was at 2^62 (E211)
+    te = _csv(tmp_path, "te.csv", [_te(ORIGIN, 1, 0, 5, 1, 0.01), _te(NEVER, 1, 0, 6, 4)])
+    table, _, _ = import_google2011([te])
+    assert validate_table(table) == []

@@ -109,7 +109,7 @@ def _handovers(key: np.ndarray, time: np.ndarray, kind: np.ndarray, has_machine:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     prev, cur = order[:-1], order[1:]
     moved = ((key[prev] == key[cur]) & (kind[prev] == START) & (kind[cur] == END) & has_machine[prev]
-             & has_machine[cur] & (machine[prev] != machine[cur]))
+             & has_machine[cur] & (machine[prev] != machine[cur]) & (time[cur] != NEVER))  # NEVER: no exit
     a, b = time[prev[moved]], time[cur[moved]]
     return cur[moved], a + (b - a) // 2
 
