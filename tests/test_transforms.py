@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
@@ -35,7 +36,7 @@ def test_sample_is_deterministic_and_whole_machines(trace):
     c = transforms.sample_machines(trace, fraction=0.25, seed=8)
     assert a.equals(b) and not a.equals(c)
     n = len(_machines(trace))
-    assert len(_machines(a)) == round(0.25 * n)
+    assert abs(len(_machines(a)) - 0.25 * n) <= 3 * (n * 0.25 * 0.75) ** 0.5  # each machine on its own hash
     for m in list(_machines(a))[:50]:  # every row of a kept machine is kept
         assert a.filter(pc.equal(a.column("machine"), m)).num_rows == trace.filter(
             pc.equal(trace.column("machine"), m)).num_rows
@@ -45,6 +46,16 @@ def test_sample_is_deterministic_and_whole_machines(trace):
     assert _machines(sub) <= _machines(transforms.sample_machines(trace, count=10_000, seed=3))
     with pytest.raises(ValueError):
         transforms.sample_machines(trace, fraction=0.5, count=3)
+
+
+def test_sampling_by_fraction_decides_each_machine_on_its_own(trace):
+    # on main a fraction was a rank cut: dropping machines from the input changed who else was kept
+    kept = _machines(transforms.sample_machines(trace, fraction=0.3, seed=5))
+    ids = sorted(_machines(trace))
+    half = trace.filter(pc.is_in(trace.column("machine"), pa.array(ids[::2])))
+    assert _machines(transforms.sample_machines(half, fraction=0.3, seed=5)) == kept & set(ids[::2])
+    assert _machines(transforms.sample_machines(trace, fraction=0.3, seed=5)) <= _machines(
+        transforms.sample_machines(trace, fraction=0.6, seed=5))
 
 
 def test_window_collapses_the_prefix_and_stays_valid(trace):

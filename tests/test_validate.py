@@ -166,7 +166,7 @@ def test_bad_csv_cells_are_reported_with_row_and_column(tmp_path):
 def test_unreadable_file_is_one_problem(tmp_path):
     path = tmp_path / "x.parquet"
     path.write_bytes(b"not parquet")
-    assert [p.code for p in validate_file(path)] == ["S103"]
+    assert [p.code for p in validate_file(path)] == ["S106"]
 
 
 def test_ensure_valid_raises_with_full_report():
@@ -178,7 +178,7 @@ def test_ensure_valid_raises_with_full_report():
 
 
 def test_every_rule_has_a_test_case():
-    covered = {c[0] for c in CASES} | {"S101", "S102", "S103", "S105"}
+    covered = {c[0] for c in CASES} | {"S101", "S102", "S103", "S105", "S106", "S107", "S108", "E211"}
     assert covered == set(RULES)
 
 
@@ -230,3 +230,11 @@ def test_model_never_rejects_what_the_validator_accepts():
         except TraceError as e:  # pragma: no cover - the failure message is the point
             pytest.fail(f"validator accepted, model rejected (mutation {k}): {e}")
     assert accepted > 5
+
+
+def test_rows_without_machine_are_s104_not_a_crash():
+    # found by tests/test_fuzz.py: a null machine and a time going down raised IndexError (E208's message)
+    rows = [ev(5, "sync", m=None), ev(1, "sync", m=None), ev(0, "sync"), ev(3, "sync", m=None)]
+    schema = pa.schema([f.with_nullable(True) for f in TRACE_SCHEMA])
+    found = [(p.code, p.row) for p in validate_table(table(rows, schema))]
+    assert found == [("S104", 1), ("S104", 2), ("S104", 4)]

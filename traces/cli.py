@@ -12,6 +12,8 @@ import argparse
 import importlib
 import sys
 
+from core.errors import TraceError
+
 COMMAND_MODULES: tuple[str, ...] = (
     "traces.commands.schema",
     "traces.commands.validate",
@@ -34,9 +36,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse argv and run the chosen verb; returns its exit status."""
+    """Parse argv and run the chosen verb; returns its exit status.
+
+    A bad input trace (``core.errors.TraceError``: file, row, field) is one ``error:`` line on
+    stderr and status 1, never a traceback."""
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except TraceError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

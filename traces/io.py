@@ -13,6 +13,10 @@ Two layers:
   ``TraceInvalid`` (a ``core.errors.TraceError``) naming file, 1-based data
   row and column of the first problem, and lists the others.
 
+``open_raw`` is ``read_raw`` that never raises: a file that cannot be read at
+all (missing, empty, truncated, not CSV/Parquet, unknown suffix) is one S106
+problem naming the file, with a short reason instead of a library traceback.
+
 CSV cells are read as text and parsed here (not by Arrow's type inference) so
 that a bad cell is reported at its row instead of failing the whole file.
 """
@@ -22,6 +26,8 @@ from __future__ import annotations
 import gzip
 import os
 import tempfile
+import zlib
+from decimal import Decimal, InvalidOperation
 from collections.abc import Callable
 from pathlib import Path
 
@@ -63,6 +69,55 @@ def read_raw(path: str | os.PathLike) -> pa.Table:
     return pcsv.read_csv(path, convert_options=convert)
 
 
+def open_raw(path: str | os.PathLike) -> tuple[pa.Table | None, list[Problem]]:
+    """``read_raw`` that never raises: ``(table, [])``, or ``(None, [one S106 problem])``
+    when the file cannot be read as a trace at all."""
+    try:
+        table = read_raw(path)
+        table.column_names  # noqa: B018 -- a corrupt Parquet footer can hold names that are not UTF-8
+        return table, []
+    except Exception as e:  # every failure of any library below is the same finding: unreadable
+        return None, [Problem(str(path), 0, "S106", "", unreadable_reason(path, e))]
+
+
+def unreadable_reason(path: str | os.PathLike, e: BaseException) -> str:
+    """A one-line reason why ``path`` could not be read, from the exception a reader raised."""
+    if isinstance(e, FileNotFoundError):
+        return "cannot read file: no such file"
+    if isinstance(e, IsADirectoryError):
+        return "cannot read file: it is a directory"
+    if isinstance(e, PermissionError):
+        return "cannot read file: permission denied"
+    if _is_empty_file(path):
+        return "cannot read file: the file is empty (a trace file has at least a header line)"
+    if isinstance(e, UnicodeDecodeError):
+        return f"cannot read file: not UTF-8 text (byte {e.start})"
+    if isinstance(e, (EOFError, gzip.BadGzipFile, zlib.error)):
+        return f"cannot read file: truncated or corrupt gzip stream ({e})"
+    text = " ".join(str(e).split()) or type(e).__name__
+    text = text.replace(str(path), "").strip(": ") or type(e).__name__
+    if len(text) > 200:
+        text = text[:200] + "..."
+    if trace_format_or_none(path) == "parquet" and isinstance(e, pa.ArrowException):
+        return f"cannot read file: not a readable Parquet file ({text})"
+    return f"cannot read file: {text}"
+
+
+def _is_empty_file(path: str | os.PathLike) -> bool:
+    try:
+        return os.path.isfile(path) and os.path.getsize(path) == 0
+    except (OSError, ValueError):
+        return False
+
+
+def trace_format_or_none(path: str | os.PathLike) -> str | None:
+    """``trace_format(path)``, or None for a name with no trace suffix."""
+    try:
+        return trace_format(path)
+    except ValueError:
+        return None
+
+
 def _csv_header(path: str | os.PathLike) -> list[str]:
     # read only the header line, decompressing like Arrow does for a .gz name
     opener = gzip.open if str(path).lower().endswith(".gz") else open
@@ -82,10 +137,15 @@ def conform(raw: pa.Table, source: str = "", keep_dictionary: bool = False) -> t
     schema says so.
     """
     problems = [Problem(source, 0, "S102", name, "unknown column (not in trace schema v1)")
-                for name in raw.column_names if name not in COLUMN_NAMES]
+                for name in dict.fromkeys(raw.column_names) if name not in COLUMN_NAMES]
     problems += version_problems(raw.schema, source)
+    problems += [Problem(source, 0, "S108", name, f"column appears {raw.column_names.count(name)} times")
+                 for name in COLUMN_NAMES if raw.column_names.count(name) > 1]
     columns = []
     for fld in TRACE_SCHEMA:
+        if raw.column_names.count(fld.name) > 1:  # reported above (S108): which one would be meant?
+            columns.append(pa.nulls(raw.num_rows, fld.type))
+            continue
         if fld.name not in raw.column_names:
             problems.append(Problem(source, 0, "S101", fld.name, "missing column"))
             columns.append(pa.nulls(raw.num_rows, fld.type))
@@ -112,6 +172,12 @@ def version_problems(schema: pa.Schema, source: str = "") -> list[Problem]:
 
 def _cast_column(col: pa.ChunkedArray, typ: pa.DataType, name: str,
                  source: str) -> tuple[pa.Array | pa.ChunkedArray, list[Problem]]:
+    if _is_text(col.type) and not _valid_utf8(col):
+        clean, bad = _utf8_cells(col, name, source)
+        if typ == pa.string():
+            return clean, bad
+        out, more = _cast_column(pa.chunked_array([clean]), typ, name, source)
+        return out, bad + more
     if col.type == typ:
         return col, []  # the common case: keep Arrow's chunks, copy nothing
     arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
@@ -129,27 +195,88 @@ def _cast_column(col: pa.ChunkedArray, typ: pa.DataType, name: str,
     return pa.nulls(len(arr), typ), [Problem(source, 0, "S103", name, msg)]
 
 
+def strings_are_utf8(table: pa.Table) -> bool:
+    """Whether every string cell of ``table`` is UTF-8 (else ``conform`` reports and nulls them)."""
+    return all(_valid_utf8(table.column(i)) for i, f in enumerate(table.schema) if _is_text(f.type))
+
+
+def _is_text(typ: pa.DataType) -> bool:
+    return pa.types.is_string(typ) or pa.types.is_large_string(typ) or (
+        pa.types.is_dictionary(typ) and _is_text(typ.value_type))
+
+
+def _valid_utf8(col: pa.ChunkedArray) -> bool:
+    # a Parquet file can hold string cells that are not UTF-8; Arrow finds them in one C++ pass
+    try:
+        col.validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
+
+
+def _utf8_cells(col: pa.ChunkedArray, name: str, source: str) -> tuple[pa.Array, list[Problem]]:
+    """A string column with its cells that are not UTF-8 set to null and reported (S103)."""
+    arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary.take(arr.indices)
+    cells = arr.view(pa.large_binary() if pa.types.is_large_string(arr.type) else pa.binary()).to_pylist()
+    out, problems = [], []
+    for i, b in enumerate(cells):
+        try:
+            out.append(None if b is None else b.decode("utf-8"))
+        except UnicodeDecodeError:
+            out.append(None)
+            problems.append(Problem(source, i + 1, "S103", name, f"{b[:40]!r} is not UTF-8 text"))
+    return pa.array(out, pa.string()), problems
+
+
 def _parse_int_text(arr: pa.Array, name: str, source: str) -> tuple[pa.Array, list[Problem]]:
     text = pc.utf8_trim_whitespace(arr.cast(pa.string()))
+    # "1073741824.0" (an integer column round-tripped through pandas) is the integer it writes
+    text = _strip_zero_fraction(text)
     ok = pc.fill_null(pc.match_substring_regex(text, _INT_RE), True).to_numpy(zero_copy_only=False)
     bad_idx = np.flatnonzero(~ok)
     keep = ok.copy()
     problems = []
+    fixed: dict[int, str] = {}
     for i in bad_idx.tolist():
         cell = text[i].as_py()
-        if _fits_int64(cell):
-            keep[i] = True  # a 19-digit value that still fits: accept it
+        value, why = _int_of_text(cell)
+        if value is not None:
+            keep[i] = True  # a 19-digit integer, or a float such as 1e9 that is a whole number
+            fixed[i] = str(value)
             continue
-        problems.append(Problem(source, i + 1, "S103", name, f"{cell!r} is not a 64-bit integer"))
+        problems.append(Problem(source, i + 1, "S103", name, f"{cell!r} {why}"))
+    if fixed:
+        cells = text.to_pylist()
+        for i, v in fixed.items():
+            cells[i] = v
+        text = pa.array(cells, type=pa.string())
     values = pc.if_else(pa.array(keep), text, pa.nulls(len(text), pa.string()))
     return values.cast(pa.int64()), problems
 
 
-def _fits_int64(cell: str) -> bool:
-    body = cell.lstrip("+-")
-    return body.isdigit() and body.isascii() and abs(int(cell)) <= _INT64_MAX
+def _strip_zero_fraction(text: pa.Array) -> pa.Array:
+    # "12.000" -> "12" and "+7" -> "7" (Arrow's cast takes no plus sign); anything else is left for
+    # the cell-by-cell check
+    text = pc.replace_substring_regex(text, r"^([+-]?[0-9]{1,18})\.0*$", r"\1")
+    return pc.replace_substring_regex(text, r"^\+", "")
 
 
+def _int_of_text(cell: str) -> tuple[int | None, str]:
+    """The integer a cell holds (``None`` and why not): a 19-digit integer that fits int64, or a
+    number in float notation (``1.5e9``) whose value is whole."""
+    try:
+        d = Decimal(cell)
+    except (InvalidOperation, ValueError):
+        return None, "is not a 64-bit integer"
+    if not d.is_finite():
+        return None, "is not a 64-bit integer"
+    if abs(d) > _INT64_MAX:
+        return None, "does not fit a 64-bit integer"
+    if d != d.to_integral_value():
+        return None, "is not a whole number (integer columns take no fraction)"
+    return int(d), ""
 def _cast_float_to_int(arr: pa.Array, name: str, source: str) -> tuple[pa.Array, list[Problem]]:
     vals = arr.to_numpy(zero_copy_only=False)
     valid = ~np.isnan(vals)
@@ -167,7 +294,9 @@ def read_trace(path: str | os.PathLike) -> pa.Table:
     rules (nulls, ops, namespaces) are ``traces.validate``'s.
     """
     source = str(path)
-    table, problems = conform(read_raw(path), source)
+    raw, problems = open_raw(path)
+    raise_problems(problems)
+    table, problems = conform(raw, source)
     raise_problems(problems)
     return table
 

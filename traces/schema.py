@@ -19,6 +19,11 @@ from core.ops import FLAG_TOKENS, OP_SPECS, Flag
 
 SCHEMA_VERSION = 1
 VERSION_KEY = b"memcg_replay.trace_version"
+YEAR_US = 365 * 86_400 * 1_000_000
+#: The latest event time a trace may hold: ten years. The replay steps through simulated time
+#: from 0 to the last event, so an event at 2^62 us would be billions of rounds; Google's
+#: "after the window" time 2^63-1 is not an event and the importers never emit it.
+MAX_TIME_US = 10 * YEAR_US
 
 
 @dataclass(frozen=True)
@@ -33,8 +38,8 @@ class Column:
 
 COLUMNS: tuple[Column, ...] = (
     Column("time_us", pa.int64(), False,
-           "Simulated time of the event in microseconds since the trace start. "
-           "Non-decreasing within one machine."),
+           "Simulated time of the event in microseconds since the trace start, 0 to "
+           f"{MAX_TIME_US} ({MAX_TIME_US // YEAR_US} years). Non-decreasing within one machine."),
     Column("machine", pa.string(), False,
            "Machine id. Every other name in the row is scoped to this machine."),
     Column("op", pa.string(), False,
@@ -89,6 +94,8 @@ def render_markdown() -> str:
     ]
     for c in COLUMNS:
         lines.append(f"| `{c.name}` | {c.type} | {'yes' if c.nullable else 'no'} | {c.doc} |")
+    lines += ["", "An integer column may also hold whole numbers written as floats (`1073741824.0`, as "
+              "pandas writes an integer column with nulls, or `1e9`); a fraction (`0.5`) is an error."]
     lines += ["", "A `string` column may also come dictionary-encoded (`dictionary<int32, string>`: each "
               "distinct value stored once). The importers produce their string columns this way and "
               "Parquet files keep it. Readers accept either form, and `read_trace` returns plain strings."]

@@ -4,9 +4,13 @@ In: Arrow tables in ``traces.schema.TRACE_SCHEMA``. Out: new tables in the
 same schema; every transform is deterministic (same input and seed => same
 rows in the same order) and keeps a valid trace valid:
 
-* ``sample_machines`` keeps whole machines, so nothing of a kept machine is lost;
-  the choice ranks machines by a keyed hash of (seed, id), so adding machines to
-  the input never changes whether another machine is kept.
+* ``sample_machines`` keeps whole machines, so nothing of a kept machine is lost.
+  With a fraction, a machine is kept when a keyed hash of (seed, id), read as a
+  number in [0, 1), is below the fraction: each machine's fate is its own, so
+  adding or removing other machines never changes it (the count kept is close to,
+  not exactly, fraction x machines). With a count, machines are ranked by the same
+  hash and the first ``count`` kept: exact, but a rank cut, so whether a machine
+  is kept depends on the others.
 * ``window`` drops events at or after ``end_us`` and collapses every event
   before ``start_us`` onto ``start_us`` (in order), so state built before the
   window (cgroups, tasks, files, and the zombies left by earlier exits) exists
@@ -36,16 +40,23 @@ def _rank_key(seed: int, machine: str) -> bytes:
     return hashlib.sha256(f"{seed}\x00{machine}".encode()).digest()
 
 
+def _unit(seed: int, machine: str) -> float:
+    # the first 64 bits of the keyed hash as a number in [0, 1)
+    return int.from_bytes(_rank_key(seed, machine)[:8], "big") / 2.0**64
+
+
 def sample_machines(table: pa.Table, fraction: float | None = None, count: int | None = None,
                     seed: int = 0) -> pa.Table:
-    """Rows of a deterministic sample of machines: ``fraction`` of them (rounded) or ``count``."""
+    """Rows of a deterministic sample of machines: each machine with probability ``fraction``
+    (decided by its own keyed hash), or exactly ``count`` of them (a rank cut by that hash)."""
     if (fraction is None) == (count is None):
         raise ValueError("give exactly one of fraction or count")
     ids = machine_ids(table)
     if fraction is not None:
         if not 0.0 <= fraction <= 1.0:
             raise ValueError(f"fraction {fraction} outside [0, 1]")
-        count = int(round(fraction * len(ids)))
+        keep = [m for m in ids if _unit(seed, m) < fraction]
+        return table.filter(pc.is_in(table.column("machine"), value_set=pa.array(keep, pa.string())))
     if count < 0:
         raise ValueError(f"count {count} is negative")
     keep = sorted(ids, key=lambda m: _rank_key(seed, m))[:count]

@@ -3,7 +3,10 @@
 In: an Arrow table (ideally already ``traces.io.conform``-ed) or a trace file.
 Out: a sorted list of ``traces.problems.Problem`` (empty = valid). Nothing is
 raised for bad content; ``ensure_valid`` turns a non-empty report into
-``TraceInvalid`` for callers (replay) that must refuse the trace.
+``TraceInvalid`` for callers (replay) that must refuse the trace, and
+``ensure_valid_file`` does the same for a file up front: whatever is wrong with
+it (unreadable, empty, no events, a bad cell, a time past the horizon), the one
+exception is ``TraceInvalid``, whose first problem names file, row and field.
 
 Two passes:
 1. column checks, vectorised over the whole table (types, nulls, unknown ops
@@ -28,9 +31,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from core.ops import FLAG_TOKENS, OP_BY_NAME, OP_SPECS, Flag, Op, OpSpec
-from traces.io import conform, read_raw, version_problems
+from traces.io import conform, open_raw, strings_are_utf8, version_problems
 from traces.problems import Problem, raise_problems
-from traces.schema import TRACE_SCHEMA
+from traces.schema import MAX_TIME_US, TRACE_SCHEMA, YEAR_US
 
 #: Every rule: code -> what it checks. Codes are stable; never renumber, only add.
 RULES: dict[str, str] = {
@@ -39,6 +42,10 @@ RULES: dict[str, str] = {
     "S103": "a cell (or a whole column) of the wrong type, e.g. text in an integer column",
     "S104": "null in a column that never allows null (`time_us`, `machine`, `op`)",
     "S105": "the file declares a trace schema version this code does not read",
+    "S106": "the file cannot be read as a trace: missing, empty, truncated, corrupt, or not CSV/Parquet "
+            "(by its suffix: `.parquet`, `.pq`, `.csv`, `.csv.gz`)",
+    "S107": "the trace has no events (e.g. a CSV file with only its header line)",
+    "S108": "a schema column appears more than once",
     "E201": "unknown op",
     "E202": "unknown flag token",
     "E203": "flag not allowed for the op",
@@ -49,6 +56,8 @@ RULES: dict[str, str] = {
     "E208": "time goes backwards within a machine",
     "E209": "`set_limit` without a `max` or `high` flag",
     "E210": "`kmem_alloc` without exactly one of the `slab`/`page` flags",
+    "E211": f"`time_us` after {MAX_TIME_US} µs ({MAX_TIME_US // YEAR_US} years), the longest trace the "
+            "replay handles (Google's 2^63-1 \"after the window\" times are not events)",
     "C301": "malformed cgroup path (must be `/` or `/a/b` without empty, `.` or `..` parts)",
     "C302": "`mkdir` of a cgroup that already exists (online)",
     "C303": "`mkdir` under a parent that does not exist or was removed",
@@ -92,13 +101,11 @@ def render_rules_markdown() -> str:
 
 
 def validate_file(path: str | os.PathLike) -> list[Problem]:
-    """Every problem of the trace file at ``path`` (unreadable files give one S103 row-0 problem)."""
-    source = str(path)
-    try:
-        raw = read_raw(path)
-    except (OSError, pa.ArrowException, ValueError, UnicodeDecodeError) as e:
-        return [Problem(source, 0, "S103", "", f"cannot read file: {e}")]
-    return validate_table(raw, source)
+    """Every problem of the trace file at ``path`` (a file that cannot be read is one S106 problem)."""
+    raw, problems = open_raw(path)
+    if raw is None:
+        return problems
+    return validate_table(raw, str(path))
 
 
 def ensure_valid(table: pa.Table, source: str = "") -> pa.Table:
@@ -109,13 +116,26 @@ def ensure_valid(table: pa.Table, source: str = "") -> pa.Table:
     return table
 
 
+def ensure_valid_file(path: str | os.PathLike) -> pa.Table:
+    """Read and check the trace file at ``path`` up front: its table conformed to the schema if
+    the file is a valid trace, else ``TraceInvalid`` (a ``core.errors.TraceError``) whose first
+    problem names the file, row and field, and which carries every problem. Never another
+    exception for bad content: a missing, empty, truncated or garbage file is S106."""
+    raw, problems = open_raw(path)
+    raise_problems(problems)
+    return ensure_valid(raw, str(path))
+
+
 def validate_table(table: pa.Table, source: str = "") -> list[Problem]:
     """Every problem of ``table`` (conformed to the schema first if needed), sorted by row."""
     problems: list[Problem] = []
-    if not table.schema.equals(TRACE_SCHEMA, check_metadata=False) or version_problems(table.schema):
+    if (not table.schema.equals(TRACE_SCHEMA, check_metadata=False) or version_problems(table.schema)
+            or not strings_are_utf8(table)):
         table, problems = conform(table, source)
-        if any(p.code == "S101" and p.field in ("time_us", "machine", "op") for p in problems):
+        if any(p.code in ("S101", "S108") and p.field in ("time_us", "machine", "op") for p in problems):
             return sorted(problems)  # nothing row-level can be checked without these
+    if table.num_rows == 0:
+        return sorted(problems + [Problem(source, 0, "S107", "", "the trace has no events")])
     cols = _Extract(table)
     static, bad = _static_checks(cols, source, _nulled_cells(problems, table.num_rows))
     problems += static
@@ -231,6 +251,9 @@ def _number_checks(c: _Extract, report: _Report) -> None:
     report(~c.nbytes_null & (c.nbytes < 0), "E205", "bytes", lambda i: f"negative size {c.nbytes[i]}", False)
     report(~c.offset_null & (c.offset < 0), "E206", "offset", lambda i: f"negative offset {c.offset[i]}", False)
     report(~c.time_null & (c.time < 0), "E207", "time_us", lambda i: f"negative time {c.time[i]}", False)
+    report(~c.time_null & (c.time > MAX_TIME_US), "E211", "time_us",
+           lambda i: f"time {c.time[i]} is after {MAX_TIME_US} ({MAX_TIME_US // YEAR_US} years), the "
+                     "longest trace the replay handles", False)
     back, prev = _time_backwards(c)
     report(back, "E208", "time_us", lambda i: f"time {c.time[i]} is before {prev[i]}, the time of the "
            f"previous row of machine {c.machines[c.machine[i]]!r}", False)
@@ -280,7 +303,7 @@ def _time_backwards(c: _Extract) -> tuple[np.ndarray, np.ndarray]:
         return out, prev
     order = np.argsort(c.machine, kind="stable")
     m, t = c.machine[order], c.time[order]
-    valid = ~c.time_null[order]
+    valid = ~c.time_null[order] & (m >= 0)  # a row without a machine (S104) has no predecessor
     back = (m[1:] == m[:-1]) & (t[1:] < t[:-1]) & valid[1:] & valid[:-1]
     out[order[1:][back]] = True
     prev[order[1:]] = t[:-1]

@@ -20,8 +20,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = p.add_subparsers(dest="transform", required=True)
     s = _verb(sub, "sample", "keep a deterministic sample of machines")
     g = s.add_mutually_exclusive_group(required=True)
-    g.add_argument("--fraction", type=float, help="fraction of machines to keep")
-    g.add_argument("--count", type=int, help="number of machines to keep")
+    g.add_argument("--fraction", type=float, help="keep each machine whose keyed hash of (seed, id) falls below this fraction (its own "
+                        "decision: about this fraction is kept)")
+    g.add_argument("--count", type=int, help="keep exactly this many machines: the lowest hashes (a rank cut, so whether a machine is "
+                        "kept depends on the others)")
     s.add_argument("--seed", type=int, default=0)
     w = _verb(sub, "window", "events in [start, end); earlier events collapse onto start")
     w.add_argument("--start-us", type=int, default=0)

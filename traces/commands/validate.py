@@ -13,8 +13,8 @@ import sys
 
 import pyarrow.compute as pc
 
-from traces.io import conform, read_raw
-from traces.problems import Problem, format_problems
+from traces.io import conform, open_raw
+from traces.problems import format_problems
 from traces.validate import validate_table
 
 
@@ -36,12 +36,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check(path: str, max_problems: int) -> bool:
-    try:
-        raw = read_raw(path)
-    except Exception as e:  # unreadable file: report it like any other problem
-        print(Problem(path, 0, "S103", "", f"cannot read file: {e}"))
-        return False
-    problems = validate_table(raw, path)
+    raw, problems = open_raw(path)  # an unreadable file is one S106 problem, reported like any other
+    if raw is not None:
+        problems = validate_table(raw, path)
     if problems:
         print(format_problems(problems, max_problems))
         print(f"{path}: INVALID: {len(problems)} problem(s)", file=sys.stderr)

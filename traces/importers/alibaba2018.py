@@ -42,8 +42,8 @@ import pyarrow.compute as pc
 
 from traces.importers.params import ImportParams
 from traces.importers import build
-from traces.importers.common import (NEVER, Col, ImportReport, ProgressFn, Rejects, np_col, read_csv,
-                                     str_col)
+from traces.importers.common import (NEVER, Col, ImportReport, ProgressFn, Rejects, check_fraction, check_times,
+                                     np_col, read_csv, str_col)
 from traces.importers.emit import Cgroups, ProfileParams, Samples, Updates, emit
 
 GiB = 1 << 30
@@ -85,12 +85,12 @@ def import_alibaba2018(machine_meta: str | None = None, container_meta: Sequence
     markers = _machines(machine_meta, params, rejects, report, progress) if machine_meta else None
     parts = []
     for path in container_meta:
-        parts.append(_containers(read_csv(path, CONTAINER_META, rejects, progress), params, report))
+        parts.append(_containers(_read(path, CONTAINER_META, rejects, progress), params, report))
     for path in batch_instance:
-        parts.append(_batch(read_csv(path, BATCH_INSTANCE, rejects, progress), params, report))
+        parts.append(_batch(_read(path, BATCH_INSTANCE, rejects, progress), params, report))
     samples = Samples.empty()
     if machine_usage:
-        usage = pa.concat_tables([read_csv(p, MACHINE_USAGE, rejects, progress) for p in machine_usage])
+        usage = pa.concat_tables([_read(p, MACHINE_USAGE, rejects, progress) for p in machine_usage])
         if params.background_fraction > 0:
             bg, samples = _background(usage, params, report)
             parts.append(bg)
@@ -102,6 +102,17 @@ def import_alibaba2018(machine_meta: str | None = None, container_meta: Sequence
     table = emit(cg, samples, Updates.empty(), params.rules, params.profile, report,
                  markers if params.machine_markers else None)
     return table, report, rejects
+
+
+def _read(path: str, cols: list[Col], rejects: Rejects, progress: ProgressFn | None) -> pa.Table:
+    """One file's rows; a time stamp that is negative or after the replay's horizon is a bad row."""
+    t = read_csv(path, cols, rejects, progress)
+    for c in cols:
+        if c.kind == "int" and c.name in ("time_stamp", "start_time", "end_time"):
+            t = check_times(t, c.name, rejects, [path], scale_us=US, never=False)
+        if c.name in ("mem_size", "mem_avg"):  # sizes normalised to 100 = the largest machine
+            t = check_fraction(t, c.name, rejects, [path], top=100.0)
+    return t
 
 
 def _stack(parts: list[Cgroups], params: Params) -> Cgroups:
@@ -204,7 +215,7 @@ def _background(usage: pa.Table, params: Params, report: ImportReport) -> tuple[
     cap = np.array([report.machines.get(m, params.machine_bytes) for m in enc.dictionary.to_pylist()])
     anon = (util / 100 * cap[code] * params.background_fraction).astype(np.int64)
     z = np.zeros(nm, dtype=np.int64)
-    cg = Cgroups(enc.dictionary, pa.array(["/background"] * nm), pa.array(["background"] * nm),
+    cg = Cgroups(enc.dictionary, pa.array(["/background"] * nm, pa.string()), pa.array(["background"] * nm, pa.string()),
                  np.full(nm, -1, np.int64), start, np.full(nm, NEVER, np.int64), np.full(nm, -1, np.int64),
                  z, z.copy(), {})
     v = np.flatnonzero(valid)
@@ -214,7 +225,7 @@ def _background(usage: pa.Table, params: Params, report: ImportReport) -> tuple[
 
 def _machines(path: str, params: Params, rejects: Rejects, report: ImportReport,
               progress: ProgressFn | None) -> tuple[pa.Array, np.ndarray]:
-    mm = read_csv(path, MACHINE_META, rejects, progress)
+    mm = _read(path, MACHINE_META, rejects, progress)
     mid = str_col(mm, "machine_id")
     mem = np_col(mm, "mem_size", fill=-1.0)
     for m, v in zip(mid.to_pylist(), mem.tolist()):  # last known size wins

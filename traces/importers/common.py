@@ -18,11 +18,12 @@ import csv
 import gzip
 import io
 import json
+import math
 import os
 import tempfile
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -124,7 +125,9 @@ class ImportReport:
 class Rejects:
     """Where bad rows go: strict mode raises at the first one, lenient mode keeps them.
 
-    Kept rows are written by ``write`` as CSV (file, row, field, reason, text).
+    Kept rows are written by ``write`` as CSV (file, row, field, reason, text). ``text`` is the
+    row as it is in the file: rows found bad after parsing (an empty required field, an unknown
+    event code) get it from the file when the rejects are written.
     """
 
     def __init__(self, report: ImportReport, lenient: bool = False) -> None:
@@ -144,8 +147,92 @@ class Rejects:
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(["file", "row", "field", "reason", "text"])
-        w.writerows(self.rows)
+        w.writerows(self._with_texts())
         atomic_write_bytes(path, buf.getvalue().encode())
+
+    def _with_texts(self) -> list[tuple[str, int, str, str, str]]:
+        # one pass over each file that has rejected rows without their text
+        missing: dict[str, set[int]] = {}
+        for source, row, _, _, text in self.rows:
+            if not text:
+                missing.setdefault(source, set()).add(row)
+        texts = {source: line_texts(source, rows) for source, rows in missing.items()}
+        return [(s, r, f, why, text or texts.get(s, {}).get(r, "")) for s, r, f, why, text in self.rows]
+
+
+def line_texts(path: str | os.PathLike, rows: set[int]) -> dict[int, str]:
+    """The text of the given 1-based lines of a (gzipped) text file; lines past a cut-off end are left out."""
+    out: dict[int, str] = {}
+    last = max(rows, default=0)
+    try:
+        with _open_text(path) as f:
+            for lineno, line in enumerate(f, start=1):
+                if lineno in rows:
+                    out[lineno] = line.rstrip("\r\n")
+                if lineno >= last:
+                    break
+    except (EOFError, OSError, zlib.error):
+        pass  # the cut itself is a rejected row with no text
+    return out
+
+
+def reject_rows(table: pa.Table, bad: np.ndarray, field: str, reason: Callable[[int], str], rejects: Rejects,
+                files: Sequence[str]) -> pa.Table:
+    """``table`` without the rows where ``bad``; each goes to ``rejects`` as ``reason(i)``, named by
+    its file (``files[_file]``, or ``files[0]`` for a table of one file) and its ``_row``.
+
+    Strict mode raises at the first bad row, so a bad row never reaches the trace silently."""
+    if not bad.any():
+        return table
+    rows = np_col(table, "_row")
+    which = np_col(table, "_file") if "_file" in table.column_names else np.zeros(table.num_rows, np.int64)
+    for i in np.flatnonzero(bad).tolist():
+        rejects.bad(str(files[int(which[i])]), int(rows[i]), field, reason(i))
+    return table.filter(pa.array(~bad))
+
+
+def check_fraction(table: pa.Table, name: str, rejects: Rejects, files: Sequence[str],
+                   top: float = 1.0) -> pa.Table:
+    """Reject rows whose normalised value ``name`` (``top`` = the largest machine) is outside [0, top]."""
+    v = np_col(table, name, fill=0.0)
+    return reject_rows(table, (v < 0) | (v > top), name,
+                       lambda i: f"normalised value {float(v[i])!r} is outside [0, {top:g}] "
+                                 f"({top:g} = the largest machine)", rejects, files)
+
+
+def check_codes(table: pa.Table, name: str, lo: int, hi: int, rejects: Rejects, files: Sequence[str]) -> pa.Table:
+    """Reject rows whose code ``name`` is not in ``lo..hi`` (an event type this format does not define)."""
+    v = np_col(table, name, fill=0)
+    return reject_rows(table, (v < lo) | (v > hi), name, lambda i: f"unknown code {int(v[i])} (known: {lo}-{hi})",
+                       rejects, files)
+
+
+def last_known(machine: pa.Array, time: np.ndarray, value: np.ndarray) -> dict[str, float]:
+    """Per machine, its value (>= 0; a negative value means unknown) at the latest time, ties broken by
+    row order: "last known capacity" follows time, not the order the rows come in."""
+    out: dict[str, float] = {}
+    ids = machine.to_pylist()
+    for i in np.lexsort((np.arange(time.size), time)).tolist():
+        if value[i] >= 0:
+            out[ids[i]] = float(value[i])
+    return out
+
+
+def check_times(table: pa.Table, name: str, rejects: Rejects, files: Sequence[str], origin_us: int = 0,
+                scale_us: int = 1, never: bool = True) -> pa.Table:
+    """Reject rows whose time ``name`` (in units of ``scale_us`` µs, ``origin_us`` µs at the
+    window start) is negative or falls after ``traces.schema.MAX_TIME_US``, the replay's horizon.
+    With ``never``, Google's "after the window" 2^63-1 (``NEVER``) is kept: it is not an event time."""
+    from traces.schema import MAX_TIME_US
+
+    t = np_col(table, name, fill=0)
+    limit = (MAX_TIME_US + origin_us) // scale_us
+    bad = (t < 0) | (t > limit)
+    if never:
+        bad &= t != NEVER
+    return reject_rows(table, bad, name,
+                       lambda i: f"time {int(t[i])} is {'negative' if t[i] < 0 else 'after the replay horizon'} "
+                                 f"(0 to {limit} in this file's units: ten years)", rejects, files)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -176,8 +263,10 @@ def read_csv(path: str | os.PathLike, cols: list[Col], rejects: Rejects,
     never null in the result; rows breaking that go to ``rejects``.
     """
     source = str(path)
+    _check_file(source)
     try:
         table = _read_csv_fast(path, cols)
+        _no_nonfinite(table, cols)
     except (pa.ArrowInvalid, OSError, EOFError, zlib.error):
         if progress:
             progress(f"{source}: fast reader failed, re-reading line by line to locate the problem")
@@ -189,6 +278,21 @@ def read_csv(path: str | os.PathLike, cols: list[Col], rejects: Rejects,
     if progress:
         progress(f"{source}: {rejects.report.file(source).read} rows read")
     return table
+
+
+def _no_nonfinite(table: pa.Table, cols: list[Col]) -> None:
+    # Arrow reads "nan" and "inf" as floats; they are no measurement: let the slow path name the row
+    for c in cols:
+        if c.kind == "float" and pc.all(pc.fill_null(pc.is_finite(table.column(c.name)), True)).as_py() is False:
+            raise pa.ArrowInvalid(f"{c.name}: a value that is not a finite number")
+
+
+def _check_file(source: str) -> None:
+    # a missing input is an error even with --lenient: there is no row to quarantine
+    if not os.path.exists(source):
+        raise TraceError(source, 0, "-", "cannot read file: no such file")
+    if os.path.isdir(source):
+        raise TraceError(source, 0, "-", "cannot read file: it is a directory")
 
 
 def _read_csv_fast(path: str | os.PathLike, cols: list[Col]) -> pa.Table:
@@ -270,7 +374,7 @@ def _convert(raw: str, kind: str) -> object:
         return v
     if kind == "float":
         v = float(raw)
-        if v != v:  # NaN is not a measurement
+        if not math.isfinite(v):  # NaN and infinity are no measurement
             raise ValueError(raw)
         return v
     return raw
@@ -299,6 +403,7 @@ def read_ndjson(path: str | os.PathLike, cols: list[Col], rejects: Rejects,
     Returns a typed table with a ``_row`` column (1-based line number).
     """
     source = str(path)
+    _check_file(source)
     count = rejects.report.file(source)
     parsed = ((lineno, _parse_json_row(text, cols, source, lineno, rejects))
               for lineno, text in _json_lines(path, source, rejects))

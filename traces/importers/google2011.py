@@ -39,8 +39,8 @@ import pyarrow as pa
 
 from traces.importers.params import ImportParams
 from traces.importers import build
-from traces.importers.common import (NEVER, Col, ImportReport, ProgressFn, Rejects, np_col, read_csv,
-                                     str_col, str_rows)
+from traces.importers.common import (NEVER, Col, ImportReport, ProgressFn, Rejects, check_codes, check_fraction,
+                                     check_times, last_known, np_col, read_csv, str_col, str_rows)
 from traces.importers.emit import Cgroups, ProfileParams, Samples, Updates, emit, shared_bytes
 from traces.importers.lifecycle import END, IGNORE, START, UPDATE, pair
 
@@ -86,11 +86,14 @@ def import_google2011(task_events: Sequence[str], machine_events: str | None = N
     report = ImportReport("google2011")
     rejects = Rejects(report, lenient)
     ev = _read_many(task_events, TASK_EVENTS, rejects, progress)
-    ev = _check_codes(ev, "event_type", 0, 8, rejects)
+    ev = check_codes(ev, "event_type", 0, 8, rejects, task_events)
+    ev = check_times(ev, "time", rejects, task_events, params.time_origin_us)
+    ev = check_fraction(ev, "memory_request", rejects, task_events)
     cg, runs_key = _task_cgroups(ev, params, report)
     samples = Samples.empty()
     if task_usage:
         usage = _read_many(task_usage, TASK_USAGE, rejects, progress)
+        usage = check_times(usage, "start_time", rejects, task_usage, params.time_origin_us, never=False)
         samples = _usage_samples(usage, ev, cg, runs_key, params, report)
         del usage
     markers = None
@@ -111,23 +114,6 @@ def _read_many(paths: Sequence[str], cols: list[Col], rejects: Rejects,
     return pa.concat_tables(tables) if tables else pa.table({})
 
 
-def _check_codes(t: pa.Table, name: str, lo: int, hi: int, rejects: Rejects) -> pa.Table:
-    v = np_col(t, name)
-    bad = (v < lo) | (v > hi)
-    if bad.any():
-        rows, files = np_col(t, "_row"), np_col(t, "_file")
-        for i in np.flatnonzero(bad):
-            rejects.bad(_fname(rejects, int(files[i])), int(rows[i]), name, f"unknown code {int(v[i])}")
-        t = t.filter(pa.array(~bad))
-    return t
-
-
-def _fname(rejects: Rejects, i: int) -> str:
-    # files are registered in the report in the order they are read
-    names = [k for k in rejects.report.files if k]
-    return names[i] if i < len(names) else "?"
-
-
 class _Runs:
     """Incarnation bookkeeping kept for the usage and update passes."""
 
@@ -142,7 +128,8 @@ def _task_cgroups(ev: pa.Table, params: Params, report: ImportReport) -> tuple[C
     has_machine = ev.column("machine_id").is_valid().to_numpy(zero_copy_only=False)
     kind = EVENT_KIND[etype]
     report.skipped["SUBMIT/UPDATE_PENDING (not on a machine)"] += int((kind == IGNORE).sum())
-    inc = pair(key, time, kind, has_machine, report.skipped, report.notes)
+    inc = pair(key, time, kind, has_machine, report.skipped, report.notes,
+               machine=np_col(ev, "machine_id", fill=-1))
     mrow = pa.array(inc.machine_row)
     job = str_rows(ev, "job_id", mrow)
     index = str_rows(ev, "task_index", mrow)
@@ -209,15 +196,18 @@ def _usage_samples(usage: pa.Table, ev: pa.Table, cg: Cgroups, runs: _Runs, para
 
 def _machines(path: str, params: Params, rejects: Rejects, report: ImportReport,
               progress: ProgressFn | None) -> tuple[pa.Array, np.ndarray]:
-    me = read_csv(path, MACHINE_EVENTS, rejects, progress)
+    me = check_times(read_csv(path, MACHINE_EVENTS, rejects, progress), "time", rejects, [path],
+                     params.time_origin_us)
+    me = check_fraction(me, "memory", rejects, [path])
     etype = np_col(me, "event_type")
     mid = str_col(me, "machine_id")
-    mem = np_col(me, "memory", fill=-1.0)
-    for m, v in zip(mid.to_pylist(), mem.tolist()):  # last known capacity wins
-        if v >= 0:
-            report.machines[m] = int(v * params.machine_bytes)
-    add = np.flatnonzero(etype == 0)
-    t = to_native_time(np_col(me, "time")[add], params.time_origin_us)
+    time = np_col(me, "time")
+    for m, v in last_known(mid, time, np_col(me, "memory", fill=-1.0)).items():
+        report.machines[m] = int(v * params.machine_bytes)
+    after = time == NEVER  # "after the window": not an event, nothing to mark
+    report.skipped["machine event after the window (time 2^63-1)"] += int(after.sum())
+    add = np.flatnonzero((etype == 0) & ~after)
+    t = to_native_time(time[add], params.time_origin_us)
     return mid.take(pa.array(add)), t
 
 

@@ -41,7 +41,8 @@ import pyarrow.compute as pc
 
 from traces.importers.params import ImportParams
 from traces.importers import build
-from traces.importers.common import Col, ImportReport, ProgressFn, Rejects, np_col, read_ndjson
+from traces.importers.common import (NEVER, Col, ImportReport, ProgressFn, Rejects, check_codes, check_fraction,
+                                     check_times, last_known, np_col, read_ndjson)
 from traces.importers.emit import Cgroups, ProfileParams, Samples, Updates, emit, shared_bytes
 from traces.importers.google2011 import to_native_time
 from traces.importers.lifecycle import END, IGNORE, START, UPDATE, Incarnations, pair
@@ -82,13 +83,17 @@ def import_google2019(instance_events: Sequence[str], machine_events: Sequence[s
     report = ImportReport("google2019")
     rejects = Rejects(report, lenient)
     ev = _read(instance_events, INSTANCE_EVENTS, rejects, progress)
+    ev = check_codes(ev, "type", 0, 10, rejects, instance_events)
+    ev = check_times(ev, "time", rejects, instance_events, params.time_origin_us)
+    ev = check_fraction(ev, "resource_request.memory", rejects, instance_events)
     cg, inc, off = _cgroups(ev, params, report)
     samples = Samples.empty()
     if instance_usage:
         usage = _read(instance_usage, INSTANCE_USAGE, rejects, progress)
+        usage = check_times(usage, "start_time", rejects, instance_usage, params.time_origin_us, never=False)
         samples = _samples(usage, ev, inc, off, cg, params, report)
     markers = _machines(machine_events, params, rejects, report, progress) if machine_events else None
-    updates = _updates(ev, inc, off, params)
+    updates = _updates(ev, inc, off, cg, params)
     table = emit(cg, samples, updates, params.rules, params.profile, report,
                  markers if params.machine_markers else None)
     return table, report, rejects
@@ -96,10 +101,13 @@ def import_google2019(instance_events: Sequence[str], machine_events: Sequence[s
 
 def _read(paths: Sequence[str], cols: list[Col], rejects: Rejects, progress: ProgressFn | None) -> pa.Table:
     tables = [read_ndjson(p, cols, rejects, progress) for p in paths]
+    tables = [t.append_column("_file", pa.array(np.full(t.num_rows, i, dtype=np.int64)))
+              for i, t in enumerate(tables)]
     if not tables:
         return pa.Table.from_arrays([pa.array([], type=pa.int64() if c.kind == "int" else
                                      pa.float64() if c.kind == "float" else pa.string()) for c in cols] +
-                                    [pa.array([], pa.int64())], names=[c.name for c in cols] + ["_row"])
+                                    [pa.array([], pa.int64()), pa.array([], pa.int64())],
+                                    names=[c.name for c in cols] + ["_row", "_file"])
     return pa.concat_tables(tables)
 
 
@@ -112,13 +120,12 @@ def _key(ev_ct: np.ndarray, ev_cid: np.ndarray, ev_idx: np.ndarray) -> np.ndarra
 
 
 def _cgroups(ev: pa.Table, params: Params, report: ImportReport) -> tuple[Cgroups, Incarnations, int]:
-    etype = np.clip(_ints(ev, "type"), -1, 10)
-    kind = np.where(etype >= 0, EVENT_KIND[etype], IGNORE)
+    kind = EVENT_KIND[_ints(ev, "type")]  # check_codes has rejected the types the format does not define
     report.skipped["SUBMIT/QUEUE/ENABLE/UPDATE_PENDING (not on a machine)"] += int((kind == IGNORE).sum())
     mid = _ints(ev, "machine_id")
     key = _key(_ints(ev, "collection_type"), _ints(ev, "collection_id"), _ints(ev, "instance_index"))
     time = to_native_time(_ints(ev, "time"), params.time_origin_us)
-    inc = pair(key, time, kind, mid > 0, report.skipped, report.notes)
+    inc = pair(key, time, kind, mid > 0, report.skipped, report.notes, machine=mid)
     rows = inc.machine_row
     is_alloc = _ints(ev, "collection_type")[rows] == 1
     req = np.clip(np_col(ev, "resource_request.memory", fill=0.0)[rows], 0, None)
@@ -151,6 +158,8 @@ def _alloc_parent(ev: pa.Table, inc: Incarnations, key: np.ndarray, is_alloc: np
     n_alloc = int(is_alloc.sum())
     run_key, q_key = akey_all[:n_alloc], akey_all[n_alloc:]
     aidx = np.flatnonzero(is_alloc)
+    if not n_alloc:  # no alloc instance in the input: every task in an alloc gets an implicit one
+        return np.full(rows.size, -1, dtype=np.int64)
     found = build.assign_to_runs(run_key, inc.start_us[aidx], inc.end_us[aidx], q_key, inc.start_us)
     return np.where(found >= 0, aidx[np.maximum(found, 0)], -1)
 
@@ -182,13 +191,19 @@ def _nest(cg: Cgroups, ev: pa.Table, rows: np.ndarray, is_alloc: np.ndarray, in_
     return build.concat(parents, cg, second_parents_in_first=True)
 
 
-def _updates(ev: pa.Table, inc: Incarnations, off: int, params: Params) -> Updates:
-    if not inc.update_row.size:
+def _updates(ev: pa.Table, inc: Incarnations, off: int, cg: Cgroups, params: Params) -> Updates:
+    """UPDATE_RUNNING sets memory.max of a run, except of a task inside an alloc: its limit is the
+    alloc's (its usage rows show assigned_memory 0)."""
+    own_limit = ~((_ints(ev, "alloc_collection_id")[inc.machine_row] != 0)
+                  & (_ints(ev, "collection_type")[inc.machine_row] != 1))
+    keep = own_limit[inc.update_inc]
+    rows, runs = inc.update_row[keep], inc.update_inc[keep]
+    if not rows.size:
         return Updates.empty()
-    req = np_col(ev, "resource_request.memory", fill=0.0)[inc.update_row]
+    req = np_col(ev, "resource_request.memory", fill=0.0)[rows]
     limit = np.where(req > 0, (req * params.machine_bytes).astype(np.int64), -1)
-    time = to_native_time(_ints(ev, "time")[inc.update_row], params.time_origin_us)
-    return Updates(inc.update_inc + off, time, limit)
+    time = to_native_time(_ints(ev, "time")[rows], params.time_origin_us)
+    return Updates(runs + off, time, limit)
 
 
 def _samples(usage: pa.Table, ev: pa.Table, inc: Incarnations, off: int, cg: Cgroups, params: Params,
@@ -219,14 +234,17 @@ def _samples(usage: pa.Table, ev: pa.Table, inc: Incarnations, off: int, cg: Cgr
 
 def _machines(paths: Sequence[str], params: Params, rejects: Rejects, report: ImportReport,
               progress: ProgressFn | None) -> tuple[pa.Array, np.ndarray]:
-    me = _read(paths, MACHINE_EVENTS, rejects, progress)
+    me = check_times(_read(paths, MACHINE_EVENTS, rejects, progress), "time", rejects, paths,
+                     params.time_origin_us)
+    me = check_fraction(me, "capacity.memory", rejects, paths)
     mid = pa.array(_ints(me, "machine_id")).cast(pa.string())
-    mem = np_col(me, "capacity.memory", fill=-1.0)
-    for m, v in zip(mid.to_pylist(), mem.tolist()):  # last known capacity wins
-        if v >= 0:
-            report.machines[m] = int(v * params.machine_bytes)
-    add = np.flatnonzero(_ints(me, "type") == 1)
-    t = to_native_time(_ints(me, "time")[add], params.time_origin_us)
+    time = _ints(me, "time")
+    for m, v in last_known(mid, time, np_col(me, "capacity.memory", fill=-1.0)).items():
+        report.machines[m] = int(v * params.machine_bytes)
+    after = time == NEVER  # "after the window": not an event, nothing to mark
+    report.skipped["machine event after the window (time 2^63-1)"] += int(after.sum())
+    add = np.flatnonzero((_ints(me, "type") == 1) & ~after)
+    t = to_native_time(time[add], params.time_origin_us)
     return mid.take(pa.array(add)), t
 
 

@@ -9,10 +9,17 @@ used, by reason.
 
 Real-trace quirks handled here (Google 2011/2019 conventions):
 
-* an exit whose start is not in the window (the first lifecycle row of a key is
-  an end that names a machine) gets an implicit start at the window start;
-* an exit with no machine, or an exit following another exit, belongs to a
-  task that was not running (killed while pending): skipped and counted;
+* an exit or an update whose start is not in the window (the first row of a
+  key is an end or an update that names a machine: the task was running when
+  the window opened) gets an implicit start at the window start;
+* an exit with no machine ends the run if the task is running (a KILL of a
+  running task may name no machine); as the first row of a key, or after
+  another exit, it belongs to a task that was not running (killed while
+  pending): skipped and counted;
+* an exit naming another machine than the start before it (``machine`` given):
+  the events in between are missing (a part file left out of the input), so
+  the task moved: the run on the first machine ends, and a run on the exit's
+  machine starts, halfway between that start and the exit (counted as a note);
 * a start following a start without an exit ends the earlier run at the later
   start (counted as a note);
 * a time of ``NEVER`` (2^63-1, "after the window") means no exit event.
@@ -46,8 +53,12 @@ class Incarnations:
 
 
 def pair(key: np.ndarray, time: np.ndarray, kind: np.ndarray, has_machine: np.ndarray,
-         skipped: Counter, notes: Counter, window_start: int = 0) -> Incarnations:
-    """Incarnations of the rows; rows not used are counted in ``skipped`` by reason."""
+         skipped: Counter, notes: Counter, window_start: int = 0,
+         machine: np.ndarray | None = None) -> Incarnations:
+    """Incarnations of the rows; rows not used are counted in ``skipped`` by reason.
+
+    ``machine`` (optional, any integer code per row) lets an exit on another machine than its
+    start hand the task over between machines instead of ending the run it did not belong to."""
     n = key.size
     rows = np.arange(n, dtype=np.int64)
     # a start without a machine cannot be placed
@@ -57,24 +68,50 @@ def pair(key: np.ndarray, time: np.ndarray, kind: np.ndarray, has_machine: np.nd
     skipped["start after the window"] += int(never_start.sum())
     kind = np.where(bad_start | never_start, IGNORE, kind)
     synth = _implicit_starts(key, time, kind, has_machine, rows)
-    notes["exit without start in the window (implicit start)"] += int(synth.size)
-    # merged rows: real rows, then one synthetic start per orphan exit, sorted before it
-    k = np.concatenate([key, key[synth]])
-    t = np.concatenate([time, np.full(synth.size, window_start, dtype=np.int64)])
-    kd = np.concatenate([kind, np.full(synth.size, START, dtype=kind.dtype)])
-    src = np.concatenate([rows, -1 - synth])  # negative: synthetic start for exit row (-1 - src)
-    prio = np.concatenate([np.ones(n, np.int8), np.zeros(synth.size, np.int8)])
+    notes["exit without start in the window (implicit start)"] += int((kind[synth] == END).sum())
+    moved, moved_at = _handovers(key, time, kind, has_machine, machine, rows)
+    for note, count in (("update without start in the window (implicit start)", (kind[synth] == UPDATE).sum()),
+                        ("exit on another machine than its start (events missing between: moved halfway)",
+                         moved.size)):
+        if count:  # only a quirk the input has (reports of inputs without it stay as they were)
+            notes[note] += int(count)
+    # merged rows: real rows, then one synthetic start per orphan exit or update, sorted before it,
+    # and one per moved exit, at its handover time (sorted by row among equal times)
+    k = np.concatenate([key, key[synth], key[moved]])
+    t = np.concatenate([time, np.full(synth.size, window_start, dtype=np.int64), moved_at])
+    kd = np.concatenate([kind, np.full(synth.size + moved.size, START, dtype=kind.dtype)])
+    src = np.concatenate([rows, -1 - synth, -1 - moved])  # negative: synthetic start for row (-1 - src)
+    prio = np.concatenate([np.ones(n, np.int8), np.zeros(synth.size, np.int8), np.ones(moved.size, np.int8)])
     order = np.lexsort((np.abs(src + (src < 0)), prio, t, k))
-    return _pair_sorted(k[order], t[order], kd[order], src[order], skipped, notes)
+    inc = _pair_sorted(k[order], t[order], kd[order], src[order], skipped, notes)
+    if moved.size:
+        notes["start while running (earlier run ended at the restart)"] -= int(moved.size)
+    return inc
 
 
 def _implicit_starts(key: np.ndarray, time: np.ndarray, kind: np.ndarray,
                      has_machine: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    # first lifecycle row of each key, if it is an exit naming a machine
-    life = np.flatnonzero((kind == START) | (kind == END))
+    # first row of each key among starts, exits and updates, if it is an exit or update naming a machine
+    life = np.flatnonzero((kind == START) | (kind == END) | (kind == UPDATE))
     order = life[np.lexsort((rows[life], time[life], key[life]))]
     first = order[np.r_[True, key[order][1:] != key[order][:-1]]] if order.size else order
-    return first[(kind[first] == END) & has_machine[first]]
+    return first[(kind[first] != START) & has_machine[first]]
+
+
+def _handovers(key: np.ndarray, time: np.ndarray, kind: np.ndarray, has_machine: np.ndarray,
+               machine: np.ndarray | None, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exit rows that follow a start on another machine, and the time each run is handed over."""
+    if machine is None:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    life = np.flatnonzero((kind == START) | (kind == END))
+    order = life[np.lexsort((rows[life], time[life], key[life]))]
+    if order.size < 2:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    prev, cur = order[:-1], order[1:]
+    moved = ((key[prev] == key[cur]) & (kind[prev] == START) & (kind[cur] == END) & has_machine[prev]
+             & has_machine[cur] & (machine[prev] != machine[cur]) & (time[cur] != NEVER))  # NEVER: no exit
+    a, b = time[prev[moved]], time[cur[moved]]
+    return cur[moved], a + (b - a) // 2
 
 
 def _pair_sorted(k: np.ndarray, t: np.ndarray, kd: np.ndarray, src: np.ndarray,
