@@ -209,8 +209,12 @@ class ReplayConfig:
 
 
 def register_configs() -> None:
-    """Store the schema in Hydra's ConfigStore (idempotent)."""
-    ConfigStore.instance().store(name="replay_schema", node=ReplayConfig)
+    """Store the schema in Hydra's ConfigStore (idempotent), and each policy's knobs dataclass on its own
+    as ``policy_knobs/<name>`` (the same class the schema nests under ``policy.knobs.<name>``)."""
+    cs = ConfigStore.instance()
+    cs.store(name="replay_schema", node=ReplayConfig)
+    for f in dataclasses.fields(PolicyKnobsCfg):
+        cs.store(group="policy_knobs", name=f.name, node=f.type)
 
 
 def to_config(cfg: DictConfig | ReplayConfig) -> ReplayConfig:

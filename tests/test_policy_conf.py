@@ -80,3 +80,16 @@ def test_machine_settings_fail_in_the_config_check(compose_replay):
 
     with pytest.raises(ConfigError, match="watermark"):
         check_config(compose_replay("machine.watermark_low=0.5", "machine.watermark_high=0.1"))
+
+
+def test_each_policy_knobs_class_is_registered_with_hydra():
+    from hydra.core.config_store import ConfigStore
+
+    from replay.config import register_configs
+
+    register_configs()
+    repo = ConfigStore.instance().repo["policy_knobs"]
+    for name, cls in REGISTRY.items():
+        if dataclasses.fields(cls.Knobs):
+            node = repo[f"{name}.yaml"].node
+            assert OmegaConf.to_container(node) == dataclasses.asdict(cls.Knobs())
