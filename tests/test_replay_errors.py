@@ -49,7 +49,7 @@ def _bad_files(d: Path, good: pa.Table) -> dict[str, tuple[Path, str]]:
     last = good.column("machine").to_pylist().count("m-0000") - 1
     times[last] = 1 << 62
     write_trace(good.set_column(0, "time_us", pa.array(times)), d / "far.parquet")
-    out["event_at_2_62"] = (d / "far.parquet", f"far.parquet:{last + 1}: time_us")
+    out["event_at_2_62"] = (d / "far.parquet", f"far.parquet:{last + 1}: E211 time_us")
     return out
 
 
