@@ -87,7 +87,13 @@ class MachineState:
         self.cfg = cfg
         self.kernel = Kernel.parse(cfg.kernel)
         self.machine_id = machine_id
-        self.rng = random.Random(f"{seed}:{machine_id}")
+        # the RNG is made on first use (one policy draws from it): an unused one costs nothing to
+        # checkpoint, where a Mersenne Twister state is 625 numbers
+        self._rng: random.Random | None = None
+        self._rng_seed = f"{seed}:{machine_id}"
+        #: bumped by whatever may change the state (a batch applied, queued work run): a checkpoint
+        #: may reuse a machine's pickle while it is unchanged (``core.machine.Machine.clock``)
+        self.changes = 0
         self.policy: Policy = policy
         self.now_us = 0
         # memory: memcgs, page runs, machine-wide page totals (4 KiB pages)
@@ -159,3 +165,10 @@ class MachineState:
         self.slot_cache: dict[int, list[list[int]]] = {}  # cpu -> [[memcg, pages], ...]
         self.slot_cache_fill: dict[int, int] = {}  # cpu -> pages parked
         self.sampler: Sampler  # set by core.machine.Machine
+
+    @property
+    def rng(self) -> random.Random:
+        """The machine's own RNG, seeded with (run seed, machine id); made on first use."""
+        if self._rng is None:
+            self._rng = random.Random(self._rng_seed)
+        return self._rng

@@ -19,6 +19,8 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from core.metrics import expand_columns
+
 from replay.columns import FLEET_PERCENTILES, NOT_SUMMED, TIME, ZOMBIES
 from replay.executors import Executor
 from replay.plan import Plan
@@ -136,9 +138,11 @@ class Coordinator:
         return t
 
     def _take(self, s: Samples, jobs: Samples) -> None:
+        # ``s``: the shards' samples as compact change points (``core.metrics.points_columns``), kept
+        # so until the end; the fleet timeline needs every sample time, so the round is expanded for it
         if s:
             self.parts.append(s)
-            self.fleet_parts.append(fleet_rows(s))
+            self.fleet_parts.append(fleet_rows(expand_columns(s)))
         if jobs:
             self.job_parts.append(jobs)
 
@@ -228,7 +232,7 @@ class Coordinator:
         if fleet:
             order = np.argsort(fleet[TIME], kind="stable")
             fleet = {k: v[order] for k, v in fleet.items()}
-        out = Collected(sort_samples(concat_samples(self.parts)), fleet, summaries, jobs, events,
+        out = Collected(sort_samples(expand_columns(concat_samples(self.parts))), fleet, summaries, jobs, events,
                         wall_s, start_us, self.stats)
         self._count("collect_s", time.monotonic() - t0)
         return out
