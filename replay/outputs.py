@@ -87,7 +87,7 @@ def parquet_bytes(s: Samples, order: Iterable[str] | None = None) -> bytes:
 
 
 #: rows per Parquet row group of an expanded sample table
-ROW_GROUP = 1 << 20
+ROW_GROUP = 1 << 17  # 131,072 rows: an expanded chunk of ~72 columns is ~75 MB in memory
 
 
 def _write(table: pa.Table) -> bytes:
