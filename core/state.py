@@ -156,6 +156,7 @@ class MachineState:
         self.free_kmem: list[int] = []
         # open sockets: name -> (sk_memcg or -1 when not associated, buffer pages charged)
         self.sock_by_name: dict[str, tuple[int, int]] = {}
+        self.failed_socks: set[str] = set()  # sockets a killed task never opened (their close is ignored)
         # cgroup writeback (core.fs_writeback)
         self.wb_inodes: dict[int, set[int]] = {}  # memcg -> inodes attached to its (live) wb
         self.wb_pinned: dict[int, int] = {}  # inode -> dying memcg its cgwb pins

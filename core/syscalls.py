@@ -224,6 +224,8 @@ def _file_access(machine: "MachineState", ev: TraceEvent, how: str = "read") -> 
     else:
         lo, hi = ev.range(machine.o_size[o])
     if hi <= lo:
+        if how == "map":  # no page in range, but the VMA's vm_file holds the file until munmap
+            map_object(machine, t, o, lo, lo)
         return
     if how == "map":
         map_object(machine, t, o, lo, hi)
@@ -297,7 +299,8 @@ def op_unpin(machine: "MachineState", ev: TraceEvent) -> None:
 
 def op_kmem_alloc(machine: "MachineState", ev: TraceEvent) -> None:
     t = _task(machine, ev)
-    if t < 0:
+    if t < 0:  # an OOM-killed task (or one that never started) made nothing: its kmem_free is ignored too
+        machine.failed_kmem.add(ev.need_object())
         return
     name = ev.need_object()
     if name in machine.kmem_by_name:
@@ -340,7 +343,8 @@ def op_kmem_free(machine: "MachineState", ev: TraceEvent) -> None:
 
 def op_sock_open(machine: "MachineState", ev: TraceEvent) -> None:
     t = _task(machine, ev)
-    if t < 0:
+    if t < 0:  # an OOM-killed task (or one that never started) opened nothing: its sock_close is ignored too
+        machine.failed_socks.add(ev.need_object())
         return
     name = ev.need_object()
     if name in machine.sock_by_name:
@@ -368,6 +372,10 @@ def op_sock_close(machine: "MachineState", ev: TraceEvent) -> None:
     name = ev.need_object()
     got = machine.sock_by_name.pop(name, None)
     if got is None:
+        if name in machine.failed_socks:
+            machine.failed_socks.discard(name)
+            machine.counters["ops_ignored"] += 1
+            return
         raise ev.error("object", f"socket {name} is not open")
     m, n = got
     if m < 0:
