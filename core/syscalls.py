@@ -223,8 +223,8 @@ def _file_access(machine: "MachineState", ev: TraceEvent, how: str = "read") -> 
             hi = size
     else:
         lo, hi = ev.range(machine.o_size[o])
-    if hi <= lo:
-        if how == "map":  # no page in range, but the VMA's vm_file holds the file until munmap
+    if hi <= lo:  # a map of no page still holds the file until munmap (the VMA's vm_file)
+        if how == "map":
             map_object(machine, t, o, lo, lo)
         return
     if how == "map":
