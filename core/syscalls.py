@@ -191,9 +191,8 @@ def op_file_map(machine: "MachineState", ev: TraceEvent) -> None:
 
 
 def _file_access(machine: "MachineState", ev: TraceEvent, how: str = "read") -> None:
-    # the common case of _task / _object inline (a live task, an existing object): the
-    # most frequent op; anything else takes the full lookup, which counts or raises
-    # (no test for None on this path: a row without a task or object finds nothing, then raises)
+    # _task / _object inline for the common case (a live task, an existing object); anything else takes
+    # the full lookup, which counts or raises (a row without a task or object finds nothing, then raises)
     t = machine.task_by_name.get(ev.task, -1)  # type: ignore[arg-type]  # None: see above
     if t < 0 or not machine.t_alive[t]:
         t = _task(machine, ev)
