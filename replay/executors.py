@@ -196,6 +196,8 @@ EVENT_BYTES = 49
 MACHINE_MIB, PACKED_MACHINE_MIB = 2.0, 0.2
 #: an actor process before it holds any machine (Python, numpy, pyarrow, Ray's worker)
 BASE_MIB = 256
+#: longest wait for the nodes to remove a run's scratch folders (``RayExecutor.cleanup``)
+CLEANUP_S = 30.0
 
 
 def shard_memory_mib(spec: ShardSpec, cfg: ExecutorCfg) -> int:
@@ -377,7 +379,16 @@ class RayExecutor:
         self.pieces = {}
         refs = [remove_scratch.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
                 .remote(self.scratch) for n in alive_nodes()]
-        ray.get(refs, timeout=self.cfg.timeout_s)
+        # best effort: a node that has just died (not yet known as dead) never runs its task, and
+        # a run whose results are written must not fail for that
+        done, late = ray.wait(refs, num_returns=len(refs), timeout=min(CLEANUP_S, self.cfg.timeout_s))
+        for ref in done:
+            try:
+                ray.get(ref)
+            except ray.exceptions.RayError:
+                pass
+        for ref in late:
+            ray.cancel(ref)
 
 
 def make_executor(cfg: ExecutorCfg, ray_cfg: RayCfg) -> Executor:

@@ -30,7 +30,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 NET = "10.231.0"
-NODES = ("head", "w1", "w2")  # address NET.1, NET.2, NET.3
+NODES = ("head", "w1", "w2")  # the tests' cluster: addresses NET.1, NET.2, NET.3
 GCS_PORT, REDIS_PORT = 6379, 6390
 #: node death is noticed after failure_threshold health checks (Ray's default: 5 x 3 s)
 FAST_HEALTH = {"RAY_health_check_period_ms": "500", "RAY_health_check_timeout_ms": "1000",
@@ -64,8 +64,10 @@ def netns_usable() -> str:
 class NetnsCluster:
     """Three Ray nodes and a redis-server in network namespaces of their own (see the module docstring)."""
 
-    def __init__(self, root: Path, hidden: Path) -> None:
+    def __init__(self, root: Path, hidden: Path, workers: int = 2, cpus: int = 1) -> None:
         self.root, self.hidden = root, hidden  # root: short (Ray's socket paths), hidden: the driver's folder
+        self.nodes = ("head", *(f"w{i + 1}" for i in range(workers)))  # addresses NET.1, NET.2, ...
+        self.cpus = cpus  # Ray CPUs per node
         self.tag = f"mr{os.getpid()}"
         self.procs: dict[str, subprocess.Popen] = {}
         self.made: list[str] = []
@@ -75,7 +77,7 @@ class NetnsCluster:
         return f"{self.tag}-{node}"
 
     def ip_of(self, node: str) -> str:
-        return f"{NET}.{NODES.index(node) + 1}"
+        return f"{NET}.{self.nodes.index(node) + 1}"
 
     @property
     def address(self) -> str:
@@ -98,7 +100,7 @@ class NetnsCluster:
         self.made.append(hub)
         _ip("-n", hub, "link", "add", "br0", "type", "bridge")
         _ip("-n", hub, "link", "set", "br0", "up")
-        for node in NODES:
+        for node in self.nodes:
             ns = self.ns(node)
             _ip("netns", "add", ns)
             self.made.append(ns)
@@ -110,12 +112,12 @@ class NetnsCluster:
         self._start("redis", "head", ["redis-server", "--bind", self.ip_of("head"), "--port", str(REDIS_PORT),
                                       "--save", "", "--appendonly", "no", "--dir", str(self.root),
                                       "--protected-mode", "no"])  # no password: the namespaces are private
-        common = ["--num-cpus=1", "--object-store-memory=100000000", "--disable-usage-stats", "--block"]
+        common = [f"--num-cpus={self.cpus}", "--object-store-memory=100000000", "--disable-usage-stats", "--block"]
         # each node its own temp dir (a worker node would otherwise share the head's session folder)
         self._start("head", "head", ["ray", "start", "--head", f"--node-ip-address={self.ip_of('head')}",
                                      f"--port={GCS_PORT}", "--include-dashboard=false",
                                      f"--temp-dir={self.root / 'head' / 'ray'}", *common])
-        for node in NODES[1:]:
+        for node in self.nodes[1:]:
             self._start(node, node, ["ray", "start", f"--address={self.address}",
                                      f"--node-ip-address={self.ip_of(node)}", f"--temp-dir={self.root / node / 'ray'}",
                                      *common], hide=True)
@@ -170,7 +172,7 @@ class NetnsCluster:
                               env=dict(self.env("head"), RAY_ADDRESS=self.address), cwd=ROOT,
                               capture_output=True, text=True, timeout=timeout, check=False)
         if not out.exists():
-            logs = "\n".join(f"{n} log:\n{self.log(n)}" for n in NODES)
+            logs = "\n".join(f"{n} log:\n{self.log(n)}" for n in self.nodes)
             raise AssertionError(f"driver failed ({proc.returncode}):\n{proc.stderr[-4000:]}\n{logs}")
         return dict(json.loads(out.read_text()), stderr=proc.stderr)
 
@@ -370,6 +372,27 @@ def test_shards_that_do_not_fit_the_nodes_are_refused_before_any_actor_starts(ra
     with pytest.raises(ConfigError, match=r"3 shards need about [\d,]+ MiB and the Ray cluster offers"):
         ex.start([_spec(1, 10)] * 3)
     assert ex.actors == []
+
+
+def test_cleanup_removes_the_runs_scratch_folder_and_survives_a_node_it_cannot_reach(ray_session, monkeypatch):
+    import replay.executors as ex
+    from replay.config import ExecutorCfg, RayCfg
+    from replay.shard import node_scratch
+
+    executor = ex.RayExecutor(ExecutorCfg(timeout_s=60), RayCfg())
+    left = Path(node_scratch(executor.scratch), "synth-0000.parquet")  # this host is the session's one node
+    left.parent.mkdir(parents=True)
+    left.write_bytes(b"events")
+    other = Path(node_scratch("run-of-someone-else"))
+    other.mkdir(parents=True, exist_ok=True)
+    real = ex.alive_nodes()
+    gone = dict(real[0], NodeID="ab" * 28)  # a node listed alive that no longer exists
+    monkeypatch.setattr(ex, "alive_nodes", lambda: [gone, *real])
+    t0 = time.monotonic()
+    executor.cleanup()
+    assert not left.parent.exists() and other.exists()
+    assert time.monotonic() - t0 < ex.CLEANUP_S + 10
+    other.rmdir()
 
 
 def test_setup_is_reported_before_the_first_round(compose_replay, capsys):
