@@ -400,12 +400,27 @@ def make_executor(cfg: ExecutorCfg, ray_cfg: RayCfg) -> Executor:
     raise ValueError(f"executor.kind: {cfg.kind!r} is not one of local, ray")
 
 
-def shard_count(cfg: ExecutorCfg, machines: int) -> int:
-    """Shards to use: ``cfg.shards`` or, when 0, one per Ray CPU (local: 1); at most ``machines``."""
+def shard_count(cfg: ExecutorCfg, machines: int, events: int = -1) -> int:
+    """Shards to use: ``cfg.shards`` or, when 0, one per Ray CPU (local: 1) -- and with Ray, when the
+    memory is estimated (``shard_memory_mib`` 0) and the ``events`` of these machines are known, at
+    least as many as it takes for each shard to fit the largest node (``shards_to_fit``); at most
+    ``machines``."""
     n = cfg.shards
     if n <= 0:
         n = ray_cpus() if cfg.kind == "ray" else 1
+        if cfg.kind == "ray" and cfg.shard_memory_mib == 0 and events >= 0:
+            n = max(n, shards_to_fit(machines, events, cfg.pack_above == 0, _cluster().memory_mib))
     return max(1, min(n, machines))
+
+
+def shards_to_fit(machines: int, events: int, packed: bool, node_mib: list[int]) -> int:
+    """The fewest shards of ``machines`` machines and ``events`` events each of which fits the
+    largest node's memory (``shard_memory_mib``'s estimate); 1 when no node reports memory."""
+    room = max(node_mib, default=0) - BASE_MIB
+    if room <= 0:
+        return 1
+    need = machines * (PACKED_MACHINE_MIB if packed else MACHINE_MIB) + events * EVENT_BYTES / (1 << 20)
+    return max(1, -(-int(need) // room))
 
 
 __all__ = ["Executor", "LocalExecutor", "RayExecutor", "make_executor", "shard_count", "ensure_ray",

@@ -359,6 +359,24 @@ def test_shard_memory_grows_with_machines_and_events_and_can_be_set():
     assert shard_memory_mib(_spec(10, 1000), ExecutorCfg(shard_memory_mib=-1)) == 0
 
 
+def test_shard_count_grows_until_each_shard_fits_the_largest_node(ray_session):
+    from replay.config import ExecutorCfg
+    from replay.executors import EVENT_BYTES, alive_nodes, ray_cpus, shard_count, shards_to_fit
+
+    assert shards_to_fit(100, 50_000_000, False, [1000, 600]) == 4  # 200 + 2384 MiB over 744 MiB of room
+    assert shards_to_fit(100, 50_000_000, True, [1000]) == 4  # 20 + 2384 MiB
+    assert shards_to_fit(100, 1000, False, [1000]) == 1
+    assert shards_to_fit(100, 1000, False, []) == 1  # no node says how much memory it has
+    node_mib = max(int(n["Resources"]["memory"]) >> 20 for n in alive_nodes())
+    events = node_mib * 3 * (1 << 20) // EVENT_BYTES  # three nodes' worth of events
+    auto = ExecutorCfg(kind="ray")
+    assert shard_count(auto, 1000, 1000) == ray_cpus() == 2  # small: one shard per CPU
+    assert shard_count(auto, 10, events) == 4  # 3 nodes' worth plus the actors' base memory
+    assert shard_count(auto, 3, events) == 3  # never more shards than machines
+    assert shard_count(ExecutorCfg(kind="ray", shards=2), 1000, events) == 2  # an explicit count stays
+    assert shard_count(ExecutorCfg(kind="ray", shard_memory_mib=100), 1000, events) == 2  # so does an explicit size
+
+
 def test_shards_that_do_not_fit_the_nodes_are_refused_before_any_actor_starts(ray_session):
     from core.errors import ConfigError
     from replay.config import ExecutorCfg, RayCfg
