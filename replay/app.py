@@ -67,12 +67,13 @@ def shard_specs(plan: Plan, cfg: ReplayConfig, policy: str, run: str,
                 store: Optional[RunStore]) -> list[ShardSpec]:
     """One spec per shard of ``plan`` for replaying ``policy``."""
     kwargs = machine_config_kwargs(cfg, plan.mem_bytes)
-    per_machine = _expected_per_machine(plan.synth, cfg.seed) if plan.synth is not None else 0.0
+    sized = cfg.executor.kind == "ray" and cfg.executor.shard_memory_mib == 0  # else nobody reads ShardSpec.events
+    per_machine = _expected_per_machine(plan.synth, cfg.seed) if plan.synth is not None and sized else -1.0
     return [ShardSpec(i, s.machines, s.first_machine, s.trace_path, kwargs, policy, cfg.seed,
                       cfg.executor.step_s * 1_000_000, cfg.executor.checkpoint_every_s * 1_000_000,
                       run, plan.layout, store, plan.synth, knobs_dict(cfg.policy.knobs), plan.t_end_us,
                       pack=0 <= cfg.executor.pack_above < len(s.machines),
-                      events=s.events if s.events >= 0 else int(per_machine * len(s.machines)))
+                      events=s.events if s.events >= 0 else max(-1, int(per_machine * len(s.machines))))
             for i, s in enumerate(plan.shards)]
 
 
@@ -112,7 +113,8 @@ def _replay_policies(cfg: ReplayConfig, todo: list[str], keys: dict[str, str], s
     with tempfile.TemporaryDirectory(dir=run_dir, prefix=WORK_PREFIX) as work, _cleaned(executor):
         # trace.pop(): once written into the shards' partitions the table is not held any more
         fleet, events = _fleet_events(cfg, trace[0])
-        plans = make_plans(cfg, lambda machines: shard_count(cfg.executor, machines, events * machines // max(fleet, 1)),
+        plans = make_plans(cfg, lambda machines: shard_count(cfg.executor, machines,
+                                                             events * machines // fleet if events >= 0 else -1),
                            work, reuse=len(todo) > 1, loaded=trace.pop())
         setup.note(f"{len(plans[0].machines)} machines in {len(plans)} wave{'s' if len(plans) > 1 else ''} of "
                    f"{len(plans[0].shards)} shard{'s' if len(plans[0].shards) > 1 else ''}; "

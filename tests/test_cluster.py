@@ -413,9 +413,11 @@ def test_cleanup_removes_the_runs_scratch_folder_and_survives_a_node_it_cannot_r
     other.rmdir()
 
 
-def test_setup_is_reported_before_the_first_round(compose_replay, capsys):
+def test_setup_is_reported_before_the_first_round(compose_replay, capsys, monkeypatch):
+    import replay.app as app
     from replay.app import run
 
+    monkeypatch.setattr(app, "_PER_MACHINE", {})
     run(compose_replay("executor=local", *QUICK, "trace=tiny", "executor.shards=2", "progress=true",
                        "+trace.params.duration_s=120", output="notes"))
     err = capsys.readouterr().err.splitlines()
@@ -424,6 +426,7 @@ def test_setup_is_reported_before_the_first_round(compose_replay, capsys):
                                  "[setup] 4 machines in 1 wave of 2 shards; 1 policy to replay",
                                  "[none] setting up shard 1/2 (2 machines)",
                                  "[none] setting up shard 2/2 (2 machines)"]
+    assert app._PER_MACHINE == {}  # in-process nothing is sized: no machine generated to estimate events
 
 
 if __name__ == "__main__":
