@@ -11,7 +11,8 @@ the trace pieces come through Ray and scratch files stay on the node.
 
 The driver runs in the head's namespace (``python tests/test_cluster.py <json>``, see ``_driver``),
 as a job submitted on a head node would. Needs root (``ip netns``), iproute2 and redis-server;
-.ci/run installs both.
+.ci/run installs both. Where namespaces are unavailable (or with ``MEMCG_REPLAY_TEST_CLUSTER=local``)
+the same tests run on ``ray.cluster_utils.Cluster`` (``LocalCluster``) with ``REDIS_URL`` as the store.
 """
 
 from __future__ import annotations
@@ -86,6 +87,9 @@ class NetnsCluster:
     @property
     def redis_url(self) -> str:
         return f"redis://{self.ip_of('head')}:{REDIS_PORT}/0"
+
+    def worker_addresses(self) -> str:
+        return ", ".join(self.ip_of(n) for n in self.nodes[1:])
 
     def env(self, node: str) -> dict[str, str]:
         tmp = self.root / node / "tmp"  # the node's TMPDIR: its shards' scratch folders
@@ -177,6 +181,61 @@ class NetnsCluster:
         return dict(json.loads(out.read_text()), stderr=proc.stderr)
 
 
+class LocalCluster:
+    """Where network namespaces are unavailable: ``ray.cluster_utils.Cluster``, a head and two worker
+    raylets on this host (one address for all), ``REDIS_URL`` as the store. Each node has its own
+    TMPDIR (scratch folders); the driver's folder is not hidden from the worker nodes, and losing a
+    node is its raylet killed (its workers and object store go with it)."""
+
+    def __init__(self, root: Path, hidden: Path, redis_url: str) -> None:
+        self.root, self.hidden, self.redis_url = root, hidden, redis_url
+        self.tag = f"mr{os.getpid()}"
+        self.nodes = NODES
+        self.by_name: dict = {}
+
+    def up(self) -> None:
+        from ray.cluster_utils import Cluster
+
+        common = {"num_cpus": 1, "object_store_memory": 100_000_000}
+        fast = {k[4:]: int(v) for k, v in FAST_HEALTH.items()}  # RAY_health_check_... -> health_check_...
+        self.cluster = Cluster(initialize_head=True, head_node_args=dict(
+            common, include_dashboard=False, env_vars=self._env("head"), _system_config=fast))
+        self.by_name["head"] = self.cluster.head_node
+        for node in NODES[1:]:
+            self.by_name[node] = self.cluster.add_node(**common, env_vars=self._env(node))
+        self.cluster.wait_for_nodes()
+
+    def _env(self, node: str) -> dict[str, str]:
+        tmp = self.root / node / "tmp"
+        tmp.mkdir(parents=True, exist_ok=True)
+        return {"TMPDIR": str(tmp)}
+
+    @property
+    def address(self) -> str:
+        return self.cluster.address
+
+    def worker_addresses(self) -> str:
+        return self.cluster.head_node.node_ip_address
+
+    def down(self) -> None:
+        if hasattr(self, "cluster"):
+            self.cluster.shutdown()
+
+    def drive(self, job: dict, timeout: float = 240) -> dict:
+        from ray._private import ray_constants
+
+        victims = {n.node_id: {"pids": [p.process.pid for p in n.all_processes[ray_constants.PROCESS_TYPE_RAYLET]]}
+                   for name, n in self.by_name.items() if name != "head"}
+        out = self.hidden / f"job-{time.monotonic_ns()}.json"
+        job = dict(job, out=str(out), address=self.address, tag=self.tag, victims=victims)
+        env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+        proc = subprocess.run([sys.executable, __file__, json.dumps(job)], env=dict(env, RAY_ADDRESS=self.address),
+                              cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)
+        if not out.exists():
+            raise AssertionError(f"driver failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+        return dict(json.loads(out.read_text()), stderr=proc.stderr)
+
+
 # -- the driver, run in the head's namespace -----------------------------------------------------
 def _driver(job: dict) -> None:
     import io
@@ -204,9 +263,15 @@ def _driver(job: dict) -> None:
 
         if k == job.get("kill_at"):
             seen["before"] = executor.nodes()
-            victim = next(node for node in NODES[1:] if by_ip.get(f"{NET}.{NODES.index(node) + 1}") in seen["before"])
-            seen["victim"], seen["victim_id"] = victim, by_ip[f"{NET}.{NODES.index(victim) + 1}"]
-            seen["killed"] = _kill_ns(f"{job['tag']}-{victim}")
+            # a worker node that holds a shard: its namespace, or (LocalCluster) its raylet's pid
+            victims = job.get("victims") or {by_ip[f"{NET}.{i + 1}"]: {"ns": f"{job['tag']}-{node}"}
+                                               for i, node in enumerate(NODES) if i and f"{NET}.{i + 1}" in by_ip}
+            seen["victim_id"], how = next((n, v) for n, v in victims.items() if n in seen["before"])
+            if "ns" in how:
+                seen["killed"] = _kill_ns(how["ns"])
+            else:  # the raylet and the shard actors on its node, at once (workers notice a dead raylet late)
+                here = [p for p, n in zip(executor.pids(), seen["before"]) if n == seen["victim_id"]]
+                seen["killed"] = _kill(how["pids"] + here)
         if k == job.get("check_at"):
             seen["after"] = executor.nodes()
             seen["restored"] = ray.get([a.restored_from.remote() for a in executor.actors], timeout=120)
@@ -228,7 +293,10 @@ def _driver(job: dict) -> None:
 
 def _kill_ns(ns: str) -> int:
     out = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True, timeout=60, check=False)
-    pids = [int(p) for p in out.stdout.split()]
+    return _kill([int(p) for p in out.stdout.split()])
+
+
+def _kill(pids: list[int]) -> int:
     for pid in pids:
         try:
             os.kill(pid, signal.SIGKILL)
@@ -243,12 +311,14 @@ pytestmark = [pytest.mark.ray, pytest.mark.timeout(600)]
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    why = netns_usable()
-    if why:
-        pytest.skip(f"no network namespaces here: {why}")
+    """The namespaces' cluster; else (or with MEMCG_REPLAY_TEST_CLUSTER=local) ``LocalCluster`` when
+    REDIS_URL names a Redis; else skip."""
+    why = netns_usable() if os.environ.get("MEMCG_REPLAY_TEST_CLUSTER", "netns") == "netns" else "not asked for"
+    if why and not os.environ.get("REDIS_URL"):
+        pytest.skip(f"no network namespaces here ({why}) and no REDIS_URL for ray.cluster_utils.Cluster")
     root = Path(tempfile.mkdtemp(prefix="mrc-", dir="/tmp"))  # short: Ray's socket paths
     hidden = tmp_path_factory.mktemp("driver")
-    c = NetnsCluster(root, hidden)
+    c = LocalCluster(root, hidden, os.environ["REDIS_URL"]) if why else NetnsCluster(root, hidden)
     try:
         c.up()
         yield c
@@ -294,7 +364,7 @@ def test_the_embedded_store_is_refused_on_a_multi_node_cluster(cluster):
     assert got["status"] == 2, got
     [line] = got["error"].splitlines()
     assert line.startswith("error: store: the embedded run store listens on this machine's loopback only")
-    assert "2 other nodes (10.231.0.2, 10.231.0.3)" in line and "use store=redis" in line
+    assert f"2 other nodes ({cluster.worker_addresses()})" in line and "use store=redis" in line
 
 
 def test_driver_interrupted_then_rerun_resumes_from_the_store(cluster, compose_replay):
@@ -414,11 +484,10 @@ def test_cleanup_removes_the_runs_scratch_folder_and_survives_a_node_it_cannot_r
 
 
 def test_setup_is_reported_before_the_first_round(compose_replay, capsys, monkeypatch):
-    import replay.app as app
-    from replay.app import run
+    from replay import app
 
     monkeypatch.setattr(app, "_PER_MACHINE", {})
-    run(compose_replay("executor=local", *QUICK, "trace=tiny", "executor.shards=2", "progress=true",
+    app.run(compose_replay("executor=local", *QUICK, "trace=tiny", "executor.shards=2", "progress=true",
                        "+trace.params.duration_s=120", output="notes"))
     err = capsys.readouterr().err.splitlines()
     first_round = next(i for i, line in enumerate(err) if "|" in line and "sim " in line)
