@@ -283,8 +283,10 @@ def netns_scaling(args: argparse.Namespace, argv: list[str]) -> int:
             wall = median_wall(got["runs"]["cluster"])
             rows.append((n, got["nodes"], wall, got["runs"]["cluster"][0]["events"], time.monotonic() - t0))
         finally:
-            c.down()
-            shutil.rmtree(root, ignore_errors=True)
+            try:
+                c.down()
+            finally:
+                shutil.rmtree(root, ignore_errors=True)
     base_n, _, base_wall, events, _ = rows[0]
     print(f"strong scaling, {args.machines:,} machines x {args.hours:g} h, {args.node_cpus} CPU(s) per node, "
           f"{os.cpu_count()} cores on this host:")

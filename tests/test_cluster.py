@@ -323,8 +323,10 @@ def cluster(tmp_path_factory):
         c.up()
         yield c
     finally:
-        c.down()
-        shutil.rmtree(root, ignore_errors=True)
+        try:
+            c.down()
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def _trace(folder: Path) -> Path:
