@@ -145,6 +145,8 @@ class ExecutorCfg:
     (0: all at once). A shard holds all its machines' events for the whole replay, so a fleet
     whose events do not fit in memory runs wave after wave; finished waves are kept in the
     run store, so an interrupted run resumes in the wave it stopped in. Same results.
+    ``shard_memory_mib``: memory each Ray shard actor declares, so Ray places no more shards on
+    a node than it holds (0: estimated from the shard's machines and expected events; -1: none).
     """
 
     kind: str = "ray"
@@ -155,6 +157,7 @@ class ExecutorCfg:
     max_restarts: int = 3
     pack_above: int = 1000
     wave_machines: int = 0
+    shard_memory_mib: int = 0
 
 
 @dataclass

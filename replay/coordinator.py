@@ -24,7 +24,7 @@ from core.metrics import expand_columns
 from replay.columns import FLEET_PERCENTILES, NOT_SUMMED, TIME, ZOMBIES
 from replay.executors import Executor
 from replay.plan import Plan
-from replay.progress import Progress
+from replay.progress import Progress, fmt_sim
 from replay.shard import Samples, concat_samples, pack, unpickle
 from replay.store import RunStore
 
@@ -250,7 +250,9 @@ def replay(plan: Plan, executor: Executor, specs: list, store: Optional[RunStore
     t0 = time.monotonic()
     co = Coordinator(plan, executor, store, run, step_us, checkpoint_every_us, progress)
     start = co.resume_point()
-    executor.start(specs)
+    if start >= 0:
+        progress.note(f"resuming from the commit at sim {fmt_sim(start)}")
+    executor.start(specs, progress.note)
     co.stats["start_s"] = time.monotonic() - t0
     try:
         events = co.run_rounds(start, on_step)
@@ -276,6 +278,7 @@ def replay_waves(plans: list[Plan], executor: Executor, specs_for: Callable[[Pla
     for k, plan in enumerate(plans):
         kept = store.get_wave(run, plan.layout) if store is not None else None
         if kept is not None:
+            progress_for(k).note("wave done in an earlier run; taken from the store")
             got = unpickle(kept)
             got.resumed_from_us = plan.t_end_us  # nothing replayed again
         else:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import gc
 import os
 import pickle
+import tempfile
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -70,6 +71,13 @@ class ShardSpec:
     t_end_us: int = 0
     # keep each machine as a compressed pickle between rounds (``ExecutorCfg.pack_above``)
     pack: bool = False
+    # Ray: an object ref to the bytes of this shard's Parquet partition (replaces ``trace_path``,
+    # so that no node but the driver's needs to see the driver's files)
+    trace_ref: Any = None
+    # non-empty: ``trace_path`` is a file name in this node's scratch folder ``node_scratch(scratch)``
+    # (generated synthetic events kept for the next policy on the node the shard runs on)
+    scratch: str = ""
+    events: int = -1             # events of its machines (synthetic: expected); sizes the actor's memory
 
 
 @dataclass
@@ -84,6 +92,19 @@ class StepResult:
     busy_s: float = 0.0          # wall seconds this call spent replaying (diagnostics, never in outputs)
     cpu_s: float = 0.0           # CPU seconds of the calling thread in this call (load-independent)
     checkpoint_s: float = 0.0    # wall seconds of it spent writing checkpoints
+
+
+#: the folder, under the node's temp dir, that holds per-run scratch folders (``node_scratch``)
+SCRATCH_DIR = "memcg-replay-scratch"
+
+
+def node_scratch(name: str) -> str:
+    """This node's scratch folder for run ``name``: ``<temp dir of this process>/memcg-replay-scratch/<name>``.
+
+    Every process Ray starts on a node has the same temp dir (``TMPDIR``, else /tmp), so the
+    shards and the clean-up task of one node agree on it; no other node sees it.
+    """
+    return os.path.join(tempfile.gettempdir(), SCRATCH_DIR, name)
 
 
 def concat_samples(parts: list[Samples]) -> Samples:
@@ -173,6 +194,11 @@ class Shard:
         s = self.spec
         if s.synth is not None:
             by_id = dict(machine_batches(self._synthetic_table(), f"synthetic seed {s.seed}"))
+        elif s.trace_ref is not None:
+            import ray  # the Ray executor shipped the partition through the object store
+
+            piece = ray.get(s.trace_ref)
+            by_id = dict(machine_batches(pq.read_table(pa.BufferReader(piece)), f"shard {s.index}'s partition"))
         else:
             by_id = dict(machine_batches(pq.read_table(s.trace_path), s.trace_path))
         missing = [m for m in s.machines if m not in by_id]
@@ -184,14 +210,16 @@ class Shard:
         """This shard's generated events: read back from ``trace_path`` if an earlier policy's
         shard left them there, else generated (and left there when the spec names a path)."""
         s = self.spec
-        if s.trace_path and os.path.exists(s.trace_path):
-            return pq.read_table(s.trace_path)
+        path = os.path.join(node_scratch(s.scratch), s.trace_path) if s.scratch and s.trace_path else s.trace_path
+        if path and os.path.exists(path):
+            return pq.read_table(path)
         # generation is per machine deterministic: machine i of the fleet is generator index i
         params = SynthParams(**s.synth)  # type: ignore[arg-type]
         table = pa.concat_tables([generate_machine(params, s.seed, s.first_machine + i)
                                   for i in range(len(s.machines))])
-        if s.trace_path:
-            write_trace(table, s.trace_path)  # atomic: a shard killed mid-write leaves no partial file
+        if path:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            write_trace(table, path)  # atomic: a shard killed mid-write leaves no partial file
         return table
 
     def _seek(self) -> None:
