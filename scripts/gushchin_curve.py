@@ -10,7 +10,7 @@ holds the zombies at the end, the knob's least-squares value, and a PNG plot.
 
     python scripts/gushchin_curve.py [--machines 8] [--days 7] [--seed 1] [--mem-gib G] [--out docs/gushchin_curve.png]
 
-Published (KERNEL-MODEL.md §3; "mm: reparent slab memory on cgroup removal", v3, 2019-05-08,
+Published (KERNEL-MODEL §3; "mm: reparent slab memory on cgroup removal", v3, 2019-05-08,
 <20190508202458.550808-1-guro@fb.com>): 39, 338, 580, 827, 1098, 1349, 1574 by day 0-6
 without slab reparenting, 23-55 with it.
 """
