@@ -16,7 +16,9 @@ from traces.validate import validate_table
 
 def _small(name: str) -> SynthParams:
     p = PRESETS[name]
-    return dataclasses.replace(p, machines=min(p.machines, 2), duration_s=min(p.duration_s, 900.0))
+    # 15 minutes, or long enough for about 100 pods on a preset with little churn (fb2019_host)
+    return dataclasses.replace(p, machines=min(p.machines, 2),
+                               duration_s=min(p.duration_s, max(900.0, 100 / p.pod_arrival_per_s)))
 
 
 @pytest.fixture(scope="module")
