@@ -18,6 +18,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -339,6 +340,12 @@ def check_config(cfg: ReplayConfig) -> None:
         problems.append(f"fleet.machines: {cfg.fleet.machines} is negative (0 keeps every machine of the trace)")
     if cfg.fleet.sample_interval_s <= 0:
         problems.append("fleet.sample_interval_s must be > 0")
+    for key in ("mem_gib", "swap_gib"):  # sizes in GiB must be finite numbers (nan or inf are not sizes)
+        v = getattr(cfg.machine, key)
+        if v is not None and not math.isfinite(v):
+            problems.append(f"machine.{key}: {v} is not a finite size")
+    if problems:
+        raise ConfigError("; ".join(problems))
     from core.state import MachineConfig
 
     try:  # the machine's own rules (core.state.MachineConfig.validate), now rather than in a shard
