@@ -265,6 +265,12 @@ def _sock_close(r: _Row, n: _Names) -> tuple[str, str]:
     return f"close socket {r.text('object')}", f"kc_sh /bin/helper sockclose {sock} {_HOLDER}"
 
 
+def _drop_caches(r: _Row, n: _Names) -> tuple[str, str]:
+    if r.flags() & Flag.INODES:  # echo 3: page cache, then unused dentries and inodes
+        return "drop caches and inodes", "kc_drop_caches 3"
+    return "drop caches", "kc_drop_caches"
+
+
 def _simple(label: str, shell: str) -> Callable[[_Row, _Names], tuple[str, str]]:
     return lambda r, n: (label, shell)
 
@@ -295,7 +301,7 @@ _TRANSLATORS: dict[Op, Callable[[_Row, _Names], tuple[str, str]]] = {
     Op.RECLAIM: _reclaim,
     Op.SWAP_ON: _swap_on,
     Op.SWAP_OFF: _simple("swapoff", "kc_swapoff"),
-    Op.DROP_CACHES: _simple("drop caches", "kc_drop_caches"),
+    Op.DROP_CACHES: _drop_caches,
     Op.SYNC: _simple("sync", "kc_sh sync"),
     Op.MEMORY: _unsupported,  # the VM's RAM is fixed (vm.py)
     Op.SOCK_OPEN: _sock_open,

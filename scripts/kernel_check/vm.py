@@ -109,12 +109,13 @@ def kvm_usable(cache: Path, art: Artifacts, work: Path) -> bool:
     return ok
 
 
-def _run_once(art: Artifacts, script: Script, work: Path, accel: str, timeout: float) -> BootResult:
+def _run_once(art: Artifacts, script: Script, work: Path, accel: str, timeout: float,
+              rendered: str | None = None) -> BootResult:
     work.mkdir(parents=True, exist_ok=True)
     for name in ("console.log", "out.log"):
         (work / name).unlink(missing_ok=True)
     initrd = work / "initrd.gz"
-    initrd.write_bytes(initramfs.build(art, script.render()))
+    initrd.write_bytes(initramfs.build(art, script.render() if rendered is None else rendered))
     disk, swap = _make_disks(work, script.swap_bytes)
     cmd = qemu_command(art, initrd, disk, swap, work, accel, os.environ.get("MEMCG_REPLAY_KC_APPEND", ""))
     _, seconds = _boot(cmd, work, timeout)
@@ -124,8 +125,12 @@ def _run_once(art: Artifacts, script: Script, work: Path, accel: str, timeout: f
 
 
 def run_script(art: Artifacts, script: Script, work: Path, cache: Path, accel: str = "auto",
-               timeout: float = 600.0) -> BootResult:
-    """Boot once and run ``script``; ``accel`` is "auto", "kvm" or "tcg"."""
+               timeout: float = 600.0, rendered: str | None = None) -> BootResult:
+    """Boot once and run ``script``; ``accel`` is "auto", "kvm" or "tcg".
+
+    ``rendered`` replaces ``script.render()`` as the VM's steps (a batch of traces,
+    ``randomized.render_batch``); ``script`` then only sizes the swap disk.
+    """
     if accel == "auto":
         accel = "kvm" if kvm_usable(cache, art, work) else "tcg"
-    return _run_once(art, script, work, accel, timeout)
+    return _run_once(art, script, work, accel, timeout, rendered)
