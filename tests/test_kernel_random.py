@@ -39,13 +39,23 @@ def test_every_generated_trace_runs_in_the_vm_harness_and_the_model(seed: int, t
 
 
 def test_batch_output_is_cut_per_trace_and_a_failed_reset_drops_the_rest() -> None:
-    text = "\n".join([
-        "KC-BEGIN 6.1.0-57-cloud-amd64", "KC -1 / nr_dying_descendants 0", "KC -1 / rc 0",
-        "KC-TRACE 0", "KC-INFO mem 1000 1 2", "KC -1 / nr_dying_descendants 0", "KC -1 / rc 0",
-        "KC 0 / nr_dying_descendants 0", "KC 0 / rc 0", "KC-TRACE-END 0",
-        "KC-TRACE 1", "KC-INFO mem 900 1 2", "KC -1 / rc 0", "KC 0 / rc 1",
-        "KC-RESET-FAIL 1 nr_dying_descendants 1", "KC-END",
-    ])
+    text = """KC-BEGIN 6.1.0-57-cloud-amd64
+KC -1 / nr_dying_descendants 0
+KC -1 / rc 0
+KC-TRACE 0
+KC-INFO mem 1000 1 2
+KC -1 / nr_dying_descendants 0
+KC -1 / rc 0
+KC 0 / nr_dying_descendants 0
+KC 0 / rc 0
+KC-TRACE-END 0
+KC-TRACE 1
+KC-INFO mem 900 1 2
+KC -1 / rc 0
+KC 0 / rc 1
+KC-RESET-FAIL 1 nr_dying_descendants 1
+KC-END
+"""
     release, parts = R.split_output(text)
     assert release == "6.1.0-57-cloud-amd64" and list(parts) == [0]
     from scripts.kernel_check.parse import parse_output

@@ -35,6 +35,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.errors import TraceError
 from scripts.kernel_check import fetch, vm
 from scripts.kernel_check.compare import ScenarioResult
 from scripts.kernel_check.parse import VmOutputError, parse_output
@@ -352,7 +353,7 @@ class Trace:
     script: Script
 
     @classmethod
-    def make(cls, name: str, rows: list[Row], work: Path) -> "Trace":
+    def make(cls, name: str, rows: list[Row], work: Path) -> Trace:
         rows = retime(rows)
         path = work / f"{name}.csv"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -469,6 +470,23 @@ def _deps(rows: list[Row], i: int) -> set[int]:
     return out
 
 
+def runnable(rows: list[Row]) -> bool:
+    """Do the VM harness and the model both accept ``rows``?"""
+    import tempfile
+
+    from scripts.kernel_check.simulate import simulate
+    from traces.io import read_trace
+
+    try:
+        translate(retime(rows), "candidate")
+        with tempfile.TemporaryDirectory() as tmp:
+            t = Trace.make("candidate", rows, Path(tmp))
+            simulate(read_trace(t.path), str(t.path), "6.1", 460 * MIB)
+    except TraceError:
+        return False
+    return True
+
+
 def candidates(rows: list[Row], limit: int = 24) -> list[list[Row]]:
     """Smaller traces: one row and its dependents removed each (distinct, largest removals first)."""
     seen, out = set(), []
@@ -479,11 +497,8 @@ def candidates(rows: list[Row], limit: int = 24) -> list[list[Row]]:
             continue
         seen.add(key)
         cand = [r for j, r in enumerate(rows) if j not in drop]
-        try:
-            translate(retime(cand), "candidate")
-        except Exception:
-            continue
-        out.append(cand)
+        if runnable(cand):
+            out.append(cand)
     out.sort(key=len)
     return out[:limit]
 
