@@ -14,12 +14,15 @@ Kernel behaviour modelled (found by the real-kernel check, docs/kernel-validatio
 - drop_caches cannot drop dirty pages (``invalidate_mapping_pages`` skips them).
 - the inode is attached to the writeback context of the memcg that first dirtied it
   (``inode_attach_wb``). At rmdir, ``wb_memcg_offline`` kills that memcg's cgwbs and
-  ``cleanup_offline_cgwb`` switches their clean inodes to the nearest live
-  ancestor's wb; a wb that still has dirty inodes is skipped and the cleanup is not
-  re-run, so the cgwb (which holds a css reference, ``cgwb_create``) pins the dying
-  memcg until the inode is released: the file deleted or its inode evicted
-  (drop_caches with inodes, umount). This corrects KERNEL-MODEL.md section 1, which has
-  the switch as "asynchronous and short" for every inode.
+  queues ``cleanup_offline_cgwbs_workfn``, which walks every offline cgwb of the machine:
+  a wb with any dirty inode (``wb_has_dirty_io``) is skipped, and the others have all
+  their inodes switched to the nearest live ancestor's wb, which releases the wb and the
+  css reference it holds (``cgwb_create``). A skipped wb is retried at the next memcg
+  offline, whichever memcg that is; until then, or until its inodes are released (the
+  file deleted, the inode evicted by drop_caches with inodes or umount), it pins the
+  dying memcg. This corrects KERNEL-MODEL.md section 1, which has the switch as
+  "asynchronous and short" for every inode, and the model's earlier rule (D3) that the
+  cleanup is never re-run.
 Not modelled: foreign-inode switching (``inode_switch_wbs`` when another memcg
 dominates an inode's writeback) and dirty throttling.
 """
@@ -78,15 +81,40 @@ def inode_dirty(machine: "MachineState", o: int) -> bool:
 
 
 def wb_memcg_offline(machine: "MachineState", m: int) -> None:
-    """wb_memcg_offline + cleanup_offline_cgwb: switch clean inodes up, pin on dirty ones."""
+    """wb_memcg_offline: memcg ``m``'s cgwb is killed and joins the offline cgwbs (each of its inodes
+    keeps it, and it keeps ``m``: ``cgwb_create``'s css_get); then the cleanup runs over them all."""
     for o in sorted(machine.wb_inodes.pop(m, ())):
-        if inode_dirty(machine, o):
-            machine.wb_pinned[o] = m
-            machine.mem.wb_pin[m] += 1
-        else:
-            a = machine.mem.nearest_online(m)
+        machine.wb_pinned[o] = m
+        machine.mem.wb_pin[m] += 1
+    cleanup_offline_cgwbs(machine)
+
+
+def cleanup_offline_cgwbs(machine: "MachineState") -> None:
+    """cleanup_offline_cgwbs_workfn (mm/backing-dev.c), queued by every wb_memcg_offline: for every
+    offline cgwb, skip it while ``wb_has_dirty_io(wb)`` (any of its inodes dirty), else switch all
+    its inodes to the nearest live ancestor's wb (``cleanup_offline_cgwb``: b_attached and
+    b_dirty_time), which drops the last wb reference and, in ``cgwb_release_workfn``, the memcg's.
+
+    So a cgwb skipped at its own offline is retried at every later memcg offline on the machine,
+    and released at the first one after its inodes were written back (or at inode eviction)."""
+    pinned = machine.wb_pinned
+    if not pinned:
+        return
+    by_wb: dict[int, list[int]] = {}
+    for o, m in pinned.items():
+        by_wb.setdefault(m, []).append(o)
+    for m in sorted(by_wb):
+        inodes = by_wb[m]
+        if any(inode_dirty(machine, o) for o in inodes):
+            continue
+        a = machine.mem.nearest_online(m)
+        attached = machine.wb_inodes.setdefault(a, set())
+        for o in sorted(inodes):
+            del pinned[o]
             machine.o_wb[o] = a
-            machine.wb_inodes.setdefault(a, set()).add(o)
+            attached.add(o)
+        machine.mem.wb_pin[m] -= len(inodes)
+        css_put(machine, m)
 
 
 def inode_detach_wb(machine: "MachineState", o: int) -> None:

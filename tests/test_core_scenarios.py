@@ -334,6 +334,29 @@ def test_dirty_at_rmdir_pins_the_zombie_through_its_writeback_context():
     assert not s.dying("/a")
 
 
+def test_a_later_offline_retries_the_cgwb_cleanup_once_written_back():
+    # mm/backing-dev.c: every wb_memcg_offline() queues cleanup_offline_cgwbs_workfn(), which walks
+    # every offline cgwb: one still dirty is skipped again, one written back since has its inodes
+    # switched to the nearest live ancestor, and is released with the memcg it pinned
+    s = Sim().mkdir("/a", "/b", "/c").start("t", "/a").create("log", size=0).write("t", "log", MiB)
+    s.exit("t").rmdir("/a").rmdir("/b")
+    assert s.dying("/a")  # still dirty at the retry of /b's offline
+    s.sync().drop_caches()
+    assert s.dying("/a") and s.st("/")["file"] == 0  # written back and dropped, but nothing re-ran the cleanup
+    s.rmdir("/c")
+    assert not s.dying("/a") and s.m.o_wb[s.m.obj_by_name["log"]] == 0
+
+
+def test_a_dirty_inode_keeps_the_whole_cgwb_and_its_clean_inodes():
+    # cleanup_offline_cgwbs_workfn skips a wb while wb_has_dirty_io(wb): its clean inodes stay on it too
+    s = Sim().mkdir("/p", "/p/a", "/q").start("t", "/p/a").create("x", size=0).create("y", size=0)
+    s.write("t", "x", MiB).sync().write("t", "y", MiB).exit("t").rmdir("/p/a")
+    a = next(iter(s.m.mem.dying))
+    assert s.m.o_wb[s.m.obj_by_name["x"]] == a and s.m.mem.wb_pin[a] == 2
+    s.sync().drop_caches().rmdir("/q")
+    assert not s.dying("/p/a") and s.m.o_wb[s.m.obj_by_name["x"]] == s.m.mem.by_path["/p"]
+
+
 def test_clean_at_rmdir_switches_the_inode_to_the_parent():
     s = Sim().mkdir("/p", "/p/a").start("t", "/p/a").create("log", size=0).write("t", "log", MiB).sync()
     s.exit("t").rmdir("/p/a").drop_caches()
