@@ -23,6 +23,12 @@ Kernel behaviour modelled (found by the real-kernel check, docs/kernel-validatio
   dying memcg. This corrects KERNEL-MODEL.md section 1, which has the switch as
   "asynchronous and short" for every inode, and the model's earlier rule (D3) that the
   cleanup is never re-run.
+- atime (``touch_atime``): under the machine's ``atime`` mount option (default ``relatime``, what
+  Linux mounts with unless told otherwise), a read or mmap of a disk file whose mtime is not
+  older than its atime (the first read after a create or a write) updates atime, which
+  attaches an unattached inode to the reader's memcg's wb and, except under ``lazytime``,
+  dirties the inode until it is written back (``dirty_expire_us`` or ``sync``): a reader
+  removed within that time leaves its memcg pinned by the cgwb until the next offline after it.
 Not modelled: foreign-inode switching (``inode_switch_wbs`` when another memcg
 dominates an inode's writeback) and dirty throttling.
 """
@@ -70,14 +76,71 @@ def inode_attach_wb(machine: "MachineState", t: int, o: int) -> None:
 
 
 def ksys_sync(machine: "MachineState") -> None:
-    """sync(2): every dirty page is written back (cgwb pins taken at rmdir stay)."""
+    """sync(2): every dirty page and dirty inode is written back (cgwb pins taken at rmdir stay
+    until the next memcg offline retries their cleanup)."""
     if len(machine.runs):
         machine.runs.view("dirty")[:] = 0
+    machine.i_dirty.clear()
+
+
+def inode_meta_dirty(machine: "MachineState", o: int) -> bool:
+    """Is the inode of ``o`` itself dirty (I_DIRTY_SYNC: an atime or mtime not yet written back)?
+
+    The flusher writes an inode dirtied more than ``dirty_expire_us`` ago (wb_writeback's
+    kupdate pass, as for pages)."""
+    t = machine.i_dirty.get(o)
+    if t is None:
+        return False
+    if machine.now_us - t < machine.cfg.dirty_expire_us:
+        return True
+    del machine.i_dirty[o]
+    return False
 
 
 def inode_dirty(machine: "MachineState", o: int) -> bool:
-    """Does disk file ``o`` have dirty pages now?"""
-    return any(dirty_now(machine, r) for r in machine.runs.obj_runs.get(o, ()))
+    """Is disk file ``o`` on its wb's dirty lists now (dirty pages, or a dirty inode)?"""
+    return inode_meta_dirty(machine, o) or any(dirty_now(machine, r) for r in machine.runs.obj_runs.get(o, ()))
+
+
+_DAY_US = 24 * 3600 * 1_000_000
+
+
+def file_update_time(machine: "MachineState", o: int) -> None:
+    """A write sets mtime and ctime (``file_update_time``; the inode's wb is attached by the caller)."""
+    times = machine.i_times.get(o)
+    if times is None:
+        machine.i_times[o] = [machine.now_us, machine.now_us]
+    else:
+        times[1] = machine.now_us
+
+
+def touch_atime(machine: "MachineState", t: int, o: int) -> None:
+    """A read or mmap of disk file ``o`` by task ``t`` (``touch_atime``, fs/inode.c).
+
+    ``atime_needs_update``: never under ``noatime``; under ``relatime`` only if mtime (or ctime)
+    is not older than atime, or atime is a day old (``relatime_need_update``); always under
+    ``strictatime``. An update goes through ``generic_update_time`` to ``__mark_inode_dirty``:
+    ``I_DIRTY_TIME`` under ``lazytime``, else ``I_DIRTY_SYNC``. Either way ``__mark_inode_dirty``
+    first calls ``inode_attach_wb(inode, NULL)``: an inode with no wb yet is attached to the
+    wb of the reader's memcg (``task_get_css(current)``). ``I_DIRTY_SYNC`` puts the inode on
+    that wb's ``b_dirty`` list (``wb_has_dirty_io``) until it is written back; ``I_DIRTY_TIME``
+    only on ``b_dirty_time``, which the offline cleanup switches like a clean inode.
+    """
+    mode = machine.cfg.atime
+    if mode == "noatime":
+        return
+    now = machine.now_us
+    times = machine.i_times.get(o)
+    if times is None:
+        times = machine.i_times[o] = [now, now]
+    atime = times[0]
+    if atime == now or (mode != "strictatime" and times[1] < atime and now - atime < _DAY_US):
+        return
+    times[0] = now
+    if machine.o_wb[o] < 0:
+        inode_attach_wb(machine, t, o)
+    if mode != "lazytime" and o not in machine.i_dirty:
+        machine.i_dirty[o] = now
 
 
 def wb_memcg_offline(machine: "MachineState", m: int) -> None:
@@ -119,6 +182,7 @@ def cleanup_offline_cgwbs(machine: "MachineState") -> None:
 
 def inode_detach_wb(machine: "MachineState", o: int) -> None:
     """The inode of ``o`` is gone (deleted or evicted): drop its wb attachment or pin."""
+    machine.i_dirty.pop(o, None)
     m = machine.o_wb[o]
     if m < 0:
         return

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from core.cgroup import css_put
 from core.events import NULL, TraceEvent
-from core.fs_writeback import inode_attach_wb, ksys_sync
+from core.fs_writeback import file_update_time, inode_attach_wb, ksys_sync, touch_atime
 from core.kmem import kmem_account, kmem_free
 from core.memcg import ROOT, Errno
 from core.memcontrol import (
@@ -179,7 +179,9 @@ def op_file_create(machine: "MachineState", ev: TraceEvent) -> None:
         raise ev.error("object", f"object {name} already exists")
     kind = Kind.SHMEM if ev.flags & _SHMEM else Kind.FILE
     size = 0 if ev.nbytes == NULL else pages_of(ev.nbytes)
-    _new_object(machine, name, kind, size, -1)
+    o = _new_object(machine, name, kind, size, -1)
+    if kind == Kind.FILE:  # created now: atime = mtime (so relatime updates atime at the first read)
+        machine.i_times[o] = [machine.now_us, machine.now_us]
 
 
 def op_file_write(machine: "MachineState", ev: TraceEvent) -> None:
@@ -232,10 +234,14 @@ def _file_access(machine: "MachineState", ev: TraceEvent, how: str = "read") -> 
         machine.policy.on_access(machine, o, lo, hi, machine.t_cg[t], how)
     if how == "write" and kind == _FILE:  # the fault stamps the pages dirty
         stamp = machine.now_us // machine.cfg.age_quantum_us + 1  # 1 + the LRU quantum; 0 means clean
-        if fault_range(machine, t, o, lo, hi, ev.flags & _MAYFAIL != 0, True, stamp) and machine.o_wb[o] < 0:
-            inode_attach_wb(machine, t, o)
+        if fault_range(machine, t, o, lo, hi, ev.flags & _MAYFAIL != 0, True, stamp):
+            if machine.o_wb[o] < 0:
+                inode_attach_wb(machine, t, o)
+            file_update_time(machine, o)
     else:
         fault_range(machine, t, o, lo, hi, ev.flags & _MAYFAIL != 0, holes)
+        if kind == _FILE:  # read or mmap: file_accessed -> touch_atime
+            touch_atime(machine, t, o)
 
 #: reads are the most frequent op: their handler is _file_access itself, no wrapper call
 op_file_read = _file_access

@@ -104,3 +104,42 @@ def test_shrink_finds_the_rows_a_disagreement_needs(tmp_path: Path) -> None:
     assert disagrees(small) and not res.agrees
     assert len(small) <= 5, R.to_csv(small)
     assert [r["op"] for r in small].count("sock_open") == 1
+
+
+def test_the_scenario_name_picks_the_mount_option_for_the_vm_and_the_model() -> None:
+    from scripts.kernel_check.simulate import machine_config
+    from scripts.kernel_check.translate import mount_option, translate
+
+    assert mount_option("tests/kernel_scenarios/ext4_reader_removed.csv") == "relatime"
+    assert mount_option("x/ext4_reader_removed_noatime.csv") == "noatime"
+    assert mount_option("lazytime_but_not_last.csv") == "relatime"
+    rows = R.generate(0, 0, steps=3)
+    assert "kc_mount_disk lazytime" in translate(rows, "a_lazytime.csv").render()
+    assert "kc_mount_disk" not in translate(rows, "a.csv").render()
+    assert machine_config("6.1", 1 << 30, False, atime="noatime").atime == "noatime"
+
+
+def test_disk_files_go_on_the_image_one_directory_per_trace_of_a_batch(tmp_path: Path) -> None:
+    rows = [dict(zip(R.HEAD, r)) for r in [(0, "m0", "file_create", None, None, "f", None, 8192, None),
+                                           (10, "m0", "file_create", None, None, "g", None, None, None)]]
+    t = R.Trace.make("x", rows, tmp_path)
+    assert t.script.disk_files == {"/mnt/disk/o0": 8192, "/mnt/disk/o1": 0}
+    assert [s.shell for s in t.script.steps] == ["kc_sh test -f /mnt/disk/o0", "kc_sh test -f /mnt/disk/o1"]
+    u = R.Trace.make("y", rows, tmp_path)
+    assert R.batch_files([t, u]) == {"/mnt/disk/0/o0": 8192, "/mnt/disk/0/o1": 0,
+                                     "/mnt/disk/1/o0": 8192, "/mnt/disk/1/o1": 0}
+    assert "test -f /mnt/disk/1/o0" in R.render_batch([t, u])
+
+
+def test_the_disk_image_holds_the_files_uncached_and_sparse(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    from scripts.kernel_check import vm
+
+    if not (shutil.which("mkfs.ext4") and shutil.which("debugfs")):
+        pytest.skip("e2fsprogs not installed")
+    disk, _ = vm._make_disks(tmp_path, 0, {"/mnt/disk/3/o1": 1 << 20})
+    out = subprocess.run(["debugfs", "-R", "stat /3/o1", str(disk)], capture_output=True, text=True,
+                         check=True).stdout
+    assert "Size: 1048576" in out

@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replay", nargs="?", type=Path, const=RECORD_DIR, default=None, metavar="DIR",
                    help=f"no VM: compare the model with the records under DIR (default {RECORD_DIR}), "
                         "every recorded build, or those of --kernel (series or package)")
+    p.add_argument("--batch", action="store_true",
+                   help="run the scenarios in shared boots (--per-boot at a time, reset between them) "
+                        "instead of one boot each")
     p.add_argument("--random", type=int, default=None, metavar="N",
                    help="run N random traces (scripts/kernel_check/randomized.py) instead of the scenarios; "
                         "each disagreement is shrunk and saved under tests/kernel_scenarios/")
@@ -108,7 +111,13 @@ def main(argv: list[str] | None = None) -> int:
     for kernel in [] if args.replay else args.kernel or ["6.1"]:
         start = time.monotonic()
         try:
-            results += run_suite(paths, kernel, cache=args.cache, accel=args.accel, jobs=args.jobs)
+            if args.batch:
+                from scripts.kernel_check.randomized import run_scenarios_batched
+
+                results += run_scenarios_batched(paths, kernel, cache=args.cache, accel=args.accel,
+                                                 per_boot=args.per_boot)
+            else:
+                results += run_suite(paths, kernel, cache=args.cache, accel=args.accel, jobs=args.jobs)
         except VmOutputError as exc:
             print(f"kernel {kernel}: {exc}", file=sys.stderr)
             return 2

@@ -106,6 +106,10 @@ kc_swapon() {
     mkswap /dev/vdb "$1" >/dev/null 2>&1 && swapon /dev/vdb || RC=1
 }
 kc_swapoff() { swapoff /dev/vdb || RC=1; }
+# the ext4 disk's atime option (relatime is Linux's default): a scenario named *_noatime etc.
+kc_mount_disk() {
+    umount /mnt/disk && mount -t ext4 -o "$1" /dev/vda /mnt/disk || kc_fatal "mount ext4 -o $1"
+}
 # drop_caches skips folios that a per-CPU cache still references (the LRU folio
 # batches, the buffer-head LRU), so the last pages a task touched can survive it
 # and pin a zombie until some later drain.  On a busy host those caches turn over
@@ -169,7 +173,8 @@ kc_trace_end() {
         [ -f "$f" ] && wait "$(cat "$f")" 2>/dev/null
     done
     rm -f /run/kc/t* /run/kc/holder.pid /run/kc/holder.sock
-    rm -f /mnt/tmpfs/* /mnt/disk/o*
+    rm -f /mnt/tmpfs/*
+    rm -rf "/mnt/disk/$1"
     swapoff /dev/vdb >/dev/null 2>&1
     umount /mnt/disk && mount -t ext4 /dev/vda /mnt/disk || kc_fatal "remount ext4 after trace $1"
     for d in $(find $CG -mindepth 1 -type d | sort -r); do rmdir "$d" 2>/dev/null; done

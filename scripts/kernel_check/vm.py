@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass
@@ -44,13 +45,24 @@ class BootResult:
     release: str
 
 
-def _make_disks(work: Path, swap_bytes: int) -> tuple[Path, Path]:
+def _make_disks(work: Path, swap_bytes: int, files: dict[str, int] | None = None) -> tuple[Path, Path]:
+    """The ext4 image (holding ``files``: VM path under /mnt/disk -> size, sparse) and the swap disk."""
     disk, swap = work / "disk.img", work / "swap.img"
     for p in (disk, swap):
         p.unlink(missing_ok=True)
     with open(disk, "wb") as f:
         f.truncate(DISK_MIB * MIB)
-    proc = subprocess.run(["mkfs.ext4", "-q", "-F", "-E", "nodiscard", str(disk)], capture_output=True, text=True)
+    root = work / "disk-root"
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir()
+    for path, size in sorted((files or {}).items()):
+        host = root / path.removeprefix("/mnt/disk/")
+        host.parent.mkdir(parents=True, exist_ok=True)
+        with open(host, "wb") as f:
+            f.truncate(size)
+    proc = subprocess.run(["mkfs.ext4", "-q", "-F", "-E", "nodiscard", "-d", str(root), str(disk)],
+                          capture_output=True, text=True)
+    shutil.rmtree(root, ignore_errors=True)
     if proc.returncode != 0:
         raise RuntimeError(f"mkfs.ext4 {disk}: {proc.stderr.strip()}")
     with open(swap, "wb") as f:
@@ -116,7 +128,7 @@ def _run_once(art: Artifacts, script: Script, work: Path, accel: str, timeout: f
         (work / name).unlink(missing_ok=True)
     initrd = work / "initrd.gz"
     initrd.write_bytes(initramfs.build(art, script.render() if rendered is None else rendered))
-    disk, swap = _make_disks(work, script.swap_bytes)
+    disk, swap = _make_disks(work, script.swap_bytes, script.disk_files)
     cmd = qemu_command(art, initrd, disk, swap, work, accel, os.environ.get("MEMCG_REPLAY_KC_APPEND", ""))
     _, seconds = _boot(cmd, work, timeout)
     for p in (disk, swap):
