@@ -6,7 +6,10 @@ exact image package such as linux-image-6.12.117+deb12-cloud-amd64; repeat for
 several), ``--accel``, ``--cache``, ``--markdown FILE`` (write the agreement
 table there, atomically), ``--record`` (write what each build showed to
 tests/kernel_records/<build>/ and report the drift from the build recorded before),
-``--replay`` (no VM: the model against the committed records instead of a boot).
+``--replay`` (no VM: the model against the committed records instead of a boot),
+``--batch`` (the scenarios in shared boots, ``--per-boot`` at a time, reset between them),
+``--random N --seed S`` (N random traces instead of the scenarios, scripts/kernel_check/randomized.py:
+compared step by step, a disagreement shrunk and saved under tests/kernel_scenarios/).
 Out: on stdout, the per-step diff of every scenario that disagrees (or of
 all with ``--steps``), the agreement table naming each exact build (uname -r
 and package version), and with ``--record`` the drift report; exit status 0 if

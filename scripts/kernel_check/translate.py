@@ -61,6 +61,8 @@ class Script:
     swap_bytes: int = 0  #: largest swap_on size; the spare disk is made this big (+1 MiB)
     cgroups: list[str] = field(default_factory=list)  #: every cgroup path the trace names, in order
     disk_files: dict[str, int] = field(default_factory=dict)  #: ext4 path -> size, made on the image by mkfs
+    #: step -> cgroup -> helper processes alive in its subtree after the step (each has its own anon)
+    helpers: dict[int, dict[str, int]] = field(default_factory=dict)
     mount: str = "relatime"  #: the ext4 disk's atime mount option (mount_option)
 
     def render(self) -> str:
@@ -330,6 +332,17 @@ def mount_option(source: str) -> str:
     return last if last in MOUNT_OPTIONS else "relatime"
 
 
+def _subtree_counts(cgroups) -> dict[str, int]:
+    """How many of ``cgroups`` (one per live task) each cgroup path holds, itself or below."""
+    out: dict[str, int] = {}
+    for cg in cgroups:
+        parts = cg.strip("/").split("/") if cg != "/" else []
+        for k in range(len(parts) + 1):
+            path = "/" + "/".join(parts[:k])
+            out[path] = out.get(path, 0) + 1
+    return out
+
+
 SLEEP_GAP_US = 1_000_000  #: a gap this long between two rows' times is slept in the VM
 MAX_SLEEP_S = 10  #: longest such sleep (seconds, rounded up)
 
@@ -342,6 +355,7 @@ def translate(rows: Sequence[dict], source: str) -> Script:
     the shell cannot carry, files used before ``file_create``.
     """
     script, names, machine = Script(source, mount=mount_option(source)), _Names(), None
+    live: dict[str, str] = {}  # task -> cgroup, for Script.helpers
     prev_us = None
     for i, row in enumerate(rows):
         r = _Row(row, source, i + 1)
@@ -363,5 +377,10 @@ def translate(rows: Sequence[dict], source: str) -> Script:
             label, shell = f"(after {secs} s) {label}", f"sleep {secs}; {shell}"
         prev_us = t if t is not None else prev_us
         script.steps.append(Step(i, i + 1, op.name.lower(), label, shell))
+        if op in (Op.TASK_START, Op.TASK_MOVE):
+            live[r.text("task")] = r.cgroup()
+        elif op is Op.TASK_EXIT:
+            live.pop(r.text("task"), None)
+        script.helpers[i] = _subtree_counts(live.values())
     script.disk_files = dict(names.disk_files)
     return script
