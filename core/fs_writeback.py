@@ -14,12 +14,21 @@ Kernel behaviour modelled (found by the real-kernel check, docs/kernel-validatio
 - drop_caches cannot drop dirty pages (``invalidate_mapping_pages`` skips them).
 - the inode is attached to the writeback context of the memcg that first dirtied it
   (``inode_attach_wb``). At rmdir, ``wb_memcg_offline`` kills that memcg's cgwbs and
-  ``cleanup_offline_cgwb`` switches their clean inodes to the nearest live
-  ancestor's wb; a wb that still has dirty inodes is skipped and the cleanup is not
-  re-run, so the cgwb (which holds a css reference, ``cgwb_create``) pins the dying
-  memcg until the inode is released: the file deleted or its inode evicted
-  (drop_caches with inodes, umount). This corrects KERNEL-MODEL.md section 1, which has
-  the switch as "asynchronous and short" for every inode.
+  queues ``cleanup_offline_cgwbs_workfn``, which walks every offline cgwb of the machine:
+  a wb with any dirty inode (``wb_has_dirty_io``) is skipped, and the others have all
+  their inodes switched to the nearest live ancestor's wb, which releases the wb and the
+  css reference it holds (``cgwb_create``). A skipped wb is retried at the next memcg
+  offline, whichever memcg that is; until then, or until its inodes are released (the
+  file deleted, the inode evicted by drop_caches with inodes or umount), it pins the
+  dying memcg. This corrects KERNEL-MODEL.md section 1, which has the switch as
+  "asynchronous and short" for every inode, and the model's earlier rule (D3) that the
+  cleanup is never re-run.
+- atime (``touch_atime``): under the machine's ``atime`` mount option (default ``relatime``, what
+  Linux mounts with unless told otherwise), a read or mmap of a disk file whose mtime is not
+  older than its atime (the first read after a create or a write) updates atime, which
+  attaches an unattached inode to the reader's memcg's wb and, except under ``lazytime``,
+  dirties the inode until it is written back (``dirty_expire_us`` or ``sync``): a reader
+  removed within that time leaves its memcg pinned by the cgwb until the next offline after it.
 Not modelled: foreign-inode switching (``inode_switch_wbs`` when another memcg
 dominates an inode's writeback) and dirty throttling.
 """
@@ -67,30 +76,113 @@ def inode_attach_wb(machine: "MachineState", t: int, o: int) -> None:
 
 
 def ksys_sync(machine: "MachineState") -> None:
-    """sync(2): every dirty page is written back (cgwb pins taken at rmdir stay)."""
+    """sync(2): every dirty page and dirty inode is written back (cgwb pins taken at rmdir stay
+    until the next memcg offline retries their cleanup)."""
     if len(machine.runs):
         machine.runs.view("dirty")[:] = 0
+    machine.i_dirty.clear()
+
+
+def inode_meta_dirty(machine: "MachineState", o: int) -> bool:
+    """Is the inode of ``o`` itself dirty (I_DIRTY_SYNC: an atime or mtime not yet written back)?
+
+    The flusher writes an inode dirtied more than ``dirty_expire_us`` ago (wb_writeback's
+    kupdate pass, as for pages)."""
+    t = machine.i_dirty.get(o)
+    if t is None:
+        return False
+    if machine.now_us - t < machine.cfg.dirty_expire_us:
+        return True
+    del machine.i_dirty[o]
+    return False
 
 
 def inode_dirty(machine: "MachineState", o: int) -> bool:
-    """Does disk file ``o`` have dirty pages now?"""
-    return any(dirty_now(machine, r) for r in machine.runs.obj_runs.get(o, ()))
+    """Is disk file ``o`` on its wb's dirty lists now (dirty pages, or a dirty inode)?"""
+    return inode_meta_dirty(machine, o) or any(dirty_now(machine, r) for r in machine.runs.obj_runs.get(o, ()))
+
+
+_DAY_US = 24 * 3600 * 1_000_000
+
+
+def file_update_time(machine: "MachineState", o: int) -> None:
+    """A write sets mtime and ctime (``file_update_time``; the inode's wb is attached by the caller)."""
+    times = machine.i_times.get(o)
+    if times is None:
+        machine.i_times[o] = [machine.now_us, machine.now_us]
+    else:
+        times[1] = machine.now_us
+
+
+def touch_atime(machine: "MachineState", t: int, o: int) -> None:
+    """A read or mmap of disk file ``o`` by task ``t`` (``touch_atime``, fs/inode.c).
+
+    ``atime_needs_update``: never under ``noatime``; under ``relatime`` only if mtime (or ctime)
+    is not older than atime, or atime is a day old (``relatime_need_update``); always under
+    ``strictatime``. An update goes through ``generic_update_time`` to ``__mark_inode_dirty``:
+    ``I_DIRTY_TIME`` under ``lazytime``, else ``I_DIRTY_SYNC``. Either way ``__mark_inode_dirty``
+    first calls ``inode_attach_wb(inode, NULL)``: an inode with no wb yet is attached to the
+    wb of the reader's memcg (``task_get_css(current)``). ``I_DIRTY_SYNC`` puts the inode on
+    that wb's ``b_dirty`` list (``wb_has_dirty_io``) until it is written back; ``I_DIRTY_TIME``
+    only on ``b_dirty_time``, which the offline cleanup switches like a clean inode.
+    """
+    mode = machine.cfg.atime
+    if mode == "noatime":
+        return
+    now = machine.now_us
+    times = machine.i_times.get(o)
+    if times is None:
+        times = machine.i_times[o] = [now, now]
+    atime = times[0]
+    if atime == now or (mode != "strictatime" and times[1] < atime and now - atime < _DAY_US):
+        return
+    times[0] = now
+    if machine.o_wb[o] < 0:
+        inode_attach_wb(machine, t, o)
+    if mode != "lazytime" and o not in machine.i_dirty:
+        machine.i_dirty[o] = now
 
 
 def wb_memcg_offline(machine: "MachineState", m: int) -> None:
-    """wb_memcg_offline + cleanup_offline_cgwb: switch clean inodes up, pin on dirty ones."""
+    """wb_memcg_offline: memcg ``m``'s cgwb is killed and joins the offline cgwbs (each of its inodes
+    keeps it, and it keeps ``m``: ``cgwb_create``'s css_get); then the cleanup runs over them all."""
     for o in sorted(machine.wb_inodes.pop(m, ())):
-        if inode_dirty(machine, o):
-            machine.wb_pinned[o] = m
-            machine.mem.wb_pin[m] += 1
-        else:
-            a = machine.mem.nearest_online(m)
+        machine.wb_pinned[o] = m
+        machine.mem.wb_pin[m] += 1
+    cleanup_offline_cgwbs(machine)
+
+
+def cleanup_offline_cgwbs(machine: "MachineState") -> None:
+    """cleanup_offline_cgwbs_workfn (mm/backing-dev.c), queued by every wb_memcg_offline: for every
+    offline cgwb, skip it while ``wb_has_dirty_io(wb)`` (any of its inodes dirty), else switch all
+    its inodes to the nearest live ancestor's wb (``cleanup_offline_cgwb``: b_attached and
+    b_dirty_time), which drops the last wb reference and, in ``cgwb_release_workfn``, the memcg's.
+
+    So a cgwb skipped at its own offline is retried at every later memcg offline on the machine,
+    and released at the first one after its inodes were written back (or at inode eviction)."""
+    pinned = machine.wb_pinned
+    if not pinned:
+        return
+    by_wb: dict[int, list[int]] = {}
+    for o, m in pinned.items():
+        by_wb.setdefault(m, []).append(o)
+    for m in sorted(by_wb):
+        inodes = by_wb[m]
+        if any(inode_dirty(machine, o) for o in inodes):
+            continue
+        a = machine.mem.nearest_online(m)
+        attached = machine.wb_inodes.setdefault(a, set())
+        for o in sorted(inodes):
+            del pinned[o]
             machine.o_wb[o] = a
-            machine.wb_inodes.setdefault(a, set()).add(o)
+            attached.add(o)
+        machine.mem.wb_pin[m] -= len(inodes)
+        css_put(machine, m)
 
 
 def inode_detach_wb(machine: "MachineState", o: int) -> None:
     """The inode of ``o`` is gone (deleted or evicted): drop its wb attachment or pin."""
+    machine.i_dirty.pop(o, None)
     m = machine.o_wb[o]
     if m < 0:
         return

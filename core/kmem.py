@@ -18,6 +18,29 @@ if TYPE_CHECKING:
     from core.state import MachineState
 
 
+def kmem_new(machine: "MachineState", t: int, m: int, n: int, slab: bool, name: str) -> int:
+    """A kmem object of ``n`` pages, already charged to ``m`` by task ``t``: its slot, set and accounted.
+
+    Slab objects (``slab``) belong to no task; kmem pages (stacks, page tables) are freed at the
+    task's exit with it. Returns the object's slot.
+    """
+    k = machine.free_kmem.pop() if machine.free_kmem else len(machine.k_memcg)
+    if k == len(machine.k_memcg):  # a new slot: placeholders of each column's type, set below
+        for ints in (machine.k_memcg, machine.k_pages, machine.k_task):
+            ints.append(0)
+        machine.k_slab.append(False)
+        machine.k_name.append("")
+    machine.k_memcg[k], machine.k_pages[k], machine.k_slab[k], machine.k_name[k] = m, n, slab, name
+    machine.k_task[k] = -1 if slab else t
+    machine.kmem_by_name[name] = k
+    machine.kmem_of.setdefault(m, set()).add(k)
+    if not slab:
+        machine.t_kmem[t].add(k)
+        machine.t_kpages[t] += n
+    kmem_account(machine, k, +1, hier=False)
+    return k
+
+
 def kmem_free(machine: "MachineState", k: int) -> None:
     kmem_account(machine, k, -1, hier=True)
     machine.kmem_of[machine.k_memcg[k]].discard(k)

@@ -52,6 +52,7 @@ class MachineConfig:
     age_quantum_us: int = 30_000_000  # LRU age resolution: accesses within one quantum are equally young
     dirty_expire_us: int = 30_000_000  # vm.dirty_expire_centisecs: dirty page cache older than this is written back
     swap_slot_cache: str = "auto"  # per-CPU freed-slot cache (mm/swap_slots.c): auto (< v6.15) | on | off
+    atime: str = "relatime"  # disk filesystems' atime mount option: relatime | noatime | lazytime | strictatime
 
     def validate(self) -> None:
         """Raise ConfigError for values the model cannot run with."""
@@ -63,6 +64,8 @@ class MachineConfig:
             raise ConfigError("age_quantum_us must be > 0 and dirty_expire_us >= 0")
         if self.swap_slot_cache not in ("auto", "on", "off"):
             raise ConfigError(f"swap_slot_cache must be auto, on or off, not {self.swap_slot_cache!r}")
+        if self.atime not in ("relatime", "noatime", "lazytime", "strictatime"):
+            raise ConfigError(f"atime must be relatime, noatime, lazytime or strictatime, not {self.atime!r}")
         if not 2 <= self.id_pool_size <= 65535:
             raise ConfigError("id_pool_size must be in 2 .. 65535 (MEM_CGROUP_ID_MAX)")
         if not 0 <= self.watermark_low <= self.watermark_high < 1:
@@ -166,6 +169,9 @@ class MachineState:
         self.slot_cache: dict[int, list[list[int]]] = {}  # cpu -> [[memcg, pages], ...]
         self.slot_cache_fill: dict[int, int] = {}  # cpu -> pages parked
         self.sampler: Sampler  # set by core.machine.Machine
+        # disk-file inode times and metadata dirtiness (core.fs_writeback: touch_atime, file_update_time)
+        self.i_times: dict[int, list[int]] = {}  # disk file -> [atime, mtime] in µs
+        self.i_dirty: dict[int, int] = {}  # inode -> time its metadata was dirtied (I_DIRTY_SYNC), until written
 
     @property
     def rng(self) -> random.Random:

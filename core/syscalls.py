@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 from core.cgroup import css_put
 from core.events import NULL, TraceEvent
-from core.fs_writeback import inode_attach_wb, ksys_sync
-from core.kmem import kmem_account, kmem_free
+from core.fs_writeback import file_update_time, inode_attach_wb, ksys_sync, touch_atime
+from core.kmem import kmem_free, kmem_new
 from core.memcg import ROOT, Errno
 from core.memcontrol import (
     mem_cgroup_css_offline,
@@ -179,7 +179,9 @@ def op_file_create(machine: "MachineState", ev: TraceEvent) -> None:
         raise ev.error("object", f"object {name} already exists")
     kind = Kind.SHMEM if ev.flags & _SHMEM else Kind.FILE
     size = 0 if ev.nbytes == NULL else pages_of(ev.nbytes)
-    _new_object(machine, name, kind, size, -1)
+    o = _new_object(machine, name, kind, size, -1)
+    if kind == Kind.FILE:  # created now: atime = mtime (so relatime updates atime at the first read)
+        machine.i_times[o] = [machine.now_us, machine.now_us]
 
 
 def op_file_write(machine: "MachineState", ev: TraceEvent) -> None:
@@ -233,10 +235,14 @@ def _file_access(machine: "MachineState", ev: TraceEvent, how: str = "read") -> 
         machine.policy.on_access(machine, o, lo, hi, machine.t_cg[t], how)
     if how == "write" and kind == _FILE:  # the fault stamps the pages dirty
         stamp = machine.now_us // machine.cfg.age_quantum_us + 1  # 1 + the LRU quantum; 0 means clean
-        if fault_range(machine, t, o, lo, hi, ev.flags & _MAYFAIL != 0, True, stamp) and machine.o_wb[o] < 0:
-            inode_attach_wb(machine, t, o)
+        if fault_range(machine, t, o, lo, hi, ev.flags & _MAYFAIL != 0, True, stamp):
+            if machine.o_wb[o] < 0:
+                inode_attach_wb(machine, t, o)
+            file_update_time(machine, o)
     else:
         fault_range(machine, t, o, lo, hi, ev.flags & _MAYFAIL != 0, holes)
+        if kind == _FILE:  # read or mmap: file_accessed -> touch_atime
+            touch_atime(machine, t, o)
 
 #: reads are the most frequent op: their handler is _file_access itself, no wrapper call
 op_file_read = _file_access
@@ -310,21 +316,7 @@ def op_kmem_alloc(machine: "MachineState", ev: TraceEvent) -> None:
         machine.failed_kmem.add(name)  # its kmem_free will be ignored
         return
     machine.reserved -= n
-    slab = not (ev.flags & _PAGE)
-    k = machine.free_kmem.pop() if machine.free_kmem else len(machine.k_memcg)
-    if k == len(machine.k_memcg):  # a new slot: placeholders of each column's type, set below
-        for ints in (machine.k_memcg, machine.k_pages, machine.k_task):
-            ints.append(0)
-        machine.k_slab.append(False)
-        machine.k_name.append("")
-    machine.k_memcg[k], machine.k_pages[k], machine.k_slab[k], machine.k_name[k] = m, n, slab, name
-    machine.k_task[k] = -1 if slab else t
-    machine.kmem_by_name[name] = k
-    machine.kmem_of.setdefault(m, set()).add(k)
-    if not slab:
-        machine.t_kmem[t].add(k)
-        machine.t_kpages[t] += n
-    kmem_account(machine, k, +1, hier=False)
+    kmem_new(machine, t, m, n, not (ev.flags & _PAGE), name)
     mem_cgroup_handle_over_high(machine, m)
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from core.fs_writeback import dirty_now, inode_detach_wb
+from core.fs_writeback import dirty_now, inode_detach_wb, inode_meta_dirty
 from core.page_counter import mem_cgroup_charge_statistics
 from core.pages import Kind, St
 
@@ -50,6 +50,7 @@ def free_object(machine: "MachineState", o: int) -> None:
         mem_cgroup_charge_statistics(machine, r, -1)
     R.drop_object(o)
     inode_detach_wb(machine, o)
+    machine.i_times.pop(o, None)
     machine.o_alive[o] = False
     name = machine.o_name[o]
     if machine.obj_by_name.get(name) == o:
@@ -89,8 +90,8 @@ def prune_icache_sb(machine: "MachineState") -> None:
         if kind != _FILE or not machine.o_alive[o] or machine.o_maps[o] or machine.o_pins[o]:
             continue
         runs = R.obj_runs.get(o, ())
-        if any(R.state[r] == _RESIDENT for r in runs):
-            continue
+        if any(R.state[r] == _RESIDENT for r in runs) or inode_meta_dirty(machine, o):
+            continue  # a dirty inode is not on the inode LRU's free side (inode_lru_isolate)
         for r in list(runs):
             R.drop(r)  # shadows only: nothing charged
         inode_detach_wb(machine, o)

@@ -78,7 +78,7 @@ MUTATIONS = (
     Mutation("memcg_reclaim_abort_from_117", "Reclaim", "MGLRU memcg reclaim stops at its target from 6.12.117 (D12)",
              "core/kernel.py", "self.patch >= 118", "self.patch >= 117"),
     Mutation("cgwb_never_pins", "Writeback and swap slots", "a dirty inode's cgwb does not pin the dying memcg",
-             "core/fs_writeback.py", "if inode_dirty(machine, o):", "if False:"),
+             "core/fs_writeback.py", "if any(inode_dirty(machine, o) for o in inodes):", "if False:"),
     Mutation("no_swap_slot_cache", "Writeback and swap slots", "freed swap slots are released at once",
              "core/swap_slots.py",
              "return machine.slot_cache_enabled and machine.swap_total >= machine.cfg.cpus * THRESHOLD_ACTIVATE",

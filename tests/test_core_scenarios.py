@@ -68,7 +68,8 @@ def test_page_cache_evicted_then_refault_charges_the_reader():
 
 
 def test_reclaim_evicts_zombie_page_cache_and_refault_charges_the_accessor():
-    s = Sim().mkdir("/p", "/p/a", "/p/b").start("a1", "/p/a").start("b1", "/p/b")
+    # noatime: under relatime the read would also dirty the inode's atime on a1's cgwb (see the atime tests)
+    s = Sim(atime="noatime").mkdir("/p", "/p/a", "/p/b").start("a1", "/p/a").start("b1", "/p/b")
     s.create("lib", size=4 * MiB).read("a1", "lib").exit("a1").rmdir("/p/a")
     assert s.dying("/p/a")
     s.reclaim("/p", 4 * MiB)  # an ancestor's reclaim reaches the zombie (mem_cgroup_iter)
@@ -238,7 +239,7 @@ def test_memory_high_reclaims_without_oom():
 
 
 def test_global_pressure_wakes_kswapd_and_scrapes_zombies():
-    s = Sim(mem_bytes=64 * MiB, watermark_low=0.05, watermark_high=0.1).mkdir("/a", "/b")
+    s = Sim(mem_bytes=64 * MiB, watermark_low=0.05, watermark_high=0.1, atime="noatime").mkdir("/a", "/b")
     s.start("a1", "/a").create("img", size=40 * MiB).read("a1", "img").exit("a1").rmdir("/a")
     assert s.dying("/a")
     s.start("b1", "/b").anon("b1", "heap", 58 * MiB)  # needs 34 MiB + the high watermark back
@@ -334,6 +335,68 @@ def test_dirty_at_rmdir_pins_the_zombie_through_its_writeback_context():
     assert not s.dying("/a")
 
 
+def test_a_later_offline_retries_the_cgwb_cleanup_once_written_back():
+    # mm/backing-dev.c: every wb_memcg_offline() queues cleanup_offline_cgwbs_workfn(), which walks
+    # every offline cgwb: one still dirty is skipped again, one written back since has its inodes
+    # switched to the nearest live ancestor, and is released with the memcg it pinned
+    s = Sim().mkdir("/a", "/b", "/c").start("t", "/a").create("log", size=0).write("t", "log", MiB)
+    s.exit("t").rmdir("/a").rmdir("/b")
+    assert s.dying("/a")  # still dirty at the retry of /b's offline
+    s.sync().drop_caches()
+    assert s.dying("/a") and s.st("/")["file"] == 0  # written back and dropped, but nothing re-ran the cleanup
+    s.rmdir("/c")
+    assert not s.dying("/a") and s.m.o_wb[s.m.obj_by_name["log"]] == 0
+
+
+def test_a_dirty_inode_keeps_the_whole_cgwb_and_its_clean_inodes():
+    # cleanup_offline_cgwbs_workfn skips a wb while wb_has_dirty_io(wb): its clean inodes stay on it too
+    s = Sim().mkdir("/p", "/p/a", "/q").start("t", "/p/a").create("x", size=0).create("y", size=0)
+    s.write("t", "x", MiB).sync().write("t", "y", MiB).exit("t").rmdir("/p/a")
+    a = next(iter(s.m.mem.dying))
+    assert s.m.o_wb[s.m.obj_by_name["x"]] == a and s.m.mem.wb_pin[a] == 2
+    s.sync().drop_caches().rmdir("/q")
+    assert not s.dying("/p/a") and s.m.o_wb[s.m.obj_by_name["x"]] == s.m.mem.by_path["/p"]
+
+
+def test_relatime_first_read_attaches_the_uncached_inode_to_the_reader_and_dirties_it():
+    # touch_atime -> relatime_need_update (mtime not older than atime) -> generic_update_time ->
+    # __mark_inode_dirty(I_DIRTY_SYNC) -> inode_attach_wb(inode, NULL): the reader's memcg's wb
+    s = Sim().mkdir("/a", "/b").start("r", "/a").create("img", size=MiB).read("r", "img")
+    img = s.m.obj_by_name["img"]
+    assert s.m.o_wb[img] == s.m.mem.by_path["/a"]
+    s.exit("r").rmdir("/a").drop_caches()
+    assert s.dying("/a") and s.st("/")["file"] == 0  # no page left: the dirty inode's cgwb holds it
+    s.sync().rmdir("/b")  # written back; the next offline's cleanup switches it to the root
+    assert not s.dying("/a") and s.m.o_wb[img] == 0
+
+
+def test_relatime_updates_atime_again_only_after_a_write_or_a_day():
+    s = Sim().mkdir("/a").start("r", "/a").create("img", size=MiB).read("r", "img").sync()
+    img = s.m.obj_by_name["img"]
+    s.read("r", "img")
+    assert img not in s.m.i_dirty  # atime newer than mtime, and less than a day old
+    s.wait(24 * 3600).read("r", "img")
+    assert img in s.m.i_dirty
+
+
+@pytest.mark.parametrize("atime", ["noatime", "lazytime"])
+def test_noatime_and_lazytime_reads_leave_no_dirty_inode(atime: str):
+    s = Sim(atime=atime).mkdir("/a").start("r", "/a").create("img", size=MiB).read("r", "img")
+    img = s.m.obj_by_name["img"]
+    # lazytime: I_DIRTY_TIME still attaches the inode (b_dirty_time), but it is not dirty io
+    assert s.m.o_wb[img] == (s.m.mem.by_path["/a"] if atime == "lazytime" else -1)
+    s.exit("r").rmdir("/a").drop_caches()
+    assert not s.dying("/a")
+
+
+def test_a_dirty_inode_is_not_evicted_by_drop_caches():
+    s = Sim().mkdir("/a").start("r", "/a").create("img", size=MiB).read("r", "img").exit("r").rmdir("/a")
+    s.drop_caches().op(Op.DROP_CACHES, flags=Flag.INODES)
+    assert s.dying("/a")  # inode_lru_isolate skips a dirty inode
+    s.sync().op(Op.DROP_CACHES, flags=Flag.INODES)
+    assert not s.dying("/a")
+
+
 def test_clean_at_rmdir_switches_the_inode_to_the_parent():
     s = Sim().mkdir("/p", "/p/a").start("t", "/p/a").create("log", size=0).write("t", "log", MiB).sync()
     s.exit("t").rmdir("/p/a").drop_caches()
@@ -425,7 +488,7 @@ def test_socket_buffers_over_the_limit_are_refused_not_oom_killed():
 def test_mglru_reclaim_takes_about_half_of_a_zombie_per_visit():
     # the kernel check limit_reclaim_scrapes_zombie: Debian's 6.12 (MGLRU on) kept 3.75 MiB of the
     # zombie's 8 MiB after the sibling's charges, then 1.75 MiB after memory.max was lowered
-    s = Sim(kernel="6.12", lru_gen=True).mkdir("/pod").limit("/pod", 16 * MiB).mkdir("/pod/a")
+    s = Sim(kernel="6.12", lru_gen=True, atime="noatime").mkdir("/pod").limit("/pod", 16 * MiB).mkdir("/pod/a")
     s.start("ta", "/pod/a").create("data", size=8 * MiB).read("ta", "data").exit("ta").rmdir("/pod/a")
     s.mkdir("/pod/b").start("tb", "/pod/b").anon("tb", "heap", 10 * MiB)
     assert s.dying("/pod/a") and s.st("/pod")["file"] == 960 * 4 * KiB  # 2048 pages -> 17 batches of 64 taken

@@ -68,7 +68,7 @@ def test_translate_maps_every_supported_op_to_a_vm_command() -> None:
         "kc_mkdir /a",
         "kc_task_start t0 /a",
         "kc_sh truncate -s 0 /mnt/tmpfs/o0",
-        "kc_sh /bin/helper create /mnt/disk/o1 8192",
+        "kc_sh test -f /mnt/disk/o1",
         "kc_cmd t0 write /mnt/tmpfs/o0 4096 8192",
         "kc_cmd t0 read /mnt/disk/o1 0 -1",
         "kc_cmd t0 map /mnt/disk/o1 0 4096",
@@ -327,3 +327,20 @@ def test_the_boots_refresh_the_kernel_records(suite_results: dict) -> None:
     print("\n" + (report or "no earlier records to compare"))
     mine = {(r.build.label, r.scenario) for r in load_records(root)}
     assert {(r.build, r.name) for r in results} <= mine
+
+
+#: the seeded random batch of ``pytest -m kernel``: traces RANDOM_START .. +RANDOM_N of seed RANDOM_SEED
+#: (scripts/kernel_check/randomized.py), which agree on both kernels (docs/kernel-validation.md)
+RANDOM_SEED, RANDOM_START, RANDOM_N = 1, 1, 4
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("series", ["6.1", "6.12"])
+def test_a_seeded_random_batch_matches_the_kernel(series: str, tmp_path: Path) -> None:
+    """A few random traces in one boot, compared step by step (not shrunk: tmp_path gets nothing)."""
+    from scripts.kernel_check.randomized import run_random
+
+    summary, results = run_random(RANDOM_N, RANDOM_SEED, series, per_boot=RANDOM_N, shrink_rounds=0,
+                                  out_dir=tmp_path, start=RANDOM_START, log=lambda *a: None)
+    assert summary.traces == RANDOM_N and summary.steps > 0
+    assert not summary.disagreeing, "\n\n".join(r.table() for r in results if not r.agrees)

@@ -6,7 +6,10 @@ exact image package such as linux-image-6.12.117+deb12-cloud-amd64; repeat for
 several), ``--accel``, ``--cache``, ``--markdown FILE`` (write the agreement
 table there, atomically), ``--record`` (write what each build showed to
 tests/kernel_records/<build>/ and report the drift from the build recorded before),
-``--replay`` (no VM: the model against the committed records instead of a boot).
+``--replay`` (no VM: the model against the committed records instead of a boot),
+``--batch`` (the scenarios in shared boots, ``--per-boot`` at a time, reset between them),
+``--random N --seed S`` (N random traces instead of the scenarios, scripts/kernel_check/randomized.py:
+compared step by step, a disagreement shrunk and saved under tests/kernel_scenarios/).
 Out: on stdout, the per-step diff of every scenario that disagrees (or of
 all with ``--steps``), the agreement table naming each exact build (uname -r
 and package version), and with ``--record`` the drift report; exit status 0 if
@@ -47,7 +50,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replay", nargs="?", type=Path, const=RECORD_DIR, default=None, metavar="DIR",
                    help=f"no VM: compare the model with the records under DIR (default {RECORD_DIR}), "
                         "every recorded build, or those of --kernel (series or package)")
+    p.add_argument("--batch", action="store_true",
+                   help="run the scenarios in shared boots (--per-boot at a time, reset between them) "
+                        "instead of one boot each")
+    p.add_argument("--random", type=int, default=None, metavar="N",
+                   help="run N random traces (scripts/kernel_check/randomized.py) instead of the scenarios; "
+                        "each disagreement is shrunk and saved under tests/kernel_scenarios/")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random traces (default 0)")
+    p.add_argument("--start", type=int, default=0, help="index of the first random trace (default 0)")
+    p.add_argument("--per-boot", type=int, default=10, help="random traces per VM boot (default 10)")
+    p.add_argument("--random-steps", type=int, default=24, help="rows of a random trace before its "
+                   "closing task exits and rmdirs (default 24)")
+    p.add_argument("--shrink-rounds", type=int, default=6,
+                   help="boots spent shrinking each disagreement (0: do not shrink or save)")
     return p
+
+
+def random_main(args: argparse.Namespace) -> int:
+    """``--random N``: random traces on each kernel; 0 = all agree, 1 = some disagree."""
+    from scripts.kernel_check.randomized import run_random
+
+    status = 0
+    for kernel in args.kernel or ["6.1"]:
+        try:
+            summary, results = run_random(args.random, args.seed, kernel, cache=args.cache, accel=args.accel,
+                                          per_boot=args.per_boot, steps=args.random_steps,
+                                          shrink_rounds=args.shrink_rounds, start=args.start)
+        except VmOutputError as exc:
+            print(f"kernel {kernel}: {exc}", file=sys.stderr)
+            return 2
+        for r in results:
+            if args.steps or not r.agrees:
+                print(f"\n== {r.name} on {r.build} (model kernel {r.kernel})\n{r.table()}")
+        print("\n" + summary.line())
+        for name, path in summary.shrunk.items():
+            print(f"  {name} -> {path}")
+        if args.markdown:
+            atomic_write_text(args.markdown, markdown_table(results))
+        status = max(status, 0 if not summary.disagreeing else 1)
+    return status
 
 
 def replay_records(args: argparse.Namespace, paths: list[Path]) -> list:
@@ -62,6 +103,8 @@ def replay_records(args: argparse.Namespace, paths: list[Path]) -> list:
 def main(argv: list[str] | None = None) -> int:
     """Run the suite; 0 = all agree, 1 = some disagree, 2 = the VM failed."""
     args = build_parser().parse_args(argv)
+    if args.random is not None:
+        return random_main(args)
     paths, results = scenario_paths(args.scenarios), []
     if args.replay:
         results = replay_records(args, paths)
@@ -71,7 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     for kernel in [] if args.replay else args.kernel or ["6.1"]:
         start = time.monotonic()
         try:
-            results += run_suite(paths, kernel, cache=args.cache, accel=args.accel, jobs=args.jobs)
+            if args.batch:
+                from scripts.kernel_check.randomized import run_scenarios_batched
+
+                results += run_scenarios_batched(paths, kernel, cache=args.cache, accel=args.accel,
+                                                 per_boot=args.per_boot)
+            else:
+                results += run_suite(paths, kernel, cache=args.cache, accel=args.accel, jobs=args.jobs)
         except VmOutputError as exc:
             print(f"kernel {kernel}: {exc}", file=sys.stderr)
             return 2

@@ -13,7 +13,7 @@
  *
  * Commands (sizes and offsets in bytes):
  *   anon REGION BYTES           grow anon region REGION by BYTES, faulting every page
- *   anonfree REGION OFF BYTES   MADV_DONTNEED a range of REGION (BYTES<0: whole region)
+ *   anonfree REGION OFF BYTES   munlock + MADV_DONTNEED a range of REGION (BYTES<0: whole region)
  *   touch REGION                read every page of REGION (swap-in of a live owner)
  *   write PATH OFF BYTES        pwrite incompressible data (extends the file)
  *   read PATH OFF BYTES         pread (BYTES<0: to end of file)
@@ -141,7 +141,13 @@ static int for_range(struct obj *o, long off, long bytes, int (*fn)(char *, long
 	return 0;
 }
 
-static int do_dontneed(char *p, long n) { return madvise(p, n, MADV_DONTNEED); }
+/* anon_free frees what it names, as munmap would, mlocked or not: MADV_DONTNEED alone fails with
+ * EINVAL on a VM_LOCKED range (madvise_dontneed_free_valid_vma), so munlock it first */
+static int do_dontneed(char *p, long n)
+{
+	munlock(p, n);
+	return madvise(p, n, MADV_DONTNEED);
+}
 static int do_mlock(char *p, long n) { return mlock(p, n); }
 static int do_munlock(char *p, long n) { return munlock(p, n); }
 

@@ -97,6 +97,7 @@ kc_task_move() {
 kc_holder() {
     [ -S /run/kc/holder.sock ] && return
     /bin/helper hold /run/kc/holder.sock &
+    echo $! > /run/kc/holder.pid
     for i in $(seq 100); do [ -S /run/kc/holder.sock ] && return; sleep 0.01; done
     RC=1
 }
@@ -105,14 +106,19 @@ kc_swapon() {
     mkswap /dev/vdb "$1" >/dev/null 2>&1 && swapon /dev/vdb || RC=1
 }
 kc_swapoff() { swapoff /dev/vdb || RC=1; }
+# the ext4 disk's atime option (relatime is Linux's default): a scenario named *_noatime etc.
+kc_mount_disk() {
+    umount /mnt/disk && mount -t ext4 -o "$1" /dev/vda /mnt/disk || kc_fatal "mount ext4 -o $1"
+}
 # drop_caches skips folios that a per-CPU cache still references (the LRU folio
 # batches, the buffer-head LRU), so the last pages a task touched can survive it
 # and pin a zombie until some later drain.  On a busy host those caches turn over
 # in milliseconds; the idle VM would keep them forever.  Compaction drains them
 # (lru_add_drain), so drop what a settled kernel would drop.
+# "kc_drop_caches 3" (drop_caches with flag inodes) also evicts unused dentries and inodes.
 kc_drop_caches() {
     echo 1 > /proc/sys/vm/compact_memory
-    echo 1 > /proc/sys/vm/drop_caches || RC=1
+    echo "${1:-1}" > /proc/sys/vm/drop_caches || RC=1
 }
 
 # --- observation ---------------------------------------------------------------
@@ -142,6 +148,51 @@ kc_dump() {
 }
 kc_step() { STEP=$1; RC=0; }
 kc_done() { kc_settle; kc_dump "$1" >&3; }
+
+# --- many traces per boot (scripts/kernel_check/randomized.py) ---------------------
+# kc_trace_begin N ... kc_trace_end N frame trace N; its output lies between
+# "KC-TRACE N" and "KC-TRACE-END N", with its own baseline (step -1) and free memory.
+# A batch's traces run far longer in wall time than their rows say (microseconds apart),
+# so the periodic flusher is off: dirty page cache stays dirty until sync, as in the model.
+kc_trace_begin() {
+    echo 0 > /proc/sys/vm/dirty_writeback_centisecs
+    echo "KC-TRACE $1" >&3
+    echo "KC-INFO mem $(awk '/^MemFree:/ {print $2 * 1024}' /proc/meminfo)" \
+         "$(awk '$1 == "low" {l += $2} $1 == "high" {h += $2} END {print l, h}' /proc/zoneinfo)" >&3
+    kc_done -1
+}
+# Reset: every helper killed and reaped, the socket holder closed, tmpfs emptied, the ext4
+# disk's files deleted and the disk mounted again (every inode evicted), swap off, every
+# cgroup removed; then wait (at most 5 s) until the root has no dying descendants. A reset
+# that leaves one would skew the next trace: say so and power off (the host reruns the rest).
+kc_trace_end() {
+    for f in /run/kc/t*.pid /run/kc/holder.pid; do
+        [ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null
+    done
+    for f in /run/kc/t*.pid /run/kc/holder.pid; do
+        [ -f "$f" ] && wait "$(cat "$f")" 2>/dev/null
+    done
+    rm -f /run/kc/t* /run/kc/holder.pid /run/kc/holder.sock
+    rm -f /mnt/tmpfs/*
+    rm -rf "/mnt/disk/$1"
+    swapoff /dev/vdb >/dev/null 2>&1
+    umount /mnt/disk && mount -t ext4 /dev/vda /mnt/disk || kc_fatal "remount ext4 after trace $1"
+    for d in $(find $CG -mindepth 1 -type d | sort -r); do rmdir "$d" 2>/dev/null; done
+    echo 1 > /proc/sys/vm/compact_memory
+    echo 3 > /proc/sys/vm/drop_caches
+    n=0
+    while [ $n -lt 100 ] && ! grep -q '^nr_dying_descendants 0$' $CG/cgroup.stat; do
+        sleep 0.05; n=$((n + 1))
+    done
+    if grep -q '^nr_dying_descendants 0$' $CG/cgroup.stat && [ -z "$(find $CG -mindepth 1 -type d)" ]; then
+        echo "KC-TRACE-END $1" >&3
+    else
+        echo "KC-RESET-FAIL $1 $(tr '\n' ' ' < $CG/cgroup.stat)" >&3
+        echo "KC-END" >&3
+        sync
+        poweroff -f
+    fi
+}
 
 echo "KC-BEGIN $(uname -r)" >&3
 echo "KC-INFO lru_gen $(cat /sys/kernel/mm/lru_gen/enabled 2>/dev/null)" >&3

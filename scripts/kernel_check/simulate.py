@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from core.machine import Machine, MachineConfig
 from core.policy import make_policy
+from scripts.kernel_check.translate import mount_option
 from traces.batches import machine_batches
 
 Stats = dict[str, int]
@@ -33,14 +34,14 @@ class SimRun:
 
 
 def machine_config(kernel: str, mem_bytes: int, lru_gen: bool,
-                   watermarks: tuple[int, int] | None = None) -> MachineConfig:
+                   watermarks: tuple[int, int] | None = None, atime: str = "relatime") -> MachineConfig:
     """The simulator's stand-in for the VM (kernel "6.1" or "6.12"; MGLRU as the VM boots it).
 
     ``mem_bytes`` is what the VM had free at boot, so the model's free memory starts where the
     VM's did; ``watermarks`` are the VM's (low, high) zone watermarks in pages, when known.
     """
     cfg = MachineConfig(mem_bytes=mem_bytes, swap_bytes=0, cpus=1, numa_nodes=1, kernel=kernel,
-                        lru_gen=lru_gen)
+                        lru_gen=lru_gen, atime=atime)
     if watermarks and all(watermarks) and mem_bytes > 0:
         pages = mem_bytes // 4096
         cfg = replace(cfg, watermark_low=watermarks[0] / pages, watermark_high=watermarks[1] / pages)
@@ -63,7 +64,7 @@ def simulate(table: pa.Table, source: str, kernel: str, mem_bytes: int, lru_gen:
     if len(batches) != 1:
         raise ValueError(f"{source}: the kernel harness replays exactly one machine, got {len(batches)}")
     machine_id, batch = batches[0]
-    m = Machine(machine_config(kernel, mem_bytes, lru_gen, watermarks), policy=make_policy("none"),
+    m = Machine(machine_config(kernel, mem_bytes, lru_gen, watermarks, mount_option(source)), policy=make_policy("none"),
                 machine_id=machine_id, seed=0)
     run = SimRun(kernel)
     run.steps[-1] = _online_stats(m)

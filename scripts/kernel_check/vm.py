@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass
@@ -44,13 +45,24 @@ class BootResult:
     release: str
 
 
-def _make_disks(work: Path, swap_bytes: int) -> tuple[Path, Path]:
+def _make_disks(work: Path, swap_bytes: int, files: dict[str, int] | None = None) -> tuple[Path, Path]:
+    """The ext4 image (holding ``files``: VM path under /mnt/disk -> size, sparse) and the swap disk."""
     disk, swap = work / "disk.img", work / "swap.img"
     for p in (disk, swap):
         p.unlink(missing_ok=True)
     with open(disk, "wb") as f:
         f.truncate(DISK_MIB * MIB)
-    proc = subprocess.run(["mkfs.ext4", "-q", "-F", "-E", "nodiscard", str(disk)], capture_output=True, text=True)
+    root = work / "disk-root"
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir()
+    for path, size in sorted((files or {}).items()):
+        host = root / path.removeprefix("/mnt/disk/")
+        host.parent.mkdir(parents=True, exist_ok=True)
+        with open(host, "wb") as f:
+            f.truncate(size)
+    proc = subprocess.run(["mkfs.ext4", "-q", "-F", "-E", "nodiscard", "-d", str(root), str(disk)],
+                          capture_output=True, text=True)
+    shutil.rmtree(root, ignore_errors=True)
     if proc.returncode != 0:
         raise RuntimeError(f"mkfs.ext4 {disk}: {proc.stderr.strip()}")
     with open(swap, "wb") as f:
@@ -109,13 +121,14 @@ def kvm_usable(cache: Path, art: Artifacts, work: Path) -> bool:
     return ok
 
 
-def _run_once(art: Artifacts, script: Script, work: Path, accel: str, timeout: float) -> BootResult:
+def _run_once(art: Artifacts, script: Script, work: Path, accel: str, timeout: float,
+              rendered: str | None = None) -> BootResult:
     work.mkdir(parents=True, exist_ok=True)
     for name in ("console.log", "out.log"):
         (work / name).unlink(missing_ok=True)
     initrd = work / "initrd.gz"
-    initrd.write_bytes(initramfs.build(art, script.render()))
-    disk, swap = _make_disks(work, script.swap_bytes)
+    initrd.write_bytes(initramfs.build(art, script.render() if rendered is None else rendered))
+    disk, swap = _make_disks(work, script.swap_bytes, script.disk_files)
     cmd = qemu_command(art, initrd, disk, swap, work, accel, os.environ.get("MEMCG_REPLAY_KC_APPEND", ""))
     _, seconds = _boot(cmd, work, timeout)
     for p in (disk, swap):
@@ -124,8 +137,12 @@ def _run_once(art: Artifacts, script: Script, work: Path, accel: str, timeout: f
 
 
 def run_script(art: Artifacts, script: Script, work: Path, cache: Path, accel: str = "auto",
-               timeout: float = 600.0) -> BootResult:
-    """Boot once and run ``script``; ``accel`` is "auto", "kvm" or "tcg"."""
+               timeout: float = 600.0, rendered: str | None = None) -> BootResult:
+    """Boot once and run ``script``; ``accel`` is "auto", "kvm" or "tcg".
+
+    ``rendered`` replaces ``script.render()`` as the VM's steps (a batch of traces,
+    ``randomized.render_batch``); ``script`` then only sizes the swap disk.
+    """
     if accel == "auto":
         accel = "kvm" if kvm_usable(cache, art, work) else "tcg"
-    return _run_once(art, script, work, accel, timeout)
+    return _run_once(art, script, work, accel, timeout, rendered)
