@@ -227,6 +227,8 @@ def _file_access(machine: "MachineState", ev: TraceEvent, how: str = "read") -> 
     if hi <= lo:  # a map of no page still holds the file until munmap (the VMA's vm_file)
         if how == "map":
             map_object(machine, t, o, lo, lo)
+        if how != "write" and kind == _FILE:  # filemap_read / generic_file_mmap: file_accessed even so
+            touch_atime(machine, t, o)
         return
     if how == "map":
         map_object(machine, t, o, lo, hi)

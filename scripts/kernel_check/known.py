@@ -53,17 +53,16 @@ _OOM_TIMING = ("recorded on 2026-12-06 at host load average ~5-10 on 2 cores (tw
                "(nr_dying_descendants 1, model 2: the other zombie is the reader's, held by its cgwb, D14); "
                "6.1.192 and 6.12.118 agreed in the same re-recording; re-record on a quieter host")
 
-_EMPTY_READ = ("shrunk from random trace 9 of seed 1 (2026-12-06): a task reads an empty ext4 file; filemap_read() "
-               "calls file_accessed() at end of file too, so under relatime the kernel updates atime, attaches "
-               "the inode to the reader's cgwb and dirties it, and the removed cgroup stays dying (step 15); "
-               "the model skips touch_atime for an empty range. After sync and drop_caches with inodes "
-               "(16-17) the kernel still keeps it, which is not understood (docs/kernel-validation.md, "
-               "Random differential testing)")
+_EMPTY_READ = ("shrunk from random trace 9 of seed 1 (2026-12-06): a task reads an empty ext4 file and its "
+               "cgroup is removed; filemap_read() calls file_accessed() at end of file too, which the model "
+               "does since (steps 15-16 agree). After sync and drop_caches with inodes (17) the model evicts "
+               "the clean inode and frees the cgroup; the kernel still keeps it, which is not understood "
+               "(docs/kernel-validation.md, Random differential testing)")
 
 KNOWN: tuple[KnownDisagreement, ...] = (
-    KnownDisagreement("atime_empty_read_random_1_9", "6.1", "6.1.192", frozenset({15, 16, 17}), "issue 16",
+    KnownDisagreement("atime_empty_read_random_1_9", "6.1", "6.1.192", frozenset({17}), "issue 16",
                       _EMPTY_READ),
-    KnownDisagreement("atime_empty_read_random_1_9", "6.12", "6.12.117", frozenset({15, 16, 17}), "issue 16",
+    KnownDisagreement("atime_empty_read_random_1_9", "6.12", "6.12.117", frozenset({17}), "issue 16",
                       _EMPTY_READ),
     KnownDisagreement("oom_after_zombie_scraped", "6.12", "6.12.117", frozenset({13}),
                       "issue 17 item 3", _OOM_TIMING, until="6.12.117", kind="timing"),
