@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from scripts.pipeline_check import digests
@@ -32,3 +33,19 @@ def test_output_is_pinned(now, name):
 
 def test_no_case_is_left_unpinned(now):
     assert {k for k in now if not k.endswith("/parquet")} == set(json.loads(PINNED.read_text()))
+
+
+@pytest.mark.parametrize("nfiles,k,zipf", [(128, 6, 1.1), (16, 6, 1.1), (6, 6, 1.1), (2, 2, 1.1), (8, 3, 2.5),
+                                           (40, 40, 0.5)])
+def test_choose_draws_what_numpy_choice_draws(nfiles, k, zipf):
+    from traces.generate import _choose, _SharedFiles
+    w = 1.0 / np.arange(1, nfiles + 1) ** zipf
+    w = w / w.sum()
+    cdf = np.cumsum(w)
+    cdf /= cdf[-1]
+    shared = _SharedFiles(list(range(nfiles)), [4096] * nfiles, w, cdf)
+    for seed in range(40):
+        a, b = np.random.default_rng([seed, 1]), np.random.default_rng([seed, 1])
+        for _ in range(10):
+            assert a.choice(nfiles, size=k, replace=False, p=w).tolist() == _choose(b, shared, k)
+            assert a.random() == b.random()  # and the stream goes on alike
