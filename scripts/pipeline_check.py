@@ -136,6 +136,13 @@ def generate_cases(quick: bool) -> Iterator[tuple[str, str]]:
     table = generate(PRESETS["tiny"], 9)
     perm = np.argsort(np.arange(table.num_rows) % 5, kind="stable")
     yield "batches/tiny-s9-interleaved/max500", batches_digest(machine_batches(table.take(pa.array(perm)), "x", 500))
+    # machines in blocks, out of order (the last machine first), and the same as an importer's dictionary column
+    codes = np.asarray(pc.dictionary_encode(table.column("machine")).combine_chunks().indices)
+    backwards = table.take(pa.array(np.argsort(-codes, kind="stable")))
+    yield "batches/tiny-s9-backwards/max500", batches_digest(machine_batches(backwards, "x", 500))
+    enc = backwards.set_column(1, "machine", pc.dictionary_encode(backwards.column("machine")))
+    enc = enc.set_column(2, "op", pc.dictionary_encode(enc.column("op")))
+    yield "batches/tiny-s9-backwards-dict/max500", batches_digest(machine_batches(enc, "x", 500))
 
 
 def _excerpt(kind: str, local_only: bool = False) -> str:
