@@ -171,6 +171,16 @@ PRESETS: dict[str, SynthParams] = {
     "machine_day": SynthParams(machines=1, duration_s=24 * 3600.0, mem_bytes=56 * GIB, swap_bytes=8 * GIB,
                                pod_arrival_per_s=0.16, shared_files=256, access_interval_s=90.0,
                                socket_fraction=0.02, limit_headroom=0.8),
+    # a Google 2011 cell-month (scripts/bench_cell.py): 12,583 machines x 29 days, arrivals, lifetimes and
+    # memory measured on the excerpts in ../shared/traces (`python scripts/bench_cell.py --calibrate`, numbers
+    # and method in docs/benchmarks.md); one Google task = one pod of one container of one task
+    "google2011_cell": SynthParams(machines=12583, duration_s=29 * 86400.0, mem_bytes=32 * GIB, swap_bytes=0,
+                                   pod_arrival_per_s=6.74e-4, pod_lifetime_median_s=232.0, pod_lifetime_sigma=0.77,
+                                   containers_per_pod_max=1, tasks_per_container_max=1,
+                                   anon_bytes_median=1094 * MIB, anon_bytes_sigma=0.45,
+                                   log_bytes_median=547 * MIB, log_bytes_sigma=0.45,
+                                   shared_files_per_pod=2, shared_file_bytes_median=128 * MIB,
+                                   limit_fraction=1.0, limit_headroom=1.33),
 }
 
 
