@@ -22,6 +22,7 @@ import argparse
 import dataclasses
 import gzip
 import hashlib
+import itertools
 import json
 import sys
 import tempfile
@@ -210,7 +211,7 @@ def import_cases(quick: bool, local_only: bool = False) -> Iterator[tuple[str, s
 def digests(quick: bool = False, local_only: bool = False, echo: bool = True) -> dict[str, str]:
     """Every case's digest, by case name (``local_only``: inputs from tests/data only, as the tests pin them)."""
     out = {}
-    for name, d in [*generate_cases(quick), *import_cases(quick, local_only)]:
+    for name, d in itertools.chain(generate_cases(quick), import_cases(quick, local_only)):
         out[name] = d
         if echo:
             print(f"{name:48s} {d[:16]}", flush=True)

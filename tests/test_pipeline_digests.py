@@ -49,3 +49,14 @@ def test_choose_draws_what_numpy_choice_draws(nfiles, k, zipf):
         for _ in range(10):
             assert a.choice(nfiles, size=k, replace=False, p=w).tolist() == _choose(b, shared, k)
             assert a.random() == b.random()  # and the stream goes on alike
+
+
+@pytest.mark.parametrize("lo,hi", [(0, 1), (1, 4), (5, 100), (0, 1 << 32), (3, (1 << 32) + 3), (0, (1 << 32) + 1),
+                                   (10, 1 << 40), (-(1 << 62), 1 << 62)])
+def test_integers_draws_what_numpy_draws(lo, hi):
+    from traces.generate import _integers
+    for seed in range(20):
+        a, b = np.random.default_rng([seed, 2]), np.random.default_rng([seed, 2])
+        for n in (0, 1, 2, 5, 6, 7, 30):
+            assert a.integers(lo, hi, n).tolist() == _integers(b, lo, hi, n)
+            assert a.random() == b.random()
