@@ -254,9 +254,9 @@ def _machine_setup(ev: _Events, rng: np.random.Generator, p: SynthParams) -> _Sh
 
 
 def _lognormal_bytes(rng: np.random.Generator, median: int, sigma: float, n: int) -> list[int]:
-    """``n`` sizes, whole 4 KiB pages, at least one page."""
-    raw = rng.lognormal(math.log(max(median, 4096)), sigma, n)
-    return (np.maximum(np.round(raw / 4096), 1).astype(np.int64) * 4096).tolist()
+    """``n`` sizes, whole 4 KiB pages (rounded half to even, as ``np.round``), at least one page."""
+    raw = rng.lognormal(math.log(max(median, 4096)), sigma, n).tolist()
+    return [max(round(x / 4096), 1) * 4096 for x in raw]
 
 
 def _choose(rng: np.random.Generator, shared: _SharedFiles, k: int) -> list[int]:
@@ -558,7 +558,7 @@ class _Events:
         flag_names = pa.array([format_flags(int(b)) or None for b in flag_values], type=pa.string())
         arrays = [
             pa.array(np.ascontiguousarray(t)),
-            pa.array(np.full(t.size, machine, dtype=object), type=pa.string()),
+            _decode(np.zeros(t.size, dtype=np.int32), pa.array([machine], type=pa.string())),
             _decode(op, op_names),
             _decode(cg, names), _decode(task, names), _decode(obj, names),
             _nullable(off), _nullable(nb),
