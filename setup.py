@@ -43,7 +43,15 @@ def source_hashes() -> dict[str, str]:
 
 
 class OptionalBuildExt(build_ext):
-    """build_ext that never fails the install: a module that does not compile stays pure."""
+    """build_ext that never fails the install: a module that does not compile stays pure.
+
+    The C compiles run in parallel, one per CPU (``build_ext --parallel``), which pip does not ask for.
+    """
+
+    def finalize_options(self) -> None:
+        super().finalize_options()
+        if not self.parallel:
+            self.parallel = os.cpu_count() or 1
 
     def run(self) -> None:
         try:

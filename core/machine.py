@@ -91,26 +91,56 @@ class Machine(MachineState):
             qt = queue[0][0] if queue else None
             st = sampler.next_us
             if st <= t_us and (qt is None or st <= qt):
-                self.now_us = max(self.now_us, st)
-                sampler.sample(st)
+                if sampler.can_idle():
+                    # nothing changed since the last sample: every sample up to the next
+                    # queued work (or t_us) repeats it, at O(1) whatever the stretch's length
+                    sampler.idle_until(t_us if qt is None else min(t_us, qt))
+                    self.now_us = max(self.now_us, sampler.next_us - sampler.interval)
+                else:
+                    self.now_us = max(self.now_us, st)
+                    sampler.sample(st)
             elif qt is not None and qt <= t_us:
                 when, _, fn, args = heapq.heappop(queue)
                 self.now_us = max(self.now_us, when)
                 fn(self, *args)
                 css_release_work(self)
+                sampler.dirty = True
+                self.changes += 1
             else:
                 break
         self.now_us = max(self.now_us, t_us)
 
+    def clock(self) -> tuple:
+        """What changes on an idle machine as time passes: the clock and the sampler's progress.
+
+        Everything else changes only with ``changes``. A checkpoint may pickle the machine with
+        its clock detached (``with_clock``) once per value of ``changes`` and store the small
+        clock beside it each time.
+        """
+        s = self.sampler
+        return (self.now_us, s.next_us, s.dirty, s._points, s._last, s._age_basis)
+
+    def with_clock(self, clock: tuple) -> "Machine":
+        """Set the clock (``clock()``'s tuple) and return the machine."""
+        s = self.sampler
+        self.now_us, s.next_us, s.dirty, s._points, s._last, s._age_basis = clock
+        return self
+
     def take_samples(self) -> dict:
         """Metric samples taken since the last call, as columns (``core.metrics.SAMPLE_COLUMNS``)."""
         return self.sampler.take()
+
+    def take_sample_points(self) -> list:
+        """The samples since the last call as stored rows (change points); ``core.metrics.expand_points``
+        turns many machines' rows into columns at once."""
+        return self.sampler.take_points()
 
     # ================================================================== events
     def apply(self, batch: EventBatch) -> None:
         """Replay one batch of this machine's events in order."""
         if len(batch) == 0:
             return
+        self.changes += 1
         times = batch.time_us.tolist()
         ops = batch.op.tolist()
         cg = batch.cgroup.tolist()
@@ -130,22 +160,27 @@ class Machine(MachineState):
         ev = TraceEvent(batch.source, 0, None, None, None, NULL, NULL, 0)
         next_due = self._next_due()
         # one zip over the columns: cheaper than indexing nine lists per event
-        for t, op, row, c, tsk, obj, of, n, f in zip(times, ops, rows, cg, tk, ob, off, nb, fl):
-            if t < self.now_us:
-                raise TraceError(batch.source, row, "time_us",
-                                 f"time {t} before machine {self.machine_id}'s clock {self.now_us}")
-            if t >= next_due:
-                self.advance_to(t)
-                next_due = self._next_due()
-            self.now_us = t
-            ev.row, ev.cgroup, ev.task, ev.obj = row, names_c[c], names_t[tsk], names_o[obj]
-            ev.offset, ev.nbytes, ev.flags = of, n, f
-            handlers[op](self, ev)
-            counters["events"] += 1
-            if release_q:
-                css_release_work(self)
-            if queue and queue[0][0] <= t:
-                next_due = t
+        sampler = self.sampler
+        try:
+            for t, op, row, c, tsk, obj, of, n, f in zip(times, ops, rows, cg, tk, ob, off, nb, fl):
+                if t < self.now_us:
+                    raise TraceError(batch.source, row, "time_us",
+                                     f"time {t} before machine {self.machine_id}'s clock {self.now_us}")
+                if t >= next_due:
+                    sampler.dirty = True  # events since the last sample may have changed the state
+                    self.advance_to(t)
+                    next_due = self._next_due()
+                self.now_us = t
+                ev.row, ev.cgroup, ev.task, ev.obj = row, names_c[c], names_t[tsk], names_o[obj]
+                ev.offset, ev.nbytes, ev.flags = of, n, f
+                handlers[op](self, ev)
+                counters["events"] += 1
+                if release_q:
+                    css_release_work(self)
+                if queue and queue[0][0] <= t:
+                    next_due = t
+        finally:
+            sampler.dirty = True  # whatever ran (or raised) after the last sample
 
     def _next_due(self) -> int:
         """The time of the next queued work or sample, whichever comes first."""
@@ -168,6 +203,10 @@ class Machine(MachineState):
     def job_table(self) -> dict[str, list]:
         """Released cgroups not yet taken, then live ones: path, born/offline/freed times, peak bytes, OOM kills."""
         return self.sampler.jobs()
+
+    def released_count(self) -> int:
+        """How many freed cgroups ``take_jobs`` would return now."""
+        return len(self.mem.released_paths)
 
     def take_jobs(self) -> dict[str, list]:
         """Job-table rows of the cgroups released since the last call (then forgotten by the machine).

@@ -182,7 +182,7 @@ def _piece_pages(machine: "MachineState", o: int, need: dict[int, int]) -> int:
     kind = machine.o_kind[o]
     if kind != _FILE and machine.swap_total <= machine.swap_used:
         return 0
-    if kind != _ANON and machine.o_maps[o] and machine.cfg.mapped_hot:
+    if kind != _ANON and machine.cfg.mapped_hot and any(b > a for _, a, b in machine.o_maps[o]):
         return 0  # its pages may be mapped, so referenced: reclaim keeps them
     cap = -1  # -1: nothing in the way
     if total > free_room:  # kswapd wakes and reclaims to the high watermark

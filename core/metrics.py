@@ -114,27 +114,83 @@ JOB_COLUMNS: dict[str, str] = {
 }
 
 
-class Sampler:
-    """Takes samples of one machine on its own clock and buffers them as columns."""
+#: one stored sample row: (values in ``SAMPLE_COLUMNS`` order, time of its first sample, how many
+#: consecutive samples it stands for, the sample interval, the zombie-age basis (``_age_basis``),
+#: and whether its values were computed at its first sample (else they were carried over a ``take``))
+SamplePoint = tuple[tuple, int, int, int, tuple[int, int, int, int], bool]
 
-    def __init__(self, machine: "MachineState") -> None:
+_COLUMN_NAMES = tuple(SAMPLE_COLUMNS)
+_FLOAT_COLUMNS = frozenset(k for k in SAMPLE_COLUMNS if k.endswith("_s"))
+
+
+class Sampler:
+    """Takes samples of one machine on its own clock and keeps them as change points.
+
+    A sample whose state did not change since the previous one (no event applied, no
+    queued work run: ``dirty`` is False) is not computed again: the previous stored row
+    stands for one more sample, O(1) (``idle_until`` adds many at once, so an idle stretch
+    costs the same whatever its length, and a row is carried over a ``take``). The
+    regular-interval columns are derived when they are taken (``expand_points``): a
+    repeated row keeps every value but ``time_us`` and the two zombie-age columns, which
+    are recomputed from the stored offline times with the same float operations as a
+    full sample, so the columns are bit-identical to sampling every interval.
+    ``full=True`` computes every sample in full (the reference for tests).
+    """
+
+    def __init__(self, machine: "MachineState", full: bool = False) -> None:
         self.machine = machine
         self.interval = machine.cfg.sample_interval_us
         self.next_us = 0
-        self._rows: dict[str, list] = {k: [] for k in SAMPLE_COLUMNS}
+        self.full = full
+        #: set by whatever changes the machine's state (``core.machine``); cleared by a full sample
+        self.dirty = True
+        self._points: list[list] = []  # SamplePoint fields, the repeat count mutable
+        self._last: tuple[tuple, tuple[int, int, int, int]] | None = None  # values and age basis of the last row
+        self._age_basis = (0, 0, 0, 0)
 
     def sample(self, t_us: int) -> None:
-        """Record the state at ``t_us`` and schedule the next sample."""
-        for k, v in self.snapshot(t_us).items():
-            self._rows[k].append(v)
+        """Record the state at ``t_us`` (a full row, or one more repeat of an unchanged one)."""
+        if self.dirty or self.full or self._last is None:
+            snap = self.snapshot(t_us)
+            values = tuple(snap[k] for k in _COLUMN_NAMES)
+            self._last = (values, self._age_basis)
+            self._points.append([values, t_us, 1, self.interval, self._age_basis, True])
+            self.dirty = False
+        elif self._points:
+            self._points[-1][2] += 1
+        else:  # the first sample after a take, nothing changed: the last row carried over
+            self._points.append([self._last[0], t_us, 1, self.interval, self._last[1], False])
         self.next_us = t_us + self.interval
 
-    def take(self) -> dict[str, np.ndarray]:
-        """Buffered samples as int64/float64 columns; the buffer is emptied."""
-        out = {k: np.asarray(v, dtype=np.float64 if k.endswith("_s") else np.int64)
-               for k, v in self._rows.items()}
-        self._rows = {k: [] for k in SAMPLE_COLUMNS}
+    def idle_until(self, t_us: int) -> None:
+        """Take, as repeats of the last row, every sample due at or before ``t_us``.
+
+        Only valid when ``can_idle()``: the caller (``Machine.advance_to``) checks that no
+        queued work comes first.
+        """
+        if t_us < self.next_us:
+            return
+        k = (t_us - self.next_us) // self.interval + 1
+        if self._points:
+            self._points[-1][2] += k
+        else:
+            assert self._last is not None
+            self._points.append([self._last[0], self.next_us, k, self.interval, self._last[1], False])
+        self.next_us += k * self.interval
+
+    def can_idle(self) -> bool:
+        """True when the next samples may be taken as repeats of the last row."""
+        return not (self.dirty or self.full or self._last is None)
+
+    def take_points(self) -> list[SamplePoint]:
+        """The stored rows since the last call (``expand_points`` turns them into columns); emptied."""
+        out = [tuple(p) for p in self._points]
+        self._points = []
         return out
+
+    def take(self) -> dict[str, np.ndarray]:
+        """Samples taken since the last call, as regular-interval int64/float64 columns; the buffer is emptied."""
+        return expand_points([self.take_points()])
 
     def snapshot(self, t_us: int) -> dict[str, int | float]:
         """One sample's values (gauges computed now, counters as they stand)."""
@@ -156,6 +212,7 @@ class Sampler:
         live_parents = mem.view("parent")[(state != State.FREED) & (mem.view("parent") >= 0)]
         has_child = np.bincount(live_parents, minlength=len(state))[dying] > 0  # a live child holds it
         ages = (t_us - col["offline_us"]) / 1e6
+        self._age_basis = _age_basis(col["offline_us"])
         return {
             "memcgs_online": online,
             "memcgs_dying": nd,
@@ -231,6 +288,83 @@ class Sampler:
     def take_jobs(self) -> dict[str, list]:
         """Rows of the memcgs released since the last call, in release order; the machine forgets them."""
         return _released_rows(*self.machine.mem.take_released())
+
+
+#: columns that ``points_columns`` adds to the stored rows, for ``expand_columns``
+POINT_COLUMNS = ("_reps", "_interval", "_nd", "_lo", "_hi", "_oldest", "_fresh")
+
+
+def points_columns(parts: list[list[SamplePoint]], tags: list[int] | None = None) -> dict[str, np.ndarray]:
+    """Many machines' stored sample rows as compact columns, one entry per stored row.
+
+    In: per machine, its ``Sampler.take_points()``; optionally a tag per machine (its fleet
+    index), which becomes a leading ``machine`` int32 column. Out: ``SAMPLE_COLUMNS`` (``time_us``
+    holds each row's first sample time) plus ``POINT_COLUMNS``; concatenating such dicts
+    column by column and then ``expand_columns`` equals expanding each and concatenating.
+    """
+    points = [p for part in parts for p in part]
+    out: dict[str, np.ndarray] = {}
+    if tags is not None:
+        out["machine"] = np.repeat(np.asarray(tags, dtype=np.int32), [len(part) for part in parts])
+    if not points:
+        out.update({k: np.zeros(0, dtype=np.float64 if k in _FLOAT_COLUMNS else np.int64) for k in _COLUMN_NAMES})
+        out.update({k: np.zeros(0, dtype=bool if k == "_fresh" else np.int64) for k in POINT_COLUMNS})
+        return out
+    values, t_first, reps, interval, basis, fresh = zip(*points)
+    for k, col in zip(_COLUMN_NAMES, zip(*values)):
+        out[k] = np.asarray(col, dtype=np.float64 if k in _FLOAT_COLUMNS else np.int64)
+    out["time_us"] = np.asarray(t_first, dtype=np.int64)
+    out["_reps"] = np.asarray(reps, dtype=np.int64)
+    out["_interval"] = np.asarray(interval, dtype=np.int64)
+    b = np.asarray(basis, dtype=np.int64).reshape(-1, 4)
+    out["_nd"], out["_lo"], out["_hi"], out["_oldest"] = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
+    out["_fresh"] = np.asarray(fresh, dtype=bool)
+    return out
+
+
+def expand_columns(pc: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Regular-interval sample columns from compact ones (``points_columns``); others pass unchanged.
+
+    Each stored row is repeated for the samples it stands for; ``time_us`` and the zombie ages
+    of repeats (and of rows carried over a ``take``) are derived as ``Sampler`` describes.
+    """
+    if "_reps" not in pc:
+        return pc
+    rep = pc["_reps"]
+    out = {k: np.repeat(v, rep) for k, v in pc.items() if k not in POINT_COLUMNS}
+    if rep.size == 0 or (int(rep.max()) == 1 and bool(pc["_fresh"].all())):
+        return out  # every row was computed at its own time
+    first = np.repeat(np.cumsum(rep) - rep, rep)  # index of each sample's stored row
+    nth = np.arange(int(rep.sum()), dtype=np.int64) - first  # 0 for the stored row's first sample
+    t = out["time_us"] + nth * np.repeat(pc["_interval"], rep)
+    out["time_us"] = t
+    nd, lo, hi, oldest = (np.repeat(pc[k], rep) for k in ("_nd", "_lo", "_hi", "_oldest"))
+    # rows computed at their own time keep their values; the others (repeats, rows carried over a take)
+    # are derived, as np.median of (t - offline) / 1e6: the middle value, or the mean of the two middle ones
+    derive = ((nth > 0) | ~np.repeat(pc["_fresh"], rep)) & (nd > 0)
+    odd = (nd % 2) == 1
+    p50 = np.where(odd, (t - lo) / 1e6, ((t - lo) / 1e6 + (t - hi) / 1e6) / 2)
+    out["zombie_age_p50_s"] = np.where(derive, p50, out["zombie_age_p50_s"])
+    out["zombie_age_max_s"] = np.where(derive, (t - oldest) / 1e6, out["zombie_age_max_s"])
+    return out
+
+
+def expand_points(parts: list[list[SamplePoint]], tags: list[int] | None = None) -> dict[str, np.ndarray]:
+    """Regular-interval sample columns of many machines' stored rows (``expand_columns`` of ``points_columns``)."""
+    return expand_columns(points_columns(parts, tags))
+
+
+def _age_basis(offline_us: np.ndarray) -> tuple[int, int, int, int]:
+    """What a dying set's zombie ages at any later time derive from.
+
+    In: the dying memcgs' offline times. Out: (count, the offline time whose age is the
+    median or the upper middle one, the other middle one, the oldest offline time).
+    """
+    n = int(offline_us.size)
+    if n == 0:
+        return (0, 0, 0, 0)
+    s = np.sort(offline_us)
+    return (n, int(s[(n - 1) // 2]), int(s[n // 2]), int(s[0]))
 
 
 def _released_rows(paths: list[str], rel: dict) -> dict[str, list]:

@@ -22,9 +22,12 @@ _ANON = int(Kind.ANON)
 
 
 def map_object(machine: "MachineState", t: int, o: int, lo: int, hi: int) -> None:
+    """Task ``t`` maps pages [lo, hi) of ``o`` (mmap + faults); an empty range maps no page but, as
+    the VMA's ``vm_file`` reference does, keeps ``o`` alive after unlink until the munmap (mm/mmap.c)."""
     machine.o_maps[o].append((t, lo, hi))
     machine.t_maps[t].append((o, lo, hi))
-    add_count(machine, o, lo, hi, "mapc", +1)
+    if hi > lo:
+        add_count(machine, o, lo, hi, "mapc", +1)
 
 
 def unmap_object(machine: "MachineState", t: int, o: int) -> None:
@@ -38,7 +41,8 @@ def unmap_object(machine: "MachineState", t: int, o: int) -> None:
     machine.o_maps[o] = keep
     machine.t_maps[t] = [mp for mp in machine.t_maps[t] if mp[0] != o]
     for _, lo, hi in mine:
-        add_count(machine, o, lo, hi, "mapc", -1)
+        if hi > lo:
+            add_count(machine, o, lo, hi, "mapc", -1)
     if machine.policy.wants_access:
         machine.policy.on_access(machine, o, 0, machine.o_size[o], machine.t_cg[t], "unmap")
     free_if_unused(machine, o)

@@ -87,7 +87,13 @@ class MachineState:
         self.cfg = cfg
         self.kernel = Kernel.parse(cfg.kernel)
         self.machine_id = machine_id
-        self.rng = random.Random(f"{seed}:{machine_id}")
+        # the RNG is made on first use (one policy draws from it): an unused one costs nothing to
+        # checkpoint, where a Mersenne Twister state is 625 numbers
+        self._rng: random.Random | None = None
+        self._rng_seed = f"{seed}:{machine_id}"
+        #: bumped by whatever may change the state (a batch applied, queued work run): a checkpoint
+        #: may reuse a machine's pickle while it is unchanged (``core.machine.Machine.clock``)
+        self.changes = 0
         self.policy: Policy = policy
         self.now_us = 0
         # memory: memcgs, page runs, machine-wide page totals (4 KiB pages)
@@ -150,6 +156,7 @@ class MachineState:
         self.free_kmem: list[int] = []
         # open sockets: name -> (sk_memcg or -1 when not associated, buffer pages charged)
         self.sock_by_name: dict[str, tuple[int, int]] = {}
+        self.failed_socks: set[str] = set()  # sockets a killed task never opened (their close is ignored)
         # cgroup writeback (core.fs_writeback)
         self.wb_inodes: dict[int, set[int]] = {}  # memcg -> inodes attached to its (live) wb
         self.wb_pinned: dict[int, int] = {}  # inode -> dying memcg its cgwb pins
@@ -159,3 +166,10 @@ class MachineState:
         self.slot_cache: dict[int, list[list[int]]] = {}  # cpu -> [[memcg, pages], ...]
         self.slot_cache_fill: dict[int, int] = {}  # cpu -> pages parked
         self.sampler: Sampler  # set by core.machine.Machine
+
+    @property
+    def rng(self) -> random.Random:
+        """The machine's own RNG, seeded with (run seed, machine id); made on first use."""
+        if self._rng is None:
+            self._rng = random.Random(self._rng_seed)
+        return self._rng

@@ -191,9 +191,8 @@ def op_file_map(machine: "MachineState", ev: TraceEvent) -> None:
 
 
 def _file_access(machine: "MachineState", ev: TraceEvent, how: str = "read") -> None:
-    # the common case of _task / _object inline (a live task, an existing object): the
-    # most frequent op; anything else takes the full lookup, which counts or raises
-    # (no test for None on this path: a row without a task or object finds nothing, then raises)
+    # _task / _object inline for the common case (a live task, an existing object); anything else takes
+    # the full lookup, which counts or raises (a row without a task or object finds nothing, then raises)
     t = machine.task_by_name.get(ev.task, -1)  # type: ignore[arg-type]  # None: see above
     if t < 0 or not machine.t_alive[t]:
         t = _task(machine, ev)
@@ -223,7 +222,9 @@ def _file_access(machine: "MachineState", ev: TraceEvent, how: str = "read") -> 
             hi = size
     else:
         lo, hi = ev.range(machine.o_size[o])
-    if hi <= lo:
+    if hi <= lo:  # a map of no page still holds the file until munmap (the VMA's vm_file)
+        if how == "map":
+            map_object(machine, t, o, lo, lo)
         return
     if how == "map":
         map_object(machine, t, o, lo, hi)
@@ -297,7 +298,8 @@ def op_unpin(machine: "MachineState", ev: TraceEvent) -> None:
 
 def op_kmem_alloc(machine: "MachineState", ev: TraceEvent) -> None:
     t = _task(machine, ev)
-    if t < 0:
+    if t < 0:  # an OOM-killed task (or one that never started) made nothing: its kmem_free is ignored too
+        machine.failed_kmem.add(ev.need_object())
         return
     name = ev.need_object()
     if name in machine.kmem_by_name:
@@ -340,7 +342,8 @@ def op_kmem_free(machine: "MachineState", ev: TraceEvent) -> None:
 
 def op_sock_open(machine: "MachineState", ev: TraceEvent) -> None:
     t = _task(machine, ev)
-    if t < 0:
+    if t < 0:  # an OOM-killed task (or one that never started) opened nothing: its sock_close is ignored too
+        machine.failed_socks.add(ev.need_object())
         return
     name = ev.need_object()
     if name in machine.sock_by_name:
@@ -368,6 +371,10 @@ def op_sock_close(machine: "MachineState", ev: TraceEvent) -> None:
     name = ev.need_object()
     got = machine.sock_by_name.pop(name, None)
     if got is None:
+        if name in machine.failed_socks:
+            machine.failed_socks.discard(name)
+            machine.counters["ops_ignored"] += 1
+            return
         raise ev.error("object", f"socket {name} is not open")
     m, n = got
     if m < 0:

@@ -11,11 +11,13 @@ retry of the interrupted call (``max_task_retries``) returns what the lost call 
 
 from __future__ import annotations
 
+import os
+import shutil
 from typing import Any
 
 import ray
 
-from replay.shard import Shard, ShardSpec, StepResult
+from replay.shard import Shard, ShardSpec, StepResult, node_scratch
 
 
 class ShardHost:
@@ -36,6 +38,10 @@ class ShardHost:
         """The actor's process id."""
         return self.shard.pid()
 
+    def node(self) -> str:
+        """Id of the Ray node this incarnation runs on."""
+        return ray.get_runtime_context().get_node_id()
+
     def restored_from(self) -> int:
         """Simulated time of the checkpoint this incarnation started from (-1: none)."""
         return self.shard.restored_from
@@ -44,3 +50,12 @@ class ShardHost:
 # num_cpus=0: shards are sized to the cluster's CPUs by the executor; an actor that asked for a
 # CPU could stay pending forever when the driver's own work holds one (STACK.md §2 Scheduling).
 ShardActor = ray.remote(num_cpus=0)(ShardHost)
+
+
+@ray.remote(num_cpus=0, max_retries=0)
+def remove_scratch(name: str) -> bool:
+    """Remove run ``name``'s scratch folder on the node this task runs on; True if there was one."""
+    path = node_scratch(name)
+    existed = os.path.isdir(path)
+    shutil.rmtree(path, ignore_errors=True)
+    return existed

@@ -13,6 +13,7 @@ earlier process was interrupted) -> write and cache the outputs -> summarise.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import os
 import shutil
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+import pyarrow.compute as pc
 from omegaconf import DictConfig, OmegaConf
 
 from replay.config import (ReplayConfig, check_config, config_key, knobs_dict, machine_config_kwargs, policy_list,
@@ -29,7 +31,7 @@ from replay.config import (ReplayConfig, check_config, config_key, knobs_dict, m
 from replay.coordinator import StepHook, replay_waves
 from replay.executors import make_executor, shard_count
 from replay.outputs import policy_files, read_summary, write_files, write_run_summary
-from replay.plan import Plan, load_checked, make_plans
+from replay.plan import Plan, expected_events_per_machine, load_checked, make_plans, synth_params
 from replay.progress import Progress
 from replay.shard import ShardSpec
 from replay.store import RunStore, StoreError, open_store, redact
@@ -65,20 +67,58 @@ def shard_specs(plan: Plan, cfg: ReplayConfig, policy: str, run: str,
                 store: Optional[RunStore]) -> list[ShardSpec]:
     """One spec per shard of ``plan`` for replaying ``policy``."""
     kwargs = machine_config_kwargs(cfg, plan.mem_bytes)
+    sized = cfg.executor.kind == "ray" and cfg.executor.shard_memory_mib == 0  # else nobody reads ShardSpec.events
+    per_machine = _expected_per_machine(plan.synth, cfg.seed) if plan.synth is not None and sized else -1.0
     return [ShardSpec(i, s.machines, s.first_machine, s.trace_path, kwargs, policy, cfg.seed,
                       cfg.executor.step_s * 1_000_000, cfg.executor.checkpoint_every_s * 1_000_000,
                       run, plan.layout, store, plan.synth, knobs_dict(cfg.policy.knobs), plan.t_end_us,
-                      pack=0 <= cfg.executor.pack_above < len(s.machines))
+                      pack=0 <= cfg.executor.pack_above < len(s.machines),
+                      events=s.events if s.events >= 0 else max(-1, int(per_machine * len(s.machines))))
             for i, s in enumerate(plan.shards)]
+
+
+_PER_MACHINE: dict[tuple, float] = {}
+
+
+def _expected_per_machine(synth: dict[str, Any], seed: int) -> float:
+    # only the Ray executor's shard sizing and memory declaration use it; one sample per fleet and seed
+    key = (tuple(sorted(synth.items())), seed)
+    if key not in _PER_MACHINE:
+        _PER_MACHINE[key] = expected_events_per_machine(synth, seed)
+    return _PER_MACHINE[key]
+
+
+def _fleet_events(cfg: ReplayConfig, loaded) -> tuple[int, int]:
+    """(machines, events) of the whole fleet for sizing shards: a trace's own, a synthetic fleet's
+    expected (machine 0 sampled); (0, -1) where nothing is sized by them."""
+    ex = cfg.executor
+    if ex.kind != "ray" or ex.shards > 0 or ex.shard_memory_mib != 0:
+        return 0, -1
+    if loaded is not None:
+        table = loaded[0]
+        return len(pc.unique(table.column("machine"))), table.num_rows
+    params = dataclasses.asdict(synth_params(cfg))
+    return params["machines"], int(_expected_per_machine(params, cfg.seed) * params["machines"])
 
 
 def _replay_policies(cfg: ReplayConfig, todo: list[str], keys: dict[str, str], store: RunStore,
                      run_dir: str, result: RunResult, on_step: Optional[StepHook], trace: list) -> None:
+    setup = Progress("setup", 1, enabled=cfg.progress)
+    setup.note(f"{cfg.executor.kind} executor" + (", joining or starting Ray" if cfg.executor.kind == "ray" else ""))
     executor = make_executor(cfg.executor, cfg.ray)
-    with tempfile.TemporaryDirectory(dir=run_dir, prefix=WORK_PREFIX) as work:
+    if cfg.executor.kind == "ray":
+        from replay.executors import check_store
+
+        check_store(embedded=store.snapshot_path is not None)
+    with tempfile.TemporaryDirectory(dir=run_dir, prefix=WORK_PREFIX) as work, _cleaned(executor):
         # trace.pop(): once written into the shards' partitions the table is not held any more
-        plans = make_plans(cfg, lambda machines: shard_count(cfg.executor, machines), work, reuse=len(todo) > 1,
-                           loaded=trace.pop())
+        fleet, events = _fleet_events(cfg, trace[0])
+        plans = make_plans(cfg, lambda machines: shard_count(cfg.executor, machines,
+                                                             events * machines // fleet if events >= 0 else -1),
+                           work, reuse=len(todo) > 1, loaded=trace.pop())
+        setup.note(f"{len(plans[0].machines)} machines in {len(plans)} wave{'s' if len(plans) > 1 else ''} of "
+                   f"{len(plans[0].shards)} shard{'s' if len(plans[0].shards) > 1 else ''}; "
+                   f"{len(todo)} polic{'ies' if len(todo) > 1 else 'y'} to replay")
         for p in todo:
             if not cfg.store.cache:
                 store.clear_run(keys[p])  # from scratch: no stale checkpoints either
@@ -98,6 +138,15 @@ def _replay_policies(cfg: ReplayConfig, todo: list[str], keys: dict[str, str], s
             result.stats[p] = dict(got.stats, replay_s=got.wall_s)
             if got.resumed_from_us >= 0:
                 result.resumed[p] = got.resumed_from_us
+
+
+@contextlib.contextmanager
+def _cleaned(executor):
+    """Run ``executor.cleanup()`` (the nodes' scratch folders) however the run ends."""
+    try:
+        yield
+    finally:
+        executor.cleanup()
 
 
 def _wave_label(policy: str, k: int, waves: int) -> str:

@@ -18,6 +18,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,6 +146,8 @@ class ExecutorCfg:
     (0: all at once). A shard holds all its machines' events for the whole replay, so a fleet
     whose events do not fit in memory runs wave after wave; finished waves are kept in the
     run store, so an interrupted run resumes in the wave it stopped in. Same results.
+    ``shard_memory_mib``: memory each Ray shard actor declares, so Ray places no more shards on
+    a node than it holds (0: estimated from the shard's machines and expected events; -1: none).
     """
 
     kind: str = "ray"
@@ -155,6 +158,7 @@ class ExecutorCfg:
     max_restarts: int = 3
     pack_above: int = 1000
     wave_machines: int = 0
+    shard_memory_mib: int = 0
 
 
 @dataclass
@@ -336,6 +340,12 @@ def check_config(cfg: ReplayConfig) -> None:
         problems.append(f"fleet.machines: {cfg.fleet.machines} is negative (0 keeps every machine of the trace)")
     if cfg.fleet.sample_interval_s <= 0:
         problems.append("fleet.sample_interval_s must be > 0")
+    for key in ("mem_gib", "swap_gib"):  # sizes in GiB must be finite numbers (nan or inf are not sizes)
+        v = getattr(cfg.machine, key)
+        if v is not None and not math.isfinite(v):
+            problems.append(f"machine.{key}: {v} is not a finite size")
+    if problems:
+        raise ConfigError("; ".join(problems))
     from core.state import MachineConfig
 
     try:  # the machine's own rules (core.state.MachineConfig.validate), now rather than in a shard

@@ -19,10 +19,12 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from core.metrics import expand_columns
+
 from replay.columns import FLEET_PERCENTILES, NOT_SUMMED, TIME, ZOMBIES
 from replay.executors import Executor
 from replay.plan import Plan
-from replay.progress import Progress
+from replay.progress import Progress, fmt_sim
 from replay.shard import Samples, concat_samples, pack, unpickle
 from replay.store import RunStore
 
@@ -33,6 +35,8 @@ StepHook = Callable[[int, Executor], None]
 class Collected:
     """Everything one policy's replay produced, independent of sharding and restarts."""
 
+    #: per-machine timeline as compact change points sorted by (machine, time): ``expand_columns``
+    #: (or ``replay.outputs`` when writing) turns it into the regular-interval table
     machines: Samples
     fleet: Samples
     summaries: list[dict[str, Any]]
@@ -136,9 +140,11 @@ class Coordinator:
         return t
 
     def _take(self, s: Samples, jobs: Samples) -> None:
+        # ``s``: the shards' samples as compact change points (``core.metrics.points_columns``), kept
+        # so until the end; the fleet timeline needs every sample time, so the round is expanded for it
         if s:
             self.parts.append(s)
-            self.fleet_parts.append(fleet_rows(s))
+            self.fleet_parts.append(fleet_rows(expand_columns(s)))
         if jobs:
             self.job_parts.append(jobs)
 
@@ -228,6 +234,9 @@ class Coordinator:
         if fleet:
             order = np.argsort(fleet[TIME], kind="stable")
             fleet = {k: v[order] for k, v in fleet.items()}
+        # sorted while compact (expanded when written): a stored row's samples are consecutive in time
+        # and rows of one machine never overlap, so this equals sorting the expanded table, at a
+        # fraction of its memory and time
         out = Collected(sort_samples(concat_samples(self.parts)), fleet, summaries, jobs, events,
                         wall_s, start_us, self.stats)
         self._count("collect_s", time.monotonic() - t0)
@@ -241,7 +250,9 @@ def replay(plan: Plan, executor: Executor, specs: list, store: Optional[RunStore
     t0 = time.monotonic()
     co = Coordinator(plan, executor, store, run, step_us, checkpoint_every_us, progress)
     start = co.resume_point()
-    executor.start(specs)
+    if start >= 0:
+        progress.note(f"resuming from the commit at sim {fmt_sim(start)}")
+    executor.start(specs, progress.note)
     co.stats["start_s"] = time.monotonic() - t0
     try:
         events = co.run_rounds(start, on_step)
@@ -267,6 +278,7 @@ def replay_waves(plans: list[Plan], executor: Executor, specs_for: Callable[[Pla
     for k, plan in enumerate(plans):
         kept = store.get_wave(run, plan.layout) if store is not None else None
         if kept is not None:
+            progress_for(k).note("wave done in an earlier run; taken from the store")
             got = unpickle(kept)
             got.resumed_from_us = plan.t_end_us  # nothing replayed again
         else:
@@ -291,7 +303,7 @@ def merge_waves(waves: list[Collected]) -> Collected:
         for k, v in w.stats.items():
             stats[k] = stats.get(k, 0.0) + v
     resumed = [w.resumed_from_us for w in waves if w.resumed_from_us >= 0]
-    return Collected(machines, fleet_rows(machines),
+    return Collected(machines, fleet_rows(expand_columns(machines)),
                      sorted((s for w in waves for s in w.summaries), key=lambda s: s["machine"]),
                      order_jobs([w.jobs for w in waves], []), sum(w.events for w in waves),
                      sum(w.wall_s for w in waves), max(resumed, default=-1), stats)

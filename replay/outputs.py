@@ -29,6 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from core.metrics import POINT_COLUMNS, expand_columns
 from replay.columns import COST, HOLDERS, PERCPU, NOT_SUMMED, SIDE_EFFECTS, TIME, ZOMBIES
 from replay.coordinator import Collected
 from replay.shard import Samples
@@ -62,12 +63,71 @@ def _named(s: Samples, names: list[str]) -> Samples:
 
 
 def parquet_bytes(s: Samples, order: Iterable[str] | None = None) -> bytes:
-    """A columnar dict as Parquet bytes (zstd; byte-identical for identical input)."""
-    keys = list(order) if order is not None else list(s)
-    table = pa.table({k: s[k] for k in keys if k in s}) if s else pa.table({})
+    """A columnar dict as Parquet bytes (zstd; byte-identical for identical input).
+
+    Compact sample columns (``core.metrics.points_columns``) are expanded to the regular-interval
+    table chunk by chunk as they are written (``ROW_GROUP`` rows each), so the whole expanded
+    table is never in memory.
+    """
+    keys = list(order) if order is not None else [k for k in s if k not in POINT_COLUMNS]
+    if not s:
+        return _write(pa.table({}))
+    if "_reps" not in s:
+        return _write(pa.table({k: s[k] for k in keys if k in s}))
     buf = io.BytesIO()
-    pq.write_table(table, buf, compression="zstd")
+    writer = None
+    for chunk in _expanded_chunks(s):
+        table = pa.table({k: chunk[k] for k in keys if k in chunk})
+        if writer is None:
+            writer = pq.ParquetWriter(buf, table.schema, compression="zstd")
+        writer.write_table(table, row_group_size=ROW_GROUP)
+    assert writer is not None
+    writer.close()
     return buf.getvalue()
+
+
+#: rows per Parquet row group of an expanded sample table
+ROW_GROUP = 1 << 17  # 131,072 rows: an expanded chunk of ~72 columns is ~75 MB in memory
+
+
+def _write(table: pa.Table) -> bytes:
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd", row_group_size=ROW_GROUP)
+    return buf.getvalue()
+
+
+def _expanded_chunks(s: Samples):
+    """Regular-interval columns of compact samples ``s``, in consecutive chunks of ``ROW_GROUP`` rows
+    (a stored row standing for more samples than fit is cut between chunks)."""
+    reps = s["_reps"]
+    ends = np.cumsum(reps)  # expanded row just past each stored row
+    total = int(ends[-1]) if len(ends) else 0
+    if total == 0:
+        yield expand_columns(s)
+        return
+    for lo in range(0, total, ROW_GROUP):
+        hi = min(lo + ROW_GROUP, total)
+        a = int(np.searchsorted(ends, lo, side="right"))  # stored row holding expanded row lo
+        b = int(np.searchsorted(ends, hi - 1, side="right")) + 1
+        part = {k: v[a:b].copy() for k, v in s.items()}
+        skip = lo - (int(ends[a - 1]) if a else 0)  # samples of row a already written
+        part["_reps"][0] -= skip
+        part["time_us"][0] += skip * int(part["_interval"][0])
+        part["_fresh"][0] = part["_fresh"][0] and skip == 0
+        part["_reps"][-1] -= int(ends[b - 1]) - hi  # samples of the last row left for the next chunk
+        yield expand_columns(part)
+
+
+def last_samples(s: Samples) -> Samples:
+    """The rows at the latest sample time of a (compact or regular) per-machine timeline."""
+    if "_reps" in s:
+        t_last = s["time_us"] + (s["_reps"] - 1) * s["_interval"]
+        sel = t_last == t_last.max()  # rows whose last sample is the latest one
+        part = {k: v[sel] for k, v in s.items()}
+        part["_fresh"] = part["_fresh"] & (part["_reps"] == 1)  # a repeat's ages are derived
+        part["time_us"], part["_reps"] = t_last[sel], np.ones(int(sel.sum()), dtype=np.int64)
+        return expand_columns(part)
+    return {k: v[s[TIME] == s[TIME].max()] for k, v in s.items()}
 
 
 def policy_summary(c: Collected, policy: str, seed: int, n_machines: int) -> dict[str, Any]:
@@ -76,8 +136,7 @@ def policy_summary(c: Collected, policy: str, seed: int, n_machines: int) -> dic
     if c.fleet:
         z = c.fleet[ZOMBIES]
         out.update(zombies_final=int(z[-1]), zombies_peak=int(z.max()))
-        last = c.machines[TIME] == c.machines[TIME].max()
-        per = np.sort(c.machines[ZOMBIES][last])
+        per = np.sort(last_samples(c.machines)[ZOMBIES])
         for name, q in (("p50", 50), ("p99", 99), ("max", 100)):
             rank = max(0, int(np.ceil(q / 100 * len(per))) - 1)
             out[f"zombies_per_machine_{name}"] = int(per[rank])

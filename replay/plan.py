@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 from core.errors import ConfigError, TraceError
 from replay.config import GIB, ReplayConfig
 from traces.batches import machine_ids
-from traces.generate import PRESETS, SynthParams, machine_name
+from traces.generate import PRESETS, SynthParams, generate_machine, machine_name
 from traces.io import group_by_machine, read_trace, write_trace
 from traces.problems import raise_problems
 from traces.validate import validate_file, validate_table
@@ -127,6 +127,15 @@ def check_span(t_max_us: int, cfg: ReplayConfig, where: str) -> None:
         raise ConfigError(f"{where}: {t_max_us} µs is {days:,.0f} days into the replay; at "
                           f"{grain // 1_000_000} s per step or sample that is more than {MAX_POINTS:,} "
                           "points (cut the trace with `python -m traces transform window`)")
+
+
+def expected_events_per_machine(synth: dict[str, Any], seed: int) -> float:
+    """Events one machine of a synthetic fleet is expected to have: machine 0 generated for at most a
+    simulated hour (about 0.5 s), scaled to the whole duration. Sizes shard memory, nothing else."""
+    params = SynthParams(**synth)
+    sample_s = min(params.duration_s, 3600.0)
+    rows = generate_machine(dataclasses.replace(params, duration_s=sample_s), seed, 0).num_rows
+    return rows * params.duration_s / sample_s
 
 
 def synthetic_plan(cfg: ReplayConfig, n_shards: int, step_us: int, workdir: str = "",

@@ -38,6 +38,12 @@ class Progress:
         self.t0 = time.monotonic()
         self.start_us, self.start_events = max(0, start_us), 0
 
+    def note(self, text: str) -> None:
+        """A line of what the run is doing before or between rounds (setup, generation), drawn at once."""
+        if self.enabled:
+            self.stream.write(("\r" if self.tty else "") + f"[{self.label}] {text}\n")
+            self.stream.flush()
+
     def update(self, t_us: int, events: int) -> dict[str, float]:
         """Record a round; returns sim time, events, events/s and ETA (seconds, -1 unknown)."""
         wall = max(time.monotonic() - self.t0, 1e-9)

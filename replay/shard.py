@@ -25,6 +25,7 @@ from __future__ import annotations
 import gc
 import os
 import pickle
+import tempfile
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ import pyarrow.parquet as pq
 
 from core.events import EventBatch
 from core.machine import Machine, MachineConfig
+from core.metrics import points_columns
 from core.policy import make_policy
 from replay.store import RunStore
 from traces.batches import machine_batches
@@ -69,6 +71,13 @@ class ShardSpec:
     t_end_us: int = 0
     # keep each machine as a compressed pickle between rounds (``ExecutorCfg.pack_above``)
     pack: bool = False
+    # Ray: an object ref to the bytes of this shard's Parquet partition (replaces ``trace_path``,
+    # so that no node but the driver's needs to see the driver's files)
+    trace_ref: Any = None
+    # non-empty: ``trace_path`` is a file name in this node's scratch folder ``node_scratch(scratch)``
+    # (generated synthetic events kept for the next policy on the node the shard runs on)
+    scratch: str = ""
+    events: int = -1             # events of its machines (synthetic: expected); sizes the actor's memory
 
 
 @dataclass
@@ -83,6 +92,19 @@ class StepResult:
     busy_s: float = 0.0          # wall seconds this call spent replaying (diagnostics, never in outputs)
     cpu_s: float = 0.0           # CPU seconds of the calling thread in this call (load-independent)
     checkpoint_s: float = 0.0    # wall seconds of it spent writing checkpoints
+
+
+#: the folder, under the node's temp dir, that holds per-run scratch folders (``node_scratch``)
+SCRATCH_DIR = "memcg-replay-scratch"
+
+
+def node_scratch(name: str) -> str:
+    """This node's scratch folder for run ``name``: ``<temp dir of this process>/memcg-replay-scratch/<name>``.
+
+    Every process Ray starts on a node has the same temp dir (``TMPDIR``, else /tmp), so the
+    shards and the clean-up task of one node agree on it; no other node sees it.
+    """
+    return os.path.join(tempfile.gettempdir(), SCRATCH_DIR, name)
 
 
 def concat_samples(parts: list[Samples]) -> Samples:
@@ -114,6 +136,23 @@ def unpickle(blob: bytes) -> Any:
             gc.enable()
 
 
+#: a machine as the shard keeps it packed or checkpoints it: (compressed pickle without its clock,
+#: ``Machine.clock()``)
+Frozen = tuple[bytes, tuple]
+
+
+def thaw(frozen: Frozen | Machine | bytes) -> Machine:
+    """The machine of a ``Frozen`` pair: its pickle loaded, its clock set (a machine, or a whole
+    machine's pickle as checkpoints before frozen pairs held, is returned as it is)."""
+    if isinstance(frozen, Machine):
+        return frozen
+    if isinstance(frozen, bytes):
+        return unpickle(frozen)
+    blob, clock = frozen
+    m: Machine = unpickle(blob)
+    return m.with_clock(clock)
+
+
 def job_columns(rows: dict[str, list]) -> Samples:
     """A machine's job-table rows (lists, ``core.metrics.JOB_COLUMNS``) as numpy columns."""
     return {k: np.asarray(v) for k, v in rows.items()}
@@ -132,15 +171,19 @@ class Shard:
         if state is None:
             cfg = MachineConfig(**spec.machine_kwargs)
             # the machine mixes its id into the seed: (run seed, machine id) as the design asks
-            self.machines: list[Machine | bytes] = [
-                self._packed(Machine(cfg, policy=make_policy(spec.policy, spec.knobs), machine_id=mid, seed=spec.seed))
-                for mid in spec.machines]
+            self._frozen: list[tuple[int, bytes] | None] = [None] * len(spec.machines)
+            self.machines: list[Machine | Frozen] = [
+                self._packed(i, Machine(cfg, policy=make_policy(spec.policy, spec.knobs), machine_id=mid,
+                                        seed=spec.seed))
+                for i, mid in enumerate(spec.machines)]
             self.now_us = 0
             self.events = 0
             # per unacknowledged round: (time, samples, job rows of the cgroups freed in it)
             self.pending: list[tuple[int, Samples, Samples]] = []
         else:
-            self.machines, self.now_us, self.events, self.pending = state
+            frozen, self.now_us, self.events, self.pending = state
+            self._frozen = [None] * len(frozen)
+            self.machines = [f if spec.pack else thaw(f) for f in frozen]
         self._seek()
         self.setup_s = time.monotonic() - t0  # events loaded or generated, checkpoint restored
         self.setup_cpu_s = time.thread_time() - c0
@@ -151,6 +194,11 @@ class Shard:
         s = self.spec
         if s.synth is not None:
             by_id = dict(machine_batches(self._synthetic_table(), f"synthetic seed {s.seed}"))
+        elif s.trace_ref is not None:
+            import ray  # the Ray executor shipped the partition through the object store
+
+            piece = ray.get(s.trace_ref)
+            by_id = dict(machine_batches(pq.read_table(pa.BufferReader(piece)), f"shard {s.index}'s partition"))
         else:
             by_id = dict(machine_batches(pq.read_table(s.trace_path), s.trace_path))
         missing = [m for m in s.machines if m not in by_id]
@@ -162,14 +210,16 @@ class Shard:
         """This shard's generated events: read back from ``trace_path`` if an earlier policy's
         shard left them there, else generated (and left there when the spec names a path)."""
         s = self.spec
-        if s.trace_path and os.path.exists(s.trace_path):
-            return pq.read_table(s.trace_path)
+        path = os.path.join(node_scratch(s.scratch), s.trace_path) if s.scratch and s.trace_path else s.trace_path
+        if path and os.path.exists(path):
+            return pq.read_table(path)
         # generation is per machine deterministic: machine i of the fleet is generator index i
         params = SynthParams(**s.synth)  # type: ignore[arg-type]
         table = pa.concat_tables([generate_machine(params, s.seed, s.first_machine + i)
                                   for i in range(len(s.machines))])
-        if s.trace_path:
-            write_trace(table, s.trace_path)  # atomic: a shard killed mid-write leaves no partial file
+        if path:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            write_trace(table, path)  # atomic: a shard killed mid-write leaves no partial file
         return table
 
     def _seek(self) -> None:
@@ -186,18 +236,36 @@ class Shard:
         return unpickle(found[1])
 
     # -- packed machines -----------------------------------------------------------------------
-    def _packed(self, m: Machine) -> Machine | bytes:
-        """What the shard keeps of machine ``m`` between rounds: ``m`` itself, or packed as a blob."""
-        return pack(m) if self.spec.pack else m
+    def _freeze(self, i: int, m: Machine) -> Frozen:
+        """Machine ``m`` (the shard's ``i``-th) as (compressed pickle without its clock, clock).
+
+        The pickle is made again only when the machine changed (``Machine.changes``) since the
+        last one: an idle machine costs its small clock tuple per checkpoint, not a pickle.
+        """
+        cached = self._frozen[i]
+        if cached is None or cached[0] != m.changes:
+            clock = m.clock()
+            m.with_clock((0, 0, True, [], None, (0, 0, 0, 0)))  # the pickle holds no clock
+            try:
+                cached = (m.changes, pack(m))
+            finally:
+                m.with_clock(clock)
+            self._frozen[i] = cached
+        return cached[1], m.clock()
+
+    def _packed(self, i: int, m: Machine) -> Machine | Frozen:
+        """What the shard keeps of machine ``i`` between rounds: ``m`` itself, or frozen (``_freeze``)."""
+        return self._freeze(i, m) if self.spec.pack else m
 
     def machine(self, i: int) -> Machine:
-        """The shard's ``i``-th machine (unpacked if it is packed; the shard keeps what it holds)."""
+        """The shard's ``i``-th machine (thawed if it is packed; the shard keeps what it holds)."""
         m = self.machines[i]
-        return unpickle(m) if isinstance(m, bytes) else m
+        return thaw(m) if isinstance(m, tuple) else m
 
     def _checkpoint(self) -> None:
         s = self.spec
-        state = (self.machines, self.now_us, self.events, self.pending)
+        frozen = [m if isinstance(m, tuple) else self._freeze(i, m) for i, m in enumerate(self.machines)]
+        state = (frozen, self.now_us, self.events, self.pending)
         blob = pack(state)
         s.store.put_checkpoint(s.run, s.layout, s.index, self.now_us, blob)  # type: ignore[union-attr]
 
@@ -218,21 +286,28 @@ class Shard:
         return (t // self.spec.step_us + 1) * self.spec.step_us
 
     def _step(self, t_us: int) -> None:
-        parts, jobs = [], []
+        points, tags, jobs = [], [], []
+        first = self.spec.first_machine
         for i, b in enumerate(self.batches):
             m = self.machine(i)
             lo = int(self.cursor[i])
-            hi = lo + int(np.searchsorted(b.time_us[lo:], t_us, side="left"))
-            if hi > lo:
+            if lo < len(b) and int(b.time_us[lo]) < t_us:  # this round has events for the machine
+                hi = lo + int(np.searchsorted(b.time_us[lo:], t_us, side="left"))
                 m.apply(b.slice(lo, hi))
                 self.events += hi - lo
                 self.cursor[i] = hi
             m.advance_to(t_us)
-            parts.append(self._tagged(m.take_samples(), self.spec.first_machine + i))
-            jobs.append(self._tagged(job_columns(m.take_jobs()), self.spec.first_machine + i))
-            self.machines[i] = self._packed(m)
+            # samples as change points, expanded for the whole shard at once: an idle machine costs O(1)
+            points.append(m.take_sample_points())
+            tags.append(first + i)
+            if m.released_count():
+                jobs.append(self._tagged(job_columns(m.take_jobs()), first + i))
+            self.machines[i] = self._packed(i, m)
         self.now_us = t_us
-        self.pending.append((t_us, concat_samples(parts), concat_samples(jobs)))
+        # compact until the coordinator needs the columns (``core.metrics.expand_columns``): what the
+        # shard keeps, checkpoints and hands over grows with the state's changes, not with samples
+        samples = points_columns(points, tags)
+        self.pending.append((t_us, samples if len(samples["machine"]) else {}, concat_samples(jobs)))
         every = self.spec.checkpoint_every_us
         if self.spec.store is not None and every > 0 and t_us % every == 0 and t_us != self.spec.t_end_us:
             t0 = time.monotonic()

@@ -8,15 +8,27 @@ wall time, events, events/s, peak RSS of the driver and of each actor, state byt
 from the measured events/s when only a slice was run). Nothing is asserted.
 
     python scripts/bench_fleet.py --machines 200 --hours 1
+
+Several nodes (strong scaling: the same fleet on 1, 2, 3 nodes):
+
+- ``--address HOST:PORT --store-url redis://...``: one run (``--only cluster``) on an existing Ray
+  cluster, one shard per CPU of the cluster;
+- ``--netns-nodes 1,2,3``: for each count, a fresh test cluster of that many Ray nodes, each in a
+  network namespace of its own (``tests/test_cluster.py``'s ``NetnsCluster``; root, iproute2 and
+  redis-server needed), ``--node-cpus`` CPUs each, and the run driven from the head's namespace;
+  then the speed-up and efficiency per node count and a projection of the fleet-day.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import pickle
 import resource
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -35,7 +47,8 @@ TARGET_MACHINES, TARGET_HOURS = 10_000, 24.0
 
 
 def _config(args: argparse.Namespace, out: str, executor: str, shards: int) -> Any:
-    over = [f"trace={args.trace}", "policy=none", f"fleet.machines={args.machines}",
+    joined = [f"ray.address={args.address}", "store=redis", f"store.url={args.store_url}"] if args.address else []
+    over = [*joined, f"trace={args.trace}", "policy=none", f"fleet.machines={args.machines}",
             f"+trace.params.duration_s={args.hours * 3600}", f"fleet.sample_interval_s={args.sample_s}",
             f"executor={executor}", f"executor.shards={shards}", f"executor.step_s={args.step_s}",
             f"executor.checkpoint_every_s={args.checkpoint_s}", "executor.timeout_s=3600",
@@ -174,6 +187,13 @@ def start_ray(args: argparse.Namespace) -> float:
         cfg = _config(args, out, "ray", 1)
     t0 = time.monotonic()
     ensure_ray(cfg.ray)
+    if args.wait_nodes:  # a cluster just started: its worker nodes may still be joining
+        import ray
+
+        while len([n for n in ray.nodes() if n.get("Alive")]) < args.wait_nodes:
+            if time.monotonic() - t0 > 180:
+                raise RuntimeError(f"fewer than {args.wait_nodes} Ray nodes came up")
+            time.sleep(0.5)
     return time.monotonic() - t0
 
 
@@ -190,18 +210,29 @@ def main(argv: list[str] | None = None) -> int:
                     help="executor.pack_above: pack machines as compressed pickles in shards larger than this")
     ap.add_argument("--wave-machines", type=int, default=0,
                     help="executor.wave_machines: replay the fleet in waves of this many machines (0: at once)")
-    ap.add_argument("--only", choices=["in-process", "ray1", "ray2"], action="append")
+    ap.add_argument("--only", choices=["in-process", "ray1", "ray2", "cluster"], action="append",
+                    help="cluster: one shard per CPU of the cluster at --address")
+    ap.add_argument("--address", help="join this Ray cluster (with --store-url, a Redis every node reaches)")
+    ap.add_argument("--store-url", help="the run store for --address")
+    ap.add_argument("--netns-nodes", help="strong scaling on test clusters of these node counts, e.g. 1,2,3")
+    ap.add_argument("--node-cpus", type=int, default=1, help="Ray CPUs per node with --netns-nodes")
+    ap.add_argument("--json", help="write the figures of the runs to this file")
     ap.add_argument("--repeat", type=int, default=1, help="run the configurations in turn this many times")
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--no-breakdown", dest="breakdown", action="store_false",
                     help="do not print where each run's wall time went")
     ap.add_argument("--no-measure", dest="measure", action="store_false",
                     help="skip the RSS/state probes after the last round")
+    ap.add_argument("--wait-nodes", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     register_configs()
-    runs = {"in-process": ("local", 1), "ray1": ("ray", 1), "ray2": ("ray", 2)}
-    labels = {"in-process": "in-process", "ray1": "ray 1 actor", "ray2": "ray 2 actors"}
-    chosen = args.only or list(runs)
+    if args.netns_nodes:
+        return netns_scaling(args, argv or sys.argv[1:])
+    if args.address:
+        args.measure = False  # the RSS probe reads /proc of the actors, which may be on other hosts
+    runs = {"in-process": ("local", 1), "ray1": ("ray", 1), "ray2": ("ray", 2), "cluster": ("ray", 0)}
+    labels = {"in-process": "in-process", "ray1": "ray 1 actor", "ray2": "ray 2 actors", "cluster": "cluster"}
+    chosen = args.only or [k for k in runs if k != "cluster"]
     print(f"fleet: {args.machines:,} machines x {args.hours:g} h (trace preset {args.trace}), "
           f"{os.cpu_count()} CPUs", flush=True)
     cluster_s = start_ray(args) if any(runs[k][0] == "ray" for k in chosen) else 0.0
@@ -212,7 +243,77 @@ def main(argv: list[str] | None = None) -> int:
         for k in chosen:
             figs[labels[k]].append(bench(args, labels[k], *runs[k]))
     report(figs, args, cluster_s)
+    if args.json:
+        import ray
+
+        nodes = len([n for n in ray.nodes() if n.get("Alive")]) if ray.is_initialized() else 0
+        Path(args.json).write_text(json.dumps({"nodes": nodes, "runs": {k: [{x: f[x] for x in ("wall_s", "events")}
+                                                                             for f in v] for k, v in figs.items()}}))
     return 0
+
+
+def netns_scaling(args: argparse.Namespace, argv: list[str]) -> int:
+    """The same fleet on test clusters of each ``--netns-nodes`` count; speed-up, efficiency, projection."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.test_cluster import NetnsCluster, netns_usable
+
+    why = netns_usable()
+    if why:
+        print(f"cannot build the test cluster: {why}", file=sys.stderr)
+        return 2
+    counts = [int(n) for n in args.netns_nodes.split(",")]
+    keep = [a for a in _drop_option(argv, "--netns-nodes") if not a.startswith("--only")]
+    rows = []
+    for n in counts:
+        root = Path(tempfile.mkdtemp(prefix="mrb-", dir="/tmp"))
+        c = NetnsCluster(root, root / "driver", workers=n - 1, cpus=args.node_cpus)
+        (root / "driver").mkdir()
+        try:
+            c.up()
+            out = root / "driver" / "figs.json"
+            t0 = time.monotonic()
+            proc = subprocess.run(["ip", "netns", "exec", c.ns("head"), sys.executable, __file__, *keep,
+                                   "--only", "cluster", "--address", c.address, "--store-url", c.redis_url,
+                                   "--json", str(out), "--wait-nodes", str(n)],
+                                  env=dict(c.env("head"), RAY_ADDRESS=c.address), check=False)
+            if proc.returncode or not out.exists():
+                print(f"{n} nodes: the run failed ({proc.returncode})", file=sys.stderr)
+                return 1
+            got = json.loads(out.read_text())
+            wall = median_wall(got["runs"]["cluster"])
+            rows.append((n, got["nodes"], wall, got["runs"]["cluster"][0]["events"], time.monotonic() - t0))
+        finally:
+            try:
+                c.down()
+            finally:
+                shutil.rmtree(root, ignore_errors=True)
+    base_n, _, base_wall, events, _ = rows[0]
+    print(f"strong scaling, {args.machines:,} machines x {args.hours:g} h, {args.node_cpus} CPU(s) per node, "
+          f"{os.cpu_count()} cores on this host:")
+    for n, seen, wall, _, total in rows:
+        speed = base_wall / wall
+        print(f"  {n} node(s) ({seen} alive): wall {wall:7.1f} s  speed-up {speed:4.2f}x  "
+              f"efficiency {speed * base_n / n:4.0%}  (with cluster start {total:.0f} s)")
+    # the best rate per Ray CPU over the node counts: on a host with fewer cores than Ray CPUs the
+    # larger clusters share cores, and their rate per CPU says more about the host than the replay
+    rate, n = max((events / (wall * n * args.node_cpus), n) for n, _, wall, _, _ in rows)
+    scale = (TARGET_MACHINES / args.machines) * (TARGET_HOURS / args.hours)
+    print(f"best rate per Ray CPU: {rate:,.0f} events/s ({n} node(s)); the fleet-day ({TARGET_MACHINES:,} machines "
+          f"x {TARGET_HOURS:g} h, ~{events * scale:,.0f} events) needs ~{events * scale / rate / 3600:,.0f} "
+          "CPU-hours at that rate")
+    return 0
+
+
+def _drop_option(argv: list[str], name: str) -> list[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == name:
+            skip = True
+        elif not a.startswith(name + "="):
+            out.append(a)
+    return out
 
 
 if __name__ == "__main__":

@@ -14,3 +14,13 @@ def test_machine_day_figures(capsys):
     # ... under pressure, as issue 2 asks: global reclaim that evicts and swaps, and pods hitting memory.max
     assert res["reclaim_passes"] > 0 and res["evictions"] > 0 and res["swapouts"] > 0 and res["refaults"] > 0
     assert res["max_events"] > 0
+
+
+@pytest.mark.benchmark
+def test_idle_fleet_figures(capsys):
+    """``python scripts/bench_idle.py``: 1,000 machines x 1 idle day, the model alone and the whole replay."""
+    from scripts.bench_idle import main
+
+    with capsys.disabled():
+        print()
+        assert main([]) == 0

@@ -16,7 +16,7 @@ import pytest
 from core.errors import TraceError
 from traces.cli import main as cli_main
 from traces.importers.google2011 import Params, import_google2011
-from traces.importers.sharing import parse_rules
+from traces.importers.sharing import AGENT_CGROUP, AGENT_TASK, parse_rules
 from traces.io import read_trace
 from traces.validate import validate_table
 
@@ -24,6 +24,12 @@ DATA = Path(__file__).parent / "data" / "google2011"
 TASKS = DATA / "task_events-part-00000-head6000.csv.gz"
 MACHINES = DATA / "machine_events-head3000.csv.gz"
 NEVER = (1 << 63) - 1
+
+
+def _no_agent(table):
+    """The table without the machine agent's rows (its cgroup and task: docs/importers.md, "Sharing rules")."""
+    return table.filter(pc.invert(pc.fill_null(pc.or_kleene(pc.equal(table.column("task"), AGENT_TASK),
+                                                             pc.equal(table.column("cgroup"), AGENT_CGROUP)), False)))
 
 
 def _rows(path: Path) -> list[list[str]]:
@@ -75,9 +81,11 @@ def test_counts_match_raw_rows(excerpt):
     rows = _rows(TASKS)
     starts, exits, pairs = _expected_runs(rows)
     ops = Counter(table.column("op").to_pylist())
-    assert ops["task_start"] == starts
+    agents = len({m for m, _ in pairs})  # the machine agent that installs images: one per machine with a run
+    assert ops["task_start"] == starts + agents
     assert ops["task_exit"] == exits
-    assert ops["mkdir"] == starts + len(pairs)  # a task cgroup per run, a job cgroup per (machine, job)
+    # a task cgroup per run, a job cgroup per (machine, job), the agent's cgroup per machine
+    assert ops["mkdir"] == starts + len(pairs) + agents
     task_machines = {r[4] for r in rows if r[4]}
     machine_rows = _rows(MACHINES)
     all_machines = task_machines | {r[1] for r in machine_rows if r[2] == "0"}
@@ -136,12 +144,12 @@ QUIRKS = [
 def test_quirks(tmp_path):
     table, report, _ = import_google2011([_write(tmp_path, "te.csv", QUIRKS)])
     assert validate_table(table) == []
-    ops = Counter(table.column("op").to_pylist())
+    ops = Counter(_no_agent(table).column("op").to_pylist())
     assert ops["task_start"] == 5  # 1-0, 1-1, 3-0 (implicit), 2-0 twice
     assert ops["task_exit"] == 3  # 3-0, 2-0.0, 1-0; 2-0.1 and 1-1 run on
     assert report.notes["exit without start in the window (implicit start)"] == 1
     assert report.skipped["exit of a task that was not running"] == 1
-    starts = table.filter(pc.equal(table.column("op"), "task_start"))
+    starts = _no_agent(table).filter(pc.equal(_no_agent(table).column("op"), "task_start"))
     assert sorted(starts.column("task").to_pylist()) == ["1-0.0", "1-1.0", "2-0.0", "2-0.1", "3-0.0"]
     implicit = starts.filter(pc.equal(starts.column("task"), "3-0.0"))
     assert implicit.column("time_us").to_pylist() == [0]

@@ -18,6 +18,7 @@ from traces.importers.google2011 import Params as P2011
 from traces.importers.google2011 import import_google2011
 from traces.importers.google2019 import Params as P2019
 from traces.importers.google2019 import import_google2019
+from traces.importers.sharing import AGENT_CGROUP, AGENT_TASK
 from traces.validate import validate_table
 
 NEVER = (1 << 63) - 1
@@ -37,7 +38,14 @@ def _csv(tmp_path, name, rows):
     return str(path)
 
 
+def _no_agent(table):
+    """The table without the machine agent's rows (its cgroup and task: docs/importers.md, "Sharing rules")."""
+    return table.filter(pc.invert(pc.fill_null(pc.or_kleene(pc.equal(table.column("task"), AGENT_TASK),
+                                                             pc.equal(table.column("cgroup"), AGENT_CGROUP)), False)))
+
+
 def _where(table, **eq):
+    table = _no_agent(table)  # these tests are about runs; the agent is tested in test_import_sharing
     for k, v in eq.items():
         table = table.filter(pc.equal(table.column(k), v))
     return table

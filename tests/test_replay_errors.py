@@ -78,6 +78,8 @@ def test_bad_trace_files_are_one_error_line(compose_replay, tmp_path, good):
 @pytest.mark.parametrize("override, needle", [
     ("trace.preset=nope", "trace.preset: 'nope'"),
     ("+trace.params.machines=-2", "trace.params.machines: -2"),
+    ("machine.swap_gib=nan", "machine.swap_gib: nan is not a finite size"),
+    ("machine.mem_gib=inf", "machine.mem_gib: inf is not a finite size"),
     ("+trace.params.duration_s=abc", "trace.params.duration_s: 'abc'"),
     ("+trace.params.tmpfs_fraction=1.5", "trace.params.tmpfs_fraction: 1.5"),
     ("+trace.params.anon_steps=1.5", "trace.params.anon_steps: 1.5 is not an integer"),

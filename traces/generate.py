@@ -171,6 +171,15 @@ PRESETS: dict[str, SynthParams] = {
     "machine_day": SynthParams(machines=1, duration_s=24 * 3600.0, mem_bytes=56 * GIB, swap_bytes=8 * GIB,
                                pod_arrival_per_s=0.16, shared_files=256, access_interval_s=90.0,
                                socket_fraction=0.02, limit_headroom=0.8),
+    # a 2019 Facebook-like host for a week, as in Roman Gushchin's measurement of dying cgroups
+    # (docs/kernel-validation.md "A published fleet figure": why each value; pod_arrival_per_s is
+    # the one knob fitted to the published curve)
+    "fb2019_host": SynthParams(machines=1, duration_s=7 * 86400.0, mem_bytes=64 * GIB, swap_bytes=0,
+                               pod_arrival_per_s=0.0014, pod_lifetime_median_s=120.0, pod_lifetime_sigma=1.5,
+                               containers_per_pod_max=1, tasks_per_container_max=2, anon_bytes_median=64 * MIB,
+                               access_interval_s=300.0, tmpfs_fraction=0.0, pinned_fraction=0.0,
+                               log_keep_fraction=0.5, log_keep_s=3600.0, slab_free_s=0.0,
+                               socket_fraction=0.0, limit_fraction=0.0),
     # a Google 2011 cell-month (scripts/bench_cell.py): 12,583 machines x 29 days, arrivals, lifetimes and
     # memory measured on the excerpts in ../shared/traces (`python scripts/bench_cell.py --calibrate`, numbers
     # and method in docs/benchmarks.md); one Google task = one pod of one container of one task

@@ -46,7 +46,7 @@ def mapped_pages_by_memcg(machine: "MachineState", o: int) -> dict[int, int]:
     """Per memcg, the pages of object ``o`` covered by the mappings of its live tasks (overlaps once)."""
     spans: dict[int, list[tuple[int, int]]] = {}
     for t, a, b in machine.o_maps[o]:
-        if machine.t_alive[t]:
+        if machine.t_alive[t] and b > a:
             spans.setdefault(machine.t_cg[t], []).append((a, b))
     out = {}
     for m, ranges in spans.items():

@@ -38,7 +38,7 @@ import pyarrow.compute as pc
 
 from traces.importers.common import NEVER, PAGE, ImportReport, stable_argsort
 from traces.importers.machine_memory import with_machine_memory
-from traces.importers.sharing import Rule
+from traces.importers.sharing import AGENT_CGROUP, AGENT_TASK, Rule
 from traces.schema import TRACE_SCHEMA, schema_of
 
 # Phases order events that share (machine, time): (major, minor). mkdir minor
@@ -138,7 +138,7 @@ def emit(cg: Cgroups, samples: Samples, updates: Updates, rules: tuple[Rule, ...
     _fix_parent_spans(cg)
     samples = _samples_in_lifetime(cg, samples, report)
     depth = _depth(cg)  # a string scan of every path: once, for mkdir and rmdir
-    parts = _structure_parts(cg, depth) + _update_parts(cg, updates)
+    parts = _structure_parts(cg, depth) + _update_parts(cg, updates) + _agent_parts(cg, rules)
     for rule in rules:
         if rule.enabled and rule.key in cg.keys:
             parts += _rule_parts(cg, rule)
@@ -261,11 +261,43 @@ def _rule_parts(cg: Cgroups, rule: Rule) -> list[_Part]:
     fm = members[first]
     parts = [_Part("file_create", start[first], P_CREATE, 0, _sel(cg.machine, fm), obj=obj.take(first),
                    nbytes=np.full(ngroups, size), flags="shmem" if rule.tmpfs else None)]
+    if rule.owner == "agent":
+        # the agent fills the page cache first (minor -1: before the tasks' reads at the same time)
+        parts.append(_Part("file_read", start[first], P_MEM, -1, _sel(cg.machine, fm),
+                           task=_const(AGENT_TASK, ngroups), obj=obj.take(first),
+                           offset=np.zeros(ngroups, np.int64), nbytes=np.full(ngroups, size)))
     if rule.tmpfs:
         parts += _tmpfs_parts(cg, rule, members, obj, gid, first, size)
     else:
         parts += _file_use_parts(cg, rule, members, obj, size)
     return parts
+
+
+def _agent_members(cg: Cgroups, rules: tuple[Rule, ...]) -> np.ndarray:
+    """Rows of the tasks that use a file the machine agent fills (a rule with ``owner="agent"``)."""
+    use = np.zeros(len(cg), dtype=bool)
+    for rule in rules:
+        if rule.enabled and rule.owner == "agent" and rule.key in cg.keys:
+            use |= cg.keys[rule.key].is_valid().to_numpy(zero_copy_only=False)
+    return np.flatnonzero(use & _has_task(cg))
+
+
+def _agent_parts(cg: Cgroups, rules: tuple[Rule, ...]) -> list[_Part]:
+    """The machine agent's cgroup and task, from the first start of a task that uses its files; never removed."""
+    members = _agent_members(cg, rules)
+    if not members.size:
+        return []
+    midx = cg.machine.take(pa.array(members)).dictionary_encode().indices.to_numpy().astype(np.int64)
+    order = np.lexsort((members, cg.start_us[members], midx))
+    first = members[order[np.r_[True, midx[order][1:] != midx[order][:-1]]]]
+    n, mach = first.size, _sel(cg.machine, first)
+    return [_Part("mkdir", cg.start_us[first], P_MKDIR, 1, mach, cgroup=_const(AGENT_CGROUP, n)),
+            _Part("task_start", cg.start_us[first], P_START, 0, mach, cgroup=_const(AGENT_CGROUP, n),
+                  task=_const(AGENT_TASK, n))]
+
+
+def _const(text: str, n: int) -> _Ref:
+    return _Ref(pa.array([text], pa.string()), np.zeros(n, np.int64))
 
 
 def _shared_objects(cg: Cgroups, rule: Rule, key: pa.Array, members: np.ndarray) -> tuple[_Ref, np.ndarray]:
@@ -319,11 +351,14 @@ def _tmpfs_parts(cg: Cgroups, rule: Rule, members: np.ndarray, obj: pa.Array | _
 
 
 def shared_bytes(cg: Cgroups, rules: tuple[Rule, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Per cgroup: bytes of shared files it reads, and of those it maps, under ``rules``."""
+    """Per cgroup: bytes of shared files it may be charged for, and of those it maps, under ``rules``.
+
+    Files the machine agent fills (``owner="agent"``) count for no task: their pages are the agent's.
+    """
     total = np.zeros(len(cg), dtype=np.int64)
     mapped = np.zeros(len(cg), dtype=np.int64)
     for rule in rules:
-        if rule.enabled and rule.key in cg.keys:
+        if rule.enabled and rule.owner != "agent" and rule.key in cg.keys:
             has = cg.keys[rule.key].is_valid().to_numpy(zero_copy_only=False)
             total += np.where(has, _page_round(rule.nbytes), 0)
             mapped += np.where(has, _page_round(int(rule.nbytes * rule.mapped_fraction)), 0)

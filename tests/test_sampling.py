@@ -1,0 +1,137 @@
+"""Samples as change points: an unchanged machine costs O(1) per stretch, and the columns are exact.
+
+The reference is the same machine sampled in full at every interval (``Sampler.full``): the
+change-point timeline must give the same columns bit for bit (zombie ages included, which keep
+growing while nothing else changes), whatever the batching and wherever the samples are taken.
+"""
+
+from __future__ import annotations
+
+import pickle
+import random
+
+import numpy as np
+import pytest
+
+from core.events import EventBatch
+from core.machine import Machine, MachineConfig
+from core.ops import Flag, Op
+from core.policy import POLICY_NAMES, make_policy
+from tests.lifecycle import lifecycle_trace, never_made
+
+SEC = 1_000_000
+DAY = 86_400 * SEC
+
+
+def _replay(policy: str, seed: int, full: bool) -> dict[str, np.ndarray]:
+    """Lifecycle trace ``seed`` in random batches with samples taken at random points; all samples."""
+    cfg, rows = lifecycle_trace(seed)
+    m = Machine(MachineConfig(**cfg), make_policy(policy), "s", seed=seed)
+    m.sampler.full = full
+    rng = random.Random(seed)
+    parts: list[dict[str, np.ndarray]] = []
+    batch: list[tuple] = []
+    for row, nxt in zip(rows, [r[0] for r in rows[1:]] + [rows[-1][0]]):
+        if never_made(m, row):
+            continue
+        batch.append(row)
+        if rng.random() < 0.2:
+            m.apply(EventBatch.from_rows(batch, "s"))
+            batch = []
+            if rng.random() < 0.3:  # up to the next row's time, at most
+                m.advance_to(rng.choice((row[0], nxt)))
+                parts.append(m.take_samples())
+    if batch:
+        m.apply(EventBatch.from_rows(batch, "s"))
+    m.advance_to(rows[-1][0] + 3_600 * SEC)
+    parts.append(m.take_samples())
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def _assert_same(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert a[k].dtype == b[k].dtype, k
+        assert a[k].tobytes() == b[k].tobytes(), f"column {k} differs"
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_change_points_equal_full_sampling(seed: int) -> None:
+    policy = POLICY_NAMES[seed % len(POLICY_NAMES)]
+    _assert_same(_replay(policy, seed, full=False), _replay(policy, seed, full=True))
+
+
+def _zombie_machine(n_zombies: int) -> Machine:
+    """A machine with ``n_zombies`` dying memcgs (each holds a tmpfs page), removed at different times."""
+    m = Machine(MachineConfig(mem_bytes=1 << 30, sample_interval_us=60 * SEC), make_policy("none"), "z")
+    rows = []
+    for i in range(n_zombies):
+        t = (i * 37 + 1) * SEC
+        rows += [(t, Op.MKDIR, f"/j{i}", None, None, 0, 0, 0), (t, Op.TASK_START, f"/j{i}", f"t{i}", None, 0, 0, 0),
+                 (t, Op.FILE_CREATE, None, f"t{i}", f"/tmp/v{i}", 0, 0, Flag.SHMEM),
+                 (t, Op.FILE_WRITE, None, f"t{i}", f"/tmp/v{i}", 0, 8192, 0),
+                 (t + SEC, Op.TASK_EXIT, None, f"t{i}", None, 0, 0, 0), (t + SEC, Op.RMDIR, f"/j{i}", None, None, 0, 0, 0)]
+    m.apply(EventBatch.from_rows(sorted(rows, key=lambda r: r[0]), "z"))
+    return m
+
+
+@pytest.mark.parametrize("n_zombies", [0, 1, 2, 5, 6])
+def test_idle_day_is_one_stored_row_and_ages_exact(n_zombies: int) -> None:
+    fast, ref = _zombie_machine(n_zombies), _zombie_machine(n_zombies)
+    ref.sampler.full = True
+    for m in (fast, ref):
+        m.advance_to(DAY)
+    # samples while the events ran (the last at <= 4 min), then one stored row for the idle rest of the day
+    reps = [p[2] for p in fast.sampler._points]
+    assert len(reps) <= 5 and reps[-1] >= DAY // (60 * SEC) - 4
+    a, b = fast.take_samples(), ref.take_samples()
+    _assert_same(a, b)
+    assert len(a["time_us"]) == DAY // (60 * SEC) + 1
+    assert int(a["memcgs_dying"][-1]) == n_zombies
+    if n_zombies:
+        assert a["zombie_age_max_s"][-1] > a["zombie_age_max_s"][-2] > 0
+
+
+def test_idle_stretch_split_by_takes_and_pickles() -> None:
+    """Taking samples mid-stretch or resuming from a pickle gives the columns of one long stretch."""
+    whole, split = _zombie_machine(3), _zombie_machine(3)
+    whole.advance_to(DAY)
+    parts = []
+    for t in (3_600 * SEC, 3_600 * SEC + 1, 7 * 3_600 * SEC):
+        split.advance_to(t)
+        parts.append(split.take_samples())
+        split = pickle.loads(pickle.dumps(split))
+    split.advance_to(DAY)
+    parts.append(split.take_samples())
+    _assert_same(whole.take_samples(), {k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
+
+
+def test_queued_work_breaks_an_idle_stretch() -> None:
+    """A policy's periodic work changes the state: samples after it are computed, not repeated."""
+    m = Machine(MachineConfig(mem_bytes=1 << 30, sample_interval_us=60 * SEC), make_policy("zombie_reaper"), "q")
+    ref = Machine(MachineConfig(mem_bytes=1 << 30, sample_interval_us=60 * SEC), make_policy("zombie_reaper"), "q")
+    ref.sampler.full = True
+    for x in (m, ref):
+        x.apply(EventBatch.from_rows([(0, Op.MKDIR, "/a", None, None, 0, 0, 0),
+                                      (SEC, Op.RMDIR, "/a", None, None, 0, 0, 0)], "q"))
+        x.advance_to(6 * 3_600 * SEC)
+    _assert_same(m.take_samples(), ref.take_samples())
+
+
+@pytest.mark.parametrize("row_group", [37, 360, 1000, 1 << 20])
+def test_compact_timeline_is_written_as_the_expanded_one(row_group: int, monkeypatch) -> None:
+    """The per-machine Parquet written chunk by chunk from change points is byte for byte the file of
+    the expanded table, whatever the chunk boundaries; the last samples agree too."""
+    import replay.outputs as outputs
+    from core.metrics import expand_columns, points_columns
+
+    parts = []
+    for i in range(7):
+        m = _zombie_machine(i)
+        m.advance_to(DAY // 4)
+        parts.append(m.take_sample_points())
+    compact = points_columns(parts, list(range(7)))
+    full = expand_columns(compact)
+    monkeypatch.setattr(outputs, "ROW_GROUP", row_group)
+    assert outputs.parquet_bytes(compact) == outputs.parquet_bytes(full)
+    _assert_same(outputs.last_samples(compact), outputs.last_samples(full))
