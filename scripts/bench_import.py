@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import os
 import resource
 import sys
 import tempfile
@@ -36,11 +37,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import pyarrow as pa  # noqa: E402
+import pyarrow as pa
 
-from traces.importers.common import ImportReport, Rejects, read_csv  # noqa: E402
-from traces.importers.google2011 import TASK_EVENTS, Params, import_google2011  # noqa: E402
-from traces.io import write_trace  # noqa: E402
+from traces.importers.common import ImportReport, Rejects, read_csv
+from traces.importers.google2011 import TASK_EVENTS, Params, import_google2011
+from traces.io import write_trace
 
 SHARED = REPO.parent / "shared/traces/google-clusterdata-2011-2/task_events/excerpt-t600-1400s/part-00000-of-00500.csv.gz"
 LOCAL = REPO / "tests/data/google2011/task_events-part-00000-head6000.csv.gz"
@@ -118,6 +119,7 @@ def bench(copies: int, repeat: int = 1) -> list[str]:
                      f" cpu {read[1] / imp[1]:4.0%}; the rest (pairing + events) {n / max(imp[1] - read[1], 1e-9):,.0f}"
                      f" rows/cpu-s")
     lines.append(rate_line("write (Parquet)", table.num_rows, w_wall, w_cpu, "events"))
+    lines.append(f"  load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
     return lines
 
 

@@ -18,7 +18,7 @@ def _interleaved():
 
 
 def test_machines_sorted_and_rows_kept_in_order():
-    rows, a, b = _interleaved()
+    rows, _, b = _interleaved()
     t = table(rows)
     assert machine_ids(t) == ["m1", "m2"]
     out = list(machine_batches(t, source="x.parquet"))
@@ -59,6 +59,49 @@ def test_unknown_op_raises_with_row():
         list(machine_batches(table(rows), source="f.csv"))
     assert (err.value.row, err.value.field) == (len(rows), "op")
 
+
+
+def _dictionary_columns(t, *names):
+    import pyarrow.compute as pc
+    for name in names:
+        t = t.set_column(t.schema.get_field_index(name), name, pc.dictionary_encode(t.column(name)))
+    return t
+
+
+def test_an_importers_dictionary_columns_batch_as_plain_strings_do():
+    rows, _, _ = _interleaved()
+    plain = list(machine_batches(table(rows), max_rows=5))
+    enc = list(machine_batches(_dictionary_columns(table(rows), "machine", "op", "flags", "cgroup"), max_rows=5))
+    assert [m for m, _ in enc] == [m for m, _ in plain]
+    for (_, a), (_, b) in zip(plain, enc):
+        assert all(np.array_equal(getattr(a, f), getattr(b, f)) for f in ("time_us", "op", "cgroup", "flags", "row"))
+        assert (a.cgroups, a.tasks, a.objects) == (b.cgroups, b.tasks, b.objects)
+
+
+def test_a_dictionary_value_no_row_uses_is_no_machine_and_no_error():
+    import pyarrow as pa
+    rows = pod_rows("m1")
+    t = table(rows)
+    for name, extra in (("machine", "m0"), ("op", "teleport")):
+        col = t.column(name).combine_chunks()
+        d = pa.array([extra] + sorted(set(col.to_pylist())))
+        idx = pa.array([d.to_pylist().index(v) for v in col.to_pylist()], pa.int32())
+        t = t.set_column(t.schema.get_field_index(name), name, pa.DictionaryArray.from_arrays(idx, d))
+    (machine, batch), = machine_batches(t)
+    assert machine == "m1" and batch.op.tolist() == [int(Op[r[2].upper()]) for r in rows]
+
+
+def test_the_first_unknown_op_in_the_table_is_named_whatever_the_dictionary_order():
+    rows = pod_rows() + [ev(98, "levitate"), ev(99, "teleport")]
+    t = _dictionary_columns(table(rows), "op")
+    col = t.column("op").combine_chunks()
+    order = sorted(col.dictionary.to_pylist(), reverse=True)  # "teleport" before "levitate"
+    import pyarrow as pa
+    idx = pa.array([order.index(v) for v in col.to_pylist()], pa.int32())
+    t = t.set_column(t.schema.get_field_index("op"), "op", pa.DictionaryArray.from_arrays(idx, pa.array(order)))
+    with pytest.raises(TraceError) as err:
+        list(machine_batches(t))
+    assert err.value.row == len(rows) - 1 and "levitate" in str(err.value)
 
 def test_generated_trace_round_trips_through_batches():
     from traces.generate import PRESETS, generate

@@ -49,7 +49,10 @@ def test_machine_does_not_depend_on_fleet_size():
     p2 = dataclasses.replace(PRESETS["tiny"], machines=2, duration_s=300.0)
     p5 = dataclasses.replace(p2, machines=5)
     t2, t5 = generate(p2, 3), generate(p5, 3)
-    m1 = lambda t: t.filter(pc.equal(t.column("machine"), "m-0001"))  # noqa: E731
+
+    def m1(t):
+        return t.filter(pc.equal(t.column("machine"), "m-0001"))
+
     assert m1(t2).equals(m1(t5))
     events = m1(t2).filter(pc.not_equal(m1(t2).column("op"), "memory"))  # the file's size row aside
     assert generate_machine(p2, 3, 1).equals(events)

@@ -54,16 +54,11 @@ def machine_batches(table: pa.Table, source: str = "",
     """
     if max_rows is not None and max_rows < 1:
         raise ValueError(f"max_rows must be >= 1, got {max_rows}")
-    if any(pa.types.is_dictionary(t) for t in table.schema.types):
-        # an importer's table: its dictionaries span the whole trace, a batch wants its own names
-        table = table.cast(pa.schema([f.with_type(f.type.value_type) if pa.types.is_dictionary(f.type) else f
-                                      for f in table.schema], metadata=table.schema.metadata))
-    codes = machine_order_codes(table)
+    codes, names = _machine_codes(table)
     order = _grouping_order(codes)
     if order is not None:
         table, codes = table.take(pa.array(order)), codes[order]
     cols = _numeric_columns(table, source, order)
-    names = machine_ids(table)
     starts = np.searchsorted(codes, np.arange(len(names) + 1))
     for k, machine in enumerate(names):
         lo, hi = int(starts[k]), int(starts[k + 1])
@@ -71,6 +66,56 @@ def machine_batches(table: pa.Table, source: str = "",
         for a in range(lo, hi, step):
             b = min(a + step, hi)
             yield machine, _batch(table, cols, a, b, source)
+
+
+def _machine_codes(table: pa.Table) -> tuple[np.ndarray, list[str]]:
+    """Per row the rank of its machine among the sorted distinct ids; those ids.
+
+    Most tables come grouped by machine (``write_trace`` groups them): their runs of equal ids
+    are found by comparing neighbours, which is cheaper than hashing every row. An importer's
+    dictionary column is ranked through its dictionary. Anything else (interleaved machines,
+    nulls) takes the general path, ``traces.io.machine_order_codes``.
+    """
+    col = table.column("machine")
+    if col.null_count == 0 and table.num_rows:
+        arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+        if pa.types.is_dictionary(arr.type):
+            got = _ranked_dictionary(arr)
+        else:
+            got = _ranked_runs(arr)
+        if got is not None:
+            return got
+    return machine_order_codes(table), machine_ids(table)
+
+
+def _ranked_runs(arr: pa.Array) -> tuple[np.ndarray, list[str]] | None:
+    # runs of equal ids; None when there are too many runs for a Python pass over them
+    ree = pc.run_end_encode(arr)
+    if len(ree.values) > 4096:
+        return None
+    values = ree.values.to_pylist()
+    names = sorted(set(values))
+    rank = {m: i for i, m in enumerate(names)}
+    ends = ree.run_ends.to_numpy(zero_copy_only=False).astype(np.int64)
+    run_codes = np.array([rank[v] for v in values], dtype=np.int64)
+    return np.repeat(run_codes, np.diff(ends, prepend=0)), names
+
+
+def _ranked_dictionary(arr: pa.DictionaryArray) -> tuple[np.ndarray, list[str]] | None:
+    # the dictionary's values ranked; None if a value repeats (then equal ids would get two codes)
+    if arr.dictionary.null_count:
+        return None
+    values = arr.dictionary.cast(pa.string()).to_pylist()
+    if len(set(values)) != len(values):
+        return None
+    rank = np.empty(len(values), dtype=np.int64)
+    rank[np.argsort(np.array(values, dtype=object), kind="stable")] = np.arange(len(values))
+    codes = rank[arr.indices.to_numpy(zero_copy_only=False)]
+    used = np.zeros(len(values), dtype=bool)
+    used[codes] = True
+    if not used.all():  # a dictionary may hold ids no row uses: rank among the used ones only
+        codes = (np.cumsum(used) - 1)[codes]
+    return codes, sorted(v for v, u in zip(values, used[rank].tolist()) if u)
 
 
 def _grouping_order(codes: np.ndarray) -> np.ndarray | None:
@@ -110,23 +155,44 @@ def _flag_bits(text: str | None) -> int:
 
 def _map_strings(col: pa.ChunkedArray, fn: Callable[[str | None], int], dtype: type, field: str, source: str,
                  row: np.ndarray) -> np.ndarray:
-    """Apply ``fn`` once per distinct string, then broadcast the codes to every row."""
-    enc = pc.dictionary_encode(col, null_encoding="encode").combine_chunks()
-    values = enc.dictionary.to_pylist()
-    idx = enc.indices.to_numpy(zero_copy_only=False)
+    """Apply ``fn`` once per distinct string, then broadcast the codes to every row.
+
+    The chunks are joined before the hashing (one dictionary, no unification across chunks);
+    a dictionary column (an importer's) is mapped through its own dictionary, nulls as one more value.
+    """
+    arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    if pa.types.is_dictionary(arr.type):
+        values = arr.dictionary.cast(pa.string()).to_pylist() + [None]
+        idx = pc.fill_null(arr.indices, len(values) - 1).to_numpy(zero_copy_only=False)
+    else:
+        enc = pc.dictionary_encode(arr, null_encoding="encode")
+        values = enc.dictionary.to_pylist()
+        idx = enc.indices.to_numpy(zero_copy_only=False)
+    used = np.bincount(idx, minlength=len(values)) > 0  # a dictionary may hold values no row uses
     lut = np.zeros(len(values), dtype=dtype)
+    bad: list[tuple[int, str | None, KeyError]] = []
     for i, text in enumerate(values):
+        if not used[i]:
+            continue
         try:
             lut[i] = fn(text)
         except KeyError as e:
-            first = int(np.flatnonzero(idx == i)[0])
-            raise TraceError(source, int(row[first]), field, f"unknown {field} value {text!r} ({e})") from None
+            bad.append((int(np.flatnonzero(idx == i)[0]), text, e))
+    if bad:  # the unknown value that comes first in the table
+        first, text, e = min(bad, key=lambda b: b[0])
+        raise TraceError(source, int(row[first]), field, f"unknown {field} value {text!r} ({e})") from None
     return lut[idx]
 
 
 def _intern(col: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
-    """Dictionary-encode one name column slice: (int32 indices with NULL, names)."""
-    enc = pc.dictionary_encode(col).combine_chunks()
+    """Dictionary-encode one name column slice: (int32 indices with NULL, names in order of first use).
+
+    The slice's chunks are joined first: one hash table, no dictionary unification afterwards.
+    """
+    arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.cast(arr.type.value_type)
+    enc = pc.dictionary_encode(arr)
     idx = pc.fill_null(enc.indices, NULL).to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
     return idx, enc.dictionary.to_pylist()
 

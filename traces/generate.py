@@ -36,6 +36,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from array import array
 from dataclasses import dataclass
 
 import numpy as np
@@ -121,7 +122,7 @@ class SynthParams:
         return out
 
     @staticmethod
-    def from_values(values: dict) -> "SynthParams":
+    def from_values(values: dict) -> SynthParams:
         """``SynthParams(**values)`` with integral floats of ``int`` fields made ints (check first)."""
         ints = {f.name for f in dataclasses.fields(SynthParams) if f.type == "int"}
         return SynthParams(**{k: int(v) if k in ints else v for k, v in values.items()})
@@ -179,6 +180,16 @@ PRESETS: dict[str, SynthParams] = {
                                access_interval_s=300.0, tmpfs_fraction=0.0, pinned_fraction=0.0,
                                log_keep_fraction=0.5, log_keep_s=3600.0, slab_free_s=0.0,
                                socket_fraction=0.0, limit_fraction=0.0),
+    # a Google 2011 cell-month (scripts/bench_cell.py): 12,583 machines x 29 days, arrivals, lifetimes and
+    # memory measured on the excerpts in ../shared/traces (`python scripts/bench_cell.py --calibrate`, numbers
+    # and method in docs/benchmarks.md); one Google task = one pod of one container of one task
+    "google2011_cell": SynthParams(machines=12583, duration_s=29 * 86400.0, mem_bytes=32 * GIB, swap_bytes=0,
+                                   pod_arrival_per_s=6.74e-4, pod_lifetime_median_s=232.0, pod_lifetime_sigma=0.77,
+                                   containers_per_pod_max=1, tasks_per_container_max=1,
+                                   anon_bytes_median=1094 * MIB, anon_bytes_sigma=0.45,
+                                   log_bytes_median=547 * MIB, log_bytes_sigma=0.45,
+                                   shared_files_per_pod=2, shared_file_bytes_median=128 * MIB,
+                                   limit_fraction=1.0, limit_headroom=1.33),
 }
 
 
@@ -215,30 +226,89 @@ def generate_machine(params: SynthParams, seed: int, index: int) -> pa.Table:
     return ev.table(machine_name(index))
 
 
+# Op and flag codes as plain ints: events are packed into an int64 buffer (see _Events)
+_SWAP_ON, _MKDIR, _RMDIR, _SET_LIMIT = int(Op.SWAP_ON), int(Op.MKDIR), int(Op.RMDIR), int(Op.SET_LIMIT)
+_TASK_START, _TASK_EXIT = int(Op.TASK_START), int(Op.TASK_EXIT)
+_FILE_CREATE, _FILE_DELETE, _FILE_READ = int(Op.FILE_CREATE), int(Op.FILE_DELETE), int(Op.FILE_READ)
+_FILE_WRITE, _FILE_MAP, _FILE_UNMAP = int(Op.FILE_WRITE), int(Op.FILE_MAP), int(Op.FILE_UNMAP)
+_ANON_ALLOC, _ANON_FREE, _PIN, _UNPIN = int(Op.ANON_ALLOC), int(Op.ANON_FREE), int(Op.PIN), int(Op.UNPIN)
+_KMEM_ALLOC, _KMEM_FREE, _SOCK_OPEN, _SOCK_CLOSE = (int(Op.KMEM_ALLOC), int(Op.KMEM_FREE), int(Op.SOCK_OPEN),
+                                                     int(Op.SOCK_CLOSE))
+_F_NONE, _F_SHMEM, _F_MAX, _F_MLOCK = int(Flag.NONE), int(Flag.SHMEM), int(Flag.MAX), int(Flag.MLOCK)
+_F_PAGE, _F_SLAB = int(Flag.PAGE), int(Flag.SLAB)
+
+
 @dataclass
 class _SharedFiles:
-    """The machine's image layers / libraries: name ids, sizes, choice weights."""
+    """The machine's image layers / libraries: name ids, sizes, choice weights (and their cdf)."""
 
     ids: list[int]
     sizes: list[int]
     weights: np.ndarray
+    cdf: np.ndarray
 
 
-def _machine_setup(ev: "_Events", rng: np.random.Generator, p: SynthParams) -> _SharedFiles:
+def _machine_setup(ev: _Events, rng: np.random.Generator, p: SynthParams) -> _SharedFiles:
     if p.swap_bytes > 0:
-        ev.emit(0, Op.SWAP_ON, nbytes=p.swap_bytes)
+        ev.put((0, _SWAP_ON, -1, -1, -1, -1, p.swap_bytes, 0))
     sizes = _lognormal_bytes(rng, p.shared_file_bytes_median, p.shared_file_bytes_sigma, p.shared_files)
     ids = [ev.name(f"/layers/layer-{i:04d}") for i in range(p.shared_files)]
     for obj, size in zip(ids, sizes):
-        ev.emit(0, Op.FILE_CREATE, obj=obj, nbytes=size)
+        ev.put((0, _FILE_CREATE, -1, -1, obj, -1, size, 0))
     weights = 1.0 / np.arange(1, p.shared_files + 1) ** p.shared_zipf_s
-    return _SharedFiles(ids, sizes, weights / weights.sum())
+    weights = weights / weights.sum()
+    cdf = np.cumsum(weights)
+    cdf /= cdf[-1]
+    return _SharedFiles(ids, sizes, weights, cdf)
 
 
 def _lognormal_bytes(rng: np.random.Generator, median: int, sigma: float, n: int) -> list[int]:
-    """``n`` sizes, whole 4 KiB pages, at least one page."""
-    raw = rng.lognormal(math.log(max(median, 4096)), sigma, n)
-    return (np.maximum(np.round(raw / 4096), 1).astype(np.int64) * 4096).tolist()
+    """``n`` sizes, whole 4 KiB pages (rounded half to even, as ``np.round``), at least one page."""
+    raw = rng.lognormal(math.log(max(median, 4096)), sigma, n).tolist()
+    return [max(round(x / 4096), 1) * 4096 for x in raw]
+
+
+def _choose(rng: np.random.Generator, shared: _SharedFiles, k: int) -> list[int]:
+    """``rng.choice(len(shared.ids), size=k, replace=False, p=shared.weights)``, draw for draw.
+
+    numpy's weighted choice without replacement draws ``k`` uniforms, looks them up in the
+    cdf and, if some repeat, draws again for the missing ones with the found files' weights
+    zeroed. The first round's cdf is the same for every pod of a machine, so it is computed
+    once (``shared.cdf``); the rare later rounds follow numpy's code exactly. Equality with
+    ``rng.choice`` is tested (tests/test_generate.py).
+    """
+    new = shared.cdf.searchsorted(rng.random(k), side="right")
+    out = new.tolist()
+    if len(set(out)) == k:
+        return out
+    p = shared.weights.copy()
+    found = np.zeros(k, dtype=np.int64)
+    n = 0
+    while n < k:
+        if n > 0:
+            x = rng.random((k - n,))
+            p[found[0:n]] = 0
+            cdf = np.cumsum(p)
+            cdf /= cdf[-1]
+            new = cdf.searchsorted(x, side="right")
+        _, first = np.unique(new, return_index=True)
+        first.sort()
+        new = new.take(first)
+        found[n:n + new.size] = new
+        n += new.size
+    return found.tolist()
+
+
+def _integers(rng: np.random.Generator, lo: int, hi: int, n: int) -> list[int]:
+    """``rng.integers(lo, hi, n).tolist()``, draw for draw.
+
+    numpy fills an array of bounded integers with the same bit-generator calls as that many
+    scalar calls (32-bit ranges draw 32 bits each, wider ones 64; tested equal), and a scalar
+    call costs a seventh of an array call's fixed overhead: small counts are drawn one by one.
+    """
+    if n > 6:
+        return rng.integers(lo, hi, n).tolist()
+    return [int(rng.integers(lo, hi)) for _ in range(n)]
 
 
 # ---------------------------------------------------------------- one pod
@@ -254,42 +324,58 @@ class _Pod:
     files: list[tuple[int, int, bool]]  # (object id, bytes, mapped?)
     vol: int = -1  # tmpfs volume object id, or -1
     vol_bytes: int = 0
+    startup: list[tuple[int, int, int, int]] = dataclasses.field(default_factory=list)  # (op, obj, offset, nbytes)
+    mapped: list[int] = dataclasses.field(default_factory=list)  # image files every task maps at start
+    file_obj: np.ndarray | None = None  # image files as arrays, for re-reads
+    file_pages: np.ndarray | None = None
 
 
-def _pod(ev: "_Events", rng: np.random.Generator, p: SynthParams, shared: _SharedFiles,
+def _pod(ev: _Events, rng: np.random.Generator, p: SynthParams, shared: _SharedFiles,
          n: int, t0: int, end: int) -> None:
     """All events of pod ``n`` living [t0, end] microseconds."""
     n_ctr = int(rng.integers(1, p.containers_per_pod_max + 1))
     k = min(p.shared_files_per_pod, len(shared.ids))
-    chosen = rng.choice(len(shared.ids), size=k, replace=False, p=shared.weights) if k else []
+    chosen = _choose(rng, shared, k) if k else []
     mapped = rng.random(k) < p.shared_map_fraction
-    pod = _Pod(n, t0, end, [(shared.ids[i], shared.sizes[i], bool(m)) for i, m in zip(chosen, mapped)])
+    pod = _Pod(n, t0, end, [(shared.ids[i], shared.sizes[i], m) for i, m in zip(chosen, mapped.tolist())])
+    _pod_files(pod)
     cg = ev.name(f"/pod-{n}")
-    ev.emit(t0, Op.MKDIR, cg=cg)
-    n_tasks = rng.integers(1, p.tasks_per_container_max + 1, n_ctr)
-    anon = _lognormal_bytes(rng, p.anon_bytes_median, p.anon_bytes_sigma, int(n_tasks.sum()))
+    put = ev.put
+    put((t0, _MKDIR, cg, -1, -1, -1, -1, 0))
+    n_tasks = _integers(rng, 1, p.tasks_per_container_max + 1, n_ctr)
+    anon = _lognormal_bytes(rng, p.anon_bytes_median, p.anon_bytes_sigma, sum(n_tasks))
     logs = _lognormal_bytes(rng, p.log_bytes_median, p.log_bytes_sigma, n_ctr)
     if n_ctr > 1 and rng.random() < p.tmpfs_fraction:
         pod.vol = ev.name(f"/dev/shm/pod-{n}/vol")
         pod.vol_bytes = _lognormal_bytes(rng, p.tmpfs_bytes_median, p.tmpfs_bytes_sigma, 1)[0]
-        ev.emit(t0, Op.FILE_CREATE, obj=pod.vol, flags=Flag.SHMEM)
+        put((t0, _FILE_CREATE, -1, -1, pod.vol, -1, -1, _F_SHMEM))
     if rng.random() < p.limit_fraction:
         footprint = sum(anon) + sum(logs) + pod.vol_bytes + sum(b for _, b, _ in pod.files)
-        ev.emit(t0, Op.SET_LIMIT, cg=cg, nbytes=int(footprint * p.limit_headroom), flags=Flag.MAX)
-    heaps = iter(anon)
+        put((t0, _SET_LIMIT, cg, -1, -1, -1, int(footprint * p.limit_headroom), _F_MAX))
+    at = 0
     for j in range(n_ctr):
-        _container(ev, rng, p, pod, j, [next(heaps) for _ in range(int(n_tasks[j]))], logs[j])
+        _container(ev, rng, p, pod, j, anon[at:at + n_tasks[j]], logs[j])
+        at += n_tasks[j]
     _pod_teardown(ev, rng, p, pod, cg, n_ctr)
 
 
-def _pod_teardown(ev: "_Events", rng: np.random.Generator, p: SynthParams, pod: _Pod, cg: int,
+def _pod_files(pod: _Pod) -> None:
+    # what every task of the pod does with the image files at its start, and their arrays for re-reads
+    pod.startup = [(_FILE_MAP, obj, 0, size) if m else (_FILE_READ, obj, -1, -1) for obj, size, m in pod.files]
+    pod.mapped = [obj for obj, _, m in pod.files if m]
+    if pod.files:
+        pod.file_obj = np.array([f[0] for f in pod.files], dtype=np.int64)
+        pod.file_pages = np.array([f[1] // 4096 for f in pod.files], dtype=np.int64)
+
+
+def _pod_teardown(ev: _Events, rng: np.random.Generator, p: SynthParams, pod: _Pod, cg: int,
                   n_ctr: int) -> None:
     # containers were removed at end+1..end+n_ctr (see _container); the pod goes last
-    ev.emit(pod.end + n_ctr + 1, Op.RMDIR, cg=cg)
+    ev.put((pod.end + n_ctr + 1, _RMDIR, cg, -1, -1, -1, -1, 0))
     if pod.vol >= 0:
         outlive = rng.random() < p.tmpfs_outlive_fraction
-        ev.emit(_later(rng, pod.end + 1, p.tmpfs_outlive_s) if outlive else pod.end + 1,
-                Op.FILE_DELETE, obj=pod.vol)
+        t = _later(rng, pod.end + 1, p.tmpfs_outlive_s) if outlive else pod.end + 1
+        ev.put((t, _FILE_DELETE, -1, -1, pod.vol, -1, -1, 0))
 
 
 def _later(rng: np.random.Generator, t: int, mean_s: float) -> int:
@@ -299,24 +385,28 @@ def _later(rng: np.random.Generator, t: int, mean_s: float) -> int:
     return t + 1 + int(rng.exponential(mean_s) * SEC)
 
 
-def _container(ev: "_Events", rng: np.random.Generator, p: SynthParams, pod: _Pod, j: int,
+def _container(ev: _Events, rng: np.random.Generator, p: SynthParams, pod: _Pod, j: int,
                heaps: list[int], log_bytes: int) -> None:
     """Container ``j`` of ``pod``: its cgroup, log file and tasks."""
     cg = ev.name(f"/pod-{pod.n}/ctr-{j}")
     t_mk = pod.t0 + 1 + j
-    ev.emit(t_mk, Op.MKDIR, cg=cg)
+    put = ev.put
+    put((t_mk, _MKDIR, cg, -1, -1, -1, -1, 0))
     log = ev.name(f"/var/log/pods/pod-{pod.n}/ctr-{j}.log")
-    ev.emit(t_mk, Op.FILE_CREATE, obj=log, nbytes=0)
+    put((t_mk, _FILE_CREATE, -1, -1, log, -1, 0, 0))
     for k, heap in enumerate(heaps):
-        start = t_mk + 1 + k if k == 0 else int(rng.uniform(t_mk + 1, max(pod.end - SEC, t_mk + 2)))
-        end = pod.end if k == 0 else int(rng.uniform(start + SEC // 2, max(pod.end, start + SEC)))
-        end = min(end, pod.end)
+        if k == 0:
+            start, end = t_mk + 1, pod.end
+        else:
+            start = int(rng.uniform(t_mk + 1, max(pod.end - SEC, t_mk + 2)))
+            end = min(int(rng.uniform(start + SEC // 2, max(pod.end, start + SEC))), pod.end)
         role = _Role(writer=j == 0 and k == 0, reader=j > 0 and k == 0, log=log if k == 0 else -1,
                      log_bytes=log_bytes)
         _task(ev, rng, p, pod, cg, f"p{pod.n}c{j}t{k}", start, end, heap, role)
-    ev.emit(pod.end + 1 + j, Op.RMDIR, cg=cg)
+    put((pod.end + 1 + j, _RMDIR, cg, -1, -1, -1, -1, 0))
     keep = rng.random() < p.log_keep_fraction
-    ev.emit(_later(rng, pod.end + 1 + j, p.log_keep_s) if keep else pod.end + 1 + j, Op.FILE_DELETE, obj=log)
+    t = _later(rng, pod.end + 1 + j, p.log_keep_s) if keep else pod.end + 1 + j
+    put((t, _FILE_DELETE, -1, -1, log, -1, -1, 0))
 
 
 @dataclass
@@ -332,71 +422,63 @@ class _Role:
 # ---------------------------------------------------------------- one task
 
 
-def _task(ev: "_Events", rng: np.random.Generator, p: SynthParams, pod: _Pod, cg: int, name: str,
+def _task(ev: _Events, rng: np.random.Generator, p: SynthParams, pod: _Pod, cg: int, name: str,
           start: int, end: int, heap: int, role: _Role) -> None:
     """One task from task_start to task_exit, with startup, running and teardown phases."""
     task = ev.name(name)
-    ev.emit(start, Op.TASK_START, cg=cg, task=task)
+    put = ev.put
+    put((start, _TASK_START, cg, task, -1, -1, -1, 0))
     t = start + 1
     kstack, dentries, region = ev.name(f"kmem:{name}:stack"), ev.name(f"kmem:{name}:dentries"), ev.name(f"anon:{name}")
-    ev.emit(t, Op.KMEM_ALLOC, task=task, obj=kstack, nbytes=p.kmem_page_bytes, flags=Flag.PAGE)
-    ev.emit(t, Op.KMEM_ALLOC, task=task, obj=dentries, nbytes=p.kmem_slab_bytes, flags=Flag.SLAB)
+    put((t, _KMEM_ALLOC, -1, task, kstack, -1, p.kmem_page_bytes, _F_PAGE))
+    put((t, _KMEM_ALLOC, -1, task, dentries, -1, p.kmem_slab_bytes, _F_SLAB))
     if p.socket_fraction > 0 and rng.random() < p.socket_fraction:  # no draw when off: same traces
         sock = ev.name(f"sock:{name}")
-        ev.emit(t, Op.SOCK_OPEN, task=task, obj=sock, nbytes=p.socket_bytes)
-        ev.emit(_later(rng, end, p.socket_linger_s), Op.SOCK_CLOSE, obj=sock)
+        put((t, _SOCK_OPEN, -1, task, sock, -1, p.socket_bytes, 0))
+        put((_later(rng, end, p.socket_linger_s), _SOCK_CLOSE, -1, -1, sock, -1, -1, 0))
     step = max(heap // max(p.anon_steps, 1) // 4096, 1) * 4096
-    ev.emit(t + 1, Op.ANON_ALLOC, task=task, obj=region, nbytes=step)
-    mapped = _startup_files(ev, task, pod, t + 2)
+    put((t + 1, _ANON_ALLOC, -1, task, region, -1, step, 0))
+    for op, obj, off, nb in pod.startup:  # the loader maps or reads the pod's image files
+        put((t + 2, op, -1, task, obj, off, nb, 0))
+    mapped = list(pod.mapped)
     if role.writer and pod.vol >= 0:
-        ev.emit(t + 3, Op.FILE_WRITE, task=task, obj=pod.vol, offset=0, nbytes=pod.vol_bytes)
-    pins = _pins(ev, rng, p, task, region, step, mapped, t + 4)
+        put((t + 3, _FILE_WRITE, -1, task, pod.vol, 0, pod.vol_bytes, 0))
+    pin = _pin(ev, rng, p, task, region, step, mapped, t + 4)
     lo, hi = t + 10, end - 10
     if hi > lo:
         _running(ev, rng, p, pod, task, region, heap, step, role, lo, hi, mapped)
-    for key in pins:
-        ev.emit(end - 3, Op.UNPIN, task=task, obj=key[0], offset=0, nbytes=key[1], flags=key[2])
+    if pin is not None:
+        put((end - 3, _UNPIN, -1, task, pin[0], 0, pin[1], pin[2]))
     for obj in mapped:
-        ev.emit(end - 2, Op.FILE_UNMAP, task=task, obj=obj)
-    ev.emit(end, Op.TASK_EXIT, task=task)
-    ev.emit(_later(rng, end, p.slab_free_s), Op.KMEM_FREE, obj=dentries)
+        put((end - 2, _FILE_UNMAP, -1, task, obj, -1, -1, 0))
+    put((end, _TASK_EXIT, -1, task, -1, -1, -1, 0))
+    put((_later(rng, end, p.slab_free_s), _KMEM_FREE, -1, -1, dentries, -1, -1, 0))
 
 
-def _startup_files(ev: "_Events", task: int, pod: _Pod, t: int) -> list[int]:
-    """Map or read the pod's image files (the loader does this for every process)."""
-    mapped = []
-    for obj, size, is_mapped in pod.files:
-        if is_mapped:
-            ev.emit(t, Op.FILE_MAP, task=task, obj=obj, offset=0, nbytes=size)
-            mapped.append(obj)
-        else:
-            ev.emit(t, Op.FILE_READ, task=task, obj=obj)
-    return mapped
-
-
-def _pins(ev: "_Events", rng: np.random.Generator, p: SynthParams, task: int, region: int, heap_bytes: int,
-          mapped: list[int], t: int) -> list[tuple[int, int, int]]:
+def _pin(ev: _Events, rng: np.random.Generator, p: SynthParams, task: int, region: int, heap_bytes: int,
+         mapped: list[int], t: int) -> tuple[int, int, int] | None:
     """Maybe pin memory: mlock part of the heap, or a long-term pin of a mapped file."""
     if rng.random() >= p.pinned_fraction:
-        return []
+        return None
     want = _lognormal_bytes(rng, p.pin_bytes_median, 1.0, 1)[0]
     if mapped and rng.random() < 0.5:
-        key = (mapped[0], want, int(Flag.NONE))
+        key = (mapped[0], want, _F_NONE)
     else:
-        key = (region, min(want, heap_bytes), int(Flag.MLOCK))
-    ev.emit(t, Op.PIN, task=task, obj=key[0], offset=0, nbytes=key[1], flags=key[2])
-    return [key]
+        key = (region, min(want, heap_bytes), _F_MLOCK)
+    ev.put((t, _PIN, -1, task, key[0], 0, key[1], key[2]))
+    return key
 
 
-def _running(ev: "_Events", rng: np.random.Generator, p: SynthParams, pod: _Pod, task: int, region: int,
+def _running(ev: _Events, rng: np.random.Generator, p: SynthParams, pod: _Pod, task: int, region: int,
              heap: int, step: int, role: _Role, lo: int, hi: int, mapped: list[int]) -> None:
     """Events while the task runs, at uniform times in (lo, hi)."""
-    for t in np.sort(rng.integers(lo, hi, max(p.anon_steps - 1, 0))).tolist():
-        ev.emit(t, Op.ANON_ALLOC, task=task, obj=region, nbytes=step)
+    put = ev.put
+    for t in sorted(_integers(rng, lo, hi, p.anon_steps - 1)):
+        put((t, _ANON_ALLOC, -1, task, region, -1, step, 0))
     if p.anon_free_fraction > 0:
         freed = int(heap * p.anon_free_fraction) // 4096 * 4096
         if freed:
-            ev.emit(int(rng.integers(lo, hi)), Op.ANON_FREE, task=task, obj=region, offset=0, nbytes=freed)
+            put((int(rng.integers(lo, hi)), _ANON_FREE, -1, task, region, 0, freed, 0))
     if role.reader and pod.vol >= 0:
         _read_volume(ev, rng, p, pod, task, lo, hi, mapped)
     n_acc = _n_accesses(rng, p, hi - lo)
@@ -412,47 +494,51 @@ def _n_accesses(rng: np.random.Generator, p: SynthParams, span_us: int) -> int:
     return min(int(rng.poisson(span_us / SEC / p.access_interval_s)), _MAX_ACCESSES)
 
 
-def _read_volume(ev: "_Events", rng: np.random.Generator, p: SynthParams, pod: _Pod, task: int,
+def _read_volume(ev: _Events, rng: np.random.Generator, p: SynthParams, pod: _Pod, task: int,
                  lo: int, hi: int, mapped: list[int]) -> None:
     # the writer fills the volume right after its start; readers come later
     t = int(rng.integers(lo, hi))
     if rng.random() < p.shared_map_fraction:
-        ev.emit(t, Op.FILE_MAP, task=task, obj=pod.vol, offset=0, nbytes=pod.vol_bytes)
+        ev.put((t, _FILE_MAP, -1, task, pod.vol, 0, pod.vol_bytes, 0))
         mapped.append(pod.vol)
     else:
-        ev.emit(t, Op.FILE_READ, task=task, obj=pod.vol)
+        ev.put((t, _FILE_READ, -1, task, pod.vol, -1, -1, 0))
 
 
-def _reaccess(ev: "_Events", rng: np.random.Generator, pod: _Pod, task: int, n: int, lo: int, hi: int) -> None:
+def _reaccess(ev: _Events, rng: np.random.Generator, pod: _Pod, task: int, n: int, lo: int, hi: int) -> None:
     """Re-read random ranges of the pod's image files (refaults after reclaim charge the reader)."""
-    times = np.sort(rng.integers(lo, hi, n)).tolist()
-    which = rng.integers(0, len(pod.files), n).tolist()
-    frac = rng.random(n).tolist()
-    for t, w, f in zip(times, which, frac):
-        obj, size, _ = pod.files[w]
-        pages = size // 4096
-        first = int(f * pages)
-        length = max(1, min(pages - first, 256))  # a read() of up to 1 MiB
-        ev.emit(t, Op.FILE_READ, task=task, obj=obj, offset=first * 4096, nbytes=length * 4096)
+    times = np.sort(np.array(_integers(rng, lo, hi, n), dtype=np.int64))
+    which = np.array(_integers(rng, 0, len(pod.files), n), dtype=np.int64)
+    frac = rng.random(n)
+    pages = pod.file_pages[which]
+    first = (frac * pages).astype(np.int64)  # int(f * pages) for f in [0, 1): truncation as int() does
+    length = np.maximum(1, np.minimum(pages - first, 256))  # a read() of up to 1 MiB
+    ev.block(times, _FILE_READ, -1, task, pod.file_obj[which], first * 4096, length * 4096, 0)
 
 
-def _write_log(ev: "_Events", rng: np.random.Generator, task: int, role: _Role, n: int, lo: int, hi: int) -> None:
+def _write_log(ev: _Events, rng: np.random.Generator, task: int, role: _Role, n: int, lo: int, hi: int) -> None:
     """Append the container's log in ``n`` writes (page cache charged to the writer)."""
     n = max(1, min(n, role.log_bytes // 4096))
     chunk = role.log_bytes // n
-    for k, t in enumerate(np.sort(rng.integers(lo, hi, n)).tolist()):
-        ev.emit(t, Op.FILE_WRITE, task=task, obj=role.log, offset=k * chunk, nbytes=chunk)
+    times = np.sort(np.array(_integers(rng, lo, hi, n), dtype=np.int64))
+    ev.block(times, _FILE_WRITE, -1, task, role.log, np.arange(n, dtype=np.int64) * chunk, chunk, 0)
 
 
 # ---------------------------------------------------------------- columns
 
 
 class _Events:
-    """Column lists of one machine's events; names interned into one table."""
+    """One machine's events packed in an int64 buffer, 8 per event, in emission order; names interned.
+
+    ``put((time, op, cgroup, task, object, offset, bytes, flags))`` appends one event (-1 = null);
+    ``block`` appends many at once from numpy columns. Events at or past the horizon are dropped
+    when the table is built, so the emitting code never tests for them.
+    """
 
     def __init__(self, horizon_us: int) -> None:
         self.horizon = horizon_us
-        self.cols: tuple[list[int], ...] = tuple([] for _ in range(8))
+        self.buf = array("q")
+        self.put = self.buf.extend
         self.names: list[str] = []
 
     def name(self, text: str) -> int:
@@ -460,36 +546,32 @@ class _Events:
         self.names.append(text)
         return len(self.names) - 1
 
-    def emit(self, t: int, op: Op, cg: int = -1, task: int = -1, obj: int = -1,
-             offset: int = -1, nbytes: int = -1, flags: int = 0) -> None:
-        """Append one event; -1 means null. Events at or past the horizon are dropped."""
-        if t >= self.horizon:
-            return
-        c = self.cols  # unrolled: this runs once per event
-        c[0].append(t)
-        c[1].append(int(op))
-        c[2].append(cg)
-        c[3].append(task)
-        c[4].append(obj)
-        c[5].append(offset)
-        c[6].append(nbytes)
-        c[7].append(int(flags))
+    def block(self, t: np.ndarray, op: int, cg: int, task: int, obj: np.ndarray | int,
+              offset: np.ndarray | int, nbytes: np.ndarray | int, flags: int) -> None:
+        """Append ``t.size`` events at once: per-event arrays or one value for all."""
+        rows = np.empty((t.size, 8), dtype=np.int64)
+        for c, v in enumerate((t, op, cg, task, obj, offset, nbytes, flags)):
+            rows[:, c] = v
+        self.buf.frombytes(rows.tobytes())
 
     def table(self, machine: str) -> pa.Table:
         """The events sorted by time (ties keep emission order) as a TRACE_SCHEMA table."""
-        t, op, cg, task, obj, off, nb, fl = (np.asarray(c, dtype=np.int64) for c in self.cols)
-        order = np.argsort(t, kind="stable")
+        ev = np.frombuffer(self.buf, dtype=np.int64).reshape(-1, 8)
+        ev = ev[ev[:, 0] < self.horizon]
+        order = np.argsort(ev[:, 0], kind="stable")
+        ev = ev[order]
+        t, op, cg, task, obj, off, nb, fl = (ev[:, c] for c in range(8))
         names = pa.array(self.names, type=pa.string())
         op_names = pa.array([o.name.lower() for o in Op], type=pa.string())
         flag_values = np.unique(fl)
         flag_names = pa.array([format_flags(int(b)) or None for b in flag_values], type=pa.string())
         arrays = [
-            pa.array(t[order]),
-            pa.array(np.full(t.size, machine, dtype=object), type=pa.string()),
-            _decode(op[order], op_names),
-            _decode(cg[order], names), _decode(task[order], names), _decode(obj[order], names),
-            _nullable(off[order]), _nullable(nb[order]),
-            _decode(np.searchsorted(flag_values, fl[order]), flag_names),
+            pa.array(np.ascontiguousarray(t)),
+            _decode(np.zeros(t.size, dtype=np.int32), pa.array([machine], type=pa.string())),
+            _decode(op, op_names),
+            _decode(cg, names), _decode(task, names), _decode(obj, names),
+            _nullable(off), _nullable(nb),
+            _decode(np.searchsorted(flag_values, fl), flag_names),
         ]
         return pa.Table.from_arrays(arrays, schema=TRACE_SCHEMA)
 
@@ -500,4 +582,4 @@ def _decode(idx: np.ndarray, dictionary: pa.Array) -> pa.Array:
 
 
 def _nullable(values: np.ndarray) -> pa.Array:
-    return pa.array(values, mask=values < 0)
+    return pa.array(np.ascontiguousarray(values), mask=values < 0)

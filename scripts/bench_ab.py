@@ -1,0 +1,80 @@
+"""Benchmark: old vs new ``generate_machine`` and ``machine_batches``, interleaved in one process.
+
+In: the path of an old checkout (``git worktree add --detach /tmp/old <commit>``). Both versions
+of ``traces/generate.py`` and ``traces/batches.py`` are loaded side by side (everything else is
+this checkout's) and run in turn ``--repeat`` times on the same input. Out: per version the CPU
+seconds of every run and the best rows per CPU-second. On a shared box the load moves every
+figure; alternating the versions exposes both to the same load, and the best of several runs is
+the least disturbed. Nothing is asserted.
+
+    python scripts/bench_ab.py /tmp/old [--hours 24] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+
+def _load(path: Path, name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _ab(label: str, rows: int, runs: dict[str, Callable[[], object]], repeat: int) -> None:
+    cpu: dict[str, list[float]] = {k: [] for k in runs}
+    for _ in range(repeat):
+        for k, fn in runs.items():
+            c = time.process_time()
+            fn()
+            cpu[k].append(time.process_time() - c)
+    for k, v in cpu.items():
+        print(f"{label:34s} {k:3s} cpu s {', '.join(f'{x:.2f}' for x in v):24s} "
+              f"best {rows / min(v) / 1e6:6.3f}M rows/cpu-s", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse options and print both versions' figures."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("old", type=Path, help="an old checkout of this repository")
+    ap.add_argument("--hours", type=float, default=24.0, help="simulated hours of machine_day to generate")
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args(argv)
+    from traces.io import read_trace, write_trace
+    gen = {"old": _load(args.old / "traces/generate.py", "old_generate"),
+           "new": _load(REPO / "traces/generate.py", "new_generate")}
+    bat = {"old": _load(args.old / "traces/batches.py", "old_batches"),
+           "new": _load(REPO / "traces/batches.py", "new_batches")}
+    params = {k: dataclasses.replace(m.PRESETS["machine_day"], duration_s=args.hours * 3600) for k, m in gen.items()}
+    table = gen["new"].generate_machine(params["new"], 0, 0)
+    n = table.num_rows
+    _ab(f"generate_machine ({args.hours:g} h)", n,
+        {k: (lambda k=k: gen[k].generate_machine(params[k], 0, 0)) for k in gen}, args.repeat)
+    with tempfile.TemporaryDirectory() as d:
+        write_trace(gen["new"].generate(params["new"], 0), Path(d) / "t.parquet")
+        back = read_trace(Path(d) / "t.parquet")
+    _ab("machine_batches (read back)", back.num_rows,
+        {k: (lambda k=k: sum(len(b) for _, b in bat[k].machine_batches(back, max_rows=1 << 20))) for k in bat},
+        args.repeat)
+    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
