@@ -142,13 +142,7 @@ class NetnsCluster:
 
     def kill_node(self, node: str) -> int:
         """SIGKILL everything in the node's namespace (raylet, object store, workers); returns how many."""
-        pids = self.pids(node)
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        return len(pids)
+        return _kill(self.pids(node))
 
     def down(self) -> None:
         for ns in reversed(self.made):
