@@ -78,6 +78,9 @@ class Lab:
         """A fresh machine (64 GiB unless told, one sample an hour) under ``policy``."""
         cfg.setdefault("mem_bytes", 64 << 30)
         cfg.setdefault("sample_interval_us", 3600 * SEC)
+        # noatime: the claims are about page charges; under relatime a read would also pin the reader's
+        # removed cgroup through its cgwb until writeback (D14), a zombie no claim is about
+        cfg.setdefault("atime", "noatime")
         return Machine(MachineConfig(**cfg), self.policy(policy, knobs), machine_id="claims", seed=0)
 
     def replay(self, policy: str, tr: "_Trace", knobs: dict | None = None, settle_us: int = 120 * SEC,

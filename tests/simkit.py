@@ -139,3 +139,12 @@ class Sim:
 
     def n_dying(self) -> int:
         return len(self.m.mem.dying)
+
+
+def NoatimeSim(policy: str = "none", knobs: dict | None = None, **cfg) -> Sim:
+    """A ``Sim`` whose disk files are mounted ``noatime``: for tests of page charges and policies, where
+    the relatime inode pin (a read dirties the inode on the reader's cgwb until writeback; D14, the
+    atime tests in tests/test_core_scenarios.py) would add a zombie the test is not about."""
+    cfg.setdefault("atime", "noatime")
+    return Sim(policy, knobs, **cfg)
+

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.simkit import MiB, Sim
+from tests.simkit import MiB, NoatimeSim as Sim  # disk files noatime: these tests are about page charges
 
 
 def _pair(**cfg) -> Sim:
