@@ -11,7 +11,8 @@ import pytest
 
 from core.errors import ConfigError
 from core.policy import make_policy
-from tests.simkit import MiB, NoatimeSim as Sim  # disk files noatime: these tests are about page charges
+from tests.simkit import MiB
+from tests.simkit import NoatimeSim as Sim  # disk files noatime: these tests are about page charges
 
 
 def _scene(policy: str, knobs: dict | None = None, **cfg) -> Sim:

@@ -7,7 +7,8 @@ invariant (conservation, hierarchy, dying ⇔ held, IDs) after each event.
 from __future__ import annotations
 
 from core.memcg import ROOT
-from tests.simkit import MiB, NoatimeSim as Sim  # disk files noatime: these tests are about page charges
+from tests.simkit import MiB
+from tests.simkit import NoatimeSim as Sim  # disk files noatime: these tests are about page charges
 
 
 def _own(s: Sim, path: str) -> int:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tests.simkit import MiB, NoatimeSim as Sim  # disk files noatime: these tests are about page charges
+from tests.simkit import MiB
+from tests.simkit import NoatimeSim as Sim  # disk files noatime: these tests are about page charges
 
 
 def _pair(**cfg) -> Sim:
