@@ -121,10 +121,26 @@ class NetnsCluster:
         self._start("head", "head", ["ray", "start", "--head", f"--node-ip-address={self.ip_of('head')}",
                                      f"--port={GCS_PORT}", "--include-dashboard=false",
                                      f"--temp-dir={self.root / 'head' / 'ray'}", *common])
+        self._wait_started("head")  # a worker (or a driver) started before the head's GCS listens is refused
         for node in self.nodes[1:]:
             self._start(node, node, ["ray", "start", f"--address={self.address}",
                                      f"--node-ip-address={self.ip_of(node)}", f"--temp-dir={self.root / node / 'ray'}",
                                      *common], hide=True)
+        for node in self.nodes[1:]:
+            self._wait_started(node)
+
+    def _wait_started(self, name: str, timeout_s: float = 240.0) -> None:
+        """Wait until ``ray start`` of ``name`` says its runtime is up (slow on a loaded box); fail with its log."""
+        log = self.root / f"{name}.log"
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if b"Ray runtime started" in log.read_bytes():
+                return
+            if self.procs[name].poll() is not None:
+                break
+            time.sleep(0.25)
+        raise RuntimeError(f"ray start of {name} did not come up within {timeout_s:.0f} s:\n"
+                           + log.read_text(errors="replace")[-3000:])
 
     def _start(self, name: str, node: str, argv: list[str], hide: bool = False) -> None:
         if hide:  # the node's own mount namespace: the driver's folder is an empty tmpfs there
