@@ -104,7 +104,6 @@ class Machine(MachineState):
                 self.now_us = max(self.now_us, when)
                 fn(self, *args)
                 css_release_work(self)
-                sampler.dirty = True
                 self.changes += 1
             else:
                 break
@@ -117,13 +116,12 @@ class Machine(MachineState):
         its clock detached (``with_clock``) once per value of ``changes`` and store the small
         clock beside it each time.
         """
-        s = self.sampler
-        return (self.now_us, s.next_us, s.dirty, s._points, s._last, s._age_basis)
+        return (self.now_us, self.sampler.clock())
 
     def with_clock(self, clock: tuple) -> "Machine":
         """Set the clock (``clock()``'s tuple) and return the machine."""
-        s = self.sampler
-        self.now_us, s.next_us, s.dirty, s._points, s._last, s._age_basis = clock
+        self.now_us, progress = clock
+        self.sampler.set_clock(progress)
         return self
 
     def take_samples(self) -> dict:
@@ -140,7 +138,6 @@ class Machine(MachineState):
         """Replay one batch of this machine's events in order."""
         if len(batch) == 0:
             return
-        self.changes += 1
         times = batch.time_us.tolist()
         ops = batch.op.tolist()
         cg = batch.cgroup.tolist()
@@ -160,14 +157,13 @@ class Machine(MachineState):
         ev = TraceEvent(batch.source, 0, None, None, None, NULL, NULL, 0)
         next_due = self._next_due()
         # one zip over the columns: cheaper than indexing nine lists per event
-        sampler = self.sampler
         try:
             for t, op, row, c, tsk, obj, of, n, f in zip(times, ops, rows, cg, tk, ob, off, nb, fl):
                 if t < self.now_us:
                     raise TraceError(batch.source, row, "time_us",
                                      f"time {t} before machine {self.machine_id}'s clock {self.now_us}")
                 if t >= next_due:
-                    sampler.dirty = True  # events since the last sample may have changed the state
+                    self.changes += 1  # events since the last sample may have changed the state
                     self.advance_to(t)
                     next_due = self._next_due()
                 self.now_us = t
@@ -180,7 +176,7 @@ class Machine(MachineState):
                 if queue and queue[0][0] <= t:
                     next_due = t
         finally:
-            sampler.dirty = True  # whatever ran (or raised) after the last sample
+            self.changes += 1  # whatever ran (or raised) after the last sample
 
     def _next_due(self) -> int:
         """The time of the next queued work or sample, whichever comes first."""

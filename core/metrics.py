@@ -126,8 +126,8 @@ _FLOAT_COLUMNS = frozenset(k for k in SAMPLE_COLUMNS if k.endswith("_s"))
 class Sampler:
     """Takes samples of one machine on its own clock and keeps them as change points.
 
-    A sample whose state did not change since the previous one (no event applied, no
-    queued work run: ``dirty`` is False) is not computed again: the previous stored row
+    A sample whose state did not change since the previous one (``machine.changes`` has not
+    moved since the last full sample: ``dirty`` is False) is not computed again: the previous stored row
     stands for one more sample, O(1) (``idle_until`` adds many at once, so an idle stretch
     costs the same whatever its length, and a row is carried over a ``take``). The
     regular-interval columns are derived when they are taken (``expand_points``): a
@@ -142,11 +142,15 @@ class Sampler:
         self.interval = machine.cfg.sample_interval_us
         self.next_us = 0
         self.full = full
-        #: set by whatever changes the machine's state (``core.machine``); cleared by a full sample
-        self.dirty = True
+        self._seen = -1  # ``machine.changes`` at the last full sample (-1: none yet)
         self._points: list[list] = []  # SamplePoint fields, the repeat count mutable
         self._last: tuple[tuple, tuple[int, int, int, int]] | None = None  # values and age basis of the last row
         self._age_basis = (0, 0, 0, 0)
+
+    @property
+    def dirty(self) -> bool:
+        """Did the machine change (``MachineState.changes``) since the last full sample?"""
+        return self.machine.changes != self._seen
 
     def sample(self, t_us: int) -> None:
         """Record the state at ``t_us`` (a full row, or one more repeat of an unchanged one)."""
@@ -155,7 +159,7 @@ class Sampler:
             values = tuple(snap[k] for k in _COLUMN_NAMES)
             self._last = (values, self._age_basis)
             self._points.append([values, t_us, 1, self.interval, self._age_basis, True])
-            self.dirty = False
+            self._seen = self.machine.changes
         elif self._points:
             self._points[-1][2] += 1
         else:  # the first sample after a take, nothing changed: the last row carried over
@@ -181,6 +185,15 @@ class Sampler:
     def can_idle(self) -> bool:
         """True when the next samples may be taken as repeats of the last row."""
         return not (self.dirty or self.full or self._last is None)
+
+    def clock(self) -> tuple:
+        """The sampler's progress (what ``Machine.clock`` holds of it): next sample, the last full
+        sample's change count, the rows not yet taken, the last row and its age basis."""
+        return (self.next_us, self._seen, self._points, self._last, self._age_basis)
+
+    def set_clock(self, clock: tuple) -> None:
+        """Restore ``clock()``'s tuple."""
+        self.next_us, self._seen, self._points, self._last, self._age_basis = clock
 
     def take_points(self) -> list[SamplePoint]:
         """The stored rows since the last call (``expand_points`` turns them into columns); emptied."""

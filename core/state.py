@@ -94,8 +94,9 @@ class MachineState:
         # checkpoint, where a Mersenne Twister state is 625 numbers
         self._rng: random.Random | None = None
         self._rng_seed = f"{seed}:{machine_id}"
-        #: bumped by whatever may change the state (a batch applied, queued work run): a checkpoint
-        #: may reuse a machine's pickle while it is unchanged (``core.machine.Machine.clock``)
+        #: bumped by whatever may change the state (events applied, queued work run): the sampler
+        #: computes a new row only after it moved (``Sampler.dirty``), and a checkpoint may reuse a
+        #: machine's pickle while it is unchanged (``core.machine.Machine.clock``)
         self.changes = 0
         self.policy: Policy = policy
         self.now_us = 0

@@ -245,7 +245,7 @@ class Shard:
         cached = self._frozen[i]
         if cached is None or cached[0] != m.changes:
             clock = m.clock()
-            m.with_clock((0, 0, True, [], None, (0, 0, 0, 0)))  # the pickle holds no clock
+            m.with_clock((0, (0, -1, [], None, (0, 0, 0, 0))))  # the pickle holds no clock
             try:
                 cached = (m.changes, pack(m))
             finally:
