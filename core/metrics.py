@@ -224,13 +224,13 @@ class Sampler:
                                               "swap", "offline_us", "wb_pin", "sock", "nsock", "noom")}
         live_parents = mem.view("parent")[(state != State.FREED) & (mem.view("parent") >= 0)]
         has_child = np.bincount(live_parents, minlength=len(state))[dying] > 0  # a live child holds it
-        ages = (t_us - col["offline_us"]) / 1e6
-        self._age_basis = _age_basis(col["offline_us"])
+        self._age_basis = basis = _age_basis(col["offline_us"])
+        p50, oldest = _zombie_ages(np.array([t_us], dtype=np.int64), *(np.array([x], dtype=np.int64) for x in basis))
         return {
             "memcgs_online": online,
             "memcgs_dying": nd,
-            "zombie_age_p50_s": float(np.median(ages)) if nd else 0.0,
-            "zombie_age_max_s": float(ages.max()) if nd else 0.0,
+            "zombie_age_p50_s": float(p50[0]) if nd else 0.0,
+            "zombie_age_max_s": float(oldest[0]) if nd else 0.0,
             "cost_online_bytes": online * m.memcg_cost,
             "cost_dying_bytes": nd * m.memcg_cost,
             "percpu_dying_bytes": nd * m.percpu_bytes,
@@ -353,12 +353,11 @@ def expand_columns(pc: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     out["time_us"] = t
     nd, lo, hi, oldest = (np.repeat(pc[k], rep) for k in ("_nd", "_lo", "_hi", "_oldest"))
     # rows computed at their own time keep their values; the others (repeats, rows carried over a take)
-    # are derived, as np.median of (t - offline) / 1e6: the middle value, or the mean of the two middle ones
+    # are derived from their basis at their own time
     derive = ((nth > 0) | ~np.repeat(pc["_fresh"], rep)) & (nd > 0)
-    odd = (nd % 2) == 1
-    p50 = np.where(odd, (t - lo) / 1e6, ((t - lo) / 1e6 + (t - hi) / 1e6) / 2)
+    p50, oldest_age = _zombie_ages(t, nd, lo, hi, oldest)
     out["zombie_age_p50_s"] = np.where(derive, p50, out["zombie_age_p50_s"])
-    out["zombie_age_max_s"] = np.where(derive, (t - oldest) / 1e6, out["zombie_age_max_s"])
+    out["zombie_age_max_s"] = np.where(derive, oldest_age, out["zombie_age_max_s"])
     return out
 
 
@@ -378,6 +377,19 @@ def _age_basis(offline_us: np.ndarray) -> tuple[int, int, int, int]:
         return (0, 0, 0, 0)
     s = np.sort(offline_us)
     return (n, int(s[(n - 1) // 2]), int(s[n // 2]), int(s[0]))
+
+
+def _zombie_ages(t: np.ndarray, nd: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                 oldest: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Median and oldest zombie age (s) at times ``t`` of dying sets given by their ``_age_basis``.
+
+    The median is that of ``(t - offline_us) / 1e6`` as ``np.median`` computes it: the middle
+    value, or the mean of the two middle ones (same float operations, so the same bits). Where
+    ``nd`` is 0 the values mean nothing; callers use 0.0 there.
+    """
+    odd = (nd % 2) == 1
+    p50 = np.where(odd, (t - lo) / 1e6, ((t - lo) / 1e6 + (t - hi) / 1e6) / 2)
+    return p50, (t - oldest) / 1e6
 
 
 def _released_rows(paths: list[str], rel: dict) -> dict[str, list]:
