@@ -27,9 +27,9 @@ ROOT = Path(__file__).resolve().parent
 #: the per-event path: the event loop, the op handlers and every kernel-named module they call
 COMPILED = ("machine", "syscalls", "memory", "memcontrol", "vmscan", "page_alloc", "oom_kill", "page_counter",
             "truncate", "rmap", "task", "kmem", "fs_writeback", "swap_slots", "swapfile", "cgroup", "workqueue",
-            "recharge", "stat", "pages", "memcg", "metrics")
+            "recharge", "stat", "pages", "memcg", "metrics", "state")
 BUILD_FILE = "core/_build.json"
-DIRECTIVES = {"language_level": 3, "annotation_typing": False, "binding": True, "embedsignature": False}
+DIRECTIVES = {"language_level": 3, "annotation_typing": True, "binding": True, "embedsignature": False}
 
 
 def _warn(msg: str) -> None:
@@ -39,7 +39,18 @@ def _warn(msg: str) -> None:
 
 def source_hashes() -> dict[str, str]:
     """SHA-256 of each compiled module's source, as ``core/__init__.py`` checks it."""
-    return {m: hashlib.sha256((ROOT / "core" / f"{m}.py").read_bytes()).hexdigest() for m in COMPILED}
+    return {m: source_hash(ROOT / "core", m) for m in COMPILED}
+
+
+def source_hash(where: Path, module: str) -> str:
+    """SHA-256 of a compiled module's source: its ``.py``, then its ``.pxd`` (the static types) if any.
+
+    ``core/__init__.py`` computes the same hash; keep the two in step."""
+    digest = hashlib.sha256((where / f"{module}.py").read_bytes())
+    pxd = where / f"{module}.pxd"
+    if pxd.exists():
+        digest.update(b"\0pxd\0" + pxd.read_bytes())
+    return digest.hexdigest()
 
 
 class OptionalBuildExt(build_ext):

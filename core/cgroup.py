@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 _DYING = int(State.DYING)
 
 
-def css_put(machine: "MachineState", m: int) -> None:
+def css_put(machine: MachineState, m: int) -> None:
     """A reference to memcg ``m`` was dropped by the caller: queue it for release if it is dying.
 
     The caller has already lowered the counter that held the reference; whether anything
@@ -35,7 +35,7 @@ def css_put(machine: "MachineState", m: int) -> None:
         machine.release_q.append(m)
 
 
-def css_release_work(machine: "MachineState") -> None:
+def css_release_work(machine: MachineState) -> None:
     """Free every queued dying memcg that nothing holds any more, and its dying ancestors after it
     (css_release_work_fn / css_free_rwork_fn), counting ``memcgs_freed``."""
     q = machine.release_q

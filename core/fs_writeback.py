@@ -47,13 +47,13 @@ if TYPE_CHECKING:
 _RESIDENT = int(St.RESIDENT)
 
 
-def dirty_now(machine: "MachineState", r: int) -> bool:
+def dirty_now(machine: MachineState, r: int) -> bool:
     """Is run ``r`` dirty at the current time (written, not yet written back)?"""
     ts = machine.runs.dirty[r]  # 1 + the LRU quantum of the last write, 0 when clean
     return ts > 0 and machine.now_us - (ts - 1) * machine.cfg.age_quantum_us < machine.cfg.dirty_expire_us
 
 
-def mark_range_dirty(machine: "MachineState", o: int, lo: int, hi: int, stamp: int) -> None:
+def mark_range_dirty(machine: MachineState, o: int, lo: int, hi: int, stamp: int) -> None:
     """A write dirtied [lo, hi) of disk file ``o``: stamp its resident pages, then coalesce.
 
     ``stamp`` is 1 + the LRU quantum of the write (0 means clean). ``fault_range``
@@ -67,7 +67,7 @@ def mark_range_dirty(machine: "MachineState", o: int, lo: int, hi: int, stamp: i
     R.coalesce(o, lo, hi)
 
 
-def inode_attach_wb(machine: "MachineState", t: int, o: int) -> None:
+def inode_attach_wb(machine: MachineState, t: int, o: int) -> None:
     """inode_attach_wb: the first writer's memcg owns the inode's writeback context."""
     if machine.o_wb[o] < 0:
         m = machine.t_cg[t]
@@ -75,7 +75,7 @@ def inode_attach_wb(machine: "MachineState", t: int, o: int) -> None:
         machine.wb_inodes.setdefault(m, set()).add(o)
 
 
-def ksys_sync(machine: "MachineState") -> None:
+def ksys_sync(machine: MachineState) -> None:
     """sync(2): every dirty page and dirty inode is written back (cgwb pins taken at rmdir stay
     until the next memcg offline retries their cleanup)."""
     if len(machine.runs):
@@ -83,7 +83,7 @@ def ksys_sync(machine: "MachineState") -> None:
     machine.i_dirty.clear()
 
 
-def inode_meta_dirty(machine: "MachineState", o: int) -> bool:
+def inode_meta_dirty(machine: MachineState, o: int) -> bool:
     """Is the inode of ``o`` itself dirty (I_DIRTY_SYNC: an atime or mtime not yet written back)?
 
     The flusher writes an inode dirtied more than ``dirty_expire_us`` ago (wb_writeback's
@@ -97,7 +97,7 @@ def inode_meta_dirty(machine: "MachineState", o: int) -> bool:
     return False
 
 
-def inode_dirty(machine: "MachineState", o: int) -> bool:
+def inode_dirty(machine: MachineState, o: int) -> bool:
     """Is disk file ``o`` on its wb's dirty lists now (dirty pages, or a dirty inode)?"""
     return inode_meta_dirty(machine, o) or any(dirty_now(machine, r) for r in machine.runs.obj_runs.get(o, ()))
 
@@ -105,7 +105,7 @@ def inode_dirty(machine: "MachineState", o: int) -> bool:
 _DAY_US = 24 * 3600 * 1_000_000
 
 
-def file_update_time(machine: "MachineState", o: int) -> None:
+def file_update_time(machine: MachineState, o: int) -> None:
     """A write sets mtime and ctime (``file_update_time``; the inode's wb is attached by the caller)."""
     times = machine.i_times.get(o)
     if times is None:
@@ -114,7 +114,7 @@ def file_update_time(machine: "MachineState", o: int) -> None:
         times[1] = machine.now_us
 
 
-def touch_atime(machine: "MachineState", t: int, o: int) -> None:
+def touch_atime(machine: MachineState, t: int, o: int) -> None:
     """A read or mmap of disk file ``o`` by task ``t`` (``touch_atime``, fs/inode.c).
 
     ``atime_needs_update``: never under ``noatime``; under ``relatime`` only if mtime (or ctime)
@@ -143,7 +143,7 @@ def touch_atime(machine: "MachineState", t: int, o: int) -> None:
         machine.i_dirty[o] = now
 
 
-def wb_memcg_offline(machine: "MachineState", m: int) -> None:
+def wb_memcg_offline(machine: MachineState, m: int) -> None:
     """wb_memcg_offline: memcg ``m``'s cgwb is killed and joins the offline cgwbs (each of its inodes
     keeps it, and it keeps ``m``: ``cgwb_create``'s css_get); then the cleanup runs over them all."""
     for o in sorted(machine.wb_inodes.pop(m, ())):
@@ -152,7 +152,7 @@ def wb_memcg_offline(machine: "MachineState", m: int) -> None:
     cleanup_offline_cgwbs(machine)
 
 
-def cleanup_offline_cgwbs(machine: "MachineState") -> None:
+def cleanup_offline_cgwbs(machine: MachineState) -> None:
     """cleanup_offline_cgwbs_workfn (mm/backing-dev.c), queued by every wb_memcg_offline: for every
     offline cgwb, skip it while ``wb_has_dirty_io(wb)`` (any of its inodes dirty), else switch all
     its inodes to the nearest live ancestor's wb (``cleanup_offline_cgwb``: b_attached and
@@ -180,7 +180,7 @@ def cleanup_offline_cgwbs(machine: "MachineState") -> None:
         css_put(machine, m)
 
 
-def inode_detach_wb(machine: "MachineState", o: int) -> None:
+def inode_detach_wb(machine: MachineState, o: int) -> None:
     """The inode of ``o`` is gone (deleted or evicted): drop its wb attachment or pin."""
     machine.i_dirty.pop(o, None)
     m = machine.o_wb[o]

@@ -35,7 +35,7 @@ _OWN = ("anon", "file", "shmem", "mapped", "pinned", "swap", "kmem", "kmem_pin",
         "noom")
 
 
-def check(machine: "MachineState") -> list[str]:
+def check(machine: MachineState) -> list[str]:
     """Every violated invariant of ``machine``, as readable strings."""
     errs: list[str] = []
     mem = machine.mem
@@ -52,7 +52,7 @@ def check(machine: "MachineState") -> list[str]:
     return errs
 
 
-def _own_from_runs(machine: "MachineState") -> dict[str, dict[int, int]]:
+def _own_from_runs(machine: MachineState) -> dict[str, dict[int, int]]:
     R = machine.runs
     own: dict[str, dict[int, int]] = {k: {} for k in _OWN}
 
@@ -89,11 +89,11 @@ def _own_from_runs(machine: "MachineState") -> dict[str, dict[int, int]]:
     return own
 
 
-def _kmem_items(machine: "MachineState") -> list[int]:
+def _kmem_items(machine: MachineState) -> list[int]:
     return sorted(machine.kmem_by_name.values())
 
 
-def _hierarchy(machine: "MachineState", live: list[int]) -> list[str]:
+def _hierarchy(machine: MachineState, live: list[int]) -> list[str]:
     mem, errs = machine.mem, []
     for m in live:
         sub = mem.subtree(m)
@@ -113,7 +113,7 @@ def _hierarchy(machine: "MachineState", live: list[int]) -> list[str]:
     return errs
 
 
-def _lifecycle(machine: "MachineState", live: list[int]) -> list[str]:
+def _lifecycle(machine: MachineState, live: list[int]) -> list[str]:
     mem, errs = machine.mem, []
     ids = 0
     for m in live:
@@ -134,7 +134,7 @@ def _lifecycle(machine: "MachineState", live: list[int]) -> list[str]:
     return errs
 
 
-def _totals(machine: "MachineState", own: dict[str, dict[int, int]]) -> list[str]:
+def _totals(machine: MachineState, own: dict[str, dict[int, int]]) -> list[str]:
     errs = []
     if own.get("bad"):
         errs.append(f"runs with non-positive size or negative counts: {sorted(own['bad'])[:5]}")

@@ -173,7 +173,7 @@ class MemcgTable:
         """Take a free slot (or append one) for a new online memcg; holds one ID."""
         vals = list(_SLOT_DEFAULTS)
         vals[_PARENT_AT], vals[_BORN_AT] = parent, now
-        cols = self.__dict__  # the columns by name, without a getattr per column (one mkdir per job)
+        cols = self.columns()
         if self.free_slots:
             m = self.free_slots.pop()
             for name, v in zip(_COLUMNS, vals):
@@ -190,6 +190,10 @@ class MemcgTable:
         if parent >= 0:
             self.children[parent].add(m)
         return m
+
+    def columns(self) -> dict[str, array[int]]:
+        """The numeric columns by name (``_COLUMNS`` order): the arrays themselves, not copies."""
+        return {name: getattr(self, name) for name in _COLUMNS}
 
     def add_hidden(self, path: str, now: int) -> int:
         """A new online memcg under the root that the trace cannot name (see ``hidden``); holds an ID."""

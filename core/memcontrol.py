@@ -35,7 +35,7 @@ MAX_RECLAIM_RETRIES = 16
 MEMCG_CHARGE_BATCH = 64  # pages a charge reserves at once (mm/memcontrol.c)
 
 
-def mem_cgroup_css_offline(machine: "MachineState", m: int) -> None:
+def mem_cgroup_css_offline(machine: MachineState, m: int) -> None:
     """rmdir -> offline: drop the ID, reparent kmem objcgs, run the policy (mem_cgroup_css_offline)."""
     machine.mem.offline(m, machine.now_us)
     memcg_reparent_objcgs(machine, m)
@@ -45,7 +45,7 @@ def mem_cgroup_css_offline(machine: "MachineState", m: int) -> None:
     css_release_work(machine)
 
 
-def memory_reclaim(machine: "MachineState", m: int, target: int) -> int:
+def memory_reclaim(machine: MachineState, m: int, target: int) -> int:
     """Write to memory.reclaim (memory_reclaim(), v5.19+): proactive, full walk, never OOM.
 
     v6.1 asks for the whole request in one call (the kernel check saw 6.1 take 6,915 pages for
@@ -60,7 +60,7 @@ def memory_reclaim(machine: "MachineState", m: int, target: int) -> int:
     return got
 
 
-def try_charge_memcg(machine: "MachineState", m: int, n: int, mayfail: bool, t: int) -> bool:
+def try_charge_memcg(machine: MachineState, m: int, n: int, mayfail: bool, t: int) -> bool:
     """Reserve ``n`` pages on ``m``'s hierarchy (try_charge_memcg); False if refused or ``t`` died."""
     if n <= 0:
         return True
@@ -101,7 +101,7 @@ def try_charge_memcg(machine: "MachineState", m: int, n: int, mayfail: bool, t: 
     return True
 
 
-def mem_cgroup_handle_over_high(machine: "MachineState", m: int) -> None:
+def mem_cgroup_handle_over_high(machine: MachineState, m: int) -> None:
     """mem_cgroup_handle_over_high (on return to user space, after the fault completed):
     reclaim each ancestor's excess over memory.high; never OOM."""
     for h in machine.mem.over_high(m):
@@ -112,7 +112,7 @@ def mem_cgroup_handle_over_high(machine: "MachineState", m: int) -> None:
                            batch=MEMCG_CHARGE_BATCH)  # reclaim_high: per charge batch over high
 
 
-def memory_max_write(machine: "MachineState", m: int, t: int = -1, charging: bool = False) -> None:
+def memory_max_write(machine: MachineState, m: int, t: int = -1, charging: bool = False) -> None:
     """Reclaim ``m`` down to its memory.max, OOM-killing inside it while reclaim cannot.
 
     memory_max_write (the default): one reclaim call for the whole excess, with a full
@@ -131,14 +131,14 @@ def memory_max_write(machine: "MachineState", m: int, t: int = -1, charging: boo
             break
 
 
-def memory_high_write(machine: "MachineState", m: int) -> None:
+def memory_high_write(machine: MachineState, m: int) -> None:
     """memory_high_write: one reclaim of the excess over the new high."""
     excess = machine.mem.usage[m] - machine.mem.high[m]
     if excess > 0:
         try_to_free_mem_cgroup_pages(machine, m, excess, full_walk=True)
 
 
-def reclaim_over_high(machine: "MachineState", paid: dict[int, int]) -> None:
+def reclaim_over_high(machine: MachineState, paid: dict[int, int]) -> None:
     """After a fault that charged ``paid`` (pages per memcg): memory.high reclaim for each
     of them whose hierarchy is over its high (``mem_cgroup_handle_over_high``), in memcg order."""
     if over_high_any(machine, paid):
@@ -146,7 +146,7 @@ def reclaim_over_high(machine: "MachineState", paid: dict[int, int]) -> None:
             mem_cgroup_handle_over_high(machine, m)
 
 
-def over_high_any(machine: "MachineState", have: dict[int, int]) -> bool:
+def over_high_any(machine: MachineState, have: dict[int, int]) -> bool:
     """Is some ancestor (or machine) of a memcg in ``have`` over its memory.high?"""
     mem = machine.mem
     usage, high, parent = mem.usage, mem.high, mem.parent

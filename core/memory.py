@@ -51,7 +51,7 @@ class _Pieces(NamedTuple):
     segs: list[tuple[int, int, int, int]]  #: the range's segments, as ``_needs`` gives them
 
 
-def _seg_target(machine: "MachineState", o: int, r: int, accessor: int) -> int:
+def _seg_target(machine: MachineState, o: int, r: int, accessor: int) -> int:
     """Which memcg pays for making this segment resident (-1: nothing to pay)."""
     R = machine.runs
     if r >= 0:
@@ -64,7 +64,7 @@ def _seg_target(machine: "MachineState", o: int, r: int, accessor: int) -> int:
     return machine.policy.charge_target(machine, o, accessor)
 
 
-def _needs(machine: "MachineState", o: int, lo: int, hi: int, accessor: int,
+def _needs(machine: MachineState, o: int, lo: int, hi: int, accessor: int,
            fill_holes: bool) -> tuple[dict[int, int], list[tuple[int, int, int, int]]]:
     """Pages of [lo, hi) that must be charged, per paying memcg, and the segments they came from.
 
@@ -90,7 +90,7 @@ def _needs(machine: "MachineState", o: int, lo: int, hi: int, accessor: int,
     return need, segs
 
 
-def fault_range(machine: "MachineState", t: int, o: int, lo: int, hi: int, mayfail: bool,
+def fault_range(machine: MachineState, t: int, o: int, lo: int, hi: int, mayfail: bool,
                 fill_holes: bool = True, dirty: int = 0) -> bool:
     """Make pages [lo, hi) of ``o`` resident for task ``t`` and mark them accessed.
 
@@ -147,7 +147,7 @@ def fault_range(machine: "MachineState", t: int, o: int, lo: int, hi: int, mayfa
     return True
 
 
-def _piece_pages(machine: "MachineState", o: int, need: dict[int, int]) -> int:
+def _piece_pages(machine: MachineState, o: int, need: dict[int, int]) -> int:
     """0 when ``need`` (pages per paying memcg) of object ``o`` can be charged at once; else
     how many pages of the access to charge at a time.
 
@@ -196,7 +196,7 @@ def _piece_pages(machine: "MachineState", o: int, need: dict[int, int]) -> int:
     return max(MEMCG_CHARGE_BATCH, cap)
 
 
-def _fault_chunks(machine: "MachineState", t: int, o: int, lo: int, hi: int, mayfail: bool,
+def _fault_chunks(machine: MachineState, t: int, o: int, lo: int, hi: int, mayfail: bool,
                   fill_holes: bool, dirty: int, pieces: _Pieces) -> bool:
     """``fault_range`` of an access that reclaim must make room for with its own pages.
 
@@ -220,7 +220,7 @@ def _fault_chunks(machine: "MachineState", t: int, o: int, lo: int, hi: int, may
     return True
 
 
-def _fault_streaming(machine: "MachineState", t: int, o: int, lo: int, hi: int, fill_holes: bool, dirty: int,
+def _fault_streaming(machine: MachineState, t: int, o: int, lo: int, hi: int, fill_holes: bool, dirty: int,
                      need: dict[int, int], segs: list[tuple[int, int, int, int]]) -> bool:
     """Make [lo, hi) of ``o`` resident past its memcgs' limits, then reclaim each limit's
     excess with the access's own pages among the candidates; False if ``t`` or ``o`` died.
@@ -266,7 +266,7 @@ def _fault_streaming(machine: "MachineState", t: int, o: int, lo: int, hi: int, 
     return alive
 
 
-def _charge_range(machine: "MachineState", t: int, o: int, lo: int, hi: int, mayfail: bool,
+def _charge_range(machine: MachineState, t: int, o: int, lo: int, hi: int, mayfail: bool,
                   fill_holes: bool) -> tuple[dict[int, int], list[tuple[int, int, int, int]], bool] | _Pieces | None:
     """Reserve what making [lo, hi) of ``o`` resident costs, per paying memcg.
 
@@ -303,7 +303,7 @@ def _charge_range(machine: "MachineState", t: int, o: int, lo: int, hi: int, may
     return have, segs, False  # _materialize may pay more: usage may still rise
 
 
-def _touch_if_resident(machine: "MachineState", o: int, lo: int, hi: int, fill_holes: bool, dirty: int = 0) -> bool:
+def _touch_if_resident(machine: MachineState, o: int, lo: int, hi: int, fill_holes: bool, dirty: int = 0) -> bool:
     """Fast path of ``fault_range``: when nothing in [lo, hi) needs a charge, just age it (and stamp ``dirty``)."""
     R = machine.runs
     runs = R.obj_runs.get(o)
@@ -344,7 +344,7 @@ def _touch_if_resident(machine: "MachineState", o: int, lo: int, hi: int, fill_h
     return True
 
 
-def _materialize(machine: "MachineState", o: int, segs: list[tuple[int, int, int, int]],
+def _materialize(machine: MachineState, o: int, segs: list[tuple[int, int, int, int]],
                  fill_holes: bool, have: dict[int, int], dirty: int) -> None:
     """Turn the holes and non-resident runs of ``segs`` (from ``_needs``) resident, paid from ``have``.
 
@@ -387,7 +387,7 @@ def _materialize(machine: "MachineState", o: int, segs: list[tuple[int, int, int
             machine.reserved -= n
 
 
-def _new_resident(machine: "MachineState", o: int, s: int, e: int, memcg: int, dirty: int = 0) -> None:
+def _new_resident(machine: MachineState, o: int, s: int, e: int, memcg: int, dirty: int = 0) -> None:
     """Instantiate pages [s, e) of ``o`` charged to ``memcg``, split where mappings differ."""
     R, age, kind = machine.runs, machine.now_us // machine.cfg.age_quantum_us, machine.o_kind[o]  # lru_age() inlined
     for a, b, mapc in (map_pieces(machine, o, s, e) if machine.o_maps[o] else ((s, e, 0),)):
@@ -395,7 +395,7 @@ def _new_resident(machine: "MachineState", o: int, s: int, e: int, memcg: int, d
         charge_new_resident(machine, o, memcg, kind, mapc, b - a)
 
 
-def _make_resident(machine: "MachineState", r: int, memcg: int) -> None:
+def _make_resident(machine: MachineState, r: int, memcg: int) -> None:
     """Refault an evicted run or swap in a swapped one, charged to ``memcg``."""
     R = machine.runs
     n = R.npages[r]

@@ -137,7 +137,7 @@ class Sampler:
     ``full=True`` computes every sample in full (the reference for tests).
     """
 
-    def __init__(self, machine: "MachineState", full: bool = False) -> None:
+    def __init__(self, machine: MachineState, full: bool = False) -> None:
         self.machine = machine
         self.interval = machine.cfg.sample_interval_us
         self.next_us = 0
@@ -402,7 +402,7 @@ def _released_rows(paths: list[str], rel: dict) -> dict[str, list]:
     return out
 
 
-def _misattributed_pages(machine: "MachineState", resident: np.ndarray) -> int:
+def _misattributed_pages(machine: MachineState, resident: np.ndarray) -> int:
     """Resident pages charged to a memcg that neither instantiated them (origin) nor uses them.
 
     Only runs whose memcg differs from their origin are candidates (vectorised).
@@ -419,7 +419,7 @@ def _misattributed_pages(machine: "MachineState", resident: np.ndarray) -> int:
     return total
 
 
-def _used_by(machine: "MachineState", r: int, m: int) -> bool:
+def _used_by(machine: MachineState, r: int, m: int) -> bool:
     """Does a live task of memcg ``m`` map run ``r`` (or own it, for anon)?"""
     R = machine.runs
     o = R.obj[r]

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 OOM_REAPER_DELAY_US = 2_000_000  # mm/oom_kill.c OOM_REAPER_DELAY = 2*HZ (v5.18+)
 
 
-def out_of_memory(machine: "MachineState", domain: int, t: int) -> bool:
+def out_of_memory(machine: MachineState, domain: int, t: int) -> bool:
     """Kill the worst task inside ``domain``'s subtree; False when there is none."""
     mem = machine.mem
     best, key = -1, (0, 0)
@@ -53,7 +53,7 @@ def out_of_memory(machine: "MachineState", domain: int, t: int) -> bool:
     return True
 
 
-def oom_reap_done(machine: "MachineState", m: int) -> None:
+def oom_reap_done(machine: MachineState, m: int) -> None:
     """The OOM reaper drops its hold on a victim of memcg ``m`` (queued by ``out_of_memory``)."""
     machine.mem.noom[m] -= 1
     css_put(machine, m)

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from core.state import MachineState
 
 
-def alloc_pages_slowpath(machine: "MachineState", n: int, t: int, mayfail: bool) -> bool:
+def alloc_pages_slowpath(machine: MachineState, n: int, t: int, mayfail: bool) -> bool:
     """Make room for ``n`` pages machine-wide: kswapd to the high watermark, then global OOM."""
     low = int(machine.mem_total * machine.cfg.watermark_low)
     if machine.mem_total - machine.resident - machine.kmem_total - machine.reserved - n < low:  # nr_free_pages()

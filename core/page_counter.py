@@ -30,7 +30,7 @@ _FILE = int(Kind.FILE)
 _ONLINE = int(State.ONLINE)
 
 
-def lru_age(machine: "MachineState") -> int:
+def lru_age(machine: MachineState) -> int:
     """The LRU age stamped on pages touched now: the number of ``age_quantum_us`` quanta elapsed.
 
     The kernel orders pages only coarsely (active/inactive lists; at most
@@ -40,7 +40,7 @@ def lru_age(machine: "MachineState") -> int:
     return machine.now_us // machine.cfg.age_quantum_us
 
 
-def mem_cgroup_charge_statistics(machine: "MachineState", r: int, sign: int, reserved: bool = False, hier: bool = True) -> None:
+def mem_cgroup_charge_statistics(machine: MachineState, r: int, sign: int, reserved: bool = False, hier: bool = True) -> None:
     """Add (+1) or remove (-1) run ``r``'s pages on the counters of the memcg it names.
 
     ``reserved``: the hierarchical usage was already raised by ``try_charge_memcg``.
@@ -88,17 +88,17 @@ def mem_cgroup_charge_statistics(machine: "MachineState", r: int, sign: int, res
         css_put(machine, m)
 
 
-def nr_free_pages(machine: "MachineState") -> int:
+def nr_free_pages(machine: MachineState) -> int:
     return machine.mem_total - machine.resident - machine.kmem_total - machine.reserved
 
 
-def cancel_charge(machine: "MachineState", have: dict[int, int]) -> None:
+def cancel_charge(machine: MachineState, have: dict[int, int]) -> None:
     for m, n in have.items():
         machine.mem.charge(m, -n)
         machine.reserved -= n
 
 
-def charge_new_resident(machine: "MachineState", o: int, m: int, k: int, mapc: int, n: int) -> None:
+def charge_new_resident(machine: MachineState, o: int, m: int, k: int, mapc: int, n: int) -> None:
     """``_acct(r, +1, reserved=True)`` for ``n`` new unpinned resident pages of ``o`` charged to ``m``.
 
     By pages rather than by run: the pages may have grown an existing run.

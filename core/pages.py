@@ -53,6 +53,8 @@ PARKED = 1
 #: the names of ``RunTable``'s columns, in declaration order
 RUN_COLUMNS = ("obj", "start", "npages", "state", "memcg", "origin", "mapc", "pinc", "age", "kind", "rflags",
                "dirty")
+#: every field of a ``RunTable``: what its pickle holds (the compiled build's class has no ``__dict__``)
+_RUN_STATE = RUN_COLUMNS + ("free", "mutations", "obj_runs", "obj_starts")
 
 
 # plain ints for the per-event paths: comparing an array element with an IntEnum member costs more
@@ -120,13 +122,13 @@ class RunTable:
     def __getstate__(self) -> dict:
         """The table for pickling, without its free slots: live runs renumbered in slot order.
 
-        Out: the attribute dict with compacted columns, object lists mapped to the new
+        Out: the fields by name (``_RUN_STATE``) with compacted columns, object lists mapped to the new
         ids and an empty free list; the table itself is unchanged. Under churn about half
         the slots are free at any time (a machine-day ends with 17.7k of 36.7k), and a
         checkpoint or packed machine would carry them. Results do not depend on run ids
         (``tests/test_core_fastpath_ids.py``), so a restored table behaves identically.
         """
-        st = self.__dict__.copy()
+        st = {name: getattr(self, name) for name in _RUN_STATE}
         if not self.free:
             return st
         keep = np.flatnonzero(self.view("state") != _FREE)
@@ -141,6 +143,15 @@ class RunTable:
         st["obj_runs"] = {o: flat[e - len(runs):e] for (o, runs), e in zip(self.obj_runs.items(), ends)}
         st["free"] = []
         return st
+
+    def __setstate__(self, st: dict) -> None:
+        """Restore the fields ``__getstate__`` gave."""
+        for name in _RUN_STATE:
+            setattr(self, name, st[name])
+
+    def __reduce__(self) -> tuple:
+        """Pickle as ``_restore_runs(fields)``: the same in the pure and the compiled build."""
+        return _restore_runs, (self.__getstate__(),)
 
     def view(self, name: str) -> np.ndarray:
         """Zero-copy numpy view of one column; drop it before the table grows."""
@@ -409,3 +420,10 @@ class RunTable:
         for r in runs:
             state[r] = _FREE
             free.append(r)
+
+
+def _restore_runs(st: dict) -> RunTable:
+    """A ``RunTable`` rebuilt from its pickled fields (``RunTable.__reduce__``)."""
+    table = RunTable.__new__(RunTable)
+    table.__setstate__(st)
+    return table

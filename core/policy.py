@@ -86,30 +86,30 @@ class Policy:
     def __init__(self, knobs: AnyKnobs | None = None) -> None:
         self.knobs = knobs if knobs is not None else self.Knobs()
 
-    def attach(self, machine: "MachineState") -> None:
+    def attach(self, machine: MachineState) -> None:
         """Called once when the machine is built (schedule first ticks here)."""
 
-    def pre_rmdir(self, machine: "MachineState", memcg: int) -> None:
+    def pre_rmdir(self, machine: MachineState, memcg: int) -> None:
         """Right before a successful rmdir of ``memcg``."""
 
-    def css_offline(self, machine: "MachineState", memcg: int) -> None:
+    def css_offline(self, machine: MachineState, memcg: int) -> None:
         """``memcg`` has just gone offline (dying)."""
 
-    def on_access(self, machine: "MachineState", obj: int, lo: int, hi: int, memcg: int, how: str) -> None:
+    def on_access(self, machine: MachineState, obj: int, lo: int, hi: int, memcg: int, how: str) -> None:
         """Task of ``memcg`` touches pages [lo, hi) of ``obj``; ``how`` in read/write/map/unmap."""
 
-    def charge_target(self, machine: "MachineState", obj: int, memcg: int) -> int:
+    def charge_target(self, machine: MachineState, obj: int, memcg: int) -> int:
         """Memcg charged for instantiating a page of ``obj`` by a task of ``memcg`` (first touch)."""
         return memcg
 
-    def swapin_target(self, machine: "MachineState", run: int, record: int, memcg: int) -> int:
+    def swapin_target(self, machine: MachineState, run: int, record: int, memcg: int) -> int:
         """Memcg charged when a task of ``memcg`` swaps in ``run`` recorded to ``record``.
 
         mem_cgroup_swapin_charge_folio: the recorded memcg if it is online, else the faulting task's.
         """
         return record if machine.mem.state[record] == State.ONLINE else memcg
 
-    def object_freed(self, machine: "MachineState", obj: int) -> None:
+    def object_freed(self, machine: MachineState, obj: int) -> None:
         """The object ``obj`` and all its pages are gone."""
 
     def describe(self) -> dict[str, Any]:
@@ -127,36 +127,36 @@ class Composite(Policy):
         self.source = "; ".join(p.source for p in parts)
         self.wants_access = any(p.wants_access for p in parts)
 
-    def attach(self, machine: "MachineState") -> None:
+    def attach(self, machine: MachineState) -> None:
         for p in self.parts:
             p.attach(machine)
 
-    def pre_rmdir(self, machine: "MachineState", memcg: int) -> None:
+    def pre_rmdir(self, machine: MachineState, memcg: int) -> None:
         for p in self.parts:
             p.pre_rmdir(machine, memcg)
 
-    def css_offline(self, machine: "MachineState", memcg: int) -> None:
+    def css_offline(self, machine: MachineState, memcg: int) -> None:
         for p in self.parts:
             p.css_offline(machine, memcg)
 
-    def on_access(self, machine: "MachineState", obj: int, lo: int, hi: int, memcg: int, how: str) -> None:
+    def on_access(self, machine: MachineState, obj: int, lo: int, hi: int, memcg: int, how: str) -> None:
         for p in self.parts:
             if p.wants_access:
                 p.on_access(machine, obj, lo, hi, memcg, how)
 
-    def charge_target(self, machine: "MachineState", obj: int, memcg: int) -> int:
+    def charge_target(self, machine: MachineState, obj: int, memcg: int) -> int:
         for p in self.parts:
             memcg = p.charge_target(machine, obj, memcg)
         return memcg
 
-    def swapin_target(self, machine: "MachineState", run: int, record: int, memcg: int) -> int:
+    def swapin_target(self, machine: MachineState, run: int, record: int, memcg: int) -> int:
         target = Policy.swapin_target(self, machine, run, record, memcg)
         for p in self.parts:
             if type(p).swapin_target is not Policy.swapin_target:
                 target = p.swapin_target(machine, run, record, memcg)
         return target
 
-    def object_freed(self, machine: "MachineState", obj: int) -> None:
+    def object_freed(self, machine: MachineState, obj: int) -> None:
         for p in self.parts:
             p.object_freed(machine, obj)
 

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from core.state import MachineState
 
 
-def resident_runs(machine: "MachineState", memcg: int) -> list[int]:
+def resident_runs(machine: MachineState, memcg: int) -> list[int]:
     """Resident runs charged to ``memcg``, oldest first (LRU order), ties in page order.
 
     Ties go by (object, first page), never by run id: ids are an artefact of slot allocation.
@@ -37,12 +37,12 @@ def resident_runs(machine: "MachineState", memcg: int) -> list[int]:
     return sorted(R.resident_ids(memcg).tolist(), key=lambda r: (age[r], obj[r], start[r]))
 
 
-def swapped_runs(machine: "MachineState", memcg: int) -> list[int]:
+def swapped_runs(machine: MachineState, memcg: int) -> list[int]:
     """Swapped runs whose swap record names ``memcg``, in page order (object, first page)."""
     return machine.runs.page_order(machine.runs.swapped_ids(memcg).tolist())
 
 
-def recharge_run(machine: "MachineState", r: int, to: int, *, mayfail: bool = True, force: bool = False) -> bool:
+def recharge_run(machine: MachineState, r: int, to: int, *, mayfail: bool = True, force: bool = False) -> bool:
     """Move resident run ``r``'s charge to memcg ``to`` (mem_cgroup_move_account).
 
     The new memcg is charged first (try_charge; ``force`` skips limits as
@@ -71,7 +71,7 @@ def recharge_run(machine: "MachineState", r: int, to: int, *, mayfail: bool = Tr
     return True
 
 
-def reparent_run(machine: "MachineState", r: int, to: int = -1) -> int:
+def reparent_run(machine: MachineState, r: int, to: int = -1) -> int:
     """Move resident or swapped run ``r`` up to ancestor ``to`` (default: the parent), no limit check.
 
     Every ancestor's hierarchical usage (or swap usage) already includes the
@@ -95,7 +95,7 @@ def reparent_run(machine: "MachineState", r: int, to: int = -1) -> int:
     return a
 
 
-def mapper_memcgs(machine: "MachineState", r: int) -> list[int]:
+def mapper_memcgs(machine: MachineState, r: int) -> list[int]:
     """Online memcgs of the live tasks mapping run ``r``, in mapping order, without repeats.
 
     An anon run is mapped by the task that owns its region (a task that moved
@@ -115,7 +115,7 @@ def mapper_memcgs(machine: "MachineState", r: int) -> list[int]:
     return out
 
 
-def is_mapped(machine: "MachineState", r: int) -> bool:
+def is_mapped(machine: MachineState, r: int) -> bool:
     """True when some live task maps run ``r`` (anon: its owner is alive)."""
     R = machine.runs
     if R.kind[r] == Kind.ANON:
@@ -124,7 +124,7 @@ def is_mapped(machine: "MachineState", r: int) -> bool:
     return R.mapc[r] > 0
 
 
-def policy_evict(machine: "MachineState", r: int) -> int:
+def policy_evict(machine: MachineState, r: int) -> int:
     """Evict resident page-cache run ``r`` for a policy (a shadow stays: a later access refaults)."""
     n = machine.runs.npages[r]
     remove_mapping(machine, r)
@@ -132,7 +132,7 @@ def policy_evict(machine: "MachineState", r: int) -> int:
     return n
 
 
-def policy_swap_out(machine: "MachineState", r: int) -> int:
+def policy_swap_out(machine: MachineState, r: int) -> int:
     """Swap out as much of swap-backed run ``r`` as free swap allows; returns pages written.
 
     The record names the nearest online ancestor (``mem_cgroup_id_get_online``),
@@ -150,13 +150,13 @@ def policy_swap_out(machine: "MachineState", r: int) -> int:
     return n
 
 
-def park_run(machine: "MachineState", r: int) -> int:
+def park_run(machine: MachineState, r: int) -> int:
     """Deferred recharge, step one: move resident run ``r`` to the parent and mark it PARKED."""
     machine.runs.rflags[r] |= PARKED
     return reparent_run(machine, r)
 
 
-def unpark_range(machine: "MachineState", o: int, lo: int, hi: int, memcg: int) -> int:
+def unpark_range(machine: MachineState, o: int, lo: int, hi: int, memcg: int) -> int:
     """Deferred recharge, step two: recharge PARKED resident runs in [lo, hi) of ``o`` to ``memcg``.
 
     Like the RFC's access hook it never OOMs: a charge over the accessor's

@@ -21,7 +21,7 @@ _RESIDENT = int(St.RESIDENT)
 _ANON = int(Kind.ANON)
 
 
-def map_object(machine: "MachineState", t: int, o: int, lo: int, hi: int) -> None:
+def map_object(machine: MachineState, t: int, o: int, lo: int, hi: int) -> None:
     """Task ``t`` maps pages [lo, hi) of ``o`` (mmap + faults); an empty range maps no page but, as
     the VMA's ``vm_file`` reference does, keeps ``o`` alive after unlink until the munmap (mm/mmap.c)."""
     machine.o_maps[o].append((t, lo, hi))
@@ -30,7 +30,7 @@ def map_object(machine: "MachineState", t: int, o: int, lo: int, hi: int) -> Non
         add_count(machine, o, lo, hi, "mapc", +1)
 
 
-def unmap_object(machine: "MachineState", t: int, o: int) -> None:
+def unmap_object(machine: MachineState, t: int, o: int) -> None:
     """Remove every mapping of ``o`` by task ``t``."""
     mine: list[tuple[int, int, int]] = []
     keep: list[tuple[int, int, int]] = []
@@ -48,7 +48,7 @@ def unmap_object(machine: "MachineState", t: int, o: int) -> None:
     free_if_unused(machine, o)
 
 
-def unpin_user_pages(machine: "MachineState", t: int, pin: Pin) -> None:
+def unpin_user_pages(machine: MachineState, t: int, pin: Pin) -> None:
     """Drop one pin (o, lo, hi, mlock, key) held by task ``t``."""
     o, lo, hi = pin[0], pin[1], pin[2]
     machine.t_pins[t].remove(pin)
@@ -57,7 +57,7 @@ def unpin_user_pages(machine: "MachineState", t: int, pin: Pin) -> None:
     free_if_unused(machine, o)
 
 
-def map_pieces(machine: "MachineState", o: int, s: int, e: int) -> list[tuple[int, int, int]]:
+def map_pieces(machine: MachineState, o: int, s: int, e: int) -> list[tuple[int, int, int]]:
     """[s, e) cut where the set of mappings of ``o`` changes: (lo, hi, map count)."""
     maps = machine.o_maps[o]
     if not maps:
@@ -66,7 +66,7 @@ def map_pieces(machine: "MachineState", o: int, s: int, e: int) -> list[tuple[in
     return [(a, b, sum(1 for _, lo, hi in maps if lo <= a and b <= hi)) for a, b in zip(cuts, cuts[1:])]
 
 
-def add_count(machine: "MachineState", o: int, lo: int, hi: int, field: str, delta: int) -> None:
+def add_count(machine: MachineState, o: int, lo: int, hi: int, field: str, delta: int) -> None:
     """Add ``delta`` to the map or pin count of every run in [lo, hi) of ``o``."""
     R, mem = machine.runs, machine.mem
     col = getattr(R, field)

@@ -14,12 +14,12 @@ if TYPE_CHECKING:
     from core.state import MachineState
 
 
-def cgroup_paths(machine: "MachineState") -> list[str]:
+def cgroup_paths(machine: MachineState) -> list[str]:
     """Paths of every online and dying cgroup (dying ones may repeat an online path)."""
     return [machine.mem.path[m] for m in machine.mem.live()]
 
 
-def memory_stat(machine: "MachineState", path: str) -> dict:
+def memory_stat(machine: MachineState, path: str) -> dict:
     """What cgroupfs would show for the online cgroup at ``path`` (or the newest dying one)."""
     m = find_cgroup(machine, normalize_path(path))
     mem = machine.mem
@@ -40,7 +40,7 @@ def memory_stat(machine: "MachineState", path: str) -> dict:
     }
 
 
-def find_cgroup(machine: "MachineState", path: str) -> int:
+def find_cgroup(machine: MachineState, path: str) -> int:
     m = machine.mem.by_path.get(path, -1)
     if m >= 0:
         return m

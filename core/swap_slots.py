@@ -32,11 +32,11 @@ SWAP_SLOTS_CACHE_SIZE = 64
 THRESHOLD_ACTIVATE = 5 * SWAP_SLOTS_CACHE_SIZE
 
 
-def slots_cache_active(machine: "MachineState") -> bool:
+def slots_cache_active(machine: MachineState) -> bool:
     return machine.slot_cache_enabled and machine.swap_total >= machine.cfg.cpus * THRESHOLD_ACTIVATE
 
 
-def free_swap_slot(machine: "MachineState", m: int, n: int) -> None:
+def free_swap_slot(machine: MachineState, m: int, n: int) -> None:
     """``n`` slots recorded to ``m`` are freed: park them in a CPU's cache, or release them now."""
     if not slots_cache_active(machine):
         swap_entry_free(machine, m, n)
@@ -53,19 +53,19 @@ def free_swap_slot(machine: "MachineState", m: int, n: int) -> None:
         n -= take
 
 
-def flush_cpu_cache(machine: "MachineState", cpu: int) -> None:
+def flush_cpu_cache(machine: MachineState, cpu: int) -> None:
     for m, k in machine.slot_cache.pop(cpu, []):
         swap_entry_free(machine, m, k)
     machine.slot_cache_fill.pop(cpu, None)
 
 
-def drain_slots_caches(machine: "MachineState") -> None:
+def drain_slots_caches(machine: MachineState) -> None:
     """Release every parked slot (swapoff drains the caches)."""
     for cpu in sorted(machine.slot_cache):
         flush_cpu_cache(machine, cpu)
 
 
-def parked_slots(machine: "MachineState") -> dict[int, int]:
+def parked_slots(machine: MachineState) -> dict[int, int]:
     """Slots parked in the caches, per recorded memcg."""
     out: dict[int, int] = {}
     for entries in machine.slot_cache.values():
@@ -74,7 +74,7 @@ def parked_slots(machine: "MachineState") -> dict[int, int]:
     return out
 
 
-def reparent_parked_slots(machine: "MachineState", m: int, to: int) -> int:
+def reparent_parked_slots(machine: MachineState, m: int, to: int) -> int:
     """Rewrite the records of parked slots naming ``m`` to ancestor ``to``; returns slots moved.
 
     A freed-but-parked slot still has its swap_cgroup record, so a walk of the
@@ -99,7 +99,7 @@ def reparent_parked_slots(machine: "MachineState", m: int, to: int) -> int:
     return moved
 
 
-def swap_entry_free(machine: "MachineState", m: int, n: int) -> None:
+def swap_entry_free(machine: MachineState, m: int, n: int) -> None:
     """swap_entry_free -> mem_cgroup_uncharge_swap: uncharge and drop the ID refs."""
     mem = machine.mem
     mem.swap[m] -= n

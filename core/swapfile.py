@@ -22,7 +22,7 @@ _RESIDENT = int(St.RESIDENT)
 _ONLINE = int(State.ONLINE)
 
 
-def try_to_unuse(machine: "MachineState", caller: int = ROOT) -> None:
+def try_to_unuse(machine: MachineState, caller: int = ROOT) -> None:
     """swapoff(2): drain the slot caches, read every swapped run back in, disable swap.
 
     A record whose memcg is online is charged back to it; otherwise the page is

@@ -49,7 +49,7 @@ _PAGE = int(Flag.PAGE)
 _INODES = int(Flag.INODES)
 
 
-def op_mkdir(machine: "MachineState", ev: TraceEvent) -> None:
+def op_mkdir(machine: MachineState, ev: TraceEvent) -> None:
     path = ev.need_cgroup()  # canonical already (Machine.apply)
     parent = path.rsplit("/", 1)[0] or "/"
     if parent in machine.failed_cgroups:
@@ -66,7 +66,7 @@ def op_mkdir(machine: "MachineState", ev: TraceEvent) -> None:
         machine.failed_cgroups.discard(path)
 
 
-def op_rmdir(machine: "MachineState", ev: TraceEvent) -> None:
+def op_rmdir(machine: MachineState, ev: TraceEvent) -> None:
     m = _cgroup(machine, ev)
     if m < 0:
         return
@@ -82,7 +82,7 @@ def op_rmdir(machine: "MachineState", ev: TraceEvent) -> None:
     mem_cgroup_css_offline(machine, m)
 
 
-def op_set_limit(machine: "MachineState", ev: TraceEvent) -> None:
+def op_set_limit(machine: MachineState, ev: TraceEvent) -> None:
     m = _cgroup(machine, ev)
     if m < 0:
         return
@@ -99,7 +99,7 @@ def op_set_limit(machine: "MachineState", ev: TraceEvent) -> None:
         raise ev.error("flags", "set_limit needs flag max or high")
 
 
-def op_task_start(machine: "MachineState", ev: TraceEvent) -> None:
+def op_task_start(machine: MachineState, ev: TraceEvent) -> None:
     name = ev.need_task()
     if name in machine.task_by_name:
         raise ev.error("task", f"task {name} started twice")
@@ -114,7 +114,7 @@ def op_task_start(machine: "MachineState", ev: TraceEvent) -> None:
     machine.mem.ntasks[m] += 1
 
 
-def op_task_exit(machine: "MachineState", ev: TraceEvent) -> None:
+def op_task_exit(machine: MachineState, ev: TraceEvent) -> None:
     t = _task(machine, ev)
     if t >= 0:
         do_exit(machine, t)
@@ -125,7 +125,7 @@ def op_task_exit(machine: "MachineState", ev: TraceEvent) -> None:
         machine.free_tasks.append(t)
 
 
-def op_task_move(machine: "MachineState", ev: TraceEvent) -> None:
+def op_task_move(machine: MachineState, ev: TraceEvent) -> None:
     t = _task(machine, ev)
     if t < 0:
         return
@@ -137,7 +137,7 @@ def op_task_move(machine: "MachineState", ev: TraceEvent) -> None:
     machine.t_cg[t] = m  # charges stay where they are (cgroup-v2.rst, Memory Ownership)
 
 
-def op_anon_alloc(machine: "MachineState", ev: TraceEvent) -> None:
+def op_anon_alloc(machine: MachineState, ev: TraceEvent) -> None:
     t = _task(machine, ev)
     if t < 0:
         return
@@ -156,7 +156,7 @@ def op_anon_alloc(machine: "MachineState", ev: TraceEvent) -> None:
             machine.o_size[o] = max(lo, _object_end(machine, o))
 
 
-def op_anon_free(machine: "MachineState", ev: TraceEvent) -> None:
+def op_anon_free(machine: MachineState, ev: TraceEvent) -> None:
     t = _task(machine, ev)
     if t < 0:
         return
@@ -173,7 +173,7 @@ def op_anon_free(machine: "MachineState", ev: TraceEvent) -> None:
         free_range(machine, o, lo, hi)  # a hole; the region may grow again
 
 
-def op_file_create(machine: "MachineState", ev: TraceEvent) -> None:
+def op_file_create(machine: MachineState, ev: TraceEvent) -> None:
     name = ev.need_object()
     if name in machine.obj_by_name:
         raise ev.error("object", f"object {name} already exists")
@@ -184,15 +184,15 @@ def op_file_create(machine: "MachineState", ev: TraceEvent) -> None:
         machine.i_times[o] = [machine.now_us, machine.now_us]
 
 
-def op_file_write(machine: "MachineState", ev: TraceEvent) -> None:
+def op_file_write(machine: MachineState, ev: TraceEvent) -> None:
     _file_access(machine, ev, "write")
 
 
-def op_file_map(machine: "MachineState", ev: TraceEvent) -> None:
+def op_file_map(machine: MachineState, ev: TraceEvent) -> None:
     _file_access(machine, ev, "map")
 
 
-def _file_access(machine: "MachineState", ev: TraceEvent, how: str = "read") -> None:
+def _file_access(machine: MachineState, ev: TraceEvent, how: str = "read") -> None:
     # _task / _object inline for the common case (a live task, an existing object); anything else takes
     # the full lookup, which counts or raises (a row without a task or object finds nothing, then raises)
     t = machine.task_by_name.get(ev.task, -1)  # type: ignore[arg-type]  # None: see above
@@ -250,14 +250,14 @@ def _file_access(machine: "MachineState", ev: TraceEvent, how: str = "read") -> 
 op_file_read = _file_access
 
 
-def op_file_unmap(machine: "MachineState", ev: TraceEvent) -> None:
+def op_file_unmap(machine: MachineState, ev: TraceEvent) -> None:
     t = _task(machine, ev)
     if t < 0:
         return
     unmap_object(machine, t, _held_object(machine, ev, t))
 
 
-def op_file_delete(machine: "MachineState", ev: TraceEvent) -> None:
+def op_file_delete(machine: MachineState, ev: TraceEvent) -> None:
     o = _object(machine, ev)
     if machine.o_kind[o] == Kind.ANON:
         raise ev.error("object", f"{ev.obj} is an anon region; use anon_free")
@@ -266,7 +266,7 @@ def op_file_delete(machine: "MachineState", ev: TraceEvent) -> None:
     free_if_unused(machine, o)
 
 
-def op_pin(machine: "MachineState", ev: TraceEvent) -> None:
+def op_pin(machine: MachineState, ev: TraceEvent) -> None:
     t = _task(machine, ev)
     if t < 0:
         return
@@ -286,7 +286,7 @@ def op_pin(machine: "MachineState", ev: TraceEvent) -> None:
     add_count(machine, o, lo, hi, "pinc", +1)
 
 
-def op_unpin(machine: "MachineState", ev: TraceEvent) -> None:
+def op_unpin(machine: MachineState, ev: TraceEvent) -> None:
     t = _task(machine, ev)
     if t < 0:
         return
@@ -304,7 +304,7 @@ def op_unpin(machine: "MachineState", ev: TraceEvent) -> None:
     unpin_user_pages(machine, t, pin)
 
 
-def op_kmem_alloc(machine: "MachineState", ev: TraceEvent) -> None:
+def op_kmem_alloc(machine: MachineState, ev: TraceEvent) -> None:
     t = _task(machine, ev)
     if t < 0:  # an OOM-killed task (or one that never started) made nothing: its kmem_free is ignored too
         machine.failed_kmem.add(ev.need_object())
@@ -322,7 +322,7 @@ def op_kmem_alloc(machine: "MachineState", ev: TraceEvent) -> None:
     mem_cgroup_handle_over_high(machine, m)
 
 
-def op_kmem_free(machine: "MachineState", ev: TraceEvent) -> None:
+def op_kmem_free(machine: MachineState, ev: TraceEvent) -> None:
     name = ev.need_object()
     k = machine.kmem_by_name.get(name, -1)
     if k < 0:
@@ -334,7 +334,7 @@ def op_kmem_free(machine: "MachineState", ev: TraceEvent) -> None:
     kmem_free(machine, k)
 
 
-def op_sock_open(machine: "MachineState", ev: TraceEvent) -> None:
+def op_sock_open(machine: MachineState, ev: TraceEvent) -> None:
     t = _task(machine, ev)
     if t < 0:  # an OOM-killed task (or one that never started) opened nothing: its sock_close is ignored too
         machine.failed_socks.add(ev.need_object())
@@ -361,7 +361,7 @@ def op_sock_open(machine: "MachineState", ev: TraceEvent) -> None:
         mem_cgroup_handle_over_high(machine, m)
 
 
-def op_sock_close(machine: "MachineState", ev: TraceEvent) -> None:
+def op_sock_close(machine: MachineState, ev: TraceEvent) -> None:
     name = ev.need_object()
     got = machine.sock_by_name.pop(name, None)
     if got is None:
@@ -381,7 +381,7 @@ def op_sock_close(machine: "MachineState", ev: TraceEvent) -> None:
     css_put(machine, m)
 
 
-def op_reclaim(machine: "MachineState", ev: TraceEvent) -> None:
+def op_reclaim(machine: MachineState, ev: TraceEvent) -> None:
     m = _cgroup(machine, ev)
     if m < 0:
         return
@@ -391,7 +391,7 @@ def op_reclaim(machine: "MachineState", ev: TraceEvent) -> None:
     memory_reclaim(machine, m, pages_of(ev.need_bytes()))
 
 
-def op_memory(machine: "MachineState", ev: TraceEvent) -> None:
+def op_memory(machine: MachineState, ev: TraceEvent) -> None:
     # a trace that knows its machine's RAM overrides the configured size (MachineConfig.mem_bytes)
     nbytes = ev.need_bytes()
     if nbytes < PAGE:
@@ -404,26 +404,26 @@ def op_memory(machine: "MachineState", ev: TraceEvent) -> None:
     machine.mem_total = max(want, used)  # what cannot be freed stays online (offline_pages: EBUSY)
 
 
-def op_swap_on(machine: "MachineState", ev: TraceEvent) -> None:
+def op_swap_on(machine: MachineState, ev: TraceEvent) -> None:
     machine.swap_total = max(pages_of(ev.need_bytes()), machine.swap_used)
 
 
-def op_swap_off(machine: "MachineState", ev: TraceEvent) -> None:
+def op_swap_off(machine: MachineState, ev: TraceEvent) -> None:
     caller = ROOT if ev.cgroup is None else _cgroup(machine, ev)
     try_to_unuse(machine, max(caller, ROOT))
 
 
-def op_drop_caches(machine: "MachineState", ev: TraceEvent) -> None:
+def op_drop_caches(machine: MachineState, ev: TraceEvent) -> None:
     drop_pagecache(machine)
     if ev.flags & _INODES:
         prune_icache_sb(machine)
 
 
-def op_sync(machine: "MachineState", ev: TraceEvent) -> None:
+def op_sync(machine: MachineState, ev: TraceEvent) -> None:
     ksys_sync(machine)
 
 
-def _cgroup(machine: "MachineState", ev: TraceEvent) -> int:
+def _cgroup(machine: MachineState, ev: TraceEvent) -> int:
     path = ev.need_cgroup()  # canonical already (Machine.apply)
     m = machine.mem.by_path.get(path, -1)
     if m < 0:
@@ -434,7 +434,7 @@ def _cgroup(machine: "MachineState", ev: TraceEvent) -> int:
     return m
 
 
-def _task(machine: "MachineState", ev: TraceEvent) -> int:
+def _task(machine: MachineState, ev: TraceEvent) -> int:
     name = ev.need_task()
     t = machine.task_by_name.get(name, -1)
     if t < 0:
@@ -447,7 +447,7 @@ def _task(machine: "MachineState", ev: TraceEvent) -> int:
     return t
 
 
-def _object(machine: "MachineState", ev: TraceEvent) -> int:
+def _object(machine: MachineState, ev: TraceEvent) -> int:
     name = ev.need_object()
     o = machine.obj_by_name.get(name, -1)
     if o < 0:
@@ -455,7 +455,7 @@ def _object(machine: "MachineState", ev: TraceEvent) -> int:
     return o
 
 
-def _held_object(machine: "MachineState", ev: TraceEvent, t: int) -> int:
+def _held_object(machine: MachineState, ev: TraceEvent, t: int) -> int:
     """The object a task's unmap/unpin names: by name, or an unlinked one it still maps or pins."""
     name = ev.need_object()
     o = machine.obj_by_name.get(name, -1)
@@ -467,7 +467,7 @@ def _held_object(machine: "MachineState", ev: TraceEvent, t: int) -> int:
     raise ev.error("object", f"object {name} does not exist")
 
 
-def _new_object(machine: "MachineState", name: str, kind: int, size: int, owner: int) -> int:
+def _new_object(machine: MachineState, name: str, kind: int, size: int, owner: int) -> int:
     if machine.free_objs:
         o = machine.free_objs.pop()
         machine.o_name[o], machine.o_kind[o], machine.o_size[o], machine.o_owner[o] = name, kind, size, owner
@@ -486,7 +486,7 @@ def _new_object(machine: "MachineState", name: str, kind: int, size: int, owner:
     return o
 
 
-def _object_end(machine: "MachineState", o: int) -> int:
+def _object_end(machine: MachineState, o: int) -> int:
     runs = machine.runs.obj_runs.get(o)
     if not runs:
         return 0

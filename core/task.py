@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 _EMPTY_SET: set[int] = frozenset()  # type: ignore[assignment]  # see above
 
 
-def new_task_slot(machine: "MachineState", name: str, m: int) -> int:
+def new_task_slot(machine: MachineState, name: str, m: int) -> int:
     """A slot for a task starting in memcg ``m`` (-1: its cgroup failed), reusing a freed one."""
     machine.tasks_started += 1
     seq = machine.tasks_started
@@ -49,7 +49,7 @@ def new_task_slot(machine: "MachineState", name: str, m: int) -> int:
     return t
 
 
-def do_exit(machine: "MachineState", t: int) -> None:
+def do_exit(machine: MachineState, t: int) -> None:
     """exit(2): drop pins and mappings, free anon regions (and their swap), free kmem pages."""
     for pin in list(machine.t_pins[t]):
         unpin_user_pages(machine, t, pin)
@@ -70,5 +70,5 @@ def do_exit(machine: "MachineState", t: int) -> None:
     machine.t_regions[t], machine.t_maps[t], machine.t_pins[t], machine.t_kmem[t] = _EMPTY_SET, [], [], _EMPTY_SET
 
 
-def live_tasks(machine: "MachineState") -> list[int]:
+def live_tasks(machine: MachineState) -> list[int]:
     return [v for v, alive in enumerate(machine.t_alive) if alive]

@@ -28,12 +28,12 @@ _RESIDENT = int(St.RESIDENT)
 _FILE = int(Kind.FILE)
 
 
-def free_if_unused(machine: "MachineState", o: int) -> None:
+def free_if_unused(machine: MachineState, o: int) -> None:
     if machine.o_alive[o] and machine.o_deleted[o] and not machine.o_maps[o] and not machine.o_pins[o]:
         free_object(machine, o)
 
 
-def free_range(machine: "MachineState", o: int, lo: int, hi: int) -> None:
+def free_range(machine: MachineState, o: int, lo: int, hi: int) -> None:
     """Free pages [lo, hi) of ``o``: uncharge resident pages, free swap slots, drop shadows."""
     R = machine.runs
     for r, _, _ in R.segments(o, lo, hi):
@@ -42,7 +42,7 @@ def free_range(machine: "MachineState", o: int, lo: int, hi: int) -> None:
             R.drop(r)
 
 
-def free_object(machine: "MachineState", o: int) -> None:
+def free_object(machine: MachineState, o: int) -> None:
     """Free every page of ``o`` and the object itself (unlink + last close, or region unmap)."""
     R = machine.runs
     # uncharge in page order first (nothing in mem_cgroup_charge_statistics looks at runs), then drop them at once
@@ -63,7 +63,7 @@ def free_object(machine: "MachineState", o: int) -> None:
     machine.free_objs.append(o)
 
 
-def drop_pagecache(machine: "MachineState") -> None:
+def drop_pagecache(machine: MachineState) -> None:
     """drop_caches=1: unmapped, unpinned, clean page cache is removed without shadows."""
     R = machine.runs
     if len(R) == 0:
@@ -79,7 +79,7 @@ def drop_pagecache(machine: "MachineState") -> None:
         R.drop(r)
 
 
-def prune_icache_sb(machine: "MachineState") -> None:
+def prune_icache_sb(machine: MachineState) -> None:
     """drop_caches=2 (prune_icache_sb): release unused disk-file inodes with no pages left.
 
     An inode with mappings, pins, resident or dirty pages stays; an evicted

@@ -63,7 +63,7 @@ MIN_LRU_BATCH = 64  # BITS_PER_LONG: MGLRU's refault feedback ignores fewer refa
 _MAX_CALLS = 4096  # batched reclaim: calls modelled one by one; the rest of the target goes in one more
 
 
-def try_to_free_mem_cgroup_pages(machine: "MachineState", top: int, nr_to_reclaim: int, *, may_swap: bool = True,
+def try_to_free_mem_cgroup_pages(machine: MachineState, top: int, nr_to_reclaim: int, *, may_swap: bool = True,
            full_walk: bool = True, batch: int = 0, quarter: bool = False) -> int:
     """Reclaim up to ``nr_to_reclaim`` pages from the subtree of memcg ``top``; returns pages reclaimed.
 
@@ -104,7 +104,7 @@ def try_to_free_mem_cgroup_pages(machine: "MachineState", top: int, nr_to_reclai
     return reclaimed
 
 
-def _cache_trim(machine: "MachineState", top: int) -> bool:
+def _cache_trim(machine: MachineState, top: int) -> bool:
     """Does reclaim aimed at ``top`` take page cache alone first (the cache is not thrashing)?
 
     Classic LRU (prepare_scan_count, v6.1): ``cache_trim_mode`` scans only file
@@ -125,7 +125,7 @@ def _cache_trim(machine: "MachineState", top: int) -> bool:
     return since < (MIN_LRU_BATCH if machine.cfg.lru_gen else 1)
 
 
-def first_pass_pages(machine: "MachineState", top: int) -> int:
+def first_pass_pages(machine: MachineState, top: int) -> int:
     """Pages that reclaim aimed at memcg ``top`` could take in its first pass: resident pages of
     the kinds it takes first (``_cache_trim``: page cache alone), in ``top``'s subtree, less the
     mapped and pinned ones. An estimate from memcg counters that errs low, never high."""
@@ -143,7 +143,7 @@ def first_pass_pages(machine: "MachineState", top: int) -> int:
     return max(total, 0)
 
 
-def _shrink_pass(machine: "MachineState", sub: np.ndarray, target: int, may_swap: bool, full_walk: bool,
+def _shrink_pass(machine: MachineState, sub: np.ndarray, target: int, may_swap: bool, full_walk: bool,
                  batch: int, quarter: bool) -> int:
     """One plan over the subtree ``sub`` and its reclaim (``try_to_free_mem_cgroup_pages`` minus the choice of kinds);
     returns pages reclaimed. ``may_swap`` False: page cache only."""
@@ -164,7 +164,7 @@ class _Plan:
         self.runs, self.take, self.visited, self.calls = runs, take, visited, calls
 
 
-def _plan(machine: "MachineState", sub: np.ndarray, target: int, may_swap: bool, full_walk: bool,
+def _plan(machine: MachineState, sub: np.ndarray, target: int, may_swap: bool, full_walk: bool,
           batch: int = 0, quarter: bool = False) -> _Plan:
     ids, owners, sizes_by_run = _candidates(machine, sub, may_swap)
     nslots = len(machine.mem.state)
@@ -188,7 +188,7 @@ def _plan(machine: "MachineState", sub: np.ndarray, target: int, may_swap: bool,
     return _Plan(runs, take, visited, calls)
 
 
-def _batched_quotas(machine: "MachineState", sub: np.ndarray, sizes: np.ndarray, dying: np.ndarray, target: int,
+def _batched_quotas(machine: MachineState, sub: np.ndarray, sizes: np.ndarray, dying: np.ndarray, target: int,
                     batch: int, full_walk: bool, quarter: bool = False) -> tuple[np.ndarray, int, int]:
     """Pages per memcg that calls of max(batch, SWAP_CLUSTER_MAX) take until ``target`` is met
     (``quarter``: calls of max(a quarter of what is left, SWAP_CLUSTER_MAX)).
@@ -284,7 +284,7 @@ def _visit_quota(left: int, dying: bool, prio: int, lru_gen: bool) -> int:
     return max(left >> prio, min(left, SWAP_CLUSTER_MAX))
 
 
-def _candidates(machine: "MachineState", sub: np.ndarray, may_swap: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _candidates(machine: MachineState, sub: np.ndarray, may_swap: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Reclaimable resident runs charged inside ``sub``: (run ids, their memcgs, their page counts)."""
     R = machine.runs
     if len(R) == 0:
@@ -360,7 +360,7 @@ def _mglru_scrape(left: np.ndarray) -> np.ndarray:
     return np.minimum(left, MAX_LRU_BATCH * batches)
 
 
-def _select_oldest(machine: "MachineState", ids: np.ndarray, owners: np.ndarray, npages: np.ndarray,
+def _select_oldest(machine: MachineState, ids: np.ndarray, owners: np.ndarray, npages: np.ndarray,
                    quota: np.ndarray) -> tuple[list[int], list[int]]:
     """Oldest runs of each memcg up to its quota: (run ids, pages to take from each).
 
@@ -380,7 +380,7 @@ def _select_oldest(machine: "MachineState", ids: np.ndarray, owners: np.ndarray,
     return o_ids[keep].tolist(), take[keep].tolist()
 
 
-def _reclaim_run(machine: "MachineState", r: int, take: int) -> int:
+def _reclaim_run(machine: MachineState, r: int, take: int) -> int:
     """Reclaim the first ``take`` pages of run ``r``: evict page cache, swap out the rest."""
     R = machine.runs
     kind = R.kind[r]
@@ -400,14 +400,14 @@ def _reclaim_run(machine: "MachineState", r: int, take: int) -> int:
     return take
 
 
-def remove_mapping(machine: "MachineState", r: int) -> None:
+def remove_mapping(machine: MachineState, r: int) -> None:
     """Reclaim a page-cache run: uncharge it and leave a shadow (EVICTED)."""
     mem_cgroup_charge_statistics(machine, r, -1)
     machine.runs.set_owner(r, _EVICTED, -1)
     machine.counters["evictions"] += machine.runs.npages[r]
 
 
-def add_to_swap(machine: "MachineState", r: int) -> None:
+def add_to_swap(machine: MachineState, r: int) -> None:
     """Reclaim a swap-backed run: the record names the nearest online ancestor."""
     R = machine.runs
     rec = machine.mem.nearest_online(R.memcg[r])

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from core.state import MachineState
 
 
-def queue_delayed_work(machine: "MachineState", t_us: int, fn: Callable[..., None], *args: Any) -> None:
+def queue_delayed_work(machine: MachineState, t_us: int, fn: Callable[..., None], *args: Any) -> None:
     """Run ``fn(machine, *args)`` at simulated ``t_us`` (after the work already queued for that time)."""
     machine.queue_seq += 1
     heapq.heappush(machine.queue, (int(t_us), machine.queue_seq, fn, args))

@@ -8,7 +8,6 @@ that both builds give the committed model goldens bit for bit.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.machinery
 import json
@@ -42,18 +41,20 @@ def _probe(pkg_root: Path, env: dict | None = None) -> dict:
     return {**json.loads(proc.stdout), "stderr": proc.stderr}
 
 
-def _fake_build(tmp_path: Path, edit: str | None) -> Path:
-    """A copy of ``core/`` whose ``memory`` module has a (fake, unloadable) compiled build recorded in
-    ``_build.json``; ``edit``: text appended to ``memory.py`` after that build."""
+def _fake_build(tmp_path: Path, edit: str | None, modules: tuple[str, ...] = ("memory",),
+                edited: str = "memory.py") -> Path:
+    """A copy of ``core/`` whose ``modules`` have a (fake, unloadable) compiled build recorded in
+    ``_build.json``; ``edit``: text appended to ``edited`` (a ``.py`` or ``.pxd``) after that build."""
     dst = tmp_path / "pkg"
     shutil.copytree(ROOT / "core", dst / "core", ignore=shutil.ignore_patterns("*.so", "*.c", "_build.json",
                                                                                "__pycache__"))
     suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
-    (dst / "core" / f"memory{suffix}").write_bytes(b"not a shared object: importing it would fail")
-    digest = hashlib.sha256((dst / "core" / "memory.py").read_bytes()).hexdigest()
-    (dst / "core" / "_build.json").write_text(json.dumps({"compiled": {"memory": digest}}))
+    for m in modules:
+        (dst / "core" / f"{m}{suffix}").write_bytes(b"not a shared object: importing it would fail")
+    hashes = {m: core._source_hash(m, dst / "core") for m in modules}
+    (dst / "core" / "_build.json").write_text(json.dumps({"compiled": hashes}))
     if edit is not None:
-        with open(dst / "core" / "memory.py", "a") as f:
+        with open(dst / "core" / edited, "a") as f:
             f.write(edit)
     return dst
 
@@ -62,6 +63,15 @@ def test_a_module_edited_after_the_build_runs_from_its_source(tmp_path):
     got = _probe(_fake_build(tmp_path, "\n# edited after the build\n"))
     assert got["memory"].endswith("memory.py") and got["stale"] == ["memory"]
     assert "changed since the compiled build" in got["stderr"] and "memory" in got["stderr"]
+
+
+def test_an_edited_type_declaration_takes_every_module_pure(tmp_path):
+    # compiled modules read MachineState/MemcgTable/RunTable at fixed offsets (core/*.pxd): an edited
+    # layout must not be trusted by any of them, not only by the module it sits beside
+    pkg = _fake_build(tmp_path, "\n# edited after the build\n", ("memory", *core.TYPE_MODULES), "state.pxd")
+    got = _probe(pkg)
+    assert got["memory"].endswith("memory.py") and got["build"] == "pure" and got["stale"] == ["state"]
+    assert "static types" in got["stderr"]
 
 
 def test_pure_requested_never_loads_a_compiled_module(tmp_path):

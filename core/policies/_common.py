@@ -51,7 +51,7 @@ def next_grid(now_us: int, interval_us: int) -> int:
     return (now_us // interval_us + 1) * interval_us
 
 
-def arm(policy: Any, machine: "MachineState", when: int, method: Callable[..., None]) -> None:
+def arm(policy: Any, machine: MachineState, when: int, method: Callable[..., None]) -> None:
     """Queue ``method`` (a bound method of ``policy``) at ``when`` unless one is already queued
     (``policy._armed``).
 
@@ -62,7 +62,7 @@ def arm(policy: Any, machine: "MachineState", when: int, method: Callable[..., N
         queue_delayed_work(machine, when, method)
 
 
-def still_dying(machine: "MachineState", m: int, offline_us: int) -> bool:
+def still_dying(machine: MachineState, m: int, offline_us: int) -> bool:
     """Is slot ``m`` still the dying memcg that went offline at ``offline_us``?"""
     mem = machine.mem
     return mem.state[m] == State.DYING and mem.offline_us[m] == offline_us
@@ -73,7 +73,7 @@ def backoff_us(attempt: int, base_us: int, max_us: int) -> int:
     return min(base_us << min(attempt, 40), max_us)
 
 
-def pick_mapper(machine: "MachineState", r: int, how: str) -> int:
+def pick_mapper(machine: MachineState, r: int, how: str) -> int:
     """A mapper's memcg for run ``r`` (-1 if none): the first found by the rmap walk, or a random one."""
     mappers = mapper_memcgs(machine, r)
     if not mappers:
@@ -83,7 +83,7 @@ def pick_mapper(machine: "MachineState", r: int, how: str) -> int:
     return mappers[0]
 
 
-def recharge(machine: "MachineState", r: int, to: int, on_limit: str) -> bool:
+def recharge(machine: MachineState, r: int, to: int, on_limit: str) -> bool:
     """Recharge resident run ``r`` to ``to`` under the ``on_limit`` rule; True when moved.
 
     retry: try_charge with __GFP_RETRY_MAYFAIL (reclaim in the target, never OOM; the

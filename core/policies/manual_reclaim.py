@@ -50,7 +50,7 @@ class ManualReclaim(Policy):
     Knobs = ManualReclaimKnobs
     knobs: ManualReclaimKnobs
 
-    def pre_rmdir(self, machine: "MachineState", memcg: int) -> None:
+    def pre_rmdir(self, machine: MachineState, memcg: int) -> None:
         if not machine.kernel.has_memory_reclaim:
             machine.counters["reclaim_unsupported"] += 1
             return

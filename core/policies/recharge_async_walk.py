@@ -91,14 +91,14 @@ class RechargeAsyncWalk(DeferredAccess):
         self._queue: list[tuple[int, int, int]] = []  # (memcg slot, offline time, attempt)
         self._armed = False
 
-    def css_offline(self, machine: "MachineState", memcg: int) -> None:
+    def css_offline(self, machine: MachineState, memcg: int) -> None:
         self._queue.append((memcg, machine.mem.offline_us[memcg], 0))
         self._arm(machine, machine.now_us + self.knobs.delay_us)
 
-    def _arm(self, machine: "MachineState", when: int) -> None:
+    def _arm(self, machine: MachineState, when: int) -> None:
         arm(self, machine, when, self.async_walk_tick)
 
-    def async_walk_tick(self, machine: "MachineState") -> None:
+    def async_walk_tick(self, machine: MachineState) -> None:
         """One worker pass: walk queued zombies until the page budget is spent."""
         self._armed = False
         budget = self.knobs.pages_per_tick
@@ -114,19 +114,19 @@ class RechargeAsyncWalk(DeferredAccess):
         if self._queue:
             self._arm(machine, machine.now_us + self.knobs.tick_us)
 
-    def async_walk_retry(self, machine: "MachineState", memcg: int, offline_us: int, attempt: int) -> None:
+    def async_walk_retry(self, machine: MachineState, memcg: int, offline_us: int, attempt: int) -> None:
         """A backoff expired: queue the zombie for another walk."""
         if still_dying(machine, memcg, offline_us):
             self._queue.append((memcg, offline_us, attempt))
             self._arm(machine, machine.now_us)
 
-    def _maybe_retry(self, machine: "MachineState", m: int, off: int, attempt: int, failed: bool) -> None:
+    def _maybe_retry(self, machine: MachineState, m: int, off: int, attempt: int, failed: bool) -> None:
         if failed and self.knobs.on_limit == "retry" and attempt < self.knobs.max_retries:
             machine.counters["recharge_retries"] += 1
             when = machine.now_us + backoff_us(attempt, self.knobs.retry_base_us, self.knobs.retry_max_us)
             queue_delayed_work(machine, when, self.async_walk_retry, m, off, attempt + 1)
 
-    def _walk(self, machine: "MachineState", m: int, budget: int) -> tuple[int, bool, bool]:
+    def _walk(self, machine: MachineState, m: int, budget: int) -> tuple[int, bool, bool]:
         """Handle runs of ``m`` oldest first: (budget left, walk of ``m`` complete, a recharge refused).
 
         Reclaim inside a recharge may split runs of ``m``; the walk goes on until
@@ -153,7 +153,7 @@ class RechargeAsyncWalk(DeferredAccess):
                 budget -= R.npages[r]
                 failed |= not self._handle(machine, r)
 
-    def _handle(self, machine: "MachineState", r: int) -> bool:
+    def _handle(self, machine: MachineState, r: int) -> bool:
         """Evict, park or recharge one unpinned run (module docstring); False if a recharge was refused."""
         R = machine.runs
         if not is_mapped(machine, r):

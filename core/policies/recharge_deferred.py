@@ -39,19 +39,19 @@ class DeferredAccess(Policy):
         super().__init__(knobs)
         self._parked_objs: set[int] = set()  # objects that may hold PARKED runs (a cheap filter)
 
-    def park(self, machine: "MachineState", r: int) -> None:
+    def park(self, machine: MachineState, r: int) -> None:
         """Step one: the run's charge goes to the parent until someone touches it."""
         self._parked_objs.add(machine.runs.obj[r])
         park_run(machine, r)
 
-    def on_access(self, machine: "MachineState", obj: int, lo: int, hi: int, memcg: int, how: str) -> None:
+    def on_access(self, machine: MachineState, obj: int, lo: int, hi: int, memcg: int, how: str) -> None:
         if how == "unmap":
             return
         machine.counters["access_path_work"] += hi - lo
         if obj in self._parked_objs:
             unpark_range(machine, obj, lo, hi, memcg)
 
-    def object_freed(self, machine: "MachineState", obj: int) -> None:
+    def object_freed(self, machine: MachineState, obj: int) -> None:
         self._parked_objs.discard(obj)
 
 
@@ -63,6 +63,6 @@ class RechargeDeferred(DeferredAccess):
     source = ("talk toolkit 'Deferred recharge (Two-step recharge)'; Yosry Ahmed's RFC patches 4-5 "
               "<20230720070825.992023-1-yosryahmed@google.com>")
 
-    def css_offline(self, machine: "MachineState", memcg: int) -> None:
+    def css_offline(self, machine: MachineState, memcg: int) -> None:
         for r in resident_runs(machine, memcg):
             self.park(machine, r)

@@ -55,7 +55,7 @@ class RechargeEvict(Policy):
     Knobs = RechargeEvictKnobs
     knobs: RechargeEvictKnobs
 
-    def css_offline(self, machine: "MachineState", memcg: int) -> None:
+    def css_offline(self, machine: MachineState, memcg: int) -> None:
         R = machine.runs
         runs = resident_runs(machine, memcg)
         machine.counters["policy_walk_steps"] += len(runs)

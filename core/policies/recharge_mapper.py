@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 MAX_RECLAIM_RETRIES = 16
 
 
-def recharge_mapped(machine: "MachineState", memcg: int, on_limit: str, mapper: str) -> tuple[int, bool]:
+def recharge_mapped(machine: MachineState, memcg: int, on_limit: str, mapper: str) -> tuple[int, bool]:
     """Recharge every mapped, unpinned resident run of ``memcg`` to a mapper.
 
     Returns (runs visited, whether some recharge was refused). Reclaim inside a
@@ -94,11 +94,11 @@ class RechargeMapper(Policy):
     Knobs = RechargeMapperKnobs
     knobs: RechargeMapperKnobs
 
-    def css_offline(self, machine: "MachineState", memcg: int) -> None:
+    def css_offline(self, machine: MachineState, memcg: int) -> None:
         off = machine.mem.offline_us[memcg]
         queue_delayed_work(machine, machine.now_us + self.knobs.delay_us, self.mapper_walk, memcg, off, 0)
 
-    def mapper_walk(self, machine: "MachineState", memcg: int, offline_us: int, attempt: int) -> None:
+    def mapper_walk(self, machine: MachineState, memcg: int, offline_us: int, attempt: int) -> None:
         """The worker: one pass over the memcg's LRU; on a refused charge, retry after a backoff."""
         if not still_dying(machine, memcg, offline_us):
             return

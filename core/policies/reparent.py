@@ -39,7 +39,7 @@ class Reparent(Policy):
               "<20220621125658.64935-1-songmuchun@bytedance.com>; 'Eliminate Dying Memory Cgroup' v3 "
               "cover.1768389889.git.zhengqi.arch@bytedance.com (linux-next 2026); talk non-fix 'Reparent'")
 
-    def css_offline(self, machine: "MachineState", memcg: int) -> None:
+    def css_offline(self, machine: MachineState, memcg: int) -> None:
         # No walk cost is counted: the series splices whole LRU lists under the lruvec locks.
         runs = resident_runs(machine, memcg)
         objs = set()

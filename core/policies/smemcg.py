@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from core.state import MachineState
 
 
-def mapped_pages_by_memcg(machine: "MachineState", o: int) -> dict[int, int]:
+def mapped_pages_by_memcg(machine: MachineState, o: int) -> dict[int, int]:
     """Per memcg, the pages of object ``o`` covered by the mappings of its live tasks (overlaps once)."""
     spans: dict[int, list[tuple[int, int]]] = {}
     for t, a, b in machine.o_maps[o]:
@@ -91,11 +91,11 @@ class Smemcg(Policy):
         self._slot: dict[int, int] = {}  # object -> its smemcg's memcg slot
         self._borrow: dict[int, dict[int, int]] = {}  # object -> {borrowing memcg: pages}
 
-    def _is_shared(self, machine: "MachineState", o: int) -> bool:
+    def _is_shared(self, machine: MachineState, o: int) -> bool:
         kind = machine.o_kind[o]
         return kind == Kind.SHMEM or (kind == Kind.FILE and self.knobs.shared == "all")
 
-    def charge_target(self, machine: "MachineState", obj: int, memcg: int) -> int:
+    def charge_target(self, machine: MachineState, obj: int, memcg: int) -> int:
         if not self._is_shared(machine, obj):
             return memcg
         s = self._slot.get(obj)
@@ -106,22 +106,22 @@ class Smemcg(Policy):
             self._slot[obj] = s
         return s
 
-    def on_access(self, machine: "MachineState", obj: int, lo: int, hi: int, memcg: int, how: str) -> None:
+    def on_access(self, machine: MachineState, obj: int, lo: int, hi: int, memcg: int, how: str) -> None:
         if how in ("map", "unmap") and self._is_shared(machine, obj):
             self._rebalance(machine, obj)
 
-    def css_offline(self, machine: "MachineState", memcg: int) -> None:
+    def css_offline(self, machine: MachineState, memcg: int) -> None:
         # a task that moved away still maps: its borrow follows it now that the old memcg is gone
         for o in [o for o, b in self._borrow.items() if memcg in b]:
             self._rebalance(machine, o)
 
-    def object_freed(self, machine: "MachineState", obj: int) -> None:
+    def object_freed(self, machine: MachineState, obj: int) -> None:
         self._rebalance(machine, obj)
         s = self._slot.pop(obj, None)
         if s is not None:
             machine.mem.drop_hidden(s)
 
-    def _rebalance(self, machine: "MachineState", o: int) -> None:
+    def _rebalance(self, machine: MachineState, o: int) -> None:
         """Set the borrow counters of ``o`` to what its mappings say, adjusting borrowers' usage."""
         want = mapped_pages_by_memcg(machine, o) if machine.o_alive[o] else {}
         have = self._borrow.get(o, {})

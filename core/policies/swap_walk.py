@@ -67,14 +67,14 @@ class SwapWalk(Policy):
         super().__init__(knobs)
         self._armed = False
 
-    def css_offline(self, machine: "MachineState", memcg: int) -> None:
+    def css_offline(self, machine: MachineState, memcg: int) -> None:
         if machine.mem.swap[memcg]:
             self._arm(machine)
 
-    def _arm(self, machine: "MachineState") -> None:
+    def _arm(self, machine: MachineState) -> None:
         arm(self, machine, next_grid(machine.now_us, self.knobs.interval_us), self.swap_walk_tick)
 
-    def swap_walk_tick(self, machine: "MachineState") -> None:
+    def swap_walk_tick(self, machine: MachineState) -> None:
         """One pass over the swap records."""
         self._armed = False
         R, mem = machine.runs, machine.mem
@@ -97,7 +97,7 @@ class SwapWalk(Policy):
             self._arm(machine)
 
 
-def _dying_records(machine: "MachineState", ids: np.ndarray) -> dict[int, list[int]]:
+def _dying_records(machine: MachineState, ids: np.ndarray) -> dict[int, list[int]]:
     """The swapped runs ``ids`` whose record names a dying memcg: per memcg, in page order.
 
     One scan for the whole pass (``machine.swapped_runs`` per memcg would scan every run once

@@ -66,13 +66,13 @@ class ZombieReaper(Policy):
         super().__init__(knobs)
         self._armed = False
 
-    def css_offline(self, machine: "MachineState", memcg: int) -> None:
+    def css_offline(self, machine: MachineState, memcg: int) -> None:
         self._arm(machine)
 
-    def _arm(self, machine: "MachineState") -> None:
+    def _arm(self, machine: MachineState) -> None:
         arm(self, machine, next_grid(machine.now_us, self.knobs.interval_us), self.reaper_tick)
 
-    def reaper_tick(self, machine: "MachineState") -> None:
+    def reaper_tick(self, machine: MachineState) -> None:
         """One scan: reclaim from each zombie with reclaimable pages until the page budget is spent."""
         self._armed = False
         mem = machine.mem
@@ -92,7 +92,7 @@ class ZombieReaper(Policy):
         if mem.dying:
             self._arm(machine)
 
-    def _reclaimable(self, machine: "MachineState") -> np.ndarray:
+    def _reclaimable(self, machine: MachineState) -> np.ndarray:
         """Per memcg slot, its own pages that reclaim could take now (a cheap pre-check before a shrink).
 
         Resident and unpinned; not mapped page cache or shmem of a live mapper with ``mapped_hot``;
