@@ -176,10 +176,12 @@ class MemcgCost:
 def memcg_cost(kernel: Kernel, cpus: int, nodes: int, shrinkers: int = 0) -> MemcgCost:
     """The bytes of one memcg on C possible CPUs, N NUMA nodes and S memcg-aware shrinkers.
 
-    percpu = C·(A + B·N): mm/memcontrol.c mem_cgroup_alloc (vmstats_percpu, the css and objcg
-    percpu_refs, cgwb_domain's fprop counter) and alloc_mem_cgroup_per_node_info
-    (lruvec_stats_percpu, per node), plus the pinned cgroup's rstat (kernel/cgroup/rstat.c),
-    percpu_ref and psi_group_cpu (kernel/sched/psi.c psi_cgroup_alloc).
+    percpu = C·(A + B·N): mm/memcontrol.c mem_cgroup_alloc (vmstats_percpu, the objcg
+    percpu_ref, memcg_wb_domain_init's fprop counter) and alloc_mem_cgroup_per_node_info
+    (lruvec_stats_percpu, per node); the css percpu_ref (kernel/cgroup/cgroup.c css_create);
+    the pinned cgroup's rstat (kernel/cgroup/rstat.c), percpu_ref and psi_group_cpu
+    (kernel/sched/psi.c psi_cgroup_alloc). A is fitted: §3's struct sums less SCHED_CORE's
+    forceidle field (Debian builds it off) and a further 12 (6.1) / 56 (6.12) bytes not identified.
     slab = D + E·N + N·shrinker_info(S), measured per cache on 1 node, kmalloc classes —
     6.1: mem_cgroup 4 KiB, memcg_vmstats 2 KiB, cgroup 2 KiB, psi_group 1 KiB, objcg and
     small objects, the cgroup's kernfs_node and dentry, list_lru xarray nodes (D);
