@@ -42,9 +42,11 @@ _COST_TABLE: dict[tuple[int, int], tuple[int, int, float, float]] = {
     (6, 18): (1620, 528, 7.4 * KIB, 2.9 * KIB),
 }
 
-#: memcg-aware shrinkers on a real host (``shrinker_nr_max``), the default of ``MachineCfg.shrinkers``.
+#: memcg-aware shrinkers on a real host (``shrinker_nr_max``): the default of MachineConfig.shrinkers
+#: and of the replay config's machine.shrinkers.
 #: The VM's Debian 6.1 kernel, with 7 filesystems mounted, has 27 (each superblock registers one,
-#: fs/super.c alloc_super, plus the kernel's own: workingset shadow nodes, THP deferred split ...);
+#: fs/super.c alloc_super, plus the kernel's own: mm/workingset.c workingset_init's shadow nodes,
+#: mm/huge_memory.c's THP deferred split ...);
 #: a systemd host mounts ~20 more (securityfs, pstore, bpf, mqueue, hugetlbfs, debugfs, tracefs,
 #: configfs, fusectl, /boot, /run/user, ...), so ≈ 48: one 64-shrinker unit on either kernel.
 REAL_MACHINE_SHRINKERS = 48
@@ -130,8 +132,9 @@ class Kernel:
 
 
 def kmalloc_size(n: int) -> int:
-    """The bytes a kmalloc(n) takes: its SLUB size class (8 .. 8 KiB: powers of two, and 96 and 192),
-    whole pages above that (kmalloc_large); kvmalloc is the same while kmalloc succeeds."""
+    """The bytes a kmalloc(n) takes: its size class (mm/slab_common.c kmalloc_info: 8 .. 8 KiB,
+    powers of two and 96 and 192), whole pages above that (kmalloc_large); kvmalloc
+    (mm/util.c kvmalloc_node) is the same while kmalloc succeeds."""
     if n <= 0:
         return 0
     if n > 2 * PAGE_SIZE:
