@@ -19,12 +19,16 @@ RECORDED = cost.load()
 
 def test_measurements_are_recorded_for_both_kernels_and_three_cpu_counts() -> None:
     """6.1 and 6.12, 1, 2 and 4 possible CPUs, each boot with thousands of zombies."""
-    seen = {(r.series.split(".")[1], r.cpus) for r in RECORDED}
+    seen = {(r.series.split(".")[1], r.cpus) for r in RECORDED if r.nodes == 1}
     assert seen >= {("1", 1), ("1", 2), ("1", 4), ("12", 1), ("12", 2), ("12", 4)}
     assert all(r.zombies >= 4000 for r in RECORDED)
 
 
-@pytest.mark.parametrize("rec", RECORDED, ids=lambda r: f"{r.release}-c{r.cpus}")
+def _id(r: cost.CostResult) -> str:
+    return f"{r.release}-c{r.cpus}-n{r.nodes}"
+
+
+@pytest.mark.parametrize("rec", RECORDED, ids=_id)
 def test_model_total_is_within_5_percent_of_the_measurement(rec: cost.CostResult) -> None:
     """With the VM's own shrinker count and with a real host's: the issue's 5 % bound."""
     for shrinkers in (rec.shrinker_nr_max, REAL_MACHINE_SHRINKERS):
@@ -32,7 +36,7 @@ def test_model_total_is_within_5_percent_of_the_measurement(rec: cost.CostResult
         assert abs(model - rec.per_zombie["total"]) <= 0.05 * rec.per_zombie["total"], (shrinkers, model)
 
 
-@pytest.mark.parametrize("rec", RECORDED, ids=lambda r: f"{r.release}-c{r.cpus}")
+@pytest.mark.parametrize("rec", RECORDED, ids=_id)
 def test_each_part_is_close_to_its_measurement(rec: cost.CostResult) -> None:
     """percpu and slab within 3 %; vmalloc (whole chunks of metadata at a time) within 10 %."""
     model, measured = rec.model(), rec.per_zombie
@@ -41,13 +45,25 @@ def test_each_part_is_close_to_its_measurement(rec: cost.CostResult) -> None:
     assert abs(model["vmalloc"] - measured["vmalloc"]) <= 0.10 * measured["vmalloc"]
 
 
-@pytest.mark.parametrize("rec", RECORDED, ids=lambda r: f"{r.release}-c{r.cpus}")
+@pytest.mark.parametrize("rec", RECORDED, ids=_id)
 def test_percpu_grows_with_possible_cpus_and_vmalloc_does_not(rec: cost.CostResult) -> None:
     """Percpu bytes per CPU are the same for 1, 2 and 4 CPUs; the chunk metadata follows the unit bytes."""
-    one = next(r for r in RECORDED if r.release == rec.release and r.cpus == 1)
+    one = next(r for r in RECORDED if r.release == rec.release and r.cpus == 1 and r.nodes == rec.nodes)
     assert rec.per_zombie["percpu"] / rec.cpus == pytest.approx(one.per_zombie["percpu"], rel=0.02)
     ratio = rec.per_zombie["vmalloc"] / (rec.per_zombie["percpu"] / rec.cpus)
     assert ratio == pytest.approx(PCPU_CHUNK_META_PER_BYTE, rel=0.10)
+
+
+@pytest.mark.parametrize("rec", [r for r in RECORDED if r.nodes > 1], ids=_id)
+def test_a_second_node_adds_the_per_node_terms(rec: cost.CostResult) -> None:
+    """Per node: lruvec_stats_percpu (B per CPU), mem_cgroup_per_node and shrinker_info (E + shrinker_info)."""
+    one = next(r for r in RECORDED if r.release == rec.release and r.cpus == rec.cpus and r.nodes == 1)
+    kernel = Kernel.parse(rec.series)
+    per_cpu = (rec.per_zombie["percpu"] - one.per_zombie["percpu"]) / rec.cpus / (rec.nodes - 1)
+    slab = (rec.per_zombie["slab"] - one.per_zombie["slab"]) / (rec.nodes - 1)
+    model_one, model_two = (memcg_cost(kernel, rec.cpus, n, rec.shrinker_nr_max) for n in (1, 2))
+    assert per_cpu == pytest.approx((model_two.percpu - model_one.percpu) / rec.cpus, rel=0.05)
+    assert slab == pytest.approx(model_two.slab - model_one.slab, rel=0.10)
 
 
 def test_the_vm_shrinker_count_and_a_real_hosts_fill_one_unit() -> None:

@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="measure the bytes per zombie memcg (percpu, slab, vmalloc) instead of the scenarios")
     p.add_argument("--cpus", default="1,2,4", help="--cost: possible CPU counts, comma-separated (default 1,2,4)")
     p.add_argument("--zombies", type=int, default=8000, help="--cost: zombies per boot (default 8000)")
+    p.add_argument("--nodes", type=int, default=1, help="--cost: NUMA nodes of the VM (default 1)")
     return p
 
 
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
 
         save_dir = (COST_DIR if args.record == RECORD_DIR else args.record) if args.record else None
         return cost_main(args.kernel or ["6.1"], [int(c) for c in args.cpus.split(",")], args.zombies,
-                         args.cache, args.accel, save_dir, args.markdown)
+                         args.cache, args.accel, save_dir, args.markdown, args.nodes)
     if args.random is not None:
         return random_main(args)
     paths, results = scenario_paths(args.scenarios), []

@@ -96,11 +96,12 @@ class CostResult:
     per_zombie: dict[str, float] = field(default_factory=dict)  #: percpu, slab, vmalloc, total
     #: slab cache or vmalloc caller -> bytes per zombie between the first and the last batch (>= 8 B)
     breakdown: dict[str, float] = field(default_factory=dict)
+    nodes: int = 1  #: NUMA nodes (qemu -numa, the CPUs spread over them)
 
     def model(self, shrinkers: int | None = None) -> dict[str, int]:
         """The model's per-zombie bytes on this machine (its own shrinker count by default)."""
         s = self.shrinker_nr_max if shrinkers is None else shrinkers
-        return asdict(memcg_cost(Kernel.parse(self.series), self.cpus, 1, s))
+        return asdict(memcg_cost(Kernel.parse(self.series), self.cpus, self.nodes, s))
 
     def error(self) -> float:
         """(model − measured) / measured of the total, in percent."""
@@ -170,15 +171,15 @@ def model_series(release: str) -> str:
 
 
 def measure(kernel: str, cpus: int, zombies: int, cache: Path | None = None, accel: str = "auto",
-            timeout: float = 1800.0) -> CostResult:
-    """Boot ``kernel`` with ``cpus`` possible CPUs and measure ``zombies`` dying memcgs."""
+            timeout: float = 1800.0, nodes: int = 1) -> CostResult:
+    """Boot ``kernel`` with ``cpus`` possible CPUs on ``nodes`` NUMA nodes and measure ``zombies`` dying memcgs."""
     cache = cache or fetch.default_cache()
     art = fetch.fetch_all(kernel, cache)
-    work = cache / "work" / f"cost-{art.release}-{cpus}"
+    work = cache / "work" / f"cost-{art.release}-{cpus}-{nodes}"
     mem_mib = 512 + zombies * (24 + 3 * cpus) // KIB  # a zombie: ~15 KiB slab, 4 KiB page, 2 KiB/CPU percpu
 
     boot = vm.run_script(art, Script("cost"), work, cache, accel=accel, timeout=timeout,
-                         rendered=render_steps(zombies), possible_cpus=cpus, mem_mib=mem_mib)
+                         rendered=render_steps(zombies), possible_cpus=cpus, mem_mib=mem_mib, numa_nodes=nodes)
     if "KC-END" not in boot.output:
         raise VmOutputError(f"cost: the VM stopped early ({work}/console.log)\n{boot.console[-2000:]}")
     info, points, dumps = parse_output(boot.output)
@@ -187,42 +188,46 @@ def measure(kernel: str, cpus: int, zombies: int, cache: Path | None = None, acc
     possible = info.get("possible", "")
     if possible != ("0" if cpus == 1 else f"0-{cpus - 1}"):
         raise VmOutputError(f"cost: the VM has possible CPUs {possible!r}, wanted {cpus}")
+    if info.get("nodes", "") != ("0" if nodes == 1 else f"0-{nodes - 1}"):
+        raise VmOutputError(f"cost: the VM has possible nodes {info.get('nodes')!r}, wanted {nodes}")
     nr_max = info.get("shrinker_nr_max", "")
     return CostResult(release=art.release, package=art.package, version=art.version,
                       series=model_series(art.release), cpus=cpus, zombies=zombies,
                       shrinker_nr_max=int(nr_max) if nr_max.lstrip("-").isdigit() else -1,
                       unit_bytes=int(info.get("unit") or 0), points=points, per_zombie=per_zombie(points),
-                      breakdown=breakdown(dumps, "1", str(BATCHES), points[-1]["zombies"] - points[1]["zombies"]))
+                      breakdown=breakdown(dumps, "1", str(BATCHES), points[-1]["zombies"] - points[1]["zombies"]),
+                      nodes=nodes)
 
 
 def save(result: CostResult, directory: Path = COST_DIR) -> Path:
-    """Write one measurement as JSON (tests/kernel_scenarios/cost/<release>-c<cpus>.json)."""
+    """Write one measurement as JSON (tests/kernel_scenarios/cost/<release>-c<cpus>[-n<nodes>].json)."""
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{result.release}-c{result.cpus}.json"
+    nodes = f"-n{result.nodes}" if result.nodes > 1 else ""
+    path = directory / f"{result.release}-c{result.cpus}{nodes}.json"
     path.write_text(json.dumps(asdict(result), indent=1, sort_keys=True) + "\n")
     return path
 
 
 def load(directory: Path = COST_DIR) -> list[CostResult]:
-    """Every saved measurement, sorted by release and CPUs."""
+    """Every saved measurement, sorted by release, nodes and CPUs."""
     results = [CostResult(**json.loads(p.read_text())) for p in sorted(directory.glob("*.json"))]
-    return sorted(results, key=lambda r: (r.release, r.cpus))
+    return sorted(results, key=lambda r: (r.release, r.nodes, r.cpus))
 
 
 def table(results: list[CostResult]) -> str:
     """Markdown: measured bytes per zombie, the model's figure and its error, one row per boot."""
-    rows = ["| kernel (uname -r) | possible CPUs | shrinker_nr_max | percpu | slab | vmalloc | total "
-            "| model | error |", "|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| kernel (uname -r) | possible CPUs | nodes | shrinker_nr_max | percpu | slab | vmalloc | total "
+            "| model | error |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         z = r.per_zombie
-        rows.append(f"| {r.release} | {r.cpus} | {r.shrinker_nr_max} | {z['percpu']:,.0f} | {z['slab']:,.0f} "
+        rows.append(f"| {r.release} | {r.cpus} | {r.nodes} | {r.shrinker_nr_max} | {z['percpu']:,.0f} | {z['slab']:,.0f} "
                     f"| {z['vmalloc']:,.0f} | {z['total']:,.0f} | {r.model()['total']:,} | {r.error():+.1f}% |")
     return "\n".join(rows) + "\n"
 
 
 def cost_main(kernels: list[str], cpus: list[int], zombies: int, cache: Path | None, accel: str,
-              save_dir: Path | None, markdown: Path | None) -> int:
-    """``--cost``: measure every (kernel, CPUs), print the table; 0 = every model total within 5%."""
+              save_dir: Path | None, markdown: Path | None, nodes: int = 1) -> int:
+    """``--cost``: measure every (kernel, CPUs) on ``nodes`` NUMA nodes, print the table; 0 = every model total within 5%."""
     import sys
 
     from traces.io import atomic_write_text
@@ -231,11 +236,11 @@ def cost_main(kernels: list[str], cpus: list[int], zombies: int, cache: Path | N
     for kernel in kernels:
         for c in cpus:
             try:
-                r = measure(kernel, c, zombies, cache=cache, accel=accel)
+                r = measure(kernel, c, zombies, cache=cache, accel=accel, nodes=nodes)
             except VmOutputError as exc:
                 print(f"kernel {kernel}, {c} CPUs: {exc}", file=sys.stderr)
                 return 2
-            print(f"# {r.release} ({r.version}), {c} possible CPUs: total {r.per_zombie['total']:,.0f} B/zombie, "
+            print(f"# {r.release} ({r.version}), {c} possible CPUs, {nodes} node(s): total {r.per_zombie['total']:,.0f} B/zombie, "
                   f"model {r.model()['total']:,} ({r.error():+.1f}%)", file=sys.stderr)
             if save_dir:
                 save(r, save_dir)
