@@ -33,8 +33,9 @@ PAGE_SIZE = 4096
 
 # Per kernel basis: (A, B, D, E). Percpu bytes per possible CPU: A + B·N (N = NUMA nodes);
 # slab bytes outside shrinker_info: D + E·N. Fitted to the VM measurement of Debian's builds
-# (docs/kernel-validation.md "Cost of a zombie memcg"; tests/kernel_scenarios/cost/*.json),
-# whose objects are listed in ``memcg_cost``. 6.18 was not measured: KERNEL-MODEL.md §3's
+# (docs/kernel-validation.md "Cost of a zombie memcg"; tests/kernel_scenarios/cost/*.json) on one
+# node — B and E are §3's struct sums in kmalloc classes, checked on two nodes — whose objects
+# are listed in ``memcg_cost``. 6.18 was not measured: KERNEL-MODEL.md §3's
 # struct sums (MEMCG_V1=y, SCHED_CORE=y), slab without kmalloc rounding.
 _COST_TABLE: dict[tuple[int, int], tuple[int, int, float, float]] = {
     (6, 1): (1296, 688, 10042, 4096),
@@ -189,8 +190,8 @@ def memcg_cost(kernel: Kernel, cpus: int, nodes: int, shrinkers: int = 0) -> Mem
     6.1: mem_cgroup 4 KiB, memcg_vmstats 2 KiB, cgroup 2 KiB, psi_group 1 KiB, objcg and
     small objects, the cgroup's kernfs_node and dentry, list_lru xarray nodes (D);
     mem_cgroup_per_node 4 KiB (E). 6.12: mem_cgroup 4 KiB, memcg_vmstats 2 KiB, cgroup 2 KiB
-    and psi_group 1 KiB (kmalloc-cg), the same small objects (D); mem_cgroup_per_node 2 KiB and
-    lruvec_stats 1 KiB (E).
+    (kmalloc-cg), psi_group 1 KiB, the same small objects (D); mem_cgroup_per_node 2 KiB and
+    lruvec_stats 1 KiB (kmalloc-cg) (E). The per-node terms were checked on a 2-node VM.
     vmalloc = PCPU_CHUNK_META_PER_BYTE · (percpu bytes per CPU): the chunk metadata grows with
     the unit bytes the memcg takes, whatever the CPU count (mm/percpu.c pcpu_alloc_chunk).
     """
