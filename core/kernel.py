@@ -200,8 +200,8 @@ def memcg_cost(kernel: Kernel, cpus: int, nodes: int, shrinkers: int = 0) -> Mem
     a, b, d, e = _COST_TABLE[kernel.cost_basis]
     per_cpu = a + b * nodes
     percpu = cpus * per_cpu
-    slab = int(round(d + e * nodes)) + nodes * shrinker_info_bytes(kernel, shrinkers)
-    vmalloc = int(round(PCPU_CHUNK_META_PER_BYTE * per_cpu))
+    slab = round(d + e * nodes) + nodes * shrinker_info_bytes(kernel, shrinkers)
+    vmalloc = round(PCPU_CHUNK_META_PER_BYTE * per_cpu)
     return MemcgCost(percpu, slab, vmalloc, percpu + slab + vmalloc)
 
 

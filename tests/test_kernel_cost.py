@@ -10,8 +10,15 @@ from __future__ import annotations
 
 import pytest
 
-from core.kernel import (PCPU_CHUNK_META_PER_BYTE, REAL_MACHINE_SHRINKERS, Kernel, kmalloc_size, memcg_bytes,
-                         memcg_cost, shrinker_info_bytes)
+from core.kernel import (
+    PCPU_CHUNK_META_PER_BYTE,
+    REAL_MACHINE_SHRINKERS,
+    Kernel,
+    kmalloc_size,
+    memcg_bytes,
+    memcg_cost,
+    shrinker_info_bytes,
+)
 from scripts.kernel_check import cost
 
 RECORDED = cost.load()

@@ -42,23 +42,23 @@ def render_steps(zombies: int, batches: int = BATCHES) -> str:
     lines = [
         'kc_cost() { echo "KC-COST $*" >&3; }',
         "kc_cost_point() {",
-        "    kc_cost point $1 $2 $(awk '/^(Percpu|Slab|SUnreclaim|VmallocUsed):/ "
-        "{sub(\":\", \"\", $1); printf \"%s=%s \", $1, $2}' /proc/meminfo)",
+        ("    kc_cost point $1 $2 $(awk '/^(Percpu|Slab|SUnreclaim|VmallocUsed):/ "
+         "{sub(\":\", \"\", $1); printf \"%s=%s \", $1, $2}' /proc/meminfo)"),
         "}",
         # wait (at most 60 s) until the root counts $1 dying descendants, then 1 s more for RCU frees
         "kc_cost_settle() {",
         "    n=0; while [ $n -lt 600 ] && ! grep -q \"^nr_dying_descendants $1\\$\" $CG/cgroup.stat; do",
         "        sleep 0.1; n=$((n + 1)); done",
-        "    grep -q \"^nr_dying_descendants $1\\$\" $CG/cgroup.stat || "
-        "kc_cost error dying $(tr '\\n' ' ' < $CG/cgroup.stat)",
+        ("    grep -q \"^nr_dying_descendants $1\\$\" $CG/cgroup.stat || "
+         "kc_cost error dying $(tr '\\n' ' ' < $CG/cgroup.stat)"),
         "    sleep 1",
         "}",
         # per cache: bytes in slabs, objects, object size (the slab term's breakdown)
         "kc_cost_slabs() {",
-        "    awk -v i=$1 'NR > 2 {printf \"KC-COST slab %s %s %d %d %d\\n\", i, $1, $15 * $6 * 4096, $3, $4}' "
-        "/proc/slabinfo >&3",
-        "    awk -v i=$1 '{c[$3] += $2} END {for (k in c) printf \"KC-COST vmalloc %s %s %d\\n\", i, k, c[k]}' "
-        "/proc/vmallocinfo >&3",
+        ("    awk -v i=$1 'NR > 2 {printf \"KC-COST slab %s %s %d %d %d\\n\", i, $1, $15 * $6 * 4096, $3, $4}' "
+         "/proc/slabinfo >&3"),
+        ("    awk -v i=$1 '{c[$3] += $2} END {for (k in c) printf \"KC-COST vmalloc %s %s %d\\n\", i, k, c[k]}' "
+         "/proc/vmallocinfo >&3"),
         "}",
         "kc_cost info possible $(cat /sys/devices/system/cpu/possible)",
         "kc_cost info nodes $(cat /sys/devices/system/node/possible 2>/dev/null || echo 0)",
@@ -70,8 +70,8 @@ def render_steps(zombies: int, batches: int = BATCHES) -> str:
     ]
     for k in range(1, batches + 1):
         lines += [
-            f"/bin/helper zombies $CG {bounds[k - 1]} {bounds[k]} /mnt/tmpfs/cost "
-            f"|| kc_cost error zombies batch {k}",
+            (f"/bin/helper zombies $CG {bounds[k - 1]} {bounds[k]} /mnt/tmpfs/cost "
+             f"|| kc_cost error zombies batch {k}"),
             f"kc_cost_settle {bounds[k]}",
             f"kc_cost_point {k} {bounds[k]}",
         ]
@@ -216,18 +216,22 @@ def load(directory: Path = COST_DIR) -> list[CostResult]:
 
 def table(results: list[CostResult]) -> str:
     """Markdown: measured bytes per zombie, the model's figure and its error, one row per boot."""
-    rows = ["| kernel (uname -r) | possible CPUs | nodes | shrinker_nr_max | percpu | slab | vmalloc | total "
-            "| model | error |", "|---|---|---|---|---|---|---|---|---|---|"]
+    rows = [("| kernel (uname -r) | possible CPUs | nodes | shrinker_nr_max | percpu | slab | vmalloc | total "
+             "| model | error |"), "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         z = r.per_zombie
-        rows.append(f"| {r.release} | {r.cpus} | {r.nodes} | {r.shrinker_nr_max} | {z['percpu']:,.0f} | {z['slab']:,.0f} "
-                    f"| {z['vmalloc']:,.0f} | {z['total']:,.0f} | {r.model()['total']:,} | {r.error():+.1f}% |")
+        rows.append(f"| {r.release} | {r.cpus} | {r.nodes} | {r.shrinker_nr_max} | {z['percpu']:,.0f} "
+                    f"| {z['slab']:,.0f} | {z['vmalloc']:,.0f} | {z['total']:,.0f} | {r.model()['total']:,} "
+                    f"| {r.error():+.1f}% |")
     return "\n".join(rows) + "\n"
 
 
 def cost_main(kernels: list[str], cpus: list[int], zombies: int, cache: Path | None, accel: str,
               save_dir: Path | None, markdown: Path | None, nodes: int = 1) -> int:
-    """``--cost``: measure every (kernel, CPUs) on ``nodes`` NUMA nodes, print the table; 0 = every model total within 5%."""
+    """``--cost``: measure every (kernel, CPUs) on ``nodes`` NUMA nodes and print the table.
+
+    0 = every model total within 5 %, 1 = one is not, 2 = a VM failed.
+    """
     import sys
 
     from traces.io import atomic_write_text
@@ -240,8 +244,8 @@ def cost_main(kernels: list[str], cpus: list[int], zombies: int, cache: Path | N
             except VmOutputError as exc:
                 print(f"kernel {kernel}, {c} CPUs: {exc}", file=sys.stderr)
                 return 2
-            print(f"# {r.release} ({r.version}), {c} possible CPUs, {nodes} node(s): total {r.per_zombie['total']:,.0f} B/zombie, "
-                  f"model {r.model()['total']:,} ({r.error():+.1f}%)", file=sys.stderr)
+            print(f"# {r.release} ({r.version}), {c} possible CPUs, {nodes} node(s): "
+                  f"total {r.per_zombie['total']:,.0f} B/zombie, model {r.model()['total']:,} ({r.error():+.1f}%)", file=sys.stderr)
             if save_dir:
                 save(r, save_dir)
             results.append(r)
