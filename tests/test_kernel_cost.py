@@ -1,6 +1,6 @@
 """The cost model (core.kernel.memcg_cost) against the bytes per zombie measured in the VM.
 
-tests/kernel_scenarios/cost/<uname -r>-c<CPUs>.json holds one boot of
+tests/kernel_scenarios/cost/<uname -r>-c<CPUs>[-n<nodes>].json holds one boot of
 ``python -m scripts.kernel_check --cost --record`` (scripts/kernel_check/cost.py): percpu,
 slab and vmalloc bytes per zombie memcg on a Debian build with C possible CPUs. The default
 run checks the model's arithmetic against them (no VM); the ``kernel`` test measures again.
