@@ -68,7 +68,7 @@ _GAUGES: dict[str, str] = {
     "zombie_age_p50_s": "median time since rmdir of the zombies (s; 0 if none)",
     "zombie_age_max_s": "oldest zombie's time since rmdir (s; 0 if none)",
     "cost_online_bytes": "memory of online memcgs' own structures (cost model, KERNEL-MODEL §3)",
-    "cost_dying_bytes": "memory of zombie memcgs' structures, percpu and slab (cost model)",
+    "cost_dying_bytes": "memory of zombie memcgs' structures: percpu, slab and percpu-chunk vmalloc (cost model)",
     "percpu_dying_bytes": "percpu part of cost_dying_bytes",
     "held_file": "zombies still charged page-cache pages",
     "held_shmem": "zombies still charged shmem/tmpfs pages",

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 from core.errors import ConfigError
-from core.kernel import Kernel, memcg_bytes
+from core.kernel import REAL_MACHINE_SHRINKERS, Kernel, memcg_bytes
 from core.memcg import MemcgTable
 from core.metrics import COUNTERS
 from core.pages import RunTable
@@ -48,7 +48,7 @@ class MachineConfig:
     watermark_high: float = 0.015  # ... and reclaims until free memory is back above this one
     lru_gen: bool = False  # MGLRU: a dying memcg loses about half per memcg-reclaim visit (core/vmscan.py)
     mapped_hot: bool = True  # mapped page cache/shmem of live mappers counts as referenced
-    shrinkers: int = 0  # memcg-aware shrinkers (shrinker_info in the cost model)
+    shrinkers: int = REAL_MACHINE_SHRINKERS  # memcg-aware shrinkers (shrinker_info in the cost model)
     age_quantum_us: int = 30_000_000  # LRU age resolution: accesses within one quantum are equally young
     dirty_expire_us: int = 30_000_000  # vm.dirty_expire_centisecs: dirty page cache older than this is written back
     swap_slot_cache: str = "auto"  # per-CPU freed-slot cache (mm/swap_slots.c): auto (< v6.15) | on | off

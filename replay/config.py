@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import core
 import traces
+from core.kernel import REAL_MACHINE_SHRINKERS
 
 GIB = 1 << 30
 DEFAULT_MEM_BYTES = 64 * GIB  #: machine size for file/imported traces when machine.mem_gib is null
@@ -103,7 +104,7 @@ class MachineCfg:
     numa_nodes: int = 1
     id_pool_size: int = 65535
     lru_gen: bool = False
-    shrinkers: int = 0
+    shrinkers: int = REAL_MACHINE_SHRINKERS  # memcg-aware shrinkers: a real host's (core/kernel.py)
     watermark_low: float = 0.01
     watermark_high: float = 0.015
     mapped_hot: bool = True

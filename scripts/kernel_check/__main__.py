@@ -9,7 +9,10 @@ tests/kernel_records/<build>/ and report the drift from the build recorded befor
 ``--replay`` (no VM: the model against the committed records instead of a boot),
 ``--batch`` (the scenarios in shared boots, ``--per-boot`` at a time, reset between them),
 ``--random N --seed S`` (N random traces instead of the scenarios, scripts/kernel_check/randomized.py:
-compared step by step, a disagreement shrunk and saved under tests/kernel_scenarios/).
+compared step by step, a disagreement shrunk and saved under tests/kernel_scenarios/),
+``--cost`` (no scenarios: bytes per zombie memcg measured for each kernel and ``--cpus``
+count, ``--zombies`` per boot, against the model's cost, scripts/kernel_check/cost.py;
+``--record`` saves them under tests/kernel_scenarios/cost/).
 Out: on stdout, the per-step diff of every scenario that disagrees (or of
 all with ``--steps``), the agreement table naming each exact build (uname -r
 and package version), and with ``--record`` the drift report; exit status 0 if
@@ -63,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "closing task exits and rmdirs (default 24)")
     p.add_argument("--shrink-rounds", type=int, default=6,
                    help="boots spent shrinking each disagreement (0: do not shrink or save)")
+    p.add_argument("--cost", action="store_true",
+                   help="measure the bytes per zombie memcg (percpu, slab, vmalloc) instead of the scenarios")
+    p.add_argument("--cpus", default="1,2,4", help="--cost: possible CPU counts, comma-separated (default 1,2,4)")
+    p.add_argument("--zombies", type=int, default=8000, help="--cost: zombies per boot (default 8000)")
+    p.add_argument("--nodes", type=int, default=1, help="--cost: NUMA nodes of the VM (default 1)")
     return p
 
 
@@ -103,6 +111,12 @@ def replay_records(args: argparse.Namespace, paths: list[Path]) -> list:
 def main(argv: list[str] | None = None) -> int:
     """Run the suite; 0 = all agree, 1 = some disagree, 2 = the VM failed."""
     args = build_parser().parse_args(argv)
+    if args.cost:
+        from scripts.kernel_check.cost import COST_DIR, cost_main
+
+        save_dir = (COST_DIR if args.record == RECORD_DIR else args.record) if args.record else None
+        return cost_main(args.kernel or ["6.1"], [int(c) for c in args.cpus.split(",")], args.zombies,
+                         args.cache, args.accel, save_dir, args.markdown, args.nodes)
     if args.random is not None:
         return random_main(args)
     paths, results = scenario_paths(args.scenarios), []

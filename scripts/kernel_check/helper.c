@@ -25,6 +25,11 @@
  *   sock NAME HOLDER            open a TCP socket (sk_memcg = this task's memcg) and hand it,
  *                               over the unix socket HOLDER, to the holder process
  *   exit                        exit (the shell then reaps the process)
+ *   kpeek SYMBOL                print the int at a kernel symbol (/proc/kallsyms address,
+ *                               read through /proc/kcore): e.g. shrinker_nr_max
+ *   zombies CGROUP FROM TO FILE child cgroups CGROUP/z<i> for FROM <= i < TO, each charged
+ *                               one page of FILE (offset i pages) by a child forked into it
+ *                               (clone3 CLONE_INTO_CGROUP), then removed: dying memcgs (cost.py)
  *
  * `helper hold HOLDER` is that holder: started by init in the root cgroup, it keeps
  * every socket handed to it (SCM_RIGHTS) until `helper sockclose NAME HOLDER` asks it to
@@ -36,6 +41,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,7 +49,11 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <elf.h>
+#include <linux/sched.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define PAGE 4096L
@@ -369,6 +379,104 @@ static int hold(const char *holder)
 }
 
 /* Run one command line; returns 0 or an errno value. */
+/* The address of SYMBOL in /proc/kallsyms (root sees real addresses), or 0. */
+static unsigned long kallsyms_addr(const char *symbol)
+{
+	FILE *f = fopen("/proc/kallsyms", "r");
+	char line[512], name[256], type;
+	unsigned long addr, found = 0;
+	if (!f)
+		return 0;
+	while (!found && fgets(line, sizeof(line), f))
+		if (sscanf(line, "%lx %c %255s", &addr, &type, name) == 3 && !strcmp(name, symbol))
+			found = addr;
+	fclose(f);
+	return found;
+}
+
+/* Print the int at SYMBOL: the PT_LOAD segment of /proc/kcore that maps its address. */
+static int cmd_kpeek(const char *symbol)
+{
+	unsigned long addr = kallsyms_addr(symbol);
+	if (!addr)
+		return ENOENT;
+	int fd = open("/proc/kcore", O_RDONLY);
+	if (fd < 0)
+		return errno;
+	Elf64_Ehdr eh;
+	int err = ENXIO;
+	if (pread(fd, &eh, sizeof(eh), 0) == sizeof(eh)) {
+		for (int i = 0; i < eh.e_phnum; i++) {
+			Elf64_Phdr ph;
+			if (pread(fd, &ph, sizeof(ph), eh.e_phoff + (long)i * eh.e_phentsize) != sizeof(ph))
+				break;
+			if (ph.p_type != PT_LOAD || addr < ph.p_vaddr || addr + 4 > ph.p_vaddr + ph.p_memsz)
+				continue;
+			int value;
+			if (pread(fd, &value, sizeof(value), ph.p_offset + (addr - ph.p_vaddr)) != sizeof(value)) {
+				err = errno ? errno : EIO;
+				break;
+			}
+			printf("%s %d\n", symbol, value);
+			err = 0;
+			break;
+		}
+	}
+	close(fd);
+	return err;
+}
+
+/* A child started inside the cgroup open as cgfd writes one page at page offset i of fd. */
+static int charge_in(int cgfd, int fd, long i)
+{
+	struct clone_args args;
+	memset(&args, 0, sizeof(args));
+	args.flags = CLONE_INTO_CGROUP;
+	args.exit_signal = SIGCHLD;
+	args.cgroup = (unsigned long)cgfd;
+	long pid = syscall(SYS_clone3, &args, sizeof(args));
+	if (pid < 0)
+		return errno;
+	if (pid == 0) {
+		static char page[PAGE];
+		memset(page, 'z', sizeof(page));
+		_exit(pwrite(fd, page, PAGE, i * PAGE) == PAGE ? 0 : 1);
+	}
+	int status;
+	if (waitpid(pid, &status, 0) < 0)
+		return errno;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : EIO;
+}
+
+/* Dying memcgs z<from>..z<to-1>: mkdir CGROUP/z<i>, charge one page of FILE from inside, rmdir. */
+static int cmd_zombies(const char *cgroup, long from, long to, const char *file)
+{
+	char path[512];
+	int fd = open(file, O_RDWR | O_CREAT, 0644);
+	if (fd < 0)
+		return errno;
+	for (long i = from; i < to; i++) {
+		snprintf(path, sizeof(path), "%s/z%ld", cgroup, i);
+		if (mkdir(path, 0755) < 0)
+			return errno;
+		int cgfd = open(path, O_RDONLY | O_DIRECTORY);
+		if (cgfd < 0)
+			return errno;
+		int err = charge_in(cgfd, fd, i);
+		close(cgfd);
+		if (err)
+			return err;
+		/* the reaped child may still count as a member for a moment: retry EBUSY */
+		for (int tries = 0; rmdir(path) < 0; tries++) {
+			if (errno != EBUSY || tries == 1000)
+				return errno;
+			usleep(1000);
+		}
+	}
+	close(fd);
+	return 0;
+}
+
 static int run(char *line)
 {
 	char *argv[6] = {0};
@@ -391,6 +499,8 @@ static int run(char *line)
 	if (!strcmp(c, "mlock") && argc == 4) return cmd_range(argv[1], a2, a3, do_mlock);
 	if (!strcmp(c, "munlock") && argc == 4) return cmd_range(argv[1], a2, a3, do_munlock);
 	if (!strcmp(c, "create") && argc == 3) return cmd_create(argv[1], a2);
+	if (!strcmp(c, "kpeek") && argc == 2) return cmd_kpeek(argv[1]);
+	if (!strcmp(c, "zombies") && argc == 5) return cmd_zombies(argv[1], a2, a3, argv[4]);
 	if (!strcmp(c, "sock") && argc == 3) return cmd_sock(argv[1], argv[2]);
 	if (!strcmp(c, "sockclose") && argc == 3) {
 		char text[160];

@@ -71,14 +71,27 @@ def _make_disks(work: Path, swap_bytes: int, files: dict[str, int] | None = None
 
 
 def qemu_command(art: Artifacts, initrd: Path, disk: Path, swap: Path, work: Path, accel: str,
-                 extra_append: str = "") -> list[str]:
+                 extra_append: str = "", possible_cpus: int = 1, mem_mib: int = VM_MEM_MIB,
+                 numa_nodes: int = 1) -> list[str]:
     """The qemu-system-x86_64 argv for one boot (one vCPU: exact memcg stats and stock).
 
     ``extra_append`` adds kernel command-line options (experiments, e.g. ``cgroup_disable=io``).
+    ``possible_cpus`` > 1 boots that many vCPUs (``-smp N``): possible CPUs size every percpu
+    allocation (scripts/kernel_check/cost.py). Hot-pluggable ones (``-smp 1,maxcpus=N``) would
+    keep one online, but 6.12 does not count qemu's not-enabled MADT entries as possible.
+    ``numa_nodes`` > 1 splits the RAM and the vCPUs evenly into that many NUMA nodes.
     """
     cpu = ["-cpu", "max"]
+    smp = str(max(possible_cpus, 1))
+    numa: list[str] = []
+    if numa_nodes > 1:
+        mem_mib -= mem_mib % numa_nodes
+        for n in range(numa_nodes):
+            cpus = [c for c in range(max(possible_cpus, 1)) if c % numa_nodes == n]
+            numa += ["-object", f"memory-backend-ram,id=m{n},size={mem_mib // numa_nodes}M",
+                     "-numa", f"node,nodeid={n},memdev=m{n}" + "".join(f",cpus={c}" for c in cpus)]
     return [
-        "qemu-system-x86_64", "-accel", accel, *cpu, "-smp", "1", "-m", str(VM_MEM_MIB),
+        "qemu-system-x86_64", "-accel", accel, *cpu, "-smp", smp, "-m", str(mem_mib), *numa,
         "-kernel", str(art.vmlinuz), "-initrd", str(initrd),
         "-append", "console=ttyS0 panic=-1 transparent_hugepage=never loglevel=4 " + extra_append,
         "-drive", f"file={disk},format=raw,if=virtio",
@@ -122,14 +135,16 @@ def kvm_usable(cache: Path, art: Artifacts, work: Path) -> bool:
 
 
 def _run_once(art: Artifacts, script: Script, work: Path, accel: str, timeout: float,
-              rendered: str | None = None) -> BootResult:
+              rendered: str | None = None, possible_cpus: int = 1, mem_mib: int = VM_MEM_MIB,
+              numa_nodes: int = 1) -> BootResult:
     work.mkdir(parents=True, exist_ok=True)
     for name in ("console.log", "out.log"):
         (work / name).unlink(missing_ok=True)
     initrd = work / "initrd.gz"
     initrd.write_bytes(initramfs.build(art, script.render() if rendered is None else rendered))
     disk, swap = _make_disks(work, script.swap_bytes, script.disk_files)
-    cmd = qemu_command(art, initrd, disk, swap, work, accel, os.environ.get("MEMCG_REPLAY_KC_APPEND", ""))
+    cmd = qemu_command(art, initrd, disk, swap, work, accel, os.environ.get("MEMCG_REPLAY_KC_APPEND", ""),
+                       possible_cpus, mem_mib, numa_nodes)
     _, seconds = _boot(cmd, work, timeout)
     for p in (disk, swap):
         p.unlink(missing_ok=True)  # 256 MiB sparse images: do not leave them behind
@@ -137,12 +152,14 @@ def _run_once(art: Artifacts, script: Script, work: Path, accel: str, timeout: f
 
 
 def run_script(art: Artifacts, script: Script, work: Path, cache: Path, accel: str = "auto",
-               timeout: float = 600.0, rendered: str | None = None) -> BootResult:
+               timeout: float = 600.0, rendered: str | None = None, possible_cpus: int = 1,
+               mem_mib: int = VM_MEM_MIB, numa_nodes: int = 1) -> BootResult:
     """Boot once and run ``script``; ``accel`` is "auto", "kvm" or "tcg".
 
     ``rendered`` replaces ``script.render()`` as the VM's steps (a batch of traces,
-    ``randomized.render_batch``); ``script`` then only sizes the swap disk.
+    ``randomized.render_batch``, or the cost measurement); ``script`` then only sizes the
+    swap disk. ``possible_cpus``, ``mem_mib`` and ``numa_nodes`` size the guest (``qemu_command``).
     """
     if accel == "auto":
         accel = "kvm" if kvm_usable(cache, art, work) else "tcg"
-    return _run_once(art, script, work, accel, timeout, rendered)
+    return _run_once(art, script, work, accel, timeout, rendered, possible_cpus, mem_mib, numa_nodes)
