@@ -344,3 +344,28 @@ def test_a_seeded_random_batch_matches_the_kernel(series: str, tmp_path: Path) -
                                   out_dir=tmp_path, start=RANDOM_START, log=lambda *a: None)
     assert summary.traces == RANDOM_N and summary.steps > 0
     assert not summary.disagreeing, "\n\n".join(r.table() for r in results if not r.agrees)
+
+
+def test_a_boot_holds_its_work_directory_so_two_runs_never_share_disk_images(tmp_path, monkeypatch) -> None:
+    # two kernel_check processes on one series share work/<series>: one rewrote the other's disk.img
+    # under a running VM. A boot must hold the directory's lock from writing the images to reading logs.
+    from scripts.kernel_check import vm
+
+    held = []
+
+    def fake_boot(cmd: list[str], work: Path, timeout: float) -> tuple[bool, float]:
+        with pytest.raises(BlockingIOError):
+            with vm.work_lock(work, blocking=False):
+                pass
+        held.append(work)
+        return True, 0.0
+
+    monkeypatch.setattr(vm, "_boot", fake_boot)
+    monkeypatch.setattr(vm.initramfs, "build", lambda art, text: b"")
+    monkeypatch.setattr(vm, "_make_disks", lambda work, swap, files=None: (work / "disk.img", work / "swap.img"))
+    monkeypatch.setattr(vm, "qemu_command", lambda *a, **k: ["true"])
+    art = vm.Artifacts(Path("vmlinuz"), Path("modules"), "test", Path("busybox"), Path("helper"))
+    res = vm._run_once(art, translate.Script("probe"), tmp_path / "w", "tcg", 1.0)
+    assert held == [tmp_path / "w"] and res.output == ""
+    with vm.work_lock(tmp_path / "w", blocking=False):  # released after the boot
+        pass

@@ -16,11 +16,15 @@ in the work dir, never a host device); /dev/vdb is a blank spare for swap.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import platform
 import shutil
 import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,10 +138,41 @@ def kvm_usable(cache: Path, art: Artifacts, work: Path) -> bool:
     return ok
 
 
+@contextlib.contextmanager
+def work_lock(work: Path, blocking: bool = True) -> Iterator[None]:
+    """Hold ``work``'s lock (``work/.lock``, flock) while a VM uses the disk images and logs there.
+
+    Two kernel_check processes on one kernel series share a work directory (the cache's
+    ``work/<series>``, ``work/random-<series>``): without the lock one rewrote the other's
+    ``disk.img`` under a running VM, and its traces saw mkdirs fail that had succeeded. The
+    second process now waits (one line on stderr says so). ``blocking=False`` raises
+    ``BlockingIOError`` instead of waiting.
+    """
+    work.mkdir(parents=True, exist_ok=True)
+    with open(work / ".lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not blocking:
+                raise
+            print(f"kernel_check: waiting for another run using {work}", file=sys.stderr, flush=True)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def _run_once(art: Artifacts, script: Script, work: Path, accel: str, timeout: float,
               rendered: str | None = None, possible_cpus: int = 1, mem_mib: int = VM_MEM_MIB,
               numa_nodes: int = 1) -> BootResult:
-    work.mkdir(parents=True, exist_ok=True)
+    """Boot once in ``work`` (holding its lock, ``work_lock``) and return what the VM printed."""
+    with work_lock(work):
+        return _boot_in(art, script, work, accel, timeout, rendered, possible_cpus, mem_mib, numa_nodes)
+
+
+def _boot_in(art: Artifacts, script: Script, work: Path, accel: str, timeout: float, rendered: str | None,
+             possible_cpus: int, mem_mib: int, numa_nodes: int) -> BootResult:
     for name in ("console.log", "out.log"):
         (work / name).unlink(missing_ok=True)
     initrd = work / "initrd.gz"
