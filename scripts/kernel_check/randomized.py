@@ -585,10 +585,45 @@ class Summary:
                 f"{self.boots} boots, {self.seconds:.0f} s ({rate:.1f} traces/min)")
 
 
+def save_result(res: ScenarioResult, trace: Trace, root: Path) -> Path:
+    """Keep what the kernel showed of random trace ``trace``: ``root/<build>/<name>.csv`` (the trace)
+    and ``<name>.json`` (its record, ``records.Record``), so ``replay_saved`` rechecks the model
+    against it without a VM."""
+    from scripts.kernel_check.records import Record, write_record
+
+    d = Path(root) / res.kernel_build.name
+    d.mkdir(parents=True, exist_ok=True)
+    csv = d / f"{trace.name}.csv"
+    csv.write_text(to_csv(trace.rows))
+    write_record(Record.from_run(csv, res.kernel_build, res.observed), Path(root))
+    return csv
+
+
+def replay_saved(root: Path, kernels: list[str] | None = None) -> list[ScenarioResult]:
+    """The model against every saved random trace under ``root`` (``save_result``), no VM; only the
+    builds of ``kernels`` (series or package) when given. Ordered by build, then seed and index."""
+    from scripts.kernel_check.records import load_record, replay
+
+    out = []
+    for js in Path(root).glob("*/*.json"):
+        rec = load_record(js)
+        if kernels and not any(k in (rec.build.series, rec.build.package) for k in kernels):
+            continue
+        res = replay(rec, js.with_suffix(".csv"))
+        res.observed, res.kernel_build = rec.observed, rec.build
+        out.append(res)
+
+    def key(r: ScenarioResult) -> tuple:
+        _, seed, i = r.name.rsplit("-", 2)
+        return (r.build, int(seed), int(i))
+    return sorted(out, key=key)
+
+
 def run_random(n: int, seed: int, series: str, cache: Path | None = None, accel: str = "auto",
                per_boot: int = 10, steps: int = 24, shrink_rounds: int = 6, out_dir: Path = SCENARIO_DIR,
-               start: int = 0, log=print) -> tuple[Summary, list[ScenarioResult]]:
-    """``n`` random traces (indices ``start``..) on one kernel; shrink and save each disagreement."""
+               start: int = 0, log=print, save: Path | None = None) -> tuple[Summary, list[ScenarioResult]]:
+    """``n`` random traces (indices ``start``..) on one kernel; shrink and save each disagreement.
+    With ``save``, every trace's record is kept there as soon as its boot ends (``save_result``)."""
     cache = cache or fetch.default_cache()
     art = fetch.fetch_all(series, cache)
     work = cache / "work" / f"random-{series}"
@@ -603,6 +638,10 @@ def run_random(n: int, seed: int, series: str, cache: Path | None = None, accel:
         got, boots = run_traces(traces[k:k + per_boot], art, series, cache, work, accel, per_boot, log)
         results.update(got)
         summary.boots += len(boots)
+        if save is not None:
+            for t in traces[k:k + per_boot]:
+                if t.name in got:
+                    save_result(got[t.name], t, save)
         done = len(results)
         bad = sum(1 for r in results.values() if not r.agrees)
         log(f"# {done}/{n} traces on {art.build}: {bad} disagree ({time.monotonic() - t0:.0f} s)")
