@@ -177,3 +177,19 @@ def test_a_saved_random_trace_is_replayed_without_a_vm(tmp_path: Path) -> None:
     (got,) = R.replay_saved(tmp_path / "saved")
     assert got.name == "random-5-7" and got.agrees and got.build == rec.build.label
     assert R.replay_saved(tmp_path / "saved", ["6.1"]) == []
+
+
+def test_no_cgroup_a_live_task_has_been_in_is_removed() -> None:
+    # the task's helper process charges its own stack and data where it starts (and where it
+    # faults after a move); removing that cgroup while the task lives left it dying (random-2-14)
+    for i in range(300):
+        homes: dict[str, set[str]] = {}
+        for r in R.generate(3, i):
+            if r["op"] == "task_start":
+                homes[r["task"]] = {r["cgroup"]}
+            elif r["op"] == "task_move":
+                homes[r["task"]].add(r["cgroup"])
+            elif r["op"] == "task_exit":
+                del homes[r["task"]]
+            elif r["op"] == "rmdir":
+                assert not any(r["cgroup"] in h for h in homes.values()), (i, r)
