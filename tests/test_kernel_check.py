@@ -330,8 +330,9 @@ def test_the_boots_refresh_the_kernel_records(suite_results: dict) -> None:
 
 
 #: the seeded random batch of ``pytest -m kernel``: traces RANDOM_START .. +RANDOM_N of seed RANDOM_SEED
-#: (scripts/kernel_check/randomized.py), which agree on both kernels (docs/kernel-validation.md)
-RANDOM_SEED, RANDOM_START, RANDOM_N = 1, 1, 4
+#: (scripts/kernel_check/randomized.py), which agreed on 6.1.192 and 6.12.118 in the run of 2026-12-06
+#: (their records are in tests/kernel_random/; docs/kernel-validation.md, Random differential testing)
+RANDOM_SEED, RANDOM_START, RANDOM_N = 3, 0, 6
 
 
 @pytest.mark.kernel
