@@ -23,6 +23,9 @@ Kernel behaviour modelled (found by the real-kernel check, docs/kernel-validatio
   dying memcg. This corrects KERNEL-MODEL.md section 1, which has the switch as
   "asynchronous and short" for every inode, and the model's earlier rule (D3) that the
   cleanup is never re-run.
+- reclaim that meets dirty page cache wakes the flusher, which writes back every dirty page and
+  inode of the disk, not just the reclaimed memcg's (``wakeup_flusher_threads``, D15): a cgwb
+  that stayed dirty at its offline is then released at the next offline.
 - atime (``touch_atime``): under the machine's ``atime`` mount option (default ``relatime``, what
   Linux mounts with unless told otherwise), a read or mmap of a disk file whose mtime is not
   older than its atime (the first read after a create or a write) updates atime, which
@@ -81,6 +84,16 @@ def ksys_sync(machine: MachineState) -> None:
     if len(machine.runs):
         machine.runs.view("dirty")[:] = 0
     machine.i_dirty.clear()
+
+
+def wakeup_flusher_threads(machine: MachineState) -> None:
+    """wakeup_flusher_threads(WB_REASON_VMSCAN) (fs/fs-writeback.c), woken by reclaim that met dirty
+    page cache (``vmscan.shrink_inactive_list``): for the machine's one disk,
+    ``__wakeup_flusher_threads_bdi`` starts writeback on *every* wb of the bdi, each for
+    ``get_nr_dirty_pages()`` pages (all dirty page cache plus the dirty inodes), so the flusher
+    writes back every dirty page and dirty inode, whichever memcg dirtied them (D15). Like
+    ``ksys_sync`` without waiting, which the model does not tell apart: no time passes."""
+    ksys_sync(machine)
 
 
 def inode_meta_dirty(machine: MachineState, o: int) -> bool:

@@ -57,6 +57,22 @@ def unpin_user_pages(machine: MachineState, t: int, pin: Pin) -> None:
     free_if_unused(machine, o)
 
 
+def munlock_range(machine: MachineState, t: int, pin: Pin, lo: int, hi: int) -> bool:
+    """Pages [lo, hi) of task ``t``'s ``pin`` are unmapped (munmap, or munlock + MADV_DONTNEED):
+    the pin is dropped; an mlock keeps the rest of its range locked, as pieces under the same key
+    (munmap of part of a VM_LOCKED range splits the VMA, ``__split_vma`` in mm/mmap.c, and only the
+    unmapped part's folios are munlocked; the rest stays mlocked until the trace's munlock of the
+    range, mm/mlock.c). Returns whether a piece is left."""
+    unpin_user_pages(machine, t, pin)
+    o = pin[0]
+    rest = [(o, a, b, 1, pin[4]) for a, b in ((pin[1], lo), (hi, pin[2])) if b > a] if pin[3] else []
+    machine.t_pins[t] += rest
+    machine.o_pins[o] += len(rest)
+    for p in rest:
+        add_count(machine, o, p[1], p[2], "pinc", +1)
+    return bool(rest)
+
+
 def map_pieces(machine: MachineState, o: int, s: int, e: int) -> list[tuple[int, int, int]]:
     """[s, e) cut where the set of mappings of ``o`` changes: (lo, hi, map count)."""
     maps = machine.o_maps[o]

@@ -28,7 +28,7 @@ from core.memory import fault_range
 from core.ops import Flag
 from core.page_counter import nr_free_pages
 from core.pages import PAGE, Kind, pages_of
-from core.rmap import add_count, map_object, unmap_object, unpin_user_pages
+from core.rmap import add_count, map_object, munlock_range, unmap_object, unpin_user_pages
 from core.swapfile import try_to_unuse
 from core.task import do_exit, new_task_slot
 from core.truncate import drop_pagecache, free_if_unused, free_object, free_range, prune_icache_sb
@@ -168,8 +168,8 @@ def op_anon_free(machine: MachineState, ev: TraceEvent) -> None:
     else:
         lo, hi = ev.range(machine.o_size[o])
         for pin in [p for p in machine.t_pins[t] if p[0] == o and p[1] < hi and lo < p[2]]:
-            unpin_user_pages(machine, t, pin)  # munmap drops the mlock / pin of what it unmaps ...
-            machine.dropped_pins.add((t, o, pin[3], pin[4]))  # ... so the trace's own unpin is a no-op
+            if not munlock_range(machine, t, pin, lo, hi):  # munmap drops the mlock / pin of what it unmaps,
+                machine.dropped_pins.add((t, o, pin[3], pin[4]))  # and if nothing is left the trace's unpin is a no-op
         free_range(machine, o, lo, hi)  # a hole; the region may grow again
 
 
@@ -293,15 +293,16 @@ def op_unpin(machine: MachineState, ev: TraceEvent) -> None:
     o = _held_object(machine, ev, t)
     key = (ev.offset, ev.nbytes)
     mlock = 1 if ev.flags & _MLOCK else 0
-    pin = next((p for p in machine.t_pins[t] if p[0] == o and p[3] == mlock and p[4] == key), None)
-    if pin is None and (t, o, mlock, key) in machine.dropped_pins:
+    pins = [p for p in machine.t_pins[t] if p[0] == o and p[3] == mlock and p[4] == key]
+    if not pins and (t, o, mlock, key) in machine.dropped_pins:
         machine.dropped_pins.discard((t, o, mlock, key))
         machine.counters["ops_ignored"] += 1
         return
-    if pin is None:
+    if not pins:
         raise ev.error("object", f"unpin of {ev.obj} (offset {ev.offset}, bytes {ev.nbytes}) "
                                  "without a matching pin")
-    unpin_user_pages(machine, t, pin)
+    for pin in pins[:1] if not mlock else pins:  # an mlock range cut by anon_free: every piece left
+        unpin_user_pages(machine, t, pin)
 
 
 def op_kmem_alloc(machine: MachineState, ev: TraceEvent) -> None:

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from core.cgroup import css_release_work
+from core.fs_writeback import dirty_now, wakeup_flusher_threads
 from core.memcg import ROOT, State
 from core.page_counter import mem_cgroup_charge_statistics
 from core.pages import Kind, St
@@ -150,11 +151,34 @@ def _shrink_pass(machine: MachineState, sub: np.ndarray, target: int, may_swap: 
     plan = _plan(machine, sub, target, may_swap, full_walk, batch, quarter)
     machine.counters["reclaim_passes"] += plan.calls
     machine.counters["memcgs_visited"] += plan.visited
+    if _meets_dirty(machine, plan.runs):
+        wakeup_flusher_threads(machine)
     reclaimed = 0
     for r, take in zip(plan.runs, plan.take):
         reclaimed += _reclaim_run(machine, r, take)
     css_release_work(machine)
     return reclaimed
+
+
+def _meets_dirty(machine: MachineState, runs: list[int]) -> bool:
+    """Does reclaim taking ``runs`` meet dirty page cache, and so wake the flusher (D15)?
+
+    Classic LRU (v6.1 shrink_inactive_list): ``stat.nr_unqueued_dirty == nr_taken``, a batch
+    of isolated folios that are all dirty and not under writeback, calls
+    ``wakeup_flusher_threads(WB_REASON_VMSCAN)``. MGLRU (lru_gen_shrink_lruvec, from commit
+    1bc542c6a0d1 "mm/vmscan: wake up flushers conditionally to avoid cgroup OOM", v6.13, in the
+    6.12 stable series): the same when ``sc->nr.unqueued_dirty >= sc->nr.taken``. Taken here as
+    any dirty page-cache run among those reclaim takes: a dirty run is as a rule one write of
+    many pages, a batch of them all dirty. The dirty folios themselves are not written by
+    reclaim (only kswapd may, shrink_folio_list), but once the flusher has cleaned them the
+    reclaim (and memory.reclaim's retries) can take them: the model takes them in this pass.
+    """
+    if not runs:
+        return False
+    R = machine.runs
+    ids = np.asarray(runs, dtype=np.int64)
+    stamped = ids[(R.view("dirty")[ids] > 0) & (R.view("kind")[ids] == Kind.FILE)]
+    return any(dirty_now(machine, int(r)) for r in stamped)
 
 
 class _Plan:

@@ -168,6 +168,19 @@ def test_mlocked_anon_is_never_swapped():
     assert st["anon"] == MiB and st["memory.swap.current"] == MiB
 
 
+def test_freeing_part_of_an_mlocked_region_keeps_the_rest_locked():
+    # found by random-2-12 (6.1): munmap (or munlock + MADV_DONTNEED) of part of a VM_LOCKED range
+    # munlocks that part only (__split_vma, mm/mlock.c); the trace's later munlock of the whole
+    # range succeeds and unlocks the rest
+    s = Sim(swap_bytes=64 * MiB).mkdir("/a").start("t", "/a").anon("t", "heap", 2 * MiB)
+    s.pin("t", "heap", mlock=True).anon_free("t", "heap", 256 * KiB).reclaim("/a", 2 * MiB)
+    assert s.st("/a")["anon"] == 2 * MiB - 256 * KiB and s.st("/a")["memory.swap.current"] == 0
+    s.unpin("t", "heap", mlock=True)
+    assert s.m.counters["ops_ignored"] == 0 and s.m.mem.pinned[s.m.mem.by_path["/a"]] == 0
+    s.reclaim("/a", 2 * MiB)
+    assert s.st("/a")["anon"] == 0
+
+
 def test_id_pool_exhaustion_fails_mkdir_with_enospc():
     s = Sim(id_pool_size=4, swap_bytes=16 * MiB).mkdir("/a", "/b", "/c")  # root + 3 = 4 IDs
     s.mkdir("/d")
@@ -356,6 +369,25 @@ def test_a_dirty_inode_keeps_the_whole_cgwb_and_its_clean_inodes():
     assert s.m.o_wb[s.m.obj_by_name["x"]] == a and s.m.mem.wb_pin[a] == 2
     s.sync().drop_caches().rmdir("/q")
     assert not s.dying("/p/a") and s.m.o_wb[s.m.obj_by_name["x"]] == s.m.mem.by_path["/p"]
+
+
+def test_reclaim_meeting_dirty_page_cache_wakes_the_flusher_for_every_memcg():
+    # D15: shrink_inactive_list (nr_unqueued_dirty == nr_taken) and, under MGLRU,
+    # lru_gen_shrink_lruvec (commit 1bc542c6a0d1) call wakeup_flusher_threads(WB_REASON_VMSCAN),
+    # which writes back every dirty page and inode of the disk, not only the reclaimed memcg's
+    for lru_gen in (False, True):
+        s = Sim(lru_gen=lru_gen).mkdir("/job", "/other").start("w", "/job").create("log", size=0)
+        s.write("w", "log", 6 * MiB).exit("w").rmdir("/job").start("r", "/other").create("tmp", size=0)
+        s.write("r", "tmp", 2 * MiB).reclaim("/other", 512 * KiB).drop_caches()
+        assert s.st("/")["file"] == 0 and not s.m.i_dirty  # /job's log was written back too
+        s.exit("r").rmdir("/other")
+        assert s.n_dying() == 0  # the cleanup at /other's offline released /job's cgwb
+
+
+def test_reclaim_of_clean_page_cache_leaves_other_dirty_pages_dirty():
+    s = Sim().mkdir("/job", "/other").start("w", "/job").create("log", size=0).write("w", "log", 2 * MiB)
+    s.start("r", "/other").create("img", size=4 * MiB).read("r", "img").reclaim("/other", MiB).drop_caches()
+    assert s.st("/job")["file"] == 2 * MiB  # no dirty page met: no flusher, the log stays dirty
 
 
 def test_relatime_first_read_attaches_the_uncached_inode_to_the_reader_and_dirties_it():

@@ -160,3 +160,36 @@ def test_each_live_helper_past_the_first_widens_the_anon_tolerance() -> None:
     vm, sim = {"/a": kernel}, {"/a": model}
     assert any(not c.ok for c in step_checks(5, vm, sim, ["/a"]))
     assert all(c.ok for c in step_checks(5, vm, sim, ["/a"], script.helpers[5]))
+
+
+def test_a_saved_random_trace_is_replayed_without_a_vm(tmp_path: Path) -> None:
+    # --save keeps each trace beside what the kernel showed of it; --replay-saved compares the model
+    # with it later (here a committed scenario record stands in for a random trace's boot)
+    from scripts.kernel_check.records import RECORD_DIR, load_record
+
+    rec = load_record(next(RECORD_DIR.glob("6.12.118*/reclaim_partial_live.json")))
+    rows = read_trace(Path(__file__).parent / "kernel_scenarios" / "reclaim_partial_live.csv").to_pylist()
+    trace = R.Trace.make("random-5-7", rows, tmp_path / "work")
+    res = ScenarioResult("random-5-7", rec.build.label, rec.build.upstream)
+    res.observed, res.kernel_build = rec.observed, rec.build
+    csv = R.save_result(res, trace, tmp_path / "saved")
+    assert csv == tmp_path / "saved" / rec.build.name / "random-5-7.csv"
+    (got,) = R.replay_saved(tmp_path / "saved")
+    assert got.name == "random-5-7" and got.agrees and got.build == rec.build.label
+    assert R.replay_saved(tmp_path / "saved", ["6.1"]) == []
+
+
+def test_no_cgroup_a_live_task_has_been_in_is_removed() -> None:
+    # the task's helper process charges its own stack and data where it starts (and where it
+    # faults after a move); removing that cgroup while the task lives left it dying (random-2-14)
+    for i in range(300):
+        homes: dict[str, set[str]] = {}
+        for r in R.generate(3, i):
+            if r["op"] == "task_start":
+                homes[r["task"]] = {r["cgroup"]}
+            elif r["op"] == "task_move":
+                homes[r["task"]].add(r["cgroup"])
+            elif r["op"] == "task_exit":
+                del homes[r["task"]]
+            elif r["op"] == "rmdir":
+                assert not any(r["cgroup"] in h for h in homes.values()), (i, r)

@@ -64,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-boot", type=int, default=10, help="random traces per VM boot (default 10)")
     p.add_argument("--random-steps", type=int, default=24, help="rows of a random trace before its "
                    "closing task exits and rmdirs (default 24)")
+    p.add_argument("--save", type=Path, default=None, metavar="DIR",
+                   help="with --random: keep every trace and what the kernel showed of it under "
+                        "DIR/<build>/ (a record per trace), for --replay-saved")
+    p.add_argument("--replay-saved", type=Path, default=None, metavar="DIR",
+                   help="no VM: the model against the random traces saved under DIR (--save), every "
+                        "build or those of --kernel")
     p.add_argument("--shrink-rounds", type=int, default=6,
                    help="boots spent shrinking each disagreement (0: do not shrink or save)")
     p.add_argument("--cost", action="store_true",
@@ -83,7 +89,8 @@ def random_main(args: argparse.Namespace) -> int:
         try:
             summary, results = run_random(args.random, args.seed, kernel, cache=args.cache, accel=args.accel,
                                           per_boot=args.per_boot, steps=args.random_steps,
-                                          shrink_rounds=args.shrink_rounds, start=args.start)
+                                          shrink_rounds=args.shrink_rounds, start=args.start,
+                                          save=args.save)
         except VmOutputError as exc:
             print(f"kernel {kernel}: {exc}", file=sys.stderr)
             return 2
@@ -97,6 +104,30 @@ def random_main(args: argparse.Namespace) -> int:
             atomic_write_text(args.markdown, markdown_table(results))
         status = max(status, 0 if not summary.disagreeing else 1)
     return status
+
+
+def replay_saved_main(args: argparse.Namespace) -> int:
+    """``--replay-saved DIR``: the model against saved random traces; a summary line per build."""
+    from scripts.kernel_check.randomized import replay_saved
+
+    results = replay_saved(args.replay_saved, args.kernel)
+    if not results:
+        print(f"no saved random traces under {args.replay_saved}", file=sys.stderr)
+        return 2
+    for r in results:
+        if args.steps or not r.agrees:
+            print(f"\n== {r.name} on {r.build} (saved, model kernel {r.kernel})\n{r.table()}")
+    by_build: dict[str, list] = {}
+    for r in results:
+        by_build.setdefault(r.build, []).append(r)
+    for build, rs in by_build.items():
+        bad = [r.name for r in rs if not r.agrees]
+        print(f"saved {build}: {len(rs)} traces, {sum(len(r.steps) for r in rs)} steps and "
+              f"{sum(len(r.checks) for r in rs)} checks compared, {len(rs) - len(bad)} agree, "
+              f"{len(bad)} disagree" + (f": {' '.join(bad)}" if bad else ""))
+    if args.markdown:
+        atomic_write_text(args.markdown, markdown_table(results))
+    return 0 if all(r.agrees for r in results) else 1
 
 
 def replay_records(args: argparse.Namespace, paths: list[Path]) -> list:
@@ -117,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         save_dir = (COST_DIR if args.record == RECORD_DIR else args.record) if args.record else None
         return cost_main(args.kernel or ["6.1"], [int(c) for c in args.cpus.split(",")], args.zombies,
                          args.cache, args.accel, save_dir, args.markdown, args.nodes)
+    if args.replay_saved is not None:
+        return replay_saved_main(args)
     if args.random is not None:
         return random_main(args)
     paths, results = scenario_paths(args.scenarios), []

@@ -526,6 +526,11 @@ static void ack(const char *fifo, int err)
 static int serve(const char *cmd_fifo, const char *ack_fifo)
 {
 	static char buf[4096];
+	/* the helper's own pages (stack, data, text) are not the trace's memory: lock them as they
+	 * fault, so reclaim (memory.reclaim, limits, swap) never takes or swaps them and the
+	 * cgroup's counts move only with the trace's ops; the trace's own regions and mappings are
+	 * made later and stay unlocked (no MCL_FUTURE) */
+	mlockall(MCL_CURRENT | MCL_ONFAULT);
 	ack(ack_fifo, 0); /* ready: the shell waits for this before the next step */
 	for (;;) {
 		int fd = open(cmd_fifo, O_RDONLY);

@@ -82,3 +82,52 @@ def expected_disagreement(scenario: str, upstream: str) -> KnownDisagreement | N
     if len(hits) > 1:
         raise ValueError(f"{scenario} on {upstream}: {len(hits)} overlapping known disagreements")
     return hits[0] if hits else None
+
+
+# ---------------------------------------------------------------- the committed random runs
+#: the random traces whose records are committed under tests/kernel_random/ (``--save``) and that the
+#: model disagrees with on at least one build, by trace name -> group (a key of RANDOM_GROUPS);
+#: tests/test_kernel_random_records.py holds it to the truth: a listed trace must disagree on some
+#: build, every other trace must agree on every build (docs/kernel-validation.md, Random differential
+#: testing, has each group's analysis and its effect on the main job)
+RANDOM_GROUPS: dict[str, str] = {
+    "kept_zombie": "the kernel keeps a removed cgroup dying after everything the trace gave it is gone "
+                   "(its tasks exited, an ext4 file it read or wrote deleted or evicted), through sync and "
+                   "drop_caches with inodes, where the model frees it; not understood (as for the scenario "
+                   "atime_empty_read_random_1_9)",
+    "freed_earlier": "the reverse: the kernel frees a removed cgroup that the model keeps dying; not analysed",
+    "helper_start_cgroup": "generator of seed 2: a cgroup removed while a task that started in it lives on "
+                           "elsewhere; the task's helper process charged its own stack and data there, which "
+                           "the trace does not describe. A harness artefact; from seed 3 on never generated",
+    "mapped_look_twice": "reclaim of page cache that a live task maps but has not touched since it faulted "
+                         "it: the kernel reclaims it at its second look (folio_check_references: no young "
+                         "PTE this time), the model's mapped_hot keeps every page a live task maps",
+    "dirty_limit_reclaim": "limit reclaim while a write's own pages are dirty: the kernel cannot take dirty "
+                           "folios in that pass (shrink_folio_list activates them and wakes the flusher, D15) "
+                           "and takes more elsewhere (more page cache on 6.1, anon to swap on 6.12); the model "
+                           "takes the dirty pages as if clean",
+    "helper_overhead_limit": "a memory.max of 2 MiB with several live tasks: the helper processes' own "
+                             "pages (stack, data; mlocked, 50-60 KiB each) count against the limit in the "
+                             "kernel, which then swaps out 0.4-0.5 MiB more of the trace's anon. A harness "
+                             "artefact",
+    "swap_writeback": "reclaim with swap on: a folio written to swap stays in the swap cache, charged, until "
+                      "its write ends and a later pass frees it (shrink_folio_list: pageout() starts the "
+                      "write, the folio is kept), so it does not count as reclaimed and the kernel swaps out "
+                      "more anon than asked (0.3-1 MiB more), and memory.current stays higher meanwhile; the "
+                      "model frees a swapped page at once and stops at the target",
+}
+RANDOM_KNOWN: dict[str, str] = {
+    "random-2-0": "kept_zombie",
+    "random-2-8": "mapped_look_twice",
+    "random-2-11": "kept_zombie",
+    "random-2-14": "helper_start_cgroup",
+    "random-2-36": "dirty_limit_reclaim",
+    "random-3-8": "swap_writeback",
+    "random-3-25": "swap_writeback",
+    "random-3-27": "swap_writeback",
+    "random-3-31": "kept_zombie",
+    "random-3-34": "mapped_look_twice",
+    "random-3-39": "swap_writeback",
+    "random-3-45": "mapped_look_twice",
+    "random-3-49": "helper_overhead_limit",
+}
