@@ -140,4 +140,9 @@ RANDOM_KNOWN: dict[str, str] = {
     "random-3-82": "dirty_reclaim",
     "random-3-91": "swap_writeback",
     "random-3-119": "mapped_look_twice",
+    "random-3-123": "swap_writeback",
+    "random-3-126": "kept_zombie",
+    "random-3-128": "mapped_look_twice",
+    "random-3-129": "swap_writeback",
+    "random-3-139": "mapped_look_twice",
 }
