@@ -102,10 +102,10 @@ RANDOM_GROUPS: dict[str, str] = {
     "mapped_look_twice": "reclaim of page cache that a live task maps but has not touched since it faulted "
                          "it: the kernel reclaims it at its second look (folio_check_references: no young "
                          "PTE this time), the model's mapped_hot keeps every page a live task maps",
-    "dirty_limit_reclaim": "limit reclaim while a write's own pages are dirty: the kernel cannot take dirty "
-                           "folios in that pass (shrink_folio_list activates them and wakes the flusher, D15) "
-                           "and takes more elsewhere (more page cache on 6.1, anon to swap on 6.12); the model "
-                           "takes the dirty pages as if clean",
+    "dirty_reclaim": "reclaim (a limit, or memory.reclaim) while pages are dirty (written, no sync): the "
+                     "kernel cannot take dirty folios in that pass (shrink_folio_list activates them and "
+                     "wakes the flusher, D15) and leaves them, or takes more elsewhere (more page cache on "
+                     "6.1, anon to swap on 6.12); the model takes the dirty pages as if clean",
     "helper_overhead_limit": "a memory.max of 2 MiB with several live tasks: the helper processes' own "
                              "pages (stack, data; mlocked, 50-60 KiB each) count against the limit in the "
                              "kernel, which then swaps out 0.4-0.5 MiB more of the trace's anon. A harness "
@@ -121,7 +121,7 @@ RANDOM_KNOWN: dict[str, str] = {
     "random-2-8": "mapped_look_twice",
     "random-2-11": "kept_zombie",
     "random-2-14": "helper_start_cgroup",
-    "random-2-36": "dirty_limit_reclaim",
+    "random-2-36": "dirty_reclaim",
     "random-3-8": "swap_writeback",
     "random-3-25": "swap_writeback",
     "random-3-27": "swap_writeback",
@@ -130,4 +130,19 @@ RANDOM_KNOWN: dict[str, str] = {
     "random-3-39": "swap_writeback",
     "random-3-45": "mapped_look_twice",
     "random-3-49": "helper_overhead_limit",
+    "random-3-50": "dirty_reclaim",
+    "random-3-69": "freed_earlier",
+    "random-3-72": "kept_zombie",
+    "random-3-76": "freed_earlier",
+    "random-3-77": "dirty_reclaim",
+    "random-3-80": "swap_writeback",
+    "random-3-81": "mapped_look_twice",
+    "random-3-82": "dirty_reclaim",
+    "random-3-91": "swap_writeback",
+    "random-3-119": "mapped_look_twice",
+    "random-3-123": "swap_writeback",
+    "random-3-126": "kept_zombie",
+    "random-3-128": "mapped_look_twice",
+    "random-3-129": "swap_writeback",
+    "random-3-139": "mapped_look_twice",
 }
