@@ -145,4 +145,8 @@ RANDOM_KNOWN: dict[str, str] = {
     "random-3-128": "mapped_look_twice",
     "random-3-129": "swap_writeback",
     "random-3-139": "mapped_look_twice",
+    "random-3-144": "swap_writeback",
+    "random-3-148": "mapped_look_twice",
+    "random-3-149": "mapped_look_twice",
+    "random-3-152": "freed_earlier",
 }
