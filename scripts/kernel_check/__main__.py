@@ -135,7 +135,7 @@ def replay_records(args: argparse.Namespace, paths: list[Path]) -> list:
     wanted = {p.stem for p in paths}
     recs = [r for r in load_records(args.replay) if r.scenario in wanted]
     if args.kernel:
-        recs = [r for r in recs if any(k in (r.build.series, r.build.package) for k in args.kernel)]
+        recs = [r for r in recs if r.build.named_by(args.kernel)]
     return [replay(r) for r in recs]
 
 

@@ -617,7 +617,7 @@ def replay_saved(root: Path, kernels: list[str] | None = None) -> list[ScenarioR
     out = []
     for js in Path(root).glob("*/*.json"):
         rec = load_record(js)
-        if kernels and not any(k in (rec.build.series, rec.build.package) for k in kernels):
+        if kernels and not rec.build.named_by(kernels):
             continue
         res = replay(rec, js.with_suffix(".csv"))
         res.observed, res.kernel_build = rec.observed, rec.build

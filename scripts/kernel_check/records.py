@@ -60,6 +60,10 @@ class Build:
         """"6.12" of "6.12.118"."""
         return ".".join(self.upstream.split(".")[:2])
 
+    def named_by(self, kernels: list[str]) -> bool:
+        """Is this the build of one of ``kernels`` as ``--kernel`` names them (a series or a package)?"""
+        return any(k in (self.series, self.package) for k in kernels)
+
     @property
     def name(self) -> str:
         """Directory name under the record root: ``<uname -r>_<package version>``."""
