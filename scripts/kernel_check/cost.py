@@ -16,7 +16,7 @@ same machine (core.kernel.memcg_cost with the VM's own shrinker count).
 from __future__ import annotations
 
 import json
-import re
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -87,7 +87,7 @@ class CostResult:
     release: str  #: uname -r
     package: str
     version: str  #: the Debian package version
-    series: str  #: the model's kernel (series.patch)
+    series: str  #: the model's kernel: the build's upstream stable release, as every other check runs it
     cpus: int  #: possible CPUs
     zombies: int
     shrinker_nr_max: int
@@ -161,20 +161,13 @@ def per_zombie(points: list[dict[str, int]]) -> dict[str, float]:
     return out
 
 
-def model_series(release: str) -> str:
-    """'6.12.118+deb12-cloud-amd64' -> '6.12.118'; '6.1.0-57-cloud-amd64' -> '6.1' (Debian keeps 6.1.0 in uname)."""
-    m = re.match(r"(\d+)\.(\d+)\.(\d+)", release)
-    if not m:
-        raise VmOutputError(f"cost: cannot read a version from uname -r {release!r}")
-    major, minor, patch = m.groups()
-    return f"{major}.{minor}" + (f".{patch}" if int(patch) else "")
-
-
 def measure(kernel: str, cpus: int, zombies: int, cache: Path | None = None, accel: str = "auto",
             timeout: float = 1800.0, nodes: int = 1) -> CostResult:
     """Boot ``kernel`` with ``cpus`` possible CPUs on ``nodes`` NUMA nodes and measure ``zombies`` dying memcgs."""
     cache = cache or fetch.default_cache()
     art = fetch.fetch_all(kernel, cache)
+    if not art.upstream:
+        raise VmOutputError(f"cost: no package version for {art.release}, so no model kernel to compare with")
     work = cache / "work" / f"cost-{art.release}-{cpus}-{nodes}"
     mem_mib = 512 + zombies * (24 + 3 * cpus) // KIB  # a zombie: ~15 KiB slab, 4 KiB page, 2 KiB/CPU percpu
 
@@ -192,7 +185,7 @@ def measure(kernel: str, cpus: int, zombies: int, cache: Path | None = None, acc
         raise VmOutputError(f"cost: the VM has possible nodes {info.get('nodes')!r}, wanted {nodes}")
     nr_max = info.get("shrinker_nr_max", "")
     return CostResult(release=art.release, package=art.package, version=art.version,
-                      series=model_series(art.release), cpus=cpus, zombies=zombies,
+                      series=art.upstream, cpus=cpus, zombies=zombies,
                       shrinker_nr_max=int(nr_max) if nr_max.lstrip("-").isdigit() else -1,
                       unit_bytes=int(info.get("unit") or 0), points=points, per_zombie=per_zombie(points),
                       breakdown=breakdown(dumps, "1", str(BATCHES), points[-1]["zombies"] - points[1]["zombies"]),
@@ -232,8 +225,6 @@ def cost_main(kernels: list[str], cpus: list[int], zombies: int, cache: Path | N
 
     0 = every model total within 5 %, 1 = one is not, 2 = a VM failed.
     """
-    import sys
-
     from traces.io import atomic_write_text
 
     results = []
@@ -245,11 +236,13 @@ def cost_main(kernels: list[str], cpus: list[int], zombies: int, cache: Path | N
                 print(f"kernel {kernel}, {c} CPUs: {exc}", file=sys.stderr)
                 return 2
             print(f"# {r.release} ({r.version}), {c} possible CPUs, {nodes} node(s): "
-                  f"total {r.per_zombie['total']:,.0f} B/zombie, model {r.model()['total']:,} ({r.error():+.1f}%)", file=sys.stderr)
+                  f"total {r.per_zombie['total']:,.0f} B/zombie, model {r.model()['total']:,} ({r.error():+.1f}%)",
+                  file=sys.stderr)
             if save_dir:
                 save(r, save_dir)
             results.append(r)
-    print(table(results))
+    text = table(results)
+    print(text)
     if markdown:
-        atomic_write_text(markdown, table(results))
+        atomic_write_text(markdown, text)
     return 0 if all(abs(r.error()) <= 5.0 for r in results) else 1
