@@ -16,6 +16,9 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -366,7 +369,7 @@ def test_a_boot_holds_its_work_directory_so_two_runs_never_share_disk_images(tmp
 
     held = []
 
-    def fake_boot(cmd: list[str], work: Path, timeout: float) -> tuple[bool, float]:
+    def fake_boot(cmd: list[str], work: Path, timeout: float, idle_s: float | None = None) -> tuple[bool, float]:
         with pytest.raises(BlockingIOError):
             with vm.work_lock(work, blocking=False):
                 pass
@@ -382,3 +385,58 @@ def test_a_boot_holds_its_work_directory_so_two_runs_never_share_disk_images(tmp
     assert held == [tmp_path / "w"] and res.output == ""
     with vm.work_lock(tmp_path / "w", blocking=False):  # released after the boot
         pass
+
+
+def test_a_boot_that_prints_nothing_for_idle_s_is_stopped(tmp_path: Path) -> None:
+    # a guest hung in a step: stopped after idle_s of silent serial logs, not at the boot's timeout
+    from scripts.kernel_check import vm
+
+    hung = [sys.executable, "-c", "import time; time.sleep(60)"]
+    t0 = time.monotonic()
+    ok, secs = vm._boot(hung, tmp_path, timeout=50.0, idle_s=1.5)
+    assert not ok and secs < 20 and time.monotonic() - t0 < 20
+    # one that keeps printing (to its console log) runs to its end, however long that is past idle_s
+    talks = [sys.executable, "-c",
+             "import time\nfor i in range(8):\n    open(%r, 'a').write('x')\n    time.sleep(0.4)"
+             % str(tmp_path / "console.log")]
+    ok, secs = vm._boot(talks, tmp_path, timeout=50.0, idle_s=1.5)
+    assert ok and secs >= 3.0
+
+
+def _busybox() -> str | None:
+    from scripts.kernel_check.fetch import default_cache
+
+    found = shutil.which("busybox")
+    cached = default_cache() / "pkgs" / "busybox-static" / "bin" / "busybox"
+    return found or (str(cached) if cached.exists() else None)
+
+
+def _init_functions(*names: str) -> str:
+    # the named shell functions of init.sh, verbatim (each ends at the first "}" in column 0)
+    text = (Path(__file__).resolve().parents[1] / "scripts" / "kernel_check" / "init.sh").read_text()
+    out = []
+    for name in names:
+        start = text.index(f"\n{name}() {{") + 1
+        out.append(text[start:text.index("\n}\n", start) + 3])
+    return "".join(out)
+
+
+@pytest.mark.skipif(_busybox() is None, reason="needs busybox (apt busybox-static; .ci/run installs it)")
+def test_an_ack_whose_open_a_signal_interrupts_is_read_again(tmp_path: Path) -> None:
+    # busybox ash, as in the VM: another child's SIGCHLD interrupts the open of the helper's ack FIFO
+    # (EINTR). The answer then still comes, and a one-shot read left it for the next command, so a
+    # task's later steps read each other's answers (a 6.12.118 boot of 2026-12-06 printed every step
+    # one off). kc_ack reads again while the helper lives, and gives up when it is dead.
+    script = _init_functions("kc_dead", "kc_ack") + f"""
+mkfifo {tmp_path}/a.ack {tmp_path}/b.ack
+( sleep 0.6; echo ok > {tmp_path}/a.ack ) &
+live=$!
+sleep 0.1 &
+kc_ack {tmp_path}/a.ack $live
+echo "live: $ack"
+( sleep 0.3; exit 0 ) &
+kc_ack {tmp_path}/b.ack $!
+echo "dead: $ack"
+"""
+    out = subprocess.run([_busybox(), "ash", "-c", script], capture_output=True, text=True, timeout=20)
+    assert out.stdout.splitlines() == ["live: ok", "dead: none: the task died (OOM kill)"], out

@@ -58,12 +58,25 @@ kc_task_start() {
     # the subshell joins the cgroup and then becomes the helper: nothing is charged before
     ( echo 0 > "$CG$2/cgroup.procs" && exec /bin/helper serve /run/kc/$1.cmd /run/kc/$1.ack ) &
     echo $! > /run/kc/$1.pid
-    read -r ack < /run/kc/$1.ack
+    kc_ack /run/kc/$1.ack $!
     [ "$ack" = ok ] || RC=1
 }
 # a helper the OOM killer took: gone, or a zombie process nobody has reaped yet
 kc_dead() {
     [ ! -d /proc/$1 ] || grep -q '^State:[[:space:]]*Z' /proc/$1/status
+}
+# kc_ack FIFO PID: read the helper's answer into $ack. busybox ash lets a signal (any child's
+# SIGCHLD) interrupt the open of the FIFO (EINTR); the helper then still writes its answer, and the
+# next command would read this one's: every later answer of the task one step late. So an
+# interrupted open is retried while the helper lives; if it died (an OOM kill mid-command, or a
+# subshell that never joined its cgroup) it never answers, and that is the answer.
+kc_ack() {
+    ack=
+    while ! { read -r ack < "$1"; } 2>/dev/null; do
+        if kc_dead "$2" || { sleep 0.05; kc_dead "$2"; }; then
+            ack="none: the task died (OOM kill)"; return
+        fi
+    done
 }
 kc_cmd() {
     t=$1; shift
@@ -72,10 +85,8 @@ kc_cmd() {
         RC=1; echo "KC-LOG $STEP $t $* -> the task is gone (OOM-killed)" >&3; return
     fi
     echo "$*" > /run/kc/$t.cmd
-    # killed mid-command, the helper never acks: the SIGCHLD interrupts the open, and the
-    # reset keeps the last command's "ok" from passing for this one
-    ack=
-    read -r ack < /run/kc/$t.ack || ack="none: the task died (OOM kill)"
+    # killed mid-command, the helper never acks: the SIGCHLD interrupts the open (kc_ack)
+    kc_ack /run/kc/$t.ack "$(cat /run/kc/$t.pid)"
     [ "$ack" = ok ] || { RC=1; echo "KC-LOG $STEP $t $* -> $ack" >&3; }
 }
 kc_task_exit() {

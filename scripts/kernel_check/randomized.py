@@ -404,6 +404,11 @@ def split_output(text: str) -> tuple[str, dict[int, str]]:
     return release, out
 
 
+#: a batch's guest prints a step's stats every 0.3-1 s under TCG (a settle is at most 3 s): one silent
+#: for this long has hung (seen once in ~60 boots), and its traces run again in the next boot
+BOOT_IDLE_S = 300.0
+
+
 def _boot_timeout(traces: list[Trace]) -> float:
     # TCG on a shared host: about 0.3-1 s per step (the settle loop and the stat dump), plus the boot
     return 120.0 + 4.0 * sum(len(t.rows) + 1 for t in traces)
@@ -417,7 +422,7 @@ def run_batch(traces: list[Trace], art: fetch.Artifacts, series: str, cache: Pat
     batch = Script("random-batch", swap_bytes=max([64 * MIB] + [t.script.swap_bytes for t in traces]),
                    disk_files=batch_files(traces))
     boot = vm.run_script(art, batch, work / "boot", cache, accel=accel, timeout=_boot_timeout(traces),
-                         rendered=render_batch(traces))
+                         rendered=render_batch(traces), idle_s=BOOT_IDLE_S)
     release, texts = split_output(boot.output)
     if not release:
         raise VmOutputError(f"the VM never reached its init\n{boot.console[-2000:]}")

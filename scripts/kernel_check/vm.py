@@ -106,17 +106,29 @@ def qemu_command(art: Artifacts, initrd: Path, disk: Path, swap: Path, work: Pat
     ]
 
 
-def _boot(cmd: list[str], work: Path, timeout: float) -> tuple[bool, float]:
-    """Run qemu until it exits or ``timeout``; True if the guest powered off by itself."""
+def _boot(cmd: list[str], work: Path, timeout: float, idle_s: float | None = None) -> tuple[bool, float]:
+    """Run qemu until it exits, ``timeout`` seconds pass, or (``idle_s``) neither of its serial
+    logs (``console.log``, ``out.log`` in ``work``) has grown for ``idle_s`` seconds: a guest hung
+    in a step, which would otherwise hold the VM until the whole boot's timeout. True if the
+    guest powered off by itself."""
     start = time.monotonic()
+    logs = (work / "console.log", work / "out.log")
     with open(work / "qemu.log", "wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            return False, time.monotonic() - start
+        seen, since = (-1, -1), start
+        while True:
+            try:
+                proc.wait(timeout=min(1.0, timeout) if idle_s is not None else timeout)
+                break
+            except subprocess.TimeoutExpired:
+                now = time.monotonic()
+                sizes = tuple(f.stat().st_size if f.exists() else -1 for f in logs)
+                if sizes != seen:
+                    seen, since = sizes, now
+                if now - start >= timeout or (idle_s is not None and now - since >= idle_s):
+                    proc.kill()
+                    proc.wait()
+                    return False, now - start
     return proc.returncode == 0, time.monotonic() - start
 
 
@@ -165,14 +177,15 @@ def work_lock(work: Path, blocking: bool = True) -> Iterator[None]:
 
 def _run_once(art: Artifacts, script: Script, work: Path, accel: str, timeout: float,
               rendered: str | None = None, possible_cpus: int = 1, mem_mib: int = VM_MEM_MIB,
-              numa_nodes: int = 1) -> BootResult:
+              numa_nodes: int = 1, idle_s: float | None = None) -> BootResult:
     """Boot once in ``work`` (holding its lock, ``work_lock``) and return what the VM printed."""
     with work_lock(work):
-        return _boot_in(art, script, work, accel, timeout, rendered, possible_cpus, mem_mib, numa_nodes)
+        return _boot_in(art, script, work, accel, timeout, rendered, possible_cpus, mem_mib, numa_nodes,
+                        idle_s)
 
 
 def _boot_in(art: Artifacts, script: Script, work: Path, accel: str, timeout: float, rendered: str | None,
-             possible_cpus: int, mem_mib: int, numa_nodes: int) -> BootResult:
+             possible_cpus: int, mem_mib: int, numa_nodes: int, idle_s: float | None = None) -> BootResult:
     for name in ("console.log", "out.log"):
         (work / name).unlink(missing_ok=True)
     initrd = work / "initrd.gz"
@@ -180,7 +193,7 @@ def _boot_in(art: Artifacts, script: Script, work: Path, accel: str, timeout: fl
     disk, swap = _make_disks(work, script.swap_bytes, script.disk_files)
     cmd = qemu_command(art, initrd, disk, swap, work, accel, os.environ.get("MEMCG_REPLAY_KC_APPEND", ""),
                        possible_cpus, mem_mib, numa_nodes)
-    _, seconds = _boot(cmd, work, timeout)
+    _, seconds = _boot(cmd, work, timeout, idle_s)
     for p in (disk, swap):
         p.unlink(missing_ok=True)  # 256 MiB sparse images: do not leave them behind
     return BootResult(_read(work / "out.log"), _read(work / "console.log"), accel, seconds, art.release)
@@ -188,13 +201,15 @@ def _boot_in(art: Artifacts, script: Script, work: Path, accel: str, timeout: fl
 
 def run_script(art: Artifacts, script: Script, work: Path, cache: Path, accel: str = "auto",
                timeout: float = 600.0, rendered: str | None = None, possible_cpus: int = 1,
-               mem_mib: int = VM_MEM_MIB, numa_nodes: int = 1) -> BootResult:
+               mem_mib: int = VM_MEM_MIB, numa_nodes: int = 1, idle_s: float | None = None) -> BootResult:
     """Boot once and run ``script``; ``accel`` is "auto", "kvm" or "tcg".
 
     ``rendered`` replaces ``script.render()`` as the VM's steps (a batch of traces,
     ``randomized.render_batch``, or the cost measurement); ``script`` then only sizes the
     swap disk. ``possible_cpus``, ``mem_mib`` and ``numa_nodes`` size the guest (``qemu_command``).
+    ``idle_s``: stop a guest that printed nothing for that long (``_boot``).
     """
     if accel == "auto":
         accel = "kvm" if kvm_usable(cache, art, work) else "tcg"
-    return _run_once(art, script, work, accel, timeout, rendered, possible_cpus, mem_mib, numa_nodes)
+    return _run_once(art, script, work, accel, timeout, rendered, possible_cpus, mem_mib, numa_nodes,
+                     idle_s)
