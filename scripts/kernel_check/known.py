@@ -178,3 +178,100 @@ RANDOM_KNOWN: dict[str, str] = {
     "random-3-249": "mapped_look_twice",
 }
 
+
+# ---------------------------------------------------------------- triage of new disagreements
+MIB = 1 << 20
+SMALL_LIMIT = 4 * MIB  #: a memory.max/high this small is reached with the helpers' own pages (helper_overhead_limit)
+
+
+@dataclass(frozen=True)
+class TraceFeatures:
+    """What the steps up to and including a result's first disagreeing step did (read from the step labels)."""
+
+    swap: bool  #: swap was on at the first difference
+    limit: int  #: the smallest memory.max or memory.high written so far (0: none)
+    tasks: int  #: live tasks at the first difference
+    dirty: bool  #: an ext4 file was written since the last sync
+    mapped: bool  #: a task mapped a file
+    oom: bool  #: an earlier charge step failed on both sides (an OOM kill)
+
+
+def trace_features(res, upto: int) -> TraceFeatures:
+    """``TraceFeatures`` of ``res`` (a ``compare.ScenarioResult``) over its steps up to ``upto``."""
+    swap = dirty = mapped = oom = False
+    limit = tasks = 0
+    disk: set[str] = set()
+    failed = {c.step for c in res.checks if c.key == "failed" and c.kernel and c.model}
+    for i, label in res.steps:
+        if i > upto:
+            break
+        words = label.split()
+        if label.startswith("swapon"):
+            swap = True
+        elif label == "swapoff":
+            swap = False
+        elif label.startswith(("memory.max=", "memory.high=")):
+            value = words[0].split("=")[1]
+            if value.isdigit():  # "max" lifts the limit; the smallest one written still counts
+                limit = min(limit, int(value)) if limit else int(value)
+        elif label.startswith("start "):
+            tasks += 1
+        elif label.startswith("exit "):
+            tasks -= 1
+        elif label.startswith("create file "):
+            disk.add(words[2])
+        elif label == "sync":
+            dirty = False
+        elif len(words) > 2 and words[1] == "write" and words[2] in disk:
+            dirty = True
+        elif len(words) > 2 and words[1] == "map":
+            mapped = True
+        if i < upto and i in failed and len(words) > 1 and words[1] in ("anon", "write", "read", "map"):
+            oom = True
+    return TraceFeatures(swap, limit, max(tasks, 0), dirty, mapped, oom)
+
+
+def suggest_group(res) -> str | None:
+    """A first guess at the ``RANDOM_GROUPS`` key of a disagreeing ``compare.ScenarioResult``, for triage.
+
+    Reads the first disagreeing step: its op (from the step label), the keys that differ and
+    whether the kernel shows more or less than the model, with ``trace_features`` of the steps
+    before it. None when no rule matches or the result agrees. A guess, not an analysis: on the
+    labelled traces it reproduces most labels (tests/test_kernel_random_records.py says how many).
+    """
+    bad = res.failures
+    if not bad:
+        return None
+    step = min(c.step for c in bad)
+    label = dict(res.steps).get(step, "")
+    diff = {c.key: c.kernel - c.model for c in bad if c.step == step}
+    f = trace_features(res, step)
+    words = label.split()
+    verb = words[1] if len(words) > 1 else ""
+    if "nr_dying_descendants" in diff or "online" in diff:
+        if min(diff.get("nr_dying_descendants", 0), diff.get("online", 0)) < 0:  # the kernel freed one
+            return "oom_reaper_timing" if f.oom else None
+        return "kept_zombie"
+    if label.startswith("reclaim ") or (label.startswith("memory.max=") and f.swap):  # a lowered max reclaims
+        if diff.get("file_mapped", 0) < 0:
+            return "mapped_look_twice"
+        if f.swap and (diff.get("memory.swap.current", 0) > 0 or diff.get("anon", 0) < 0
+                       or diff.get("failed", 0) > 0 or diff.get("memory.current-kernel", 0) > 0
+                       or diff.get("shmem", 0) < 0):
+            return "swap_writeback"
+        if diff.get("file", 0) > 0 and f.dirty:
+            return "dirty_reclaim"
+        if set(diff) == {"failed"} and diff["failed"] < 0 and res.kernel.startswith("6.1."):
+            return "reclaim_counts_slab"
+        return "mapped_look_twice" if f.mapped and diff.get("file", 0) < 0 else None
+    if verb == "write" and f.limit:
+        return "dirty_reclaim"
+    if f.limit and (verb in ("anon", "read") or label.startswith("memory.")):
+        if f.swap and diff.get("memory.swap.current", 0) > 0 and not (f.limit <= SMALL_LIMIT and f.tasks >= 3):
+            return "swap_writeback"
+        return "helper_overhead_limit"
+    if label.startswith("drop caches") and diff.get("file", 0) < 0:
+        return "early_writeback"
+    if f.swap and (diff.get("memory.current-kernel", 0) > 0 or diff.get("memory.swap.current", 0) > 0):
+        return "swap_writeback"
+    return None
