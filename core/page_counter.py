@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from core.cgroup import css_put
 from core.memcg import State
 from core.pages import Kind, St
-from core.swap_slots import free_swap_slot
+from core.swap_slots import SWAPFILE_CLUSTER, free_swap_slot, swap_entry_free
 
 if TYPE_CHECKING:
     from core.state import MachineState
@@ -40,11 +40,15 @@ def lru_age(machine: MachineState) -> int:
     return machine.now_us // machine.cfg.age_quantum_us
 
 
-def mem_cgroup_charge_statistics(machine: MachineState, r: int, sign: int, reserved: bool = False, hier: bool = True) -> None:
+def mem_cgroup_charge_statistics(machine: MachineState, r: int, sign: int, reserved: bool = False, hier: bool = True,
+                                 zap: bool = False) -> None:
     """Add (+1) or remove (-1) run ``r``'s pages on the counters of the memcg it names.
 
     ``reserved``: the hierarchical usage was already raised by ``try_charge_memcg``.
     ``hier=False``: own counters only (a move to an ancestor leaves the hierarchy as it is).
+    ``zap``: the pages go because their mapping does (exit, munmap, a hole punched): on kernels
+    that free a batch of a process's swap entries at once (``Kernel.zap_frees_swap_batched``),
+    a swapped anon run of more than one page is uncharged now instead of parked in a slot cache.
     """
     R, mem = machine.runs, machine.mem
     st, m = R.state[r], R.memcg[r]
@@ -74,7 +78,10 @@ def mem_cgroup_charge_statistics(machine: MachineState, r: int, sign: int, reser
         if R.kind[r] == _ANON:
             machine.t_swap[machine.o_owner[R.obj[r]]] += n
         if sign < 0 and hier:
-            free_swap_slot(machine, m, -n)  # may stay parked in a CPU's slot cache for a while
+            if zap and R.kind[r] == _ANON and 1 < -n <= SWAPFILE_CLUSTER and machine.kernel.zap_frees_swap_batched:
+                swap_entry_free(machine, m, -n)  # __swap_entries_free: a batch skips the slot cache
+            else:
+                free_swap_slot(machine, m, -n)  # may stay parked in a CPU's slot cache for a while
             return
         mem.swap[m] += n
         if hier:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from core.state import MachineState
 
 SWAP_SLOTS_CACHE_SIZE = 64
+SWAPFILE_CLUSTER = 512  #: swap entries per cluster (include/linux/swap.h, HPAGE_PMD_NR on x86-64)
 THRESHOLD_ACTIVATE = 5 * SWAP_SLOTS_CACHE_SIZE
 
 

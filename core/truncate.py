@@ -38,7 +38,7 @@ def free_range(machine: MachineState, o: int, lo: int, hi: int) -> None:
     R = machine.runs
     for r, _, _ in R.segments(o, lo, hi):
         if r >= 0:
-            mem_cgroup_charge_statistics(machine, r, -1)
+            mem_cgroup_charge_statistics(machine, r, -1, zap=True)
             R.drop(r)
 
 
@@ -47,7 +47,7 @@ def free_object(machine: MachineState, o: int) -> None:
     R = machine.runs
     # uncharge in page order first (nothing in mem_cgroup_charge_statistics looks at runs), then drop them at once
     for r in R.obj_runs.get(o, ()):
-        mem_cgroup_charge_statistics(machine, r, -1)
+        mem_cgroup_charge_statistics(machine, r, -1, zap=True)
     R.drop_object(o)
     inode_detach_wb(machine, o)
     machine.i_times.pop(o, None)

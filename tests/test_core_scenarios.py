@@ -451,12 +451,29 @@ def test_swapoff_charges_dead_records_to_the_caller():
 
 
 def test_freed_swap_slots_wait_in_the_slot_cache():
-    s = Sim(swap_bytes=64 * MiB, cpus=1, kernel="6.12").mkdir("/a", "/b").start("a1", "/a").start("b1", "/b")
+    # 6.1: an unmap frees swap entries one by one through the slot cache (6.12: test below)
+    s = Sim(swap_bytes=64 * MiB, cpus=1, kernel="6.1").mkdir("/a", "/b").start("a1", "/a").start("b1", "/b")
     s.create("shm", shmem=True).write("a1", "shm", 64 * 4096 + 15 * 4096).reclaim("/a", MiB)
     s.exit("a1").rmdir("/a").delete("shm")
     assert s.dying("/a") and s.m.swap_used == 15  # 64 freed in one batch, 15 parked, still charged
     s.anon("b1", "heap", MiB).reclaim("/b", MiB).anon_free("b1", "heap")  # b frees 256 slots: flushes
     assert not s.dying("/a")
+
+
+def test_an_unmap_on_6_12_frees_a_run_of_swap_entries_past_the_slot_cache():
+    # zap_pte_range -> free_swap_and_cache_nr -> __swap_entries_free: a batch of more than one entry is
+    # uncharged at once (swap_entry_range_free); a tmpfs page (shmem_free_swap, one entry) is still parked
+    for kernel, kept in (("6.1", True), ("6.12", False)):
+        s = Sim(swap_bytes=64 * MiB, cpus=1, kernel=kernel).mkdir("/a").start("a1", "/a")
+        s.anon("a1", "heap", 40 * 4096).reclaim("/a", MiB).exit("a1").rmdir("/a")
+        assert s.dying("/a") is kept and s.m.swap_used == (40 if kept else 0), kernel
+    s = Sim(swap_bytes=64 * MiB, cpus=1, kernel="6.12").mkdir("/a").start("a1", "/a")
+    s.create("shm", shmem=True).write("a1", "shm", 15 * 4096).reclaim("/a", MiB)
+    s.exit("a1").rmdir("/a").delete("shm")
+    assert s.dying("/a") and s.m.swap_used == 15
+    s = Sim(swap_bytes=64 * MiB, cpus=1, kernel="6.12").mkdir("/a").start("a1", "/a")  # longer than a cluster:
+    s.anon("a1", "heap", 600 * 4096).reclaim("/a", 4 * MiB).exit("a1").rmdir("/a")  # a batch crosses one
+    assert s.dying("/a")
 
 
 def test_swap_slot_cache_absent_on_newer_kernels():

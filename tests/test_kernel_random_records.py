@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.kernel_check.known import RANDOM_GROUPS, RANDOM_KNOWN
+from scripts.kernel_check.known import RANDOM_GROUPS, RANDOM_KNOWN, suggest_group, trace_features
 from scripts.kernel_check.randomized import replay_saved
 
 RANDOM_DIR = Path(__file__).resolve().parent / "kernel_random"
@@ -37,3 +37,23 @@ def test_every_random_trace_agrees_but_for_the_listed_ones(results: list) -> Non
     fixed = sorted(set(RANDOM_KNOWN) - disagree)
     assert not fixed, f"these agree on every build now: remove them from known.RANDOM_KNOWN: {fixed}"
     assert set(RANDOM_KNOWN.values()) <= set(RANDOM_GROUPS)
+
+
+def test_suggest_group_reproduces_most_labels(results: list) -> None:
+    # the triage guess (known.suggest_group) against the analysed labels, one result per disagreeing
+    # trace and build: 65 of 70 on 2026-12-06. The misses, kept rather than fitted away: random-2-14
+    # (helper_start_cgroup, a retired generator: looks like kept_zombie), random-3-25 on 6.12 (listed for
+    # its 6.1 difference; on 6.12 only its last rmdir differs), random-3-39 on 6.12 (swap on, but its
+    # first difference is mapped shmem), random-3-49 on 6.12 (the kernel frees a cgroup, no OOM before)
+    bad = [r for r in results if not r.agrees and r.name in RANDOM_KNOWN]
+    misses = sorted(f"{r.name} on {r.kernel_build.series}: {RANDOM_KNOWN[r.name]} -> {suggest_group(r)}"
+                    for r in bad if suggest_group(r) != RANDOM_KNOWN[r.name])
+    assert len(misses) <= len(bad) // 10, misses
+    assert all(suggest_group(r) is None for r in results if r.agrees)
+
+
+def test_trace_features_read_the_step_labels(results: list) -> None:
+    r = next(r for r in results if r.name == "random-3-164" and r.kernel_build.series == "6.1")
+    f = trace_features(r, 9)  # a write of an ext4 file under memory.max=2 MiB, before swapon
+    assert (f.swap, f.limit, f.tasks, f.dirty, f.mapped, f.oom) == (False, 2 << 20, 1, True, False, False)
+    assert trace_features(r, 11).swap

@@ -107,7 +107,9 @@ def random_main(args: argparse.Namespace) -> int:
 
 
 def replay_saved_main(args: argparse.Namespace) -> int:
-    """``--replay-saved DIR``: the model against saved random traces; a summary line per build."""
+    """``--replay-saved DIR``: the model against saved random traces; a summary line per build. A
+    disagreeing trace not in ``known.RANDOM_KNOWN`` gets a line "suggested group: X" (``known.suggest_group``)."""
+    from scripts.kernel_check.known import RANDOM_KNOWN, suggest_group
     from scripts.kernel_check.randomized import replay_saved
 
     results = replay_saved(args.replay_saved, args.kernel)
@@ -117,6 +119,9 @@ def replay_saved_main(args: argparse.Namespace) -> int:
     for r in results:
         if args.steps or not r.agrees:
             print(f"\n== {r.name} on {r.build} (saved, model kernel {r.kernel})\n{r.table()}")
+            if not r.agrees:
+                print(f"listed: {RANDOM_KNOWN[r.name]}" if r.name in RANDOM_KNOWN
+                      else f"suggested group: {suggest_group(r) or 'none (no rule matches)'}")
     by_build: dict[str, list] = {}
     for r in results:
         by_build.setdefault(r.build, []).append(r)
