@@ -24,3 +24,16 @@ def test_idle_fleet_figures(capsys):
     with capsys.disabled():
         print()
         assert main([]) == 0
+
+
+def test_by_op_accounts_for_every_event_and_restores_the_op_table():
+    # not a benchmark: the tiny preset, to check the accounting, not the speed
+    import core.machine as machine_mod
+    from scripts.bench_machine import by_op
+
+    before = list(machine_mod._HANDLERS)
+    res = by_op("tiny", seed=0, policy="none")
+    assert machine_mod._HANDLERS == before
+    assert res["events"] > 0 and sum(n for _, n, _ in res["ops"]) == res["events"]
+    assert all(s >= 0 for _, _, s in res["ops"]) and res["loop_cpu_s"] > 0
+    assert [s for _, _, s in res["ops"]] == sorted((s for _, _, s in res["ops"]), reverse=True)
