@@ -6,8 +6,9 @@ pairs, machines in sorted id order, each machine's rows in file order, cut
 into batches of at most ``max_rows`` rows.
 
 Everything is columnar: ops and flags are mapped once per distinct string,
-names (cgroup, task, object) are dictionary-encoded per batch so that each
-batch carries only its own name tables, and nulls become ``core.events.NULL``.
+names (cgroup, task, object) are hashed once (per machine, or per table for a
+dictionary column) and renumbered per batch so that each batch carries only
+its own name tables, and nulls become ``core.events.NULL``.
 ``batch.row`` holds 1-based data row numbers of the source (as the validator
 reports them), so the model can name the offending row.
 """
@@ -60,12 +61,13 @@ def machine_batches(table: pa.Table, source: str = "",
         table, codes = table.take(pa.array(order)), codes[order]
     cols = _numeric_columns(table, source, order)
     starts = np.searchsorted(codes, np.arange(len(names) + 1))
+    strings = [_Names(table.column(c)) for c in ("cgroup", "task", "object")]
     for k, machine in enumerate(names):
         lo, hi = int(starts[k]), int(starts[k + 1])
         step = max_rows or max(hi - lo, 1)
         for a in range(lo, hi, step):
             b = min(a + step, hi)
-            yield machine, _batch(table, cols, a, b, source)
+            yield machine, _batch(cols, strings, lo, hi, a, b, source)
 
 
 def _machine_codes(table: pa.Table) -> tuple[np.ndarray, list[str]]:
@@ -78,11 +80,10 @@ def _machine_codes(table: pa.Table) -> tuple[np.ndarray, list[str]]:
     """
     col = table.column("machine")
     if col.null_count == 0 and table.num_rows:
-        arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
-        if pa.types.is_dictionary(arr.type):
-            got = _ranked_dictionary(arr)
+        if pa.types.is_dictionary(col.type):
+            got = _ranked_dictionary(col)
         else:
-            got = _ranked_runs(arr)
+            got = _ranked_runs(col.combine_chunks() if col.num_chunks != 1 else col.chunk(0))
         if got is not None:
             return got
     return machine_order_codes(table), machine_ids(table)
@@ -101,21 +102,17 @@ def _ranked_runs(arr: pa.Array) -> tuple[np.ndarray, list[str]] | None:
     return np.repeat(run_codes, np.diff(ends, prepend=0)), names
 
 
-def _ranked_dictionary(arr: pa.DictionaryArray) -> tuple[np.ndarray, list[str]] | None:
-    # the dictionary's values ranked; None if a value repeats (then equal ids would get two codes)
-    if arr.dictionary.null_count:
+def _ranked_dictionary(col: pa.ChunkedArray) -> tuple[np.ndarray, list[str]] | None:
+    # the distinct dictionary values ranked (those no row uses left out); None if a value is null
+    codes, values = _unified(col)
+    if codes.size and int(codes.min()) == NULL:
         return None
-    values = arr.dictionary.cast(pa.string()).to_pylist()
-    if len(set(values)) != len(values):
-        return None
-    rank = np.empty(len(values), dtype=np.int64)
-    rank[np.argsort(np.array(values, dtype=object), kind="stable")] = np.arange(len(values))
-    codes = rank[arr.indices.to_numpy(zero_copy_only=False)]
     used = np.zeros(len(values), dtype=bool)
     used[codes] = True
-    if not used.all():  # a dictionary may hold ids no row uses: rank among the used ones only
-        codes = (np.cumsum(used) - 1)[codes]
-    return codes, sorted(v for v, u in zip(values, used[rank].tolist()) if u)
+    names = sorted(v for v, u in zip(values.to_pylist(), used.tolist()) if u)
+    rank = {m: i for i, m in enumerate(names)}
+    lut = np.array([rank.get(v, -1) for v in values.to_pylist()], dtype=np.int64)
+    return lut[codes], names
 
 
 def _grouping_order(codes: np.ndarray) -> np.ndarray | None:
@@ -157,18 +154,30 @@ def _map_strings(col: pa.ChunkedArray, fn: Callable[[str | None], int], dtype: t
                  row: np.ndarray) -> np.ndarray:
     """Apply ``fn`` once per distinct string, then broadcast the codes to every row.
 
-    The chunks are joined before the hashing (one dictionary, no unification across chunks);
-    a dictionary column (an importer's) is mapped through its own dictionary, nulls as one more value.
+    Plain strings are hashed once for the whole column (``_encoded``). A dictionary column (an
+    importer's, or Parquet's as a replay shard reads it) is mapped through each chunk's
+    dictionary, not hashed; only when a value fails, its dictionaries are joined (``_unified``)
+    to find the first row that uses a failing value (a dictionary may hold values no row uses).
+    Null is one more value (code ``NULL``).
     """
-    arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
-    if pa.types.is_dictionary(arr.type):
-        values = arr.dictionary.cast(pa.string()).to_pylist() + [None]
-        idx = pc.fill_null(arr.indices, len(values) - 1).to_numpy(zero_copy_only=False)
+    if pa.types.is_dictionary(col.type):
+        dicts, which = _distinct_dictionaries(col)
+        luts = []
+        try:
+            for d in dicts:
+                luts.append(np.array([fn(t) for t in d.to_pylist()] + [fn(None) if col.null_count else 0], dtype))
+        except KeyError:
+            pass
+        else:
+            return _through(col, luts, which, dtype)
+        idx, dictionary = _unified(col)
+        used = np.zeros(len(dictionary) + 1, dtype=bool)
+        used[idx] = True
     else:
-        enc = pc.dictionary_encode(arr, null_encoding="encode")
-        values = enc.dictionary.to_pylist()
-        idx = enc.indices.to_numpy(zero_copy_only=False)
-    used = np.bincount(idx, minlength=len(values)) > 0  # a dictionary may hold values no row uses
+        idx, dictionary = _encoded(col)
+        used = np.ones(len(dictionary) + 1, dtype=bool)
+        used[-1] = col.null_count > 0
+    values = dictionary.to_pylist() + [None]  # the last one is NULL's
     lut = np.zeros(len(values), dtype=dtype)
     bad: list[tuple[int, str | None, KeyError]] = []
     for i, text in enumerate(values):
@@ -177,31 +186,154 @@ def _map_strings(col: pa.ChunkedArray, fn: Callable[[str | None], int], dtype: t
         try:
             lut[i] = fn(text)
         except KeyError as e:
-            bad.append((int(np.flatnonzero(idx == i)[0]), text, e))
+            code = NULL if text is None else i
+            bad.append((int(np.flatnonzero(idx == code)[0]), text, e))
     if bad:  # the unknown value that comes first in the table
         first, text, e = min(bad, key=lambda b: b[0])
         raise TraceError(source, int(row[first]), field, f"unknown {field} value {text!r} ({e})") from None
     return lut[idx]
 
 
-def _intern(col: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
-    """Dictionary-encode one name column slice: (int32 indices with NULL, names in order of first use).
+class _Names:
+    """One name column (cgroup, task or object) of the grouped table, handed out batch by batch.
 
-    The slice's chunks are joined first: one hash table, no dictionary unification afterwards.
+    Each batch gets int32 indices (``NULL`` for null) into its own name table, names in order of
+    first use within the batch, as a per-batch ``dictionary_encode`` would give them. The strings
+    are hashed once, not once per batch: plain strings one machine at a time (the machine's
+    first batch then takes that encoding as it is: the codes used in a prefix of the rows are
+    0..k-1 in order of first use), an importer's or a Parquet reader's dictionary column once for
+    the whole table (``_unified``). Any other batch renumbers its codes (``_renumber``).
     """
-    arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
-    if pa.types.is_dictionary(arr.type):
-        arr = arr.cast(arr.type.value_type)
-    enc = pc.dictionary_encode(arr)
-    idx = pc.fill_null(enc.indices, NULL).to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
-    return idx, enc.dictionary.to_pylist()
+
+    def __init__(self, col: pa.ChunkedArray) -> None:
+        self.col = col
+        self.span = (-1, -1)  # rows whose codes are in self.codes (plain strings: one machine)
+        if pa.types.is_dictionary(col.type):
+            self._use(0, len(col), *_unified(col))
+
+    def _use(self, lo: int, hi: int, codes: np.ndarray, values: pa.Array) -> None:
+        self.span, self.codes = (lo, hi), codes
+        self.values = values.to_numpy(zero_copy_only=False)  # object array of str
+        self.first: np.ndarray | None = None  # scratch of _renumber, sized by the dictionary
+
+    def batch(self, lo: int, hi: int, a: int, b: int) -> tuple[np.ndarray, list[str]]:
+        """Indices and names of rows [a, b) of the machine at rows [lo, hi)."""
+        if not self.span[0] <= a < b <= self.span[1]:
+            self._use(lo, hi, *_encoded(self.col.slice(lo, hi - lo)))
+        seg = self.codes[a - self.span[0]:b - self.span[0]]
+        if a == self.span[0] and not pa.types.is_dictionary(self.col.type):
+            k = len(self.values) if b == self.span[1] else int(seg.max(initial=-1)) + 1
+            return seg, self.values[:k].tolist()
+        return self._renumber(seg)
+
+    def _renumber(self, seg: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        k = _first_use_count(seg)
+        if k is not None:  # numbered in order of first use already (as Parquet's dictionaries come)
+            return seg, self.values[:k].tolist()
+        # O(len(seg)): the first row of each code is found by a minimum scattered into a table sized
+        # by the dictionary (slot -1 takes the nulls); only the slots touched are reset afterwards
+        n = len(self.values)
+        if self.first is None:
+            self.first = np.full(n + 1, np.iinfo(np.int64).max, dtype=np.int64)
+        pos = np.arange(len(seg), dtype=np.int64)
+        np.minimum.at(self.first, seg, pos)
+        used = seg[self.first[seg] == pos]  # codes in order of first use (and NULL if a row is null)
+        self.first[used] = np.iinfo(np.int64).max
+        used = used[used != NULL]
+        if np.array_equal(used, np.arange(len(used))):
+            return seg, self.values[:len(used)].tolist()
+        new = np.full(n + 1, NULL, dtype=np.int32)
+        new[used] = np.arange(len(used), dtype=np.int32)
+        return new[seg], self.values[used].tolist()
 
 
-def _batch(table: pa.Table, cols: _Columns, a: int, b: int, source: str) -> EventBatch:
-    part = table.slice(a, b - a)
-    cg, cg_names = _intern(part.column("cgroup"))
-    tk, tk_names = _intern(part.column("task"))
-    ob, ob_names = _intern(part.column("object"))
+def _first_use_count(seg: np.ndarray) -> int | None:
+    """k if ``seg`` numbers its values 0..k-1 in order of first use (NULL anywhere), else None.
+
+    That is: no code exceeds the largest before it by more than one, and the first is 0 or NULL.
+    """
+    if not seg.size:
+        return 0
+    if seg[0] > 0:  # a later batch of a machine: its codes do not start at 0 (the usual failure, found at once)
+        return None
+    top = np.maximum.accumulate(seg)
+    top += 1
+    if not bool(np.all(seg[1:] <= top[:-1])):
+        return None
+    return int(top[-1])
+
+
+def _distinct_dictionaries(col: pa.ChunkedArray) -> tuple[list[pa.Array], list[int]]:
+    """The chunks' dictionaries as plain strings, each once, and per chunk the number of its own.
+
+    A Parquet reader gives each row group its own dictionary, and the chunks of one row group
+    share it (the same buffers): those count once.
+    """
+    at: dict[tuple, int] = {}
+    dicts: list[pa.Array] = []
+    which = []
+    for ch in col.chunks:
+        d = ch.dictionary
+        key = (tuple(buf.address if buf is not None else 0 for buf in d.buffers()), d.offset, len(d))
+        if key not in at:
+            at[key] = len(dicts)
+            dicts.append(d.cast(pa.string()))
+        which.append(at[key])
+    return dicts, which
+
+
+def _through(col: pa.ChunkedArray, luts: list[np.ndarray], which: list[int], dtype: type) -> np.ndarray:
+    """Each row of dictionary column ``col`` looked up in its chunk's table ``luts[which[chunk]]``,
+    whose last entry is for a null row; one array, filled chunk by chunk."""
+    out = np.empty(len(col), dtype=dtype)
+    at = 0
+    for ch, k in zip(col.chunks, which):
+        lut, idx = luts[k], ch.indices
+        if idx.type.bit_width < 32:
+            idx = idx.cast(pa.int32())
+        if idx.null_count:
+            idx = pc.fill_null(idx, len(lut) - 1)
+        np.take(lut, idx.to_numpy(zero_copy_only=False), out=out[at:at + len(ch)])
+        at += len(ch)
+    return out
+
+
+def _unified(col: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
+    """A dictionary column's rows as int32 codes (``NULL`` for null) into one table of distinct strings.
+
+    Chunks may carry different dictionaries, a dictionary may repeat a value or hold nulls: the
+    distinct dictionaries are hashed once together, and each chunk's indices are mapped through
+    its dictionary's part of that encoding.
+    """
+    dicts, which = _distinct_dictionaries(col)
+    values = pa.concat_arrays(dicts) if dicts else pa.array([], pa.string())
+    enc = pc.dictionary_encode(values)
+    remap = pc.fill_null(enc.indices, NULL).to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
+    ends = np.cumsum([len(d) for d in dicts])
+    luts = [np.append(part, np.int32(NULL)) for part in np.split(remap, ends[:-1])] if dicts else []
+    return _through(col, luts, which, np.int32), enc.dictionary
+
+
+def _encoded(col: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
+    """Plain strings as int32 codes (``NULL`` for null) in order of first use, and the strings.
+
+    Arrow encodes the chunks with one hash table and hands every chunk the final dictionary, so
+    the chunks need not be joined first (the check guards against a version that would not).
+    """
+    enc = pc.dictionary_encode(col)
+    if enc.num_chunks == 0:
+        return np.zeros(0, np.int32), pa.array([], pa.string())
+    d = enc.chunk(0).dictionary
+    if any(ch.dictionary.buffers() != d.buffers() or len(ch.dictionary) != len(d) for ch in enc.chunks[1:]):
+        enc = pa.chunked_array([pc.dictionary_encode(col.combine_chunks())])
+        d = enc.chunk(0).dictionary
+    idx = pa.chunked_array([ch.indices for ch in enc.chunks], pa.int32())
+    return pc.fill_null(idx, NULL).to_numpy().astype(np.int32, copy=False), d
+
+
+def _batch(cols: _Columns, names: list[_Names], lo: int, hi: int, a: int, b: int,
+           source: str) -> EventBatch:
+    (cg, cg_names), (tk, tk_names), (ob, ob_names) = (n.batch(lo, hi, a, b) for n in names)
     return EventBatch(
         time_us=cols.time_us[a:b], op=cols.op[a:b], cgroup=cg, task=tk, obj=ob,
         offset=cols.offset[a:b], nbytes=cols.nbytes[a:b], flags=cols.flags[a:b],
