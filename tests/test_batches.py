@@ -218,3 +218,26 @@ def test_an_unknown_op_in_a_later_chunks_dictionary_is_found_at_its_first_row():
     with pytest.raises(TraceError) as err:
         list(machine_batches(t))
     assert err.value.row == len(rows) - 1 and "levitate" in str(err.value)
+
+
+@pytest.mark.parametrize("max_rows", [None, 300])
+def test_a_parquet_file_read_with_its_dictionaries_batches_as_read_trace_does(tmp_path, monkeypatch, max_rows):
+    import pyarrow as pa
+
+    import traces.io
+    from traces.batches import STRING_COLUMNS, read_parquet
+    from traces.generate import PRESETS, generate
+    from traces.io import read_trace, write_trace
+
+    monkeypatch.setattr(traces.io, "ROW_GROUP_ROWS", 500)  # row groups, each with its own dictionaries
+    write_trace(generate(PRESETS["tiny"], 4), tmp_path / "t.parquet")
+    got = read_parquet(tmp_path / "t.parquet")
+    assert all(pa.types.is_dictionary(got.schema.field(c).type) for c in STRING_COLUMNS)
+    assert got.column("object").num_chunks > 2
+    plain = list(machine_batches(read_trace(tmp_path / "t.parquet"), "t", max_rows))
+    enc = list(machine_batches(got, "t", max_rows))
+    assert len(plain) == len(enc) > 2
+    for (m1, a), (m2, b) in zip(plain, enc):
+        assert m1 == m2 and (a.cgroups, a.tasks, a.objects) == (b.cgroups, b.tasks, b.objects)
+        assert all(np.array_equal(getattr(a, f), getattr(b, f)) and getattr(a, f).dtype == getattr(b, f).dtype
+                   for f in ("time_us", "op", "cgroup", "task", "obj", "offset", "nbytes", "flags", "row"))

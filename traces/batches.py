@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from core.errors import TraceError
 from core.events import NULL, EventBatch
@@ -38,6 +39,20 @@ class _Columns:
     nbytes: np.ndarray
     flags: np.ndarray
     row: np.ndarray
+
+
+#: The trace's string columns. Parquet stores them dictionary-encoded (a dictionary per row group).
+STRING_COLUMNS = ("machine", "op", "flags", "cgroup", "task", "object")
+
+
+def read_parquet(source: str | pa.NativeFile) -> pa.Table:
+    """A trace Parquet file (a path or a buffer reader) as ``machine_batches`` takes it fastest.
+
+    The string columns come as Arrow dictionaries, read from the file's own dictionary pages
+    (not decoded into strings and hashed again): ``machine_batches`` then hashes no string per
+    row, only each row group's dictionary once. The values are those of ``pq.read_table``.
+    """
+    return pq.read_table(source, read_dictionary=list(STRING_COLUMNS))
 
 
 def machine_ids(table: pa.Table) -> list[str]:
