@@ -185,9 +185,18 @@ def _chunked_dictionaries(t, rng, dup_value=False, null_value=False, narrow=Fals
     return t
 
 
+@pytest.fixture(params=["per-machine", "whole-table"])
+def dictionaries(request, monkeypatch):
+    """Both ways of ``traces.batches._Names`` with a dictionary column: each machine decoded and hashed
+    (small batches), or the table's dictionaries unified once and every batch renumbered (big ones)."""
+    import traces.batches
+    monkeypatch.setattr(traces.batches, "_WHOLE", 1 << 62 if request.param == "per-machine" else 0)
+    return request.param
+
+
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("max_rows", [None, 1, 7, 40])
-def test_names_of_every_batch_are_its_own_in_order_of_first_use(seed, max_rows):
+def test_names_of_every_batch_are_its_own_in_order_of_first_use(seed, max_rows, dictionaries):
     import pyarrow as pa
 
     from traces.generate import PRESETS, generate
@@ -221,7 +230,8 @@ def test_an_unknown_op_in_a_later_chunks_dictionary_is_found_at_its_first_row():
 
 
 @pytest.mark.parametrize("max_rows", [None, 300])
-def test_a_parquet_file_read_with_its_dictionaries_batches_as_read_trace_does(tmp_path, monkeypatch, max_rows):
+def test_a_parquet_file_read_with_its_dictionaries_batches_as_read_trace_does(tmp_path, monkeypatch, max_rows,
+                                                                             dictionaries):
     import pyarrow as pa
 
     import traces.io

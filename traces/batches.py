@@ -76,7 +76,9 @@ def machine_batches(table: pa.Table, source: str = "",
         table, codes = table.take(pa.array(order)), codes[order]
     cols = _numeric_columns(table, source, order)
     starts = np.searchsorted(codes, np.arange(len(names) + 1))
-    strings = [_Names(table.column(c)) for c in ("cgroup", "task", "object")]
+    sizes = np.diff(starts)
+    batches = int(np.sum(-(-sizes // max_rows))) if max_rows else len(names)
+    strings = [_Names(table.column(c), table.num_rows / max(batches, 1)) for c in ("cgroup", "task", "object")]
     for k, machine in enumerate(names):
         lo, hi = int(starts[k]), int(starts[k + 1])
         step = max_rows or max(hi - lo, 1)
@@ -151,8 +153,32 @@ def _numeric_columns(table: pa.Table, source: str, order: np.ndarray | None) -> 
 
 
 def _int_column(table: pa.Table, name: str) -> np.ndarray:
-    col = pc.fill_null(table.column(name), NULL).combine_chunks()
-    return col.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    # chunk by chunk into one array: one copy of the values, nulls written over afterwards
+    col = table.column(name)
+    out = np.empty(len(col), dtype=np.int64)
+    at = 0
+    for ch in col.chunks:
+        part = out[at:at + len(ch)]
+        if pa.types.is_int64(ch.type) and len(ch):
+            part[:] = _values(ch)
+            if ch.null_count:
+                part[~_valid(ch)] = NULL
+        else:
+            part[:] = pc.fill_null(ch, NULL).to_numpy(zero_copy_only=False)
+        at += len(ch)
+    return out
+
+
+def _values(arr: pa.Array) -> np.ndarray:
+    """The data buffer of a fixed-width integer array (no copy); a null slot holds any value."""
+    dtype = np.dtype(arr.type.to_pandas_dtype())
+    return np.frombuffer(arr.buffers()[1], dtype=dtype, count=arr.offset + len(arr))[arr.offset:]
+
+
+def _valid(arr: pa.Array) -> np.ndarray:
+    """Per slot of an array with nulls: True where it holds a value."""
+    bits = np.frombuffer(arr.buffers()[0], dtype=np.uint8)
+    return np.unpackbits(bits, count=arr.offset + len(arr), bitorder="little")[arr.offset:].view(bool)
 
 
 def _op_code(text: str | None) -> int:
@@ -214,29 +240,36 @@ class _Names:
 
     Each batch gets int32 indices (``NULL`` for null) into its own name table, names in order of
     first use within the batch, as a per-batch ``dictionary_encode`` would give them. The strings
-    are hashed once, not once per batch: plain strings one machine at a time (the machine's
-    first batch then takes that encoding as it is: the codes used in a prefix of the rows are
-    0..k-1 in order of first use), an importer's or a Parquet reader's dictionary column once for
-    the whole table (``_unified``). Any other batch renumbers its codes (``_renumber``).
+    are hashed once, not once per batch, one machine at a time: the machine's first batch then
+    takes that encoding as it is (the codes used in a prefix of the rows are 0..k-1 in order of
+    first use), a later one renumbers its codes (``_renumber``). A dictionary column (an
+    importer's, or a Parquet file's as ``read_parquet`` reads it) cut into big batches is
+    instead unified once for the whole table (``_unified``: only the dictionaries are hashed)
+    and every batch renumbered, which costs nothing when its codes are already in order of first
+    use, as a Parquet file's are; in small batches (many machines) the per-batch work would
+    outweigh that, and each machine's strings are decoded and hashed as plain ones are.
     """
 
-    def __init__(self, col: pa.ChunkedArray) -> None:
+    def __init__(self, col: pa.ChunkedArray, batch_rows: float) -> None:
         self.col = col
-        self.span = (-1, -1)  # rows whose codes are in self.codes (plain strings: one machine)
-        if pa.types.is_dictionary(col.type):
+        self.span = (-1, -1)  # rows whose codes are in self.codes: one machine, or the whole table
+        self.whole = pa.types.is_dictionary(col.type) and batch_rows >= _WHOLE
+        if self.whole:
             self._use(0, len(col), *_unified(col))
 
     def _use(self, lo: int, hi: int, codes: np.ndarray, values: pa.Array) -> None:
         self.span, self.codes = (lo, hi), codes
         self.values = values.to_numpy(zero_copy_only=False)  # object array of str
-        self.first: np.ndarray | None = None  # scratch of _renumber, sized by the dictionary
 
     def batch(self, lo: int, hi: int, a: int, b: int) -> tuple[np.ndarray, list[str]]:
         """Indices and names of rows [a, b) of the machine at rows [lo, hi)."""
         if not self.span[0] <= a < b <= self.span[1]:
-            self._use(lo, hi, *_encoded(self.col.slice(lo, hi - lo)))
+            part = self.col.slice(lo, hi - lo)
+            if pa.types.is_dictionary(part.type):
+                part = pa.chunked_array([c.dictionary_decode() for c in part.chunks], part.type.value_type)
+            self._use(lo, hi, *_encoded(part))
         seg = self.codes[a - self.span[0]:b - self.span[0]]
-        if a == self.span[0] and not pa.types.is_dictionary(self.col.type):
+        if a == self.span[0] and not self.whole:
             k = len(self.values) if b == self.span[1] else int(seg.max(initial=-1)) + 1
             return seg, self.values[:k].tolist()
         return self._renumber(seg)
@@ -245,21 +278,19 @@ class _Names:
         k = _first_use_count(seg)
         if k is not None:  # numbered in order of first use already (as Parquet's dictionaries come)
             return seg, self.values[:k].tolist()
-        # O(len(seg)): the first row of each code is found by a minimum scattered into a table sized
-        # by the dictionary (slot -1 takes the nulls); only the slots touched are reset afterwards
-        n = len(self.values)
-        if self.first is None:
-            self.first = np.full(n + 1, np.iinfo(np.int64).max, dtype=np.int64)
-        pos = np.arange(len(seg), dtype=np.int64)
-        np.minimum.at(self.first, seg, pos)
-        used = seg[self.first[seg] == pos]  # codes in order of first use (and NULL if a row is null)
-        self.first[used] = np.iinfo(np.int64).max
-        used = used[used != NULL]
-        if np.array_equal(used, np.arange(len(used))):
-            return seg, self.values[:len(used)].tolist()
-        new = np.full(n + 1, NULL, dtype=np.int32)
-        new[used] = np.arange(len(used), dtype=np.int32)
-        return new[seg], self.values[used].tolist()
+        # the batch's codes hashed (ints, in a table of the batch's size): their order of first use
+        enc = pc.dictionary_encode(pa.array(seg))
+        idx, used = enc.indices.to_numpy(), enc.dictionary.to_numpy()
+        null = np.flatnonzero(used == NULL)
+        if null.size:  # rows without a name: NULL, and the numbers after theirs close the gap
+            j = int(null[0])
+            used = np.delete(used, j)
+            idx = np.where(idx == j, NULL, idx - (idx > j)).astype(np.int32, copy=False)
+        return idx, self.values[used].tolist()
+
+
+#: batches of at least this many rows on average: a dictionary name column is unified once (``_Names``)
+_WHOLE = 1 << 16
 
 
 def _first_use_count(seg: np.ndarray) -> int | None:
@@ -303,13 +334,14 @@ def _through(col: pa.ChunkedArray, luts: list[np.ndarray], which: list[int], dty
     out = np.empty(len(col), dtype=dtype)
     at = 0
     for ch, k in zip(col.chunks, which):
-        lut, idx = luts[k], ch.indices
-        if idx.type.bit_width < 32:
-            idx = idx.cast(pa.int32())
-        if idx.null_count:
-            idx = pc.fill_null(idx, len(lut) - 1)
-        np.take(lut, idx.to_numpy(zero_copy_only=False), out=out[at:at + len(ch)])
+        lut, idx, part = luts[k], ch.indices, out[at:at + len(ch)]
         at += len(ch)
+        if not len(ch):
+            continue
+        # a valid dictionary array's indices are in range; the value under a null is anything ("clip")
+        np.take(lut, _values(idx), out=part, mode="clip")
+        if idx.null_count:
+            part[~_valid(idx)] = lut[-1]
     return out
 
 
