@@ -84,7 +84,7 @@ def machine_batches(table: pa.Table, source: str = "",
         step = max_rows or max(hi - lo, 1)
         for a in range(lo, hi, step):
             b = min(a + step, hi)
-            yield machine, _batch(cols, strings, lo, hi, a, b, source)
+            yield machine, _batch(cols, strings, a, b, source)
 
 
 def _machine_codes(table: pa.Table) -> tuple[np.ndarray, list[str]]:
@@ -153,32 +153,8 @@ def _numeric_columns(table: pa.Table, source: str, order: np.ndarray | None) -> 
 
 
 def _int_column(table: pa.Table, name: str) -> np.ndarray:
-    # chunk by chunk into one array: one copy of the values, nulls written over afterwards
-    col = table.column(name)
-    out = np.empty(len(col), dtype=np.int64)
-    at = 0
-    for ch in col.chunks:
-        part = out[at:at + len(ch)]
-        if pa.types.is_int64(ch.type) and len(ch):
-            part[:] = _values(ch)
-            if ch.null_count:
-                part[~_valid(ch)] = NULL
-        else:
-            part[:] = pc.fill_null(ch, NULL).to_numpy(zero_copy_only=False)
-        at += len(ch)
-    return out
-
-
-def _values(arr: pa.Array) -> np.ndarray:
-    """The data buffer of a fixed-width integer array (no copy); a null slot holds any value."""
-    dtype = np.dtype(arr.type.to_pandas_dtype())
-    return np.frombuffer(arr.buffers()[1], dtype=dtype, count=arr.offset + len(arr))[arr.offset:]
-
-
-def _valid(arr: pa.Array) -> np.ndarray:
-    """Per slot of an array with nulls: True where it holds a value."""
-    bits = np.frombuffer(arr.buffers()[0], dtype=np.uint8)
-    return np.unpackbits(bits, count=arr.offset + len(arr), bitorder="little")[arr.offset:].view(bool)
+    col = pc.fill_null(table.column(name), NULL).combine_chunks()
+    return col.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
 
 
 def _op_code(text: str | None) -> int:
@@ -239,40 +215,31 @@ class _Names:
     """One name column (cgroup, task or object) of the grouped table, handed out batch by batch.
 
     Each batch gets int32 indices (``NULL`` for null) into its own name table, names in order of
-    first use within the batch, as a per-batch ``dictionary_encode`` would give them. The strings
-    are hashed once, not once per batch, one machine at a time: the machine's first batch then
-    takes that encoding as it is (the codes used in a prefix of the rows are 0..k-1 in order of
-    first use), a later one renumbers its codes (``_renumber``). A dictionary column (an
-    importer's, or a Parquet file's as ``read_parquet`` reads it) cut into big batches is
-    instead unified once for the whole table (``_unified``: only the dictionaries are hashed)
-    and every batch renumbered, which costs nothing when its codes are already in order of first
-    use, as a Parquet file's are; in small batches (many machines) the per-batch work would
-    outweigh that, and each machine's strings are decoded and hashed as plain ones are.
+    first use within the batch: a per-batch ``dictionary_encode`` (a dictionary column's batch
+    decoded first), in a hash table of the batch's size. A dictionary column (an importer's, or
+    a Parquet file's as ``read_parquet`` reads it) cut into big batches is instead unified once
+    for the whole table (``_unified``: only the dictionaries are hashed, no string per row) and
+    each batch's codes renumbered (``_renumber``), which costs nothing when they are already in
+    order of first use, as a Parquet file's are. In small batches (many machines) that per-batch
+    work and the whole table's dictionaries would cost more than the strings of the batch.
     """
 
     def __init__(self, col: pa.ChunkedArray, batch_rows: float) -> None:
         self.col = col
-        self.span = (-1, -1)  # rows whose codes are in self.codes: one machine, or the whole table
         self.whole = pa.types.is_dictionary(col.type) and batch_rows >= _WHOLE
         if self.whole:
-            self._use(0, len(col), *_unified(col))
+            self.codes, values = _unified(col)
+            self.values = values.to_numpy(zero_copy_only=False)  # object array of str
 
-    def _use(self, lo: int, hi: int, codes: np.ndarray, values: pa.Array) -> None:
-        self.span, self.codes = (lo, hi), codes
-        self.values = values.to_numpy(zero_copy_only=False)  # object array of str
-
-    def batch(self, lo: int, hi: int, a: int, b: int) -> tuple[np.ndarray, list[str]]:
-        """Indices and names of rows [a, b) of the machine at rows [lo, hi)."""
-        if not self.span[0] <= a < b <= self.span[1]:
-            part = self.col.slice(lo, hi - lo)
-            if pa.types.is_dictionary(part.type):
-                part = pa.chunked_array([c.dictionary_decode() for c in part.chunks], part.type.value_type)
-            self._use(lo, hi, *_encoded(part))
-        seg = self.codes[a - self.span[0]:b - self.span[0]]
-        if a == self.span[0] and not self.whole:
-            k = len(self.values) if b == self.span[1] else int(seg.max(initial=-1)) + 1
-            return seg, self.values[:k].tolist()
-        return self._renumber(seg)
+    def batch(self, a: int, b: int) -> tuple[np.ndarray, list[str]]:
+        """Indices and names of rows [a, b)."""
+        if self.whole:
+            return self._renumber(self.codes[a:b])
+        part = self.col.slice(a, b - a)
+        if pa.types.is_dictionary(part.type):
+            part = pa.chunked_array([c.dictionary_decode() for c in part.chunks], part.type.value_type)
+        codes, values = _encoded(part)
+        return codes, values.to_pylist()
 
     def _renumber(self, seg: np.ndarray) -> tuple[np.ndarray, list[str]]:
         k = _first_use_count(seg)
@@ -334,14 +301,14 @@ def _through(col: pa.ChunkedArray, luts: list[np.ndarray], which: list[int], dty
     out = np.empty(len(col), dtype=dtype)
     at = 0
     for ch, k in zip(col.chunks, which):
-        lut, idx, part = luts[k], ch.indices, out[at:at + len(ch)]
-        at += len(ch)
-        if not len(ch):
-            continue
-        # a valid dictionary array's indices are in range; the value under a null is anything ("clip")
-        np.take(lut, _values(idx), out=part, mode="clip")
+        lut, idx = luts[k], ch.indices
+        if idx.type.bit_width < 32:
+            idx = idx.cast(pa.int32())
         if idx.null_count:
-            part[~_valid(idx)] = lut[-1]
+            idx = pc.fill_null(idx, len(lut) - 1)
+        # the indices of a valid dictionary array are in range; mode "raise" would buffer the output
+        np.take(lut, idx.to_numpy(zero_copy_only=False), out=out[at:at + len(ch)], mode="clip")
+        at += len(ch)
     return out
 
 
@@ -378,9 +345,8 @@ def _encoded(col: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
     return pc.fill_null(idx, NULL).to_numpy().astype(np.int32, copy=False), d
 
 
-def _batch(cols: _Columns, names: list[_Names], lo: int, hi: int, a: int, b: int,
-           source: str) -> EventBatch:
-    (cg, cg_names), (tk, tk_names), (ob, ob_names) = (n.batch(lo, hi, a, b) for n in names)
+def _batch(cols: _Columns, names: list[_Names], a: int, b: int, source: str) -> EventBatch:
+    (cg, cg_names), (tk, tk_names), (ob, ob_names) = (n.batch(a, b) for n in names)
     return EventBatch(
         time_us=cols.time_us[a:b], op=cols.op[a:b], cgroup=cg, task=tk, obj=ob,
         offset=cols.offset[a:b], nbytes=cols.nbytes[a:b], flags=cols.flags[a:b],
