@@ -6,9 +6,11 @@ pairs, machines in sorted id order, each machine's rows in file order, cut
 into batches of at most ``max_rows`` rows.
 
 Everything is columnar: ops and flags are mapped once per distinct string,
-names (cgroup, task, object) are hashed once (per machine, or per table for a
-dictionary column) and renumbered per batch so that each batch carries only
-its own name tables, and nulls become ``core.events.NULL``.
+names (cgroup, task, object) are encoded per batch so that each batch carries
+only its own name tables (a dictionary column in big batches: its dictionaries
+unified once, each batch's codes renumbered, see ``_Names``), and nulls become
+``core.events.NULL``. ``read_parquet`` reads a trace file the way this module
+takes it fastest.
 ``batch.row`` holds 1-based data row numbers of the source (as the validator
 reports them), so the model can name the offending row.
 """
@@ -49,8 +51,9 @@ def read_parquet(source: str | pa.NativeFile) -> pa.Table:
     """A trace Parquet file (a path or a buffer reader) as ``machine_batches`` takes it fastest.
 
     The string columns come as Arrow dictionaries, read from the file's own dictionary pages
-    (not decoded into strings and hashed again): ``machine_batches`` then hashes no string per
-    row, only each row group's dictionary once. The values are those of ``pq.read_table``.
+    instead of decoded into strings (a faster read): ``machine_batches`` maps machine, op and
+    flags through those dictionaries without hashing a string per row, and the names too when
+    its batches are big (see ``_Names``). The values are those of ``pq.read_table``.
     """
     return pq.read_table(source, read_dictionary=list(STRING_COLUMNS))
 
@@ -267,7 +270,7 @@ def _first_use_count(seg: np.ndarray) -> int | None:
     """
     if not seg.size:
         return 0
-    if seg[0] > 0:  # a later batch of a machine: its codes do not start at 0 (the usual failure, found at once)
+    if seg[0] > 0:  # codes not starting at 0 (any batch but the table's first, mostly): found at once
         return None
     top = np.maximum.accumulate(seg)
     top += 1
