@@ -33,14 +33,13 @@ from typing import Any, Optional
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from core.events import EventBatch
 from core.machine import Machine, MachineConfig
 from core.metrics import points_columns
 from core.policy import make_policy
 from replay.store import RunStore
-from traces.batches import machine_batches
+from traces.batches import machine_batches, read_parquet
 from traces.generate import SynthParams, generate_machine
 from traces.io import write_trace
 
@@ -198,9 +197,9 @@ class Shard:
             import ray  # the Ray executor shipped the partition through the object store
 
             piece = ray.get(s.trace_ref)
-            by_id = dict(machine_batches(pq.read_table(pa.BufferReader(piece)), f"shard {s.index}'s partition"))
+            by_id = dict(machine_batches(read_parquet(pa.BufferReader(piece)), f"shard {s.index}'s partition"))
         else:
-            by_id = dict(machine_batches(pq.read_table(s.trace_path), s.trace_path))
+            by_id = dict(machine_batches(read_parquet(s.trace_path), s.trace_path))
         missing = [m for m in s.machines if m not in by_id]
         if missing:
             raise ValueError(f"shard {s.index}: no events for machines {missing[:5]}")
@@ -212,7 +211,7 @@ class Shard:
         s = self.spec
         path = os.path.join(node_scratch(s.scratch), s.trace_path) if s.scratch and s.trace_path else s.trace_path
         if path and os.path.exists(path):
-            return pq.read_table(path)
+            return read_parquet(path)
         # generation is per machine deterministic: machine i of the fleet is generator index i
         params = SynthParams(**s.synth)  # type: ignore[arg-type]
         table = pa.concat_tables([generate_machine(params, s.seed, s.first_machine + i)

@@ -7,7 +7,13 @@ seconds of every run and the best rows per CPU-second. On a shared box the load 
 figure; alternating the versions exposes both to the same load, and the best of several runs is
 the least disturbed. Nothing is asserted.
 
-    python scripts/bench_ab.py /tmp/old [--hours 24] [--repeat 3]
+``machine_batches`` is measured on the trace as ``read_trace`` returns it (plain strings) and as
+a replay shard reads it: the old checkout's shard with ``pq.read_table``, this one's with
+``traces.batches.read_parquet`` (string columns as Parquet's dictionaries), batches alone and
+read + batches. ``--google N`` adds the Google 2011 excerpt tiled N times (as
+``scripts/bench_import.py``), imported and written by ``write_trace``, read as a shard reads it.
+
+    python scripts/bench_ab.py /tmp/old [--hours 24] [--repeat 3] [--google 50] [--skip-generate]
 """
 
 from __future__ import annotations
@@ -49,13 +55,27 @@ def _ab(label: str, rows: int, runs: dict[str, Callable[[], object]], repeat: in
               f"best {rows / min(v) / 1e6:6.3f}M rows/cpu-s", flush=True)
 
 
+def _shard_ab(label: str, path: Path, bat: dict[str, ModuleType], read: dict[str, Callable], repeat: int) -> None:
+    # as replay.shard loads a partition: each version's read, then its machine_batches (whole machines)
+    tables = {k: read[k](path) for k in bat}
+    rows = tables["new"].num_rows
+    _ab(f"machine_batches (shard, {label})", rows,
+        {k: (lambda k=k: sum(len(b) for _, b in bat[k].machine_batches(tables[k]))) for k in bat}, repeat)
+    _ab(f"read + batches (shard, {label})", rows,
+        {k: (lambda k=k: sum(len(b) for _, b in bat[k].machine_batches(read[k](path)))) for k in bat}, repeat)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse options and print both versions' figures."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("old", type=Path, help="an old checkout of this repository")
     ap.add_argument("--hours", type=float, default=24.0, help="simulated hours of machine_day to generate")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--google", type=int, default=0, metavar="N", help="also the Google 2011 excerpt x N")
+    ap.add_argument("--skip-generate", action="store_true", help="measure machine_batches only")
     args = ap.parse_args(argv)
+    import pyarrow.parquet as pq
+
     from traces.io import read_trace, write_trace
     gen = {"old": _load(args.old / "traces/generate.py", "old_generate"),
            "new": _load(REPO / "traces/generate.py", "new_generate")}
@@ -64,14 +84,24 @@ def main(argv: list[str] | None = None) -> int:
     params = {k: dataclasses.replace(m.PRESETS["machine_day"], duration_s=args.hours * 3600) for k, m in gen.items()}
     table = gen["new"].generate_machine(params["new"], 0, 0)
     n = table.num_rows
-    _ab(f"generate_machine ({args.hours:g} h)", n,
-        {k: (lambda k=k: gen[k].generate_machine(params[k], 0, 0)) for k in gen}, args.repeat)
+    if not args.skip_generate:
+        _ab(f"generate_machine ({args.hours:g} h)", n,
+            {k: (lambda k=k: gen[k].generate_machine(params[k], 0, 0)) for k in gen}, args.repeat)
+    shard_read = {"old": pq.read_table, "new": bat["new"].read_parquet}
     with tempfile.TemporaryDirectory() as d:
-        write_trace(gen["new"].generate(params["new"], 0), Path(d) / "t.parquet")
-        back = read_trace(Path(d) / "t.parquet")
-    _ab("machine_batches (read back)", back.num_rows,
-        {k: (lambda k=k: sum(len(b) for _, b in bat[k].machine_batches(back, max_rows=1 << 20))) for k in bat},
-        args.repeat)
+        path = Path(d) / "t.parquet"
+        write_trace(gen["new"].generate(params["new"], 0), path)
+        back = read_trace(path)
+        _ab("machine_batches (read back)", back.num_rows,
+            {k: (lambda k=k: sum(len(b) for _, b in bat[k].machine_batches(back, max_rows=1 << 20))) for k in bat},
+            args.repeat)
+        _shard_ab("machine_day", path, bat, shard_read, args.repeat)
+        if args.google:
+            from scripts.pipeline_check import _excerpt, _tiled
+            from traces.importers.google2011 import import_google2011
+            tiled = _tiled(Path(d) / "te.csv.gz", _excerpt("task"), args.google)
+            write_trace(import_google2011([tiled])[0], Path(d) / "g.parquet")
+            _shard_ab(f"google2011 x{args.google}", Path(d) / "g.parquet", bat, shard_read, args.repeat)
     print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
     return 0
 

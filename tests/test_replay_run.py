@@ -197,3 +197,39 @@ def test_an_unchanged_machine_is_pickled_once_for_every_checkpoint(compose_repla
     assert all(f[0] is b for f, b in zip(shard.machines, blobs))  # no machine was pickled again
     clocks = [f[1][0] for f in shard.machines]
     assert clocks == [grid + 5 * spec.step_us] * len(clocks)
+
+
+def test_a_shard_reads_its_partition_with_the_string_columns_as_dictionaries(compose_replay, tmp_path, monkeypatch):
+    """``traces.batches.read_parquet``: the shard batches Parquet's own dictionaries (no string hashed per row),
+    and its machines get the batches a plain read gives."""
+    import dataclasses
+
+    import pyarrow as pa
+
+    import replay.shard
+    from replay.app import shard_specs
+    from replay.plan import make_plans
+    from replay.shard import Shard
+    from traces.batches import STRING_COLUMNS, machine_batches
+    from traces.generate import PRESETS, generate
+    from traces.io import read_trace, write_trace
+
+    params = dataclasses.replace(PRESETS["tiny"], machines=2, duration_s=120.0)
+    write_trace(generate(params, 1), tmp_path / "g.parquet")
+    cfg = compose_replay("trace=file", f"trace.path={tmp_path / 'g.parquet'}", "policy=none", "executor=local")
+    [plan] = make_plans(cfg, lambda n: 1, str(tmp_path / "work"))
+    spec = shard_specs(plan, cfg, "none", "r", None)[0]
+    seen = []
+
+    def recording(table, *args, **kw):
+        seen.append([table.schema.field(c).type for c in STRING_COLUMNS])
+        return machine_batches(table, *args, **kw)
+
+    monkeypatch.setattr(replay.shard, "machine_batches", recording)
+    shard = Shard(spec)
+    assert seen and all(pa.types.is_dictionary(t) for t in seen[0])
+    plain = dict(machine_batches(read_trace(spec.trace_path), spec.trace_path))
+    for mid, got in zip(spec.machines, shard.batches):
+        want = plain[mid]
+        assert (got.cgroups, got.tasks, got.objects) == (want.cgroups, want.tasks, want.objects)
+        assert all(np.array_equal(getattr(got, f), getattr(want, f)) for f in ("time_us", "op", "obj", "row"))
