@@ -440,3 +440,37 @@ echo "dead: $ack"
 """
     out = subprocess.run([_busybox(), "ash", "-c", script], capture_output=True, text=True, timeout=20)
     assert out.stdout.splitlines() == ["live: ok", "dead: none: the task died (OOM kill)"], out
+
+
+def test_probe_steps_follow_the_trace_and_report_the_dying_count() -> None:
+    # --then: each shell is a step numbered after the trace's last row; the rows read the root's
+    # nr_dying_descendants and the cgroups after the last row and after every probe
+    from scripts.kernel_check.probe import _sleep_seconds, probe_rows, render_with_probes
+
+    rows = [{"time_us": 0, "machine": "m0", "op": "mkdir", "cgroup": "/a"},
+            {"time_us": 10, "machine": "m0", "op": "rmdir", "cgroup": "/a"}]
+    script = translate.translate(rows, "probe.csv")
+    text, numbers = render_with_probes(script, ["sleep 30; kc_drop_caches 3", "sync"])
+    assert numbers == [2, 3]
+    assert text.endswith("kc_step 2\nsleep 30; kc_drop_caches 3\nkc_done 2\nkc_step 3\nsync\nkc_done 3\n")
+    out = "\n".join(["KC-BEGIN 6.1.0-test", "KC -1 / nr_dying_descendants 0", "KC -1 / rc 0",
+                     "KC 0 / nr_dying_descendants 0", "KC 0 /a nr_dying_descendants 0", "KC 0 / rc 0",
+                     "KC 1 / nr_dying_descendants 1", "KC 1 / rc 0", "KC-LOG 2 waited",
+                     "KC 2 / nr_dying_descendants 0", "KC 2 / rc 0", "KC 3 / nr_dying_descendants 0",
+                     "KC 3 / rc 0", "KC-END"]) + "\n"
+    observed = parse.parse_output(out)
+    got = probe_rows(script, ["sleep 30; kc_drop_caches 3", "sync"], numbers, observed)
+    assert [(s, d, c) for s, _, d, c in got] == [(1, 1, ["/"]), (2, 0, ["/"]), (3, 0, ["/"])]
+    assert got[1][1] == "sleep 30; kc_drop_caches 3" and observed.logs == ["2 waited"]
+    assert _sleep_seconds("sleep 30; kc_drop_caches 3; sleep 1.5") == 31.5
+    # a probe step the VM did not finish is an error, not a silent gap
+    cut = out.replace("KC 3 / nr_dying_descendants 0\nKC 3 / rc 0\n", "")
+    with pytest.raises(parse.VmOutputError, match="step 3"):
+        probe_rows(script, ["a", "b"], numbers, parse.parse_output(cut))
+
+
+def test_then_probes_exactly_one_scenario(capsys) -> None:
+    from scripts.kernel_check.__main__ import main
+
+    assert main(["--then", "sync"]) == 2
+    assert "exactly one" in capsys.readouterr().err

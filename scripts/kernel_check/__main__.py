@@ -12,7 +12,9 @@ tests/kernel_records/<build>/ and report the drift from the build recorded befor
 compared step by step, a disagreement shrunk and saved under tests/kernel_scenarios/),
 ``--cost`` (no scenarios: bytes per zombie memcg measured for each kernel and ``--cpus``
 count, ``--zombies`` per boot, against the model's cost, scripts/kernel_check/cost.py;
-``--record`` saves them under tests/kernel_scenarios/cost/).
+``--record`` saves them under tests/kernel_scenarios/cost/),
+``--then SHELL`` (repeatable; one scenario: boot it with each SHELL as an extra step after its
+last row and print the dying cgroups after each, scripts/kernel_check/probe.py).
 Out: on stdout, the per-step diff of every scenario that disagrees (or of
 all with ``--steps``), the agreement table naming each exact build (uname -r
 and package version), and with ``--record`` the drift report; exit status 0 if
@@ -72,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "build or those of --kernel")
     p.add_argument("--shrink-rounds", type=int, default=6,
                    help="boots spent shrinking each disagreement (0: do not shrink or save)")
+    p.add_argument("--then", action="append", default=None, metavar="SHELL",
+                   help="one scenario: run SHELL (init's shell, e.g. 'sleep 30; kc_drop_caches 3') as an "
+                        "extra step after its last row, repeatable; prints the dying cgroups after each")
     p.add_argument("--cost", action="store_true",
                    help="measure the bytes per zombie memcg (percpu, slab, vmalloc) instead of the scenarios")
     p.add_argument("--cpus", default="1,2,4", help="--cost: possible CPU counts, comma-separated (default 1,2,4)")
@@ -135,6 +140,23 @@ def replay_saved_main(args: argparse.Namespace) -> int:
     return 0 if all(r.agrees for r in results) else 1
 
 
+def probe_main(args: argparse.Namespace) -> int:
+    """``--then SHELL ...``: one scenario's end state probed on each kernel; 2 if the VM failed."""
+    from scripts.kernel_check.probe import probe
+
+    paths = scenario_paths(args.scenarios)
+    if len(args.scenarios) != 1 or len(paths) != 1:
+        print("--then probes one scenario: name exactly one", file=sys.stderr)
+        return 2
+    for kernel in args.kernel or ["6.1"]:
+        try:
+            print(probe(paths[0], args.then, kernel, cache=args.cache, accel=args.accel).table() + "\n")
+        except VmOutputError as exc:
+            print(f"kernel {kernel}: {exc}", file=sys.stderr)
+            return 2
+    return 0
+
+
 def replay_records(args: argparse.Namespace, paths: list[Path]) -> list:
     """The model against recorded boots (the default test's comparison), filtered like a live run."""
     wanted = {p.stem for p in paths}
@@ -157,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         return replay_saved_main(args)
     if args.random is not None:
         return random_main(args)
+    if args.then:
+        return probe_main(args)
     paths, results = scenario_paths(args.scenarios), []
     if args.replay:
         results = replay_records(args, paths)
