@@ -7,7 +7,8 @@ much it could matter. It runs the replay (``replay.app.run_command``, Hydra over
 command line, ``executor=local``) with the model's ``touch_atime`` and its file-write handler
 wrapped to record the memcg of every task that dirtied an inode, then reads the run's job table.
 
-In: Hydra overrides (default ``policy.names=[none] executor=local``) and ``--hold S``, the seconds
+In: Hydra overrides (default ``policy.names=[none] executor=local``; the run never uses or fills
+the result cache) and ``--hold S``, the seconds
 the kernel is assumed to hold each such memcg past the model's free. Out: printed figures: memcgs,
 those that dirtied an inode, those of them freed before the end, and the rise in the fleet's
 time-averaged and final zombie counts if each were held ``--hold`` seconds longer, or never freed.
@@ -93,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with tempfile.TemporaryDirectory() as out:
             with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
-                cfg = compose("config", overrides=[*args.overrides, f"output_dir={out}"])
+                # store.cache=false: a cached result would skip the replay, and with it the recording
+                cfg = compose("config", overrides=[*args.overrides, f"output_dir={out}", "store.cache=false"])
             rc = run_command(cfg)
             if rc:
                 return rc
