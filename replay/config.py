@@ -108,6 +108,7 @@ class MachineCfg:
     watermark_low: float = 0.01
     watermark_high: float = 0.015
     mapped_hot: bool = True
+    dirty_expire_s: float = 30.0  # vm.dirty_expire_centisecs / 100: dirty page cache older than this is written back
 
 
 @dataclass
@@ -287,7 +288,17 @@ def machine_config_kwargs(cfg: ReplayConfig, trace_mem_bytes: Optional[int] = No
         sample_interval_us=cfg.fleet.sample_interval_s * 1_000_000, id_pool_size=m.id_pool_size,
         lru_gen=m.lru_gen, shrinkers=m.shrinkers, watermark_low=m.watermark_low,
         watermark_high=m.watermark_high, mapped_hot=m.mapped_hot,
+        dirty_expire_us=_finite_us(m.dirty_expire_s, "machine.dirty_expire_s"),
     )
+
+
+def _finite_us(seconds: float, key: str) -> int:
+    """Seconds of a config key as whole microseconds; a ConfigError naming ``key`` if not a finite number."""
+    from core.errors import ConfigError
+
+    if not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
+        raise ConfigError(f"{key}: {seconds!r} is not a finite number of seconds")
+    return int(round(seconds * 1_000_000))
 
 
 __all__ = [

@@ -80,6 +80,18 @@ def test_machine_settings_fail_in_the_config_check(compose_replay):
 
     with pytest.raises(ConfigError, match="watermark"):
         check_config(compose_replay("machine.watermark_low=0.5", "machine.watermark_high=0.1"))
+    with pytest.raises(ConfigError, match="dirty_expire"):
+        check_config(compose_replay("machine.dirty_expire_s=-1"))
+    with pytest.raises(ConfigError, match="machine.dirty_expire_s: nan"):
+        check_config(compose_replay("machine.dirty_expire_s=nan"))
+
+
+def test_dirty_expire_reaches_the_machine(compose_replay):
+    # vm.dirty_expire_centisecs as a machine setting: seconds in the config, microseconds in the model
+    from replay.config import machine_config_kwargs
+
+    assert machine_config_kwargs(compose_replay())["dirty_expire_us"] == 30_000_000
+    assert machine_config_kwargs(compose_replay("machine.dirty_expire_s=1.5"))["dirty_expire_us"] == 1_500_000
 
 
 def test_each_policy_knobs_class_is_registered_with_hydra():
