@@ -288,17 +288,8 @@ def machine_config_kwargs(cfg: ReplayConfig, trace_mem_bytes: Optional[int] = No
         sample_interval_us=cfg.fleet.sample_interval_s * 1_000_000, id_pool_size=m.id_pool_size,
         lru_gen=m.lru_gen, shrinkers=m.shrinkers, watermark_low=m.watermark_low,
         watermark_high=m.watermark_high, mapped_hot=m.mapped_hot,
-        dirty_expire_us=_finite_us(m.dirty_expire_s, "machine.dirty_expire_s"),
+        dirty_expire_us=int(round(m.dirty_expire_s * 1_000_000)),  # finite: check_config
     )
-
-
-def _finite_us(seconds: float, key: str) -> int:
-    """Seconds of a config key as whole microseconds; a ConfigError naming ``key`` if not a finite number."""
-    from core.errors import ConfigError
-
-    if not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
-        raise ConfigError(f"{key}: {seconds!r} is not a finite number of seconds")
-    return int(round(seconds * 1_000_000))
 
 
 __all__ = [
@@ -352,10 +343,11 @@ def check_config(cfg: ReplayConfig) -> None:
         problems.append(f"fleet.machines: {cfg.fleet.machines} is negative (0 keeps every machine of the trace)")
     if cfg.fleet.sample_interval_s <= 0:
         problems.append("fleet.sample_interval_s must be > 0")
-    for key in ("mem_gib", "swap_gib"):  # sizes in GiB must be finite numbers (nan or inf are not sizes)
+    # sizes in GiB and times in seconds must be finite numbers (nan or inf are neither)
+    for key, what in (("mem_gib", "size"), ("swap_gib", "size"), ("dirty_expire_s", "number of seconds")):
         v = getattr(cfg.machine, key)
         if v is not None and not math.isfinite(v):
-            problems.append(f"machine.{key}: {v} is not a finite size")
+            problems.append(f"machine.{key}: {v} is not a finite {what}")
     if problems:
         raise ConfigError("; ".join(problems))
     from core.state import MachineConfig
