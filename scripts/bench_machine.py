@@ -38,15 +38,22 @@ from traces.batches import machine_batches
 from traces.generate import PRESETS, generate
 
 
-def run(preset: str, seed: int, policy: str, profile: bool) -> dict:
-    """Generate the preset's first machine, replay it, and return the figures."""
+def _day(preset: str, seed: int) -> tuple[list, MachineConfig, int, float]:
+    """The preset's first machine as batches, its machine config, the day's end in microseconds and
+    the seconds ``generate`` took."""
     params = PRESETS[preset]
     t0 = time.perf_counter()
     table = generate(params, seed)
     gen_s = time.perf_counter() - t0
     batches = [b for mid, b in machine_batches(table, source=preset) if mid == "m-0000"]
-    events = sum(len(b) for b in batches)
     cfg = MachineConfig(mem_bytes=params.mem_bytes, swap_bytes=params.swap_bytes)
+    return batches, cfg, int(params.duration_s * 1e6), gen_s
+
+
+def run(preset: str, seed: int, policy: str, profile: bool) -> dict:
+    """Generate the preset's first machine, replay it, and return the figures."""
+    batches, cfg, end_us, gen_s = _day(preset, seed)
+    events = sum(len(b) for b in batches)
     machine = Machine(cfg, make_policy(policy), machine_id="m-0000", seed=seed)
     prof = cProfile.Profile() if profile else None
     t0, c0 = time.perf_counter(), time.process_time()
@@ -54,7 +61,7 @@ def run(preset: str, seed: int, policy: str, profile: bool) -> dict:
         prof.enable()
     for b in batches:
         machine.apply(b)
-    machine.advance_to(int(params.duration_s * 1e6))
+    machine.advance_to(end_us)
     if prof:
         prof.disable()
     replay_s = time.perf_counter() - t0
@@ -82,14 +89,6 @@ def run(preset: str, seed: int, policy: str, profile: bool) -> dict:
     return out
 
 
-def _day(preset: str, seed: int) -> tuple[list, MachineConfig, int]:
-    """The preset's first machine as batches, its machine config and the day's end in microseconds."""
-    params = PRESETS[preset]
-    batches = [b for mid, b in machine_batches(generate(params, seed), source=preset) if mid == "m-0000"]
-    cfg = MachineConfig(mem_bytes=params.mem_bytes, swap_bytes=params.swap_bytes)
-    return batches, cfg, int(params.duration_s * 1e6)
-
-
 def _replay_with(handlers: list[Callable], batches: list, cfg: MachineConfig, end_us: int, policy: str,
                  seed: int) -> float:
     """Replay ``batches`` on a new machine with ``handlers`` in place of the op table; CPU seconds."""
@@ -112,7 +111,7 @@ def by_op(preset: str, seed: int, policy: str) -> dict:
     Out: ``events``, ``cpu_s`` (the timed replay), ``loop_cpu_s`` (every handler a no-op) and
     ``ops``: (op name, events, handler seconds) rows, most expensive first.
     """
-    batches, cfg, end_us = _day(preset, seed)
+    batches, cfg, end_us, _ = _day(preset, seed)
     spent: dict[int, int] = defaultdict(int)
     calls: dict[int, int] = defaultdict(int)
     clock = time.process_time_ns
