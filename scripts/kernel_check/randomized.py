@@ -107,7 +107,7 @@ class _Gen:
         # data there (charged there, kept there after a move, as cgroup v2 does), which the trace
         # does not describe, and they would keep that cgroup dying until the task exits
         # (random-2-14); a real trace's task would list such memory as ops
-        held = set().union(*self.homes.values()) if self.homes else set()
+        held = set().union(*self.homes.values())
         empty = [c for c in self.cgroups if not self.children(c) and c not in held]
         if not empty:
             return False
