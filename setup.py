@@ -29,7 +29,9 @@ COMPILED = ("machine", "syscalls", "memory", "memcontrol", "vmscan", "page_alloc
             "truncate", "rmap", "task", "kmem", "fs_writeback", "swap_slots", "swapfile", "cgroup", "workqueue",
             "recharge", "stat", "pages", "memcg", "metrics", "state")
 BUILD_FILE = "core/_build.json"
-DIRECTIVES = {"language_level": 3, "annotation_typing": True, "binding": True, "embedsignature": False}
+DIRECTIVES = {"language_level": 3, "annotation_typing": True, "binding": True, "embedsignature": False,
+              # C integer arithmetic raises OverflowError instead of wrapping, as Python ints never wrap
+              "overflowcheck": True}
 
 
 def _warn(msg: str) -> None:

@@ -26,6 +26,11 @@ from collections.abc import Iterable
 
 import numpy as np
 
+try:
+    import cython
+except ImportError:  # no Cython: the pure model needs only ``cython.compiled``
+    from core import _cyshim as cython
+
 PAGE = 4096
 
 
@@ -160,12 +165,24 @@ class RunTable:
     # -- slots ----------------------------------------------------------------------
     def new(self, obj: int, start: int, npages: int, state: int, memcg: int, origin: int,
             mapc: int, pinc: int, age: int, kind: int, rflags: int = 0, dirty: int = 0) -> int:
-        """Allocate a run slot with these fields (not yet linked into its object)."""
+        """Allocate a run slot with these fields (not yet linked into its object).
+
+        A value out of its column's range raises OverflowError (the compiled build's C
+        arguments, the pure build's array), before the slot is taken in the compiled build.
+        """
         if self.free:
             r = self.free.pop()
-            self.obj[r], self.start[r], self.npages[r], self.state[r] = obj, start, npages, state
-            self.memcg[r], self.origin[r], self.mapc[r], self.pinc[r] = memcg, origin, mapc, pinc
-            self.age[r], self.kind[r], self.rflags[r], self.dirty[r] = age, kind, rflags, dirty
+            if cython.compiled:  # through the columns' buffers: no element object per field
+                self.obj.data.as_ints[r], self.start.data.as_ints[r] = obj, start
+                self.npages.data.as_ints[r], self.state.data.as_schars[r] = npages, state
+                self.memcg.data.as_ints[r], self.origin.data.as_ints[r] = memcg, origin
+                self.mapc.data.as_ints[r], self.pinc.data.as_ints[r] = mapc, pinc
+                self.age.data.as_ints[r], self.kind.data.as_schars[r] = age, kind
+                self.rflags.data.as_schars[r], self.dirty.data.as_ints[r] = rflags, dirty
+            else:
+                self.obj[r], self.start[r], self.npages[r], self.state[r] = obj, start, npages, state
+                self.memcg[r], self.origin[r], self.mapc[r], self.pinc[r] = memcg, origin, mapc, pinc
+                self.age[r], self.kind[r], self.rflags[r], self.dirty[r] = age, kind, rflags, dirty
         else:
             r = len(self.state)
             self.obj.append(obj)
@@ -230,18 +247,45 @@ class RunTable:
         starts = self.obj_starts[o]
         return self._split_at(r, at, self.obj_runs[o], starts, bisect_left(starts, self.start[r]))
 
-    def _split_at(self, r: int, at: int, runs: list[int], starts: list[int], i: int) -> int:
+    def _copy(self, r: cython.Py_ssize_t, start: cython.int, npages: cython.int) -> int:
+        """A new run slot with the fields of run ``r`` but pages [start, start + npages) (not linked)."""
+        if cython.compiled and self.free:  # a free slot filled through the columns' buffers
+            x: cython.Py_ssize_t = self.free.pop()
+            self.obj.data.as_ints[x] = self.obj.data.as_ints[r]
+            self.start.data.as_ints[x] = start
+            self.npages.data.as_ints[x] = npages
+            self.state.data.as_schars[x] = self.state.data.as_schars[r]
+            self.memcg.data.as_ints[x] = self.memcg.data.as_ints[r]
+            self.origin.data.as_ints[x] = self.origin.data.as_ints[r]
+            self.mapc.data.as_ints[x] = self.mapc.data.as_ints[r]
+            self.pinc.data.as_ints[x] = self.pinc.data.as_ints[r]
+            self.age.data.as_ints[x] = self.age.data.as_ints[r]
+            self.kind.data.as_schars[x] = self.kind.data.as_schars[r]
+            self.rflags.data.as_schars[x] = self.rflags.data.as_schars[r]
+            self.dirty.data.as_ints[x] = self.dirty.data.as_ints[r]
+            return x
+        return self.new(self.obj[r], start, npages, self.state[r], self.memcg[r], self.origin[r], self.mapc[r],
+                        self.pinc[r], self.age[r], self.kind[r], self.rflags[r], self.dirty[r])
+
+    def _split_at(self, r: cython.Py_ssize_t, at: cython.int, runs: list, starts: list,
+                  i: cython.Py_ssize_t) -> int:
         """``split`` when the caller knows ``r`` sits at index ``i`` of its object's lists.
 
         The upper run goes right after ``r`` (where ``link`` would bisect it to), so the
         per-event paths skip a bisect and two dict lookups per split.
         """
         self.mutations += 1
-        lo = self.start[r]
-        upper = self.new(self.obj[r], at, lo + self.npages[r] - at, self.state[r], self.memcg[r],
-                         self.origin[r], self.mapc[r], self.pinc[r], self.age[r], self.kind[r],
-                         self.rflags[r], self.dirty[r])
-        self.npages[r] = at - lo
+        npages: cython.p_int
+        lo: cython.int
+        if cython.compiled:
+            lo = self.start.data.as_ints[r]
+            npages = self.npages.data.as_ints
+        else:
+            lo, npages = self.start[r], self.npages
+        upper = self._copy(r, at, lo + npages[r] - at)
+        if cython.compiled:
+            npages = self.npages.data.as_ints  # _copy may have grown (moved) the column
+        npages[r] = at - lo
         starts.insert(i + 1, at)
         runs.insert(i + 1, upper)
         return upper
@@ -274,27 +318,52 @@ class RunTable:
         starts = self.obj_starts.get(o)
         if not starts:
             return
-        runs = self.obj_runs[o]
-        i = bisect_right(starts, lo) - 1
-        if not (i >= 0 and starts[i] < lo < starts[i] + self.npages[runs[i]]):
-            i -= 1
+        runs: list = self.obj_runs[o]
+        i: cython.Py_ssize_t = bisect_right(starts, lo) - 1
+        a: cython.Py_ssize_t
+        b: cython.Py_ssize_t
+        sa: cython.longlong
+        lo_: cython.longlong = lo
+        hi_: cython.longlong = hi
+        # every field of the two runs compared inline: this loop runs for nearly every event,
+        # and a call per neighbour pair cost more than the test
+        start: cython.p_int
+        npages: cython.p_int
+        age: cython.p_int
+        dirty: cython.p_int
+        state: cython.p_schar
+        memcg: cython.p_int
+        mapc: cython.p_int
+        pinc: cython.p_int
+        origin: cython.p_int
+        rflags: cython.p_schar
+        if cython.compiled:  # the columns' buffers: this loop grows none of them
+            start, npages, age, dirty = (self.start.data.as_ints, self.npages.data.as_ints, self.age.data.as_ints,
+                                         self.dirty.data.as_ints)
+            state, memcg, mapc, pinc = (self.state.data.as_schars, self.memcg.data.as_ints, self.mapc.data.as_ints,
+                                        self.pinc.data.as_ints)
+            origin, rflags = self.origin.data.as_ints, self.rflags.data.as_schars
+        else:
+            start, npages, age, dirty = self.start, self.npages, self.age, self.dirty
+            state, memcg, mapc, pinc, origin, rflags = (self.state, self.memcg, self.mapc, self.pinc, self.origin,
+                                                        self.rflags)
+        if i >= 0:
+            a = runs[i]
+            sa = start[a]
+            if not sa < lo_ < sa + npages[a]:
+                i -= 1
         if i < 0:
             i = 0
-        # every field of the two runs compared inline: this loop runs for nearly every event,
-        # and a call per neighbour pair cost more than the test. Only the columns of the
-        # first tests are bound up front; most calls end there (a fresh neighbour is younger)
-        start, npages, age, dirty = self.start, self.npages, self.age, self.dirty
-        last = len(runs) - 1
+        last: cython.Py_ssize_t = len(runs) - 1
         while i < last:
             a, b = runs[i], runs[i + 1]
             sa = start[a]
-            if sa > hi:
+            if sa > hi_:
                 break
             # age, then dirty, first: they are what usually differs between neighbours
             if (sa + npages[a] == start[b] and age[a] == age[b] and dirty[a] == dirty[b]
-                    and self.state[a] == self.state[b] and self.memcg[a] == self.memcg[b]
-                    and self.mapc[a] == self.mapc[b] and self.pinc[a] == self.pinc[b]
-                    and self.origin[a] == self.origin[b] and self.rflags[a] == self.rflags[b]):
+                    and state[a] == state[b] and memcg[a] == memcg[b] and mapc[a] == mapc[b]
+                    and pinc[a] == pinc[b] and origin[a] == origin[b] and rflags[a] == rflags[b]):
                 npages[a] += npages[b]
                 self._drop_at(b, runs, starts, i + 1)
                 last -= 1
@@ -316,46 +385,63 @@ class RunTable:
         starts = self.obj_starts.get(o)
         if not starts:
             return [(-1, lo, hi)]
-        runs, npages = self.obj_runs[o], self.npages
-        i = bisect_right(starts, lo) - 1
+        runs: list = self.obj_runs[o]
+        npages: cython.p_int
+        start: cython.p_int
+        if cython.compiled:
+            npages, start = self.npages.data.as_ints, self.start.data.as_ints
+        else:
+            npages, start = self.npages, self.start
+        i: cython.Py_ssize_t = bisect_right(starts, lo) - 1
+        r: cython.Py_ssize_t
+        s: cython.longlong
+        e: cython.longlong
+        hi_: cython.longlong = hi
+        pos: cython.longlong = lo
         if i >= 0:
             r = runs[i]
-            e = starts[i] + npages[r]
-            if hi <= e:
+            e = start[r] + npages[r]
+            if hi_ <= e:
                 return [(r, lo, hi)]  # one run covers the range: the usual case
-            if e <= lo:
+            if e <= pos:
                 i += 1
         else:
             i = 0
         out: list[tuple[int, int, int]] = []
-        pos, n = lo, len(runs)
+        n: cython.Py_ssize_t = len(runs)
         while i < n:
-            s = starts[i]
-            if s >= hi:
+            r = runs[i]
+            s = start[r]
+            if s >= hi_:
                 break
             if s > pos:
                 out.append((-1, pos, s))
                 pos = s
-            r = runs[i]
             e = s + npages[r]
-            if e > hi:
-                e = hi
+            if e > hi_:
+                e = hi_
             out.append((r, pos, e))
             pos = e
             i += 1
-        if pos < hi:
+        if pos < hi_:
             out.append((-1, pos, hi))
         return out
 
-    def isolate(self, r: int, lo: int, hi: int) -> int:
+    def isolate(self, r: cython.Py_ssize_t, lo: int, hi: int) -> int:
         """Split run ``r`` so that its pages [lo, hi) form a run of their own; returns that run."""
-        s = self.start[r]
-        e = s + self.npages[r]
+        s: cython.longlong
+        e: cython.longlong
+        if cython.compiled:
+            s = self.start.data.as_ints[r]
+            e = s + self.npages.data.as_ints[r]
+        else:
+            s = self.start[r]
+            e = s + self.npages[r]
         if s == lo and e == hi:
             return r
         o = self.obj[r]
         runs, starts = self.obj_runs[o], self.obj_starts[o]
-        i = bisect_left(starts, s)
+        i: cython.Py_ssize_t = bisect_left(starts, s)
         if s < lo:
             r = self._split_at(r, lo, runs, starts, i)
             i += 1
@@ -383,11 +469,21 @@ class RunTable:
         would have left, since the pair is always inside its window.
         """
         starts = self.obj_starts.get(o)
+        p: cython.Py_ssize_t
+        i: cython.Py_ssize_t
         if starts:
             i = bisect_left(starts, start)
             if i:
                 p = self.obj_runs[o][i - 1]
-                if (starts[i - 1] + self.npages[p] == start and self.age[p] == age and self.dirty[p] == dirty
+                if cython.compiled:  # the fields of the run before, through the columns' buffers
+                    if (self.start.data.as_ints[p] + self.npages.data.as_ints[p] == start
+                            and self.age.data.as_ints[p] == age and self.dirty.data.as_ints[p] == dirty
+                            and self.state.data.as_schars[p] == _RESIDENT and self.memcg.data.as_ints[p] == memcg
+                            and self.mapc.data.as_ints[p] == mapc and self.pinc.data.as_ints[p] == 0
+                            and self.origin.data.as_ints[p] == memcg and self.rflags.data.as_schars[p] == 0):
+                        self.npages[p] += npages
+                        return p
+                elif (starts[i - 1] + self.npages[p] == start and self.age[p] == age and self.dirty[p] == dirty
                         and self.state[p] == _RESIDENT and self.memcg[p] == memcg and self.mapc[p] == mapc
                         and self.pinc[p] == 0 and self.origin[p] == memcg and self.rflags[p] == 0):
                     self.npages[p] += npages
