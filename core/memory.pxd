@@ -1,2 +1,12 @@
 # Compiled build: arguments annotated "MachineState" are typed, so their fields are read at fixed offsets.
+from core.pages cimport RunTable
 from core.state cimport MachineState
+
+# run states and kinds compared on the per-event paths: C constants in the compiled build
+cdef signed char _RESIDENT, _SWAPPED, _EVICTED, _ANON, _FILE
+
+# the fault paths: C calls from compiled modules that cimport them (core/syscalls.pxd)
+cpdef bint fault_range(MachineState machine, int t, int o, long long lo, long long hi, bint mayfail,
+                       bint fill_holes=*, int dirty=*) except -1
+cpdef bint _touch_if_resident(MachineState machine, int o, long long lo, long long hi, bint fill_holes,
+                              int dirty=*) except -1

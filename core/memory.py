@@ -32,7 +32,13 @@ from core.pages import Kind, St
 from core.rmap import map_pieces
 from core.vmscan import first_pass_pages
 
+try:
+    import cython
+except ImportError:  # no Cython: the pure model needs only ``cython.compiled``
+    from core import _cyshim as cython
+
 if TYPE_CHECKING:
+    from core.pages import RunTable
     from core.state import MachineState
 
 # plain ints for the per-event paths: an IntEnum member lookup costs about 160 ns in Python 3.11
@@ -75,8 +81,17 @@ def _needs(machine: MachineState, o: int, lo: int, hi: int, accessor: int,
     """
     need: dict[int, int] = {}
     segs: list[tuple[int, int, int, int]] = []
-    state, policy = machine.runs.state, machine.policy
-    for r, s, e in machine.runs.pieces(o, lo, hi):  # unsplit: _materialize isolates what it changes
+    R: RunTable = machine.runs
+    policy = machine.policy
+    r: cython.Py_ssize_t
+    s: cython.longlong
+    e: cython.longlong
+    state: cython.p_schar
+    if not cython.compiled:
+        state = R.state
+    for r, s, e in R.pieces(o, lo, hi):  # unsplit: _materialize isolates what it changes
+        if cython.compiled:  # every turn: a policy's target may have changed the table
+            state = R.state.data.as_schars
         if r < 0:
             # _seg_target of a hole, inlined
             tgt = policy.charge_target(machine, o, accessor) if fill_holes else -1
@@ -90,8 +105,8 @@ def _needs(machine: MachineState, o: int, lo: int, hi: int, accessor: int,
     return need, segs
 
 
-def fault_range(machine: MachineState, t: int, o: int, lo: int, hi: int, mayfail: bool,
-                fill_holes: bool = True, dirty: int = 0) -> bool:
+def fault_range(machine: MachineState, t: cython.int, o: cython.int, lo: cython.longlong, hi: cython.longlong,
+                mayfail: cython.bint, fill_holes: cython.bint = True, dirty: cython.int = 0) -> cython.bint:
     """Make pages [lo, hi) of ``o`` resident for task ``t`` and mark them accessed.
 
     Charges follow the module's rules; returns False when the charge was refused
@@ -102,29 +117,38 @@ def fault_range(machine: MachineState, t: int, o: int, lo: int, hi: int, mayfail
     an append grows the last run instead of adding a clean run that the stamp then
     merges back; both end in the same runs (one ``coalesce`` window covers them).
     """
-    R = machine.runs
-    runs = R.obj_runs.get(o)
+    R: RunTable = machine.runs
+    runs: list | None = R.obj_runs.get(o)
+    i: cython.Py_ssize_t = -1
+    r: cython.Py_ssize_t
+    hole: cython.bint
+    start: cython.p_int
+    npages: cython.p_int
+    ages: cython.p_int
+    dirt: cython.p_int
+    state: cython.p_schar
+    if cython.compiled:  # the run columns' buffers, read before anything below can grow them
+        start, npages, ages, dirt = R.start.data.as_ints, R.npages.data.as_ints, R.age.data.as_ints, R.dirty.data.as_ints
+        state = R.state.data.as_schars
+    else:
+        start, npages, ages, dirt, state = R.start, R.npages, R.age, R.dirty, R.state
     if runs and lo < hi:
         # the usual access: one resident run covers the range (``_touch_if_resident``
         # without its loop): nothing to charge, age it (and stamp it) in place
-        starts = R.obj_starts[o]
-        i = bisect_right(starts, lo) - 1
+        i = bisect_right(R.obj_starts[o], lo) - 1
         if i >= 0:
             r = runs[i]
-            if hi <= starts[i] + R.npages[r] and R.state[r] == _RESIDENT:
-                age = machine.now_us // machine.cfg.age_quantum_us  # lru_age(), inlined
-                if R.age[r] != age or dirty and R.dirty[r] != dirty:
-                    x = R.isolate(r, lo, hi)
-                    R.age[x] = age
-                    if dirty:
-                        R.dirty[x] = dirty
+            if hi <= start[r] + npages[r] and state[r] == _RESIDENT:
+                age: cython.int = machine.now_us // machine.cfg.age_quantum_us  # lru_age(), inlined
+                if ages[r] != age or dirty and dirt[r] != dirty:
+                    R.touch(r, lo, hi, age, dirty)
                 elif not dirty:
                     return True
                 R.coalesce(o, lo, hi)  # (a write's stamp coalesces even when it changed nothing)
                 return True
         # a range starting before the first run or running past the last one has a hole
         # to fill (an append): the touch-only path cannot take it
-        hole = fill_holes and (i < 0 or i == len(runs) - 1 and starts[i] + R.npages[runs[i]] < hi)
+        hole = fill_holes and (i < 0 or i == len(runs) - 1 and start[runs[i]] + npages[runs[i]] < hi)
     else:
         hole = fill_holes and not runs
     if not hole and _touch_if_resident(machine, o, lo, hi, fill_holes, dirty):
@@ -303,18 +327,32 @@ def _charge_range(machine: MachineState, t: int, o: int, lo: int, hi: int, mayfa
     return have, segs, False  # _materialize may pay more: usage may still rise
 
 
-def _touch_if_resident(machine: MachineState, o: int, lo: int, hi: int, fill_holes: bool, dirty: int = 0) -> bool:
+def _touch_if_resident(machine: MachineState, o: cython.int, lo: cython.longlong, hi: cython.longlong,
+                       fill_holes: cython.bint, dirty: cython.int = 0) -> cython.bint:
     """Fast path of ``fault_range``: when nothing in [lo, hi) needs a charge, just age it (and stamp ``dirty``)."""
-    R = machine.runs
-    runs = R.obj_runs.get(o)
+    R: RunTable = machine.runs
+    runs: list | None = R.obj_runs.get(o)
     if not runs:
         return not fill_holes
-    state, start, npages, ages, dirt = R.state, R.start, R.npages, R.age, R.dirty
-    age = machine.now_us // machine.cfg.age_quantum_us  # lru_age(), inlined: once per event
-    i = bisect_right(R.obj_starts[o], lo) - 1
+    start: cython.p_int
+    npages: cython.p_int
+    ages: cython.p_int
+    dirt: cython.p_int
+    state: cython.p_schar
+    if cython.compiled:  # the run columns' buffers: the scan below grows none of them
+        start, npages, ages, dirt = R.start.data.as_ints, R.npages.data.as_ints, R.age.data.as_ints, R.dirty.data.as_ints
+        state = R.state.data.as_schars
+    else:
+        start, npages, ages, dirt, state = R.start, R.npages, R.age, R.dirty, R.state
+    age: cython.int = machine.now_us // machine.cfg.age_quantum_us  # lru_age(), inlined: once per event
+    i: cython.Py_ssize_t = bisect_right(R.obj_starts[o], lo) - 1
     if i < 0:
         i = 0
-    pos, n = lo, len(runs)
+    pos: cython.longlong = lo
+    n: cython.Py_ssize_t = len(runs)
+    r: cython.Py_ssize_t
+    s: cython.longlong
+    e: cython.longlong
     stale: list[tuple[int, int, int]] = []  # (run, seg_lo, seg_hi) whose age changes
     while i < n and pos < hi:
         r = runs[i]
@@ -336,10 +374,7 @@ def _touch_if_resident(machine: MachineState, o: int, lo: int, hi: int, fill_hol
     if not stale and not dirty:
         return True  # (a write's stamp coalesces even when it changed nothing)
     for r, s, e in stale:  # split only the runs that change, and only [lo, hi) of them
-        x = R.isolate(r, s, e)
-        ages[x] = age
-        if dirty:
-            dirt[x] = dirty
+        R.touch(r, s, e, age, dirty)
     R.coalesce(o, lo, hi)
     return True
 
@@ -350,15 +385,22 @@ def _materialize(machine: MachineState, o: int, segs: list[tuple[int, int, int, 
 
     ``dirty`` > 0: stamp every page of ``segs`` dirty on the way (see ``fault_range``).
     """
-    R, now = machine.runs, machine.now_us // machine.cfg.age_quantum_us  # lru_age(), inlined
-    state, ages, dirt = R.state, R.age, R.dirty
+    R: RunTable = machine.runs
+    now: cython.int = machine.now_us // machine.cfg.age_quantum_us  # lru_age(), inlined
+    r: cython.Py_ssize_t
+    s: cython.longlong
+    e: cython.longlong
+    state: cython.p_schar
+    ages: cython.p_int
+    dirt: cython.p_int
+    if not cython.compiled:
+        state, ages, dirt = R.state, R.age, R.dirty
     for r, s, e, tgt in segs:
+        if cython.compiled:  # every turn: the turn before may have grown (moved) the columns
+            state, ages, dirt = R.state.data.as_schars, R.age.data.as_ints, R.dirty.data.as_ints
         if r >= 0 and state[r] == _RESIDENT:
             if ages[r] != now or dirty and dirt[r] != dirty:  # segs are unsplit: split only what changes
-                x = R.isolate(r, s, e)
-                ages[x] = now
-                if dirty:
-                    dirt[x] = dirty
+                R.touch(r, s, e, now, dirty)
             continue
         if r < 0 and not fill_holes:
             continue
@@ -380,7 +422,7 @@ def _materialize(machine: MachineState, o: int, segs: list[tuple[int, int, int, 
             x = R.isolate(r, s, e)
             _make_resident(machine, x, tgt)
             if dirty:
-                dirt[x] = dirty
+                R.dirty[x] = dirty
     for m, n in have.items():  # cancel_charge of what is left over
         if n:
             machine.mem.charge(m, -n)

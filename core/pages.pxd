@@ -24,6 +24,25 @@ cdef class RunTable:
     cdef public dict obj_runs
     cdef public dict obj_starts
 
+    # the per-event methods: C calls from compiled modules that know a table is a RunTable,
+    # Python methods for everyone else (same code: pages.py)
+    cpdef Py_ssize_t new(self, int obj, int start, int npages, signed char state, int memcg, int origin,
+                         int mapc, int pinc, int age, signed char kind, signed char rflags=*, int dirty=*) except -1
+    cpdef drop(self, Py_ssize_t r)
+    cpdef set_owner(self, Py_ssize_t r, signed char state, int memcg)
+    cpdef link(self, Py_ssize_t r)
+    cpdef Py_ssize_t _copy(self, Py_ssize_t r, int start, int npages) except -1
+    cpdef Py_ssize_t _split_at(self, Py_ssize_t r, int at, list runs, list starts, Py_ssize_t i) except -1
+    cpdef _drop_at(self, Py_ssize_t r, list runs, list starts, Py_ssize_t i)
+    cpdef list segments(self, int o, long long lo, long long hi)
+    cpdef coalesce(self, int o, long long lo, long long hi)
+    cpdef list pieces(self, int o, long long lo, long long hi)
+    cpdef Py_ssize_t isolate(self, Py_ssize_t r, long long lo, long long hi) except -1
+    cpdef Py_ssize_t touch(self, Py_ssize_t r, long long lo, long long hi, int age, int dirty) except -1
+    cpdef split_ends(self, int o, long long lo, long long hi)
+    cpdef Py_ssize_t add_resident(self, int o, int start, int npages, int memcg, int mapc, int age, signed char kind,
+                                  int dirty=*) except -1
+
 
 # the state codes the per-event paths compare with: C constants in the compiled build
 cdef signed char _FREE, _RESIDENT, _SWAPPED

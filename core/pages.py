@@ -163,13 +163,15 @@ class RunTable:
         return np.frombuffer(getattr(self, name), dtype=np.dtype(getattr(self, name).typecode))
 
     # -- slots ----------------------------------------------------------------------
-    def new(self, obj: int, start: int, npages: int, state: int, memcg: int, origin: int,
-            mapc: int, pinc: int, age: int, kind: int, rflags: int = 0, dirty: int = 0) -> int:
+    def new(self, obj: cython.int, start: cython.int, npages: cython.int, state: cython.schar, memcg: cython.int,
+            origin: cython.int, mapc: cython.int, pinc: cython.int, age: cython.int, kind: cython.schar,
+            rflags: cython.schar = 0, dirty: cython.int = 0) -> cython.Py_ssize_t:
         """Allocate a run slot with these fields (not yet linked into its object).
 
         A value out of its column's range raises OverflowError (the compiled build's C
         arguments, the pure build's array), before the slot is taken in the compiled build.
         """
+        r: cython.Py_ssize_t
         if self.free:
             r = self.free.pop()
             if cython.compiled:  # through the columns' buffers: no element object per field
@@ -199,7 +201,7 @@ class RunTable:
             self.dirty.append(dirty)
         return r
 
-    def drop(self, r: int) -> None:
+    def drop(self, r: cython.Py_ssize_t):
         """Unlink run ``r`` from its object and memcg sets and free its slot."""
         o = self.obj[r]
         starts = self.obj_starts[o]
@@ -208,7 +210,7 @@ class RunTable:
         i = 0 if starts[0] == at else bisect_left(starts, at)
         self._drop_at(r, self.obj_runs[o], starts, i)
 
-    def set_owner(self, r: int, state: int, memcg: int) -> None:
+    def set_owner(self, r: cython.Py_ssize_t, state: cython.schar, memcg: cython.int):
         """Change state and memcg of run ``r``."""
         self.mutations += 1
         self.state[r] = state
@@ -228,7 +230,7 @@ class RunTable:
         return np.flatnonzero(swapped if memcg is None else swapped & (self.view("memcg") == memcg))
 
     # -- objects ----------------------------------------------------------------------
-    def link(self, r: int) -> None:
+    def link(self, r: cython.Py_ssize_t):
         """Insert run ``r`` into its object's ordered list."""
         o = self.obj[r]
         starts = self.obj_starts.get(o)
@@ -247,7 +249,7 @@ class RunTable:
         starts = self.obj_starts[o]
         return self._split_at(r, at, self.obj_runs[o], starts, bisect_left(starts, self.start[r]))
 
-    def _copy(self, r: cython.Py_ssize_t, start: cython.int, npages: cython.int) -> int:
+    def _copy(self, r: cython.Py_ssize_t, start: cython.int, npages: cython.int) -> cython.Py_ssize_t:
         """A new run slot with the fields of run ``r`` but pages [start, start + npages) (not linked)."""
         if cython.compiled and self.free:  # a free slot filled through the columns' buffers
             x: cython.Py_ssize_t = self.free.pop()
@@ -268,7 +270,7 @@ class RunTable:
                         self.pinc[r], self.age[r], self.kind[r], self.rflags[r], self.dirty[r])
 
     def _split_at(self, r: cython.Py_ssize_t, at: cython.int, runs: list, starts: list,
-                  i: cython.Py_ssize_t) -> int:
+                  i: cython.Py_ssize_t) -> cython.Py_ssize_t:
         """``split`` when the caller knows ``r`` sits at index ``i`` of its object's lists.
 
         The upper run goes right after ``r`` (where ``link`` would bisect it to), so the
@@ -290,7 +292,7 @@ class RunTable:
         runs.insert(i + 1, upper)
         return upper
 
-    def _drop_at(self, r: int, runs: list[int], starts: list[int], i: int) -> None:
+    def _drop_at(self, r: cython.Py_ssize_t, runs: list, starts: list, i: cython.Py_ssize_t):
         """``drop`` when the caller knows ``r`` sits at index ``i`` of its object's lists."""
         self.mutations += 1
         del runs[i]
@@ -298,7 +300,7 @@ class RunTable:
         self.state[r] = _FREE
         self.free.append(r)
 
-    def segments(self, o: int, lo: int, hi: int) -> list[tuple[int, int, int]]:
+    def segments(self, o: cython.int, lo: cython.longlong, hi: cython.longlong) -> list:
         """Runs and holes covering pages [lo, hi) of object ``o``, splitting runs at lo and hi.
 
         Returns (run id or -1 for a hole, seg_lo, seg_hi) in page order: ``pieces`` after
@@ -307,7 +309,7 @@ class RunTable:
         self.split_ends(o, lo, hi)
         return self.pieces(o, lo, hi)
 
-    def coalesce(self, o: int, lo: int, hi: int) -> None:
+    def coalesce(self, o: cython.int, lo: cython.longlong, hi: cython.longlong):
         """Merge neighbouring runs of ``o`` overlapping [lo-1, hi] whose fields all match.
 
         The window starts at the run just before page ``lo`` as it is after a split at
@@ -323,8 +325,6 @@ class RunTable:
         a: cython.Py_ssize_t
         b: cython.Py_ssize_t
         sa: cython.longlong
-        lo_: cython.longlong = lo
-        hi_: cython.longlong = hi
         # every field of the two runs compared inline: this loop runs for nearly every event,
         # and a call per neighbour pair cost more than the test
         start: cython.p_int
@@ -350,7 +350,7 @@ class RunTable:
         if i >= 0:
             a = runs[i]
             sa = start[a]
-            if not sa < lo_ < sa + npages[a]:
+            if not sa < lo < sa + npages[a]:
                 i -= 1
         if i < 0:
             i = 0
@@ -358,7 +358,7 @@ class RunTable:
         while i < last:
             a, b = runs[i], runs[i + 1]
             sa = start[a]
-            if sa > hi_:
+            if sa > hi:
                 break
             # age, then dirty, first: they are what usually differs between neighbours
             if (sa + npages[a] == start[b] and age[a] == age[b] and dirty[a] == dirty[b]
@@ -371,7 +371,7 @@ class RunTable:
                 i += 1
 
     # -- lazy splitting: split only the runs whose fields change ------------------------
-    def pieces(self, o: int, lo: int, hi: int) -> list[tuple[int, int, int]]:
+    def pieces(self, o: cython.int, lo: cython.longlong, hi: cython.longlong) -> list:
         """Runs and holes covering pages [lo, hi) of ``o``, WITHOUT splitting: (run or -1, seg_lo, seg_hi).
 
         The first and last run may extend beyond the range; a caller that changes a
@@ -396,12 +396,11 @@ class RunTable:
         r: cython.Py_ssize_t
         s: cython.longlong
         e: cython.longlong
-        hi_: cython.longlong = hi
         pos: cython.longlong = lo
         if i >= 0:
             r = runs[i]
             e = start[r] + npages[r]
-            if hi_ <= e:
+            if hi <= e:
                 return [(r, lo, hi)]  # one run covers the range: the usual case
             if e <= pos:
                 i += 1
@@ -412,22 +411,22 @@ class RunTable:
         while i < n:
             r = runs[i]
             s = start[r]
-            if s >= hi_:
+            if s >= hi:
                 break
             if s > pos:
                 out.append((-1, pos, s))
                 pos = s
             e = s + npages[r]
-            if e > hi_:
-                e = hi_
+            if e > hi:
+                e = hi
             out.append((r, pos, e))
             pos = e
             i += 1
-        if pos < hi_:
+        if pos < hi:
             out.append((-1, pos, hi))
         return out
 
-    def isolate(self, r: cython.Py_ssize_t, lo: int, hi: int) -> int:
+    def isolate(self, r: cython.Py_ssize_t, lo: cython.longlong, hi: cython.longlong) -> cython.Py_ssize_t:
         """Split run ``r`` so that its pages [lo, hi) form a run of their own; returns that run."""
         s: cython.longlong
         e: cython.longlong
@@ -449,7 +448,22 @@ class RunTable:
             self._split_at(r, hi, runs, starts, i)
         return r
 
-    def split_ends(self, o: int, lo: int, hi: int) -> None:
+    def touch(self, r: cython.Py_ssize_t, lo: cython.longlong, hi: cython.longlong, age: cython.int,
+              dirty: cython.int) -> cython.Py_ssize_t:
+        """Pages [lo, hi) of run ``r`` accessed in LRU quantum ``age``, and written if ``dirty`` > 0 (its
+        stamp): isolated as a run of their own (``isolate``), aged and stamped; returns that run."""
+        x: cython.Py_ssize_t = self.isolate(r, lo, hi)
+        if cython.compiled:  # (after isolate: a split may have moved the columns)
+            self.age.data.as_ints[x] = age
+            if dirty:
+                self.dirty.data.as_ints[x] = dirty
+        else:
+            self.age[x] = age
+            if dirty:
+                self.dirty[x] = dirty
+        return x
+
+    def split_ends(self, o: cython.int, lo: cython.longlong, hi: cython.longlong):
         """Split the runs straddling page ``lo`` or ``hi`` of ``o`` (what ``segments`` leaves behind)."""
         starts = self.obj_starts.get(o)
         if not starts or hi <= lo:
@@ -460,8 +474,8 @@ class RunTable:
             if i >= 0 and starts[i] < at < starts[i] + self.npages[runs[i]]:
                 self._split_at(runs[i], at, runs, starts, i)
 
-    def add_resident(self, o: int, start: int, npages: int, memcg: int, mapc: int, age: int, kind: int,
-                     dirty: int = 0) -> int:
+    def add_resident(self, o: cython.int, start: cython.int, npages: cython.int, memcg: cython.int, mapc: cython.int,
+                     age: cython.int, kind: cython.schar, dirty: cython.int = 0) -> cython.Py_ssize_t:
         """Instantiate resident pages [start, start+npages) of ``o`` (a hole), linked; returns the run.
 
         When the run just before the hole ends at ``start`` and carries exactly the fields the

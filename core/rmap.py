@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING
 from core.pages import Kind, St
 from core.truncate import free_if_unused
 
+try:
+    import cython
+except ImportError:  # no Cython: the pure model needs only ``cython.compiled``
+    from core import _cyshim as cython
+
 if TYPE_CHECKING:
+    from core.pages import RunTable
     from core.state import MachineState, Pin
 
 # plain ints for the per-event paths: an IntEnum member lookup costs about 160 ns in Python 3.11
@@ -82,18 +88,34 @@ def map_pieces(machine: MachineState, o: int, s: int, e: int) -> list[tuple[int,
     return [(a, b, sum(1 for _, lo, hi in maps if lo <= a and b <= hi)) for a, b in zip(cuts, cuts[1:])]
 
 
-def add_count(machine: MachineState, o: int, lo: int, hi: int, field: str, delta: int) -> None:
+def add_count(machine: MachineState, o: int, lo: int, hi: int, field: str, delta: cython.int) -> None:
     """Add ``delta`` to the map or pin count of every run in [lo, hi) of ``o``."""
-    R, mem = machine.runs, machine.mem
-    col = getattr(R, field)
+    R: RunTable = machine.runs
+    mem = machine.mem
     counter = mem.mapped if field == "mapc" else mem.pinned
-    for r, _, _ in R.segments(o, lo, hi):
+    segs = R.segments(o, lo, hi)  # (its splits are the last change to the table's size below)
+    col: cython.p_int
+    npages: cython.p_int
+    memcg: cython.p_int
+    state: cython.p_schar
+    kind: cython.p_schar
+    if cython.compiled:
+        col = R.mapc.data.as_ints if field == "mapc" else R.pinc.data.as_ints
+        npages, memcg = R.npages.data.as_ints, R.memcg.data.as_ints
+        state, kind = R.state.data.as_schars, R.kind.data.as_schars
+    else:
+        col = getattr(R, field)
+        npages, memcg, state, kind = R.npages, R.memcg, R.state, R.kind
+    r: cython.Py_ssize_t
+    old: cython.int
+    new: cython.int
+    for r, _, _ in segs:
         if r < 0:
             continue
         old = col[r]
         new = old + delta
         col[r] = new
-        if R.state[r] == _RESIDENT and (old > 0) != (new > 0):
-            if field == "pinc" or R.kind[r] != _ANON:
-                counter[R.memcg[r]] += R.npages[r] if new > 0 else -R.npages[r]
+        if state[r] == _RESIDENT and (old > 0) != (new > 0):
+            if field == "pinc" or kind[r] != _ANON:
+                counter[memcg[r]] += npages[r] if new > 0 else -npages[r]
     R.coalesce(o, lo, hi)

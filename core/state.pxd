@@ -1,7 +1,8 @@
 # Static layout of core.state.MachineState for the compiled build (Cython reads it beside state.py).
 # Every field is a slot of the C struct, so a compiled module that knows a function argument is a
 # MachineState (its own .pxd cimports it) reads a field at a fixed offset instead of a dict lookup.
-# Fields keep Python object type: ints stay arbitrary-precision, exactly as in the pure model.
+# Scalars keep Python object type (ints stay arbitrary-precision, exactly as in the pure model);
+# containers are typed list/dict/set, so compiled code indexes and looks them up without a method call.
 # ``__dict__`` keeps room for attributes set from outside (tests, policies).
 
 from core.memcg cimport MemcgTable
@@ -16,67 +17,67 @@ cdef class MachineState:
     cdef public object _rng_seed
     cdef public object cfg
     cdef public object changes
-    cdef public object counters
-    cdef public object dropped_pins
-    cdef public object failed_cgroups
-    cdef public object failed_kmem
-    cdef public object failed_socks
-    cdef public object free_kmem
-    cdef public object free_objs
-    cdef public object free_tasks
-    cdef public object i_dirty
-    cdef public object i_times
-    cdef public object k_memcg
-    cdef public object k_name
-    cdef public object k_pages
-    cdef public object k_slab
-    cdef public object k_task
+    cdef public dict counters
+    cdef public set dropped_pins
+    cdef public set failed_cgroups
+    cdef public set failed_kmem
+    cdef public set failed_socks
+    cdef public list free_kmem
+    cdef public list free_objs
+    cdef public list free_tasks
+    cdef public dict i_dirty
+    cdef public dict i_times
+    cdef public list k_memcg
+    cdef public list k_name
+    cdef public list k_pages
+    cdef public list k_slab
+    cdef public list k_task
     cdef public object kernel
-    cdef public object kmem_by_name
-    cdef public object kmem_of
+    cdef public dict kmem_by_name
+    cdef public dict kmem_of
     cdef public object kmem_total
     cdef public object machine_id
     cdef public object mem_total
     cdef public object memcg_cost
     cdef public object now_us
-    cdef public object o_alive
-    cdef public object o_deleted
-    cdef public object o_kind
-    cdef public object o_maps
-    cdef public object o_name
-    cdef public object o_owner
-    cdef public object o_pins
-    cdef public object o_size
-    cdef public object o_wb
-    cdef public object obj_by_name
+    cdef public list o_alive
+    cdef public list o_deleted
+    cdef public list o_kind
+    cdef public list o_maps
+    cdef public list o_name
+    cdef public list o_owner
+    cdef public list o_pins
+    cdef public list o_size
+    cdef public list o_wb
+    cdef public dict obj_by_name
     cdef public object percpu_bytes
     cdef public object policy
-    cdef public object queue
+    cdef public list queue
     cdef public object queue_seq
-    cdef public object reclaim_pos
-    cdef public object release_q
+    cdef public dict reclaim_pos
+    cdef public list release_q
     cdef public object reserved
     cdef public object resident
     cdef public object sampler
-    cdef public object slot_cache
+    cdef public dict slot_cache
     cdef public object slot_cache_enabled
-    cdef public object slot_cache_fill
-    cdef public object sock_by_name
+    cdef public dict slot_cache_fill
+    cdef public dict sock_by_name
     cdef public object swap_total
     cdef public object swap_used
-    cdef public object t_alive
-    cdef public object t_anon
-    cdef public object t_cg
-    cdef public object t_killed
-    cdef public object t_kmem
-    cdef public object t_kpages
-    cdef public object t_maps
-    cdef public object t_name
-    cdef public object t_pins
-    cdef public object t_regions
-    cdef public object t_seq
-    cdef public object t_swap
-    cdef public object task_by_name
+    cdef public list t_alive
+    cdef public list t_anon
+    cdef public list t_cg
+    cdef public set t_killed
+    cdef public list t_kmem
+    cdef public list t_kpages
+    cdef public list t_maps
+    cdef public list t_name
+    cdef public list t_pins
+    cdef public list t_regions
+    cdef public list t_seq
+    cdef public list t_swap
+    cdef public dict task_by_name
     cdef public object tasks_started
-    cdef public object wb_inodes
-    cdef public object wb_pinned
+    cdef public dict wb_inodes
+    cdef public dict wb_pinned
