@@ -1,0 +1,77 @@
+"""The compiled build's C paths keep the pure model's semantics where C could differ from Python.
+
+In: ``core.pages.RunTable`` (compiled or pure, whichever this process loaded) and the pure model run
+with Cython made unimportable. Out: assertions that a value out of an int32 column's range, or a
+sum that leaves it, raises OverflowError in either build (C arithmetic never wraps silently:
+``overflowcheck`` in setup.py), that the buffer-pointer paths leave the same runs as the pure
+ones, and that the pure model needs nothing of Cython (``core/_cyshim.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.pages import RunTable, St
+
+ROOT = Path(__file__).resolve().parent.parent
+INT32_MAX = 2**31 - 1
+RESIDENT = int(St.RESIDENT)
+
+
+def _table_of(*lengths: int) -> RunTable:
+    """Object 0 as consecutive resident runs of these lengths, all fields equal but the ranges."""
+    R = RunTable()
+    pos = 0
+    for n in lengths:
+        R.link(R.new(0, pos, n, RESIDENT, 1, 1, 0, 0, 5, 1))
+        pos += n
+    return R
+
+
+def test_a_value_out_of_an_int32_column_raises_overflow_error():
+    R = RunTable()
+    with pytest.raises(OverflowError):
+        R.new(0, 0, INT32_MAX + 1, RESIDENT, 1, 1, 0, 0, 0, 1)
+    with pytest.raises(OverflowError):
+        R.new(0, 0, 1, 128, 1, 1, 0, 0, 0, 1)  # state is int8
+
+
+def test_merging_runs_whose_length_leaves_int32_raises_overflow_error():
+    R = _table_of(INT32_MAX - 10, 20)
+    with pytest.raises(OverflowError):
+        R.coalesce(0, 0, INT32_MAX)
+
+
+def test_merging_and_splitting_through_the_buffers_gives_the_pure_runs():
+    R = _table_of(3, 4, 5)
+    R.coalesce(0, 0, 12)
+    assert [(R.start[r], R.npages[r]) for r in R.obj_runs[0]] == [(0, 12)]
+    x = R.touch(R.obj_runs[0][0], 2, 6, 9, 3)  # pages [2, 6) aged to 9 and stamped dirty
+    runs = R.obj_runs[0]
+    assert [(R.start[r], R.npages[r], R.age[r], R.dirty[r]) for r in runs] == [(0, 2, 5, 0), (2, 4, 9, 3),
+                                                                              (6, 6, 5, 0)]
+    assert runs[1] == x and R.pieces(0, 1, 7) == [(runs[0], 1, 2), (x, 2, 6), (runs[2], 6, 7)]
+    assert R.pieces(0, 10, 14) == [(runs[2], 10, 12), (-1, 12, 14)]
+
+
+def _differential(seeds: int, hide_cython: bool) -> dict:
+    """``tests.differential``'s digests, pure build, with ``import cython`` failing if ``hide_cython``."""
+    code = ("import sys, runpy\n"
+            + ("sys.modules['cython'] = None\n" if hide_cython else "")
+            + f"sys.argv = ['differential', '--seeds', '{seeds}']\n"
+            + "runpy.run_module('tests.differential', run_name='__main__')\n")
+    env = dict(os.environ, MEMCG_REPLAY_PURE="1")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout)
+
+
+def test_the_pure_model_runs_without_cython_and_gives_the_same_replays():
+    assert _differential(2, hide_cython=True) == _differential(2, hide_cython=False)
