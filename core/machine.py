@@ -32,6 +32,11 @@ from core.metrics import Sampler
 from core.ops import Op
 from core.state import MachineConfig, MachineState
 
+try:
+    import cython
+except ImportError:  # no Cython: the pure model needs only ``cython.compiled``
+    from core import _cyshim as cython
+
 if TYPE_CHECKING:
     from core.policy import Policy
 
@@ -149,24 +154,31 @@ class Machine(MachineState):
         rows = batch.row.tolist() if batch.row is not None else list(range(1, len(times) + 1))
         # a trailing None makes index NULL (-1) decode to None without a test per column and event;
         # cgroup paths are made canonical here, once per batch, not in the handlers per event
-        names_c = [None if c is None else normalize_path(c) for c in batch.cgroups] + [None]
-        names_t, names_o = [*batch.tasks, None], [*batch.objects, None]
-        handlers, counters, queue, release_q = _HANDLERS, self.counters, self.queue, self.release_q
+        names_c: list = [None if p is None else normalize_path(p) for p in batch.cgroups] + [None]
+        names_t: list = [*batch.tasks, None]
+        names_o: list = [*batch.objects, None]
+        st: MachineState = self  # typed: the loop reads and writes its fields at fixed offsets
+        handlers: list = _HANDLERS
+        counters, queue, release_q = st.counters, st.queue, st.release_q
         # one event object refilled per row: no handler keeps it, and filling slots costs less
         # than constructing an object per event
-        ev = TraceEvent(batch.source, 0, None, None, None, NULL, NULL, 0)
+        ev: TraceEvent = TraceEvent(batch.source, 0, None, None, None, NULL, NULL, 0)
         next_due = self._next_due()
+        op: cython.Py_ssize_t
+        c: cython.Py_ssize_t
+        tsk: cython.Py_ssize_t
+        obj: cython.Py_ssize_t
         # one zip over the columns: cheaper than indexing nine lists per event
         try:
             for t, op, row, c, tsk, obj, of, n, f in zip(times, ops, rows, cg, tk, ob, off, nb, fl):
-                if t < self.now_us:
+                if t < st.now_us:
                     raise TraceError(batch.source, row, "time_us",
-                                     f"time {t} before machine {self.machine_id}'s clock {self.now_us}")
+                                     f"time {t} before machine {st.machine_id}'s clock {st.now_us}")
                 if t >= next_due:
-                    self.changes += 1  # events since the last sample may have changed the state
+                    st.changes += 1  # events since the last sample may have changed the state
                     self.advance_to(t)
                     next_due = self._next_due()
-                self.now_us = t
+                st.now_us = t
                 ev.row, ev.cgroup, ev.task, ev.obj = row, names_c[c], names_t[tsk], names_o[obj]
                 ev.offset, ev.nbytes, ev.flags = of, n, f
                 handlers[op](self, ev)
@@ -176,7 +188,7 @@ class Machine(MachineState):
                 if queue and queue[0][0] <= t:
                     next_due = t
         finally:
-            self.changes += 1  # whatever ran (or raised) after the last sample
+            st.changes += 1  # whatever ran (or raised) after the last sample
 
     def _next_due(self) -> int:
         """The time of the next queued work or sample, whichever comes first."""

@@ -1,3 +1,4 @@
 # Compiled build: arguments annotated "MachineState" are typed, so their fields are read at fixed offsets.
 from core.state cimport MachineState
 from core.memory cimport fault_range
+from core.events cimport TraceEvent

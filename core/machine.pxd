@@ -1,0 +1,4 @@
+# Compiled build: the loop's machine and its one event are typed, so their fields are read and
+# written at fixed offsets.
+from core.events cimport TraceEvent
+from core.state cimport MachineState
