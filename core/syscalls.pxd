@@ -2,3 +2,10 @@
 from core.state cimport MachineState
 from core.memory cimport fault_range
 from core.events cimport TraceEvent
+
+# the per-event helpers: C calls from the handlers of this module
+cpdef Py_ssize_t _cgroup(MachineState machine, TraceEvent ev)
+cpdef Py_ssize_t _task(MachineState machine, TraceEvent ev)
+cpdef Py_ssize_t _object(MachineState machine, TraceEvent ev)
+cpdef Py_ssize_t _held_object(MachineState machine, TraceEvent ev, Py_ssize_t t)
+cpdef _file_access(MachineState machine, TraceEvent ev, str how=*)

@@ -34,12 +34,18 @@ from core.task import do_exit, new_task_slot
 from core.truncate import drop_pagecache, free_if_unused, free_object, free_range, prune_icache_sb
 from core.vmscan import try_to_free_mem_cgroup_pages
 
+try:
+    import cython
+except ImportError:  # no Cython: the pure model needs only ``cython.compiled``
+    from core import _cyshim as cython
+
 if TYPE_CHECKING:
     from core.state import MachineState
 
 # plain ints for the per-event paths: an IntEnum member lookup costs about 160 ns in Python 3.11
 _ANON = int(Kind.ANON)
 _FILE = int(Kind.FILE)
+_SHMEM_KIND = int(Kind.SHMEM)
 _MAX = int(Flag.MAX)
 _HIGH = int(Flag.HIGH)
 _MAYFAIL = int(Flag.MAYFAIL)
@@ -144,9 +150,9 @@ def op_anon_alloc(machine: MachineState, ev: TraceEvent) -> None:
     name = ev.need_object()
     o = machine.obj_by_name.get(name, -1)
     if o < 0:
-        o = _new_object(machine, name, Kind.ANON, 0, t)
+        o = _new_object(machine, name, _ANON, 0, t)
         machine.t_regions[t].add(o)
-    elif machine.o_kind[o] != Kind.ANON or machine.o_owner[o] != t:
+    elif machine.o_kind[o] != _ANON or machine.o_owner[o] != t:
         raise ev.error("object", f"{name} is not an anon region of task {ev.task}")
     lo = machine.o_size[o]
     hi = lo + pages_of(ev.need_bytes())
@@ -161,7 +167,7 @@ def op_anon_free(machine: MachineState, ev: TraceEvent) -> None:
     if t < 0:
         return
     o = _object(machine, ev)
-    if machine.o_kind[o] != Kind.ANON or machine.o_owner[o] != t:
+    if machine.o_kind[o] != _ANON or machine.o_owner[o] != t:
         raise ev.error("object", f"{ev.obj} is not an anon region of task {ev.task}")
     if ev.nbytes == NULL and ev.offset in (NULL, 0):
         free_object(machine, o)  # the region is gone (munmap of the whole VMA)
@@ -177,10 +183,10 @@ def op_file_create(machine: MachineState, ev: TraceEvent) -> None:
     name = ev.need_object()
     if name in machine.obj_by_name:
         raise ev.error("object", f"object {name} already exists")
-    kind = Kind.SHMEM if ev.flags & _SHMEM else Kind.FILE
+    kind = _SHMEM_KIND if ev.flags & _SHMEM else _FILE
     size = 0 if ev.nbytes == NULL else pages_of(ev.nbytes)
     o = _new_object(machine, name, kind, size, -1)
-    if kind == Kind.FILE:  # created now: atime = mtime (so relatime updates atime at the first read)
+    if kind == _FILE:  # created now: atime = mtime (so relatime updates atime at the first read)
         machine.i_times[o] = [machine.now_us, machine.now_us]
 
 
@@ -195,12 +201,12 @@ def op_file_map(machine: MachineState, ev: TraceEvent) -> None:
 def _file_access(machine: MachineState, ev: TraceEvent, how: str = "read") -> None:
     # _task / _object inline for the common case (a live task, an existing object); anything else takes
     # the full lookup, which counts or raises (a row without a task or object finds nothing, then raises)
-    t = machine.task_by_name.get(ev.task, -1)  # type: ignore[arg-type]  # None: see above
+    t: cython.Py_ssize_t = machine.task_by_name.get(ev.task, -1)  # type: ignore[arg-type]  # None: see above
     if t < 0 or not machine.t_alive[t]:
         t = _task(machine, ev)
         if t < 0:
             return
-    o = machine.obj_by_name.get(ev.obj, -1)  # type: ignore[arg-type]  # None: see above
+    o: cython.Py_ssize_t = machine.obj_by_name.get(ev.obj, -1)  # type: ignore[arg-type]  # None: see above
     if o < 0:
         o = _object(machine, ev)
     kind = machine.o_kind[o]
@@ -259,7 +265,7 @@ def op_file_unmap(machine: MachineState, ev: TraceEvent) -> None:
 
 def op_file_delete(machine: MachineState, ev: TraceEvent) -> None:
     o = _object(machine, ev)
-    if machine.o_kind[o] == Kind.ANON:
+    if machine.o_kind[o] == _ANON:
         raise ev.error("object", f"{ev.obj} is an anon region; use anon_free")
     machine.o_deleted[o] = True
     del machine.obj_by_name[machine.o_name[o]]
@@ -424,7 +430,7 @@ def op_sync(machine: MachineState, ev: TraceEvent) -> None:
     ksys_sync(machine)
 
 
-def _cgroup(machine: MachineState, ev: TraceEvent) -> int:
+def _cgroup(machine: MachineState, ev: TraceEvent) -> cython.Py_ssize_t:
     path = ev.need_cgroup()  # canonical already (Machine.apply)
     m = machine.mem.by_path.get(path, -1)
     if m < 0:
@@ -435,7 +441,7 @@ def _cgroup(machine: MachineState, ev: TraceEvent) -> int:
     return m
 
 
-def _task(machine: MachineState, ev: TraceEvent) -> int:
+def _task(machine: MachineState, ev: TraceEvent) -> cython.Py_ssize_t:
     name = ev.need_task()
     t = machine.task_by_name.get(name, -1)
     if t < 0:
@@ -448,7 +454,7 @@ def _task(machine: MachineState, ev: TraceEvent) -> int:
     return t
 
 
-def _object(machine: MachineState, ev: TraceEvent) -> int:
+def _object(machine: MachineState, ev: TraceEvent) -> cython.Py_ssize_t:
     name = ev.need_object()
     o = machine.obj_by_name.get(name, -1)
     if o < 0:
@@ -456,7 +462,7 @@ def _object(machine: MachineState, ev: TraceEvent) -> int:
     return o
 
 
-def _held_object(machine: MachineState, ev: TraceEvent, t: int) -> int:
+def _held_object(machine: MachineState, ev: TraceEvent, t: cython.Py_ssize_t) -> cython.Py_ssize_t:
     """The object a task's unmap/unpin names: by name, or an unlinked one it still maps or pins."""
     name = ev.need_object()
     o = machine.obj_by_name.get(name, -1)
