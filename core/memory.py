@@ -128,8 +128,8 @@ def fault_range(machine: MachineState, t: cython.int, o: cython.int, lo: cython.
     dirt: cython.p_int
     state: cython.p_schar
     if cython.compiled:  # the run columns' buffers, read before anything below can grow them
-        start, npages, ages, dirt = R.start.data.as_ints, R.npages.data.as_ints, R.age.data.as_ints, R.dirty.data.as_ints
-        state = R.state.data.as_schars
+        start, npages, state = R.start.data.as_ints, R.npages.data.as_ints, R.state.data.as_schars
+        ages, dirt = R.age.data.as_ints, R.dirty.data.as_ints
     else:
         start, npages, ages, dirt, state = R.start, R.npages, R.age, R.dirty, R.state
     if runs and lo < hi:
@@ -340,8 +340,8 @@ def _touch_if_resident(machine: MachineState, o: cython.int, lo: cython.longlong
     dirt: cython.p_int
     state: cython.p_schar
     if cython.compiled:  # the run columns' buffers: the scan below grows none of them
-        start, npages, ages, dirt = R.start.data.as_ints, R.npages.data.as_ints, R.age.data.as_ints, R.dirty.data.as_ints
-        state = R.state.data.as_schars
+        start, npages, state = R.start.data.as_ints, R.npages.data.as_ints, R.state.data.as_schars
+        ages, dirt = R.age.data.as_ints, R.dirty.data.as_ints
     else:
         start, npages, ages, dirt, state = R.start, R.npages, R.age, R.dirty, R.state
     age: cython.int = machine.now_us // machine.cfg.age_quantum_us  # lru_age(), inlined: once per event

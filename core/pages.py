@@ -19,41 +19,18 @@ a refault (mm/workingset.c).
 
 from __future__ import annotations
 
-import enum
 from array import array
 from bisect import bisect_left, bisect_right  # by name: no attribute lookup per call
 from collections.abc import Iterable
 
 import numpy as np
 
+from core.mm_types import PAGE, PARKED, Kind, St, pages_of  # noqa: F401  (their home before mm_types)
+
 try:
     import cython
 except ImportError:  # no Cython: the pure model needs only ``cython.compiled``
     from core import _cyshim as cython
-
-PAGE = 4096
-
-
-class Kind(enum.IntEnum):
-    """What backs a page: anonymous memory, page cache of a disk file, or shmem/tmpfs."""
-
-    ANON = 0
-    FILE = 1
-    SHMEM = 2
-
-
-class St(enum.IntEnum):
-    """State of a run. FREE marks an unused slot of the table."""
-
-    FREE = 0
-    RESIDENT = 1
-    SWAPPED = 2
-    EVICTED = 3
-
-
-#: ``rflags`` bit: the run's charge is parked on an ancestor until its next accessor
-#: takes it over (deferred recharge, Yosry Ahmed's RFC patches 4-5; ``core.recharge``).
-PARKED = 1
 
 #: the names of ``RunTable``'s columns, in declaration order
 RUN_COLUMNS = ("obj", "start", "npages", "state", "memcg", "origin", "mapc", "pinc", "age", "kind", "rflags",
@@ -64,11 +41,6 @@ _RUN_STATE = RUN_COLUMNS + ("free", "mutations", "obj_runs", "obj_starts")
 
 # plain ints for the per-event paths: comparing an array element with an IntEnum member costs more
 _FREE, _RESIDENT, _SWAPPED = int(St.FREE), int(St.RESIDENT), int(St.SWAPPED)
-
-
-def pages_of(nbytes: int) -> int:
-    """Bytes -> 4 KiB pages, partial pages rounded up."""
-    return -(-nbytes // PAGE)
 
 
 class RunTable:
@@ -99,18 +71,8 @@ class RunTable:
     dirty: array[int]
 
     def __init__(self) -> None:
-        self.obj = array("i")
-        self.start = array("i")
-        self.npages = array("i")
-        self.state = array("b")
-        self.memcg = array("i")
-        self.origin = array("i")
-        self.mapc = array("i")
-        self.pinc = array("i")
-        self.age = array("i")
-        self.kind = array("b")
-        self.rflags = array("b")
-        self.dirty = array("i")
+        for name in RUN_COLUMNS:  # int8 for state, kind and rflags, int32 for the others (above)
+            setattr(self, name, array("b" if name in ("state", "kind", "rflags") else "i"))
         self.free: list[int] = []
         self.mutations = 0  # bumped whenever a run is split, dropped or changes owner
         # per object: run ids ordered by start, and their starts (for bisect)
@@ -187,18 +149,10 @@ class RunTable:
                 self.age[r], self.kind[r], self.rflags[r], self.dirty[r] = age, kind, rflags, dirty
         else:
             r = len(self.state)
-            self.obj.append(obj)
-            self.start.append(start)
-            self.npages.append(npages)
-            self.state.append(state)
-            self.memcg.append(memcg)
-            self.origin.append(origin)
-            self.mapc.append(mapc)
-            self.pinc.append(pinc)
-            self.age.append(age)
-            self.kind.append(kind)
-            self.rflags.append(rflags)
-            self.dirty.append(dirty)
+            for col, v in ((self.obj, obj), (self.start, start), (self.npages, npages), (self.state, state),
+                           (self.memcg, memcg), (self.origin, origin), (self.mapc, mapc), (self.pinc, pinc),
+                           (self.age, age), (self.kind, kind), (self.rflags, rflags), (self.dirty, dirty)):
+                col.append(v)
         return r
 
     def drop(self, r: cython.Py_ssize_t):
