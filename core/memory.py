@@ -57,7 +57,7 @@ class _Pieces(NamedTuple):
     segs: list[tuple[int, int, int, int]]  #: the range's segments, as ``_needs`` gives them
 
 
-def _seg_target(machine: MachineState, o: int, r: int, accessor: int) -> int:
+def _seg_target(machine: MachineState, o: cython.int, r: cython.Py_ssize_t, accessor: cython.int) -> cython.int:
     """Which memcg pays for making this segment resident (-1: nothing to pay)."""
     R = machine.runs
     if r >= 0:
@@ -70,8 +70,8 @@ def _seg_target(machine: MachineState, o: int, r: int, accessor: int) -> int:
     return machine.policy.charge_target(machine, o, accessor)
 
 
-def _needs(machine: MachineState, o: int, lo: int, hi: int, accessor: int,
-           fill_holes: bool) -> tuple[dict[int, int], list[tuple[int, int, int, int]]]:
+def _needs(machine: MachineState, o: cython.int, lo: cython.longlong, hi: cython.longlong, accessor: cython.int,
+           fill_holes: cython.bint) -> tuple[dict[int, int], list[tuple[int, int, int, int]]]:
     """Pages of [lo, hi) that must be charged, per paying memcg, and the segments they came from.
 
     Segments are (run or -1, seg_lo, seg_hi, payer): ``_materialize`` reuses the payer
@@ -290,8 +290,8 @@ def _fault_streaming(machine: MachineState, t: int, o: int, lo: int, hi: int, fi
     return alive
 
 
-def _charge_range(machine: MachineState, t: int, o: int, lo: int, hi: int, mayfail: bool,
-                  fill_holes: bool) -> tuple[dict[int, int], list[tuple[int, int, int, int]], bool] | _Pieces | None:
+def _charge_range(machine: MachineState, t: cython.int, o: cython.int, lo: cython.longlong, hi: cython.longlong,
+                  mayfail: cython.bint, fill_holes: cython.bint) -> tuple[dict[int, int], list[tuple[int, int, int, int]], bool] | _Pieces | None:
     """Reserve what making [lo, hi) of ``o`` resident costs, per paying memcg.
 
     Returns (pages reserved per memcg, the segments from ``_needs``, settled: the last
@@ -379,8 +379,8 @@ def _touch_if_resident(machine: MachineState, o: cython.int, lo: cython.longlong
     return True
 
 
-def _materialize(machine: MachineState, o: int, segs: list[tuple[int, int, int, int]],
-                 fill_holes: bool, have: dict[int, int], dirty: int) -> None:
+def _materialize(machine: MachineState, o: cython.int, segs: list,
+                 fill_holes: cython.bint, have: dict, dirty: cython.int) -> None:
     """Turn the holes and non-resident runs of ``segs`` (from ``_needs``) resident, paid from ``have``.
 
     ``dirty`` > 0: stamp every page of ``segs`` dirty on the way (see ``fault_range``).
@@ -429,7 +429,8 @@ def _materialize(machine: MachineState, o: int, segs: list[tuple[int, int, int, 
             machine.reserved -= n
 
 
-def _new_resident(machine: MachineState, o: int, s: int, e: int, memcg: int, dirty: int = 0) -> None:
+def _new_resident(machine: MachineState, o: cython.int, s: cython.longlong, e: cython.longlong, memcg: cython.int,
+                  dirty: cython.int = 0) -> None:
     """Instantiate pages [s, e) of ``o`` charged to ``memcg``, split where mappings differ."""
     R, age, kind = machine.runs, machine.now_us // machine.cfg.age_quantum_us, machine.o_kind[o]  # lru_age() inlined
     for a, b, mapc in (map_pieces(machine, o, s, e) if machine.o_maps[o] else ((s, e, 0),)):
@@ -437,7 +438,7 @@ def _new_resident(machine: MachineState, o: int, s: int, e: int, memcg: int, dir
         charge_new_resident(machine, o, memcg, kind, mapc, b - a)
 
 
-def _make_resident(machine: MachineState, r: int, memcg: int) -> None:
+def _make_resident(machine: MachineState, r: cython.Py_ssize_t, memcg: cython.int) -> None:
     """Refault an evicted run or swap in a swapped one, charged to ``memcg``."""
     R = machine.runs
     n = R.npages[r]
