@@ -15,7 +15,13 @@ replay; the per-op means include it), and the cost of the event loop alone (the 
 batches with every handler a no-op: decode, dispatch, clock and queue checks), which bounds the
 events per second any handler speed-up can reach.
 
-    python scripts/bench_machine.py [--preset machine_day] [--policy none] [--profile | --by-op]
+    python scripts/bench_machine.py [--preset machine_day] [--policy none] [--profile | --by-op] [--events N]
+
+``--events N`` replays only the day's first N events. Counting instructions instead of time (steady
+whatever the load on the box; compiled build, the replay alone):
+
+    valgrind --tool=callgrind --toggle-collect='__pyx_pw_4core_7machine_7Machine_*apply' \
+        python scripts/bench_machine.py --events 100000
 """
 
 from __future__ import annotations
@@ -38,21 +44,28 @@ from traces.batches import machine_batches
 from traces.generate import PRESETS, generate
 
 
-def _day(preset: str, seed: int) -> tuple[list, MachineConfig, int, float]:
-    """The preset's first machine as batches, its machine config, the day's end in microseconds and
-    the seconds ``generate`` took."""
+def _day(preset: str, seed: int, events: int | None = None) -> tuple[list, MachineConfig, int, float]:
+    """The preset's first machine as batches (its first ``events`` only, if given), its machine config,
+    the day's end in microseconds and the seconds ``generate`` took."""
     params = PRESETS[preset]
     t0 = time.perf_counter()
     table = generate(params, seed)
     gen_s = time.perf_counter() - t0
     batches = [b for mid, b in machine_batches(table, source=preset) if mid == "m-0000"]
+    if events is not None:
+        kept, left = [], events
+        for b in batches:
+            if left > 0:
+                kept.append(b if len(b) <= left else b.slice(0, left))
+                left -= len(kept[-1])
+        batches = kept
     cfg = MachineConfig(mem_bytes=params.mem_bytes, swap_bytes=params.swap_bytes)
     return batches, cfg, int(params.duration_s * 1e6), gen_s
 
 
-def run(preset: str, seed: int, policy: str, profile: bool) -> dict:
-    """Generate the preset's first machine, replay it, and return the figures."""
-    batches, cfg, end_us, gen_s = _day(preset, seed)
+def run(preset: str, seed: int, policy: str, profile: bool, events: int | None = None) -> dict:
+    """Generate the preset's first machine, replay it (its first ``events``), and return the figures."""
+    batches, cfg, end_us, gen_s = _day(preset, seed, events)
     events = sum(len(b) for b in batches)
     machine = Machine(cfg, make_policy(policy), machine_id="m-0000", seed=seed)
     prof = cProfile.Profile() if profile else None
@@ -157,11 +170,12 @@ def main(argv: list[str] | None = None) -> None:
     how = ap.add_mutually_exclusive_group()
     how.add_argument("--profile", action="store_true")
     how.add_argument("--by-op", action="store_true", help="time per op, and the event loop alone")
+    ap.add_argument("--events", type=int, help="replay only the day's first N events (e.g. under callgrind)")
     args = ap.parse_args(argv)
     if args.by_op:
         print_by_op(by_op(args.preset, args.seed, args.policy))
         return
-    res = run(args.preset, args.seed, args.policy, args.profile)
+    res = run(args.preset, args.seed, args.policy, args.profile, args.events)
     prof = res.pop("profile", "")
     for k, v in res.items():
         print(f"{k:16s} {v:,.1f}" if isinstance(v, float) else f"{k:16s} {v:,}")

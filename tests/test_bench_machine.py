@@ -37,3 +37,13 @@ def test_by_op_accounts_for_every_event_and_restores_the_op_table():
     assert res["events"] > 0 and sum(n for _, n, _ in res["ops"]) == res["events"]
     assert all(s >= 0 for _, _, s in res["ops"]) and res["loop_cpu_s"] > 0
     assert [s for _, _, s in res["ops"]] == sorted((s for _, _, s in res["ops"]), reverse=True)
+
+
+def test_events_replays_only_the_days_first_events():
+    # not a benchmark: the tiny preset cut to its first 50 events, as a callgrind run would ask
+    from scripts.bench_machine import _day
+
+    whole, _, _, _ = _day("tiny", 0)
+    first, _, _, _ = _day("tiny", 0, events=50)
+    assert sum(len(b) for b in first) == 50 < sum(len(b) for b in whole)
+    assert first[0].time_us[:50].tolist() == whole[0].time_us[:50].tolist()
