@@ -309,23 +309,43 @@ def _visit_quota(left: int, dying: bool, prio: int, lru_gen: bool) -> int:
 
 
 def _candidates(machine: MachineState, sub: np.ndarray, may_swap: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Reclaimable resident runs charged inside ``sub``: (run ids, their memcgs, their page counts)."""
+    """Reclaimable resident runs charged inside ``sub``: (run ids ascending, their memcgs, their page counts).
+
+    Most reclaim aims at a pod's small subtree, whose runs are a few of the table's tens of
+    thousands of slots: up to ``_FEW_MEMCGS`` memcgs, the memcg column is compared with each
+    of them and the rules below are checked on the runs found only. A bigger subtree (global
+    reclaim) checks them on every slot first and looks the memcgs of the survivors up. The
+    two give the same runs: a resident run is charged to a memcg slot (never -1).
+    """
     R = machine.runs
     if len(R) == 0:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, empty
-    state, memcg, pinc = R.view("state"), R.view("memcg"), R.view("pinc")
-    kind, mapc, npages = R.view("kind"), R.view("mapc"), R.view("npages")
-    in_sub = np.zeros(len(machine.mem.state), dtype=bool)
-    in_sub[sub] = True
+    memcg = R.view("memcg")
+    state, pinc, kind, mapc = R.view("state"), R.view("pinc"), R.view("kind"), R.view("mapc")
+    few = len(sub) <= _FEW_MEMCGS
+    if few:
+        mine = memcg == sub[0]
+        for m in sub[1:].tolist():
+            mine |= memcg == m
+        found = np.flatnonzero(mine)
+        state, pinc, kind, mapc = state[found], pinc[found], kind[found], mapc[found]
     ok = (state == St.RESIDENT) & (pinc == 0)
-    ok &= in_sub[np.where(ok, memcg, 0)]
     if not may_swap or machine.swap_total - machine.swap_used <= 0:
         ok &= kind == Kind.FILE
     if machine.cfg.mapped_hot:
         ok &= ~((mapc > 0) & (kind != Kind.ANON))
-    ids = np.flatnonzero(ok)
-    return ids, memcg[ids].astype(np.int64), npages[ids].astype(np.int64)
+    if few:
+        ids = found[ok]
+    else:
+        in_sub = np.zeros(len(machine.mem.state), dtype=bool)
+        in_sub[sub] = True
+        ids = np.flatnonzero(ok)
+        ids = ids[in_sub[memcg[ids]]]
+    return ids, memcg[ids].astype(np.int64), R.view("npages")[ids].astype(np.int64)
+
+
+_FEW_MEMCGS = 8  # subtrees up to this many memcgs find their runs by comparing the memcg column
 
 
 def _quotas(sizes: np.ndarray, dying: np.ndarray, target: int, full_walk: bool,
