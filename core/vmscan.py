@@ -192,7 +192,15 @@ def _plan(machine: MachineState, sub: np.ndarray, target: int, may_swap: bool, f
           batch: int = 0, quarter: bool = False) -> _Plan:
     ids, owners, sizes_by_run = _candidates(machine, sub, may_swap)
     nslots = len(machine.mem.state)
-    sizes = np.bincount(owners, weights=sizes_by_run, minlength=nslots).astype(np.int64)[sub]
+    few = ids.size <= _FEW_RUNS
+    if few:  # a pod's handful of runs: plain lists, not numpy's per-call overhead
+        owners_l, npages_l = owners.tolist(), sizes_by_run.tolist()
+        held: dict[int, int] = {}
+        for m, n in zip(owners_l, npages_l):
+            held[m] = held.get(m, 0) + n
+        sizes = np.array([held.get(m, 0) for m in sub.tolist()], dtype=np.int64)
+    else:
+        sizes = np.bincount(owners, weights=sizes_by_run, minlength=nslots).astype(np.int64)[sub]
     dying = np.array([machine.mem.state[m] == State.DYING for m in sub.tolist()], dtype=bool)
     calls = 1
     if (batch > 0 or quarter) and target > 0:
@@ -202,9 +210,12 @@ def _plan(machine: MachineState, sub: np.ndarray, target: int, may_swap: bool, f
         quota, visited, _ = _quotas(sizes, dying, target, full_walk, machine.cfg.lru_gen, root_abort=abort)
     if target <= 0 or ids.size == 0 or quota.sum() == 0:
         return _Plan([], [], visited, calls)
-    per_slot = np.zeros(nslots, dtype=np.int64)
-    per_slot[sub] = quota
-    runs, take = _select_oldest(machine, ids, owners, sizes_by_run, per_slot)
+    if few:
+        runs, take = _select_oldest_few(machine, ids.tolist(), owners_l, npages_l, dict(zip(sub.tolist(), quota.tolist())))
+    else:
+        per_slot = np.zeros(nslots, dtype=np.int64)
+        per_slot[sub] = quota
+        runs, take = _select_oldest(machine, ids, owners, sizes_by_run, per_slot)
     for m, q in zip(sub.tolist(), quota.tolist()):
         if q:
             machine.mem.pgscan[m] += q
@@ -422,6 +433,34 @@ def _select_oldest(machine: MachineState, ids: np.ndarray, owners: np.ndarray, n
     take = np.clip(quota[o_own] - before, 0, o_n)
     keep = take > 0
     return o_ids[keep].tolist(), take[keep].tolist()
+
+
+def _select_oldest_few(machine: MachineState, ids: list[int], owners: list[int], npages: list[int],
+                       quota: dict[int, int]) -> tuple[list[int], list[int]]:
+    """``_select_oldest`` on plain lists, for a few runs (``quota`` by memcg; the same order and takes).
+
+    Sorting (memcg, age, object, first page, run id) is the stable lexsort of ``_select_oldest``:
+    the run id last keeps equal keys in the ascending order the candidates come in.
+    """
+    R = machine.runs
+    age, obj, start = R.age, R.obj, R.start
+    rows = sorted([(m, age[r], obj[r], start[r], r, n) for r, m, n in zip(ids, owners, npages)])
+    runs: list[int] = []
+    take: list[int] = []
+    prev: int | None = None
+    before = 0
+    for m, _, _, _, r, n in rows:
+        if m != prev:
+            prev, before = m, 0
+        t = min(max(quota[m] - before, 0), n)
+        if t > 0:
+            runs.append(r)
+            take.append(t)
+        before += n
+    return runs, take
+
+
+_FEW_RUNS = 64  # plans over up to this many candidate runs go on plain lists
 
 
 def _reclaim_run(machine: MachineState, r: int, take: int) -> int:
