@@ -211,7 +211,8 @@ def _plan(machine: MachineState, sub: np.ndarray, target: int, may_swap: bool, f
     if target <= 0 or ids.size == 0 or quota.sum() == 0:
         return _Plan([], [], visited, calls)
     if few:
-        runs, take = _select_oldest_few(machine, ids.tolist(), owners_l, npages_l, dict(zip(sub.tolist(), quota.tolist())))
+        quota_of = dict(zip(sub.tolist(), quota.tolist()))
+        runs, take = _select_oldest_few(machine, ids.tolist(), owners_l, npages_l, quota_of)
     else:
         per_slot = np.zeros(nslots, dtype=np.int64)
         per_slot[sub] = quota
@@ -422,9 +423,20 @@ def _select_oldest(machine: MachineState, ids: np.ndarray, owners: np.ndarray, n
     Equally old runs of a memcg go in page order (object, then first page): run ids are
     an artefact of slot allocation, and results must not depend on them.
     """
+    if ids.size == 0:
+        return [], []
     R = machine.runs
     age, obj, start = R.view("age")[ids], R.view("obj")[ids], R.view("start")[ids]
-    order = np.lexsort((start, obj, age, owners))
+    # Only runs whose memcg's strictly older runs hold less than its quota can be taken; one sort
+    # by (memcg, age) finds them, and only they are put in full order. They keep their input order,
+    # so ties fall as before, and each one's pages before it in its memcg are the same.
+    by_age = _pair(owners, age)
+    if ids.size > _PRESORT:
+        within = _within_quota(by_age, owners, npages, quota)
+        ids, owners, npages, obj, start, by_age = [x[within] for x in (ids, owners, npages, obj, start, by_age)]
+        if ids.size == 0:
+            return [], []
+    order = np.lexsort((_pair(obj, start), by_age))  # = np.lexsort((start, obj, age, owners))
     o_ids, o_own, o_n = ids[order], owners[order], npages[order]
     cum = np.cumsum(o_n)
     first = np.r_[True, o_own[1:] != o_own[:-1]]
@@ -433,6 +445,32 @@ def _select_oldest(machine: MachineState, ids: np.ndarray, owners: np.ndarray, n
     take = np.clip(quota[o_own] - before, 0, o_n)
     keep = take > 0
     return o_ids[keep].tolist(), take[keep].tolist()
+
+
+def _pair(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """One uint64 sort key ordering as the pair (``hi``, ``lo``) of int32-range columns."""
+    high = (hi.astype(np.int64) - hi.min()).astype(np.uint64)
+    return (high << 32) | (lo.astype(np.int64) - lo.min()).astype(np.uint64)
+
+
+def _within_quota(by_age: np.ndarray, owners: np.ndarray, npages: np.ndarray, quota: np.ndarray) -> np.ndarray:
+    """Positions (ascending) of the runs whose memcg's strictly older runs hold fewer pages than its quota.
+
+    ``by_age`` orders the runs by (memcg, age): the pages before a run's group of equally old
+    runs in its memcg are counted over that order, whatever the order inside the groups.
+    """
+    o = np.argsort(by_age)
+    key, own, n = by_age[o], owners[o], npages[o]
+    before = np.cumsum(n) - n
+    group = np.r_[True, key[1:] != key[:-1]]
+    first = np.r_[True, own[1:] != own[:-1]]
+    older = np.maximum.accumulate(np.where(group, before, 0)) - np.maximum.accumulate(np.where(first, before, 0))
+    keep = np.zeros(o.size, dtype=bool)
+    keep[o] = older < quota[own]
+    return np.flatnonzero(keep)
+
+
+_PRESORT = 1024  # above this many candidate runs, ``_within_quota`` narrows them before the full sort
 
 
 def _select_oldest_few(machine: MachineState, ids: list[int], owners: list[int], npages: list[int],
