@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 # plain ints for the per-event paths: an IntEnum member lookup costs about 160 ns in Python 3.11
 _SWAPPED = int(St.SWAPPED)
 _EVICTED = int(St.EVICTED)
+_FILE = int(Kind.FILE)
 
 DEF_PRIORITY = 12
 SWAP_CLUSTER_MAX = 32
@@ -176,6 +177,9 @@ def _meets_dirty(machine: MachineState, runs: list[int]) -> bool:
     if not runs:
         return False
     R = machine.runs
+    if len(runs) <= _FEW_RUNS:  # a pod's few runs: no numpy
+        dirty, kind = R.dirty, R.kind
+        return any(dirty_now(machine, r) for r in runs if dirty[r] > 0 and kind[r] == _FILE)
     ids = np.asarray(runs, dtype=np.int64)
     stamped = ids[(R.view("dirty")[ids] > 0) & (R.view("kind")[ids] == Kind.FILE)]
     return any(dirty_now(machine, int(r)) for r in stamped)
@@ -192,13 +196,14 @@ def _plan(machine: MachineState, sub: np.ndarray, target: int, may_swap: bool, f
           batch: int = 0, quarter: bool = False) -> _Plan:
     ids, owners, sizes_by_run = _candidates(machine, sub, may_swap)
     nslots = len(machine.mem.state)
+    sub_l = sub.tolist()
     few = ids.size <= _FEW_RUNS
     if few:  # a pod's handful of runs: plain lists, not numpy's per-call overhead
         owners_l, npages_l = owners.tolist(), sizes_by_run.tolist()
         held: dict[int, int] = {}
         for m, n in zip(owners_l, npages_l):
             held[m] = held.get(m, 0) + n
-        sizes = np.array([held.get(m, 0) for m in sub.tolist()], dtype=np.int64)
+        sizes = np.array([held.get(m, 0) for m in sub_l], dtype=np.int64)
     else:
         sizes = np.bincount(owners, weights=sizes_by_run, minlength=nslots).astype(np.int64)[sub]
     dying = np.array([machine.mem.state[m] == State.DYING for m in sub.tolist()], dtype=bool)
@@ -208,19 +213,21 @@ def _plan(machine: MachineState, sub: np.ndarray, target: int, may_swap: bool, f
     else:
         abort = int(sub[0]) == ROOT or machine.kernel.mglru_memcg_reclaim_aborts
         quota, visited, _ = _quotas(sizes, dying, target, full_walk, machine.cfg.lru_gen, root_abort=abort)
-    if target <= 0 or ids.size == 0 or quota.sum() == 0:
+    quota_l = quota.tolist()
+    scanned = sum(quota_l)
+    if target <= 0 or ids.size == 0 or scanned == 0:
         return _Plan([], [], visited, calls)
     if few:
-        quota_of = dict(zip(sub.tolist(), quota.tolist()))
+        quota_of = dict(zip(sub_l, quota_l))
         runs, take = _select_oldest_few(machine, ids.tolist(), owners_l, npages_l, quota_of)
     else:
         per_slot = np.zeros(nslots, dtype=np.int64)
         per_slot[sub] = quota
         runs, take = _select_oldest(machine, ids, owners, sizes_by_run, per_slot)
-    for m, q in zip(sub.tolist(), quota.tolist()):
+    for m, q in zip(sub_l, quota_l):
         if q:
             machine.mem.pgscan[m] += q
-    machine.counters["pgscan"] += int(quota.sum())
+    machine.counters["pgscan"] += scanned
     return _Plan(runs, take, visited, calls)
 
 
@@ -337,8 +344,9 @@ def _candidates(machine: MachineState, sub: np.ndarray, may_swap: bool) -> tuple
     state, pinc, kind, mapc = R.view("state"), R.view("pinc"), R.view("kind"), R.view("mapc")
     few = len(sub) <= _FEW_MEMCGS
     if few:
-        mine = memcg == sub[0]
-        for m in sub[1:].tolist():
+        first, *rest = sub.tolist()  # Python ints: a numpy int64 would make each compare cast the int32 column
+        mine = memcg == first
+        for m in rest:
             mine |= memcg == m
         found = np.flatnonzero(mine)
         state, pinc, kind, mapc = state[found], pinc[found], kind[found], mapc[found]
@@ -498,7 +506,7 @@ def _select_oldest_few(machine: MachineState, ids: list[int], owners: list[int],
     return runs, take
 
 
-_FEW_RUNS = 64  # plans over up to this many candidate runs go on plain lists
+_FEW_RUNS = 64  # plans over up to this many candidate runs, and dirty checks of as many runs, go on plain lists
 
 
 def _reclaim_run(machine: MachineState, r: int, take: int) -> int:
