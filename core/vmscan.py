@@ -435,16 +435,19 @@ def _select_oldest(machine: MachineState, ids: np.ndarray, owners: np.ndarray, n
         return [], []
     R = machine.runs
     age, obj, start = R.view("age")[ids], R.view("obj")[ids], R.view("start")[ids]
-    # Only runs whose memcg's strictly older runs hold less than its quota can be taken; one sort
-    # by (memcg, age) finds them, and only they are put in full order. They keep their input order,
-    # so ties fall as before, and each one's pages before it in its memcg are the same.
-    by_age = _pair(owners, age)
-    if ids.size > _PRESORT:
+    if ids.size <= _PRESORT:
+        order = np.lexsort((start, obj, age, owners))
+    else:
+        # Only runs whose memcg's strictly older runs hold less than its quota can be taken; one
+        # sort by (memcg, age) finds them, and only they are put in full order. They keep their
+        # input order, so ties fall as before, and each one's pages before it in its memcg are the
+        # same. The pairs are packed into single keys: the same order from two lexsort passes.
+        by_age = _pair(owners, age)
         within = _within_quota(by_age, owners, npages, quota)
         ids, owners, npages, obj, start, by_age = [x[within] for x in (ids, owners, npages, obj, start, by_age)]
         if ids.size == 0:
             return [], []
-    order = np.lexsort((_pair(obj, start), by_age))  # = np.lexsort((start, obj, age, owners))
+        order = np.lexsort((_pair(obj, start), by_age))  # = np.lexsort((start, obj, age, owners))
     o_ids, o_own, o_n = ids[order], owners[order], npages[order]
     cum = np.cumsum(o_n)
     first = np.r_[True, o_own[1:] != o_own[:-1]]
