@@ -95,8 +95,8 @@ def try_to_free_mem_cgroup_pages(machine: MachineState, top: int, nr_to_reclaim:
         if target > call:
             got = _shrink_pass(machine, sub, call, may_swap, full_walk, batch, quarter)
             mem.refault_snap[top] = mem.refault_tree[top]
-            return got + try_to_free_mem_cgroup_pages(machine, top, target - got, may_swap=may_swap, full_walk=full_walk,
-                                batch=batch, quarter=quarter) if got else got
+            return got + try_to_free_mem_cgroup_pages(machine, top, target - got, may_swap=may_swap,
+                                                      full_walk=full_walk, batch=batch, quarter=quarter) if got else got
     reclaimed, done = 0, False
     if trim and any(mem.file[m] for m in sub.tolist()):
         reclaimed, done = _shrink_pass(machine, sub, target, False, full_walk, batch, quarter), True
