@@ -63,6 +63,8 @@ MIN_LRU_BATCH = 64  # BITS_PER_LONG: MGLRU's refault feedback ignores fewer refa
 
 
 _MAX_CALLS = 4096  # batched reclaim: calls modelled one by one; the rest of the target goes in one more
+_FEW_MEMCGS = 8  # subtrees up to this many memcgs find their runs by comparing the memcg column
+_FEW_RUNS = 64  # plans over up to this many candidate runs, and dirty checks of as many runs, go on plain lists
 
 
 def try_to_free_mem_cgroup_pages(machine: MachineState, top: int, nr_to_reclaim: int, *, may_swap: bool = True,
@@ -330,12 +332,9 @@ def _visit_quota(left: int, dying: bool, prio: int, lru_gen: bool) -> int:
 def _candidates(machine: MachineState, sub: np.ndarray, may_swap: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Reclaimable resident runs charged inside ``sub``: (run ids ascending, their memcgs, their page counts).
 
-    Most reclaim aims at a pod's small subtree, whose runs are a few of the table's tens of
-    thousands of slots: up to ``_FEW_MEMCGS`` memcgs, the memcg column is compared with each
-    of them and the rules below are checked on the runs found only. A bigger subtree (global
-    reclaim) checks them on every slot first and looks the memcgs of the survivors up. The
-    two give the same runs: a resident run is charged to a memcg slot (never -1).
-    """
+    Up to ``_FEW_MEMCGS`` memcgs (a pod), the memcg column is compared with each and the rules are
+    checked on the few runs found; else on every slot, then the survivors' memcgs are looked up.
+    The same runs either way: a resident run is charged to a memcg slot (never -1)."""
     R = machine.runs
     if len(R) == 0:
         empty = np.zeros(0, dtype=np.int64)
@@ -363,9 +362,6 @@ def _candidates(machine: MachineState, sub: np.ndarray, may_swap: bool) -> tuple
         ids = np.flatnonzero(ok)
         ids = ids[in_sub[memcg[ids]]]
     return ids, memcg[ids].astype(np.int64), R.view("npages")[ids].astype(np.int64)
-
-
-_FEW_MEMCGS = 8  # subtrees up to this many memcgs find their runs by comparing the memcg column
 
 
 def _quotas(sizes: np.ndarray, dying: np.ndarray, target: int, full_walk: bool,
@@ -431,23 +427,9 @@ def _select_oldest(machine: MachineState, ids: np.ndarray, owners: np.ndarray, n
     Equally old runs of a memcg go in page order (object, then first page): run ids are
     an artefact of slot allocation, and results must not depend on them.
     """
-    if ids.size == 0:
-        return [], []
     R = machine.runs
     age, obj, start = R.view("age")[ids], R.view("obj")[ids], R.view("start")[ids]
-    if ids.size <= _PRESORT:
-        order = np.lexsort((start, obj, age, owners))
-    else:
-        # Only runs whose memcg's strictly older runs hold less than its quota can be taken; one
-        # sort by (memcg, age) finds them, and only they are put in full order. They keep their
-        # input order, so ties fall as before, and each one's pages before it in its memcg are the
-        # same. The pairs are packed into single keys: the same order from two lexsort passes.
-        by_age = _pair(owners, age)
-        within = _within_quota(by_age, owners, npages, quota)
-        ids, owners, npages, obj, start, by_age = [x[within] for x in (ids, owners, npages, obj, start, by_age)]
-        if ids.size == 0:
-            return [], []
-        order = np.lexsort((_pair(obj, start), by_age))  # = np.lexsort((start, obj, age, owners))
+    order = np.lexsort((start, obj, age, owners))
     o_ids, o_own, o_n = ids[order], owners[order], npages[order]
     cum = np.cumsum(o_n)
     first = np.r_[True, o_own[1:] != o_own[:-1]]
@@ -458,47 +440,14 @@ def _select_oldest(machine: MachineState, ids: np.ndarray, owners: np.ndarray, n
     return o_ids[keep].tolist(), take[keep].tolist()
 
 
-def _pair(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
-    """One uint64 sort key ordering as the pair (``hi``, ``lo``) of int32-range columns."""
-    high = (hi.astype(np.int64) - hi.min()).astype(np.uint64)
-    return (high << 32) | (lo.astype(np.int64) - lo.min()).astype(np.uint64)
-
-
-def _within_quota(by_age: np.ndarray, owners: np.ndarray, npages: np.ndarray, quota: np.ndarray) -> np.ndarray:
-    """Positions (ascending) of the runs whose memcg's strictly older runs hold fewer pages than its quota.
-
-    ``by_age`` orders the runs by (memcg, age): the pages before a run's group of equally old
-    runs in its memcg are counted over that order, whatever the order inside the groups.
-    """
-    o = np.argsort(by_age)
-    key, own, n = by_age[o], owners[o], npages[o]
-    before = np.cumsum(n) - n
-    group = np.r_[True, key[1:] != key[:-1]]
-    first = np.r_[True, own[1:] != own[:-1]]
-    older = np.maximum.accumulate(np.where(group, before, 0)) - np.maximum.accumulate(np.where(first, before, 0))
-    keep = np.zeros(o.size, dtype=bool)
-    keep[o] = older < quota[own]
-    return np.flatnonzero(keep)
-
-
-_PRESORT = 1024  # above this many candidate runs, ``_within_quota`` narrows them before the full sort
-
-
 def _select_oldest_few(machine: MachineState, ids: list[int], owners: list[int], npages: list[int],
                        quota: dict[int, int]) -> tuple[list[int], list[int]]:
-    """``_select_oldest`` on plain lists, for a few runs (``quota`` by memcg; the same order and takes).
-
-    Sorting (memcg, age, object, first page, run id) is the stable lexsort of ``_select_oldest``:
-    the run id last keeps equal keys in the ascending order the candidates come in.
-    """
+    """``_select_oldest`` on lists (``quota`` by memcg): sorting (memcg, age, object, first page, run
+    id) is its stable lexsort, as the ids come in ascending."""
     R = machine.runs
     age, obj, start = R.age, R.obj, R.start
-    rows = sorted([(m, age[r], obj[r], start[r], r, n) for r, m, n in zip(ids, owners, npages)])
-    runs: list[int] = []
-    take: list[int] = []
-    prev: int | None = None
-    before = 0
-    for m, _, _, _, r, n in rows:
+    runs, take, prev, before = [], [], None, 0
+    for m, _, _, _, r, n in sorted([(m, age[r], obj[r], start[r], r, n) for r, m, n in zip(ids, owners, npages)]):
         if m != prev:
             prev, before = m, 0
         t = min(max(quota[m] - before, 0), n)
@@ -507,9 +456,6 @@ def _select_oldest_few(machine: MachineState, ids: list[int], owners: list[int],
             take.append(t)
         before += n
     return runs, take
-
-
-_FEW_RUNS = 64  # plans over up to this many candidate runs, and dirty checks of as many runs, go on plain lists
 
 
 def _reclaim_run(machine: MachineState, r: int, take: int) -> int:

@@ -1,8 +1,8 @@
 """Reclaim's cheap paths choose exactly what its plain vectorised paths choose.
 
 ``core.vmscan`` finds a small subtree's candidates by comparing the memcg column (a big one
-by a mask lookup), selects a plan's few runs on plain lists (many runs with numpy, over a
-narrowed set above ``_PRESORT``), and checks a few runs for dirt on lists. Each test builds
+by a mask lookup), selects a plan's few runs on plain lists (many runs with numpy), and
+checks a few runs for dirt on lists. Each test builds
 a run table with ties in age, several memcgs, pinned, mapped and non-resident runs, and
 holds the fast path to a reference: the four-key lexsort selection the model used before,
 or the other path of the same function.
@@ -63,7 +63,7 @@ def test_select_paths_equal_the_four_key_lexsort(seed, nruns):
         for c in memcgs:
             quota[c] = rng.choice([0, 1, rng.randrange(held[c] + 1), held[c], held[c] + 5])
         want = _reference_select(m, ids, owners, npages, quota)
-        assert (ids.size > vmscan._PRESORT) == (nruns > 1000)  # both sides of the narrowing pre-sort
+        assert (ids.size > vmscan._FEW_RUNS) == (nruns > 1000)  # both paths of the selection
         assert vmscan._select_oldest(m, ids, owners, npages, quota) == want
         if ids.size <= vmscan._FEW_RUNS:
             few = vmscan._select_oldest_few(m, ids.tolist(), owners.tolist(), npages.tolist(),
