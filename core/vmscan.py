@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 # plain ints for the per-event paths: an IntEnum member lookup costs about 160 ns in Python 3.11
 _SWAPPED = int(St.SWAPPED)
 _EVICTED = int(St.EVICTED)
+_FILE = int(Kind.FILE)
 
 DEF_PRIORITY = 12
 SWAP_CLUSTER_MAX = 32
@@ -62,6 +63,8 @@ MIN_LRU_BATCH = 64  # BITS_PER_LONG: MGLRU's refault feedback ignores fewer refa
 
 
 _MAX_CALLS = 4096  # batched reclaim: calls modelled one by one; the rest of the target goes in one more
+_FEW_MEMCGS = 8  # subtrees up to this many memcgs find their runs by comparing the memcg column
+_FEW_RUNS = 64  # plans over up to this many candidate runs, and dirty checks of as many runs, go on plain lists
 
 
 def try_to_free_mem_cgroup_pages(machine: MachineState, top: int, nr_to_reclaim: int, *, may_swap: bool = True,
@@ -94,8 +97,8 @@ def try_to_free_mem_cgroup_pages(machine: MachineState, top: int, nr_to_reclaim:
         if target > call:
             got = _shrink_pass(machine, sub, call, may_swap, full_walk, batch, quarter)
             mem.refault_snap[top] = mem.refault_tree[top]
-            return got + try_to_free_mem_cgroup_pages(machine, top, target - got, may_swap=may_swap, full_walk=full_walk,
-                                batch=batch, quarter=quarter) if got else got
+            return got + try_to_free_mem_cgroup_pages(machine, top, target - got, may_swap=may_swap,
+                                                      full_walk=full_walk, batch=batch, quarter=quarter) if got else got
     reclaimed, done = 0, False
     if trim and any(mem.file[m] for m in sub.tolist()):
         reclaimed, done = _shrink_pass(machine, sub, target, False, full_walk, batch, quarter), True
@@ -176,6 +179,9 @@ def _meets_dirty(machine: MachineState, runs: list[int]) -> bool:
     if not runs:
         return False
     R = machine.runs
+    if len(runs) <= _FEW_RUNS:  # a pod's few runs: no numpy
+        dirty, kind = R.dirty, R.kind
+        return any(dirty_now(machine, r) for r in runs if dirty[r] > 0 and kind[r] == _FILE)
     ids = np.asarray(runs, dtype=np.int64)
     stamped = ids[(R.view("dirty")[ids] > 0) & (R.view("kind")[ids] == Kind.FILE)]
     return any(dirty_now(machine, int(r)) for r in stamped)
@@ -192,7 +198,16 @@ def _plan(machine: MachineState, sub: np.ndarray, target: int, may_swap: bool, f
           batch: int = 0, quarter: bool = False) -> _Plan:
     ids, owners, sizes_by_run = _candidates(machine, sub, may_swap)
     nslots = len(machine.mem.state)
-    sizes = np.bincount(owners, weights=sizes_by_run, minlength=nslots).astype(np.int64)[sub]
+    sub_l = sub.tolist()
+    few = ids.size <= _FEW_RUNS
+    if few:  # a pod's handful of runs: plain lists, not numpy's per-call overhead
+        owners_l, npages_l = owners.tolist(), sizes_by_run.tolist()
+        held: dict[int, int] = {}
+        for m, n in zip(owners_l, npages_l):
+            held[m] = held.get(m, 0) + n
+        sizes = np.array([held.get(m, 0) for m in sub_l], dtype=np.int64)
+    else:
+        sizes = np.bincount(owners, weights=sizes_by_run, minlength=nslots).astype(np.int64)[sub]
     dying = np.array([machine.mem.state[m] == State.DYING for m in sub.tolist()], dtype=bool)
     calls = 1
     if (batch > 0 or quarter) and target > 0:
@@ -200,15 +215,21 @@ def _plan(machine: MachineState, sub: np.ndarray, target: int, may_swap: bool, f
     else:
         abort = int(sub[0]) == ROOT or machine.kernel.mglru_memcg_reclaim_aborts
         quota, visited, _ = _quotas(sizes, dying, target, full_walk, machine.cfg.lru_gen, root_abort=abort)
-    if target <= 0 or ids.size == 0 or quota.sum() == 0:
+    quota_l = quota.tolist()
+    scanned = sum(quota_l)
+    if target <= 0 or ids.size == 0 or scanned == 0:
         return _Plan([], [], visited, calls)
-    per_slot = np.zeros(nslots, dtype=np.int64)
-    per_slot[sub] = quota
-    runs, take = _select_oldest(machine, ids, owners, sizes_by_run, per_slot)
-    for m, q in zip(sub.tolist(), quota.tolist()):
+    if few:
+        quota_of = dict(zip(sub_l, quota_l))
+        runs, take = _select_oldest_few(machine, ids.tolist(), owners_l, npages_l, quota_of)
+    else:
+        per_slot = np.zeros(nslots, dtype=np.int64)
+        per_slot[sub] = quota
+        runs, take = _select_oldest(machine, ids, owners, sizes_by_run, per_slot)
+    for m, q in zip(sub_l, quota_l):
         if q:
             machine.mem.pgscan[m] += q
-    machine.counters["pgscan"] += int(quota.sum())
+    machine.counters["pgscan"] += scanned
     return _Plan(runs, take, visited, calls)
 
 
@@ -309,23 +330,38 @@ def _visit_quota(left: int, dying: bool, prio: int, lru_gen: bool) -> int:
 
 
 def _candidates(machine: MachineState, sub: np.ndarray, may_swap: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Reclaimable resident runs charged inside ``sub``: (run ids, their memcgs, their page counts)."""
+    """Reclaimable resident runs charged inside ``sub``: (run ids ascending, their memcgs, their page counts).
+
+    Up to ``_FEW_MEMCGS`` memcgs (a pod), the memcg column is compared with each and the rules are
+    checked on the few runs found; else on every slot, then the survivors' memcgs are looked up.
+    The same runs either way: a resident run is charged to a memcg slot (never -1)."""
     R = machine.runs
     if len(R) == 0:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, empty
-    state, memcg, pinc = R.view("state"), R.view("memcg"), R.view("pinc")
-    kind, mapc, npages = R.view("kind"), R.view("mapc"), R.view("npages")
-    in_sub = np.zeros(len(machine.mem.state), dtype=bool)
-    in_sub[sub] = True
+    memcg = R.view("memcg")
+    state, pinc, kind, mapc = R.view("state"), R.view("pinc"), R.view("kind"), R.view("mapc")
+    few = len(sub) <= _FEW_MEMCGS
+    if few:
+        first, *rest = sub.tolist()  # Python ints: a numpy int64 would make each compare cast the int32 column
+        mine = memcg == first
+        for m in rest:
+            mine |= memcg == m
+        found = np.flatnonzero(mine)
+        state, pinc, kind, mapc = state[found], pinc[found], kind[found], mapc[found]
     ok = (state == St.RESIDENT) & (pinc == 0)
-    ok &= in_sub[np.where(ok, memcg, 0)]
     if not may_swap or machine.swap_total - machine.swap_used <= 0:
         ok &= kind == Kind.FILE
     if machine.cfg.mapped_hot:
         ok &= ~((mapc > 0) & (kind != Kind.ANON))
-    ids = np.flatnonzero(ok)
-    return ids, memcg[ids].astype(np.int64), npages[ids].astype(np.int64)
+    if few:
+        ids = found[ok]
+    else:
+        in_sub = np.zeros(len(machine.mem.state), dtype=bool)
+        in_sub[sub] = True
+        ids = np.flatnonzero(ok)
+        ids = ids[in_sub[memcg[ids]]]
+    return ids, memcg[ids].astype(np.int64), R.view("npages")[ids].astype(np.int64)
 
 
 def _quotas(sizes: np.ndarray, dying: np.ndarray, target: int, full_walk: bool,
@@ -402,6 +438,24 @@ def _select_oldest(machine: MachineState, ids: np.ndarray, owners: np.ndarray, n
     take = np.clip(quota[o_own] - before, 0, o_n)
     keep = take > 0
     return o_ids[keep].tolist(), take[keep].tolist()
+
+
+def _select_oldest_few(machine: MachineState, ids: list[int], owners: list[int], npages: list[int],
+                       quota: dict[int, int]) -> tuple[list[int], list[int]]:
+    """``_select_oldest`` on lists (``quota`` by memcg): sorting (memcg, age, object, first page, run
+    id) is its stable lexsort, as the ids come in ascending."""
+    R = machine.runs
+    age, obj, start = R.age, R.obj, R.start
+    runs, take, prev, before = [], [], None, 0
+    for m, _, _, _, r, n in sorted([(m, age[r], obj[r], start[r], r, n) for r, m, n in zip(ids, owners, npages)]):
+        if m != prev:
+            prev, before = m, 0
+        t = min(max(quota[m] - before, 0), n)
+        if t > 0:
+            runs.append(r)
+            take.append(t)
+        before += n
+    return runs, take
 
 
 def _reclaim_run(machine: MachineState, r: int, take: int) -> int:
