@@ -462,11 +462,12 @@ class MemcgTable:
 
     def subtree(self, m: int) -> list[int]:
         """``m`` and every live (online or dying) descendant, pre-order (css_next_descendant_pre)."""
-        out, stack = [], [m]
+        out, stack, children = [], [m], self.children
         while stack:
             x = stack.pop()
             out.append(x)
-            stack.extend(sorted(self.children[x], reverse=True))
+            if ch := children[x]:  # a leaf (most memcgs) has nothing to sort
+                stack.extend(sorted(ch, reverse=True))
         return out
 
     def is_ancestor(self, a: int, m: int) -> bool:
