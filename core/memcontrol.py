@@ -59,7 +59,8 @@ def memory_reclaim(machine: MachineState, m: int, target: int) -> int:
     asked SWAP_CLUSTER_MAX a call, which is not modelled. Returns pages reclaimed; short of the
     target it counts an EAGAIN.
     """
-    got = try_to_free_mem_cgroup_pages(machine, m, target, may_swap=True, full_walk=True, quarter=machine.kernel.at_least(6, 9))
+    got = try_to_free_mem_cgroup_pages(machine, m, target, may_swap=True, full_walk=True,
+                                       quarter=machine.kernel.at_least(6, 9))
     if got < target:
         machine.counters["reclaim_eagain"] += 1
     return got

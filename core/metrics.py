@@ -244,8 +244,7 @@ class Sampler:
             held["held_child"] = int(has_child.sum())
             charged = int((col["anon"] + col["file"] + col["shmem"] + col["kmem"] + col["sock"]).sum())
             swapped, offline = int(col["swap"].sum()), col["offline_us"]
-        online = online - 1 - len(mem.hidden)  # policy-owned: no cgroup
-        nd = len(mem.dying)
+        online, nd = online - 1 - len(mem.hidden), len(mem.dying)  # hidden ones are policy-owned: no cgroup
         self._age_basis = basis = _age_basis(offline)
         p50, oldest = _zombie_ages(np.array([t_us], dtype=np.int64), *(np.array([x], dtype=np.int64) for x in basis))
         return {
@@ -379,9 +378,10 @@ def expand_points(parts: list[list[SamplePoint]], tags: list[int] | None = None)
 
 
 def _dying_scan(machine: MachineState) -> tuple:
-    """What ``Sampler._zombies`` counts, by C loops over the columns' buffers (compiled build only):
-    online slots (root and hidden ones included), the ``held_*`` counts, charged and swap pages of
-    the dying memcgs and their offline times, as the pure build's numpy code computes them."""
+    """``Sampler._zombies``'s online slots (root and hidden included), ``held_*`` counts, dying memcgs' charged and
+    swap pages and offline times, as the pure build's numpy code has them, by C loops (compiled build only)."""
+    if not cython.compiled:
+        raise RuntimeError("_dying_scan reads the columns' C buffers: compiled build only")
     mem = machine.mem
     n: cython.Py_ssize_t = mem.state.ob_size
     state: cython.p_int = mem.state.data.as_ints

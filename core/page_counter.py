@@ -120,7 +120,7 @@ def _add_i32(col: array, m: cython.Py_ssize_t, n: cython.longlong) -> int:
     """``col[m] += n`` on an int32 column through its buffer (compiled build only): the sum is
     stored only when it fits the element, else the array's own store raises OverflowError."""
     v: cython.longlong
-    if 0 <= m < col.ob_size:
+    if cython.compiled and 0 <= m < col.ob_size:
         v = col.data.as_ints[m] + n
         if -0x80000000 <= v <= 0x7FFFFFFF:
             col.data.as_ints[m] = v
