@@ -1,39 +1,45 @@
 # Static layout of core.memcg.MemcgTable for the compiled build (Cython reads it beside memcg.py):
 # each field is a slot of the C struct, read at a fixed offset by compiled modules that know the
-# table's type (core/state.pxd types MachineState.mem). Fields keep Python object type.
+# table's type (core/state.pxd types MachineState.mem). The numeric columns are typed array.array
+# objects, so compiled code reads an element through the array's buffer pointer
+# (``col.data.as_longlongs`` for the int64 columns, ``col.data.as_ints`` for the int32 ones);
+# the other fields keep Python object type.
+
+from cpython.array cimport array
+
 
 cdef class MemcgTable:
-    cdef public object parent
-    cdef public object state
-    cdef public object born_us
-    cdef public object offline_us
-    cdef public object ntasks
-    cdef public object holds_id
-    cdef public object anon
-    cdef public object file
-    cdef public object shmem
-    cdef public object kmem
-    cdef public object kmem_pin
-    cdef public object mapped
-    cdef public object pinned
-    cdef public object swap
-    cdef public object usage
-    cdef public object swap_usage
-    cdef public object peak
-    cdef public object max
-    cdef public object high
-    cdef public object pgscan
-    cdef public object pgsteal
-    cdef public object refault
-    cdef public object oom_kill
-    cdef public object nr_dying_desc
-    cdef public object borrow
-    cdef public object wb_pin
-    cdef public object sock
-    cdef public object nsock
-    cdef public object noom
-    cdef public object refault_tree
-    cdef public object refault_snap
+    cdef public array parent
+    cdef public array state
+    cdef public array born_us
+    cdef public array offline_us
+    cdef public array ntasks
+    cdef public array holds_id
+    cdef public array anon
+    cdef public array file
+    cdef public array shmem
+    cdef public array kmem
+    cdef public array kmem_pin
+    cdef public array mapped
+    cdef public array pinned
+    cdef public array swap
+    cdef public array usage
+    cdef public array swap_usage
+    cdef public array peak
+    cdef public array max
+    cdef public array high
+    cdef public array pgscan
+    cdef public array pgsteal
+    cdef public array refault
+    cdef public array oom_kill
+    cdef public array nr_dying_desc
+    cdef public array borrow
+    cdef public array wb_pin
+    cdef public array sock
+    cdef public array nsock
+    cdef public array noom
+    cdef public array refault_tree
+    cdef public array refault_snap
     cdef public object id_pool_size
     cdef public object ids_in_use
     cdef public object path
@@ -44,3 +50,8 @@ cdef class MemcgTable:
     cdef public object released_paths
     cdef public object released
     cdef public object hidden
+
+
+# the lifecycle states the per-slot paths compare with: C constants in the compiled build
+cdef int _ONLINE, _DYING, _FREED
+cdef long long _I64_MIN, _I64_MAX

@@ -25,8 +25,14 @@ from __future__ import annotations
 
 import enum
 from array import array
+from operator import attrgetter
 
 import numpy as np
+
+try:
+    import cython
+except ImportError:  # no Cython: the pure model needs only ``cython.compiled``
+    from core import _cyshim as cython
 
 ROOT = 0
 UNLIMITED = 1 << 62
@@ -50,6 +56,14 @@ class State(enum.IntEnum):
 _SLOT_DEFAULTS = tuple({"state": int(State.ONLINE), "offline_us": -1, "holds_id": 1, "max": UNLIMITED,
                         "high": UNLIMITED}.get(name, 0) for name in _COLUMNS)
 _PARENT_AT, _BORN_AT = _COLUMNS.index("parent"), _COLUMNS.index("born_us")
+#: the numeric columns of a table, as a tuple in ``_COLUMNS`` order (one C call, no dict)
+_COLUMNS_OF = attrgetter(*_COLUMNS)
+# the lifecycle states as plain ints for the per-slot paths (C constants in the compiled build):
+# an IntEnum member lookup costs far more than the test
+_ONLINE, _DYING, _FREED = int(State.ONLINE), int(State.DYING), int(State.FREED)
+#: the range of an int64 column's elements
+_I64_MAX = (1 << 63) - 1
+_I64_MIN = -_I64_MAX - 1
 
 
 class Errno(enum.IntEnum):
@@ -171,18 +185,31 @@ class MemcgTable:
 
     def _new_slot(self, path: str, parent: int, now: int) -> int:
         """Take a free slot (or append one) for a new online memcg; holds one ID."""
-        vals = list(_SLOT_DEFAULTS)
+        vals, cols = list(_SLOT_DEFAULTS), _COLUMNS_OF(self)
         vals[_PARENT_AT], vals[_BORN_AT] = parent, now
-        cols = self.columns()
+        m: cython.Py_ssize_t
+        i: cython.Py_ssize_t
+        v: cython.longlong
+        col: array
         if self.free_slots:
             m = self.free_slots.pop()
-            for name, v in zip(_COLUMNS, vals):
-                cols[name][m] = v
+            if cython.compiled and m < self.parent.ob_size:  # through the columns' buffers
+                for i in range(len(cols)):
+                    col, v = cols[i], vals[i]
+                    if col.ob_descr.itemsize == 8:
+                        col.data.as_longlongs[m] = v
+                    elif -0x80000000 <= v <= 0x7FFFFFFF:
+                        col.data.as_ints[m] = v  # fits the int32 element
+                    else:
+                        col[m] = v  # raises the array's OverflowError
+            else:
+                for col, v in zip(cols, vals):
+                    col[m] = v
             self.path[m], self.children[m] = path, set()
         else:
             m = len(self.path)
-            for name, v in zip(_COLUMNS, vals):
-                cols[name].append(v)
+            for col, v in zip(cols, vals):
+                col.append(v)
             self.path.append(path)
             self.children.append(set())
         self.ids_in_use += 1
@@ -193,7 +220,7 @@ class MemcgTable:
 
     def columns(self) -> dict[str, array[int]]:
         """The numeric columns by name (``_COLUMNS`` order): the arrays themselves, not copies."""
-        return {name: getattr(self, name) for name in _COLUMNS}
+        return dict(zip(_COLUMNS, _COLUMNS_OF(self)))
 
     def add_hidden(self, path: str, now: int) -> int:
         """A new online memcg under the root that the trace cannot name (see ``hidden``); holds an ID."""
@@ -209,7 +236,7 @@ class MemcgTable:
     def drop_hidden(self, m: int) -> None:
         """Free hidden memcg ``m`` at once (its owner has uncharged everything)."""
         self.hidden.discard(m)
-        self.state[m] = State.FREED
+        self.state[m] = _FREED
         self.put_id(m)
         self.children[ROOT].discard(m)
         self.free_slots.append(m)
@@ -235,7 +262,7 @@ class MemcgTable:
         """EBUSY while tasks or online children remain (cgroup_destroy_locked)."""
         if self.ntasks[m] > 0:
             return Errno.EBUSY
-        if any(self.state[c] == State.ONLINE for c in self.children[m]):
+        if any(self.state[c] == _ONLINE for c in self.children[m]):
             return Errno.EBUSY
         return Errno.OK
 
@@ -245,7 +272,7 @@ class MemcgTable:
         mem_cgroup_css_offline -> mem_cgroup_id_put: the ID stays only while swap
         records hold it. Ancestors count one more dying descendant.
         """
-        self.state[m] = State.DYING
+        self.state[m] = _DYING
         self.offline_us[m] = now
         del self.by_path[self.path[m]]
         self.dying.add(m)
@@ -262,9 +289,14 @@ class MemcgTable:
             self.holds_id[m] = 0
             self.ids_in_use -= 1
 
-    def held(self, m: int) -> bool:
+    def held(self, m: cython.Py_ssize_t) -> bool:
         """Does anything still reference this memcg (folio charges, swap IDs, kmem, cgwb pins, sockets,
         OOM victims not yet reaped, children)?"""
+        if cython.compiled and 0 <= m < self.parent.ob_size:
+            return bool(self.anon.data.as_ints[m] or self.file.data.as_ints[m] or self.shmem.data.as_ints[m]
+                        or self.swap.data.as_ints[m] or self.kmem_pin.data.as_ints[m]
+                        or self.wb_pin.data.as_ints[m] or self.nsock.data.as_ints[m]
+                        or self.noom.data.as_ints[m] or self.children[m])
         return bool(self.anon[m] or self.file[m] or self.shmem[m] or self.swap[m]
                     or self.kmem_pin[m] or self.wb_pin[m] or self.nsock[m] or self.noom[m] or self.children[m])
 
@@ -274,14 +306,14 @@ class MemcgTable:
         Returns how many memcgs were freed (css_release_work_fn / css_free_rwork_fn).
         """
         freed = 0
-        while m > ROOT and self.state[m] == State.DYING and not self.held(m):
+        while m > ROOT and self.state[m] == _DYING and not self.held(m):
             self._release(m, now)
             freed += 1
             m = self.parent[m]
         return freed
 
     def _release(self, m: int, now: int) -> None:
-        self.state[m] = State.FREED
+        self.state[m] = _FREED
         self.dying.discard(m)
         self.put_id(m)
         p = self.parent[m]
@@ -308,8 +340,29 @@ class MemcgTable:
         return paths, cols
 
     # -- counters ----------------------------------------------------------------------
-    def charge(self, m: int, pages: int) -> None:
+    # Compiled, these read and write the columns through their buffers, for a slot ``m`` in the
+    # table (a parent is one, or -1; any other ``m`` takes the pure path and raises as it does).
+    # ``pages`` becomes a C int64 only where the pure model stores a sum with it (one beyond 64
+    # bits never fits); C sums are overflow-checked (setup.py) and stored in an int32 column only
+    # when they fit (else the array's store raises): an overflow is an OverflowError in both builds.
+
+    def charge(self, m: cython.Py_ssize_t, pages: int) -> None:
         """Add ``pages`` to the hierarchical usage of ``m`` and its ancestors (may be negative)."""
+        u: cython.longlong
+        n: cython.longlong
+        cu: cython.p_longlong
+        cpeak: cython.p_longlong
+        cparent: cython.p_int
+        if cython.compiled and 0 <= m < self.parent.ob_size:
+            n = pages
+            cu, cpeak, cparent = self.usage.data.as_longlongs, self.peak.data.as_longlongs, self.parent.data.as_ints
+            while m >= 0:
+                u = cu[m] + n
+                cu[m] = u
+                if u > cpeak[m]:
+                    cpeak[m] = u
+                m = cparent[m]
+            return
         usage, peak, parent = self.usage, self.peak, self.parent
         while m >= 0:
             u = usage[m] + pages
@@ -318,28 +371,71 @@ class MemcgTable:
                 peak[m] = u
             m = parent[m]
 
-    def charge_swap(self, m: int, pages: int) -> None:
+    def charge_swap(self, m: cython.Py_ssize_t, pages: int) -> None:
         """Add ``pages`` to hierarchical memory.swap.current of ``m`` and its ancestors."""
+        v: cython.longlong
+        n: cython.longlong
+        csu: cython.p_int
+        cparent: cython.p_int
+        if cython.compiled and 0 <= m < self.parent.ob_size:
+            n = pages
+            csu, cparent = self.swap_usage.data.as_ints, self.parent.data.as_ints
+            while m >= 0:
+                v = csu[m] + n
+                if -0x80000000 <= v <= 0x7FFFFFFF:
+                    csu[m] = v  # fits the int32 element
+                else:
+                    self.swap_usage[m] = v  # raises the array's OverflowError
+                m = cparent[m]
+            return
         su, parent = self.swap_usage, self.parent
         while m >= 0:
             su[m] += pages
             m = parent[m]
 
-    def count_refault(self, m: int, pages: int) -> None:
+    def count_refault(self, m: cython.Py_ssize_t, pages: int) -> None:
         """Count ``pages`` of page cache refaulted into ``m``: its own ``refault`` and the
         hierarchical ``refault_tree`` of ``m`` and its ancestors."""
+        n: cython.longlong
+        ctree: cython.p_longlong
+        cparent: cython.p_int
+        if cython.compiled and 0 <= m < self.parent.ob_size:
+            n = pages
+            self.refault.data.as_longlongs[m] += n
+            ctree, cparent = self.refault_tree.data.as_longlongs, self.parent.data.as_ints
+            while m >= 0:
+                ctree[m] += n
+                m = cparent[m]
+            return
         self.refault[m] += pages
         tree, parent = self.refault_tree, self.parent
         while m >= 0:
             tree[m] += pages
             m = parent[m]
 
-    def over_limit(self, m: int, pages: int) -> int:
+    def over_limit(self, m: cython.Py_ssize_t, pages: int) -> int:
         """The highest-priority memcg whose memory.max a charge of ``pages`` would break, or -1.
 
         page_counter_try_charge walks from ``m`` to the root and fails at the first
         counter over its max; that counter's memcg is ``mem_over_limit``.
         """
+        u: cython.longlong
+        n: cython.longlong
+        cu: cython.p_longlong
+        cmax: cython.p_longlong
+        cparent: cython.p_int
+        if cython.compiled and 0 <= m < self.parent.ob_size and _I64_MIN <= pages <= _I64_MAX:
+            n = pages
+            cu, cmax, cparent = self.usage.data.as_longlongs, self.max.data.as_longlongs, self.parent.data.as_ints
+            while m >= 0:
+                u = cu[m]
+                if (n > 0 and u > _I64_MAX - n) or (n < 0 and u < _I64_MIN - n):
+                    break  # the sum does not fit 64 bits: the pure loop compares Python ints from here
+                if u + n > cmax[m]:
+                    return m
+                m = cparent[m]
+            else:
+                return -1
         usage, mx, parent = self.usage, self.max, self.parent
         while m >= 0:
             if usage[m] + pages > mx[m]:
@@ -359,25 +455,28 @@ class MemcgTable:
 
     def nearest_online(self, m: int) -> int:
         """``m`` if online, else its closest online ancestor (mem_cgroup_id_get_online)."""
-        while self.state[m] != State.ONLINE:
-            m = self.parent[m]
+        state, parent = self.state, self.parent
+        while state[m] != _ONLINE:
+            m = parent[m]
         return m
 
     def subtree(self, m: int) -> list[int]:
         """``m`` and every live (online or dying) descendant, pre-order (css_next_descendant_pre)."""
-        out, stack = [], [m]
+        out, stack, children = [], [m], self.children
         while stack:
             x = stack.pop()
             out.append(x)
-            stack.extend(sorted(self.children[x], reverse=True))
+            if ch := children[x]:  # a leaf (most memcgs) has nothing to sort
+                stack.extend(sorted(ch, reverse=True))
         return out
 
     def is_ancestor(self, a: int, m: int) -> bool:
         """True when ``a`` is ``m`` or one of its ancestors."""
+        parent = self.parent
         while m >= 0:
             if m == a:
                 return True
-            m = self.parent[m]
+            m = parent[m]
         return False
 
     def own_pages(self, m: int) -> int:
@@ -386,7 +485,7 @@ class MemcgTable:
 
     def live(self) -> list[int]:
         """Slots of every online or dying memcg, root included, in slot order."""
-        return [m for m, s in enumerate(self.state) if s != State.FREED]
+        return [m for m, s in enumerate(self.state) if s != _FREED]
 
 
 def parent_path(path: str) -> str:

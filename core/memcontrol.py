@@ -28,6 +28,11 @@ from core.oom_kill import out_of_memory
 from core.page_alloc import alloc_pages_slowpath
 from core.vmscan import SWAP_CLUSTER_MAX, try_to_free_mem_cgroup_pages
 
+try:
+    import cython
+except ImportError:  # no Cython: the pure model needs only ``cython.compiled``
+    from core import _cyshim as cython
+
 if TYPE_CHECKING:
     from core.state import MachineState
 
@@ -54,7 +59,8 @@ def memory_reclaim(machine: MachineState, m: int, target: int) -> int:
     asked SWAP_CLUSTER_MAX a call, which is not modelled. Returns pages reclaimed; short of the
     target it counts an EAGAIN.
     """
-    got = try_to_free_mem_cgroup_pages(machine, m, target, may_swap=True, full_walk=True, quarter=machine.kernel.at_least(6, 9))
+    got = try_to_free_mem_cgroup_pages(machine, m, target, may_swap=True, full_walk=True,
+                                       quarter=machine.kernel.at_least(6, 9))
     if got < target:
         machine.counters["reclaim_eagain"] += 1
     return got
@@ -70,10 +76,13 @@ def try_charge_memcg(machine: MachineState, m: int, n: int, mayfail: bool, t: in
         if not alloc_pages_slowpath(machine, n, t, mayfail):
             return False
     mem = machine.mem
-    usage, mx, parent = mem.usage, mem.max, mem.parent
-    x = m  # mem.over_limit(m, n) inlined: the usual charge fits every ancestor's max
-    while x >= 0 and usage[x] + n <= mx[x]:
-        x = parent[x]
+    if cython.compiled:
+        x = mem.over_limit(m, n)  # a C loop over the columns' buffers
+    else:
+        usage, mx, parent = mem.usage, mem.max, mem.parent
+        x = m  # mem.over_limit(m, n) inlined: the usual charge fits every ancestor's max
+        while x >= 0 and usage[x] + n <= mx[x]:
+            x = parent[x]
     if x < 0:
         mem.charge(m, n)
         machine.reserved += n
@@ -149,6 +158,21 @@ def reclaim_over_high(machine: MachineState, paid: dict[int, int]) -> None:
 def over_high_any(machine: MachineState, have: dict[int, int]) -> bool:
     """Is some ancestor (or machine) of a memcg in ``have`` over its memory.high?"""
     mem = machine.mem
+    i: cython.Py_ssize_t
+    cu: cython.p_longlong
+    chigh: cython.p_longlong
+    cparent: cython.p_int
+    if cython.compiled:  # through the columns' buffers, for keys that are slots of the table
+        cu, chigh, cparent = mem.usage.data.as_longlongs, mem.high.data.as_longlongs, mem.parent.data.as_ints
+        for i in have:
+            if i >= mem.parent.ob_size:
+                break  # not a slot: the loop below raises what the pure model raises
+            while i >= 0:
+                if cu[i] > chigh[i]:
+                    return True
+                i = cparent[i]
+        else:
+            return False
     usage, high, parent = mem.usage, mem.high, mem.parent
     for x in have:
         while x >= 0:

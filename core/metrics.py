@@ -12,6 +12,7 @@ to more than ``memcgs_dying``.
 
 from __future__ import annotations
 
+from array import array
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -20,8 +21,20 @@ from core.memcg import ROOT, State
 from core.page_counter import nr_free_pages
 from core.pages import PAGE, PARKED, Kind, St
 
+try:
+    import cython
+except ImportError:  # no Cython: the pure model needs only ``cython.compiled``
+    from core import _cyshim as cython
+
 if TYPE_CHECKING:
     from core.state import MachineState
+
+_ONLINE, _FREED = int(State.ONLINE), int(State.FREED)
+_HALF32, _MASK32 = 1 << 31, (1 << 32) - 1  # to wrap a 64-bit sum at 32 bits (C constants when compiled)
+#: the dying memcgs' columns whose count of nonzero entries ``_zombies`` reports, with their gauges
+_HELD = (("file", "held_file"), ("shmem", "held_shmem"), ("anon", "held_anon"), ("swap", "held_swap"),
+         ("pinned", "held_pinned"), ("kmem_pin", "held_kmem"), ("wb_pin", "held_cgwb"), ("nsock", "held_sock"),
+         ("noom", "held_oom"))
 
 #: Cumulative event counters of a machine (all start at 0 and only grow).
 COUNTERS: dict[str, str] = {
@@ -120,6 +133,7 @@ JOB_COLUMNS: dict[str, str] = {
 SamplePoint = tuple[tuple, int, int, int, tuple[int, int, int, int], bool]
 
 _COLUMN_NAMES = tuple(SAMPLE_COLUMNS)
+_HELD_GAUGES = tuple(k for k in _GAUGES if k.startswith("held_"))
 _FLOAT_COLUMNS = frozenset(k for k in SAMPLE_COLUMNS if k.endswith("_s"))
 
 
@@ -216,15 +230,22 @@ class Sampler:
 
     def _zombies(self, t_us: int) -> dict[str, int | float]:
         m, mem = self.machine, self.machine.mem
-        dying = np.fromiter(sorted(mem.dying), dtype=np.int64, count=len(mem.dying))
-        nd = int(dying.size)
-        state = mem.view("state")
-        online = int((state == State.ONLINE).sum()) - 1 - len(mem.hidden)  # policy-owned: no cgroup
-        col = {k: mem.view(k)[dying] for k in ("anon", "file", "shmem", "kmem", "kmem_pin", "pinned",
-                                              "swap", "offline_us", "wb_pin", "sock", "nsock", "noom")}
-        live_parents = mem.view("parent")[(state != State.FREED) & (mem.view("parent") >= 0)]
-        has_child = np.bincount(live_parents, minlength=len(state))[dying] > 0  # a live child holds it
-        self._age_basis = basis = _age_basis(col["offline_us"])
+        if cython.compiled:  # one C pass over the slots and one over the dying set
+            online, held, charged, swapped, offline = _dying_scan(m)
+        else:
+            dying = np.fromiter(sorted(mem.dying), dtype=np.int64, count=len(mem.dying))
+            state = mem.view("state")
+            online = int((state == State.ONLINE).sum())
+            col = {k: mem.view(k)[dying] for k in ("anon", "file", "shmem", "kmem", "kmem_pin", "pinned",
+                                                  "swap", "offline_us", "wb_pin", "sock", "nsock", "noom")}
+            live_parents = mem.view("parent")[(state != State.FREED) & (mem.view("parent") >= 0)]
+            has_child = np.bincount(live_parents, minlength=len(state))[dying] > 0  # a live child holds it
+            held = {gauge: int((col[k] > 0).sum()) for k, gauge in _HELD}
+            held["held_child"] = int(has_child.sum())
+            charged = int((col["anon"] + col["file"] + col["shmem"] + col["kmem"] + col["sock"]).sum())
+            swapped, offline = int(col["swap"].sum()), col["offline_us"]
+        online, nd = online - 1 - len(mem.hidden), len(mem.dying)  # hidden ones are policy-owned: no cgroup
+        self._age_basis = basis = _age_basis(offline)
         p50, oldest = _zombie_ages(np.array([t_us], dtype=np.int64), *(np.array([x], dtype=np.int64) for x in basis))
         return {
             "memcgs_online": online,
@@ -234,19 +255,9 @@ class Sampler:
             "cost_online_bytes": online * m.memcg_cost,
             "cost_dying_bytes": nd * m.memcg_cost,
             "percpu_dying_bytes": nd * m.percpu_bytes,
-            "held_file": int((col["file"] > 0).sum()),
-            "held_shmem": int((col["shmem"] > 0).sum()),
-            "held_anon": int((col["anon"] > 0).sum()),
-            "held_swap": int((col["swap"] > 0).sum()),
-            "held_pinned": int((col["pinned"] > 0).sum()),
-            "held_kmem": int((col["kmem_pin"] > 0).sum()),
-            "held_child": int(has_child.sum()),
-            "held_cgwb": int((col["wb_pin"] > 0).sum()),
-            "held_sock": int((col["nsock"] > 0).sum()),
-            "held_oom": int((col["noom"] > 0).sum()),
-            "zombie_charged_bytes": int((col["anon"] + col["file"] + col["shmem"] + col["kmem"]
-                                         + col["sock"]).sum()) * PAGE,
-            "zombie_swap_bytes": int(col["swap"].sum()) * PAGE,
+            **{gauge: held[gauge] for gauge in _HELD_GAUGES},
+            "zombie_charged_bytes": charged * PAGE,
+            "zombie_swap_bytes": swapped * PAGE,
             "ids_in_use": mem.ids_in_use,
         }
 
@@ -364,6 +375,62 @@ def expand_columns(pc: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 def expand_points(parts: list[list[SamplePoint]], tags: list[int] | None = None) -> dict[str, np.ndarray]:
     """Regular-interval sample columns of many machines' stored rows (``expand_columns`` of ``points_columns``)."""
     return expand_columns(points_columns(parts, tags))
+
+
+def _dying_scan(machine: MachineState) -> tuple:
+    """``Sampler._zombies``'s online slots (root and hidden included), ``held_*`` counts, dying memcgs' charged and
+    swap pages and offline times, as the pure build's numpy code has them, by C loops (compiled build only)."""
+    if not cython.compiled:
+        raise RuntimeError("_dying_scan reads the columns' C buffers: compiled build only")
+    mem = machine.mem
+    n: cython.Py_ssize_t = mem.state.ob_size
+    state: cython.p_int = mem.state.data.as_ints
+    parent: cython.p_int = mem.parent.data.as_ints
+    i: cython.Py_ssize_t
+    k: cython.Py_ssize_t
+    online: cython.Py_ssize_t = 0
+    flags: array = array("b", bytes(n))  # has a live (online or dying) child
+    child: cython.p_schar = flags.data.as_schars
+    for i in range(n):
+        if state[i] == _ONLINE:
+            online += 1
+        k = parent[i]
+        if state[i] != _FREED and 0 <= k < n:
+            child[k] = 1
+    nd: cython.Py_ssize_t = len(mem.dying)
+    slots: array = array("q", bytes(8 * nd))
+    at: cython.p_longlong = slots.data.as_longlongs
+    offline: array = array("q", bytes(8 * nd))
+    off: cython.p_longlong = offline.data.as_longlongs
+    c: cython.longlong = 0
+    swapped: cython.longlong = 0
+    for k, i in enumerate(mem.dying):
+        if not 0 <= i < n:
+            raise IndexError(f"dying memcg {i} is not a slot of the table")
+        at[k], off[k] = i, mem.offline_us.data.as_longlongs[i]
+        c += child[i]
+        swapped += mem.swap.data.as_ints[i]
+    held = {"held_child": c}
+    a: array
+    col: cython.p_int
+    for name, gauge in _HELD:  # one column at a time, through its buffer
+        a, c = getattr(mem, name), 0
+        col = a.data.as_ints
+        for k in range(nd):
+            if col[at[k]] > 0:
+                c += 1
+        held[gauge] = c
+    sums: array = array("q", bytes(8 * nd))  # each one's charged pages, summed in 64 bits
+    w: cython.p_longlong = sums.data.as_longlongs
+    for name in ("anon", "file", "shmem", "kmem", "sock"):
+        a = getattr(mem, name)
+        col = a.data.as_ints
+        for k in range(nd):
+            w[k] += col[at[k]]
+    charged: cython.longlong = 0
+    for k in range(nd):  # wrapped at 32 bits, as numpy's int32 sum of the columns is
+        charged += ((w[k] + _HALF32) & _MASK32) - _HALF32
+    return online, held, charged, swapped, np.frombuffer(offline, dtype=np.int64)
 
 
 def _age_basis(offline_us: np.ndarray) -> tuple[int, int, int, int]:

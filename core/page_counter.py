@@ -12,12 +12,18 @@ them); a dropped charge of a dying memcg goes to ``core.cgroup.css_put``.
 
 from __future__ import annotations
 
+from array import array
 from typing import TYPE_CHECKING
 
 from core.cgroup import css_put
 from core.memcg import State
 from core.pages import Kind, St
 from core.swap_slots import SWAPFILE_CLUSTER, free_swap_slot, swap_entry_free
+
+try:
+    import cython
+except ImportError:  # no Cython: the pure model needs only ``cython.compiled``
+    from core import _cyshim as cython
 
 if TYPE_CHECKING:
     from core.state import MachineState
@@ -51,21 +57,36 @@ def mem_cgroup_charge_statistics(machine: MachineState, r: int, sign: int, reser
     a swapped anon run of more than one page is uncharged now instead of parked in a slot cache.
     """
     R, mem = machine.runs, machine.mem
-    st, m = R.state[r], R.memcg[r]
-    n = R.npages[r] * sign
+    st: cython.int
+    m: cython.Py_ssize_t
+    k: cython.int
+    if cython.compiled and 0 <= r < R.state.ob_size:  # the run's fields through the columns' buffers
+        st, m, k = R.state.data.as_schars[r], R.memcg.data.as_ints[r], R.kind.data.as_schars[r]
+        mapc, pinc = R.mapc.data.as_ints[r], R.pinc.data.as_ints[r]
+        n = R.npages.data.as_ints[r] * sign
+    else:
+        st, m, k, mapc, pinc = R.state[r], R.memcg[r], R.kind[r], R.mapc[r], R.pinc[r]
+        n = R.npages[r] * sign
     if st == _RESIDENT:
-        k = R.kind[r]
         if k == _ANON:
-            mem.anon[m] += n
+            own = mem.anon
             machine.t_anon[machine.o_owner[R.obj[r]]] += n
-        elif k == _FILE:
-            mem.file[m] += n
         else:
-            mem.shmem[m] += n
-        if R.mapc[r] and k != _ANON:
-            mem.mapped[m] += n
-        if R.pinc[r]:
-            mem.pinned[m] += n
+            own = mem.file if k == _FILE else mem.shmem
+        if cython.compiled:
+            _add_i32(own, m, n)
+        else:
+            own[m] += n
+        if mapc and k != _ANON:
+            if cython.compiled:
+                _add_i32(mem.mapped, m, n)
+            else:
+                mem.mapped[m] += n
+        if pinc:
+            if cython.compiled:
+                _add_i32(mem.pinned, m, n)
+            else:
+                mem.pinned[m] += n
         if not hier:
             pass
         elif reserved:
@@ -75,10 +96,10 @@ def mem_cgroup_charge_statistics(machine: MachineState, r: int, sign: int, reser
             mem.charge(m, n)
             machine.resident += n
     elif st == _SWAPPED:
-        if R.kind[r] == _ANON:
+        if k == _ANON:
             machine.t_swap[machine.o_owner[R.obj[r]]] += n
         if sign < 0 and hier:
-            if zap and R.kind[r] == _ANON and 1 < -n <= SWAPFILE_CLUSTER and machine.kernel.zap_frees_swap_batched:
+            if zap and k == _ANON and 1 < -n <= SWAPFILE_CLUSTER and machine.kernel.zap_frees_swap_batched:
                 swap_entry_free(machine, m, -n)  # __swap_entries_free: a batch skips the slot cache
             else:
                 free_swap_slot(machine, m, -n)  # may stay parked in a CPU's slot cache for a while
@@ -93,6 +114,19 @@ def mem_cgroup_charge_statistics(machine: MachineState, r: int, sign: int, reser
         return
     if sign < 0:
         css_put(machine, m)
+
+
+def _add_i32(col: array, m: cython.Py_ssize_t, n: cython.longlong) -> int:
+    """``col[m] += n`` on an int32 column through its buffer (compiled build only): the sum is
+    stored only when it fits the element, else the array's own store raises OverflowError."""
+    v: cython.longlong
+    if cython.compiled and 0 <= m < col.ob_size:
+        v = col.data.as_ints[m] + n
+        if -0x80000000 <= v <= 0x7FFFFFFF:
+            col.data.as_ints[m] = v
+            return 0
+    col[m] += n  # out of the table (IndexError, or Python's index from the end) or out of range
+    return 0
 
 
 def nr_free_pages(machine: MachineState) -> int:
@@ -112,13 +146,18 @@ def charge_new_resident(machine: MachineState, o: int, m: int, k: int, mapc: int
     """
     mem = machine.mem
     if k == _ANON:
-        mem.anon[m] += n
+        own = mem.anon
         machine.t_anon[machine.o_owner[o]] += n
-    elif k == _FILE:
-        mem.file[m] += n
     else:
-        mem.shmem[m] += n
+        own = mem.file if k == _FILE else mem.shmem
+    if cython.compiled:
+        _add_i32(own, m, n)
+    else:
+        own[m] += n
     if mapc and k != _ANON:
-        mem.mapped[m] += n
+        if cython.compiled:
+            _add_i32(mem.mapped, m, n)
+        else:
+            mem.mapped[m] += n
     machine.reserved -= n
     machine.resident += n
