@@ -136,6 +136,7 @@ def emit(cg: Cgroups, samples: Samples, updates: Updates, rules: tuple[Rule, ...
     before this call) start with a ``memory`` row, so a replay sizes each as the trace says.
     """
     _fix_parent_spans(cg)
+    cg, samples, updates = _by_machine(cg, samples, updates)
     samples = _samples_in_lifetime(cg, samples, report)
     depth = _depth(cg)  # a string scan of every path: once, for mkdir and rmdir
     parts = _structure_parts(cg, depth) + _update_parts(cg, updates) + _agent_parts(cg, rules)
@@ -164,6 +165,31 @@ def _fix_parent_spans(cg: Cgroups) -> None:
     if child.size:
         np.minimum.at(cg.start_us, cg.parent[child], cg.start_us[child])
         np.maximum.at(cg.end_us, cg.parent[child], cg.end_us[child])
+
+
+def _by_machine(cg: Cgroups, samples: Samples, updates: Updates) -> tuple[Cgroups, Samples, Updates]:
+    """``cg`` with its rows stably grouped by machine (``samples`` and ``updates`` renumbered to match).
+
+    The output is sorted by machine first, so with the cgroups grouped the same way every
+    later gather and scatter of per-event values walks memory nearly in order instead of
+    jumping across the whole table (on millions of events, cache misses were most of their
+    cost). The events are the same and in the same order: events tie only on one machine,
+    and there the rows keep their relative order, which is all that breaks ties.
+    """
+    codes = cg.machine.dictionary_encode().indices.to_numpy()
+    if codes.size < 2 or bool(np.all(codes[1:] >= codes[:-1])):
+        return cg, samples, updates
+    perm = np.argsort(codes, kind="stable")
+    new = np.empty_like(perm)
+    new[perm] = np.arange(perm.size)
+    parent = cg.parent[perm]
+    parent = np.where(parent >= 0, new[np.maximum(parent, 0)], -1)
+    rows = pa.array(perm)
+    grouped = Cgroups(cg.machine.take(rows), cg.path.take(rows), cg.task.take(rows), parent,
+                      *(getattr(cg, a)[perm] for a in ("start_us", "end_us", "limit", "anon", "cache")),
+                      {k: v.take(rows) for k, v in cg.keys.items()})
+    s = Samples(new[samples.cg], samples.time_us, samples.anon, samples.cache, samples.mapped, samples.shmem)
+    return grouped, s, Updates(new[updates.cg], updates.time_us, updates.limit)
 
 
 def _depth(cg: Cgroups) -> np.ndarray:
