@@ -286,12 +286,12 @@ def _rule_parts(cg: Cgroups, rule: Rule) -> list[_Part]:
     size = _page_round(rule.nbytes)
     fm = members[first]
     parts = [_Part("file_create", start[first], P_CREATE, 0, _sel(cg.machine, fm), obj=obj.take(first),
-                   nbytes=np.full(ngroups, size), flags="shmem" if rule.tmpfs else None)]
+                   nbytes=_fill(ngroups, size), flags="shmem" if rule.tmpfs else None)]
     if rule.owner == "agent":
         # the agent fills the page cache first (minor -1: before the tasks' reads at the same time)
         parts.append(_Part("file_read", start[first], P_MEM, -1, _sel(cg.machine, fm),
                            task=_const(AGENT_TASK, ngroups), obj=obj.take(first),
-                           offset=np.zeros(ngroups, np.int64), nbytes=np.full(ngroups, size)))
+                           offset=_fill(ngroups, 0), nbytes=_fill(ngroups, size)))
     if rule.tmpfs:
         parts += _tmpfs_parts(cg, rule, members, obj, gid, first, size)
     else:
@@ -322,6 +322,11 @@ def _agent_parts(cg: Cgroups, rules: tuple[Rule, ...]) -> list[_Part]:
                   task=_const(AGENT_TASK, n))]
 
 
+def _fill(n: int, value: int) -> np.ndarray:
+    """``n`` times ``value`` as an int64 column of a part, without materialising it (a read-only view)."""
+    return np.broadcast_to(np.int64(value), (n,))
+
+
 def _const(text: str, n: int) -> _Ref:
     return _Ref(pa.array([text], pa.string()), np.zeros(n, np.int64))
 
@@ -347,11 +352,11 @@ def _file_use_parts(cg: Cgroups, rule: Rule, members: np.ndarray, obj: pa.Array 
     n = members.size
     mach, task, start = _sel(cg.machine, members), _sel(cg.task, members), cg.start_us[members]
     parts = [_Part("file_read", start, P_MEM, 0, mach, task=task, obj=obj,
-                   offset=np.zeros(n, np.int64), nbytes=np.full(n, size))]
+                   offset=_fill(n, 0), nbytes=_fill(n, size))]
     mapped = _page_round(int(size * rule.mapped_fraction))
     if mapped > 0:
         parts.append(_Part("file_map", start, P_MEM, 0, mach, task=task, obj=obj,
-                           offset=np.zeros(n, np.int64), nbytes=np.full(n, mapped)))
+                           offset=_fill(n, 0), nbytes=_fill(n, mapped)))
     return parts
 
 
@@ -362,11 +367,11 @@ def _tmpfs_parts(cg: Cgroups, rule: Rule, members: np.ndarray, obj: pa.Array | _
     rest = np.flatnonzero(~is_first)
     w = members[first]
     parts = [_Part("file_write", cg.start_us[w], P_MEM, 0, _sel(cg.machine, w), task=_sel(cg.task, w),
-                   obj=obj.take(first), offset=np.zeros(first.size, np.int64), nbytes=np.full(first.size, size))]
+                   obj=obj.take(first), offset=_fill(first.size, 0), nbytes=_fill(first.size, size))]
     r = members[rest]
     parts.append(_Part("file_map", cg.start_us[r], P_MEM, 0, _sel(cg.machine, r), task=_sel(cg.task, r),
-                       obj=obj.take(rest), offset=np.zeros(rest.size, np.int64),
-                       nbytes=np.full(rest.size, _page_round(int(size * rule.mapped_fraction)))))
+                       obj=obj.take(rest), offset=_fill(rest.size, 0),
+                       nbytes=_fill(rest.size, _page_round(int(size * rule.mapped_fraction)))))
     # the volume goes away with the pod: when its last member has exited
     gend = np.zeros(len(first), dtype=np.int64)
     np.maximum.at(gend, gid, cg.end_us[members])
@@ -429,13 +434,13 @@ def _default_memory_parts(cg: Cgroups, s: Samples, params: ProfileParams) -> lis
     c = np.flatnonzero(todo & (cg.cache > 0))
     size = -(-cg.cache[c] // PAGE) * PAGE
     mach, task, obj = _sel(cg.machine, c), _sel(cg.task, c), _suffix(_sel(cg.task, c), ":cache")
-    zero = np.zeros(c.size, np.int64)
     parts.append(_Part("file_create", cg.start_us[c], P_CREATE, 0, mach, obj=obj, nbytes=size))
-    parts.append(_Part("file_read", cg.start_us[c], P_MEM, 0, mach, task=task, obj=obj, offset=zero, nbytes=size))
+    parts.append(_Part("file_read", cg.start_us[c], P_MEM, 0, mach, task=task, obj=obj, offset=_fill(c.size, 0),
+                       nbytes=size))
     mapped = (size * params.mapped_fraction).astype(np.int64) // PAGE * PAGE
     m = np.flatnonzero(mapped > 0)
     parts.append(_Part("file_map", cg.start_us[c][m], P_MEM, 0, mach.take(pa.array(m)), task=task.take(pa.array(m)),
-                       obj=obj.take(pa.array(m)), offset=zero[m], nbytes=mapped[m]))
+                       obj=obj.take(pa.array(m)), offset=_fill(m.size, 0), nbytes=mapped[m]))
     return parts
 
 
@@ -569,12 +574,13 @@ OPS: tuple[str, ...] = ("mkdir", "rmdir", "set_limit", "task_start", "task_exit"
 FLAGS: tuple[str | None, ...] = (None, "max", "shmem")
 
 
-def _int_values(part: _Part, name: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """An int column of a part as (values, validity or None when all valid)."""
+def _int_values(part: _Part, name: str) -> tuple[np.ndarray | int, np.ndarray | bool | None]:
+    """An int column of a part as (values, validity): validity None when all are valid, False when
+    none is (the values are then one 0)."""
     v = getattr(part, name)
     n = len(part.time)
     if v is None:
-        return np.zeros(n, np.int64), np.zeros(n, bool)
+        return 0, False
     if isinstance(v, np.ndarray):
         return np.broadcast_to(v.astype(np.int64, copy=False), (n,)), None
     v = _m(v)
@@ -648,10 +654,8 @@ def _sort_events(parts: list[_Part], mcodes: list[np.ndarray]) -> tuple[np.ndarr
     # each part sorted on its own, then one stable sort of the concatenated runs: timsort merges
     # runs, so this is much cheaper than sorting everything from scratch (and the result is the
     # same permutation: ties inside a part keep their row order, ties across parts their part order)
-    pre = _part_orders(parts, mcodes, times, keys)
-    key = np.concatenate(keys)
+    pre, key = _part_orders(parts, mcodes, times, keys)
     del keys
-    key = key[pre]
     s = np.argsort(key, kind="stable")
     key = key[s]
     # in place where possible: every fresh 58 MB array costs page faults, which dominate on a VM
@@ -685,11 +689,14 @@ def _pack(m: np.ndarray, t: np.ndarray, ph: np.ndarray, t0: int, p0: int, tbits:
 
 
 def _part_orders(parts: list[_Part], mcodes: list[np.ndarray], times: list[np.ndarray],
-                 keys: list[np.ndarray]) -> np.ndarray:
-    """Per part the stable order of its keys, offset to the concatenation; concatenated.
+                 keys: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Per part the stable order of its keys, offset to the concatenation, concatenated; and the
+    keys in that order.
 
     Many parts have the same machines and times (a task's start, reads and maps),
     and a part with one phase is ordered by those alone, so such parts share one sort.
+    Both results are written part by part into one array each (no concatenated copy to
+    gather from); the order is int32 when it fits: half the memory to fault in and move.
     """
     same = list(range(len(parts)))  # the part whose sort each part reuses
     for i, (p, m, t) in enumerate(zip(parts, mcodes, times)):
@@ -700,10 +707,18 @@ def _part_orders(parts: list[_Part], mcodes: list[np.ndarray], times: list[np.nd
     own = [i for i in range(len(parts)) if same[i] == i]
     sorted_ = dict(zip(own, _parallel([lambda k=keys[i]: stable_argsort(k) for i in own])))
     offsets = np.cumsum([0] + [k.size for k in keys])
-    pre = np.empty(offsets[-1], dtype=np.int64)
+    pre = np.empty(offsets[-1], dtype=_index_dtype(offsets[-1]))
+    key = np.empty(offsets[-1], dtype=np.int64)
     for i in range(len(parts)):
-        np.add(sorted_[same[i]], offsets[i], out=pre[offsets[i]:offsets[i + 1]])
-    return pre
+        a, b = offsets[i], offsets[i + 1]
+        np.take(keys[i], sorted_[same[i]], out=key[a:b], mode="clip")  # "clip": no buffered copy
+        np.add(sorted_[same[i]], a, out=pre[a:b], casting="unsafe")
+    return pre, key
+
+
+def _index_dtype(n: int) -> type:
+    """The narrowest of int32 and int64 that holds the indices of ``n`` rows."""
+    return np.int32 if n < 1 << 31 else np.int64
 
 
 def _assemble(parts: list[_Part]) -> tuple[pa.Table, list[str]]:
@@ -845,16 +860,23 @@ class _Scatter:
     """
 
     def __init__(self, order: np.ndarray, sizes: list[int]) -> None:
-        self.pos = np.empty(order.size, dtype=np.int64)
-        self.pos[order] = np.arange(order.size)
+        self.pos = np.empty(order.size, dtype=_index_dtype(order.size))
+        self.pos[order] = np.arange(order.size, dtype=self.pos.dtype)
         self.bounds = np.cumsum([0] + sizes)
 
     def __call__(self, values: list[np.ndarray | int], dtype: type) -> np.ndarray:
         """The column of ``values`` (per part: an array of its rows, or one value for all) in output order."""
         out = np.empty(self.pos.size, dtype=dtype)
         for i, v in enumerate(values):
-            out[self.pos[self.bounds[i]:self.bounds[i + 1]]] = v
+            out[self.pos[self.bounds[i]:self.bounds[i + 1]]] = _one_value(v)
         return out
+
+
+def _one_value(v: np.ndarray | int) -> np.ndarray | int:
+    """A part's values as one value when they are a ``_fill`` (writing a scalar reads no array)."""
+    if isinstance(v, np.ndarray) and v.ndim == 1 and v.size and v.strides[0] == 0:
+        return v[0]
+    return v
 
 
 def _meta(parts: list[_Part], ints: dict[str, list]) -> list[np.ndarray | int]:
@@ -864,7 +886,10 @@ def _meta(parts: list[_Part], ints: dict[str, list]) -> list[np.ndarray | int]:
         m = OPS.index(p.op) | FLAGS.index(p.flags) << 4
         for attr, bit in (("offset", 64), ("nbytes", 128)):
             ok = ints[attr][i][1]
-            m = m | bit if ok is None else m | ok.astype(np.uint8) << np.uint8(bit.bit_length() - 1)
+            if ok is None:
+                m = m | bit
+            elif ok is not False:
+                m = m | ok.astype(np.uint8) << np.uint8(bit.bit_length() - 1)
         out.append(m)
     return out
 
