@@ -812,8 +812,7 @@ def _take_nullable(base: pa.Array, idx: np.ndarray, chunk: int = 1 << 16) -> pa.
     if not n_valid or not pa.types.is_string(base.type):
         return _take_nullable_arrow(base, idx, valid, n_valid)
     base_off = np.frombuffer(base.buffers()[1], dtype=np.int32)[base.offset:base.offset + len(base) + 1]
-    lengths = np.diff(base_off)[idx]
-    lengths[~valid] = 0  # a null string occupies no bytes
+    lengths = np.take(np.append(np.diff(base_off), 0), idx)  # -1 takes the appended 0: a null has no bytes
     total = int(lengths.sum(dtype=np.int64))
     if total >= 1 << 31:  # beyond 32-bit offsets: let Arrow say so
         return _take_nullable_arrow(base, idx, valid, n_valid)
