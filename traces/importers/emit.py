@@ -136,13 +136,13 @@ def emit(cg: Cgroups, samples: Samples, updates: Updates, rules: tuple[Rule, ...
     before this call) start with a ``memory`` row, so a replay sizes each as the trace says.
     """
     _fix_parent_spans(cg)
-    cg, samples, updates = _by_machine(cg, samples, updates)
+    cg, samples, updates, mcode = _by_machine(cg, samples, updates)
     samples = _samples_in_lifetime(cg, samples, report)
     depth = _depth(cg)  # a string scan of every path: once, for mkdir and rmdir
-    parts = _structure_parts(cg, depth) + _update_parts(cg, updates) + _agent_parts(cg, rules)
+    parts = _structure_parts(cg, depth) + _update_parts(cg, updates) + _agent_parts(cg, rules, mcode)
     for rule in rules:
         if rule.enabled and rule.key in cg.keys:
-            parts += _rule_parts(cg, rule)
+            parts += _rule_parts(cg, rule, mcode)
     parts += _default_memory_parts(cg, samples, params)
     parts += _sample_parts(cg, samples, params)
     parts += _teardown_parts(cg, samples, params, depth)
@@ -167,8 +167,10 @@ def _fix_parent_spans(cg: Cgroups) -> None:
         np.maximum.at(cg.end_us, cg.parent[child], cg.end_us[child])
 
 
-def _by_machine(cg: Cgroups, samples: Samples, updates: Updates) -> tuple[Cgroups, Samples, Updates]:
-    """``cg`` with its rows stably grouped by machine (``samples`` and ``updates`` renumbered to match).
+def _by_machine(cg: Cgroups, samples: Samples,
+                updates: Updates) -> tuple[Cgroups, Samples, Updates, np.ndarray]:
+    """``cg`` with its rows stably grouped by machine (``samples`` and ``updates`` renumbered to match),
+    and per row a code of its machine (ascending: the groups' order).
 
     The output is sorted by machine first, so with the cgroups grouped the same way every
     later gather of per-event values walks memory nearly in order instead of
@@ -176,9 +178,9 @@ def _by_machine(cg: Cgroups, samples: Samples, updates: Updates) -> tuple[Cgroup
     cost). The events are the same and in the same order: events tie only on one machine,
     and there the rows keep their relative order, which is all that breaks ties.
     """
-    codes = cg.machine.dictionary_encode().indices.to_numpy()
+    codes = cg.machine.dictionary_encode().indices.to_numpy().astype(np.int64)
     if codes.size < 2 or bool(np.all(codes[1:] >= codes[:-1])):
-        return cg, samples, updates
+        return cg, samples, updates, codes
     perm = np.argsort(codes, kind="stable")
     new = np.empty_like(perm)
     new[perm] = np.arange(perm.size)
@@ -189,7 +191,7 @@ def _by_machine(cg: Cgroups, samples: Samples, updates: Updates) -> tuple[Cgroup
                       *(getattr(cg, a)[perm] for a in ("start_us", "end_us", "limit", "anon", "cache")),
                       {k: v.take(rows) for k, v in cg.keys.items()})
     s = Samples(new[samples.cg], samples.time_us, samples.anon, samples.cache, samples.mapped, samples.shmem)
-    return grouped, s, Updates(new[updates.cg], updates.time_us, updates.limit)
+    return grouped, s, Updates(new[updates.cg], updates.time_us, updates.limit), codes[perm]
 
 
 def _depth(cg: Cgroups) -> np.ndarray:
@@ -272,12 +274,12 @@ def _prefix(text: str, arr: "pa.Array | _Ref") -> pa.Array:
 
 # ---------------------------------------------------------------- sharing rules
 
-def _rule_parts(cg: Cgroups, rule: Rule) -> list[_Part]:
+def _rule_parts(cg: Cgroups, rule: Rule, mcode: np.ndarray) -> list[_Part]:
     key = cg.keys[rule.key]
     members = np.flatnonzero(key.is_valid().to_numpy(zero_copy_only=False) & _has_task(cg))
     if not members.size:
         return []
-    obj, gid = _shared_objects(cg, rule, key, members)
+    obj, gid = _shared_objects(rule, key, members, mcode[members])
     ngroups = int(gid.max()) + 1
     start = cg.start_us[members]
     # first member of each group (earliest start, then lowest row): creates the file / writes the tmpfs
@@ -308,12 +310,14 @@ def _agent_members(cg: Cgroups, rules: tuple[Rule, ...]) -> np.ndarray:
     return np.flatnonzero(use & _has_task(cg))
 
 
-def _agent_parts(cg: Cgroups, rules: tuple[Rule, ...]) -> list[_Part]:
-    """The machine agent's cgroup and task, from the first start of a task that uses its files; never removed."""
+def _agent_parts(cg: Cgroups, rules: tuple[Rule, ...], mcode: np.ndarray) -> list[_Part]:
+    """The machine agent's cgroup and task, from the first start of a task that uses its files; never removed.
+
+    ``mcode``: per cgroup a code of its machine (any numbering: only equality matters)."""
     members = _agent_members(cg, rules)
     if not members.size:
         return []
-    midx = cg.machine.take(pa.array(members)).dictionary_encode().indices.to_numpy().astype(np.int64)
+    midx = mcode[members]
     order = np.lexsort((members, cg.start_us[members], midx))
     first = members[order[np.r_[True, midx[order][1:] != midx[order][:-1]]]]
     n, mach = first.size, _sel(cg.machine, first)
@@ -331,7 +335,7 @@ def _const(text: str, n: int) -> _Ref:
     return _Ref(pa.array([text], pa.string()), np.zeros(n, np.int64))
 
 
-def _shared_objects(cg: Cgroups, rule: Rule, key: pa.Array, members: np.ndarray) -> tuple[_Ref, np.ndarray]:
+def _shared_objects(rule: Rule, key: pa.Array, members: np.ndarray, midx: np.ndarray) -> tuple[_Ref, np.ndarray]:
     """Per member its shared object name, and its (machine, object) group numbered in order of first appearance.
 
     The names are refs into one ``prefix + key`` per distinct key: a few thousand
@@ -339,10 +343,10 @@ def _shared_objects(cg: Cgroups, rule: Rule, key: pa.Array, members: np.ndarray)
     them from a base that stays in cache. Groups are found on integer codes of
     (machine, key) rather than by hashing joined strings; the numbering is the
     same, since ``dictionary_encode`` numbers in order of first appearance too.
+    ``midx`` is per member a code of its machine (any one-to-one numbering will do).
     """
     keys = key.take(pa.array(members)).dictionary_encode()
     kidx = keys.indices.to_numpy().astype(np.int64)
-    midx = cg.machine.take(pa.array(members)).dictionary_encode().indices.to_numpy().astype(np.int64)
     pair = pa.array(midx * len(keys.dictionary) + kidx).dictionary_encode()
     obj = _Ref(_prefix(rule.prefix, keys.dictionary.cast(pa.string())), kidx)
     return obj, pair.indices.to_numpy().astype(np.int64)
