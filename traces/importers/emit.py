@@ -700,7 +700,8 @@ def _part_orders(parts: list[_Part], mcodes: list[np.ndarray], times: list[np.nd
     Many parts have the same machines and times (a task's start, reads and maps),
     and a part with one phase is ordered by those alone, so such parts share one sort.
     Both results are written part by part into one array each (no concatenated copy to
-    gather from); the order is int32 when it fits: half the memory to fault in and move.
+    gather from). The order stays int64: numpy's ``take`` converts narrower indices to
+    int64 first, into a fresh array each time.
     """
     same = list(range(len(parts)))  # the part whose sort each part reuses
     for i, (p, m, t) in enumerate(zip(parts, mcodes, times)):
@@ -711,18 +712,13 @@ def _part_orders(parts: list[_Part], mcodes: list[np.ndarray], times: list[np.nd
     own = [i for i in range(len(parts)) if same[i] == i]
     sorted_ = dict(zip(own, _parallel([lambda k=keys[i]: stable_argsort(k) for i in own])))
     offsets = np.cumsum([0] + [k.size for k in keys])
-    pre = np.empty(offsets[-1], dtype=_index_dtype(offsets[-1]))
+    pre = np.empty(offsets[-1], dtype=np.int64)
     key = np.empty(offsets[-1], dtype=np.int64)
     for i in range(len(parts)):
         a, b = offsets[i], offsets[i + 1]
         np.take(keys[i], sorted_[same[i]], out=key[a:b], mode="clip")  # "clip": no buffered copy
-        np.add(sorted_[same[i]], a, out=pre[a:b], casting="unsafe")
+        np.add(sorted_[same[i]], a, out=pre[a:b])
     return pre, key
-
-
-def _index_dtype(n: int) -> type:
-    """The narrowest of int32 and int64 that holds the indices of ``n`` rows."""
-    return np.int32 if n < 1 << 31 else np.int64
 
 
 def _assemble(parts: list[_Part]) -> tuple[pa.Table, list[str]]:
@@ -816,7 +812,8 @@ def _take_nullable(base: pa.Array, idx: np.ndarray, chunk: int = 1 << 16) -> pa.
     if not n_valid or not pa.types.is_string(base.type):
         return _take_nullable_arrow(base, idx, valid, n_valid)
     base_off = np.frombuffer(base.buffers()[1], dtype=np.int32)[base.offset:base.offset + len(base) + 1]
-    lengths = np.take(np.append(np.diff(base_off), 0), idx)  # -1 takes the appended 0: a null has no bytes
+    # -1 takes the appended 0 (a null has no bytes); indexing, unlike np.take, needs no int64 copy of idx
+    lengths = np.append(np.diff(base_off), 0)[idx]
     total = int(lengths.sum(dtype=np.int64))
     if total >= 1 << 31:  # beyond 32-bit offsets: let Arrow say so
         return _take_nullable_arrow(base, idx, valid, n_valid)
