@@ -67,9 +67,10 @@ def pair(key: np.ndarray, time: np.ndarray, kind: np.ndarray, has_machine: np.nd
     never_start = (kind == START) & (time == NEVER)
     skipped["start after the window"] += int(never_start.sum())
     kind = np.where(bad_start | never_start, IGNORE, kind)
-    synth = _implicit_starts(key, time, kind, has_machine, rows)
+    life = _life_order(key, time, kind, rows)
+    synth = _implicit_starts(key, kind, has_machine, life)
     notes["exit without start in the window (implicit start)"] += int((kind[synth] == END).sum())
-    moved, moved_at = _handovers(key, time, kind, has_machine, machine, rows)
+    moved, moved_at = _handovers(key, time, kind, has_machine, machine, life[kind[life] != UPDATE])
     for note, count in (("update without start in the window (implicit start)", (kind[synth] == UPDATE).sum()),
                         ("exit on another machine than its start (events missing between: moved halfway)",
                          moved.size)):
@@ -89,22 +90,26 @@ def pair(key: np.ndarray, time: np.ndarray, kind: np.ndarray, has_machine: np.nd
     return inc
 
 
-def _implicit_starts(key: np.ndarray, time: np.ndarray, kind: np.ndarray,
-                     has_machine: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    # first row of each key among starts, exits and updates, if it is an exit or update naming a machine
+def _life_order(key: np.ndarray, time: np.ndarray, kind: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The starts, exits and updates, ordered by (key, time, row); sorted once for both passes below."""
     life = np.flatnonzero((kind == START) | (kind == END) | (kind == UPDATE))
-    order = life[np.lexsort((rows[life], time[life], key[life]))]
+    return life[np.lexsort((rows[life], time[life], key[life]))]
+
+
+def _implicit_starts(key: np.ndarray, kind: np.ndarray, has_machine: np.ndarray, order: np.ndarray) -> np.ndarray:
+    # first row of each key among starts, exits and updates (``order``, by key and time), if it is an
+    # exit or update naming a machine
     first = order[np.r_[True, key[order][1:] != key[order][:-1]]] if order.size else order
     return first[(kind[first] != START) & has_machine[first]]
 
 
 def _handovers(key: np.ndarray, time: np.ndarray, kind: np.ndarray, has_machine: np.ndarray,
-               machine: np.ndarray | None, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Exit rows that follow a start on another machine, and the time each run is handed over."""
+               machine: np.ndarray | None, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exit rows that follow a start on another machine, and the time each run is handed over.
+
+    ``order``: the start and exit rows, by (key, time, row)."""
     if machine is None:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    life = np.flatnonzero((kind == START) | (kind == END))
-    order = life[np.lexsort((rows[life], time[life], key[life]))]
     if order.size < 2:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     prev, cur = order[:-1], order[1:]
