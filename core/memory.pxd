@@ -1,4 +1,5 @@
 # Compiled build: arguments annotated "MachineState" are typed, so their fields are read at fixed offsets.
+from core.memcg cimport MemcgTable
 from core.pages cimport RunTable
 from core.state cimport MachineState
 

@@ -38,6 +38,7 @@ except ImportError:  # no Cython: the pure model needs only ``cython.compiled``
     from core import _cyshim as cython
 
 if TYPE_CHECKING:
+    from core.memcg import MemcgTable
     from core.pages import RunTable
     from core.state import MachineState
 
@@ -189,18 +190,30 @@ def _piece_pages(machine: MachineState, o: int, need: dict[int, int]) -> int:
     without swap, or an object with mappings while ``mapped_hot``) is one charge:
     pieces would end the same way.
     """
-    mem = machine.mem
-    usage, mx, parent = mem.usage, mem.max, mem.parent
-    high = mem.high if machine.kernel.at_least(5, 18) else mx
+    mem: MemcgTable = machine.mem
+    usage: cython.p_longlong
+    mx: cython.p_longlong
+    high: cython.p_longlong
+    parent: cython.p_int
+    if cython.compiled:  # the memcg columns' buffers: nothing below grows them
+        usage, mx, parent = mem.usage.data.as_longlongs, mem.max.data.as_longlongs, mem.parent.data.as_ints
+        high = mem.high.data.as_longlongs if machine.kernel.at_least(5, 18) else mx
+    else:
+        usage, mx, parent = mem.usage, mem.max, mem.parent
+        high = mem.high if machine.kernel.at_least(5, 18) else mx
     total = sum(need.values())
     free_room = nr_free_pages(machine) - int(machine.mem_total * machine.cfg.watermark_low)
     tight: list[tuple[int, int]] = []  # (memcg, room under its limits) where the charge does not fit
+    x: cython.Py_ssize_t
+    pages: cython.longlong
+    room: cython.longlong
     for m, n in need.items():
-        while m >= 0:
-            room = (mx[m] if mx[m] < high[m] else high[m]) - usage[m]
-            if n > room:
-                tight.append((m, room))
-            m = parent[m]
+        x, pages = m, n
+        while x >= 0:
+            room = (mx[x] if mx[x] < high[x] else high[x]) - usage[x]
+            if pages > room:
+                tight.append((x, room))
+            x = parent[x]
     if total <= free_room and not tight:
         return 0  # the usual case: it fits, no reclaim
     kind = machine.o_kind[o]
@@ -291,7 +304,8 @@ def _fault_streaming(machine: MachineState, t: int, o: int, lo: int, hi: int, fi
 
 
 def _charge_range(machine: MachineState, t: cython.int, o: cython.int, lo: cython.longlong, hi: cython.longlong,
-                  mayfail: cython.bint, fill_holes: cython.bint) -> tuple[dict[int, int], list[tuple[int, int, int, int]], bool] | _Pieces | None:
+                  mayfail: cython.bint, fill_holes: cython.bint
+                  ) -> tuple[dict[int, int], list[tuple[int, int, int, int]], bool] | _Pieces | None:
     """Reserve what making [lo, hi) of ``o`` resident costs, per paying memcg.
 
     Returns (pages reserved per memcg, the segments from ``_needs``, settled: the last
