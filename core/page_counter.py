@@ -68,20 +68,7 @@ def mem_cgroup_charge_statistics(machine: MachineState, r: int, sign: int, reser
         st, m, k, mapc, pinc = R.state[r], R.memcg[r], R.kind[r], R.mapc[r], R.pinc[r]
         n = R.npages[r] * sign
     if st == _RESIDENT:
-        if k == _ANON:
-            own = mem.anon
-            machine.t_anon[machine.o_owner[R.obj[r]]] += n
-        else:
-            own = mem.file if k == _FILE else mem.shmem
-        if cython.compiled:
-            _add_i32(own, m, n)
-        else:
-            own[m] += n
-        if mapc and k != _ANON:
-            if cython.compiled:
-                _add_i32(mem.mapped, m, n)
-            else:
-                mem.mapped[m] += n
+        _count_own(machine, R.obj[r], m, k, mapc, n)
         if pinc:
             if cython.compiled:
                 _add_i32(mem.pinned, m, n)
@@ -116,6 +103,28 @@ def mem_cgroup_charge_statistics(machine: MachineState, r: int, sign: int, reser
         css_put(machine, m)
 
 
+def _count_own(machine: MachineState, o: cython.int, m: cython.Py_ssize_t, k: cython.int, mapc: cython.int,
+               n: cython.longlong) -> int:
+    """``n`` resident pages of kind ``k`` of object ``o`` (``mapc`` > 0: mapped) on memcg ``m``'s own
+    counters: anon, file or shmem (an anon region's owner task's anon too) and mapped."""
+    mem = machine.mem
+    if k == _ANON:
+        own = mem.anon
+        machine.t_anon[machine.o_owner[o]] += n
+    else:
+        own = mem.file if k == _FILE else mem.shmem
+    if cython.compiled:
+        _add_i32(own, m, n)
+    else:
+        own[m] += n
+    if mapc and k != _ANON:
+        if cython.compiled:
+            _add_i32(mem.mapped, m, n)
+        else:
+            mem.mapped[m] += n
+    return 0
+
+
 def _add_i32(col: array, m: cython.Py_ssize_t, n: cython.longlong) -> int:
     """``col[m] += n`` on an int32 column through its buffer (compiled build only): the sum is
     stored only when it fits the element, else the array's own store raises OverflowError."""
@@ -144,20 +153,6 @@ def charge_new_resident(machine: MachineState, o: int, m: int, k: int, mapc: int
 
     By pages rather than by run: the pages may have grown an existing run.
     """
-    mem = machine.mem
-    if k == _ANON:
-        own = mem.anon
-        machine.t_anon[machine.o_owner[o]] += n
-    else:
-        own = mem.file if k == _FILE else mem.shmem
-    if cython.compiled:
-        _add_i32(own, m, n)
-    else:
-        own[m] += n
-    if mapc and k != _ANON:
-        if cython.compiled:
-            _add_i32(mem.mapped, m, n)
-        else:
-            mem.mapped[m] += n
+    _count_own(machine, o, m, k, mapc, n)
     machine.reserved -= n
     machine.resident += n
