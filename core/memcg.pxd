@@ -51,6 +51,10 @@ cdef class MemcgTable:
     cdef public object released
     cdef public object hidden
 
+    # the per-charge walks: C calls from compiled modules that know a table is a MemcgTable
+    cpdef charge(self, Py_ssize_t m, object pages)
+    cpdef Py_ssize_t over_limit(self, Py_ssize_t m, object pages) except? -2
+
 
 # the lifecycle states the per-slot paths compare with: C constants in the compiled build
 cdef int _ONLINE, _DYING, _FREED

@@ -346,8 +346,8 @@ class MemcgTable:
     # bits never fits); C sums are overflow-checked (setup.py) and stored in an int32 column only
     # when they fit (else the array's store raises): an overflow is an OverflowError in both builds.
 
-    def charge(self, m: cython.Py_ssize_t, pages: int) -> None:
-        """Add ``pages`` to the hierarchical usage of ``m`` and its ancestors (may be negative)."""
+    def charge(self, m: cython.Py_ssize_t, pages) -> None:  # pages: int (a Python int in both builds)
+        """Add ``pages`` (an int) to the hierarchical usage of ``m`` and its ancestors (may be negative)."""
         u: cython.longlong
         n: cython.longlong
         cu: cython.p_longlong
@@ -413,7 +413,7 @@ class MemcgTable:
             tree[m] += pages
             m = parent[m]
 
-    def over_limit(self, m: cython.Py_ssize_t, pages: int) -> int:
+    def over_limit(self, m: cython.Py_ssize_t, pages) -> cython.Py_ssize_t:  # pages: int, as in charge
         """The highest-priority memcg whose memory.max a charge of ``pages`` would break, or -1.
 
         page_counter_try_charge walks from ``m`` to the root and fails at the first

@@ -1,2 +1,5 @@
 # Compiled build: arguments annotated "MachineState" are typed, so their fields are read at fixed offsets.
 from core.state cimport MachineState
+
+# the charge of every fault: a C call from the compiled modules that cimport it (core/memory.pxd)
+cpdef bint try_charge_memcg(MachineState machine, Py_ssize_t m, long long n, bint mayfail, Py_ssize_t t) except -1

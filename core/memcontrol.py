@@ -66,7 +66,8 @@ def memory_reclaim(machine: MachineState, m: int, target: int) -> int:
     return got
 
 
-def try_charge_memcg(machine: MachineState, m: int, n: int, mayfail: bool, t: int) -> bool:
+def try_charge_memcg(machine: MachineState, m: cython.Py_ssize_t, n: cython.longlong, mayfail: cython.bint,
+                     t: cython.Py_ssize_t) -> cython.bint:
     """Reserve ``n`` pages on ``m``'s hierarchy (try_charge_memcg); False if refused or ``t`` died."""
     if n <= 0:
         return True
