@@ -59,3 +59,7 @@ cdef class MemcgTable:
 # the lifecycle states the per-slot paths compare with: C constants in the compiled build
 cdef int _ONLINE, _DYING, _FREED
 cdef long long _I64_MIN, _I64_MAX
+
+# a slot past the table raises as in the pure build; ``col[m] += n`` on an int32 column
+cpdef int check_slot(MemcgTable table, Py_ssize_t m) except -1
+cpdef int add_i32(array col, Py_ssize_t m, long long n) except -1

@@ -340,32 +340,27 @@ class MemcgTable:
         return paths, cols
 
     # -- counters ----------------------------------------------------------------------
-    # Compiled, these read and write the columns through their buffers, for a slot ``m`` in the
-    # table (a parent is one, or -1; any other ``m`` takes the pure path and raises as it does).
-    # ``pages`` becomes a C int64 only where the pure model stores a sum with it (one beyond 64
-    # bits never fits); C sums are overflow-checked (setup.py) and stored in an int32 column only
-    # when they fit (else the array's store raises): an overflow is an OverflowError in both builds.
+    # Compiled, these read and write the columns through their buffers; a slot past the table
+    # raises the IndexError its arrays raise in the pure build (``check_slot``), and the parents'
+    # chain stays inside it. C sums are overflow-checked (setup.py), and stored in an int32 column
+    # only when they fit (``add_i32``): an overflow is an OverflowError in both builds.
 
     def charge(self, m: cython.Py_ssize_t, pages) -> None:  # pages: int (a Python int in both builds)
         """Add ``pages`` (an int) to the hierarchical usage of ``m`` and its ancestors (may be negative)."""
-        u: cython.longlong
-        n: cython.longlong
-        cu: cython.p_longlong
-        cpeak: cython.p_longlong
-        cparent: cython.p_int
-        if cython.compiled and 0 <= m < self.parent.ob_size:
-            n = pages
-            cu, cpeak, cparent = self.usage.data.as_longlongs, self.peak.data.as_longlongs, self.parent.data.as_ints
-            while m >= 0:
-                u = cu[m] + n
-                cu[m] = u
-                if u > cpeak[m]:
-                    cpeak[m] = u
-                m = cparent[m]
+        if m < 0:
             return
-        usage, peak, parent = self.usage, self.peak, self.parent
+        n: cython.longlong = pages
+        u: cython.longlong
+        usage: cython.p_longlong
+        peak: cython.p_longlong
+        parent: cython.p_int
+        if cython.compiled:
+            check_slot(self, m)
+            usage, peak, parent = self.usage.data.as_longlongs, self.peak.data.as_longlongs, self.parent.data.as_ints
+        else:
+            usage, peak, parent = self.usage, self.peak, self.parent
         while m >= 0:
-            u = usage[m] + pages
+            u = usage[m] + n
             usage[m] = u
             if u > peak[m]:
                 peak[m] = u
@@ -373,44 +368,24 @@ class MemcgTable:
 
     def charge_swap(self, m: cython.Py_ssize_t, pages: int) -> None:
         """Add ``pages`` to hierarchical memory.swap.current of ``m`` and its ancestors."""
-        v: cython.longlong
-        n: cython.longlong
-        csu: cython.p_int
-        cparent: cython.p_int
-        if cython.compiled and 0 <= m < self.parent.ob_size:
-            n = pages
-            csu, cparent = self.swap_usage.data.as_ints, self.parent.data.as_ints
-            while m >= 0:
-                v = csu[m] + n
-                if -0x80000000 <= v <= 0x7FFFFFFF:
-                    csu[m] = v  # fits the int32 element
-                else:
-                    self.swap_usage[m] = v  # raises the array's OverflowError
-                m = cparent[m]
-            return
         su, parent = self.swap_usage, self.parent
         while m >= 0:
-            su[m] += pages
+            add_i32(su, m, pages)
             m = parent[m]
 
     def count_refault(self, m: cython.Py_ssize_t, pages: int) -> None:
         """Count ``pages`` of page cache refaulted into ``m``: its own ``refault`` and the
         hierarchical ``refault_tree`` of ``m`` and its ancestors."""
-        n: cython.longlong
-        ctree: cython.p_longlong
-        cparent: cython.p_int
-        if cython.compiled and 0 <= m < self.parent.ob_size:
-            n = pages
-            self.refault.data.as_longlongs[m] += n
-            ctree, cparent = self.refault_tree.data.as_longlongs, self.parent.data.as_ints
-            while m >= 0:
-                ctree[m] += n
-                m = cparent[m]
-            return
-        self.refault[m] += pages
-        tree, parent = self.refault_tree, self.parent
+        n: cython.longlong = pages
+        tree: cython.p_longlong
+        parent: cython.p_int
+        self.refault[m] += n  # by the array: a slot past the table raises before the walk below
+        if cython.compiled:
+            tree, parent = self.refault_tree.data.as_longlongs, self.parent.data.as_ints
+        else:
+            tree, parent = self.refault_tree, self.parent
         while m >= 0:
-            tree[m] += pages
+            tree[m] += n
             m = parent[m]
 
     def over_limit(self, m: cython.Py_ssize_t, pages) -> cython.Py_ssize_t:  # pages: int, as in charge
@@ -486,6 +461,28 @@ class MemcgTable:
     def live(self) -> list[int]:
         """Slots of every online or dying memcg, root included, in slot order."""
         return [m for m, s in enumerate(self.state) if s != _FREED]
+
+
+def check_slot(table: MemcgTable, m: cython.Py_ssize_t) -> int:
+    """The compiled build reads the columns unchecked: a slot past the table raises here the
+    IndexError that indexing its arrays raises in the pure build. Returns 0."""
+    if m >= len(table.parent):
+        raise IndexError("array index out of range")
+    return 0
+
+
+def add_i32(col: array, m: cython.Py_ssize_t, n: cython.longlong) -> int:
+    """``col[m] += n`` on an int32 column, through its buffer when compiled, ``m`` is a slot of it and
+    the sum fits the element; else by the array's own ``+=``, which raises what the pure build raises
+    (IndexError past the column, OverflowError for a sum out of int32). Returns 0."""
+    v: cython.longlong
+    if cython.compiled and 0 <= m < col.ob_size:
+        v = col.data.as_ints[m] + n
+        if -0x80000000 <= v <= 0x7FFFFFFF:
+            col.data.as_ints[m] = v
+            return 0
+    col[m] += n
+    return 0
 
 
 def parent_path(path: str) -> str:

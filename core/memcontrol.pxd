@@ -1,4 +1,5 @@
 # Compiled build: arguments annotated "MachineState" are typed, so their fields are read at fixed offsets.
+from core.memcg cimport check_slot
 from core.state cimport MachineState
 
 # the charge of every fault: a C call from the compiled modules that cimport it (core/memory.pxd)

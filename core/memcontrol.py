@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from core.cgroup import css_put, css_release_work
 from core.fs_writeback import wb_memcg_offline
 from core.kmem import memcg_reparent_objcgs
+from core.memcg import check_slot
 from core.oom_kill import out_of_memory
 from core.page_alloc import alloc_pages_slowpath
 from core.vmscan import SWAP_CLUSTER_MAX, try_to_free_mem_cgroup_pages
@@ -159,21 +160,22 @@ def reclaim_over_high(machine: MachineState, paid: dict[int, int]) -> None:
 def over_high_any(machine: MachineState, have: dict[int, int]) -> bool:
     """Is some ancestor (or machine) of a memcg in ``have`` over its memory.high?"""
     mem = machine.mem
-    i: cython.Py_ssize_t
-    cu: cython.p_longlong
-    chigh: cython.p_longlong
-    cparent: cython.p_int
-    if cython.compiled:  # through the columns' buffers, for keys that are slots of the table
-        cu, chigh, cparent = mem.usage.data.as_longlongs, mem.high.data.as_longlongs, mem.parent.data.as_ints
-        for i in have:
-            if i >= mem.parent.ob_size:
-                break  # not a slot: the loop below raises what the pure model raises
-            while i >= 0:
-                if cu[i] > chigh[i]:
-                    return True
-                i = cparent[i]
-        else:
-            return False
+    x: cython.Py_ssize_t
+    usage: cython.p_longlong
+    high: cython.p_longlong
+    parent: cython.p_int
+    if cython.compiled:  # through the columns' buffers
+        usage, high, parent = mem.usage.data.as_longlongs, mem.high.data.as_longlongs, mem.parent.data.as_ints
+    else:
+        usage, high, parent = mem.usage, mem.high, mem.parent
+    for x in have:
+        if cython.compiled:
+            check_slot(mem, x)
+        while x >= 0:
+            if usage[x] > high[x]:
+                return True
+            x = parent[x]
+    return False
     usage, high, parent = mem.usage, mem.high, mem.parent
     for x in have:
         while x >= 0:

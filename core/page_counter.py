@@ -12,11 +12,10 @@ them); a dropped charge of a dying memcg goes to ``core.cgroup.css_put``.
 
 from __future__ import annotations
 
-from array import array
 from typing import TYPE_CHECKING
 
 from core.cgroup import css_put
-from core.memcg import State
+from core.memcg import State, add_i32
 from core.pages import Kind, St
 from core.swap_slots import SWAPFILE_CLUSTER, free_swap_slot, swap_entry_free
 
@@ -71,7 +70,7 @@ def mem_cgroup_charge_statistics(machine: MachineState, r: int, sign: int, reser
         _count_own(machine, R.obj[r], m, k, mapc, n)
         if pinc:
             if cython.compiled:
-                _add_i32(mem.pinned, m, n)
+                add_i32(mem.pinned, m, n)
             else:
                 mem.pinned[m] += n
         if not hier:
@@ -114,27 +113,14 @@ def _count_own(machine: MachineState, o: cython.int, m: cython.Py_ssize_t, k: cy
     else:
         own = mem.file if k == _FILE else mem.shmem
     if cython.compiled:
-        _add_i32(own, m, n)
+        add_i32(own, m, n)
     else:
         own[m] += n
     if mapc and k != _ANON:
         if cython.compiled:
-            _add_i32(mem.mapped, m, n)
+            add_i32(mem.mapped, m, n)
         else:
             mem.mapped[m] += n
-    return 0
-
-
-def _add_i32(col: array, m: cython.Py_ssize_t, n: cython.longlong) -> int:
-    """``col[m] += n`` on an int32 column through its buffer (compiled build only): the sum is
-    stored only when it fits the element, else the array's own store raises OverflowError."""
-    v: cython.longlong
-    if cython.compiled and 0 <= m < col.ob_size:
-        v = col.data.as_ints[m] + n
-        if -0x80000000 <= v <= 0x7FFFFFFF:
-            col.data.as_ints[m] = v
-            return 0
-    col[m] += n  # out of the table (IndexError, or Python's index from the end) or out of range
     return 0
 
 
