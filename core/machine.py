@@ -22,6 +22,8 @@ from __future__ import annotations
 import heapq
 from typing import TYPE_CHECKING, Callable
 
+import numpy as np
+
 from core import stat as _stat
 from core import syscalls
 from core.cgroup import css_release_work
@@ -74,6 +76,35 @@ OP_TABLE: dict[int, Callable[[MachineState, TraceEvent], None]] = {
 assert sorted(OP_TABLE) == sorted(Op), "every op has a handler"
 #: the same table as a list indexed by op code: one index per event instead of a hash
 _HANDLERS = [OP_TABLE[op] for op in sorted(Op)]
+
+
+#: each column ``Machine.apply`` reads: its field name (for errors) and the dtype the loop reads it as
+_COLUMNS = (("time_us", np.int64), ("row", np.int64), ("offset", np.int64), ("bytes", np.int64),
+            ("op", np.uint8), ("cgroup", np.int32), ("task", np.int32), ("object", np.int32), ("flags", np.int32))
+
+
+def _columns(batch: EventBatch, rows: np.ndarray) -> list:
+    """The batch's columns (time_us, row, offset, bytes, op, cgroup, task, object, flags) as contiguous
+    arrays of the dtypes of ``_COLUMNS``: the arrays themselves when they already are (``EventBatch``'s
+    widths), else converted. A value the conversion would change raises TraceError naming the source,
+    its row and the field, before any event of the batch is applied (both builds)."""
+    cols = (batch.time_us, rows, batch.offset, batch.nbytes, batch.op, batch.cgroup, batch.task, batch.obj,
+            batch.flags)
+    out = []
+    for (field, dtype), c in zip(_COLUMNS, cols):
+        a = np.ascontiguousarray(c, dtype=dtype)
+        if a.dtype != c.dtype:
+            bad = np.flatnonzero(a != c)
+            if bad.size:
+                raise TraceError(batch.source, int(rows[bad[0]]), field,
+                                 f"{c[bad[0]]} does not fit the column's {np.dtype(dtype).name}")
+        out.append(a)
+    return out
+
+
+def _address(a: np.ndarray) -> int:
+    """The address of a contiguous array's first element (the compiled loop reads it as a C array)."""
+    return a.__array_interface__["data"][0]
 
 
 class Machine(MachineState):
@@ -141,17 +172,36 @@ class Machine(MachineState):
     # ================================================================== events
     def apply(self, batch: EventBatch) -> None:
         """Replay one batch of this machine's events in order."""
-        if len(batch) == 0:
+        n: cython.Py_ssize_t = len(batch)
+        if n == 0:
             return
-        times = batch.time_us.tolist()
-        ops = batch.op.tolist()
-        cg = batch.cgroup.tolist()
-        tk = batch.task.tolist()
-        ob = batch.obj.tolist()
-        off = batch.offset.tolist()
-        nb = batch.nbytes.tolist()
-        fl = batch.flags.tolist()
-        rows = batch.row.tolist() if batch.row is not None else list(range(1, len(times) + 1))
+        # The columns, read once per event each: C pointers into the batch's arrays in the compiled
+        # build (int64 times, rows, offsets and bytes; uint8 ops; int32 name indices and flags: no int
+        # object per field and event), plain lists of the same values in the pure one.
+        times: cython.p_longlong
+        rows: cython.p_longlong
+        offs: cython.p_longlong
+        nbs: cython.p_longlong
+        ops: cython.p_uchar
+        cg: cython.p_int
+        tk: cython.p_int
+        ob: cython.p_int
+        fl: cython.p_int
+        row_col = batch.row if batch.row is not None else np.arange(1, n + 1, dtype=np.int64)
+        held = _columns(batch, row_col)  # the arrays the pointers point into: alive until the loop ends
+        if cython.compiled:
+            at: list = [_address(c) for c in held]
+            times = cython.cast(cython.p_longlong, cython.cast(cython.size_t, at[0]))
+            rows = cython.cast(cython.p_longlong, cython.cast(cython.size_t, at[1]))
+            offs = cython.cast(cython.p_longlong, cython.cast(cython.size_t, at[2]))
+            nbs = cython.cast(cython.p_longlong, cython.cast(cython.size_t, at[3]))
+            ops = cython.cast(cython.p_uchar, cython.cast(cython.size_t, at[4]))
+            cg = cython.cast(cython.p_int, cython.cast(cython.size_t, at[5]))
+            tk = cython.cast(cython.p_int, cython.cast(cython.size_t, at[6]))
+            ob = cython.cast(cython.p_int, cython.cast(cython.size_t, at[7]))
+            fl = cython.cast(cython.p_int, cython.cast(cython.size_t, at[8]))
+        else:
+            times, rows, offs, nbs, ops, cg, tk, ob, fl = (c.tolist() for c in held)
         # a trailing None makes index NULL (-1) decode to None without a test per column and event;
         # cgroup paths are made canonical here, once per batch, not in the handlers per event
         names_c: list = [None if p is None else normalize_path(p) for p in batch.cgroups] + [None]
@@ -164,24 +214,22 @@ class Machine(MachineState):
         # than constructing an object per event
         ev: TraceEvent = TraceEvent(batch.source, 0, None, None, None, NULL, NULL, 0)
         next_due = self._next_due()
-        op: cython.Py_ssize_t
-        c: cython.Py_ssize_t
-        tsk: cython.Py_ssize_t
-        obj: cython.Py_ssize_t
-        # one zip over the columns: cheaper than indexing nine lists per event
+        i: cython.Py_ssize_t
+        t: cython.longlong
         try:
-            for t, op, row, c, tsk, obj, of, n, f in zip(times, ops, rows, cg, tk, ob, off, nb, fl):
+            for i in range(n):
+                t = times[i]
                 if t < st.now_us:
-                    raise TraceError(batch.source, row, "time_us",
+                    raise TraceError(batch.source, rows[i], "time_us",
                                      f"time {t} before machine {st.machine_id}'s clock {st.now_us}")
                 if t >= next_due:
                     st.changes += 1  # events since the last sample may have changed the state
                     self.advance_to(t)
                     next_due = self._next_due()
                 st.now_us = t
-                ev.row, ev.cgroup, ev.task, ev.obj = row, names_c[c], names_t[tsk], names_o[obj]
-                ev.offset, ev.nbytes, ev.flags = of, n, f
-                handlers[op](self, ev)
+                ev.row, ev.cgroup, ev.task, ev.obj = rows[i], names_c[cg[i]], names_t[tk[i]], names_o[ob[i]]
+                ev.offset, ev.nbytes, ev.flags = offs[i], nbs[i], fl[i]
+                handlers[ops[i]](self, ev)
                 counters["events"] += 1
                 if release_q:
                     css_release_work(self)

@@ -4,19 +4,26 @@ In: ``core.pages.RunTable`` (compiled or pure, whichever this process loaded) an
 with Cython made unimportable. Out: assertions that a value out of an int32 column's range, or a
 sum that leaves it, raises OverflowError in either build (C arithmetic never wraps silently:
 ``overflowcheck`` in setup.py), that the buffer-pointer paths leave the same runs as the pure
-ones, and that the pure model needs nothing of Cython (``core/_cyshim.py``).
+ones, that a batch's columns of other integer widths replay as the usual ones and a value its
+column cannot hold is a TraceError, and that the pure model needs nothing of Cython (``core/_cyshim.py``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from core.errors import TraceError
+from core.events import EventBatch
+from core.machine import Machine, MachineConfig
+from core.ops import Op
 from core.pages import RunTable, St
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,3 +82,38 @@ def _differential(seeds: int, hide_cython: bool) -> dict:
 
 def test_the_pure_model_runs_without_cython_and_gives_the_same_replays():
     assert _differential(2, hide_cython=True) == _differential(2, hide_cython=False)
+
+
+def _batch_rows() -> list[tuple]:
+    """A small machine's events: a cgroup, a task, a file written then read, the task's exit."""
+    return [(0, Op.MKDIR, "/j", None, None, None, None, 0),
+            (10, Op.TASK_START, "/j", "t", None, None, None, 0),
+            (20, Op.FILE_CREATE, None, None, "f", None, None, 0),
+            (30, Op.FILE_WRITE, None, "t", "f", 0, 40_000, 0),
+            (40, Op.FILE_READ, None, "t", "f", 4096, 8192, 0),
+            (50, Op.TASK_EXIT, None, "t", None, None, None, 0)]
+
+
+def _replayed(batch: EventBatch) -> dict:
+    m = Machine(MachineConfig(mem_bytes=1 << 30), machine_id="m", seed=0)
+    m.apply(batch)
+    m.advance_to(60)
+    return m.summary()
+
+
+def test_batch_columns_of_other_integer_widths_replay_as_the_usual_ones():
+    usual = EventBatch.from_rows(_batch_rows(), source="b.csv")
+    wide = dataclasses.replace(usual, op=usual.op.astype(np.int64), cgroup=usual.cgroup.astype(np.int64),
+                               task=usual.task.astype(np.int64), obj=usual.obj.astype(np.int16),
+                               flags=usual.flags.astype(np.int64), time_us=usual.time_us.astype(np.int32),
+                               row=None)
+    assert _replayed(wide) == _replayed(usual)
+
+
+def test_a_batch_value_its_column_cannot_hold_is_a_trace_error_naming_row_and_field():
+    usual = EventBatch.from_rows(_batch_rows(), source="b.csv")
+    op = usual.op.astype(np.int64)
+    op[4] = 300  # no op has that code, and it does not fit the loop's uint8 column
+    m = Machine(MachineConfig(mem_bytes=1 << 30), machine_id="m", seed=0)
+    with pytest.raises(TraceError, match=r"b\.csv:5: op: 300"):
+        m.apply(dataclasses.replace(usual, op=op))
