@@ -12,14 +12,14 @@ to more than ``memcgs_dying``.
 
 from __future__ import annotations
 
-from array import array
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from core.memcg import ROOT, State
 from core.page_counter import nr_free_pages
-from core.pages import PAGE, PARKED, Kind, St
+from core.pages import PAGE, PARKED, St
+from core.sample_scan import HELD, dying_scan, misattributed_pages, usage_scan
 
 try:
     import cython
@@ -29,12 +29,6 @@ except ImportError:  # no Cython: the pure model needs only ``cython.compiled``
 if TYPE_CHECKING:
     from core.state import MachineState
 
-_ONLINE, _FREED = int(State.ONLINE), int(State.FREED)
-_HALF32, _MASK32 = 1 << 31, (1 << 32) - 1  # to wrap a 64-bit sum at 32 bits (C constants when compiled)
-#: the dying memcgs' columns whose count of nonzero entries ``_zombies`` reports, with their gauges
-_HELD = (("file", "held_file"), ("shmem", "held_shmem"), ("anon", "held_anon"), ("swap", "held_swap"),
-         ("pinned", "held_pinned"), ("kmem_pin", "held_kmem"), ("wb_pin", "held_cgwb"), ("nsock", "held_sock"),
-         ("noom", "held_oom"))
 
 #: Cumulative event counters of a machine (all start at 0 and only grow).
 COUNTERS: dict[str, str] = {
@@ -169,8 +163,7 @@ class Sampler:
     def sample(self, t_us: int) -> None:
         """Record the state at ``t_us`` (a full row, or one more repeat of an unchanged one)."""
         if self.dirty or self.full or self._last is None:
-            snap = self.snapshot(t_us)
-            values = tuple(snap[k] for k in _COLUMN_NAMES)
+            values = tuple(self.snapshot(t_us).values())  # its keys are ``_COLUMN_NAMES``, in order
             self._last = (values, self._age_basis)
             self._points.append([values, t_us, 1, self.interval, self._age_basis, True])
             self._seen = self.machine.changes
@@ -220,7 +213,7 @@ class Sampler:
         return expand_points([self.take_points()])
 
     def snapshot(self, t_us: int) -> dict[str, int | float]:
-        """One sample's values (gauges computed now, counters as they stand)."""
+        """One sample's values (gauges computed now, counters as they stand), keyed in ``SAMPLE_COLUMNS`` order."""
         m = self.machine
         row: dict[str, int | float] = {"time_us": t_us}
         row.update(self._zombies(t_us))
@@ -231,7 +224,7 @@ class Sampler:
     def _zombies(self, t_us: int) -> dict[str, int | float]:
         m, mem = self.machine, self.machine.mem
         if cython.compiled:  # one C pass over the slots and one over the dying set
-            online, held, charged, swapped, offline = _dying_scan(m)
+            online, held, charged, swapped, offline = dying_scan(m)
         else:
             dying = np.fromiter(sorted(mem.dying), dtype=np.int64, count=len(mem.dying))
             state = mem.view("state")
@@ -240,37 +233,40 @@ class Sampler:
                                                   "swap", "offline_us", "wb_pin", "sock", "nsock", "noom")}
             live_parents = mem.view("parent")[(state != State.FREED) & (mem.view("parent") >= 0)]
             has_child = np.bincount(live_parents, minlength=len(state))[dying] > 0  # a live child holds it
-            held = {gauge: int((col[k] > 0).sum()) for k, gauge in _HELD}
+            held = {gauge: int((col[k] > 0).sum()) for k, gauge in HELD}
             held["held_child"] = int(has_child.sum())
             charged = int((col["anon"] + col["file"] + col["shmem"] + col["kmem"] + col["sock"]).sum())
-            swapped, offline = int(col["swap"].sum()), col["offline_us"]
+            swapped, offline = int(col["swap"].sum()), col["offline_us"].tolist()
         online, nd = online - 1 - len(mem.hidden), len(mem.dying)  # hidden ones are policy-owned: no cgroup
         self._age_basis = basis = _age_basis(offline)
-        p50, oldest = _zombie_ages(np.array([t_us], dtype=np.int64), *(np.array([x], dtype=np.int64) for x in basis))
+        p50, oldest = _zombie_ages_at(t_us, basis)
         return {
             "memcgs_online": online,
             "memcgs_dying": nd,
-            "zombie_age_p50_s": float(p50[0]) if nd else 0.0,
-            "zombie_age_max_s": float(oldest[0]) if nd else 0.0,
+            "zombie_age_p50_s": p50 if nd else 0.0,
+            "zombie_age_max_s": oldest if nd else 0.0,
             "cost_online_bytes": online * m.memcg_cost,
             "cost_dying_bytes": nd * m.memcg_cost,
             "percpu_dying_bytes": nd * m.percpu_bytes,
             **{gauge: held[gauge] for gauge in _HELD_GAUGES},
             "zombie_charged_bytes": charged * PAGE,
             "zombie_swap_bytes": swapped * PAGE,
-            "ids_in_use": mem.ids_in_use,
         }
 
     def _usage(self) -> dict[str, int]:
         m, mem = self.machine, self.machine.mem
-        totals = {k: int(mem.view(k).sum()) for k in ("anon", "file", "shmem", "kmem", "sock", "borrow")}
-        R = m.runs
-        misattributed = parked = 0
-        if len(R):
-            res = R.view("state") == St.RESIDENT
-            npages = R.view("npages")
-            misattributed = _misattributed_pages(m, res)
-            parked = int(npages[res & ((R.view("rflags") & PARKED) != 0)].sum())
+        if cython.compiled:  # C loops over the memcg and run columns
+            totals, misattributed, parked = usage_scan(m)
+        else:
+            totals = {k: int(mem.view(k).sum()) for k in ("anon", "file", "shmem", "kmem", "sock", "borrow")}
+            R = m.runs
+            misattributed = parked = 0
+            if len(R):
+                res = R.view("state") == St.RESIDENT
+                npages = R.view("npages")
+                cand = np.flatnonzero(res & (R.view("memcg") != R.view("origin"))).tolist()
+                misattributed = misattributed_pages(m, cand)
+                parked = int(npages[res & ((R.view("rflags") & PARKED) != 0)].sum())
         hidden = sorted(mem.hidden)
         return {
             "anon_bytes": totals["anon"] * PAGE,
@@ -282,6 +278,7 @@ class Sampler:
             "free_bytes": max(nr_free_pages(m), 0) * PAGE,
             "misattributed_bytes": misattributed * PAGE,
             "root_charged_bytes": mem.own_pages(ROOT) * PAGE,
+            "ids_in_use": mem.ids_in_use,
             "parked_bytes": parked * PAGE,
             "smemcg_bytes": sum(mem.own_pages(x) for x in hidden) * PAGE,
             "borrowed_bytes": totals["borrow"] * PAGE,
@@ -377,73 +374,25 @@ def expand_points(parts: list[list[SamplePoint]], tags: list[int] | None = None)
     return expand_columns(points_columns(parts, tags))
 
 
-def _dying_scan(machine: MachineState) -> tuple:
-    """``Sampler._zombies``'s online slots (root and hidden included), ``held_*`` counts, dying memcgs' charged and
-    swap pages and offline times, as the pure build's numpy code has them, by C loops (compiled build only)."""
-    if not cython.compiled:
-        raise RuntimeError("_dying_scan reads the columns' C buffers: compiled build only")
-    mem = machine.mem
-    n: cython.Py_ssize_t = mem.state.ob_size
-    state: cython.p_int = mem.state.data.as_ints
-    parent: cython.p_int = mem.parent.data.as_ints
-    i: cython.Py_ssize_t
-    k: cython.Py_ssize_t
-    online: cython.Py_ssize_t = 0
-    flags: array = array("b", bytes(n))  # has a live (online or dying) child
-    child: cython.p_schar = flags.data.as_schars
-    for i in range(n):
-        if state[i] == _ONLINE:
-            online += 1
-        k = parent[i]
-        if state[i] != _FREED and 0 <= k < n:
-            child[k] = 1
-    nd: cython.Py_ssize_t = len(mem.dying)
-    slots: array = array("q", bytes(8 * nd))
-    at: cython.p_longlong = slots.data.as_longlongs
-    offline: array = array("q", bytes(8 * nd))
-    off: cython.p_longlong = offline.data.as_longlongs
-    c: cython.longlong = 0
-    swapped: cython.longlong = 0
-    for k, i in enumerate(mem.dying):
-        if not 0 <= i < n:
-            raise IndexError(f"dying memcg {i} is not a slot of the table")
-        at[k], off[k] = i, mem.offline_us.data.as_longlongs[i]
-        c += child[i]
-        swapped += mem.swap.data.as_ints[i]
-    held = {"held_child": c}
-    a: array
-    col: cython.p_int
-    for name, gauge in _HELD:  # one column at a time, through its buffer
-        a, c = getattr(mem, name), 0
-        col = a.data.as_ints
-        for k in range(nd):
-            if col[at[k]] > 0:
-                c += 1
-        held[gauge] = c
-    sums: array = array("q", bytes(8 * nd))  # each one's charged pages, summed in 64 bits
-    w: cython.p_longlong = sums.data.as_longlongs
-    for name in ("anon", "file", "shmem", "kmem", "sock"):
-        a = getattr(mem, name)
-        col = a.data.as_ints
-        for k in range(nd):
-            w[k] += col[at[k]]
-    charged: cython.longlong = 0
-    for k in range(nd):  # wrapped at 32 bits, as numpy's int32 sum of the columns is
-        charged += ((w[k] + _HALF32) & _MASK32) - _HALF32
-    return online, held, charged, swapped, np.frombuffer(offline, dtype=np.int64)
-
-
-def _age_basis(offline_us: np.ndarray) -> tuple[int, int, int, int]:
+def _age_basis(offline_us: Sequence[int]) -> tuple[int, int, int, int]:
     """What a dying set's zombie ages at any later time derive from.
 
     In: the dying memcgs' offline times. Out: (count, the offline time whose age is the
     median or the upper middle one, the other middle one, the oldest offline time).
     """
-    n = int(offline_us.size)
+    n = len(offline_us)
     if n == 0:
         return (0, 0, 0, 0)
-    s = np.sort(offline_us)
+    s = sorted(offline_us)
     return (n, int(s[(n - 1) // 2]), int(s[n // 2]), int(s[0]))
+
+
+def _zombie_ages_at(t: int, basis: tuple[int, int, int, int]) -> tuple[float, float]:
+    """``_zombie_ages`` of one sample time: the same float operations on Python numbers (an int
+    difference made a double, divided), so the same bits, without numpy's cost per call."""
+    nd, lo, hi, oldest = basis
+    p50 = (t - lo) / 1e6 if nd % 2 == 1 else ((t - lo) / 1e6 + (t - hi) / 1e6) / 2
+    return p50, (t - oldest) / 1e6
 
 
 def _zombie_ages(t: np.ndarray, nd: np.ndarray, lo: np.ndarray, hi: np.ndarray,
@@ -467,34 +416,3 @@ def _released_rows(paths: list[str], rel: dict) -> dict[str, list]:
         out[k].extend(rel[k].tolist())
     out["peak_bytes"].extend(p * PAGE for p in rel["peak_pages"].tolist())
     return out
-
-
-def _misattributed_pages(machine: MachineState, resident: np.ndarray) -> int:
-    """Resident pages charged to a memcg that neither instantiated them (origin) nor uses them.
-
-    Only runs whose memcg differs from their origin are candidates (vectorised).
-    A candidate is forgiven when its memcg uses it: a live task of that memcg
-    maps some page of the run, or (anon) owns the region.
-    """
-    R = machine.runs
-    memcg, origin, npages = R.view("memcg"), R.view("origin"), R.view("npages")
-    cand = np.flatnonzero(resident & (memcg != origin)).tolist()
-    total = 0
-    for r in cand:
-        if not _used_by(machine, r, int(memcg[r])):
-            total += int(npages[r])
-    return total
-
-
-def _used_by(machine: MachineState, r: int, m: int) -> bool:
-    """Does a live task of memcg ``m`` map run ``r`` (or own it, for anon)?"""
-    R = machine.runs
-    o = R.obj[r]
-    if R.kind[r] == Kind.ANON:
-        t = machine.o_owner[o]
-        return t >= 0 and machine.t_alive[t] and machine.t_cg[t] == m
-    if R.mapc[r] <= 0:
-        return False
-    lo, hi = R.start[r], R.start[r] + R.npages[r]
-    return any(a < hi and lo < b and machine.t_alive[t] and machine.t_cg[t] == m
-               for t, a, b in machine.o_maps[o])

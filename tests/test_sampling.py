@@ -15,6 +15,7 @@ import pytest
 
 from core.events import EventBatch
 from core.machine import Machine, MachineConfig
+from core.metrics import SAMPLE_COLUMNS
 from core.ops import Flag, Op
 from core.policy import POLICY_NAMES, make_policy
 from tests.lifecycle import lifecycle_trace, never_made
@@ -139,14 +140,22 @@ def test_compact_timeline_is_written_as_the_expanded_one(row_group: int, monkeyp
 
 def test_zombie_ages_from_the_basis_are_np_median_bit_for_bit() -> None:
     """Full samples and repeats both derive ages from ``_age_basis``: check the derivation itself
-    against np.median and max of ``(t - offline) / 1e6``, odd and even counts, large times."""
-    from core.metrics import _age_basis, _zombie_ages
+    (the columns' numpy form and a full sample's scalar one) against np.median and max of
+    ``(t - offline) / 1e6``, odd and even counts, large times, the offline times as a list or an array."""
+    from core.metrics import _age_basis, _zombie_ages, _zombie_ages_at
 
     rng = np.random.default_rng(7)
-    for _ in range(3000):
+    for i in range(3000):
         off = rng.integers(0, 10**13, size=int(rng.integers(1, 12)), dtype=np.int64)
         t = int(rng.integers(10**13, 3 * 10**13))
-        basis = _age_basis(off)
+        basis = _age_basis(off.tolist() if i % 2 else off)
         p50, oldest = _zombie_ages(np.array([t]), *(np.array([x]) for x in basis))
         ages = (t - off) / 1e6
         assert p50[0] == np.median(ages) and oldest[0] == ages.max(), (off.tolist(), t)
+        assert _zombie_ages_at(t, basis) == (p50[0], oldest[0]), (off.tolist(), t)
+
+
+def test_a_sample_has_every_column_in_order() -> None:
+    """``Sampler.sample`` stores a snapshot's values as they come: its keys must be the columns, in order."""
+    m = _zombie_machine(3)
+    assert list(m.sampler.snapshot(m.now_us)) == list(SAMPLE_COLUMNS)
