@@ -4,3 +4,7 @@ from core.memcg cimport add_i32
 
 # a resident run's pages on its memcg's own counters (and its owner task's anon)
 cdef int _count_own(MachineState machine, int o, Py_ssize_t m, int k, int mapc, long long n) except -1
+
+# add or remove a run's pages on its memcg's counters: C calls from the compiled modules that cimport it
+cpdef int mem_cgroup_charge_statistics(MachineState machine, Py_ssize_t r, int sign, bint reserved=*, bint hier=*,
+                                       bint zap=*) except -1

@@ -45,8 +45,9 @@ def lru_age(machine: MachineState) -> int:
     return machine.now_us // machine.cfg.age_quantum_us
 
 
-def mem_cgroup_charge_statistics(machine: MachineState, r: int, sign: int, reserved: bool = False, hier: bool = True,
-                                 zap: bool = False) -> None:
+def mem_cgroup_charge_statistics(machine: MachineState, r: cython.Py_ssize_t, sign: cython.int,
+                                 reserved: cython.bint = False, hier: cython.bint = True,
+                                 zap: cython.bint = False) -> cython.int:
     """Add (+1) or remove (-1) run ``r``'s pages on the counters of the memcg it names.
 
     ``reserved``: the hierarchical usage was already raised by ``try_charge_memcg``.
@@ -54,6 +55,7 @@ def mem_cgroup_charge_statistics(machine: MachineState, r: int, sign: int, reser
     ``zap``: the pages go because their mapping does (exit, munmap, a hole punched): on kernels
     that free a batch of a process's swap entries at once (``Kernel.zap_frees_swap_batched``),
     a swapped anon run of more than one page is uncharged now instead of parked in a slot cache.
+    Returns 0 (a C call from the compiled modules that cimport it).
     """
     R, mem = machine.runs, machine.mem
     st: cython.int
@@ -89,7 +91,7 @@ def mem_cgroup_charge_statistics(machine: MachineState, r: int, sign: int, reser
                 swap_entry_free(machine, m, -n)  # __swap_entries_free: a batch skips the slot cache
             else:
                 free_swap_slot(machine, m, -n)  # may stay parked in a CPU's slot cache for a while
-            return
+            return 0
         mem.swap[m] += n
         if hier:
             mem.charge_swap(m, n)
@@ -97,9 +99,10 @@ def mem_cgroup_charge_statistics(machine: MachineState, r: int, sign: int, reser
         if sign < 0 and mem.swap[m] == 0 and mem.state[m] != _ONLINE:
             mem.put_id(m)  # the last swap entry drops the ID (mem_cgroup_id_put_many)
     else:
-        return
+        return 0
     if sign < 0:
         css_put(machine, m)
+    return 0
 
 
 def _count_own(machine: MachineState, o: cython.int, m: cython.Py_ssize_t, k: cython.int, mapc: cython.int,

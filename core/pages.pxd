@@ -31,6 +31,7 @@ cdef class RunTable:
     cpdef drop(self, Py_ssize_t r)
     cpdef set_owner(self, Py_ssize_t r, signed char state, int memcg)
     cpdef link(self, Py_ssize_t r)
+    cpdef Py_ssize_t split(self, Py_ssize_t r, int at) except -1
     cpdef Py_ssize_t _copy(self, Py_ssize_t r, int start, int npages) except -1
     cpdef Py_ssize_t _split_at(self, Py_ssize_t r, int at, list runs, list starts, Py_ssize_t i) except -1
     cpdef _drop_at(self, Py_ssize_t r, list runs, list starts, Py_ssize_t i)

@@ -197,7 +197,7 @@ class RunTable:
         starts.insert(i, self.start[r])
         runs.insert(i, r)
 
-    def split(self, r: int, at: int) -> int:
+    def split(self, r: cython.Py_ssize_t, at: cython.int) -> cython.Py_ssize_t:
         """Split run ``r`` at page ``at`` (start < at < end); returns the new upper run."""
         o = self.obj[r]
         starts = self.obj_starts[o]

@@ -1,2 +1,14 @@
 # Compiled build: arguments annotated "MachineState" are typed, so their fields are read at fixed offsets.
+from core.memcg cimport add_i32
+from core.page_counter cimport mem_cgroup_charge_statistics
+from core.pages cimport RunTable
 from core.state cimport MachineState
+
+# run states and kinds, and the dying state, compared per run: C constants in the compiled build
+cdef signed char _SWAPPED, _EVICTED, _FILE
+cdef int _DYING
+
+# one run's reclaim: C calls inside the reclaim loop (and from compiled modules that cimport them)
+cpdef long long _reclaim_run(MachineState machine, Py_ssize_t r, long long take) except? -1
+cpdef remove_mapping(MachineState machine, Py_ssize_t r)
+cpdef add_to_swap(MachineState machine, Py_ssize_t r)

@@ -16,7 +16,7 @@ Kernel behaviour modelled (mm/vmscan.c, v6.1/v6.12; KERNEL-MODEL.md §4):
   ("try to scrape all its memory if this memcg was deleted"), but
   try_to_shrink_lruvec asks again before every batch of MAX_LRU_BATCH (64) and
   stops once the pages scanned in this visit reach what the memcg still holds:
-  one visit takes about half (``_mglru_scrape``; 2048 pages -> 1088 taken, then
+  one visit takes about half (``scan_count._mglru_scrape``; 2048 pages -> 1088 taken, then
   960 -> 512, as Debian's 6.12 did in the kernel check
   ``limit_reclaim_scrapes_zombie``). Root (global) reclaim is the exception:
   should_abort_scan ends it after the batch that meets the target (kswapd: every
@@ -44,25 +44,26 @@ import numpy as np
 
 from core.cgroup import css_release_work
 from core.fs_writeback import dirty_now, wakeup_flusher_threads
-from core.memcg import ROOT, State
+from core.memcg import ROOT, State, add_i32
 from core.page_counter import mem_cgroup_charge_statistics
 from core.pages import Kind, St
+from core.scan_count import MIN_LRU_BATCH, SWAP_CLUSTER_MAX, batched_quotas, quotas
+
+try:
+    import cython
+except ImportError:  # no Cython: the pure model needs only ``cython.compiled``
+    from core import _cyshim as cython
 
 if TYPE_CHECKING:
+    from core.pages import RunTable
     from core.state import MachineState
 
 # plain ints for the per-event paths: an IntEnum member lookup costs about 160 ns in Python 3.11
 _SWAPPED = int(St.SWAPPED)
 _EVICTED = int(St.EVICTED)
 _FILE = int(Kind.FILE)
+_DYING = int(State.DYING)
 
-DEF_PRIORITY = 12
-SWAP_CLUSTER_MAX = 32
-MAX_LRU_BATCH = 64  # BITS_PER_LONG: folios one MGLRU evict_folios call isolates at most
-MIN_LRU_BATCH = 64  # BITS_PER_LONG: MGLRU's refault feedback ignores fewer refaults (positive_ctrl_err)
-
-
-_MAX_CALLS = 4096  # batched reclaim: calls modelled one by one; the rest of the target goes in one more
 _FEW_MEMCGS = 8  # subtrees up to this many memcgs find their runs by comparing the memcg column
 _FEW_RUNS = 64  # plans over up to this many candidate runs, and dirty checks of as many runs, go on plain lists
 
@@ -208,13 +209,13 @@ def _plan(machine: MachineState, sub: np.ndarray, target: int, may_swap: bool, f
         sizes = np.array([held.get(m, 0) for m in sub_l], dtype=np.int64)
     else:
         sizes = np.bincount(owners, weights=sizes_by_run, minlength=nslots).astype(np.int64)[sub]
-    dying = np.array([machine.mem.state[m] == State.DYING for m in sub.tolist()], dtype=bool)
+    dying = machine.mem.view("state")[sub] == _DYING
     calls = 1
     if (batch > 0 or quarter) and target > 0:
-        quota, visited, calls = _batched_quotas(machine, sub, sizes, dying, target, batch, full_walk, quarter)
+        quota, visited, calls = batched_quotas(machine, sub, sizes, dying, target, batch, full_walk, quarter)
     else:
         abort = int(sub[0]) == ROOT or machine.kernel.mglru_memcg_reclaim_aborts
-        quota, visited, _ = _quotas(sizes, dying, target, full_walk, machine.cfg.lru_gen, root_abort=abort)
+        quota, visited, _ = quotas(sizes, dying, target, full_walk, machine.cfg.lru_gen, root_abort=abort)
     quota_l = quota.tolist()
     scanned = sum(quota_l)
     if target <= 0 or ids.size == 0 or scanned == 0:
@@ -231,102 +232,6 @@ def _plan(machine: MachineState, sub: np.ndarray, target: int, may_swap: bool, f
             machine.mem.pgscan[m] += q
     machine.counters["pgscan"] += scanned
     return _Plan(runs, take, visited, calls)
-
-
-def _batched_quotas(machine: MachineState, sub: np.ndarray, sizes: np.ndarray, dying: np.ndarray, target: int,
-                    batch: int, full_walk: bool, quarter: bool = False) -> tuple[np.ndarray, int, int]:
-    """Pages per memcg that calls of max(batch, SWAP_CLUSTER_MAX) take until ``target`` is met
-    (``quarter``: calls of max(a quarter of what is left, SWAP_CLUSTER_MAX)).
-
-    Out: (quota per memcg of ``sub``, memcgs visited, calls). Calls end early when one
-    finds nothing; after ``_MAX_CALLS`` the rest is asked for in one call. A partial walk
-    starts after the memcg where the previous call on this subtree stopped
-    (``machine.reclaim_pos``, kept across calls like the kernel's iterator). The calls
-    are thousands for one big charge: on plain lists (``_quotas_small``) for the usual
-    small subtree (a pod), where numpy's per-call overhead would dominate.
-    """
-    n = len(sub)
-    ask = max(batch, SWAP_CLUSTER_MAX)
-    lru_gen = machine.cfg.lru_gen
-    abort = machine.kernel.mglru_memcg_reclaim_aborts  # each call stops at its own target (D12)
-    size_l, dying_l = sizes.tolist(), dying.tolist()
-    taken = [0] * n
-    got = visited = calls = 0
-    at = np.flatnonzero(sub == machine.reclaim_pos.get(int(sub[0]), -1))
-    start = int(at[0]) + 1 if at.size else 0
-    while got < target:
-        if calls >= _MAX_CALLS:
-            want = target - got
-        else:
-            want = max((target - got) // 4, SWAP_CLUSTER_MAX) if quarter else ask
-        order = [(start + j) % n for j in range(n)] if not full_walk else list(range(n))
-        left = [size_l[i] - taken[i] for i in order]
-        d = [dying_l[i] for i in order]
-        if n <= _SMALL:
-            q, v, last = _quotas_small(left, d, want, full_walk, lru_gen, abort)
-        else:
-            qa, v, last = _quotas(np.array(left, dtype=np.int64), np.array(d, dtype=bool), want, full_walk, lru_gen,
-                                  root_abort=abort)
-            q = qa.tolist()
-        calls += 1
-        visited += v
-        if not full_walk:
-            start = order[last] + 1
-        if not any(q):
-            break
-        for i, x in zip(order, q):
-            taken[i] += x
-        got += sum(q)
-    if not full_walk and n:
-        machine.reclaim_pos[int(sub[0])] = int(sub[(start - 1) % n])
-    return np.array(taken, dtype=np.int64), visited, calls
-
-
-_SMALL = 32  # subtrees up to this many memcgs take the list path of the batched calls
-
-
-def _quotas_small(sizes: list[int], dying: list[bool], target: int, full_walk: bool,
-                  lru_gen: bool, root_abort: bool = False) -> tuple[list[int], int, int]:
-    """``_quotas`` on plain lists (the same rounds and rules; a test holds them equal)."""
-    cut = root_abort and lru_gen
-    n = len(sizes)
-    taken = [0] * n
-    tsum, visited, last = 0, 0, n - 1
-    for prio in range(DEF_PRIORITY, -1, -1):
-        left = [s - t for s, t in zip(sizes, taken)]
-        q = [_visit_quota(x, dy, prio, lru_gen) for x, dy in zip(left, dying)]
-        short = target - tsum
-        if (cut or not full_walk) and sum(q) >= short > 0:
-            acc, stop = 0, n - 1
-            for i, x in enumerate(q):
-                acc += x
-                if acc >= short:
-                    stop = i
-                    break
-            if cut:  # ... after the 64-folio batch that meets the target (should_abort_scan)
-                before = acc - q[stop]
-                q[stop] = min(q[stop], -(-(short - before) // MAX_LRU_BATCH) * MAX_LRU_BATCH)
-            q[stop + 1:] = [0] * (n - stop - 1)
-            visited += stop + 1
-            last = stop
-        else:
-            visited += n
-            last = n - 1
-        taken = [t + x for t, x in zip(taken, q)]
-        tsum += sum(q)
-        if tsum >= target or sum(left) == 0:
-            break
-    return taken, visited, last
-
-
-def _visit_quota(left: int, dying: bool, prio: int, lru_gen: bool) -> int:
-    """Pages one round at ``prio`` scans in a memcg holding ``left`` (the rule of ``_quotas``)."""
-    if not dying:
-        q = left >> prio
-        return min(left, -(-q // MAX_LRU_BATCH) * MAX_LRU_BATCH) if lru_gen and q else q
-    if lru_gen:
-        return min(left, MAX_LRU_BATCH * -(-(left + MAX_LRU_BATCH) // (2 * MAX_LRU_BATCH)))
-    return max(left >> prio, min(left, SWAP_CLUSTER_MAX))
 
 
 def _candidates(machine: MachineState, sub: np.ndarray, may_swap: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -362,62 +267,6 @@ def _candidates(machine: MachineState, sub: np.ndarray, may_swap: bool) -> tuple
         ids = np.flatnonzero(ok)
         ids = ids[in_sub[memcg[ids]]]
     return ids, memcg[ids].astype(np.int64), R.view("npages")[ids].astype(np.int64)
-
-
-def _quotas(sizes: np.ndarray, dying: np.ndarray, target: int, full_walk: bool,
-            lru_gen: bool, root_abort: bool = False) -> tuple[np.ndarray, int, int]:
-    """Pages to scan per memcg after the priority rounds needed to meet ``target``.
-
-    ``root_abort``: root (global) reclaim under MGLRU, where should_abort_scan ends the
-    scan after the 64-folio batch that meets the target (kswapd: the watermarks), so a
-    dying memcg's scrape stops there instead of taking its half; from 6.12.118 memcg
-    reclaim too (``Kernel.mglru_memcg_reclaim_aborts``, kernel check D12).
-    Out: (pages per memcg, memcgs visited, index of the last memcg the final round visited).
-    """
-    taken = np.zeros_like(sizes)
-    visited = 0
-    last = len(sizes) - 1
-    for prio in range(DEF_PRIORITY, -1, -1):
-        left = sizes - taken
-        q = left >> prio
-        if lru_gen:
-            # a live memcg: evict_folios works in batches of MAX_LRU_BATCH until it has scanned
-            # get_nr_to_scan's size >> priority, so a visit takes that rounded up to a batch
-            live = np.minimum(left, -(-q // MAX_LRU_BATCH) * MAX_LRU_BATCH)
-            q = np.where(dying, _mglru_scrape(left), live)
-        else:
-            q = np.where(dying, np.maximum(q, np.minimum(left, SWAP_CLUSTER_MAX)), q)
-        short = target - int(taken.sum())
-        abort = root_abort and lru_gen
-        if (abort or not full_walk) and q.sum() >= short > 0:
-            cum = np.cumsum(q)
-            stop = int(np.searchsorted(cum, short))  # a partial walk ends at this memcg
-            if abort:  # ... and MGLRU root reclaim after the batch in it that meets the target
-                before = int(cum[stop] - q[stop])
-                q[stop] = min(int(q[stop]), -(-(short - before) // MAX_LRU_BATCH) * MAX_LRU_BATCH)
-            q[stop + 1:] = 0
-            visited += stop + 1
-            last = stop
-        else:
-            visited += len(sizes)
-            last = len(sizes) - 1
-        taken += q
-        if taken.sum() >= target or int(left.sum()) == 0:
-            break
-    return taken, visited, last
-
-
-def _mglru_scrape(left: np.ndarray) -> np.ndarray:
-    """Pages one MGLRU reclaim visit takes from dying memcgs holding ``left`` pages each.
-
-    try_to_shrink_lruvec (v6.1-v6.12) loops: nr_to_scan = what the memcg holds now
-    (get_nr_to_scan of a deleted memcg), evict one batch of MAX_LRU_BATCH, stop once
-    the pages scanned in this visit reach that nr_to_scan. The k-th batch therefore
-    ends the visit when 64k >= left - 64(k-1): k = ceil((left + 64) / 128) batches,
-    about half of ``left`` (all of it up to 64 pages).
-    """
-    batches = -(-(left + MAX_LRU_BATCH) // (2 * MAX_LRU_BATCH))
-    return np.minimum(left, MAX_LRU_BATCH * batches)
 
 
 def _select_oldest(machine: MachineState, ids: np.ndarray, owners: np.ndarray, npages: np.ndarray,
@@ -458,34 +307,40 @@ def _select_oldest_few(machine: MachineState, ids: list[int], owners: list[int],
     return runs, take
 
 
-def _reclaim_run(machine: MachineState, r: int, take: int) -> int:
-    """Reclaim the first ``take`` pages of run ``r``: evict page cache, swap out the rest."""
-    R = machine.runs
-    kind = R.kind[r]
-    if kind != Kind.FILE:
-        take = min(take, machine.swap_total - machine.swap_used)
+def _reclaim_run(machine: MachineState, r: cython.Py_ssize_t, take: cython.longlong) -> cython.longlong:
+    """Reclaim the first ``take`` pages of run ``r``: evict page cache, swap out the rest; returns the pages taken."""
+    R: RunTable = machine.runs
+    kind: cython.int
+    if cython.compiled and 0 <= r < R.state.ob_size:
+        kind = R.kind.data.as_schars[r]
+    else:
+        kind = R.kind[r]
+    if kind != _FILE:
+        room: cython.longlong = machine.swap_total - machine.swap_used
+        if take > room:
+            take = room
         if take <= 0:
             return 0
     if take < R.npages[r]:
         R.split(r, R.start[r] + take)
-    m = R.memcg[r]
-    if kind == Kind.FILE:
+    m: cython.Py_ssize_t = R.memcg[r]
+    if kind == _FILE:
         remove_mapping(machine, r)
     else:
         add_to_swap(machine, r)
-    machine.mem.pgsteal[m] += take
+    add_i32(machine.mem.pgsteal, m, take)
     machine.counters["pgsteal"] += take
     return take
 
 
-def remove_mapping(machine: MachineState, r: int) -> None:
+def remove_mapping(machine: MachineState, r: cython.Py_ssize_t):
     """Reclaim a page-cache run: uncharge it and leave a shadow (EVICTED)."""
     mem_cgroup_charge_statistics(machine, r, -1)
     machine.runs.set_owner(r, _EVICTED, -1)
     machine.counters["evictions"] += machine.runs.npages[r]
 
 
-def add_to_swap(machine: MachineState, r: int) -> None:
+def add_to_swap(machine: MachineState, r: cython.Py_ssize_t):
     """Reclaim a swap-backed run: the record names the nearest online ancestor."""
     R = machine.runs
     rec = machine.mem.nearest_online(R.memcg[r])

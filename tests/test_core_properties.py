@@ -227,7 +227,8 @@ def test_same_trace_same_metrics_whatever_the_batching_and_checkpoints(steps, cf
 def test_reclaim_quotas_on_lists_equal_the_vectorised_ones(memcgs, target, full_walk, lru_gen, abort):
     """The batched reclaim's list path takes exactly what the numpy rounds take (with and
     without MGLRU's should_abort_scan cut)."""
-    from core.vmscan import _quotas, _quotas_small
+    from core.scan_count import _quotas_small
+    from core.scan_count import quotas as _quotas
     sizes, dying = [s for s, _ in memcgs], [d for _, d in memcgs]
     q, visited, last = _quotas(np.array(sizes, dtype=np.int64), np.array(dying), target, full_walk, lru_gen,
                                root_abort=abort)
