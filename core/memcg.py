@@ -476,7 +476,7 @@ def add_i32(col: array, m: cython.Py_ssize_t, n: cython.longlong) -> int:
     the sum fits the element; else by the array's own ``+=``, which raises what the pure build raises
     (IndexError past the column, OverflowError for a sum out of int32). Returns 0."""
     v: cython.longlong
-    if cython.compiled and 0 <= m < col.ob_size:
+    if cython.compiled and 0 <= m < col.ob_size and col.ob_descr.itemsize == 4:  # (a wider column: the += below)
         v = col.data.as_ints[m] + n
         if -0x80000000 <= v <= 0x7FFFFFFF:
             col.data.as_ints[m] = v

@@ -1,5 +1,4 @@
 # Compiled build: arguments annotated "MachineState" are typed, so their fields are read at fixed offsets.
-from core.memcg cimport add_i32
 from core.page_counter cimport mem_cgroup_charge_statistics
 from core.pages cimport RunTable
 from core.state cimport MachineState

@@ -44,7 +44,7 @@ import numpy as np
 
 from core.cgroup import css_release_work
 from core.fs_writeback import dirty_now, wakeup_flusher_threads
-from core.memcg import ROOT, State, add_i32
+from core.memcg import ROOT, State
 from core.page_counter import mem_cgroup_charge_statistics
 from core.pages import Kind, St
 from core.scan_count import MIN_LRU_BATCH, SWAP_CLUSTER_MAX, batched_quotas, quotas
@@ -328,7 +328,7 @@ def _reclaim_run(machine: MachineState, r: cython.Py_ssize_t, take: cython.longl
         remove_mapping(machine, r)
     else:
         add_to_swap(machine, r)
-    add_i32(machine.mem.pgsteal, m, take)
+    machine.mem.pgsteal[m] += take  # (an int64 column)
     machine.counters["pgsteal"] += take
     return take
 

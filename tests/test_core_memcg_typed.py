@@ -8,9 +8,11 @@ them on whichever build is importable (compiled by default, pure with ``MEMCG_RE
 
 from __future__ import annotations
 
+from array import array
+
 import pytest
 
-from core.memcg import UNLIMITED, MemcgTable, State
+from core.memcg import UNLIMITED, MemcgTable, State, add_i32
 
 
 def _chain() -> tuple[MemcgTable, int, int]:
@@ -112,3 +114,17 @@ def test_reused_slots_start_from_the_defaults() -> None:
     assert again == fresh
     assert mem.born_us[c] == 7
     assert mem.nr_dying_desc[a] == 0
+
+
+def test_add_i32_on_a_64_bit_column_adds_to_that_element() -> None:
+    # the compiled buffer path reads int32 elements: a wider column must take the array's own +=
+    col = array("q", [0, 0, 0])
+    add_i32(col, 1, 1024)
+    add_i32(col, 2, (1 << 40))
+    assert col.tolist() == [0, 1024, 1 << 40]
+    narrow = array("i", [0, 5])
+    add_i32(narrow, 1, 7)
+    assert narrow.tolist() == [0, 12]
+    with pytest.raises(OverflowError):
+        add_i32(narrow, 1, 1 << 31)
+    assert narrow.tolist() == [0, 12]
