@@ -4,3 +4,7 @@ from core.state cimport MachineState
 
 # the charge of every fault: a C call from the compiled modules that cimport it (core/memory.pxd)
 cpdef bint try_charge_memcg(MachineState machine, Py_ssize_t m, long long n, bint mayfail, Py_ssize_t t) except -1
+
+# the kernel's swap-in charge target, applied inline by the fault path when the policy keeps it
+cdef int _ONLINE
+cpdef Py_ssize_t swapin_charge_target(MachineState machine, Py_ssize_t record, Py_ssize_t memcg) except? -1

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from core.cgroup import css_put, css_release_work
 from core.fs_writeback import wb_memcg_offline
 from core.kmem import memcg_reparent_objcgs
-from core.memcg import check_slot
+from core.memcg import State, check_slot
 from core.oom_kill import out_of_memory
 from core.page_alloc import alloc_pages_slowpath
 from core.vmscan import SWAP_CLUSTER_MAX, try_to_free_mem_cgroup_pages
@@ -39,6 +39,14 @@ if TYPE_CHECKING:
 
 MAX_RECLAIM_RETRIES = 16
 MEMCG_CHARGE_BATCH = 64  # pages a charge reserves at once (mm/memcontrol.c)
+_ONLINE = int(State.ONLINE)
+
+
+def swapin_charge_target(machine: MachineState, record: cython.Py_ssize_t,
+                         memcg: cython.Py_ssize_t) -> cython.Py_ssize_t:
+    """The memcg a swap-in by a task of ``memcg`` is charged to, the swap record naming ``record``
+    (mem_cgroup_swapin_charge_folio: the recorded memcg if it is still online, else the task's)."""
+    return record if machine.mem.state[record] == _ONLINE else memcg
 
 
 def mem_cgroup_css_offline(machine: MachineState, m: int) -> None:

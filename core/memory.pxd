@@ -1,6 +1,6 @@
 # Compiled build: arguments annotated "MachineState" are typed, so their fields are read at fixed offsets.
 from core.memcg cimport MemcgTable
-from core.memcontrol cimport try_charge_memcg
+from core.memcontrol cimport swapin_charge_target, try_charge_memcg
 from core.page_counter cimport mem_cgroup_charge_statistics
 from core.pages cimport RunTable
 from core.state cimport MachineState

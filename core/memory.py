@@ -26,7 +26,14 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from core.fs_writeback import mark_range_dirty
 from core.memcg import ROOT
-from core.memcontrol import MEMCG_CHARGE_BATCH, memory_max_write, over_high_any, reclaim_over_high, try_charge_memcg
+from core.memcontrol import (
+    MEMCG_CHARGE_BATCH,
+    memory_max_write,
+    over_high_any,
+    reclaim_over_high,
+    swapin_charge_target,
+    try_charge_memcg,
+)
 from core.page_counter import cancel_charge, charge_new_resident, lru_age, mem_cgroup_charge_statistics, nr_free_pages
 from core.pages import Kind, St
 from core.rmap import map_pieces
@@ -59,16 +66,20 @@ class _Pieces(NamedTuple):
 
 
 def _seg_target(machine: MachineState, o: cython.int, r: cython.Py_ssize_t, accessor: cython.int) -> cython.int:
-    """Which memcg pays for making this segment resident (-1: nothing to pay)."""
+    """Which memcg pays for making this segment resident (-1: nothing to pay): the policy's
+    ``charge_target`` / ``swapin_target``, or the kernel's rules inline when it keeps them."""
     R = machine.runs
+    policy = machine.policy
     if r >= 0:
         st = R.state[r]
         if st == _RESIDENT:
             return -1
         if st == _SWAPPED:
             rec = R.memcg[r]
-            return machine.policy.swapin_target(machine, r, rec, accessor)
-    return machine.policy.charge_target(machine, o, accessor)
+            if policy.kernel_targets:
+                return swapin_charge_target(machine, rec, accessor)
+            return policy.swapin_target(machine, r, rec, accessor)
+    return accessor if policy.kernel_targets else policy.charge_target(machine, o, accessor)
 
 
 def _needs(machine: MachineState, o: cython.int, lo: cython.longlong, hi: cython.longlong, accessor: cython.int,
@@ -84,6 +95,7 @@ def _needs(machine: MachineState, o: cython.int, lo: cython.longlong, hi: cython
     segs: list[tuple[int, int, int, int]] = []
     R: RunTable = machine.runs
     policy = machine.policy
+    first_touch: cython.bint = policy.kernel_targets  # a hole is charged to its accessor
     r: cython.Py_ssize_t
     s: cython.longlong
     e: cython.longlong
@@ -95,7 +107,10 @@ def _needs(machine: MachineState, o: cython.int, lo: cython.longlong, hi: cython
             state = R.state.data.as_schars
         if r < 0:
             # _seg_target of a hole, inlined
-            tgt = policy.charge_target(machine, o, accessor) if fill_holes else -1
+            if not fill_holes:
+                tgt = -1
+            else:
+                tgt = accessor if first_touch else policy.charge_target(machine, o, accessor)
         elif state[r] == _RESIDENT:
             tgt = -1
         else:

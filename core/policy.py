@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 from core.errors import ConfigError
-from core.memcg import State
+from core.memcontrol import swapin_charge_target
 
 if TYPE_CHECKING:
     from core.state import MachineState
@@ -81,10 +81,18 @@ class Policy:
     name = "none"
     source = "kernel today (v6.1–v6.18): mm/memcontrol.c mem_cgroup_css_offline"
     wants_access = False
+    #: ``charge_target`` and ``swapin_target`` are the kernel's own (set for each class by
+    #: ``__init_subclass__``, for a composition by its parts): the fault path then applies the
+    #: kernel's rules itself instead of calling two Python hooks per charged range
+    kernel_targets = True
     Knobs: ClassVar[type[AnyKnobs]] = AnyKnobs  #: this policy's knobs (none for ``none``)
 
     def __init__(self, knobs: AnyKnobs | None = None) -> None:
         self.knobs = knobs if knobs is not None else self.Knobs()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.kernel_targets = cls.charge_target is Policy.charge_target and cls.swapin_target is Policy.swapin_target
 
     def attach(self, machine: MachineState) -> None:
         """Called once when the machine is built (schedule first ticks here)."""
@@ -107,7 +115,7 @@ class Policy:
 
         mem_cgroup_swapin_charge_folio: the recorded memcg if it is online, else the faulting task's.
         """
-        return record if machine.mem.state[record] == State.ONLINE else memcg
+        return swapin_charge_target(machine, record, memcg)
 
     def object_freed(self, machine: MachineState, obj: int) -> None:
         """The object ``obj`` and all its pages are gone."""
@@ -126,6 +134,7 @@ class Composite(Policy):
         self.name = "+".join(p.name for p in parts)
         self.source = "; ".join(p.source for p in parts)
         self.wants_access = any(p.wants_access for p in parts)
+        self.kernel_targets = all(p.kernel_targets for p in parts)
 
     def attach(self, machine: MachineState) -> None:
         for p in self.parts:
