@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parent
 #: the per-event path: the event loop, the op handlers and every kernel-named module they call
 COMPILED = ("machine", "syscalls", "memory", "memcontrol", "vmscan", "page_alloc", "oom_kill", "page_counter",
             "truncate", "rmap", "task", "kmem", "fs_writeback", "swap_slots", "swapfile", "cgroup", "workqueue",
-            "scan_count", "recharge", "stat", "pages", "memcg", "metrics", "sample_scan", "state", "events")
+            "scan_count", "recharge", "stat", "pages", "run_index", "memcg", "metrics", "sample_scan", "state",
+            "events")
 BUILD_FILE = "core/_build.json"
 DIRECTIVES = {"language_level": 3, "annotation_typing": True, "binding": True, "embedsignature": False,
               # C integer arithmetic raises OverflowError instead of wrapping, as Python ints never wrap

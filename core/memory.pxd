@@ -4,6 +4,8 @@ from core.memcontrol cimport swapin_charge_target, try_charge_memcg
 from core.page_counter cimport mem_cgroup_charge_statistics
 from core.pages cimport RunTable
 from core.state cimport MachineState
+from core.run_index cimport starts_right
+from cpython.array cimport array
 
 # run states and kinds compared on the per-event paths: C constants in the compiled build
 cdef signed char _RESIDENT, _SWAPPED, _EVICTED, _ANON, _FILE

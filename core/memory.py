@@ -21,7 +21,7 @@ The policy may name another payer (``charge_target``, ``swapin_target``).
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from array import array
 from typing import TYPE_CHECKING, NamedTuple
 
 from core.fs_writeback import mark_range_dirty
@@ -37,6 +37,7 @@ from core.memcontrol import (
 from core.page_counter import cancel_charge, charge_new_resident, lru_age, mem_cgroup_charge_statistics, nr_free_pages
 from core.pages import Kind, St
 from core.rmap import map_pieces
+from core.run_index import starts_right
 from core.vmscan import first_pass_pages
 
 try:
@@ -134,7 +135,7 @@ def fault_range(machine: MachineState, t: cython.int, o: cython.int, lo: cython.
     merges back; both end in the same runs (one ``coalesce`` window covers them).
     """
     R: RunTable = machine.runs
-    runs: list | None = R.obj_runs.get(o)
+    runs: array | None = R.obj_runs.get(o)
     i: cython.Py_ssize_t = -1
     r: cython.Py_ssize_t
     hole: cython.bint
@@ -143,6 +144,7 @@ def fault_range(machine: MachineState, t: cython.int, o: cython.int, lo: cython.
     ages: cython.p_int
     dirt: cython.p_int
     state: cython.p_schar
+    rp: cython.p_int  # the object's run ids
     if cython.compiled:  # the run columns' buffers, read before anything below can grow them
         start, npages, state = R.start.data.as_ints, R.npages.data.as_ints, R.state.data.as_schars
         ages, dirt = R.age.data.as_ints, R.dirty.data.as_ints
@@ -151,9 +153,13 @@ def fault_range(machine: MachineState, t: cython.int, o: cython.int, lo: cython.
     if runs and lo < hi:
         # the usual access: one resident run covers the range (``_touch_if_resident``
         # without its loop): nothing to charge, age it (and stamp it) in place
-        i = bisect_right(R.obj_starts[o], lo) - 1
+        if cython.compiled:
+            rp = runs.data.as_ints
+        else:
+            rp = runs
+        i = starts_right(R.obj_starts[o], lo) - 1
         if i >= 0:
-            r = runs[i]
+            r = rp[i]
             if hi <= start[r] + npages[r] and state[r] == _RESIDENT:
                 age: cython.int = machine.now_us // machine.cfg.age_quantum_us  # lru_age(), inlined
                 if ages[r] != age or dirty and dirt[r] != dirty:
@@ -164,7 +170,7 @@ def fault_range(machine: MachineState, t: cython.int, o: cython.int, lo: cython.
                 return True
         # a range starting before the first run or running past the last one has a hole
         # to fill (an append): the touch-only path cannot take it
-        hole = fill_holes and (i < 0 or i == len(runs) - 1 and start[runs[i]] + npages[runs[i]] < hi)
+        hole = fill_holes and (i < 0 or i == len(runs) - 1 and start[rp[i]] + npages[rp[i]] < hi)
     else:
         hole = fill_holes and not runs
     if not hole and _touch_if_resident(machine, o, lo, hi, fill_holes, dirty):
@@ -360,7 +366,7 @@ def _touch_if_resident(machine: MachineState, o: cython.int, lo: cython.longlong
                        fill_holes: cython.bint, dirty: cython.int = 0) -> cython.bint:
     """Fast path of ``fault_range``: when nothing in [lo, hi) needs a charge, just age it (and stamp ``dirty``)."""
     R: RunTable = machine.runs
-    runs: list | None = R.obj_runs.get(o)
+    runs: array | None = R.obj_runs.get(o)
     if not runs:
         return not fill_holes
     start: cython.p_int
@@ -368,13 +374,14 @@ def _touch_if_resident(machine: MachineState, o: cython.int, lo: cython.longlong
     ages: cython.p_int
     dirt: cython.p_int
     state: cython.p_schar
+    rp: cython.p_int  # the object's run ids
     if cython.compiled:  # the run columns' buffers: the scan below grows none of them
         start, npages, state = R.start.data.as_ints, R.npages.data.as_ints, R.state.data.as_schars
-        ages, dirt = R.age.data.as_ints, R.dirty.data.as_ints
+        ages, dirt, rp = R.age.data.as_ints, R.dirty.data.as_ints, runs.data.as_ints
     else:
-        start, npages, ages, dirt, state = R.start, R.npages, R.age, R.dirty, R.state
+        start, npages, ages, dirt, state, rp = R.start, R.npages, R.age, R.dirty, R.state, runs
     age: cython.int = machine.now_us // machine.cfg.age_quantum_us  # lru_age(), inlined: once per event
-    i: cython.Py_ssize_t = bisect_right(R.obj_starts[o], lo) - 1
+    i: cython.Py_ssize_t = starts_right(R.obj_starts[o], lo) - 1
     if i < 0:
         i = 0
     pos: cython.longlong = lo
@@ -384,7 +391,7 @@ def _touch_if_resident(machine: MachineState, o: cython.int, lo: cython.longlong
     e: cython.longlong
     stale: list[tuple[int, int, int]] = []  # (run, seg_lo, seg_hi) whose age changes
     while i < n and pos < hi:
-        r = runs[i]
+        r = rp[i]
         s = start[r]
         e = s + npages[r]
         if e <= pos:

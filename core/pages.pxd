@@ -4,6 +4,7 @@
 # compiled code reads an element through the array's buffer pointer (``col.data.as_ints``).
 
 from cpython.array cimport array
+from core.run_index cimport starts_left, starts_right
 
 
 cdef class RunTable:
@@ -33,8 +34,8 @@ cdef class RunTable:
     cpdef link(self, Py_ssize_t r)
     cpdef Py_ssize_t split(self, Py_ssize_t r, int at) except -1
     cpdef Py_ssize_t _copy(self, Py_ssize_t r, int start, int npages) except -1
-    cpdef Py_ssize_t _split_at(self, Py_ssize_t r, int at, list runs, list starts, Py_ssize_t i) except -1
-    cpdef _drop_at(self, Py_ssize_t r, list runs, list starts, Py_ssize_t i)
+    cpdef Py_ssize_t _split_at(self, Py_ssize_t r, int at, array runs, array starts, Py_ssize_t i) except -1
+    cpdef _drop_at(self, Py_ssize_t r, array runs, array starts, Py_ssize_t i)
     cpdef list segments(self, int o, long long lo, long long hi)
     cpdef coalesce(self, int o, long long lo, long long hi)
     cpdef list pieces(self, int o, long long lo, long long hi)

@@ -20,12 +20,12 @@ a refault (mm/workingset.c).
 from __future__ import annotations
 
 from array import array
-from bisect import bisect_left, bisect_right  # by name: no attribute lookup per call
 from collections.abc import Iterable
 
 import numpy as np
 
 from core.mm_types import PAGE, PARKED, Kind, St, pages_of  # noqa: F401  (their home before mm_types)
+from core.run_index import starts_left, starts_right
 
 try:
     import cython
@@ -75,9 +75,10 @@ class RunTable:
             setattr(self, name, array("b" if name in ("state", "kind", "rflags") else "i"))
         self.free: list[int] = []
         self.mutations = 0  # bumped whenever a run is split, dropped or changes owner
-        # per object: run ids ordered by start, and their starts (for bisect)
-        self.obj_runs: dict[int, list[int]] = {}
-        self.obj_starts: dict[int, list[int]] = {}
+        # per object: run ids ordered by start, and their starts (for bisect); int32 arrays, which the
+        # compiled build searches and reads through their buffers (``starts_right``, ``starts_left``)
+        self.obj_runs: dict[int, array] = {}
+        self.obj_starts: dict[int, array] = {}
         # No per-memcg index of runs: the few walks that need a memcg's runs (policies at
         # offline, swapoff, the swap walk) scan the columns (``resident_ids``/``swapped_ids``).
         # Sets of run ids per memcg took ~20 % of a machine's memory and a set operation on
@@ -104,10 +105,10 @@ class RunTable:
         for name in RUN_COLUMNS:
             col = getattr(self, name)
             st[name] = array(col.typecode, self.view(name)[keep].tobytes())
-        lists = list(self.obj_runs.values())
-        flat = new_id[np.fromiter((r for runs in lists for r in runs), dtype=np.int64)].tolist()
-        ends = np.cumsum([len(runs) for runs in lists]).tolist()
-        st["obj_runs"] = {o: flat[e - len(runs):e] for (o, runs), e in zip(self.obj_runs.items(), ends)}
+        flat = new_id[np.frombuffer(b"".join(self.obj_runs.values()), dtype=np.int32)].astype(np.int32)
+        ends = np.cumsum([len(runs) for runs in self.obj_runs.values()]).tolist()
+        st["obj_runs"] = {o: array("i", flat[e - len(runs):e].tobytes())
+                          for (o, runs), e in zip(self.obj_runs.items(), ends)}
         st["free"] = []
         return st
 
@@ -161,7 +162,7 @@ class RunTable:
         starts = self.obj_starts[o]
         at = self.start[r]
         # freeing a whole object drops its runs in page order: each is first when its turn comes
-        i = 0 if starts[0] == at else bisect_left(starts, at)
+        i = 0 if starts[0] == at else starts_left(starts, at)
         self._drop_at(r, self.obj_runs[o], starts, i)
 
     def set_owner(self, r: cython.Py_ssize_t, state: cython.schar, memcg: cython.int):
@@ -188,12 +189,12 @@ class RunTable:
         """Insert run ``r`` into its object's ordered list."""
         o = self.obj[r]
         starts = self.obj_starts.get(o)
-        if starts is None:  # get-then-create: setdefault would build two throwaway lists per call
-            starts = self.obj_starts[o] = []
+        if starts is None:  # get-then-create: setdefault would build two throwaway arrays per call
+            starts = self.obj_starts[o] = array("i")
         runs = self.obj_runs.get(o)
         if runs is None:
-            runs = self.obj_runs[o] = []
-        i = bisect_left(starts, self.start[r])
+            runs = self.obj_runs[o] = array("i")
+        i = starts_left(starts, self.start[r])
         starts.insert(i, self.start[r])
         runs.insert(i, r)
 
@@ -201,7 +202,7 @@ class RunTable:
         """Split run ``r`` at page ``at`` (start < at < end); returns the new upper run."""
         o = self.obj[r]
         starts = self.obj_starts[o]
-        return self._split_at(r, at, self.obj_runs[o], starts, bisect_left(starts, self.start[r]))
+        return self._split_at(r, at, self.obj_runs[o], starts, starts_left(starts, self.start[r]))
 
     def _copy(self, r: cython.Py_ssize_t, start: cython.int, npages: cython.int) -> cython.Py_ssize_t:
         """A new run slot with the fields of run ``r`` but pages [start, start + npages) (not linked)."""
@@ -223,7 +224,7 @@ class RunTable:
         return self.new(self.obj[r], start, npages, self.state[r], self.memcg[r], self.origin[r], self.mapc[r],
                         self.pinc[r], self.age[r], self.kind[r], self.rflags[r], self.dirty[r])
 
-    def _split_at(self, r: cython.Py_ssize_t, at: cython.int, runs: list, starts: list,
+    def _split_at(self, r: cython.Py_ssize_t, at: cython.int, runs: array, starts: array,
                   i: cython.Py_ssize_t) -> cython.Py_ssize_t:
         """``split`` when the caller knows ``r`` sits at index ``i`` of its object's lists.
 
@@ -246,7 +247,7 @@ class RunTable:
         runs.insert(i + 1, upper)
         return upper
 
-    def _drop_at(self, r: cython.Py_ssize_t, runs: list, starts: list, i: cython.Py_ssize_t):
+    def _drop_at(self, r: cython.Py_ssize_t, runs: array, starts: array, i: cython.Py_ssize_t):
         """``drop`` when the caller knows ``r`` sits at index ``i`` of its object's lists."""
         self.mutations += 1
         del runs[i]
@@ -271,11 +272,11 @@ class RunTable:
         split only what changes), that run itself is where a split would have left the
         lower half, so the same pairs are compared and the same runs result.
         """
-        starts = self.obj_starts.get(o)
+        starts: array | None = self.obj_starts.get(o)
         if not starts:
             return
-        runs: list = self.obj_runs[o]
-        i: cython.Py_ssize_t = bisect_right(starts, lo) - 1
+        runs: array = self.obj_runs[o]
+        i: cython.Py_ssize_t = starts_right(starts, lo) - 1
         a: cython.Py_ssize_t
         b: cython.Py_ssize_t
         sa: cython.longlong
@@ -291,18 +292,21 @@ class RunTable:
         pinc: cython.p_int
         origin: cython.p_int
         rflags: cython.p_schar
+        rp: cython.p_int  # the object's run ids
         if cython.compiled:  # the columns' buffers: this loop grows none of them
+            rp = runs.data.as_ints
             start, npages, age, dirty = (self.start.data.as_ints, self.npages.data.as_ints, self.age.data.as_ints,
                                          self.dirty.data.as_ints)
             state, memcg, mapc, pinc = (self.state.data.as_schars, self.memcg.data.as_ints, self.mapc.data.as_ints,
                                         self.pinc.data.as_ints)
             origin, rflags = self.origin.data.as_ints, self.rflags.data.as_schars
         else:
+            rp = runs
             start, npages, age, dirty = self.start, self.npages, self.age, self.dirty
             state, memcg, mapc, pinc, origin, rflags = (self.state, self.memcg, self.mapc, self.pinc, self.origin,
                                                         self.rflags)
         if i >= 0:
-            a = runs[i]
+            a = rp[i]
             sa = start[a]
             if not sa < lo < sa + npages[a]:
                 i -= 1
@@ -310,7 +314,7 @@ class RunTable:
             i = 0
         last: cython.Py_ssize_t = len(runs) - 1
         while i < last:
-            a, b = runs[i], runs[i + 1]
+            a, b = rp[i], rp[i + 1]
             sa = start[a]
             if sa > hi:
                 break
@@ -320,6 +324,8 @@ class RunTable:
                     and pinc[a] == pinc[b] and origin[a] == origin[b] and rflags[a] == rflags[b]):
                 npages[a] += npages[b]
                 self._drop_at(b, runs, starts, i + 1)
+                if cython.compiled:  # the deletion may have moved the run ids
+                    rp = runs.data.as_ints
                 last -= 1
             else:
                 i += 1
@@ -336,23 +342,24 @@ class RunTable:
         """
         if hi <= lo:
             return []
-        starts = self.obj_starts.get(o)
+        starts: array | None = self.obj_starts.get(o)
         if not starts:
             return [(-1, lo, hi)]
-        runs: list = self.obj_runs[o]
+        runs: array = self.obj_runs[o]
         npages: cython.p_int
         start: cython.p_int
+        rp: cython.p_int
         if cython.compiled:
-            npages, start = self.npages.data.as_ints, self.start.data.as_ints
+            npages, start, rp = self.npages.data.as_ints, self.start.data.as_ints, runs.data.as_ints
         else:
-            npages, start = self.npages, self.start
-        i: cython.Py_ssize_t = bisect_right(starts, lo) - 1
+            npages, start, rp = self.npages, self.start, runs
+        i: cython.Py_ssize_t = starts_right(starts, lo) - 1
         r: cython.Py_ssize_t
         s: cython.longlong
         e: cython.longlong
         pos: cython.longlong = lo
         if i >= 0:
-            r = runs[i]
+            r = rp[i]
             e = start[r] + npages[r]
             if hi <= e:
                 return [(r, lo, hi)]  # one run covers the range: the usual case
@@ -363,7 +370,7 @@ class RunTable:
         out: list[tuple[int, int, int]] = []
         n: cython.Py_ssize_t = len(runs)
         while i < n:
-            r = runs[i]
+            r = rp[i]
             s = start[r]
             if s >= hi:
                 break
@@ -394,7 +401,7 @@ class RunTable:
             return r
         o = self.obj[r]
         runs, starts = self.obj_runs[o], self.obj_starts[o]
-        i: cython.Py_ssize_t = bisect_left(starts, s)
+        i: cython.Py_ssize_t = starts_left(starts, s)
         if s < lo:
             r = self._split_at(r, lo, runs, starts, i)
             i += 1
@@ -424,7 +431,7 @@ class RunTable:
             return
         runs = self.obj_runs[o]
         for at in (lo, hi):
-            i = bisect_right(starts, at) - 1
+            i = starts_right(starts, at) - 1
             if i >= 0 and starts[i] < at < starts[i] + self.npages[runs[i]]:
                 self._split_at(runs[i], at, runs, starts, i)
 
@@ -440,7 +447,7 @@ class RunTable:
         p: cython.Py_ssize_t
         i: cython.Py_ssize_t
         if starts:
-            i = bisect_left(starts, start)
+            i = starts_left(starts, start)
             if i:
                 p = self.obj_runs[o][i - 1]
                 if cython.compiled:  # the fields of the run before, through the columns' buffers

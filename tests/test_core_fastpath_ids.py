@@ -90,6 +90,6 @@ def test_a_pickled_table_keeps_every_object_list_in_page_order() -> None:
     R.drop(ids[0])  # free slots below the live ones: both live runs get new ids
     Q = pickle.loads(pickle.dumps(R))
     assert Q.free == [] and len(Q) == 2
-    assert Q.obj_runs[7] == [0, 1] and Q.obj_starts[7] == [4, 6]
+    assert list(Q.obj_runs[7]) == [0, 1] and list(Q.obj_starts[7]) == [4, 6]
     assert [Q.start[r] for r in Q.obj_runs[7]] == [4, 6] and list(Q.age) == [4, 6]
     assert len(R) == 4 and sorted(R.free) == sorted(ids[:2])  # the original is untouched
