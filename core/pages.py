@@ -25,7 +25,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from core.mm_types import PAGE, PARKED, Kind, St, pages_of  # noqa: F401  (their home before mm_types)
-from core.run_index import starts_left, starts_right
+from core.run_index import pack_index, starts_left, starts_right, unpack_index
 
 try:
     import cython
@@ -90,32 +90,30 @@ class RunTable:
     def __getstate__(self) -> dict:
         """The table for pickling, without its free slots: live runs renumbered in slot order.
 
-        Out: the fields by name (``_RUN_STATE``) with compacted columns, object lists mapped to the new
-        ids and an empty free list; the table itself is unchanged. Under churn about half
+        Out: the fields by name (``_RUN_STATE``) with compacted columns, the objects' run index
+        packed (``core.run_index.pack_index``) with the new ids, and an empty free list; the table
+        itself is unchanged. Under churn about half
         the slots are free at any time (a machine-day ends with 17.7k of 36.7k), and a
         checkpoint or packed machine would carry them. Results do not depend on run ids
         (``tests/test_core_fastpath_ids.py``), so a restored table behaves identically.
         """
         st = {name: getattr(self, name) for name in _RUN_STATE}
-        if not self.free:
-            return st
-        keep = np.flatnonzero(self.view("state") != _FREE)
-        new_id = np.full(len(self.state), -1, dtype=np.int64)
-        new_id[keep] = np.arange(keep.size)
-        for name in RUN_COLUMNS:
-            col = getattr(self, name)
-            st[name] = array(col.typecode, self.view(name)[keep].tobytes())
-        flat = new_id[np.frombuffer(b"".join(self.obj_runs.values()), dtype=np.int32)].astype(np.int32)
-        ends = np.cumsum([len(runs) for runs in self.obj_runs.values()]).tolist()
-        st["obj_runs"] = {o: array("i", flat[e - len(runs):e].tobytes())
-                          for (o, runs), e in zip(self.obj_runs.items(), ends)}
-        st["free"] = []
+        new_id = None
+        if self.free:
+            keep = np.flatnonzero(self.view("state") != _FREE)
+            new_id = np.full(len(self.state), -1, dtype=np.int64)
+            new_id[keep] = np.arange(keep.size)
+            for name in RUN_COLUMNS:
+                st[name] = array(getattr(self, name).typecode, self.view(name)[keep].tobytes())
+            st["free"] = []
+        st["obj_runs"], st["obj_starts"] = pack_index(self.obj_runs, self.obj_starts, new_id)
         return st
 
     def __setstate__(self, st: dict) -> None:
         """Restore the fields ``__getstate__`` gave."""
-        for name in _RUN_STATE:
+        for name in RUN_COLUMNS + ("free", "mutations"):
             setattr(self, name, st[name])
+        self.obj_runs, self.obj_starts = unpack_index(st["obj_runs"], st["obj_starts"])
 
     def __reduce__(self) -> tuple:
         """Pickle as ``_restore_runs(fields)``: the same in the pure and the compiled build."""

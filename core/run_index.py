@@ -1,16 +1,19 @@
-"""Each object's ordered runs: the searches of ``core.pages.RunTable``'s per-object index.
+"""Each object's ordered runs: the searches of ``core.pages.RunTable``'s per-object index, and its pickled form.
 
 In: an object's run starts (``RunTable.obj_starts[o]``: an ascending int32 ``array``) and a page.
 Out: where the page falls among them (``starts_right``, ``starts_left``: ``bisect_right`` and
 ``bisect_left``). In the compiled build a C loop over the array's buffer, with no int object per
 probe, which the run table's per-event paths call for nearly every event; the bisect module's
-search of the same array in the pure one.
+search of the same array in the pure one. ``pack_index`` / ``unpack_index``: the whole index as
+four flat arrays for a pickle (an array per object would cost its own header in every checkpoint).
 """
 
 from __future__ import annotations
 
 from array import array
 from bisect import bisect_left, bisect_right  # by name: no attribute lookup per call
+
+import numpy as np
 
 try:
     import cython
@@ -51,3 +54,26 @@ def starts_left(starts: array, x: cython.longlong) -> cython.Py_ssize_t:
         else:
             hi = mid
     return lo
+
+
+def pack_index(obj_runs: dict, obj_starts: dict, new_id: np.ndarray | None) -> tuple[tuple, array]:
+    """The objects' run index as flat arrays, in ``obj_runs``'s order: ((objects, their run counts,
+    their run ids renumbered by ``new_id`` when given), their starts)."""
+    objs = array("i", obj_runs.keys())
+    counts = array("i", [len(runs) for runs in obj_runs.values()])
+    runs = array("i", b"".join(obj_runs.values()))
+    if new_id is not None:
+        runs = array("i", new_id[np.frombuffer(runs, dtype=np.int32)].astype(np.int32).tobytes())
+    return (objs, counts, runs), array("i", b"".join([obj_starts[o] for o in obj_runs]))
+
+
+def unpack_index(packed: tuple, starts: array) -> tuple[dict, dict]:
+    """``pack_index``'s arrays back into the per-object index: (run ids by object, starts by object)."""
+    objs, counts, runs = packed
+    by_runs: dict = {}
+    by_starts: dict = {}
+    at = 0
+    for o, n in zip(objs, counts):
+        by_runs[o], by_starts[o] = runs[at:at + n], starts[at:at + n]
+        at += n
+    return by_runs, by_starts
