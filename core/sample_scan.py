@@ -1,7 +1,7 @@
 """The sampler's scans over a machine's memcg and run columns (``core.metrics.Sampler``).
 
 In: a ``MachineState``. Out: what one sample reads off the columns -- online slots, the dying
-memcgs' ``held_*`` counts, charged and swap pages and offline times (``_dying_scan``), the
+memcgs' ``held_*`` counts, charged and swap pages and offline times (``dying_scan``), the
 columns' totals, misattributed and parked pages (``_usage_scan``) -- computed by C loops over the
 columns' buffers in the compiled build, where numpy's cost per call (tens of microseconds a
 sample on a small machine) would dominate; the pure build's numpy code in ``core.metrics`` is
@@ -35,7 +35,8 @@ HELD = (("file", "held_file"), ("shmem", "held_shmem"), ("anon", "held_anon"), (
 
 def dying_scan(machine: MachineState) -> tuple:
     """``Sampler._zombies``'s online slots (root and hidden included), ``held_*`` counts, dying memcgs' charged and
-    swap pages and offline times (a list), as the pure build's numpy code has them, by C loops (compiled build only)."""
+    swap pages and offline times (an int64 ``array``), as the pure build's numpy code has them, by C loops (compiled
+    build only)."""
     if not cython.compiled:
         raise RuntimeError("dying_scan reads the columns' C buffers: compiled build only")
     mem = machine.mem
@@ -56,14 +57,14 @@ def dying_scan(machine: MachineState) -> tuple:
     nd: cython.Py_ssize_t = len(mem.dying)
     slots: array = array("q", bytes(8 * nd))
     at: cython.p_longlong = slots.data.as_longlongs
-    offline: list = []
+    offline: array = array("q", bytes(8 * nd))
+    off: cython.p_longlong = offline.data.as_longlongs
     c: cython.longlong = 0
     swapped: cython.longlong = 0
     for k, i in enumerate(mem.dying):
         if not 0 <= i < n:
             raise IndexError(f"dying memcg {i} is not a slot of the table")
-        at[k] = i
-        offline.append(mem.offline_us.data.as_longlongs[i])
+        at[k], off[k] = i, mem.offline_us.data.as_longlongs[i]
         c += child[i]
         swapped += mem.swap.data.as_ints[i]
     held = {"held_child": c}

@@ -159,3 +159,21 @@ def test_a_sample_has_every_column_in_order() -> None:
     """``Sampler.sample`` stores a snapshot's values as they come: its keys must be the columns, in order."""
     m = _zombie_machine(3)
     assert list(m.sampler.snapshot(m.now_us)) == list(SAMPLE_COLUMNS)
+
+def test_age_basis_of_many_zombies_is_the_sorted_order_statistics() -> None:
+    """Thousands of zombies take numpy's partition, a few Python's sort: both give the sorted set's
+    middle and first values, whatever form the offline times come in, ties included."""
+    from array import array
+
+    from core.metrics import _age_basis
+
+    rng = np.random.default_rng(11)
+    for i in range(400):
+        n = int(rng.integers(1, 4000))
+        off = rng.integers(0, 10**13, size=n, dtype=np.int64)
+        if i % 3 == 0:
+            off[: n // 2] = off[0]  # ties
+        s = np.sort(off)
+        want = (n, int(s[(n - 1) // 2]), int(s[n // 2]), int(s[0]))
+        for form in (off, off.tolist(), array("q", off.tolist())):
+            assert _age_basis(form) == want, (n, type(form))
