@@ -43,6 +43,11 @@ from typing import TYPE_CHECKING
 from core.cgroup import css_put
 from core.pages import St
 
+try:
+    import cython
+except ImportError:  # no Cython: the pure model needs only ``cython.compiled``
+    from core import _cyshim as cython
+
 if TYPE_CHECKING:
     from core.state import MachineState
 
@@ -70,7 +75,7 @@ def mark_range_dirty(machine: MachineState, o: int, lo: int, hi: int, stamp: int
     R.coalesce(o, lo, hi)
 
 
-def inode_attach_wb(machine: MachineState, t: int, o: int) -> None:
+def inode_attach_wb(machine: MachineState, t: cython.Py_ssize_t, o: cython.Py_ssize_t):
     """inode_attach_wb: the first writer's memcg owns the inode's writeback context."""
     if machine.o_wb[o] < 0:
         m = machine.t_cg[t]
@@ -118,7 +123,7 @@ def inode_dirty(machine: MachineState, o: int) -> bool:
 _DAY_US = 24 * 3600 * 1_000_000
 
 
-def file_update_time(machine: MachineState, o: int) -> None:
+def file_update_time(machine: MachineState, o: cython.Py_ssize_t):
     """A write sets mtime and ctime (``file_update_time``; the inode's wb is attached by the caller)."""
     times = machine.i_times.get(o)
     if times is None:
@@ -127,7 +132,7 @@ def file_update_time(machine: MachineState, o: int) -> None:
         times[1] = machine.now_us
 
 
-def touch_atime(machine: MachineState, t: int, o: int) -> None:
+def touch_atime(machine: MachineState, t: cython.Py_ssize_t, o: cython.Py_ssize_t):
     """A read or mmap of disk file ``o`` by task ``t`` (``touch_atime``, fs/inode.c).
 
     ``atime_needs_update``: never under ``noatime``; under ``relatime`` only if mtime (or ctime)

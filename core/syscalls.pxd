@@ -1,6 +1,7 @@
 # Compiled build: arguments annotated "MachineState" are typed, so their fields are read at fixed offsets.
 from core.state cimport MachineState
 from core.memory cimport fault_range
+from core.fs_writeback cimport file_update_time, inode_attach_wb, touch_atime
 from core.events cimport TraceEvent
 
 # the per-event helpers: C calls from the handlers of this module
