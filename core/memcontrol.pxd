@@ -8,3 +8,7 @@ cpdef bint try_charge_memcg(MachineState machine, Py_ssize_t m, long long n, bin
 # the kernel's swap-in charge target, applied inline by the fault path when the policy keeps it
 cdef int _ONLINE
 cpdef Py_ssize_t swapin_charge_target(MachineState machine, Py_ssize_t record, Py_ssize_t memcg) except? -1
+
+# after every charged fault: C calls from core.memory (memory.high breached anywhere, and its reclaim)
+cpdef bint over_high_any(MachineState machine, dict have) except -1
+cpdef reclaim_over_high(MachineState machine, dict paid)

@@ -157,7 +157,7 @@ def memory_high_write(machine: MachineState, m: int) -> None:
         try_to_free_mem_cgroup_pages(machine, m, excess, full_walk=True)
 
 
-def reclaim_over_high(machine: MachineState, paid: dict[int, int]) -> None:
+def reclaim_over_high(machine: MachineState, paid: dict):
     """After a fault that charged ``paid`` (pages per memcg): memory.high reclaim for each
     of them whose hierarchy is over its high (``mem_cgroup_handle_over_high``), in memcg order."""
     if over_high_any(machine, paid):
@@ -165,7 +165,7 @@ def reclaim_over_high(machine: MachineState, paid: dict[int, int]) -> None:
             mem_cgroup_handle_over_high(machine, m)
 
 
-def over_high_any(machine: MachineState, have: dict[int, int]) -> bool:
+def over_high_any(machine: MachineState, have: dict) -> cython.bint:
     """Is some ancestor (or machine) of a memcg in ``have`` over its memory.high?"""
     mem = machine.mem
     x: cython.Py_ssize_t

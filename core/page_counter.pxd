@@ -8,3 +8,5 @@ cdef int _count_own(MachineState machine, int o, Py_ssize_t m, int k, int mapc, 
 # add or remove a run's pages on its memcg's counters: C calls from the compiled modules that cimport it
 cpdef int mem_cgroup_charge_statistics(MachineState machine, Py_ssize_t r, int sign, bint reserved=*, bint hier=*,
                                        bint zap=*) except -1
+# new resident pages on their memcg's counters: a C call from core.memory's fault paths
+cpdef charge_new_resident(MachineState machine, int o, Py_ssize_t m, int k, int mapc, long long n)

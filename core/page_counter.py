@@ -137,7 +137,8 @@ def cancel_charge(machine: MachineState, have: dict[int, int]) -> None:
         machine.reserved -= n
 
 
-def charge_new_resident(machine: MachineState, o: int, m: int, k: int, mapc: int, n: int) -> None:
+def charge_new_resident(machine: MachineState, o: cython.int, m: cython.Py_ssize_t, k: cython.int, mapc: cython.int,
+                        n: cython.longlong):
     """``_acct(r, +1, reserved=True)`` for ``n`` new unpinned resident pages of ``o`` charged to ``m``.
 
     By pages rather than by run: the pages may have grown an existing run.
