@@ -12,7 +12,7 @@ to more than ``memcgs_dying``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,6 +20,7 @@ from core.memcg import ROOT, State
 from core.page_counter import nr_free_pages
 from core.pages import PAGE, PARKED, St
 from core.sample_scan import HELD, dying_scan, misattributed_pages, usage_scan
+from core.sample_scan import age_basis as _age_basis
 
 try:
     import cython
@@ -163,7 +164,7 @@ class Sampler:
     def sample(self, t_us: int) -> None:
         """Record the state at ``t_us`` (a full row, or one more repeat of an unchanged one)."""
         if self.dirty or self.full or self._last is None:
-            values = tuple(self.snapshot(t_us).values())  # its keys are ``_COLUMN_NAMES``, in order
+            values = self._values(t_us)
             self._last = (values, self._age_basis)
             self._points.append([values, t_us, 1, self.interval, self._age_basis, True])
             self._seen = self.machine.changes
@@ -214,17 +215,20 @@ class Sampler:
 
     def snapshot(self, t_us: int) -> dict[str, int | float]:
         """One sample's values (gauges computed now, counters as they stand), keyed in ``SAMPLE_COLUMNS`` order."""
-        m = self.machine
-        row: dict[str, int | float] = {"time_us": t_us}
-        row.update(self._zombies(t_us))
-        row.update(self._usage())
-        row.update(m.counters)
-        return row
+        return dict(zip(_COLUMN_NAMES, self._values(t_us)))
 
-    def _zombies(self, t_us: int) -> dict[str, int | float]:
+    def _values(self, t_us: int) -> tuple:
+        """``snapshot``'s values alone, in ``SAMPLE_COLUMNS`` order (what a stored row holds)."""
+        counters = self.machine.counters
+        if len(counters) != len(COUNTERS):  # its values follow COUNTERS' order: only += ever touches it
+            raise RuntimeError(f"machine counters {sorted(set(counters) ^ set(COUNTERS))} are not COUNTERS")
+        return (t_us, *self._zombies(t_us), *self._usage(), *counters.values())
+
+    def _zombies(self, t_us: int) -> tuple:
+        """The zombie gauges (``_GAUGES`` from memcgs_online to zombie_swap_bytes), in order."""
         m, mem = self.machine, self.machine.mem
         if cython.compiled:  # one C pass over the slots and one over the dying set
-            online, held, charged, swapped, offline = dying_scan(m)
+            online, held, charged, swapped, basis = dying_scan(m)
         else:
             dying = np.fromiter(sorted(mem.dying), dtype=np.int64, count=len(mem.dying))
             state = mem.view("state")
@@ -236,24 +240,15 @@ class Sampler:
             held = {gauge: int((col[k] > 0).sum()) for k, gauge in HELD}
             held["held_child"] = int(has_child.sum())
             charged = int((col["anon"] + col["file"] + col["shmem"] + col["kmem"] + col["sock"]).sum())
-            swapped, offline = int(col["swap"].sum()), col["offline_us"]
+            swapped, basis = int(col["swap"].sum()), _age_basis(col["offline_us"])
         online, nd = online - 1 - len(mem.hidden), len(mem.dying)  # hidden ones are policy-owned: no cgroup
-        self._age_basis = basis = _age_basis(offline)
+        self._age_basis = basis
         p50, oldest = _zombie_ages_at(t_us, basis)
-        return {
-            "memcgs_online": online,
-            "memcgs_dying": nd,
-            "zombie_age_p50_s": p50 if nd else 0.0,
-            "zombie_age_max_s": oldest if nd else 0.0,
-            "cost_online_bytes": online * m.memcg_cost,
-            "cost_dying_bytes": nd * m.memcg_cost,
-            "percpu_dying_bytes": nd * m.percpu_bytes,
-            **{gauge: held[gauge] for gauge in _HELD_GAUGES},
-            "zombie_charged_bytes": charged * PAGE,
-            "zombie_swap_bytes": swapped * PAGE,
-        }
+        return (online, nd, p50 if nd else 0.0, oldest if nd else 0.0, online * m.memcg_cost, nd * m.memcg_cost,
+                nd * m.percpu_bytes, *[held[gauge] for gauge in _HELD_GAUGES], charged * PAGE, swapped * PAGE)
 
-    def _usage(self) -> dict[str, int]:
+    def _usage(self) -> tuple:
+        """The memory gauges (``_GAUGES`` from anon_bytes to borrowed_bytes), in order."""
         m, mem = self.machine, self.machine.mem
         if cython.compiled:  # C loops over the memcg and run columns
             totals, misattributed, parked = usage_scan(m)
@@ -268,21 +263,10 @@ class Sampler:
                 misattributed = misattributed_pages(m, cand)
                 parked = int(npages[res & ((R.view("rflags") & PARKED) != 0)].sum())
         hidden = sorted(mem.hidden)
-        return {
-            "anon_bytes": totals["anon"] * PAGE,
-            "file_bytes": totals["file"] * PAGE,
-            "shmem_bytes": totals["shmem"] * PAGE,
-            "kmem_bytes": totals["kmem"] * PAGE,
-            "sock_bytes": totals["sock"] * PAGE,
-            "swap_bytes": m.swap_used * PAGE,
-            "free_bytes": max(nr_free_pages(m), 0) * PAGE,
-            "misattributed_bytes": misattributed * PAGE,
-            "root_charged_bytes": mem.own_pages(ROOT) * PAGE,
-            "ids_in_use": mem.ids_in_use,
-            "parked_bytes": parked * PAGE,
-            "smemcg_bytes": sum(mem.own_pages(x) for x in hidden) * PAGE,
-            "borrowed_bytes": totals["borrow"] * PAGE,
-        }
+        return (totals["anon"] * PAGE, totals["file"] * PAGE, totals["shmem"] * PAGE, totals["kmem"] * PAGE,
+                totals["sock"] * PAGE, m.swap_used * PAGE, max(nr_free_pages(m), 0) * PAGE, misattributed * PAGE,
+                mem.own_pages(ROOT) * PAGE, mem.ids_in_use, parked * PAGE,
+                sum(mem.own_pages(x) for x in hidden) * PAGE, totals["borrow"] * PAGE)
 
     def summary(self) -> dict[str, int | float]:
         """The state now plus the counters, as plain Python numbers."""
@@ -372,24 +356,6 @@ def expand_columns(pc: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 def expand_points(parts: list[list[SamplePoint]], tags: list[int] | None = None) -> dict[str, np.ndarray]:
     """Regular-interval sample columns of many machines' stored rows (``expand_columns`` of ``points_columns``)."""
     return expand_columns(points_columns(parts, tags))
-
-
-def _age_basis(offline_us: Sequence[int]) -> tuple[int, int, int, int]:
-    """What a dying set's zombie ages at any later time derive from.
-
-    In: the dying memcgs' offline times (a list, an int64 ``array`` or numpy array). Out: (count, the
-    offline time whose age is the median or the upper middle one, the other middle one, the oldest
-    offline time). A few are sorted as Python ints; many are partitioned by numpy, which puts the
-    same values at those places in linear time (a sample of a machine with thousands of zombies).
-    """
-    n = len(offline_us)
-    if n == 0:
-        return (0, 0, 0, 0)
-    if n <= 64:
-        s = sorted(offline_us)
-        return (n, int(s[(n - 1) // 2]), int(s[n // 2]), int(s[0]))
-    p = np.partition(np.asarray(offline_us, dtype=np.int64), [0, (n - 1) // 2, n // 2])
-    return (n, int(p[(n - 1) // 2]), int(p[n // 2]), int(p[0]))
 
 
 def _zombie_ages_at(t: int, basis: tuple[int, int, int, int]) -> tuple[float, float]:

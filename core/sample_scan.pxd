@@ -6,3 +6,4 @@ from cpython.array cimport array
 cdef int _ONLINE, _FREED
 cdef signed char _RESIDENT_STATE, _PARKED_FLAG
 cdef long long _HALF32, _MASK32
+cdef Py_ssize_t _FEW_ZOMBIES

@@ -11,7 +11,9 @@ the reference they equal.
 from __future__ import annotations
 
 from array import array
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Iterable, Sequence
+
+import numpy as np
 
 from core.memcg import State
 from core.pages import PARKED, Kind, St
@@ -27,6 +29,8 @@ if TYPE_CHECKING:
 _ONLINE, _FREED = int(State.ONLINE), int(State.FREED)
 _RESIDENT_STATE, _PARKED_FLAG = int(St.RESIDENT), int(PARKED)
 _HALF32, _MASK32 = 1 << 31, (1 << 32) - 1  # to wrap a 64-bit sum at 32 bits (C constants when compiled)
+_FEW_ZOMBIES = 64  # up to this many offline times are sorted; more are partitioned by numpy
+_ZERO_B, _ZERO_Q = array("b", [0]), array("q", [0])  # repeated into zeroed scratch arrays
 #: the dying memcgs' columns whose count of nonzero entries ``_dying_scan`` reports, with their gauges
 HELD = (("file", "held_file"), ("shmem", "held_shmem"), ("anon", "held_anon"), ("swap", "held_swap"),
         ("pinned", "held_pinned"), ("kmem_pin", "held_kmem"), ("wb_pin", "held_cgwb"), ("nsock", "held_sock"),
@@ -35,8 +39,8 @@ HELD = (("file", "held_file"), ("shmem", "held_shmem"), ("anon", "held_anon"), (
 
 def dying_scan(machine: MachineState) -> tuple:
     """``Sampler._zombies``'s online slots (root and hidden included), ``held_*`` counts, dying memcgs' charged and
-    swap pages and offline times (an int64 ``array``), as the pure build's numpy code has them, by C loops (compiled
-    build only)."""
+    swap pages and the zombie-age basis of their offline times (``age_basis``), as the pure build's numpy code has
+    them, by C loops (compiled build only)."""
     if not cython.compiled:
         raise RuntimeError("dying_scan reads the columns' C buffers: compiled build only")
     mem = machine.mem
@@ -46,7 +50,7 @@ def dying_scan(machine: MachineState) -> tuple:
     i: cython.Py_ssize_t
     k: cython.Py_ssize_t
     online: cython.Py_ssize_t = 0
-    flags: array = array("b", bytes(n))  # has a live (online or dying) child
+    flags: array = _ZERO_B * n  # has a live (online or dying) child
     child: cython.p_schar = flags.data.as_schars
     for i in range(n):
         if state[i] == _ONLINE:
@@ -55,10 +59,10 @@ def dying_scan(machine: MachineState) -> tuple:
         if state[i] != _FREED and 0 <= k < n:
             child[k] = 1
     nd: cython.Py_ssize_t = len(mem.dying)
-    slots: array = array("q", bytes(8 * nd))
-    at: cython.p_longlong = slots.data.as_longlongs
-    offline: array = array("q", bytes(8 * nd))
-    off: cython.p_longlong = offline.data.as_longlongs
+    scratch: array = _ZERO_Q * (3 * nd)  # per dying memcg: its slot, its offline time, its charged pages
+    at: cython.p_longlong = scratch.data.as_longlongs
+    off: cython.p_longlong = at + nd
+    w: cython.p_longlong = at + 2 * nd
     c: cython.longlong = 0
     swapped: cython.longlong = 0
     for k, i in enumerate(mem.dying):
@@ -77,9 +81,7 @@ def dying_scan(machine: MachineState) -> tuple:
             if col[at[k]] > 0:
                 c += 1
         held[gauge] = c
-    sums: array = array("q", bytes(8 * nd))  # each one's charged pages, summed in 64 bits
-    w: cython.p_longlong = sums.data.as_longlongs
-    for name in ("anon", "file", "shmem", "kmem", "sock"):
+    for name in ("anon", "file", "shmem", "kmem", "sock"):  # each one's charged pages, summed in 64 bits
         a = getattr(mem, name)
         col = a.data.as_ints
         for k in range(nd):
@@ -87,7 +89,47 @@ def dying_scan(machine: MachineState) -> tuple:
     charged: cython.longlong = 0
     for k in range(nd):  # wrapped at 32 bits, as numpy's int32 sum of the columns is
         charged += ((w[k] + _HALF32) & _MASK32) - _HALF32
-    return online, held, charged, swapped, offline
+    return online, held, charged, swapped, _basis_of(scratch, nd)
+
+
+def _basis_of(scratch: array, nd: cython.Py_ssize_t) -> tuple:
+    """``age_basis`` of the offline times at ``scratch[nd:2 * nd]``: a few sorted in place by C
+    insertion, many handed to ``age_basis`` (compiled build only)."""
+    if not cython.compiled:
+        raise RuntimeError("_basis_of reads a C buffer: compiled build only")
+    off: cython.p_longlong = scratch.data.as_longlongs + nd
+    k: cython.Py_ssize_t
+    j: cython.Py_ssize_t
+    v: cython.longlong
+    if nd > _FEW_ZOMBIES:
+        return age_basis(np.frombuffer(scratch, dtype=np.int64)[nd:2 * nd])
+    if nd == 0:
+        return (0, 0, 0, 0)
+    for k in range(1, nd):
+        v, j = off[k], k - 1
+        while j >= 0 and off[j] > v:
+            off[j + 1] = off[j]
+            j -= 1
+        off[j + 1] = v
+    return (nd, off[(nd - 1) // 2], off[nd // 2], off[0])
+
+
+def age_basis(offline_us: Sequence[int] | np.ndarray) -> tuple[int, int, int, int]:
+    """What a dying set's zombie ages at any later time derive from (``core.metrics``).
+
+    In: the dying memcgs' offline times (a list, an int64 ``array`` or numpy array). Out: (count, the
+    offline time whose age is the median or the upper middle one, the other middle one, the oldest
+    offline time). A few are sorted as Python ints; many are partitioned by numpy, which puts the
+    same values at those places in linear time (a sample of a machine with thousands of zombies).
+    """
+    n = len(offline_us)
+    if n == 0:
+        return (0, 0, 0, 0)
+    if n <= _FEW_ZOMBIES:
+        s = sorted(offline_us)
+        return (n, int(s[(n - 1) // 2]), int(s[n // 2]), int(s[0]))
+    p = np.partition(np.asarray(offline_us, dtype=np.int64), [0, (n - 1) // 2, n // 2])
+    return (n, int(p[(n - 1) // 2]), int(p[n // 2]), int(p[0]))
 
 
 def usage_scan(machine: MachineState) -> tuple:

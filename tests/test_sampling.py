@@ -155,10 +155,26 @@ def test_zombie_ages_from_the_basis_are_np_median_bit_for_bit() -> None:
         assert _zombie_ages_at(t, basis) == (p50[0], oldest[0]), (off.tolist(), t)
 
 
-def test_a_sample_has_every_column_in_order() -> None:
-    """``Sampler.sample`` stores a snapshot's values as they come: its keys must be the columns, in order."""
-    m = _zombie_machine(3)
-    assert list(m.sampler.snapshot(m.now_us)) == list(SAMPLE_COLUMNS)
+def test_a_sample_puts_each_value_under_its_column() -> None:
+    """``Sampler`` stores a row's values positionally: each must land under its own column."""
+    m = _zombie_machine(3)  # 3 dying memcgs, each charged 2 shmem pages, none online
+    m.counters["oom_kills"] = 7
+    snap = m.sampler.snapshot(m.now_us)
+    assert list(snap) == list(SAMPLE_COLUMNS) and len(m.sampler._values(m.now_us)) == len(SAMPLE_COLUMNS)
+    assert snap["time_us"] == m.now_us and snap["memcgs_online"] == 0 and snap["memcgs_dying"] == 3
+    assert snap["held_shmem"] == 3 and snap["held_file"] == 0 and snap["held_child"] == 0
+    assert snap["zombie_charged_bytes"] == snap["shmem_bytes"] == 6 * 4096 and snap["anon_bytes"] == 0
+    assert snap["cost_dying_bytes"] == 3 * m.memcg_cost and snap["percpu_dying_bytes"] == 3 * m.percpu_bytes
+    assert snap["ids_in_use"] == m.mem.ids_in_use and snap["events"] == m.counters["events"] == 18
+    assert snap["oom_kills"] == 7 and snap["borrowed_bytes"] == 0
+
+
+def test_a_counter_outside_counters_is_refused() -> None:
+    m = _zombie_machine(1)
+    m.counters["not_a_counter"] = 1
+    with pytest.raises(RuntimeError, match="not_a_counter"):
+        m.sampler.snapshot(m.now_us)
+
 
 def test_age_basis_of_many_zombies_is_the_sorted_order_statistics() -> None:
     """Thousands of zombies take numpy's partition, a few Python's sort: both give the sorted set's
@@ -177,3 +193,17 @@ def test_age_basis_of_many_zombies_is_the_sorted_order_statistics() -> None:
         want = (n, int(s[(n - 1) // 2]), int(s[n // 2]), int(s[0]))
         for form in (off, off.tolist(), array("q", off.tolist())):
             assert _age_basis(form) == want, (n, type(form))
+
+
+@pytest.mark.parametrize("n_zombies", [0, 1, 2, 5, 64, 65, 150])
+def test_the_compiled_zombie_scan_gives_the_basis_of_the_offline_times(n_zombies: int) -> None:
+    """The compiled scan sorts a few offline times itself (C insertion) and hands many to ``age_basis``."""
+    import core.sample_scan as scan
+
+    if not scan.cython.compiled:
+        pytest.skip("the C scan exists in the compiled build only")
+    m = _zombie_machine(n_zombies)
+    dying = sorted(m.mem.dying)
+    for i in dying[: len(dying) // 3]:  # ties
+        m.mem.offline_us[i] = m.mem.offline_us[dying[0]]
+    assert scan.dying_scan(m)[4] == scan.age_basis([m.mem.offline_us[i] for i in dying])
