@@ -1,7 +1,7 @@
 # Compiled build: arguments annotated "MachineState" are typed, so their fields are read at fixed offsets.
 from core.memcg cimport MemcgTable
 from core.memcontrol cimport over_high_any, reclaim_over_high, swapin_charge_target, try_charge_memcg
-from core.page_counter cimport charge_new_resident, mem_cgroup_charge_statistics
+from core.page_counter cimport charge_new_resident, mem_cgroup_charge_statistics, nr_free_pages
 from core.pages cimport RunTable
 from core.state cimport MachineState
 from core.run_index cimport starts_right
