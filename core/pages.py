@@ -31,6 +31,8 @@ try:
     import cython
 except ImportError:  # no Cython: the pure model needs only ``cython.compiled``
     from core import _cyshim as cython
+if not cython.compiled:  # the compiled build cimports insert_i32's C version (core/run_index.pxd)
+    from core.run_index import insert_i32
 
 #: the names of ``RunTable``'s columns, in declaration order
 RUN_COLUMNS = ("obj", "start", "npages", "state", "memcg", "origin", "mapc", "pinc", "age", "kind", "rflags",
@@ -193,8 +195,8 @@ class RunTable:
         if runs is None:
             runs = self.obj_runs[o] = array("i")
         i = starts_left(starts, self.start[r])
-        starts.insert(i, self.start[r])
-        runs.insert(i, r)
+        insert_i32(starts, i, self.start[r])
+        insert_i32(runs, i, r)
 
     def split(self, r: cython.Py_ssize_t, at: cython.int) -> cython.Py_ssize_t:
         """Split run ``r`` at page ``at`` (start < at < end); returns the new upper run."""
@@ -241,8 +243,8 @@ class RunTable:
         if cython.compiled:
             npages = self.npages.data.as_ints  # _copy may have grown (moved) the column
         npages[r] = at - lo
-        starts.insert(i + 1, at)
-        runs.insert(i + 1, upper)
+        insert_i32(starts, i + 1, at)
+        insert_i32(runs, i + 1, upper)
         return upper
 
     def _drop_at(self, r: cython.Py_ssize_t, runs: array, starts: array, i: cython.Py_ssize_t):

@@ -1,5 +1,19 @@
-# an object's run starts searched through their buffer: C calls from the compiled modules that cimport them
-from cpython.array cimport array
+# an object's run starts searched through their buffer, and an element inserted into an int32 array:
+# C calls from the compiled modules that cimport them (insert_i32 is inlined there: this module is a
+# type module in core/__init__.py, so an edit here runs every module pure until the rebuild)
+from cpython.array cimport array, resize_smart
+from libc.string cimport memmove
 
 cpdef Py_ssize_t starts_right(array starts, long long x) except -1
 cpdef Py_ssize_t starts_left(array starts, long long x) except -1
+
+
+cdef inline int insert_i32(array a, Py_ssize_t i, int v) except -1:
+    # run_index.insert_i32 in C: grow by one element (over-allocating, as array.insert does), shift, store
+    cdef Py_ssize_t n = a.ob_size
+    if i < 0 or i > n:
+        raise IndexError("array insertion index out of range")
+    resize_smart(a, n + 1)
+    memmove(a.data.as_ints + i + 1, a.data.as_ints + i, (n - i) * sizeof(int))
+    a.data.as_ints[i] = v
+    return 0

@@ -77,3 +77,13 @@ def unpack_index(packed: tuple, starts: array) -> tuple[dict, dict]:
         by_runs[o], by_starts[o] = runs[at:at + n], starts[at:at + n]
         at += n
     return by_runs, by_starts
+
+
+if not cython.compiled:  # compiled: the C version in run_index.pxd (resize and memmove, no Python call)
+    def insert_i32(a: array, i: int, v: int) -> int:
+        """Insert ``v`` at index ``i`` (0 <= i <= len(a)) of an int32 array; IndexError outside (where
+        ``array.insert`` would clamp). Returns 0."""
+        if not 0 <= i <= len(a):
+            raise IndexError("array insertion index out of range")
+        a.insert(i, v)
+        return 0

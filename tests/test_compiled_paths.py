@@ -15,11 +15,13 @@ import json
 import os
 import subprocess
 import sys
+from array import array
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+import core
 from core.errors import TraceError
 from core.events import EventBatch
 from core.machine import Machine, MachineConfig
@@ -117,3 +119,24 @@ def test_a_batch_value_its_column_cannot_hold_is_a_trace_error_naming_row_and_fi
     m = Machine(MachineConfig(mem_bytes=1 << 30), machine_id="m", seed=0)
     with pytest.raises(TraceError, match=r"b\.csv:5: op: 300"):
         m.apply(dataclasses.replace(usual, op=op))
+
+
+def test_insert_i32_inserts_and_refuses_what_array_insert_would_clamp():
+    if "run_index" in core.COMPILED:  # the C version is inlined into the compiled modules: reach it through one
+        R = _table_of(3, 4)
+        R.split(R.obj_runs[0][1], 5)  # inserts into the object's run ids and starts
+        assert list(R.obj_starts[0]) == [0, 3, 5] and len(R.obj_runs[0]) == 3
+        return
+    from core.run_index import insert_i32
+
+    a = array("i", [1, 3])
+    insert_i32(a, 1, 2)
+    insert_i32(a, 3, 4)
+    insert_i32(a, 0, 0)
+    assert a.tolist() == [0, 1, 2, 3, 4]
+    for bad in (-1, 6):
+        with pytest.raises(IndexError):
+            insert_i32(a, bad, 9)
+    with pytest.raises(OverflowError):
+        insert_i32(a, 0, INT32_MAX + 1)
+    assert a.tolist() == [0, 1, 2, 3, 4]
