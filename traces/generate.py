@@ -556,29 +556,39 @@ class _Events:
 
     def table(self, machine: str) -> pa.Table:
         """The events sorted by time (ties keep emission order) as a TRACE_SCHEMA table."""
-        ev = np.frombuffer(self.buf, dtype=np.int64).reshape(-1, 8)
-        ev = ev[ev[:, 0] < self.horizon]
-        order = np.argsort(ev[:, 0], kind="stable")
-        ev = ev[order]
-        t, op, cg, task, obj, off, nb, fl = (ev[:, c] for c in range(8))
-        names = pa.array(self.names, type=pa.string())
-        op_names = pa.array([o.name.lower() for o in Op], type=pa.string())
-        flag_values = np.unique(fl)
-        flag_names = pa.array([format_flags(int(b)) or None for b in flag_values], type=pa.string())
-        arrays = [
-            pa.array(np.ascontiguousarray(t)),
-            _decode(np.zeros(t.size, dtype=np.int32), pa.array([machine], type=pa.string())),
-            _decode(op, op_names),
-            _decode(cg, names), _decode(task, names), _decode(obj, names),
-            _nullable(off), _nullable(nb),
-            _decode(np.searchsorted(flag_values, fl), flag_names),
-        ]
-        return pa.Table.from_arrays(arrays, schema=TRACE_SCHEMA)
+        return events_table(np.frombuffer(self.buf, dtype=np.int64), self.names, self.horizon, machine)
 
 
-def _decode(idx: np.ndarray, dictionary: pa.Array) -> pa.Array:
-    ids = pa.array(idx.astype(np.int32), mask=idx < 0)
-    return pa.DictionaryArray.from_arrays(ids, dictionary).cast(pa.string())
+# the name tables every machine's table shares: built once (a cell generates thousands of machines)
+_OP_NAMES = pa.array([o.name.lower() for o in Op], type=pa.string())
+_FLAG_NAMES = pa.array([format_flags(b) or None for b in range(64)], type=pa.string())  # the generator's flags < 64
+
+
+def events_table(buf: np.ndarray, names: list[str], horizon: int, machine: str) -> pa.Table:
+    """Packed events (int64, 8 per event in emission order, -1 = null) -> a TRACE_SCHEMA table.
+
+    Events at or past ``horizon`` are dropped; the rest are sorted by time, ties in emission
+    order. Name columns index ``names``; op codes index ``Op``; flags are bits below 64.
+    """
+    ev = buf.reshape(-1, 8)
+    ev = ev[ev[:, 0] < horizon]
+    ev = ev[np.argsort(ev[:, 0], kind="stable")]
+    t, op, cg, task, obj, off, nb, fl = (ev[:, c] for c in range(8))
+    name_array = pa.array(names, type=pa.string())
+    arrays = [
+        pa.array(np.ascontiguousarray(t)),
+        pa.repeat(machine, t.size),
+        _OP_NAMES.take(op.astype(np.int32)),
+        _decode(cg, name_array), _decode(task, name_array), _decode(obj, name_array),
+        _nullable(off), _nullable(nb),
+        _FLAG_NAMES.take(fl.astype(np.int32)),
+    ]
+    return pa.Table.from_arrays(arrays, schema=TRACE_SCHEMA)
+
+
+def _decode(idx: np.ndarray, names: pa.Array) -> pa.Array:
+    # names[idx], null where idx < 0
+    return names.take(pa.array(idx.astype(np.int32), mask=idx < 0))
 
 
 def _nullable(values: np.ndarray) -> pa.Array:
