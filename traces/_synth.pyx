@@ -1,0 +1,430 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
+"""The pods of one machine, compiled: ``traces.synth.pods`` made with numpy's C random API.
+
+In: the machine's ``numpy.random.Generator`` right after ``traces.synth.machine_start`` (its bit
+generator is drawn from directly, through its ``bitgen_t``), the ``SynthParams``, the shared
+files (ids, sizes, choice weights and cdf), the pods' lifetimes and the machine's list of names.
+Out: the pods' events as an int64 array in ``traces.synth``'s packed format (8 values per event,
+emission order); names are appended to the list. The generator is left where ``traces.synth.pods``
+would leave it.
+
+Every function mirrors its namesake in ``traces/synth.py`` line for line: the same draws in the
+same order, each through the C function numpy's ``Generator`` method calls (``integers`` ->
+``random_bounded_uint64`` with Lemire's rejection, ``random`` -> ``random_standard_uniform``,
+``uniform`` / ``lognormal`` / ``exponential`` / ``poisson`` -> ``random_uniform`` /
+``random_lognormal`` / ``random_exponential`` / ``random_poisson``), the same float operations in
+the same order, and ``int()`` as a C truncation. A float too large for an int64 raises
+OverflowError (``traces.generate.machine_events`` then reruns the machine pure). The rare second
+round of a weighted choice (a repeated file) is made by ``traces.synth.choose_again`` itself, on
+the same bit generator. ``tests/test_generate.py`` compares both builds event for event.
+"""
+
+from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
+from cpython.pycapsule cimport PyCapsule_GetPointer
+from libc.math cimport rint
+from libc.stdint cimport int64_t, uint64_t
+from libc.string cimport memcpy
+from numpy.random cimport bitgen_t
+from numpy.random.c_distributions cimport (random_bounded_uint64, random_exponential, random_lognormal,
+                                           random_poisson, random_standard_uniform, random_uniform)
+
+import math
+
+import numpy as np
+
+from core.ops import Flag, Op
+from traces import synth
+
+cdef int64_t SEC = 1_000_000
+cdef double POISSON_LAM_MAX = np.iinfo("l").max - np.sqrt(np.iinfo("l").max) * 10  # as numpy's Generator
+cdef int64_t NEVER = 1 << 62
+cdef Py_ssize_t MAX_ACCESSES = synth._MAX_ACCESSES
+
+cdef int64_t SWAP_ON = Op.SWAP_ON, MKDIR = Op.MKDIR, RMDIR = Op.RMDIR, SET_LIMIT = Op.SET_LIMIT
+cdef int64_t TASK_START = Op.TASK_START, TASK_EXIT = Op.TASK_EXIT
+cdef int64_t FILE_CREATE = Op.FILE_CREATE, FILE_DELETE = Op.FILE_DELETE, FILE_READ = Op.FILE_READ
+cdef int64_t FILE_WRITE = Op.FILE_WRITE, FILE_MAP = Op.FILE_MAP, FILE_UNMAP = Op.FILE_UNMAP
+cdef int64_t ANON_ALLOC = Op.ANON_ALLOC, ANON_FREE = Op.ANON_FREE, PIN = Op.PIN, UNPIN = Op.UNPIN
+cdef int64_t KMEM_ALLOC = Op.KMEM_ALLOC, KMEM_FREE = Op.KMEM_FREE
+cdef int64_t SOCK_OPEN = Op.SOCK_OPEN, SOCK_CLOSE = Op.SOCK_CLOSE
+cdef int64_t F_NONE = Flag.NONE, F_SHMEM = Flag.SHMEM, F_MAX = Flag.MAX, F_MLOCK = Flag.MLOCK
+cdef int64_t F_PAGE = Flag.PAGE, F_SLAB = Flag.SLAB
+
+
+def pods(rng, p, list file_ids, list file_sizes, weights, cdf, list starts, list ends, list names):
+    """Every pod's events (pod ``n`` living [starts[n], ends[n]] us) as an int64 array; names appended."""
+    cdef _Gen g = _Gen(rng, p, file_ids, file_sizes, weights, cdf, names)
+    cdef Py_ssize_t n
+    for n in range(len(starts)):
+        g.pod(n, starts[n], ends[n])
+    return g.result()
+
+
+cdef inline int64_t _trunc(double x) except? -1:
+    # int(x) for a float: truncation toward zero, and an error where an int64 cannot hold it
+    if not (-9.2e18 < x < 9.2e18):
+        raise OverflowError(f"{x!r} does not fit an int64")
+    return <int64_t>x
+
+
+cdef inline int64_t _pages_of(double x) except? -1:
+    # max(round(x / 4096), 1) * 4096: round half to even, as Python's round() and rint() both do
+    cdef double r = rint(x / 4096.0)
+    if not (r < 2.0e15):
+        raise OverflowError(f"{x!r} bytes do not fit an int64")
+    return (<int64_t>r if r >= 1.0 else 1) * 4096
+
+
+cdef void _sort(int64_t* a, Py_ssize_t n) noexcept:
+    # insertion sort: n is at most a few hundred, and the values, not their order of ties, matter
+    cdef Py_ssize_t i, j
+    cdef int64_t v
+    for i in range(1, n):
+        v = a[i]
+        j = i - 1
+        while j >= 0 and a[j] > v:
+            a[j + 1] = a[j]
+            j -= 1
+        a[j + 1] = v
+
+
+cdef class _Gen:
+    """One machine's pod generator: the bit generator, the parameters as C values, the event buffer."""
+
+    cdef bitgen_t* bg
+    cdef object rng, capsule, weights, cdf_obj
+    cdef list names, file_ids, file_sizes
+    cdef const double[::1] cdf
+    cdef int64_t* buf
+    cdef Py_ssize_t n, cap, n_files, k
+    # scratch arrays, sized once from the parameters
+    cdef int64_t* chosen
+    cdef int64_t* pod_obj
+    cdef int64_t* pod_size
+    cdef int64_t* pod_pages
+    cdef char* pod_mapped
+    cdef int64_t* mapped
+    cdef Py_ssize_t n_mapped
+    cdef int64_t* n_tasks
+    cdef int64_t* anon
+    cdef int64_t* logs
+    cdef int64_t* times
+    cdef int64_t* which
+    cdef double* frac
+    cdef Py_ssize_t scratch
+    # the pod being generated
+    cdef Py_ssize_t pod_n, pod_files
+    cdef int64_t pod_t0, pod_end, vol, vol_bytes
+    # parameters
+    cdef int64_t containers_max, tasks_max, anon_steps, kmem_page_bytes, kmem_slab_bytes, socket_bytes
+    cdef double shared_map_fraction, anon_mu, anon_sigma, log_mu, log_sigma, tmpfs_fraction, tmpfs_mu
+    cdef double tmpfs_sigma, limit_fraction, limit_headroom, tmpfs_outlive_fraction, tmpfs_outlive_s
+    cdef double log_keep_fraction, log_keep_s, socket_fraction, socket_linger_s, pinned_fraction, pin_mu
+    cdef double slab_free_s, anon_free_fraction, access_interval_s
+
+    def __cinit__(self, rng, p, list file_ids, list file_sizes, weights, cdf, list names):
+        self.rng = rng
+        self.capsule = rng.bit_generator.capsule
+        self.bg = <bitgen_t*>PyCapsule_GetPointer(self.capsule, "BitGenerator")
+        self.names, self.file_ids, self.file_sizes = names, file_ids, file_sizes
+        self.weights = weights
+        self.cdf_obj = np.ascontiguousarray(cdf, dtype=np.float64)
+        self.cdf = self.cdf_obj
+        self.n_files = len(file_ids)
+        self.containers_max, self.tasks_max = p.containers_per_pod_max, p.tasks_per_container_max
+        self.anon_steps = p.anon_steps
+        self.kmem_page_bytes, self.kmem_slab_bytes, self.socket_bytes = (p.kmem_page_bytes, p.kmem_slab_bytes,
+                                                                         p.socket_bytes)
+        self.k = min(p.shared_files_per_pod, self.n_files)
+        self.shared_map_fraction = p.shared_map_fraction
+        # math.log(max(median, 4096)) as synth._lognormal_bytes computes it
+        self.anon_mu, self.anon_sigma = math.log(max(p.anon_bytes_median, 4096)), p.anon_bytes_sigma
+        self.log_mu, self.log_sigma = math.log(max(p.log_bytes_median, 4096)), p.log_bytes_sigma
+        self.tmpfs_mu, self.tmpfs_sigma = math.log(max(p.tmpfs_bytes_median, 4096)), p.tmpfs_bytes_sigma
+        self.pin_mu = math.log(max(p.pin_bytes_median, 4096))
+        self.tmpfs_fraction, self.limit_fraction, self.limit_headroom = (p.tmpfs_fraction, p.limit_fraction,
+                                                                         p.limit_headroom)
+        self.tmpfs_outlive_fraction, self.tmpfs_outlive_s = p.tmpfs_outlive_fraction, p.tmpfs_outlive_s
+        self.log_keep_fraction, self.log_keep_s = p.log_keep_fraction, p.log_keep_s
+        self.socket_fraction, self.socket_linger_s = p.socket_fraction, p.socket_linger_s
+        self.pinned_fraction, self.slab_free_s = p.pinned_fraction, p.slab_free_s
+        self.anon_free_fraction, self.access_interval_s = p.anon_free_fraction, p.access_interval_s
+        if not (self.anon_sigma >= 0 and self.log_sigma >= 0 and self.tmpfs_sigma >= 0):
+            raise OverflowError("a negative sigma: numpy's lognormal rejects it, the pure generator says so")
+        self.cap = 1 << 16
+        self.buf = <int64_t*>PyMem_Malloc(self.cap * sizeof(int64_t))
+        per_pod = max(self.k, 1)
+        self.scratch = max(MAX_ACCESSES + 1, self.anon_steps)
+        self.chosen = <int64_t*>PyMem_Malloc(per_pod * sizeof(int64_t))
+        self.pod_obj = <int64_t*>PyMem_Malloc(per_pod * sizeof(int64_t))
+        self.pod_size = <int64_t*>PyMem_Malloc(per_pod * sizeof(int64_t))
+        self.pod_pages = <int64_t*>PyMem_Malloc(per_pod * sizeof(int64_t))
+        self.pod_mapped = <char*>PyMem_Malloc(per_pod)
+        self.mapped = <int64_t*>PyMem_Malloc((per_pod + 1) * sizeof(int64_t))
+        self.n_tasks = <int64_t*>PyMem_Malloc(max(self.containers_max, 1) * sizeof(int64_t))
+        self.anon = <int64_t*>PyMem_Malloc(max(self.containers_max * self.tasks_max, 1) * sizeof(int64_t))
+        self.logs = <int64_t*>PyMem_Malloc(max(self.containers_max, 1) * sizeof(int64_t))
+        self.times = <int64_t*>PyMem_Malloc(self.scratch * sizeof(int64_t))
+        self.which = <int64_t*>PyMem_Malloc(self.scratch * sizeof(int64_t))
+        self.frac = <double*>PyMem_Malloc(self.scratch * sizeof(double))
+        if not (self.buf and self.chosen and self.pod_obj and self.pod_size and self.pod_pages and self.pod_mapped
+                and self.mapped and self.n_tasks and self.anon and self.logs and self.times and self.which
+                and self.frac):
+            raise MemoryError()
+
+    def __dealloc__(self):
+        PyMem_Free(self.buf)
+        PyMem_Free(self.chosen)
+        PyMem_Free(self.pod_obj)
+        PyMem_Free(self.pod_size)
+        PyMem_Free(self.pod_pages)
+        PyMem_Free(self.pod_mapped)
+        PyMem_Free(self.mapped)
+        PyMem_Free(self.n_tasks)
+        PyMem_Free(self.anon)
+        PyMem_Free(self.logs)
+        PyMem_Free(self.times)
+        PyMem_Free(self.which)
+        PyMem_Free(self.frac)
+
+    cdef object result(self):
+        out = np.empty(self.n, dtype=np.int64)
+        cdef int64_t[::1] view = out
+        if self.n:
+            memcpy(&view[0], self.buf, self.n * sizeof(int64_t))
+        return out
+
+    # ------------------------------------------------------------ events, names, draws
+
+    cdef int put(self, int64_t t, int64_t op, int64_t cg, int64_t task, int64_t obj, int64_t off, int64_t nb,
+                 int64_t fl) except -1:
+        cdef int64_t* grown
+        if self.n + 8 > self.cap:
+            grown = <int64_t*>PyMem_Realloc(self.buf, 2 * self.cap * sizeof(int64_t))
+            if not grown:
+                raise MemoryError()
+            self.buf, self.cap = grown, 2 * self.cap
+        cdef int64_t* e = self.buf + self.n
+        e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7] = t, op, cg, task, obj, off, nb, fl
+        self.n += 8
+        return 0
+
+    cdef inline int64_t name(self, str text) except -1:
+        self.names.append(text)
+        return len(self.names) - 1
+
+    cdef inline double random(self) noexcept:
+        return random_standard_uniform(self.bg)
+
+    cdef int64_t integers(self, int64_t lo, int64_t hi) except? -1:
+        # rng.integers(lo, hi): [lo, hi - 1] by Lemire's method, 32 bits per draw when the range fits
+        if hi <= lo:
+            raise ValueError("low >= high")
+        return <int64_t>random_bounded_uint64(self.bg, <uint64_t>lo, <uint64_t>(hi - 1 - lo), 0, False)
+
+    cdef int64_t later(self, int64_t t, double mean_s) except? -1:
+        if mean_s <= 0:
+            return NEVER
+        return t + 1 + _trunc(random_exponential(self.bg, mean_s) * <double>SEC)
+
+    # ------------------------------------------------------------ one pod
+
+    cdef int pod(self, Py_ssize_t n, int64_t t0, int64_t end) except -1:
+        cdef Py_ssize_t i, j, at, n_ctr, total
+        cdef int64_t cg, footprint, t
+        n_ctr = self.integers(1, self.containers_max + 1)
+        self.choose()
+        for i in range(self.k):
+            self.pod_mapped[i] = self.random() < self.shared_map_fraction
+        self.pod_n, self.pod_t0, self.pod_end, self.pod_files = n, t0, end, self.k
+        for i in range(self.k):
+            self.pod_obj[i] = self.file_ids[self.chosen[i]]
+            self.pod_size[i] = self.file_sizes[self.chosen[i]]
+            self.pod_pages[i] = self.pod_size[i] // 4096
+        self.vol, self.vol_bytes = -1, 0
+        cg = self.name(f"/pod-{n}")
+        self.put(t0, MKDIR, cg, -1, -1, -1, -1, 0)
+        total = 0
+        for j in range(n_ctr):
+            self.n_tasks[j] = self.integers(1, self.tasks_max + 1)
+            total += self.n_tasks[j]
+        for i in range(total):
+            self.anon[i] = _pages_of(random_lognormal(self.bg, self.anon_mu, self.anon_sigma))
+        for j in range(n_ctr):
+            self.logs[j] = _pages_of(random_lognormal(self.bg, self.log_mu, self.log_sigma))
+        if n_ctr > 1 and self.random() < self.tmpfs_fraction:
+            self.vol = self.name(f"/dev/shm/pod-{n}/vol")
+            self.vol_bytes = _pages_of(random_lognormal(self.bg, self.tmpfs_mu, self.tmpfs_sigma))
+            self.put(t0, FILE_CREATE, -1, -1, self.vol, -1, -1, F_SHMEM)
+        if self.random() < self.limit_fraction:
+            footprint = self.vol_bytes
+            for i in range(total):
+                footprint += self.anon[i]
+            for j in range(n_ctr):
+                footprint += self.logs[j]
+            for i in range(self.k):
+                footprint += self.pod_size[i]
+            self.put(t0, SET_LIMIT, cg, -1, -1, -1, _trunc(<double>footprint * self.limit_headroom), F_MAX)
+        at = 0
+        for j in range(n_ctr):
+            self.container(j, at, self.n_tasks[j], self.logs[j])
+            at += self.n_tasks[j]
+        # pod teardown: containers were removed at end+1..end+n_ctr; the pod goes last
+        self.put(end + n_ctr + 1, RMDIR, cg, -1, -1, -1, -1, 0)
+        if self.vol >= 0:
+            t = self.later(end + 1, self.tmpfs_outlive_s) if self.random() < self.tmpfs_outlive_fraction else end + 1
+            self.put(t, FILE_DELETE, -1, -1, self.vol, -1, -1, 0)
+        return 0
+
+    cdef int choose(self) except -1:
+        # synth._choose: k uniforms looked up in the cdf (searchsorted, side right); a repeat -> numpy's rounds
+        cdef Py_ssize_t i, j, lo, hi, mid
+        cdef double x
+        cdef bint repeat = False
+        for i in range(self.k):
+            x = self.random()
+            lo, hi = 0, self.cdf.shape[0]
+            while lo < hi:
+                mid = (lo + hi) >> 1
+                if self.cdf[mid] <= x:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            self.chosen[i] = lo
+            for j in range(i):
+                if self.chosen[j] == lo:
+                    repeat = True
+        if repeat:
+            first = np.array([self.chosen[i] for i in range(self.k)], dtype=np.int64)
+            for i, c in enumerate(synth.choose_again(self.rng, self.weights, first, self.k)):
+                self.chosen[i] = c
+        return 0
+
+    cdef int container(self, Py_ssize_t j, Py_ssize_t at, Py_ssize_t n_tasks, int64_t log_bytes) except -1:
+        cdef Py_ssize_t k
+        cdef int64_t cg, log, t_mk, start, end, t
+        cg = self.name(f"/pod-{self.pod_n}/ctr-{j}")
+        t_mk = self.pod_t0 + 1 + j
+        self.put(t_mk, MKDIR, cg, -1, -1, -1, -1, 0)
+        log = self.name(f"/var/log/pods/pod-{self.pod_n}/ctr-{j}.log")
+        self.put(t_mk, FILE_CREATE, -1, -1, log, -1, 0, 0)
+        for k in range(n_tasks):
+            if k == 0:
+                start, end = t_mk + 1, self.pod_end
+            else:
+                start = _trunc(self._uniform(t_mk + 1, max(self.pod_end - SEC, t_mk + 2)))
+                end = min(_trunc(self._uniform(start + SEC // 2, max(self.pod_end, start + SEC))), self.pod_end)
+            self.task(cg, f"p{self.pod_n}c{j}t{k}", start, end, self.anon[at + k], j == 0 and k == 0,
+                      j > 0 and k == 0, log if k == 0 else -1, log_bytes)
+        self.put(self.pod_end + 1 + j, RMDIR, cg, -1, -1, -1, -1, 0)
+        if self.random() < self.log_keep_fraction:
+            t = self.later(self.pod_end + 1 + j, self.log_keep_s)
+        else:
+            t = self.pod_end + 1 + j
+        self.put(t, FILE_DELETE, -1, -1, log, -1, -1, 0)
+        return 0
+
+    cdef inline double _uniform(self, int64_t low, int64_t high) noexcept:
+        # rng.uniform(low, high) of two ints: both made floats, the range their difference
+        return random_uniform(self.bg, <double>low, <double>high - <double>low)
+
+    # ------------------------------------------------------------ one task
+
+    cdef int task(self, int64_t cg, str name, int64_t start, int64_t end, int64_t heap, bint writer,
+                  bint reader, int64_t log, int64_t log_bytes) except -1:
+        cdef Py_ssize_t i
+        cdef int64_t task, t, kstack, dentries, region, sock, step, want, lo, hi
+        cdef int64_t pin_obj = -1, pin_bytes = 0, pin_flags = 0
+        task = self.name(name)
+        self.put(start, TASK_START, cg, task, -1, -1, -1, 0)
+        t = start + 1
+        kstack = self.name(f"kmem:{name}:stack")
+        dentries = self.name(f"kmem:{name}:dentries")
+        region = self.name(f"anon:{name}")
+        self.put(t, KMEM_ALLOC, -1, task, kstack, -1, self.kmem_page_bytes, F_PAGE)
+        self.put(t, KMEM_ALLOC, -1, task, dentries, -1, self.kmem_slab_bytes, F_SLAB)
+        if self.socket_fraction > 0 and self.random() < self.socket_fraction:
+            sock = self.name(f"sock:{name}")
+            self.put(t, SOCK_OPEN, -1, task, sock, -1, self.socket_bytes, 0)
+            self.put(self.later(end, self.socket_linger_s), SOCK_CLOSE, -1, -1, sock, -1, -1, 0)
+        step = max(heap // max(self.anon_steps, 1) // 4096, 1) * 4096
+        self.put(t + 1, ANON_ALLOC, -1, task, region, -1, step, 0)
+        self.n_mapped = 0
+        for i in range(self.pod_files):  # the loader maps or reads the pod's image files
+            if self.pod_mapped[i]:
+                self.put(t + 2, FILE_MAP, -1, task, self.pod_obj[i], 0, self.pod_size[i], 0)
+                self.mapped[self.n_mapped] = self.pod_obj[i]
+                self.n_mapped += 1
+            else:
+                self.put(t + 2, FILE_READ, -1, task, self.pod_obj[i], -1, -1, 0)
+        if writer and self.vol >= 0:
+            self.put(t + 3, FILE_WRITE, -1, task, self.vol, 0, self.vol_bytes, 0)
+        if self.random() < self.pinned_fraction:  # synth._pin
+            want = _pages_of(random_lognormal(self.bg, self.pin_mu, 1.0))
+            if self.n_mapped and self.random() < 0.5:
+                pin_obj, pin_bytes, pin_flags = self.mapped[0], want, F_NONE
+            else:
+                pin_obj, pin_bytes, pin_flags = region, min(want, step), F_MLOCK
+            self.put(t + 4, PIN, -1, task, pin_obj, 0, pin_bytes, pin_flags)
+        lo, hi = t + 10, end - 10
+        if hi > lo:
+            self.running(task, region, heap, step, reader, log, log_bytes, lo, hi)
+        if pin_obj >= 0:
+            self.put(end - 3, UNPIN, -1, task, pin_obj, 0, pin_bytes, pin_flags)
+        for i in range(self.n_mapped):
+            self.put(end - 2, FILE_UNMAP, -1, task, self.mapped[i], -1, -1, 0)
+        self.put(end, TASK_EXIT, -1, task, -1, -1, -1, 0)
+        self.put(self.later(end, self.slab_free_s), KMEM_FREE, -1, -1, dentries, -1, -1, 0)
+        return 0
+
+    cdef int running(self, int64_t task, int64_t region, int64_t heap, int64_t step, bint reader, int64_t log,
+                     int64_t log_bytes, int64_t lo, int64_t hi) except -1:
+        cdef Py_ssize_t i, n_acc, n
+        cdef int64_t freed, t, first, pages, length, chunk
+        cdef double lam
+        for i in range(self.anon_steps - 1):
+            self.times[i] = self.integers(lo, hi)
+        _sort(self.times, max(self.anon_steps - 1, 0))
+        for i in range(self.anon_steps - 1):
+            self.put(self.times[i], ANON_ALLOC, -1, task, region, -1, step, 0)
+        if self.anon_free_fraction > 0:
+            freed = _trunc(<double>heap * self.anon_free_fraction) // 4096 * 4096
+            if freed:
+                self.put(self.integers(lo, hi), ANON_FREE, -1, task, region, 0, freed, 0)
+        if reader and self.vol >= 0:  # synth._read_volume
+            t = self.integers(lo, hi)
+            if self.random() < self.shared_map_fraction:
+                self.put(t, FILE_MAP, -1, task, self.vol, 0, self.vol_bytes, 0)
+                self.mapped[self.n_mapped] = self.vol
+                self.n_mapped += 1
+            else:
+                self.put(t, FILE_READ, -1, task, self.vol, -1, -1, 0)
+        n_acc = 0
+        if self.access_interval_s > 0:  # synth._n_accesses
+            lam = <double>(hi - lo) / <double>SEC / self.access_interval_s
+            if not lam <= POISSON_LAM_MAX:
+                raise OverflowError("lam too large for numpy's poisson: the pure generator says so")
+            n_acc = min(random_poisson(self.bg, lam), MAX_ACCESSES)
+        if n_acc and self.pod_files:  # synth._reaccess
+            for i in range(n_acc):
+                self.times[i] = self.integers(lo, hi)
+            for i in range(n_acc):
+                self.which[i] = self.integers(0, self.pod_files)
+            for i in range(n_acc):
+                self.frac[i] = self.random()
+            _sort(self.times, n_acc)
+            for i in range(n_acc):
+                pages = self.pod_pages[self.which[i]]
+                first = <int64_t>(self.frac[i] * <double>pages)
+                length = max(1, min(pages - first, 256))
+                self.put(self.times[i], FILE_READ, -1, task, self.pod_obj[self.which[i]], first * 4096,
+                         length * 4096, 0)
+        if log >= 0:  # synth._write_log
+            n = max(1, min(n_acc + 1, log_bytes // 4096))
+            chunk = log_bytes // n
+            for i in range(n):
+                self.times[i] = self.integers(lo, hi)
+            _sort(self.times, n)
+            for i in range(n):
+                self.put(self.times[i], FILE_WRITE, -1, task, log, i * chunk, chunk, 0)
+        return 0
