@@ -13,10 +13,9 @@ same order, each through the C function numpy's ``Generator`` method calls (``in
 ``random_bounded_uint64`` with Lemire's rejection, ``random`` -> ``random_standard_uniform``,
 ``uniform`` / ``lognormal`` / ``exponential`` / ``poisson`` -> ``random_uniform`` /
 ``random_lognormal`` / ``random_exponential`` / ``random_poisson``), the same float operations in
-the same order, and ``int()`` as a C truncation. A float too large for an int64 raises
-OverflowError (``traces.generate.machine_events`` then reruns the machine pure). The rare second
-round of a weighted choice (a repeated file) is made by ``traces.synth.choose_again`` itself, on
-the same bit generator. ``tests/test_generate.py`` compares both builds event for event.
+the same order (a cumulative sum adds left to right, as ``np.cumsum``), and ``int()`` as a C
+truncation. A float too large for an int64 raises OverflowError (``traces.generate.machine_events``
+then reruns the machine pure). ``tests/test_generate.py`` compares both builds event for event.
 """
 
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
@@ -75,6 +74,18 @@ cdef inline int64_t _pages_of(double x) except? -1:
     return (<int64_t>r if r >= 1.0 else 1) * 4096
 
 
+cdef inline Py_ssize_t _searchsorted_right(const double* cdf, Py_ssize_t n, double x) noexcept:
+    # how many of the sorted cdf are <= x: numpy's searchsorted(x, side="right")
+    cdef Py_ssize_t lo = 0, hi = n, mid
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if cdf[mid] <= x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
 cdef void _sort(int64_t* a, Py_ssize_t n) noexcept:
     # insertion sort: n is at most a few hundred, and the values, not their order of ties, matter
     cdef Py_ssize_t i, j
@@ -92,9 +103,10 @@ cdef class _Gen:
     """One machine's pod generator: the bit generator, the parameters as C values, the event buffer."""
 
     cdef bitgen_t* bg
-    cdef object rng, capsule, weights, cdf_obj
+    cdef object rng, capsule, weights_obj, cdf_obj
     cdef list names, file_ids, file_sizes
-    cdef const double[::1] cdf
+    cdef const double* cdf
+    cdef const double* weights
     cdef int64_t* buf
     cdef Py_ssize_t n, cap, n_files, k
     # scratch arrays, sized once from the parameters
@@ -111,6 +123,11 @@ cdef class _Gen:
     cdef int64_t* times
     cdef int64_t* which
     cdef double* frac
+    cdef int64_t* found  # the later rounds of a weighted choice: files found, the round's picks,
+    cdef int64_t* picks  # its uniforms, and the weights with the found files zeroed and their cdf
+    cdef double* round_x
+    cdef double* round_p
+    cdef double* round_cdf
     cdef Py_ssize_t scratch
     # the pod being generated
     cdef Py_ssize_t pod_n, pod_files
@@ -127,10 +144,15 @@ cdef class _Gen:
         self.capsule = rng.bit_generator.capsule
         self.bg = <bitgen_t*>PyCapsule_GetPointer(self.capsule, "BitGenerator")
         self.names, self.file_ids, self.file_sizes = names, file_ids, file_sizes
-        self.weights = weights
+        self.weights_obj = np.ascontiguousarray(weights, dtype=np.float64)
         self.cdf_obj = np.ascontiguousarray(cdf, dtype=np.float64)
-        self.cdf = self.cdf_obj
         self.n_files = len(file_ids)
+        if self.weights_obj.shape[0] != self.n_files or self.cdf_obj.shape[0] != self.n_files:
+            raise ValueError("one weight and one cdf value per shared file")
+        cdef const double[::1] view = self.weights_obj
+        self.weights = &view[0] if self.n_files else NULL
+        view = self.cdf_obj
+        self.cdf = &view[0] if self.n_files else NULL
         self.containers_max, self.tasks_max = p.containers_per_pod_max, p.tasks_per_container_max
         self.anon_steps = p.anon_steps
         self.kmem_page_bytes, self.kmem_slab_bytes, self.socket_bytes = (p.kmem_page_bytes, p.kmem_slab_bytes,
@@ -167,7 +189,12 @@ cdef class _Gen:
         self.times = <int64_t*>PyMem_Malloc(self.scratch * sizeof(int64_t))
         self.which = <int64_t*>PyMem_Malloc(self.scratch * sizeof(int64_t))
         self.frac = <double*>PyMem_Malloc(self.scratch * sizeof(double))
-        if not (self.buf and self.chosen and self.pod_obj and self.pod_size and self.pod_pages and self.pod_mapped
+        self.found = <int64_t*>PyMem_Malloc(per_pod * sizeof(int64_t))
+        self.picks = <int64_t*>PyMem_Malloc(per_pod * sizeof(int64_t))
+        self.round_x = <double*>PyMem_Malloc(per_pod * sizeof(double))
+        self.round_p = <double*>PyMem_Malloc(max(self.n_files, 1) * sizeof(double))
+        self.round_cdf = <double*>PyMem_Malloc(max(self.n_files, 1) * sizeof(double))
+        if not (self.found and self.picks and self.round_x and self.round_p and self.round_cdf and self.buf and self.chosen and self.pod_obj and self.pod_size and self.pod_pages and self.pod_mapped
                 and self.mapped and self.n_tasks and self.anon and self.logs and self.times and self.which
                 and self.frac):
             raise MemoryError()
@@ -186,6 +213,11 @@ cdef class _Gen:
         PyMem_Free(self.times)
         PyMem_Free(self.which)
         PyMem_Free(self.frac)
+        PyMem_Free(self.found)
+        PyMem_Free(self.picks)
+        PyMem_Free(self.round_x)
+        PyMem_Free(self.round_p)
+        PyMem_Free(self.round_cdf)
 
     cdef object result(self):
         out = np.empty(self.n, dtype=np.int64)
@@ -277,28 +309,51 @@ cdef class _Gen:
         return 0
 
     cdef int choose(self) except -1:
-        # synth._choose: k uniforms looked up in the cdf (searchsorted, side right); a repeat -> numpy's rounds
-        cdef Py_ssize_t i, j, lo, hi, mid
-        cdef double x
+        # synth._choose: k uniforms looked up in the cdf (searchsorted, side right); a repeat -> choose_again
+        cdef Py_ssize_t i, j
         cdef bint repeat = False
         for i in range(self.k):
-            x = self.random()
-            lo, hi = 0, self.cdf.shape[0]
-            while lo < hi:
-                mid = (lo + hi) >> 1
-                if self.cdf[mid] <= x:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            self.chosen[i] = lo
+            self.chosen[i] = _searchsorted_right(self.cdf, self.n_files, self.random())
             for j in range(i):
-                if self.chosen[j] == lo:
+                if self.chosen[j] == self.chosen[i]:
                     repeat = True
         if repeat:
-            first = np.array([self.chosen[i] for i in range(self.k)], dtype=np.int64)
-            for i, c in enumerate(synth.choose_again(self.rng, self.weights, first, self.k)):
-                self.chosen[i] = c
+            self.choose_again()
         return 0
+
+    cdef void choose_again(self) noexcept:
+        # synth.choose_again: keep each round's first occurrences; draw the missing ones with the found
+        # files' weights zeroed, the cdf recomputed (cumsum, then divided by its last value)
+        cdef Py_ssize_t i, j, n = 0, m = self.k
+        cdef double last
+        for i in range(self.k):
+            self.picks[i] = self.chosen[i]
+        while n < self.k:
+            if n > 0:
+                m = self.k - n
+                for i in range(m):
+                    self.round_x[i] = self.random()
+                for i in range(self.n_files):
+                    self.round_p[i] = self.weights[i]
+                for i in range(n):
+                    self.round_p[self.found[i]] = 0
+                self.round_cdf[0] = self.round_p[0]
+                for i in range(1, self.n_files):
+                    self.round_cdf[i] = self.round_cdf[i - 1] + self.round_p[i]
+                last = self.round_cdf[self.n_files - 1]
+                for i in range(self.n_files):
+                    self.round_cdf[i] = self.round_cdf[i] / last
+                for i in range(m):
+                    self.picks[i] = _searchsorted_right(self.round_cdf, self.n_files, self.round_x[i])
+            for i in range(m):  # np.unique(return_index=True), indices sorted: first occurrences in order
+                for j in range(i):
+                    if self.picks[j] == self.picks[i]:
+                        break
+                else:
+                    self.found[n] = self.picks[i]
+                    n += 1
+        for i in range(self.k):
+            self.chosen[i] = self.found[i]
 
     cdef int container(self, Py_ssize_t j, Py_ssize_t at, Py_ssize_t n_tasks, int64_t log_bytes) except -1:
         cdef Py_ssize_t k

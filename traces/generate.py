@@ -255,12 +255,18 @@ def events_table(buf: np.ndarray, names: list[str], horizon: int, machine: str) 
     order. Name columns index ``names``; op codes index ``Op``; flags are bits below 64.
     """
     ev = buf.reshape(-1, 8)
-    ev = ev[ev[:, 0] < horizon]
-    ev = ev[np.argsort(ev[:, 0], kind="stable")]
-    t, op, cg, task, obj, off, nb, fl = (ev[:, c] for c in range(8))
+    t = ev[:, 0]
+    keep = t < horizon
+    if keep.all():  # the usual case: no filtered copy
+        order = np.argsort(t, kind="stable")
+    else:
+        kept = np.flatnonzero(keep)
+        order = kept[np.argsort(t[kept], kind="stable")]
+    # one gather per column, straight from the packed rows (no sorted copy of all eight)
+    t, op, cg, task, obj, off, nb, fl = (ev[:, c].take(order) for c in range(8))
     name_array = pa.array(names, type=pa.string())
     arrays = [
-        pa.array(np.ascontiguousarray(t)),
+        pa.array(t),
         pa.repeat(machine, t.size),
         _OP_NAMES.take(op.astype(np.int32)),
         _decode(cg, name_array), _decode(task, name_array), _decode(obj, name_array),
@@ -276,4 +282,4 @@ def _decode(idx: np.ndarray, names: pa.Array) -> pa.Array:
 
 
 def _nullable(values: np.ndarray) -> pa.Array:
-    return pa.array(np.ascontiguousarray(values), mask=values < 0)
+    return pa.array(values, mask=values < 0)

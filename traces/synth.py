@@ -15,6 +15,7 @@ here or there makes ``traces.generate`` run this module until the compiled one i
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from array import array
 from dataclasses import dataclass
@@ -79,14 +80,30 @@ def _machine_setup(ev: _Events, rng: np.random.Generator, p: SynthParams) -> _Sh
     if p.swap_bytes > 0:
         ev.put((0, _SWAP_ON, -1, -1, -1, -1, p.swap_bytes, 0))
     sizes = _lognormal_bytes(rng, p.shared_file_bytes_median, p.shared_file_bytes_sigma, p.shared_files)
-    ids = [ev.name(f"/layers/layer-{i:04d}") for i in range(p.shared_files)]
-    for obj, size in zip(ids, sizes):
-        ev.put((0, _FILE_CREATE, -1, -1, obj, -1, size, 0))
-    weights = 1.0 / np.arange(1, p.shared_files + 1) ** p.shared_zipf_s
+    first = len(ev.names)
+    ev.names.extend(_layer_names(p.shared_files))
+    ids = list(range(first, first + p.shared_files))
+    ev.block(np.zeros(len(ids), dtype=np.int64), _FILE_CREATE, -1, -1, np.array(ids, dtype=np.int64), -1,
+             np.array(sizes, dtype=np.int64), 0)
+    weights, cdf = _zipf(p.shared_files, p.shared_zipf_s)
+    return _SharedFiles(ids, sizes, weights, cdf)
+
+
+@functools.lru_cache(maxsize=16)
+def _layer_names(n: int) -> tuple[str, ...]:
+    # every machine names its shared files alike: made once per count
+    return tuple(f"/layers/layer-{i:04d}" for i in range(n))
+
+
+@functools.lru_cache(maxsize=16)
+def _zipf(n: int, s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Choice weights 1/(i+1)**s normalized, and their cdf; the same for every machine, so made once (read-only)."""
+    weights = 1.0 / np.arange(1, n + 1) ** s
     weights = weights / weights.sum()
     cdf = np.cumsum(weights)
     cdf /= cdf[-1]
-    return _SharedFiles(ids, sizes, weights, cdf)
+    weights.flags.writeable = cdf.flags.writeable = False
+    return weights, cdf
 
 
 def _lognormal_bytes(rng: np.random.Generator, median: int, sigma: float, n: int) -> list[int]:
