@@ -19,10 +19,11 @@ then reruns the machine pure). ``tests/test_generate.py`` compares both builds e
 """
 
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
-from cpython.pycapsule cimport PyCapsule_GetPointer
+from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_New
 from libc.math cimport rint
 from libc.stdint cimport int64_t, uint64_t
-from libc.string cimport memcpy
+
+cimport numpy as cnp
 from numpy.random cimport bitgen_t
 from numpy.random.c_distributions cimport (random_bounded_uint64, random_exponential, random_lognormal,
                                            random_poisson, random_standard_uniform, random_uniform)
@@ -33,6 +34,8 @@ import numpy as np
 
 from core.ops import Flag, Op
 from traces import synth
+
+cnp.import_array()
 
 cdef int64_t SEC = 1_000_000
 cdef double POISSON_LAM_MAX = np.iinfo("l").max - np.sqrt(np.iinfo("l").max) * 10  # as numpy's Generator
@@ -50,13 +53,20 @@ cdef int64_t F_NONE = Flag.NONE, F_SHMEM = Flag.SHMEM, F_MAX = Flag.MAX, F_MLOCK
 cdef int64_t F_PAGE = Flag.PAGE, F_SLAB = Flag.SLAB
 
 
-def pods(rng, p, list file_ids, list file_sizes, weights, cdf, list starts, list ends, list names):
-    """Every pod's events (pod ``n`` living [starts[n], ends[n]] us) as an int64 array; names appended."""
+def pods(const int64_t[::1] head, rng, p, list file_ids, list file_sizes, weights, cdf, list starts,
+         list ends, list names):
+    """``head`` (the machine's setup events) then every pod's events (pod ``n`` living [starts[n],
+    ends[n]] us), as one int64 array that owns the buffer they were written to; names appended."""
     cdef _Gen g = _Gen(rng, p, file_ids, file_sizes, weights, cdf, names)
     cdef Py_ssize_t n
+    g.extend(head)
     for n in range(len(starts)):
         g.pod(n, starts[n], ends[n])
     return g.result()
+
+
+cdef void _free_buffer(object capsule) noexcept:
+    PyMem_Free(PyCapsule_GetPointer(capsule, NULL))
 
 
 cdef inline int64_t _trunc(double x) except? -1:
@@ -220,11 +230,23 @@ cdef class _Gen:
         PyMem_Free(self.round_cdf)
 
     cdef object result(self):
-        out = np.empty(self.n, dtype=np.int64)
-        cdef int64_t[::1] view = out
-        if self.n:
-            memcpy(&view[0], self.buf, self.n * sizeof(int64_t))
+        # the buffer, trimmed, handed to a numpy array that frees it: no copy of a machine's events
+        cdef int64_t* trimmed = <int64_t*>PyMem_Realloc(self.buf, max(self.n, 1) * sizeof(int64_t))
+        if not trimmed:
+            raise MemoryError()
+        self.buf = NULL
+        owner = PyCapsule_New(trimmed, NULL, _free_buffer)
+        cdef cnp.npy_intp size = self.n
+        out = cnp.PyArray_SimpleNewFromData(1, &size, cnp.NPY_INT64, trimmed)
+        cnp.set_array_base(out, owner)  # the array keeps the capsule, which frees the buffer
         return out
+
+    cdef int extend(self, const int64_t[::1] values) except -1:
+        cdef Py_ssize_t i
+        for i in range(0, values.shape[0], 8):
+            self.put(values[i], values[i + 1], values[i + 2], values[i + 3], values[i + 4], values[i + 5],
+                     values[i + 6], values[i + 7])
+        return 0
 
     # ------------------------------------------------------------ events, names, draws
 

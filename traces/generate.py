@@ -235,8 +235,9 @@ def machine_events(params: SynthParams, seed: int, index: int,
     ev, files, starts, ends = synth.machine_start(params, rng)
     if module is not None:
         try:
-            tail = module.pods(rng, params, files.ids, files.sizes, files.weights, files.cdf, starts, ends, ev.names)
-            return np.concatenate([np.frombuffer(ev.buf, dtype=np.int64), tail]), ev.names
+            head = np.frombuffer(ev.buf, dtype=np.int64)
+            return module.pods(head, rng, params, files.ids, files.sizes, files.weights, files.cdf, starts, ends,
+                               ev.names), ev.names
         except OverflowError:
             return machine_events(params, seed, index, compiled=False)
     synth.pods(ev, rng, params, files, starts, ends)
