@@ -43,7 +43,6 @@ import pyarrow as pa
 
 from core.ops import Op, format_flags
 from traces import synth, synth_build
-from traces.importers.machine_memory import with_machine_memory
 from traces.schema import TRACE_SCHEMA
 from traces.synth import SEC
 
@@ -195,15 +194,18 @@ PRESETS: dict[str, SynthParams] = {
 
 
 def generate(params: SynthParams, seed: int = 0) -> pa.Table:
-    """The whole fleet's trace: machines in id order, each sorted by time."""
+    """The whole fleet's trace: machines in id order, each sorted by time (one chunk per machine)."""
     problems = SynthParams.problems_of(dataclasses.asdict(params))
     if problems:
         raise ValueError("; ".join(p for _, p in problems))
-    parts = [generate_machine(params, seed, i) for i in range(params.machines)]
-    # each machine's size as a `memory` row, as the importers write it: a replay of the file
-    # (trace=file) then runs machines of the size the sizes were drawn against
-    sizes = {machine_name(i): params.mem_bytes for i in range(params.machines)}
-    table = with_machine_memory(pa.concat_tables(parts), sizes)
+    # each machine's size as a `memory` row first, as the importers write it
+    # (traces.importers.machine_memory): a replay of the file (trace=file) then runs machines of
+    # the size the sizes were drawn against. The row goes in as each machine's table is built,
+    # which saves a gather of the whole fleet's table
+    horizon = int(params.duration_s * SEC)
+    parts = [events_table(*machine_events(params, seed, i), horizon, machine_name(i), memory_bytes=params.mem_bytes)
+             for i in range(params.machines)]
+    table = pa.concat_tables(parts)
     meta = dict(TRACE_SCHEMA.metadata) | {SYNTH_PARAMS_KEY: params.to_json().encode()}
     return table.replace_schema_metadata(meta)
 
@@ -245,15 +247,19 @@ def machine_events(params: SynthParams, seed: int, index: int,
 
 
 # the name tables every machine's table shares: built once (a cell generates thousands of machines)
+_MEMORY = int(Op.MEMORY)
 _OP_NAMES = pa.array([o.name.lower() for o in Op], type=pa.string())
 _FLAG_NAMES = pa.array([format_flags(b) or None for b in range(64)], type=pa.string())  # the generator's flags < 64
 
 
-def events_table(buf: np.ndarray, names: list[str], horizon: int, machine: str) -> pa.Table:
+def events_table(buf: np.ndarray, names: list[str], horizon: int, machine: str,
+                 memory_bytes: int = 0) -> pa.Table:
     """Packed events (int64, 8 per event in emission order, -1 = null) -> a TRACE_SCHEMA table.
 
     Events at or past ``horizon`` are dropped; the rest are sorted by time, ties in emission
     order. Name columns index ``names``; op codes index ``Op``; flags are bits below 64.
+    ``memory_bytes`` > 0 puts a ``memory`` row of that size first, at the first event's time (none
+    without events), as ``traces.importers.machine_memory.with_machine_memory`` does.
     """
     ev = buf.reshape(-1, 8)
     t = ev[:, 0]
@@ -264,7 +270,8 @@ def events_table(buf: np.ndarray, names: list[str], horizon: int, machine: str) 
         kept = np.flatnonzero(keep)
         order = kept[np.argsort(t[kept], kind="stable")]
     # one gather per column, straight from the packed rows (no sorted copy of all eight)
-    t, op, cg, task, obj, off, nb, fl = (ev[:, c].take(order) for c in range(8))
+    memory = (int(t[order[0]]), _MEMORY, -1, -1, -1, -1, memory_bytes, 0) if memory_bytes > 0 and order.size else None
+    t, op, cg, task, obj, off, nb, fl = (_gather(ev[:, c], order, memory and memory[c]) for c in range(8))
     name_array = pa.array(names, type=pa.string())
     arrays = [
         pa.array(t),
@@ -275,6 +282,16 @@ def events_table(buf: np.ndarray, names: list[str], horizon: int, machine: str) 
         _FLAG_NAMES.take(fl.astype(np.int32)),
     ]
     return pa.Table.from_arrays(arrays, schema=TRACE_SCHEMA)
+
+
+def _gather(column: np.ndarray, order: np.ndarray, first: int | None) -> np.ndarray:
+    # column[order], after ``first`` if given
+    if first is None:
+        return column.take(order)
+    out = np.empty(order.size + 1, dtype=np.int64)
+    out[0] = first
+    column.take(order, out=out[1:])
+    return out
 
 
 def _decode(idx: np.ndarray, names: pa.Array) -> pa.Array:
