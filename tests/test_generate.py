@@ -229,3 +229,23 @@ def test_an_edited_generator_source_runs_pure(monkeypatch):
     monkeypatch.setattr(synth_build, "_state", {})
     monkeypatch.setenv("MEMCG_REPLAY_PURE", "1")
     assert synth_build.module() is None and "MEMCG_REPLAY_PURE" in synth_build.describe()
+
+
+@_built
+@pytest.mark.parametrize("seed", range(12))
+def test_compiled_sort_makes_the_numpy_columns(seed):
+    from traces.generate import _MEMORY, sorted_columns
+    r = np.random.default_rng(seed)
+    n = int(r.choice([0, 1, 7, 1000, 70_000]))
+    span = int(r.choice([1, 3, 1 << 20, 1 << 40]))  # few distinct times (ties) .. wide ones (more passes)
+    buf = r.integers(-5, 1 << 33, size=(n, 8), dtype=np.int64)
+    buf[:, 0] = r.integers(-span // 4, span, size=n)
+    buf[:, 2:5] = np.where(r.random((n, 3)) < 0.2, -1, buf[:, 2:5] % 100_000)
+    buf[:, 1], buf[:, 7] = buf[:, 1] % 26, buf[:, 7] % 64
+    buf = buf.reshape(-1)
+    for horizon in (span // 2, span + 1):
+        for memory in (0, 123 << 20):
+            want = sorted_columns(buf, horizon, memory)
+            got = synth_build.module().sorted_columns(buf, horizon, memory, _MEMORY)
+            for w, g in zip(want, got):
+                assert w.dtype == g.dtype and np.array_equal(w, g)

@@ -261,6 +261,32 @@ def events_table(buf: np.ndarray, names: list[str], horizon: int, machine: str,
     ``memory_bytes`` > 0 puts a ``memory`` row of that size first, at the first event's time (none
     without events), as ``traces.importers.machine_memory.with_machine_memory`` does.
     """
+    module = synth_build.module()
+    if module is not None:
+        columns = module.sorted_columns(buf, horizon, memory_bytes, _MEMORY)
+    else:
+        columns = sorted_columns(buf, horizon, memory_bytes)
+    t, op, cg, task, obj, off, nb, fl = columns
+    name_array = pa.array(names, type=pa.string())
+    arrays = [
+        pa.array(t),
+        pa.repeat(machine, t.size),
+        _OP_NAMES.take(op),
+        _decode(cg, name_array), _decode(task, name_array), _decode(obj, name_array),
+        _nullable(off), _nullable(nb),
+        _FLAG_NAMES.take(fl),
+    ]
+    return pa.Table.from_arrays(arrays, schema=TRACE_SCHEMA)
+
+
+def sorted_columns(buf: np.ndarray, horizon: int, memory_bytes: int = 0) -> list[np.ndarray]:
+    """The table's columns as numbers: time, op, cgroup, task, object, offset, bytes, flags.
+
+    In: packed events (int64, 8 per event, emission order). Out: the values of the events before
+    ``horizon``, sorted by time with ties in emission order; time, offset and bytes int64, the
+    others int32 (-1 = null). ``memory_bytes`` > 0: a ``memory`` row first, at the first time.
+    The compiled generator has the same function (a radix sort and one pass over the rows).
+    """
     ev = buf.reshape(-1, 8)
     t = ev[:, 0]
     keep = t < horizon
@@ -271,32 +297,21 @@ def events_table(buf: np.ndarray, names: list[str], horizon: int, machine: str,
         order = kept[np.argsort(t[kept], kind="stable")]
     # one gather per column, straight from the packed rows (no sorted copy of all eight)
     memory = (int(t[order[0]]), _MEMORY, -1, -1, -1, -1, memory_bytes, 0) if memory_bytes > 0 and order.size else None
-    t, op, cg, task, obj, off, nb, fl = (_gather(ev[:, c], order, memory and memory[c]) for c in range(8))
-    name_array = pa.array(names, type=pa.string())
-    arrays = [
-        pa.array(t),
-        pa.repeat(machine, t.size),
-        _OP_NAMES.take(op.astype(np.int32)),
-        _decode(cg, name_array), _decode(task, name_array), _decode(obj, name_array),
-        _nullable(off), _nullable(nb),
-        _FLAG_NAMES.take(fl.astype(np.int32)),
-    ]
-    return pa.Table.from_arrays(arrays, schema=TRACE_SCHEMA)
+    return [_gather(ev[:, c], order, None if memory is None else memory[c], c in (0, 5, 6)) for c in range(8)]
 
 
-def _gather(column: np.ndarray, order: np.ndarray, first: int | None) -> np.ndarray:
-    # column[order], after ``first`` if given
-    if first is None:
-        return column.take(order)
-    out = np.empty(order.size + 1, dtype=np.int64)
-    out[0] = first
-    column.take(order, out=out[1:])
-    return out
+def _gather(column: np.ndarray, order: np.ndarray, first: int | None, wide: bool) -> np.ndarray:
+    # column[order] (int64 if wide, else cast to int32 as astype does), after ``first`` if given
+    out = np.empty(order.size + (first is not None), dtype=np.int64)
+    if first is not None:
+        out[0] = first
+    column.take(order, out=out[1:] if first is not None else out)
+    return out if wide else out.astype(np.int32)
 
 
 def _decode(idx: np.ndarray, names: pa.Array) -> pa.Array:
-    # names[idx], null where idx < 0
-    return names.take(pa.array(idx.astype(np.int32), mask=idx < 0))
+    # names[idx] (int32 ids), null where idx < 0
+    return names.take(pa.array(idx, mask=idx < 0))
 
 
 def _nullable(values: np.ndarray) -> pa.Array:
