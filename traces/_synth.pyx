@@ -22,7 +22,8 @@ cimport cython
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_New
 from libc.math cimport rint
-from libc.stdint cimport int64_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
+from libc.string cimport memcpy
 
 cimport numpy as cnp
 from numpy.random cimport bitgen_t
@@ -516,59 +517,84 @@ def sorted_columns(const int64_t[::1] buf, int64_t horizon, int64_t memory_bytes
 
     In: packed events (8 int64 per event, emission order), the horizon, the size of a ``memory``
     row to put first (0 = none) and its op code. Out: time, op, cgroup, task, object, offset,
-    bytes, flags of the events before the horizon, sorted by time with ties in emission order (an
-    LSD radix sort of the times, stable by construction); time, offset and bytes int64, the others
-    int32 (as numpy's astype casts them).
+    bytes, flags of the events before the horizon, sorted by time with ties in emission order;
+    time, offset and bytes int64, the others int32 (as numpy's astype casts them). The sort is
+    an LSD radix sort of the times, 8 bits a pass, stable by construction; when the time span and
+    the row number fit 64 bits together they are sorted as one number (time above, row below:
+    half the memory), otherwise as times carrying their rows.
     """
     cdef Py_ssize_t total = buf.shape[0] // 8, n = 0, i, first = 0
     cdef int64_t t, tmin = 0, tmax = 0
-    cdef int64_t* order = <int64_t*>PyMem_Malloc(max(total, 1) * sizeof(int64_t))
-    cdef int64_t* spare = <int64_t*>PyMem_Malloc(max(total, 1) * sizeof(int64_t))
-    cdef uint64_t* keys = <uint64_t*>PyMem_Malloc(max(total, 1) * sizeof(uint64_t))
-    cdef uint64_t* spare_keys = <uint64_t*>PyMem_Malloc(max(total, 1) * sizeof(uint64_t))
+    cdef int row_bits = _bit_length(<uint64_t>total), span_bits
+    cdef uint64_t* a = <uint64_t*>PyMem_Malloc(max(total, 1) * sizeof(uint64_t))
+    cdef uint64_t* spare = <uint64_t*>PyMem_Malloc(max(total, 1) * sizeof(uint64_t))
+    cdef uint64_t* keys = NULL
+    cdef uint64_t* spare_keys = NULL
+    cdef uint64_t row_mask = (<uint64_t>1 << row_bits) - 1 if row_bits < 64 else <uint64_t>-1
     try:
-        if not (order and spare and keys and spare_keys):
+        if not (a and spare):
             raise MemoryError()
-        for i in range(total):
+        for i in range(total):  # the rows before the horizon, in emission order
             t = buf[8 * i]
             if t < horizon:
                 if n == 0 or t < tmin:
                     tmin = t
                 if n == 0 or t > tmax:
                     tmax = t
-                order[n] = i
+                a[n] = i
                 n += 1
-        for i in range(n):
-            keys[i] = <uint64_t>(buf[8 * order[i]] - tmin)
-        _radix_sort(keys, order, spare_keys, spare, n, <uint64_t>(tmax - tmin))
+        span_bits = _bit_length(<uint64_t>(tmax - tmin))
+        if row_bits + span_bits <= 64:
+            for i in range(n):
+                a[i] = (<uint64_t>(buf[8 * a[i]] - tmin) << row_bits) | a[i]
+            _radix_sort(a, NULL, spare, NULL, n, row_bits, row_bits + span_bits)
+            for i in range(n):
+                a[i] &= row_mask
+        else:
+            keys = <uint64_t*>PyMem_Malloc(max(n, 1) * sizeof(uint64_t))
+            spare_keys = <uint64_t*>PyMem_Malloc(max(n, 1) * sizeof(uint64_t))
+            if not (keys and spare_keys):
+                raise MemoryError()
+            for i in range(n):
+                keys[i] = <uint64_t>(buf[8 * a[i]] - tmin)
+            _radix_sort(keys, a, spare_keys, spare, n, 0, span_bits)
         if memory_bytes > 0 and n > 0:
             first = 1
         cols = [np.empty(n + first, dtype=np.int64 if c in (0, 5, 6) else np.int32) for c in range(8)]
-        _gather_rows(buf, order, n, first, cols)
+        _gather_rows(buf, <int64_t*>a, n, first, cols)
         if first:
-            for c, v in enumerate((buf[8 * order[0]], memory_op, -1, -1, -1, -1, memory_bytes, 0)):
+            for c, v in enumerate((buf[8 * a[0]], memory_op, -1, -1, -1, -1, memory_bytes, 0)):
                 cols[c][0] = v
         return cols
     finally:
-        PyMem_Free(order)
+        PyMem_Free(a)
         PyMem_Free(spare)
         PyMem_Free(keys)
         PyMem_Free(spare_keys)
 
 
+cdef inline int _bit_length(uint64_t x) noexcept:
+    cdef int bits = 0
+    while x:
+        bits += 1
+        x >>= 1
+    return bits
+
+
 @cython.overflowcheck(False)  # counts and indices below n
-cdef void _radix_sort(uint64_t* keys, int64_t* order, uint64_t* spare_keys, int64_t* spare, Py_ssize_t n,
-                      uint64_t span) noexcept:
-    # LSD radix sort of (keys, order) by keys, 8 bits a pass, only as many passes as span needs;
-    # each pass is stable, so equal keys keep their order (emission order)
+cdef void _radix_sort(uint64_t* keys, uint64_t* carried, uint64_t* spare_keys, uint64_t* spare_carried,
+                      Py_ssize_t n, int lo_bit, int hi_bit) noexcept:
+    # LSD radix sort of keys (and ``carried`` with them, unless NULL) by bits lo_bit..hi_bit of the
+    # keys, 8 a pass; each pass is stable, so keys equal in those bits keep their order. The
+    # result is left in keys / carried
     cdef Py_ssize_t count[256]
     cdef Py_ssize_t i, total, c
-    cdef int shift = 0
+    cdef int shift = lo_bit
     cdef uint64_t* k_from = keys
     cdef uint64_t* k_to = spare_keys
-    cdef int64_t* o_from = order
-    cdef int64_t* o_to = spare
-    while shift < 64 and (span >> shift) != 0:
+    cdef uint64_t* o_from = carried
+    cdef uint64_t* o_to = spare_carried
+    while shift < hi_bit:
         for i in range(256):
             count[i] = 0
         for i in range(n):
@@ -581,14 +607,17 @@ cdef void _radix_sort(uint64_t* keys, int64_t* order, uint64_t* spare_keys, int6
         for i in range(n):
             c = (k_from[i] >> shift) & 255
             k_to[count[c]] = k_from[i]
-            o_to[count[c]] = o_from[i]
+            if o_from != NULL:
+                o_to[count[c]] = o_from[i]
             count[c] += 1
         k_from, k_to = k_to, k_from
         o_from, o_to = o_to, o_from
         shift += 8
-    if o_from != order:  # an odd number of passes: the result is in the spare arrays
+    if k_from != keys:  # an odd number of passes: the result is in the spare arrays
         for i in range(n):
-            order[i] = o_from[i]
+            keys[i] = k_from[i]
+            if o_from != NULL:
+                carried[i] = o_from[i]
 
 
 @cython.overflowcheck(False)  # indices below n + 1
@@ -617,3 +646,46 @@ cdef int _gather_rows(const int64_t[::1] buf, const int64_t* order, Py_ssize_t n
         nb[j] = row[6]
         fl[j] = <int>row[7]
     return 0
+
+
+@cython.overflowcheck(False)  # lengths summed in int64 and checked against the int32 offsets' limit
+def take_strings(const int32_t[::1] offsets, const uint8_t[::1] data, const int32_t[::1] ids):
+    """``names.take(ids)`` for a string array given as its offsets and data (ids < 0: null), or None.
+
+    Out: (offsets, data, validity bitmap or None, null count) of the result, each an exact-size
+    numpy array (Arrow's take grows its data buffer by doubling, and each growth is fresh pages),
+    or None when the result would not fit a string array's int32 offsets (the caller then lets
+    Arrow say so).
+    """
+    cdef Py_ssize_t n = ids.shape[0], i, nulls = 0
+    cdef int64_t size = 0
+    cdef int32_t k, at, length
+    for i in range(n):
+        k = ids[i]
+        if k < 0:
+            nulls += 1
+        else:
+            size += offsets[k + 1] - offsets[k]
+    if size > 2147483647:
+        return None
+    out_offsets = np.empty(n + 1, dtype=np.int32)
+    out_data = np.empty(max(size, 1), dtype=np.uint8)
+    validity = np.zeros((n + 7) // 8, dtype=np.uint8) if nulls else None
+    cdef int32_t[::1] o = out_offsets
+    cdef uint8_t[::1] d = out_data
+    cdef uint8_t[::1] v
+    if nulls:
+        v = validity
+    at = 0
+    o[0] = 0
+    for i in range(n):
+        k = ids[i]
+        if k >= 0:
+            length = offsets[k + 1] - offsets[k]
+            if length:
+                memcpy(&d[at], &data[offsets[k]], length)
+            at += length
+            if nulls:
+                v[i >> 3] |= <uint8_t>(1 << (i & 7))
+        o[i + 1] = at
+    return out_offsets, out_data, validity, nulls

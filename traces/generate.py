@@ -37,6 +37,7 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 import pyarrow as pa
@@ -272,7 +273,7 @@ def events_table(buf: np.ndarray, names: list[str], horizon: int, machine: str,
         pa.array(t),
         pa.repeat(machine, t.size),
         _OP_NAMES.take(op),
-        _decode(cg, name_array), _decode(task, name_array), _decode(obj, name_array),
+        *(_decode(ids, name_array, module) for ids in (cg, task, obj)),
         _nullable(off), _nullable(nb),
         _FLAG_NAMES.take(fl),
     ]
@@ -309,8 +310,17 @@ def _gather(column: np.ndarray, order: np.ndarray, first: int | None, wide: bool
     return out if wide else out.astype(np.int32)
 
 
-def _decode(idx: np.ndarray, names: pa.Array) -> pa.Array:
-    # names[idx] (int32 ids), null where idx < 0
+def _decode(idx: np.ndarray, names: pa.Array, module: ModuleType | None) -> pa.Array:
+    """names[idx] (int32 ids), null where idx < 0: the compiled generator's exact-size take, else Arrow's."""
+    if module is not None and names.offset == 0 and names.null_count == 0:
+        _, offsets, data = names.buffers()
+        taken = module.take_strings(np.frombuffer(offsets, dtype=np.int32, count=len(names) + 1),
+                                    np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(1, np.uint8),
+                                    idx)
+        if taken is not None:
+            off, chars, validity, nulls = taken
+            return pa.Array.from_buffers(pa.string(), idx.size, [None if validity is None else pa.py_buffer(validity),
+                                                                 pa.py_buffer(off), pa.py_buffer(chars)], nulls)
     return names.take(pa.array(idx, mask=idx < 0))
 
 
