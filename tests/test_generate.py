@@ -256,14 +256,16 @@ def test_compiled_sort_makes_the_numpy_columns(seed):
 def test_compiled_string_take_makes_arrows(seed):
     import pyarrow as pa
 
-    from traces.generate import _decode
+    from traces.generate import _take_names
     r = np.random.default_rng(seed)
-    names = pa.array(["", "/pod-1", "kmem:p1c0t0:dentries", "é/ünïcode", "x" * 300] +
-                     [f"n{i}" for i in range(int(r.integers(0, 5000)))], type=pa.string())
+    names = ["", "/pod-1", "kmem:p1c0t0:dentries", "é/ünïcode", "x" * 300, None] + [
+        f"n{i}" for i in range(int(r.integers(0, 5000)))]
     for nulls in (0.0, 0.3, 1.0):
         ids = r.integers(0, len(names), size=int(r.choice([0, 1, 9, 10_000]))).astype(np.int32)
         ids[r.random(ids.size) < nulls] = -1
-        got = _decode(ids, names, synth_build.module())
-        want = names.take(pa.array(ids, mask=ids < 0))
+        got, = _take_names(synth_build.module(), names, [ids])
+        want = pa.array(names, type=pa.string()).take(pa.array(ids, mask=ids < 0))
         got.validate(full=True)
         assert got.equals(want) and got.null_count == want.null_count
+    with pytest.raises(IndexError):
+        _take_names(synth_build.module(), names, [np.array([len(names)], dtype=np.int32)])

@@ -21,6 +21,7 @@ then reruns the machine pure). ``tests/test_generate.py`` compares both builds e
 cimport cython
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_New
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from libc.math cimport rint
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 from libc.string cimport memcpy
@@ -648,24 +649,48 @@ cdef int _gather_rows(const int64_t[::1] buf, const int64_t* order, Py_ssize_t n
     return 0
 
 
-@cython.overflowcheck(False)  # lengths summed in int64 and checked against the int32 offsets' limit
-def take_strings(const int32_t[::1] offsets, const uint8_t[::1] data, const int32_t[::1] ids):
-    """``names.take(ids)`` for a string array given as its offsets and data (ids < 0: null), or None.
+def take_names(list names, list id_arrays):
+    """``pa.array(names, pa.string()).take(ids)`` for each of ``id_arrays`` (int32; ids < 0 and
+    None names: null), as buffers.
 
-    Out: (offsets, data, validity bitmap or None, null count) of the result, each an exact-size
-    numpy array (Arrow's take grows its data buffer by doubling, and each growth is fresh pages),
-    or None when the result would not fit a string array's int32 offsets (the caller then lets
-    Arrow say so).
+    Out: per id array (offsets, data, validity bitmap or None, null count) of the string array,
+    each an exact-size numpy array, the UTF-8 bytes copied from the ``str`` objects themselves (no
+    Arrow array of the names is built, and Arrow's take would grow its data buffer by doubling,
+    each growth fresh pages); None where the result would not fit a string array's int32 offsets
+    (the caller then lets Arrow say so). An id past the names is an IndexError, as in Arrow.
     """
+    cdef Py_ssize_t m = len(names), i, length
+    cdef const char** text = <const char**>PyMem_Malloc(max(m, 1) * sizeof(char*))
+    cdef Py_ssize_t* lengths = <Py_ssize_t*>PyMem_Malloc(max(m, 1) * sizeof(Py_ssize_t))
+    try:
+        if not (text and lengths):
+            raise MemoryError()
+        for i in range(m):  # each name's UTF-8 bytes (CPython keeps them with the str), NULL for None
+            name = names[i]
+            if name is None:
+                text[i], lengths[i] = NULL, 0
+            else:
+                text[i] = PyUnicode_AsUTF8AndSize(name, &length)
+                lengths[i] = length
+        return [_take(text, lengths, m, ids) for ids in id_arrays]
+    finally:
+        PyMem_Free(text)
+        PyMem_Free(lengths)
+
+
+@cython.overflowcheck(False)  # lengths summed in int64 and checked against the int32 offsets' limit
+cdef object _take(const char** text, const Py_ssize_t* lengths, Py_ssize_t m, const int32_t[::1] ids):
     cdef Py_ssize_t n = ids.shape[0], i, nulls = 0
-    cdef int64_t size = 0
-    cdef int32_t k, at, length
+    cdef int32_t k
+    cdef int64_t size = 0, at = 0
     for i in range(n):
         k = ids[i]
-        if k < 0:
+        if k >= m:
+            raise IndexError(f"name id {k} past the {m} names")
+        if k < 0 or text[k] == NULL:
             nulls += 1
         else:
-            size += offsets[k + 1] - offsets[k]
+            size += lengths[k]
     if size > 2147483647:
         return None
     out_offsets = np.empty(n + 1, dtype=np.int32)
@@ -676,16 +701,14 @@ def take_strings(const int32_t[::1] offsets, const uint8_t[::1] data, const int3
     cdef uint8_t[::1] v
     if nulls:
         v = validity
-    at = 0
     o[0] = 0
     for i in range(n):
         k = ids[i]
-        if k >= 0:
-            length = offsets[k + 1] - offsets[k]
-            if length:
-                memcpy(&d[at], &data[offsets[k]], length)
-            at += length
+        if k >= 0 and text[k] != NULL:
+            if lengths[k]:
+                memcpy(&d[at], text[k], lengths[k])
+            at += lengths[k]
             if nulls:
                 v[i >> 3] |= <uint8_t>(1 << (i & 7))
-        o[i + 1] = at
+        o[i + 1] = <int32_t>at
     return out_offsets, out_data, validity, nulls

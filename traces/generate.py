@@ -249,8 +249,10 @@ def machine_events(params: SynthParams, seed: int, index: int,
 
 # the name tables every machine's table shares: built once (a cell generates thousands of machines)
 _MEMORY = int(Op.MEMORY)
-_OP_NAMES = pa.array([o.name.lower() for o in Op], type=pa.string())
-_FLAG_NAMES = pa.array([format_flags(b) or None for b in range(64)], type=pa.string())  # the generator's flags < 64
+_OP_LIST: list[str | None] = [o.name.lower() for o in Op]
+_FLAG_LIST: list[str | None] = [format_flags(b) or None for b in range(64)]  # the generator's flags are < 64
+_OP_NAMES = pa.array(_OP_LIST, type=pa.string())
+_FLAG_NAMES = pa.array(_FLAG_LIST, type=pa.string())
 
 
 def events_table(buf: np.ndarray, names: list[str], horizon: int, machine: str,
@@ -268,16 +270,27 @@ def events_table(buf: np.ndarray, names: list[str], horizon: int, machine: str,
     else:
         columns = sorted_columns(buf, horizon, memory_bytes)
     t, op, cg, task, obj, off, nb, fl = columns
-    name_array = pa.array(names, type=pa.string())
-    arrays = [
-        pa.array(t),
-        pa.repeat(machine, t.size),
-        _OP_NAMES.take(op),
-        *(_decode(ids, name_array, module) for ids in (cg, task, obj)),
-        _nullable(off), _nullable(nb),
-        _FLAG_NAMES.take(fl),
-    ]
+    if module is not None:  # the strings copied once into exact-size buffers, straight from the lists
+        strings = [*_take_names(module, _OP_LIST, [op]), *_take_names(module, names, [cg, task, obj]),
+                   *_take_names(module, _FLAG_LIST, [fl])]
+    else:
+        name_array = pa.array(names, type=pa.string())
+        strings = [_OP_NAMES.take(op), *(_decode(ids, name_array) for ids in (cg, task, obj)), _FLAG_NAMES.take(fl)]
+    arrays = [pa.array(t), pa.repeat(machine, t.size), *strings[:4], _nullable(off), _nullable(nb), strings[4]]
     return pa.Table.from_arrays(arrays, schema=TRACE_SCHEMA)
+
+
+def _take_names(module: ModuleType, names: list[str | None], id_arrays: list[np.ndarray]) -> list[pa.Array]:
+    """``pa.array(names).take(ids)`` for each ids, null where ids < 0, by the compiled ``take_names``."""
+    out = []
+    for ids, taken in zip(id_arrays, module.take_names(names, id_arrays)):
+        if taken is None:  # past a string array's size: Arrow's take says so
+            out.append(pa.array(names, type=pa.string()).take(pa.array(ids, mask=ids < 0)))
+            continue
+        offsets, data, validity, nulls = taken
+        buffers = [None if validity is None else pa.py_buffer(validity), pa.py_buffer(offsets), pa.py_buffer(data)]
+        out.append(pa.Array.from_buffers(pa.string(), ids.size, buffers, nulls))
+    return out
 
 
 def sorted_columns(buf: np.ndarray, horizon: int, memory_bytes: int = 0) -> list[np.ndarray]:
@@ -310,17 +323,8 @@ def _gather(column: np.ndarray, order: np.ndarray, first: int | None, wide: bool
     return out if wide else out.astype(np.int32)
 
 
-def _decode(idx: np.ndarray, names: pa.Array, module: ModuleType | None) -> pa.Array:
-    """names[idx] (int32 ids), null where idx < 0: the compiled generator's exact-size take, else Arrow's."""
-    if module is not None and names.offset == 0 and names.null_count == 0:
-        _, offsets, data = names.buffers()
-        taken = module.take_strings(np.frombuffer(offsets, dtype=np.int32, count=len(names) + 1),
-                                    np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(1, np.uint8),
-                                    idx)
-        if taken is not None:
-            off, chars, validity, nulls = taken
-            return pa.Array.from_buffers(pa.string(), idx.size, [None if validity is None else pa.py_buffer(validity),
-                                                                 pa.py_buffer(off), pa.py_buffer(chars)], nulls)
+def _decode(idx: np.ndarray, names: pa.Array) -> pa.Array:
+    # names[idx] (int32 ids), null where idx < 0
     return names.take(pa.array(idx, mask=idx < 0))
 
 
