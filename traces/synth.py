@@ -108,8 +108,11 @@ def _zipf(n: int, s: float) -> tuple[np.ndarray, np.ndarray]:
 
 def _lognormal_bytes(rng: np.random.Generator, median: int, sigma: float, n: int) -> list[int]:
     """``n`` sizes, whole 4 KiB pages (rounded half to even, as ``np.round``), at least one page."""
-    raw = rng.lognormal(math.log(max(median, 4096)), sigma, n).tolist()
-    return [max(round(x / 4096), 1) * 4096 for x in raw]
+    raw = rng.lognormal(math.log(max(median, 4096)), sigma, n)
+    pages = raw / 4096
+    if n > 8 and np.all(pages < 2.0**50):  # np.rint rounds half to even as round() does; exact below 2**50 pages
+        return (np.maximum(np.rint(pages), 1.0).astype(np.int64) * 4096).tolist()
+    return [max(round(x), 1) * 4096 for x in pages.tolist()]
 
 
 def _choose(rng: np.random.Generator, shared: _SharedFiles, k: int) -> list[int]:
