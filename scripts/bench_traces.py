@@ -17,6 +17,7 @@ checkout has, so it measures the whole old generator, whatever its modules.
 
     python scripts/bench_traces.py [--preset machine_day] [--duration-s S] [--machines N] [--repeat K]
     python scripts/bench_traces.py --ab /tmp/old --preset google2011_cell --machines 50 --duration-s 172800
+    python scripts/bench_traces.py --ab /tmp/old --shard --preset google2011_cell --machines 300 --duration-s 126144
 """
 
 from __future__ import annotations
@@ -92,22 +93,32 @@ def _params(preset: str, duration_s: float | None, machines: int | None) -> Any:
     return params
 
 
-# run in a fresh interpreter with one checkout first on the path: its generate, timed alone
+# run in a fresh interpreter with one checkout first on the path: its generate (or, --shard, its
+# machines concatenated as replay.shard does), timed alone
 _ONE_RUN = """
 import dataclasses, json, sys, time
-from traces.generate import PRESETS, generate
+import pyarrow as pa
+from traces.generate import PRESETS, generate, generate_machine
 over = json.loads(sys.argv[1])
+shard = over.pop("shard")
 params = dataclasses.replace(PRESETS[over.pop("preset")], **over)
 generate(dataclasses.replace(params, machines=1, duration_s=min(params.duration_s, 600.0)), 0)  # warm-up
 c = time.process_time()
-rows = generate(params, 0).num_rows
+if shard:
+    rows = pa.concat_tables([generate_machine(params, 0, i) for i in range(params.machines)]).num_rows
+else:
+    rows = generate(params, 0).num_rows
 print(json.dumps({"rows": rows, "cpu": time.process_time() - c}))
 """
 
 
-def ab(old: Path, preset: str, duration_s: float | None, machines: int | None, rounds: int) -> dict[str, list]:
-    """``generate`` of ``old`` and of this checkout, alternately in fresh interpreters: (rows, CPU s) per run."""
-    over = {"preset": preset, **({"duration_s": duration_s} if duration_s else {}),
+def ab(old: Path, preset: str, duration_s: float | None, machines: int | None, rounds: int,
+       shard: bool = False) -> dict[str, list]:
+    """``generate`` of ``old`` and of this checkout, alternately in fresh interpreters: (rows, CPU s) per run.
+
+    ``shard``: each machine by ``generate_machine``, concatenated, as a replay shard makes its
+    table (no ``memory`` rows)."""
+    over = {"preset": preset, "shard": shard, **({"duration_s": duration_s} if duration_s else {}),
             **({"machines": machines} if machines else {})}
     trees = {"old": old.resolve(), "new": Path(__file__).resolve().parents[1]}
     runs: dict[str, list] = {k: [] for k in trees}
@@ -120,7 +131,8 @@ def ab(old: Path, preset: str, duration_s: float | None, machines: int | None, r
             runs[k].append((r["rows"], r["cpu"]))
     for k, v in runs.items():
         rates = [n / c / 1e6 for n, c in v]
-        print(f"generate {k:3s} {v[0][0]:,} rows | cpu s {', '.join(f'{c:.3f}' for _, c in v)} | "
+        label = "shard generate" if shard else "generate"
+        print(f"{label} {k:3s} {v[0][0]:,} rows | cpu s {', '.join(f'{c:.3f}' for _, c in v)} | "
               f"M rows/cpu-s {', '.join(f'{x:.2f}' for x in rates)} (best {max(rates):.2f})", flush=True)
     print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
     return runs
@@ -136,9 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=1, help="runs of generate and batches (medians are printed)")
     ap.add_argument("--ab", type=Path, metavar="OLD", help="compare generate with this old checkout (see above)")
     ap.add_argument("--rounds", type=int, default=3, help="with --ab: runs of each version, alternating")
+    ap.add_argument("--shard", action="store_true", help="with --ab: generate_machine per machine, as replay shards")
     args = ap.parse_args(argv)
     if args.ab:
-        ab(args.ab, args.preset, args.duration_s, args.machines, args.rounds)
+        ab(args.ab, args.preset, args.duration_s, args.machines, args.rounds, args.shard)
         return 0
     result = run(args.preset, args.duration_s, args.seed, args.machines, args.repeat)
     return 1 if result["problems"] else 0
