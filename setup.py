@@ -81,7 +81,7 @@ class OptionalBuildExt(build_ext):
             return
         built = [e.name.split(".")[-1] for e in self.extensions if Path(self.get_ext_fullpath(e.name)).exists()]
         hashes = {m: h for m, h in source_hashes().items() if m in built}
-        traces = {"_synth": _synth_hash()} if "_synth" in built else {}
+        traces = {"_synth": _synth_hash(), "_synth_numpy": _numpy_minor()} if "_synth" in built else {}
         for base in {Path(self.build_lib), ROOT} if self.inplace else {Path(self.build_lib)}:
             for name, record in ((BUILD_FILE, hashes), (TRACES_BUILD_FILE, traces)):
                 target = base / name
@@ -135,6 +135,12 @@ def _traces_extensions() -> list[Extension]:
     return [Extension("traces._synth", ["traces/_synth.pyx"], include_dirs=[numpy.get_include()],
                       library_dirs=[str(lib)], libraries=["npyrandom", "m"],
                       extra_compile_args=["-O2", "-g0", "-ffp-contract=off"])]
+
+
+def _numpy_minor() -> str:
+    # the numpy whose random C library the generator was linked with: its draws are that version's
+    import numpy
+    return ".".join(numpy.__version__.split(".")[:2])
 
 
 def _synth_hash() -> str:

@@ -227,6 +227,13 @@ def test_an_edited_generator_source_runs_pure(monkeypatch):
         assert synth_build.module() is None
     assert "edited" in synth_build.describe()
     monkeypatch.setattr(synth_build, "_state", {})
+    monkeypatch.undo()
+    monkeypatch.setattr(synth_build, "_state", {})
+    monkeypatch.setattr(synth_build.np, "__version__", "9.9.0")
+    with pytest.warns(RuntimeWarning, match="built with numpy"):
+        assert synth_build.module() is None
+    monkeypatch.undo()
+    monkeypatch.setattr(synth_build, "_state", {})
     monkeypatch.setenv("MEMCG_REPLAY_PURE", "1")
     assert synth_build.module() is None and "MEMCG_REPLAY_PURE" in synth_build.describe()
 

@@ -5,7 +5,9 @@ the SHA-256 of its sources (``traces/synth.py``, the pure reference, then ``trac
 in ``traces/_build.json``. The compiled module runs only when that hash matches the sources as
 they are now, so an edit to either file runs the pure generator (with one warning naming it)
 until the next build: a stale build never shadows an edited generator. ``MEMCG_REPLAY_PURE=1``
-runs the pure one anyway. Both give the same events for every seed (``tests/test_generate.py``).
+runs the pure one anyway. The build also records numpy's version (major.minor): the compiled draws
+are the linked numpy's, the pure ones the running numpy's, so another version runs pure too. Both
+give the same events for every seed (``tests/test_generate.py``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import os
 import warnings
 from pathlib import Path
 from types import ModuleType
+
+import numpy as np
 
 _HERE = Path(__file__).resolve().parent
 SOURCES = ("synth.py", "_synth.pyx")  #: what the compiled build is made from, in hash order
@@ -48,9 +52,15 @@ def _load() -> tuple[ModuleType | None, str]:
     if os.environ.get("MEMCG_REPLAY_PURE", "") not in ("", "0"):
         return None, "MEMCG_REPLAY_PURE is set"
     try:
-        recorded = json.loads((_HERE / "_build.json").read_text())["compiled"]["_synth"]
+        build = json.loads((_HERE / "_build.json").read_text())["compiled"]
+        recorded = build["_synth"]
     except (OSError, ValueError, KeyError, TypeError):
         return None, "not built"
+    built_numpy, numpy_now = build.get("_synth_numpy"), ".".join(np.__version__.split(".")[:2])
+    if built_numpy != numpy_now:  # its draws are the linked numpy's; Generator's may differ in another version
+        warnings.warn(f"traces: the compiled generator was built with numpy {built_numpy}, this is {numpy_now}; "
+                      "the pure generator runs until the next build", RuntimeWarning, stacklevel=3)
+        return None, f"built with numpy {built_numpy}, running {numpy_now}"
     try:
         mod = importlib.import_module("traces._synth")
     except ImportError as exc:
