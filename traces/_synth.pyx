@@ -1,12 +1,11 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
-"""The pods of one machine, compiled: ``traces.synth.pods`` made with numpy's C random API.
+"""One machine's events, compiled: ``traces.synth`` made with numpy's C random API.
 
-In: the machine's ``numpy.random.Generator`` right after ``traces.synth.machine_start`` (its bit
-generator is drawn from directly, through its ``bitgen_t``), the ``SynthParams``, the shared
-files (ids, sizes, choice weights and cdf), the pods' lifetimes and the machine's list of names.
-Out: the pods' events as an int64 array in ``traces.synth``'s packed format (8 values per event,
-emission order); names are appended to the list. The generator is left where ``traces.synth.pods``
-would leave it.
+In: the machine's fresh ``numpy.random.Generator`` (its bit generator is drawn from directly,
+through its ``bitgen_t``) and the ``SynthParams``. Out (``machine``): the events as an int64
+array in ``traces.synth``'s packed format (8 values per event, emission order) and the list of
+names, the same as ``traces.synth.machine_start`` and ``traces.synth.pods`` make. Also the
+table's columns (``sorted_columns``, ``take_names``), as ``traces.generate`` builds them.
 
 Every function mirrors its namesake in ``traces/synth.py`` line for line: the same draws in the
 same order, each through the C function numpy's ``Generator`` method calls (``integers`` ->
@@ -56,16 +55,55 @@ cdef int64_t F_NONE = Flag.NONE, F_SHMEM = Flag.SHMEM, F_MAX = Flag.MAX, F_MLOCK
 cdef int64_t F_PAGE = Flag.PAGE, F_SLAB = Flag.SLAB
 
 
-def pods(const int64_t[::1] head, rng, p, list file_ids, list file_sizes, weights, cdf, list starts,
-         list ends, list names):
-    """``head`` (the machine's setup events) then every pod's events (pod ``n`` living [starts[n],
-    ends[n]] us), as one int64 array that owns the buffer they were written to; names appended."""
-    cdef _Gen g = _Gen(rng, p, file_ids, file_sizes, weights, cdf, names)
-    cdef Py_ssize_t n
-    g.extend(head)
-    for n in range(len(starts)):
-        g.pod(n, starts[n], ends[n])
-    return g.result()
+def machine(rng, p):
+    """``traces.synth.machine_start`` then ``traces.synth.pods``, compiled: (events, names).
+
+    In: the machine's fresh ``Generator`` and the parameters. Out: the machine's packed events as
+    an int64 array that owns the buffer they were written to, and its list of names. A parameter
+    numpy would reject, or a value an int64 cannot hold, raises OverflowError (the caller reruns
+    the machine pure, which raises numpy's own error if there is one).
+    """
+    cdef bitgen_t* bg = <bitgen_t*>PyCapsule_GetPointer(rng.bit_generator.capsule, "BitGenerator")
+    cdef Py_ssize_t n_files = p.shared_files, n_pods, i
+    cdef double sigma = p.shared_file_bytes_sigma, mu, low, high, span, lam
+    if not (sigma >= 0 and p.pod_lifetime_sigma >= 0):
+        raise OverflowError("a negative sigma: numpy's lognormal rejects it, the pure generator says so")
+    # synth._machine_setup: the shared files' sizes, names and choice weights
+    mu = math.log(max(p.shared_file_bytes_median, 4096))
+    sizes = [_pages_of(random_lognormal(bg, mu, sigma)) for i in range(n_files)]
+    names = list(synth._layer_names(n_files))
+    weights, cdf = synth._zipf(n_files, p.shared_zipf_s)
+    cdef _Gen g = _Gen(rng, p, list(range(n_files)), sizes, weights, cdf, names)
+    if p.swap_bytes > 0:
+        g.put(0, SWAP_ON, -1, -1, -1, -1, p.swap_bytes, 0)
+    for i in range(n_files):
+        g.put(0, FILE_CREATE, -1, -1, i, -1, sizes[i], 0)
+    # synth.machine_start: the pod count, their arrival times (sorted) and lifetimes, as numpy draws them
+    lam = p.pod_arrival_per_s * p.duration_s
+    if not (0 <= lam <= POISSON_LAM_MAX):
+        raise OverflowError("a pod rate numpy's poisson rejects: the pure generator says so")
+    n_pods = random_poisson(bg, lam)
+    low, high = 0.0, p.duration_s
+    span = high - low
+    if not (-1e308 < span < 1e308):
+        raise OverflowError("Range exceeds valid bounds")
+    arrivals = np.empty(n_pods, dtype=np.float64)
+    cdef double[::1] at = arrivals
+    for i in range(n_pods):
+        at[i] = random_uniform(bg, low, span)
+    arrivals.sort()
+    mu, sigma = math.log(p.pod_lifetime_median_s), p.pod_lifetime_sigma
+    lifetimes = np.empty(n_pods, dtype=np.float64)  # every lifetime is drawn before any pod's draws
+    cdef double[::1] life = lifetimes
+    for i in range(n_pods):
+        life[i] = random_lognormal(bg, mu, sigma)
+        if not (life[i] >= 1.0 or life[i] != life[i]):  # np.maximum(life, 1.0): NaN stays NaN
+            life[i] = 1.0
+    cdef int64_t start
+    for i in range(n_pods):
+        start = _trunc(at[i] * <double>SEC) + 1  # t=0 belongs to the machine setup
+        g.pod(i, start, start + _trunc(life[i] * <double>SEC))
+    return g.result(), names
 
 
 cdef void _free_buffer(object capsule) noexcept:
@@ -243,13 +281,6 @@ cdef class _Gen:
         out = cnp.PyArray_SimpleNewFromData(1, &size, cnp.NPY_INT64, trimmed)
         cnp.set_array_base(out, owner)  # the array keeps the capsule, which frees the buffer
         return out
-
-    cdef int extend(self, const int64_t[::1] values) except -1:
-        cdef Py_ssize_t i
-        for i in range(0, values.shape[0], 8):
-            self.put(values[i], values[i + 1], values[i + 2], values[i + 3], values[i + 4], values[i + 5],
-                     values[i + 6], values[i + 7])
-        return 0
 
     # ------------------------------------------------------------ events, names, draws
 

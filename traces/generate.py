@@ -235,14 +235,12 @@ def machine_events(params: SynthParams, seed: int, index: int,
     if compiled and module is None:
         raise RuntimeError(f"traces: no current compiled generator ({synth_build.describe()})")
     rng = np.random.default_rng([seed, index])
-    ev, files, starts, ends = synth.machine_start(params, rng)
     if module is not None:
         try:
-            head = np.frombuffer(ev.buf, dtype=np.int64)
-            return module.pods(head, rng, params, files.ids, files.sizes, files.weights, files.cdf, starts, ends,
-                               ev.names), ev.names
+            return module.machine(rng, params)
         except OverflowError:
             return machine_events(params, seed, index, compiled=False)
+    ev, files, starts, ends = synth.machine_start(params, rng)
     synth.pods(ev, rng, params, files, starts, ends)
     return np.frombuffer(ev.buf, dtype=np.int64), ev.names
 
