@@ -226,10 +226,11 @@ def machine_events(params: SynthParams, seed: int, index: int,
                    compiled: bool | None = None) -> tuple[np.ndarray, list[str]]:
     """Machine ``index``'s packed events (``traces.synth``'s int64 format, emission order) and names.
 
-    The pods' events come from the compiled mirror of ``traces.synth`` when it is built and
-    current (``traces.synth_build``), else from ``traces.synth``: the same draws, the same
-    buffer. ``compiled`` forces one or the other (True needs the build). A value the compiled
-    build cannot hold in a C integer (an OverflowError) reruns the machine pure.
+    The events come from the compiled mirror of ``traces.synth`` (``traces._synth.machine``) when
+    it is built and current (``traces.synth_build``), else from ``traces.synth``: the same draws,
+    the same buffer and names. ``compiled`` forces one or the other (True needs the build). Where
+    the compiled build raises OverflowError (a value an int64 cannot hold, a parameter numpy would
+    reject) the machine is rerun pure, which gives Python's result or numpy's own error.
     """
     module = synth_build.module() if compiled is None or compiled else None
     if compiled and module is None:
