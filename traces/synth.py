@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 SEC = 1_000_000  #: microseconds per second
 _MAX_ACCESSES = 200  # per task: keeps a days-long task from dominating a machine's events
+_FEW = 16  # re-reads or log writes made row by row in Python below this, as numpy blocks above
 
 
 def machine_start(p: SynthParams, rng: np.random.Generator) -> tuple[_Events, _SharedFiles, list[int], list[int]]:
@@ -109,10 +110,11 @@ def _zipf(n: int, s: float) -> tuple[np.ndarray, np.ndarray]:
 def _lognormal_bytes(rng: np.random.Generator, median: int, sigma: float, n: int) -> list[int]:
     """``n`` sizes, whole 4 KiB pages (rounded half to even, as ``np.round``), at least one page."""
     raw = rng.lognormal(math.log(max(median, 4096)), sigma, n)
-    pages = raw / 4096
-    if n > 8 and np.all(pages < 2.0**50):  # np.rint rounds half to even as round() does; exact below 2**50 pages
-        return (np.maximum(np.rint(pages), 1.0).astype(np.int64) * 4096).tolist()
-    return [max(round(x), 1) * 4096 for x in pages.tolist()]
+    if n > 8:  # a machine's shared files: np.rint rounds half to even as round() does, exact below 2**50 pages
+        pages = raw / 4096
+        if np.all(pages < 2.0**50):
+            return (np.maximum(np.rint(pages), 1.0).astype(np.int64) * 4096).tolist()
+    return [max(round(x / 4096), 1) * 4096 for x in raw.tolist()]
 
 
 def _choose(rng: np.random.Generator, shared: _SharedFiles, k: int) -> list[int]:
@@ -183,6 +185,7 @@ class _Pod:
     mapped: list[int] = dataclasses.field(default_factory=list)  # image files every task maps at start
     file_obj: np.ndarray | None = None  # image files as arrays, for re-reads
     file_pages: np.ndarray | None = None
+    file_pages_list: list[int] = dataclasses.field(default_factory=list)  # the same as ints, for a few re-reads
 
 
 def _pod(ev: _Events, rng: np.random.Generator, p: SynthParams, shared: _SharedFiles,
@@ -220,7 +223,8 @@ def _pod_files(pod: _Pod) -> None:
     pod.mapped = [obj for obj, _, m in pod.files if m]
     if pod.files:
         pod.file_obj = np.array([f[0] for f in pod.files], dtype=np.int64)
-        pod.file_pages = np.array([f[1] // 4096 for f in pod.files], dtype=np.int64)
+        pod.file_pages_list = [f[1] // 4096 for f in pod.files]
+        pod.file_pages = np.array(pod.file_pages_list, dtype=np.int64)
 
 
 def _pod_teardown(ev: _Events, rng: np.random.Generator, p: SynthParams, pod: _Pod, cg: int,
@@ -362,21 +366,38 @@ def _read_volume(ev: _Events, rng: np.random.Generator, p: SynthParams, pod: _Po
 
 def _reaccess(ev: _Events, rng: np.random.Generator, pod: _Pod, task: int, n: int, lo: int, hi: int) -> None:
     """Re-read random ranges of the pod's image files (refaults after reclaim charge the reader)."""
-    times = np.sort(np.array(_integers(rng, lo, hi, n), dtype=np.int64))
-    which = np.array(_integers(rng, 0, len(pod.files), n), dtype=np.int64)
+    times = sorted(_integers(rng, lo, hi, n))
+    which = _integers(rng, 0, len(pod.files), n)
     frac = rng.random(n)
-    pages = pod.file_pages[which]
-    first = (frac * pages).astype(np.int64)  # int(f * pages) for f in [0, 1): truncation as int() does
-    length = np.maximum(1, np.minimum(pages - first, 256))  # a read() of up to 1 MiB
-    ev.block(times, _FILE_READ, -1, task, pod.file_obj[which], first * 4096, length * 4096, 0)
+    if n <= _FEW:  # a few rows: Python ints cost less than numpy's calls, and compute the same
+        rows: list[int] = []
+        for t, w, f in zip(times, which, frac.tolist()):
+            pages = pod.file_pages_list[w]
+            first = int(f * pages)  # as numpy's float64 product truncated by astype
+            rows += (t, _FILE_READ, -1, task, pod.files[w][0], first * 4096, max(1, min(pages - first, 256)) * 4096, 0)
+        ev.buf.extend(rows)
+        return
+    idx = np.array(which, dtype=np.int64)
+    pages_a = pod.file_pages[idx]
+    first_a = (frac * pages_a).astype(np.int64)  # int(f * pages) for f in [0, 1): truncation as int() does
+    length = np.maximum(1, np.minimum(pages_a - first_a, 256))  # a read() of up to 1 MiB
+    ev.block(np.array(times, dtype=np.int64), _FILE_READ, -1, task, pod.file_obj[idx], first_a * 4096,
+             length * 4096, 0)
 
 
 def _write_log(ev: _Events, rng: np.random.Generator, task: int, role: _Role, n: int, lo: int, hi: int) -> None:
     """Append the container's log in ``n`` writes (page cache charged to the writer)."""
     n = max(1, min(n, role.log_bytes // 4096))
     chunk = role.log_bytes // n
-    times = np.sort(np.array(_integers(rng, lo, hi, n), dtype=np.int64))
-    ev.block(times, _FILE_WRITE, -1, task, role.log, np.arange(n, dtype=np.int64) * chunk, chunk, 0)
+    times = sorted(_integers(rng, lo, hi, n))
+    if n <= _FEW:
+        rows: list[int] = []
+        for i, t in enumerate(times):
+            rows += (t, _FILE_WRITE, -1, task, role.log, i * chunk, chunk, 0)
+        ev.buf.extend(rows)
+        return
+    ev.block(np.array(times, dtype=np.int64), _FILE_WRITE, -1, task, role.log,
+             np.arange(n, dtype=np.int64) * chunk, chunk, 0)
 
 
 # ---------------------------------------------------------------- columns
