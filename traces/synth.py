@@ -136,7 +136,7 @@ def _choose(rng: np.random.Generator, shared: _SharedFiles, k: int) -> list[int]
 def choose_again(rng: np.random.Generator, weights: np.ndarray, new: np.ndarray, k: int) -> list[int]:
     """The rest of ``_choose`` once the first round's files ``new`` (int64) repeat: numpy's later rounds.
 
-    Also what the compiled generator calls on that rare path, on the same bit generator.
+    The compiled generator has the same rounds in C (``_Gen.choose_again``).
     """
     p = weights.copy()
     found = np.zeros(k, dtype=np.int64)
