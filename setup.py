@@ -7,11 +7,17 @@ the build prints one warning line saying so. ``MEMCG_REPLAY_PURE=1`` at build ti
 compilation. Each build records the SHA-256 of every compiled module's source in
 ``core/_build.json``; ``core/__init__.py`` falls back to the source of any module edited since
 (with a warning), so a stale build never shadows an edited model.
+
+The trace generator's pods (``traces/_synth.pyx``, numpy's C random API, linked against numpy's
+``npyrandom`` library) are compiled the same way when numpy is present at build time; the build
+records its sources' hash in ``traces/_build.json`` (``traces/synth_build.py`` checks it), and
+without it the pure ``traces/synth.py`` runs, with the same events.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import sys
@@ -30,6 +36,7 @@ COMPILED = ("machine", "syscalls", "memory", "memcontrol", "vmscan", "page_alloc
             "scan_count", "recharge", "stat", "pages", "run_index", "memcg", "metrics", "sample_scan", "state",
             "events")
 BUILD_FILE = "core/_build.json"
+TRACES_BUILD_FILE = "traces/_build.json"
 DIRECTIVES = {"language_level": 3, "annotation_typing": True, "binding": True, "embedsignature": False,
               # C integer arithmetic raises OverflowError instead of wrapping, as Python ints never wrap
               "overflowcheck": True}
@@ -75,10 +82,12 @@ class OptionalBuildExt(build_ext):
             return
         built = [e.name.split(".")[-1] for e in self.extensions if Path(self.get_ext_fullpath(e.name)).exists()]
         hashes = {m: h for m, h in source_hashes().items() if m in built}
+        traces = {"_synth": _synth_hash(), "_synth_numpy": _numpy_minor()} if "_synth" in built else {}
         for base in {Path(self.build_lib), ROOT} if self.inplace else {Path(self.build_lib)}:
-            target = base / BUILD_FILE
-            if target.parent.is_dir():
-                target.write_text(json.dumps({"compiled": hashes}, indent=1, sort_keys=True) + "\n")
+            for name, record in ((BUILD_FILE, hashes), (TRACES_BUILD_FILE, traces)):
+                target = base / name
+                if target.parent.is_dir():
+                    target.write_text(json.dumps({"compiled": record}, indent=1, sort_keys=True) + "\n")
 
     def build_extension(self, ext: Extension) -> None:
         try:
@@ -107,7 +116,41 @@ def extensions() -> list[Extension]:
         _warn("Cython is not installed")
         return []
     exts = [Extension(f"core.{m}", [f"core/{m}.py"], extra_compile_args=["-O2", "-g0"]) for m in COMPILED]
-    return cythonize(exts, compiler_directives=DIRECTIVES, quiet=True, nthreads=os.cpu_count() or 1)
+    exts = cythonize(exts, compiler_directives=DIRECTIVES, quiet=True, nthreads=os.cpu_count() or 1)
+    try:
+        return exts + cythonize(_traces_extensions(), compiler_directives=DIRECTIVES, quiet=True)
+    except Exception as exc:  # the core still compiles; the trace generator stays pure
+        _warn(f"traces/_synth.pyx could not be translated ({exc})")
+        return exts
+
+
+def _traces_extensions() -> list[Extension]:
+    """The compiled trace generator, built against numpy's random C library (none without numpy)."""
+    try:
+        import numpy
+    except ImportError:
+        _warn("numpy is not installed at build time: the trace generator stays pure")
+        return []
+    lib = Path(numpy.random.__file__).parent / "lib"
+    # no FMA contraction: the float operations must round as numpy's and Python's do
+    return [Extension("traces._synth", ["traces/_synth.pyx"], include_dirs=[numpy.get_include()],
+                      library_dirs=[str(lib)], libraries=["npyrandom", "m"],
+                      extra_compile_args=["-O2", "-g0", "-ffp-contract=off"])]
+
+
+def _numpy_minor() -> str:
+    # the numpy whose random C library the generator was linked with: its draws are that version's
+    import numpy
+    return ".".join(numpy.__version__.split(".")[:2])
+
+
+def _synth_hash() -> str:
+    # traces/synth_build.py's own hash of the generator's sources (it imports only the standard library)
+    spec = importlib.util.spec_from_file_location("_synth_build", ROOT / "traces" / "synth_build.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.source_hash(ROOT / "traces")
 
 
 setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt, "build_py": BuildPyWithConf})

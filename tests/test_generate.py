@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 
 import numpy as np
 import pyarrow.compute as pc
@@ -151,3 +152,127 @@ def test_cli_generate_with_overrides(tmp_path, capsys):
     assert "swap_on" not in t.column("op").to_pylist()
     assert main(["info", str(out)]) == 0
     assert "machines" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- the compiled generator
+
+from traces import synth_build  # noqa: E402
+from traces.generate import machine_events  # noqa: E402
+
+_built = pytest.mark.skipif(synth_build.module() is None, reason=f"generator {synth_build.describe()}")
+
+
+@pytest.mark.skipif(os.environ.get("CI") != "true", reason="CI builds the compiled generator; a checkout may not")
+def test_ci_runs_the_compiled_generator():
+    assert synth_build.module() is not None, synth_build.describe()
+
+
+def _random_params(seed: int) -> SynthParams:
+    """Parameters anywhere in their valid ranges, edges included, for a few simulated minutes."""
+    r = np.random.default_rng(seed)
+    p = _small(sorted(PRESETS)[seed % len(PRESETS)])
+    return dataclasses.replace(
+        p, duration_s=float(r.choice([60.0, 600.0, 1800.0])), pod_arrival_per_s=float(r.choice([0.05, 0.3, 1.0])),
+        pod_lifetime_median_s=float(r.choice([0.5, 30.0, 900.0])), pod_lifetime_sigma=float(r.choice([0.0, 1.0, 3.0])),
+        containers_per_pod_max=int(r.integers(1, 6)), tasks_per_container_max=int(r.integers(1, 4)),
+        anon_steps=int(r.choice([0, 1, 3, 9])), anon_free_fraction=float(r.choice([0.0, 0.25])),
+        shared_files=int(r.choice([1, 2, 16, 128])), shared_files_per_pod=int(r.choice([0, 1, 2, 6, 20])),
+        shared_zipf_s=float(r.choice([0.0, 1.1, 3.0])), shared_map_fraction=float(r.random()),
+        access_interval_s=float(r.choice([0.0, 0.5, 20.0])), tmpfs_fraction=float(r.choice([0.0, 0.6, 1.0])),
+        tmpfs_outlive_fraction=float(r.random()), tmpfs_outlive_s=float(r.choice([0.0, 300.0])),
+        log_bytes_median=int(r.choice([4096, 8 << 20])), log_keep_fraction=float(r.random()),
+        log_keep_s=float(r.choice([0.0, 300.0])), pinned_fraction=float(r.choice([0.0, 0.2, 1.0])),
+        slab_free_s=float(r.choice([0.0, 120.0])), socket_fraction=float(r.choice([0.0, 0.1, 1.0])),
+        socket_linger_s=float(r.choice([0.0, 120.0])), limit_fraction=float(r.choice([0.0, 0.5, 1.0])),
+        limit_headroom=float(r.choice([0.6, 1.33])))
+
+
+def _same_events(p: SynthParams, seed: int, index: int) -> None:
+    buf_c, names_c = machine_events(p, seed, index, compiled=True)
+    buf_p, names_p = machine_events(p, seed, index, compiled=False)
+    assert names_c == names_p
+    assert buf_c.dtype == buf_p.dtype and np.array_equal(buf_c, buf_p)
+
+
+@_built
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_compiled_generator_makes_the_pure_ones_events(name):
+    for seed in (0, 1, 11):
+        _same_events(_small(name), seed, seed % 3)
+
+
+@_built
+@pytest.mark.parametrize("seed", range(40))
+def test_compiled_generator_agrees_anywhere_in_the_parameter_space(seed):
+    _same_events(_random_params(seed), seed, 1)
+
+
+@_built
+def test_compiled_generator_agrees_on_a_google2011_cell_machine_day():
+    _same_events(dataclasses.replace(PRESETS["google2011_cell"], duration_s=86400.0), 0, 17)
+
+
+def test_a_parameter_numpy_rejects_fails_alike_in_both_builds():
+    p = dataclasses.replace(PRESETS["tiny"], machines=1, duration_s=120.0, anon_bytes_sigma=-1.0)
+    for compiled in (None, False):
+        with pytest.raises(ValueError):
+            machine_events(p, 0, 0, compiled=compiled)
+
+
+@_built
+def test_an_edited_generator_source_runs_pure(monkeypatch):
+    monkeypatch.setattr(synth_build, "_state", {})
+    monkeypatch.setattr(synth_build, "source_hash", lambda where=None: "edited")
+    with pytest.warns(RuntimeWarning, match="edited after the build"):
+        assert synth_build.module() is None
+    assert "edited" in synth_build.describe()
+    monkeypatch.setattr(synth_build, "_state", {})
+    monkeypatch.undo()
+    monkeypatch.setattr(synth_build, "_state", {})
+    monkeypatch.setattr(synth_build.np, "__version__", "9.9.0")
+    with pytest.warns(RuntimeWarning, match="built with numpy"):
+        assert synth_build.module() is None
+    monkeypatch.undo()
+    monkeypatch.setattr(synth_build, "_state", {})
+    monkeypatch.setenv("MEMCG_REPLAY_PURE", "1")
+    assert synth_build.module() is None and "MEMCG_REPLAY_PURE" in synth_build.describe()
+
+
+@_built
+@pytest.mark.parametrize("seed", range(12))
+def test_compiled_sort_makes_the_numpy_columns(seed):
+    from traces.generate import _MEMORY, sorted_columns
+    r = np.random.default_rng(seed)
+    n = int(r.choice([0, 1, 7, 1000, 70_000]))
+    span = int(r.choice([1, 3, 1 << 20, 1 << 40]))  # few distinct times (ties) .. wide ones (more passes)
+    buf = r.integers(-5, 1 << 33, size=(n, 8), dtype=np.int64)
+    buf[:, 0] = r.integers(-span // 4, span, size=n)
+    buf[:, 2:5] = np.where(r.random((n, 3)) < 0.2, -1, buf[:, 2:5] % 100_000)
+    buf[:, 1], buf[:, 7] = buf[:, 1] % 26, buf[:, 7] % 64
+    buf = buf.reshape(-1)
+    for horizon in (span // 2, span + 1):
+        for memory in (0, 123 << 20):
+            want = sorted_columns(buf, horizon, memory)
+            got = synth_build.module().sorted_columns(buf, horizon, memory, _MEMORY)
+            for w, g in zip(want, got):
+                assert w.dtype == g.dtype and np.array_equal(w, g)
+
+
+@_built
+@pytest.mark.parametrize("seed", range(6))
+def test_compiled_string_take_makes_arrows(seed):
+    import pyarrow as pa
+
+    from traces.generate import _take_names
+    r = np.random.default_rng(seed)
+    names = ["", "/pod-1", "kmem:p1c0t0:dentries", "é/ünïcode", "x" * 300, None] + [
+        f"n{i}" for i in range(int(r.integers(0, 5000)))]
+    for nulls in (0.0, 0.3, 1.0):
+        ids = r.integers(0, len(names), size=int(r.choice([0, 1, 9, 10_000]))).astype(np.int32)
+        ids[r.random(ids.size) < nulls] = -1
+        got, = _take_names(synth_build.module(), names, [ids])
+        want = pa.array(names, type=pa.string()).take(pa.array(ids, mask=ids < 0))
+        got.validate(full=True)
+        assert got.equals(want) and got.null_count == want.null_count
+    with pytest.raises(IndexError):
+        _take_names(synth_build.module(), names, [np.array([len(names)], dtype=np.int32)])

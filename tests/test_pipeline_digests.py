@@ -39,7 +39,7 @@ def test_no_case_is_left_unpinned(now):
 @pytest.mark.parametrize("nfiles,k,zipf", [(128, 6, 1.1), (16, 6, 1.1), (6, 6, 1.1), (2, 2, 1.1), (8, 3, 2.5),
                                            (40, 40, 0.5)])
 def test_choose_draws_what_numpy_choice_draws(nfiles, k, zipf):
-    from traces.generate import _choose, _SharedFiles
+    from traces.synth import _choose, _SharedFiles
     w = 1.0 / np.arange(1, nfiles + 1) ** zipf
     w = w / w.sum()
     cdf = np.cumsum(w)
@@ -55,7 +55,7 @@ def test_choose_draws_what_numpy_choice_draws(nfiles, k, zipf):
 @pytest.mark.parametrize("lo,hi", [(0, 1), (1, 4), (5, 100), (0, 1 << 32), (3, (1 << 32) + 3), (0, (1 << 32) + 1),
                                    (10, 1 << 40), (-(1 << 62), 1 << 62)])
 def test_integers_draws_what_numpy_draws(lo, hi):
-    from traces.generate import _integers
+    from traces.synth import _integers
     for seed in range(20):
         a, b = np.random.default_rng([seed, 2]), np.random.default_rng([seed, 2])
         for n in (0, 1, 2, 5, 6, 7, 30):

@@ -36,21 +36,22 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from array import array
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 import pyarrow as pa
 
-from core.ops import Flag, Op, format_flags
-from traces.importers.machine_memory import with_machine_memory
+from core.ops import Op, format_flags
+from traces import synth, synth_build
 from traces.schema import TRACE_SCHEMA
+from traces.synth import SEC
 
 MIB = 1 << 20
 GIB = 1 << 30
-SEC = 1_000_000  #: microseconds per second
 SYNTH_PARAMS_KEY = b"memcg_replay.synth_params"
-_MAX_ACCESSES = 200  # per task: keeps a days-long task from dominating a machine's events
+__all__ = ["GIB", "MIB", "PRESETS", "SEC", "SYNTH_PARAMS_KEY", "SynthParams", "generate", "generate_machine",
+           "machine_events", "machine_name"]
 
 
 @dataclass(frozen=True)
@@ -194,15 +195,18 @@ PRESETS: dict[str, SynthParams] = {
 
 
 def generate(params: SynthParams, seed: int = 0) -> pa.Table:
-    """The whole fleet's trace: machines in id order, each sorted by time."""
+    """The whole fleet's trace: machines in id order, each sorted by time (one chunk per machine)."""
     problems = SynthParams.problems_of(dataclasses.asdict(params))
     if problems:
         raise ValueError("; ".join(p for _, p in problems))
-    parts = [generate_machine(params, seed, i) for i in range(params.machines)]
-    # each machine's size as a `memory` row, as the importers write it: a replay of the file
-    # (trace=file) then runs machines of the size the sizes were drawn against
-    sizes = {machine_name(i): params.mem_bytes for i in range(params.machines)}
-    table = with_machine_memory(pa.concat_tables(parts), sizes)
+    # each machine's size as a `memory` row first, as the importers write it
+    # (traces.importers.machine_memory): a replay of the file (trace=file) then runs machines of
+    # the size the sizes were drawn against. The row goes in as each machine's table is built,
+    # which saves a gather of the whole fleet's table
+    horizon = int(params.duration_s * SEC)
+    parts = [events_table(*machine_events(params, seed, i), horizon, machine_name(i), memory_bytes=params.mem_bytes)
+             for i in range(params.machines)]
+    table = pa.concat_tables(parts)
     meta = dict(TRACE_SCHEMA.metadata) | {SYNTH_PARAMS_KEY: params.to_json().encode()}
     return table.replace_schema_metadata(meta)
 
@@ -214,372 +218,114 @@ def machine_name(index: int) -> str:
 
 def generate_machine(params: SynthParams, seed: int, index: int) -> pa.Table:
     """One machine's events, sorted by time; depends only on (params, seed, index)."""
+    buf, names = machine_events(params, seed, index)
+    return events_table(buf, names, int(params.duration_s * SEC), machine_name(index))
+
+
+def machine_events(params: SynthParams, seed: int, index: int,
+                   compiled: bool | None = None) -> tuple[np.ndarray, list[str]]:
+    """Machine ``index``'s packed events (``traces.synth``'s int64 format, emission order) and names.
+
+    The events come from the compiled mirror of ``traces.synth`` (``traces._synth.machine``) when
+    it is built and current (``traces.synth_build``), else from ``traces.synth``: the same draws,
+    the same buffer and names. ``compiled`` forces one or the other (True needs the build). Where
+    the compiled build raises OverflowError (a value an int64 cannot hold, a parameter numpy would
+    reject) the machine is rerun pure, which gives Python's result or numpy's own error.
+    """
+    module = synth_build.module() if compiled is None or compiled else None
+    if compiled and module is None:
+        raise RuntimeError(f"traces: no current compiled generator ({synth_build.describe()})")
     rng = np.random.default_rng([seed, index])
-    ev = _Events(int(params.duration_s * SEC))
-    files = _machine_setup(ev, rng, params)
-    arrivals = np.sort(rng.uniform(0.0, params.duration_s, rng.poisson(params.pod_arrival_per_s * params.duration_s)))
-    lifetimes = np.maximum(rng.lognormal(math.log(params.pod_lifetime_median_s), params.pod_lifetime_sigma,
-                                         arrivals.size), 1.0)
-    for n, (t0, life) in enumerate(zip(arrivals.tolist(), lifetimes.tolist())):
-        t0_us = int(t0 * SEC) + 1  # t=0 belongs to the machine setup
-        _pod(ev, rng, params, files, n, t0_us, t0_us + int(life * SEC))
-    return ev.table(machine_name(index))
+    if module is not None:
+        try:
+            return module.machine(rng, params)
+        except OverflowError:
+            return machine_events(params, seed, index, compiled=False)
+    ev, files, starts, ends = synth.machine_start(params, rng)
+    synth.pods(ev, rng, params, files, starts, ends)
+    return np.frombuffer(ev.buf, dtype=np.int64), ev.names
 
 
-# Op and flag codes as plain ints: events are packed into an int64 buffer (see _Events)
-_SWAP_ON, _MKDIR, _RMDIR, _SET_LIMIT = int(Op.SWAP_ON), int(Op.MKDIR), int(Op.RMDIR), int(Op.SET_LIMIT)
-_TASK_START, _TASK_EXIT = int(Op.TASK_START), int(Op.TASK_EXIT)
-_FILE_CREATE, _FILE_DELETE, _FILE_READ = int(Op.FILE_CREATE), int(Op.FILE_DELETE), int(Op.FILE_READ)
-_FILE_WRITE, _FILE_MAP, _FILE_UNMAP = int(Op.FILE_WRITE), int(Op.FILE_MAP), int(Op.FILE_UNMAP)
-_ANON_ALLOC, _ANON_FREE, _PIN, _UNPIN = int(Op.ANON_ALLOC), int(Op.ANON_FREE), int(Op.PIN), int(Op.UNPIN)
-_KMEM_ALLOC, _KMEM_FREE, _SOCK_OPEN, _SOCK_CLOSE = (int(Op.KMEM_ALLOC), int(Op.KMEM_FREE), int(Op.SOCK_OPEN),
-                                                     int(Op.SOCK_CLOSE))
-_F_NONE, _F_SHMEM, _F_MAX, _F_MLOCK = int(Flag.NONE), int(Flag.SHMEM), int(Flag.MAX), int(Flag.MLOCK)
-_F_PAGE, _F_SLAB = int(Flag.PAGE), int(Flag.SLAB)
+# the name tables every machine's table shares: built once (a cell generates thousands of machines)
+_MEMORY = int(Op.MEMORY)
+_OP_LIST: list[str | None] = [o.name.lower() for o in Op]
+_FLAG_LIST: list[str | None] = [format_flags(b) or None for b in range(64)]  # the generator's flags are < 64
+_OP_NAMES = pa.array(_OP_LIST, type=pa.string())
+_FLAG_NAMES = pa.array(_FLAG_LIST, type=pa.string())
 
 
-@dataclass
-class _SharedFiles:
-    """The machine's image layers / libraries: name ids, sizes, choice weights (and their cdf)."""
+def events_table(buf: np.ndarray, names: list[str], horizon: int, machine: str,
+                 memory_bytes: int = 0) -> pa.Table:
+    """Packed events (int64, 8 per event in emission order, -1 = null) -> a TRACE_SCHEMA table.
 
-    ids: list[int]
-    sizes: list[int]
-    weights: np.ndarray
-    cdf: np.ndarray
-
-
-def _machine_setup(ev: _Events, rng: np.random.Generator, p: SynthParams) -> _SharedFiles:
-    if p.swap_bytes > 0:
-        ev.put((0, _SWAP_ON, -1, -1, -1, -1, p.swap_bytes, 0))
-    sizes = _lognormal_bytes(rng, p.shared_file_bytes_median, p.shared_file_bytes_sigma, p.shared_files)
-    ids = [ev.name(f"/layers/layer-{i:04d}") for i in range(p.shared_files)]
-    for obj, size in zip(ids, sizes):
-        ev.put((0, _FILE_CREATE, -1, -1, obj, -1, size, 0))
-    weights = 1.0 / np.arange(1, p.shared_files + 1) ** p.shared_zipf_s
-    weights = weights / weights.sum()
-    cdf = np.cumsum(weights)
-    cdf /= cdf[-1]
-    return _SharedFiles(ids, sizes, weights, cdf)
-
-
-def _lognormal_bytes(rng: np.random.Generator, median: int, sigma: float, n: int) -> list[int]:
-    """``n`` sizes, whole 4 KiB pages (rounded half to even, as ``np.round``), at least one page."""
-    raw = rng.lognormal(math.log(max(median, 4096)), sigma, n).tolist()
-    return [max(round(x / 4096), 1) * 4096 for x in raw]
-
-
-def _choose(rng: np.random.Generator, shared: _SharedFiles, k: int) -> list[int]:
-    """``rng.choice(len(shared.ids), size=k, replace=False, p=shared.weights)``, draw for draw.
-
-    numpy's weighted choice without replacement draws ``k`` uniforms, looks them up in the
-    cdf and, if some repeat, draws again for the missing ones with the found files' weights
-    zeroed. The first round's cdf is the same for every pod of a machine, so it is computed
-    once (``shared.cdf``); the rare later rounds follow numpy's code exactly. Equality with
-    ``rng.choice`` is tested (tests/test_generate.py).
+    Events at or past ``horizon`` are dropped; the rest are sorted by time, ties in emission
+    order. Name columns index ``names``; op codes index ``Op``; flags are bits below 64.
+    ``memory_bytes`` > 0 puts a ``memory`` row of that size first, at the first event's time (none
+    without events), as ``traces.importers.machine_memory.with_machine_memory`` does.
     """
-    new = shared.cdf.searchsorted(rng.random(k), side="right")
-    out = new.tolist()
-    if len(set(out)) == k:
-        return out
-    p = shared.weights.copy()
-    found = np.zeros(k, dtype=np.int64)
-    n = 0
-    while n < k:
-        if n > 0:
-            x = rng.random((k - n,))
-            p[found[0:n]] = 0
-            cdf = np.cumsum(p)
-            cdf /= cdf[-1]
-            new = cdf.searchsorted(x, side="right")
-        _, first = np.unique(new, return_index=True)
-        first.sort()
-        new = new.take(first)
-        found[n:n + new.size] = new
-        n += new.size
-    return found.tolist()
-
-
-def _integers(rng: np.random.Generator, lo: int, hi: int, n: int) -> list[int]:
-    """``rng.integers(lo, hi, n).tolist()``, draw for draw.
-
-    numpy fills an array of bounded integers with the same bit-generator calls as that many
-    scalar calls (32-bit ranges draw 32 bits each, wider ones 64; tested equal), and a scalar
-    call costs a seventh of an array call's fixed overhead: small counts are drawn one by one.
-    """
-    if n > 6:
-        return rng.integers(lo, hi, n).tolist()
-    return [int(rng.integers(lo, hi)) for _ in range(n)]
-
-
-# ---------------------------------------------------------------- one pod
-
-
-@dataclass
-class _Pod:
-    """What the tasks of one pod share."""
-
-    n: int
-    t0: int
-    end: int
-    files: list[tuple[int, int, bool]]  # (object id, bytes, mapped?)
-    vol: int = -1  # tmpfs volume object id, or -1
-    vol_bytes: int = 0
-    startup: list[tuple[int, int, int, int]] = dataclasses.field(default_factory=list)  # (op, obj, offset, nbytes)
-    mapped: list[int] = dataclasses.field(default_factory=list)  # image files every task maps at start
-    file_obj: np.ndarray | None = None  # image files as arrays, for re-reads
-    file_pages: np.ndarray | None = None
-
-
-def _pod(ev: _Events, rng: np.random.Generator, p: SynthParams, shared: _SharedFiles,
-         n: int, t0: int, end: int) -> None:
-    """All events of pod ``n`` living [t0, end] microseconds."""
-    n_ctr = int(rng.integers(1, p.containers_per_pod_max + 1))
-    k = min(p.shared_files_per_pod, len(shared.ids))
-    chosen = _choose(rng, shared, k) if k else []
-    mapped = rng.random(k) < p.shared_map_fraction
-    pod = _Pod(n, t0, end, [(shared.ids[i], shared.sizes[i], m) for i, m in zip(chosen, mapped.tolist())])
-    _pod_files(pod)
-    cg = ev.name(f"/pod-{n}")
-    put = ev.put
-    put((t0, _MKDIR, cg, -1, -1, -1, -1, 0))
-    n_tasks = _integers(rng, 1, p.tasks_per_container_max + 1, n_ctr)
-    anon = _lognormal_bytes(rng, p.anon_bytes_median, p.anon_bytes_sigma, sum(n_tasks))
-    logs = _lognormal_bytes(rng, p.log_bytes_median, p.log_bytes_sigma, n_ctr)
-    if n_ctr > 1 and rng.random() < p.tmpfs_fraction:
-        pod.vol = ev.name(f"/dev/shm/pod-{n}/vol")
-        pod.vol_bytes = _lognormal_bytes(rng, p.tmpfs_bytes_median, p.tmpfs_bytes_sigma, 1)[0]
-        put((t0, _FILE_CREATE, -1, -1, pod.vol, -1, -1, _F_SHMEM))
-    if rng.random() < p.limit_fraction:
-        footprint = sum(anon) + sum(logs) + pod.vol_bytes + sum(b for _, b, _ in pod.files)
-        put((t0, _SET_LIMIT, cg, -1, -1, -1, int(footprint * p.limit_headroom), _F_MAX))
-    at = 0
-    for j in range(n_ctr):
-        _container(ev, rng, p, pod, j, anon[at:at + n_tasks[j]], logs[j])
-        at += n_tasks[j]
-    _pod_teardown(ev, rng, p, pod, cg, n_ctr)
-
-
-def _pod_files(pod: _Pod) -> None:
-    # what every task of the pod does with the image files at its start, and their arrays for re-reads
-    pod.startup = [(_FILE_MAP, obj, 0, size) if m else (_FILE_READ, obj, -1, -1) for obj, size, m in pod.files]
-    pod.mapped = [obj for obj, _, m in pod.files if m]
-    if pod.files:
-        pod.file_obj = np.array([f[0] for f in pod.files], dtype=np.int64)
-        pod.file_pages = np.array([f[1] // 4096 for f in pod.files], dtype=np.int64)
-
-
-def _pod_teardown(ev: _Events, rng: np.random.Generator, p: SynthParams, pod: _Pod, cg: int,
-                  n_ctr: int) -> None:
-    # containers were removed at end+1..end+n_ctr (see _container); the pod goes last
-    ev.put((pod.end + n_ctr + 1, _RMDIR, cg, -1, -1, -1, -1, 0))
-    if pod.vol >= 0:
-        outlive = rng.random() < p.tmpfs_outlive_fraction
-        t = _later(rng, pod.end + 1, p.tmpfs_outlive_s) if outlive else pod.end + 1
-        ev.put((t, _FILE_DELETE, -1, -1, pod.vol, -1, -1, 0))
-
-
-def _later(rng: np.random.Generator, t: int, mean_s: float) -> int:
-    """``t`` plus an exponential delay of mean ``mean_s`` (0 = never: beyond any trace)."""
-    if mean_s <= 0:
-        return 1 << 62
-    return t + 1 + int(rng.exponential(mean_s) * SEC)
-
-
-def _container(ev: _Events, rng: np.random.Generator, p: SynthParams, pod: _Pod, j: int,
-               heaps: list[int], log_bytes: int) -> None:
-    """Container ``j`` of ``pod``: its cgroup, log file and tasks."""
-    cg = ev.name(f"/pod-{pod.n}/ctr-{j}")
-    t_mk = pod.t0 + 1 + j
-    put = ev.put
-    put((t_mk, _MKDIR, cg, -1, -1, -1, -1, 0))
-    log = ev.name(f"/var/log/pods/pod-{pod.n}/ctr-{j}.log")
-    put((t_mk, _FILE_CREATE, -1, -1, log, -1, 0, 0))
-    for k, heap in enumerate(heaps):
-        if k == 0:
-            start, end = t_mk + 1, pod.end
-        else:
-            start = int(rng.uniform(t_mk + 1, max(pod.end - SEC, t_mk + 2)))
-            end = min(int(rng.uniform(start + SEC // 2, max(pod.end, start + SEC))), pod.end)
-        role = _Role(writer=j == 0 and k == 0, reader=j > 0 and k == 0, log=log if k == 0 else -1,
-                     log_bytes=log_bytes)
-        _task(ev, rng, p, pod, cg, f"p{pod.n}c{j}t{k}", start, end, heap, role)
-    put((pod.end + 1 + j, _RMDIR, cg, -1, -1, -1, -1, 0))
-    keep = rng.random() < p.log_keep_fraction
-    t = _later(rng, pod.end + 1 + j, p.log_keep_s) if keep else pod.end + 1 + j
-    put((t, _FILE_DELETE, -1, -1, log, -1, -1, 0))
-
-
-@dataclass
-class _Role:
-    """Which pod-level objects a task touches besides the image files."""
-
-    writer: bool  # fills the pod's tmpfs volume
-    reader: bool  # maps or reads the pod's tmpfs volume
-    log: int  # log object it appends to, or -1
-    log_bytes: int
-
-
-# ---------------------------------------------------------------- one task
-
-
-def _task(ev: _Events, rng: np.random.Generator, p: SynthParams, pod: _Pod, cg: int, name: str,
-          start: int, end: int, heap: int, role: _Role) -> None:
-    """One task from task_start to task_exit, with startup, running and teardown phases."""
-    task = ev.name(name)
-    put = ev.put
-    put((start, _TASK_START, cg, task, -1, -1, -1, 0))
-    t = start + 1
-    kstack, dentries, region = ev.name(f"kmem:{name}:stack"), ev.name(f"kmem:{name}:dentries"), ev.name(f"anon:{name}")
-    put((t, _KMEM_ALLOC, -1, task, kstack, -1, p.kmem_page_bytes, _F_PAGE))
-    put((t, _KMEM_ALLOC, -1, task, dentries, -1, p.kmem_slab_bytes, _F_SLAB))
-    if p.socket_fraction > 0 and rng.random() < p.socket_fraction:  # no draw when off: same traces
-        sock = ev.name(f"sock:{name}")
-        put((t, _SOCK_OPEN, -1, task, sock, -1, p.socket_bytes, 0))
-        put((_later(rng, end, p.socket_linger_s), _SOCK_CLOSE, -1, -1, sock, -1, -1, 0))
-    step = max(heap // max(p.anon_steps, 1) // 4096, 1) * 4096
-    put((t + 1, _ANON_ALLOC, -1, task, region, -1, step, 0))
-    for op, obj, off, nb in pod.startup:  # the loader maps or reads the pod's image files
-        put((t + 2, op, -1, task, obj, off, nb, 0))
-    mapped = list(pod.mapped)
-    if role.writer and pod.vol >= 0:
-        put((t + 3, _FILE_WRITE, -1, task, pod.vol, 0, pod.vol_bytes, 0))
-    pin = _pin(ev, rng, p, task, region, step, mapped, t + 4)
-    lo, hi = t + 10, end - 10
-    if hi > lo:
-        _running(ev, rng, p, pod, task, region, heap, step, role, lo, hi, mapped)
-    if pin is not None:
-        put((end - 3, _UNPIN, -1, task, pin[0], 0, pin[1], pin[2]))
-    for obj in mapped:
-        put((end - 2, _FILE_UNMAP, -1, task, obj, -1, -1, 0))
-    put((end, _TASK_EXIT, -1, task, -1, -1, -1, 0))
-    put((_later(rng, end, p.slab_free_s), _KMEM_FREE, -1, -1, dentries, -1, -1, 0))
-
-
-def _pin(ev: _Events, rng: np.random.Generator, p: SynthParams, task: int, region: int, heap_bytes: int,
-         mapped: list[int], t: int) -> tuple[int, int, int] | None:
-    """Maybe pin memory: mlock part of the heap, or a long-term pin of a mapped file."""
-    if rng.random() >= p.pinned_fraction:
-        return None
-    want = _lognormal_bytes(rng, p.pin_bytes_median, 1.0, 1)[0]
-    if mapped and rng.random() < 0.5:
-        key = (mapped[0], want, _F_NONE)
+    module = synth_build.module()
+    if module is not None:
+        columns = module.sorted_columns(buf, horizon, memory_bytes, _MEMORY)
     else:
-        key = (region, min(want, heap_bytes), _F_MLOCK)
-    ev.put((t, _PIN, -1, task, key[0], 0, key[1], key[2]))
-    return key
-
-
-def _running(ev: _Events, rng: np.random.Generator, p: SynthParams, pod: _Pod, task: int, region: int,
-             heap: int, step: int, role: _Role, lo: int, hi: int, mapped: list[int]) -> None:
-    """Events while the task runs, at uniform times in (lo, hi)."""
-    put = ev.put
-    for t in sorted(_integers(rng, lo, hi, p.anon_steps - 1)):
-        put((t, _ANON_ALLOC, -1, task, region, -1, step, 0))
-    if p.anon_free_fraction > 0:
-        freed = int(heap * p.anon_free_fraction) // 4096 * 4096
-        if freed:
-            put((int(rng.integers(lo, hi)), _ANON_FREE, -1, task, region, 0, freed, 0))
-    if role.reader and pod.vol >= 0:
-        _read_volume(ev, rng, p, pod, task, lo, hi, mapped)
-    n_acc = _n_accesses(rng, p, hi - lo)
-    if n_acc and pod.files:
-        _reaccess(ev, rng, pod, task, n_acc, lo, hi)
-    if role.log >= 0:
-        _write_log(ev, rng, task, role, n_acc + 1, lo, hi)
-
-
-def _n_accesses(rng: np.random.Generator, p: SynthParams, span_us: int) -> int:
-    if p.access_interval_s <= 0:
-        return 0
-    return min(int(rng.poisson(span_us / SEC / p.access_interval_s)), _MAX_ACCESSES)
-
-
-def _read_volume(ev: _Events, rng: np.random.Generator, p: SynthParams, pod: _Pod, task: int,
-                 lo: int, hi: int, mapped: list[int]) -> None:
-    # the writer fills the volume right after its start; readers come later
-    t = int(rng.integers(lo, hi))
-    if rng.random() < p.shared_map_fraction:
-        ev.put((t, _FILE_MAP, -1, task, pod.vol, 0, pod.vol_bytes, 0))
-        mapped.append(pod.vol)
+        columns = sorted_columns(buf, horizon, memory_bytes)
+    t, op, cg, task, obj, off, nb, fl = columns
+    if module is not None:  # the strings copied once into exact-size buffers, straight from the lists
+        strings = [*_take_names(module, _OP_LIST, [op]), *_take_names(module, names, [cg, task, obj]),
+                   *_take_names(module, _FLAG_LIST, [fl])]
     else:
-        ev.put((t, _FILE_READ, -1, task, pod.vol, -1, -1, 0))
+        name_array = pa.array(names, type=pa.string())
+        strings = [_OP_NAMES.take(op), *(_decode(ids, name_array) for ids in (cg, task, obj)), _FLAG_NAMES.take(fl)]
+    arrays = [pa.array(t), pa.repeat(machine, t.size), *strings[:4], _nullable(off), _nullable(nb), strings[4]]
+    return pa.Table.from_arrays(arrays, schema=TRACE_SCHEMA)
 
 
-def _reaccess(ev: _Events, rng: np.random.Generator, pod: _Pod, task: int, n: int, lo: int, hi: int) -> None:
-    """Re-read random ranges of the pod's image files (refaults after reclaim charge the reader)."""
-    times = np.sort(np.array(_integers(rng, lo, hi, n), dtype=np.int64))
-    which = np.array(_integers(rng, 0, len(pod.files), n), dtype=np.int64)
-    frac = rng.random(n)
-    pages = pod.file_pages[which]
-    first = (frac * pages).astype(np.int64)  # int(f * pages) for f in [0, 1): truncation as int() does
-    length = np.maximum(1, np.minimum(pages - first, 256))  # a read() of up to 1 MiB
-    ev.block(times, _FILE_READ, -1, task, pod.file_obj[which], first * 4096, length * 4096, 0)
+def _take_names(module: ModuleType, names: list[str | None], id_arrays: list[np.ndarray]) -> list[pa.Array]:
+    """``pa.array(names).take(ids)`` for each ids, null where ids < 0, by the compiled ``take_names``."""
+    out = []
+    for ids, taken in zip(id_arrays, module.take_names(names, id_arrays)):
+        if taken is None:  # past a string array's size: Arrow's take says so
+            out.append(pa.array(names, type=pa.string()).take(pa.array(ids, mask=ids < 0)))
+            continue
+        offsets, data, validity, nulls = taken
+        buffers = [None if validity is None else pa.py_buffer(validity), pa.py_buffer(offsets), pa.py_buffer(data)]
+        out.append(pa.Array.from_buffers(pa.string(), ids.size, buffers, nulls))
+    return out
 
 
-def _write_log(ev: _Events, rng: np.random.Generator, task: int, role: _Role, n: int, lo: int, hi: int) -> None:
-    """Append the container's log in ``n`` writes (page cache charged to the writer)."""
-    n = max(1, min(n, role.log_bytes // 4096))
-    chunk = role.log_bytes // n
-    times = np.sort(np.array(_integers(rng, lo, hi, n), dtype=np.int64))
-    ev.block(times, _FILE_WRITE, -1, task, role.log, np.arange(n, dtype=np.int64) * chunk, chunk, 0)
+def sorted_columns(buf: np.ndarray, horizon: int, memory_bytes: int = 0) -> list[np.ndarray]:
+    """The table's columns as numbers: time, op, cgroup, task, object, offset, bytes, flags.
 
-
-# ---------------------------------------------------------------- columns
-
-
-class _Events:
-    """One machine's events packed in an int64 buffer, 8 per event, in emission order; names interned.
-
-    ``put((time, op, cgroup, task, object, offset, bytes, flags))`` appends one event (-1 = null);
-    ``block`` appends many at once from numpy columns. Events at or past the horizon are dropped
-    when the table is built, so the emitting code never tests for them.
+    In: packed events (int64, 8 per event, emission order). Out: the values of the events before
+    ``horizon``, sorted by time with ties in emission order; time, offset and bytes int64, the
+    others int32 (-1 = null). ``memory_bytes`` > 0: a ``memory`` row first, at the first time.
+    The compiled generator has the same function (a radix sort and one pass over the rows).
     """
-
-    def __init__(self, horizon_us: int) -> None:
-        self.horizon = horizon_us
-        self.buf = array("q")
-        self.put = self.buf.extend
-        self.names: list[str] = []
-
-    def name(self, text: str) -> int:
-        """Intern a name (each entity is named once, so no lookup table is needed)."""
-        self.names.append(text)
-        return len(self.names) - 1
-
-    def block(self, t: np.ndarray, op: int, cg: int, task: int, obj: np.ndarray | int,
-              offset: np.ndarray | int, nbytes: np.ndarray | int, flags: int) -> None:
-        """Append ``t.size`` events at once: per-event arrays or one value for all."""
-        rows = np.empty((t.size, 8), dtype=np.int64)
-        for c, v in enumerate((t, op, cg, task, obj, offset, nbytes, flags)):
-            rows[:, c] = v
-        self.buf.frombytes(rows.tobytes())
-
-    def table(self, machine: str) -> pa.Table:
-        """The events sorted by time (ties keep emission order) as a TRACE_SCHEMA table."""
-        ev = np.frombuffer(self.buf, dtype=np.int64).reshape(-1, 8)
-        ev = ev[ev[:, 0] < self.horizon]
-        order = np.argsort(ev[:, 0], kind="stable")
-        ev = ev[order]
-        t, op, cg, task, obj, off, nb, fl = (ev[:, c] for c in range(8))
-        names = pa.array(self.names, type=pa.string())
-        op_names = pa.array([o.name.lower() for o in Op], type=pa.string())
-        flag_values = np.unique(fl)
-        flag_names = pa.array([format_flags(int(b)) or None for b in flag_values], type=pa.string())
-        arrays = [
-            pa.array(np.ascontiguousarray(t)),
-            _decode(np.zeros(t.size, dtype=np.int32), pa.array([machine], type=pa.string())),
-            _decode(op, op_names),
-            _decode(cg, names), _decode(task, names), _decode(obj, names),
-            _nullable(off), _nullable(nb),
-            _decode(np.searchsorted(flag_values, fl), flag_names),
-        ]
-        return pa.Table.from_arrays(arrays, schema=TRACE_SCHEMA)
+    ev = buf.reshape(-1, 8)
+    t = ev[:, 0]
+    keep = t < horizon
+    if keep.all():  # the usual case: no filtered copy
+        order = np.argsort(t, kind="stable")
+    else:
+        kept = np.flatnonzero(keep)
+        order = kept[np.argsort(t[kept], kind="stable")]
+    # one gather per column, straight from the packed rows (no sorted copy of all eight)
+    memory = (int(t[order[0]]), _MEMORY, -1, -1, -1, -1, memory_bytes, 0) if memory_bytes > 0 and order.size else None
+    return [_gather(ev[:, c], order, None if memory is None else memory[c], c in (0, 5, 6)) for c in range(8)]
 
 
-def _decode(idx: np.ndarray, dictionary: pa.Array) -> pa.Array:
-    ids = pa.array(idx.astype(np.int32), mask=idx < 0)
-    return pa.DictionaryArray.from_arrays(ids, dictionary).cast(pa.string())
+def _gather(column: np.ndarray, order: np.ndarray, first: int | None, wide: bool) -> np.ndarray:
+    # column[order] (int64 if wide, else cast to int32 as astype does), after ``first`` if given
+    out = np.empty(order.size + (first is not None), dtype=np.int64)
+    if first is not None:
+        out[0] = first
+    column.take(order, out=out[1:] if first is not None else out)
+    return out if wide else out.astype(np.int32)
+
+
+def _decode(idx: np.ndarray, names: pa.Array) -> pa.Array:
+    # names[idx] (int32 ids), null where idx < 0
+    return names.take(pa.array(idx, mask=idx < 0))
 
 
 def _nullable(values: np.ndarray) -> pa.Array:
-    return pa.array(np.ascontiguousarray(values), mask=values < 0)
+    return pa.array(values, mask=values < 0)
