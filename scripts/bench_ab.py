@@ -2,7 +2,10 @@
 
 In: the path of an old checkout (``git worktree add --detach /tmp/old <commit>``). Both versions
 of ``traces/generate.py`` and ``traces/batches.py`` are loaded side by side (everything else is
-this checkout's) and run in turn ``--repeat`` times on the same input. Out: per version the CPU
+this checkout's) and run in turn ``--repeat`` times on the same input. An old checkout whose
+generator lives in ``traces/synth.py`` (from 2026-12-07) would make its events with this checkout's
+generator: its ``generate_machine`` is not compared (``scripts/bench_traces.py --ab`` runs each
+checkout in its own interpreter). Out: per version the CPU
 seconds of every run and the best rows per CPU-second. On a shared box the load moves every
 figure; alternating the versions exposes both to the same load, and the best of several runs is
 the least disturbed. Nothing is asserted.
@@ -84,7 +87,12 @@ def main(argv: list[str] | None = None) -> int:
     params = {k: dataclasses.replace(m.PRESETS["machine_day"], duration_s=args.hours * 3600) for k, m in gen.items()}
     table = gen["new"].generate_machine(params["new"], 0, 0)
     n = table.num_rows
-    if not args.skip_generate:
+    if not args.skip_generate and (args.old / "traces/synth.py").exists():
+        # that generate.py makes its events with this checkout's traces.synth / traces._synth: the
+        # comparison would time this generator twice (``bench_traces.py --ab`` runs each checkout whole)
+        print("generate_machine: not compared (the old checkout's generator imports this one's traces.synth); "
+              "use scripts/bench_traces.py --ab OLD")
+    elif not args.skip_generate:
         _ab(f"generate_machine ({args.hours:g} h)", n,
             {k: (lambda k=k: gen[k].generate_machine(params[k], 0, 0)) for k in gen}, args.repeat)
     shard_read = {"old": pq.read_table, "new": bat["new"].read_parquet}
