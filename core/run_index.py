@@ -11,7 +11,7 @@ four flat arrays for a pickle (an array per object would cost its own header in 
 from __future__ import annotations
 
 from array import array
-from bisect import bisect_left, bisect_right  # by name: no attribute lookup per call
+from bisect import bisect_right  # by name: no attribute lookup per call
 
 import numpy as np
 
@@ -40,20 +40,9 @@ def starts_right(starts: array, x: cython.longlong) -> cython.Py_ssize_t:
 
 
 def starts_left(starts: array, x: cython.longlong) -> cython.Py_ssize_t:
-    """``bisect_left`` of page ``x`` in an object's run starts, as ``starts_right``."""
-    if not cython.compiled:
-        return bisect_left(starts, x)
-    a: cython.p_int = starts.data.as_ints
-    lo: cython.Py_ssize_t = 0
-    hi: cython.Py_ssize_t = starts.ob_size
-    mid: cython.Py_ssize_t
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if a[mid] < x:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
+    """``bisect_left`` of page ``x`` in an object's run starts: on integers, the starts below ``x``
+    are those not above ``x - 1`` (``starts_right`` of ``x - 1``)."""
+    return starts_right(starts, x - 1)
 
 
 def pack_index(obj_runs: dict, obj_starts: dict, new_id: np.ndarray | None) -> tuple[tuple, array]:

@@ -140,3 +140,17 @@ def test_insert_i32_inserts_and_refuses_what_array_insert_would_clamp():
     with pytest.raises(OverflowError):
         insert_i32(a, 0, INT32_MAX + 1)
     assert a.tolist() == [0, 1, 2, 3, 4]
+
+
+def test_the_run_index_searches_are_the_bisect_modules():
+    import bisect
+    import random
+
+    from core.run_index import starts_left, starts_right
+
+    rng = random.Random(5)
+    for _ in range(500):
+        starts = array("i", sorted(rng.sample(range(-50, 5000), rng.randint(0, 40))))
+        for x in [rng.randint(-60, 5010) for _ in range(20)] + list(starts[:3]):
+            assert starts_right(starts, x) == bisect.bisect_right(starts, x)
+            assert starts_left(starts, x) == bisect.bisect_left(starts, x)
