@@ -33,6 +33,8 @@ try:
     import cython
 except ImportError:  # no Cython: the pure model needs only ``cython.compiled``
     from core import _cyshim as cython
+if not cython.compiled:  # the compiled build cimports its C version (core/run_index.pxd)
+    from core.run_index import append_int
 
 ROOT = 0
 UNLIMITED = 1 << 62
@@ -209,7 +211,7 @@ class MemcgTable:
         else:
             m = len(self.path)
             for col, v in zip(cols, vals):
-                col.append(v)
+                append_int(col, v)
             self.path.append(path)
             self.children.append(set())
         self.ids_in_use += 1

@@ -4,7 +4,7 @@
 # compiled code reads an element through the array's buffer pointer (``col.data.as_ints``).
 
 from cpython.array cimport array
-from core.run_index cimport insert_i32, starts_left, starts_right
+from core.run_index cimport append_int, insert_i32, starts_left, starts_right
 
 
 cdef class RunTable:

@@ -31,8 +31,8 @@ try:
     import cython
 except ImportError:  # no Cython: the pure model needs only ``cython.compiled``
     from core import _cyshim as cython
-if not cython.compiled:  # the compiled build cimports insert_i32's C version (core/run_index.pxd)
-    from core.run_index import insert_i32
+if not cython.compiled:  # the compiled build cimports their C versions (core/run_index.pxd)
+    from core.run_index import append_int, insert_i32
 
 #: the names of ``RunTable``'s columns, in declaration order
 RUN_COLUMNS = ("obj", "start", "npages", "state", "memcg", "origin", "mapc", "pinc", "age", "kind", "rflags",
@@ -153,7 +153,7 @@ class RunTable:
             for col, v in ((self.obj, obj), (self.start, start), (self.npages, npages), (self.state, state),
                            (self.memcg, memcg), (self.origin, origin), (self.mapc, mapc), (self.pinc, pinc),
                            (self.age, age), (self.kind, kind), (self.rflags, rflags), (self.dirty, dirty)):
-                col.append(v)
+                append_int(col, v)
         return r
 
     def drop(self, r: cython.Py_ssize_t):

@@ -76,3 +76,8 @@ if not cython.compiled:  # compiled: the C version in run_index.pxd (resize and 
             raise IndexError("array insertion index out of range")
         a.insert(i, v)
         return 0
+
+    def append_int(a: array, v: int) -> int:
+        """``a.append(v)`` (the compiled build's C version stores through the buffer what fits). Returns 0."""
+        a.append(v)
+        return 0

@@ -154,3 +154,17 @@ def test_the_run_index_searches_are_the_bisect_modules():
         for x in [rng.randint(-60, 5010) for _ in range(20)] + list(starts[:3]):
             assert starts_right(starts, x) == bisect.bisect_right(starts, x)
             assert starts_left(starts, x) == bisect.bisect_left(starts, x)
+
+
+def test_appended_slots_hold_their_values_and_refuse_what_their_column_cannot():
+    from core.memcg import MemcgTable
+
+    mem = MemcgTable()
+    _, a = mem.mkdir("/a", 5)
+    _, b = mem.mkdir("/a/b", 1 << 40)  # born_us is an int64 column
+    assert (mem.parent[b], mem.born_us[a], mem.born_us[b], mem.max[b]) == (a, 5, 1 << 40, mem.max[a])
+    with pytest.raises(OverflowError):
+        mem.mkdir("/a/c", 1 << 70)
+    R = _table_of(3)
+    r = R.new(0, 10, 2, RESIDENT, 7, 7, 0, 0, -3, 1, -128, 5)  # an appended run slot (no free slot)
+    assert (R.start[r], R.npages[r], R.memcg[r], R.age[r], R.rflags[r], R.dirty[r]) == (10, 2, 7, -3, -128, 5)
