@@ -2,7 +2,7 @@
 
 In: a ``MachineState``. Out: what one sample reads off the columns -- online slots, the dying
 memcgs' ``held_*`` counts, charged and swap pages and offline times (``dying_scan``), the
-columns' totals, misattributed and parked pages (``_usage_scan``) -- computed by C loops over the
+columns' totals, misattributed and parked pages (``usage_scan``) -- computed by C loops over the
 columns' buffers in the compiled build, where numpy's cost per call (tens of microseconds a
 sample on a small machine) would dominate; the pure build's numpy code in ``core.metrics`` is
 the reference they equal.
@@ -31,7 +31,7 @@ _RESIDENT_STATE, _PARKED_FLAG = int(St.RESIDENT), int(PARKED)
 _HALF32, _MASK32 = 1 << 31, (1 << 32) - 1  # to wrap a 64-bit sum at 32 bits (C constants when compiled)
 _FEW_ZOMBIES = 64  # up to this many offline times are sorted; more are partitioned by numpy
 _ZERO_B, _ZERO_Q = array("b", [0]), array("q", [0])  # repeated into zeroed scratch arrays
-#: the dying memcgs' columns whose count of nonzero entries ``_dying_scan`` reports, with their gauges
+#: the dying memcgs' columns whose count of nonzero entries ``dying_scan`` reports, with their gauges
 HELD = (("file", "held_file"), ("shmem", "held_shmem"), ("anon", "held_anon"), ("swap", "held_swap"),
         ("pinned", "held_pinned"), ("kmem_pin", "held_kmem"), ("wb_pin", "held_cgwb"), ("nsock", "held_sock"),
         ("noom", "held_oom"))
