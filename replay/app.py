@@ -337,8 +337,10 @@ def print_summary(result: RunResult, store: RunStore, out) -> None:
 
     where = redact(store.url) + (" (embedded)" if store.snapshot_path else "")
     import core
+    from traces import synth_build
 
-    out.write(f"run dir: {result.run_dir}\nstore: {where}\nmodel: {core.build_description()}\n")
+    out.write(f"run dir: {result.run_dir}\nstore: {where}\nmodel: {core.build_description()}\n"
+              f"trace generator: {synth_build.describe()}\n")
     for s in result.summaries:
         tag = " (cached)" if s["policy"] in result.cached else ""
         out.write(short_lines(s) + tag + "\n")

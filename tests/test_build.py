@@ -105,3 +105,20 @@ def test_the_pure_build_gives_the_committed_goldens_too():
     # this process runs the compiled build through tests/test_goldens.py; the pure one runs here
     proc = _run(["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_goldens.py"], True)
     assert proc.returncode == 0, proc.stdout[-2000:]
+
+
+def test_the_run_summary_names_the_model_and_trace_generator_builds():
+    import io
+    from types import SimpleNamespace
+
+    from replay.app import print_summary
+    from traces import synth_build
+
+    out = io.StringIO()
+    print_summary(SimpleNamespace(run_dir="/r", summaries=[], cached=set()),
+                  SimpleNamespace(url="redis://127.0.0.1:1/0", snapshot_path=None), out)
+    lines = out.getvalue().splitlines()
+    assert lines[2] == f"model: {core.build_description()}"
+    assert lines[3] == f"trace generator: {synth_build.describe()}"
+    if os.environ.get("CI") == "true":
+        assert lines[3].startswith("trace generator: compiled")
