@@ -75,11 +75,14 @@ class OptionalBuildExt(build_ext):
             self.parallel = os.cpu_count() or 1
 
     def run(self) -> None:
+        self.failed: list[tuple[str, str]] = []  # (module, why), filled by build_extension (threads)
         try:
             super().run()
-        except Exception as exc:  # no compiler, no Python headers, ...
-            _warn(f"the compiled core could not be built ({exc})")
+        except Exception as exc:  # no compiler, no Python headers, ... (an in-place build then fails to copy)
+            _warn(self._failures() if self.failed else f"the compiled core could not be built ({exc})")
             return
+        if self.failed:
+            _warn(self._failures())
         built = [e.name.split(".")[-1] for e in self.extensions if Path(self.get_ext_fullpath(e.name)).exists()]
         hashes = {m: h for m, h in source_hashes().items() if m in built}
         traces = {"_synth": _synth_hash(), "_synth_numpy": _numpy_minor()} if "_synth" in built else {}
@@ -89,11 +92,17 @@ class OptionalBuildExt(build_ext):
                 if target.parent.is_dir():
                     target.write_text(json.dumps({"compiled": record}, indent=1, sort_keys=True) + "\n")
 
+    def _failures(self) -> str:
+        """One line for every module that did not compile: without a compiler they all fail alike."""
+        names = "all" if len(self.failed) == len(self.extensions) else ", ".join(sorted(n for n, _ in self.failed))
+        return (f"{len(self.failed)} of {len(self.extensions)} modules could not be compiled ({names}; "
+                f"first error: {self.failed[0][1]})")
+
     def build_extension(self, ext: Extension) -> None:
         try:
             super().build_extension(ext)
         except Exception as exc:
-            _warn(f"{ext.name} could not be compiled ({exc})")
+            self.failed.append((ext.name, str(exc)))
 
 
 class BuildPyWithConf(build_py):
