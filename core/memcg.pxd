@@ -6,7 +6,7 @@
 # the other fields keep Python object type.
 
 from cpython.array cimport array
-from core.run_index cimport append_int
+from core.run_index cimport append_int, store_int
 
 
 cdef class MemcgTable:

@@ -33,8 +33,8 @@ try:
     import cython
 except ImportError:  # no Cython: the pure model needs only ``cython.compiled``
     from core import _cyshim as cython
-if not cython.compiled:  # the compiled build cimports its C version (core/run_index.pxd)
-    from core.run_index import append_int
+if not cython.compiled:  # the compiled build cimports their C versions (core/run_index.pxd)
+    from core.run_index import append_int, store_int
 
 ROOT = 0
 UNLIMITED = 1 << 62
@@ -190,23 +190,10 @@ class MemcgTable:
         vals, cols = list(_SLOT_DEFAULTS), _COLUMNS_OF(self)
         vals[_PARENT_AT], vals[_BORN_AT] = parent, now
         m: cython.Py_ssize_t
-        i: cython.Py_ssize_t
-        v: cython.longlong
-        col: array
         if self.free_slots:
             m = self.free_slots.pop()
-            if cython.compiled and m < self.parent.ob_size:  # through the columns' buffers
-                for i in range(len(cols)):
-                    col, v = cols[i], vals[i]
-                    if col.ob_descr.itemsize == 8:
-                        col.data.as_longlongs[m] = v
-                    elif -0x80000000 <= v <= 0x7FFFFFFF:
-                        col.data.as_ints[m] = v  # fits the int32 element
-                    else:
-                        col[m] = v  # raises the array's OverflowError
-            else:
-                for col, v in zip(cols, vals):
-                    col[m] = v
+            for col, v in zip(cols, vals):
+                store_int(col, m, v)
             self.path[m], self.children[m] = path, set()
         else:
             m = len(self.path)

@@ -1,7 +1,7 @@
-# an object's run starts searched through their buffer, an element inserted into an int32 array and one
-# appended to an int32 or int64 column: C calls from the compiled modules that cimport them (insert_i32
-# and append_int are inlined there: this module is a type module in core/__init__.py, so an edit here
-# runs every module pure until the rebuild)
+# an object's run starts searched through their buffer, an element inserted into an int32 array, one
+# stored into or appended to an int8, int32 or int64 column: C calls from the compiled modules that
+# cimport them (insert_i32, store_int and append_int are inlined there: this module is a type module in
+# core/__init__.py, so an edit here runs every module pure until the rebuild)
 from cpython.array cimport array, resize_smart
 from libc.string cimport memmove
 
@@ -20,20 +20,40 @@ cdef inline int insert_i32(array a, Py_ssize_t i, int v) except -1:
     return 0
 
 
-cdef inline int append_int(array a, long long v) except -1:
-    # run_index.append_int in C: one more element stored through the buffer ('b', 'i' or 'q' columns,
-    # the value of the column's own type); anything else takes the array's own append and its errors
-    cdef Py_ssize_t n = a.ob_size
+cdef inline bint _fits(array a, long long v):
+    # is ``a`` a 'b', 'i' or 'q' column that holds ``v`` as it is (the stores below go through its buffer)
     cdef char tc = a.ob_descr.typecode
-    if tc == 113:  # 'q'
+    return tc == 113 or (tc == 105 and -0x80000000 <= v <= 0x7FFFFFFF) or (tc == 98 and -0x80 <= v <= 0x7F)
+
+
+cdef inline void _put(array a, Py_ssize_t i, long long v):
+    # store ``v`` at ``i`` through the buffer of a column ``_fits`` accepted, at its own width
+    cdef char tc = a.ob_descr.typecode
+    if tc == 113:
+        a.data.as_longlongs[i] = v
+    elif tc == 105:
+        a.data.as_ints[i] = <int>v
+    else:
+        a.data.as_schars[i] = <signed char>v
+
+
+cdef inline int store_int(array a, Py_ssize_t i, long long v) except -1:
+    # run_index.store_int in C: a[i] = v through the buffer when ``i`` is an element and ``v`` fits the
+    # column; anything else takes the array's own item store and its errors (IndexError, OverflowError)
+    if 0 <= i < a.ob_size and _fits(a, v):
+        _put(a, i, v)
+    else:
+        a[i] = v
+    return 0
+
+
+cdef inline int append_int(array a, long long v) except -1:
+    # run_index.append_int in C: one more element, stored through the buffer when ``v`` fits the column;
+    # anything else takes the array's own append and its errors
+    cdef Py_ssize_t n = a.ob_size
+    if _fits(a, v):
         resize_smart(a, n + 1)
-        a.data.as_longlongs[n] = v
-    elif tc == 105 and -0x80000000 <= v <= 0x7FFFFFFF:  # 'i'
-        resize_smart(a, n + 1)
-        a.data.as_ints[n] = v
-    elif tc == 98 and -0x80 <= v <= 0x7F:  # 'b'
-        resize_smart(a, n + 1)
-        a.data.as_schars[n] = v
+        _put(a, n, v)
     else:
         a.append(v)
     return 0

@@ -77,6 +77,11 @@ if not cython.compiled:  # compiled: the C version in run_index.pxd (resize and 
         a.insert(i, v)
         return 0
 
+    def store_int(a: array, i: int, v: int) -> int:
+        """``a[i] = v`` (the compiled build's C version stores through the buffer what fits). Returns 0."""
+        a[i] = v
+        return 0
+
     def append_int(a: array, v: int) -> int:
         """``a.append(v)`` (the compiled build's C version stores through the buffer what fits). Returns 0."""
         a.append(v)

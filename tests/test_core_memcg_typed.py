@@ -128,3 +128,14 @@ def test_add_i32_on_a_64_bit_column_adds_to_that_element() -> None:
     with pytest.raises(OverflowError):
         add_i32(narrow, 1, 1 << 31)
     assert narrow.tolist() == [0, 12]
+
+
+def test_a_reused_slot_takes_an_int64_value_and_refuses_one_past_it() -> None:
+    mem, a, b = _chain()
+    mem.offline(b, 5)
+    assert mem.try_release(b, 6) == 1
+    with pytest.raises(OverflowError):
+        mem.mkdir("/a/c", 1 << 70)  # born_us is int64: as the array itself refuses it, in both builds
+    mem.free_slots.append(b)  # (the refused mkdir took the slot before its store failed)
+    _, c = mem.mkdir("/a/d", 1 << 40)
+    assert c == b and mem.born_us[c] == 1 << 40 and mem.parent[c] == a and mem.max[c] == mem.max[a]
