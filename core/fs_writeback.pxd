@@ -1,7 +1,14 @@
 # Compiled build: arguments annotated "MachineState" are typed, so their fields are read at fixed offsets.
+from cpython.array cimport array
 from core.state cimport MachineState
 
 # the inode updates of a read, a write or an mmap: C calls from core.syscalls's handlers
 cpdef inode_attach_wb(MachineState machine, Py_ssize_t t, Py_ssize_t o)
 cpdef file_update_time(MachineState machine, Py_ssize_t o)
 cpdef touch_atime(MachineState machine, Py_ssize_t t, Py_ssize_t o)
+
+# the dirtiness tests reclaim and the offline cgwb cleanup ask per run and per inode
+cpdef bint dirty_now(MachineState machine, Py_ssize_t r) except -1
+cpdef bint inode_meta_dirty(MachineState machine, Py_ssize_t o) except -1
+cpdef bint inode_dirty(MachineState machine, Py_ssize_t o) except -1
+cdef bint _any_inode_dirty(MachineState machine, list inodes) except -1

@@ -38,6 +38,7 @@ dominates an inode's writeback) and dirty throttling.
 
 from __future__ import annotations
 
+from array import array
 from typing import TYPE_CHECKING
 
 from core.cgroup import css_put
@@ -55,10 +56,14 @@ if TYPE_CHECKING:
 _RESIDENT = int(St.RESIDENT)
 
 
-def dirty_now(machine: MachineState, r: int) -> bool:
+def dirty_now(machine: MachineState, r: cython.Py_ssize_t) -> cython.bint:
     """Is run ``r`` dirty at the current time (written, not yet written back)?"""
-    ts = machine.runs.dirty[r]  # 1 + the LRU quantum of the last write, 0 when clean
-    return ts > 0 and machine.now_us - (ts - 1) * machine.cfg.age_quantum_us < machine.cfg.dirty_expire_us
+    ts: cython.longlong  # 1 + the LRU quantum of the last write, 0 when clean
+    if cython.compiled:
+        ts = machine.runs.dirty.data.as_ints[r] if 0 <= r < len(machine.runs.dirty) else machine.runs.dirty[r]
+    else:
+        ts = machine.runs.dirty[r]
+    return ts > 0 and machine.now_us - (ts - 1) * machine.age_quantum_us < machine.dirty_expire_us
 
 
 def mark_range_dirty(machine: MachineState, o: int, lo: int, hi: int, stamp: int) -> None:
@@ -101,7 +106,7 @@ def wakeup_flusher_threads(machine: MachineState) -> None:
     ksys_sync(machine)
 
 
-def inode_meta_dirty(machine: MachineState, o: int) -> bool:
+def inode_meta_dirty(machine: MachineState, o: cython.Py_ssize_t) -> cython.bint:
     """Is the inode of ``o`` itself dirty (I_DIRTY_SYNC: an atime or mtime not yet written back)?
 
     The flusher writes an inode dirtied more than ``dirty_expire_us`` ago (wb_writeback's
@@ -109,15 +114,29 @@ def inode_meta_dirty(machine: MachineState, o: int) -> bool:
     t = machine.i_dirty.get(o)
     if t is None:
         return False
-    if machine.now_us - t < machine.cfg.dirty_expire_us:
+    if machine.now_us - t < machine.dirty_expire_us:
         return True
     del machine.i_dirty[o]
     return False
 
 
-def inode_dirty(machine: MachineState, o: int) -> bool:
+def inode_dirty(machine: MachineState, o: cython.Py_ssize_t) -> cython.bint:
     """Is disk file ``o`` on its wb's dirty lists now (dirty pages, or a dirty inode)?"""
-    return inode_meta_dirty(machine, o) or any(dirty_now(machine, r) for r in machine.runs.obj_runs.get(o, ()))
+    if inode_meta_dirty(machine, o):
+        return True
+    runs = machine.runs.obj_runs.get(o)
+    if runs is None:
+        return False
+    i: cython.Py_ssize_t
+    rp: cython.p_int  # the object's run ids
+    if cython.compiled:
+        rp = cython.cast(array, runs).data.as_ints
+    else:
+        rp = runs
+    for i in range(len(runs)):  # a loop, not any(): this runs for every pinned inode at every offline
+        if dirty_now(machine, rp[i]):
+            return True
+    return False
 
 
 _DAY_US = 24 * 3600 * 1_000_000
@@ -186,7 +205,7 @@ def cleanup_offline_cgwbs(machine: MachineState) -> None:
         by_wb.setdefault(m, []).append(o)
     for m in sorted(by_wb):
         inodes = by_wb[m]
-        if any(inode_dirty(machine, o) for o in inodes):
+        if _any_inode_dirty(machine, inodes):
             continue
         a = machine.mem.nearest_online(m)
         attached = machine.wb_inodes.setdefault(a, set())
@@ -196,6 +215,15 @@ def cleanup_offline_cgwbs(machine: MachineState) -> None:
             attached.add(o)
         machine.mem.wb_pin[m] -= len(inodes)
         css_put(machine, m)
+
+
+def _any_inode_dirty(machine: MachineState, inodes: list) -> cython.bint:
+    """Is any inode of ``inodes`` dirty now (``inode_dirty``)? (A loop: ``cleanup_offline_cgwbs``
+    asks it of every offline cgwb at every offline.)"""
+    for o in inodes:
+        if inode_dirty(machine, o):
+            return True
+    return False
 
 
 def inode_detach_wb(machine: MachineState, o: int) -> None:

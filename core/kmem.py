@@ -54,7 +54,7 @@ def kmem_free(machine: MachineState, k: int) -> None:
 
 def kmem_pins(machine: MachineState, k: int) -> bool:
     # Reparented via objcg at offline: slab since v5.9, kmem pages since v5.13.
-    return not (machine.kernel.slab_reparented if machine.k_slab[k] else machine.kernel.kmem_reparented)
+    return not (machine.slab_reparented if machine.k_slab[k] else machine.kmem_reparented)
 
 
 def kmem_account(machine: MachineState, k: int, sign: int, hier: bool) -> None:

@@ -76,6 +76,8 @@ OP_TABLE: dict[int, Callable[[MachineState, TraceEvent], None]] = {
 assert sorted(OP_TABLE) == sorted(Op), "every op has a handler"
 #: the same table as a list indexed by op code: one index per event instead of a hash
 _HANDLERS = [OP_TABLE[op] for op in sorted(Op)]
+#: the latest time a machine clock holds: ``MachineState.now_us`` is an int64 (a C field compiled)
+_MAX_TIME_US = (1 << 63) - 1
 
 
 #: each column ``Machine.apply`` reads: its field name (for errors) and the dtype the loop reads it as
@@ -120,8 +122,11 @@ class Machine(MachineState):
 
     # ================================================================== time and queue
     def advance_to(self, t_us: int) -> None:
-        """Run queued work and take samples due at or before ``t_us``; idempotent for t <= now."""
+        """Run queued work and take samples due at or before ``t_us``; idempotent for t <= now.
+        OverflowError for a time past the clock's int64 microseconds (as a trace's time column)."""
         t_us = int(t_us)
+        if t_us > _MAX_TIME_US:
+            raise OverflowError(f"time {t_us} us is past the machine clock's range (int64 microseconds)")
         sampler, queue = self.sampler, self.queue
         while True:
             qt = queue[0][0] if queue else None

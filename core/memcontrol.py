@@ -82,7 +82,7 @@ def try_charge_memcg(machine: MachineState, m: cython.Py_ssize_t, n: cython.long
         return True
     free = machine.mem_total - machine.resident - machine.kmem_total - machine.reserved  # nr_free_pages()
     # alloc_pages_slowpath only when it has work: a call per charge costs more than this test
-    if free - n < int(machine.mem_total * machine.cfg.watermark_low) or free < n:
+    if free - n < int(machine.mem_total * machine.watermark_low) or free < n:
         if not alloc_pages_slowpath(machine, n, t, mayfail):
             return False
     mem = machine.mem

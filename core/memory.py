@@ -161,7 +161,7 @@ def fault_range(machine: MachineState, t: cython.int, o: cython.int, lo: cython.
         if i >= 0:
             r = rp[i]
             if hi <= start[r] + npages[r] and state[r] == _RESIDENT:
-                age: cython.int = machine.now_us // machine.cfg.age_quantum_us  # lru_age(), inlined
+                age: cython.int = machine.now_us // machine.age_quantum_us  # lru_age(), inlined
                 if ages[r] != age or dirty and dirt[r] != dirty:
                     R.touch(r, lo, hi, age, dirty)
                 elif not dirty:
@@ -223,7 +223,7 @@ def _piece_pages(machine: MachineState, o: int, need: dict[int, int]) -> int:
         usage, mx, parent = mem.usage, mem.max, mem.parent
         high = mem.high if machine.kernel.at_least(5, 18) else mx
     total = sum(need.values())
-    free_room = nr_free_pages(machine) - int(machine.mem_total * machine.cfg.watermark_low)
+    free_room = nr_free_pages(machine) - int(machine.mem_total * machine.watermark_low)
     tight: list[tuple[int, int]] = []  # (memcg, room under its limits) where the charge does not fit
     x: cython.Py_ssize_t
     pages: cython.longlong
@@ -244,7 +244,7 @@ def _piece_pages(machine: MachineState, o: int, need: dict[int, int]) -> int:
         return 0  # its pages may be mapped, so referenced: reclaim keeps them
     cap = -1  # -1: nothing in the way
     if total > free_room:  # kswapd wakes and reclaims to the high watermark
-        gap = int(machine.mem_total * (machine.cfg.watermark_high - machine.cfg.watermark_low))
+        gap = int(machine.mem_total * (machine.watermark_high - machine.watermark_low))
         cap = free_room + first_pass_pages(machine, ROOT) - gap
     for m, room in tight:
         c = room + first_pass_pages(machine, m)
@@ -264,7 +264,7 @@ def _fault_chunks(machine: MachineState, t: int, o: int, lo: int, hi: int, mayfa
     later piece sizes itself the same way); False as soon as a piece is refused, and the
     pieces before it stay resident, as after a short read in the kernel.
     """
-    if not mayfail and nr_free_pages(machine) - (hi - lo) >= int(machine.mem_total * machine.cfg.watermark_low):
+    if not mayfail and nr_free_pages(machine) - (hi - lo) >= int(machine.mem_total * machine.watermark_low):
         return _fault_streaming(machine, t, o, lo, hi, fill_holes, dirty, pieces.need, pieces.segs)
     step, a = pieces.step, lo
     while a < hi:
@@ -380,7 +380,7 @@ def _touch_if_resident(machine: MachineState, o: cython.int, lo: cython.longlong
         ages, dirt, rp = R.age.data.as_ints, R.dirty.data.as_ints, runs.data.as_ints
     else:
         start, npages, ages, dirt, state, rp = R.start, R.npages, R.age, R.dirty, R.state, runs
-    age: cython.int = machine.now_us // machine.cfg.age_quantum_us  # lru_age(), inlined: once per event
+    age: cython.int = machine.now_us // machine.age_quantum_us  # lru_age(), inlined: once per event
     i: cython.Py_ssize_t = starts_right(R.obj_starts[o], lo) - 1
     if i < 0:
         i = 0
@@ -422,7 +422,7 @@ def _materialize(machine: MachineState, o: cython.int, segs: list,
     ``dirty`` > 0: stamp every page of ``segs`` dirty on the way (see ``fault_range``).
     """
     R: RunTable = machine.runs
-    now: cython.int = machine.now_us // machine.cfg.age_quantum_us  # lru_age(), inlined
+    now: cython.int = machine.now_us // machine.age_quantum_us  # lru_age(), inlined
     r: cython.Py_ssize_t
     s: cython.longlong
     e: cython.longlong
@@ -468,7 +468,7 @@ def _materialize(machine: MachineState, o: cython.int, segs: list,
 def _new_resident(machine: MachineState, o: cython.int, s: cython.longlong, e: cython.longlong, memcg: cython.int,
                   dirty: cython.int = 0) -> None:
     """Instantiate pages [s, e) of ``o`` charged to ``memcg``, split where mappings differ."""
-    R, age, kind = machine.runs, machine.now_us // machine.cfg.age_quantum_us, machine.o_kind[o]  # lru_age() inlined
+    R, age, kind = machine.runs, machine.now_us // machine.age_quantum_us, machine.o_kind[o]  # lru_age() inlined
     for a, b, mapc in (map_pieces(machine, o, s, e) if machine.o_maps[o] else ((s, e, 0),)):
         R.add_resident(o, a, b - a, memcg, mapc, age, kind, dirty)  # may grow the run before the hole
         charge_new_resident(machine, o, memcg, kind, mapc, b - a)

@@ -20,9 +20,9 @@ if TYPE_CHECKING:
 
 def alloc_pages_slowpath(machine: MachineState, n: int, t: int, mayfail: bool) -> bool:
     """Make room for ``n`` pages machine-wide: kswapd to the high watermark, then global OOM."""
-    low = int(machine.mem_total * machine.cfg.watermark_low)
+    low = int(machine.mem_total * machine.watermark_low)
     if machine.mem_total - machine.resident - machine.kmem_total - machine.reserved - n < low:  # nr_free_pages()
-        high = int(machine.mem_total * machine.cfg.watermark_high)
+        high = int(machine.mem_total * machine.watermark_high)
         machine.counters["kswapd_wakeups"] += 1
         try_to_free_mem_cgroup_pages(machine, ROOT, high - (nr_free_pages(machine) - n), full_walk=True)
     while nr_free_pages(machine) < n:

@@ -10,5 +10,5 @@ cpdef int mem_cgroup_charge_statistics(MachineState machine, Py_ssize_t r, int s
                                        bint zap=*) except -1
 # new resident pages on their memcg's counters: a C call from core.memory's fault paths
 cpdef charge_new_resident(MachineState machine, int o, Py_ssize_t m, int k, int mapc, long long n)
-# free pages machine-wide (a Python int: the machine's totals are): a C call from the modules that cimport it
-cpdef object nr_free_pages(MachineState machine)
+# free pages machine-wide: a C call from the modules that cimport it
+cpdef long long nr_free_pages(MachineState machine) except? -1

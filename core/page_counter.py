@@ -42,7 +42,7 @@ def lru_age(machine: MachineState) -> int:
     MAX_NR_GENS = 4 MGLRU generations), so pages touched within one quantum are
     treated as equally young — which also lets neighbouring runs merge.
     """
-    return machine.now_us // machine.cfg.age_quantum_us
+    return machine.now_us // machine.age_quantum_us
 
 
 def mem_cgroup_charge_statistics(machine: MachineState, r: cython.Py_ssize_t, sign: cython.int,
@@ -127,7 +127,7 @@ def _count_own(machine: MachineState, o: cython.int, m: cython.Py_ssize_t, k: cy
     return 0
 
 
-def nr_free_pages(machine: MachineState) -> int:
+def nr_free_pages(machine: MachineState) -> cython.longlong:
     return machine.mem_total - machine.resident - machine.kmem_total - machine.reserved
 
 

@@ -35,11 +35,17 @@ cdef class MachineState:
     cdef public object kernel
     cdef public dict kmem_by_name
     cdef public dict kmem_of
-    cdef public object kmem_total
+    cdef public long long kmem_total  # pages (overflowcheck: never wraps)
     cdef public object machine_id
-    cdef public object mem_total
+    cdef public long long mem_total  # pages (overflowcheck: never wraps)
     cdef public object memcg_cost
-    cdef public object now_us
+    cdef public long long now_us  # µs; trace times are int64: a later time is an OverflowError
+    cdef public long long age_quantum_us  # cfg.age_quantum_us, read per fault: a C field
+    cdef public long long dirty_expire_us  # cfg.dirty_expire_us
+    cdef public bint slab_reparented  # kernel.slab_reparented, read per kmem charge
+    cdef public bint kmem_reparented  # kernel.kmem_reparented
+    cdef public double watermark_low  # cfg.watermark_low, read per charge
+    cdef public double watermark_high  # cfg.watermark_high
     cdef public list o_alive
     cdef public list o_deleted
     cdef public list o_kind
@@ -56,15 +62,15 @@ cdef class MachineState:
     cdef public object queue_seq
     cdef public dict reclaim_pos
     cdef public list release_q
-    cdef public object reserved
-    cdef public object resident
+    cdef public long long reserved  # pages (overflowcheck: never wraps)
+    cdef public long long resident  # pages (overflowcheck: never wraps)
     cdef public object sampler
     cdef public dict slot_cache
     cdef public object slot_cache_enabled
     cdef public dict slot_cache_fill
     cdef public dict sock_by_name
-    cdef public object swap_total
-    cdef public object swap_used
+    cdef public long long swap_total  # pages (overflowcheck: never wraps)
+    cdef public long long swap_used  # pages (overflowcheck: never wraps)
     cdef public list t_alive
     cdef public list t_anon
     cdef public list t_cg

@@ -100,6 +100,13 @@ class MachineState:
         self.changes = 0
         self.policy: Policy = policy
         self.now_us = 0
+        # config and kernel facts the per-event paths read, copied once (a C field each in the
+        # compiled build, where reading ``cfg`` or a ``Kernel`` property is a Python lookup)
+        self.age_quantum_us = cfg.age_quantum_us
+        self.dirty_expire_us = cfg.dirty_expire_us
+        self.watermark_low, self.watermark_high = float(cfg.watermark_low), float(cfg.watermark_high)
+        self.slab_reparented = self.kernel.slab_reparented
+        self.kmem_reparented = self.kernel.kmem_reparented
         # memory: memcgs, page runs, machine-wide page totals (4 KiB pages)
         self.mem = MemcgTable(cfg.id_pool_size)
         self.runs = RunTable()

@@ -240,7 +240,7 @@ def _file_access(machine: MachineState, ev: TraceEvent, how: str = "read") -> No
     if machine.policy.wants_access:
         machine.policy.on_access(machine, o, lo, hi, machine.t_cg[t], how)
     if how == "write" and kind == _FILE:  # the fault stamps the pages dirty
-        stamp = machine.now_us // machine.cfg.age_quantum_us + 1  # 1 + the LRU quantum; 0 means clean
+        stamp = machine.now_us // machine.age_quantum_us + 1  # 1 + the LRU quantum; 0 means clean
         if fault_range(machine, t, o, lo, hi, ev.flags & _MAYFAIL != 0, True, stamp):
             if machine.o_wb[o] < 0:
                 inode_attach_wb(machine, t, o)

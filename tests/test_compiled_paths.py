@@ -168,3 +168,15 @@ def test_appended_slots_hold_their_values_and_refuse_what_their_column_cannot():
     R = _table_of(3)
     r = R.new(0, 10, 2, RESIDENT, 7, 7, 0, 0, -3, 1, -128, 5)  # an appended run slot (no free slot)
     assert (R.start[r], R.npages[r], R.memcg[r], R.age[r], R.rflags[r], R.dirty[r]) == (10, 2, 7, -3, -128, 5)
+
+
+def test_the_clock_is_int64_in_either_build():
+    """``now_us`` is a C long long compiled: a time past int64 is refused with OverflowError by both builds
+    (the pure clock would hold it), and the config a fault reads per event is copied onto the state."""
+    cfg = MachineConfig(age_quantum_us=7_000_000, dirty_expire_us=11_000_000, kernel="5.10")
+    m = Machine(cfg, seed=0)
+    m.advance_to((1 << 63) - 1 - cfg.sample_interval_us)
+    with pytest.raises(OverflowError, match="int64"):
+        m.advance_to(1 << 63)
+    assert (m.age_quantum_us, m.dirty_expire_us) == (7_000_000, 11_000_000)
+    assert (m.slab_reparented, m.kmem_reparented) == (True, False)  # v5.9+ and v5.13+
