@@ -55,6 +55,17 @@ cdef class MemcgTable:
     # the per-charge walks: C calls from compiled modules that know a table is a MemcgTable
     cpdef charge(self, Py_ssize_t m, object pages)
     cpdef Py_ssize_t over_limit(self, Py_ssize_t m, object pages) except? -2
+    cpdef list over_high(self, Py_ssize_t m)
+    cpdef Py_ssize_t nearest_online(self, Py_ssize_t m) except -1
+    # the lifecycle of a memcg (mkdir, rmdir, offline, release): C calls once per pod and memcg
+    cpdef Py_ssize_t _new_slot(self, str path, Py_ssize_t parent, long long now) except -1
+    cpdef tuple mkdir(self, str path, long long now)
+    cpdef object rmdir_check(self, Py_ssize_t m)
+    cpdef offline(self, Py_ssize_t m, long long now)
+    cpdef put_id(self, Py_ssize_t m)
+    cpdef bint held(self, Py_ssize_t m) except -1
+    cpdef object try_release(self, Py_ssize_t m, long long now)
+    cpdef _release(self, Py_ssize_t m, long long now)
 
 
 # the lifecycle states the per-slot paths compare with: C constants in the compiled build

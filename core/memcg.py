@@ -185,7 +185,7 @@ class MemcgTable:
 
     # -- slots -------------------------------------------------------------------------
 
-    def _new_slot(self, path: str, parent: int, now: int) -> int:
+    def _new_slot(self, path: str, parent: cython.Py_ssize_t, now: cython.longlong) -> cython.Py_ssize_t:
         """Take a free slot (or append one) for a new online memcg; holds one ID."""
         vals, cols = list(_SLOT_DEFAULTS), _COLUMNS_OF(self)
         vals[_PARENT_AT], vals[_BORN_AT] = parent, now
@@ -236,7 +236,7 @@ class MemcgTable:
         return np.frombuffer(col, dtype=np.dtype(col.typecode))
 
     # -- lifecycle ---------------------------------------------------------------------
-    def mkdir(self, path: str, now: int) -> tuple[Errno, int]:
+    def mkdir(self, path: str, now: cython.longlong) -> tuple:
         """Create an online memcg at ``path``; (errno, slot). ENOSPC when the ID pool is full."""
         if path in self.by_path:
             return Errno.EEXIST, -1
@@ -247,15 +247,16 @@ class MemcgTable:
             return Errno.ENOSPC, -1
         return Errno.OK, self._new_slot(path, parent, now)
 
-    def rmdir_check(self, m: int) -> Errno:
+    def rmdir_check(self, m: cython.Py_ssize_t) -> Errno:
         """EBUSY while tasks or online children remain (cgroup_destroy_locked)."""
         if self.ntasks[m] > 0:
             return Errno.EBUSY
-        if any(self.state[c] == _ONLINE for c in self.children[m]):
-            return Errno.EBUSY
+        for c in self.children[m]:  # (a loop: a generator cannot be compiled into a C method)
+            if self.state[c] == _ONLINE:
+                return Errno.EBUSY
         return Errno.OK
 
-    def offline(self, m: int, now: int) -> None:
+    def offline(self, m: cython.Py_ssize_t, now: cython.longlong) -> None:
         """rmdir succeeded: the memcg goes offline (dying) and gives back its online ID ref.
 
         mem_cgroup_css_offline -> mem_cgroup_id_put: the ID stays only while swap
@@ -272,13 +273,13 @@ class MemcgTable:
         if self.swap[m] == 0:
             self.put_id(m)
 
-    def put_id(self, m: int) -> None:
+    def put_id(self, m: cython.Py_ssize_t) -> None:
         """Give back the memcg's ID (mem_cgroup_id_remove) if it still holds one."""
         if self.holds_id[m]:
             self.holds_id[m] = 0
             self.ids_in_use -= 1
 
-    def held(self, m: cython.Py_ssize_t) -> bool:
+    def held(self, m: cython.Py_ssize_t) -> cython.bint:
         """Does anything still reference this memcg (folio charges, swap IDs, kmem, cgwb pins, sockets,
         OOM victims not yet reaped, children)?"""
         if cython.compiled and 0 <= m < self.parent.ob_size:
@@ -289,7 +290,7 @@ class MemcgTable:
         return bool(self.anon[m] or self.file[m] or self.shmem[m] or self.swap[m]
                     or self.kmem_pin[m] or self.wb_pin[m] or self.nsock[m] or self.noom[m] or self.children[m])
 
-    def try_release(self, m: int, now: int) -> int:
+    def try_release(self, m: cython.Py_ssize_t, now: cython.longlong) -> int:
         """Free dying memcg ``m`` if nothing holds it, then its dying ancestors in turn.
 
         Returns how many memcgs were freed (css_release_work_fn / css_free_rwork_fn).
@@ -301,7 +302,7 @@ class MemcgTable:
             m = self.parent[m]
         return freed
 
-    def _release(self, m: int, now: int) -> None:
+    def _release(self, m: cython.Py_ssize_t, now: cython.longlong) -> None:
         self.state[m] = _FREED
         self.dying.discard(m)
         self.put_id(m)
@@ -407,7 +408,7 @@ class MemcgTable:
             m = parent[m]
         return -1
 
-    def over_high(self, m: int) -> list[int]:
+    def over_high(self, m: cython.Py_ssize_t) -> list:
         """Ancestors (incl. ``m``) whose usage exceeds memory.high, nearest first."""
         out = []
         usage, high, parent = self.usage, self.high, self.parent  # after every charging fault
@@ -417,7 +418,7 @@ class MemcgTable:
             m = parent[m]
         return out
 
-    def nearest_online(self, m: int) -> int:
+    def nearest_online(self, m: cython.Py_ssize_t) -> cython.Py_ssize_t:
         """``m`` if online, else its closest online ancestor (mem_cgroup_id_get_online)."""
         state, parent = self.state, self.parent
         while state[m] != _ONLINE:
