@@ -19,6 +19,8 @@ cpdef int _seg_target(MachineState machine, int o, Py_ssize_t r, int accessor) e
 cpdef tuple _needs(MachineState machine, int o, long long lo, long long hi, int accessor, bint fill_holes)
 cpdef object _charge_range(MachineState machine, int t, int o, long long lo, long long hi, bint mayfail,
                            bint fill_holes)
+cpdef long long _piece_pages(MachineState machine, int o, dict need) except -1
+cdef bint _maps_pages(list maps) except -1
 cpdef _materialize(MachineState machine, int o, list segs, bint fill_holes, dict have, int dirty)
 cpdef _new_resident(MachineState machine, int o, long long s, long long e, int memcg, int dirty=*)
 cpdef _make_resident(MachineState machine, Py_ssize_t r, int memcg)

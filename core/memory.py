@@ -77,10 +77,10 @@ def _seg_target(machine: MachineState, o: cython.int, r: cython.Py_ssize_t, acce
             return -1
         if st == _SWAPPED:
             rec = R.memcg[r]
-            if policy.kernel_targets:
+            if machine.kernel_targets:
                 return swapin_charge_target(machine, rec, accessor)
             return policy.swapin_target(machine, r, rec, accessor)
-    return accessor if policy.kernel_targets else policy.charge_target(machine, o, accessor)
+    return accessor if machine.kernel_targets else policy.charge_target(machine, o, accessor)
 
 
 def _needs(machine: MachineState, o: cython.int, lo: cython.longlong, hi: cython.longlong, accessor: cython.int,
@@ -96,7 +96,7 @@ def _needs(machine: MachineState, o: cython.int, lo: cython.longlong, hi: cython
     segs: list[tuple[int, int, int, int]] = []
     R: RunTable = machine.runs
     policy = machine.policy
-    first_touch: cython.bint = policy.kernel_targets  # a hole is charged to its accessor
+    first_touch: cython.bint = machine.kernel_targets  # a hole is charged to its accessor
     r: cython.Py_ssize_t
     s: cython.longlong
     e: cython.longlong
@@ -193,7 +193,7 @@ def fault_range(machine: MachineState, t: cython.int, o: cython.int, lo: cython.
     return True
 
 
-def _piece_pages(machine: MachineState, o: int, need: dict[int, int]) -> int:
+def _piece_pages(machine: MachineState, o: cython.int, need: dict) -> cython.longlong:
     """0 when ``need`` (pages per paying memcg) of object ``o`` can be charged at once; else
     how many pages of the access to charge at a time.
 
@@ -218,12 +218,14 @@ def _piece_pages(machine: MachineState, o: int, need: dict[int, int]) -> int:
     parent: cython.p_int
     if cython.compiled:  # the memcg columns' buffers: nothing below grows them
         usage, mx, parent = mem.usage.data.as_longlongs, mem.max.data.as_longlongs, mem.parent.data.as_ints
-        high = mem.high.data.as_longlongs if machine.kernel.at_least(5, 18) else mx
+        high = mem.high.data.as_longlongs if machine.charge_reclaims_high else mx
     else:
         usage, mx, parent = mem.usage, mem.max, mem.parent
-        high = mem.high if machine.kernel.at_least(5, 18) else mx
-    total = sum(need.values())
-    free_room = nr_free_pages(machine) - int(machine.mem_total * machine.watermark_low)
+        high = mem.high if machine.charge_reclaims_high else mx
+    total: cython.longlong = 0
+    for n in need.values():  # (a loop, not sum(): a C sum, overflow-checked)
+        total += n
+    free_room: cython.longlong = nr_free_pages(machine) - int(machine.mem_total * machine.watermark_low)
     tight: list[tuple[int, int]] = []  # (memcg, room under its limits) where the charge does not fit
     x: cython.Py_ssize_t
     pages: cython.longlong
@@ -240,7 +242,7 @@ def _piece_pages(machine: MachineState, o: int, need: dict[int, int]) -> int:
     kind = machine.o_kind[o]
     if kind != _FILE and machine.swap_total <= machine.swap_used:
         return 0
-    if kind != _ANON and machine.cfg.mapped_hot and any(b > a for _, a, b in machine.o_maps[o]):
+    if kind != _ANON and machine.cfg.mapped_hot and _maps_pages(machine.o_maps[o]):
         return 0  # its pages may be mapped, so referenced: reclaim keeps them
     cap = -1  # -1: nothing in the way
     if total > free_room:  # kswapd wakes and reclaims to the high watermark
@@ -252,6 +254,14 @@ def _piece_pages(machine: MachineState, o: int, need: dict[int, int]) -> int:
     if cap < 0 or total <= cap:
         return 0
     return max(MEMCG_CHARGE_BATCH, cap)
+
+
+def _maps_pages(maps: list) -> cython.bint:
+    """Does any of these mappings (task, lo, hi) map a page?"""
+    for _, a, b in maps:
+        if b > a:
+            return True
+    return False
 
 
 def _fault_chunks(machine: MachineState, t: int, o: int, lo: int, hi: int, mayfail: bool,

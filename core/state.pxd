@@ -1,7 +1,9 @@
 # Static layout of core.state.MachineState for the compiled build (Cython reads it beside state.py).
 # Every field is a slot of the C struct, so a compiled module that knows a function argument is a
 # MachineState (its own .pxd cimports it) reads a field at a fixed offset instead of a dict lookup.
-# Scalars keep Python object type (ints stay arbitrary-precision, exactly as in the pure model);
+# Scalars keep Python object type (ints stay arbitrary-precision, exactly as in the pure model), but
+# for the clock and page totals (int64; a clock past it is refused in both builds) and the config,
+# kernel and policy facts the per-event paths read (copied at construction);
 # containers are typed list/dict/set, so compiled code indexes and looks them up without a method call.
 # ``__dict__`` keeps room for attributes set from outside (tests, policies).
 
@@ -44,6 +46,8 @@ cdef class MachineState:
     cdef public long long dirty_expire_us  # cfg.dirty_expire_us
     cdef public bint slab_reparented  # kernel.slab_reparented, read per kmem charge
     cdef public bint kmem_reparented  # kernel.kmem_reparented
+    cdef public bint kernel_targets  # policy.kernel_targets: the fault path applies the kernel's payers itself
+    cdef public bint charge_reclaims_high  # v5.18+: a charge over memory.high reclaims at once
     cdef public double watermark_low  # cfg.watermark_low, read per charge
     cdef public double watermark_high  # cfg.watermark_high
     cdef public list o_alive

@@ -99,6 +99,7 @@ class MachineState:
         #: machine's pickle while it is unchanged (``core.machine.Machine.clock``)
         self.changes = 0
         self.policy: Policy = policy
+        self.kernel_targets = policy.kernel_targets  # (a policy is the machine's for its life)
         self.now_us = 0
         # config and kernel facts the per-event paths read, copied once (a C field each in the
         # compiled build, where reading ``cfg`` or a ``Kernel`` property is a Python lookup)
@@ -107,6 +108,7 @@ class MachineState:
         self.watermark_low, self.watermark_high = float(cfg.watermark_low), float(cfg.watermark_high)
         self.slab_reparented = self.kernel.slab_reparented
         self.kmem_reparented = self.kernel.kmem_reparented
+        self.charge_reclaims_high = self.kernel.at_least(5, 18)  # try_charge_memcg reclaims memory.high too
         # memory: memcgs, page runs, machine-wide page totals (4 KiB pages)
         self.mem = MemcgTable(cfg.id_pool_size)
         self.runs = RunTable()
