@@ -127,6 +127,7 @@ class Machine(MachineState):
         t_us = int(t_us)
         if t_us > _MAX_TIME_US:
             raise OverflowError(f"time {t_us} us is past the machine clock's range (int64 microseconds)")
+        self._flush_events()  # the samples and queued work below read the counters
         sampler, queue = self.sampler, self.queue
         while True:
             qt = queue[0][0] if queue else None
@@ -214,7 +215,7 @@ class Machine(MachineState):
         names_o: list = [*batch.objects, None]
         st: MachineState = self  # typed: the loop reads and writes its fields at fixed offsets
         handlers: list = _HANDLERS
-        counters, queue, release_q = st.counters, st.queue, st.release_q
+        queue, release_q = st.queue, st.release_q
         # one event object refilled per row: no handler keeps it, and filling slots costs less
         # than constructing an object per event
         ev: TraceEvent = TraceEvent(batch.source, 0, None, None, None, NULL, NULL, 0)
@@ -235,13 +236,21 @@ class Machine(MachineState):
                 ev.row, ev.cgroup, ev.task, ev.obj = rows[i], names_c[cg[i]], names_t[tk[i]], names_o[ob[i]]
                 ev.offset, ev.nbytes, ev.flags = offs[i], nbs[i], fl[i]
                 handlers[ops[i]](self, ev)
-                counters["events"] += 1
+                st.pending_events += 1  # counters["events"] takes them at the next sample (_flush_events)
                 if release_q:
                     css_release_work(self)
                 if queue and queue[0][0] <= t:
                     next_due = t
         finally:
             st.changes += 1  # whatever ran (or raised) after the last sample
+            self._flush_events()
+
+    def _flush_events(self) -> None:
+        """Add the events applied since the last flush to ``counters["events"]`` (``apply`` counts them
+        in a C field: a dict update per event cost more than the loop's own work on it)."""
+        if self.pending_events:
+            self.counters["events"] += self.pending_events
+            self.pending_events = 0
 
     def _next_due(self) -> int:
         """The time of the next queued work or sample, whichever comes first."""

@@ -20,6 +20,7 @@ cdef class MachineState:
     cdef public object cfg
     cdef public object changes
     cdef public dict counters
+    cdef public long long pending_events
     cdef public set dropped_pins
     cdef public set failed_cgroups
     cdef public set failed_kmem

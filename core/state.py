@@ -119,6 +119,7 @@ class MachineState:
         self.kmem_total = 0
         self.reserved = 0  # pages charged by try_charge_memcg and not yet made resident
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
+        self.pending_events = 0  # events applied and not yet in counters["events"] (Machine.apply)
         self.percpu_bytes, self.memcg_cost = memcg_bytes(self.kernel, cfg.cpus, cfg.numa_nodes, cfg.shrinkers)
         # work queue (core.workqueue) and the memcgs queued for release (core.cgroup)
         self.queue: list[QueueEntry] = []

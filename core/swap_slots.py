@@ -42,7 +42,7 @@ def free_swap_slot(machine: MachineState, m: int, n: int) -> None:
     if not slots_cache_active(machine):
         swap_entry_free(machine, m, n)
         return
-    cpu = machine.counters["events"] % machine.cfg.cpus
+    cpu = (machine.counters["events"] + machine.pending_events) % machine.cfg.cpus  # events applied so far
     while n > 0:
         fill = machine.slot_cache_fill.get(cpu, 0)
         if fill == SWAP_SLOTS_CACHE_SIZE:  # free_swap_slot flushes a full cache before adding

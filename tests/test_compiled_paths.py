@@ -180,3 +180,19 @@ def test_the_clock_is_int64_in_either_build():
         m.advance_to(1 << 63)
     assert (m.age_quantum_us, m.dirty_expire_us) == (7_000_000, 11_000_000)
     assert (m.slab_reparented, m.kmem_reparented) == (True, False)  # v5.9+ and v5.13+
+
+
+def test_the_event_count_is_whole_after_a_batch_a_sample_or_an_error():
+    """``apply`` counts events in a C field and hands them to ``counters["events"]`` at each sample and
+    when the batch ends, also when a row raises: the count is then the rows applied before it."""
+    rows = _batch_rows()
+    m = Machine(MachineConfig(mem_bytes=1 << 30, sample_interval_us=25), machine_id="m", seed=0)
+    m.apply(EventBatch.from_rows(rows[:3], source="b.csv"))
+    assert m.counters["events"] == 3 and m.pending_events == 0
+    m.apply(EventBatch.from_rows(rows[3:], source="b.csv"))  # samples at 25 and 50 see 3 and 5 events
+    taken = m.sampler.take()
+    assert list(taken["events"][-2:]) == [3, 5] and m.counters["events"] == 6
+    bad = [(70, Op.MKDIR, "/k", None, None, None, None, 0), (80, Op.FILE_READ, None, "nobody", "f", 0, 4096, 0)]
+    with pytest.raises(TraceError, match="nobody"):
+        m.apply(EventBatch.from_rows(bad, source="b.csv"))
+    assert m.counters["events"] == 7 and m.pending_events == 0
