@@ -9,4 +9,5 @@ cpdef Py_ssize_t _cgroup(MachineState machine, TraceEvent ev)
 cpdef Py_ssize_t _task(MachineState machine, TraceEvent ev)
 cpdef Py_ssize_t _object(MachineState machine, TraceEvent ev)
 cpdef Py_ssize_t _held_object(MachineState machine, TraceEvent ev, Py_ssize_t t)
-cpdef _file_access(MachineState machine, TraceEvent ev, str how=*)
+cpdef _file_access(MachineState machine, TraceEvent ev, int how=*)
+cdef int _READ, _WRITE, _MAP

@@ -51,6 +51,9 @@ _SHMEM = int(Flag.SHMEM)
 _MLOCK = int(Flag.MLOCK)
 _PAGE = int(Flag.PAGE)
 _INODES = int(Flag.INODES)
+#: ``_file_access``'s kinds of access, and their names as ``Policy.on_access`` gets them
+_READ, _WRITE, _MAP = 0, 1, 2
+_HOW = ("read", "write", "map")
 
 
 def op_mkdir(machine: MachineState, ev: TraceEvent) -> None:
@@ -189,14 +192,14 @@ def op_file_create(machine: MachineState, ev: TraceEvent) -> None:
 
 
 def op_file_write(machine: MachineState, ev: TraceEvent) -> None:
-    _file_access(machine, ev, "write")
+    _file_access(machine, ev, _WRITE)
 
 
 def op_file_map(machine: MachineState, ev: TraceEvent) -> None:
-    _file_access(machine, ev, "map")
+    _file_access(machine, ev, _MAP)
 
 
-def _file_access(machine: MachineState, ev: TraceEvent, how: str = "read") -> None:
+def _file_access(machine: MachineState, ev: TraceEvent, how: cython.int = 0) -> None:  # 0: _READ
     # _task / _object inline for the common case (a live task, an existing object); anything else takes
     # the full lookup, which counts or raises (a row without a task or object finds nothing, then raises)
     t: cython.Py_ssize_t = machine.task_by_name.get(ev.task, -1)  # type: ignore[arg-type]  # None: see above
@@ -210,8 +213,11 @@ def _file_access(machine: MachineState, ev: TraceEvent, how: str = "read") -> No
     kind = machine.o_kind[o]
     if kind == _ANON:
         raise ev.error("object", f"{ev.obj} is an anon region, not a file")
-    off, nb = ev.offset, ev.nbytes
-    if how == "write":
+    off: cython.longlong = ev.offset
+    nb: cython.longlong = ev.nbytes
+    lo: cython.longlong
+    hi: cython.longlong
+    if how == _WRITE:
         if nb < 0:
             ev.need_bytes()  # raises: a write needs a size
         if off < 0:  # NULL (or negative) offset: from the start
@@ -229,17 +235,17 @@ def _file_access(machine: MachineState, ev: TraceEvent, how: str = "read") -> No
     else:
         lo, hi = ev.range(machine.o_size[o])
     if hi <= lo:  # a map of no page still holds the file until munmap (the VMA's vm_file)
-        if how == "map":
+        if how == _MAP:
             map_object(machine, t, o, lo, lo)
-        if how != "write" and kind == _FILE:  # filemap_read / generic_file_mmap: file_accessed even so
+        if how != _WRITE and kind == _FILE:  # filemap_read / generic_file_mmap: file_accessed even so
             touch_atime(machine, t, o)
         return
-    if how == "map":
+    if how == _MAP:
         map_object(machine, t, o, lo, hi)
-    holes = how != "read" or kind == _FILE
+    holes = how != _READ or kind == _FILE
     if machine.policy.wants_access:
-        machine.policy.on_access(machine, o, lo, hi, machine.t_cg[t], how)
-    if how == "write" and kind == _FILE:  # the fault stamps the pages dirty
+        machine.policy.on_access(machine, o, lo, hi, machine.t_cg[t], _HOW[how])
+    if how == _WRITE and kind == _FILE:  # the fault stamps the pages dirty
         stamp = machine.now_us // machine.age_quantum_us + 1  # 1 + the LRU quantum; 0 means clean
         if fault_range(machine, t, o, lo, hi, ev.flags & _MAYFAIL != 0, True, stamp):
             if machine.o_wb[o] < 0:
