@@ -27,7 +27,7 @@ _RESIDENT = int(St.RESIDENT)
 _ANON = int(Kind.ANON)
 
 
-def map_object(machine: MachineState, t: int, o: int, lo: int, hi: int) -> None:
+def map_object(machine: MachineState, t: cython.int, o: cython.int, lo: cython.longlong, hi: cython.longlong) -> None:
     """Task ``t`` maps pages [lo, hi) of ``o`` (mmap + faults); an empty range maps no page but, as
     the VMA's ``vm_file`` reference does, keeps ``o`` alive after unlink until the munmap (mm/mmap.c)."""
     machine.o_maps[o].append((t, lo, hi))
@@ -36,16 +36,27 @@ def map_object(machine: MachineState, t: int, o: int, lo: int, hi: int) -> None:
         add_count(machine, o, lo, hi, "mapc", +1)
 
 
-def unmap_object(machine: MachineState, t: int, o: int) -> None:
+def unmap_object(machine: MachineState, t: cython.int, o: cython.int) -> None:
     """Remove every mapping of ``o`` by task ``t``."""
     mine: list[tuple[int, int, int]] = []
     keep: list[tuple[int, int, int]] = []
+    mp: tuple
+    x: cython.int  # (a C int: comparing the tuple's int object with C ``t`` would box ``t`` per mapping)
     for mp in machine.o_maps[o]:  # one pass: an object can have many mappers
-        (mine if mp[0] == t else keep).append(mp)
+        x = mp[0]
+        if x == t:
+            mine.append(mp)
+        else:
+            keep.append(mp)
     if not mine:
         return
     machine.o_maps[o] = keep
-    machine.t_maps[t] = [mp for mp in machine.t_maps[t] if mp[0] != o]
+    left: list[tuple[int, int, int]] = []
+    for mp in machine.t_maps[t]:
+        x = mp[0]
+        if x != o:
+            left.append(mp)
+    machine.t_maps[t] = left
     for _, lo, hi in mine:
         if hi > lo:
             add_count(machine, o, lo, hi, "mapc", -1)
@@ -88,7 +99,8 @@ def map_pieces(machine: MachineState, o: int, s: int, e: int) -> list[tuple[int,
     return [(a, b, sum(1 for _, lo, hi in maps if lo <= a and b <= hi)) for a, b in zip(cuts, cuts[1:])]
 
 
-def add_count(machine: MachineState, o: int, lo: int, hi: int, field: str, delta: cython.int) -> None:
+def add_count(machine: MachineState, o: cython.int, lo: cython.longlong, hi: cython.longlong, field: str,
+              delta: cython.int) -> None:
     """Add ``delta`` to the map or pin count of every run in [lo, hi) of ``o``."""
     R: RunTable = machine.runs
     mem = machine.mem

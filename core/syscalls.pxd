@@ -3,6 +3,8 @@ from core.state cimport MachineState
 from core.memory cimport fault_range
 from core.fs_writeback cimport file_update_time, inode_attach_wb, touch_atime
 from core.events cimport TraceEvent
+from core.rmap cimport add_count, map_object, unmap_object
+from core.truncate cimport free_if_unused, free_object, free_range
 
 # the per-event helpers: C calls from the handlers of this module
 cpdef Py_ssize_t _cgroup(MachineState machine, TraceEvent ev)

@@ -20,6 +20,11 @@ from core.fs_writeback import dirty_now, inode_detach_wb, inode_meta_dirty
 from core.page_counter import mem_cgroup_charge_statistics
 from core.pages import Kind, St
 
+try:
+    import cython
+except ImportError:  # no Cython: the pure model needs only ``cython.compiled``
+    from core import _cyshim as cython
+
 if TYPE_CHECKING:
     from core.state import MachineState
 
@@ -28,12 +33,12 @@ _RESIDENT = int(St.RESIDENT)
 _FILE = int(Kind.FILE)
 
 
-def free_if_unused(machine: MachineState, o: int) -> None:
+def free_if_unused(machine: MachineState, o: cython.int) -> None:
     if machine.o_alive[o] and machine.o_deleted[o] and not machine.o_maps[o] and not machine.o_pins[o]:
         free_object(machine, o)
 
 
-def free_range(machine: MachineState, o: int, lo: int, hi: int) -> None:
+def free_range(machine: MachineState, o: cython.int, lo: cython.longlong, hi: cython.longlong) -> None:
     """Free pages [lo, hi) of ``o``: uncharge resident pages, free swap slots, drop shadows."""
     R = machine.runs
     for r, _, _ in R.segments(o, lo, hi):
@@ -42,7 +47,7 @@ def free_range(machine: MachineState, o: int, lo: int, hi: int) -> None:
             R.drop(r)
 
 
-def free_object(machine: MachineState, o: int) -> None:
+def free_object(machine: MachineState, o: cython.int) -> None:
     """Free every page of ``o`` and the object itself (unlink + last close, or region unmap)."""
     R = machine.runs
     # uncharge in page order first (nothing in mem_cgroup_charge_statistics looks at runs), then drop them at once
