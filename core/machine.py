@@ -219,7 +219,7 @@ class Machine(MachineState):
         # one event object refilled per row: no handler keeps it, and filling slots costs less
         # than constructing an object per event
         ev: TraceEvent = TraceEvent(batch.source, 0, None, None, None, NULL, NULL, 0)
-        next_due = self._next_due()
+        next_due: cython.longlong = self._next_due()  # (a C int: the loop compares each event's time with it)
         i: cython.Py_ssize_t
         t: cython.longlong
         try:
