@@ -18,6 +18,11 @@ from typing import TYPE_CHECKING
 
 from core.memcg import State
 
+try:
+    import cython
+except ImportError:  # no Cython: the pure model needs only ``cython.compiled``
+    from core import _cyshim as cython
+
 if TYPE_CHECKING:
     from core.state import MachineState
 
@@ -25,7 +30,7 @@ if TYPE_CHECKING:
 _DYING = int(State.DYING)
 
 
-def css_put(machine: MachineState, m: int) -> None:
+def css_put(machine: MachineState, m: cython.Py_ssize_t) -> None:
     """A reference to memcg ``m`` was dropped by the caller: queue it for release if it is dying.
 
     The caller has already lowered the counter that held the reference; whether anything

@@ -14,11 +14,17 @@ from typing import TYPE_CHECKING
 
 from core.cgroup import css_put
 
+try:
+    import cython
+except ImportError:  # no Cython: the pure model needs only ``cython.compiled``
+    from core import _cyshim as cython
+
 if TYPE_CHECKING:
     from core.state import MachineState
 
 
-def kmem_new(machine: MachineState, t: int, m: int, n: int, slab: bool, name: str) -> int:
+def kmem_new(machine: MachineState, t: cython.Py_ssize_t, m: cython.Py_ssize_t, n: cython.longlong, slab: cython.bint,
+             name: str) -> cython.Py_ssize_t:
     """A kmem object of ``n`` pages, already charged to ``m`` by task ``t``: its slot, set and accounted.
 
     Slab objects (``slab``) belong to no task; kmem pages (stacks, page tables) are freed at the
@@ -41,7 +47,7 @@ def kmem_new(machine: MachineState, t: int, m: int, n: int, slab: bool, name: st
     return k
 
 
-def kmem_free(machine: MachineState, k: int) -> None:
+def kmem_free(machine: MachineState, k: cython.Py_ssize_t) -> None:
     kmem_account(machine, k, -1, hier=True)
     machine.kmem_of[machine.k_memcg[k]].discard(k)
     t = machine.k_task[k]
@@ -52,12 +58,12 @@ def kmem_free(machine: MachineState, k: int) -> None:
     machine.free_kmem.append(k)
 
 
-def kmem_pins(machine: MachineState, k: int) -> bool:
+def kmem_pins(machine: MachineState, k: cython.Py_ssize_t) -> cython.bint:
     # Reparented via objcg at offline: slab since v5.9, kmem pages since v5.13.
     return not (machine.slab_reparented if machine.k_slab[k] else machine.kmem_reparented)
 
 
-def kmem_account(machine: MachineState, k: int, sign: int, hier: bool) -> None:
+def kmem_account(machine: MachineState, k: cython.Py_ssize_t, sign: cython.int, hier: cython.bint) -> None:
     m, n = machine.k_memcg[k], machine.k_pages[k] * sign
     machine.mem.kmem[m] += n
     if kmem_pins(machine, k):
@@ -69,7 +75,7 @@ def kmem_account(machine: MachineState, k: int, sign: int, hier: bool) -> None:
         css_put(machine, m)
 
 
-def memcg_reparent_objcgs(machine: MachineState, m: int) -> None:
+def memcg_reparent_objcgs(machine: MachineState, m: cython.Py_ssize_t) -> None:
     """memcg_offline_kmem -> memcg_reparent_objcgs: kmem charges follow the objcg to the parent."""
     p = machine.mem.parent[m]
     for k in sorted(machine.kmem_of.get(m, ())):

@@ -2,3 +2,4 @@
 # written at fixed offsets.
 from core.events cimport TraceEvent
 from core.state cimport MachineState
+from core.cgroup cimport css_release_work

@@ -1,5 +1,7 @@
 # Compiled build: arguments annotated "MachineState" are typed, so their fields are read at fixed offsets.
 from core.memcg cimport check_slot
+from core.cgroup cimport css_put, css_release_work
+from core.kmem cimport memcg_reparent_objcgs
 from core.state cimport MachineState
 
 # the charge of every fault: a C call from the compiled modules that cimport it (core/memory.pxd)
@@ -12,3 +14,7 @@ cpdef Py_ssize_t swapin_charge_target(MachineState machine, Py_ssize_t record, P
 # after every charged fault: C calls from core.memory (memory.high breached anywhere, and its reclaim)
 cpdef bint over_high_any(MachineState machine, dict have) except -1
 cpdef reclaim_over_high(MachineState machine, dict paid)
+
+# an rmdir's offline and the reclaim over memory.high after a charge: C calls from core.syscalls
+cpdef mem_cgroup_css_offline(MachineState machine, Py_ssize_t m)
+cpdef mem_cgroup_handle_over_high(MachineState machine, Py_ssize_t m)

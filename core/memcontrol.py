@@ -49,7 +49,7 @@ def swapin_charge_target(machine: MachineState, record: cython.Py_ssize_t,
     return record if machine.mem.state[record] == _ONLINE else memcg
 
 
-def mem_cgroup_css_offline(machine: MachineState, m: int) -> None:
+def mem_cgroup_css_offline(machine: MachineState, m: cython.Py_ssize_t) -> None:
     """rmdir -> offline: drop the ID, reparent kmem objcgs, run the policy (mem_cgroup_css_offline)."""
     machine.mem.offline(m, machine.now_us)
     memcg_reparent_objcgs(machine, m)
@@ -120,7 +120,7 @@ def try_charge_memcg(machine: MachineState, m: cython.Py_ssize_t, n: cython.long
     return True
 
 
-def mem_cgroup_handle_over_high(machine: MachineState, m: int) -> None:
+def mem_cgroup_handle_over_high(machine: MachineState, m: cython.Py_ssize_t) -> None:
     """mem_cgroup_handle_over_high (on return to user space, after the fault completed):
     reclaim each ancestor's excess over memory.high; never OOM."""
     for h in machine.mem.over_high(m):

@@ -3,6 +3,9 @@ from core.state cimport MachineState
 from core.memory cimport fault_range
 from core.fs_writeback cimport file_update_time, inode_attach_wb, touch_atime
 from core.events cimport TraceEvent
+from core.cgroup cimport css_put
+from core.kmem cimport kmem_free, kmem_new
+from core.memcontrol cimport mem_cgroup_css_offline, mem_cgroup_handle_over_high
 from core.rmap cimport add_count, map_object, unmap_object
 from core.truncate cimport free_if_unused, free_object, free_range
 

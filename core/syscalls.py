@@ -51,9 +51,7 @@ _SHMEM = int(Flag.SHMEM)
 _MLOCK = int(Flag.MLOCK)
 _PAGE = int(Flag.PAGE)
 _INODES = int(Flag.INODES)
-#: ``_file_access``'s kinds of access, and their names as ``Policy.on_access`` gets them
-_READ, _WRITE, _MAP = 0, 1, 2
-_HOW = ("read", "write", "map")
+_READ, _WRITE, _MAP = 0, 1, 2  # _file_access's kinds of access (Policy.on_access gets their names)
 
 
 def op_mkdir(machine: MachineState, ev: TraceEvent) -> None:
@@ -215,15 +213,13 @@ def _file_access(machine: MachineState, ev: TraceEvent, how: cython.int = 0) -> 
         raise ev.error("object", f"{ev.obj} is an anon region, not a file")
     off: cython.longlong = ev.offset
     nb: cython.longlong = ev.nbytes
-    lo: cython.longlong
-    hi: cython.longlong
     if how == _WRITE:
         if nb < 0:
             ev.need_bytes()  # raises: a write needs a size
         if off < 0:  # NULL (or negative) offset: from the start
             off = 0
-        lo = off // 4096
-        hi = -(-(off + nb) // 4096)  # pages_of, inlined
+        lo: cython.longlong = off // 4096
+        hi: cython.longlong = -(-(off + nb) // 4096)  # pages_of, inlined
         if hi > machine.o_size[o]:
             machine.o_size[o] = hi
     elif off >= 0 and nb >= 0:  # ev.range() inlined for the usual offset + bytes (NULL is negative)
@@ -244,7 +240,7 @@ def _file_access(machine: MachineState, ev: TraceEvent, how: cython.int = 0) -> 
         map_object(machine, t, o, lo, hi)
     holes = how != _READ or kind == _FILE
     if machine.policy.wants_access:
-        machine.policy.on_access(machine, o, lo, hi, machine.t_cg[t], _HOW[how])
+        machine.policy.on_access(machine, o, lo, hi, machine.t_cg[t], ("read", "write", "map")[how])
     if how == _WRITE and kind == _FILE:  # the fault stamps the pages dirty
         stamp = machine.now_us // machine.age_quantum_us + 1  # 1 + the LRU quantum; 0 means clean
         if fault_range(machine, t, o, lo, hi, ev.flags & _MAYFAIL != 0, True, stamp):
@@ -498,8 +494,5 @@ def _new_object(machine: MachineState, name: str, kind: int, size: int, owner: i
 
 
 def _object_end(machine: MachineState, o: int) -> int:
-    runs = machine.runs.obj_runs.get(o)
-    if not runs:
-        return 0
-    r = runs[-1]
-    return machine.runs.start[r] + machine.runs.npages[r]
+    runs = machine.runs.obj_runs.get(o)  # the end of its last run: 0 without one
+    return machine.runs.start[runs[-1]] + machine.runs.npages[runs[-1]] if runs else 0
