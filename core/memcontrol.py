@@ -80,12 +80,15 @@ def try_charge_memcg(machine: MachineState, m: cython.Py_ssize_t, n: cython.long
     """Reserve ``n`` pages on ``m``'s hierarchy (try_charge_memcg); False if refused or ``t`` died."""
     if n <= 0:
         return True
-    free = machine.mem_total - machine.resident - machine.kmem_total - machine.reserved  # nr_free_pages()
+    # nr_free_pages(), and the low watermark: C integers
+    free: cython.longlong = machine.mem_total - machine.resident - machine.kmem_total - machine.reserved
+    low: cython.longlong = int(machine.mem_total * machine.watermark_low)
     # alloc_pages_slowpath only when it has work: a call per charge costs more than this test
-    if free - n < int(machine.mem_total * machine.watermark_low) or free < n:
+    if free - n < low or free < n:
         if not alloc_pages_slowpath(machine, n, t, mayfail):
             return False
     mem = machine.mem
+    x: cython.Py_ssize_t
     if cython.compiled:
         x = mem.over_limit(m, n)  # a C loop over the columns' buffers
     else:

@@ -450,8 +450,8 @@ def _materialize(machine: MachineState, o: cython.int, segs: list,
             continue
         if r < 0 and not fill_holes:
             continue
-        n = e - s
-        h = have.get(tgt, 0)
+        n: cython.longlong = e - s
+        h: cython.longlong = have.get(tgt, 0)
         if h < n:  # reclaim moved pages after the last charge: pay now
             machine.mem.charge(tgt, n)
             machine.reserved += n
@@ -461,7 +461,7 @@ def _materialize(machine: MachineState, o: cython.int, segs: list,
             if machine.o_maps[o]:
                 _new_resident(machine, o, s, e, tgt, dirty)
             else:  # no mappings: one unmapped piece (_new_resident without its piece walk)
-                k = machine.o_kind[o]
+                k: cython.int = machine.o_kind[o]
                 R.add_resident(o, s, n, tgt, 0, now, k, dirty)
                 charge_new_resident(machine, o, tgt, k, 0, n)
         else:

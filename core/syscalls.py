@@ -208,7 +208,7 @@ def _file_access(machine: MachineState, ev: TraceEvent, how: cython.int = 0) -> 
     o: cython.Py_ssize_t = machine.obj_by_name.get(ev.obj, -1)  # type: ignore[arg-type]  # None: see above
     if o < 0:
         o = _object(machine, ev)
-    kind = machine.o_kind[o]
+    kind: cython.int = machine.o_kind[o]
     if kind == _ANON:
         raise ev.error("object", f"{ev.obj} is an anon region, not a file")
     off: cython.longlong = ev.offset
@@ -225,7 +225,7 @@ def _file_access(machine: MachineState, ev: TraceEvent, how: cython.int = 0) -> 
     elif off >= 0 and nb >= 0:  # ev.range() inlined for the usual offset + bytes (NULL is negative)
         lo = off // 4096
         hi = -(-(off + nb) // 4096)  # pages_of
-        size = machine.o_size[o]
+        size: cython.longlong = machine.o_size[o]
         if hi > size:
             hi = size
     else:
