@@ -442,6 +442,56 @@ echo "dead: $ack"
     assert out.stdout.splitlines() == ["live: ok", "dead: none: the task died (OOM kill)"], out
 
 
+def _read_ack(path: Path, proc: subprocess.Popen, timeout: float = 10.0) -> str:
+    # the helper's answer on its ack FIFO, without blocking on a helper that never answers
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        deadline, got = time.monotonic() + timeout, b""
+        while not got.endswith(b"\n") and time.monotonic() < deadline:
+            try:
+                got += os.read(fd, 64)
+            except BlockingIOError:
+                pass
+            if not got and proc.poll() is not None:
+                break
+            time.sleep(0.01)
+        return got.decode().strip() or f"none (exit {proc.poll()})"
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc (as the VM's helper does)")
+def test_the_helper_joins_the_task_cgroup_only_after_its_own_pages(tmp_path: Path) -> None:
+    # the helper starts in init's cgroup, faults and mlocks its own stack and data there, and
+    # then writes 0 to the task's cgroup.procs before its first answer: the trace's cgroup is
+    # not charged with the helper's pages, which would keep a cgroup the task moved out of dying
+    # (anon_swapped_owner_died_swapoff, 2026-12-07: 64 KiB of them, unevictable, in /a after
+    # swapoff). A cgroup.procs it cannot write is an error answer, and the helper stops.
+    from scripts.kernel_check.fetch import build_helper
+
+    helper = build_helper(tmp_path)
+    procs = tmp_path / "cgroup.procs"
+    procs.write_text("")
+    cmd, ack = tmp_path / "t.cmd", tmp_path / "t.ack"
+    os.mkfifo(cmd)
+    os.mkfifo(ack)
+    proc = subprocess.Popen([str(helper), "serve", str(cmd), str(ack), str(procs)])
+    try:
+        assert _read_ack(ack, proc) == "ok"
+        assert procs.read_text() == "0"
+        cmd.write_text("exit\n")
+        assert _read_ack(ack, proc) == "ok" and proc.wait(timeout=10) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+    proc = subprocess.Popen([str(helper), "serve", str(cmd), str(ack), str(tmp_path / "gone" / "cgroup.procs")])
+    try:
+        assert _read_ack(ack, proc) == "err 2" and proc.wait(timeout=10) == 2
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_probe_steps_follow_the_trace_and_report_the_dying_count() -> None:
     # --then: each shell is a step numbered after the trace's last row; the rows read the root's
     # nr_dying_descendants and the cgroups after the last row and after every probe

@@ -55,8 +55,10 @@ kc_mkdir() {
 kc_rmdir() { rmdir "$CG$1" 2>/dev/null || RC=1; }
 kc_task_start() {
     mkfifo /run/kc/$1.cmd /run/kc/$1.ack
-    # the subshell joins the cgroup and then becomes the helper: nothing is charged before
-    ( echo 0 > "$CG$2/cgroup.procs" && exec /bin/helper serve /run/kc/$1.cmd /run/kc/$1.ack ) &
+    # the helper starts here (the root cgroup), faults and mlocks its own pages, and then
+    # joins the task's cgroup before it answers: that cgroup is charged only with what the
+    # trace's commands do, not with the helper's stack and data (helper.c, serve)
+    /bin/helper serve /run/kc/$1.cmd /run/kc/$1.ack "$CG$2/cgroup.procs" &
     echo $! > /run/kc/$1.pid
     kc_ack /run/kc/$1.ack $!
     [ "$ack" = ok ] || RC=1
