@@ -164,9 +164,9 @@ kc_done() { kc_settle; kc_dump "$1" >&3; }
 
 # kc_pcp_free: bytes of free pages on the per-CPU page lists (the "count:" of every zone's
 # pagesets in /proc/zoneinfo). MemFree (NR_FREE_PAGES) leaves them out, and how many there
-# are at boot varies: 7.9-10.6 MB from boot to boot on 6.12.118, whose per-CPU lists size
-# themselves (pcp->high tuned since v6.7), against 2.6 MB on 6.1.192; MemFree plus them is
-# the same to 0.1 MB (scripts/kernel_check/run.py model_result sizes the model with both)
+# are at boot varies: 1.9-11.1 MB over 76 boots of 6.12.118, whose per-CPU lists size
+# themselves (pcp->high tuned since v6.7), against 1.7-2.6 MB on 6.1.192; MemFree plus them
+# stayed within 0.35 MB (scripts/kernel_check/run.py model_result sizes the model with both)
 kc_pcp_free() {
     awk '$1 == "count:" {c += $2} END {print c * 4096}' /proc/zoneinfo
 }
