@@ -173,6 +173,32 @@ def test_parse_output_groups_stats_by_step_and_cgroup() -> None:
     assert (run.mem_free, run.wmark_low, run.wmark_high) == (460369920, 860, 1031)
 
 
+def test_the_vm_reports_the_free_pages_on_its_per_cpu_lists() -> None:
+    # MemFree leaves out the free pages on the per-CPU lists, and how many there are varies from boot
+    # to boot (6.12.118: 1.9-11.1 MB over 76 boots, MemFree plus them 464.70-465.10 MB): a 4th field
+    run = parse.parse_output(VM_TEXT.replace("KC-INFO mem 460369920 860 1031", "KC-INFO mem 454410240 887 1057 10596352"))
+    assert (run.mem_free, run.wmark_low, run.wmark_high, run.pcp_free) == (454410240, 887, 1057, 10596352)
+    assert run.free_bytes == 454410240 + 10596352
+    assert parse.parse_output(VM_TEXT).pcp_free == 0  # an older boot's line: MemFree only
+    with pytest.raises(parse.VmOutputError, match="FREE LOW HIGH"):
+        parse.parse_output(VM_TEXT.replace("KC-INFO mem 460369920 860 1031", "KC-INFO mem 1 2 3 lots"))
+
+
+def test_the_model_machine_is_what_the_vm_had_free_with_its_per_cpu_lists(monkeypatch) -> None:
+    # run.model_result sizes the model with MemFree plus the per-CPU lists' free pages, so the model
+    # does not move with how many of them the boot happened to hold (global_reclaim_scrapes_zombie on
+    # 6.12.118: its zombie's page cache after global reclaim moves 1 MiB per MB of machine size)
+    from scripts.kernel_check import run as run_mod
+
+    seen = []
+    monkeypatch.setattr(run_mod, "simulate", lambda table, src, kernel, mem, **kw: seen.append(mem))
+    monkeypatch.setattr(run_mod, "compare", lambda *a, **kw: compare.ScenarioResult("x", "r", "6.12.118"))
+    path = scenario_paths(["anon_moved_task"])[0]
+    observed = parse.VmRun(release="6.12.118+deb12-cloud-amd64", mem_free=454410240 + 100, pcp_free=10596352)
+    run_mod.model_result(path, observed, "6.12.118", True)
+    assert seen == [(454410240 + 100 + 10596352) // 4096 * 4096]
+
+
 def test_the_model_machine_is_sized_to_what_the_vm_had_free() -> None:
     from scripts.kernel_check.simulate import machine_config
     cfg = machine_config("6.12", 460369920 // 4096 * 4096, True, (860, 1031))
@@ -307,27 +333,35 @@ def suite_results() -> dict:
     if not _can_boot():
         pytest.skip("needs qemu-system-x86_64 (or root to apt-get install it)")
     kernels = os.environ.get("MEMCG_REPLAY_KC_KERNELS", "6.1,6.12").split(",")
-    return {(k, r.name): r for k in kernels for r in run_suite(scenario_paths(), k)}
+    jobs = int(os.environ.get("MEMCG_REPLAY_KC_JOBS", "0")) or None  # parallel VMs (default: one per core)
+    return {(k, r.name): r for k in kernels for r in run_suite(scenario_paths(), k, jobs=jobs)}
+
+
+#: the suite fixture boots every scenario on both kernels inside the first test that uses it: with one VM
+#: at a time (MEMCG_REPLAY_KC_JOBS=1) under TCG that took 590 s and 700+ s on 2026-12-07, past the default
+#: run's 600 s limit (pyproject.toml), which then stopped a healthy check
+SUITE_TIMEOUT_S = 3600
 
 
 @pytest.mark.kernel
+@pytest.mark.timeout(SUITE_TIMEOUT_S)
 def test_every_scenario_matches_the_kernel(suite_results: dict) -> None:
     """Agreement, except the disagreements of scripts/kernel_check/known.py, exactly where listed."""
-    from scripts.kernel_check.known import expected_disagreement
+    from scripts.kernel_check.known import expected_disagreement, verdict_ok
 
     problems = []
     for (_, name), res in sorted(suite_results.items()):
         entry = expected_disagreement(name, res.kernel)  # res.kernel: the build's upstream release
         expected = set(entry.steps) if entry else set()
-        # a timing entry may agree on a fresh boot (the host was not overloaded this time)
-        ok = res.failed_steps <= expected if entry and entry.kind == "timing" else res.failed_steps == expected
-        if not ok:
+        # a timing or flaky entry may agree on a fresh boot (known.py says why)
+        if not verdict_ok(entry, res.failed_steps):
             problems.append(f"{name} on {res.build}: disagreeing steps {sorted(res.failed_steps)}, "
                             f"listed {sorted(expected)}\n{res.table()}")
     assert not problems, "\n\n".join(problems)
 
 
 @pytest.mark.kernel
+@pytest.mark.timeout(SUITE_TIMEOUT_S)
 def test_the_boots_refresh_the_kernel_records(suite_results: dict) -> None:
     """Write what each build showed to tests/kernel_records/ (or $MEMCG_REPLAY_KC_RECORDS), report drift.
 
@@ -440,6 +474,56 @@ echo "dead: $ack"
 """
     out = subprocess.run([_busybox(), "ash", "-c", script], capture_output=True, text=True, timeout=20)
     assert out.stdout.splitlines() == ["live: ok", "dead: none: the task died (OOM kill)"], out
+
+
+def _read_ack(path: Path, proc: subprocess.Popen, timeout: float = 10.0) -> str:
+    # the helper's answer on its ack FIFO, without blocking on a helper that never answers
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        deadline, got = time.monotonic() + timeout, b""
+        while not got.endswith(b"\n") and time.monotonic() < deadline:
+            try:
+                got += os.read(fd, 64)
+            except BlockingIOError:
+                pass
+            if not got and proc.poll() is not None:
+                break
+            time.sleep(0.01)
+        return got.decode().strip() or f"none (exit {proc.poll()})"
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc (as the VM's helper does)")
+def test_the_helper_joins_the_task_cgroup_only_after_its_own_pages(tmp_path: Path) -> None:
+    # the helper starts in init's cgroup, faults and mlocks its own stack and data there, and
+    # then writes 0 to the task's cgroup.procs before its first answer: the trace's cgroup is
+    # not charged with the helper's pages, which would keep a cgroup the task moved out of dying
+    # (anon_swapped_owner_died_swapoff, 2026-12-07: 64 KiB of them, unevictable, in /a after
+    # swapoff). A cgroup.procs it cannot write is an error answer, and the helper stops.
+    from scripts.kernel_check.fetch import build_helper
+
+    helper = build_helper(tmp_path)
+    procs = tmp_path / "cgroup.procs"
+    procs.write_text("")
+    cmd, ack = tmp_path / "t.cmd", tmp_path / "t.ack"
+    os.mkfifo(cmd)
+    os.mkfifo(ack)
+    proc = subprocess.Popen([str(helper), "serve", str(cmd), str(ack), str(procs)])
+    try:
+        assert _read_ack(ack, proc) == "ok"
+        assert procs.read_text() == "0"
+        cmd.write_text("exit\n")
+        assert _read_ack(ack, proc) == "ok" and proc.wait(timeout=10) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+    proc = subprocess.Popen([str(helper), "serve", str(cmd), str(ack), str(tmp_path / "gone" / "cgroup.procs")])
+    try:
+        assert _read_ack(ack, proc) == "err 2" and proc.wait(timeout=10) == 2
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def test_probe_steps_follow_the_trace_and_report_the_dying_count() -> None:

@@ -16,6 +16,7 @@ The verdicts are pinned:
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -37,7 +38,9 @@ def _cases() -> list:
     out = []
     for rec in RECORDS:
         entry = known.expected_disagreement(rec.scenario, rec.build.upstream)
-        marks = [pytest.mark.xfail(strict=True, reason=f"{entry.issue}: {entry.why}")] if entry else []
+        # a model entry is a strict expected failure; a timing or flaky one is checked in the test itself
+        must_fail = entry and not entry.may_agree
+        marks = [pytest.mark.xfail(strict=True, reason=f"{entry.issue}: {entry.why}")] if must_fail else []
         out.append(pytest.param(rec, marks=marks, id=_case_id(rec)))
     return out
 
@@ -71,6 +74,10 @@ def test_each_record_names_its_exact_build() -> None:
 def test_model_agrees_with_the_recorded_kernel(rec: records.Record) -> None:
     res = records.replay(rec)
     assert res.build == rec.build.label and res.kernel == rec.build.upstream
+    entry = known.expected_disagreement(rec.scenario, rec.build.upstream)
+    if entry and entry.may_agree:  # agrees, or disagrees at some of the listed steps only
+        assert known.verdict_ok(entry, res.failed_steps), f"{rec.scenario} on {rec.build.label}:\n{res.table()}"
+        return
     assert res.agrees, f"{rec.scenario} on {rec.build.label}:\n{res.table()}"
 
 
@@ -83,9 +90,26 @@ def test_known_disagreements_are_exactly_where_listed(entry: known.KnownDisagree
     assert entry.issue and entry.why
     for rec in mine:
         bad = records.replay(rec).failed_steps
-        want = set(entry.steps) if entry.applies(rec.build.upstream) else set()
-        assert bad == want, f"{entry.scenario} on {rec.build.label}: disagreeing steps {sorted(bad)}, " \
-                            f"listed {sorted(want)} ({entry.issue})"
+        applies = entry.applies(rec.build.upstream)
+        want = set(entry.steps) if applies else set()
+        assert known.verdict_ok(entry if applies else None, bad), \
+            f"{entry.scenario} on {rec.build.label}: disagreeing steps {sorted(bad)}, listed {sorted(want)} " \
+            f"({entry.issue}, {entry.kind})"
+
+
+def test_a_flaky_or_timing_entry_may_agree_a_model_entry_must_disagree_exactly() -> None:
+    # global_reclaim_with_swap on 6.12.118 disagreed in 5 of 7 boots at steps 12-14 (the kernel's own
+    # spread straddles the tolerance): a flaky entry accepts either, and nothing outside its steps
+    model = known.KnownDisagreement("s", "6.12", "6.12.118", frozenset({9, 10}), "i", "w")
+    flaky = replace(model, kind="flaky")
+    timing = replace(model, kind="timing")
+    assert [known.verdict_ok(model, f) for f in (set(), {9}, {9, 10}, {9, 11})] == [False, False, True, False]
+    for entry in (flaky, timing):
+        assert entry.may_agree and not model.may_agree
+        assert [known.verdict_ok(entry, f) for f in (set(), {9}, {9, 10}, {9, 11})] == [True, True, True, False]
+    assert known.verdict_ok(None, set()) and not known.verdict_ok(None, {3})
+    assert {k.kind for k in known.KNOWN} <= {"model", "timing", "flaky"}
+    assert known.expected_disagreement("global_reclaim_with_swap", "6.12.118").kind == "flaky"
 
 
 def test_known_list_is_one_entry_per_scenario_and_series() -> None:
@@ -131,6 +155,12 @@ def test_a_record_keeps_only_what_compare_reads_and_round_trips(tmp_path: Path) 
     assert records.load_record(path) == rec
     assert json.loads(path.read_text())["build"]["upstream"] == "6.12.118"
     assert [b.name for b in records.builds(records.load_records(tmp_path / "rec"))] == [BUILD_118.name]
+    # the free pages on the per-CPU lists are kept when the boot reported them, absent (0) before
+    assert "pcp_free" not in json.loads(path.read_text())["vm"]
+    rec = records.Record.from_run(scen, BUILD_118, replace(run, pcp_free=8101888))
+    path = records.write_record(rec, tmp_path / "rec")
+    assert json.loads(path.read_text())["vm"]["pcp_free"] == 8101888
+    assert records.load_record(path).observed.free_bytes == 458407936 + 8101888
 
 
 def test_drift_names_the_steps_and_values_a_stable_update_changed(tmp_path: Path) -> None:

@@ -1,15 +1,19 @@
 /*
  * memcg-replay kernel-check helper: one trace task, as a real process in the VM.
  *
- * In: commands, one per line, on a FIFO (`helper serve CMD_FIFO ACK_FIFO`); or a
- * single command on the command line (`helper create PATH BYTES` etc.).
+ * In: commands, one per line, on a FIFO (`helper serve CMD_FIFO ACK_FIFO [CGROUP_PROCS]`);
+ * or a single command on the command line (`helper create PATH BYTES` etc.).
  * Out: the memory effects of each command, held until the task exits, and one
  * acknowledgement line ("ok" or "err <errno> <what>") per command on ACK_FIFO.
  *
- * The VM shell moves itself into the task's cgroup and then execs this helper,
- * so every page the task faults, writes or maps is charged the way the kernel
- * charges a real workload.  Busybox cannot hold anonymous memory or mappings,
- * or write incompressible data, which is why this exists.
+ * `serve` starts in the VM shell's cgroup (the root), faults and mlocks every page
+ * of its own (stack, data, bss, text) there, and only then joins the task's cgroup
+ * by writing 0 to CGROUP_PROCS, before its first ack. So the task's cgroup is
+ * charged with what the trace's commands fault, write or map, the way the kernel
+ * charges a real workload, and not with the helper's own pages, which the trace
+ * does not describe (a moved task's pages stay charged where they were faulted, so
+ * they would keep a cgroup the task left dying until it exits). Busybox cannot hold
+ * anonymous memory or mappings, or write incompressible data, which is why this exists.
  *
  * Commands (sizes and offsets in bytes):
  *   anon REGION BYTES           grow anon region REGION by BYTES, faulting every page
@@ -522,16 +526,34 @@ static void ack(const char *fifo, int err)
 	}
 }
 
-/* Serve commands from cmd_fifo until "exit"; one ack per command line. */
-static int serve(const char *cmd_fifo, const char *ack_fifo)
+/* Join a cgroup: write "0" (this process) to its cgroup.procs; 0 or the errno. */
+static int join_cgroup(const char *procs)
+{
+	int fd = open(procs, O_WRONLY);
+	if (fd < 0)
+		return errno;
+	int err = write(fd, "0", 1) == 1 ? 0 : errno;
+	close(fd);
+	return err;
+}
+
+/* Serve commands from cmd_fifo until "exit"; one ack per command line. With procs
+ * (a cgroup.procs path), join that cgroup first, after faulting in our own pages. */
+static int serve(const char *cmd_fifo, const char *ack_fifo, const char *procs)
 {
 	static char buf[4096];
-	/* the helper's own pages (stack, data, text) are not the trace's memory: lock them as they
-	 * fault, so reclaim (memory.reclaim, limits, swap) never takes or swaps them and the
-	 * cgroup's counts move only with the trace's ops; the trace's own regions and mappings are
-	 * made later and stay unlocked (no MCL_FUTURE) */
-	mlockall(MCL_CURRENT | MCL_ONFAULT);
-	ack(ack_fifo, 0); /* ready: the shell waits for this before the next step */
+	/* the helper's own pages (stack, data, bss, text) are not the trace's memory: fault
+	 * every one of them now (MCL_CURRENT populates; writable private ones are written,
+	 * so data and bss get their anon copies), in the cgroup the shell started us in,
+	 * and lock them, so reclaim (memory.reclaim, limits, swap) never takes or swaps them;
+	 * then join the task's cgroup, which is charged only with what the trace's commands
+	 * do. The trace's own regions and mappings are made later and stay unlocked (no
+	 * MCL_FUTURE) */
+	mlockall(MCL_CURRENT);
+	int err = procs ? join_cgroup(procs) : 0;
+	ack(ack_fifo, err); /* ready: the shell waits for this before the next step */
+	if (err)
+		return 2;
 	for (;;) {
 		int fd = open(cmd_fifo, O_RDONLY);
 		if (fd < 0)
@@ -554,8 +576,8 @@ static int serve(const char *cmd_fifo, const char *ack_fifo)
 
 int main(int argc, char **argv)
 {
-	if (argc == 4 && !strcmp(argv[1], "serve"))
-		return serve(argv[2], argv[3]);
+	if ((argc == 4 || argc == 5) && !strcmp(argv[1], "serve"))
+		return serve(argv[2], argv[3], argc == 5 ? argv[4] : NULL);
 	if (argc == 3 && !strcmp(argv[1], "hold"))
 		return hold(argv[2]);
 	if (argc >= 2) {
@@ -569,6 +591,6 @@ int main(int argc, char **argv)
 			fprintf(stderr, "helper: %s: %s\n", argv[1], strerror(err));
 		return err ? 1 : 0;
 	}
-	fprintf(stderr, "usage: helper serve CMD_FIFO ACK_FIFO | helper COMMAND ARGS...\n");
+	fprintf(stderr, "usage: helper serve CMD_FIFO ACK_FIFO [CGROUP_PROCS] | helper COMMAND ARGS...\n");
 	return 2;
 }

@@ -55,8 +55,10 @@ kc_mkdir() {
 kc_rmdir() { rmdir "$CG$1" 2>/dev/null || RC=1; }
 kc_task_start() {
     mkfifo /run/kc/$1.cmd /run/kc/$1.ack
-    # the subshell joins the cgroup and then becomes the helper: nothing is charged before
-    ( echo 0 > "$CG$2/cgroup.procs" && exec /bin/helper serve /run/kc/$1.cmd /run/kc/$1.ack ) &
+    # the helper starts here (the root cgroup), faults and mlocks its own pages, and then
+    # joins the task's cgroup before it answers: that cgroup is charged only with what the
+    # trace's commands do, not with the helper's stack and data (helper.c, serve)
+    /bin/helper serve /run/kc/$1.cmd /run/kc/$1.ack "$CG$2/cgroup.procs" &
     echo $! > /run/kc/$1.pid
     kc_ack /run/kc/$1.ack $!
     [ "$ack" = ok ] || RC=1
@@ -160,6 +162,14 @@ kc_dump() {
 kc_step() { STEP=$1; RC=0; }
 kc_done() { kc_settle; kc_dump "$1" >&3; }
 
+# kc_pcp_free: bytes of free pages on the per-CPU page lists (the "count:" of every zone's
+# pagesets in /proc/zoneinfo). MemFree (NR_FREE_PAGES) leaves them out, and how many there
+# are at boot varies: 1.9-11.1 MB over 76 boots of 6.12.118, whose per-CPU lists size
+# themselves (pcp->high tuned since v6.7), against 1.7-2.6 MB on 6.1.192; MemFree plus them
+# stayed within 0.35 MB (scripts/kernel_check/run.py model_result sizes the model with both)
+kc_pcp_free() {
+    awk '$1 == "count:" {c += $2} END {print c * 4096}' /proc/zoneinfo
+}
 # --- many traces per boot (scripts/kernel_check/randomized.py) ---------------------
 # kc_trace_begin N ... kc_trace_end N frame trace N; its output lies between
 # "KC-TRACE N" and "KC-TRACE-END N", with its own baseline (step -1) and free memory.
@@ -169,7 +179,8 @@ kc_trace_begin() {
     echo 0 > /proc/sys/vm/dirty_writeback_centisecs
     echo "KC-TRACE $1" >&3
     echo "KC-INFO mem $(awk '/^MemFree:/ {print $2 * 1024}' /proc/meminfo)" \
-         "$(awk '$1 == "low" {l += $2} $1 == "high" {h += $2} END {print l, h}' /proc/zoneinfo)" >&3
+         "$(awk '$1 == "low" {l += $2} $1 == "high" {h += $2} END {print l, h}' /proc/zoneinfo)" \
+         "$(kc_pcp_free)" >&3
     kc_done -1
 }
 # Reset: every helper killed and reaped, the socket holder closed, tmpfs emptied, the ext4
@@ -207,9 +218,11 @@ kc_trace_end() {
 
 echo "KC-BEGIN $(uname -r)" >&3
 echo "KC-INFO lru_gen $(cat /sys/kernel/mm/lru_gen/enabled 2>/dev/null)" >&3
-# what the model needs to size its machine like this VM: free pages, and the zones' watermarks
+# what the model needs to size its machine like this VM: free pages, the zones' watermarks, and
+# the free pages on the per-CPU lists (not in MemFree; kc_pcp_free)
 echo "KC-INFO mem $(awk '/^MemFree:/ {print $2 * 1024}' /proc/meminfo)" \
-     "$(awk '$1 == "low" {l += $2} $1 == "high" {h += $2} END {print l, h}' /proc/zoneinfo)" >&3
+     "$(awk '$1 == "low" {l += $2} $1 == "high" {h += $2} END {print l, h}' /proc/zoneinfo)" \
+     "$(kc_pcp_free)" >&3
 kc_done -1
 . /kc/steps.sh
 echo "KC-END" >&3

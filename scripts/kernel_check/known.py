@@ -2,19 +2,22 @@
 
 Every entry names a scenario, the kernel builds it applies to (one series, from an
 upstream stable release on, or up to another), the exact steps that disagree, the issue
-that tracks it, and its kind: ``model`` (the model lacks a kernel behaviour) or
-``timing`` (the harness saw the kernel's wall-clock work finish before a step that the
-trace places microseconds later; not a difference of model or kernel). Two tests hold the
-list to the truth on every default run (tests/test_kernel_records.py, against the
-committed records in tests/kernel_records/), and the opt-in VM run does the
-same against a fresh boot (tests/test_kernel_check.py):
+that tracks it, and its kind: ``model`` (the model lacks a kernel behaviour), ``timing``
+(the harness saw the kernel's wall-clock work finish before a step that the trace places
+microseconds later; not a difference of model or kernel) or ``flaky`` (the model lacks a
+kernel behaviour, and the kernel's own spread from boot to boot puts its result on both
+sides of the tolerance: measured, and the entry says how often it disagreed). Two tests
+hold the list to the truth on every default run (tests/test_kernel_records.py, against
+the committed records in tests/kernel_records/), and the opt-in VM run does the same
+against a fresh boot (tests/test_kernel_check.py), both through ``verdict_ok``:
 
-- a listed scenario must disagree on a build it applies to, at exactly the listed steps
-  (a strict expected failure: once the model agrees, the test fails and asks for the
-  entry to be removed together with the fix);
+- a listed ``model`` scenario must disagree on a build it applies to, at exactly the listed
+  steps (a strict expected failure: once the model agrees, the test fails and asks for
+  the entry to be removed together with the fix);
+- a ``timing`` or ``flaky`` one may agree, or disagree at some of the listed steps, and
+  nowhere else (a timing entry: on a host that is not overloaded the kernel's delayed
+  work has not run yet, as the trace says; a flaky one: the boot's own luck);
 - every scenario and build not listed must agree.
-A fresh boot (the VM test) may agree on a ``timing`` entry's steps: on a host that is
-not overloaded the kernel's delayed work has not run yet, as the trace says.
 """
 
 from __future__ import annotations
@@ -35,7 +38,12 @@ class KnownDisagreement:
     issue: str
     why: str
     until: str = ""  #: last release it applies to ("" = every later one)
-    kind: str = "model"  #: "model" or "timing"
+    kind: str = "model"  #: "model", "timing" or "flaky"
+
+    @property
+    def may_agree(self) -> bool:
+        """A boot may agree at the listed steps (``timing``, ``flaky``), not only disagree there."""
+        return self.kind in ("timing", "flaky")
 
     def applies(self, upstream: str) -> bool:
         """True for an upstream release ("6.12.119") of this series in ``since`` .. ``until``."""
@@ -60,6 +68,19 @@ _EMPTY_READ = ("shrunk from random trace 9 of seed 1 (2026-12-06): a task reads 
                "the clean inode and frees the cgroup; the kernel still keeps it, which is not understood "
                "(docs/kernel-validation.md, Random differential testing)")
 
+#: the model's machine is what the VM had free at boot: MemFree plus the free pages on the per-CPU
+#: lists (run.model_result), 464.70-465.10 MB on 6.12.118 over 76 boots of 2026-12-07. Before, it was
+#: MemFree alone, which left out 1.9-11.1 MB of per-CPU free pages that varied from boot to boot, and
+#: the model's answer here moves 1 MiB per MB of machine: the scenario agreed or not by the boot's
+#: luck (the record of 2026-12-06 disagreed at MemFree 462.75 MB, the boots of 2026-12-07 agreed at
+#: 454.0-457.3 MB; MemFree ranged 453.6-463.1 MB that day), while the kernel's answer did not follow it.
+_PCP_RECLAIM = ("global reclaim under MGLRU on 6.12.118 leaves {}. The kernel takes about 7-17 MiB more than the "
+                "model's stop at the target (D8). A likely cause, not proven: that is about what its per-CPU free "
+                "lists hold (mostly 5.5-11 MB at boot; pcp->high 1,575 pages, 6.4 MB, after the reclaim), free pages "
+                "that MemFree and the zone watermarks do not count (NR_FREE_PAGES) and that 6.12 keeps filled "
+                "since the PCP high auto-tuning of v6.7 (51a755c56dc0 \"mm: tune PCP high automatically\"); the "
+                "model has no per-CPU free lists. Not modelled (docs/kernel-validation.md, Results)")
+
 KNOWN: tuple[KnownDisagreement, ...] = (
     KnownDisagreement("atime_empty_read_random_1_9", "6.1", "6.1.192", frozenset({17}), "issue 16",
                       _EMPTY_READ),
@@ -67,14 +88,25 @@ KNOWN: tuple[KnownDisagreement, ...] = (
                       _EMPTY_READ),
     KnownDisagreement("oom_after_zombie_scraped", "6.12", "6.12.117", frozenset({13}),
                       "issue 17 item 3", _OOM_TIMING, until="6.12.117", kind="timing"),
-    KnownDisagreement(
-        "global_reclaim_scrapes_zombie", "6.12", "6.12.118", frozenset({9, 10, 11}), "issue 16",
-        "recorded 2026-12-06 with the scenario's 192 MiB file made on the disk image: the VM boots with "
-        "7.5 MB more free memory than when init wrote the file, the model then keeps 117.00 MiB of the "
-        "zombie's page cache after the sibling's 320 MiB of anon and 6.12.118 keeps 110.75 MiB "
-        "(tolerance 5.99 MiB); 6.12.117 and 6.1.192 agree. MGLRU's global reclaim takes about 6 MiB "
-        "more than the model's stop at the target (D8) here; not modelled yet (docs/kernel-validation.md)"),
+    KnownDisagreement("global_reclaim_scrapes_zombie", "6.12", "6.12.118", frozenset({9, 10, 11}), "issue 16",
+                      _PCP_RECLAIM.format(
+                          "the zombie's page cache after the sibling's 320 MiB of anon: 6.12.118 keeps 106.25-112.25 "
+                          "MiB, the model 119.25 (tolerance 5.96 MiB); disagreed in 8 of 8 boots of 2026-12-07")),
+    KnownDisagreement("global_reclaim_with_swap", "6.12", "6.12.118", frozenset({12, 13, 14}), "issue 16",
+                      _PCP_RECLAIM.format(
+                          "the zombie's page cache after the sibling's 280 MiB of anon with swap on: 6.12.118 keeps "
+                          "142.25-152.75 MiB from boot to boot, the model 159.0-159.25 (tolerance 7.96 MiB); disagreed "
+                          "in 5 of 7 boots of 2026-12-07"), kind="flaky"),
 )
+
+
+def verdict_ok(entry: KnownDisagreement | None, failed_steps: set[int]) -> bool:
+    """Whether a result whose disagreeing steps are ``failed_steps`` is what ``entry`` (None: not listed) says."""
+    if entry is None:
+        return not failed_steps
+    if entry.may_agree:
+        return set(failed_steps) <= entry.steps
+    return set(failed_steps) == entry.steps
 
 
 def expected_disagreement(scenario: str, upstream: str) -> KnownDisagreement | None:

@@ -29,6 +29,8 @@ class VmRun:
         logs: ``KC-LOG`` lines (helper commands that failed), in order.
         mem_free: MemFree in bytes at boot, before the first step (0 if not reported).
         wmark_low, wmark_high: the zones' low and high watermarks, summed, in pages.
+        pcp_free: bytes of free pages on the per-CPU page lists at that moment, which MemFree
+            leaves out (0 if not reported: boots before 2026-12-07).
     """
 
     release: str = ""
@@ -38,6 +40,12 @@ class VmRun:
     mem_free: int = 0
     wmark_low: int = 0
     wmark_high: int = 0
+    pcp_free: int = 0
+
+    @property
+    def free_bytes(self) -> int:
+        """What the VM had free at boot: MemFree plus the free pages on the per-CPU lists."""
+        return self.mem_free + self.pcp_free
 
 
 def _parse_line(run: VmRun, line: str, lineno: int) -> None:
@@ -68,9 +76,12 @@ def parse_output(text: str, console: str = "") -> VmRun:
             raise VmOutputError(f"VM setup failed: {line[9:]}\n{_tail(console)}")
         elif line.startswith("KC-INFO mem "):
             try:
-                run.mem_free, run.wmark_low, run.wmark_high = (int(x) for x in line.split()[2:5])
+                fields = [int(x) for x in line.split()[2:]]
+                run.mem_free, run.wmark_low, run.wmark_high = fields[:3]
+                run.pcp_free = fields[3] if len(fields) > 3 else 0
             except ValueError:
-                raise VmOutputError(f"VM output line {lineno}: expected 'KC-INFO mem FREE LOW HIGH': {line!r}") from None
+                raise VmOutputError(f"VM output line {lineno}: expected 'KC-INFO mem FREE LOW HIGH [PCP]': "
+                                    f"{line!r}") from None
         elif line.startswith("KC-LOG"):
             run.logs.append(line[7:])
         elif line.startswith("KC "):

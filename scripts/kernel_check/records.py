@@ -15,9 +15,12 @@ Record layout (``format`` 1)::
      "build": {"package": "linux-image-6.12.118+deb12-cloud-amd64",
                "version": "6.12.118-1~deb12u1", "release": "6.12.118+deb12-cloud-amd64",
                "upstream": "6.12.118", "lru_gen": true},
-     "vm": {"mem_free": 460369920, "wmark_low": 860, "wmark_high": 1031},
+     "vm": {"mem_free": 460369920, "wmark_low": 860, "wmark_high": 1031, "pcp_free": 8101888},
      "rc": {"-1": 0, "0": 0, ...},
      "steps": {"-1": {"/": {"nr_dying_descendants": 0, ...}, ...}, ...}}
+
+``pcp_free`` (bytes of free pages on the per-CPU lists, which MemFree leaves out) is in the
+records of boots from 2026-12-07 on; an older record has MemFree only (read as 0).
 
 The directory of a build is ``<uname -r>_<package version>``, so two package versions
 with one ABI name (Debian's 6.1.0-57 can be 6.1.192-1 or -3) never share records.
@@ -112,7 +115,7 @@ class Record:
         steps = {step: {cg: {k: v for k, v in stats.items() if k in RECORD_KEYS} for cg, stats in cgs.items()}
                  for step, cgs in observed.steps.items()}
         vm = VmRun(release=observed.release, steps=steps, rc=dict(observed.rc), mem_free=observed.mem_free,
-                   wmark_low=observed.wmark_low, wmark_high=observed.wmark_high)
+                   wmark_low=observed.wmark_low, wmark_high=observed.wmark_high, pcp_free=observed.pcp_free)
         return cls(Path(scenario_path).stem, build, trace_digest(scenario_path), vm)
 
     def to_json(self) -> dict:
@@ -120,7 +123,8 @@ class Record:
         return {
             "format": FORMAT, "scenario": self.scenario, "trace_sha256": self.trace_sha256,
             "build": self.build.to_json(),
-            "vm": {"mem_free": o.mem_free, "wmark_low": o.wmark_low, "wmark_high": o.wmark_high},
+            "vm": {"mem_free": o.mem_free, "wmark_low": o.wmark_low, "wmark_high": o.wmark_high,
+                   **({"pcp_free": o.pcp_free} if o.pcp_free else {})},
             "rc": {str(k): v for k, v in sorted(o.rc.items())},
             "steps": {str(step): {cg: dict(sorted(st.items())) for cg, st in sorted(cgs.items())}
                       for step, cgs in sorted(o.steps.items())},
@@ -136,7 +140,7 @@ class Record:
                           for s, cgs in d["steps"].items()},
                    rc={int(k): int(v) for k, v in d["rc"].items()},
                    mem_free=int(d["vm"]["mem_free"]), wmark_low=int(d["vm"]["wmark_low"]),
-                   wmark_high=int(d["vm"]["wmark_high"]))
+                   wmark_high=int(d["vm"]["wmark_high"]), pcp_free=int(d["vm"].get("pcp_free", 0)))
         return cls(d["scenario"], build, d["trace_sha256"], vm)
 
     def path(self, root: Path = RECORD_DIR) -> Path:
