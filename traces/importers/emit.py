@@ -39,6 +39,7 @@ import pyarrow.compute as pc
 from traces.importers.common import NEVER, PAGE, ImportReport, stable_argsort
 from traces.importers.machine_memory import with_machine_memory
 from traces.importers.sharing import AGENT_CGROUP, AGENT_TASK, Rule
+from traces import take
 from traces.schema import TRACE_SCHEMA, schema_of
 
 # Phases order events that share (machine, time): (major, minor). mkdir minor
@@ -730,12 +731,8 @@ def _assemble(parts: list[_Part]) -> tuple[pa.Table, list[str]]:
     order, time, mcode = _sort_events(parts, mcodes)
     del mcodes  # big temporaries are dropped as soon as they are used: fresh memory is what costs most here
     used = np.flatnonzero(np.bincount(mcode, minlength=len(mnames)))
-    arrays, bases, nullable = _columns(parts, order, time, mcode, mnames)
+    arrays, nullable = _columns(parts, order, time, mcode, mnames)
     del order, mcode
-    cg_idx, task_idx = arrays.pop("cgroup_idx"), arrays.pop("task_idx")
-    arrays["cgroup"], arrays["task"] = _parallel([lambda i=cg_idx: _take_nullable(bases["cgroup"], i),
-                                                  lambda i=task_idx: _take_nullable(bases["task"], i)])
-    del cg_idx, task_idx
     meta = arrays.pop("meta")
     arrays["op"] = pa.DictionaryArray.from_arrays(pa.array((meta & 15).astype(np.int32)), pa.array(OPS, pa.string()))
     flag = (meta >> 4 & 3).astype(np.int32)
@@ -751,10 +748,9 @@ def _assemble(parts: list[_Part]) -> tuple[pa.Table, list[str]]:
 
 
 def _columns(parts: list[_Part], order: np.ndarray, time: np.ndarray, mcode: np.ndarray,
-             mnames: pa.Array) -> tuple[dict, dict[str, pa.Array], dict[str, bool]]:
-    """The output columns but cgroup, task, op and flags, in output order; for those two string
-    columns their base arrays and per event rows (``cgroup_idx``, ``task_idx``); op, flags and the
-    int validities packed as ``meta``; whether each int column has nulls. Temporaries die on return."""
+             mnames: pa.Array) -> tuple[dict, dict[str, bool]]:
+    """The output columns but op and flags, in output order; op, flags and the int validities
+    packed as ``meta``; whether each int column has nulls. Temporaries die on return."""
     ints = {a: [_int_values(p, a) for p in parts] for a in ("offset", "nbytes")}
     nullable = {a: any(ok is not None for _, ok in ints[a]) for a in ints}
     refs = {a: _string_refs(parts, a) for a in ("cgroup", "task", "obj")}
@@ -763,14 +759,14 @@ def _columns(parts: list[_Part], order: np.ndarray, time: np.ndarray, mcode: np.
         "time_us": lambda: pa.array(time),
         "machine": lambda: pa.DictionaryArray.from_arrays(pa.array(mcode.astype(np.int32)), mnames),
         "meta": lambda: put(_meta(parts, ints), np.uint8),  # op, flags, validities: one column instead of four
-        "cgroup_idx": lambda: put(refs["cgroup"][1], np.int32),
-        "task_idx": lambda: put(refs["task"][1], np.int32),
-        "object": lambda: _take_nullable(refs["obj"][0], put(refs["obj"][1], np.int32)),
+        "cgroup": lambda: _strings(put, *refs["cgroup"]),
+        "task": lambda: _strings(put, *refs["task"]),
+        "object": lambda: _strings(put, *refs["obj"]),
         "offset": lambda: put([v for v, _ in ints["offset"]], np.int64),
         "bytes": lambda: put([v for v, _ in ints["nbytes"]], np.int64),
     }
     arrays = dict(zip(jobs, _parallel(list(jobs.values()))))
-    return arrays, {a: refs[a][0] for a in ("cgroup", "task")}, nullable
+    return arrays, nullable
 
 
 def _parallel(jobs: list[Callable[[], object]]) -> list:
@@ -796,57 +792,18 @@ def _idle_cores() -> float:
         return 0.0
 
 
-def _take_nullable(base: pa.Array, idx: np.ndarray, chunk: int = 1 << 16) -> pa.Array:
-    """``base.take(idx)`` for a string ``base``, where -1 means null.
+def _strings(put: "_Gather", base: pa.Array, rows: list[np.ndarray | int]) -> pa.Array:
+    """A string column in output order, from per part its events' rows in ``base`` (-1 = null).
 
-    The result is built in buffers of its exact size: the offsets are a cumulative sum
-    of the base's string lengths, the bytes are Arrow's take of the valid rows, a chunk
-    at a time, copied in. Arrow's take of millions of rows sizes its buffer from the
-    base's mean length and doubles it when that is short; each doubling is hundreds of
-    MB of fresh pages, which cost more than the copy. (Null indices also make it several
-    times slower, hence the dense takes of the valid rows.)
+    ``traces.take.strings`` gathers the strings by the laid-out rows and the event order at
+    once (compiled when built), in buffers of their exact size; no per-event row column of
+    the output's size is made in between.
     """
-    n = idx.size
-    valid = idx >= 0
-    n_valid = int(np.count_nonzero(valid))
-    if not n_valid or not pa.types.is_string(base.type):
-        return _take_nullable_arrow(base, idx, valid, n_valid)
-    base_off = np.frombuffer(base.buffers()[1], dtype=np.int32)[base.offset:base.offset + len(base) + 1]
-    # -1 takes the appended 0 (a null has no bytes); indexing, unlike np.take, needs no int64 copy of idx
-    lengths = np.append(np.diff(base_off), 0)[idx]
-    total = int(lengths.sum(dtype=np.int64))
-    if total >= 1 << 31:  # beyond 32-bit offsets: let Arrow say so
-        return _take_nullable_arrow(base, idx, valid, n_valid)
-    offsets = np.empty(n + 1, dtype=np.int32)
-    offsets[0] = 0
-    np.cumsum(lengths, out=offsets[1:], dtype=np.int32)
-    del lengths
-    data = np.empty(total, dtype=np.uint8)
-    dense = idx[valid] if n_valid < n else idx
-    pos = 0
-    for i in range(0, dense.size, chunk):
-        part = base.take(pa.array(dense[i:i + chunk]))
-        lo, hi = np.frombuffer(part.buffers()[1], dtype=np.int32)[[part.offset, part.offset + len(part)]]
-        if hi > lo:
-            data[pos:pos + hi - lo] = np.frombuffer(part.buffers()[2], dtype=np.uint8, count=hi - lo, offset=lo)
-            pos += hi - lo
-    validity = pa.py_buffer(np.packbits(valid, bitorder="little")) if n_valid < n else None
-    return pa.Array.from_buffers(pa.string(), n, [validity, pa.py_buffer(offsets), pa.py_buffer(data)],
-                                 null_count=n - n_valid)
-
-
-def _take_nullable_arrow(base: pa.Array, idx: np.ndarray, valid: np.ndarray, n_valid: int) -> pa.Array:
-    """``_take_nullable`` by Arrow's take of the valid rows, the nulls put in by rebuilding the offsets."""
-    if n_valid == idx.size:
-        return base.take(pa.array(idx))
-    dense = base.take(pa.array(idx[valid]))
-    offsets = np.frombuffer(dense.buffers()[1], dtype=np.int32)[dense.offset:dense.offset + n_valid + 1]
-    before = np.zeros(idx.size + 1, dtype=np.int32)
-    np.cumsum(valid, out=before[1:], dtype=np.int32)  # valid rows before each row
-    data = dense.buffers()[2] or pa.py_buffer(b"")
-    return pa.Array.from_buffers(pa.string(), idx.size, [pa.py_buffer(np.packbits(valid, bitorder="little")),
-                                                         pa.py_buffer(offsets[before]), data],
-                                 null_count=idx.size - n_valid)
+    cat = put.lay(rows, np.int32)
+    try:
+        return take.strings(base, cat, put.order)
+    finally:
+        put.free(cat)
 
 
 class _Gather:
@@ -868,16 +825,24 @@ class _Gather:
 
     def __call__(self, values: list[np.ndarray | int], dtype: type) -> np.ndarray:
         """The column of ``values`` (per part: an array of its rows, or one value for all) in output order."""
-        free = self.pool.setdefault(np.dtype(dtype), [])
+        cat = self.lay(values, dtype)
+        out = np.take(cat, self.order)
+        self.free(cat)
+        return out
+
+    def lay(self, values: list[np.ndarray | int], dtype: type) -> np.ndarray:
+        """``values`` laid out part after part (event order) in a scratch array; ``free`` gives it back."""
         try:
-            cat = free.pop()
+            cat = self.pool.setdefault(np.dtype(dtype), []).pop()
         except IndexError:
             cat = np.empty(self.order.size, dtype=dtype)
         for i, v in enumerate(values):
             cat[self.bounds[i]:self.bounds[i + 1]] = _one_value(v)
-        out = np.take(cat, self.order)
-        free.append(cat)
-        return out
+        return cat
+
+    def free(self, cat: np.ndarray) -> None:
+        """Return a scratch array of ``lay`` to the pool, for the next column of its dtype."""
+        self.pool.setdefault(cat.dtype, []).append(cat)
 
 
 def _one_value(v: np.ndarray | int) -> np.ndarray | int:
