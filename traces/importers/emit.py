@@ -594,16 +594,16 @@ def _int_values(part: _Part, name: str) -> tuple[np.ndarray | int, np.ndarray | 
     return pc.fill_null(v, 0).to_numpy().astype(np.int64, copy=False), v.is_valid().to_numpy(zero_copy_only=False)
 
 
-def _string_refs(parts: list[_Part], attr: str) -> tuple[pa.Array, list[np.ndarray | int]]:
-    """One base array for a string column of all parts, and per part its events' rows in it (-1 = null).
+def _string_refs(parts: list[_Part], attr: str) -> tuple[pa.Array, list[tuple[np.ndarray, int] | int]]:
+    """One base array for a string column of all parts, and per part its events' rows in it:
+    ``(rows, shift)`` (row ``rows[i] + shift`` of the base), or -1 for a part without the column.
 
     ``_Ref`` values point into their base; materialised arrays are their own base.
-    Several bases are concatenated once, so the column is gathered by one ``take``.
-    The rows are int32 (a string array has fewer than 2^31 rows): half the bytes
-    of int64 to move and keep alive.
+    Several bases are concatenated once, so the column is gathered in one pass. The rows
+    are shifted as they are laid out (``_strings``), not copied per part first.
     """
     bases: dict[int, list] = {}  # id -> [array, offset]
-    idx: list[np.ndarray | int] = []
+    idx: list[tuple[np.ndarray, int] | int] = []
     for p in parts:
         v = getattr(p, attr)
         if v is None:
@@ -612,7 +612,7 @@ def _string_refs(parts: list[_Part], attr: str) -> tuple[pa.Array, list[np.ndarr
         base, rows = (v.base, v.idx) if isinstance(v, _Ref) else (v, np.arange(len(v), dtype=np.int64))
         if id(base) not in bases:
             bases[id(base)] = [base, sum(len(b[0]) for b in bases.values())]
-        idx.append((rows + bases[id(base)][1]).astype(np.int32))
+        idx.append((rows, bases[id(base)][1]))
     arrays = [b[0] if pa.types.is_string(b[0].type) else b[0].cast(pa.string()) for b in bases.values()]
     if not arrays:
         arrays = [pa.array([], pa.string())]
@@ -642,8 +642,11 @@ def _phases(parts: list[_Part]) -> list[np.ndarray]:
                             (len(p.time),)) for p in parts]
 
 
-def _sort_events(parts: list[_Part], mcodes: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Stable order of all events by (machine code, time, phase); also time and machine code in that order.
+def _sort_events(parts: list[_Part],
+                 mcodes: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Stable order of all events by (machine code, time, phase); also time and machine code in that
+    order, and the int64 scratch arrays of the events' size that are dead by then (``spare``: the
+    column gathers reuse them instead of fresh memory).
 
     Equal keys keep the parts' order (part, then row within the part).
     """
@@ -653,7 +656,7 @@ def _sort_events(parts: list[_Part], mcodes: list[np.ndarray]) -> tuple[np.ndarr
     if packed is None:
         mcode, time, phase = (np.concatenate(x) for x in (mcodes, times, phases))
         order = np.lexsort((phase, time, mcode))
-        return order, time[order], mcode[order]
+        return order, time[order], mcode[order], []
     keys, t0, tbits, pbits = packed
     del packed, phases
     # each part sorted on its own, then one stable sort of the concatenated runs: timsort merges
@@ -662,13 +665,14 @@ def _sort_events(parts: list[_Part], mcodes: list[np.ndarray]) -> tuple[np.ndarr
     pre, key = _part_orders(parts, mcodes, times, keys)
     del keys
     s = np.argsort(key, kind="stable")
-    key = key[s]
-    # in place where possible: every fresh 58 MB array costs page faults, which dominate on a VM
-    time = key >> pbits
+    sorted_key = np.take(key, s)
+    # in place or into dead arrays where possible: every fresh 58 MB array costs page faults,
+    # which dominate on a VM
+    time = np.right_shift(sorted_key, pbits, out=key)
     time &= (1 << tbits) - 1
     time += t0
-    key >>= tbits + pbits
-    return pre[s], time, key
+    sorted_key >>= tbits + pbits
+    return np.take(pre, s), time, sorted_key, [pre, s]
 
 
 def _packed_keys(mcodes: list[np.ndarray], times: list[np.ndarray],
@@ -681,15 +685,20 @@ def _packed_keys(mcodes: list[np.ndarray], times: list[np.ndarray],
     mbits = max(int(m.max()) for m in mcodes).bit_length()
     if tbits + pbits + mbits > 63:
         return None
-    return [_pack(m, t, ph, t0, p0, tbits, pbits) for m, t, ph in zip(mcodes, times, phases)], t0, tbits, pbits
+    scratch = np.empty(max(t.size for t in times), dtype=np.int64)  # one buffer for every part's shifted times
+    return ([_pack(m, t, ph, t0, p0, tbits, pbits, scratch[:t.size]) for m, t, ph in zip(mcodes, times, phases)],
+            t0, tbits, pbits)
 
 
-def _pack(m: np.ndarray, t: np.ndarray, ph: np.ndarray, t0: int, p0: int, tbits: int, pbits: int) -> np.ndarray:
+def _pack(m: np.ndarray, t: np.ndarray, ph: np.ndarray, t0: int, p0: int, tbits: int, pbits: int,
+          rel: np.ndarray) -> np.ndarray:
+    """The packed keys of one part; ``rel``: scratch of its size."""
     key = m << (tbits + pbits)
-    rel = t - t0
+    np.subtract(t, t0, out=rel)
     rel <<= pbits
     key |= rel
-    key |= ph - p0
+    # a phase that is one value for the part is ORed in as that value (a broadcast minus p0 is a full array)
+    key |= int(ph[0]) - p0 if ph.ndim == 1 and ph.size and ph.strides[0] == 0 else ph - p0
     return key
 
 
@@ -728,15 +737,17 @@ def _assemble(parts: list[_Part]) -> tuple[pa.Table, list[str]]:
     if not parts:
         return TRACE_SCHEMA.empty_table(), []
     mcodes, mnames = _machine_codes(parts)
-    order, time, mcode = _sort_events(parts, mcodes)
+    order, time, mcode, spare = _sort_events(parts, mcodes)
     del mcodes  # big temporaries are dropped as soon as they are used: fresh memory is what costs most here
     used = np.flatnonzero(np.bincount(mcode, minlength=len(mnames)))
-    arrays, nullable = _columns(parts, order, time, mcode, mnames)
-    del order, mcode
+    arrays, nullable = _columns(parts, order, time, mcode, mnames, spare)
+    del order, mcode, spare
     meta = arrays.pop("meta")
     arrays["op"] = pa.DictionaryArray.from_arrays(pa.array((meta & 15).astype(np.int32)), pa.array(OPS, pa.string()))
     flag = (meta >> 4 & 3).astype(np.int32)
-    arrays["flags"] = pa.DictionaryArray.from_arrays(pa.array(flag - 1, mask=flag == 0),
+    null_flag = flag == 0
+    flag -= 1  # in place: one int32 column of the events' size fewer
+    arrays["flags"] = pa.DictionaryArray.from_arrays(pa.array(flag, mask=null_flag),
                                                      pa.array(FLAGS[1:], pa.string()))
     for name, attr, bit in (("offset", "offset", 64), ("bytes", "nbytes", 128)):
         if nullable[attr]:
@@ -748,13 +759,14 @@ def _assemble(parts: list[_Part]) -> tuple[pa.Table, list[str]]:
 
 
 def _columns(parts: list[_Part], order: np.ndarray, time: np.ndarray, mcode: np.ndarray,
-             mnames: pa.Array) -> tuple[dict, dict[str, bool]]:
+             mnames: pa.Array, spare: list[np.ndarray] = ()) -> tuple[dict, dict[str, bool]]:
     """The output columns but op and flags, in output order; op, flags and the int validities
-    packed as ``meta``; whether each int column has nulls. Temporaries die on return."""
+    packed as ``meta``; whether each int column has nulls. Temporaries die on return.
+    ``spare``: dead int64 arrays of the events' size, used before fresh ones (and taken over)."""
     ints = {a: [_int_values(p, a) for p in parts] for a in ("offset", "nbytes")}
     nullable = {a: any(ok is not None for _, ok in ints[a]) for a in ints}
     refs = {a: _string_refs(parts, a) for a in ("cgroup", "task", "obj")}
-    put = _Gather(order, [len(p.time) for p in parts])
+    put = _Gather(order, [len(p.time) for p in parts], spare)
     jobs = {
         "time_us": lambda: pa.array(time),
         "machine": lambda: pa.DictionaryArray.from_arrays(pa.array(mcode.astype(np.int32)), mnames),
@@ -792,14 +804,21 @@ def _idle_cores() -> float:
         return 0.0
 
 
-def _strings(put: "_Gather", base: pa.Array, rows: list[np.ndarray | int]) -> pa.Array:
-    """A string column in output order, from per part its events' rows in ``base`` (-1 = null).
+def _strings(put: "_Gather", base: pa.Array, rows: list[tuple[np.ndarray, int] | int]) -> pa.Array:
+    """A string column in output order, from per part its events' rows in ``base`` as ``_string_refs``
+    gives them (``(rows, shift)``, or -1 = null).
 
-    ``traces.take.strings`` gathers the strings by the laid-out rows and the event order at
-    once (compiled when built), in buffers of their exact size; no per-event row column of
-    the output's size is made in between.
+    The rows are laid out part after part as int32 (shifted on the way in), then
+    ``traces.take.strings`` gathers the strings by them and the event order at once (compiled
+    when built), in buffers of their exact size; no per-event row column of the output's size
+    is made in between.
     """
-    cat = put.lay(rows, np.int32)
+    cat = put.scratch(np.int32)
+    for lo, hi, v in zip(put.bounds[:-1], put.bounds[1:], rows):
+        if isinstance(v, int):
+            cat[lo:hi] = v
+        else:
+            np.add(v[0], v[1], out=cat[lo:hi], casting="unsafe")  # < 2^31: a string array's row
     try:
         return take.strings(base, cat, put.order)
     finally:
@@ -818,24 +837,39 @@ class _Gather:
     dtype (a pool: the columns may be built on two threads).
     """
 
-    def __init__(self, order: np.ndarray, sizes: list[int]) -> None:
+    def __init__(self, order: np.ndarray, sizes: list[int], spare: list[np.ndarray] = ()) -> None:
         self.order = order
         self.bounds = np.cumsum([0] + sizes)
         self.pool: dict[np.dtype, list[np.ndarray]] = {}
+        # dead arrays of the right size and dtype: scratch or output before any fresh allocation
+        self.spare = [a for a in spare if a.dtype == np.int64 and a.shape == order.shape and a.flags.c_contiguous]
 
     def __call__(self, values: list[np.ndarray | int], dtype: type) -> np.ndarray:
         """The column of ``values`` (per part: an array of its rows, or one value for all) in output order."""
         cat = self.lay(values, dtype)
-        out = np.take(cat, self.order)
+        out = self._spare(dtype)
+        # mode "clip" (the order is in range): "raise" would buffer a given ``out`` in a fresh copy
+        out = np.take(cat, self.order) if out is None else np.take(cat, self.order, out=out, mode="clip")
         self.free(cat)
         return out
 
+    def _spare(self, dtype: type) -> np.ndarray | None:
+        try:
+            return self.spare.pop() if np.dtype(dtype) == np.int64 else None
+        except IndexError:
+            return None
+
+    def scratch(self, dtype: type) -> np.ndarray:
+        """A scratch array of the events' size (pooled, spare or fresh); ``free`` gives it back."""
+        try:
+            return self.pool.setdefault(np.dtype(dtype), []).pop()
+        except IndexError:
+            cat = self._spare(dtype)
+            return np.empty(self.order.size, dtype=dtype) if cat is None else cat
+
     def lay(self, values: list[np.ndarray | int], dtype: type) -> np.ndarray:
         """``values`` laid out part after part (event order) in a scratch array; ``free`` gives it back."""
-        try:
-            cat = self.pool.setdefault(np.dtype(dtype), []).pop()
-        except IndexError:
-            cat = np.empty(self.order.size, dtype=dtype)
+        cat = self.scratch(dtype)
         for i, v in enumerate(values):
             cat[self.bounds[i]:self.bounds[i + 1]] = _one_value(v)
         return cat
