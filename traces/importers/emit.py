@@ -644,9 +644,9 @@ def _phases(parts: list[_Part]) -> list[np.ndarray]:
 
 def _sort_events(parts: list[_Part],
                  mcodes: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]:
-    """Stable order of all events by (machine code, time, phase); also time and machine code in that
-    order, and the int64 scratch arrays of the events' size that are dead by then (``spare``: the
-    column gathers reuse them instead of fresh memory).
+    """Stable order of all events by (machine code, time, phase); also time and machine code (int32,
+    the output's dictionary indices) in that order, and the int64 scratch arrays of the events'
+    size that are dead by then (``spare``: the column gathers reuse them instead of fresh memory).
 
     Equal keys keep the parts' order (part, then row within the part).
     """
@@ -656,7 +656,7 @@ def _sort_events(parts: list[_Part],
     if packed is None:
         mcode, time, phase = (np.concatenate(x) for x in (mcodes, times, phases))
         order = np.lexsort((phase, time, mcode))
-        return order, time[order], mcode[order], []
+        return order, time[order], mcode[order].astype(np.int32), []
     keys, t0, tbits, pbits = packed
     del packed, phases
     # each part sorted on its own, then one stable sort of the concatenated runs: timsort merges
@@ -671,8 +671,8 @@ def _sort_events(parts: list[_Part],
     time = np.right_shift(sorted_key, pbits, out=key)
     time &= (1 << tbits) - 1
     time += t0
-    sorted_key >>= tbits + pbits
-    return np.take(pre, s), time, sorted_key, [pre, s]
+    mcode = np.right_shift(sorted_key, tbits + pbits, out=np.empty(s.size, np.int32), casting="unsafe")
+    return np.take(pre, s), time, mcode, [pre, s, sorted_key]
 
 
 def _packed_keys(mcodes: list[np.ndarray], times: list[np.ndarray],
@@ -769,7 +769,7 @@ def _columns(parts: list[_Part], order: np.ndarray, time: np.ndarray, mcode: np.
     put = _Gather(order, [len(p.time) for p in parts], spare)
     jobs = {
         "time_us": lambda: pa.array(time),
-        "machine": lambda: pa.DictionaryArray.from_arrays(pa.array(mcode.astype(np.int32)), mnames),
+        "machine": lambda: pa.DictionaryArray.from_arrays(pa.array(mcode.astype(np.int32, copy=False)), mnames),
         "meta": lambda: put(_meta(parts, ints), np.uint8),  # op, flags, validities: one column instead of four
         "cgroup": lambda: _strings(put, *refs["cgroup"]),
         "task": lambda: _strings(put, *refs["task"]),
