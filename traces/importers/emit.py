@@ -28,7 +28,7 @@ the event semantics live here once. The mapping, documented in
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -170,8 +170,9 @@ def _fix_parent_spans(cg: Cgroups) -> None:
 
 def _by_machine(cg: Cgroups, samples: Samples,
                 updates: Updates) -> tuple[Cgroups, Samples, Updates, np.ndarray]:
-    """``cg`` with its rows stably grouped by machine (``samples`` and ``updates`` renumbered to match),
-    and per row a code of its machine (ascending: the groups' order).
+    """``cg`` with its rows stably grouped by machine in the order of the sorted machine ids
+    (``samples`` and ``updates`` renumbered to match), and per row a code of its machine
+    (ascending: the groups' order).
 
     The output is sorted by machine first, so with the cgroups grouped the same way every
     later gather of per-event values walks memory nearly in order instead of
@@ -179,7 +180,13 @@ def _by_machine(cg: Cgroups, samples: Samples,
     cost). The events are the same and in the same order: events tie only on one machine,
     and there the rows keep their relative order, which is all that breaks ties.
     """
-    codes = cg.machine.dictionary_encode().indices.to_numpy().astype(np.int64)
+    enc = cg.machine.dictionary_encode()
+    # the rank of each machine id among the sorted ids: the output's machine order, so a part
+    # built from ascending cgroup rows has its machines in output order (``_assemble`` then cuts
+    # it into chunks by slicing)
+    rank = np.empty(len(enc.dictionary), dtype=np.int64)
+    rank[pc.sort_indices(enc.dictionary).to_numpy()] = np.arange(len(enc.dictionary))
+    codes = rank[enc.indices.to_numpy()]
     if codes.size < 2 or bool(np.all(codes[1:] >= codes[:-1])):
         return cg, samples, updates, codes
     perm = np.argsort(codes, kind="stable")
@@ -642,16 +649,14 @@ def _phases(parts: list[_Part]) -> list[np.ndarray]:
                             (len(p.time),)) for p in parts]
 
 
-def _sort_events(parts: list[_Part],
-                 mcodes: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]:
+def _sort_events(cols: list["_Cols"]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]:
     """Stable order of all events by (machine code, time, phase); also time and machine code (int32,
     the output's dictionary indices) in that order, and the int64 scratch arrays of the events'
     size that are dead by then (``spare``: the column gathers reuse them instead of fresh memory).
 
     Equal keys keep the parts' order (part, then row within the part).
     """
-    times = [np.asarray(p.time, dtype=np.int64) for p in parts]
-    phases = _phases(parts)
+    times, phases, mcodes = [c.time for c in cols], [c.phase for c in cols], [c.mcode for c in cols]
     packed = _packed_keys(mcodes, times, phases)
     if packed is None:
         mcode, time, phase = (np.concatenate(x) for x in (mcodes, times, phases))
@@ -662,7 +667,7 @@ def _sort_events(parts: list[_Part],
     # each part sorted on its own, then one stable sort of the concatenated runs: timsort merges
     # runs, so this is much cheaper than sorting everything from scratch (and the result is the
     # same permutation: ties inside a part keep their row order, ties across parts their part order)
-    pre, key = _part_orders(parts, mcodes, times, keys)
+    pre, key = _part_orders([c.one_phase for c in cols], mcodes, times, keys)
     del keys
     s = np.argsort(key, kind="stable")
     sorted_key = np.take(key, s)
@@ -702,7 +707,7 @@ def _pack(m: np.ndarray, t: np.ndarray, ph: np.ndarray, t0: int, p0: int, tbits:
     return key
 
 
-def _part_orders(parts: list[_Part], mcodes: list[np.ndarray], times: list[np.ndarray],
+def _part_orders(one_phase: list[bool], mcodes: list[np.ndarray], times: list[np.ndarray],
                  keys: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Per part the stable order of its keys, offset to the concatenation, concatenated; and the
     keys in that order.
@@ -713,34 +718,132 @@ def _part_orders(parts: list[_Part], mcodes: list[np.ndarray], times: list[np.nd
     gather from). The order stays int64: numpy's ``take`` converts narrower indices to
     int64 first, into a fresh array each time.
     """
-    same = list(range(len(parts)))  # the part whose sort each part reuses
-    for i, (p, m, t) in enumerate(zip(parts, mcodes, times)):
-        if np.ndim(p.major) == 0 and np.ndim(p.minor) == 0:
-            same[i] = next((j for j in range(i) if same[j] == j and np.ndim(parts[j].major) == 0
-                            and np.ndim(parts[j].minor) == 0 and mcodes[j].size == m.size
+    same = list(range(len(keys)))  # the part whose sort each part reuses
+    for i, (m, t) in enumerate(zip(mcodes, times)):
+        if one_phase[i]:
+            same[i] = next((j for j in range(i) if same[j] == j and one_phase[j] and mcodes[j].size == m.size
                             and np.array_equal(times[j], t) and np.array_equal(mcodes[j], m)), i)
-    own = [i for i in range(len(parts)) if same[i] == i]
+    own = [i for i in range(len(keys)) if same[i] == i]
     sorted_ = dict(zip(own, _parallel([lambda k=keys[i]: stable_argsort(k) for i in own])))
     offsets = np.cumsum([0] + [k.size for k in keys])
     pre = np.empty(offsets[-1], dtype=np.int64)
     key = np.empty(offsets[-1], dtype=np.int64)
-    for i in range(len(parts)):
+    for i in range(len(keys)):
         a, b = offsets[i], offsets[i + 1]
         np.take(keys[i], sorted_[same[i]], out=key[a:b], mode="clip")  # "clip": no buffered copy
         np.add(sorted_[same[i]], a, out=pre[a:b])
     return pre, key
 
 
+#: events per chunk of machines the assembly sorts and gathers at a time: its temporaries
+#: (sort keys, orders, scratch) then stay a few MB, reused from chunk to chunk, instead of
+#: fresh arrays of the whole table's size
+CHUNK_EVENTS = 1 << 18
+
+
+@dataclass
+class _Cols:
+    """One part's per-event inputs to the assembly: what the sort and the column gathers read.
+
+    ``refs``: per string column ``(rows, shift)`` into that column's base (``_string_refs``) or -1;
+    ``offset``/``nbytes``/``meta``: an array per event or one value for all.
+    """
+
+    time: np.ndarray
+    phase: np.ndarray
+    one_phase: bool
+    mcode: np.ndarray
+    meta: np.ndarray | int
+    offset: np.ndarray | int
+    nbytes: np.ndarray | int
+    refs: dict[str, tuple[np.ndarray, int] | int]
+
+    def __len__(self) -> int:
+        return self.time.size
+
+    def rows(self, sel: slice | np.ndarray) -> "_Cols":
+        """The part's events ``sel`` (a slice, or ascending row numbers)."""
+        n = len(range(*sel.indices(len(self)))) if isinstance(sel, slice) else sel.size
+
+        def cut(v):
+            if isinstance(v, np.ndarray) and v.ndim == 1 and v.size and v.strides[0] == 0:
+                return np.broadcast_to(v[0], (n,))  # one value for all: stays a view
+            return v[sel] if isinstance(v, np.ndarray) else v
+
+        return _Cols(cut(self.time), cut(self.phase), self.one_phase, cut(self.mcode), cut(self.meta),
+                     cut(self.offset), cut(self.nbytes),
+                     {k: r if isinstance(r, int) else (cut(r[0]), r[1]) for k, r in self.refs.items()})
+
+
 def _assemble(parts: list[_Part]) -> tuple[pa.Table, list[str]]:
-    """The events of ``parts`` as one sorted trace table; and the machine ids that occur in it."""
+    """The events of ``parts`` as one sorted trace table; and the machine ids that occur in it.
+
+    The events are sorted and gathered a chunk of machines at a time (``CHUNK_EVENTS``): the
+    output is sorted by machine first, so each chunk's rows are a contiguous run of it and the
+    table is the chunks' tables one after the other (one Arrow chunk each).
+    """
     parts = [p for p in parts if len(p.time)]
     if not parts:
         return TRACE_SCHEMA.empty_table(), []
     mcodes, mnames = _machine_codes(parts)
-    order, time, mcode, spare = _sort_events(parts, mcodes)
-    del mcodes  # big temporaries are dropped as soon as they are used: fresh memory is what costs most here
-    used = np.flatnonzero(np.bincount(mcode, minlength=len(mnames)))
-    arrays, nullable = _columns(parts, order, time, mcode, mnames, spare)
+    ints = {a: [_int_values(p, a) for p in parts] for a in ("offset", "nbytes")}
+    nullable = {a: any(ok is not None for _, ok in ints[a]) for a in ints}
+    refs = {a: _string_refs(parts, a) for a in ("cgroup", "task", "obj")}
+    cols = [_Cols(np.asarray(p.time, dtype=np.int64), ph, np.ndim(p.major) == 0 and np.ndim(p.minor) == 0, m, meta,
+                  ints["offset"][i][0], ints["nbytes"][i][0], {a: refs[a][1][i] for a in refs})
+            for i, (p, ph, m, meta) in enumerate(zip(parts, _phases(parts), mcodes, _meta(parts, ints)))]
+    del mcodes, ints
+    bases = {a: refs[a][0] for a in refs}
+    tables, used = [], np.zeros(len(mnames), dtype=bool)
+    for chunk in _chunks(cols, len(mnames)):
+        table, seen = _assemble_chunk(chunk, bases, nullable, mnames)
+        tables.append(table)
+        used |= seen
+    table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+    return table, mnames.take(pa.array(np.flatnonzero(used))).to_pylist()
+
+
+def _chunks(cols: list[_Cols], nmachines: int, size: int | None = None) -> Iterator[list[_Cols]]:
+    """``cols`` cut into chunks of whole machines of about ``size`` events (``CHUNK_EVENTS``), in
+    machine order; each part keeps its events' order within a chunk.
+
+    A part whose machine codes ascend (built from ascending cgroup rows) is cut by slicing;
+    any other is split by a stable partition of its rows.
+    """
+    size = CHUNK_EVENTS if size is None else size
+    total = sum(len(c) for c in cols)
+    if total <= size or nmachines < 2:
+        yield cols
+        return
+    per_machine = np.zeros(nmachines, dtype=np.int64)
+    for c in cols:
+        per_machine += np.bincount(c.mcode, minlength=nmachines)
+    # chunk k holds machines [edges[k], edges[k + 1]): cut where the running count passes k * size
+    ends = np.cumsum(per_machine)
+    edges = np.unique(np.r_[0, np.searchsorted(ends, np.arange(size, total, size), side="right"), nmachines])
+    edges = edges[edges <= nmachines]
+    cuts = []
+    for c in cols:
+        m = c.mcode
+        if m.size < 2 or bool(np.all(m[1:] >= m[:-1])):
+            bounds = np.searchsorted(m, edges, side="left")
+            cuts.append([slice(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:])])
+        else:
+            chunk_of = np.searchsorted(edges, m, side="right") - 1
+            order = np.argsort(chunk_of, kind="stable")
+            bounds = np.searchsorted(chunk_of[order], np.arange(edges.size))
+            cuts.append([order[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])])
+    for k in range(edges.size - 1):
+        chunk = [c.rows(cut[k]) for c, cut in zip(cols, cuts)]
+        yield [c for c in chunk if len(c)] or chunk[:1]
+
+
+def _assemble_chunk(cols: list[_Cols], bases: dict[str, pa.Array], nullable: dict[str, bool],
+                    mnames: pa.Array) -> tuple[pa.Table, np.ndarray]:
+    """The sorted table of the events of ``cols``; and which machine codes occur in it."""
+    order, time, mcode, spare = _sort_events(cols)
+    used = np.bincount(mcode, minlength=len(mnames)) > 0
+    arrays = _columns(cols, bases, order, time, mcode, mnames, spare)
     del order, mcode, spare
     meta = arrays.pop("meta")
     arrays["op"] = pa.DictionaryArray.from_arrays(pa.array((meta & 15).astype(np.int32)), pa.array(OPS, pa.string()))
@@ -755,30 +858,26 @@ def _assemble(parts: list[_Part]) -> tuple[pa.Table, list[str]]:
         else:
             arrays[name] = pa.array(arrays[name], pa.int64())
     columns = [arrays[f.name] for f in TRACE_SCHEMA]
-    return pa.Table.from_arrays(columns, schema=schema_of(columns)), mnames.take(pa.array(used)).to_pylist()
+    return pa.Table.from_arrays(columns, schema=schema_of(columns)), used
 
 
-def _columns(parts: list[_Part], order: np.ndarray, time: np.ndarray, mcode: np.ndarray,
-             mnames: pa.Array, spare: list[np.ndarray] = ()) -> tuple[dict, dict[str, bool]]:
+def _columns(cols: list[_Cols], bases: dict[str, pa.Array], order: np.ndarray, time: np.ndarray,
+             mcode: np.ndarray, mnames: pa.Array, spare: list[np.ndarray] = ()) -> dict:
     """The output columns but op and flags, in output order; op, flags and the int validities
-    packed as ``meta``; whether each int column has nulls. Temporaries die on return.
+    packed as ``meta``. Temporaries die on return.
     ``spare``: dead int64 arrays of the events' size, used before fresh ones (and taken over)."""
-    ints = {a: [_int_values(p, a) for p in parts] for a in ("offset", "nbytes")}
-    nullable = {a: any(ok is not None for _, ok in ints[a]) for a in ints}
-    refs = {a: _string_refs(parts, a) for a in ("cgroup", "task", "obj")}
-    put = _Gather(order, [len(p.time) for p in parts], spare)
+    put = _Gather(order, [len(c) for c in cols], spare)
     jobs = {
         "time_us": lambda: pa.array(time),
         "machine": lambda: pa.DictionaryArray.from_arrays(pa.array(mcode.astype(np.int32, copy=False)), mnames),
-        "meta": lambda: put(_meta(parts, ints), np.uint8),  # op, flags, validities: one column instead of four
-        "cgroup": lambda: _strings(put, *refs["cgroup"]),
-        "task": lambda: _strings(put, *refs["task"]),
-        "object": lambda: _strings(put, *refs["obj"]),
-        "offset": lambda: put([v for v, _ in ints["offset"]], np.int64),
-        "bytes": lambda: put([v for v, _ in ints["nbytes"]], np.int64),
+        "meta": lambda: put([c.meta for c in cols], np.uint8),  # op, flags, validities: one column instead of four
+        "cgroup": lambda: _strings(put, bases["cgroup"], [c.refs["cgroup"] for c in cols]),
+        "task": lambda: _strings(put, bases["task"], [c.refs["task"] for c in cols]),
+        "object": lambda: _strings(put, bases["obj"], [c.refs["obj"] for c in cols]),
+        "offset": lambda: put([c.offset for c in cols], np.int64),
+        "bytes": lambda: put([c.nbytes for c in cols], np.int64),
     }
-    arrays = dict(zip(jobs, _parallel(list(jobs.values()))))
-    return arrays, nullable
+    return dict(zip(jobs, _parallel(list(jobs.values()))))
 
 
 def _parallel(jobs: list[Callable[[], object]]) -> list:
