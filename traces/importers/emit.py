@@ -189,7 +189,8 @@ def _by_machine(cg: Cgroups, samples: Samples,
     codes = rank[enc.indices.to_numpy()]
     if codes.size < 2 or bool(np.all(codes[1:] >= codes[:-1])):
         return cg, samples, updates, codes
-    perm = np.argsort(codes, kind="stable")
+    # the same permutation either way; numpy's stable sort of 16-bit keys is a radix sort
+    perm = np.argsort(codes.astype(np.int16) if len(rank) <= 1 << 15 else codes, kind="stable")
     new = np.empty_like(perm)
     new[perm] = np.arange(perm.size)
     parent = cg.parent[perm]
@@ -830,7 +831,8 @@ def _chunks(cols: list[_Cols], nmachines: int, size: int | None = None) -> Itera
             cuts.append([slice(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:])])
         else:
             chunk_of = np.searchsorted(edges, m, side="right") - 1
-            order = np.argsort(chunk_of, kind="stable")
+            # a stable sort of 16-bit keys is numpy's radix sort (the same order)
+            order = np.argsort(chunk_of.astype(np.int16) if edges.size <= 1 << 15 else chunk_of, kind="stable")
             bounds = np.searchsorted(chunk_of[order], np.arange(edges.size))
             cuts.append([order[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])])
     for k in range(edges.size - 1):
