@@ -233,6 +233,22 @@ def test_assembly_in_chunks_of_machines_makes_the_same_trace(tmp_path, monkeypat
         assert _as_written(cut, tmp_path, f"{name}-cut") == _as_written(whole, tmp_path, f"{name}-whole")
 
 
+def test_machines_without_events_make_no_chunk(monkeypatch):
+    # machine ids that a base names but no event uses (here "a", "b", "d") fall into chunks of
+    # their own at small chunk sizes; those are skipped, not assembled empty
+    from traces.importers import emit
+    base = pa.array(["a", "b", "c", "d", "e"])
+    rows = np.array([2, 2, 2, 4, 4, 4, 4], dtype=np.int64)
+    part = emit._Part("mkdir", np.arange(7, dtype=np.int64), emit.P_MKDIR, 0, emit._Ref(base, rows),
+                      cgroup=emit._Ref(base, rows))
+    for size in (1, 2, 3, 1 << 40):
+        monkeypatch.setattr(emit, "CHUNK_EVENTS", size)
+        table, used = emit._assemble([part])
+        assert used == ["c", "e"]
+        assert table.column("machine").to_pylist() == ["c"] * 3 + ["e"] * 4
+        assert table.column("cgroup").to_pylist() == ["c"] * 3 + ["e"] * 4
+
+
 def test_malformed_cell_names_file_row_field(tmp_path):
     lines = QUIRKS[:4] + ["660000000,,5,0,200,1,u5,0,9,0.1,lots,0,0"] + QUIRKS[4:]
     path = _write(tmp_path, "bad.csv", lines)

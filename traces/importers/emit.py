@@ -836,8 +836,9 @@ def _chunks(cols: list[_Cols], nmachines: int, size: int | None = None) -> Itera
             bounds = np.searchsorted(chunk_of[order], np.arange(edges.size))
             cuts.append([order[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])])
     for k in range(edges.size - 1):
-        chunk = [c.rows(cut[k]) for c, cut in zip(cols, cuts)]
-        yield [c for c in chunk if len(c)] or chunk[:1]
+        chunk = [c for c in (c.rows(cut[k]) for c, cut in zip(cols, cuts)) if len(c)]
+        if chunk:  # machines a base names but no event uses make no chunk
+            yield chunk
 
 
 def _assemble_chunk(cols: list[_Cols], bases: dict[str, pa.Array], nullable: dict[str, bool],
