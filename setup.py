@@ -11,7 +11,9 @@ compilation. Each build records the SHA-256 of every compiled module's source in
 The trace generator's pods (``traces/_synth.pyx``, numpy's C random API, linked against numpy's
 ``npyrandom`` library) are compiled the same way when numpy is present at build time; the build
 records its sources' hash in ``traces/_build.json`` (``traces/synth_build.py`` checks it), and
-without it the pure ``traces/synth.py`` runs, with the same events.
+without it the pure ``traces/synth.py`` runs, with the same events. The importers' string gather
+(``traces/_take.pyx``, no numpy headers) is compiled beside it and recorded there too
+(``traces/take_build.py`` checks it); without it the pure gather runs, with the same tables.
 """
 
 from __future__ import annotations
@@ -86,6 +88,8 @@ class OptionalBuildExt(build_ext):
         built = [e.name.split(".")[-1] for e in self.extensions if Path(self.get_ext_fullpath(e.name)).exists()]
         hashes = {m: h for m, h in source_hashes().items() if m in built}
         traces = {"_synth": _synth_hash(), "_synth_numpy": _numpy_minor()} if "_synth" in built else {}
+        if "_take" in built:
+            traces["_take"] = _take_hash()
         for base in {Path(self.build_lib), ROOT} if self.inplace else {Path(self.build_lib)}:
             for name, record in ((BUILD_FILE, hashes), (TRACES_BUILD_FILE, traces)):
                 target = base / name
@@ -144,7 +148,9 @@ def _traces_extensions() -> list[Extension]:
     # no FMA contraction: the float operations must round as numpy's and Python's do
     return [Extension("traces._synth", ["traces/_synth.pyx"], include_dirs=[numpy.get_include()],
                       library_dirs=[str(lib)], libraries=["npyrandom", "m"],
-                      extra_compile_args=["-O2", "-g0", "-ffp-contract=off"])]
+                      extra_compile_args=["-O2", "-g0", "-ffp-contract=off"]),
+            # the importers' string gather (typed memoryviews only: no numpy headers or libraries)
+            Extension("traces._take", ["traces/_take.pyx"], extra_compile_args=["-O2", "-g0"])]
 
 
 def _numpy_minor() -> str:
@@ -155,7 +161,17 @@ def _numpy_minor() -> str:
 
 def _synth_hash() -> str:
     # traces/synth_build.py's own hash of the generator's sources (it imports only the standard library)
-    spec = importlib.util.spec_from_file_location("_synth_build", ROOT / "traces" / "synth_build.py")
+    return _hash_of("synth_build")
+
+
+def _take_hash() -> str:
+    # traces/take_build.py's own hash of the string gather's sources (traces/take.py, traces/_take.pyx)
+    return _hash_of("take_build")
+
+
+def _hash_of(module: str) -> str:
+    """``traces/<module>.py``'s ``source_hash`` of its compiled sources, loaded by path (not as the package)."""
+    spec = importlib.util.spec_from_file_location(f"_{module}_hash", ROOT / "traces" / f"{module}.py")
     assert spec and spec.loader
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

@@ -13,7 +13,9 @@ wall time and rows per CPU second:
   without sharing rules;
 * the share of the import that is CSV parsing (wall and CPU), so the distance
   to the 1M rows/s target can be told apart from the reader's own speed;
-* the Parquet write of the result.
+* the Parquet write of the result;
+* which build of the string gather ran (``traces.take_build``: compiled or pure, and why) and in
+  how many chunks of machines the events were assembled (``traces.importers.emit.CHUNK_EVENTS``).
 
 The machine is shared: wall times swing with the load, the CPU figures less.
 
@@ -39,6 +41,7 @@ sys.path.insert(0, str(REPO))
 
 import pyarrow as pa
 
+from traces import take_build
 from traces.importers.common import ImportReport, Rejects, read_csv
 from traces.importers.google2011 import TASK_EVENTS, Params, import_google2011
 from traces.io import write_trace
@@ -119,6 +122,7 @@ def bench(copies: int, repeat: int = 1) -> list[str]:
                      f" cpu {read[1] / imp[1]:4.0%}; the rest (pairing + events) {n / max(imp[1] - read[1], 1e-9):,.0f}"
                      f" rows/cpu-s")
     lines.append(rate_line("write (Parquet)", table.num_rows, w_wall, w_cpu, "events"))
+    lines.append(f"  string gather: {take_build.describe()}; {table.column(0).num_chunks} chunk(s) of events")
     lines.append(f"  load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
     return lines
 

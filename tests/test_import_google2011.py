@@ -204,6 +204,51 @@ def test_usage_becomes_memory_events(tmp_path):
     assert report.skipped["usage row matching no running task"] == 1
 
 
+def _as_written(table: pa.Table, tmp_path: Path, name: str) -> tuple[bytes, bytes]:
+    from traces.io import write_trace
+    write_trace(table, tmp_path / f"{name}.parquet")
+    write_trace(table, tmp_path / f"{name}.csv")
+    return (tmp_path / f"{name}.parquet").read_bytes(), (tmp_path / f"{name}.csv").read_bytes()
+
+
+@pytest.mark.parametrize("chunk", [1, 997, 20_000])
+def test_assembly_in_chunks_of_machines_makes_the_same_trace(tmp_path, monkeypatch, chunk):
+    # the events are sorted and gathered a chunk of machines at a time; any chunk size gives the
+    # table (cells, order, schema) and the files of the assembly in one piece
+    from traces.importers import emit
+    te, tu = _write(tmp_path, "te.csv", QUIRKS), _write(tmp_path, "tu.csv", USAGE)
+    runs = {"excerpt": lambda: import_google2011([str(TASKS)])[0],
+            "excerpt+machines": lambda: import_google2011([str(TASKS)], str(MACHINES))[0],
+            "usage": lambda: import_google2011([te], task_usage=[tu])[0]}
+    for name, run in runs.items():
+        monkeypatch.setattr(emit, "CHUNK_EVENTS", 1 << 40)
+        whole = run()
+        monkeypatch.setattr(emit, "CHUNK_EVENTS", chunk)
+        cut = run()
+        assert whole.column("time_us").num_chunks == 1
+        if name == "excerpt" and chunk < 20_000:
+            assert cut.column("time_us").num_chunks > 1
+        assert cut.schema.equals(whole.schema, check_metadata=True)
+        assert cut.equals(whole)
+        assert _as_written(cut, tmp_path, f"{name}-cut") == _as_written(whole, tmp_path, f"{name}-whole")
+
+
+def test_machines_without_events_make_no_chunk(monkeypatch):
+    # machine ids that a base names but no event uses (here "a", "b", "d") fall into chunks of
+    # their own at small chunk sizes; those are skipped, not assembled empty
+    from traces.importers import emit
+    base = pa.array(["a", "b", "c", "d", "e"])
+    rows = np.array([2, 2, 2, 4, 4, 4, 4], dtype=np.int64)
+    part = emit._Part("mkdir", np.arange(7, dtype=np.int64), emit.P_MKDIR, 0, emit._Ref(base, rows),
+                      cgroup=emit._Ref(base, rows))
+    for size in (1, 2, 3, 1 << 40):
+        monkeypatch.setattr(emit, "CHUNK_EVENTS", size)
+        table, used = emit._assemble([part])
+        assert used == ["c", "e"]
+        assert table.column("machine").to_pylist() == ["c"] * 3 + ["e"] * 4
+        assert table.column("cgroup").to_pylist() == ["c"] * 3 + ["e"] * 4
+
+
 def test_malformed_cell_names_file_row_field(tmp_path):
     lines = QUIRKS[:4] + ["660000000,,5,0,200,1,u5,0,9,0.1,lots,0,0"] + QUIRKS[4:]
     path = _write(tmp_path, "bad.csv", lines)

@@ -481,9 +481,10 @@ def stable_argsort(key: np.ndarray) -> np.ndarray:
         return np.argsort(key, kind="stable")
     order = np.argsort(key)
     ranked = key[order]
-    packed = np.empty(n, dtype=np.int64)
-    packed[0] = 0
+    # int64 keys: the run numbers overwrite the ranked keys (the comparison is made first), no third array
+    packed = ranked if ranked.dtype == np.int64 else np.empty(n, dtype=np.int64)
     np.cumsum(ranked[1:] != ranked[:-1], out=packed[1:])
+    packed[0] = 0
     packed <<= 32
     packed |= order
     packed.sort()

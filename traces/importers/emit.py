@@ -28,7 +28,7 @@ the event semantics live here once. The mapping, documented in
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -39,6 +39,7 @@ import pyarrow.compute as pc
 from traces.importers.common import NEVER, PAGE, ImportReport, stable_argsort
 from traces.importers.machine_memory import with_machine_memory
 from traces.importers.sharing import AGENT_CGROUP, AGENT_TASK, Rule
+from traces import take
 from traces.schema import TRACE_SCHEMA, schema_of
 
 # Phases order events that share (machine, time): (major, minor). mkdir minor
@@ -169,8 +170,9 @@ def _fix_parent_spans(cg: Cgroups) -> None:
 
 def _by_machine(cg: Cgroups, samples: Samples,
                 updates: Updates) -> tuple[Cgroups, Samples, Updates, np.ndarray]:
-    """``cg`` with its rows stably grouped by machine (``samples`` and ``updates`` renumbered to match),
-    and per row a code of its machine (ascending: the groups' order).
+    """``cg`` with its rows stably grouped by machine in the order of the sorted machine ids
+    (``samples`` and ``updates`` renumbered to match), and per row a code of its machine
+    (ascending: the groups' order).
 
     The output is sorted by machine first, so with the cgroups grouped the same way every
     later gather of per-event values walks memory nearly in order instead of
@@ -178,10 +180,17 @@ def _by_machine(cg: Cgroups, samples: Samples,
     cost). The events are the same and in the same order: events tie only on one machine,
     and there the rows keep their relative order, which is all that breaks ties.
     """
-    codes = cg.machine.dictionary_encode().indices.to_numpy().astype(np.int64)
+    enc = cg.machine.dictionary_encode()
+    # the rank of each machine id among the sorted ids: the output's machine order, so a part
+    # built from ascending cgroup rows has its machines in output order (``_assemble`` then cuts
+    # it into chunks by slicing)
+    rank = np.empty(len(enc.dictionary), dtype=np.int64)
+    rank[pc.sort_indices(enc.dictionary).to_numpy()] = np.arange(len(enc.dictionary))
+    codes = rank[enc.indices.to_numpy()]
     if codes.size < 2 or bool(np.all(codes[1:] >= codes[:-1])):
         return cg, samples, updates, codes
-    perm = np.argsort(codes, kind="stable")
+    # the same permutation either way; numpy's stable sort of 16-bit keys is a radix sort
+    perm = np.argsort(codes.astype(np.int16) if len(rank) <= 1 << 15 else codes, kind="stable")
     new = np.empty_like(perm)
     new[perm] = np.arange(perm.size)
     parent = cg.parent[perm]
@@ -593,16 +602,16 @@ def _int_values(part: _Part, name: str) -> tuple[np.ndarray | int, np.ndarray | 
     return pc.fill_null(v, 0).to_numpy().astype(np.int64, copy=False), v.is_valid().to_numpy(zero_copy_only=False)
 
 
-def _string_refs(parts: list[_Part], attr: str) -> tuple[pa.Array, list[np.ndarray | int]]:
-    """One base array for a string column of all parts, and per part its events' rows in it (-1 = null).
+def _string_refs(parts: list[_Part], attr: str) -> tuple[pa.Array, list[tuple[np.ndarray, int] | int]]:
+    """One base array for a string column of all parts, and per part its events' rows in it:
+    ``(rows, shift)`` (row ``rows[i] + shift`` of the base), or -1 for a part without the column.
 
     ``_Ref`` values point into their base; materialised arrays are their own base.
-    Several bases are concatenated once, so the column is gathered by one ``take``.
-    The rows are int32 (a string array has fewer than 2^31 rows): half the bytes
-    of int64 to move and keep alive.
+    Several bases are concatenated once, so the column is gathered in one pass. The rows
+    are shifted as they are laid out (``_strings``), not copied per part first.
     """
     bases: dict[int, list] = {}  # id -> [array, offset]
-    idx: list[np.ndarray | int] = []
+    idx: list[tuple[np.ndarray, int] | int] = []
     for p in parts:
         v = getattr(p, attr)
         if v is None:
@@ -611,7 +620,7 @@ def _string_refs(parts: list[_Part], attr: str) -> tuple[pa.Array, list[np.ndarr
         base, rows = (v.base, v.idx) if isinstance(v, _Ref) else (v, np.arange(len(v), dtype=np.int64))
         if id(base) not in bases:
             bases[id(base)] = [base, sum(len(b[0]) for b in bases.values())]
-        idx.append((rows + bases[id(base)][1]).astype(np.int32))
+        idx.append((rows, bases[id(base)][1]))
     arrays = [b[0] if pa.types.is_string(b[0].type) else b[0].cast(pa.string()) for b in bases.values()]
     if not arrays:
         arrays = [pa.array([], pa.string())]
@@ -641,33 +650,35 @@ def _phases(parts: list[_Part]) -> list[np.ndarray]:
                             (len(p.time),)) for p in parts]
 
 
-def _sort_events(parts: list[_Part], mcodes: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Stable order of all events by (machine code, time, phase); also time and machine code in that order.
+def _sort_events(cols: list["_Cols"]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Stable order of all events by (machine code, time, phase); also time and machine code (int32,
+    the output's dictionary indices) in that order, and the int64 scratch arrays of the events'
+    size that are dead by then (``spare``: the column gathers reuse them instead of fresh memory).
 
     Equal keys keep the parts' order (part, then row within the part).
     """
-    times = [np.asarray(p.time, dtype=np.int64) for p in parts]
-    phases = _phases(parts)
+    times, phases, mcodes = [c.time for c in cols], [c.phase for c in cols], [c.mcode for c in cols]
     packed = _packed_keys(mcodes, times, phases)
     if packed is None:
         mcode, time, phase = (np.concatenate(x) for x in (mcodes, times, phases))
         order = np.lexsort((phase, time, mcode))
-        return order, time[order], mcode[order]
+        return order, time[order], mcode[order].astype(np.int32), []
     keys, t0, tbits, pbits = packed
     del packed, phases
     # each part sorted on its own, then one stable sort of the concatenated runs: timsort merges
     # runs, so this is much cheaper than sorting everything from scratch (and the result is the
     # same permutation: ties inside a part keep their row order, ties across parts their part order)
-    pre, key = _part_orders(parts, mcodes, times, keys)
+    pre, key = _part_orders([c.one_phase for c in cols], mcodes, times, keys)
     del keys
     s = np.argsort(key, kind="stable")
-    key = key[s]
-    # in place where possible: every fresh 58 MB array costs page faults, which dominate on a VM
-    time = key >> pbits
+    sorted_key = np.take(key, s)
+    # in place or into dead arrays where possible: every fresh 58 MB array costs page faults,
+    # which dominate on a VM
+    time = np.right_shift(sorted_key, pbits, out=key)
     time &= (1 << tbits) - 1
     time += t0
-    key >>= tbits + pbits
-    return pre[s], time, key
+    mcode = np.right_shift(sorted_key, tbits + pbits, out=np.empty(s.size, np.int32), casting="unsafe")
+    return np.take(pre, s), time, mcode, [pre, s, sorted_key]
 
 
 def _packed_keys(mcodes: list[np.ndarray], times: list[np.ndarray],
@@ -680,19 +691,24 @@ def _packed_keys(mcodes: list[np.ndarray], times: list[np.ndarray],
     mbits = max(int(m.max()) for m in mcodes).bit_length()
     if tbits + pbits + mbits > 63:
         return None
-    return [_pack(m, t, ph, t0, p0, tbits, pbits) for m, t, ph in zip(mcodes, times, phases)], t0, tbits, pbits
+    scratch = np.empty(max(t.size for t in times), dtype=np.int64)  # one buffer for every part's shifted times
+    return ([_pack(m, t, ph, t0, p0, tbits, pbits, scratch[:t.size]) for m, t, ph in zip(mcodes, times, phases)],
+            t0, tbits, pbits)
 
 
-def _pack(m: np.ndarray, t: np.ndarray, ph: np.ndarray, t0: int, p0: int, tbits: int, pbits: int) -> np.ndarray:
+def _pack(m: np.ndarray, t: np.ndarray, ph: np.ndarray, t0: int, p0: int, tbits: int, pbits: int,
+          rel: np.ndarray) -> np.ndarray:
+    """The packed keys of one part; ``rel``: scratch of its size."""
     key = m << (tbits + pbits)
-    rel = t - t0
+    np.subtract(t, t0, out=rel)
     rel <<= pbits
     key |= rel
-    key |= ph - p0
+    # a phase that is one value for the part is ORed in as that value (a broadcast minus p0 is a full array)
+    key |= int(ph[0]) - p0 if ph.ndim == 1 and ph.size and ph.strides[0] == 0 else ph - p0
     return key
 
 
-def _part_orders(parts: list[_Part], mcodes: list[np.ndarray], times: list[np.ndarray],
+def _part_orders(one_phase: list[bool], mcodes: list[np.ndarray], times: list[np.ndarray],
                  keys: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Per part the stable order of its keys, offset to the concatenation, concatenated; and the
     keys in that order.
@@ -703,43 +719,141 @@ def _part_orders(parts: list[_Part], mcodes: list[np.ndarray], times: list[np.nd
     gather from). The order stays int64: numpy's ``take`` converts narrower indices to
     int64 first, into a fresh array each time.
     """
-    same = list(range(len(parts)))  # the part whose sort each part reuses
-    for i, (p, m, t) in enumerate(zip(parts, mcodes, times)):
-        if np.ndim(p.major) == 0 and np.ndim(p.minor) == 0:
-            same[i] = next((j for j in range(i) if same[j] == j and np.ndim(parts[j].major) == 0
-                            and np.ndim(parts[j].minor) == 0 and mcodes[j].size == m.size
+    same = list(range(len(keys)))  # the part whose sort each part reuses
+    for i, (m, t) in enumerate(zip(mcodes, times)):
+        if one_phase[i]:
+            same[i] = next((j for j in range(i) if same[j] == j and one_phase[j] and mcodes[j].size == m.size
                             and np.array_equal(times[j], t) and np.array_equal(mcodes[j], m)), i)
-    own = [i for i in range(len(parts)) if same[i] == i]
+    own = [i for i in range(len(keys)) if same[i] == i]
     sorted_ = dict(zip(own, _parallel([lambda k=keys[i]: stable_argsort(k) for i in own])))
     offsets = np.cumsum([0] + [k.size for k in keys])
     pre = np.empty(offsets[-1], dtype=np.int64)
     key = np.empty(offsets[-1], dtype=np.int64)
-    for i in range(len(parts)):
+    for i in range(len(keys)):
         a, b = offsets[i], offsets[i + 1]
         np.take(keys[i], sorted_[same[i]], out=key[a:b], mode="clip")  # "clip": no buffered copy
         np.add(sorted_[same[i]], a, out=pre[a:b])
     return pre, key
 
 
+#: events per chunk of machines the assembly sorts and gathers at a time: its temporaries
+#: (sort keys, orders, scratch) then stay a few MB, reused from chunk to chunk, instead of
+#: fresh arrays of the whole table's size
+CHUNK_EVENTS = 1 << 18
+
+
+@dataclass
+class _Cols:
+    """One part's per-event inputs to the assembly: what the sort and the column gathers read.
+
+    ``refs``: per string column ``(rows, shift)`` into that column's base (``_string_refs``) or -1;
+    ``offset``/``nbytes``/``meta``: an array per event or one value for all.
+    """
+
+    time: np.ndarray
+    phase: np.ndarray
+    one_phase: bool
+    mcode: np.ndarray
+    meta: np.ndarray | int
+    offset: np.ndarray | int
+    nbytes: np.ndarray | int
+    refs: dict[str, tuple[np.ndarray, int] | int]
+
+    def __len__(self) -> int:
+        return self.time.size
+
+    def rows(self, sel: slice | np.ndarray) -> "_Cols":
+        """The part's events ``sel`` (a slice, or ascending row numbers)."""
+        n = len(range(*sel.indices(len(self)))) if isinstance(sel, slice) else sel.size
+
+        def cut(v):
+            if isinstance(v, np.ndarray) and v.ndim == 1 and v.size and v.strides[0] == 0:
+                return np.broadcast_to(v[0], (n,))  # one value for all: stays a view
+            return v[sel] if isinstance(v, np.ndarray) else v
+
+        return _Cols(cut(self.time), cut(self.phase), self.one_phase, cut(self.mcode), cut(self.meta),
+                     cut(self.offset), cut(self.nbytes),
+                     {k: r if isinstance(r, int) else (cut(r[0]), r[1]) for k, r in self.refs.items()})
+
+
 def _assemble(parts: list[_Part]) -> tuple[pa.Table, list[str]]:
-    """The events of ``parts`` as one sorted trace table; and the machine ids that occur in it."""
+    """The events of ``parts`` as one sorted trace table; and the machine ids that occur in it.
+
+    The events are sorted and gathered a chunk of machines at a time (``CHUNK_EVENTS``): the
+    output is sorted by machine first, so each chunk's rows are a contiguous run of it and the
+    table is the chunks' tables one after the other (one Arrow chunk each).
+    """
     parts = [p for p in parts if len(p.time)]
     if not parts:
         return TRACE_SCHEMA.empty_table(), []
     mcodes, mnames = _machine_codes(parts)
-    order, time, mcode = _sort_events(parts, mcodes)
-    del mcodes  # big temporaries are dropped as soon as they are used: fresh memory is what costs most here
-    used = np.flatnonzero(np.bincount(mcode, minlength=len(mnames)))
-    arrays, bases, nullable = _columns(parts, order, time, mcode, mnames)
-    del order, mcode
-    cg_idx, task_idx = arrays.pop("cgroup_idx"), arrays.pop("task_idx")
-    arrays["cgroup"], arrays["task"] = _parallel([lambda i=cg_idx: _take_nullable(bases["cgroup"], i),
-                                                  lambda i=task_idx: _take_nullable(bases["task"], i)])
-    del cg_idx, task_idx
+    ints = {a: [_int_values(p, a) for p in parts] for a in ("offset", "nbytes")}
+    nullable = {a: any(ok is not None for _, ok in ints[a]) for a in ints}
+    refs = {a: _string_refs(parts, a) for a in ("cgroup", "task", "obj")}
+    cols = [_Cols(np.asarray(p.time, dtype=np.int64), ph, np.ndim(p.major) == 0 and np.ndim(p.minor) == 0, m, meta,
+                  ints["offset"][i][0], ints["nbytes"][i][0], {a: refs[a][1][i] for a in refs})
+            for i, (p, ph, m, meta) in enumerate(zip(parts, _phases(parts), mcodes, _meta(parts, ints)))]
+    del mcodes, ints
+    bases = {a: refs[a][0] for a in refs}
+    tables, used = [], np.zeros(len(mnames), dtype=bool)
+    for chunk in _chunks(cols, len(mnames)):
+        table, seen = _assemble_chunk(chunk, bases, nullable, mnames)
+        tables.append(table)
+        used |= seen
+    table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+    return table, mnames.take(pa.array(np.flatnonzero(used))).to_pylist()
+
+
+def _chunks(cols: list[_Cols], nmachines: int, size: int | None = None) -> Iterator[list[_Cols]]:
+    """``cols`` cut into chunks of whole machines of about ``size`` events (``CHUNK_EVENTS``), in
+    machine order; each part keeps its events' order within a chunk.
+
+    A part whose machine codes ascend (built from ascending cgroup rows) is cut by slicing;
+    any other is split by a stable partition of its rows.
+    """
+    size = CHUNK_EVENTS if size is None else size
+    total = sum(len(c) for c in cols)
+    if total <= size or nmachines < 2:
+        yield cols
+        return
+    per_machine = np.zeros(nmachines, dtype=np.int64)
+    for c in cols:
+        per_machine += np.bincount(c.mcode, minlength=nmachines)
+    # chunk k holds machines [edges[k], edges[k + 1]): cut where the running count passes k * size
+    ends = np.cumsum(per_machine)
+    edges = np.unique(np.r_[0, np.searchsorted(ends, np.arange(size, total, size), side="right"), nmachines])
+    edges = edges[edges <= nmachines]
+    cuts = []
+    for c in cols:
+        m = c.mcode
+        if m.size < 2 or bool(np.all(m[1:] >= m[:-1])):
+            bounds = np.searchsorted(m, edges, side="left")
+            cuts.append([slice(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:])])
+        else:
+            chunk_of = np.searchsorted(edges, m, side="right") - 1
+            # a stable sort of 16-bit keys is numpy's radix sort (the same order)
+            order = np.argsort(chunk_of.astype(np.int16) if edges.size <= 1 << 15 else chunk_of, kind="stable")
+            bounds = np.searchsorted(chunk_of[order], np.arange(edges.size))
+            cuts.append([order[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])])
+    for k in range(edges.size - 1):
+        chunk = [c for c in (c.rows(cut[k]) for c, cut in zip(cols, cuts)) if len(c)]
+        if chunk:  # machines a base names but no event uses make no chunk
+            yield chunk
+
+
+def _assemble_chunk(cols: list[_Cols], bases: dict[str, pa.Array], nullable: dict[str, bool],
+                    mnames: pa.Array) -> tuple[pa.Table, np.ndarray]:
+    """The sorted table of the events of ``cols``; and which machine codes occur in it."""
+    order, time, mcode, spare = _sort_events(cols)
+    used = np.bincount(mcode, minlength=len(mnames)) > 0
+    arrays = _columns(cols, bases, order, time, mcode, mnames, spare)
+    del order, mcode, spare
     meta = arrays.pop("meta")
     arrays["op"] = pa.DictionaryArray.from_arrays(pa.array((meta & 15).astype(np.int32)), pa.array(OPS, pa.string()))
     flag = (meta >> 4 & 3).astype(np.int32)
-    arrays["flags"] = pa.DictionaryArray.from_arrays(pa.array(flag - 1, mask=flag == 0),
+    null_flag = flag == 0
+    flag -= 1  # in place: one int32 column of the events' size fewer
+    arrays["flags"] = pa.DictionaryArray.from_arrays(pa.array(flag, mask=null_flag),
                                                      pa.array(FLAGS[1:], pa.string()))
     for name, attr, bit in (("offset", "offset", 64), ("bytes", "nbytes", 128)):
         if nullable[attr]:
@@ -747,30 +861,26 @@ def _assemble(parts: list[_Part]) -> tuple[pa.Table, list[str]]:
         else:
             arrays[name] = pa.array(arrays[name], pa.int64())
     columns = [arrays[f.name] for f in TRACE_SCHEMA]
-    return pa.Table.from_arrays(columns, schema=schema_of(columns)), mnames.take(pa.array(used)).to_pylist()
+    return pa.Table.from_arrays(columns, schema=schema_of(columns)), used
 
 
-def _columns(parts: list[_Part], order: np.ndarray, time: np.ndarray, mcode: np.ndarray,
-             mnames: pa.Array) -> tuple[dict, dict[str, pa.Array], dict[str, bool]]:
-    """The output columns but cgroup, task, op and flags, in output order; for those two string
-    columns their base arrays and per event rows (``cgroup_idx``, ``task_idx``); op, flags and the
-    int validities packed as ``meta``; whether each int column has nulls. Temporaries die on return."""
-    ints = {a: [_int_values(p, a) for p in parts] for a in ("offset", "nbytes")}
-    nullable = {a: any(ok is not None for _, ok in ints[a]) for a in ints}
-    refs = {a: _string_refs(parts, a) for a in ("cgroup", "task", "obj")}
-    put = _Gather(order, [len(p.time) for p in parts])
+def _columns(cols: list[_Cols], bases: dict[str, pa.Array], order: np.ndarray, time: np.ndarray,
+             mcode: np.ndarray, mnames: pa.Array, spare: list[np.ndarray] = ()) -> dict:
+    """The output columns but op and flags, in output order; op, flags and the int validities
+    packed as ``meta``. Temporaries die on return.
+    ``spare``: dead int64 arrays of the events' size, used before fresh ones (and taken over)."""
+    put = _Gather(order, [len(c) for c in cols], spare)
     jobs = {
         "time_us": lambda: pa.array(time),
-        "machine": lambda: pa.DictionaryArray.from_arrays(pa.array(mcode.astype(np.int32)), mnames),
-        "meta": lambda: put(_meta(parts, ints), np.uint8),  # op, flags, validities: one column instead of four
-        "cgroup_idx": lambda: put(refs["cgroup"][1], np.int32),
-        "task_idx": lambda: put(refs["task"][1], np.int32),
-        "object": lambda: _take_nullable(refs["obj"][0], put(refs["obj"][1], np.int32)),
-        "offset": lambda: put([v for v, _ in ints["offset"]], np.int64),
-        "bytes": lambda: put([v for v, _ in ints["nbytes"]], np.int64),
+        "machine": lambda: pa.DictionaryArray.from_arrays(pa.array(mcode.astype(np.int32, copy=False)), mnames),
+        "meta": lambda: put([c.meta for c in cols], np.uint8),  # op, flags, validities: one column instead of four
+        "cgroup": lambda: _strings(put, bases["cgroup"], [c.refs["cgroup"] for c in cols]),
+        "task": lambda: _strings(put, bases["task"], [c.refs["task"] for c in cols]),
+        "object": lambda: _strings(put, bases["obj"], [c.refs["obj"] for c in cols]),
+        "offset": lambda: put([c.offset for c in cols], np.int64),
+        "bytes": lambda: put([c.nbytes for c in cols], np.int64),
     }
-    arrays = dict(zip(jobs, _parallel(list(jobs.values()))))
-    return arrays, {a: refs[a][0] for a in ("cgroup", "task")}, nullable
+    return dict(zip(jobs, _parallel(list(jobs.values()))))
 
 
 def _parallel(jobs: list[Callable[[], object]]) -> list:
@@ -796,57 +906,25 @@ def _idle_cores() -> float:
         return 0.0
 
 
-def _take_nullable(base: pa.Array, idx: np.ndarray, chunk: int = 1 << 16) -> pa.Array:
-    """``base.take(idx)`` for a string ``base``, where -1 means null.
+def _strings(put: "_Gather", base: pa.Array, rows: list[tuple[np.ndarray, int] | int]) -> pa.Array:
+    """A string column in output order, from per part its events' rows in ``base`` as ``_string_refs``
+    gives them (``(rows, shift)``, or -1 = null).
 
-    The result is built in buffers of its exact size: the offsets are a cumulative sum
-    of the base's string lengths, the bytes are Arrow's take of the valid rows, a chunk
-    at a time, copied in. Arrow's take of millions of rows sizes its buffer from the
-    base's mean length and doubles it when that is short; each doubling is hundreds of
-    MB of fresh pages, which cost more than the copy. (Null indices also make it several
-    times slower, hence the dense takes of the valid rows.)
+    The rows are laid out part after part as int32 (shifted on the way in), then
+    ``traces.take.strings`` gathers the strings by them and the event order at once (compiled
+    when built), in buffers of their exact size; no per-event row column of the output's size
+    is made in between.
     """
-    n = idx.size
-    valid = idx >= 0
-    n_valid = int(np.count_nonzero(valid))
-    if not n_valid or not pa.types.is_string(base.type):
-        return _take_nullable_arrow(base, idx, valid, n_valid)
-    base_off = np.frombuffer(base.buffers()[1], dtype=np.int32)[base.offset:base.offset + len(base) + 1]
-    # -1 takes the appended 0 (a null has no bytes); indexing, unlike np.take, needs no int64 copy of idx
-    lengths = np.append(np.diff(base_off), 0)[idx]
-    total = int(lengths.sum(dtype=np.int64))
-    if total >= 1 << 31:  # beyond 32-bit offsets: let Arrow say so
-        return _take_nullable_arrow(base, idx, valid, n_valid)
-    offsets = np.empty(n + 1, dtype=np.int32)
-    offsets[0] = 0
-    np.cumsum(lengths, out=offsets[1:], dtype=np.int32)
-    del lengths
-    data = np.empty(total, dtype=np.uint8)
-    dense = idx[valid] if n_valid < n else idx
-    pos = 0
-    for i in range(0, dense.size, chunk):
-        part = base.take(pa.array(dense[i:i + chunk]))
-        lo, hi = np.frombuffer(part.buffers()[1], dtype=np.int32)[[part.offset, part.offset + len(part)]]
-        if hi > lo:
-            data[pos:pos + hi - lo] = np.frombuffer(part.buffers()[2], dtype=np.uint8, count=hi - lo, offset=lo)
-            pos += hi - lo
-    validity = pa.py_buffer(np.packbits(valid, bitorder="little")) if n_valid < n else None
-    return pa.Array.from_buffers(pa.string(), n, [validity, pa.py_buffer(offsets), pa.py_buffer(data)],
-                                 null_count=n - n_valid)
-
-
-def _take_nullable_arrow(base: pa.Array, idx: np.ndarray, valid: np.ndarray, n_valid: int) -> pa.Array:
-    """``_take_nullable`` by Arrow's take of the valid rows, the nulls put in by rebuilding the offsets."""
-    if n_valid == idx.size:
-        return base.take(pa.array(idx))
-    dense = base.take(pa.array(idx[valid]))
-    offsets = np.frombuffer(dense.buffers()[1], dtype=np.int32)[dense.offset:dense.offset + n_valid + 1]
-    before = np.zeros(idx.size + 1, dtype=np.int32)
-    np.cumsum(valid, out=before[1:], dtype=np.int32)  # valid rows before each row
-    data = dense.buffers()[2] or pa.py_buffer(b"")
-    return pa.Array.from_buffers(pa.string(), idx.size, [pa.py_buffer(np.packbits(valid, bitorder="little")),
-                                                         pa.py_buffer(offsets[before]), data],
-                                 null_count=idx.size - n_valid)
+    cat = put.scratch(np.int32)
+    for lo, hi, v in zip(put.bounds[:-1], put.bounds[1:], rows):
+        if isinstance(v, int):
+            cat[lo:hi] = v
+        else:
+            np.add(v[0], v[1], out=cat[lo:hi], casting="unsafe")  # < 2^31: a string array's row
+    try:
+        return take.strings(base, cat, put.order)
+    finally:
+        put.free(cat)
 
 
 class _Gather:
@@ -861,23 +939,46 @@ class _Gather:
     dtype (a pool: the columns may be built on two threads).
     """
 
-    def __init__(self, order: np.ndarray, sizes: list[int]) -> None:
+    def __init__(self, order: np.ndarray, sizes: list[int], spare: list[np.ndarray] = ()) -> None:
         self.order = order
         self.bounds = np.cumsum([0] + sizes)
         self.pool: dict[np.dtype, list[np.ndarray]] = {}
+        # dead arrays of the right size and dtype: scratch or output before any fresh allocation
+        self.spare = [a for a in spare if a.dtype == np.int64 and a.shape == order.shape and a.flags.c_contiguous]
 
     def __call__(self, values: list[np.ndarray | int], dtype: type) -> np.ndarray:
         """The column of ``values`` (per part: an array of its rows, or one value for all) in output order."""
-        free = self.pool.setdefault(np.dtype(dtype), [])
+        cat = self.lay(values, dtype)
+        out = self._spare(dtype)
+        # mode "clip" (the order is in range): "raise" would buffer a given ``out`` in a fresh copy
+        out = np.take(cat, self.order) if out is None else np.take(cat, self.order, out=out, mode="clip")
+        self.free(cat)
+        return out
+
+    def _spare(self, dtype: type) -> np.ndarray | None:
         try:
-            cat = free.pop()
+            return self.spare.pop() if np.dtype(dtype) == np.int64 else None
         except IndexError:
-            cat = np.empty(self.order.size, dtype=dtype)
+            return None
+
+    def scratch(self, dtype: type) -> np.ndarray:
+        """A scratch array of the events' size (pooled, spare or fresh); ``free`` gives it back."""
+        try:
+            return self.pool.setdefault(np.dtype(dtype), []).pop()
+        except IndexError:
+            cat = self._spare(dtype)
+            return np.empty(self.order.size, dtype=dtype) if cat is None else cat
+
+    def lay(self, values: list[np.ndarray | int], dtype: type) -> np.ndarray:
+        """``values`` laid out part after part (event order) in a scratch array; ``free`` gives it back."""
+        cat = self.scratch(dtype)
         for i, v in enumerate(values):
             cat[self.bounds[i]:self.bounds[i + 1]] = _one_value(v)
-        out = np.take(cat, self.order)
-        free.append(cat)
-        return out
+        return cat
+
+    def free(self, cat: np.ndarray) -> None:
+        """Return a scratch array of ``lay`` to the pool, for the next column of its dtype."""
+        self.pool.setdefault(cat.dtype, []).append(cat)
 
 
 def _one_value(v: np.ndarray | int) -> np.ndarray | int:

@@ -1,0 +1,103 @@
+"""The importers' string gather (``traces.take``): the compiled build gives the pure one's arrays.
+
+In: string bases (sliced, with nulls, empty strings, non-ASCII text), per event rows (-1 = null)
+and an output order. Out: assertions that ``traces.take.strings`` (compiled when built) and
+``traces.take.strings_pure`` make equal arrays (values, nulls, null counts), that both refuse a
+row outside the base, and that a stale or refused build runs the pure gather.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from traces import take, take_build
+
+_built = pytest.mark.skipif(take_build.module() is None, reason=f"string gather {take_build.describe()}")
+
+
+def _base(rng: np.random.Generator, n: int, nulls: bool) -> pa.Array:
+    words = ["", "a", "/job-1/task-0.1", "héllo·wörld", "x" * 300, "task:anon0"]
+    vals = [None if nulls and rng.random() < 0.2 else words[int(rng.integers(len(words)))] + str(i)[: int(rng.integers(4))]
+            for i in range(n)]
+    arr = pa.array(vals, pa.string())
+    lo = int(rng.integers(0, max(n // 3, 1)))
+    return arr.slice(lo)  # a slice: its offsets start inside the buffer
+
+
+def _case(seed: int) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    base = _base(rng, int(rng.integers(1, 400)), nulls=seed % 3 == 0)
+    n = int(rng.integers(0, 2000))
+    rows = rng.integers(0, len(base), n).astype(np.int32)
+    rows[rng.random(n) < [0.0, 0.3, 1.0][seed % 3]] = -1
+    order = rng.permutation(n).astype(np.int64)
+    if seed % 4 == 1:
+        order = np.sort(rng.integers(0, max(n, 1), n)) if n else order  # repeats, nearly in order
+    return base, rows, order
+
+
+def _equal(a: pa.Array, b: pa.Array) -> None:
+    assert a.type == b.type == pa.string()
+    assert len(a) == len(b) and a.null_count == b.null_count
+    assert a.to_pylist() == b.to_pylist()
+    a.validate(full=True)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_strings_match_the_reference(seed):
+    base, rows, order = _case(seed)
+    # a null cell of the base reads as "" (the reference's exact-size offsets give it no bytes)
+    want = [None if r < 0 else base[int(r)].as_py() or "" for r in rows[order]]
+    got = take.strings(base, rows, order)
+    _equal(got, take.strings_pure(base, rows, order))
+    assert got.to_pylist() == want
+
+
+@_built
+@pytest.mark.parametrize("seed", range(30))
+def test_compiled_gather_makes_the_pure_arrays(seed):
+    base, rows, order = _case(seed)
+    off = np.frombuffer(base.buffers()[1], dtype=np.int32)[base.offset:base.offset + len(base) + 1]
+    got = take_build.module().gather(off, np.frombuffer(base.buffers()[2], dtype=np.uint8), rows, order)
+    offsets, data, bitmap, nulls = got
+    arr = pa.Array.from_buffers(pa.string(), offsets.size - 1,
+                                [None if bitmap is None else pa.py_buffer(bitmap), pa.py_buffer(offsets),
+                                 pa.py_buffer(data)], null_count=nulls)
+    _equal(arr, take.strings_pure(base, rows, order))
+    assert data.size == offsets[-1]  # exact size
+
+
+def test_all_null_and_empty_bases():
+    base = pa.array(["a", "bc"], pa.string())
+    _equal(take.strings(base, np.full(5, -1, np.int32), np.arange(5)), pa.nulls(5, pa.string()))
+    empty = pa.array([], pa.string())
+    _equal(take.strings(empty, np.full(3, -1, np.int32), np.array([2, 0, 1])), pa.nulls(3, pa.string()))
+    blank = pa.array(["", ""], pa.string())
+    _equal(take.strings(blank, np.array([1, -1, 0], np.int32), np.array([0, 1, 2])), pa.array(["", None, ""]))
+
+
+def test_a_row_outside_the_base_is_refused_in_both_builds():
+    base = pa.array(["a", "bc"], pa.string())
+    for fn in (take.strings, take.strings_pure):
+        with pytest.raises(IndexError):
+            fn(base, np.array([0, 2], np.int32), np.array([0, 1]))
+
+
+@_built
+def test_an_edited_gather_source_runs_pure(monkeypatch):
+    monkeypatch.setattr(take_build, "_state", {})
+    monkeypatch.setattr(take_build, "source_hash", lambda where=None: "edited")
+    with pytest.warns(RuntimeWarning, match="edited after the build"):
+        assert take_build.module() is None
+    assert "edited" in take_build.describe()
+    base, rows, order = _case(4)
+    _equal(take.strings(base, rows, order), take.strings_pure(base, rows, order))
+    monkeypatch.undo()
+    monkeypatch.setattr(take_build, "_state", {})
+    monkeypatch.setenv("MEMCG_REPLAY_PURE", "1")
+    assert take_build.module() is None and "MEMCG_REPLAY_PURE" in take_build.describe()
+    monkeypatch.undo()
+    monkeypatch.setattr(take_build, "_state", {})
+    assert take_build.module() is not None
