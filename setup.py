@@ -10,10 +10,10 @@ compilation. Each build records the SHA-256 of every compiled module's source in
 
 The trace generator's pods (``traces/_synth.pyx``, numpy's C random API, linked against numpy's
 ``npyrandom`` library) are compiled the same way when numpy is present at build time; the build
-records its sources' hash in ``traces/_build.json`` (``traces/synth_build.py`` checks it), and
+records its sources' hash in ``traces/_build.json`` (``traces/build_check.py`` checks it), and
 without it the pure ``traces/synth.py`` runs, with the same events. The importers' string gather
 (``traces/_take.pyx``, no numpy headers) is compiled beside it and recorded there too
-(``traces/take_build.py`` checks it); without it the pure gather runs, with the same tables.
+(checked the same way); without it the pure gather runs, with the same tables.
 """
 
 from __future__ import annotations
@@ -160,22 +160,21 @@ def _numpy_minor() -> str:
 
 
 def _synth_hash() -> str:
-    # traces/synth_build.py's own hash of the generator's sources (it imports only the standard library)
-    return _hash_of("synth_build")
+    return _hash_of("_synth")
 
 
 def _take_hash() -> str:
-    # traces/take_build.py's own hash of the string gather's sources (traces/take.py, traces/_take.pyx)
-    return _hash_of("take_build")
+    return _hash_of("_take")
 
 
-def _hash_of(module: str) -> str:
-    """``traces/<module>.py``'s ``source_hash`` of its compiled sources, loaded by path (not as the package)."""
-    spec = importlib.util.spec_from_file_location(f"_{module}_hash", ROOT / "traces" / f"{module}.py")
+def _hash_of(name: str) -> str:
+    """The hash of compiled module ``name``'s sources that ``traces/build_check.py`` checks at import, from that
+    file loaded by its path (not as the package, whose dependencies the build may lack): the two stay in step."""
+    spec = importlib.util.spec_from_file_location("_traces_build_check", ROOT / "traces" / "build_check.py")
     assert spec and spec.loader
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    return mod.source_hash(ROOT / "traces")
+    return mod.source_hash(name, ROOT / "traces")
 
 
 setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt, "build_py": BuildPyWithConf})

@@ -19,8 +19,8 @@ _built = pytest.mark.skipif(take_build.module() is None, reason=f"string gather 
 
 def _base(rng: np.random.Generator, n: int, nulls: bool) -> pa.Array:
     words = ["", "a", "/job-1/task-0.1", "héllo·wörld", "x" * 300, "task:anon0"]
-    vals = [None if nulls and rng.random() < 0.2 else words[int(rng.integers(len(words)))] + str(i)[: int(rng.integers(4))]
-            for i in range(n)]
+    vals = [None if nulls and rng.random() < 0.2
+            else words[int(rng.integers(len(words)))] + str(i)[: int(rng.integers(4))] for i in range(n)]
     arr = pa.array(vals, pa.string())
     lo = int(rng.integers(0, max(n // 3, 1)))
     return arr.slice(lo)  # a slice: its offsets start inside the buffer
@@ -87,17 +87,17 @@ def test_a_row_outside_the_base_is_refused_in_both_builds():
 
 @_built
 def test_an_edited_gather_source_runs_pure(monkeypatch):
-    monkeypatch.setattr(take_build, "_state", {})
-    monkeypatch.setattr(take_build, "source_hash", lambda where=None: "edited")
+    monkeypatch.setattr(take_build.BUILD, "_state", {})
+    monkeypatch.setattr(take_build.BUILD, "source_hash", lambda where=None: "edited")
     with pytest.warns(RuntimeWarning, match="edited after the build"):
         assert take_build.module() is None
     assert "edited" in take_build.describe()
     base, rows, order = _case(4)
     _equal(take.strings(base, rows, order), take.strings_pure(base, rows, order))
     monkeypatch.undo()
-    monkeypatch.setattr(take_build, "_state", {})
+    monkeypatch.setattr(take_build.BUILD, "_state", {})
     monkeypatch.setenv("MEMCG_REPLAY_PURE", "1")
     assert take_build.module() is None and "MEMCG_REPLAY_PURE" in take_build.describe()
     monkeypatch.undo()
-    monkeypatch.setattr(take_build, "_state", {})
+    monkeypatch.setattr(take_build.BUILD, "_state", {})
     assert take_build.module() is not None
