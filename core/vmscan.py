@@ -278,7 +278,10 @@ def _select_oldest(machine: MachineState, ids: np.ndarray, owners: np.ndarray, n
     """
     R = machine.runs
     age, obj, start = R.view("age")[ids], R.view("obj")[ids], R.view("start")[ids]
-    order = np.lexsort((start, obj, age, owners))
+    # (memcg, age) and (object, first page) packed into one int64 key each (all four are >= 0, and age,
+    # object and page are int32): the same stable order as lexsort((start, obj, age, owners)), in two
+    # passes instead of four
+    order = np.lexsort(((obj.astype(np.int64) << 32) | start, (owners << 32) | age))
     o_ids, o_own, o_n = ids[order], owners[order], npages[order]
     cum = np.cumsum(o_n)
     first = np.r_[True, o_own[1:] != o_own[:-1]]

@@ -71,6 +71,24 @@ def test_select_paths_equal_the_four_key_lexsort(seed, nruns):
             assert few == want
 
 
+def test_select_orders_ages_objects_and_pages_across_their_whole_int32_range():
+    """``_select_oldest`` packs (memcg, age) and (object, page) into one int64 key each: values up to the
+    int32 columns' maximum keep the four-key order (ties broken by object, then first page)."""
+    m = Machine(MachineConfig(mem_bytes=1 << 34), make_policy("none"), machine_id="m-0000", seed=0)
+    a, b = m.mem.mkdir("/a", 0)[1], m.mem.mkdir("/b", 0)[1]
+    top = 2**31 - 1
+    rng = random.Random(5)
+    R = m.runs
+    for _ in range(200):  # > _FEW_RUNS: the numpy selection
+        R.new(rng.choice([0, 1, top - 1, top]), rng.choice([0, 7, top - 64, top - 1]), 1, int(St.RESIDENT),
+              rng.choice([a, b]), 0, 0, 0, rng.choice([0, 1, 2**30, top]), int(Kind.FILE))
+    ids = np.arange(len(R.state), dtype=np.int64)
+    owners, npages = R.view("memcg")[ids].astype(np.int64), R.view("npages")[ids].astype(np.int64)
+    quota = np.zeros(len(m.mem.state), dtype=np.int64)
+    quota[a], quota[b] = 60, 200
+    assert vmscan._select_oldest(m, ids, owners, npages, quota) == _reference_select(m, ids, owners, npages, quota)
+
+
 @pytest.mark.parametrize("seed", range(8))
 @pytest.mark.parametrize("mapped_hot", [True, False])
 @pytest.mark.parametrize("swap", [True, False])
