@@ -254,13 +254,23 @@ def config_key(cfg: ReplayConfig, policy: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
+#: the files whose content decides a run's results: the modules, and the declarations (``.pxd``: C types,
+#: and so where a value overflows) and sources (``.pyx``) of their compiled builds
+_MODEL_SOURCES = ("*.py", "*.pxd", "*.pyx")
+
+
 @functools.lru_cache(maxsize=1)
 def model_fingerprint() -> str:
     """Hash of the source of every module that decides a run's results (``core``, ``traces``)."""
+    return source_fingerprint([Path(pkg.__file__).resolve().parent for pkg in (core, traces)])
+
+
+def source_fingerprint(roots: list[Path]) -> str:
+    """16 hex digits of SHA-256 over the ``_MODEL_SOURCES`` files under each folder of ``roots``: their paths
+    (from each folder's parent) and contents, in path order."""
     h = hashlib.sha256()
-    for pkg in (core, traces):
-        root = Path(pkg.__file__).resolve().parent
-        for f in sorted(root.rglob("*.py")):
+    for root in roots:
+        for f in sorted({f for pattern in _MODEL_SOURCES for f in root.rglob(pattern)}):
             h.update(f.relative_to(root.parent).as_posix().encode())
             h.update(f.read_bytes())
     return h.hexdigest()[:16]

@@ -89,6 +89,24 @@ def test_experiment_presets_compose():
             assert cfg.name == exp
 
 
+def test_the_model_fingerprint_covers_the_compiled_builds_declarations(tmp_path):
+    """A ``.pxd`` (a field's C type decides where a value overflows) or ``.pyx`` edit is a new model, as a
+    ``.py`` edit is; other files are not."""
+    from replay.config import source_fingerprint
+
+    pkg = tmp_path / "core"
+    pkg.mkdir()
+    for name in ("state.py", "state.pxd", "_synth.pyx", "notes.txt"):
+        (pkg / name).write_text("a\n")
+    seen = {source_fingerprint([pkg])}
+    for name in ("state.py", "state.pxd", "_synth.pyx"):
+        (pkg / name).write_text("b\n")
+        seen.add(source_fingerprint([pkg]))
+    assert len(seen) == 4
+    (pkg / "notes.txt").write_text("b\n")
+    assert source_fingerprint([pkg]) in seen
+
+
 def test_cache_key_changes_with_the_model(monkeypatch, compose_replay):
     import replay.config as rc
 
