@@ -2,6 +2,7 @@
 from core.memcg cimport check_slot
 from core.cgroup cimport css_put, css_release_work
 from core.kmem cimport memcg_reparent_objcgs
+from core.page_counter cimport low_wmark_pages, nr_free_pages
 from core.state cimport MachineState
 
 # the charge of every fault: a C call from the compiled modules that cimport it (core/memory.pxd)

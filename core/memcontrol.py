@@ -27,6 +27,7 @@ from core.kmem import memcg_reparent_objcgs
 from core.memcg import State, check_slot
 from core.oom_kill import out_of_memory
 from core.page_alloc import alloc_pages_slowpath
+from core.page_counter import low_wmark_pages, nr_free_pages
 from core.vmscan import SWAP_CLUSTER_MAX, try_to_free_mem_cgroup_pages
 
 try:
@@ -80,11 +81,9 @@ def try_charge_memcg(machine: MachineState, m: cython.Py_ssize_t, n: cython.long
     """Reserve ``n`` pages on ``m``'s hierarchy (try_charge_memcg); False if refused or ``t`` died."""
     if n <= 0:
         return True
-    # nr_free_pages(), and the low watermark: C integers
-    free: cython.longlong = machine.mem_total - machine.resident - machine.kmem_total - machine.reserved
-    low: cython.longlong = int(machine.mem_total * machine.watermark_low)
+    free: cython.longlong = nr_free_pages(machine)
     # alloc_pages_slowpath only when it has work: a call per charge costs more than this test
-    if free - n < low or free < n:
+    if free - n < low_wmark_pages(machine) or free < n:
         if not alloc_pages_slowpath(machine, n, t, mayfail):
             return False
     mem = machine.mem

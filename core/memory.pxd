@@ -1,9 +1,10 @@
 # Compiled build: arguments annotated "MachineState" are typed, so their fields are read at fixed offsets.
 from core.memcg cimport MemcgTable
 from core.memcontrol cimport over_high_any, reclaim_over_high, swapin_charge_target, try_charge_memcg
-from core.page_counter cimport charge_new_resident, mem_cgroup_charge_statistics, nr_free_pages
+from core.page_counter cimport charge_new_resident, low_wmark_pages, mem_cgroup_charge_statistics, nr_free_pages
 from core.pages cimport RunTable
 from core.state cimport MachineState
+from core.rmap cimport maps_pages
 from core.run_index cimport starts_right
 from cpython.array cimport array
 
@@ -20,7 +21,6 @@ cpdef tuple _needs(MachineState machine, int o, long long lo, long long hi, int 
 cpdef object _charge_range(MachineState machine, int t, int o, long long lo, long long hi, bint mayfail,
                            bint fill_holes)
 cpdef long long _piece_pages(MachineState machine, int o, dict need) except -1
-cdef bint _maps_pages(list maps) except -1
 cpdef _materialize(MachineState machine, int o, list segs, bint fill_holes, dict have, int dirty)
 cpdef _new_resident(MachineState machine, int o, long long s, long long e, int memcg, int dirty=*)
 cpdef _make_resident(MachineState machine, Py_ssize_t r, int memcg)

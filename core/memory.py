@@ -34,9 +34,16 @@ from core.memcontrol import (
     swapin_charge_target,
     try_charge_memcg,
 )
-from core.page_counter import cancel_charge, charge_new_resident, lru_age, mem_cgroup_charge_statistics, nr_free_pages
+from core.page_counter import (
+    cancel_charge,
+    charge_new_resident,
+    low_wmark_pages,
+    lru_age,
+    mem_cgroup_charge_statistics,
+    nr_free_pages,
+)
 from core.pages import Kind, St
-from core.rmap import map_pieces
+from core.rmap import map_pieces, maps_pages
 from core.run_index import starts_right
 from core.vmscan import first_pass_pages
 
@@ -225,7 +232,7 @@ def _piece_pages(machine: MachineState, o: cython.int, need: dict) -> cython.lon
     total: cython.longlong = 0
     for n in need.values():  # (a loop, not sum(): a C sum, overflow-checked)
         total += n
-    free_room: cython.longlong = nr_free_pages(machine) - int(machine.mem_total * machine.watermark_low)
+    free_room: cython.longlong = nr_free_pages(machine) - low_wmark_pages(machine)
     tight: list[tuple[int, int]] = []  # (memcg, room under its limits) where the charge does not fit
     x: cython.Py_ssize_t
     pages: cython.longlong
@@ -242,7 +249,7 @@ def _piece_pages(machine: MachineState, o: cython.int, need: dict) -> cython.lon
     kind = machine.o_kind[o]
     if kind != _FILE and machine.swap_total <= machine.swap_used:
         return 0
-    if kind != _ANON and machine.cfg.mapped_hot and _maps_pages(machine.o_maps[o]):
+    if kind != _ANON and machine.cfg.mapped_hot and maps_pages(machine, o):
         return 0  # its pages may be mapped, so referenced: reclaim keeps them
     cap = -1  # -1: nothing in the way
     if total > free_room:  # kswapd wakes and reclaims to the high watermark
@@ -256,14 +263,6 @@ def _piece_pages(machine: MachineState, o: cython.int, need: dict) -> cython.lon
     return max(MEMCG_CHARGE_BATCH, cap)
 
 
-def _maps_pages(maps: list) -> cython.bint:
-    """Does any of these mappings (task, lo, hi) map a page?"""
-    for _, a, b in maps:
-        if b > a:
-            return True
-    return False
-
-
 def _fault_chunks(machine: MachineState, t: int, o: int, lo: int, hi: int, mayfail: bool,
                   fill_holes: bool, dirty: int, pieces: _Pieces) -> bool:
     """``fault_range`` of an access that reclaim must make room for with its own pages.
@@ -274,7 +273,7 @@ def _fault_chunks(machine: MachineState, t: int, o: int, lo: int, hi: int, mayfa
     later piece sizes itself the same way); False as soon as a piece is refused, and the
     pieces before it stay resident, as after a short read in the kernel.
     """
-    if not mayfail and nr_free_pages(machine) - (hi - lo) >= int(machine.mem_total * machine.watermark_low):
+    if not mayfail and nr_free_pages(machine) - (hi - lo) >= low_wmark_pages(machine):
         return _fault_streaming(machine, t, o, lo, hi, fill_holes, dirty, pieces.need, pieces.segs)
     step, a = pieces.step, lo
     while a < hi:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from core.memcg import ROOT
 from core.oom_kill import out_of_memory
-from core.page_counter import nr_free_pages
+from core.page_counter import low_wmark_pages, nr_free_pages
 from core.vmscan import try_to_free_mem_cgroup_pages
 
 if TYPE_CHECKING:
@@ -20,8 +20,7 @@ if TYPE_CHECKING:
 
 def alloc_pages_slowpath(machine: MachineState, n: int, t: int, mayfail: bool) -> bool:
     """Make room for ``n`` pages machine-wide: kswapd to the high watermark, then global OOM."""
-    low = int(machine.mem_total * machine.watermark_low)
-    if machine.mem_total - machine.resident - machine.kmem_total - machine.reserved - n < low:  # nr_free_pages()
+    if nr_free_pages(machine) - n < low_wmark_pages(machine):
         high = int(machine.mem_total * machine.watermark_high)
         machine.counters["kswapd_wakeups"] += 1
         try_to_free_mem_cgroup_pages(machine, ROOT, high - (nr_free_pages(machine) - n), full_walk=True)

@@ -12,3 +12,4 @@ cpdef int mem_cgroup_charge_statistics(MachineState machine, Py_ssize_t r, int s
 cpdef charge_new_resident(MachineState machine, int o, Py_ssize_t m, int k, int mapc, long long n)
 # free pages machine-wide: a C call from the modules that cimport it
 cpdef long long nr_free_pages(MachineState machine) except? -1
+cpdef long long low_wmark_pages(MachineState machine) except? -1

@@ -128,7 +128,14 @@ def _count_own(machine: MachineState, o: cython.int, m: cython.Py_ssize_t, k: cy
 
 
 def nr_free_pages(machine: MachineState) -> cython.longlong:
+    """Free pages machine-wide: all of them but the resident, kernel and reserved ones."""
     return machine.mem_total - machine.resident - machine.kmem_total - machine.reserved
+
+
+def low_wmark_pages(machine: MachineState) -> cython.longlong:
+    """The low watermark in pages (``low_wmark_pages``): free memory below it wakes kswapd, and a charge
+    that would take it there goes through ``alloc_pages_slowpath``."""
+    return int(machine.mem_total * machine.watermark_low)
 
 
 def cancel_charge(machine: MachineState, have: dict[int, int]) -> None:

@@ -9,4 +9,5 @@ cdef signed char _RESIDENT, _ANON
 # mapping and unmapping: C calls from core.syscalls's handlers and core.task's exit
 cpdef map_object(MachineState machine, int t, int o, long long lo, long long hi)
 cpdef unmap_object(MachineState machine, int t, int o)
+cpdef bint maps_pages(MachineState machine, int o) except -1
 cpdef add_count(MachineState machine, int o, long long lo, long long hi, str field, int delta)

@@ -99,6 +99,14 @@ def map_pieces(machine: MachineState, o: int, s: int, e: int) -> list[tuple[int,
     return [(a, b, sum(1 for _, lo, hi in maps if lo <= a and b <= hi)) for a, b in zip(cuts, cuts[1:])]
 
 
+def maps_pages(machine: MachineState, o: cython.int) -> cython.bint:
+    """Does any mapping of ``o`` map a page (an empty range maps none)?"""
+    for _, a, b in machine.o_maps[o]:
+        if b > a:
+            return True
+    return False
+
+
 def add_count(machine: MachineState, o: cython.int, lo: cython.longlong, hi: cython.longlong, field: str,
               delta: cython.int) -> None:
     """Add ``delta`` to the map or pin count of every run in [lo, hi) of ``o``."""

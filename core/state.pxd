@@ -1,9 +1,9 @@
 # Static layout of core.state.MachineState for the compiled build (Cython reads it beside state.py).
 # Every field is a slot of the C struct, so a compiled module that knows a function argument is a
 # MachineState (its own .pxd cimports it) reads a field at a fixed offset instead of a dict lookup.
-# Scalars keep Python object type (ints stay arbitrary-precision, exactly as in the pure model), but
-# for the clock and page totals (int64; a clock past it is refused in both builds) and the config,
-# kernel and policy facts the per-event paths read (copied at construction);
+# Scalars keep Python object type (ints stay arbitrary-precision, exactly as in the pure model), except
+# the clock and the page totals (int64, overflow-checked; a clock past int64 is refused in both builds)
+# and the config, kernel and policy facts the per-event paths read (copied at construction);
 # containers are typed list/dict/set, so compiled code indexes and looks them up without a method call.
 # ``__dict__`` keeps room for attributes set from outside (tests, policies).
 
