@@ -13,7 +13,8 @@ Used by tests (scenario and property-based) and by ``Machine.check()``:
 - dying ⇔ still referenced: a dying memcg is held by something, and every
   held removed memcg is dying (never freed while referenced);
 - the ID pool: IDs in use = online memcgs + offline memcgs with swap records;
-- nr_dying_descendants equals the number of dying memcgs below.
+- nr_dying_descendants equals the number of dying memcgs below;
+- the dying memcgs' offline order (``MemcgTable.dying_order``) lists each once, by offline time.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from core.pages import Kind, St
 from core.swap_slots import parked_slots
 
 if TYPE_CHECKING:
+    from core.memcg import MemcgTable
     from core.state import MachineState
 
 _OWN = ("anon", "file", "shmem", "mapped", "pinned", "swap", "kmem", "kmem_pin", "wb_pin", "sock", "nsock",
@@ -113,6 +115,20 @@ def _hierarchy(machine: MachineState, live: list[int]) -> list[str]:
     return errs
 
 
+def _dying_order(mem: MemcgTable) -> list[str]:
+    """``dying_order`` lists each dying memcg once, at its offline time, in ascending time (``core.dying_order``)."""
+    order, off = list(mem.dying_order), list(mem.dying_off)
+    listed = [(t, m) for m, t in zip(order, off) if m >= 0]
+    errs = []
+    if len(order) != len(off) or mem.dying_holes != order.count(-1):
+        errs.append(f"dying_order: {len(order)} entries, {len(off)} times, {mem.dying_holes} holes counted")
+    if sorted(m for _, m in listed) != sorted(mem.dying):
+        errs.append(f"dying_order lists {sorted(m for _, m in listed)}, the dying set is {sorted(mem.dying)}")
+    if any(mem.offline_us[m] != t for t, m in listed) or off != sorted(off):
+        errs.append("dying_order: offline times not the memcgs' own, or not ascending")
+    return errs
+
+
 def _lifecycle(machine: MachineState, live: list[int]) -> list[str]:
     mem, errs = machine.mem, []
     ids = 0
@@ -128,6 +144,7 @@ def _lifecycle(machine: MachineState, live: list[int]) -> list[str]:
         ids += bool(mem.holds_id[m])
     if ids != mem.ids_in_use:
         errs.append(f"ids_in_use = {mem.ids_in_use}, counted {ids}")
+    errs += _dying_order(mem)
     for t, alive in enumerate(machine.t_alive):
         if alive and mem.state[machine.t_cg[t]] != State.ONLINE:
             errs.append(f"live task {machine.t_name[t]} in a cgroup that is not online")

@@ -41,12 +41,16 @@ cdef class MemcgTable:
     cdef public array noom
     cdef public array refault_tree
     cdef public array refault_snap
+    cdef public tuple column_arrays
     cdef public object id_pool_size
     cdef public object ids_in_use
     cdef public object path
     cdef public object children
     cdef public object by_path
     cdef public object dying
+    cdef public array dying_order
+    cdef public array dying_off
+    cdef public Py_ssize_t dying_holes
     cdef public object free_slots
     cdef public object released_paths
     cdef public object released
@@ -70,6 +74,8 @@ cdef class MemcgTable:
 
 # the lifecycle states the per-slot paths compare with: C constants in the compiled build
 cdef int _ONLINE, _DYING, _FREED
+cdef Py_ssize_t _PARENT_AT, _BORN_AT
+cdef array _DEFAULTS
 cdef long long _I64_MIN, _I64_MAX
 
 # a slot past the table raises as in the pure build; ``col[m] += n`` on an int32 column

@@ -29,6 +29,8 @@ from operator import attrgetter
 
 import numpy as np
 
+from core.dying_order import enlist, unlist
+
 try:
     import cython
 except ImportError:  # no Cython: the pure model needs only ``cython.compiled``
@@ -54,11 +56,12 @@ class State(enum.IntEnum):
     FREED = 2
 
 
-#: a new online memcg's columns (``_COLUMNS`` order); parent and birth time are filled in per slot
-_SLOT_DEFAULTS = tuple({"state": int(State.ONLINE), "offline_us": -1, "holds_id": 1, "max": UNLIMITED,
-                        "high": UNLIMITED}.get(name, 0) for name in _COLUMNS)
+#: a new online memcg's columns (``_COLUMNS`` order; read through its buffer when compiled); parent and
+#: birth time are filled in per slot
+_DEFAULTS = array("q", [{"state": int(State.ONLINE), "offline_us": -1, "holds_id": 1, "max": UNLIMITED,
+                         "high": UNLIMITED}.get(name, 0) for name in _COLUMNS])
 _PARENT_AT, _BORN_AT = _COLUMNS.index("parent"), _COLUMNS.index("born_us")
-#: the numeric columns of a table, as a tuple in ``_COLUMNS`` order (one C call, no dict)
+#: the numeric columns of a table, as a tuple in ``_COLUMNS`` order
 _COLUMNS_OF = attrgetter(*_COLUMNS)
 # the lifecycle states as plain ints for the per-slot paths (C constants in the compiled build):
 # an IntEnum member lookup costs far more than the test
@@ -101,6 +104,7 @@ class MemcgTable:
     (``snapshot_refaults``): what ``core.vmscan`` compares to tell thrashing cache.
     ``hidden`` holds memcgs a policy keeps for itself (an smemcg per shared
     object): children of the root, not addressable by path, not user cgroups.
+    ``dying_order`` / ``dying_off`` / ``dying_holes``: the dying memcgs in offline order (``core.dying_order``).
     """
 
     # the numeric columns, one entry per slot, declared so that every field has a static type
@@ -175,8 +179,10 @@ class MemcgTable:
         self.noom = array("i")
         self.refault_tree = array("q")
         self.refault_snap = array("q")
+        self.column_arrays = _COLUMNS_OF(self)  # the same arrays, in _COLUMNS order (the columns grow in place)
         self.by_path: dict[str, int] = {}
         self.dying: set[int] = set()
+        self.dying_order, self.dying_off, self.dying_holes = array("q"), array("q"), 0
         self.free_slots: list[int] = []
         self.released_paths: list[str] = []
         self.released: dict[str, array[int]] = {k: array("q") for k in RELEASED_COLUMNS}
@@ -187,20 +193,26 @@ class MemcgTable:
 
     def _new_slot(self, path: str, parent: cython.Py_ssize_t, now: cython.longlong) -> cython.Py_ssize_t:
         """Take a free slot (or append one) for a new online memcg; holds one ID."""
-        vals, cols = list(_SLOT_DEFAULTS), _COLUMNS_OF(self)
-        vals[_PARENT_AT], vals[_BORN_AT] = parent, now
-        m: cython.Py_ssize_t
-        if self.free_slots:
-            m = self.free_slots.pop()
-            for col, v in zip(cols, vals):
-                store_int(col, m, v)
-            self.path[m], self.children[m] = path, set()
-        else:
-            m = len(self.path)
-            for col, v in zip(cols, vals):
-                append_int(col, v)
+        cols: tuple = self.column_arrays
+        k: cython.Py_ssize_t
+        v: cython.longlong
+        fresh: cython.bint = not self.free_slots
+        m: cython.Py_ssize_t = len(self.path) if fresh else self.free_slots.pop()
+        for k in range(len(cols)):  # each column's default (_DEFAULTS), the parent and birth time
+            if cython.compiled:
+                v = _DEFAULTS.data.as_longlongs[k]
+            else:
+                v = _DEFAULTS[k]
+            v = parent if k == _PARENT_AT else now if k == _BORN_AT else v
+            if fresh:
+                append_int(cols[k], v)
+            else:
+                store_int(cols[k], m, v)
+        if fresh:
             self.path.append(path)
             self.children.append(set())
+        else:
+            self.path[m], self.children[m] = path, set()
         self.ids_in_use += 1
         self.by_path[path] = m
         if parent >= 0:
@@ -209,12 +221,11 @@ class MemcgTable:
 
     def columns(self) -> dict[str, array[int]]:
         """The numeric columns by name (``_COLUMNS`` order): the arrays themselves, not copies."""
-        return dict(zip(_COLUMNS, _COLUMNS_OF(self)))
+        return dict(zip(_COLUMNS, self.column_arrays))
 
     def add_hidden(self, path: str, now: int) -> int:
         """A new online memcg under the root that the trace cannot name (see ``hidden``); holds an ID."""
-        user = self.by_path.get(path)
-        m = self._new_slot(path, ROOT, now)
+        user, m = self.by_path.get(path), self._new_slot(path, ROOT, now)
         if user is None:
             del self.by_path[path]
         else:
@@ -266,6 +277,7 @@ class MemcgTable:
         self.offline_us[m] = now
         del self.by_path[self.path[m]]
         self.dying.add(m)
+        enlist(self, m, now)
         a = self.parent[m]
         while a >= 0:
             self.nr_dying_desc[a] += 1
@@ -305,6 +317,7 @@ class MemcgTable:
     def _release(self, m: cython.Py_ssize_t, now: cython.longlong) -> None:
         self.state[m] = _FREED
         self.dying.discard(m)
+        unlist(self, m)
         self.put_id(m)
         p = self.parent[m]
         self.children[p].discard(m)

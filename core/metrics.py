@@ -19,7 +19,7 @@ import numpy as np
 from core.memcg import ROOT, State
 from core.page_counter import nr_free_pages
 from core.pages import PAGE, PARKED, St
-from core.sample_scan import HELD, dying_scan, misattributed_pages, usage_scan
+from core.sample_scan import HELD, HELD_GAUGES, dying_scan, misattributed_pages, usage_scan
 from core.sample_scan import age_basis as _age_basis
 
 try:
@@ -128,7 +128,8 @@ JOB_COLUMNS: dict[str, str] = {
 SamplePoint = tuple[tuple, int, int, int, tuple[int, int, int, int], bool]
 
 _COLUMN_NAMES = tuple(SAMPLE_COLUMNS)
-_HELD_GAUGES = tuple(k for k in _GAUGES if k.startswith("held_"))
+if HELD_GAUGES != tuple(k for k in _GAUGES if k.startswith("held_")):
+    raise ImportError("core.sample_scan.HELD_GAUGES is not the held_* columns in their order")
 _FLOAT_COLUMNS = frozenset(k for k in SAMPLE_COLUMNS if k.endswith("_s"))
 
 
@@ -237,15 +238,16 @@ class Sampler:
                                                   "swap", "offline_us", "wb_pin", "sock", "nsock", "noom")}
             live_parents = mem.view("parent")[(state != State.FREED) & (mem.view("parent") >= 0)]
             has_child = np.bincount(live_parents, minlength=len(state))[dying] > 0  # a live child holds it
-            held = {gauge: int((col[k] > 0).sum()) for k, gauge in HELD}
-            held["held_child"] = int(has_child.sum())
+            count = {gauge: int((col[k] > 0).sum()) for k, gauge in HELD}
+            count["held_child"] = int(has_child.sum())
+            held = tuple(count[gauge] for gauge in HELD_GAUGES)
             charged = int((col["anon"] + col["file"] + col["shmem"] + col["kmem"] + col["sock"]).sum())
             swapped, basis = int(col["swap"].sum()), _age_basis(col["offline_us"])
         online, nd = online - 1 - len(mem.hidden), len(mem.dying)  # hidden ones are policy-owned: no cgroup
         self._age_basis = basis
         p50, oldest = _zombie_ages_at(t_us, basis)
         return (online, nd, p50 if nd else 0.0, oldest if nd else 0.0, online * m.memcg_cost, nd * m.memcg_cost,
-                nd * m.percpu_bytes, *[held[gauge] for gauge in _HELD_GAUGES], charged * PAGE, swapped * PAGE)
+                nd * m.percpu_bytes, *held, charged * PAGE, swapped * PAGE)
 
     def _usage(self) -> tuple:
         """The memory gauges (``_GAUGES`` from anon_bytes to borrowed_bytes), in order."""
@@ -253,7 +255,7 @@ class Sampler:
         if cython.compiled:  # C loops over the memcg and run columns
             totals, misattributed, parked = usage_scan(m)
         else:
-            totals = {k: int(mem.view(k).sum()) for k in ("anon", "file", "shmem", "kmem", "sock", "borrow")}
+            totals = tuple(int(mem.view(k).sum()) for k in ("anon", "file", "shmem", "kmem", "sock", "borrow"))
             R = m.runs
             misattributed = parked = 0
             if len(R):
@@ -262,11 +264,13 @@ class Sampler:
                 cand = np.flatnonzero(res & (R.view("memcg") != R.view("origin"))).tolist()
                 misattributed = misattributed_pages(m, cand)
                 parked = int(npages[res & ((R.view("rflags") & PARKED) != 0)].sum())
-        hidden = sorted(mem.hidden)
-        return (totals["anon"] * PAGE, totals["file"] * PAGE, totals["shmem"] * PAGE, totals["kmem"] * PAGE,
-                totals["sock"] * PAGE, m.swap_used * PAGE, max(nr_free_pages(m), 0) * PAGE, misattributed * PAGE,
-                mem.own_pages(ROOT) * PAGE, mem.ids_in_use, parked * PAGE,
-                sum(mem.own_pages(x) for x in hidden) * PAGE, totals["borrow"] * PAGE)
+        hidden = 0
+        for x in mem.hidden:  # (a loop: a generator would be an object per sample)
+            hidden += mem.own_pages(x)
+        anon, file, shmem, kmem, sock, borrow = totals
+        return (anon * PAGE, file * PAGE, shmem * PAGE, kmem * PAGE, sock * PAGE, m.swap_used * PAGE,
+                max(nr_free_pages(m), 0) * PAGE, misattributed * PAGE, mem.own_pages(ROOT) * PAGE, mem.ids_in_use,
+                parked * PAGE, hidden * PAGE, borrow * PAGE)
 
     def summary(self) -> dict[str, int | float]:
         """The state now plus the counters, as plain Python numbers."""

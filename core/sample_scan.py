@@ -26,21 +26,25 @@ except ImportError:  # no Cython: the pure model needs only ``cython.compiled``
 if TYPE_CHECKING:
     from core.state import MachineState
 
-_ONLINE, _FREED = int(State.ONLINE), int(State.FREED)
+_ONLINE, _DYING_STATE, _FREED = int(State.ONLINE), int(State.DYING), int(State.FREED)
 _RESIDENT_STATE, _PARKED_FLAG = int(St.RESIDENT), int(PARKED)
 _HALF32, _MASK32 = 1 << 31, (1 << 32) - 1  # to wrap a 64-bit sum at 32 bits (C constants when compiled)
 _FEW_ZOMBIES = 64  # up to this many offline times are sorted; more are partitioned by numpy
-_ZERO_B, _ZERO_Q = array("b", [0]), array("q", [0])  # repeated into zeroed scratch arrays
+_ZERO_B = array("b", [0])  # repeated into a zeroed scratch array
 #: the dying memcgs' columns whose count of nonzero entries ``dying_scan`` reports, with their gauges
 HELD = (("file", "held_file"), ("shmem", "held_shmem"), ("anon", "held_anon"), ("swap", "held_swap"),
         ("pinned", "held_pinned"), ("kmem_pin", "held_kmem"), ("wb_pin", "held_cgwb"), ("nsock", "held_sock"),
         ("noom", "held_oom"))
+#: the ``held_*`` gauges in sample-column order (``core.metrics``), as ``dying_scan`` returns them
+HELD_GAUGES = ("held_file", "held_shmem", "held_anon", "held_swap", "held_pinned", "held_kmem", "held_child",
+               "held_cgwb", "held_sock", "held_oom")
 
 
 def dying_scan(machine: MachineState) -> tuple:
-    """``Sampler._zombies``'s online slots (root and hidden included), ``held_*`` counts, dying memcgs' charged and
-    swap pages and the zombie-age basis of their offline times (``age_basis``), as the pure build's numpy code has
-    them, by C loops (compiled build only)."""
+    """``Sampler._zombies``'s scan, by C loops (compiled build only). Out: (online slots, root and hidden
+    included; the ``held_*`` counts in ``HELD_GAUGES`` order; the dying memcgs' charged pages; their swap
+    pages; the zombie-age basis of their offline times, ``age_basis``), as the pure build's numpy code has them.
+    The dying memcgs are read in offline order (``MemcgTable.dying_order``), so the basis needs no sort."""
     if not cython.compiled:
         raise RuntimeError("dying_scan reads the columns' C buffers: compiled build only")
     mem = machine.mem
@@ -59,59 +63,69 @@ def dying_scan(machine: MachineState) -> tuple:
         if state[i] != _FREED and 0 <= k < n:
             child[k] = 1
     nd: cython.Py_ssize_t = len(mem.dying)
-    scratch: array = _ZERO_Q * (3 * nd)  # per dying memcg: its slot, its offline time, its charged pages
-    at: cython.p_longlong = scratch.data.as_longlongs
-    off: cython.p_longlong = at + nd
-    w: cython.p_longlong = at + 2 * nd
-    c: cython.longlong = 0
-    swapped: cython.longlong = 0
-    for k, i in enumerate(mem.dying):
-        if not 0 <= i < n:
-            raise IndexError(f"dying memcg {i} is not a slot of the table")
-        at[k], off[k] = i, mem.offline_us.data.as_longlongs[i]
-        c += child[i]
-        swapped += mem.swap.data.as_ints[i]
-    held = {"held_child": c}
-    a: array
-    col: cython.p_int
-    for name, gauge in HELD:  # one column at a time, through its buffer
-        a, c = getattr(mem, name), 0
-        col = a.data.as_ints
-        for k in range(nd):
-            if col[at[k]] > 0:
-                c += 1
-        held[gauge] = c
-    for name in ("anon", "file", "shmem", "kmem", "sock"):  # each one's charged pages, summed in 64 bits
-        a = getattr(mem, name)
-        col = a.data.as_ints
-        for k in range(nd):
-            w[k] += col[at[k]]
+    order: cython.p_longlong = mem.dying_order.data.as_longlongs
+    off: cython.p_longlong = mem.dying_off.data.as_longlongs
+    no: cython.Py_ssize_t = mem.dying_order.ob_size
+    anon: cython.p_int = mem.anon.data.as_ints
+    file: cython.p_int = mem.file.data.as_ints
+    shmem: cython.p_int = mem.shmem.data.as_ints
+    kmem: cython.p_int = mem.kmem.data.as_ints
+    sock: cython.p_int = mem.sock.data.as_ints
+    swap: cython.p_int = mem.swap.data.as_ints
+    pinned: cython.p_int = mem.pinned.data.as_ints
+    kmem_pin: cython.p_int = mem.kmem_pin.data.as_ints
+    wb_pin: cython.p_int = mem.wb_pin.data.as_ints
+    nsock: cython.p_int = mem.nsock.data.as_ints
+    noom: cython.p_int = mem.noom.data.as_ints
+    lo: cython.Py_ssize_t = -1  # the entries of the median offline times, and of the oldest
+    hi: cython.Py_ssize_t = -1
+    first: cython.Py_ssize_t = -1
+    h_file: cython.Py_ssize_t = 0
+    h_shmem: cython.Py_ssize_t = 0
+    h_anon: cython.Py_ssize_t = 0
+    h_swap: cython.Py_ssize_t = 0
+    h_pinned: cython.Py_ssize_t = 0
+    h_kmem: cython.Py_ssize_t = 0
+    h_child: cython.Py_ssize_t = 0
+    h_cgwb: cython.Py_ssize_t = 0
+    h_sock: cython.Py_ssize_t = 0
+    h_oom: cython.Py_ssize_t = 0
     charged: cython.longlong = 0
-    for k in range(nd):  # wrapped at 32 bits, as numpy's int32 sum of the columns is
-        charged += ((w[k] + _HALF32) & _MASK32) - _HALF32
-    return online, held, charged, swapped, _basis_of(scratch, nd)
-
-
-def _basis_of(scratch: array, nd: cython.Py_ssize_t) -> tuple:
-    """``age_basis`` of the offline times at ``scratch[nd:2 * nd]``: a few sorted in place by C
-    insertion, many handed to ``age_basis`` (compiled build only)."""
-    if not cython.compiled:
-        raise RuntimeError("_basis_of reads a C buffer: compiled build only")
-    off: cython.p_longlong = scratch.data.as_longlongs + nd
-    k: cython.Py_ssize_t
-    j: cython.Py_ssize_t
-    v: cython.longlong
-    if nd > _FEW_ZOMBIES:
-        return age_basis(np.frombuffer(scratch, dtype=np.int64)[nd:2 * nd])
+    swapped: cython.longlong = 0
+    w: cython.longlong
+    d: cython.Py_ssize_t = 0
+    for k in range(no):  # one pass over the dying memcgs, oldest first
+        i = order[k]
+        if i < 0:
+            continue
+        if d >= nd or i >= n or state[i] != _DYING_STATE:
+            raise RuntimeError(f"dying_order entry {k} (slot {i}) is not one of the {nd} dying memcgs")
+        if d == 0:
+            first = k
+        if d == (nd - 1) // 2:
+            lo = k
+        if d == nd // 2:
+            hi = k
+        d += 1
+        h_file += file[i] > 0
+        h_shmem += shmem[i] > 0
+        h_anon += anon[i] > 0
+        h_swap += swap[i] > 0
+        h_pinned += pinned[i] > 0
+        h_kmem += kmem_pin[i] > 0
+        h_child += child[i]
+        h_cgwb += wb_pin[i] > 0
+        h_sock += nsock[i] > 0
+        h_oom += noom[i] > 0
+        swapped += swap[i]
+        w = cython.cast(cython.longlong, anon[i]) + file[i] + shmem[i] + kmem[i] + sock[i]
+        charged += ((w + _HALF32) & _MASK32) - _HALF32  # wrapped at 32 bits, as numpy's int32 sum of the columns is
+    if d != nd:
+        raise RuntimeError(f"dying_order lists {d} memcgs, the dying set {nd}")
+    held = (h_file, h_shmem, h_anon, h_swap, h_pinned, h_kmem, h_child, h_cgwb, h_sock, h_oom)  # HELD_GAUGES order
     if nd == 0:
-        return (0, 0, 0, 0)
-    for k in range(1, nd):
-        v, j = off[k], k - 1
-        while j >= 0 and off[j] > v:
-            off[j + 1] = off[j]
-            j -= 1
-        off[j + 1] = v
-    return (nd, off[(nd - 1) // 2], off[nd // 2], off[0])
+        return online, held, charged, swapped, (0, 0, 0, 0)
+    return online, held, charged, swapped, (nd, off[lo], off[hi], off[first])
 
 
 def age_basis(offline_us: Sequence[int] | np.ndarray) -> tuple[int, int, int, int]:
@@ -133,8 +147,9 @@ def age_basis(offline_us: Sequence[int] | np.ndarray) -> tuple[int, int, int, in
 
 
 def usage_scan(machine: MachineState) -> tuple:
-    """``Sampler._usage``'s column totals (anon, file, shmem, kmem, sock, borrow over every slot), misattributed
-    and parked pages, as the pure build's numpy code has them, by C loops (compiled build only)."""
+    """``Sampler._usage``'s scan, by C loops (compiled build only). Out: (the anon, file, shmem, kmem, sock and
+    borrow columns' totals over every slot, as a tuple in that order; misattributed pages; parked pages), as the
+    pure build's numpy code has them."""
     if not cython.compiled:
         raise RuntimeError("usage_scan reads the columns' C buffers: compiled build only")
     mem, R = machine.mem, machine.runs
@@ -143,13 +158,12 @@ def usage_scan(machine: MachineState) -> tuple:
     col: cython.p_int
     total: cython.longlong
     a: array
-    totals = {}
-    for name in ("anon", "file", "shmem", "kmem", "sock", "borrow"):
-        a, total = getattr(mem, name), 0
-        col = a.data.as_ints
+    totals = []
+    for a in (mem.anon, mem.file, mem.shmem, mem.kmem, mem.sock, mem.borrow):
+        col, total = a.data.as_ints, 0
         for i in range(n):
             total += col[i]
-        totals[name] = total
+        totals.append(total)
     nr: cython.Py_ssize_t = R.state.ob_size
     state: cython.p_schar = R.state.data.as_schars
     rflags: cython.p_schar = R.rflags.data.as_schars
@@ -164,7 +178,7 @@ def usage_scan(machine: MachineState) -> tuple:
                 cand.append(i)
             if rflags[i] & _PARKED_FLAG:
                 parked += npages[i]
-    return totals, (misattributed_pages(machine, cand) if cand else 0), parked
+    return tuple(totals), (misattributed_pages(machine, cand) if cand else 0), parked
 
 
 def misattributed_pages(machine: MachineState, cand: Iterable[int]) -> int:

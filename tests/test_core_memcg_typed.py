@@ -139,3 +139,21 @@ def test_a_reused_slot_takes_an_int64_value_and_refuses_one_past_it() -> None:
     mem.free_slots.append(b)  # (the refused mkdir took the slot before its store failed)
     _, c = mem.mkdir("/a/d", 1 << 40)
     assert c == b and mem.born_us[c] == 1 << 40 and mem.parent[c] == a and mem.max[c] == mem.max[a]
+
+
+def test_new_slots_after_a_pickle_go_into_the_restored_columns() -> None:
+    """``_new_slot`` writes through ``column_arrays``: after a pickle round trip (a checkpoint) those
+    must still be the table's own columns, or a new memcg's row would land in arrays nobody reads."""
+    import pickle
+
+    mem, a, b = _chain()
+    mem.offline(b, 5)
+    mem.try_release(b, 6)  # a free slot to reuse, then one appended
+    back = pickle.loads(pickle.dumps(mem))
+    names = list(back.columns())
+    assert len(names) == len(back.column_arrays) > 30
+    assert all(col is getattr(back, name) for col, name in zip(back.column_arrays, names))
+    _, c = back.mkdir("/c", 7)
+    _, d = back.mkdir("/d", 8)
+    assert (c, d) == (b, 3) and back.born_us[c] == 7 and back.born_us[d] == 8
+    assert back.parent[d] == 0 and back.max[d] == UNLIMITED and len(back.anon) == 4

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from core.events import EventBatch
+from core.invariants import check
 from core.machine import Machine, MachineConfig
 from core.metrics import SAMPLE_COLUMNS
 from core.ops import Flag, Op
@@ -62,12 +63,13 @@ def test_change_points_equal_full_sampling(seed: int) -> None:
     _assert_same(_replay(policy, seed, full=False), _replay(policy, seed, full=True))
 
 
-def _zombie_machine(n_zombies: int) -> Machine:
-    """A machine with ``n_zombies`` dying memcgs (each holds a tmpfs page), removed at different times."""
+def _zombie_machine(n_zombies: int, ties: int = 1) -> Machine:
+    """A machine with ``n_zombies`` dying memcgs (each holds a tmpfs page), removed at different times
+    (``ties`` > 1: that many at a time)."""
     m = Machine(MachineConfig(mem_bytes=1 << 30, sample_interval_us=60 * SEC), make_policy("none"), "z")
     rows = []
     for i in range(n_zombies):
-        t = (i * 37 + 1) * SEC
+        t = (i // ties * 37 + 1) * SEC
         rows += [(t, Op.MKDIR, f"/j{i}", None, None, 0, 0, 0), (t, Op.TASK_START, f"/j{i}", f"t{i}", None, 0, 0, 0),
                  (t, Op.FILE_CREATE, None, f"t{i}", f"/tmp/v{i}", 0, 0, Flag.SHMEM),
                  (t, Op.FILE_WRITE, None, f"t{i}", f"/tmp/v{i}", 0, 8192, 0),
@@ -197,14 +199,48 @@ def test_age_basis_of_many_zombies_is_the_sorted_order_statistics() -> None:
 
 @pytest.mark.parametrize("n_zombies", [0, 1, 2, 5, 64, 65, 150])
 def test_the_compiled_zombie_scan_gives_the_basis_of_the_offline_times(n_zombies: int) -> None:
-    """The compiled scan sorts a few offline times itself (C insertion) and hands many to ``age_basis``."""
+    """The compiled scan reads the offline times in ``dying_order``; the basis is that of sorting them,
+    with memcgs removed at the same time and some of them freed (holes in the order)."""
     import core
     import core.sample_scan as scan
 
     if "sample_scan" not in core.COMPILED:
         pytest.skip("the C scan exists in the compiled build only")
-    m = _zombie_machine(n_zombies)
+    m = _zombie_machine(n_zombies, ties=3)
+    _free_some(m, every=4)
+    assert check(m) == []
     dying = sorted(m.mem.dying)
-    for i in dying[: len(dying) // 3]:  # ties
-        m.mem.offline_us[i] = m.mem.offline_us[dying[0]]
     assert scan.dying_scan(m)[4] == scan.age_basis([m.mem.offline_us[i] for i in dying])
+
+
+def _free_some(m: Machine, every: int) -> None:
+    """Free every ``every``-th zombie of ``m`` (truncate its tmpfs file: nothing holds it any more)."""
+    gone = sorted(m.mem.dying)[::every]
+    rows = [(m.now_us + SEC, Op.FILE_DELETE, None, None, f"/tmp/v{m.mem.path[x][2:]}", 0, 0, 0)
+            for x in gone]
+    if rows:
+        m.apply(EventBatch.from_rows(rows, "z"))
+    assert not set(gone) & m.mem.dying
+
+
+def test_the_offline_order_keeps_ties_holes_and_a_clock_that_goes_back() -> None:
+    """``dying_order``: offline order by time; freed memcgs leave holes that are dropped once half of
+    it; a table driven with an earlier time (not the machine's clock) still gets it in order."""
+    from core.memcg import MemcgTable
+
+    m = _zombie_machine(40, ties=4)
+    mem = m.mem
+    _free_some(m, every=3)
+    assert check(m) == [] and mem.dying_holes > 0
+    _free_some(m, every=1)  # all of them: the entries are rewritten without holes
+    assert check(m) == [] and len(mem.dying_order) <= 2 * mem.dying_holes + 1
+    t = MemcgTable()
+    for path, when in (("/a", 50), ("/b", 20), ("/c", 50), ("/d", 10), ("/e", 20)):
+        t.offline(t.mkdir(path, 0)[1], when)
+    assert list(t.dying_off) == [10, 20, 20, 50, 50]
+    assert [t.path[x] for x in t.dying_order] == ["/d", "/b", "/e", "/a", "/c"]
+    bad = _zombie_machine(3)
+    live = sorted(bad.mem.dying)[-1]
+    bad.mem.dying_order.append(live)  # listed twice: the invariants say so
+    bad.mem.dying_off.append(bad.mem.offline_us[live])
+    assert any("dying_order lists" in e for e in check(bad))
