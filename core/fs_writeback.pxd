@@ -6,6 +6,8 @@ from core.state cimport MachineState
 cpdef inode_attach_wb(MachineState machine, Py_ssize_t t, Py_ssize_t o)
 cpdef file_update_time(MachineState machine, Py_ssize_t o)
 cpdef touch_atime(MachineState machine, Py_ssize_t t, Py_ssize_t o)
+# a memcg's offline: a C call from mem_cgroup_css_offline, once per rmdir
+cpdef wb_memcg_offline(MachineState machine, Py_ssize_t m)
 
 # the dirtiness tests reclaim and the offline cgwb cleanup ask per run and per inode
 cpdef bint dirty_now(MachineState machine, Py_ssize_t r) except -1

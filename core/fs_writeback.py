@@ -180,13 +180,16 @@ def touch_atime(machine: MachineState, t: cython.Py_ssize_t, o: cython.Py_ssize_
         machine.i_dirty[o] = now
 
 
-def wb_memcg_offline(machine: MachineState, m: int) -> None:
+def wb_memcg_offline(machine: MachineState, m: cython.Py_ssize_t) -> None:
     """wb_memcg_offline: memcg ``m``'s cgwb is killed and joins the offline cgwbs (each of its inodes
     keeps it, and it keeps ``m``: ``cgwb_create``'s css_get); then the cleanup runs over them all."""
-    for o in sorted(machine.wb_inodes.pop(m, ())):
-        machine.wb_pinned[o] = m
-        machine.mem.wb_pin[m] += 1
-    cleanup_offline_cgwbs(machine)
+    inodes = machine.wb_inodes.pop(m, None)
+    if inodes:
+        for o in sorted(inodes):
+            machine.wb_pinned[o] = m
+            machine.mem.wb_pin[m] += 1
+    if machine.wb_pinned:
+        cleanup_offline_cgwbs(machine)
 
 
 def cleanup_offline_cgwbs(machine: MachineState) -> None:

@@ -81,6 +81,8 @@ class Errno(enum.IntEnum):
     ENOSPC = 28
 
 
+_EOK, _EEXIST, _ENOENT, _EBUSY, _ENOSPC = Errno.OK, Errno.EEXIST, Errno.ENOENT, Errno.EBUSY, Errno.ENOSPC
+
 #: columns of ``MemcgTable.released``: one entry per freed memcg, for the per-job output table
 RELEASED_COLUMNS = ("born_us", "offline_us", "freed_us", "peak_pages", "oom_kills")
 
@@ -250,22 +252,22 @@ class MemcgTable:
     def mkdir(self, path: str, now: cython.longlong) -> tuple:
         """Create an online memcg at ``path``; (errno, slot). ENOSPC when the ID pool is full."""
         if path in self.by_path:
-            return Errno.EEXIST, -1
+            return _EEXIST, -1
         parent = self.by_path.get(parent_path(path), -1)
         if parent < 0:
-            return Errno.ENOENT, -1
+            return _ENOENT, -1
         if self.ids_in_use >= self.id_pool_size:
-            return Errno.ENOSPC, -1
-        return Errno.OK, self._new_slot(path, parent, now)
+            return _ENOSPC, -1
+        return _EOK, self._new_slot(path, parent, now)
 
     def rmdir_check(self, m: cython.Py_ssize_t) -> Errno:
         """EBUSY while tasks or online children remain (cgroup_destroy_locked)."""
         if self.ntasks[m] > 0:
-            return Errno.EBUSY
+            return _EBUSY
         for c in self.children[m]:  # (a loop: a generator cannot be compiled into a C method)
             if self.state[c] == _ONLINE:
-                return Errno.EBUSY
-        return Errno.OK
+                return _EBUSY
+        return _EOK
 
     def offline(self, m: cython.Py_ssize_t, now: cython.longlong) -> None:
         """rmdir succeeded: the memcg goes offline (dying) and gives back its online ID ref.
@@ -277,11 +279,7 @@ class MemcgTable:
         self.offline_us[m] = now
         del self.by_path[self.path[m]]
         self.dying.add(m)
-        enlist(self, m, now)
-        a = self.parent[m]
-        while a >= 0:
-            self.nr_dying_desc[a] += 1
-            a = self.parent[a]
+        enlist(self, m, now)  # (and its ancestors count one more dying descendant)
         if self.swap[m] == 0:
             self.put_id(m)
 
@@ -317,18 +315,16 @@ class MemcgTable:
     def _release(self, m: cython.Py_ssize_t, now: cython.longlong) -> None:
         self.state[m] = _FREED
         self.dying.discard(m)
-        unlist(self, m)
+        unlist(self, m)  # (and its ancestors count one dying descendant less)
         self.put_id(m)
-        p = self.parent[m]
-        self.children[p].discard(m)
-        a = p
-        while a >= 0:
-            self.nr_dying_desc[a] -= 1
-            a = self.parent[a]
+        self.children[self.parent[m]].discard(m)
         self.released_paths.append(self.path[m])
-        for k, v in zip(RELEASED_COLUMNS, (self.born_us[m], self.offline_us[m], now, self.peak[m],
-                                           self.oom_kill[m])):
-            self.released[k].append(v)
+        rel = self.released
+        append_int(rel["born_us"], self.born_us[m])
+        append_int(rel["offline_us"], self.offline_us[m])
+        append_int(rel["freed_us"], now)
+        append_int(rel["peak_pages"], self.peak[m])
+        append_int(rel["oom_kills"], self.oom_kill[m])
         self.free_slots.append(m)
 
     def take_released(self) -> tuple[list[str], dict[str, array[int]]]:
@@ -490,11 +486,9 @@ def add_i32(col: array, m: cython.Py_ssize_t, n: cython.longlong) -> int:
 
 def parent_path(path: str) -> str:
     """'/a/b' -> '/a'; '/a' -> '/'."""
-    head = path.rsplit("/", 1)[0]
-    return head or "/"
+    return path.rsplit("/", 1)[0] or "/"
 
 
 def normalize_path(path: str) -> str:
     """Canonical cgroup path: leading '/', no trailing or doubled '/'."""
-    parts = [p for p in path.split("/") if p]
-    return "/" + "/".join(parts)
+    return "/" + "/".join([p for p in path.split("/") if p])

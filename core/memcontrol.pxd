@@ -2,6 +2,7 @@
 from core.memcg cimport check_slot
 from core.cgroup cimport css_put, css_release_work
 from core.kmem cimport memcg_reparent_objcgs
+from core.fs_writeback cimport wb_memcg_offline
 from core.page_counter cimport low_wmark_pages, nr_free_pages
 from core.state cimport MachineState
 

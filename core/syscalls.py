@@ -51,6 +51,7 @@ _SHMEM = int(Flag.SHMEM)
 _MLOCK = int(Flag.MLOCK)
 _PAGE = int(Flag.PAGE)
 _INODES = int(Flag.INODES)
+_OK, _ENOSPC = int(Errno.OK), int(Errno.ENOSPC)
 _READ, _WRITE, _MAP = 0, 1, 2  # _file_access's kinds of access (Policy.on_access gets their names)
 
 
@@ -62,10 +63,10 @@ def op_mkdir(machine: MachineState, ev: TraceEvent) -> None:
         machine.counters["mkdir_failed"] += 1
         return
     err, m = machine.mem.mkdir(path, machine.now_us)
-    if err == Errno.ENOSPC:
+    if err == _ENOSPC:
         machine.failed_cgroups.add(path)
         machine.counters["mkdir_enospc"] += 1
-    elif err != Errno.OK:
+    elif err != _OK:
         raise ev.error("cgroup", f"mkdir {path}: {err.name}")
     else:
         machine.failed_cgroups.discard(path)
@@ -77,11 +78,11 @@ def op_rmdir(machine: MachineState, ev: TraceEvent) -> None:
         return
     if m == ROOT:
         raise ev.error("cgroup", "cannot remove the root cgroup")
-    if machine.mem.rmdir_check(m) != Errno.OK:
+    if machine.mem.rmdir_check(m) != _OK:
         machine.counters["rmdir_ebusy"] += 1
         return
     machine.policy.pre_rmdir(machine, m)
-    if machine.mem.rmdir_check(m) != Errno.OK:  # a policy may not add tasks, but be safe
+    if machine.mem.rmdir_check(m) != _OK:  # a policy may not add tasks, but be safe
         machine.counters["rmdir_ebusy"] += 1
         return
     mem_cgroup_css_offline(machine, m)
