@@ -12,7 +12,8 @@ Used by tests (scenario and property-based) and by ``Machine.check()``:
   never exceeds swap;
 - dying ⇔ still referenced: a dying memcg is held by something, and every
   held removed memcg is dying (never freed while referenced);
-- the ID pool: IDs in use = online memcgs + offline memcgs with swap records;
+- the ID pool: IDs in use = online memcgs + offline memcgs with swap records; each memcg's
+  ``children`` are its live (online or dying) children;
 - nr_dying_descendants equals the number of dying memcgs below;
 - the dying memcgs' offline order (``MemcgTable.dying_order``) lists each once, by offline time.
 """
@@ -144,6 +145,12 @@ def _lifecycle(machine: MachineState, live: list[int]) -> list[str]:
         ids += bool(mem.holds_id[m])
     if ids != mem.ids_in_use:
         errs.append(f"ids_in_use = {mem.ids_in_use}, counted {ids}")
+    below: dict[int, set[int]] = {}
+    for m in live:
+        if mem.parent[m] >= 0:
+            below.setdefault(mem.parent[m], set()).add(m)
+    errs += [f"children[{mem.path[m]}#{m}] = {sorted(mem.children[m])}, live children {sorted(below.get(m, ()))}"
+             for m in live if set(mem.children[m]) != below.get(m, set())]
     errs += _dying_order(mem)
     for t, alive in enumerate(machine.t_alive):
         if alive and mem.state[machine.t_cg[t]] != State.ONLINE:

@@ -244,3 +244,6 @@ def test_the_offline_order_keeps_ties_holes_and_a_clock_that_goes_back() -> None
     bad.mem.dying_order.append(live)  # listed twice: the invariants say so
     bad.mem.dying_off.append(bad.mem.offline_us[live])
     assert any("dying_order lists" in e for e in check(bad))
+    orphan = _zombie_machine(2)
+    orphan.mem.children[0].discard(max(orphan.mem.children[0]))  # what a sample's held_child reads
+    assert any(e.startswith("children[/#0]") for e in check(orphan))
