@@ -19,6 +19,7 @@ never share ordering state and a pickled machine resumes identically.
 
 from __future__ import annotations
 
+import gc
 import heapq
 from typing import TYPE_CHECKING, Callable
 
@@ -129,26 +130,34 @@ class Machine(MachineState):
             raise OverflowError(f"time {t_us} us is past the machine clock's range (int64 microseconds)")
         self._flush_events()  # the samples and queued work below read the counters
         sampler, queue = self.sampler, self.queue
-        while True:
-            qt = queue[0][0] if queue else None
-            st = sampler.next_us
-            if st <= t_us and (qt is None or st <= qt):
-                if sampler.can_idle():
-                    # nothing changed since the last sample: every sample up to the next
-                    # queued work (or t_us) repeats it, at O(1) whatever the stretch's length
-                    sampler.idle_until(t_us if qt is None else min(t_us, qt))
-                    self.now_us = max(self.now_us, sampler.next_us - sampler.interval)
+        # no cyclic GC while events and samples run: a collection would scan the machine's many
+        # long-lived containers again each time (cyclic garbage, if any, waits for the end)
+        collecting: cython.bint = gc.isenabled()
+        gc.disable()
+        try:
+            while True:
+                qt = queue[0][0] if queue else None
+                st = sampler.next_us
+                if st <= t_us and (qt is None or st <= qt):
+                    if sampler.can_idle():
+                        # nothing changed since the last sample: every sample up to the next
+                        # queued work (or t_us) repeats it, at O(1) whatever the stretch's length
+                        sampler.idle_until(t_us if qt is None else min(t_us, qt))
+                        self.now_us = max(self.now_us, sampler.next_us - sampler.interval)
+                    else:
+                        self.now_us = max(self.now_us, st)
+                        sampler.sample(st)
+                elif qt is not None and qt <= t_us:
+                    when, _, fn, args = heapq.heappop(queue)
+                    self.now_us = max(self.now_us, when)
+                    fn(self, *args)
+                    css_release_work(self)
+                    self.changes += 1
                 else:
-                    self.now_us = max(self.now_us, st)
-                    sampler.sample(st)
-            elif qt is not None and qt <= t_us:
-                when, _, fn, args = heapq.heappop(queue)
-                self.now_us = max(self.now_us, when)
-                fn(self, *args)
-                css_release_work(self)
-                self.changes += 1
-            else:
-                break
+                    break
+        finally:
+            if collecting:
+                gc.enable()
         self.now_us = max(self.now_us, t_us)
 
     def clock(self) -> tuple:
@@ -222,6 +231,8 @@ class Machine(MachineState):
         next_due: cython.longlong = self._next_due()  # (a C int: the loop compares each event's time with it)
         i: cython.Py_ssize_t
         t: cython.longlong
+        collecting: cython.bint = gc.isenabled()
+        gc.disable()  # (see advance_to)
         try:
             for i in range(n):
                 t = times[i]
@@ -244,6 +255,8 @@ class Machine(MachineState):
         finally:
             st.changes += 1  # whatever ran (or raised) after the last sample
             self._flush_events()
+            if collecting:
+                gc.enable()
 
     def _flush_events(self) -> None:
         """Add the events applied since the last flush to ``counters["events"]`` (``apply`` counts them

@@ -196,3 +196,33 @@ def test_the_event_count_is_whole_after_a_batch_a_sample_or_an_error():
     with pytest.raises(TraceError, match="nobody"):
         m.apply(EventBatch.from_rows(bad, source="b.csv"))
     assert m.counters["events"] == 7 and m.pending_events == 0
+
+
+def test_the_cyclic_gc_is_paused_while_a_batch_runs_and_restored_after(monkeypatch):
+    """``apply`` and ``advance_to`` pause the cyclic GC (collections rescanned the machine's
+    containers every few hundred allocations) and restore what the caller had, also when a row
+    raises; a caller that had paused it keeps it paused."""
+    import gc
+
+    from core.policy import make_policy
+
+    seen = []
+    policy = make_policy("none")
+    monkeypatch.setattr(policy, "css_offline", lambda machine, m: seen.append(gc.isenabled()))
+    rows = [(10, Op.MKDIR, "/a", None, None, None, None, 0), (20, Op.RMDIR, "/a", None, None, None, None, 0)]
+    m = Machine(MachineConfig(mem_bytes=1 << 30, sample_interval_us=25), policy, machine_id="m", seed=0)
+    assert gc.isenabled()
+    m.apply(EventBatch.from_rows(rows, source="b.csv"))
+    assert seen == [False] and gc.isenabled()
+    m.queue.append((30, 0, lambda machine: seen.append(gc.isenabled()), ()))  # queued work runs in advance_to
+    m.advance_to(40)
+    assert seen == [False, False] and gc.isenabled()
+    with pytest.raises(TraceError):
+        m.apply(EventBatch.from_rows([(50, Op.FILE_READ, None, "nobody", "f", 0, 4096, 0)], source="b.csv"))
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        m.apply(EventBatch.from_rows([(60, Op.MKDIR, "/b", None, None, None, None, 0)], source="b.csv"))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
