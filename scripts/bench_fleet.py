@@ -32,7 +32,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +40,7 @@ from hydra import compose, initialize_config_dir
 from replay.app import run
 from replay.config import register_configs, to_config
 from replay.executors import ensure_ray
+from replay.shard import pack
 
 CONF = str(Path(__file__).resolve().parent.parent / "conf")
 TARGET_MACHINES, TARGET_HOURS = 10_000, 24.0
@@ -87,7 +87,7 @@ def _measure(measure: dict[str, Any], executor: Any) -> None:
         blobs = [pickle.dumps(s.machine(i), protocol=pickle.HIGHEST_PROTOCOL)
                  for s in executor.shards for i in range(len(s.machines))]
         sizes = [len(b) for b in blobs]
-        packed = [len(zlib.compress(b, 1)) for b in blobs]  # what a packing shard holds (pack_above)
+        packed = [len(pack(s.machine(i))) for s in executor.shards for i in range(len(s.machines))]  # (pack_above)
         measure["state_bytes_mean"] = sum(sizes) / len(sizes)
         measure["state_bytes_max"] = max(sizes)
         measure["packed_bytes_mean"] = sum(packed) / len(packed)

@@ -139,6 +139,26 @@ def test_a_packing_shard_holds_blobs_between_rounds(compose_replay, tmp_path):
     assert packed.finish(plan.t_end_us)["summaries"] == kept.finish(plan.t_end_us)["summaries"]
 
 
+def test_packed_blobs_are_zstd_and_the_zlib_ones_of_earlier_versions_still_load():
+    """``pack`` writes its header and a zstd frame; ``unpickle`` reads those and the zlib-compressed
+    pickles that checkpoints, commits and waves held before (a run resumed across the change)."""
+    import pickle
+    import zlib
+
+    from core.machine import Machine, MachineConfig
+    from replay.shard import pack, thaw, unpickle
+
+    m = Machine(MachineConfig(mem_bytes=1 << 30), machine_id="m", seed=0)
+    blob = pack(("state", m, list(range(1000))))
+    assert blob[:4] == b"MRz1" and blob[12:16] == b"\x28\xb5\x2f\xfd"  # the zstd frame's magic
+    old = zlib.compress(pickle.dumps(("state", m, list(range(1000))), protocol=pickle.HIGHEST_PROTOCOL), 1)
+    for b in (blob, old):
+        tag, back, nums = unpickle(b)
+        assert tag == "state" and nums == list(range(1000)) and back.machine_id == "m"
+        assert pickle.dumps(back.summary()) == pickle.dumps(m.summary())
+    assert thaw((pack(m), m.clock())).summary() == m.summary()
+
+
 def test_a_fleet_in_waves_gives_the_same_results_and_resumes_in_its_wave(compose_replay):
     whole = run(compose_replay(*QUICK, "store.cache=false", output="whole"))
     waves = run(compose_replay(*QUICK, "store.cache=false", "executor.wave_machines=2", output="waves"))
