@@ -33,6 +33,8 @@ class EventBatch:
         offset, nbytes: int64 byte offset / size (NULL where absent).
         flags: int32 ``core.ops.Flag`` bits.
         row: int64 1-based data row of each event in its source file (for error messages).
+        names: the name tables as ``Machine.apply`` decodes them (filled by its first call), shared
+            with every ``slice``: a shard applies a machine's batch a round at a time.
     """
 
     time_us: np.ndarray
@@ -48,6 +50,7 @@ class EventBatch:
     objects: list[str] = field(default_factory=list)
     row: np.ndarray | None = None
     source: str = ""
+    names: list = field(default_factory=list, repr=False, compare=False)
 
     def __len__(self) -> int:
         return int(self.time_us.shape[0])
@@ -59,7 +62,7 @@ class EventBatch:
             self.task[start:stop], self.obj[start:stop], self.offset[start:stop],
             self.nbytes[start:stop], self.flags[start:stop],
             self.cgroups, self.tasks, self.objects,
-            None if self.row is None else self.row[start:stop], self.source,
+            None if self.row is None else self.row[start:stop], self.source, self.names,
         )
 
     @classmethod

@@ -218,10 +218,14 @@ class Machine(MachineState):
         else:
             times, rows, offs, nbs, ops, cg, tk, ob, fl = (c.tolist() for c in held)
         # a trailing None makes index NULL (-1) decode to None without a test per column and event;
-        # cgroup paths are made canonical here, once per batch, not in the handlers per event
-        names_c: list = [None if p is None else normalize_path(p) for p in batch.cgroups] + [None]
-        names_t: list = [*batch.tasks, None]
-        names_o: list = [*batch.objects, None]
+        # cgroup paths are made canonical here, once per batch and its slices, not in the handlers per event
+        names: list = batch.names
+        if not names:
+            names += [[None if p is None else normalize_path(p) for p in batch.cgroups] + [None],
+                      [*batch.tasks, None], [*batch.objects, None]]
+        names_c: list = names[0]
+        names_t: list = names[1]
+        names_o: list = names[2]
         st: MachineState = self  # typed: the loop reads and writes its fields at fixed offsets
         handlers: list = _HANDLERS
         queue, release_q = st.queue, st.release_q

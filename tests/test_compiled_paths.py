@@ -226,3 +226,22 @@ def test_the_cyclic_gc_is_paused_while_a_batch_runs_and_restored_after(monkeypat
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_a_batch_and_its_slices_decode_their_name_tables_once():
+    """A shard applies a machine's batch a round at a time: the slices share the decoded name tables
+    (cgroup paths made canonical once, not once per slice), and replay as the whole batch does."""
+    rows = [(10, Op.MKDIR, "/a//", None, None, None, None, 0), (20, Op.TASK_START, "/a", "t", None, 0, 0, 0),
+            (30, Op.FILE_CREATE, None, "t", "f", 0, 0, 0), (40, Op.FILE_WRITE, None, "t", "f", 0, 8192, 0),
+            (50, Op.TASK_EXIT, None, "t", None, 0, 0, 0), (60, Op.RMDIR, "/a/", None, None, None, None, 0)]
+    whole, cut = (Machine(MachineConfig(mem_bytes=1 << 30, sample_interval_us=25), machine_id="m", seed=0)
+                  for _ in range(2))
+    whole.apply(EventBatch.from_rows(rows, source="b.csv"))
+    b = EventBatch.from_rows(rows, source="b.csv")
+    parts = [b.slice(0, 2), b.slice(2, 5), b.slice(5, 6)]
+    assert b.names == [] and all(p.names is b.names for p in parts)
+    cut.apply(parts[0])
+    assert b.names[0] == ["/a", "/a", "/a", None] and parts[2].names is b.names  # (three spellings of /a)
+    for p in parts[1:]:
+        cut.apply(p)
+    assert cut.summary() == whole.summary() and cut.summary()["memcgs_dying"] == 1  # (its page cache holds it)
