@@ -34,7 +34,9 @@ class EventBatch:
         flags: int32 ``core.ops.Flag`` bits.
         row: int64 1-based data row of each event in its source file (for error messages).
         names: the name tables as ``Machine.apply`` decodes them (filled by its first call), shared
-            with every ``slice``: a shard applies a machine's batch a round at a time.
+            with every ``slice``.
+        columns: the columns as ``Machine.apply`` reads them (``core.machine._columns``), kept by its
+            first call: a shard applies a machine's batch a round at a time (``apply``'s start, stop).
     """
 
     time_us: np.ndarray
@@ -51,6 +53,7 @@ class EventBatch:
     row: np.ndarray | None = None
     source: str = ""
     names: list = field(default_factory=list, repr=False, compare=False)
+    columns: list = field(default_factory=list, repr=False, compare=False)
 
     def __len__(self) -> int:
         return int(self.time_us.shape[0])

@@ -86,23 +86,33 @@ _COLUMNS = (("time_us", np.int64), ("row", np.int64), ("offset", np.int64), ("by
             ("op", np.uint8), ("cgroup", np.int32), ("task", np.int32), ("object", np.int32), ("flags", np.int32))
 
 
-def _columns(batch: EventBatch, rows: np.ndarray) -> list:
-    """The batch's columns (time_us, row, offset, bytes, op, cgroup, task, object, flags) as contiguous
-    arrays of the dtypes of ``_COLUMNS``: the arrays themselves when they already are (``EventBatch``'s
-    widths), else converted. A value the conversion would change raises TraceError naming the source,
-    its row and the field, before any event of the batch is applied (both builds)."""
+def _columns(batch: EventBatch, lo: int, hi: int) -> tuple[list, list | None, int]:
+    """The batch's columns (time_us, row, offset, bytes, op, cgroup, task, object, flags) for rows [lo, hi):
+    (contiguous arrays of the dtypes of ``_COLUMNS``, their addresses in the compiled build, the index of
+    row ``lo`` in them). When the batch's own arrays already are (``EventBatch``'s widths) they serve
+    every call, kept in ``batch.columns`` with their addresses (lists of their values in the pure build,
+    whose loop reads lists); else rows [lo, hi) are converted, and a value the conversion would change
+    raises TraceError naming the source, its row and the field, before any event is applied (both builds)."""
+    if batch.columns:
+        return batch.columns[0], batch.columns[1], lo
+    rows = batch.row if batch.row is not None else np.arange(1, len(batch) + 1, dtype=np.int64)
     cols = (batch.time_us, rows, batch.offset, batch.nbytes, batch.op, batch.cgroup, batch.task, batch.obj,
             batch.flags)
+    out = [np.ascontiguousarray(c, dtype=dtype) for (_, dtype), c in zip(_COLUMNS, cols)]
+    if all(a is c for a, c in zip(out, cols)):  # the batch's own arrays: kept for its next calls
+        batch.columns += [out, [_address(a) for a in out]] if cython.compiled else [[a.tolist() for a in out], None]
+        return batch.columns[0], batch.columns[1], lo
     out = []
     for (field, dtype), c in zip(_COLUMNS, cols):
+        c = c[lo:hi]
         a = np.ascontiguousarray(c, dtype=dtype)
         if a.dtype != c.dtype:
             bad = np.flatnonzero(a != c)
             if bad.size:
-                raise TraceError(batch.source, int(rows[bad[0]]), field,
+                raise TraceError(batch.source, int(rows[lo + bad[0]]), field,
                                  f"{c[bad[0]]} does not fit the column's {np.dtype(dtype).name}")
         out.append(a)
-    return out
+    return (out, [_address(a) for a in out], 0) if cython.compiled else ([a.tolist() for a in out], None, 0)
 
 
 def _address(a: np.ndarray) -> int:
@@ -185,10 +195,16 @@ class Machine(MachineState):
         return self.sampler.take_points()
 
     # ================================================================== events
-    def apply(self, batch: EventBatch) -> None:
-        """Replay one batch of this machine's events in order."""
-        n: cython.Py_ssize_t = len(batch)
-        if n == 0:
+    def apply(self, batch: EventBatch, start: int = 0, stop: int = -1) -> None:
+        """Replay rows [start, stop) of one batch of this machine's events in order (the whole batch by
+        default; ``stop`` < 0: to its end): a shard replays a machine's batch a round at a time."""
+        lo: cython.Py_ssize_t = start
+        hi: cython.Py_ssize_t = len(batch)
+        if 0 <= stop < hi:
+            hi = stop
+        if lo < 0:
+            raise ValueError(f"apply: start {start} < 0")
+        if hi <= lo:
             return
         # The columns, read once per event each: C pointers into the batch's arrays in the compiled
         # build (int64 times, rows, offsets and bytes; uint8 ops; int32 name indices and flags: no int
@@ -202,10 +218,9 @@ class Machine(MachineState):
         tk: cython.p_int
         ob: cython.p_int
         fl: cython.p_int
-        row_col = batch.row if batch.row is not None else np.arange(1, n + 1, dtype=np.int64)
-        held = _columns(batch, row_col)  # the arrays the pointers point into: alive until the loop ends
+        first: cython.Py_ssize_t
+        held, at, first = _columns(batch, lo, hi)  # (held: the arrays the pointers point into)
         if cython.compiled:
-            at: list = [_address(c) for c in held]
             times = cython.cast(cython.p_longlong, cython.cast(cython.size_t, at[0]))
             rows = cython.cast(cython.p_longlong, cython.cast(cython.size_t, at[1]))
             offs = cython.cast(cython.p_longlong, cython.cast(cython.size_t, at[2]))
@@ -216,7 +231,7 @@ class Machine(MachineState):
             ob = cython.cast(cython.p_int, cython.cast(cython.size_t, at[7]))
             fl = cython.cast(cython.p_int, cython.cast(cython.size_t, at[8]))
         else:
-            times, rows, offs, nbs, ops, cg, tk, ob, fl = (c.tolist() for c in held)
+            times, rows, offs, nbs, ops, cg, tk, ob, fl = held
         # a trailing None makes index NULL (-1) decode to None without a test per column and event;
         # cgroup paths are made canonical here, once per batch and its slices, not in the handlers per event
         names: list = batch.names
@@ -238,7 +253,7 @@ class Machine(MachineState):
         collecting: cython.bint = gc.isenabled()
         gc.disable()  # (see advance_to)
         try:
-            for i in range(n):
+            for i in range(first, first + hi - lo):
                 t = times[i]
                 if t < st.now_us:
                     raise TraceError(batch.source, rows[i], "time_us",

@@ -308,7 +308,7 @@ class Shard:
             lo = int(self.cursor[i])
             if lo < len(b) and int(b.time_us[lo]) < t_us:  # this round has events for the machine
                 hi = lo + int(np.searchsorted(b.time_us[lo:], t_us, side="left"))
-                m.apply(b.slice(lo, hi))
+                m.apply(b, lo, hi)
                 self.events += hi - lo
                 self.cursor[i] = hi
             m.advance_to(t_us)

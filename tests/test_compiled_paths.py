@@ -245,3 +245,20 @@ def test_a_batch_and_its_slices_decode_their_name_tables_once():
     for p in parts[1:]:
         cut.apply(p)
     assert cut.summary() == whole.summary() and cut.summary()["memcgs_dying"] == 1  # (its page cache holds it)
+    # apply(batch, start, stop): the same rounds without slicing; the batch's columns are kept after the first
+    ranged, again = Machine(MachineConfig(mem_bytes=1 << 30, sample_interval_us=25), machine_id="m", seed=0), b
+    for lo, hi in ((0, 2), (2, 2), (2, 5), (5, -1)):
+        ranged.apply(again, lo, hi)
+        assert again.columns and again.columns[0][0] is (again.time_us if core.COMPILED else again.columns[0][0])
+    assert ranged.summary() == whole.summary()
+    with pytest.raises(ValueError, match="start"):
+        ranged.apply(again, -1, 2)
+    # columns of other widths are converted per call, rows [start, stop) only: a bad value outside them waits
+    wide = EventBatch.from_rows(rows + [(70, Op.FILE_READ, None, "t", "f", 0, 4096, 0)], source="w.csv")
+    wide.flags = wide.flags.astype(np.int64)
+    wide.flags[-1] = 1 << 40
+    other = Machine(MachineConfig(mem_bytes=1 << 30, sample_interval_us=25), machine_id="m", seed=0)
+    other.apply(wide, 0, 6)
+    assert other.summary() == whole.summary() and not wide.columns
+    with pytest.raises(TraceError, match="flags"):
+        other.apply(wide, 6)
