@@ -40,6 +40,7 @@ HELD_GAUGES = ("held_file", "held_shmem", "held_anon", "held_swap", "held_pinned
                "held_cgwb", "held_sock", "held_oom")
 
 
+@cython.overflowcheck(False)  # counts of at most nd memcgs, sums of nd int32 values: none can overflow
 def dying_scan(machine: MachineState) -> tuple:
     """``Sampler._zombies``'s scan, by C loops (compiled build only). Out: (online slots, root and hidden
     included; the ``held_*`` counts in ``HELD_GAUGES`` order; the dying memcgs' charged pages; their swap
@@ -94,6 +95,8 @@ def dying_scan(machine: MachineState) -> tuple:
     swapped: cython.longlong = 0
     w: cython.longlong
     d: cython.Py_ssize_t = 0
+    at_lo: cython.Py_ssize_t = (nd - 1) // 2
+    at_hi: cython.Py_ssize_t = nd // 2
     for k in range(no):  # one pass over the dying memcgs, oldest first
         i = order[k]
         if i < 0:
@@ -102,9 +105,9 @@ def dying_scan(machine: MachineState) -> tuple:
             raise RuntimeError(f"dying_order entry {k} (slot {i}) is not one of the {nd} dying memcgs")
         if d == 0:
             first = k
-        if d == (nd - 1) // 2:
+        if d == at_lo:
             lo = k
-        if d == nd // 2:
+        if d == at_hi:
             hi = k
         d += 1
         h_file += file[i] > 0
