@@ -48,3 +48,4 @@ cdef class RunTable:
 
 # the state codes the per-event paths compare with: C constants in the compiled build
 cdef signed char _FREE, _RESIDENT, _SWAPPED
+cdef array _NO_I32

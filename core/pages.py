@@ -43,6 +43,7 @@ _RUN_STATE = RUN_COLUMNS + ("free", "mutations", "obj_runs", "obj_starts")
 
 # plain ints for the per-event paths: comparing an array element with an IntEnum member costs more
 _FREE, _RESIDENT, _SWAPPED = int(St.FREE), int(St.RESIDENT), int(St.SWAPPED)
+_NO_I32 = array("i")  # copied (never changed) for a new object's run index
 
 
 class RunTable:
@@ -134,26 +135,23 @@ class RunTable:
         A value out of its column's range raises OverflowError (the compiled build's C
         arguments, the pure build's array), before the slot is taken in the compiled build.
         """
-        r: cython.Py_ssize_t
-        if self.free:
-            r = self.free.pop()
-            if cython.compiled:  # through the columns' buffers: no element object per field
-                self.obj.data.as_ints[r], self.start.data.as_ints[r] = obj, start
-                self.npages.data.as_ints[r], self.state.data.as_schars[r] = npages, state
-                self.memcg.data.as_ints[r], self.origin.data.as_ints[r] = memcg, origin
-                self.mapc.data.as_ints[r], self.pinc.data.as_ints[r] = mapc, pinc
-                self.age.data.as_ints[r], self.kind.data.as_schars[r] = age, kind
-                self.rflags.data.as_schars[r], self.dirty.data.as_ints[r] = rflags, dirty
-            else:
-                self.obj[r], self.start[r], self.npages[r], self.state[r] = obj, start, npages, state
-                self.memcg[r], self.origin[r], self.mapc[r], self.pinc[r] = memcg, origin, mapc, pinc
-                self.age[r], self.kind[r], self.rflags[r], self.dirty[r] = age, kind, rflags, dirty
+        if not self.free:  # a new slot at the end: zeros, filled below as a free slot is
+            for col in (self.obj, self.start, self.npages, self.state, self.memcg, self.origin, self.mapc, self.pinc,
+                        self.age, self.kind, self.rflags, self.dirty):
+                append_int(col, 0)
+            self.free.append(len(self.state) - 1)
+        r: cython.Py_ssize_t = self.free.pop()
+        if cython.compiled:  # through the columns' buffers: no element object per field
+            self.obj.data.as_ints[r], self.start.data.as_ints[r] = obj, start
+            self.npages.data.as_ints[r], self.state.data.as_schars[r] = npages, state
+            self.memcg.data.as_ints[r], self.origin.data.as_ints[r] = memcg, origin
+            self.mapc.data.as_ints[r], self.pinc.data.as_ints[r] = mapc, pinc
+            self.age.data.as_ints[r], self.kind.data.as_schars[r] = age, kind
+            self.rflags.data.as_schars[r], self.dirty.data.as_ints[r] = rflags, dirty
         else:
-            r = len(self.state)
-            for col, v in ((self.obj, obj), (self.start, start), (self.npages, npages), (self.state, state),
-                           (self.memcg, memcg), (self.origin, origin), (self.mapc, mapc), (self.pinc, pinc),
-                           (self.age, age), (self.kind, kind), (self.rflags, rflags), (self.dirty, dirty)):
-                append_int(col, v)
+            self.obj[r], self.start[r], self.npages[r], self.state[r] = obj, start, npages, state
+            self.memcg[r], self.origin[r], self.mapc[r], self.pinc[r] = memcg, origin, mapc, pinc
+            self.age[r], self.kind[r], self.rflags[r], self.dirty[r] = age, kind, rflags, dirty
         return r
 
     def drop(self, r: cython.Py_ssize_t):
@@ -190,10 +188,10 @@ class RunTable:
         o = self.obj[r]
         starts = self.obj_starts.get(o)
         if starts is None:  # get-then-create: setdefault would build two throwaway arrays per call
-            starts = self.obj_starts[o] = array("i")
+            starts = self.obj_starts[o] = _NO_I32[:]  # (a copy of an empty array: no constructor call)
         runs = self.obj_runs.get(o)
         if runs is None:
-            runs = self.obj_runs[o] = array("i")
+            runs = self.obj_runs[o] = _NO_I32[:]
         i = starts_left(starts, self.start[r])
         insert_i32(starts, i, self.start[r])
         insert_i32(runs, i, r)
