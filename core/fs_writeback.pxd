@@ -1,6 +1,7 @@
 # Compiled build: arguments annotated "MachineState" are typed, so their fields are read at fixed offsets.
 from cpython.array cimport array
 from core.state cimport MachineState
+from core.cgroup cimport css_put
 
 # the inode updates of a read, a write or an mmap: C calls from core.syscalls's handlers
 cpdef inode_attach_wb(MachineState machine, Py_ssize_t t, Py_ssize_t o)

@@ -1,5 +1,6 @@
 # Compiled build: arguments annotated "MachineState" are typed, so their fields are read at fixed offsets.
 from core.state cimport MachineState
+from core.cgroup cimport css_put
 from core.memcg cimport add_i32
 
 # a resident run's pages on its memcg's own counters (and its owner task's anon)

@@ -83,9 +83,9 @@ def reparent_run(machine: MachineState, r: int, to: int = -1) -> int:
     R, mem = machine.runs, machine.mem
     m, n, st = R.memcg[r], R.npages[r], R.state[r]
     a = mem.parent[m] if to < 0 else to
-    mem_cgroup_charge_statistics(machine, r, -1, hier=False)
+    mem_cgroup_charge_statistics(machine, r, -1, False, False)  # not hier (positional: a C call)
     R.set_owner(r, st, a)
-    mem_cgroup_charge_statistics(machine, r, +1, hier=False)
+    mem_cgroup_charge_statistics(machine, r, +1, False, False)
     usage = mem.usage if st == St.RESIDENT else mem.swap_usage
     x = m
     while x != a:

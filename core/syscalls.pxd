@@ -8,6 +8,7 @@ from core.kmem cimport kmem_free, kmem_new
 from core.memcontrol cimport mem_cgroup_css_offline, mem_cgroup_handle_over_high
 from core.rmap cimport add_count, map_object, unmap_object
 from core.truncate cimport free_if_unused, free_object, free_range
+from core.page_counter cimport nr_free_pages
 
 # the per-event helpers: C calls from the handlers of this module
 cpdef Py_ssize_t _cgroup(MachineState machine, TraceEvent ev)

@@ -43,7 +43,7 @@ def free_range(machine: MachineState, o: cython.int, lo: cython.longlong, hi: cy
     R = machine.runs
     for r, _, _ in R.segments(o, lo, hi):
         if r >= 0:
-            mem_cgroup_charge_statistics(machine, r, -1, zap=True)
+            mem_cgroup_charge_statistics(machine, r, -1, False, True, True)  # zap (positional: a C call)
             R.drop(r)
 
 
@@ -52,7 +52,7 @@ def free_object(machine: MachineState, o: cython.int) -> None:
     R = machine.runs
     # uncharge in page order first (nothing in mem_cgroup_charge_statistics looks at runs), then drop them at once
     for r in R.obj_runs.get(o, ()):
-        mem_cgroup_charge_statistics(machine, r, -1, zap=True)
+        mem_cgroup_charge_statistics(machine, r, -1, False, True, True)  # zap (positional: a C call)
     R.drop_object(o)
     inode_detach_wb(machine, o)
     machine.i_times.pop(o, None)

@@ -2,6 +2,7 @@
 from core.page_counter cimport mem_cgroup_charge_statistics
 from core.pages cimport RunTable
 from core.state cimport MachineState
+from core.cgroup cimport css_release_work
 from core.fs_writeback cimport dirty_now
 
 # run states and kinds, and the dying state, compared per run: C constants in the compiled build
