@@ -139,6 +139,31 @@ def test_a_packing_shard_holds_blobs_between_rounds(compose_replay, tmp_path):
     assert packed.finish(plan.t_end_us)["summaries"] == kept.finish(plan.t_end_us)["summaries"]
 
 
+def test_a_shard_round_runs_with_the_cyclic_gc_paused_and_restores_it(compose_replay, tmp_path, monkeypatch):
+    """``Shard.advance_to`` pauses the cyclic GC for its rounds (collections set off by a round's
+    allocations rescanned every machine's state) and gives back the caller's setting, also on error."""
+    import gc
+
+    import replay.shard
+    from replay.app import shard_specs
+    from replay.plan import make_plans
+    from replay.shard import Shard
+
+    cfg = compose_replay(*QUICK, "store.cache=false")
+    [plan] = make_plans(cfg, lambda n: 1, str(tmp_path))
+    shard = Shard(shard_specs(plan, cfg, "none", "r", None)[0])
+    seen = []
+    real = replay.shard.points_columns
+    monkeypatch.setattr(replay.shard, "points_columns", lambda *a: seen.append(gc.isenabled()) or real(*a))
+    assert gc.isenabled()
+    shard.advance_to(120_000_000)
+    assert seen and not any(seen) and gc.isenabled()
+    monkeypatch.setattr(replay.shard, "points_columns", lambda *a: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        shard.advance_to(240_000_000)
+    assert gc.isenabled()
+
+
 def test_packed_blobs_are_zstd_and_the_zlib_ones_of_earlier_versions_still_load():
     """``pack`` writes its header and a zstd frame; ``unpickle`` reads those and the zlib-compressed
     pickles that checkpoints, commits and waves held before (a run resumed across the change)."""
