@@ -195,17 +195,20 @@ class Machine(MachineState):
         return self.sampler.take_points()
 
     # ================================================================== events
-    def apply(self, batch: EventBatch, start: int = 0, stop: int = -1) -> None:
+    def apply(self, batch: EventBatch, start: int = 0, stop: int = -1, until_us: int = _MAX_TIME_US) -> int:
         """Replay rows [start, stop) of one batch of this machine's events in order (the whole batch by
-        default; ``stop`` < 0: to its end): a shard replays a machine's batch a round at a time."""
+        default; ``stop`` < 0: to its end), up to the first event at or after ``until_us``; returns the
+        row after the last one applied. A shard replays a machine's batch a round at a time this way."""
         lo: cython.Py_ssize_t = start
         hi: cython.Py_ssize_t = len(batch)
+        until: cython.longlong = until_us
+        applied: cython.Py_ssize_t = 0
         if 0 <= stop < hi:
             hi = stop
         if lo < 0:
             raise ValueError(f"apply: start {start} < 0")
         if hi <= lo:
-            return
+            return lo
         # The columns, read once per event each: C pointers into the batch's arrays in the compiled
         # build (int64 times, rows, offsets and bytes; uint8 ops; int32 name indices and flags: no int
         # object per field and event), plain lists of the same values in the pure one.
@@ -250,11 +253,15 @@ class Machine(MachineState):
         next_due: cython.longlong = self._next_due()  # (a C int: the loop compares each event's time with it)
         i: cython.Py_ssize_t
         t: cython.longlong
+        if times[first] >= until:
+            return lo  # nothing to apply: the state, and so the samples, stay as they are
         collecting: cython.bint = gc.isenabled()
         gc.disable()  # (see advance_to)
         try:
             for i in range(first, first + hi - lo):
                 t = times[i]
+                if t >= until:
+                    break
                 if t < st.now_us:
                     raise TraceError(batch.source, rows[i], "time_us",
                                      f"time {t} before machine {st.machine_id}'s clock {st.now_us}")
@@ -271,11 +278,13 @@ class Machine(MachineState):
                     css_release_work(self)
                 if queue and queue[0][0] <= t:
                     next_due = t
+                applied += 1
         finally:
             st.changes += 1  # whatever ran (or raised) after the last sample
             self._flush_events()
             if collecting:
                 gc.enable()
+        return lo + applied
 
     def _flush_events(self) -> None:
         """Add the events applied since the last flush to ``counters["events"]`` (``apply`` counts them

@@ -310,14 +310,15 @@ class Shard:
         return (t // self.spec.step_us + 1) * self.spec.step_us
 
     def _step(self, t_us: int) -> None:
-        points, tags, jobs = [], [], []
+        points, tags = [], []
+        job_rows: dict[str, list] = {}  # the round's released jobs, every machine's rows run together
+        job_machine: list[int] = []
         first = self.spec.first_machine
         for i, b in enumerate(self.batches):
             m = self.machine(i)
             lo = int(self.cursor[i])
             if lo < len(b) and int(b.time_us[lo]) < t_us:  # this round has events for the machine
-                hi = lo + int(np.searchsorted(b.time_us[lo:], t_us, side="left"))
-                m.apply(b, lo, hi)
+                hi = m.apply(b, lo, until_us=t_us)
                 self.events += hi - lo
                 self.cursor[i] = hi
             m.advance_to(t_us)
@@ -325,13 +326,17 @@ class Shard:
             points.append(m.take_sample_points())
             tags.append(first + i)
             if m.released_count():
-                jobs.append(self._tagged(job_columns(m.take_jobs()), first + i))
+                rows = m.take_jobs()
+                job_machine += [first + i] * len(rows["cgroup"])
+                for k, v in rows.items():
+                    job_rows.setdefault(k, []).extend(v)
             self.machines[i] = self._packed(i, m)
         self.now_us = t_us
         # compact until the coordinator needs the columns (``core.metrics.expand_columns``): what the
         # shard keeps, checkpoints and hands over grows with the state's changes, not with samples
         samples = points_columns(points, tags)
-        self.pending.append((t_us, samples if len(samples["machine"]) else {}, concat_samples(jobs)))
+        jobs = {"machine": np.asarray(job_machine, dtype=np.int32), **job_columns(job_rows)} if job_machine else {}
+        self.pending.append((t_us, samples if len(samples["machine"]) else {}, jobs))
         every = self.spec.checkpoint_every_us
         if self.spec.store is not None and every > 0 and t_us % every == 0 and t_us != self.spec.t_end_us:
             t0 = time.monotonic()

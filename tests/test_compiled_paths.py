@@ -251,6 +251,12 @@ def test_a_batch_and_its_slices_decode_their_name_tables_once():
         ranged.apply(again, lo, hi)
         assert again.columns and again.columns[0][0] is (again.time_us if core.COMPILED else again.columns[0][0])
     assert ranged.summary() == whole.summary()
+    until = Machine(MachineConfig(mem_bytes=1 << 30, sample_interval_us=25), machine_id="m", seed=0)
+    assert until.apply(b, 0, until_us=35) == 3 and until.counters["events"] == 3  # rows at 10, 20, 30
+    changes = until.changes
+    assert until.apply(b, 3, until_us=35) == 3 and until.now_us == 30  # nothing before 35 left
+    assert until.changes == changes  # nothing applied: the next sample may repeat the last one
+    assert until.apply(b, 3) == 6 and until.summary() == whole.summary()
     with pytest.raises(ValueError, match="start"):
         ranged.apply(again, -1, 2)
     # columns of other widths are converted per call, rows [start, stop) only: a bad value outside them waits
