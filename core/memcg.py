@@ -29,7 +29,8 @@ from operator import attrgetter
 
 import numpy as np
 
-from core.dying_order import enlist, unlist
+# a module, not its functions: compiled, core.dying_order loads this module before its own body runs
+import core.dying_order as _dying
 
 try:
     import cython
@@ -279,7 +280,7 @@ class MemcgTable:
         self.offline_us[m] = now
         del self.by_path[self.path[m]]
         self.dying.add(m)
-        enlist(self, m, now)  # (and its ancestors count one more dying descendant)
+        _dying.enlist(self, m, now)  # (and its ancestors count one more dying descendant)
         if self.swap[m] == 0:
             self.put_id(m)
 
@@ -315,7 +316,7 @@ class MemcgTable:
     def _release(self, m: cython.Py_ssize_t, now: cython.longlong) -> None:
         self.state[m] = _FREED
         self.dying.discard(m)
-        unlist(self, m)  # (and its ancestors count one dying descendant less)
+        _dying.unlist(self, m)  # (and its ancestors count one dying descendant less)
         self.put_id(m)
         self.children[self.parent[m]].discard(m)
         self.released_paths.append(self.path[m])

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from core.counters import COUNTERS as _COUNTERS
 from core.memcg import ROOT, State
 from core.page_counter import nr_free_pages
 from core.pages import PAGE, PARKED, St
@@ -31,43 +32,8 @@ if TYPE_CHECKING:
     from core.state import MachineState
 
 
-#: Cumulative event counters of a machine (all start at 0 and only grow).
-COUNTERS: dict[str, str] = {
-    "events": "trace events applied",
-    "memcgs_freed": "dying memcgs released so far",
-    "mkdir_enospc": "mkdir refused because the memcg ID pool was full (ENOSPC)",
-    "mkdir_failed": "mkdir skipped because its parent's mkdir had failed",
-    "rmdir_ebusy": "rmdir refused (EBUSY): tasks or online children left",
-    "tasks_failed": "tasks that could not start because their cgroup does not exist (failed mkdir)",
-    "ops_ignored": "ops of tasks that were OOM-killed or never started",
-    "reclaim_passes": "reclaim passes (global, limit, high, proactive, policy)",
-    "memcgs_visited": "memcgs visited by reclaim walks, zombies included (reclaim cost)",
-    "pgscan": "pages scanned by reclaim",
-    "pgsteal": "pages reclaimed",
-    "evictions": "page-cache pages evicted (shadow left)",
-    "refaults": "evicted pages faulted back in (charged to the accessor)",
-    "swapouts": "pages written to swap",
-    "swapins": "pages read back from swap",
-    "kswapd_wakeups": "times free memory fell below the low watermark",
-    "max_events": "charges that hit a memory.max",
-    "high_events": "charges that left a memcg over memory.high",
-    "oom_kills": "tasks killed by memcg OOM",
-    "global_oom_kills": "tasks killed by machine-wide OOM",
-    "charge_failed": "charges refused (may-fail charges, or no OOM victim)",
-    "reclaim_eagain": "memory.reclaim writes that reclaimed less than asked (EAGAIN)",
-    "reclaim_unsupported": "memory.reclaim writes on a kernel without it (< 5.19)",
-    "dropped_pages": "page-cache pages dropped by drop_caches",
-    "recharged_pages": "pages a policy recharged to another memcg",
-    "recharge_failed": "pages a policy failed to recharge",
-    "reparented_pages": "pages a policy moved to an ancestor",
-    "policy_evicted_pages": "pages a policy evicted or swapped out",
-    "policy_oom_kills": "OOM kills caused by a policy's charges",
-    "access_path_work": "extra operations a policy did on the access path",
-    "swap_records_reparented": "swap records a policy moved to an ancestor",
-    "reaper_reclaimed_pages": "pages reclaimed by a periodic zombie reaper",
-    "policy_walk_steps": "runs visited by a policy's asynchronous walks",
-    "recharge_retries": "recharge walks a policy re-queued after a refused charge (exponential backoff)",
-}
+#: Cumulative event counters of a machine (``core.counters``, where ``core.state`` reads them too).
+COUNTERS: dict[str, str] = _COUNTERS
 
 _GAUGES: dict[str, str] = {
     "time_us": "simulated time of the sample (µs); reflects every event before it",

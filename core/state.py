@@ -18,10 +18,10 @@ import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
+from core.counters import COUNTERS
 from core.errors import ConfigError
 from core.kernel import REAL_MACHINE_SHRINKERS, Kernel, memcg_bytes
 from core.memcg import MemcgTable
-from core.metrics import COUNTERS
 from core.pages import RunTable
 
 if TYPE_CHECKING:

@@ -122,3 +122,14 @@ def test_the_run_summary_names_the_model_and_trace_generator_builds():
     assert lines[3] == f"trace generator: {synth_build.describe()}"
     if os.environ.get("CI") == "true":
         assert lines[3].startswith("trace generator: compiled")
+
+
+def test_every_core_module_imports_first_in_a_fresh_interpreter():
+    """Compiled, a module loads the modules its .pxd cimports before its own body runs: a module
+    that imported a name from one of them which imports it back failed when it came first
+    (``import core.metrics`` on its own raised ImportError for COUNTERS, core.dying_order for enlist)."""
+    names = sorted(p.stem for p in (ROOT / "core").glob("*.py") if p.stem != "__init__")
+    procs = {n: subprocess.Popen([sys.executable, "-c", f"import core.{n}"], cwd=ROOT, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True) for n in names}
+    failed = {n: p.communicate(timeout=120)[1].strip().splitlines()[-1:] for n, p in procs.items()}
+    assert not {n: err for n, err in failed.items() if procs[n].returncode}
