@@ -28,13 +28,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from replay.config import (ReplayConfig, check_config, config_key, knobs_dict, machine_config_kwargs, policy_list,
                            to_config)
-from replay.coordinator import StepHook, replay_waves
+from replay.coordinator import StepHook
 from replay.executors import make_executor, shard_count
 from replay.outputs import policy_files, read_summary, write_files, write_run_summary
 from replay.plan import Plan, expected_events_per_machine, load_checked, make_plans, synth_params
 from replay.progress import Progress
 from replay.shard import ShardSpec
 from replay.store import RunStore, StoreError, open_store, redact
+from replay.waves import replay_waves
 from traces.io import atomic_write_text
 
 
@@ -120,15 +121,18 @@ def _replay_policies(cfg: ReplayConfig, todo: list[str], keys: dict[str, str], s
                    f"{len(plans[0].shards)} shard{'s' if len(plans[0].shards) > 1 else ''}; "
                    f"{len(todo)} polic{'ies' if len(todo) > 1 else 'y'} to replay")
         for p in todo:
+            waves = os.path.join(run_dir, WAVES_PREFIX + keys[p])  # finished waves' tables, until written
             if not cfg.store.cache:
                 store.clear_run(keys[p])  # from scratch: no stale checkpoints either
+                shutil.rmtree(waves, ignore_errors=True)
             got = replay_waves(plans, executor, lambda plan: shard_specs(plan, cfg, p, keys[p], store),
                                store, keys[p], cfg.executor.step_s * 1_000_000,
                                cfg.executor.checkpoint_every_s * 1_000_000,
                                lambda k: Progress(_wave_label(p, k, len(plans)), plans[k].t_end_us,
-                                                  enabled=cfg.progress), on_step)
+                                                  enabled=cfg.progress), on_step, folder=waves)
             files = policy_files(got, plans[0].machines, p, cfg.seed)
             write_files(run_dir, files)
+            shutil.rmtree(waves, ignore_errors=True)
             if cfg.store.cache:
                 store.put_result(keys[p], files)
             else:
@@ -166,6 +170,9 @@ def run(cfg: DictConfig | ReplayConfig, on_step: Optional[StepHook] = None) -> R
 
 #: prefix of the work folders (a shard's events, on disk for the next policies) in a run directory
 WORK_PREFIX = ".shards-"
+#: prefix of a policy's folder of finished waves (``replay.waves``): kept by a killed run for the
+#: next one to resume from, removed once the policy's files are written
+WAVES_PREFIX = ".waves-"
 
 
 @contextlib.contextmanager

@@ -146,8 +146,9 @@ class ExecutorCfg:
     unpickle per machine per round. Results are the same either way.
     ``wave_machines``: replay the fleet in consecutive waves of at most this many machines
     (0: all at once). A shard holds all its machines' events for the whole replay, so a fleet
-    whose events do not fit in memory runs wave after wave; finished waves are kept in the
-    run store, so an interrupted run resumes in the wave it stopped in. Same results.
+    whose events do not fit in memory runs wave after wave; a finished wave's tables go to a
+    file in the run directory (``replay.waves``) and its record to the run store, so the driver
+    holds one wave's rows and an interrupted run resumes in the wave it stopped in. Same results.
     ``shard_memory_mib``: memory each Ray shard actor declares, so Ray places no more shards on
     a node than it holds (0: estimated from the shard's machines and expected events; -1: none).
     """

@@ -20,9 +20,9 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from core.metrics import expand_columns
-
-from replay.columns import FLEET_PERCENTILES, NOT_SUMMED, TIME, ZOMBIES
+from replay.columns import TIME
 from replay.executors import Executor
+from replay.fleet import FleetPart, fleet_part, fleet_rows, fleet_table, merge_parts
 from replay.plan import Plan
 from replay.progress import Progress, fmt_sim
 from replay.shard import Samples, concat_samples, pack, unpickle
@@ -45,6 +45,18 @@ class Collected:
     wall_s: float
     resumed_from_us: int = -1
     stats: dict[str, float] = field(default_factory=dict)
+    #: what the fleet timeline is made of (``replay.fleet``): merged with other waves' exactly
+    fleet_part: Optional[FleetPart] = None
+    #: the per-machine rows at the latest sample time (regular-interval), for the summary
+    last: Samples = field(default_factory=dict)
+    #: when not empty, ``machines`` and ``jobs`` are in these files, one per wave in machine
+    #: order (``replay.waves``), and the two fields are empty
+    spilled: list[str] = field(default_factory=list)
+    #: sha256 of each spilled file (``replay.waves.spill``), checked before a resumed run reuses it
+    digests: list[str] = field(default_factory=list)
+
+
+__all__ = ["Collected", "fleet_rows", "sort_samples", "order_jobs", "last_samples", "replay"]
 
 
 def sort_samples(s: Samples) -> Samples:
@@ -55,42 +67,32 @@ def sort_samples(s: Samples) -> Samples:
     return {k: v[order] for k, v in s.items()}
 
 
-def fleet_rows(s: Samples) -> Samples:
-    """Per sample time: machine count, every metric combined over machines, zombie percentiles.
-
-    Metrics are summed unless ``replay.columns.NOT_SUMMED`` says otherwise (ages: max).
-    """
-    if not s:
+def sort_parts(parts: list[Samples]) -> Samples:
+    """``sort_samples`` of the concatenation of ``parts``, a column at a time: each column is
+    taken out of the parts as it is sorted, so the parts and the result are never both whole in
+    memory (a wave of 1,000 Google-2011-shaped machines x 29 days holds ~2.5 GB of rows)."""
+    parts = [p for p in parts if p and len(next(iter(p.values()))) > 0]
+    if not parts:
         return {}
-    times, inv = np.unique(s[TIME], return_inverse=True)
-    out: Samples = {TIME: times, "machines": np.bincount(inv, minlength=len(times)).astype(np.int64)}
-    for k, v in s.items():
-        how = NOT_SUMMED.get(k, "sum")
-        if k in (TIME, "machine") or how == "drop":
-            continue
-        out[k] = _group_sum(inv, v, len(times)) if how == "sum" else _group_max(inv, v, len(times))
-    order = np.lexsort((s[ZOMBIES], inv))  # zombies sorted within each time
-    z, starts = s[ZOMBIES][order], np.searchsorted(inv[order], np.arange(len(times)))
-    counts = out["machines"]
-    for name, q in FLEET_PERCENTILES.items():
-        # nearest-rank percentile over machines; exact integers, no interpolation
-        rank = np.ceil(q / 100 * counts).astype(np.int64) - 1
-        out[name] = z[starts + np.clip(rank, 0, counts - 1)].astype(np.int64)
+    order = np.lexsort((np.concatenate([p[TIME] for p in parts]), np.concatenate([p["machine"] for p in parts])))
+    out: Samples = {}
+    for k in list(parts[0]):
+        out[k] = np.concatenate([p.pop(k) for p in parts])[order]
     return out
 
 
-def _group_sum(inv: np.ndarray, v: np.ndarray, n: int) -> np.ndarray:
-    if v.dtype.kind in "iub":
-        out = np.zeros(n, dtype=np.int64)
-        np.add.at(out, inv, v.astype(np.int64))
-        return out
-    return np.bincount(inv, weights=v.astype(np.float64), minlength=n)
-
-
-def _group_max(inv: np.ndarray, v: np.ndarray, n: int) -> np.ndarray:
-    out = np.full(n, -np.inf if v.dtype.kind == "f" else np.iinfo(np.int64).min, dtype=v.dtype)
-    np.maximum.at(out, inv, v)
-    return out
+def last_samples(s: Samples) -> Samples:
+    """The rows at the latest sample time of a (compact or regular) per-machine timeline."""
+    if not s:
+        return s
+    if "_reps" in s:
+        t_last = s["time_us"] + (s["_reps"] - 1) * s["_interval"]
+        sel = t_last == t_last.max()  # rows whose last sample is the latest one
+        part = {k: v[sel] for k, v in s.items()}
+        part["_fresh"] = part["_fresh"] & (part["_reps"] == 1)  # a repeat's ages are derived
+        part["time_us"], part["_reps"] = t_last[sel], np.ones(int(sel.sum()), dtype=np.int64)
+        return expand_columns(part)
+    return {k: v[s[TIME] == s[TIME].max()] for k, v in s.items()}
 
 
 def order_jobs(released: list[Samples], live: list[Samples]) -> Samples:
@@ -118,7 +120,7 @@ class Coordinator:
         self.every_us = (checkpoint_every_us // step_us) * step_us if checkpoint_every_us else 0
         self.progress = progress
         self.parts: list[Samples] = []
-        self.fleet_parts: list[Samples] = []
+        self.fleet_parts: list[FleetPart] = []
         self.job_parts: list[Samples] = []  # job rows of freed cgroups, in round order
         self.uncommitted: list[tuple[Samples, Samples]] = []
         # where the wall time went (seconds; diagnostics for the benchmark, never in outputs)
@@ -144,7 +146,7 @@ class Coordinator:
         # so until the end; the fleet timeline needs every sample time, so the round is expanded for it
         if s:
             self.parts.append(s)
-            self.fleet_parts.append(fleet_rows(expand_columns(s)))
+            self.fleet_parts.append(fleet_part(expand_columns(s)))
         if jobs:
             self.job_parts.append(jobs)
 
@@ -230,15 +232,13 @@ class Coordinator:
         self.stats["setup_cpu_sum_s"] = sum(f.get("setup_cpu_s", 0.0) for f in finals)
         summaries = sorted((s for f in finals for s in f["summaries"]), key=lambda s: s["machine"])
         jobs = order_jobs(self.job_parts, [f["jobs"] for f in finals])
-        fleet = concat_samples(self.fleet_parts)
-        if fleet:
-            order = np.argsort(fleet[TIME], kind="stable")
-            fleet = {k: v[order] for k, v in fleet.items()}
+        part = merge_parts(self.fleet_parts)
         # sorted while compact (expanded when written): a stored row's samples are consecutive in time
         # and rows of one machine never overlap, so this equals sorting the expanded table, at a
         # fraction of its memory and time
-        out = Collected(sort_samples(concat_samples(self.parts)), fleet, summaries, jobs, events,
-                        wall_s, start_us, self.stats)
+        machines, self.parts, self.uncommitted = sort_parts(self.parts), [], []
+        out = Collected(machines, fleet_table(part), summaries, jobs, events, wall_s, start_us, self.stats,
+                        part, last_samples(machines))
         self._count("collect_s", time.monotonic() - t0)
         return out
 
@@ -259,51 +259,3 @@ def replay(plan: Plan, executor: Executor, specs: list, store: Optional[RunStore
         return co.collect(start, events, time.monotonic() - t0)
     finally:
         executor.close()
-
-
-def replay_waves(plans: list[Plan], executor: Executor, specs_for: Callable[[Plan], list],
-                 store: Optional[RunStore], run: str, step_us: int, checkpoint_every_us: int,
-                 progress_for: Callable[[int], Progress], on_step: Optional[StepHook] = None) -> Collected:
-    """One policy over a fleet planned in waves (``plan.make_plans``), one wave after the other.
-
-    A single wave is ``replay`` itself. With several, each finished wave's results are kept in
-    the store (until the run is done), so a resumed run skips the waves that finished and
-    resumes the one that was interrupted from its checkpoints. The waves' results are merged
-    as if the fleet had run at once (``merge_waves``).
-    """
-    if len(plans) == 1:
-        return replay(plans[0], executor, specs_for(plans[0]), store, run, step_us, checkpoint_every_us,
-                      progress_for(0), on_step)
-    done: list[Collected] = []
-    for k, plan in enumerate(plans):
-        kept = store.get_wave(run, plan.layout) if store is not None else None
-        if kept is not None:
-            progress_for(k).note("wave done in an earlier run; taken from the store")
-            got = unpickle(kept)
-            got.resumed_from_us = plan.t_end_us  # nothing replayed again
-        else:
-            got = replay(plan, executor, specs_for(plan), store, run, step_us, checkpoint_every_us,
-                         progress_for(k), on_step)
-            if store is not None:
-                store.put_wave(run, plan.layout, pack(got))
-                store.persist()
-        done.append(got)
-    return merge_waves(done)
-
-
-def merge_waves(waves: list[Collected]) -> Collected:
-    """The results of consecutive waves of machines as one fleet's (``Collected``).
-
-    Per-machine samples, summaries and job rows are concatenated in machine order; the fleet
-    timeline is aggregated again over every machine (per-wave sums would differ in float order).
-    """
-    machines = sort_samples(concat_samples([w.machines for w in waves]))
-    stats: dict[str, float] = {}
-    for w in waves:  # waves run one after the other: every figure (per-round maxima included) adds up
-        for k, v in w.stats.items():
-            stats[k] = stats.get(k, 0.0) + v
-    resumed = [w.resumed_from_us for w in waves if w.resumed_from_us >= 0]
-    return Collected(machines, fleet_rows(expand_columns(machines)),
-                     sorted((s for w in waves for s in w.summaries), key=lambda s: s["machine"]),
-                     order_jobs([w.jobs for w in waves], []), sum(w.events for w in waves),
-                     sum(w.wall_s for w in waves), max(resumed, default=-1), stats)

@@ -23,16 +23,17 @@ import io
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core.metrics import POINT_COLUMNS, expand_columns
-from replay.columns import COST, HOLDERS, PERCPU, NOT_SUMMED, SIDE_EFFECTS, TIME, ZOMBIES
-from replay.coordinator import Collected
-from replay.shard import Samples
+from replay.columns import COST, HOLDERS, NOT_SUMMED, PERCPU, SIDE_EFFECTS, ZOMBIES
+from replay.coordinator import Collected, last_samples
+from replay.shard import Samples, concat_samples
+from replay.waves import read_spilled
 from traces.io import atomic_write
 
 TABLES = ("machines", "fleet", "jobs")  #: one directory (Parquet dataset) each in a run directory
@@ -69,21 +70,53 @@ def parquet_bytes(s: Samples, order: Iterable[str] | None = None) -> bytes:
     table chunk by chunk as they are written (``ROW_GROUP`` rows each), so the whole expanded
     table is never in memory.
     """
-    keys = list(order) if order is not None else [k for k in s if k not in POINT_COLUMNS]
-    if not s:
-        return _write(pa.table({}))
-    if "_reps" not in s:
-        return _write(pa.table({k: s[k] for k in keys if k in s}))
-    buf = io.BytesIO()
-    writer = None
-    for chunk in _expanded_chunks(s):
+    return stream_parquet([s], order)
+
+
+def stream_parquet(parts: Iterable[Samples], order: Iterable[str] | None = None) -> bytes:
+    """``parquet_bytes`` of the concatenation of ``parts`` (same bytes), reading one part at a
+    time: the waves of a fleet (``replay.waves``), each loaded from its file when its turn comes."""
+    buf, writer, keys = io.BytesIO(), None, list(order) if order is not None else None
+    for chunk in _rechunked(c for part in parts if part for c in _chunks(part)):
+        if keys is None:
+            keys = [k for k in chunk if k not in POINT_COLUMNS]
         table = pa.table({k: chunk[k] for k in keys if k in chunk})
         if writer is None:
             writer = pq.ParquetWriter(buf, table.schema, compression="zstd")
         writer.write_table(table, row_group_size=ROW_GROUP)
-    assert writer is not None
+    if writer is None:
+        return _write(pa.table({}))
     writer.close()
     return buf.getvalue()
+
+
+def _chunks(s: Samples) -> Iterator[Samples]:
+    # a part's rows as they are written: expanded a chunk at a time if compact
+    if "_reps" in s:
+        yield from _expanded_chunks(s)
+    else:
+        yield s
+
+
+def _rechunked(chunks: Iterable[Samples]) -> Iterator[Samples]:
+    """The rows of ``chunks`` in chunks of exactly ``ROW_GROUP`` rows (the last one shorter):
+    where the parts end does not change the row groups, so neither the bytes."""
+    held: list[Samples] = []
+    n, emitted = 0, False
+    for c in chunks:
+        held.append(c)
+        n += len(next(iter(c.values())))
+        while n >= ROW_GROUP:
+            whole = concat_samples(held) if len(held) > 1 else held[0]
+            yield {k: v[:ROW_GROUP] for k, v in whole.items()}
+            emitted = True
+            rest = {k: v[ROW_GROUP:] for k, v in whole.items()}
+            n -= ROW_GROUP
+            held = [rest] if n else []
+    if n:
+        yield concat_samples(held)
+    elif held and not emitted:
+        yield held[0]  # no rows at all: the columns still make the file's schema
 
 
 #: rows per Parquet row group of an expanded sample table
@@ -91,6 +124,7 @@ ROW_GROUP = 1 << 17  # 131,072 rows: an expanded chunk of ~72 columns is ~75 MB 
 
 
 def _write(table: pa.Table) -> bytes:
+    # an empty table: no writer to stream into
     buf = io.BytesIO()
     pq.write_table(table, buf, compression="zstd", row_group_size=ROW_GROUP)
     return buf.getvalue()
@@ -118,25 +152,13 @@ def _expanded_chunks(s: Samples):
         yield expand_columns(part)
 
 
-def last_samples(s: Samples) -> Samples:
-    """The rows at the latest sample time of a (compact or regular) per-machine timeline."""
-    if "_reps" in s:
-        t_last = s["time_us"] + (s["_reps"] - 1) * s["_interval"]
-        sel = t_last == t_last.max()  # rows whose last sample is the latest one
-        part = {k: v[sel] for k, v in s.items()}
-        part["_fresh"] = part["_fresh"] & (part["_reps"] == 1)  # a repeat's ages are derived
-        part["time_us"], part["_reps"] = t_last[sel], np.ones(int(sel.sum()), dtype=np.int64)
-        return expand_columns(part)
-    return {k: v[s[TIME] == s[TIME].max()] for k, v in s.items()}
-
-
 def policy_summary(c: Collected, policy: str, seed: int, n_machines: int) -> dict[str, Any]:
     """Headline numbers of one policy: zombies (fleet and per machine), events, model totals."""
     out: dict[str, Any] = {"policy": policy, "seed": seed, "machines": n_machines, "events": c.events}
     if c.fleet:
         z = c.fleet[ZOMBIES]
         out.update(zombies_final=int(z[-1]), zombies_peak=int(z.max()))
-        per = np.sort(last_samples(c.machines)[ZOMBIES])
+        per = np.sort((c.last or last_samples(c.machines))[ZOMBIES])
         for name, q in (("p50", 50), ("p99", 99), ("max", 100)):
             rank = max(0, int(np.ceil(q / 100 * len(per))) - 1)
             out[f"zombies_per_machine_{name}"] = int(per[rank])
@@ -165,11 +187,19 @@ def policy_files(c: Collected, names: list[str], policy: str, seed: int) -> dict
     where = partition_files(policy, seed)
     summary = policy_summary(c, policy, seed, len(names))
     return {
-        where["machines.parquet"]: parquet_bytes(_named(c.machines, names)),
+        where["machines.parquet"]: stream_parquet(_named(t, names) for t in _tables(c, "machines")),
         where["fleet.parquet"]: parquet_bytes(c.fleet),
-        where["jobs.parquet"]: parquet_bytes(_named(c.jobs, names)),
+        where["jobs.parquet"]: stream_parquet(_named(t, names) for t in _tables(c, "jobs")),
         where["summary.json"]: json.dumps(summary, indent=2, sort_keys=True).encode(),
     }
+
+
+def _tables(c: Collected, table: str) -> Iterator[Samples]:
+    # a table of ``c``: in memory, or a wave at a time from the files ``replay.waves.spill`` wrote
+    if not c.spilled:
+        yield getattr(c, table)
+    for prefix in c.spilled:
+        yield read_spilled(prefix, table)
 
 
 def write_files(run_dir: str, files: dict[str, bytes]) -> None:

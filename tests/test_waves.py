@@ -1,0 +1,132 @@
+"""A fleet in waves: fleet parts merge exactly, outputs stream from the waves' files with the bytes
+one table gives, and a finished wave's file is checked before a resumed run reuses it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from core.metrics import expand_columns
+from replay import outputs
+from replay.app import WAVES_PREFIX, run
+from replay.columns import FLEET_PERCENTILES, TIME, ZOMBIES
+from replay.coordinator import sort_parts, sort_samples
+from replay.fleet import fleet_part, fleet_rows, fleet_table, merge_parts
+from replay.outputs import partition_files, stream_parquet
+from replay.shard import concat_samples
+
+QUICK = ("trace=tiny", "+trace.params.duration_s=360", "policy=none", "executor=local", "executor.step_s=60",
+         "executor.checkpoint_every_s=120", "plots=false")
+
+
+def _samples(rng: np.random.Generator, machines: int, times: int) -> dict[str, np.ndarray]:
+    m = np.repeat(np.arange(machines, dtype=np.int32), times)
+    t = np.tile(np.arange(times, dtype=np.int64) * 60_000_000, machines)
+    keep = rng.random(len(m)) < 0.8  # machines missing some times
+    return {"machine": m[keep], TIME: t[keep], ZOMBIES: rng.integers(0, 9, len(m))[keep],
+            "anon_bytes": rng.integers(0, 1 << 40, len(m))[keep],
+            "zombie_age_max_s": rng.random(len(m))[keep], "zombie_age_p50_s": rng.random(len(m))[keep]}
+
+
+def _reference(s: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    # what the fleet table means: per time, sums, maxima and nearest-rank percentiles of sorted counts
+    times = np.unique(s[TIME])
+    out: dict[str, list] = {TIME: list(times), "machines": [], ZOMBIES: [], "anon_bytes": [], "zombie_age_max_s": []}
+    out.update({k: [] for k in FLEET_PERCENTILES})
+    for t in times:
+        at = s[TIME] == t
+        z = np.sort(s[ZOMBIES][at])
+        out["machines"].append(int(at.sum()))
+        out[ZOMBIES].append(int(z.sum()))
+        out["anon_bytes"].append(int(s["anon_bytes"][at].sum()))
+        out["zombie_age_max_s"].append(float(s["zombie_age_max_s"][at].max()))
+        for k, q in FLEET_PERCENTILES.items():
+            out[k].append(int(z[max(0, int(np.ceil(q / 100 * len(z))) - 1)]))
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), machines=st.integers(1, 12), times=st.integers(1, 9),
+       cuts=st.lists(st.integers(0, 12), max_size=4))
+def test_fleet_parts_of_any_split_of_the_machines_merge_into_the_whole_fleets_table(seed, machines, times, cuts):
+    s = _samples(np.random.default_rng(seed), machines, times)
+    whole = fleet_rows(s)
+    ref = _reference(s)
+    assert set(whole) == set(ref)
+    for k in ref:
+        assert whole[k].tolist() == ref[k].tolist(), k
+    bounds = sorted({0, machines, *(c for c in cuts if c < machines)})
+    parts = [fleet_part({k: v[(s["machine"] >= lo) & (s["machine"] < hi)] for k, v in s.items()})
+             for lo, hi in zip(bounds, bounds[1:])]
+    merged = fleet_table(merge_parts(parts[::-1]))  # any order
+    assert {k: v.tolist() for k, v in merged.items()} == {k: v.tolist() for k, v in whole.items()}
+    assert {k: v.dtype for k, v in merged.items()} == {k: v.dtype for k, v in whole.items()}
+
+
+def test_sorting_parts_a_column_at_a_time_is_sorting_their_concatenation():
+    rng = np.random.default_rng(3)
+    parts = [{"machine": rng.integers(0, 5, 20).astype(np.int32), TIME: rng.integers(0, 9, 20), "v": rng.random(20)}
+             for _ in range(4)]
+    expect = sort_samples(concat_samples(parts))
+    got = sort_parts(parts)
+    assert {k: v.tolist() for k, v in got.items()} == {k: v.tolist() for k, v in expect.items()}
+    assert all(not p for p in parts)  # the parts gave their columns away
+
+
+def _compact(rng: np.random.Generator, machine: int, rows: int) -> dict[str, np.ndarray]:
+    reps = rng.integers(1, 5, rows)
+    t0 = (np.cumsum(reps) - reps) * 60_000_000
+    z = np.zeros(rows, dtype=np.int64)
+    return {"machine": np.full(rows, machine, np.int32), TIME: t0, ZOMBIES: rng.integers(0, 4, rows),
+            "zombie_age_p50_s": np.zeros(rows), "zombie_age_max_s": np.zeros(rows),
+            "_reps": reps, "_interval": np.full(rows, 60_000_000), "_nd": z, "_lo": z, "_hi": z,
+            "_oldest": z, "_fresh": np.ones(rows, dtype=bool)}
+
+
+@pytest.mark.parametrize("compact", [True, False])
+def test_a_table_streamed_in_parts_has_the_bytes_of_the_whole(monkeypatch, compact):
+    monkeypatch.setattr(outputs, "ROW_GROUP", 7)  # parts that end inside and across row groups
+    rng = np.random.default_rng(5)
+    parts = [_compact(rng, m, n) for m, n in enumerate((3, 0, 11, 1, 6))]
+    if not compact:
+        parts = [expand_columns(p) for p in parts]
+    whole = concat_samples(parts)
+    assert stream_parquet(parts) == outputs.parquet_bytes(whole)
+    assert stream_parquet([]) == outputs.parquet_bytes({})
+    empty = {k: v[:0] for k, v in parts[0].items()}
+    assert stream_parquet([empty]) == outputs.parquet_bytes(empty)  # no rows, still its columns
+
+
+def _files(run_dir: str) -> dict[str, bytes]:
+    return {n: Path(run_dir, rel).read_bytes() for n, rel in partition_files("none", 0).items()}
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_a_finished_waves_file_is_checked_before_a_resumed_run_reuses_it(compose_replay):
+    whole = run(compose_replay(*QUICK, "store.cache=false", output="whole"))
+    steps: list[int] = []
+
+    def die_in_wave_2(k, _executor):
+        steps.append(k)
+        if len(steps) == 10:  # 6 rounds in wave 1, then the fourth of wave 2
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        run(compose_replay(*QUICK, "executor.wave_machines=2", output="cut"), on_step=die_in_wave_2)
+    [folder] = Path(whole.run_dir).parent.joinpath("cut").glob(WAVES_PREFIX + "*")
+    [machines] = folder.glob("*.machines.arrow")  # wave 1's tables wait on disk, not in the store
+    machines.write_bytes(machines.read_bytes()[:-1] + b"\0")  # damaged: wave 1 must run again
+    steps.clear()
+    resumed = run(compose_replay(*QUICK, "executor.wave_machines=2", output="cut"), on_step=die_in_wave_2)
+    # wave 1 again (from its last commit: 2 rounds), then wave 2 from its checkpoint (2 rounds); with
+    # its file intact, wave 1 would be taken as it was and only wave 2's 2 rounds run
+    assert len(steps) == 4
+    assert _files(resumed.run_dir) == _files(whole.run_dir)
+    assert not list(Path(resumed.run_dir).glob(WAVES_PREFIX + "*"))  # gone once the files are written
