@@ -30,7 +30,7 @@ from replay.config import (ReplayConfig, check_config, config_key, knobs_dict, m
                            to_config)
 from replay.coordinator import StepHook
 from replay.executors import make_executor, shard_count
-from replay.outputs import policy_files, read_summary, write_files, write_run_summary
+from replay.outputs import read_files, read_summary, write_files, write_policy, write_run_summary
 from replay.plan import Plan, expected_events_per_machine, load_checked, make_plans, synth_params
 from replay.progress import Progress
 from replay.shard import ShardSpec
@@ -130,11 +130,10 @@ def _replay_policies(cfg: ReplayConfig, todo: list[str], keys: dict[str, str], s
                                cfg.executor.checkpoint_every_s * 1_000_000,
                                lambda k: Progress(_wave_label(p, k, len(plans)), plans[k].t_end_us,
                                                   enabled=cfg.progress), on_step, folder=waves)
-            files = policy_files(got, plans[0].machines, p, cfg.seed)
-            write_files(run_dir, files)
+            written = write_policy(run_dir, got, plans[0].machines, p, cfg.seed)
             shutil.rmtree(waves, ignore_errors=True)
             if cfg.store.cache:
-                store.put_result(keys[p], files)
+                _cache(store, keys[p], run_dir, written, setup)
             else:
                 store.clear_run(keys[p])
             store.persist()
@@ -142,6 +141,22 @@ def _replay_policies(cfg: ReplayConfig, todo: list[str], keys: dict[str, str], s
             result.stats[p] = dict(got.stats, replay_s=got.wall_s)
             if got.resumed_from_us >= 0:
                 result.resumed[p] = got.resumed_from_us
+
+
+#: outputs larger than this are not kept in the run store's cache (the store would hold them in
+#: memory, and so would the driver while putting them there)
+CACHE_MAX_BYTES = 512 << 20
+
+
+def _cache(store: RunStore, key: str, run_dir: str, written: list[str], note: Progress) -> None:
+    """Keep a policy's files in the run store so that the same config is served from it."""
+    size = sum(os.path.getsize(os.path.join(run_dir, rel)) for rel in written)
+    if size > CACHE_MAX_BYTES:
+        note.note(f"outputs of {size / 2**30:.2f} GiB not cached in the run store (more than "
+                  f"{CACHE_MAX_BYTES >> 20} MiB); the same config will replay again")
+        store.clear_run(key)
+        return
+    store.put_result(key, read_files(run_dir, written))
 
 
 @contextlib.contextmanager

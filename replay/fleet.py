@@ -102,6 +102,8 @@ def _group_sum(inv: np.ndarray, v: np.ndarray, n: int) -> np.ndarray:
 
 
 def _group_max(inv: np.ndarray, v: np.ndarray, n: int) -> np.ndarray:
-    out = np.full(n, -np.inf if v.dtype.kind == "f" else np.iinfo(np.int64).min, dtype=v.dtype)
+    # integers of any width give int64 (the driver keeps narrowed columns: ``coordinator.narrow``)
+    out = (np.full(n, -np.inf, dtype=v.dtype) if v.dtype.kind == "f"
+           else np.full(n, np.iinfo(np.int64).min, dtype=np.int64))
     np.maximum.at(out, inv, v)
     return out

@@ -13,8 +13,9 @@ A table's directory holds nothing but its partitions, so ``pd.read_parquet(<run>
 and ``pyarrow.dataset.dataset(<run>/machines, partitioning="hive")`` read every policy and
 seed of it (``policy`` and ``seed`` come back as columns).
 
-Column meanings are in ``replay.columns`` (and ``docs/output-columns.md``). The per-policy files
-are produced as bytes first so that the run store can cache exactly what was written.
+Column meanings are in ``replay.columns`` (and ``docs/output-columns.md``). The tables are
+streamed into their files (a wave and a row group at a time), never whole in memory; the run
+store caches the bytes written (``read_files``) when they are small enough.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import pyarrow.parquet as pq
 
 from core.metrics import POINT_COLUMNS, expand_columns
 from replay.columns import COST, HOLDERS, NOT_SUMMED, PERCPU, SIDE_EFFECTS, ZOMBIES
-from replay.coordinator import Collected, last_samples
+from replay.coordinator import Collected, last_samples, wide
 from replay.shard import Samples, concat_samples
 from replay.waves import read_spilled
 from traces.io import atomic_write
@@ -73,10 +74,13 @@ def parquet_bytes(s: Samples, order: Iterable[str] | None = None) -> bytes:
     return stream_parquet([s], order)
 
 
-def stream_parquet(parts: Iterable[Samples], order: Iterable[str] | None = None) -> bytes:
+def stream_parquet(parts: Iterable[Samples], order: Iterable[str] | None = None, sink: Any = None) -> bytes:
     """``parquet_bytes`` of the concatenation of ``parts`` (same bytes), reading one part at a
-    time: the waves of a fleet (``replay.waves``), each loaded from its file when its turn comes."""
-    buf, writer, keys = io.BytesIO(), None, list(order) if order is not None else None
+    time: the waves of a fleet (``replay.waves``), each loaded from its file when its turn comes.
+    With ``sink`` (a path or a file) the bytes go there and b"" is returned, so a cell-scale table
+    is never whole in memory, not even compressed."""
+    buf = io.BytesIO() if sink is None else sink
+    writer, keys = None, list(order) if order is not None else None
     for chunk in _rechunked(c for part in parts if part for c in _chunks(part)):
         if keys is None:
             keys = [k for k in chunk if k not in POINT_COLUMNS]
@@ -85,9 +89,12 @@ def stream_parquet(parts: Iterable[Samples], order: Iterable[str] | None = None)
             writer = pq.ParquetWriter(buf, table.schema, compression="zstd")
         writer.write_table(table, row_group_size=ROW_GROUP)
     if writer is None:
+        if sink is not None:
+            pq.write_table(pa.table({}), sink, compression="zstd", row_group_size=ROW_GROUP)
+            return b""
         return _write(pa.table({}))
     writer.close()
-    return buf.getvalue()
+    return buf.getvalue() if sink is None else b""
 
 
 def _chunks(s: Samples) -> Iterator[Samples]:
@@ -133,8 +140,7 @@ def _write(table: pa.Table) -> bytes:
 def _expanded_chunks(s: Samples):
     """Regular-interval columns of compact samples ``s``, in consecutive chunks of ``ROW_GROUP`` rows
     (a stored row standing for more samples than fit is cut between chunks)."""
-    reps = s["_reps"]
-    ends = np.cumsum(reps)  # expanded row just past each stored row
+    ends = np.cumsum(s["_reps"], dtype=np.int64)  # expanded row just past each stored row
     total = int(ends[-1]) if len(ends) else 0
     if total == 0:
         yield expand_columns(s)
@@ -143,7 +149,7 @@ def _expanded_chunks(s: Samples):
         hi = min(lo + ROW_GROUP, total)
         a = int(np.searchsorted(ends, lo, side="right"))  # stored row holding expanded row lo
         b = int(np.searchsorted(ends, hi - 1, side="right")) + 1
-        part = {k: v[a:b].copy() for k, v in s.items()}
+        part = wide({k: v[a:b].copy() for k, v in s.items()})  # int64 again, as the outputs hold them
         skip = lo - (int(ends[a - 1]) if a else 0)  # samples of row a already written
         part["_reps"][0] -= skip
         part["time_us"][0] += skip * int(part["_interval"][0])
@@ -182,16 +188,24 @@ def _totals(summaries: list[dict[str, Any]]) -> dict[str, Any]:
     return {k: (float(v) if isinstance(v, (float, np.floating)) else int(v)) for k, v in out.items()}
 
 
-def policy_files(c: Collected, names: list[str], policy: str, seed: int) -> dict[str, bytes]:
-    """The files of one policy and seed, keyed by their path relative to the run directory."""
+def write_policy(run_dir: str, c: Collected, names: list[str], policy: str, seed: int) -> list[str]:
+    """Write one policy and seed's files under ``run_dir``, each atomically, the tables streamed
+    to their files a wave (and row group) at a time; returns their paths relative to ``run_dir``
+    (what ``read_files`` gives back to the run store's cache)."""
     where = partition_files(policy, seed)
     summary = policy_summary(c, policy, seed, len(names))
-    return {
-        where["machines.parquet"]: stream_parquet(_named(t, names) for t in _tables(c, "machines")),
-        where["fleet.parquet"]: parquet_bytes(c.fleet),
-        where["jobs.parquet"]: stream_parquet(_named(t, names) for t in _tables(c, "jobs")),
-        where["summary.json"]: json.dumps(summary, indent=2, sort_keys=True).encode(),
-    }
+    tables = {"machines.parquet": lambda: (_named(t, names) for t in _tables(c, "machines")),
+              "fleet.parquet": lambda: [c.fleet],
+              "jobs.parquet": lambda: (_named(t, names) for t in _tables(c, "jobs"))}
+    for name, parts in tables.items():
+        atomic_write(os.path.join(run_dir, where[name]), lambda tmp, parts=parts: stream_parquet(parts(), sink=tmp))
+    write_files(run_dir, {where["summary.json"]: json.dumps(summary, indent=2, sort_keys=True).encode()})
+    return [where[n] for n in PER_POLICY_FILES]
+
+
+def read_files(run_dir: str, rels: list[str]) -> dict[str, bytes]:
+    """The bytes of files ``write_policy`` wrote (for the run store's cache)."""
+    return {rel: Path(run_dir, rel).read_bytes() for rel in rels}
 
 
 def _tables(c: Collected, table: str) -> Iterator[Samples]:
@@ -209,7 +223,7 @@ def write_files(run_dir: str, files: dict[str, bytes]) -> None:
 
 
 def read_summary(run_dir: str, policy: str, seed: int) -> dict[str, Any]:
-    """A policy's summary as written by ``policy_files``."""
+    """A policy's summary as written by ``write_policy``."""
     return json.loads(Path(run_dir, partition_files(policy, seed)["summary.json"]).read_text())
 
 

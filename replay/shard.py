@@ -180,6 +180,9 @@ class Shard:
         t0, c0 = time.monotonic(), time.thread_time()
         self.spec = spec
         self.batches = self._load_events()
+        # Arrow's allocator keeps what reading or generating the events freed: a Google-2011-shaped
+        # shard of 100 machines x 29 days held 770 MiB after loading, 506 MiB once it is given back
+        pa.default_memory_pool().release_unused()
         self.cursor = np.zeros(len(spec.machines), dtype=np.int64)  # next event row per machine
         self.restored_from = -1
         state = self._restore()

@@ -69,6 +69,8 @@ def _kept(store: Optional[RunStore], run: str, plan: Plan, folder: Optional[str]
     if blob is None:
         return None
     got: Collected = unpickle(blob)
+    if not hasattr(got, "digests"):  # stored by a version that kept the tables in the record
+        return None
     paths = [f"{prefix}.{t}.arrow" for prefix in got.spilled for t in TABLES]
     for path, digest in zip(paths, got.digests, strict=True):
         if folder is None or not os.path.exists(path) or _digest(path) != digest:
