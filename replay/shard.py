@@ -30,7 +30,7 @@ import tempfile
 import time
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import numpy as np
 import pyarrow as pa
@@ -225,7 +225,9 @@ class Shard:
     # -- loading and checkpoints -------------------------------------------------------------
     def _load_events(self) -> list[EventBatch]:
         s = self.spec
-        if s.synth is not None:
+        if s.synth is not None and not s.trace_path:
+            by_id = dict(self._synthetic_batches())
+        elif s.synth is not None:
             by_id = dict(machine_batches(self._synthetic_table(), f"synthetic seed {s.seed}"))
         elif s.trace_ref is not None:
             import ray  # the Ray executor shipped the partition through the object store
@@ -238,6 +240,25 @@ class Shard:
         if missing:
             raise ValueError(f"shard {s.index}: no events for machines {missing[:5]}")
         return [by_id[m] for m in s.machines]
+
+    def _synthetic_batches(self, chunk: int = 64) -> Iterator[tuple[str, EventBatch]]:
+        """This shard's generated events as batches, ``chunk`` machines at a time, when no file is
+        to keep them: the whole shard's table and its batches are never in memory together (a
+        Google-2011-shaped shard of 500 machines x 29 days peaked at 3.6 GiB generating them).
+        The same batches as ``machine_batches`` of the whole table, its row numbers included."""
+        s = self.spec
+        params = SynthParams(**s.synth)  # type: ignore[arg-type]
+        rows = 0
+        for lo in range(0, len(s.machines), chunk):
+            hi = min(lo + chunk, len(s.machines))
+            table = pa.concat_tables([generate_machine(params, s.seed, s.first_machine + i) for i in range(lo, hi)])
+            for machine, batch in machine_batches(table, f"synthetic seed {s.seed}"):
+                if batch.row is not None:
+                    batch.row += rows  # a view of this chunk's row numbers: as in the whole table
+                yield machine, batch
+            rows += table.num_rows
+            del table
+            give_back_memory()
 
     def _synthetic_table(self) -> pa.Table:
         """This shard's generated events: read back from ``trace_path`` if an earlier policy's

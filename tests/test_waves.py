@@ -200,3 +200,30 @@ def test_outputs_too_big_for_the_cache_are_written_but_not_cached(monkeypatch, c
     monkeypatch.setattr(app, "CACHE_MAX_BYTES", 1 << 30)
     run(compose_replay(*QUICK, output="c"))
     assert run(compose_replay(*QUICK, output="d")).cached == ["none"]
+
+
+def test_a_shard_generating_its_machines_in_chunks_gets_the_whole_tables_batches(compose_replay, tmp_path):
+    import dataclasses
+
+    from replay.app import shard_specs
+    from replay.plan import make_plans
+    from replay.shard import Shard
+    from traces.batches import machine_batches
+
+    cfg = compose_replay(*QUICK, "store.cache=false")
+    [plan] = make_plans(cfg, lambda n: 1, "")
+    spec = shard_specs(plan, cfg, "none", "r", None)[0]
+    assert spec.synth is not None and not spec.trace_path and len(spec.machines) == 3
+    shard = Shard.__new__(Shard)
+    shard.spec = spec
+    whole = list(machine_batches(shard._synthetic_table(), f"synthetic seed {spec.seed}"))
+    chunked = list(shard._synthetic_batches(chunk=2))  # a chunk of 2 machines, then 1
+    assert [m for m, _ in chunked] == [m for m, _ in whole]
+    for (_, a), (_, b) in zip(chunked, whole):
+        for f in dataclasses.fields(a):
+            x, y = getattr(a, f.name), getattr(b, f.name)
+            if isinstance(x, np.ndarray):
+                assert x.dtype == y.dtype and np.array_equal(x, y), f.name
+            elif f.compare:
+                assert x == y, f.name
+    assert int(chunked[-1][1].row[0]) > len(chunked[0][1].row)  # numbered as in the whole table
