@@ -22,6 +22,15 @@ class Interrupt(Exception):
     """Stands for the driver process dying part-way."""
 
 
+def dying_at(n: int, steps: list[int]):
+    """A step hook that records each round in ``steps`` and dies (``Interrupt``) at the ``n``-th."""
+    def hook(k, _executor):
+        steps.append(k)
+        if len(steps) == n:
+            raise Interrupt
+    return hook
+
+
 def _files(run_dir: str, policy: str = "none", seed: int = 0) -> dict[str, bytes]:
     return {n: Path(run_dir, rel).read_bytes() for n, rel in partition_files(policy, seed).items()}
 
@@ -189,13 +198,8 @@ def test_a_fleet_in_waves_gives_the_same_results_and_resumes_in_its_wave(compose
     waves = run(compose_replay(*QUICK, "store.cache=false", "executor.wave_machines=2", output="waves"))
     assert _files(whole.run_dir) == _files(waves.run_dir)
 
-    steps = []
-
-    def die_in_wave_2(k, _executor):
-        steps.append(k)
-        if len(steps) == 10:  # 6 rounds in wave 1, then the fourth of wave 2
-            raise Interrupt
-
+    steps: list[int] = []
+    die_in_wave_2 = dying_at(10, steps)  # 6 rounds in wave 1, then the fourth of wave 2
     with pytest.raises(Interrupt):
         run(compose_replay(*QUICK, "executor.wave_machines=2", output="cut"), on_step=die_in_wave_2)
     steps.clear()

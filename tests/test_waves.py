@@ -16,11 +16,9 @@ from replay.app import WAVES_PREFIX, run
 from replay.columns import FLEET_PERCENTILES, TIME, ZOMBIES
 from replay.coordinator import sort_parts, sort_samples
 from replay.fleet import fleet_part, fleet_rows, fleet_table, merge_parts
-from replay.outputs import partition_files, stream_parquet
+from replay.outputs import stream_parquet
 from replay.shard import concat_samples
-
-QUICK = ("trace=tiny", "+trace.params.duration_s=360", "policy=none", "executor=local", "executor.step_s=60",
-         "executor.checkpoint_every_s=120", "plots=false")
+from tests.test_replay_run import QUICK, Interrupt, _files, dying_at
 
 
 def _samples(rng: np.random.Generator, machines: int, times: int) -> dict[str, np.ndarray]:
@@ -101,23 +99,10 @@ def test_a_table_streamed_in_parts_has_the_bytes_of_the_whole(monkeypatch, compa
     assert stream_parquet([empty]) == outputs.parquet_bytes(empty)  # no rows, still its columns
 
 
-def _files(run_dir: str) -> dict[str, bytes]:
-    return {n: Path(run_dir, rel).read_bytes() for n, rel in partition_files("none", 0).items()}
-
-
-class Interrupt(Exception):
-    pass
-
-
 def test_a_finished_waves_file_is_checked_before_a_resumed_run_reuses_it(compose_replay):
     whole = run(compose_replay(*QUICK, "store.cache=false", output="whole"))
     steps: list[int] = []
-
-    def die_in_wave_2(k, _executor):
-        steps.append(k)
-        if len(steps) == 10:  # 6 rounds in wave 1, then the fourth of wave 2
-            raise Interrupt
-
+    die_in_wave_2 = dying_at(10, steps)  # 6 rounds in wave 1, then the fourth of wave 2
     with pytest.raises(Interrupt):
         run(compose_replay(*QUICK, "executor.wave_machines=2", output="cut"), on_step=die_in_wave_2)
     [folder] = Path(whole.run_dir).parent.joinpath("cut").glob(WAVES_PREFIX + "*")
