@@ -23,7 +23,7 @@ import numpy as np
 from core.metrics import POINT_COLUMNS, SAMPLE_COLUMNS, expand_columns
 from replay.columns import TIME
 from replay.executors import Executor
-from replay.fleet import FleetPart, fleet_part, fleet_rows, fleet_table, merge_parts
+from replay.fleet import FleetPart, fleet_part, fleet_table, merge_parts
 from replay.plan import Plan
 from replay.progress import Progress, fmt_sim
 from replay.shard import Samples, concat_samples, pack, unpickle
@@ -57,15 +57,9 @@ class Collected:
     digests: list[str] = field(default_factory=list)
 
 
-__all__ = ["Collected", "fleet_rows", "sort_samples", "order_jobs", "last_samples", "replay"]
-
-
 def sort_samples(s: Samples) -> Samples:
     """Rows ordered by (machine, time): the same whatever the shard layout."""
-    if not s:
-        return s
-    order = np.lexsort((s[TIME], s["machine"]))
-    return {k: v[order] for k, v in s.items()}
+    return sort_parts([dict(s)]) if s else s
 
 
 #: columns of the per-machine timeline that are int64 in the outputs (the model's samples, the

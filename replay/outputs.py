@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 
 from core.metrics import POINT_COLUMNS, expand_columns
 from replay.columns import COST, HOLDERS, NOT_SUMMED, PERCPU, SIDE_EFFECTS, ZOMBIES
-from replay.coordinator import Collected, last_samples, wide
+from replay.coordinator import Collected, wide
 from replay.shard import Samples, concat_samples
 from replay.waves import read_spilled
 from traces.io import atomic_write
@@ -88,12 +88,10 @@ def stream_parquet(parts: Iterable[Samples], order: Iterable[str] | None = None,
         if writer is None:
             writer = pq.ParquetWriter(buf, table.schema, compression="zstd")
         writer.write_table(table, row_group_size=ROW_GROUP)
-    if writer is None:
-        if sink is not None:
-            pq.write_table(pa.table({}), sink, compression="zstd", row_group_size=ROW_GROUP)
-            return b""
-        return _write(pa.table({}))
-    writer.close()
+    if writer is None:  # no part at all: an empty table
+        pq.write_table(pa.table({}), buf, compression="zstd", row_group_size=ROW_GROUP)
+    else:
+        writer.close()
     return buf.getvalue() if sink is None else b""
 
 
@@ -130,13 +128,6 @@ def _rechunked(chunks: Iterable[Samples]) -> Iterator[Samples]:
 ROW_GROUP = 1 << 17  # 131,072 rows: an expanded chunk of ~72 columns is ~75 MB in memory
 
 
-def _write(table: pa.Table) -> bytes:
-    # an empty table: no writer to stream into
-    buf = io.BytesIO()
-    pq.write_table(table, buf, compression="zstd", row_group_size=ROW_GROUP)
-    return buf.getvalue()
-
-
 def _expanded_chunks(s: Samples):
     """Regular-interval columns of compact samples ``s``, in consecutive chunks of ``ROW_GROUP`` rows
     (a stored row standing for more samples than fit is cut between chunks)."""
@@ -164,7 +155,7 @@ def policy_summary(c: Collected, policy: str, seed: int, n_machines: int) -> dic
     if c.fleet:
         z = c.fleet[ZOMBIES]
         out.update(zombies_final=int(z[-1]), zombies_peak=int(z.max()))
-        per = np.sort((c.last or last_samples(c.machines))[ZOMBIES])
+        per = np.sort(c.last[ZOMBIES])
         for name, q in (("p50", 50), ("p99", 99), ("max", 100)):
             rank = max(0, int(np.ceil(q / 100 * len(per))) - 1)
             out[f"zombies_per_machine_{name}"] = int(per[rank])

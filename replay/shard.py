@@ -241,17 +241,22 @@ class Shard:
             raise ValueError(f"shard {s.index}: no events for machines {missing[:5]}")
         return [by_id[m] for m in s.machines]
 
+    def _generated(self, lo: int, hi: int) -> pa.Table:
+        """The generated events of this shard's machines ``lo`` to ``hi`` (exclusive), in order:
+        generation is per machine deterministic, machine i of the fleet being generator index i."""
+        s = self.spec
+        params = SynthParams(**s.synth)  # type: ignore[arg-type]
+        return pa.concat_tables([generate_machine(params, s.seed, s.first_machine + i) for i in range(lo, hi)])
+
     def _synthetic_batches(self, chunk: int = 64) -> Iterator[tuple[str, EventBatch]]:
         """This shard's generated events as batches, ``chunk`` machines at a time, when no file is
         to keep them: the whole shard's table and its batches are never in memory together (a
         Google-2011-shaped shard of 500 machines x 29 days peaked at 3.6 GiB generating them).
         The same batches as ``machine_batches`` of the whole table, its row numbers included."""
         s = self.spec
-        params = SynthParams(**s.synth)  # type: ignore[arg-type]
         rows = 0
         for lo in range(0, len(s.machines), chunk):
-            hi = min(lo + chunk, len(s.machines))
-            table = pa.concat_tables([generate_machine(params, s.seed, s.first_machine + i) for i in range(lo, hi)])
+            table = self._generated(lo, min(lo + chunk, len(s.machines)))
             for machine, batch in machine_batches(table, f"synthetic seed {s.seed}"):
                 if batch.row is not None:
                     batch.row += rows  # a view of this chunk's row numbers: as in the whole table
@@ -267,10 +272,7 @@ class Shard:
         path = os.path.join(node_scratch(s.scratch), s.trace_path) if s.scratch and s.trace_path else s.trace_path
         if path and os.path.exists(path):
             return read_parquet(path)
-        # generation is per machine deterministic: machine i of the fleet is generator index i
-        params = SynthParams(**s.synth)  # type: ignore[arg-type]
-        table = pa.concat_tables([generate_machine(params, s.seed, s.first_machine + i)
-                                  for i in range(len(s.machines))])
+        table = self._generated(0, len(s.machines))
         if path:
             os.makedirs(os.path.dirname(path), exist_ok=True)
             write_trace(table, path)  # atomic: a shard killed mid-write leaves no partial file

@@ -6,11 +6,11 @@ folder for the finished waves. Out: one ``Collected`` as if the fleet had run at
 A wave of 1,000 Google-2011-shaped machines x 29 days has ~4M per-machine sample rows and ~1.7M
 job rows (~2.5 GB as columns): a cell of 12,583 machines held every finished wave in the driver
 and the store and ran out of memory in its sixth wave. Now a finished wave's ``machines`` and
-``jobs`` are written to a compressed Arrow file in ``folder`` (``<layout>.arrow``, atomically)
-and the driver and the store keep only what is small: its fleet part (``replay.fleet``), the rows
+``jobs`` are written to compressed Arrow files in ``folder`` (``<layout>.<table>.arrow``,
+atomically) and the driver and the store keep only what is small: its fleet part (``replay.fleet``), the rows
 at its last sample, its summaries and figures. ``replay.outputs`` writes the tables from the
 files, a wave at a time. A resumed run takes a finished wave from the store if its file is still
-there, the same size and digest; otherwise the wave runs again.
+there with the same sha256; otherwise the wave runs again.
 """
 
 from __future__ import annotations
@@ -137,4 +137,4 @@ def _digest(path: str) -> str:
 
 def _arrow(s: Samples) -> pa.Table:
     # numeric columns as they are (no copy); object columns (a job's cgroup path) as strings
-    return pa.table({k: pa.array(v.tolist(), pa.string()) if v.dtype == object else pa.array(v) for k, v in s.items()})
+    return pa.table({k: pa.array(v, pa.string() if v.dtype == object else None) for k, v in s.items()})

@@ -15,7 +15,8 @@ from replay.columns import (SIDE_EFFECTS, TIME, ZOMBIES, fleet_columns, machine_
 from replay.compare import main as compare_main
 from replay.compare import spread
 from replay.outputs import TABLES, _cell, partition_files, short_lines, size
-from replay.coordinator import fleet_rows, sort_samples
+from replay.coordinator import sort_samples
+from replay.fleet import fleet_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -127,6 +127,7 @@ def test_compact_timeline_is_written_as_the_expanded_one(row_group: int, monkeyp
     the expanded table, whatever the chunk boundaries; the last samples agree too."""
     import replay.outputs as outputs
     from core.metrics import expand_columns, points_columns
+    from replay.coordinator import last_samples
 
     parts = []
     for i in range(7):
@@ -137,7 +138,7 @@ def test_compact_timeline_is_written_as_the_expanded_one(row_group: int, monkeyp
     full = expand_columns(compact)
     monkeypatch.setattr(outputs, "ROW_GROUP", row_group)
     assert outputs.parquet_bytes(compact) == outputs.parquet_bytes(full)
-    _assert_same(outputs.last_samples(compact), outputs.last_samples(full))
+    _assert_same(last_samples(compact), last_samples(full))
 
 
 def test_zombie_ages_from_the_basis_are_np_median_bit_for_bit() -> None:
