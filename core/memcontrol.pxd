@@ -15,6 +15,7 @@ cpdef Py_ssize_t swapin_charge_target(MachineState machine, Py_ssize_t record, P
 
 # after every charged fault: C calls from core.memory (memory.high breached anywhere, and its reclaim)
 cpdef bint over_high_any(MachineState machine, dict have) except -1
+cpdef bint over_high_one(MachineState machine, Py_ssize_t m) except -1
 cpdef reclaim_over_high(MachineState machine, dict paid)
 
 # an rmdir's offline and the reclaim over memory.high after a charge: C calls from core.syscalls

@@ -169,27 +169,26 @@ def reclaim_over_high(machine: MachineState, paid: dict):
 
 def over_high_any(machine: MachineState, have: dict) -> cython.bint:
     """Is some ancestor (or machine) of a memcg in ``have`` over its memory.high?"""
+    for x in have:
+        if over_high_one(machine, x):
+            return True
+    return False
+
+
+def over_high_one(machine: MachineState, m: cython.Py_ssize_t) -> cython.bint:
+    """Is memcg ``m`` or one of its ancestors over its memory.high?"""
     mem = machine.mem
-    x: cython.Py_ssize_t
     usage: cython.p_longlong
     high: cython.p_longlong
     parent: cython.p_int
     if cython.compiled:  # through the columns' buffers
         usage, high, parent = mem.usage.data.as_longlongs, mem.high.data.as_longlongs, mem.parent.data.as_ints
+        check_slot(mem, m)
     else:
         usage, high, parent = mem.usage, mem.high, mem.parent
-    for x in have:
-        if cython.compiled:
-            check_slot(mem, x)
-        while x >= 0:
-            if usage[x] > high[x]:
-                return True
-            x = parent[x]
-    return False
-    usage, high, parent = mem.usage, mem.high, mem.parent
-    for x in have:
-        while x >= 0:
-            if usage[x] > high[x]:
-                return True
-            x = parent[x]
+    x: cython.Py_ssize_t = m
+    while x >= 0:
+        if usage[x] > high[x]:
+            return True
+        x = parent[x]
     return False

@@ -15,7 +15,7 @@ Kernel behaviour modelled (KERNEL-MODEL.md section 6):
   swap entry if it is online, else the faulting task's memcg; the slot is freed
   on swap-in (as when the swap cache folio is exclusive; the swap charge goes with it).
 - an access is charged folio by folio, so an access bigger than the room under its
-  limits reclaims its own first pages (``_piece_pages``, kernel check D10).
+  limits reclaims its own first pages (``core.fault_pieces``, kernel check D10).
 The policy may name another payer (``charge_target``, ``swapin_target``).
 """
 
@@ -24,12 +24,14 @@ from __future__ import annotations
 from array import array
 from typing import TYPE_CHECKING, NamedTuple
 
+from core.fault_pieces import piece_pages, piece_pages_one
 from core.fs_writeback import mark_range_dirty
-from core.memcg import ROOT
 from core.memcontrol import (
     MEMCG_CHARGE_BATCH,
+    mem_cgroup_handle_over_high,
     memory_max_write,
     over_high_any,
+    over_high_one,
     reclaim_over_high,
     swapin_charge_target,
     try_charge_memcg,
@@ -42,10 +44,9 @@ from core.page_counter import (
     mem_cgroup_charge_statistics,
     nr_free_pages,
 )
-from core.pages import Kind, St
-from core.rmap import map_pieces, maps_pages
+from core.pages import St
+from core.rmap import map_pieces
 from core.run_index import starts_right
-from core.vmscan import first_pass_pages
 
 try:
     import cython
@@ -53,7 +54,6 @@ except ImportError:  # no Cython: the pure model needs only ``cython.compiled``
     from core import _cyshim as cython
 
 if TYPE_CHECKING:
-    from core.memcg import MemcgTable
     from core.pages import RunTable
     from core.state import MachineState
 
@@ -61,14 +61,12 @@ if TYPE_CHECKING:
 _RESIDENT = int(St.RESIDENT)
 _SWAPPED = int(St.SWAPPED)
 _EVICTED = int(St.EVICTED)
-_ANON = int(Kind.ANON)
-_FILE = int(Kind.FILE)
 
 class _Pieces(NamedTuple):
     """``_charge_range``'s answer for an access that reclaim must make room for with its own
     pages (nothing reserved): the first piece's length and the ``_needs`` it computed."""
 
-    step: int  #: pages of the first piece (``_piece_pages``)
+    step: int  #: pages of the first piece (``piece_pages``)
     need: dict[int, int]  #: pages to pay per memcg for the whole range
     segs: list[tuple[int, int, int, int]]  #: the range's segments, as ``_needs`` gives them
 
@@ -178,8 +176,14 @@ def fault_range(machine: MachineState, t: cython.int, o: cython.int, lo: cython.
         # a range starting before the first run or running past the last one has a hole
         # to fill (an append): the touch-only path cannot take it
         hole = fill_holes and (i < 0 or i == len(runs) - 1 and start[rp[i]] + npages[rp[i]] < hi)
+        # no run in [lo, hi) at all: one hole, the first touch's charge (``_fault_hole``)
+        single = (fill_holes and machine.kernel_targets and (i < 0 or start[rp[i]] + npages[rp[i]] <= lo)
+                  and (i + 1 >= len(runs) or start[rp[i + 1]] >= hi))
     else:
         hole = fill_holes and not runs
+        single = hole and lo < hi and machine.kernel_targets
+    if single:
+        return _fault_hole(machine, t, o, lo, hi, mayfail, dirty)
     if not hole and _touch_if_resident(machine, o, lo, hi, fill_holes, dirty):
         return True
     charged = _charge_range(machine, t, o, lo, hi, mayfail, fill_holes)
@@ -187,12 +191,19 @@ def fault_range(machine: MachineState, t: cython.int, o: cython.int, lo: cython.
         return False
     if isinstance(charged, _Pieces):
         return _fault_chunks(machine, t, o, lo, hi, mayfail, fill_holes, dirty, charged)
+    return _settle(machine, o, lo, hi, fill_holes, dirty, charged)
+
+
+def _settle(machine: MachineState, o: cython.int, lo: cython.longlong, hi: cython.longlong, fill_holes: cython.bint,
+            dirty: cython.int, charged: tuple) -> cython.bint:
+    """``fault_range``'s end once ``_charge_range`` reserved (have, segs, settled): the pages made
+    resident, coalesced, memory.high reclaimed and the write's stamp put on. Returns True."""
     have, segs, settled = charged
     # a settled fault only gives back reservations, so no memcg over its high now means
     # no mem_cgroup_handle_over_high reclaim after it: nothing can see the runs before the stamp
     fused = dirty and settled and not over_high_any(machine, have)
     _materialize(machine, o, segs, fill_holes, have, dirty if fused else 0)
-    R.coalesce(o, lo, hi)
+    machine.runs.coalesce(o, lo, hi)
     if not fused:
         reclaim_over_high(machine, have)
         if dirty:
@@ -200,67 +211,48 @@ def fault_range(machine: MachineState, t: cython.int, o: cython.int, lo: cython.
     return True
 
 
-def _piece_pages(machine: MachineState, o: cython.int, need: dict) -> cython.longlong:
-    """0 when ``need`` (pages per paying memcg) of object ``o`` can be charged at once; else
-    how many pages of the access to charge at a time.
+def _fault_hole(machine: MachineState, t: cython.int, o: cython.int, lo: cython.longlong, hi: cython.longlong,
+                mayfail: cython.bint, dirty: cython.int) -> cython.bint:
+    """``fault_range`` of a range that no run of ``o`` overlaps, under the kernel's charge rules.
 
-    The kernel charges an access folio by folio (filemap_add_folio, do_anonymous_page,
-    each calling mem_cgroup_charge), so the pages it has brought in are on the LRU, and
-    reclaimable, while its later pages are charged: a read bigger than the room under
-    memory.max evicts its own first pages (kernel check ``limit_reclaim_anon_vs_file``).
-    Reclaim takes older pages first: while the room under each limit (memory.max; from
-    v5.18 memory.high too, which try_charge_memcg reclaims synchronously) and under the
-    low watermark, plus the older pages that reclaim there takes first
-    (``core.vmscan.first_pass_pages``), cover the access, one charge with one reclaim ends as
-    the page-by-page charges would. Otherwise the access goes in pieces of that cover
-    (at least MEMCG_CHARGE_BATCH pages), each charged once its predecessors are resident
-    (``_fault_chunks``). An access whose own pages reclaim could not take (anon or shmem
-    without swap, or an object with mappings while ``mapped_hot``) is one charge:
-    pieces would end the same way.
+    The usual fault (an anon allocation, an append, a first read) is one hole charged to the
+    faulting task's memcg (first touch). This is ``_charge_range`` + ``_materialize`` for that one
+    segment, (-1, lo, hi, accessor), without their dict of payers and list of segments; the
+    steps and their order are theirs, so the result is the same. When reclaim inside the charge
+    moved runs, the general rounds take over with what was reserved (``_charge_rounds``).
     """
-    mem: MemcgTable = machine.mem
-    usage: cython.p_longlong
-    mx: cython.p_longlong
-    high: cython.p_longlong
-    parent: cython.p_int
-    if cython.compiled:  # the memcg columns' buffers: nothing below grows them
-        usage, mx, parent = mem.usage.data.as_longlongs, mem.max.data.as_longlongs, mem.parent.data.as_ints
-        high = mem.high.data.as_longlongs if machine.charge_reclaims_high else mx
-    else:
-        usage, mx, parent = mem.usage, mem.max, mem.parent
-        high = mem.high if machine.charge_reclaims_high else mx
-    total: cython.longlong = 0
-    for n in need.values():  # (a loop, not sum(): a C sum, overflow-checked)
-        total += n
-    free_room: cython.longlong = nr_free_pages(machine) - low_wmark_pages(machine)
-    tight: list[tuple[int, int]] = []  # (memcg, room under its limits) where the charge does not fit
-    x: cython.Py_ssize_t
-    pages: cython.longlong
-    room: cython.longlong
-    for m, n in need.items():
-        x, pages = m, n
-        while x >= 0:
-            room = (mx[x] if mx[x] < high[x] else high[x]) - usage[x]
-            if pages > room:
-                tight.append((x, room))
-            x = parent[x]
-    if total <= free_room and not tight:
-        return 0  # the usual case: it fits, no reclaim
-    kind = machine.o_kind[o]
-    if kind != _FILE and machine.swap_total <= machine.swap_used:
-        return 0
-    if kind != _ANON and machine.cfg.mapped_hot and maps_pages(machine, o):
-        return 0  # its pages may be mapped, so referenced: reclaim keeps them
-    cap = -1  # -1: nothing in the way
-    if total > free_room:  # kswapd wakes and reclaims to the high watermark
-        gap = int(machine.mem_total * (machine.watermark_high - machine.watermark_low))
-        cap = free_room + first_pass_pages(machine, ROOT) - gap
-    for m, room in tight:
-        c = room + first_pass_pages(machine, m)
-        cap = c if cap < 0 else min(cap, c)
-    if cap < 0 or total <= cap:
-        return 0
-    return max(MEMCG_CHARGE_BATCH, cap)
+    R: RunTable = machine.runs
+    acc: cython.int = machine.t_cg[t]
+    n: cython.longlong = hi - lo
+    if n > MEMCG_CHARGE_BATCH:
+        step: cython.longlong = piece_pages_one(machine, o, acc, n)
+        if step and step < n:
+            return _fault_chunks(machine, t, o, lo, hi, mayfail, True, dirty,
+                                 _Pieces(step, {acc: n}, [(-1, lo, hi, acc)]))
+    mark = R.mutations
+    if not try_charge_memcg(machine, acc, n, mayfail, t) or not machine.t_alive[t] or not machine.o_alive[o]:
+        R.split_ends(o, lo, hi)  # (as _charge_range: nothing was reserved before this charge)
+        return False
+    if R.mutations != mark:  # reclaim moved runs: the general rounds, from the second, with this charge
+        need, segs = _needs(machine, o, lo, hi, acc, True)
+        charged = _charge_rounds(machine, t, o, lo, hi, mayfail, True, acc, need, segs, {acc: n}, 3)
+        return charged is not None and _settle(machine, o, lo, hi, True, dirty, charged)
+    # settled: no memcg over its high now means no memory.high reclaim after the fault (see fault_range)
+    fused: cython.bint = dirty and not over_high_one(machine, acc)
+    stamp: cython.int = dirty if fused else 0
+    if machine.o_maps[o]:
+        _new_resident(machine, o, lo, hi, acc, stamp)
+    else:  # no mappings: one unmapped piece (_materialize's hole, paid from the reservation)
+        k: cython.int = machine.o_kind[o]
+        R.add_resident(o, lo, n, acc, 0, machine.now_us // machine.age_quantum_us, k, stamp)
+        charge_new_resident(machine, o, acc, k, 0, n)
+    R.coalesce(o, lo, hi)
+    if not fused:
+        if over_high_one(machine, acc):  # reclaim_over_high of the one payer
+            mem_cgroup_handle_over_high(machine, acc)
+        if dirty:
+            mark_range_dirty(machine, o, lo, hi, dirty)
+    return True
 
 
 def _fault_chunks(machine: MachineState, t: int, o: int, lo: int, hi: int, mayfail: bool,
@@ -269,7 +261,7 @@ def _fault_chunks(machine: MachineState, t: int, o: int, lo: int, hi: int, mayfa
 
     Under memcg limits alone (free memory stays above the low watermark) and for a
     charge that may not fail: ``_fault_streaming``, one reclaim per limit. Otherwise in
-    consecutive pieces, the first ``pieces.step`` pages long (see ``_piece_pages``; each
+    consecutive pieces, the first ``pieces.step`` pages long (see ``piece_pages``; each
     later piece sizes itself the same way); False as soon as a piece is refused, and the
     pieces before it stay resident, as after a short read in the kernel.
     """
@@ -283,7 +275,7 @@ def _fault_chunks(machine: MachineState, t: int, o: int, lo: int, hi: int, mayfa
         a = b
         if a < hi:  # size the next piece as the first was (t is alive: the piece succeeded)
             need, _ = _needs(machine, o, a, hi, machine.t_cg[t], fill_holes)
-            step = (_piece_pages(machine, o, need) if need else 0) or hi - a
+            step = (piece_pages(machine, o, need) if need else 0) or hi - a
     return True
 
 
@@ -294,7 +286,7 @@ def _fault_streaming(machine: MachineState, t: int, o: int, lo: int, hi: int, fi
     ``need`` and ``segs``: ``_needs`` of the range, as ``_charge_range`` computed them.
 
     What the kernel's page-by-page charges of an access bigger than the room under
-    memory.max end with (``_piece_pages``), in one reclaim instead of one per piece:
+    memory.max end with (``piece_pages``), in one reclaim instead of one per piece:
     reclaim takes the oldest pages first, so older page cache goes, then the access's
     own first pages (the youngest candidates, in page order), in the 32-page calls of
     limit reclaim across the memcgs of the over-limit subtree. Only when free memory
@@ -344,15 +336,23 @@ def _charge_range(machine: MachineState, t: cython.int, o: cython.int, lo: cytho
     reserved when a range longer than a charge batch needs reclaim that would take its
     own pages: the caller then faults it in pieces (``_fault_chunks``).
     """
-    R = machine.runs
-    have: dict[int, int] = {}
     accessor = machine.t_cg[t]
     need, segs = _needs(machine, o, lo, hi, accessor, fill_holes)
     if hi - lo > MEMCG_CHARGE_BATCH and need:
-        step = _piece_pages(machine, o, need)
+        step = piece_pages(machine, o, need)
         if step and step < hi - lo:
             return _Pieces(step, need, segs)
-    for _ in range(4):  # reclaim inside a charge may evict pages of this very range
+    return _charge_rounds(machine, t, o, lo, hi, mayfail, fill_holes, accessor, need, segs, {}, 4)
+
+
+def _charge_rounds(machine: MachineState, t: cython.int, o: cython.int, lo: cython.longlong, hi: cython.longlong,
+                   mayfail: cython.bint, fill_holes: cython.bint, accessor: cython.int, need: dict, segs: list,
+                   have: dict, rounds: cython.int) -> tuple | None:
+    """``_charge_range``'s charge rounds: up to ``rounds`` of them, each charging what ``need`` asks
+    beyond ``have`` (pages already reserved per memcg), and recomputing ``need`` and ``segs``
+    when reclaim moved runs meanwhile. Out: as ``_charge_range`` (None: refused, all cancelled)."""
+    R = machine.runs
+    for _ in range(rounds):  # reclaim inside a charge may evict pages of this very range
         mark = R.mutations
         # sorted() only when there is an order to fix: most faults pay one memcg
         for m, n in (sorted(need.items()) if len(need) > 1 else need.items()):

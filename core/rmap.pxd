@@ -1,6 +1,8 @@
 # Compiled build: arguments annotated "MachineState" are typed, so their fields are read at fixed offsets.
 from core.state cimport MachineState
 from core.pages cimport RunTable
+from cpython.array cimport array
+from core.run_index cimport starts_right
 from core.truncate cimport free_if_unused
 
 # run states and kinds compared on the per-event paths: C constants in the compiled build

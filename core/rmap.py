@@ -8,9 +8,11 @@ or pin goes is freed (``core.truncate.free_if_unused``).
 
 from __future__ import annotations
 
+from array import array
 from typing import TYPE_CHECKING
 
 from core.pages import Kind, St
+from core.run_index import starts_right
 from core.truncate import free_if_unused
 
 try:
@@ -112,30 +114,54 @@ def add_count(machine: MachineState, o: cython.int, lo: cython.longlong, hi: cyt
     """Add ``delta`` to the map or pin count of every run in [lo, hi) of ``o``."""
     R: RunTable = machine.runs
     mem = machine.mem
-    counter = mem.mapped if field == "mapc" else mem.pinned
-    segs = R.segments(o, lo, hi)  # (its splits are the last change to the table's size below)
+    pins: cython.bint = field == "pinc"
+    if not pins and field != "mapc":
+        raise ValueError(f"add_count counts mapc or pinc, not {field!r}")
+    counter: array = mem.pinned if pins else mem.mapped
+    R.split_ends(o, lo, hi)  # (the last change to the table's size below: the runs are now inside or outside)
     col: cython.p_int
     npages: cython.p_int
     memcg: cython.p_int
     state: cython.p_schar
     kind: cython.p_schar
+    cnt: cython.p_int  # the memcgs' mapped or pinned pages
     if cython.compiled:
-        col = R.mapc.data.as_ints if field == "mapc" else R.pinc.data.as_ints
+        col = R.pinc.data.as_ints if pins else R.mapc.data.as_ints
         npages, memcg = R.npages.data.as_ints, R.memcg.data.as_ints
         state, kind = R.state.data.as_schars, R.kind.data.as_schars
+        cnt = counter.data.as_ints
     else:
         col = getattr(R, field)
-        npages, memcg, state, kind = R.npages, R.memcg, R.state, R.kind
+        npages, memcg, state, kind, cnt = R.npages, R.memcg, R.state, R.kind, counter
+    nslots: cython.Py_ssize_t = len(counter)
     r: cython.Py_ssize_t
+    m: cython.Py_ssize_t
     old: cython.int
     new: cython.int
-    for r, _, _ in segs:
-        if r < 0:
+    runs: array | None = R.obj_runs.get(o)
+    n: cython.Py_ssize_t = len(runs) if runs is not None and lo < hi else 0
+    i: cython.Py_ssize_t = starts_right(R.obj_starts[o], lo) - 1 if n else 0
+    rp: cython.p_int  # the object's run ids, in page order
+    start: cython.p_int
+    if cython.compiled:
+        rp, start = (runs.data.as_ints if n else cython.NULL), R.start.data.as_ints
+    else:
+        rp, start = runs, R.start
+    if i < 0:
+        i = 0
+    for i in range(i, n):  # the runs in [lo, hi), in page order (what segments() lists, holes aside)
+        r = rp[i]
+        if start[r] >= hi:
+            break
+        if start[r] + npages[r] <= lo:
             continue
         old = col[r]
         new = old + delta
         col[r] = new
         if state[r] == _RESIDENT and (old > 0) != (new > 0):
-            if field == "pinc" or kind[r] != _ANON:
-                counter[memcg[r]] += npages[r] if new > 0 else -npages[r]
+            if pins or kind[r] != _ANON:
+                m = memcg[r]
+                if not 0 <= m < nslots:
+                    raise IndexError(f"run {r} is charged to memcg slot {m}, not one of {nslots}")
+                cnt[m] += npages[r] if new > 0 else -npages[r]  # (C: overflow-checked, as the array is)
     R.coalesce(o, lo, hi)
