@@ -21,7 +21,7 @@ cdef class RunTable:
     cdef public array rflags
     cdef public array dirty
     cdef public list free
-    cdef public object mutations
+    cdef public long long mutations  # (overflowcheck: never wraps)
     cdef public dict obj_runs
     cdef public dict obj_starts
 

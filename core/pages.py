@@ -166,8 +166,10 @@ class RunTable:
     def set_owner(self, r: cython.Py_ssize_t, state: cython.schar, memcg: cython.int):
         """Change state and memcg of run ``r``."""
         self.mutations += 1
-        self.state[r] = state
-        self.memcg[r] = memcg
+        if cython.compiled and 0 <= r < self.state.ob_size:  # through the columns' buffers
+            self.state.data.as_schars[r], self.memcg.data.as_ints[r] = state, memcg
+        else:
+            self.state[r], self.memcg[r] = state, memcg
 
     def resident_ids(self, memcg: int) -> np.ndarray:
         """Ids of the resident runs charged to ``memcg``, ascending (a scan of the columns)."""

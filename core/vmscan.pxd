@@ -1,6 +1,7 @@
 # Compiled build: arguments annotated "MachineState" are typed, so their fields are read at fixed offsets.
 from core.page_counter cimport mem_cgroup_charge_statistics
 from core.pages cimport RunTable
+from cpython.array cimport array
 from core.state cimport MachineState
 from core.cgroup cimport css_release_work
 from core.fs_writeback cimport dirty_now

@@ -38,6 +38,7 @@ Kernel behaviour modelled (mm/vmscan.c, v6.1/v6.12; KERNEL-MODEL.md §4):
 
 from __future__ import annotations
 
+from array import array
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -314,24 +315,31 @@ def _reclaim_run(machine: MachineState, r: cython.Py_ssize_t, take: cython.longl
     """Reclaim the first ``take`` pages of run ``r``: evict page cache, swap out the rest; returns the pages taken."""
     R: RunTable = machine.runs
     kind: cython.int
-    if cython.compiled and 0 <= r < R.state.ob_size:
-        kind = R.kind.data.as_schars[r]
+    npages: cython.int
+    start: cython.int
+    m: cython.Py_ssize_t
+    if cython.compiled and 0 <= r < R.state.ob_size:  # the run's fields through the columns' buffers
+        kind, npages, start = R.kind.data.as_schars[r], R.npages.data.as_ints[r], R.start.data.as_ints[r]
+        m = R.memcg.data.as_ints[r]
     else:
-        kind = R.kind[r]
+        kind, npages, start, m = R.kind[r], R.npages[r], R.start[r], R.memcg[r]
     if kind != _FILE:
         room: cython.longlong = machine.swap_total - machine.swap_used
         if take > room:
             take = room
         if take <= 0:
             return 0
-    if take < R.npages[r]:
-        R.split(r, R.start[r] + take)
-    m: cython.Py_ssize_t = R.memcg[r]
+    if take < npages:
+        R.split(r, start + take)
     if kind == _FILE:
         remove_mapping(machine, r)
     else:
         add_to_swap(machine, r)
-    machine.mem.pgsteal[m] += take  # (an int64 column)
+    steal: array = machine.mem.pgsteal  # (an int64 column)
+    if cython.compiled and 0 <= m < steal.ob_size:
+        steal.data.as_longlongs[m] += take  # (C: overflow-checked, as the array is)
+    else:
+        steal[m] += take
     machine.counters["pgsteal"] += take
     return take
 
