@@ -149,6 +149,7 @@ def age_basis(offline_us: Sequence[int] | np.ndarray) -> tuple[int, int, int, in
     return (n, int(p[(n - 1) // 2]), int(p[n // 2]), int(p[0]))
 
 
+@cython.overflowcheck(False)  # sums of at most 2**31 int32 values in 64 bits: none can overflow
 def usage_scan(machine: MachineState) -> tuple:
     """``Sampler._usage``'s scan, by C loops (compiled build only). Out: (the anon, file, shmem, kmem, sock and
     borrow columns' totals over every slot, as a tuple in that order; misattributed pages; parked pages), as the
@@ -158,15 +159,29 @@ def usage_scan(machine: MachineState) -> tuple:
     mem, R = machine.mem, machine.runs
     n: cython.Py_ssize_t = mem.state.ob_size
     i: cython.Py_ssize_t
-    col: cython.p_int
-    total: cython.longlong
-    a: array
-    totals = []
     for a in (mem.anon, mem.file, mem.shmem, mem.kmem, mem.sock, mem.borrow):
-        col, total = a.data.as_ints, 0
-        for i in range(n):
-            total += col[i]
-        totals.append(total)
+        if len(a) != n:
+            raise RuntimeError(f"memcg columns of {len(a)} and {n} slots")
+    anon: cython.p_int = mem.anon.data.as_ints
+    file: cython.p_int = mem.file.data.as_ints
+    shmem: cython.p_int = mem.shmem.data.as_ints
+    kmem: cython.p_int = mem.kmem.data.as_ints
+    sock: cython.p_int = mem.sock.data.as_ints
+    borrow: cython.p_int = mem.borrow.data.as_ints
+    t_anon: cython.longlong = 0
+    t_file: cython.longlong = 0
+    t_shmem: cython.longlong = 0
+    t_kmem: cython.longlong = 0
+    t_sock: cython.longlong = 0
+    t_borrow: cython.longlong = 0
+    for i in range(n):  # one pass over the slots for the six totals
+        t_anon += anon[i]
+        t_file += file[i]
+        t_shmem += shmem[i]
+        t_kmem += kmem[i]
+        t_sock += sock[i]
+        t_borrow += borrow[i]
+    totals = (t_anon, t_file, t_shmem, t_kmem, t_sock, t_borrow)
     nr: cython.Py_ssize_t = R.state.ob_size
     state: cython.p_schar = R.state.data.as_schars
     rflags: cython.p_schar = R.rflags.data.as_schars
@@ -181,7 +196,7 @@ def usage_scan(machine: MachineState) -> tuple:
                 cand.append(i)
             if rflags[i] & _PARKED_FLAG:
                 parked += npages[i]
-    return tuple(totals), (misattributed_pages(machine, cand) if cand else 0), parked
+    return totals, (misattributed_pages(machine, cand) if cand else 0), parked
 
 
 def misattributed_pages(machine: MachineState, cand: Iterable[int]) -> int:
