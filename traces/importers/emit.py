@@ -36,7 +36,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from traces.importers.common import NEVER, PAGE, ImportReport, stable_argsort
+from traces.importers.common import NEVER, PAGE, ImportReport
 from traces.importers.machine_memory import with_machine_memory
 from traces.importers.sharing import AGENT_CGROUP, AGENT_TASK, Rule
 from traces import take
@@ -663,27 +663,26 @@ def _sort_events(cols: list["_Cols"]) -> tuple[np.ndarray, np.ndarray, np.ndarra
         mcode, time, phase = (np.concatenate(x) for x in (mcodes, times, phases))
         order = np.lexsort((phase, time, mcode))
         return order, time[order], mcode[order].astype(np.int32), []
-    keys, t0, tbits, pbits = packed
+    key, t0, tbits, pbits = packed
     del packed, phases
-    # each part sorted on its own, then one stable sort of the concatenated runs: timsort merges
-    # runs, so this is much cheaper than sorting everything from scratch (and the result is the
-    # same permutation: ties inside a part keep their row order, ties across parts their part order)
-    pre, key = _part_orders([c.one_phase for c in cols], mcodes, times, keys)
-    del keys
-    s = np.argsort(key, kind="stable")
-    sorted_key = np.take(key, s)
+    # one stable sort of the keys laid out part after part: ties keep their part, then row, order.
+    # The parts are grouped by machine and most of their events come in time order, so the keys are
+    # long ascending runs, which numpy's stable sort (a timsort) merges rather than sorts
+    order = np.argsort(key, kind="stable")
+    sorted_key = np.take(key, order)
     # in place or into dead arrays where possible: every fresh 58 MB array costs page faults,
     # which dominate on a VM
     time = np.right_shift(sorted_key, pbits, out=key)
     time &= (1 << tbits) - 1
     time += t0
-    mcode = np.right_shift(sorted_key, tbits + pbits, out=np.empty(s.size, np.int32), casting="unsafe")
-    return np.take(pre, s), time, mcode, [pre, s, sorted_key]
+    mcode = np.right_shift(sorted_key, tbits + pbits, out=np.empty(order.size, np.int32), casting="unsafe")
+    return order, time, mcode, [sorted_key]
 
 
 def _packed_keys(mcodes: list[np.ndarray], times: list[np.ndarray],
-                 phases: list[np.ndarray]) -> tuple[list[np.ndarray], int, int, int] | None:
-    """Per part the int64 key (machine, time - t0, phase - p0) packed in bits; None if it needs > 63 bits."""
+                 phases: list[np.ndarray]) -> tuple[np.ndarray, int, int, int] | None:
+    """The int64 keys (machine, time - t0, phase - p0) packed in bits, part after part in one array;
+    None if they need > 63 bits."""
     t0 = min(int(t.min()) for t in times)
     p0 = min(int(p.min()) for p in phases)
     tbits = (max(int(t.max()) for t in times) - t0).bit_length()
@@ -691,49 +690,23 @@ def _packed_keys(mcodes: list[np.ndarray], times: list[np.ndarray],
     mbits = max(int(m.max()) for m in mcodes).bit_length()
     if tbits + pbits + mbits > 63:
         return None
+    bounds = np.cumsum([0] + [t.size for t in times])
+    key = np.empty(bounds[-1], dtype=np.int64)
     scratch = np.empty(max(t.size for t in times), dtype=np.int64)  # one buffer for every part's shifted times
-    return ([_pack(m, t, ph, t0, p0, tbits, pbits, scratch[:t.size]) for m, t, ph in zip(mcodes, times, phases)],
-            t0, tbits, pbits)
+    for m, t, ph, lo, hi in zip(mcodes, times, phases, bounds[:-1], bounds[1:]):
+        _pack(m, t, ph, t0, p0, tbits, pbits, scratch[:t.size], key[lo:hi])
+    return key, t0, tbits, pbits
 
 
 def _pack(m: np.ndarray, t: np.ndarray, ph: np.ndarray, t0: int, p0: int, tbits: int, pbits: int,
-          rel: np.ndarray) -> np.ndarray:
-    """The packed keys of one part; ``rel``: scratch of its size."""
-    key = m << (tbits + pbits)
+          rel: np.ndarray, key: np.ndarray) -> None:
+    """The packed keys of one part, into ``key``; ``rel``: scratch of its size."""
+    np.left_shift(m, tbits + pbits, out=key)
     np.subtract(t, t0, out=rel)
     rel <<= pbits
     key |= rel
     # a phase that is one value for the part is ORed in as that value (a broadcast minus p0 is a full array)
     key |= int(ph[0]) - p0 if ph.ndim == 1 and ph.size and ph.strides[0] == 0 else ph - p0
-    return key
-
-
-def _part_orders(one_phase: list[bool], mcodes: list[np.ndarray], times: list[np.ndarray],
-                 keys: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Per part the stable order of its keys, offset to the concatenation, concatenated; and the
-    keys in that order.
-
-    Many parts have the same machines and times (a task's start, reads and maps),
-    and a part with one phase is ordered by those alone, so such parts share one sort.
-    Both results are written part by part into one array each (no concatenated copy to
-    gather from). The order stays int64: numpy's ``take`` converts narrower indices to
-    int64 first, into a fresh array each time.
-    """
-    same = list(range(len(keys)))  # the part whose sort each part reuses
-    for i, (m, t) in enumerate(zip(mcodes, times)):
-        if one_phase[i]:
-            same[i] = next((j for j in range(i) if same[j] == j and one_phase[j] and mcodes[j].size == m.size
-                            and np.array_equal(times[j], t) and np.array_equal(mcodes[j], m)), i)
-    own = [i for i in range(len(keys)) if same[i] == i]
-    sorted_ = dict(zip(own, _parallel([lambda k=keys[i]: stable_argsort(k) for i in own])))
-    offsets = np.cumsum([0] + [k.size for k in keys])
-    pre = np.empty(offsets[-1], dtype=np.int64)
-    key = np.empty(offsets[-1], dtype=np.int64)
-    for i in range(len(keys)):
-        a, b = offsets[i], offsets[i + 1]
-        np.take(keys[i], sorted_[same[i]], out=key[a:b], mode="clip")  # "clip": no buffered copy
-        np.add(sorted_[same[i]], a, out=pre[a:b])
-    return pre, key
 
 
 #: events per chunk of machines the assembly sorts and gathers at a time: its temporaries
@@ -752,7 +725,6 @@ class _Cols:
 
     time: np.ndarray
     phase: np.ndarray
-    one_phase: bool
     mcode: np.ndarray
     meta: np.ndarray | int
     offset: np.ndarray | int
@@ -771,7 +743,7 @@ class _Cols:
                 return np.broadcast_to(v[0], (n,))  # one value for all: stays a view
             return v[sel] if isinstance(v, np.ndarray) else v
 
-        return _Cols(cut(self.time), cut(self.phase), self.one_phase, cut(self.mcode), cut(self.meta),
+        return _Cols(cut(self.time), cut(self.phase), cut(self.mcode), cut(self.meta),
                      cut(self.offset), cut(self.nbytes),
                      {k: r if isinstance(r, int) else (cut(r[0]), r[1]) for k, r in self.refs.items()})
 
@@ -790,7 +762,7 @@ def _assemble(parts: list[_Part]) -> tuple[pa.Table, list[str]]:
     ints = {a: [_int_values(p, a) for p in parts] for a in ("offset", "nbytes")}
     nullable = {a: any(ok is not None for _, ok in ints[a]) for a in ints}
     refs = {a: _string_refs(parts, a) for a in ("cgroup", "task", "obj")}
-    cols = [_Cols(np.asarray(p.time, dtype=np.int64), ph, np.ndim(p.major) == 0 and np.ndim(p.minor) == 0, m, meta,
+    cols = [_Cols(np.asarray(p.time, dtype=np.int64), ph, m, meta,
                   ints["offset"][i][0], ints["nbytes"][i][0], {a: refs[a][1][i] for a in refs})
             for i, (p, ph, m, meta) in enumerate(zip(parts, _phases(parts), mcodes, _meta(parts, ints)))]
     del mcodes, ints
