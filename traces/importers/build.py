@@ -89,6 +89,14 @@ def first_seen_pairs(a: pa.Array, b: pa.Array) -> np.ndarray:
     return pairs.indices.to_numpy().astype(np.int64)
 
 
+def first_seen_ids(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per row an id of its (a, b) pair of integers, numbered in order of first appearance (as
+    ``first_seen_pairs`` numbers the pairs of the integers' strings)."""
+    cb = pa.array(b).dictionary_encode().indices.to_numpy().astype(np.int64)
+    pairs = pa.array(a.astype(np.int64) * (int(cb.max()) + 1 if cb.size else 1) + cb).dictionary_encode()
+    return pairs.indices.to_numpy().astype(np.int64)
+
+
 def concat(first: Cgroups, second: Cgroups, second_parents_in_first: bool = True) -> Cgroups:
     """Rows of ``first`` then ``second``.
 

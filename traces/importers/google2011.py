@@ -36,11 +36,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from traces.importers.params import ImportParams
 from traces.importers import build
 from traces.importers.common import (NEVER, Col, ImportReport, ProgressFn, Rejects, check_codes, check_fraction,
-                                     check_times, last_known, np_col, read_csv, str_col, str_rows)
+                                     check_times, last_known, np_col, read_csv, str_col)
 from traces.importers.emit import Cgroups, ProfileParams, Samples, Updates, emit, shared_bytes
 from traces.importers.lifecycle import END, IGNORE, START, UPDATE, pair
 
@@ -115,42 +116,98 @@ def _read_many(paths: Sequence[str], cols: list[Col], rejects: Rejects,
 
 
 class _Runs:
-    """Incarnation bookkeeping kept for the usage and update passes."""
+    """Incarnation bookkeeping kept for the usage and update passes: ``rows[i]`` is incarnation ``i``'s cgroup."""
 
-    def __init__(self, key: np.ndarray, inc, child_offset: int) -> None:
-        self.key, self.inc, self.child_offset = key, inc, child_offset
+    def __init__(self, key: np.ndarray, inc, rows: np.ndarray) -> None:
+        self.key, self.inc, self.rows = key, inc, rows
 
 
 def _task_cgroups(ev: pa.Table, params: Params, report: ImportReport) -> tuple[Cgroups, _Runs]:
+    """The task cgroups (under one parent per machine and job with ``job_parent``), already grouped by
+    machine as ``emit`` orders them: every row in the order of the sorted machine ids, parents before
+    tasks on each machine, parents in their order of first appearance, tasks in incarnation order.
+
+    The rows are ordered on integers first and their names formatted once, in that order: grouping
+    finished string columns would gather each of them again.
+    """
     etype = np_col(ev, "event_type")
     key = build.group_ids(np_col(ev, "job_id"), np_col(ev, "task_index"))
     time = to_native_time(np_col(ev, "time"), params.time_origin_us)
     has_machine = ev.column("machine_id").is_valid().to_numpy(zero_copy_only=False)
     kind = EVENT_KIND[etype]
     report.skipped["SUBMIT/UPDATE_PENDING (not on a machine)"] += int((kind == IGNORE).sum())
-    inc = pair(key, time, kind, has_machine, report.skipped, report.notes,
-               machine=np_col(ev, "machine_id", fill=-1))
-    mrow = pa.array(inc.machine_row)
-    job = str_rows(ev, "job_id", mrow)
-    index = str_rows(ev, "task_index", mrow)
-    number = pa.array(inc.number).cast(pa.string())
-    machine = str_rows(ev, "machine_id", mrow)
-    req = _requests(ev, inc.machine_row, params)
+    machine_all = np_col(ev, "machine_id", fill=-1)
+    inc = pair(key, time, kind, has_machine, report.skipped, report.notes, machine=machine_all)
+    mrow = inc.machine_row
+    n = mrow.size
+    machine, job = machine_all[mrow], np_col(ev, "job_id")[mrow]
+    names, mcode = _machine_ranks(machine)
+    if params.job_parent:
+        # one parent per (machine, job), numbered in order of first appearance among the tasks
+        pidx = build.first_seen_ids(mcode, job)
+        first = np.full(int(pidx.max()) + 1 if n else 0, -1, dtype=np.int64)
+        first[pidx[::-1]] = np.arange(n - 1, -1, -1)  # each parent's lowest task
+    else:
+        pidx, first = np.full(n, -1, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    npar = first.size
+    # the rows: parents, then tasks; grouped by machine, each group keeping that order
+    src = _grouped(np.concatenate([mcode[first], mcode]))
+    rep = np.concatenate([first, np.arange(n)])[src]  # per row its incarnation (a parent's: its first task's)
+    is_task = src >= npar
+    ti = np.flatnonzero(is_task)
+    t = src[ti] - npar
+    new = np.empty(src.size, dtype=np.int64)
+    new[src] = np.arange(src.size)
+    parent = np.full(src.size, -1, dtype=np.int64)
+    parent[ti] = np.where(pidx[t] >= 0, new[np.maximum(pidx[t], 0)], -1)
+    jobs = pa.array(job[rep]).cast(pa.string())
+    index = _masked(pa.array(np_col(ev, "task_index")[mrow[rep]]), is_task).cast(pa.string())
+    number = _masked(pa.array(inc.number[rep]), is_task).cast(pa.string())
+    req = _requests(ev, mrow[t], params)
     byts = (req * params.machine_bytes).astype(np.int64)
-    limit = np.where(req > 0, byts, -1)
     sizes = (np.where(req > 0, req, params.default_request) * params.machine_bytes)
-    cache = np.maximum((sizes * params.cache_fraction).astype(np.int64), 0)
-    keys = {"job": job, "user": ev.column("user").combine_chunks().take(mrow)}
-    tasks = Cgroups(machine, build.join("/task-", index, ".", number), build.join(job, "-", index, ".", number),
-                    np.full(len(job), -1, dtype=np.int64), inc.start_us.copy(), inc.end_us.copy(), limit,
-                    (sizes * params.anon_fraction).astype(np.int64), cache, keys)
-    if not params.job_parent:
-        tasks.path = build.join("/job-", job, "-task-", index, ".", number)
-        return tasks, _Runs(inc.key, inc, 0)
-    parents, pidx = build.parents_by(machine, job, "job-")
-    tasks.path = build.join(parents.path.take(pa.array(pidx)), tasks.path)
-    tasks.parent = pidx
-    return build.concat(parents, tasks), _Runs(inc.key, inc, len(parents))
+    limit, anon, cache, end = (np.full(src.size, v, dtype=np.int64) for v in (-1, 0, 0, 0))
+    limit[ti] = np.where(req > 0, byts, -1)
+    anon[ti] = (sizes * params.anon_fraction).astype(np.int64)
+    cache[ti] = np.maximum((sizes * params.cache_fraction).astype(np.int64), 0)
+    start = np.full(src.size, NEVER, dtype=np.int64)
+    start[ti], end[ti] = inc.start_us[t], inc.end_us[t]
+    user = ev.column("user").combine_chunks().take(pa.array(mrow[rep], mask=~is_task))
+    if params.job_parent:  # a parent's path is "/job-<job>": the task part is null there
+        path = pc.binary_join_element_wise("/job-", jobs, build.join("/task-", index, ".", number), "",
+                                           null_handling="replace")
+    else:
+        path = build.join("/job-", jobs, "-task-", index, ".", number)
+    cg = Cgroups(names.take(pa.array(mcode[rep])), path, build.join(jobs, "-", index, ".", number), parent,
+                 start, end, limit, anon, cache, {"job": _masked(jobs, is_task), "user": user})
+    rows = np.empty(n, dtype=np.int64)
+    rows[t] = ti
+    return cg, _Runs(inc.key, inc, rows)
+
+
+def _machine_ranks(machine: np.ndarray) -> tuple[pa.Array, np.ndarray]:
+    """The distinct machine ids as strings, sorted as strings (the output's machine order); per row its rank."""
+    ids, inverse = np.unique(machine, return_inverse=True)
+    names = pa.array(ids).cast(pa.string())
+    order = pc.sort_indices(names).to_numpy()
+    rank = np.empty(order.size, dtype=np.int64)
+    rank[order] = np.arange(order.size)
+    return names.take(pa.array(order)), rank[inverse.reshape(-1)]
+
+
+def _grouped(code: np.ndarray) -> np.ndarray:
+    """The rows stably sorted by ``code`` (a small non-negative integer per row)."""
+    # numpy's stable sort of 16-bit keys is a radix sort
+    return np.argsort(code.astype(np.int16) if code.size and int(code.max()) < 1 << 15 else code, kind="stable")
+
+
+def _masked(arr: pa.Array, valid: np.ndarray) -> pa.Array:
+    """``arr`` (no nulls of its own, not a slice) with null wherever ``valid`` is False."""
+    if bool(valid.all()):
+        return arr
+    bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
+    return pa.Array.from_buffers(arr.type, len(arr), [bitmap, *arr.buffers()[1:]],
+                                 null_count=len(arr) - int(np.count_nonzero(valid)))
 
 
 def _requests(ev: pa.Table, rows: np.ndarray, params: Params) -> np.ndarray:
@@ -165,7 +222,7 @@ def _updates(ev: pa.Table, cg: Cgroups, runs: _Runs, params: Params) -> Updates:
     req = np_col(ev, "memory_request", fill=0.0)[inc.update_row]
     limit = np.where(req > 0, (req * params.machine_bytes).astype(np.int64), -1)
     time = to_native_time(np_col(ev, "time")[inc.update_row], params.time_origin_us)
-    return Updates(inc.update_inc + runs.child_offset, time, limit)
+    return Updates(runs.rows[inc.update_inc], time, limit)
 
 
 def _usage_samples(usage: pa.Table, ev: pa.Table, cg: Cgroups, runs: _Runs, params: Params,
@@ -181,7 +238,7 @@ def _usage_samples(usage: pa.Table, ev: pa.Table, cg: Cgroups, runs: _Runs, para
     run = build.assign_to_runs(run_key, inc.start_us, inc.end_us, u_key, t)
     ok = run >= 0
     report.skipped["usage row matching no running task"] += int((~ok).sum())
-    cgi = run[ok] + runs.child_offset
+    cgi = runs.rows[run[ok]]
     mb = params.machine_bytes
     canon = np_col(usage, "canonical_memory", fill=0.0)[ok] * mb
     total = np_col(usage, "total_page_cache", fill=0.0)[ok] * mb

@@ -59,15 +59,13 @@ def pair(key: np.ndarray, time: np.ndarray, kind: np.ndarray, has_machine: np.nd
 
     ``machine`` (optional, any integer code per row) lets an exit on another machine than its
     start hand the task over between machines instead of ending the run it did not belong to."""
-    n = key.size
-    rows = np.arange(n, dtype=np.int64)
     # a start without a machine cannot be placed
     bad_start = (kind == START) & ~has_machine
     skipped["start without machine"] += int(bad_start.sum())
     never_start = (kind == START) & (time == NEVER)
     skipped["start after the window"] += int(never_start.sum())
     kind = np.where(bad_start | never_start, IGNORE, kind)
-    life = _life_order(key, time, kind, rows)
+    life = _life_order(key, time, kind)
     synth = _implicit_starts(key, kind, has_machine, life)
     notes["exit without start in the window (implicit start)"] += int((kind[synth] == END).sum())
     moved, moved_at = _handovers(key, time, kind, has_machine, machine, life[kind[life] != UPDATE])
@@ -78,11 +76,13 @@ def pair(key: np.ndarray, time: np.ndarray, kind: np.ndarray, has_machine: np.nd
             notes[note] += int(count)
     # merged rows: real rows, then one synthetic start per orphan exit or update, sorted before it,
     # and one per moved exit, at its handover time (sorted by row among equal times)
-    k = np.concatenate([key, key[synth], key[moved]])
-    t = np.concatenate([time, np.full(synth.size, window_start, dtype=np.int64), moved_at])
-    kd = np.concatenate([kind, np.full(synth.size + moved.size, START, dtype=kind.dtype)])
-    src = np.concatenate([rows, -1 - synth, -1 - moved])  # negative: synthetic start for row (-1 - src)
-    prio = np.concatenate([np.ones(n, np.int8), np.zeros(synth.size, np.int8), np.ones(moved.size, np.int8)])
+    # (the rows of no start, exit or update take no part: only the others are merged)
+    k = np.concatenate([key[life], key[synth], key[moved]])
+    t = np.concatenate([time[life], np.full(synth.size, window_start, dtype=np.int64), moved_at])
+    kd = np.concatenate([kind[life], np.full(synth.size + moved.size, START, dtype=kind.dtype)])
+    src = np.concatenate([life, -1 - synth, -1 - moved])  # negative: synthetic start for row (-1 - src)
+    prio = np.concatenate([np.ones(life.size, np.int8), np.zeros(synth.size, np.int8),
+                           np.ones(moved.size, np.int8)])
     order = np.lexsort((np.abs(src + (src < 0)), prio, t, k))
     inc = _pair_sorted(k[order], t[order], kd[order], src[order], skipped, notes)
     if moved.size:
@@ -90,10 +90,10 @@ def pair(key: np.ndarray, time: np.ndarray, kind: np.ndarray, has_machine: np.nd
     return inc
 
 
-def _life_order(key: np.ndarray, time: np.ndarray, kind: np.ndarray, rows: np.ndarray) -> np.ndarray:
+def _life_order(key: np.ndarray, time: np.ndarray, kind: np.ndarray) -> np.ndarray:
     """The starts, exits and updates, ordered by (key, time, row); sorted once for both passes below."""
     life = np.flatnonzero((kind == START) | (kind == END) | (kind == UPDATE))
-    return life[np.lexsort((rows[life], time[life], key[life]))]
+    return life[np.lexsort((time[life], key[life]))]  # stable: equal (key, time) keep their row order
 
 
 def _implicit_starts(key: np.ndarray, kind: np.ndarray, has_machine: np.ndarray, order: np.ndarray) -> np.ndarray:
