@@ -50,6 +50,31 @@ def test_group_ids_packed_and_lexsort_paths_agree() -> None:
         assert np.array_equal(ids, _lexsort_ids(*cols))
 
 
+def test_order_key_orders_and_equals_like_group_ids() -> None:
+    """``pair`` only sorts and compares its keys: the packed key must do both as the dense ids do."""
+    rng = np.random.default_rng(6)
+    job = rng.integers(-10, 1 << 40, 20000)
+    job[::3] = job[0]
+    index = rng.integers(0, 4, 20000)
+    wide = rng.integers(0, 1 << 62, 20000)
+    for cols in ((job, index), (index, job), (job,), (wide, index)):
+        key, ids = build.order_key(*cols), build.group_ids(*cols)
+        assert key.dtype == np.int64
+        assert np.array_equal(np.argsort(key, kind="stable"), np.argsort(ids, kind="stable"))
+        assert np.array_equal(np.unique(key, return_inverse=True)[1].ravel(), ids)
+
+
+def test_first_seen_ids_number_pairs_as_first_seen_pairs_does() -> None:
+    import pyarrow as pa
+
+    rng = np.random.default_rng(7)
+    for hi in (12, 1 << 60):  # packed in one int64, and not
+        a, b = rng.integers(0, 30, 5000), rng.integers(0, hi, 5000)
+        b[::2] = b[1]
+        want = build.first_seen_pairs(pa.array(a).cast(pa.string()), pa.array(b).cast(pa.string()))
+        assert np.array_equal(build.first_seen_ids(a, b), want)
+
+
 def test_first_seen_pairs_numbers_like_joined_strings() -> None:
     import pyarrow as pa
     import pyarrow.compute as pc

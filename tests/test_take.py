@@ -93,3 +93,45 @@ def test_a_refused_build_gathers_with_the_pure_code(monkeypatch):
     assert take_build.module() is None
     base, rows, order = _case(4)
     _equal(take.strings(base, rows, order), take.strings_pure(base, rows, order))
+
+
+# ---------------------------------------------------------------- names formatted from integers
+
+_EDGES = [0, 1, -1, 9, 10, 99, 100, -100, 2**63 - 1, -2**63, 10**18, -10**18, 9999999999999999999 // 10]
+_EDGES += [s * (10**k + d) for k in range(19) for d in (-1, 0, 1) for s in (1, -1) if 10**k + d < 2**63]
+
+
+def _decimal_case(seed: int) -> tuple[list, int | None, np.ndarray | None, np.ndarray | None]:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(0, 500)) if seed % 5 else len(_EDGES)
+    ints = [np.array(_EDGES, np.int64) if seed % 5 == 0 else
+            rng.integers(-2**63, 2**63 - 1, n, dtype=np.int64) // 10 ** int(rng.integers(0, 19))
+            for _ in range(3)]
+    words = ["/job-", "", "/task-", ".", "é-", ":x"]
+    parts: list = []
+    for i in range(int(rng.integers(1, 7))):
+        parts.append(ints[i % 3] if i % 2 == 0 else words[int(rng.integers(len(words)))])
+    head = int(rng.integers(1, len(parts) + 1)) if seed % 3 == 0 else None
+    if head is not None and head < len(parts) and not any(not isinstance(p, str) for p in parts[head:]):
+        parts.append(ints[0])
+    tail = rng.random(n) < 0.6 if head is not None else None
+    valid = rng.random(n) < 0.7 if seed % 2 else None
+    return parts, head, tail, valid
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_join_decimal_makes_the_reference_strings(seed):
+    """The compiled formatting (when built) gives Arrow's casts and joins: every digit, sign, null and tail."""
+    from traces.importers.build import join_decimal, join_decimal_pure
+    parts, head, tail, valid = _decimal_case(seed)
+    got, want = join_decimal(parts, head, tail, valid), join_decimal_pure(parts, head, tail, valid)
+    n = len(want)
+    expect = []
+    for i in range(n):
+        if valid is not None and not valid[i]:
+            expect.append(None)
+            continue
+        upto = len(parts) if head is None or tail is None or tail[i] else head
+        expect.append("".join(p if isinstance(p, str) else str(int(p[i])) for p in parts[:upto]))
+    assert want.to_pylist() == expect
+    _equal(got, want)

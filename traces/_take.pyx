@@ -11,9 +11,15 @@ then their cumulative sum, then the bytes through Arrow's take a chunk at a time
 passes, three of them over fresh full-size temporaries. Here one loop sums the lengths into the
 offsets and one copies each string's bytes into place; nothing else of the column's size is
 allocated. The strings, nulls and order are the same (``tests/test_take.py`` compares both).
+
+``join_decimal``: names made of literal pieces and integers (``/job-<job>/task-<index>.<n>``), for
+``traces.importers.build.join_decimal``, whose reference (``join_decimal_pure``) casts each integer
+column to strings and joins them with Arrow: an intermediate string array per piece and per join.
+Here one loop sizes every string and one writes it, the digits two at a time (``tests/test_take.py``).
 """
 
-from libc.stdint cimport int32_t, int64_t, uint8_t
+cimport cython
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 from libc.string cimport memcpy
 
 import numpy as np
@@ -67,4 +73,145 @@ def gather(const int32_t[::1] base_off, const uint8_t[::1] base_data, const int3
                 memcpy(&d[lo], &base_data[base_off[j]], off[i + 1] - lo)
             if nulls:
                 bits[i >> 3] |= <uint8_t>(1 << (i & 7))
+    return offsets, data, bitmap, nulls
+
+
+cdef const char *_PAIRS = (b"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                           b"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                           b"8081828384858687888990919293949596979899")
+
+
+cdef extern from *:
+    """
+    static const unsigned long long _take_pow10[20] = {
+        1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL, 10000000ULL, 100000000ULL,
+        1000000000ULL, 10000000000ULL, 100000000000ULL, 1000000000000ULL, 10000000000000ULL,
+        100000000000000ULL, 1000000000000000ULL, 10000000000000000ULL, 100000000000000000ULL,
+        1000000000000000000ULL, 10000000000000000000ULL};
+    /* decimal digits of u: from its bit length (log10(2) ~ 1233 / 4096), then one comparison */
+    static inline int _take_digits(unsigned long long u) {
+        int t = ((64 - __builtin_clzll(u | 1)) * 1233) >> 12;  /* 0..19 */
+        return u ? t + 1 - (u < _take_pow10[t]) : 1;
+    }
+    """
+    int _take_digits(unsigned long long u) nogil
+
+
+@cython.overflowcheck(False)
+cdef inline int _ndigits(int64_t v) noexcept nogil:
+    # the length of v in decimal, its sign included
+    cdef uint64_t u = (<uint64_t>0 - <uint64_t>v) if v < 0 else <uint64_t>v
+    return _take_digits(u) + (v < 0)
+
+
+@cython.overflowcheck(False)
+@cython.cdivision(True)
+cdef inline Py_ssize_t _decimal(uint8_t *out, int64_t v, int width) noexcept nogil:
+    # writes v in decimal (as Arrow's cast to string does) in ``width`` bytes (``_ndigits(v)``)
+    cdef uint64_t u = (<uint64_t>0 - <uint64_t>v) if v < 0 else <uint64_t>v
+    cdef Py_ssize_t end = width
+    cdef uint64_t r
+    if v < 0:
+        out[0] = 45
+    while u >= 100:
+        r = u % 100
+        u //= 100
+        end -= 2
+        out[end] = _PAIRS[2 * r]
+        out[end + 1] = _PAIRS[2 * r + 1]
+    if u >= 10:
+        end -= 2
+        out[end] = _PAIRS[2 * u]
+        out[end + 1] = _PAIRS[2 * u + 1]
+    else:
+        out[end - 1] = <uint8_t>(48 + u)
+    return width
+
+
+@cython.overflowcheck(False)
+@cython.cdivision(True)
+def join_decimal(list parts, Py_ssize_t n, Py_ssize_t head, const uint8_t[::1] tail, const uint8_t[::1] valid):
+    """(offsets, data, bitmap or None, null count) of ``n`` strings, each the concatenation of ``parts``:
+    a ``bytes`` part is written as it is, an int64 array's value of the row in decimal. Parts from
+    index ``head`` on are written only where ``tail`` is nonzero (``tail`` empty: everywhere); a row
+    where ``valid`` is zero is null (``valid`` empty: none is). None past 2^31 bytes.
+    """
+    cdef Py_ssize_t np_ = len(parts), p, i, pos
+    cdef int64_t total = 0, limit = (<int64_t>1) << 31, fixed_head = 0, fixed_tail = 0, ln
+    cdef bint has_tail = tail.shape[0] != 0, has_valid = valid.shape[0] != 0
+    cdef Py_ssize_t nulls = 0
+    cdef const int64_t *cols[64]
+    cdef const uint8_t *lits[64]
+    cdef Py_ssize_t litlen[64]
+    cdef const int64_t[::1] col
+    keep = []
+    if np_ > 64:
+        raise ValueError("too many parts")
+    if (has_tail and tail.shape[0] != n) or (has_valid and valid.shape[0] != n):
+        raise ValueError("mask length differs from n")
+    for p in range(np_):
+        part = parts[p]
+        if isinstance(part, bytes):
+            keep.append(part)
+            lits[p] = <const uint8_t *>(<bytes>part)
+            litlen[p] = len(<bytes>part)
+            cols[p] = NULL
+            if p < head:
+                fixed_head += litlen[p]
+            else:
+                fixed_tail += litlen[p]
+        else:
+            col = part
+            if col.shape[0] != n:
+                raise ValueError("part length differs from n")
+            keep.append(col)
+            cols[p] = &col[0] if n else NULL
+            lits[p] = NULL
+            litlen[p] = 0
+    offsets = np.empty(n + 1, dtype=np.int32)
+    cdef int32_t[::1] off = offsets
+    with nogil:
+        off[0] = 0
+        for i in range(n):
+            if has_valid and not valid[i]:
+                nulls += 1
+                off[i + 1] = <int32_t>total
+                continue
+            ln = fixed_head
+            for p in range(head if head < np_ else np_):
+                if cols[p] != NULL:
+                    ln += _ndigits(cols[p][i])
+            if not has_tail or tail[i]:
+                ln += fixed_tail
+                for p in range(head, np_):
+                    if cols[p] != NULL:
+                        ln += _ndigits(cols[p][i])
+            total += ln
+            if total >= limit:
+                break
+            off[i + 1] = <int32_t>total
+    if total >= limit:
+        return None
+    data = np.empty(total, dtype=np.uint8)
+    cdef uint8_t[::1] d = data
+    bitmap = np.zeros((n + 7) // 8, dtype=np.uint8) if nulls else None
+    cdef uint8_t[::1] bits
+    if nulls:
+        bits = bitmap
+    cdef uint8_t *out = &d[0] if total else NULL
+    cdef Py_ssize_t last
+    with nogil:
+        for i in range(n):
+            if has_valid and not valid[i]:
+                continue
+            if nulls:
+                bits[i >> 3] |= <uint8_t>(1 << (i & 7))
+            pos = off[i]
+            last = np_ if (not has_tail or tail[i]) else (head if head < np_ else np_)
+            for p in range(last):
+                if cols[p] != NULL:
+                    pos += _decimal(out + pos, cols[p][i], _ndigits(cols[p][i]))
+                elif litlen[p]:
+                    memcpy(out + pos, lits[p], litlen[p])
+                    pos += litlen[p]
     return offsets, data, bitmap, nulls

@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from traces import take_build
 from traces.importers.common import NEVER
 from traces.importers.emit import Cgroups
 
@@ -35,6 +36,14 @@ def group_ids(*cols: np.ndarray) -> np.ndarray:
     return ids
 
 
+def order_key(*cols: np.ndarray) -> np.ndarray:
+    """An int64 per row that compares (orders and equals) like the tuples across ``cols``: the integer
+    columns packed in one int64 (no sort), else ``group_ids``. For ``lifecycle.pair``, which only
+    sorts and compares its keys."""
+    packed = _packed(cols) if cols[0].size else None
+    return packed if packed is not None else group_ids(*cols)
+
+
 def _packed(cols: tuple[np.ndarray, ...]) -> np.ndarray | None:
     """Integer ``cols`` packed into one int64 that sorts like the tuples, or None if they need > 63 bits."""
     if not all(np.issubdtype(c.dtype, np.integer) for c in cols):
@@ -55,6 +64,45 @@ def join(*parts: pa.Array | str) -> pa.Array:
     arrs = [pa.scalar(p) if isinstance(p, str) else (p if pa.types.is_string(p.type) else p.cast(pa.string()))
             for p in parts]
     return pc.binary_join_element_wise(*arrs, "")
+
+
+def join_decimal(parts: list[str | np.ndarray], head: int | None = None, tail: np.ndarray | None = None,
+                 valid: np.ndarray | None = None) -> pa.Array:
+    """Per row the concatenation of ``parts``: a ``str`` as it is, an int64 array's value in decimal
+    (as Arrow casts it); the parts from index ``head`` on only where ``tail`` (None: everywhere), and
+    null where ``valid`` is False (None: nowhere). Every part before ``head``, and from it, includes an array.
+
+    Compiled when ``traces._take`` is built (one pass sizing the strings, one writing them, no
+    intermediate string arrays); else ``join_decimal_pure``, the same strings."""
+    mod = take_build.module()
+    n = next(p.size for p in parts if not isinstance(p, str))
+    if mod is not None:
+        none = np.zeros(0, dtype=np.uint8)
+        got = mod.join_decimal([p.encode() if isinstance(p, str) else np.ascontiguousarray(p, dtype=np.int64)
+                                for p in parts], n, len(parts) if head is None else head,
+                               none if tail is None else tail.view(np.uint8), none if valid is None else valid.view(np.uint8))
+        if got is not None:
+            offsets, data, bitmap, nulls = got
+            return pa.Array.from_buffers(pa.string(), n, [None if bitmap is None else pa.py_buffer(bitmap),
+                                                          pa.py_buffer(offsets), pa.py_buffer(data)], null_count=nulls)
+    return join_decimal_pure(parts, head, tail, valid)
+
+
+def join_decimal_pure(parts: list[str | np.ndarray], head: int | None = None, tail: np.ndarray | None = None,
+                      valid: np.ndarray | None = None) -> pa.Array:
+    """``join_decimal`` by Arrow's casts and joins: the reference."""
+    head = len(parts) if head is None else head
+
+    def arrays(ps: list[str | np.ndarray], mask: np.ndarray | None) -> list[str | pa.Array]:
+        return [p if isinstance(p, str) else pa.array(p, pa.int64(), mask=mask) for p in ps]
+
+    out = join(*arrays(parts[:head], None if valid is None else ~valid))
+    if head < len(parts):
+        rest = join(*arrays(parts[head:], None if tail is None else ~tail))
+        out = pc.binary_join_element_wise(out, rest, "", null_handling="replace")
+        if valid is not None:
+            out = pc.if_else(pa.array(valid), out, pa.scalar(None, pa.string()))
+    return out
 
 
 def parents_by(machine: pa.Array, name: pa.Array, prefix: str) -> tuple[Cgroups, np.ndarray]:
@@ -92,9 +140,11 @@ def first_seen_pairs(a: pa.Array, b: pa.Array) -> np.ndarray:
 def first_seen_ids(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Per row an id of its (a, b) pair of integers, numbered in order of first appearance (as
     ``first_seen_pairs`` numbers the pairs of the integers' strings)."""
-    cb = pa.array(b).dictionary_encode().indices.to_numpy().astype(np.int64)
-    pairs = pa.array(a.astype(np.int64) * (int(cb.max()) + 1 if cb.size else 1) + cb).dictionary_encode()
-    return pairs.indices.to_numpy().astype(np.int64)
+    packed = _packed((a, b)) if a.size else None  # one hash of the pairs packed in an int64, if they fit
+    if packed is None:
+        cb = pa.array(b).dictionary_encode().indices.to_numpy().astype(np.int64)
+        packed = a.astype(np.int64) * (int(cb.max()) + 1 if cb.size else 1) + cb
+    return pa.array(packed).dictionary_encode().indices.to_numpy().astype(np.int64)
 
 
 def concat(first: Cgroups, second: Cgroups, second_parents_in_first: bool = True) -> Cgroups:
