@@ -118,8 +118,8 @@ def _read_many(paths: Sequence[str], cols: list[Col], rejects: Rejects,
 class _Runs:
     """Incarnation bookkeeping kept for the usage and update passes: ``rows[i]`` is incarnation ``i``'s cgroup."""
 
-    def __init__(self, key: np.ndarray, inc, rows: np.ndarray) -> None:
-        self.key, self.inc, self.rows = key, inc, rows
+    def __init__(self, inc, rows: np.ndarray) -> None:
+        self.inc, self.rows = inc, rows
 
 
 def _task_cgroups(ev: pa.Table, params: Params, report: ImportReport) -> tuple[Cgroups, _Runs]:
@@ -131,7 +131,7 @@ def _task_cgroups(ev: pa.Table, params: Params, report: ImportReport) -> tuple[C
     finished string columns would gather each of them again.
     """
     etype = np_col(ev, "event_type")
-    key = build.group_ids(np_col(ev, "job_id"), np_col(ev, "task_index"))
+    key = build.order_key(np_col(ev, "job_id"), np_col(ev, "task_index"))
     time = to_native_time(np_col(ev, "time"), params.time_origin_us)
     has_machine = ev.column("machine_id").is_valid().to_numpy(zero_copy_only=False)
     kind = EVENT_KIND[etype]
@@ -160,9 +160,7 @@ def _task_cgroups(ev: pa.Table, params: Params, report: ImportReport) -> tuple[C
     new[src] = np.arange(src.size)
     parent = np.full(src.size, -1, dtype=np.int64)
     parent[ti] = np.where(pidx[t] >= 0, new[np.maximum(pidx[t], 0)], -1)
-    jobs = pa.array(job[rep]).cast(pa.string())
-    index = _masked(pa.array(np_col(ev, "task_index")[mrow[rep]]), is_task).cast(pa.string())
-    number = _masked(pa.array(inc.number[rep]), is_task).cast(pa.string())
+    job, index, number = job[rep], np_col(ev, "task_index")[mrow[rep]], inc.number[rep]
     req = _requests(ev, mrow[t], params)
     byts = (req * params.machine_bytes).astype(np.int64)
     sizes = (np.where(req > 0, req, params.default_request) * params.machine_bytes)
@@ -172,27 +170,28 @@ def _task_cgroups(ev: pa.Table, params: Params, report: ImportReport) -> tuple[C
     cache[ti] = np.maximum((sizes * params.cache_fraction).astype(np.int64), 0)
     start = np.full(src.size, NEVER, dtype=np.int64)
     start[ti], end[ti] = inc.start_us[t], inc.end_us[t]
-    user = ev.column("user").combine_chunks().take(pa.array(mrow[rep], mask=~is_task))
-    if params.job_parent:  # a parent's path is "/job-<job>": the task part is null there
-        path = pc.binary_join_element_wise("/job-", jobs, build.join("/task-", index, ".", number), "",
-                                           null_handling="replace")
+    # (a take with null indices is slower than one without and a mask afterwards)
+    user = _masked(ev.column("user").combine_chunks().take(pa.array(mrow[rep])), is_task)
+    if params.job_parent:  # a parent's path is "/job-<job>"
+        path = build.join_decimal(["/job-", job, "/task-", index, ".", number], head=2, tail=is_task)
     else:
-        path = build.join("/job-", jobs, "-task-", index, ".", number)
-    cg = Cgroups(names.take(pa.array(mcode[rep])), path, build.join(jobs, "-", index, ".", number), parent,
-                 start, end, limit, anon, cache, {"job": _masked(jobs, is_task), "user": user})
+        path = build.join_decimal(["/job-", job, "-task-", index, ".", number])
+    cg = Cgroups(names.take(pa.array(mcode[rep])), path,
+                 build.join_decimal([job, "-", index, ".", number], valid=is_task), parent, start, end, limit, anon,
+                 cache, {"job": build.join_decimal([job], valid=is_task), "user": user})
     rows = np.empty(n, dtype=np.int64)
     rows[t] = ti
-    return cg, _Runs(inc.key, inc, rows)
+    return cg, _Runs(inc, rows)
 
 
 def _machine_ranks(machine: np.ndarray) -> tuple[pa.Array, np.ndarray]:
     """The distinct machine ids as strings, sorted as strings (the output's machine order); per row its rank."""
-    ids, inverse = np.unique(machine, return_inverse=True)
-    names = pa.array(ids).cast(pa.string())
+    enc = pa.array(machine).dictionary_encode()  # a hash of the ids, then a sort of the distinct few
+    names = enc.dictionary.cast(pa.string())
     order = pc.sort_indices(names).to_numpy()
     rank = np.empty(order.size, dtype=np.int64)
     rank[order] = np.arange(order.size)
-    return names.take(pa.array(order)), rank[inverse.reshape(-1)]
+    return names.take(pa.array(order)), rank[enc.indices.to_numpy()]
 
 
 def _grouped(code: np.ndarray) -> np.ndarray:
@@ -201,8 +200,9 @@ def _grouped(code: np.ndarray) -> np.ndarray:
     return np.argsort(code.astype(np.int16) if code.size and int(code.max()) < 1 << 15 else code, kind="stable")
 
 
-def _masked(arr: pa.Array, valid: np.ndarray) -> pa.Array:
-    """``arr`` (no nulls of its own, not a slice) with null wherever ``valid`` is False."""
+def _masked(arr: pa.Array, keep: np.ndarray) -> pa.Array:
+    """``arr`` (not a slice) with null wherever ``keep`` is False, and where it is null already."""
+    valid = keep & arr.is_valid().to_numpy(zero_copy_only=False) if arr.null_count else keep
     if bool(valid.all()):
         return arr
     bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))

@@ -81,9 +81,11 @@ def pair(key: np.ndarray, time: np.ndarray, kind: np.ndarray, has_machine: np.nd
     t = np.concatenate([time[life], np.full(synth.size, window_start, dtype=np.int64), moved_at])
     kd = np.concatenate([kind[life], np.full(synth.size + moved.size, START, dtype=kind.dtype)])
     src = np.concatenate([life, -1 - synth, -1 - moved])  # negative: synthetic start for row (-1 - src)
-    prio = np.concatenate([np.ones(life.size, np.int8), np.zeros(synth.size, np.int8),
-                           np.ones(moved.size, np.int8)])
-    order = np.lexsort((np.abs(src + (src < 0)), prio, t, k))
+    # (prio, row) in one key: prio (0 for an implicit start) above the row's bits
+    prio = np.concatenate([np.full(life.size, 1 << 62, np.int64), np.zeros(synth.size, np.int64),
+                           np.full(moved.size, 1 << 62, np.int64)])
+    prio |= np.abs(src + (src < 0))
+    order = np.lexsort((prio, t, k))
     inc = _pair_sorted(k[order], t[order], kd[order], src[order], skipped, notes)
     if moved.size:
         notes["start while running (earlier run ended at the restart)"] -= int(moved.size)
