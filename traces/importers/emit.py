@@ -36,7 +36,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from traces.importers.common import NEVER, PAGE, ImportReport
+from traces.importers.common import INT64_MAX, NEVER, PAGE, ImportReport
 from traces.importers.machine_memory import with_machine_memory
 from traces.importers.sharing import AGENT_CGROUP, AGENT_TASK, Rule
 from traces import take
@@ -137,7 +137,7 @@ def emit(cg: Cgroups, samples: Samples, updates: Updates, rules: tuple[Rule, ...
     before this call) start with a ``memory`` row, so a replay sizes each as the trace says.
     """
     _fix_parent_spans(cg)
-    cg, samples, updates, mcode = _by_machine(cg, samples, updates)
+    cg, samples, updates, mcode, mnames = _by_machine(cg, samples, updates)
     samples = _samples_in_lifetime(cg, samples, report)
     depth = _depth(cg)  # a string scan of every path: once, for mkdir and rmdir
     parts = _structure_parts(cg, depth) + _update_parts(cg, updates) + _agent_parts(cg, rules, mcode)
@@ -149,7 +149,7 @@ def emit(cg: Cgroups, samples: Samples, updates: Updates, rules: tuple[Rule, ...
     parts += _teardown_parts(cg, samples, params, depth)
     if markers is not None and len(markers[0]):
         parts.append(_Part("sync", markers[1], P_MARK, 0, markers[0]))
-    table, machines = _assemble(parts)
+    table, machines = _assemble(parts, (cg.machine, mcode, mnames))
     n = table.num_rows
     table = with_machine_memory(table, report.machines)  # each machine's RAM, from the trace's capacity
     _count(table, cg, report, parts, machines)
@@ -169,10 +169,10 @@ def _fix_parent_spans(cg: Cgroups) -> None:
 
 
 def _by_machine(cg: Cgroups, samples: Samples,
-                updates: Updates) -> tuple[Cgroups, Samples, Updates, np.ndarray]:
+                updates: Updates) -> tuple[Cgroups, Samples, Updates, np.ndarray, pa.Array]:
     """``cg`` with its rows stably grouped by machine in the order of the sorted machine ids
-    (``samples`` and ``updates`` renumbered to match), and per row a code of its machine
-    (ascending: the groups' order).
+    (``samples`` and ``updates`` renumbered to match), per row a code of its machine
+    (ascending: the groups' order), and the sorted machine ids (what the codes number).
 
     The output is sorted by machine first, so with the cgroups grouped the same way every
     later gather of per-event values walks memory nearly in order instead of
@@ -185,10 +185,12 @@ def _by_machine(cg: Cgroups, samples: Samples,
     # built from ascending cgroup rows has its machines in output order (``_assemble`` then cuts
     # it into chunks by slicing)
     rank = np.empty(len(enc.dictionary), dtype=np.int64)
-    rank[pc.sort_indices(enc.dictionary).to_numpy()] = np.arange(len(enc.dictionary))
+    by_id = pc.sort_indices(enc.dictionary)
+    rank[by_id.to_numpy()] = np.arange(len(enc.dictionary))
+    names = enc.dictionary.take(by_id)
     codes = rank[enc.indices.to_numpy()]
     if codes.size < 2 or bool(np.all(codes[1:] >= codes[:-1])):
-        return cg, samples, updates, codes
+        return cg, samples, updates, codes, names
     # the same permutation either way; numpy's stable sort of 16-bit keys is a radix sort
     perm = np.argsort(codes.astype(np.int16) if len(rank) <= 1 << 15 else codes, kind="stable")
     new = np.empty_like(perm)
@@ -200,7 +202,7 @@ def _by_machine(cg: Cgroups, samples: Samples,
                       *(getattr(cg, a)[perm] for a in ("start_us", "end_us", "limit", "anon", "cache")),
                       {k: v.take(rows) for k, v in cg.keys.items()})
     s = Samples(new[samples.cg], samples.time_us, samples.anon, samples.cache, samples.mapped, samples.shmem)
-    return grouped, s, Updates(new[updates.cg], updates.time_us, updates.limit), codes[perm]
+    return grouped, s, Updates(new[updates.cg], updates.time_us, updates.limit), codes[perm], names
 
 
 def _depth(cg: Cgroups) -> np.ndarray:
@@ -292,8 +294,7 @@ def _rule_parts(cg: Cgroups, rule: Rule, mcode: np.ndarray) -> list[_Part]:
     ngroups = int(gid.max()) + 1
     start = cg.start_us[members]
     # first member of each group (earliest start, then lowest row): creates the file / writes the tmpfs
-    order = np.lexsort((members, start, gid))
-    first = order[np.r_[True, gid[order][1:] != gid[order][:-1]]]
+    first = _first_of_groups(gid, start, ngroups)
     size = _page_round(rule.nbytes)
     fm = members[first]
     parts = [_Part("file_create", start[first], P_CREATE, 0, _sel(cg.machine, fm), obj=obj.take(first),
@@ -327,12 +328,32 @@ def _agent_parts(cg: Cgroups, rules: tuple[Rule, ...], mcode: np.ndarray) -> lis
     if not members.size:
         return []
     midx = mcode[members]
-    order = np.lexsort((members, cg.start_us[members], midx))
-    first = members[order[np.r_[True, midx[order][1:] != midx[order][:-1]]]]
+    first = members[_first_of_groups(midx, cg.start_us[members], int(midx.max()) + 1)]
     n, mach = first.size, _sel(cg.machine, first)
     return [_Part("mkdir", cg.start_us[first], P_MKDIR, 1, mach, cgroup=_const(AGENT_CGROUP, n)),
             _Part("task_start", cg.start_us[first], P_START, 0, mach, cgroup=_const(AGENT_CGROUP, n),
                   task=_const(AGENT_TASK, n))]
+
+
+def _first_of_groups(gid: np.ndarray, start: np.ndarray, ngroups: int) -> np.ndarray:
+    """Per group that has members, in group order: the position of its member with the earliest
+    ``start``, the lowest position among equal starts (the firsts of ``np.lexsort((pos, start, gid))``).
+
+    Without a sort: the least (start, position) packed in an int64 per group, when they fit."""
+    n = gid.size
+    pbits = max(n - 1, 1).bit_length()
+    s0 = int(start.min())
+    if (int(start.max()) - s0).bit_length() + pbits > 62:
+        order = np.lexsort((np.arange(n), start, gid))
+        return order[np.r_[True, gid[order][1:] != gid[order][:-1]]]
+    key = start - s0
+    key <<= pbits
+    key |= np.arange(n)
+    best = np.full(ngroups, INT64_MAX, dtype=np.int64)
+    np.minimum.at(best, gid, key)
+    best = best[best != INT64_MAX]
+    best &= (1 << pbits) - 1
+    return best
 
 
 def _fill(n: int, value: int) -> np.ndarray:
@@ -628,8 +649,15 @@ def _string_refs(parts: list[_Part], attr: str) -> tuple[pa.Array, list[tuple[np
     return base, idx
 
 
-def _machine_codes(parts: list[_Part]) -> tuple[list[np.ndarray], pa.Array]:
-    # per part, per event the rank of its machine id; the sorted distinct ids
+def _machine_codes(parts: list[_Part],
+                   known: tuple[pa.Array, np.ndarray, pa.Array] | None = None) -> tuple[list[np.ndarray], pa.Array]:
+    """Per part, per event the rank of its machine id; the sorted distinct ids.
+
+    ``known``: a machine column, its rows' ranks and the sorted ids they rank (``_by_machine``'s):
+    when every part's machines are rows of that column, their codes are those ranks."""
+    if known is not None and pa.types.is_string(known[0].type) and all(
+            isinstance(p.machine, _Ref) and p.machine.base is known[0] for p in parts):
+        return [known[1][p.machine.idx] for p in parts], known[2]
     arrays = {}
     for p in parts:
         base = p.machine.base if isinstance(p.machine, _Ref) else p.machine
@@ -748,17 +776,20 @@ class _Cols:
                      {k: r if isinstance(r, int) else (cut(r[0]), r[1]) for k, r in self.refs.items()})
 
 
-def _assemble(parts: list[_Part]) -> tuple[pa.Table, list[str]]:
+def _assemble(parts: list[_Part],
+              machines: tuple[pa.Array, np.ndarray, pa.Array] | None = None) -> tuple[pa.Table, list[str]]:
     """The events of ``parts`` as one sorted trace table; and the machine ids that occur in it.
 
     The events are sorted and gathered a chunk of machines at a time (``CHUNK_EVENTS``): the
     output is sorted by machine first, so each chunk's rows are a contiguous run of it and the
-    table is the chunks' tables one after the other (one Arrow chunk each).
+    table is the chunks' tables one after the other (one Arrow chunk each). ``machines``: the
+    cgroups' machine column, its rows' codes and the ids they number (``_by_machine``), which spare
+    ``_machine_codes`` its hashing when every part's machines are rows of that column.
     """
     parts = [p for p in parts if len(p.time)]
     if not parts:
         return TRACE_SCHEMA.empty_table(), []
-    mcodes, mnames = _machine_codes(parts)
+    mcodes, mnames = _machine_codes(parts, machines)
     ints = {a: [_int_values(p, a) for p in parts] for a in ("offset", "nbytes")}
     nullable = {a: any(ok is not None for _, ok in ints[a]) for a in ints}
     refs = {a: _string_refs(parts, a) for a in ("cgroup", "task", "obj")}
