@@ -43,14 +43,16 @@ ProgressFn = Callable[[str], None]
 
 @dataclass(frozen=True)
 class Col:
-    """One column of a raw trace table: name, kind ('int', 'float', 'str') and whether it may be empty."""
+    """One column of a raw trace table: name, kind ('int', 'float', 'str', or 'dict': strings read
+    dictionary-encoded, for a column of few distinct values) and whether it may be empty."""
 
     name: str
     kind: str
     required: bool = False
 
 
-_ARROW_TYPES = {"int": pa.int64(), "float": pa.float64(), "str": pa.string()}
+_ARROW_TYPES = {"int": pa.int64(), "float": pa.float64(), "str": pa.string(),
+                "dict": pa.dictionary(pa.int32(), pa.string())}
 
 
 @dataclass

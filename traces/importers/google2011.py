@@ -51,7 +51,7 @@ MACHINE_EVENTS = [Col("time", "int", True), Col("machine_id", "int", True), Col(
                   Col("platform_id", "str"), Col("cpus", "float"), Col("memory", "float")]
 TASK_EVENTS = [Col("time", "int", True), Col("missing_info", "int"), Col("job_id", "int", True),
                Col("task_index", "int", True), Col("machine_id", "int"), Col("event_type", "int", True),
-               Col("user", "str"), Col("scheduling_class", "int"), Col("priority", "int"),
+               Col("user", "dict"), Col("scheduling_class", "int"), Col("priority", "int"),
                Col("cpu_request", "float"), Col("memory_request", "float"), Col("disk_request", "float"),
                Col("different_machines", "int")]
 TASK_USAGE = [Col("start_time", "int", True), Col("end_time", "int", True), Col("job_id", "int", True),
@@ -170,15 +170,20 @@ def _task_cgroups(ev: pa.Table, params: Params, report: ImportReport) -> tuple[C
     cache[ti] = np.maximum((sizes * params.cache_fraction).astype(np.int64), 0)
     start = np.full(src.size, NEVER, dtype=np.int64)
     start[ti], end[ti] = inc.start_us[t], inc.end_us[t]
+    # the sharing keys dictionary-encoded (the rules group tasks by their codes: no strings hashed);
     # (a take with null indices is slower than one without and a mask afterwards)
-    user = _masked(ev.column("user").combine_chunks().take(pa.array(mrow[rep])), is_task)
+    user = ev.column("user").unify_dictionaries().combine_chunks().take(pa.array(mrow[rep]))
+    user = pa.DictionaryArray.from_arrays(_masked(user.indices, is_task), user.dictionary)
+    jobs = pa.array(job).dictionary_encode()
+    jobs = pa.DictionaryArray.from_arrays(_masked(jobs.indices, is_task),
+                                          build.join_decimal([jobs.dictionary.to_numpy()]))
     if params.job_parent:  # a parent's path is "/job-<job>"
         path = build.join_decimal(["/job-", job, "/task-", index, ".", number], head=2, tail=is_task)
     else:
         path = build.join_decimal(["/job-", job, "-task-", index, ".", number])
     cg = Cgroups(names.take(pa.array(mcode[rep])), path,
                  build.join_decimal([job, "-", index, ".", number], valid=is_task), parent, start, end, limit, anon,
-                 cache, {"job": build.join_decimal([job], valid=is_task), "user": user})
+                 cache, {"job": jobs, "user": user})
     rows = np.empty(n, dtype=np.int64)
     rows[t] = ti
     return cg, _Runs(inc, rows)
@@ -201,10 +206,12 @@ def _grouped(code: np.ndarray) -> np.ndarray:
 
 
 def _masked(arr: pa.Array, keep: np.ndarray) -> pa.Array:
-    """``arr`` (not a slice) with null wherever ``keep`` is False, and where it is null already."""
+    """``arr`` (a plain array) with null wherever ``keep`` is False, and where it is null already."""
     valid = keep & arr.is_valid().to_numpy(zero_copy_only=False) if arr.null_count else keep
     if bool(valid.all()):
         return arr
+    if arr.offset:
+        return pc.if_else(pa.array(valid), arr, pa.scalar(None, arr.type))
     bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
     return pa.Array.from_buffers(arr.type, len(arr), [bitmap, *arr.buffers()[1:]],
                                  null_count=len(arr) - int(np.count_nonzero(valid)))
