@@ -85,3 +85,29 @@ def test_first_seen_pairs_numbers_like_joined_strings() -> None:
     joined = pc.binary_join_element_wise(a, b, "\x1f").dictionary_encode().indices.to_numpy()
     assert np.array_equal(build.first_seen_pairs(a, b), joined)
     assert build.first_seen_pairs(a.slice(0, 0), b.slice(0, 0)).size == 0
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_pair_merge_order_is_the_lexsort(seed: int) -> None:
+    """The merged rows of ``lifecycle.pair`` (real rows by key, time and row; implicit starts, one per
+    key; handover starts) come in ``np.lexsort((prio, t, k))`` order, whichever way it is computed."""
+    from traces.importers.common import NEVER
+    from traces.importers.lifecycle import _merged_order
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 3000))
+    key = rng.integers(0, [3, 50, 1 << 40, 1 << 60][seed % 4], n)
+    time = rng.integers(0, [5, 1 << 20, 1 << 40][seed % 3], n)
+    time[rng.random(n) < 0.05] = NEVER
+    order = np.lexsort((time, key))  # stable: rows in order among equal (key, time)
+    k, t, rows = key[order], time[order], order
+    first = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
+    synth = first[rng.random(first.size) < 0.5]
+    nmoved = int(rng.integers(0, 3)) if seed % 2 else 0
+    moved = rng.choice(n, nmoved, replace=False)
+    kk = np.concatenate([k, k[synth], key[moved]])
+    tt = np.concatenate([t, np.zeros(synth.size, np.int64), time[moved] // 2])
+    prio = np.concatenate([np.full(n, 1 << 62, np.int64), np.zeros(synth.size, np.int64),
+                           np.full(nmoved, 1 << 62, np.int64)])
+    prio |= np.concatenate([rows, rows[synth], moved])
+    assert np.array_equal(_merged_order(kk, tt, prio, n, nmoved), np.lexsort((prio, tt, kk)))

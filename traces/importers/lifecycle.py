@@ -85,11 +85,41 @@ def pair(key: np.ndarray, time: np.ndarray, kind: np.ndarray, has_machine: np.nd
     prio = np.concatenate([np.full(life.size, 1 << 62, np.int64), np.zeros(synth.size, np.int64),
                            np.full(moved.size, 1 << 62, np.int64)])
     prio |= np.abs(src + (src < 0))
-    order = np.lexsort((prio, t, k))
+    order = _merged_order(k, t, prio, life.size, moved.size)
     inc = _pair_sorted(k[order], t[order], kd[order], src[order], skipped, notes)
     if moved.size:
         notes["start while running (earlier run ended at the restart)"] -= int(moved.size)
     return inc
+
+
+def _merged_order(k: np.ndarray, t: np.ndarray, prio: np.ndarray, nlife: int, nmoved: int) -> np.ndarray:
+    """``np.lexsort((prio, t, k))`` of the merged rows: the first ``nlife`` real ones (by key, time, row),
+    the implicit starts (one per key, in key order, prio 0), then ``nmoved`` handover starts.
+
+    Without handovers, the real rows and the implicit starts are two sorted runs of one key packed
+    from (rank of the key, time, prio bit) when it fits in 63 bits; a stable sort (a timsort) merges
+    them, and ties (real rows of one key and time) keep their row order, as the row key would."""
+    if nmoved or not nlife:
+        return np.lexsort((prio, t, k))
+    life_k = k[:nlife]
+    rank = np.empty(k.size, dtype=np.int64)
+    np.cumsum(life_k[1:] != life_k[:-1], out=rank[1:nlife])
+    rank[0] = 0
+    rank[nlife:] = rank[np.searchsorted(life_k, k[nlife:])]  # an implicit start's key is a real row's
+    tt = t.copy()
+    never = tt == NEVER
+    if never.any():  # "never" is the latest time: one past the latest other keeps the order
+        tt[never] = int(tt[~never].max()) + 1 if not never.all() else 0
+    t0 = int(tt.min())
+    tbits = (int(tt.max()) - t0).bit_length()
+    if int(rank[nlife - 1]).bit_length() + tbits + 1 > 63:
+        return np.lexsort((prio, t, k))
+    tt -= t0
+    tt <<= 1
+    tt |= prio >> 62  # 1 for a real row, 0 for an implicit start
+    rank <<= tbits + 1
+    rank |= tt
+    return np.argsort(rank, kind="stable")
 
 
 def _life_order(key: np.ndarray, time: np.ndarray, kind: np.ndarray) -> np.ndarray:
