@@ -135,3 +135,18 @@ def test_join_decimal_makes_the_reference_strings(seed):
         expect.append("".join(p if isinstance(p, str) else str(int(p[i])) for p in parts[:upto]))
     assert want.to_pylist() == expect
     _equal(got, want)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_suffixes_and_counts_make_the_reference_arrays(seed):
+    """emit's gathered-and-suffixed names and its per-path count of "/" (compiled when built) are Arrow's."""
+    from traces.importers.emit import _Ref, _suffix, count_char, count_char_pure, suffixed_pure
+    rng = np.random.default_rng(seed)
+    base = _base(rng, int(rng.integers(1, 300)), nulls=seed % 4 == 0)  # with nulls: the pure path
+    idx = rng.integers(0, len(base), int(rng.integers(0, 900)))
+    for text in (":anon0", "", "/é"):
+        ref = _Ref(base, idx[::2] if seed % 3 == 0 else idx)  # a strided index too
+        _equal(_suffix(ref, text), suffixed_pure(ref, text))
+    if not base.null_count:
+        assert np.array_equal(count_char(base, "/"), count_char_pure(base, "/"))
+        assert count_char(base, "/").dtype == np.int64

@@ -16,6 +16,10 @@ allocated. The strings, nulls and order are the same (``tests/test_take.py`` com
 ``traces.importers.build.join_decimal``, whose reference (``join_decimal_pure``) casts each integer
 column to strings and joins them with Arrow: an intermediate string array per piece and per join.
 Here one loop sizes every string and one writes it, the digits two at a time (``tests/test_take.py``).
+
+``count_byte`` (the depth of each cgroup path: its "/") and ``take_suffixed`` (``<task>:cache``:
+gathered strings with a suffix, in one pass) serve ``traces.importers.emit`` the same way; their
+references are Arrow's ``count_substring`` and a take then a join.
 """
 
 cimport cython
@@ -215,3 +219,55 @@ def join_decimal(list parts, Py_ssize_t n, Py_ssize_t head, const uint8_t[::1] t
                     memcpy(out + pos, lits[p], litlen[p])
                     pos += litlen[p]
     return offsets, data, bitmap, nulls
+
+
+def count_byte(const int32_t[::1] base_off, const uint8_t[::1] base_data, uint8_t byte):
+    """Per string of a string array (its offsets and data) how many times ``byte`` occurs in it (int64)."""
+    cdef Py_ssize_t n = base_off.shape[0] - 1, i
+    cdef int64_t j, c
+    counts = np.zeros(max(n, 0), dtype=np.int64)
+    cdef int64_t[::1] out = counts
+    with nogil:
+        for i in range(n):
+            c = 0
+            for j in range(base_off[i], base_off[i + 1]):
+                c += base_data[j] == byte
+            out[i] = c
+    return counts
+
+
+@cython.overflowcheck(False)
+def take_suffixed(const int32_t[::1] base_off, const uint8_t[::1] base_data, const int64_t[::1] rows,
+                  const uint8_t[::1] suffix):
+    """(offsets, data) of the strings ``base[rows[i]] + suffix``; None past 2^31 bytes."""
+    cdef Py_ssize_t n = rows.shape[0], nbase = base_off.shape[0] - 1, i, slen = suffix.shape[0]
+    cdef int64_t total = 0, limit = (<int64_t>1) << 31, j, lo
+    cdef Py_ssize_t bad = -1
+    offsets = np.empty(n + 1, dtype=np.int32)
+    cdef int32_t[::1] off = offsets
+    with nogil:
+        off[0] = 0
+        for i in range(n):
+            j = rows[i]
+            if j < 0 or j >= nbase:
+                bad = i
+                break
+            total += base_off[j + 1] - base_off[j] + slen
+            if total >= limit:
+                break
+            off[i + 1] = <int32_t>total
+    if bad >= 0:
+        raise IndexError(f"row {bad}: index out of bounds")
+    if total >= limit:
+        return None
+    data = np.empty(total, dtype=np.uint8)
+    cdef uint8_t[::1] d = data
+    with nogil:
+        for i in range(n):
+            j = rows[i]
+            lo = off[i]
+            if base_off[j + 1] > base_off[j]:
+                memcpy(&d[lo], &base_data[base_off[j]], base_off[j + 1] - base_off[j])
+            if slen:
+                memcpy(&d[lo + base_off[j + 1] - base_off[j]], &suffix[0], slen)
+    return offsets, data

@@ -39,7 +39,7 @@ import pyarrow.compute as pc
 from traces.importers.common import INT64_MAX, NEVER, PAGE, ImportReport
 from traces.importers.machine_memory import with_machine_memory
 from traces.importers.sharing import AGENT_CGROUP, AGENT_TASK, Rule
-from traces import take
+from traces import take, take_build
 from traces.schema import TRACE_SCHEMA, schema_of
 
 # Phases order events that share (machine, time): (major, minor). mkdir minor
@@ -206,7 +206,32 @@ def _by_machine(cg: Cgroups, samples: Samples,
 
 
 def _depth(cg: Cgroups) -> np.ndarray:
-    return pc.count_substring(cg.path, "/").to_numpy().astype(np.int64)
+    return count_char(cg.path, "/")
+
+
+def _plain(arr: pa.Array, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """A string array's own offsets and its data, for the compiled loops; None when they cannot take it
+    (no compiled build, another type, a null (among ``rows`` if given), no data)."""
+    if (take_build.module() is None or not pa.types.is_string(arr.type) or not len(arr)
+            or arr.buffers()[2] is None):
+        return None
+    if arr.null_count and (rows is None or not arr.is_valid().to_numpy(zero_copy_only=False)[rows].all()):
+        return None
+    off = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset:arr.offset + len(arr) + 1]
+    return off, np.frombuffer(arr.buffers()[2], dtype=np.uint8)
+
+
+def count_char(arr: pa.Array, char: str) -> np.ndarray:
+    """Per string how many times the one-byte ``char`` occurs in it, int64 (compiled when built)."""
+    plain = _plain(arr)
+    if plain is None:
+        return count_char_pure(arr, char)
+    return take_build.module().count_byte(*plain, ord(char))
+
+
+def count_char_pure(arr: pa.Array, char: str) -> np.ndarray:
+    """``count_char`` by Arrow: the reference."""
+    return pc.count_substring(arr, char).to_numpy().astype(np.int64)
 
 
 class _Ref:
@@ -276,6 +301,19 @@ def _update_parts(cg: Cgroups, up: Updates) -> list[_Part]:
 
 
 def _suffix(arr: "pa.Array | _Ref", text: str) -> pa.Array:
+    """Each string of ``arr`` followed by ``text``; a ``_Ref`` is gathered and suffixed in one compiled pass
+    when built (``suffixed_pure``: the same strings)."""
+    plain = _plain(arr.base, arr.idx) if isinstance(arr, _Ref) else None
+    if plain is not None:
+        got = take_build.module().take_suffixed(*plain, np.ascontiguousarray(arr.idx),
+                                                np.frombuffer(text.encode(), dtype=np.uint8))
+        if got is not None:
+            return pa.Array.from_buffers(pa.string(), len(arr), [None, pa.py_buffer(got[0]), pa.py_buffer(got[1])])
+    return suffixed_pure(arr, text)
+
+
+def suffixed_pure(arr: "pa.Array | _Ref", text: str) -> pa.Array:
+    """``_suffix`` by Arrow's take and join: the reference."""
     return pc.binary_join_element_wise(_m(arr), pa.scalar(text), "")
 
 
@@ -467,7 +505,8 @@ def _default_memory_parts(cg: Cgroups, s: Samples, params: ProfileParams) -> lis
                        obj=_suffix(_sel(cg.task, a), ":anon0"), nbytes=-(-cg.anon[a] // PAGE) * PAGE))
     c = np.flatnonzero(todo & (cg.cache > 0))
     size = -(-cg.cache[c] // PAGE) * PAGE
-    mach, task, obj = _sel(cg.machine, c), _sel(cg.task, c), _suffix(_sel(cg.task, c), ":cache")
+    mach, task = _sel(cg.machine, c), _sel(cg.task, c)
+    obj = _sel(_suffix(task, ":cache"), np.arange(c.size))  # a ref: its mapped rows are taken as row numbers
     parts.append(_Part("file_create", cg.start_us[c], P_CREATE, 0, mach, obj=obj, nbytes=size))
     parts.append(_Part("file_read", cg.start_us[c], P_MEM, 0, mach, task=task, obj=obj, offset=_fill(c.size, 0),
                        nbytes=size))
