@@ -34,10 +34,12 @@ def gather(const int32_t[::1] base_off, const uint8_t[::1] base_data, const int3
     """(offsets, data, bitmap or None, null count) of the strings ``rows[order]``; None past 2^31 bytes."""
     cdef Py_ssize_t n = order.shape[0], nbase = base_off.shape[0] - 1, nrows = rows.shape[0]
     cdef Py_ssize_t i, nulls = 0, bad = -1
-    cdef int64_t e, total = 0, limit = (<int64_t>1) << 31
+    cdef int64_t e, total = 0, limit = (<int64_t>1) << 31, nbytes = base_data.shape[0]
     cdef int32_t j
     offsets = np.empty(n + 1, dtype=np.int32)
+    source = np.empty(n, dtype=np.int32)  # per output row its base row: the copy loop reads it in order
     cdef int32_t[::1] off = offsets
+    cdef int32_t[::1] src = source
     with nogil:
         off[0] = 0
         for i in range(n):
@@ -46,6 +48,7 @@ def gather(const int32_t[::1] base_off, const uint8_t[::1] base_data, const int3
                 bad = i
                 break
             j = rows[e]
+            src[i] = j
             if j >= 0:
                 if j >= nbase:
                     bad = i
@@ -64,17 +67,23 @@ def gather(const int32_t[::1] base_off, const uint8_t[::1] base_data, const int3
     bitmap = np.zeros((n + 7) // 8, dtype=np.uint8) if nulls else None
     cdef uint8_t[::1] d = data
     cdef uint8_t[::1] bits
-    cdef int64_t lo
+    cdef int64_t lo, ln, at
     if nulls:
         bits = bitmap
     with nogil:
         for i in range(n):
-            j = rows[order[i]]
+            j = src[i]
             if j < 0:
                 continue
             lo = off[i]
-            if off[i + 1] > lo:
-                memcpy(&d[lo], &base_data[base_off[j]], off[i + 1] - lo)
+            ln = off[i + 1] - lo
+            at = base_off[j]
+            if ln <= 32 and lo + 32 <= total and at + 32 <= nbytes:
+                # a short name: one fixed-size copy (inlined); the bytes past it are the next names' place,
+                # written after it, and the reads stay inside the base
+                memcpy(&d[lo], &base_data[at], 32)
+            elif ln > 0:
+                memcpy(&d[lo], &base_data[at], ln)
             if nulls:
                 bits[i >> 3] |= <uint8_t>(1 << (i & 7))
     return offsets, data, bitmap, nulls
