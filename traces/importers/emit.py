@@ -717,7 +717,8 @@ def _phases(parts: list[_Part]) -> list[np.ndarray]:
                             (len(p.time),)) for p in parts]
 
 
-def _sort_events(cols: list["_Cols"]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]:
+def _sort_events(cols: list["_Cols"], layout: tuple[int, int, int, int] | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]:
     """Stable order of all events by (machine code, time, phase); also time and machine code (int32,
     the output's dictionary indices) in that order, and the int64 scratch arrays of the events'
     size that are dead by then (``spare``: the column gathers reuse them instead of fresh memory).
@@ -725,7 +726,7 @@ def _sort_events(cols: list["_Cols"]) -> tuple[np.ndarray, np.ndarray, np.ndarra
     Equal keys keep the parts' order (part, then row within the part).
     """
     times, phases, mcodes = [c.time for c in cols], [c.phase for c in cols], [c.mcode for c in cols]
-    packed = _packed_keys(mcodes, times, phases)
+    packed = _packed_keys(mcodes, times, phases, layout)
     if packed is None:
         mcode, time, phase = (np.concatenate(x) for x in (mcodes, times, phases))
         order = np.lexsort((phase, time, mcode))
@@ -746,17 +747,26 @@ def _sort_events(cols: list["_Cols"]) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return order, time, mcode, [sorted_key]
 
 
-def _packed_keys(mcodes: list[np.ndarray], times: list[np.ndarray],
-                 phases: list[np.ndarray]) -> tuple[np.ndarray, int, int, int] | None:
-    """The int64 keys (machine, time - t0, phase - p0) packed in bits, part after part in one array;
-    None if they need > 63 bits."""
+def _key_layout(mcodes: list[np.ndarray], times: list[np.ndarray],
+                phases: list[np.ndarray]) -> tuple[int, int, int, int] | None:
+    """(t0, p0, tbits, pbits) of the packed sort keys (machine, time - t0, phase - p0) of these events;
+    None if they need > 63 bits. A layout that fits all events fits any chunk of them."""
     t0 = min(int(t.min()) for t in times)
     p0 = min(int(p.min()) for p in phases)
     tbits = (max(int(t.max()) for t in times) - t0).bit_length()
     pbits = (max(int(p.max()) for p in phases) - p0).bit_length()
     mbits = max(int(m.max()) for m in mcodes).bit_length()
-    if tbits + pbits + mbits > 63:
+    return None if tbits + pbits + mbits > 63 else (t0, p0, tbits, pbits)
+
+
+def _packed_keys(mcodes: list[np.ndarray], times: list[np.ndarray], phases: list[np.ndarray],
+                 layout: tuple[int, int, int, int] | None = None) -> tuple[np.ndarray, int, int, int] | None:
+    """The int64 keys (machine, time - t0, phase - p0) packed in bits, part after part in one array;
+    None if they need > 63 bits. ``layout``: ``_key_layout`` of all events (else of these)."""
+    layout = layout or _key_layout(mcodes, times, phases)
+    if layout is None:
         return None
+    t0, p0, tbits, pbits = layout
     bounds = np.cumsum([0] + [t.size for t in times])
     key = np.empty(bounds[-1], dtype=np.int64)
     scratch = np.empty(max(t.size for t in times), dtype=np.int64)  # one buffer for every part's shifted times
@@ -837,9 +847,10 @@ def _assemble(parts: list[_Part],
             for i, (p, ph, m, meta) in enumerate(zip(parts, _phases(parts), mcodes, _meta(parts, ints)))]
     del mcodes, ints
     bases = {a: refs[a][0] for a in refs}
+    layout = _key_layout([c.mcode for c in cols], [c.time for c in cols], [c.phase for c in cols])
     tables, used = [], np.zeros(len(mnames), dtype=bool)
     for chunk in _chunks(cols, len(mnames)):
-        table, seen = _assemble_chunk(chunk, bases, nullable, mnames)
+        table, seen = _assemble_chunk(chunk, bases, nullable, mnames, layout)
         tables.append(table)
         used |= seen
     table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
@@ -884,9 +895,10 @@ def _chunks(cols: list[_Cols], nmachines: int, size: int | None = None) -> Itera
 
 
 def _assemble_chunk(cols: list[_Cols], bases: dict[str, pa.Array], nullable: dict[str, bool],
-                    mnames: pa.Array) -> tuple[pa.Table, np.ndarray]:
-    """The sorted table of the events of ``cols``; and which machine codes occur in it."""
-    order, time, mcode, spare = _sort_events(cols)
+                    mnames: pa.Array, layout: tuple[int, int, int, int] | None = None) -> tuple[pa.Table, np.ndarray]:
+    """The sorted table of the events of ``cols``; and which machine codes occur in it (``layout``:
+    the sort keys' bits, ``_key_layout`` of all events)."""
+    order, time, mcode, spare = _sort_events(cols, layout)
     used = np.bincount(mcode, minlength=len(mnames)) > 0
     arrays = _columns(cols, bases, order, time, mcode, mnames, spare)
     del order, mcode, spare
