@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from traces.importers import build
-from traces.importers.common import stable_argsort
 
 
 def _lexsort_ids(*cols: np.ndarray) -> np.ndarray:
@@ -20,22 +19,6 @@ def _lexsort_ids(*cols: np.ndarray) -> np.ndarray:
     ids = np.empty(cols[0].size, dtype=np.int64)
     ids[order] = np.cumsum(new) - 1
     return ids
-
-
-@pytest.mark.parametrize("n", [0, 1, 2, 7, 5000])
-@pytest.mark.parametrize("high", [1, 3, 1 << 40])
-def test_stable_argsort_keeps_ties_in_index_order(n: int, high: int) -> None:
-    rng = np.random.default_rng(n + high)
-    key = rng.integers(-high, high + 1, n)
-    assert np.array_equal(stable_argsort(key), np.argsort(key, kind="stable"))
-
-
-def test_stable_argsort_of_floats_and_presorted_runs() -> None:
-    rng = np.random.default_rng(3)
-    floats = rng.integers(0, 20, 3000) / 7.0
-    runs = np.concatenate([np.sort(rng.integers(0, 50, 1000)) for _ in range(3)])
-    for key in (floats, runs):
-        assert np.array_equal(stable_argsort(key), np.argsort(key, kind="stable"))
 
 
 def test_group_ids_packed_and_lexsort_paths_agree() -> None:

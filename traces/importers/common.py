@@ -468,44 +468,10 @@ def np_col(table: pa.Table, name: str, fill: int | float | None = None) -> np.nd
     return col.to_numpy()
 
 
-def stable_argsort(key: np.ndarray) -> np.ndarray:
-    """``np.argsort(key, kind="stable")`` (same result), about three times faster on shuffled keys.
-
-    numpy's stable sort of 64-bit keys is a timsort; its default quicksort is
-    SIMD-accelerated but does not keep ties in index order. So: quicksort, then
-    number the runs of equal keys and sort (run number, index) packed in one
-    int64: those values are distinct, so the unstable sort orders them exactly,
-    putting each run's indices back in ascending order. For keys made of a few
-    presorted runs, plain timsort (which merges runs) stays the better choice.
-    """
-    n = key.size
-    if n < 2 or n >= 1 << 31:
-        return np.argsort(key, kind="stable")
-    order = np.argsort(key)
-    ranked = key[order]
-    # int64 keys: the run numbers overwrite the ranked keys (the comparison is made first), no third array
-    packed = ranked if ranked.dtype == np.int64 else np.empty(n, dtype=np.int64)
-    np.cumsum(ranked[1:] != ranked[:-1], out=packed[1:])
-    packed[0] = 0
-    packed <<= 32
-    packed |= order
-    packed.sort()
-    packed &= (1 << 32) - 1
-    return packed
-
-
 def str_col(table: pa.Table, name: str) -> pa.Array:
     """A column as one contiguous Arrow string array (int columns are formatted)."""
     col = table.column(name)
     col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-    return col if pa.types.is_string(col.type) else col.cast(pa.string())
-
-
-def str_rows(table: pa.Table, name: str, rows: pa.Array) -> pa.Array:
-    """``str_col(table, name).take(rows)``, but formatting only the rows taken (an int column
-    of a million rows costs a string cast of a million rows otherwise)."""
-    col = table.column(name)
-    col = (col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col).take(rows)
     return col if pa.types.is_string(col.type) else col.cast(pa.string())
 
 
