@@ -17,27 +17,18 @@ import random
 import pytest
 
 import core.memory as mm
-from core.fs_writeback import mark_range_dirty
-from core.memcontrol import over_high_any, reclaim_over_high
 from tests.simkit import MiB, Sim
 
 
 def _general(m, t: int, o: int, lo: int, hi: int, mayfail: bool, dirty: int) -> bool:
-    """``fault_range``'s steps after its touch-only checks, for a hole: charge, materialize, coalesce."""
+    """``fault_range``'s general steps after its touch-only checks, for a hole: ``_charge_range``'s dict of
+    payers and list of segments, then ``_settle`` (what the shortcut does inline)."""
     charged = mm._charge_range(m, t, o, lo, hi, mayfail, True)
     if charged is None:
         return False
     if isinstance(charged, mm._Pieces):
         return mm._fault_chunks(m, t, o, lo, hi, mayfail, True, dirty, charged)
-    have, segs, settled = charged
-    fused = bool(dirty) and settled and not over_high_any(m, have)
-    mm._materialize(m, o, segs, True, have, dirty if fused else 0)
-    m.runs.coalesce(o, lo, hi)
-    if not fused:
-        reclaim_over_high(m, have)
-        if dirty:
-            mark_range_dirty(m, o, lo, hi, dirty)
-    return True
+    return mm._settle(m, o, lo, hi, True, dirty, charged)  # materialize, coalesce, memory.high, the stamp
 
 
 def _state(m) -> tuple:
