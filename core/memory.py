@@ -215,11 +215,12 @@ def _fault_hole(machine: MachineState, t: cython.int, o: cython.int, lo: cython.
                 mayfail: cython.bint, dirty: cython.int) -> cython.bint:
     """``fault_range`` of a range that no run of ``o`` overlaps, under the kernel's charge rules.
 
-    The usual fault (an anon allocation, an append, a first read) is one hole charged to the
-    faulting task's memcg (first touch). This is ``_charge_range`` + ``_materialize`` for that one
-    segment, (-1, lo, hi, accessor), without their dict of payers and list of segments; the
-    steps and their order are theirs, so the result is the same. When reclaim inside the charge
-    moved runs, the general rounds take over with what was reserved (``_charge_rounds``).
+    The usual fault (an anon allocation, an append, a first read): one hole charged to the faulting
+    task's memcg (first touch). This is ``_charge_range`` + ``_materialize`` for that one segment,
+    (-1, lo, hi, accessor), without their dict of payers and list of segments, in their steps and
+    order, so the result is the same. When reclaim inside the charge moved runs, the general rounds
+    take over with what was reserved (``_charge_rounds``), as ``_charge_range`` rechecks the range:
+    reclaim only evicts or swaps existing runs, so they find the same hole and charge nothing more.
     """
     R: RunTable = machine.runs
     acc: cython.int = machine.t_cg[t]
