@@ -240,13 +240,7 @@ def _fault_hole(machine: MachineState, t: cython.int, o: cython.int, lo: cython.
         return charged is not None and _settle(machine, o, lo, hi, True, dirty, charged)
     # settled: no memcg over its high now means no memory.high reclaim after the fault (see fault_range)
     fused: cython.bint = dirty and not over_high_one(machine, acc)
-    stamp: cython.int = dirty if fused else 0
-    if machine.o_maps[o]:
-        _new_resident(machine, o, lo, hi, acc, stamp)
-    else:  # no mappings: one unmapped piece (_materialize's hole, paid from the reservation)
-        k: cython.int = machine.o_kind[o]
-        R.add_resident(o, lo, n, acc, 0, machine.now_us // machine.age_quantum_us, k, stamp)
-        charge_new_resident(machine, o, acc, k, 0, n)
+    _new_resident(machine, o, lo, hi, acc, dirty if fused else 0)  # (_materialize's hole, paid from the reservation)
     R.coalesce(o, lo, hi)
     if not fused:
         if over_high_one(machine, acc):  # reclaim_over_high of the one payer
@@ -458,12 +452,7 @@ def _materialize(machine: MachineState, o: cython.int, segs: list,
             h += n
         have[tgt] = h - n
         if r < 0:
-            if machine.o_maps[o]:
-                _new_resident(machine, o, s, e, tgt, dirty)
-            else:  # no mappings: one unmapped piece (_new_resident without its piece walk)
-                k: cython.int = machine.o_kind[o]
-                R.add_resident(o, s, n, tgt, 0, now, k, dirty)
-                charge_new_resident(machine, o, tgt, k, 0, n)
+            _new_resident(machine, o, s, e, tgt, dirty)
         else:
             x = R.isolate(r, s, e)
             _make_resident(machine, x, tgt)
@@ -478,9 +467,15 @@ def _materialize(machine: MachineState, o: cython.int, segs: list,
 def _new_resident(machine: MachineState, o: cython.int, s: cython.longlong, e: cython.longlong, memcg: cython.int,
                   dirty: cython.int = 0) -> None:
     """Instantiate pages [s, e) of ``o`` charged to ``memcg``, split where mappings differ."""
-    R, age, kind = machine.runs, machine.now_us // machine.age_quantum_us, machine.o_kind[o]  # lru_age() inlined
-    for a, b, mapc in (map_pieces(machine, o, s, e) if machine.o_maps[o] else ((s, e, 0),)):
-        R.add_resident(o, a, b - a, memcg, mapc, age, kind, dirty)  # may grow the run before the hole
+    R: RunTable = machine.runs
+    age: cython.int = machine.now_us // machine.age_quantum_us  # lru_age() inlined
+    kind: cython.int = machine.o_kind[o]
+    if not machine.o_maps[o]:  # no mappings: one unmapped piece, without the piece walk
+        R.add_resident(o, s, e - s, memcg, 0, age, kind, dirty)  # may grow the run before the hole
+        charge_new_resident(machine, o, memcg, kind, 0, e - s)
+        return
+    for a, b, mapc in map_pieces(machine, o, s, e):
+        R.add_resident(o, a, b - a, memcg, mapc, age, kind, dirty)
         charge_new_resident(machine, o, memcg, kind, mapc, b - a)
 
 
