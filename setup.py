@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent
 COMPILED = ("machine", "syscalls", "memory", "memcontrol", "vmscan", "page_alloc", "oom_kill", "page_counter",
             "truncate", "rmap", "task", "kmem", "fs_writeback", "swap_slots", "swapfile", "cgroup", "workqueue",
             "scan_count", "recharge", "stat", "pages", "run_index", "memcg", "metrics", "sample_scan", "state",
-            "events", "dying_order", "fault_pieces")
+            "events", "dying_order", "fault_pieces", "zombie_gauges")
 BUILD_FILE = "core/_build.json"
 TRACES_BUILD_FILE = "traces/_build.json"
 DIRECTIVES = {"language_level": 3, "annotation_typing": True, "binding": True, "embedsignature": False,

@@ -53,7 +53,7 @@ def _source_hash(module: str, where: Path = _HERE) -> str:
 #: modules whose classes have a static layout (``.pxd``) that the other compiled modules read at
 #: fixed offsets, or whose ``.pxd`` holds C code inlined into them (``run_index.insert_i32``): unless
 #: all of them run compiled and current, no module may run compiled
-TYPE_MODULES = ("memcg", "pages", "state", "events", "run_index")
+TYPE_MODULES = ("memcg", "pages", "state", "events", "run_index", "zombie_gauges")
 
 
 #: ``MEMCG_REPLAY_PURE=1``: run the pure-Python modules even where a compiled build exists

@@ -34,10 +34,12 @@ def css_put(machine: MachineState, m: cython.Py_ssize_t) -> None:
     """A reference to memcg ``m`` was dropped by the caller: queue it for release if it is dying.
 
     The caller has already lowered the counter that held the reference; whether anything
-    still holds ``m`` is decided by ``css_release_work`` once the current handler is done.
+    still holds ``m`` is decided by ``css_release_work`` once the current handler is done, and
+    its zombie gauges are recounted at the next sample (``core.zombie_gauges``).
     """
     if machine.mem.state[m] == _DYING:
         machine.release_q.append(m)
+        machine.mem.zg.mark(m)
 
 
 def css_release_work(machine: MachineState) -> None:

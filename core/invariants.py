@@ -15,7 +15,9 @@ Used by tests (scenario and property-based) and by ``Machine.check()``:
 - the ID pool: IDs in use = online memcgs + offline memcgs with swap records; each memcg's
   ``children`` are its live (online or dying) children;
 - nr_dying_descendants equals the number of dying memcgs below;
-- the dying memcgs' offline order (``MemcgTable.dying_order``) lists each once, by offline time.
+- the dying memcgs' offline order (``MemcgTable.dying_order``) lists each once, by offline time;
+- the zombie gauges kept as the memcgs change (``core.zombie_gauges``) equal a count from scratch
+  (``sample_scan.zombie_scan``), and the free slots are the freed ones, each listed once.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from core.kmem import kmem_pins
 from core.memcg import State
 from core.oom_kill import oom_reap_done
 from core.pages import Kind, St
+from core.sample_scan import zombie_scan
 from core.swap_slots import parked_slots
 
 if TYPE_CHECKING:
@@ -52,6 +55,27 @@ def check(machine: MachineState) -> list[str]:
     errs += _hierarchy(machine, live)
     errs += _lifecycle(machine, live)
     errs += _totals(machine, own)
+    errs += _zombie_gauges(machine)
+    return errs
+
+
+def _zombie_gauges(machine: MachineState) -> list[str]:
+    """What a sample reads of the dying memcgs (``MemcgTable.zg``, and the online count from the free
+    slots) equals ``zombie_scan``'s count over every slot."""
+    mem, errs = machine.mem, []
+    online, *scan = zombie_scan(machine)
+    try:
+        kept = list(mem.zg.gauges(mem))
+    except RuntimeError as e:  # an offline order that does not list the dying set (``_dying_order`` says how)
+        return [f"zombie gauges: {e}"]
+    if kept != scan:
+        errs.append(f"zombie gauges (held, charged, swapped, age basis) kept {kept}, counted {scan}")
+    freed = [m for m, s in enumerate(mem.state) if s == State.FREED]
+    if sorted(mem.free_slots) != freed:
+        errs.append(f"free slots {sorted(mem.free_slots)}, freed slots {freed}")
+    if online != len(mem.state) - len(mem.free_slots) - len(mem.dying):
+        errs.append(f"{online} online slots, {len(mem.state)} slots less {len(mem.free_slots)} free and "
+                    f"{len(mem.dying)} dying")
     return errs
 
 

@@ -7,6 +7,7 @@
 
 from cpython.array cimport array
 from core.run_index cimport append_int, store_int
+from core.zombie_gauges cimport ZombieGauges
 
 
 cdef class MemcgTable:
@@ -55,6 +56,7 @@ cdef class MemcgTable:
     cdef public object released_paths
     cdef public object released
     cdef public object hidden
+    cdef public ZombieGauges zg
 
     # the per-charge walks: C calls from compiled modules that know a table is a MemcgTable
     cpdef charge(self, Py_ssize_t m, object pages)

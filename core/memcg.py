@@ -31,6 +31,7 @@ import numpy as np
 
 # a module, not its functions: compiled, core.dying_order loads this module before its own body runs
 import core.dying_order as _dying
+from core.zombie_gauges import ZombieGauges
 
 try:
     import cython
@@ -190,6 +191,7 @@ class MemcgTable:
         self.released_paths: list[str] = []
         self.released: dict[str, array[int]] = {k: array("q") for k in RELEASED_COLUMNS}
         self.hidden: set[int] = set()
+        self.zg = ZombieGauges()  # the dying memcgs' sample gauges, kept as they change
         self._new_slot("/", -1, 0)
 
     # -- slots -------------------------------------------------------------------------
@@ -281,6 +283,7 @@ class MemcgTable:
         del self.by_path[self.path[m]]
         self.dying.add(m)
         _dying.enlist(self, m, now)  # (and its ancestors count one more dying descendant)
+        self.zg.lifecycle(m)
         if self.swap[m] == 0:
             self.put_id(m)
 
@@ -317,6 +320,8 @@ class MemcgTable:
         self.state[m] = _FREED
         self.dying.discard(m)
         _dying.unlist(self, m)  # (and its ancestors count one dying descendant less)
+        self.zg.lifecycle(m)
+        self.zg.mark(self.parent[m])  # (a live child less: the parent's held_child)
         self.put_id(m)
         self.children[self.parent[m]].discard(m)
         self.released_paths.append(self.path[m])

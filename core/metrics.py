@@ -17,11 +17,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from core.counters import COUNTERS as _COUNTERS
-from core.memcg import ROOT, State
+from core.memcg import ROOT
 from core.page_counter import nr_free_pages
 from core.pages import PAGE, PARKED, St
-from core.sample_scan import HELD, HELD_GAUGES, dying_scan, misattributed_pages, usage_scan
-from core.sample_scan import age_basis as _age_basis
+from core.sample_scan import HELD_GAUGES, misattributed_pages, usage_scan
 
 try:
     import cython
@@ -194,22 +193,10 @@ class Sampler:
     def _zombies(self, t_us: int) -> tuple:
         """The zombie gauges (``_GAUGES`` from memcgs_online to zombie_swap_bytes), in order."""
         m, mem = self.machine, self.machine.mem
-        if cython.compiled:  # one C pass over the slots and one over the dying set
-            online, held, charged, swapped, basis = dying_scan(m)
-        else:
-            dying = np.fromiter(sorted(mem.dying), dtype=np.int64, count=len(mem.dying))
-            state = mem.view("state")
-            online = int((state == State.ONLINE).sum())
-            col = {k: mem.view(k)[dying] for k in ("anon", "file", "shmem", "kmem", "kmem_pin", "pinned",
-                                                  "swap", "offline_us", "wb_pin", "sock", "nsock", "noom")}
-            live_parents = mem.view("parent")[(state != State.FREED) & (mem.view("parent") >= 0)]
-            has_child = np.bincount(live_parents, minlength=len(state))[dying] > 0  # a live child holds it
-            count = {gauge: int((col[k] > 0).sum()) for k, gauge in HELD}
-            count["held_child"] = int(has_child.sum())
-            held = tuple(count[gauge] for gauge in HELD_GAUGES)
-            charged = int((col["anon"] + col["file"] + col["shmem"] + col["kmem"] + col["sock"]).sum())
-            swapped, basis = int(col["swap"].sum()), _age_basis(col["offline_us"])
-        online, nd = online - 1 - len(mem.hidden), len(mem.dying)  # hidden ones are policy-owned: no cgroup
+        held, charged, swapped, basis = mem.zg.gauges(mem)  # kept as the memcgs changed: no scan
+        nd = len(mem.dying)
+        # online: the slots not free and not dying, less the root and the policies' hidden ones (no cgroup)
+        online = len(mem.state) - len(mem.free_slots) - nd - 1 - len(mem.hidden)
         self._age_basis = basis
         p50, oldest = _zombie_ages_at(t_us, basis)
         return (online, nd, p50 if nd else 0.0, oldest if nd else 0.0, online * m.memcg_cost, nd * m.memcg_cost,

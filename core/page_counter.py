@@ -18,6 +18,7 @@ from core.cgroup import css_put
 from core.memcg import State, add_i32
 from core.pages import Kind, St
 from core.swap_slots import SWAPFILE_CLUSTER, free_swap_slot, swap_entry_free
+from core.zombie_gauges import touch
 
 try:
     import cython
@@ -68,6 +69,7 @@ def mem_cgroup_charge_statistics(machine: MachineState, r: cython.Py_ssize_t, si
     else:
         st, m, k, mapc, pinc = R.state[r], R.memcg[r], R.kind[r], R.mapc[r], R.pinc[r]
         n = R.npages[r] * sign
+    touch(mem.zg, mem.state, m)  # (a dying memcg's zombie gauges: pages moved onto it add to them)
     if st == _RESIDENT:
         _count_own(machine, R.obj[r], m, k, mapc, n)
         if pinc:

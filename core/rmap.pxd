@@ -4,6 +4,7 @@ from core.pages cimport RunTable
 from cpython.array cimport array
 from core.run_index cimport starts_right
 from core.truncate cimport free_if_unused
+from core.zombie_gauges cimport touch
 
 # run states and kinds compared on the per-event paths: C constants in the compiled build
 cdef signed char _RESIDENT, _ANON

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from core.pages import Kind, St
 from core.run_index import starts_right
 from core.truncate import free_if_unused
+from core.zombie_gauges import touch
 
 try:
     import cython
@@ -164,4 +165,6 @@ def add_count(machine: MachineState, o: cython.int, lo: cython.longlong, hi: cyt
                 if not 0 <= m < nslots:
                     raise IndexError(f"run {r} is charged to memcg slot {m}, not one of {nslots}")
                 cnt[m] += npages[r] if new > 0 else -npages[r]  # (C: overflow-checked, as the array is)
+                if pins:
+                    touch(mem.zg, mem.state, m)  # (a dying memcg's held_pinned)
     R.coalesce(o, lo, hi)

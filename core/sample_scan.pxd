@@ -3,7 +3,6 @@ from core.state cimport MachineState
 from cpython.array cimport array
 
 # the lifecycle states, the resident state and the parked flag the C scans compare with: C constants
-cdef int _ONLINE, _DYING_STATE, _FREED
+cdef int _ONLINE, _FREED
 cdef signed char _RESIDENT_STATE, _PARKED_FLAG
-cdef long long _HALF32, _MASK32
 cdef Py_ssize_t _FEW_ZOMBIES

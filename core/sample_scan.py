@@ -1,16 +1,15 @@
 """The sampler's scans over a machine's memcg and run columns (``core.metrics.Sampler``).
 
-In: a ``MachineState``. Out: what one sample reads off the columns -- online slots, the dying
-memcgs' ``held_*`` counts, charged and swap pages and offline times (``dying_scan``), the
-columns' totals, misattributed and parked pages (``usage_scan``) -- computed by C loops over the
-columns' buffers in the compiled build, where numpy's cost per call (tens of microseconds a
-sample on a small machine) would dominate; the pure build's numpy code in ``core.metrics`` is
-the reference they equal.
+In: a ``MachineState``. Out: the columns' totals, misattributed and parked pages
+(``usage_scan``), computed by C loops over the columns' buffers in the compiled build, where
+numpy's cost per call (tens of microseconds a sample on a small machine) would dominate; the pure
+build's numpy code in ``core.metrics`` is the reference they equal. The zombie gauges are kept as
+the memcgs change (``core.zombie_gauges``); ``zombie_scan`` counts them from scratch, the
+reference those equal.
 """
 
 from __future__ import annotations
 
-from array import array
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
@@ -26,109 +25,37 @@ except ImportError:  # no Cython: the pure model needs only ``cython.compiled``
 if TYPE_CHECKING:
     from core.state import MachineState
 
-_ONLINE, _DYING_STATE, _FREED = int(State.ONLINE), int(State.DYING), int(State.FREED)
+_ONLINE, _FREED = int(State.ONLINE), int(State.FREED)
 _RESIDENT_STATE, _PARKED_FLAG = int(St.RESIDENT), int(PARKED)
-_HALF32, _MASK32 = 1 << 31, (1 << 32) - 1  # to wrap a 64-bit sum at 32 bits (C constants when compiled)
 _FEW_ZOMBIES = 64  # up to this many offline times are sorted; more are partitioned by numpy
-_ZERO_B = array("b", [0])  # repeated into a zeroed scratch array
-#: the dying memcgs' columns whose count of nonzero entries ``dying_scan`` reports, with their gauges
+#: the dying memcgs' columns whose count of nonzero entries ``zombie_scan`` reports, with their gauges
 HELD = (("file", "held_file"), ("shmem", "held_shmem"), ("anon", "held_anon"), ("swap", "held_swap"),
         ("pinned", "held_pinned"), ("kmem_pin", "held_kmem"), ("wb_pin", "held_cgwb"), ("nsock", "held_sock"),
         ("noom", "held_oom"))
-#: the ``held_*`` gauges in sample-column order (``core.metrics``), as ``dying_scan`` returns them
+#: the ``held_*`` gauges in sample-column order (``core.metrics``), as ``zombie_scan`` and
+#: ``core.zombie_gauges`` return them (bit k of a memcg's share there: ``HELD_GAUGES[k]``)
 HELD_GAUGES = ("held_file", "held_shmem", "held_anon", "held_swap", "held_pinned", "held_kmem", "held_child",
                "held_cgwb", "held_sock", "held_oom")
 
 
-@cython.overflowcheck(False)  # counts of at most nd memcgs, sums of nd int32 values: none can overflow
-def dying_scan(machine: MachineState) -> tuple:
-    """``Sampler._zombies``'s scan, by C loops (compiled build only). Out: (online slots, root and hidden
-    included; the ``held_*`` counts in ``HELD_GAUGES`` order; the dying memcgs' charged pages; their swap
-    pages; the zombie-age basis of their offline times, ``age_basis``), as the pure build's numpy code has them.
-    The dying memcgs are read in offline order (``MemcgTable.dying_order``), so the basis needs no sort."""
-    if not cython.compiled:
-        raise RuntimeError("dying_scan reads the columns' C buffers: compiled build only")
+def zombie_scan(machine: MachineState) -> tuple:
+    """The zombie gauges counted from scratch by numpy over every slot: the reference that
+    ``core.zombie_gauges`` (what a sample reads) equals, checked by ``core.invariants``. Out: (online
+    slots, root and hidden included; the ``held_*`` counts in ``HELD_GAUGES`` order; the dying memcgs'
+    charged pages, their swap pages, ``age_basis`` of their offline times)."""
     mem = machine.mem
-    n: cython.Py_ssize_t = mem.state.ob_size
-    state: cython.p_int = mem.state.data.as_ints
-    parent: cython.p_int = mem.parent.data.as_ints
-    i: cython.Py_ssize_t
-    k: cython.Py_ssize_t
-    online: cython.Py_ssize_t = 0
-    flags: array = _ZERO_B * n  # has a live (online or dying) child
-    child: cython.p_schar = flags.data.as_schars
-    for i in range(n):
-        if state[i] == _ONLINE:
-            online += 1
-        k = parent[i]
-        if state[i] != _FREED and 0 <= k < n:
-            child[k] = 1
-    nd: cython.Py_ssize_t = len(mem.dying)
-    order: cython.p_longlong = mem.dying_order.data.as_longlongs
-    off: cython.p_longlong = mem.dying_off.data.as_longlongs
-    no: cython.Py_ssize_t = mem.dying_order.ob_size
-    anon: cython.p_int = mem.anon.data.as_ints
-    file: cython.p_int = mem.file.data.as_ints
-    shmem: cython.p_int = mem.shmem.data.as_ints
-    kmem: cython.p_int = mem.kmem.data.as_ints
-    sock: cython.p_int = mem.sock.data.as_ints
-    swap: cython.p_int = mem.swap.data.as_ints
-    pinned: cython.p_int = mem.pinned.data.as_ints
-    kmem_pin: cython.p_int = mem.kmem_pin.data.as_ints
-    wb_pin: cython.p_int = mem.wb_pin.data.as_ints
-    nsock: cython.p_int = mem.nsock.data.as_ints
-    noom: cython.p_int = mem.noom.data.as_ints
-    lo: cython.Py_ssize_t = -1  # the entries of the median offline times, and of the oldest
-    hi: cython.Py_ssize_t = -1
-    first: cython.Py_ssize_t = -1
-    h_file: cython.Py_ssize_t = 0
-    h_shmem: cython.Py_ssize_t = 0
-    h_anon: cython.Py_ssize_t = 0
-    h_swap: cython.Py_ssize_t = 0
-    h_pinned: cython.Py_ssize_t = 0
-    h_kmem: cython.Py_ssize_t = 0
-    h_child: cython.Py_ssize_t = 0
-    h_cgwb: cython.Py_ssize_t = 0
-    h_sock: cython.Py_ssize_t = 0
-    h_oom: cython.Py_ssize_t = 0
-    charged: cython.longlong = 0
-    swapped: cython.longlong = 0
-    w: cython.longlong
-    d: cython.Py_ssize_t = 0
-    at_lo: cython.Py_ssize_t = (nd - 1) // 2
-    at_hi: cython.Py_ssize_t = nd // 2
-    for k in range(no):  # one pass over the dying memcgs, oldest first
-        i = order[k]
-        if i < 0:
-            continue
-        if d >= nd or i >= n or state[i] != _DYING_STATE:
-            raise RuntimeError(f"dying_order entry {k} (slot {i}) is not one of the {nd} dying memcgs")
-        if d == 0:
-            first = k
-        if d == at_lo:
-            lo = k
-        if d == at_hi:
-            hi = k
-        d += 1
-        h_file += file[i] > 0
-        h_shmem += shmem[i] > 0
-        h_anon += anon[i] > 0
-        h_swap += swap[i] > 0
-        h_pinned += pinned[i] > 0
-        h_kmem += kmem_pin[i] > 0
-        h_child += child[i]
-        h_cgwb += wb_pin[i] > 0
-        h_sock += nsock[i] > 0
-        h_oom += noom[i] > 0
-        swapped += swap[i]
-        w = cython.cast(cython.longlong, anon[i]) + file[i] + shmem[i] + kmem[i] + sock[i]
-        charged += ((w + _HALF32) & _MASK32) - _HALF32  # wrapped at 32 bits, as numpy's int32 sum of the columns is
-    if d != nd:
-        raise RuntimeError(f"dying_order lists {d} memcgs, the dying set {nd}")
-    held = (h_file, h_shmem, h_anon, h_swap, h_pinned, h_kmem, h_child, h_cgwb, h_sock, h_oom)  # HELD_GAUGES order
-    if nd == 0:
-        return online, held, charged, swapped, (0, 0, 0, 0)
-    return online, held, charged, swapped, (nd, off[lo], off[hi], off[first])
+    dying = np.fromiter(sorted(mem.dying), dtype=np.int64, count=len(mem.dying))
+    state = mem.view("state")
+    online = int((state == _ONLINE).sum())
+    col = {k: mem.view(k)[dying] for k in ("anon", "file", "shmem", "kmem", "kmem_pin", "pinned", "swap",
+                                          "offline_us", "wb_pin", "sock", "nsock", "noom")}
+    live_parents = mem.view("parent")[(state != _FREED) & (mem.view("parent") >= 0)]
+    has_child = np.bincount(live_parents, minlength=len(state))[dying] > 0  # a live child holds it
+    count = {gauge: int((col[k] > 0).sum()) for k, gauge in HELD}
+    count["held_child"] = int(has_child.sum())
+    charged = int((col["anon"] + col["file"] + col["shmem"] + col["kmem"] + col["sock"]).sum())
+    return (online, tuple(count[gauge] for gauge in HELD_GAUGES), charged, int(col["swap"].sum()),
+            age_basis(col["offline_us"]))
 
 
 def age_basis(offline_us: Sequence[int] | np.ndarray) -> tuple[int, int, int, int]:

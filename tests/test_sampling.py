@@ -145,7 +145,8 @@ def test_zombie_ages_from_the_basis_are_np_median_bit_for_bit() -> None:
     """Full samples and repeats both derive ages from ``_age_basis``: check the derivation itself
     (the columns' numpy form and a full sample's scalar one) against np.median and max of
     ``(t - offline) / 1e6``, odd and even counts, large times, the offline times as a list or an array."""
-    from core.metrics import _age_basis, _zombie_ages, _zombie_ages_at
+    from core.metrics import _zombie_ages, _zombie_ages_at
+    from core.sample_scan import age_basis as _age_basis
 
     rng = np.random.default_rng(7)
     for i in range(3000):
@@ -184,7 +185,7 @@ def test_age_basis_of_many_zombies_is_the_sorted_order_statistics() -> None:
     middle and first values, whatever form the offline times come in, ties included."""
     from array import array
 
-    from core.metrics import _age_basis
+    from core.sample_scan import age_basis as _age_basis
 
     rng = np.random.default_rng(11)
     for i in range(400):
@@ -199,19 +200,22 @@ def test_age_basis_of_many_zombies_is_the_sorted_order_statistics() -> None:
 
 
 @pytest.mark.parametrize("n_zombies", [0, 1, 2, 5, 64, 65, 150])
-def test_the_compiled_zombie_scan_gives_the_basis_of_the_offline_times(n_zombies: int) -> None:
-    """The compiled scan reads the offline times in ``dying_order``; the basis is that of sorting them,
-    with memcgs removed at the same time and some of them freed (holes in the order)."""
-    import core
+def test_the_kept_zombie_gauges_give_the_basis_of_the_offline_times(n_zombies: int) -> None:
+    """The kept gauges read the offline times in ``dying_order`` (a C walk when compiled, numpy when
+    pure); the basis is that of sorting them, with memcgs removed at the same time and some of them
+    freed (holes in the order)."""
     import core.sample_scan as scan
+    from core.zombie_gauges import order_basis
 
-    if "sample_scan" not in core.COMPILED:
-        pytest.skip("the C scan exists in the compiled build only")
     m = _zombie_machine(n_zombies, ties=3)
     _free_some(m, every=4)
     assert check(m) == []
-    dying = sorted(m.mem.dying)
-    assert scan.dying_scan(m)[4] == scan.age_basis([m.mem.offline_us[i] for i in dying])
+    mem = m.mem
+    want = scan.age_basis([mem.offline_us[i] for i in sorted(mem.dying)])
+    assert mem.zg.gauges(mem)[3] == want == scan.zombie_scan(m)[4]
+    assert order_basis(mem.dying_order, mem.dying_off, len(mem.dying)) == want
+    with pytest.raises(RuntimeError, match="dying_order lists"):  # a middle past the listed memcgs
+        order_basis(mem.dying_order, mem.dying_off, 2 * len(mem.dying) + 2)
 
 
 def _free_some(m: Machine, every: int) -> None:
