@@ -446,8 +446,8 @@ class MemcgTable:
         while stack:
             x = stack.pop()
             out.append(x)
-            if ch := children[x]:  # a leaf (most memcgs) has nothing to sort
-                stack.extend(sorted(ch, reverse=True))
+            if ch := children[x]:  # a leaf (most memcgs) has nothing to push, an only child nothing to sort
+                stack.extend(ch if len(ch) == 1 else sorted(ch, reverse=True))
         return out
 
     def is_ancestor(self, a: int, m: int) -> bool:
