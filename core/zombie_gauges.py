@@ -53,7 +53,7 @@ class ZombieGauges:
     def __init__(self) -> None:
         self.dirty: list[int] = []
         self.flag, self.bits = array("b"), array("i")
-        self.charged, self.swapped = array("q"), array("q")
+        self.charged, self.swapped = array("i"), array("i")  # (a memcg's charged pages wrap at 32 bits, as summed)
         self.held = array("q", [0] * NR_HELD)
         self.charged_sum = 0
         self.swapped_sum = 0
@@ -70,12 +70,13 @@ class ZombieGauges:
             return
         if m < 0:
             raise IndexError(f"memcg slot {m}")
-        if m >= n:  # slots not seen yet (and as many again, as the table grows): their share so far is nothing
-            grow = max(m + 1, 2 * n) - n
+        if m >= n:  # slots not seen yet (and a quarter more, as the table grows): their share so far is nothing
+            grow = max(m + 1, n + n // 4 + 16) - n
+            zeros = array("i", bytes(4 * grow))
             self.flag.extend(_ZERO_B * grow)
-            self.bits.extend(array("i", bytes(4 * grow)))
-            self.charged.extend(array("q", bytes(8 * grow)))
-            self.swapped.extend(array("q", bytes(8 * grow)))
+            self.bits.extend(zeros)
+            self.charged.extend(zeros)
+            self.swapped.extend(zeros)
         if not self.flag[m]:
             self.flag[m] = 1
             self.dirty.append(m)
@@ -117,13 +118,13 @@ class ZombieGauges:
         col: array
         flag: cython.p_schar  # the shares as last counted, per slot (``mark`` sized them)
         bits: cython.p_int
-        charged: cython.p_longlong
-        swapped: cython.p_longlong
+        charged: cython.p_int
+        swapped: cython.p_int
         held: cython.p_longlong
         nf: cython.Py_ssize_t = len(self.flag)
         if cython.compiled:
             flag, bits, held = self.flag.data.as_schars, self.bits.data.as_ints, self.held.data.as_longlongs
-            charged, swapped = self.charged.data.as_longlongs, self.swapped.data.as_longlongs
+            charged, swapped = self.charged.data.as_ints, self.swapped.data.as_ints
         else:
             flag, bits, held, charged, swapped = self.flag, self.bits, self.held, self.charged, self.swapped
         for m in self.dirty:
