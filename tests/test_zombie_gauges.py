@@ -1,23 +1,19 @@
 """The zombie gauges a sample reads (``core.zombie_gauges``): kept as the memcgs change, equal to a count
-from scratch (``sample_scan.zombie_scan``), and the invariants notice a change nobody marked."""
+from scratch (``sample_scan.zombie_scan``), and the invariants notice a change nobody marked. (Every
+property test checks the same invariant after every event of its random traces: ``core.invariants``.)"""
 
 from __future__ import annotations
 
 from array import array
-
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from core.events import EventBatch
 from core.invariants import check
 from core.machine import Machine, MachineConfig
 from core.memcg import State
 from core.ops import Flag, Op
-from core.policy import POLICY_NAMES, make_policy
+from core.policy import make_policy
 from core.sample_scan import HELD_GAUGES, zombie_scan
 from core.zombie_gauges import NR_HELD, ZombieGauges, touch
-from tests.test_core_properties import CONFIGS, _build, step
-from tests.test_policies_properties import VARIANTS
 
 SEC = 1_000_000
 
@@ -103,26 +99,6 @@ def test_marks_past_the_counted_slots_grow_them() -> None:
     zg.mark(5)
     zg.mark(200)
     assert zg.dirty == [5, 200] and len(zg.flag) >= 201
-
-
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(steps=st.lists(step, min_size=40, max_size=160), cfg=CONFIGS,
-       spec=st.sampled_from(sorted(POLICY_NAMES) + [v for v, _ in VARIANTS]))
-def test_kept_gauges_equal_the_count_after_every_event(steps: list, cfg: dict, spec: str) -> None:
-    """Random valid traces (nested cgroups, shared files, swap, pins, kmem, sockets), every policy and the
-    compositions: after every event the kept zombie gauges equal ``zombie_scan``'s count (only that
-    invariant, so that many more traces run than the full checks afford)."""
-    from core.invariants import _zombie_gauges
-
-    knobs = dict(VARIANTS).get(spec, {})
-    m = Machine(MachineConfig(sample_interval_us=5_000_000, **cfg), make_policy(spec, knobs), "zgp", seed=5)
-    rows = _build(steps)
-    for row in rows:
-        m.apply(EventBatch.from_rows([row], "zgp"))
-        errs = _zombie_gauges(m)
-        assert not errs, f"{spec} after {Op(row[1]).name} at {row[0]}: {errs}"
-    m.advance_to((rows[-1][0] if rows else 0) + 30_000_000)
-    assert not _zombie_gauges(m)
 
 
 def test_a_dying_parent_loses_its_child_hold_when_the_child_is_freed() -> None:
