@@ -58,6 +58,21 @@ def test_first_seen_ids_number_pairs_as_first_seen_pairs_does() -> None:
         assert np.array_equal(build.first_seen_ids(a, b), want)
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_first_seen_numbers_keys_as_arrow_does(seed) -> None:
+    """The compiled hash numbering (when built) gives the reference's (Arrow's dictionary_encode) ids."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(0, 30000))
+    keys = [rng.integers(0, 50, n), rng.integers(-(1 << 63), (1 << 63) - 1, n, dtype=np.int64),
+            (np.sort(rng.integers(0, 5000, n)) << 40) | rng.integers(0, 1 << 20, n),  # packed pairs
+            np.arange(n, dtype=np.int64) << 32, np.full(n, -1, dtype=np.int64)][seed % 5]
+    if n and seed % 2:
+        keys[rng.integers(0, n, n // 3)] = keys[0]
+    got, want = build.first_seen(keys), build.first_seen_pure(keys)
+    assert got.dtype == want.dtype == np.int64
+    assert np.array_equal(got, want)
+
+
 def test_first_seen_pairs_numbers_like_joined_strings() -> None:
     import pyarrow as pa
     import pyarrow.compute as pc

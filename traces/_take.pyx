@@ -20,6 +20,9 @@ Here one loop sizes every string and one writes it, the digits two at a time (``
 ``count_byte`` (the depth of each cgroup path: its "/") and ``take_suffixed`` (``<task>:cache``:
 gathered strings with a suffix, in one pass) serve ``traces.importers.emit`` the same way; their
 references are Arrow's ``count_substring`` and a take then a join.
+
+``first_seen`` numbers int64 keys in order of first appearance through one hash table
+(``traces.importers.build.first_seen``; its reference is Arrow's ``dictionary_encode``).
 """
 
 cimport cython
@@ -280,3 +283,36 @@ def take_suffixed(const int32_t[::1] base_off, const uint8_t[::1] base_data, con
             if slen:
                 memcpy(&d[lo + base_off[j + 1] - base_off[j]], &suffix[0], slen)
     return offsets, data
+
+
+@cython.overflowcheck(False)
+def first_seen(const int64_t[::1] keys):
+    """Per row an id of its key (int64), numbered 0, 1, ... in order of first appearance, as Arrow's
+    ``dictionary_encode`` numbers them: one pass through an open-addressing hash table (linear probing,
+    at most half full) of the keys seen so far and their ids."""
+    cdef Py_ssize_t n = keys.shape[0], i
+    cdef int shift = 64
+    cdef uint64_t size = 1, mask, h
+    cdef int64_t k, nxt = 0
+    while size < 2 * <uint64_t>n or size < 8:
+        size <<= 1
+        shift -= 1
+    mask = size - 1
+    ids = np.empty(n, dtype=np.int64)
+    slot_key = np.empty(size, dtype=np.int64)
+    slot_id = np.full(size, -1, dtype=np.int64)  # -1: an empty slot
+    cdef int64_t[::1] out = ids
+    cdef int64_t[::1] sk = slot_key
+    cdef int64_t[::1] sid = slot_id
+    with nogil:
+        for i in range(n):
+            k = keys[i]
+            h = (<uint64_t>k * <uint64_t>0x9E3779B97F4A7C15) >> shift  # Fibonacci hashing: the top bits
+            while sid[h] >= 0 and sk[h] != k:
+                h = (h + 1) & mask
+            if sid[h] < 0:
+                sk[h] = k
+                sid[h] = nxt
+                nxt += 1
+            out[i] = sid[h]
+    return ids
