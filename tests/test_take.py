@@ -150,3 +150,26 @@ def test_suffixes_and_counts_make_the_reference_arrays(seed):
     if not base.null_count:
         assert np.array_equal(count_char(base, "/"), count_char_pure(base, "/"))
         assert count_char(base, "/").dtype == np.int64
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_event_codes_make_the_reference_arrays(seed):
+    """The assembly's op, flags, offset and bytes in output order (compiled when built) are numpy's."""
+    from traces.importers.codes import event_codes, event_codes_pure
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(0, 3000))
+    meta = rng.integers(0, 14, n).astype(np.uint8) | (rng.integers(0, 3, n) << 4).astype(np.uint8)
+    for bit, share in ((64, [1.0, 0.5, 0.0][seed % 3]), (128, [0.7, 1.0, 0.0][seed % 3])):
+        meta |= np.where(rng.random(n) < share, bit, 0).astype(np.uint8)
+    offset = rng.integers(-(1 << 62), 1 << 62, n)
+    nbytes = rng.integers(0, 1 << 40, n)
+    order = rng.permutation(n).astype(np.int64) if seed % 2 else np.sort(rng.integers(0, max(n, 1), n))
+    got, want = event_codes(order, meta, offset, nbytes), event_codes_pure(order, meta, offset, nbytes)
+    for g, w in zip(got, want):
+        assert g.type == w.type and g.null_count == w.null_count
+        assert g.to_pylist() == w.to_pylist()
+        g.validate(full=True)
+    assert got[1].null_count == int(np.count_nonzero((meta[order] >> 4 & 3) == 0))
+    if n:
+        with pytest.raises(IndexError):
+            event_codes(np.r_[order, n].astype(np.int64), meta, offset, nbytes)

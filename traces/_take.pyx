@@ -21,6 +21,9 @@ Here one loop sizes every string and one writes it, the digits two at a time (``
 gathered strings with a suffix, in one pass) serve ``traces.importers.emit`` the same way; their
 references are Arrow's ``count_substring`` and a take then a join.
 
+``gather_codes`` puts the events' op, flags, offset and bytes in output order in one pass (for
+``traces.importers.codes``; its reference gathers each with numpy and splits the flags with numpy).
+
 ``first_seen`` numbers int64 keys in order of first appearance through one hash table
 (``traces.importers.build.first_seen``; its reference is Arrow's ``dictionary_encode``).
 """
@@ -316,3 +319,63 @@ def first_seen(const int64_t[::1] keys):
                 nxt += 1
             out[i] = sid[h]
     return ids
+
+
+def gather_codes(const int64_t[::1] order, const uint8_t[::1] meta, const int64_t[::1] offset,
+                 const int64_t[::1] nbytes):
+    """The assembly's op, flags, offset and bytes columns in output order, in one pass over ``order``.
+
+    In: per event (event order) ``meta`` (op code | flags code << 4 | offset valid << 6 | bytes valid
+    << 7), offset and bytes; ``order`` (output row -> event). Out: ``(op, flag, offset, nbytes,
+    bitmaps, nulls)``: int32 op codes, int32 flag codes (code - 1: -1 under a null), the int64 offsets
+    and bytes, per column of the last three its validity bitmap (LSB first; None when no row is null)
+    and its null count.
+    """
+    cdef Py_ssize_t n = order.shape[0], ne = meta.shape[0], i
+    cdef Py_ssize_t nf = 0, no = 0, nb = 0, bad = -1
+    cdef int64_t e
+    cdef uint8_t m, f, bit
+    if offset.shape[0] != ne or nbytes.shape[0] != ne:
+        raise ValueError("column length differs from meta")
+    op_arr = np.empty(n, dtype=np.int32)
+    flag_arr = np.empty(n, dtype=np.int32)
+    off_arr = np.empty(n, dtype=np.int64)
+    bytes_arr = np.empty(n, dtype=np.int64)
+    nbits = (n + 7) // 8
+    fbits_arr, obits_arr, bbits_arr = (np.zeros(nbits, dtype=np.uint8) for _ in range(3))
+    cdef int32_t[::1] op = op_arr
+    cdef int32_t[::1] flag = flag_arr
+    cdef int64_t[::1] off = off_arr
+    cdef int64_t[::1] byt = bytes_arr
+    cdef uint8_t[::1] fbits = fbits_arr
+    cdef uint8_t[::1] obits = obits_arr
+    cdef uint8_t[::1] bbits = bbits_arr
+    with nogil:
+        for i in range(n):
+            e = order[i]
+            if e < 0 or e >= ne:
+                bad = i
+                break
+            m = meta[e]
+            bit = <uint8_t>(1 << (i & 7))
+            op[i] = m & 15
+            f = (m >> 4) & 3
+            flag[i] = <int32_t>f - 1
+            off[i] = offset[e]
+            byt[i] = nbytes[e]
+            if f:
+                fbits[i >> 3] |= bit
+            else:
+                nf += 1
+            if m & 64:
+                obits[i >> 3] |= bit
+            else:
+                no += 1
+            if m & 128:
+                bbits[i >> 3] |= bit
+            else:
+                nb += 1
+    if bad >= 0:
+        raise IndexError(f"row {bad}: index out of bounds")
+    return (op_arr, flag_arr, off_arr, bytes_arr,
+            (fbits_arr if nf else None, obits_arr if no else None, bbits_arr if nb else None), (nf, no, nb))

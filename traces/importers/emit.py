@@ -36,6 +36,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from traces.importers.codes import event_codes
 from traces.importers.common import INT64_MAX, NEVER, PAGE, ImportReport
 from traces.importers.machine_memory import with_machine_memory
 from traces.importers.sharing import AGENT_CGROUP, AGENT_TASK, Rule
@@ -840,7 +841,6 @@ def _assemble(parts: list[_Part],
         return TRACE_SCHEMA.empty_table(), []
     mcodes, mnames = _machine_codes(parts, machines)
     ints = {a: [_int_values(p, a) for p in parts] for a in ("offset", "nbytes")}
-    nullable = {a: any(ok is not None for _, ok in ints[a]) for a in ints}
     refs = {a: _string_refs(parts, a) for a in ("cgroup", "task", "obj")}
     cols = [_Cols(np.asarray(p.time, dtype=np.int64), ph, m, meta,
                   ints["offset"][i][0], ints["nbytes"][i][0], {a: refs[a][1][i] for a in refs})
@@ -850,7 +850,7 @@ def _assemble(parts: list[_Part],
     layout = _key_layout([c.mcode for c in cols], [c.time for c in cols], [c.phase for c in cols])
     tables, used = [], np.zeros(len(mnames), dtype=bool)
     for chunk in _chunks(cols, len(mnames)):
-        table, seen = _assemble_chunk(chunk, bases, nullable, mnames, layout)
+        table, seen = _assemble_chunk(chunk, bases, mnames, layout)
         tables.append(table)
         used |= seen
     table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
@@ -894,47 +894,48 @@ def _chunks(cols: list[_Cols], nmachines: int, size: int | None = None) -> Itera
             yield chunk
 
 
-def _assemble_chunk(cols: list[_Cols], bases: dict[str, pa.Array], nullable: dict[str, bool],
-                    mnames: pa.Array, layout: tuple[int, int, int, int] | None = None) -> tuple[pa.Table, np.ndarray]:
+def _assemble_chunk(cols: list[_Cols], bases: dict[str, pa.Array], mnames: pa.Array,
+                    layout: tuple[int, int, int, int] | None = None) -> tuple[pa.Table, np.ndarray]:
     """The sorted table of the events of ``cols``; and which machine codes occur in it (``layout``:
     the sort keys' bits, ``_key_layout`` of all events)."""
     order, time, mcode, spare = _sort_events(cols, layout)
     used = np.bincount(mcode, minlength=len(mnames)) > 0
     arrays = _columns(cols, bases, order, time, mcode, mnames, spare)
     del order, mcode, spare
-    meta = arrays.pop("meta")
-    arrays["op"] = pa.DictionaryArray.from_arrays(pa.array((meta & 15).astype(np.int32)), pa.array(OPS, pa.string()))
-    flag = (meta >> 4 & 3).astype(np.int32)
-    null_flag = flag == 0
-    flag -= 1  # in place: one int32 column of the events' size fewer
-    arrays["flags"] = pa.DictionaryArray.from_arrays(pa.array(flag, mask=null_flag),
-                                                     pa.array(FLAGS[1:], pa.string()))
-    for name, attr, bit in (("offset", "offset", 64), ("bytes", "nbytes", 128)):
-        if nullable[attr]:
-            arrays[name] = pa.array(arrays[name], mask=(meta & bit) == 0, type=pa.int64())
-        else:
-            arrays[name] = pa.array(arrays[name], pa.int64())
+    op, flag, arrays["offset"], arrays["bytes"] = arrays.pop("codes")
+    arrays["op"] = pa.DictionaryArray.from_arrays(op, pa.array(OPS, pa.string()))
+    arrays["flags"] = pa.DictionaryArray.from_arrays(flag, pa.array(FLAGS[1:], pa.string()))
     columns = [arrays[f.name] for f in TRACE_SCHEMA]
     return pa.Table.from_arrays(columns, schema=schema_of(columns)), used
 
 
 def _columns(cols: list[_Cols], bases: dict[str, pa.Array], order: np.ndarray, time: np.ndarray,
              mcode: np.ndarray, mnames: pa.Array, spare: list[np.ndarray] = ()) -> dict:
-    """The output columns but op and flags, in output order; op, flags and the int validities
-    packed as ``meta``. Temporaries die on return.
+    """The output columns in output order: op, flags, offset and bytes as ``codes`` (their arrays, from
+    the events' ``meta``: ``traces.importers.codes``). Temporaries die on return.
     ``spare``: dead int64 arrays of the events' size, used before fresh ones (and taken over)."""
     put = _Gather(order, [len(c) for c in cols], spare)
     jobs = {
         "time_us": lambda: pa.array(time),
         "machine": lambda: pa.DictionaryArray.from_arrays(pa.array(mcode.astype(np.int32, copy=False)), mnames),
-        "meta": lambda: put([c.meta for c in cols], np.uint8),  # op, flags, validities: one column instead of four
+        "codes": lambda: _codes(put, cols),
         "cgroup": lambda: _strings(put, bases["cgroup"], [c.refs["cgroup"] for c in cols]),
         "task": lambda: _strings(put, bases["task"], [c.refs["task"] for c in cols]),
         "object": lambda: _strings(put, bases["obj"], [c.refs["obj"] for c in cols]),
-        "offset": lambda: put([c.offset for c in cols], np.int64),
-        "bytes": lambda: put([c.nbytes for c in cols], np.int64),
     }
     return dict(zip(jobs, _parallel(list(jobs.values()))))
+
+
+def _codes(put: _Gather, cols: list[_Cols]) -> tuple[pa.Array, pa.Array, pa.Array, pa.Array]:
+    """op, flags, offset and bytes in output order (``codes.event_codes``), from the parts' values laid
+    out in event order (scratch arrays, given back after)."""
+    cats = [put.lay([c.meta for c in cols], np.uint8), put.lay([c.offset for c in cols], np.int64),
+            put.lay([c.nbytes for c in cols], np.int64)]
+    try:
+        return event_codes(put.order, *cats)
+    finally:
+        for cat in cats:
+            put.free(cat)
 
 
 def _parallel(jobs: list[Callable[[], object]]) -> list:
@@ -982,10 +983,11 @@ def _strings(put: "_Gather", base: pa.Array, rows: list[tuple[np.ndarray, int] |
 
 
 class _Gather:
-    """Puts per-part values at their events' places in the sorted output.
+    """Lays per-part values out for their gather into the sorted output.
 
     Each column is laid out part after part in a scratch array (a constant part is
-    a fill, not an array), then gathered by ``order`` (output row -> event). The
+    a fill, not an array), then gathered by ``order`` (output row -> event: ``_codes``,
+    ``_strings``). The
     parts' rows are grouped by machine like the output, so the gather reads every
     part nearly in order; a scatter by the inverse order rewrote all of the output
     once per part instead (each part's rows are spread over all of it) and measured
@@ -997,17 +999,8 @@ class _Gather:
         self.order = order
         self.bounds = np.cumsum([0] + sizes)
         self.pool: dict[np.dtype, list[np.ndarray]] = {}
-        # dead arrays of the right size and dtype: scratch or output before any fresh allocation
+        # dead arrays of the right size and dtype: scratch before any fresh allocation
         self.spare = [a for a in spare if a.dtype == np.int64 and a.shape == order.shape and a.flags.c_contiguous]
-
-    def __call__(self, values: list[np.ndarray | int], dtype: type) -> np.ndarray:
-        """The column of ``values`` (per part: an array of its rows, or one value for all) in output order."""
-        cat = self.lay(values, dtype)
-        out = self._spare(dtype)
-        # mode "clip" (the order is in range): "raise" would buffer a given ``out`` in a fresh copy
-        out = np.take(cat, self.order) if out is None else np.take(cat, self.order, out=out, mode="clip")
-        self.free(cat)
-        return out
 
     def _spare(self, dtype: type) -> np.ndarray | None:
         try:
