@@ -109,3 +109,20 @@ def test_pair_merge_order_is_the_lexsort(seed: int) -> None:
                            np.full(nmoved, 1 << 62, np.int64)])
     prio |= np.concatenate([rows, rows[synth], moved])
     assert np.array_equal(_merged_order(kk, tt, prio, n, nmoved), np.lexsort((prio, tt, kk)))
+
+
+def test_valid_mask_is_arrows_validity() -> None:
+    """``common.valid_mask`` (an unpacked bitmap) gives ``is_valid().to_numpy()``: slices, chunks, dictionaries."""
+    import pyarrow as pa
+
+    from traces.importers.common import valid_mask
+    rng = np.random.default_rng(11)
+    vals = [None if rng.random() < 0.3 else int(v) for v in rng.integers(0, 9, 1000)]
+    ints = pa.array(vals, pa.int64())
+    cases = [ints, ints.slice(3), ints.slice(5, 17), ints.slice(0, 0), pa.array(range(20)), pa.nulls(9),
+             ints.cast(pa.string()).slice(7), ints.dictionary_encode().slice(2),
+             pa.chunked_array([ints.slice(1, 40), ints.slice(333)]), pa.chunked_array([], pa.int64())]
+    for arr in cases:
+        got = valid_mask(arr)
+        assert got.dtype == bool
+        assert np.array_equal(got, arr.is_valid().to_numpy(zero_copy_only=False))

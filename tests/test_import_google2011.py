@@ -249,6 +249,14 @@ def test_machines_without_events_make_no_chunk(monkeypatch):
         assert table.column("cgroup").to_pylist() == ["c"] * 3 + ["e"] * 4
 
 
+def test_codes_used_are_the_codes_an_ascending_column_holds():
+    from traces.importers import emit
+    rng = np.random.default_rng(3)
+    for n in (0, 1, 7, 500):
+        mcode = np.sort(rng.integers(3, 40, n))
+        assert np.array_equal(emit._codes_used(mcode, 45), np.bincount(mcode, minlength=45) > 0)
+
+
 def test_malformed_cell_names_file_row_field(tmp_path):
     lines = QUIRKS[:4] + ["660000000,,5,0,200,1,u5,0,9,0.1,lots,0,0"] + QUIRKS[4:]
     path = _write(tmp_path, "bad.csv", lines)

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from traces import take_build
-from traces.importers.common import NEVER
+from traces.importers.common import NEVER, valid_mask
 from traces.importers.emit import Cgroups
 
 
@@ -111,7 +111,7 @@ def parents_by(machine: pa.Array, name: pa.Array, prefix: str) -> tuple[Cgroups,
     Rows whose ``name`` is null get -1. Parents have no task; their span is
     stretched over their children by ``emit``.
     """
-    valid = name.is_valid().to_numpy(zero_copy_only=False)
+    valid = valid_mask(name)
     idx = np.flatnonzero(valid)
     gid = first_seen_pairs(machine.take(pa.array(idx)), name.take(pa.array(idx)))
     ng = int(gid.max()) + 1 if gid.size else 0

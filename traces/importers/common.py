@@ -468,6 +468,25 @@ def np_col(table: pa.Table, name: str, fill: int | float | None = None) -> np.nd
     return col.to_numpy()
 
 
+def valid_mask(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Per row whether ``arr`` holds a value: ``arr.is_valid().to_numpy(zero_copy_only=False)``, unpacked
+    from the validity bitmap in one vectorised pass (Arrow's conversion of a boolean array to numpy
+    goes element by element)."""
+    if isinstance(arr, pa.ChunkedArray):
+        return (np.concatenate([valid_mask(c) for c in arr.chunks]) if arr.num_chunks
+                else np.zeros(0, dtype=bool))
+    if pa.types.is_dictionary(arr.type):
+        return valid_mask(arr.indices)  # a dictionary array's nulls are its indices'
+    n = len(arr)
+    if not arr.null_count:
+        return np.ones(n, dtype=bool)
+    bitmap = arr.buffers()[0]
+    if bitmap is None:
+        return arr.is_valid().to_numpy(zero_copy_only=False)
+    bits = np.unpackbits(np.frombuffer(bitmap, dtype=np.uint8), count=arr.offset + n, bitorder="little")
+    return bits[arr.offset:].view(bool)
+
+
 def str_col(table: pa.Table, name: str) -> pa.Array:
     """A column as one contiguous Arrow string array (int columns are formatted)."""
     col = table.column(name)

@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from traces.importers.codes import event_codes
-from traces.importers.common import INT64_MAX, NEVER, PAGE, ImportReport
+from traces.importers.common import INT64_MAX, NEVER, PAGE, ImportReport, valid_mask
 from traces.importers.machine_memory import with_machine_memory
 from traces.importers.sharing import AGENT_CGROUP, AGENT_TASK, Rule
 from traces import take, take_build
@@ -216,7 +216,7 @@ def _plain(arr: pa.Array, rows: np.ndarray | None = None) -> tuple[np.ndarray, n
     if (take_build.module() is None or not pa.types.is_string(arr.type) or not len(arr)
             or arr.buffers()[2] is None):
         return None
-    if arr.null_count and (rows is None or not arr.is_valid().to_numpy(zero_copy_only=False)[rows].all()):
+    if arr.null_count and (rows is None or not valid_mask(arr)[rows].all()):
         return None
     off = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset:arr.offset + len(arr) + 1]
     return off, np.frombuffer(arr.buffers()[2], dtype=np.uint8)
@@ -261,7 +261,7 @@ def _m(x: "pa.Array | _Ref") -> pa.Array:
 
 
 def _has_task(cg: Cgroups) -> np.ndarray:
-    return cg.task.is_valid().to_numpy(zero_copy_only=False)
+    return valid_mask(cg.task)
 
 
 def _structure_parts(cg: Cgroups, depth: np.ndarray) -> list[_Part]:
@@ -326,7 +326,7 @@ def _prefix(text: str, arr: "pa.Array | _Ref") -> pa.Array:
 
 def _rule_parts(cg: Cgroups, rule: Rule, mcode: np.ndarray) -> list[_Part]:
     key = cg.keys[rule.key]
-    members = np.flatnonzero(key.is_valid().to_numpy(zero_copy_only=False) & _has_task(cg))
+    members = np.flatnonzero(valid_mask(key) & _has_task(cg))
     if not members.size:
         return []
     obj, gid = _shared_objects(rule, key, members, mcode[members])
@@ -355,7 +355,7 @@ def _agent_members(cg: Cgroups, rules: tuple[Rule, ...]) -> np.ndarray:
     use = np.zeros(len(cg), dtype=bool)
     for rule in rules:
         if rule.enabled and rule.owner == "agent" and rule.key in cg.keys:
-            use |= cg.keys[rule.key].is_valid().to_numpy(zero_copy_only=False)
+            use |= valid_mask(cg.keys[rule.key])
     return np.flatnonzero(use & _has_task(cg))
 
 
@@ -463,7 +463,7 @@ def shared_bytes(cg: Cgroups, rules: tuple[Rule, ...]) -> tuple[np.ndarray, np.n
     mapped = np.zeros(len(cg), dtype=np.int64)
     for rule in rules:
         if rule.enabled and rule.owner != "agent" and rule.key in cg.keys:
-            has = cg.keys[rule.key].is_valid().to_numpy(zero_copy_only=False)
+            has = valid_mask(cg.keys[rule.key])
             total += np.where(has, _page_round(rule.nbytes), 0)
             mapped += np.where(has, _page_round(int(rule.nbytes * rule.mapped_fraction)), 0)
     return total, mapped
@@ -660,7 +660,7 @@ def _int_values(part: _Part, name: str) -> tuple[np.ndarray | int, np.ndarray | 
     v = _m(v)
     if not v.null_count:
         return v.to_numpy(zero_copy_only=False).astype(np.int64, copy=False), None
-    return pc.fill_null(v, 0).to_numpy().astype(np.int64, copy=False), v.is_valid().to_numpy(zero_copy_only=False)
+    return pc.fill_null(v, 0).to_numpy().astype(np.int64, copy=False), valid_mask(v)
 
 
 def _string_refs(parts: list[_Part], attr: str) -> tuple[pa.Array, list[tuple[np.ndarray, int] | int]]:
@@ -869,17 +869,23 @@ def _chunks(cols: list[_Cols], nmachines: int, size: int | None = None) -> Itera
     if total <= size or nmachines < 2:
         yield cols
         return
+    ascending = [c.mcode.size < 2 or bool(np.all(c.mcode[1:] >= c.mcode[:-1])) for c in cols]
     per_machine = np.zeros(nmachines, dtype=np.int64)
-    for c in cols:
-        per_machine += np.bincount(c.mcode, minlength=nmachines)
+    for c, up in zip(cols, ascending):
+        m = c.mcode
+        if up and m.size:  # an ascending part's count per machine: the lengths of its runs of one machine
+            starts = np.flatnonzero(np.r_[True, m[1:] != m[:-1]])
+            per_machine[m[starts]] += np.diff(np.r_[starts, m.size])
+        else:
+            per_machine += np.bincount(m, minlength=nmachines)
     # chunk k holds machines [edges[k], edges[k + 1]): cut where the running count passes k * size
     ends = np.cumsum(per_machine)
     edges = np.unique(np.r_[0, np.searchsorted(ends, np.arange(size, total, size), side="right"), nmachines])
     edges = edges[edges <= nmachines]
     cuts = []
-    for c in cols:
+    for c, up in zip(cols, ascending):
         m = c.mcode
-        if m.size < 2 or bool(np.all(m[1:] >= m[:-1])):
+        if up:
             bounds = np.searchsorted(m, edges, side="left")
             cuts.append([slice(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:])])
         else:
@@ -899,14 +905,25 @@ def _assemble_chunk(cols: list[_Cols], bases: dict[str, pa.Array], mnames: pa.Ar
     """The sorted table of the events of ``cols``; and which machine codes occur in it (``layout``:
     the sort keys' bits, ``_key_layout`` of all events)."""
     order, time, mcode, spare = _sort_events(cols, layout)
-    used = np.bincount(mcode, minlength=len(mnames)) > 0
+    used = _codes_used(mcode, len(mnames))
     arrays = _columns(cols, bases, order, time, mcode, mnames, spare)
     del order, mcode, spare
     op, flag, arrays["offset"], arrays["bytes"] = arrays.pop("codes")
-    arrays["op"] = pa.DictionaryArray.from_arrays(op, pa.array(OPS, pa.string()))
-    arrays["flags"] = pa.DictionaryArray.from_arrays(flag, pa.array(FLAGS[1:], pa.string()))
+    # (codes in range by construction: safe=False skips Arrow's bounds check of every index)
+    arrays["op"] = pa.DictionaryArray.from_arrays(op, pa.array(OPS, pa.string()), safe=False)
+    arrays["flags"] = pa.DictionaryArray.from_arrays(flag, pa.array(FLAGS[1:], pa.string()), safe=False)
     columns = [arrays[f.name] for f in TRACE_SCHEMA]
     return pa.Table.from_arrays(columns, schema=schema_of(columns)), used
+
+
+def _codes_used(mcode: np.ndarray, n: int) -> np.ndarray:
+    """Which of the codes ``0 .. n - 1`` occur in ``mcode`` (ascending): found by a binary search of each
+    code of its range, not by a pass over every event."""
+    used = np.zeros(n, dtype=bool)
+    if mcode.size:
+        codes = np.arange(int(mcode[0]), int(mcode[-1]) + 1)
+        used[codes] = mcode[np.searchsorted(mcode, codes)] == codes
+    return used
 
 
 def _columns(cols: list[_Cols], bases: dict[str, pa.Array], order: np.ndarray, time: np.ndarray,
@@ -917,7 +934,8 @@ def _columns(cols: list[_Cols], bases: dict[str, pa.Array], order: np.ndarray, t
     put = _Gather(order, [len(c) for c in cols], spare)
     jobs = {
         "time_us": lambda: pa.array(time),
-        "machine": lambda: pa.DictionaryArray.from_arrays(pa.array(mcode.astype(np.int32, copy=False)), mnames),
+        "machine": lambda: pa.DictionaryArray.from_arrays(pa.array(mcode.astype(np.int32, copy=False)), mnames,
+                                                          safe=False),
         "codes": lambda: _codes(put, cols),
         "cgroup": lambda: _strings(put, bases["cgroup"], [c.refs["cgroup"] for c in cols]),
         "task": lambda: _strings(put, bases["task"], [c.refs["task"] for c in cols]),

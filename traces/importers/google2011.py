@@ -41,7 +41,7 @@ import pyarrow.compute as pc
 from traces.importers.params import ImportParams
 from traces.importers import build
 from traces.importers.common import (NEVER, Col, ImportReport, ProgressFn, Rejects, check_codes, check_fraction,
-                                     check_times, last_known, np_col, read_csv, str_col)
+                                     check_times, last_known, np_col, read_csv, str_col, valid_mask)
 from traces.importers.emit import Cgroups, ProfileParams, Samples, Updates, emit, shared_bytes
 from traces.importers.lifecycle import END, IGNORE, START, UPDATE, pair
 
@@ -133,7 +133,7 @@ def _task_cgroups(ev: pa.Table, params: Params, report: ImportReport) -> tuple[C
     etype = np_col(ev, "event_type")
     key = build.order_key(np_col(ev, "job_id"), np_col(ev, "task_index"))
     time = to_native_time(np_col(ev, "time"), params.time_origin_us)
-    has_machine = ev.column("machine_id").is_valid().to_numpy(zero_copy_only=False)
+    has_machine = valid_mask(ev.column("machine_id"))
     kind = EVENT_KIND[etype]
     report.skipped["SUBMIT/UPDATE_PENDING (not on a machine)"] += int((kind == IGNORE).sum())
     machine_all = np_col(ev, "machine_id", fill=-1)
@@ -207,7 +207,7 @@ def _grouped(code: np.ndarray) -> np.ndarray:
 
 def _masked(arr: pa.Array, keep: np.ndarray) -> pa.Array:
     """``arr`` (a plain array) with null wherever ``keep`` is False, and where it is null already."""
-    valid = keep & arr.is_valid().to_numpy(zero_copy_only=False) if arr.null_count else keep
+    valid = keep & valid_mask(arr) if arr.null_count else keep
     if bool(valid.all()):
         return arr
     if arr.offset:
