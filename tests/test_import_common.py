@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from traces.importers import build
+from traces.importers import build, common
 
 
 def _lexsort_ids(*cols: np.ndarray) -> np.ndarray:
@@ -68,7 +68,7 @@ def test_first_seen_numbers_keys_as_arrow_does(seed) -> None:
             np.arange(n, dtype=np.int64) << 32, np.full(n, -1, dtype=np.int64)][seed % 5]
     if n and seed % 2:
         keys[rng.integers(0, n, n // 3)] = keys[0]
-    got, want = build.first_seen(keys), build.first_seen_pure(keys)
+    got, want = common.first_seen(keys), common.first_seen_pure(keys)
     assert got.dtype == want.dtype == np.int64
     assert np.array_equal(got, want)
 

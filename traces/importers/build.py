@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from traces import take_build
-from traces.importers.common import NEVER, valid_mask
+from traces.importers.common import NEVER, first_seen, valid_mask
 from traces.importers.emit import Cgroups
 
 
@@ -145,21 +145,6 @@ def first_seen_ids(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         cb = pa.array(b).dictionary_encode().indices.to_numpy().astype(np.int64)
         packed = a.astype(np.int64) * (int(cb.max()) + 1 if cb.size else 1) + cb
     return first_seen(packed)
-
-
-def first_seen(keys: np.ndarray) -> np.ndarray:
-    """Per row an id (int64) of its int64 key, numbered in order of first appearance (compiled when
-    built: one pass through a hash table, no Arrow hash table and dictionary array of the keys;
-    else ``first_seen_pure``, the same ids)."""
-    mod = take_build.module()
-    if mod is not None:
-        return mod.first_seen(np.ascontiguousarray(keys, dtype=np.int64))
-    return first_seen_pure(keys)
-
-
-def first_seen_pure(keys: np.ndarray) -> np.ndarray:
-    """``first_seen`` by Arrow's ``dictionary_encode``: the reference."""
-    return pa.array(keys, pa.int64()).dictionary_encode().indices.to_numpy().astype(np.int64)
 
 
 def concat(first: Cgroups, second: Cgroups, second_parents_in_first: bool = True) -> Cgroups:

@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from core.errors import TraceError
+from traces import take_build
 
 INT64_MAX = (1 << 63) - 1
 NEVER = INT64_MAX  #: end time of something that outlives the trace
@@ -485,6 +486,21 @@ def valid_mask(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
         return arr.is_valid().to_numpy(zero_copy_only=False)
     bits = np.unpackbits(np.frombuffer(bitmap, dtype=np.uint8), count=arr.offset + n, bitorder="little")
     return bits[arr.offset:].view(bool)
+
+
+def first_seen(keys: np.ndarray) -> np.ndarray:
+    """Per row an id (int64) of its int64 key, numbered in order of first appearance (compiled when
+    built: one pass through a hash table, no Arrow hash table and dictionary array of the keys;
+    else ``first_seen_pure``, the same ids)."""
+    mod = take_build.module()
+    if mod is not None:
+        return mod.first_seen(np.ascontiguousarray(keys, dtype=np.int64))
+    return first_seen_pure(keys)
+
+
+def first_seen_pure(keys: np.ndarray) -> np.ndarray:
+    """``first_seen`` by Arrow's ``dictionary_encode``: the reference."""
+    return pa.array(keys, pa.int64()).dictionary_encode().indices.to_numpy().astype(np.int64)
 
 
 def str_col(table: pa.Table, name: str) -> pa.Array:

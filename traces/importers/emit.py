@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from traces.importers.codes import event_codes
-from traces.importers.common import INT64_MAX, NEVER, PAGE, ImportReport, valid_mask
+from traces.importers.common import INT64_MAX, NEVER, PAGE, ImportReport, first_seen, valid_mask
 from traces.importers.machine_memory import with_machine_memory
 from traces.importers.sharing import AGENT_CGROUP, AGENT_TASK, Rule
 from traces import take, take_build
@@ -410,15 +410,15 @@ def _shared_objects(rule: Rule, key: pa.Array, members: np.ndarray, midx: np.nda
     The names are refs into one ``prefix + key`` per distinct key: a few thousand
     strings instead of one per member, so the output's object column gathers
     them from a base that stays in cache. Groups are found on integer codes of
-    (machine, key) rather than by hashing joined strings; the numbering is the
-    same, since ``dictionary_encode`` numbers in order of first appearance too.
+    (machine, key), packed in an int64 and numbered by ``common.first_seen`` (one
+    hash pass, compiled when built), rather than by hashing joined strings; the
+    numbering is the same: both number in order of first appearance.
     ``midx`` is per member a code of its machine (any one-to-one numbering will do).
     """
     keys = key.take(pa.array(members)).dictionary_encode()
     kidx = keys.indices.to_numpy().astype(np.int64)
-    pair = pa.array(midx * len(keys.dictionary) + kidx).dictionary_encode()
     obj = _Ref(_prefix(rule.prefix, keys.dictionary.cast(pa.string())), kidx)
-    return obj, pair.indices.to_numpy().astype(np.int64)
+    return obj, first_seen(midx * len(keys.dictionary) + kidx)
 
 
 def _file_use_parts(cg: Cgroups, rule: Rule, members: np.ndarray, obj: pa.Array | _Ref, size: int) -> list[_Part]:
