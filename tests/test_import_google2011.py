@@ -257,6 +257,15 @@ def test_codes_used_are_the_codes_an_ascending_column_holds():
         assert np.array_equal(emit._codes_used(mcode, 45), np.bincount(mcode, minlength=45) > 0)
 
 
+def test_sort_keys_shift_int32_machine_codes_as_int64():
+    # the machine codes per event are int32; packed above 40+ bits of time they must not wrap
+    from traces.importers import emit
+    m, t, ph = np.array([3, 5000], np.int32), np.array([0, 1 << 44], np.int64), np.array([1, 2], np.int64)
+    key, _, tbits, pbits = emit._packed_keys([m], [t], [ph])
+    assert (key >> (tbits + pbits)).tolist() == [3, 5000]
+    assert ((key >> pbits) & ((1 << tbits) - 1)).tolist() == [0, 1 << 44]
+
+
 def test_malformed_cell_names_file_row_field(tmp_path):
     lines = QUIRKS[:4] + ["660000000,,5,0,200,1,u5,0,9,0.1,lots,0,0"] + QUIRKS[4:]
     path = _write(tmp_path, "bad.csv", lines)

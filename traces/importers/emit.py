@@ -697,7 +697,9 @@ def _machine_codes(parts: list[_Part],
     when every part's machines are rows of that column, their codes are those ranks."""
     if known is not None and pa.types.is_string(known[0].type) and all(
             isinstance(p.machine, _Ref) and p.machine.base is known[0] for p in parts):
-        return [known[1][p.machine.idx] for p in parts], known[2]
+        # int32 codes (the output's dictionary indices): half the memory of int64 per event
+        ranks = known[1].astype(np.int32) if len(known[2]) < 1 << 31 else known[1]
+        return [ranks[p.machine.idx] for p in parts], known[2]
     arrays = {}
     for p in parts:
         base = p.machine.base if isinstance(p.machine, _Ref) else p.machine
@@ -779,7 +781,7 @@ def _packed_keys(mcodes: list[np.ndarray], times: list[np.ndarray], phases: list
 def _pack(m: np.ndarray, t: np.ndarray, ph: np.ndarray, t0: int, p0: int, tbits: int, pbits: int,
           rel: np.ndarray, key: np.ndarray) -> None:
     """The packed keys of one part, into ``key``; ``rel``: scratch of its size."""
-    np.left_shift(m, tbits + pbits, out=key)
+    np.left_shift(m, tbits + pbits, out=key, dtype=np.int64)  # (int32 codes: shifted as int64)
     np.subtract(t, t0, out=rel)
     rel <<= pbits
     key |= rel
