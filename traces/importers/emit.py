@@ -695,7 +695,7 @@ def _machine_codes(parts: list[_Part],
 
     ``known``: a machine column, its rows' ranks and the sorted ids they rank (``_by_machine``'s):
     when every part's machines are rows of that column, their codes are those ranks."""
-    if known is not None and pa.types.is_string(known[0].type) and all(
+    if known is not None and _strings_type(known[0].type) and all(
             isinstance(p.machine, _Ref) and p.machine.base is known[0] for p in parts):
         # int32 codes (the output's dictionary indices): half the memory of int64 per event
         ranks = known[1].astype(np.int32) if len(known[2]) < 1 << 31 else known[1]
@@ -712,6 +712,11 @@ def _machine_codes(parts: list[_Part],
     out = [codes[id(p.machine.base)][p.machine.idx] if isinstance(p.machine, _Ref) else codes[id(p.machine)]
            for p in parts]
     return out, names
+
+
+def _strings_type(t: pa.DataType) -> bool:
+    """A string type, or a dictionary of strings (a machine column may come either way)."""
+    return pa.types.is_string(t) or (pa.types.is_dictionary(t) and pa.types.is_string(t.value_type))
 
 
 def _phases(parts: list[_Part]) -> list[np.ndarray]:

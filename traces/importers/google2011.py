@@ -181,7 +181,9 @@ def _task_cgroups(ev: pa.Table, params: Params, report: ImportReport) -> tuple[C
         path = build.join_decimal(["/job-", job, "/task-", index, ".", number], head=2, tail=is_task)
     else:
         path = build.join_decimal(["/job-", job, "-task-", index, ".", number])
-    cg = Cgroups(names.take(pa.array(mcode[rep])), path,
+    # the machine column dictionary-encoded by its ranks (no string per row, none hashed again by emit)
+    machines = pa.DictionaryArray.from_arrays(pa.array(mcode[rep].astype(np.int32)), names, safe=False)
+    cg = Cgroups(machines, path,
                  build.join_decimal([job, "-", index, ".", number], valid=is_task), parent, start, end, limit, anon,
                  cache, {"job": jobs, "user": user})
     rows = np.empty(n, dtype=np.int64)
