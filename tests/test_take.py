@@ -173,3 +173,24 @@ def test_event_codes_make_the_reference_arrays(seed):
     if n:
         with pytest.raises(IndexError):
             event_codes(np.r_[order, n].astype(np.int64), meta, offset, nbytes)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_handovers_make_the_reference_rows_and_times(seed):
+    """lifecycle's exits on another machine than their start (compiled when built) are numpy's."""
+    from traces.importers.common import NEVER
+    from traces.importers.lifecycle import _handovers, _handovers_pure
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(0, 3000))
+    key = rng.integers(0, max(n // 4, 1), n)
+    time = rng.integers(0, 1 << 40, n)
+    time[rng.random(n) < 0.05] = NEVER
+    kind = rng.integers(-1, 3, n).astype(np.int8)
+    has_machine = rng.random(n) < 0.9
+    machine = rng.integers(0, [2, 5, 1 << 40][seed % 3], n)
+    order = np.flatnonzero((kind == 0) | (kind == 1))
+    order = order[np.lexsort((time[order], key[order]))]
+    got = _handovers(key, time, kind, has_machine, machine, order)
+    want = _handovers_pure(key, time, kind, has_machine, machine, order) if order.size >= 2 else (got[0][:0], got[1][:0])
+    for g, w in zip(got, want):
+        assert g.dtype == np.int64 and np.array_equal(g, w)

@@ -29,7 +29,7 @@ references are Arrow's ``count_substring`` and a take then a join.
 """
 
 cimport cython
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint64_t
 from libc.string cimport memcpy
 
 import numpy as np
@@ -379,3 +379,36 @@ def gather_codes(const int64_t[::1] order, const uint8_t[::1] meta, const int64_
         raise IndexError(f"row {bad}: index out of bounds")
     return (op_arr, flag_arr, off_arr, bytes_arr,
             (fbits_arr if nf else None, obits_arr if no else None, bbits_arr if nb else None), (nf, no, nb))
+
+
+@cython.cdivision(False)
+def handovers(const int64_t[::1] order, const int64_t[::1] key, const int64_t[::1] time, const int8_t[::1] kind,
+              const uint8_t[::1] has_machine, const int64_t[::1] machine):
+    """(exit rows, handover times) of ``traces.importers.lifecycle._handovers_pure`` in one pass over ``order``
+    (start and exit rows by key, time, row): each exit (kind 1) that follows a start (kind 0) of its key
+    on another machine, both naming one, its time not 2^63-1; the handover is halfway between the two times."""
+    cdef Py_ssize_t n = order.shape[0], nrows = key.shape[0], i, cnt = 0, bad = -1
+    cdef int64_t p, c, a, b, never = 0x7FFFFFFFFFFFFFFF
+    if time.shape[0] != nrows or kind.shape[0] != nrows or has_machine.shape[0] != nrows or machine.shape[0] != nrows:
+        raise ValueError("column lengths differ")
+    rows_arr = np.empty(max(n - 1, 0), dtype=np.int64)
+    at_arr = np.empty(max(n - 1, 0), dtype=np.int64)
+    cdef int64_t[::1] rows = rows_arr
+    cdef int64_t[::1] at = at_arr
+    with nogil:
+        for i in range(n - 1):
+            p = order[i]
+            c = order[i + 1]
+            if p < 0 or p >= nrows or c < 0 or c >= nrows:
+                bad = i
+                break
+            if (key[p] == key[c] and kind[p] == 0 and kind[c] == 1 and has_machine[p] and has_machine[c]
+                    and machine[p] != machine[c] and time[c] != never):
+                a = time[p]
+                b = time[c]
+                rows[cnt] = c
+                at[cnt] = a + (b - a) // 2
+                cnt += 1
+    if bad >= 0:
+        raise IndexError(f"position {bad}: row out of bounds")
+    return rows_arr[:cnt].copy(), at_arr[:cnt].copy()
