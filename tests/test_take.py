@@ -194,3 +194,14 @@ def test_handovers_make_the_reference_rows_and_times(seed):
     want = _handovers_pure(key, time, kind, has_machine, machine, order) if order.size >= 2 else (got[0][:0], got[1][:0])
     for g, w in zip(got, want):
         assert g.dtype == np.int64 and np.array_equal(g, w)
+
+
+def test_count_char_counts_across_eight_byte_words():
+    """The compiled count reads eight bytes at a time: every length, position and neighbouring byte."""
+    from traces.importers.emit import count_char, count_char_pure
+    rng = np.random.default_rng(4)
+    alphabet = np.array(list("/./aé\x7f\x00-"))
+    vals = ["".join(rng.choice(alphabet, int(rng.integers(0, 40)))) for _ in range(3000)]
+    for arr in (pa.array(vals, pa.string()), pa.array(vals, pa.string()).slice(5)):
+        for ch in "/.":
+            assert np.array_equal(count_char(arr, ch), count_char_pure(arr, ch))

@@ -236,18 +236,33 @@ def join_decimal(list parts, Py_ssize_t n, Py_ssize_t head, const uint8_t[::1] t
     return offsets, data, bitmap, nulls
 
 
+@cython.overflowcheck(False)
+cdef inline int64_t _count_in(const uint8_t *p, int64_t n, uint8_t byte) noexcept nogil:
+    # how many of the n bytes at p equal byte: eight at a time (a zero byte of w ^ pattern has its
+    # high bit clear in ((w & 0x7f..) + 0x7f..) | w; the flags' sum by a multiply), then the tail
+    cdef uint64_t lo7 = 0x7F7F7F7F7F7F7F7F, pat = byte * <uint64_t>0x0101010101010101, w, t
+    cdef int64_t c = 0, k = 0
+    while k + 8 <= n:
+        memcpy(&w, p + k, 8)
+        w ^= pat
+        t = ~(((w & lo7) + lo7) | w | lo7)  # 0x80 in each byte of w that was zero
+        c += <int64_t>(((t >> 7) * <uint64_t>0x0101010101010101) >> 56)
+        k += 8
+    while k < n:
+        c += p[k] == byte
+        k += 1
+    return c
+
+
 def count_byte(const int32_t[::1] base_off, const uint8_t[::1] base_data, uint8_t byte):
     """Per string of a string array (its offsets and data) how many times ``byte`` occurs in it (int64)."""
     cdef Py_ssize_t n = base_off.shape[0] - 1, i
-    cdef int64_t j, c
     counts = np.zeros(max(n, 0), dtype=np.int64)
     cdef int64_t[::1] out = counts
+    cdef const uint8_t *data = &base_data[0] if base_data.shape[0] else NULL
     with nogil:
         for i in range(n):
-            c = 0
-            for j in range(base_off[i], base_off[i + 1]):
-                c += base_data[j] == byte
-            out[i] = c
+            out[i] = _count_in(data + base_off[i], base_off[i + 1] - base_off[i], byte) if base_off[i + 1] > base_off[i] else 0
     return counts
 
 
