@@ -21,7 +21,8 @@ The machine is shared: wall times swing with the load, the CPU figures less.
 
 Run: ``python scripts/bench_import.py [--copies 50] [--repeat 3]`` (target: >= 1M rows/s).
 For whole-process timings: ``--write-input /tmp/te50.csv.gz`` once, then
-``farm-bench -- python scripts/bench_import.py --import-once /tmp/te50.csv.gz``.
+``farm-bench -- python scripts/bench_import.py --import-once /tmp/te50.csv.gz``; for a process's
+first import against its warm ones: ``--in-process /tmp/te50.csv.gz --repeat 6``.
 """
 
 from __future__ import annotations
@@ -138,6 +139,25 @@ def import_once(path: str) -> str:
             f"peak rss {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss >> 10} MiB")
 
 
+def in_process(path: str, repeat: int) -> str:
+    """``repeat`` default imports of ``path`` in this process, after one untimed CSV read (Arrow's
+    thread pool and allocator started): one line with the first import (which also pays for its
+    fresh pages) and the min and median of the later ones (warm memory), wall and CPU seconds."""
+    _read(Path(path))
+    runs = []
+    for _ in range(max(repeat, 2)):
+        flt = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        wall, cpu, table = timed(lambda: import_google2011([path])[0])
+        runs.append((wall, cpu, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - flt))
+        del table
+    (w0, c0, f0), warm = runs[0], runs[1:]
+    walls, cpus = sorted(r[0] for r in warm), sorted(r[1] for r in warm)
+    return (f"import {path} in one process: first wall {w0:.2f} s, cpu {c0:.2f} s, {f0:,} page faults; "
+            f"the next {len(warm)}: wall min {walls[0]:.2f} median {walls[len(warm) // 2]:.2f} s, "
+            f"cpu min {cpus[0]:.2f} median {cpus[len(warm) // 2]:.2f} s; "
+            f"load average {os.getloadavg()[0]:.2f}")
+
+
 def main() -> None:
     """CLI entry: print the benchmark lines (or write the input, or time one import)."""
     ap = argparse.ArgumentParser(description=__doc__)
@@ -146,6 +166,8 @@ def main() -> None:
     ap.add_argument("--write-input", metavar="PATH.csv.gz",
                     help="only write the replicated input (gzip, and PATH without .gz uncompressed), then exit")
     ap.add_argument("--import-once", metavar="PATH", help="only import PATH once and print its figures")
+    ap.add_argument("--in-process", metavar="PATH",
+                    help="only import PATH --repeat times (at least 2) in this process: the first and the warm ones")
     args = ap.parse_args()
     if args.write_input:
         gz = Path(args.write_input)
@@ -155,6 +177,9 @@ def main() -> None:
         return
     if args.import_once:
         print(import_once(args.import_once))
+        return
+    if args.in_process:
+        print(in_process(args.in_process, args.repeat))
         return
     for line in bench(args.copies, args.repeat):
         print(line)
