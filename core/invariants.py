@@ -32,6 +32,7 @@ from core.oom_kill import oom_reap_done
 from core.pages import Kind, St
 from core.sample_scan import zombie_scan
 from core.swap_slots import parked_slots
+from core.zombie_gauges import online_slots
 
 if TYPE_CHECKING:
     from core.memcg import MemcgTable
@@ -73,7 +74,7 @@ def _zombie_gauges(machine: MachineState) -> list[str]:
     freed = [m for m, s in enumerate(mem.state) if s == State.FREED]
     if sorted(mem.free_slots) != freed:
         errs.append(f"free slots {sorted(mem.free_slots)}, freed slots {freed}")
-    if online != len(mem.state) - len(mem.free_slots) - len(mem.dying):
+    if online != online_slots(mem):
         errs.append(f"{online} online slots, {len(mem.state)} slots less {len(mem.free_slots)} free and "
                     f"{len(mem.dying)} dying")
     return errs

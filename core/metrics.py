@@ -21,6 +21,7 @@ from core.memcg import ROOT
 from core.page_counter import nr_free_pages
 from core.pages import PAGE, PARKED, St
 from core.sample_scan import HELD_GAUGES, misattributed_pages, usage_scan
+from core.zombie_gauges import online_slots
 
 try:
     import cython
@@ -195,8 +196,7 @@ class Sampler:
         m, mem = self.machine, self.machine.mem
         held, charged, swapped, basis = mem.zg.gauges(mem)  # kept as the memcgs changed: no scan
         nd = len(mem.dying)
-        # online: the slots not free and not dying, less the root and the policies' hidden ones (no cgroup)
-        online = len(mem.state) - len(mem.free_slots) - nd - 1 - len(mem.hidden)
+        online = online_slots(mem) - 1 - len(mem.hidden)  # less the root and the policies' hidden ones (no cgroup)
         self._age_basis = basis
         p50, oldest = _zombie_ages_at(t_us, basis)
         return (online, nd, p50 if nd else 0.0, oldest if nd else 0.0, online * m.memcg_cost, nd * m.memcg_cost,

@@ -16,6 +16,7 @@ import numpy as np
 
 from core.memcg import State
 from core.pages import PARKED, Kind, St
+from core.zombie_gauges import HELD_COLUMNS
 
 try:
     import cython
@@ -28,14 +29,14 @@ if TYPE_CHECKING:
 _ONLINE, _FREED = int(State.ONLINE), int(State.FREED)
 _RESIDENT_STATE, _PARKED_FLAG = int(St.RESIDENT), int(PARKED)
 _FEW_ZOMBIES = 64  # up to this many offline times are sorted; more are partitioned by numpy
-#: the dying memcgs' columns whose count of nonzero entries ``zombie_scan`` reports, with their gauges
-HELD = (("file", "held_file"), ("shmem", "held_shmem"), ("anon", "held_anon"), ("swap", "held_swap"),
-        ("pinned", "held_pinned"), ("kmem_pin", "held_kmem"), ("wb_pin", "held_cgwb"), ("nsock", "held_sock"),
-        ("noom", "held_oom"))
 #: the ``held_*`` gauges in sample-column order (``core.metrics``), as ``zombie_scan`` and
-#: ``core.zombie_gauges`` return them (bit k of a memcg's share there: ``HELD_GAUGES[k]``)
+#: ``core.zombie_gauges`` return them (what holds a memcg for each: ``zombie_gauges.HELD_COLUMNS``)
 HELD_GAUGES = ("held_file", "held_shmem", "held_anon", "held_swap", "held_pinned", "held_kmem", "held_child",
                "held_cgwb", "held_sock", "held_oom")
+#: the dying memcgs' columns whose count of nonzero entries ``zombie_scan`` reports, with their gauges
+HELD = tuple((c, g) for c, g in zip(HELD_COLUMNS, HELD_GAUGES) if c != "children")
+if len(HELD_COLUMNS) != len(HELD_GAUGES) or HELD_GAUGES[HELD_COLUMNS.index("children")] != "held_child":
+    raise ImportError("core.zombie_gauges.HELD_COLUMNS does not name what holds each of HELD_GAUGES")
 
 
 def zombie_scan(machine: MachineState) -> tuple:

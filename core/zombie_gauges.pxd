@@ -19,11 +19,12 @@ cdef class ZombieGauges:
     cpdef tuple gauges(self, object mem)
     cpdef _recount(self, object mem)
 
-cdef int _DYING_STATE
+cdef int _DYING_STATE, _CHILD_BIT
 cdef long long _HALF32, _MASK32
 cpdef int _held_bits(tuple cols, Py_ssize_t m, int child) except? -1
 cpdef int touch(ZombieGauges zg, array state, Py_ssize_t m) except -1
 cpdef tuple order_basis(array order, array off, Py_ssize_t nd)
+cpdef Py_ssize_t online_slots(object mem) except -1
 
 
 cdef inline int _at(array col, Py_ssize_t m):

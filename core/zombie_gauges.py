@@ -37,7 +37,11 @@ if TYPE_CHECKING:
 
 _DYING_STATE = 1  # core.memcg.State.DYING (core.memcg imports this module, so it cannot import it back)
 _HALF32, _MASK32 = 1 << 31, (1 << 32) - 1  # to wrap a memcg's 64-bit sum at 32 bits, as numpy's int32 sum does
-NR_HELD = 10  # len(sample_scan.HELD_GAUGES): file, shmem, anon, swap, pinned, kmem, child, cgwb, sock, oom
+#: what holds a dying memcg, per ``held_*`` gauge in ``sample_scan.HELD_GAUGES`` order: a nonzero column
+#: of the table, or ("children") a live child; bit k of a memcg's share is gauge k
+HELD_COLUMNS = ("file", "shmem", "anon", "swap", "pinned", "kmem_pin", "children", "wb_pin", "nsock", "noom")
+NR_HELD = len(HELD_COLUMNS)
+_CHILD_BIT = HELD_COLUMNS.index("children")
 _ZERO_B = array("b", [0])
 
 
@@ -101,8 +105,11 @@ class ZombieGauges:
     def _recount(self, mem: MemcgTable) -> None:
         """Each marked slot's share: the old one off the totals, the one its columns give now on them."""
         state: array = mem.state
-        held_cols = (mem.file, mem.shmem, mem.anon, mem.swap, mem.pinned, mem.kmem_pin, mem.wb_pin, mem.nsock,
-                     mem.noom)  # HELD_GAUGES order, held_child aside
+        cols: list = []
+        for c in HELD_COLUMNS:  # (a loop: a generator cannot be compiled into a C method)
+            if c != "children":  # (the child bit: ``children`` below)
+                cols.append(getattr(mem, c))
+        held_cols = tuple(cols)
         charged_cols = (mem.anon, mem.file, mem.shmem, mem.kmem, mem.sock)
         swap: array = mem.swap
         children: list = mem.children
@@ -150,16 +157,21 @@ class ZombieGauges:
 
 
 def _held_bits(cols: tuple, m: cython.Py_ssize_t, child: cython.int) -> cython.int:
-    """Dying memcg ``m``'s held gauges as bits (bit k: ``HELD_GAUGES[k]``). In: the held columns in that
-    order less held_child, and ``child``: a live child holds ``m``."""
-    b: cython.int = child << 6
+    """Dying memcg ``m``'s held gauges as bits (bit k: ``HELD_COLUMNS[k]``). In: the columns of
+    ``HELD_COLUMNS`` in that order less "children", and ``child``: a live child holds ``m``."""
+    b: cython.int = child << _CHILD_BIT
     k: cython.int
     col: array
-    for k in range(9):
+    for k in range(NR_HELD - 1):
         col = cols[k]
         if _at(col, m) > 0:
-            b |= 1 << (k + (k >= 6))  # (bit 6 is held_child)
+            b |= 1 << (k + (k >= _CHILD_BIT))
     return b
+
+
+def online_slots(mem: MemcgTable) -> int:
+    """The table's online memcgs, root and policies' hidden ones included: the slots neither free nor dying."""
+    return len(mem.state) - len(mem.free_slots) - len(mem.dying)
 
 
 if not cython.compiled:  # compiled: the C version in zombie_gauges.pxd (a read through the buffer)
@@ -184,7 +196,8 @@ def touch(zg: ZombieGauges, state: array, m: cython.Py_ssize_t) -> int:
 def order_basis(order: array, off: array, nd: cython.Py_ssize_t) -> tuple:
     """``sample_scan.age_basis`` of the ``nd`` dying memcgs, read off their offline order (``core.dying_order``:
     slots, -1 for a freed one, and offline times, ascending): (count, the time of the median or upper
-    middle one, of the other middle one, of the oldest). Compiled: a C walk to the middle."""
+    middle one, of the other middle one, of the oldest). Compiled: a C walk of the order. An order that
+    does not list ``nd`` memcgs is a RuntimeError in both builds."""
     if nd == 0:
         return (0, 0, 0, 0)
     at_lo: cython.Py_ssize_t = (nd - 1) // 2
@@ -200,6 +213,7 @@ def order_basis(order: array, off: array, nd: cython.Py_ssize_t) -> tuple:
     k: cython.Py_ssize_t
     d: cython.Py_ssize_t = 0
     lo: cython.longlong = 0
+    hi: cython.longlong = 0
     first: cython.longlong = 0
     for k in range(no):
         if slots[k] < 0:
@@ -209,6 +223,8 @@ def order_basis(order: array, off: array, nd: cython.Py_ssize_t) -> tuple:
         if d == at_lo:
             lo = times[k]
         if d == at_hi:
-            return (nd, lo, times[k], first)
+            hi = times[k]
         d += 1
-    raise RuntimeError(f"dying_order lists {d} memcgs, the dying set {nd}")
+    if d != nd:
+        raise RuntimeError(f"dying_order lists {d} memcgs, the dying set {nd}")
+    return (nd, lo, hi, first)

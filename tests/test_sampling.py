@@ -216,6 +216,9 @@ def test_the_kept_zombie_gauges_give_the_basis_of_the_offline_times(n_zombies: i
     assert order_basis(mem.dying_order, mem.dying_off, len(mem.dying)) == want
     with pytest.raises(RuntimeError, match="dying_order lists"):  # a middle past the listed memcgs
         order_basis(mem.dying_order, mem.dying_off, 2 * len(mem.dying) + 2)
+    if len(mem.dying) > 1:  # more listed than the dying set: both builds walk the whole order and say so
+        with pytest.raises(RuntimeError, match="dying_order lists"):
+            order_basis(mem.dying_order, mem.dying_off, len(mem.dying) - 1)
 
 
 def _free_some(m: Machine, every: int) -> None:
