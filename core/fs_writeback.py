@@ -48,6 +48,8 @@ try:
     import cython
 except ImportError:  # no Cython: the pure model needs only ``cython.compiled``
     from core import _cyshim as cython
+if not cython.compiled:  # the compiled build inlines the C version (core/run_index.pxd)
+    from core.run_index import index_at
 
 if TYPE_CHECKING:
     from core.state import MachineState
@@ -124,7 +126,7 @@ def inode_dirty(machine: MachineState, o: cython.Py_ssize_t) -> cython.bint:
     """Is disk file ``o`` on its wb's dirty lists now (dirty pages, or a dirty inode)?"""
     if inode_meta_dirty(machine, o):
         return True
-    runs = machine.runs.obj_runs.get(o)
+    runs: array | None = index_at(machine.runs.obj_runs, o)
     if runs is None:
         return False
     i: cython.Py_ssize_t

@@ -52,6 +52,8 @@ try:
     import cython
 except ImportError:  # no Cython: the pure model needs only ``cython.compiled``
     from core import _cyshim as cython
+if not cython.compiled:  # the compiled build inlines the C version (core/run_index.pxd)
+    from core.run_index import index_at
 
 if TYPE_CHECKING:
     from core.pages import RunTable
@@ -140,7 +142,7 @@ def fault_range(machine: MachineState, t: cython.int, o: cython.int, lo: cython.
     merges back; both end in the same runs (one ``coalesce`` window covers them).
     """
     R: RunTable = machine.runs
-    runs: array | None = R.obj_runs.get(o)
+    runs: array | None = index_at(R.obj_runs, o)
     i: cython.Py_ssize_t = -1
     r: cython.Py_ssize_t
     hole: cython.bint
@@ -370,7 +372,7 @@ def _touch_if_resident(machine: MachineState, o: cython.int, lo: cython.longlong
                        fill_holes: cython.bint, dirty: cython.int = 0) -> cython.bint:
     """Fast path of ``fault_range``: when nothing in [lo, hi) needs a charge, just age it (and stamp ``dirty``)."""
     R: RunTable = machine.runs
-    runs: array | None = R.obj_runs.get(o)
+    runs: array | None = index_at(R.obj_runs, o)
     if not runs:
         return not fill_holes
     start: cython.p_int

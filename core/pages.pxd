@@ -4,7 +4,7 @@
 # compiled code reads an element through the array's buffer pointer (``col.data.as_ints``).
 
 from cpython.array cimport array
-from core.run_index cimport append_int, insert_i32, starts_left, starts_right
+from core.run_index cimport append_int, i32_at, index_at, insert_i32, starts_left, starts_right, store_int
 
 
 cdef class RunTable:
@@ -22,8 +22,8 @@ cdef class RunTable:
     cdef public array dirty
     cdef public list free
     cdef public long long mutations  # (overflowcheck: never wraps)
-    cdef public dict obj_runs
-    cdef public dict obj_starts
+    cdef public list obj_runs  # per object slot: its run ids by start, or None
+    cdef public list obj_starts  # per object slot: those runs' starts, or None
 
     # the per-event methods: C calls from compiled modules that know a table is a RunTable,
     # Python methods for everyone else (same code: pages.py)
@@ -42,6 +42,7 @@ cdef class RunTable:
     cpdef Py_ssize_t isolate(self, Py_ssize_t r, long long lo, long long hi) except -1
     cpdef Py_ssize_t touch(self, Py_ssize_t r, long long lo, long long hi, int age, int dirty) except -1
     cpdef split_ends(self, int o, long long lo, long long hi)
+    cpdef drop_object(self, int o)
     cpdef Py_ssize_t add_resident(self, int o, int start, int npages, int memcg, int mapc, int age, signed char kind,
                                   int dirty=*) except -1
 

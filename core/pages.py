@@ -32,7 +32,7 @@ try:
 except ImportError:  # no Cython: the pure model needs only ``cython.compiled``
     from core import _cyshim as cython
 if not cython.compiled:  # the compiled build cimports their C versions (core/run_index.pxd)
-    from core.run_index import append_int, insert_i32
+    from core.run_index import append_int, i32_at, index_at, insert_i32, store_int
 
 #: the names of ``RunTable``'s columns, in declaration order
 RUN_COLUMNS = ("obj", "start", "npages", "state", "memcg", "origin", "mapc", "pinc", "age", "kind", "rflags",
@@ -78,14 +78,13 @@ class RunTable:
             setattr(self, name, array("b" if name in ("state", "kind", "rflags") else "i"))
         self.free: list[int] = []
         self.mutations = 0  # bumped whenever a run is split, dropped or changes owner
-        # per object: run ids ordered by start, and their starts (for bisect); int32 arrays, which the
-        # compiled build searches and reads through their buffers (``starts_right``, ``starts_left``)
-        self.obj_runs: dict[int, array] = {}
-        self.obj_starts: dict[int, array] = {}
-        # No per-memcg index of runs: the few walks that need a memcg's runs (policies at
-        # offline, swapoff, the swap walk) scan the columns (``resident_ids``/``swapped_ids``).
-        # Sets of run ids per memcg took ~20 % of a machine's memory and a set operation on
-        # every new, dropped or re-owned run.
+        # per object slot: run ids ordered by start, and their starts (for bisect); int32 arrays, which the
+        # compiled build searches and reads through their buffers (``starts_right``, ``starts_left``); None
+        # (or past the end) for an object without runs. Lists, not dicts: no int object or hash per lookup
+        self.obj_runs: list[array | None] = []
+        self.obj_starts: list[array | None] = []
+        # No per-memcg index of runs: the few walks that need one scan the columns (``resident_ids``); sets
+        # of run ids per memcg took ~20 % of a machine's memory and a set operation per run change.
 
     def __len__(self) -> int:
         return len(self.state)
@@ -156,9 +155,9 @@ class RunTable:
 
     def drop(self, r: cython.Py_ssize_t):
         """Unlink run ``r`` from its object and memcg sets and free its slot."""
-        o = self.obj[r]
-        starts = self.obj_starts[o]
-        at = self.start[r]
+        o: cython.Py_ssize_t = i32_at(self.obj, r)
+        starts: array = self.obj_starts[o]
+        at: cython.int = i32_at(self.start, r)
         # freeing a whole object drops its runs in page order: each is first when its turn comes
         i = 0 if starts[0] == at else starts_left(starts, at)
         self._drop_at(r, self.obj_runs[o], starts, i)
@@ -187,22 +186,24 @@ class RunTable:
     # -- objects ----------------------------------------------------------------------
     def link(self, r: cython.Py_ssize_t):
         """Insert run ``r`` into its object's ordered list."""
-        o = self.obj[r]
-        starts = self.obj_starts.get(o)
-        if starts is None:  # get-then-create: setdefault would build two throwaway arrays per call
-            starts = self.obj_starts[o] = _NO_I32[:]  # (a copy of an empty array: no constructor call)
-        runs = self.obj_runs.get(o)
-        if runs is None:
-            runs = self.obj_runs[o] = _NO_I32[:]
-        i = starts_left(starts, self.start[r])
-        insert_i32(starts, i, self.start[r])
+        o: cython.Py_ssize_t = i32_at(self.obj, r)
+        at: cython.int = i32_at(self.start, r)
+        if index_at(self.obj_runs, o) is None:  # the object's first run (copies of an empty array: no constructor)
+            if o >= len(self.obj_runs):
+                self.obj_runs += [None] * (o + 1 - len(self.obj_runs))
+                self.obj_starts += [None] * (o + 1 - len(self.obj_starts))
+            self.obj_runs[o], self.obj_starts[o] = _NO_I32[:], _NO_I32[:]
+        runs: array = self.obj_runs[o]
+        starts: array = self.obj_starts[o]
+        i: cython.Py_ssize_t = starts_left(starts, at)
+        insert_i32(starts, i, at)
         insert_i32(runs, i, r)
 
     def split(self, r: cython.Py_ssize_t, at: cython.int) -> cython.Py_ssize_t:
         """Split run ``r`` at page ``at`` (start < at < end); returns the new upper run."""
-        o = self.obj[r]
-        starts = self.obj_starts[o]
-        return self._split_at(r, at, self.obj_runs[o], starts, starts_left(starts, self.start[r]))
+        o: cython.Py_ssize_t = i32_at(self.obj, r)
+        starts: array = self.obj_starts[o]
+        return self._split_at(r, at, self.obj_runs[o], starts, starts_left(starts, i32_at(self.start, r)))
 
     def _copy(self, r: cython.Py_ssize_t, start: cython.int, npages: cython.int) -> cython.Py_ssize_t:
         """A new run slot with the fields of run ``r`` but pages [start, start + npages) (not linked)."""
@@ -226,11 +227,8 @@ class RunTable:
 
     def _split_at(self, r: cython.Py_ssize_t, at: cython.int, runs: array, starts: array,
                   i: cython.Py_ssize_t) -> cython.Py_ssize_t:
-        """``split`` when the caller knows ``r`` sits at index ``i`` of its object's lists.
-
-        The upper run goes right after ``r`` (where ``link`` would bisect it to), so the
-        per-event paths skip a bisect and two dict lookups per split.
-        """
+        """``split`` when the caller knows ``r`` sits at index ``i`` of its object's lists: the upper
+        run goes right after ``r`` (where ``link`` would bisect it to), without a bisect."""
         self.mutations += 1
         npages: cython.p_int
         lo: cython.int
@@ -252,7 +250,7 @@ class RunTable:
         self.mutations += 1
         del runs[i]
         del starts[i]
-        self.state[r] = _FREE
+        store_int(self.state, r, _FREE)
         self.free.append(r)
 
     def segments(self, o: cython.int, lo: cython.longlong, hi: cython.longlong) -> list:
@@ -272,7 +270,7 @@ class RunTable:
         split only what changes), that run itself is where a split would have left the
         lower half, so the same pairs are compared and the same runs result.
         """
-        starts: array | None = self.obj_starts.get(o)
+        starts: array | None = index_at(self.obj_starts, o)
         if not starts:
             return
         runs: array = self.obj_runs[o]
@@ -342,7 +340,7 @@ class RunTable:
         """
         if hi <= lo:
             return []
-        starts: array | None = self.obj_starts.get(o)
+        starts: array | None = index_at(self.obj_starts, o)
         if not starts:
             return [(-1, lo, hi)]
         runs: array = self.obj_runs[o]
@@ -399,8 +397,9 @@ class RunTable:
             e = s + self.npages[r]
         if s == lo and e == hi:
             return r
-        o = self.obj[r]
-        runs, starts = self.obj_runs[o], self.obj_starts[o]
+        o: cython.Py_ssize_t = i32_at(self.obj, r)
+        runs: array = self.obj_runs[o]
+        starts: array = self.obj_starts[o]
         i: cython.Py_ssize_t = starts_left(starts, s)
         if s < lo:
             r = self._split_at(r, lo, runs, starts, i)
@@ -426,14 +425,18 @@ class RunTable:
 
     def split_ends(self, o: cython.int, lo: cython.longlong, hi: cython.longlong):
         """Split the runs straddling page ``lo`` or ``hi`` of ``o`` (what ``segments`` leaves behind)."""
-        starts = self.obj_starts.get(o)
+        starts: array | None = index_at(self.obj_starts, o)
         if not starts or hi <= lo:
             return
-        runs = self.obj_runs[o]
+        runs: array = self.obj_runs[o]
+        i: cython.Py_ssize_t
+        s: cython.longlong
         for at in (lo, hi):
             i = starts_right(starts, at) - 1
-            if i >= 0 and starts[i] < at < starts[i] + self.npages[runs[i]]:
-                self._split_at(runs[i], at, runs, starts, i)
+            if i >= 0:
+                s = i32_at(starts, i)
+                if s < at < s + i32_at(self.npages, i32_at(runs, i)):
+                    self._split_at(i32_at(runs, i), at, runs, starts, i)
 
     def add_resident(self, o: cython.int, start: cython.int, npages: cython.int, memcg: cython.int, mapc: cython.int,
                      age: cython.int, kind: cython.schar, dirty: cython.int = 0) -> cython.Py_ssize_t:
@@ -443,20 +446,20 @@ class RunTable:
         new pages get, it grows instead (no slot, no later merge): the run ``coalesce``
         would have left, since the pair is always inside its window.
         """
-        starts = self.obj_starts.get(o)
+        starts: array | None = index_at(self.obj_starts, o)
         p: cython.Py_ssize_t
         i: cython.Py_ssize_t
         if starts:
             i = starts_left(starts, start)
             if i:
-                p = self.obj_runs[o][i - 1]
+                p = i32_at(self.obj_runs[o], i - 1)
                 if cython.compiled:  # the fields of the run before, through the columns' buffers
                     if (self.start.data.as_ints[p] + self.npages.data.as_ints[p] == start
                             and self.age.data.as_ints[p] == age and self.dirty.data.as_ints[p] == dirty
                             and self.state.data.as_schars[p] == _RESIDENT and self.memcg.data.as_ints[p] == memcg
                             and self.mapc.data.as_ints[p] == mapc and self.pinc.data.as_ints[p] == 0
                             and self.origin.data.as_ints[p] == memcg and self.rflags.data.as_schars[p] == 0):
-                        self.npages[p] += npages
+                        store_int(self.npages, p, self.npages.data.as_ints[p] + npages)
                         return p
                 elif (starts[i - 1] + self.npages[p] == start and self.age[p] == age and self.dirty[p] == dirty
                         and self.state[p] == _RESIDENT and self.memcg[p] == memcg and self.mapc[p] == mapc
@@ -476,21 +479,17 @@ class RunTable:
         obj, start = self.obj, self.start
         return sorted(ids, key=lambda r: (obj[r], start[r]))
 
-    def drop_object(self, o: int) -> None:
-        """Drop every run of ``o`` and the object's lists (as ``drop`` of each run would, then forget ``o``).
-
-        The object's lists go as a whole: dropping runs one by one deleted list heads
-        (a memmove each) for files of many runs.
-        """
-        runs = self.obj_runs.pop(o, None)
-        self.obj_starts.pop(o, None)
-        if not runs:
+    def drop_object(self, o: cython.int):
+        """Drop every run of ``o`` and its lists at once (``drop`` of each run would memmove list heads)."""
+        runs: array | None = index_at(self.obj_runs, o)
+        if runs is None:
             return
+        self.obj_runs[o] = self.obj_starts[o] = None
         self.mutations += len(runs)
-        state, free = self.state, self.free
-        for r in runs:
-            state[r] = _FREE
-            free.append(r)
+        i: cython.Py_ssize_t
+        for i in range(len(runs)):
+            store_int(self.state, i32_at(runs, i), _FREE)
+            self.free.append(i32_at(runs, i))
 
 
 def _restore_runs(st: dict) -> RunTable:

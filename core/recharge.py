@@ -164,7 +164,7 @@ def unpark_range(machine: MachineState, o: int, lo: int, hi: int, memcg: int) ->
     instantiated by the accessor (``origin``), like a refault. Returns pages examined.
     """
     R = machine.runs
-    if not R.obj_runs.get(o):
+    if o >= len(R.obj_runs) or not R.obj_runs[o]:
         return 0
     seen = 0
     for r, s, e in R.segments(o, lo, hi):

@@ -45,22 +45,24 @@ def starts_left(starts: array, x: cython.longlong) -> cython.Py_ssize_t:
     return starts_right(starts, x - 1)
 
 
-def pack_index(obj_runs: dict, obj_starts: dict, new_id: np.ndarray | None) -> tuple[tuple, array]:
-    """The objects' run index as flat arrays, in ``obj_runs``'s order: ((objects, their run counts,
+def pack_index(obj_runs: list, obj_starts: list, new_id: np.ndarray | None) -> tuple[tuple, array]:
+    """The objects' run index as flat arrays, in object order: ((objects with a list, their run counts,
     their run ids renumbered by ``new_id`` when given), their starts)."""
-    objs = array("i", obj_runs.keys())
-    counts = array("i", [len(runs) for runs in obj_runs.values()])
-    runs = array("i", b"".join(obj_runs.values()))
+    objs = array("i", [o for o, runs in enumerate(obj_runs) if runs is not None])
+    counts = array("i", [len(obj_runs[o]) for o in objs])
+    runs = array("i", b"".join([obj_runs[o] for o in objs]))
     if new_id is not None:
         runs = array("i", new_id[np.frombuffer(runs, dtype=np.int32)].astype(np.int32).tobytes())
-    return (objs, counts, runs), array("i", b"".join([obj_starts[o] for o in obj_runs]))
+    return (objs, counts, runs), array("i", b"".join([obj_starts[o] for o in objs]))
 
 
-def unpack_index(packed: tuple, starts: array) -> tuple[dict, dict]:
-    """``pack_index``'s arrays back into the per-object index: (run ids by object, starts by object)."""
+def unpack_index(packed: tuple, starts: array) -> tuple[list, list]:
+    """``pack_index``'s arrays back into the per-object index: (run ids by object, starts by object),
+    lists indexed by object slot with None for an object without a list."""
     objs, counts, runs = packed
-    by_runs: dict = {}
-    by_starts: dict = {}
+    size = max(objs) + 1 if objs else 0
+    by_runs: list = [None] * size
+    by_starts: list = [None] * size
     at = 0
     for o, n in zip(objs, counts):
         by_runs[o], by_starts[o] = runs[at:at + n], starts[at:at + n]
@@ -76,6 +78,16 @@ if not cython.compiled:  # compiled: the C version in run_index.pxd (resize and 
             raise IndexError("array insertion index out of range")
         a.insert(i, v)
         return 0
+
+    def index_at(index: list, o: int) -> array | None:
+        """Object ``o``'s entry of a per-object list (``RunTable.obj_runs``/``obj_starts``), None past its end."""
+        return index[o] if 0 <= o < len(index) else None
+
+    def i32_at(a: array, i: int) -> int:
+        """Element ``i`` of an int32 column; IndexError outside [0, len(a)) (no wrap from the end)."""
+        if i < 0:
+            raise IndexError("array index out of range")
+        return a[i]
 
     def store_int(a: array, i: int, v: int) -> int:
         """``a[i] = v`` (the compiled build's C version stores through the buffer what fits). Returns 0."""

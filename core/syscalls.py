@@ -495,5 +495,5 @@ def _new_object(machine: MachineState, name: str, kind: int, size: int, owner: i
 
 
 def _object_end(machine: MachineState, o: int) -> int:
-    runs = machine.runs.obj_runs.get(o)  # the end of its last run: 0 without one
+    runs = machine.runs.obj_runs[o] if o < len(machine.runs.obj_runs) else None  # 0 without a run
     return machine.runs.start[runs[-1]] + machine.runs.npages[runs[-1]] if runs else 0

@@ -2,6 +2,7 @@
 from core.state cimport MachineState
 from core.page_counter cimport mem_cgroup_charge_statistics
 from core.fs_writeback cimport dirty_now, inode_meta_dirty
+from core.run_index cimport index_at
 
 # freeing pages and objects: C calls from core.syscalls, core.rmap and core.task
 cpdef free_if_unused(MachineState machine, int o)

@@ -148,3 +148,9 @@ def NoatimeSim(policy: str = "none", knobs: dict | None = None, **cfg) -> Sim:
     cfg.setdefault("atime", "noatime")
     return Sim(policy, knobs, **cfg)
 
+
+
+def object_runs(runs, o: int) -> list[int]:
+    """Run ids of object ``o`` in page order from a ``RunTable``'s per-object index (empty without any)."""
+    index = runs.obj_runs
+    return list(index[o] or ()) if 0 <= o < len(index) else []

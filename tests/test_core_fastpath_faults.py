@@ -17,7 +17,7 @@ import random
 import pytest
 
 import core.memory as mm
-from tests.simkit import MiB, Sim
+from tests.simkit import MiB, Sim, object_runs
 
 
 def _general(m, t: int, o: int, lo: int, hi: int, mayfail: bool, dirty: int) -> bool:
@@ -35,7 +35,7 @@ def _state(m) -> tuple:
     """Everything the fault may change, independent of run slot numbers."""
     R, mem = m.runs, m.mem
     runs = {o: [(R.start[r], R.npages[r], R.state[r], R.memcg[r], R.origin[r], R.mapc[r], R.pinc[r], R.age[r],
-                 R.rflags[r], R.dirty[r]) for r in R.obj_runs[o]] for o in sorted(R.obj_runs)}
+                 R.rflags[r], R.dirty[r]) for r in rs] for o, rs in enumerate(R.obj_runs) if rs}
     cols = {k: list(getattr(mem, k)) for k in ("usage", "anon", "file", "shmem", "swap", "pgscan", "pgsteal")}
     return runs, cols, dict(m.counters), m.reserved, m.resident, m.swap_used
 
@@ -68,7 +68,7 @@ def _random_machine(rng: random.Random) -> tuple[Sim, list[tuple[str, str]]]:
 def _a_hole(m, o: int, rng: random.Random) -> tuple[int, int] | None:
     """A random page range of ``o`` that no run overlaps (between runs, or past the last one)."""
     R = m.runs
-    runs = sorted((R.start[r], R.start[r] + R.npages[r]) for r in R.obj_runs.get(o, []))
+    runs = sorted((R.start[r], R.start[r] + R.npages[r]) for r in object_runs(R, o))
     gaps, pos = [], 0
     for s, e in runs:
         if s > pos:

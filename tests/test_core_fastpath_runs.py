@@ -13,12 +13,13 @@ import random
 import pytest
 
 from core.pages import RunTable, St
+from tests.simkit import object_runs
 
 FIELDS = ("state", "memcg", "origin", "mapc", "pinc", "age", "rflags", "dirty")
 
 
 def _partition(R: RunTable, o: int) -> list[tuple]:
-    return [(R.start[r], R.npages[r], *(getattr(R, f)[r] for f in FIELDS)) for r in R.obj_runs.get(o, [])]
+    return [(R.start[r], R.npages[r], *(getattr(R, f)[r] for f in FIELDS)) for r in object_runs(R, o)]
 
 
 def _seed_table(rng: random.Random) -> RunTable:
@@ -90,7 +91,7 @@ def test_lazy_paths_leave_the_runs_of_the_eager_paths(seed: int) -> None:
 def _runs_of(m) -> dict:
     R = m.runs
     return {o: [(R.start[r], R.npages[r], *(getattr(R, f)[r] for f in FIELDS)) for r in rs]
-            for o, rs in R.obj_runs.items() if rs}
+            for o, rs in enumerate(R.obj_runs) if rs}
 
 
 @pytest.mark.parametrize("seed", [0, 3])
@@ -121,3 +122,26 @@ def test_write_stamped_in_the_fault_leaves_the_runs_of_a_separate_stamp(seed: in
     separate = replay()
     assert fused[1] == separate[1]
     assert fused[0] == separate[0]
+
+
+def test_object_index_is_a_list_by_object_slot_and_survives_a_pickle():
+    """The per-object index holds an entry per object slot (None without runs): lookups of an object past
+    its end or without runs find nothing, ``drop_object`` clears the slot for reuse, and a pickle (which
+    packs only objects with a list, renumbering run ids) restores the same runs per object."""
+    import pickle
+
+    R = RunTable()
+    for o, start in ((5, 0), (5, 8), (2, 3)):
+        R.link(R.new(o, start, 4, int(St.RESIDENT), 1, 1, 0, 0, 0, 0))
+    assert len(R.obj_runs) == len(R.obj_starts) == 6
+    assert [o for o, rs in enumerate(R.obj_runs) if rs is not None] == [2, 5]
+    assert list(R.obj_starts[5]) == [0, 8] and R.pieces(7, 0, 4) == [(-1, 0, 4)] and R.pieces(0, 0, 4) == [(-1, 0, 4)]
+    R.drop_object(2)
+    assert R.obj_runs[2] is None and R.obj_starts[2] is None and R.state[0] != St.FREE and R.state[2] == St.FREE
+    Q = pickle.loads(pickle.dumps(R))
+    assert len(Q.obj_runs) == 6 and Q.obj_runs[2] is None
+    assert [(Q.start[r], Q.npages[r]) for r in Q.obj_runs[5]] == [(0, 4), (8, 4)]
+    Q.link(Q.new(2, 0, 1, int(St.RESIDENT), 1, 1, 0, 0, 0, 0))  # the slot reused by a new object
+    assert [Q.start[r] for r in Q.obj_runs[2]] == [0]
+    with pytest.raises(IndexError):
+        R.drop(-1)  # no wrap from the end in either build
