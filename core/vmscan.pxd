@@ -7,7 +7,7 @@ from core.cgroup cimport css_release_work
 from core.fs_writeback cimport dirty_now
 
 # run states and kinds, and the dying state, compared per run: C constants in the compiled build
-cdef signed char _SWAPPED, _EVICTED, _FILE
+cdef signed char _RESIDENT, _SWAPPED, _EVICTED, _FILE, _ANON
 cdef int _DYING
 
 # one run's reclaim: C calls inside the reclaim loop (and from compiled modules that cimport them)
