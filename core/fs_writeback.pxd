@@ -4,6 +4,8 @@ from core.state cimport MachineState
 from core.cgroup cimport css_put
 from core.run_index cimport index_at
 
+cdef int _NOATIME, _LAZYTIME, _STRICTATIME
+
 # the inode updates of a read, a write or an mmap: C calls from core.syscalls's handlers
 cpdef inode_attach_wb(MachineState machine, Py_ssize_t t, Py_ssize_t o)
 cpdef file_update_time(MachineState machine, Py_ssize_t o)

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING
 
 from core.cgroup import css_put
 from core.pages import St
+from core.state import ATIME_MODES
 
 try:
     import cython
@@ -142,6 +143,10 @@ def inode_dirty(machine: MachineState, o: cython.Py_ssize_t) -> cython.bint:
 
 
 _DAY_US = 24 * 3600 * 1_000_000
+# the atime modes touch_atime compares ``MachineState.atime_mode`` with: C constants in the compiled build
+_NOATIME = ATIME_MODES.index("noatime")
+_LAZYTIME = ATIME_MODES.index("lazytime")
+_STRICTATIME = ATIME_MODES.index("strictatime")
 
 
 def file_update_time(machine: MachineState, o: cython.Py_ssize_t):
@@ -165,20 +170,20 @@ def touch_atime(machine: MachineState, t: cython.Py_ssize_t, o: cython.Py_ssize_
     that wb's ``b_dirty`` list (``wb_has_dirty_io``) until it is written back; ``I_DIRTY_TIME``
     only on ``b_dirty_time``, which the offline cleanup switches like a clean inode.
     """
-    mode = machine.cfg.atime
-    if mode == "noatime":
+    mode: cython.int = machine.atime_mode
+    if mode == _NOATIME:
         return
-    now = machine.now_us
+    now: cython.longlong = machine.now_us
     times = machine.i_times.get(o)
     if times is None:
         times = machine.i_times[o] = [now, now]
     atime = times[0]
-    if atime == now or (mode != "strictatime" and times[1] < atime and now - atime < _DAY_US):
+    if atime == now or (mode != _STRICTATIME and times[1] < atime and now - atime < _DAY_US):
         return
     times[0] = now
     if machine.o_wb[o] < 0:
         inode_attach_wb(machine, t, o)
-    if mode != "lazytime" and o not in machine.i_dirty:
+    if mode != _LAZYTIME and o not in machine.i_dirty:
         machine.i_dirty[o] = now
 
 

@@ -45,6 +45,7 @@ cdef class MachineState:
     cdef public long long now_us  # µs; trace times are int64: a later time is an OverflowError
     cdef public long long age_quantum_us  # cfg.age_quantum_us, read per fault: a C field
     cdef public long long dirty_expire_us  # cfg.dirty_expire_us
+    cdef public int atime_mode  # cfg.atime's index in ATIME_MODES, read per read of a disk file
     cdef public bint slab_reparented  # kernel.slab_reparented, read per kmem charge
     cdef public bint kmem_reparented  # kernel.kmem_reparented
     cdef public bint kernel_targets  # policy.kernel_targets: the fault path applies the kernel's payers itself

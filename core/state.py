@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from core.metrics import Sampler
     from core.policy import Policy
 
+#: the disk filesystems' atime mount options; ``MachineState.atime_mode`` is the index of ``cfg.atime``
+ATIME_MODES = ("relatime", "noatime", "lazytime", "strictatime")
+
 
 @dataclass
 class MachineConfig:
@@ -64,7 +67,7 @@ class MachineConfig:
             raise ConfigError("age_quantum_us must be > 0 and dirty_expire_us >= 0")
         if self.swap_slot_cache not in ("auto", "on", "off"):
             raise ConfigError(f"swap_slot_cache must be auto, on or off, not {self.swap_slot_cache!r}")
-        if self.atime not in ("relatime", "noatime", "lazytime", "strictatime"):
+        if self.atime not in ATIME_MODES:
             raise ConfigError(f"atime must be relatime, noatime, lazytime or strictatime, not {self.atime!r}")
         if not 2 <= self.id_pool_size <= 65535:
             raise ConfigError("id_pool_size must be in 2 .. 65535 (MEM_CGROUP_ID_MAX)")
@@ -105,6 +108,7 @@ class MachineState:
         # compiled build, where reading ``cfg`` or a ``Kernel`` property is a Python lookup)
         self.age_quantum_us = cfg.age_quantum_us
         self.dirty_expire_us = cfg.dirty_expire_us
+        self.atime_mode = ATIME_MODES.index(cfg.atime)  # read per read of a disk file (touch_atime)
         self.watermark_low, self.watermark_high = float(cfg.watermark_low), float(cfg.watermark_high)
         self.slab_reparented = self.kernel.slab_reparented
         self.kmem_reparented = self.kernel.kmem_reparented
