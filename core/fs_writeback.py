@@ -49,8 +49,8 @@ try:
     import cython
 except ImportError:  # no Cython: the pure model needs only ``cython.compiled``
     from core import _cyshim as cython
-if not cython.compiled:  # the compiled build inlines the C version (core/run_index.pxd)
-    from core.run_index import index_at
+if not cython.compiled:  # the compiled build inlines the C versions (core/run_index.pxd)
+    from core.run_index import append_int, index_at, store_int
 
 if TYPE_CHECKING:
     from core.state import MachineState
@@ -149,13 +149,28 @@ _LAZYTIME = ATIME_MODES.index("lazytime")
 _STRICTATIME = ATIME_MODES.index("strictatime")
 
 
+def inode_times(machine: MachineState, o: cython.Py_ssize_t) -> tuple[int, int]:
+    """Disk file ``o``'s (atime, mtime) in µs, (-1, -1) before its first (``MachineState.i_atime``/``i_mtime``)."""
+    if o >= len(machine.i_atime):
+        return -1, -1
+    if cython.compiled:
+        return machine.i_atime.data.as_longlongs[o], machine.i_mtime.data.as_longlongs[o]
+    return machine.i_atime[o], machine.i_mtime[o]
+
+
+def set_inode_times(machine: MachineState, o: cython.Py_ssize_t, atime: cython.longlong, mtime: cython.longlong):
+    """Set disk file ``o``'s atime and mtime (µs; -1, -1: none, as a freed object's), growing the columns to ``o``."""
+    while len(machine.i_atime) <= o:
+        append_int(machine.i_atime, -1)
+        append_int(machine.i_mtime, -1)
+    store_int(machine.i_atime, o, atime)
+    store_int(machine.i_mtime, o, mtime)
+
+
 def file_update_time(machine: MachineState, o: cython.Py_ssize_t):
     """A write sets mtime and ctime (``file_update_time``; the inode's wb is attached by the caller)."""
-    times = machine.i_times.get(o)
-    if times is None:
-        machine.i_times[o] = [machine.now_us, machine.now_us]
-    else:
-        times[1] = machine.now_us
+    atime: cython.longlong = inode_times(machine, o)[0]
+    set_inode_times(machine, o, machine.now_us if atime < 0 else atime, machine.now_us)
 
 
 def touch_atime(machine: MachineState, t: cython.Py_ssize_t, o: cython.Py_ssize_t):
@@ -174,13 +189,15 @@ def touch_atime(machine: MachineState, t: cython.Py_ssize_t, o: cython.Py_ssize_
     if mode == _NOATIME:
         return
     now: cython.longlong = machine.now_us
-    times = machine.i_times.get(o)
-    if times is None:
-        times = machine.i_times[o] = [now, now]
-    atime = times[0]
-    if atime == now or (mode != _STRICTATIME and times[1] < atime and now - atime < _DAY_US):
+    atime: cython.longlong
+    mtime: cython.longlong
+    atime, mtime = inode_times(machine, o)
+    if atime < 0:  # the first access of an inode without times: both set now, so atime is current
+        set_inode_times(machine, o, now, now)
         return
-    times[0] = now
+    if atime == now or (mode != _STRICTATIME and mtime < atime and now - atime < _DAY_US):
+        return
+    set_inode_times(machine, o, now, mtime)
     if machine.o_wb[o] < 0:
         inode_attach_wb(machine, t, o)
     if mode != _LAZYTIME and o not in machine.i_dirty:

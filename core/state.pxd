@@ -7,6 +7,7 @@
 # containers are typed list/dict/set, so compiled code indexes and looks them up without a method call.
 # ``__dict__`` keeps room for attributes set from outside (tests, policies).
 
+from cpython.array cimport array
 from core.memcg cimport MemcgTable
 from core.pages cimport RunTable
 
@@ -29,7 +30,8 @@ cdef class MachineState:
     cdef public list free_objs
     cdef public list free_tasks
     cdef public dict i_dirty
-    cdef public dict i_times
+    cdef public array i_atime  # per object slot: a disk file's atime in µs, -1 without one
+    cdef public array i_mtime  # per object slot: its mtime
     cdef public list k_memcg
     cdef public list k_name
     cdef public list k_pages

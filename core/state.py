@@ -15,6 +15,7 @@ once what it held is gone, so the state stays bounded by what is alive.
 from __future__ import annotations
 
 import random
+from array import array
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -185,7 +186,10 @@ class MachineState:
         self.slot_cache_fill: dict[int, int] = {}  # cpu -> pages parked
         self.sampler: Sampler  # set by core.machine.Machine
         # disk-file inode times and metadata dirtiness (core.fs_writeback: touch_atime, file_update_time)
-        self.i_times: dict[int, list[int]] = {}  # disk file -> [atime, mtime] in µs
+        # per object slot: a disk file's atime and mtime in µs, -1 before its first (int64 columns, read
+        # through their buffers on every read and write of a disk file)
+        self.i_atime = array("q")
+        self.i_mtime = array("q")
         self.i_dirty: dict[int, int] = {}  # inode -> time its metadata was dirtied (I_DIRTY_SYNC), until written
 
     @property

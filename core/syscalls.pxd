@@ -1,7 +1,7 @@
 # Compiled build: arguments annotated "MachineState" are typed, so their fields are read at fixed offsets.
 from core.state cimport MachineState
 from core.memory cimport fault_range
-from core.fs_writeback cimport file_update_time, inode_attach_wb, touch_atime
+from core.fs_writeback cimport file_update_time, inode_attach_wb, set_inode_times, touch_atime
 from core.events cimport TraceEvent
 from core.cgroup cimport css_put
 from core.kmem cimport kmem_free, kmem_new

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from core.cgroup import css_put
 from core.events import NULL, TraceEvent
-from core.fs_writeback import file_update_time, inode_attach_wb, ksys_sync, touch_atime
+from core.fs_writeback import file_update_time, inode_attach_wb, ksys_sync, set_inode_times, touch_atime
 from core.kmem import kmem_free, kmem_new
 from core.memcg import ROOT, Errno
 from core.memcontrol import (
@@ -187,7 +187,7 @@ def op_file_create(machine: MachineState, ev: TraceEvent) -> None:
     size = 0 if ev.nbytes == NULL else pages_of(ev.nbytes)
     o = _new_object(machine, name, kind, size, -1)
     if kind == _FILE:  # created now: atime = mtime (so relatime updates atime at the first read)
-        machine.i_times[o] = [machine.now_us, machine.now_us]
+        set_inode_times(machine, o, machine.now_us, machine.now_us)
 
 
 def op_file_write(machine: MachineState, ev: TraceEvent) -> None:

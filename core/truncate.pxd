@@ -1,7 +1,7 @@
 # Compiled build: arguments annotated "MachineState" are typed, so their fields are read at fixed offsets.
 from core.state cimport MachineState
 from core.page_counter cimport mem_cgroup_charge_statistics
-from core.fs_writeback cimport dirty_now, inode_meta_dirty
+from core.fs_writeback cimport dirty_now, inode_meta_dirty, set_inode_times
 from core.run_index cimport index_at
 
 # freeing pages and objects: C calls from core.syscalls, core.rmap and core.task

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from core.fs_writeback import dirty_now, inode_detach_wb, inode_meta_dirty
+from core.fs_writeback import dirty_now, inode_detach_wb, inode_meta_dirty, set_inode_times
 from core.page_counter import mem_cgroup_charge_statistics
 from core.pages import Kind, St
 
@@ -57,7 +57,8 @@ def free_object(machine: MachineState, o: cython.int) -> None:
         mem_cgroup_charge_statistics(machine, r, -1, False, True, True)  # zap (positional: a C call)
     R.drop_object(o)
     inode_detach_wb(machine, o)
-    machine.i_times.pop(o, None)
+    if o < len(machine.i_atime):
+        set_inode_times(machine, o, -1, -1)
     machine.o_alive[o] = False
     name = machine.o_name[o]
     if machine.obj_by_name.get(name) == o:

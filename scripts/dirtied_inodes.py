@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 
 import core.machine as machine_mod
 from core import syscalls
+from core.fs_writeback import inode_times
 from core.ops import Op
 from core.pages import Kind
 
@@ -44,9 +45,9 @@ def instrument(seen: set[Key]) -> Callable[[], None]:
     write = machine_mod._HANDLERS[write_code]
 
     def touch_atime(machine, t: int, o: int) -> None:
-        before = list(machine.i_times.get(o) or ())
+        before = inode_times(machine, o)
         touch(machine, t, o)
-        if list(machine.i_times.get(o) or ()) != before:  # relatime updated atime: the inode is dirty
+        if inode_times(machine, o) != before:  # relatime updated atime: the inode is dirty
             seen.add(_key(machine, machine.t_cg[t]))
 
     def file_write(machine, ev) -> None:

@@ -411,6 +411,24 @@ def test_relatime_updates_atime_again_only_after_a_write_or_a_day():
     assert img in s.m.i_dirty
 
 
+def test_inode_times_are_per_object_slot_columns_cleared_when_the_slot_is_freed():
+    # created: atime = mtime = now; a write moves mtime; a read a day later moves atime; freed: no times,
+    # so a file that reuses the slot starts from its own creation, not the old file's times
+    from core.fs_writeback import inode_times
+
+    s = Sim().mkdir("/a").start("r", "/a").create("img", size=MiB)
+    img, born = s.m.obj_by_name["img"], s.t
+    assert inode_times(s.m, img) == (born, born) and len(s.m.i_atime) == len(s.m.i_mtime) > img
+    s.write("r", "img", 4096)
+    assert inode_times(s.m, img) == (born, s.t)
+    s.wait(24 * 3600).read("r", "img")
+    assert inode_times(s.m, img)[0] == s.t
+    s.exit("r").delete("img")
+    assert inode_times(s.m, img) == (-1, -1) and inode_times(s.m, img + 1000) == (-1, -1)
+    s.create("log")
+    assert s.m.obj_by_name["log"] == img and inode_times(s.m, img) == (s.t, s.t)
+
+
 @pytest.mark.parametrize("atime", ["noatime", "lazytime"])
 def test_noatime_and_lazytime_reads_leave_no_dirty_inode(atime: str):
     s = Sim(atime=atime).mkdir("/a").start("r", "/a").create("img", size=MiB).read("r", "img")
