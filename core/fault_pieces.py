@@ -1,32 +1,51 @@
-"""How big the pieces of a fault are: an access charged folio by folio reclaims its own first pages
-(mm/filemap.c filemap_add_folio, mm/memory.c do_anonymous_page; kernel check D10).
+"""A fault's segments, who pays for each, and how big its pieces are: an access charged folio by folio
+reclaims its own first pages (mm/filemap.c filemap_add_folio, mm/memory.c do_anonymous_page; kernel
+check D10).
 
-In: a ``MachineState``, the object faulted and the pages it pays per memcg. Out: 0 when the access
-can be charged at once, else the pages of each piece (``core.memory`` charges them in turn).
+In: a ``MachineState``, the object faulted and its page range. Out: the range's runs and holes and the
+memcg that pays for each (``fault_needs``, flat int64 arrays: no object per segment), and 0 when the
+access can be charged at once, else the pages of each piece (``core.memory`` charges them in turn).
 """
 
 from __future__ import annotations
 
+from array import array
 from typing import TYPE_CHECKING
 
 from core.memcg import ROOT, check_slot
-from core.memcontrol import MEMCG_CHARGE_BATCH
+from core.memcontrol import MEMCG_CHARGE_BATCH, swapin_charge_target
 from core.page_counter import low_wmark_pages, nr_free_pages
-from core.pages import Kind
+from core.pages import Kind, St
 from core.rmap import maps_pages
+from core.run_index import starts_right
 from core.vmscan import first_pass_pages
 
 try:
     import cython
 except ImportError:  # no Cython: the pure model needs only ``cython.compiled``
     from core import _cyshim as cython
+if not cython.compiled:  # the compiled build inlines the C versions (core/run_index.pxd, cpython.array)
+    from core.run_index import index_at
+
+    def clone(template: array, n: int, zero: bool) -> array:
+        """A new array of ``template``'s type and ``n`` elements (zeros here; uninitialised when compiled)."""
+        return array(template.typecode, bytes(template.itemsize * n))
+
+    def resize_smart(a: array, n: int) -> int:
+        """Cut ``a`` to its first ``n`` elements (the compiled build keeps the allocation). Returns 0."""
+        del a[n:]
+        return 0
 
 if TYPE_CHECKING:
     from core.memcg import MemcgTable
+    from core.pages import RunTable
     from core.state import MachineState
 
 _ANON = int(Kind.ANON)
 _FILE = int(Kind.FILE)
+_RESIDENT = int(St.RESIDENT)
+_SWAPPED = int(St.SWAPPED)
+_Q = array("q")  # what a fault's segment arrays are cloned from: an empty int64 array
 
 
 def piece_pages(machine: MachineState, o: cython.int, need: dict) -> cython.longlong:
@@ -107,3 +126,133 @@ def piece_cap(machine: MachineState, o: cython.int, total: cython.longlong, tigh
     if cap < 0 or total <= cap:
         return 0
     return max(MEMCG_CHARGE_BATCH, cap)
+
+
+def fault_segments(R: RunTable, o: cython.int, lo: cython.longlong, hi: cython.longlong) -> array:
+    """``RunTable.pieces`` as one flat int64 array: (run or -1 for a hole, seg_lo, seg_hi) per segment of
+    pages [lo, hi) of ``o``, in page order, unsplit. A fault's segments without a tuple and three int
+    objects per segment; the compiled build walks the run columns' buffers (``RunTable.pieces`` is its
+    reference: ``tests/test_core_fastpath_runs.py``)."""
+    if hi <= lo:
+        return clone(_Q, 0, False)
+    starts: array | None = index_at(R.obj_starts, o)
+    if not starts:  # one hole
+        out: array = clone(_Q, 3, False)
+        out[0], out[1], out[2] = -1, lo, hi
+        return out
+    runs: array = R.obj_runs[o]
+    start: cython.p_int
+    npages: cython.p_int
+    rp: cython.p_int
+    out_p: cython.p_longlong
+    if cython.compiled:
+        start, npages, rp = R.start.data.as_ints, R.npages.data.as_ints, runs.data.as_ints
+    else:
+        start, npages, rp = R.start, R.npages, runs
+    i: cython.Py_ssize_t = starts_right(starts, lo) - 1
+    n: cython.Py_ssize_t = len(runs)
+    r: cython.Py_ssize_t
+    s: cython.longlong
+    e: cython.longlong
+    pos: cython.longlong = lo
+    if i >= 0:
+        r = rp[i]
+        if start[r] + npages[r] <= pos:
+            i += 1
+    else:
+        i = 0
+    j: cython.Py_ssize_t = i
+    while j < n and start[rp[j]] < hi:  # the runs the range meets: at most one hole before each, and one after
+        j += 1
+    out = clone(_Q, 3 * (2 * (j - i) + 1), False)
+    if cython.compiled:
+        out_p = out.data.as_longlongs
+    else:
+        out_p = out
+    w: cython.Py_ssize_t = 0
+    while i < j:
+        r = rp[i]
+        s = start[r]
+        if s > pos:  # a hole before the run
+            out_p[w], out_p[w + 1], out_p[w + 2] = -1, pos, s
+            w += 3
+            pos = s
+        e = min(s + npages[r], hi)
+        out_p[w], out_p[w + 1], out_p[w + 2] = r, pos, e
+        w += 3
+        pos = e
+        i += 1
+    if pos < hi:
+        out_p[w], out_p[w + 1], out_p[w + 2] = -1, pos, hi
+        w += 3
+    resize_smart(out, w)
+    return out
+
+
+def seg_target(machine: MachineState, o: cython.int, r: cython.Py_ssize_t, accessor: cython.int) -> cython.int:
+    """Which memcg pays for making this segment resident (-1: nothing to pay): the policy's
+    ``charge_target`` / ``swapin_target``, or the kernel's rules inline when it keeps them."""
+    R = machine.runs
+    policy = machine.policy
+    if r >= 0:
+        st = R.state[r]
+        if st == _RESIDENT:
+            return -1
+        if st == _SWAPPED:
+            rec = R.memcg[r]
+            if machine.kernel_targets:
+                return swapin_charge_target(machine, rec, accessor)
+            return policy.swapin_target(machine, r, rec, accessor)
+    return accessor if machine.kernel_targets else policy.charge_target(machine, o, accessor)
+
+
+def fault_needs(machine: MachineState, o: cython.int, lo: cython.longlong, hi: cython.longlong,
+                accessor: cython.int, fill_holes: cython.bint) -> tuple[dict[int, int], array]:
+    """Pages of [lo, hi) that must be charged, per paying memcg, and the segments they came from.
+
+    Segments are one flat int64 array of (run or -1, seg_lo, seg_hi, payer) quadruples: ``core.memory``'s
+    ``_materialize`` reuses the payer (-1 for a resident run or a hole left alone) instead of asking the
+    policy again. It stays true because ``fault_range`` recomputes the segments whenever anything moved
+    while charging (``mutations``). The segments are all found before any policy is asked (a policy's
+    target may change the table).
+    """
+    need: dict[int, int] = {}
+    R: RunTable = machine.runs
+    found: array = fault_segments(R, o, lo, hi)
+    segs: array = clone(_Q, len(found) // 3 * 4, False)
+    segs_p: cython.p_longlong
+    if cython.compiled:  # (``segs`` is filled in place: never grown)
+        segs_p = segs.data.as_longlongs
+    else:
+        segs_p = segs
+    first_touch: cython.bint = machine.kernel_targets  # a hole is charged to its accessor
+    k: cython.Py_ssize_t
+    r: cython.Py_ssize_t
+    s: cython.longlong
+    e: cython.longlong
+    tgt: cython.int
+    w: cython.Py_ssize_t = 0
+    st: cython.schar = 0
+    for k in range(0, len(found), 3):
+        if cython.compiled:  # (``found`` never changes; the run columns may have, under a policy's target)
+            r, s, e = found.data.as_longlongs[k], found.data.as_longlongs[k + 1], found.data.as_longlongs[k + 2]
+            if r >= 0:
+                st = R.state.data.as_schars[r]
+        else:
+            r, s, e = found[k], found[k + 1], found[k + 2]
+            if r >= 0:
+                st = R.state[r]
+        if r < 0:  # seg_target of a hole, inlined
+            if not fill_holes:
+                tgt = -1
+            else:
+                tgt = accessor if first_touch else machine.policy.charge_target(machine, o, accessor)
+        elif st == _RESIDENT:
+            tgt = -1
+        else:
+            tgt = seg_target(machine, o, r, accessor)
+        segs_p[w], segs_p[w + 1], segs_p[w + 2], segs_p[w + 3] = r, s, e, tgt
+        w += 4
+        if tgt >= 0:
+            need[tgt] = need.get(tgt, 0) + e - s
+    return need, segs

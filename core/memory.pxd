@@ -1,7 +1,7 @@
 # Compiled build: arguments annotated "MachineState" are typed, so their fields are read at fixed offsets.
-from core.fault_pieces cimport piece_pages, piece_pages_one
+from core.fault_pieces cimport fault_needs as _needs, piece_pages, piece_pages_one
 from core.memcontrol cimport (mem_cgroup_handle_over_high, over_high_any, over_high_one, reclaim_over_high,
-                              swapin_charge_target, try_charge_memcg)
+                              try_charge_memcg)
 from core.page_counter cimport charge_new_resident, low_wmark_pages, mem_cgroup_charge_statistics, nr_free_pages
 from core.pages cimport RunTable
 from core.state cimport MachineState
@@ -16,16 +16,14 @@ cpdef bint fault_range(MachineState machine, int t, int o, long long lo, long lo
                        bint fill_holes=*, int dirty=*) except -1
 cpdef bint _touch_if_resident(MachineState machine, int o, long long lo, long long hi, bint fill_holes,
                               int dirty=*) except -1
-cpdef int _seg_target(MachineState machine, int o, Py_ssize_t r, int accessor) except? -2
-cpdef tuple _needs(MachineState machine, int o, long long lo, long long hi, int accessor, bint fill_holes)
 cpdef object _charge_range(MachineState machine, int t, int o, long long lo, long long hi, bint mayfail,
                            bint fill_holes)
 cpdef bint _fault_hole(MachineState machine, int t, int o, long long lo, long long hi, bint mayfail,
                        int dirty) except -1
 cpdef object _charge_rounds(MachineState machine, int t, int o, long long lo, long long hi, bint mayfail,
-                            bint fill_holes, int accessor, dict need, list segs, dict have, int rounds)
+                            bint fill_holes, int accessor, dict need, array segs, dict have, int rounds)
 cpdef bint _settle(MachineState machine, int o, long long lo, long long hi, bint fill_holes, int dirty,
                    tuple charged) except -1
-cpdef _materialize(MachineState machine, int o, list segs, bint fill_holes, dict have, int dirty)
+cpdef _materialize(MachineState machine, int o, array segs, bint fill_holes, dict have, int dirty)
 cpdef _new_resident(MachineState machine, int o, long long s, long long e, int memcg, int dirty=*)
 cpdef _make_resident(MachineState machine, Py_ssize_t r, int memcg)

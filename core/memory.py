@@ -24,6 +24,7 @@ from __future__ import annotations
 from array import array
 from typing import TYPE_CHECKING, NamedTuple
 
+from core.fault_pieces import fault_needs as _needs
 from core.fault_pieces import piece_pages, piece_pages_one
 from core.fs_writeback import mark_range_dirty
 from core.memcontrol import (
@@ -33,7 +34,6 @@ from core.memcontrol import (
     over_high_any,
     over_high_one,
     reclaim_over_high,
-    swapin_charge_target,
     try_charge_memcg,
 )
 from core.page_counter import (
@@ -70,63 +70,7 @@ class _Pieces(NamedTuple):
 
     step: int  #: pages of the first piece (``piece_pages``)
     need: dict[int, int]  #: pages to pay per memcg for the whole range
-    segs: list[tuple[int, int, int, int]]  #: the range's segments, as ``_needs`` gives them
-
-
-def _seg_target(machine: MachineState, o: cython.int, r: cython.Py_ssize_t, accessor: cython.int) -> cython.int:
-    """Which memcg pays for making this segment resident (-1: nothing to pay): the policy's
-    ``charge_target`` / ``swapin_target``, or the kernel's rules inline when it keeps them."""
-    R = machine.runs
-    policy = machine.policy
-    if r >= 0:
-        st = R.state[r]
-        if st == _RESIDENT:
-            return -1
-        if st == _SWAPPED:
-            rec = R.memcg[r]
-            if machine.kernel_targets:
-                return swapin_charge_target(machine, rec, accessor)
-            return policy.swapin_target(machine, r, rec, accessor)
-    return accessor if machine.kernel_targets else policy.charge_target(machine, o, accessor)
-
-
-def _needs(machine: MachineState, o: cython.int, lo: cython.longlong, hi: cython.longlong, accessor: cython.int,
-           fill_holes: cython.bint) -> tuple[dict[int, int], list[tuple[int, int, int, int]]]:
-    """Pages of [lo, hi) that must be charged, per paying memcg, and the segments they came from.
-
-    Segments are (run or -1, seg_lo, seg_hi, payer): ``_materialize`` reuses the payer
-    (``_seg_target``; -1 for a resident run or a hole left alone) instead of asking the
-    policy again. It stays true because ``fault_range`` recomputes the segments whenever
-    anything moved while charging (``mutations``).
-    """
-    need: dict[int, int] = {}
-    segs: list[tuple[int, int, int, int]] = []
-    R: RunTable = machine.runs
-    policy = machine.policy
-    first_touch: cython.bint = machine.kernel_targets  # a hole is charged to its accessor
-    r: cython.Py_ssize_t
-    s: cython.longlong
-    e: cython.longlong
-    state: cython.p_schar
-    if not cython.compiled:
-        state = R.state
-    for r, s, e in R.pieces(o, lo, hi):  # unsplit: _materialize isolates what it changes
-        if cython.compiled:  # every turn: a policy's target may have changed the table
-            state = R.state.data.as_schars
-        if r < 0:
-            # _seg_target of a hole, inlined
-            if not fill_holes:
-                tgt = -1
-            else:
-                tgt = accessor if first_touch else policy.charge_target(machine, o, accessor)
-        elif state[r] == _RESIDENT:
-            tgt = -1
-        else:
-            tgt = _seg_target(machine, o, r, accessor)
-        segs.append((r, s, e, tgt))
-        if tgt >= 0:
-            need[tgt] = need.get(tgt, 0) + e - s
-    return need, segs
+    segs: array  #: the range's segments, as ``_needs`` (``fault_pieces.fault_needs``) gives them
 
 
 def fault_range(machine: MachineState, t: cython.int, o: cython.int, lo: cython.longlong, hi: cython.longlong,
@@ -231,7 +175,7 @@ def _fault_hole(machine: MachineState, t: cython.int, o: cython.int, lo: cython.
         step: cython.longlong = piece_pages_one(machine, o, acc, n)
         if step and step < n:
             return _fault_chunks(machine, t, o, lo, hi, mayfail, True, dirty,
-                                 _Pieces(step, {acc: n}, [(-1, lo, hi, acc)]))
+                                 _Pieces(step, {acc: n}, array("q", (-1, lo, hi, acc))))
     mark = R.mutations
     if not try_charge_memcg(machine, acc, n, mayfail, t) or not machine.t_alive[t] or not machine.o_alive[o]:
         R.split_ends(o, lo, hi)  # (as _charge_range: nothing was reserved before this charge)
@@ -277,7 +221,7 @@ def _fault_chunks(machine: MachineState, t: int, o: int, lo: int, hi: int, mayfa
 
 
 def _fault_streaming(machine: MachineState, t: int, o: int, lo: int, hi: int, fill_holes: bool, dirty: int,
-                     need: dict[int, int], segs: list[tuple[int, int, int, int]]) -> bool:
+                     need: dict[int, int], segs: array) -> bool:
     """Make [lo, hi) of ``o`` resident past its memcgs' limits, then reclaim each limit's
     excess with the access's own pages among the candidates; False if ``t`` or ``o`` died.
     ``need`` and ``segs``: ``_needs`` of the range, as ``_charge_range`` computed them.
@@ -324,7 +268,7 @@ def _fault_streaming(machine: MachineState, t: int, o: int, lo: int, hi: int, fi
 
 def _charge_range(machine: MachineState, t: cython.int, o: cython.int, lo: cython.longlong, hi: cython.longlong,
                   mayfail: cython.bint, fill_holes: cython.bint
-                  ) -> tuple[dict[int, int], list[tuple[int, int, int, int]], bool] | _Pieces | None:
+                  ) -> tuple[dict[int, int], array, bool] | _Pieces | None:
     """Reserve what making [lo, hi) of ``o`` resident costs, per paying memcg.
 
     Returns (pages reserved per memcg, the segments from ``_needs``, settled: the last
@@ -343,7 +287,7 @@ def _charge_range(machine: MachineState, t: cython.int, o: cython.int, lo: cytho
 
 
 def _charge_rounds(machine: MachineState, t: cython.int, o: cython.int, lo: cython.longlong, hi: cython.longlong,
-                   mayfail: cython.bint, fill_holes: cython.bint, accessor: cython.int, need: dict, segs: list,
+                   mayfail: cython.bint, fill_holes: cython.bint, accessor: cython.int, need: dict, segs: array,
                    have: dict, rounds: cython.int) -> tuple | None:
     """``_charge_range``'s charge rounds: up to ``rounds`` of them, each charging what ``need`` asks
     beyond ``have`` (pages already reserved per memcg), and recomputing ``need`` and ``segs``
@@ -395,7 +339,8 @@ def _touch_if_resident(machine: MachineState, o: cython.int, lo: cython.longlong
     r: cython.Py_ssize_t
     s: cython.longlong
     e: cython.longlong
-    stale: list[tuple[int, int, int]] = []  # (run, seg_lo, seg_hi) whose age changes
+    stale: cython.Py_ssize_t = 0  # runs whose age (or stamp) changes, the first at index ``first``
+    first: cython.Py_ssize_t = -1
     while i < n and pos < hi:
         r = rp[i]
         s = start[r]
@@ -408,20 +353,34 @@ def _touch_if_resident(machine: MachineState, o: cython.int, lo: cython.longlong
         if state[r] != _RESIDENT:
             return False
         if ages[r] != age or dirty and dirt[r] != dirty:
-            stale.append((r, s if s > lo else lo, e if e < hi else hi))
+            stale += 1
+            if first < 0:
+                first = i
         pos = e
         i += 1
     if pos < hi and fill_holes:
         return False
     if not stale and not dirty:
         return True  # (a write's stamp coalesces even when it changed nothing)
-    for r, s, e in stale:  # split only the runs that change, and only [lo, hi) of them
-        R.touch(r, s, e, age, dirty)
+    i = first
+    while stale:  # split only the runs that change, and only [lo, hi) of them, in page order
+        if cython.compiled:  # every turn: the split before may have grown (moved) the columns and run ids
+            start, npages, rp = R.start.data.as_ints, R.npages.data.as_ints, runs.data.as_ints
+            ages, dirt = R.age.data.as_ints, R.dirty.data.as_ints
+        r = rp[i]
+        s = start[r]
+        e = s + npages[r]
+        if ages[r] != age or dirty and dirt[r] != dirty:
+            R.touch(r, s if s > lo else lo, e if e < hi else hi, age, dirty)
+            stale -= 1
+            if s < lo:  # the part below lo stays at index i, the touched run follows it
+                i += 1
+        i += 1
     R.coalesce(o, lo, hi)
     return True
 
 
-def _materialize(machine: MachineState, o: cython.int, segs: list,
+def _materialize(machine: MachineState, o: cython.int, segs: array,
                  fill_holes: cython.bint, have: dict, dirty: cython.int) -> None:
     """Turn the holes and non-resident runs of ``segs`` (from ``_needs``) resident, paid from ``have``.
 
@@ -432,14 +391,20 @@ def _materialize(machine: MachineState, o: cython.int, segs: list,
     r: cython.Py_ssize_t
     s: cython.longlong
     e: cython.longlong
+    tgt: cython.int
+    k: cython.Py_ssize_t
     state: cython.p_schar
     ages: cython.p_int
     dirt: cython.p_int
     if not cython.compiled:
         state, ages, dirt = R.state, R.age, R.dirty
-    for r, s, e, tgt in segs:
+    for k in range(0, len(segs), 4):  # (run or -1, seg_lo, seg_hi, payer): segs never changes here
         if cython.compiled:  # every turn: the turn before may have grown (moved) the columns
             state, ages, dirt = R.state.data.as_schars, R.age.data.as_ints, R.dirty.data.as_ints
+            r, s, e = segs.data.as_longlongs[k], segs.data.as_longlongs[k + 1], segs.data.as_longlongs[k + 2]
+            tgt = segs.data.as_longlongs[k + 3]
+        else:
+            r, s, e, tgt = segs[k], segs[k + 1], segs[k + 2], segs[k + 3]
         if r >= 0 and state[r] == _RESIDENT:
             if ages[r] != now or dirty and dirt[r] != dirty:  # segs are unsplit: split only what changes
                 R.touch(r, s, e, now, dirty)

@@ -145,3 +145,21 @@ def test_object_index_is_a_list_by_object_slot_and_survives_a_pickle():
     assert [Q.start[r] for r in Q.obj_runs[2]] == [0]
     with pytest.raises(IndexError):
         R.drop(-1)  # no wrap from the end in either build
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_fault_segments_are_pieces_flattened(seed):
+    """``fault_pieces.fault_segments`` (the fault path's flat segments, a C walk when compiled) gives exactly
+    ``RunTable.pieces``: every run and hole of a range, unsplit, in page order, ranges inside, across and
+    past the runs, for an object with runs and for one without."""
+    from core.fault_pieces import fault_segments
+
+    rng = random.Random(seed)
+    R = _seed_table(rng)
+    end = R.start[R.obj_runs[0][-1]] + R.npages[R.obj_runs[0][-1]]
+    for _ in range(30):
+        lo = rng.randint(0, end + 3)
+        hi = lo + rng.choice((0, 1, rng.randint(1, end + 4)))
+        for o in (0, 3):
+            flat = list(fault_segments(R, o, lo, hi))
+            assert [tuple(flat[k:k + 3]) for k in range(0, len(flat), 3)] == R.pieces(o, lo, hi)
