@@ -3,6 +3,7 @@ from core.state cimport MachineState
 from core.cgroup cimport css_put
 from core.memcg cimport add_i32
 from core.zombie_gauges cimport touch
+from core.run_index cimport i32_at
 
 # a resident run's pages on its memcg's own counters (and its owner task's anon)
 cdef int _count_own(MachineState machine, int o, Py_ssize_t m, int k, int mapc, long long n) except -1

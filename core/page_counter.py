@@ -24,6 +24,8 @@ try:
     import cython
 except ImportError:  # no Cython: the pure model needs only ``cython.compiled``
     from core import _cyshim as cython
+if not cython.compiled:  # the compiled build inlines the C version (core/run_index.pxd)
+    from core.run_index import i32_at
 
 if TYPE_CHECKING:
     from core.state import MachineState
@@ -62,6 +64,9 @@ def mem_cgroup_charge_statistics(machine: MachineState, r: cython.Py_ssize_t, si
     st: cython.int
     m: cython.Py_ssize_t
     k: cython.int
+    mapc: cython.int
+    pinc: cython.int
+    n: cython.longlong
     if cython.compiled and 0 <= r < R.state.ob_size:  # the run's fields through the columns' buffers
         st, m, k = R.state.data.as_schars[r], R.memcg.data.as_ints[r], R.kind.data.as_schars[r]
         mapc, pinc = R.mapc.data.as_ints[r], R.pinc.data.as_ints[r]
@@ -71,7 +76,7 @@ def mem_cgroup_charge_statistics(machine: MachineState, r: cython.Py_ssize_t, si
         n = R.npages[r] * sign
     touch(mem.zg, mem.state, m)  # (a dying memcg's zombie gauges: pages moved onto it add to them)
     if st == _RESIDENT:
-        _count_own(machine, R.obj[r], m, k, mapc, n)
+        _count_own(machine, i32_at(R.obj, r), m, k, mapc, n)
         if pinc:
             if cython.compiled:
                 add_i32(mem.pinned, m, n)

@@ -65,7 +65,7 @@ def unmap_object(machine: MachineState, t: cython.int, o: cython.int) -> None:
     for _, lo, hi in mine:
         if hi > lo:
             add_count(machine, o, lo, hi, "mapc", -1)
-    if machine.policy.wants_access:
+    if machine.wants_access:
         machine.policy.on_access(machine, o, 0, machine.o_size[o], machine.t_cg[t], "unmap")
     free_if_unused(machine, o)
 

@@ -51,6 +51,7 @@ cdef class MachineState:
     cdef public bint slab_reparented  # kernel.slab_reparented, read per kmem charge
     cdef public bint kmem_reparented  # kernel.kmem_reparented
     cdef public bint kernel_targets  # policy.kernel_targets: the fault path applies the kernel's payers itself
+    cdef public bint wants_access  # policy.wants_access: reads, writes and maps call its on_access hook
     cdef public bint charge_reclaims_high  # v5.18+: a charge over memory.high reclaims at once
     cdef public double watermark_low  # cfg.watermark_low, read per charge
     cdef public double watermark_high  # cfg.watermark_high

@@ -104,6 +104,7 @@ class MachineState:
         self.changes = 0
         self.policy: Policy = policy
         self.kernel_targets = policy.kernel_targets  # (a policy is the machine's for its life)
+        self.wants_access = policy.wants_access
         self.now_us = 0
         # config and kernel facts the per-event paths read, copied once (a C field each in the
         # compiled build, where reading ``cfg`` or a ``Kernel`` property is a Python lookup)

@@ -17,3 +17,4 @@ cpdef Py_ssize_t _object(MachineState machine, TraceEvent ev)
 cpdef Py_ssize_t _held_object(MachineState machine, TraceEvent ev, Py_ssize_t t)
 cpdef _file_access(MachineState machine, TraceEvent ev, int how=*)
 cdef int _READ, _WRITE, _MAP
+cdef int _MAX, _HIGH, _MAYFAIL, _SHMEM, _MLOCK, _PAGE, _INODES  # trace flag bits: C constants

@@ -240,7 +240,7 @@ def _file_access(machine: MachineState, ev: TraceEvent, how: cython.int = 0) -> 
     if how == _MAP:
         map_object(machine, t, o, lo, hi)
     holes = how != _READ or kind == _FILE
-    if machine.policy.wants_access:
+    if machine.wants_access:
         machine.policy.on_access(machine, o, lo, hi, machine.t_cg[t], ("read", "write", "map")[how])
     if how == _WRITE and kind == _FILE:  # the fault stamps the pages dirty
         stamp = machine.now_us // machine.age_quantum_us + 1  # 1 + the LRU quantum; 0 means clean
