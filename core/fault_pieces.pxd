@@ -3,7 +3,7 @@ from cpython.array cimport array, clone, resize_smart
 from core.memcg cimport MemcgTable, check_slot
 from core.memcontrol cimport swapin_charge_target
 from core.pages cimport RunTable
-from core.run_index cimport index_at, starts_right
+from core.run_index cimport starts_right
 from core.page_counter cimport low_wmark_pages, nr_free_pages
 from core.rmap cimport maps_pages
 from core.state cimport MachineState

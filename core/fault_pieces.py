@@ -24,9 +24,7 @@ try:
     import cython
 except ImportError:  # no Cython: the pure model needs only ``cython.compiled``
     from core import _cyshim as cython
-if not cython.compiled:  # the compiled build inlines the C versions (core/run_index.pxd, cpython.array)
-    from core.run_index import index_at
-
+if not cython.compiled:  # the compiled build's C versions come from cpython.array (core/fault_pieces.pxd)
     def clone(template: array, n: int, zero: bool) -> array:
         """A new array of ``template``'s type and ``n`` elements (zeros here; uninitialised when compiled)."""
         return array(template.typecode, bytes(template.itemsize * n))
@@ -135,7 +133,7 @@ def fault_segments(R: RunTable, o: cython.int, lo: cython.longlong, hi: cython.l
     reference: ``tests/test_core_fastpath_runs.py``)."""
     if hi <= lo:
         return clone(_Q, 0, False)
-    starts: array | None = index_at(R.obj_starts, o)
+    starts: array | None = (R.obj_starts[o] if o < len(R.obj_starts) else None)
     if not starts:  # one hole
         out: array = clone(_Q, 3, False)
         out[0], out[1], out[2] = -1, lo, hi

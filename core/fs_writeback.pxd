@@ -2,7 +2,7 @@
 from cpython.array cimport array
 from core.state cimport MachineState
 from core.cgroup cimport css_put
-from core.run_index cimport append_int, index_at, store_int
+from core.run_index cimport append_int, store_int
 
 cdef int _NOATIME, _LAZYTIME, _STRICTATIME
 

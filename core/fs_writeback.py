@@ -50,7 +50,7 @@ try:
 except ImportError:  # no Cython: the pure model needs only ``cython.compiled``
     from core import _cyshim as cython
 if not cython.compiled:  # the compiled build inlines the C versions (core/run_index.pxd)
-    from core.run_index import append_int, index_at, store_int
+    from core.run_index import append_int, store_int
 
 if TYPE_CHECKING:
     from core.state import MachineState
@@ -127,7 +127,7 @@ def inode_dirty(machine: MachineState, o: cython.Py_ssize_t) -> cython.bint:
     """Is disk file ``o`` on its wb's dirty lists now (dirty pages, or a dirty inode)?"""
     if inode_meta_dirty(machine, o):
         return True
-    runs: array | None = index_at(machine.runs.obj_runs, o)
+    runs: array | None = (machine.runs.obj_runs[o] if o < len(machine.runs.obj_runs) else None)
     if runs is None:
         return False
     i: cython.Py_ssize_t

@@ -52,8 +52,6 @@ try:
     import cython
 except ImportError:  # no Cython: the pure model needs only ``cython.compiled``
     from core import _cyshim as cython
-if not cython.compiled:  # the compiled build inlines the C version (core/run_index.pxd)
-    from core.run_index import index_at
 
 if TYPE_CHECKING:
     from core.pages import RunTable
@@ -86,7 +84,7 @@ def fault_range(machine: MachineState, t: cython.int, o: cython.int, lo: cython.
     merges back; both end in the same runs (one ``coalesce`` window covers them).
     """
     R: RunTable = machine.runs
-    runs: array | None = index_at(R.obj_runs, o)
+    runs: array | None = (R.obj_runs[o] if o < len(R.obj_runs) else None)
     i: cython.Py_ssize_t = -1
     r: cython.Py_ssize_t
     hole: cython.bint
@@ -316,7 +314,7 @@ def _touch_if_resident(machine: MachineState, o: cython.int, lo: cython.longlong
                        fill_holes: cython.bint, dirty: cython.int = 0) -> cython.bint:
     """Fast path of ``fault_range``: when nothing in [lo, hi) needs a charge, just age it (and stamp ``dirty``)."""
     R: RunTable = machine.runs
-    runs: array | None = index_at(R.obj_runs, o)
+    runs: array | None = (R.obj_runs[o] if o < len(R.obj_runs) else None)
     if not runs:
         return not fill_holes
     start: cython.p_int

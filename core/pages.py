@@ -32,7 +32,7 @@ try:
 except ImportError:  # no Cython: the pure model needs only ``cython.compiled``
     from core import _cyshim as cython
 if not cython.compiled:  # the compiled build cimports their C versions (core/run_index.pxd)
-    from core.run_index import append_int, i32_at, index_at, insert_i32, store_int
+    from core.run_index import append_int, i32_at, insert_i32, store_int
 
 #: the names of ``RunTable``'s columns, in declaration order
 RUN_COLUMNS = ("obj", "start", "npages", "state", "memcg", "origin", "mapc", "pinc", "age", "kind", "rflags",
@@ -188,7 +188,7 @@ class RunTable:
         """Insert run ``r`` into its object's ordered list."""
         o: cython.Py_ssize_t = i32_at(self.obj, r)
         at: cython.int = i32_at(self.start, r)
-        if index_at(self.obj_runs, o) is None:  # the object's first run (copies of an empty array: no constructor)
+        if (self.obj_runs[o] if o < len(self.obj_runs) else None) is None:  # the object's first run (copies of an empty array: no constructor)
             if o >= len(self.obj_runs):
                 self.obj_runs += [None] * (o + 1 - len(self.obj_runs))
                 self.obj_starts += [None] * (o + 1 - len(self.obj_starts))
@@ -270,7 +270,7 @@ class RunTable:
         split only what changes), that run itself is where a split would have left the
         lower half, so the same pairs are compared and the same runs result.
         """
-        starts: array | None = index_at(self.obj_starts, o)
+        starts: array | None = (self.obj_starts[o] if o < len(self.obj_starts) else None)
         if not starts:
             return
         runs: array = self.obj_runs[o]
@@ -340,7 +340,7 @@ class RunTable:
         """
         if hi <= lo:
             return []
-        starts: array | None = index_at(self.obj_starts, o)
+        starts: array | None = (self.obj_starts[o] if o < len(self.obj_starts) else None)
         if not starts:
             return [(-1, lo, hi)]
         runs: array = self.obj_runs[o]
@@ -425,7 +425,7 @@ class RunTable:
 
     def split_ends(self, o: cython.int, lo: cython.longlong, hi: cython.longlong):
         """Split the runs straddling page ``lo`` or ``hi`` of ``o`` (what ``segments`` leaves behind)."""
-        starts: array | None = index_at(self.obj_starts, o)
+        starts: array | None = (self.obj_starts[o] if o < len(self.obj_starts) else None)
         if not starts or hi <= lo:
             return
         runs: array = self.obj_runs[o]
@@ -446,7 +446,7 @@ class RunTable:
         new pages get, it grows instead (no slot, no later merge): the run ``coalesce``
         would have left, since the pair is always inside its window.
         """
-        starts: array | None = index_at(self.obj_starts, o)
+        starts: array | None = (self.obj_starts[o] if o < len(self.obj_starts) else None)
         p: cython.Py_ssize_t
         i: cython.Py_ssize_t
         if starts:
@@ -481,7 +481,7 @@ class RunTable:
 
     def drop_object(self, o: cython.int):
         """Drop every run of ``o`` and its lists at once (``drop`` of each run would memmove list heads)."""
-        runs: array | None = index_at(self.obj_runs, o)
+        runs: array | None = (self.obj_runs[o] if o < len(self.obj_runs) else None)
         if runs is None:
             return
         self.obj_runs[o] = self.obj_starts[o] = None

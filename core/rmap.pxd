@@ -2,7 +2,7 @@
 from core.state cimport MachineState
 from core.pages cimport RunTable
 from cpython.array cimport array
-from core.run_index cimport index_at, starts_right
+from core.run_index cimport starts_right
 from core.truncate cimport free_if_unused
 from core.zombie_gauges cimport touch
 

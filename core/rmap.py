@@ -20,8 +20,6 @@ try:
     import cython
 except ImportError:  # no Cython: the pure model needs only ``cython.compiled``
     from core import _cyshim as cython
-if not cython.compiled:  # the compiled build inlines the C version (core/run_index.pxd)
-    from core.run_index import index_at
 
 if TYPE_CHECKING:
     from core.pages import RunTable
@@ -141,7 +139,7 @@ def add_count(machine: MachineState, o: cython.int, lo: cython.longlong, hi: cyt
     m: cython.Py_ssize_t
     old: cython.int
     new: cython.int
-    runs: array | None = index_at(R.obj_runs, o)
+    runs: array | None = (R.obj_runs[o] if o < len(R.obj_runs) else None)
     n: cython.Py_ssize_t = len(runs) if runs is not None and lo < hi else 0
     i: cython.Py_ssize_t = starts_right(R.obj_starts[o], lo) - 1 if n else 0
     rp: cython.p_int  # the object's run ids, in page order

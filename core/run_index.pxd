@@ -9,16 +9,11 @@ cpdef Py_ssize_t starts_right(array starts, long long x) except -1
 cpdef Py_ssize_t starts_left(array starts, long long x) except -1
 
 
-cdef inline object index_at(list index, Py_ssize_t o):
-    # run_index.index_at in C: object ``o``'s entry of a per-object list (its run ids or starts), None past
-    # the list's end: an element read without an int object or a hash
-    if 0 <= o < len(index):
-        return index[o]
-    return None
-
-
 cdef inline int i32_at(array a, Py_ssize_t i) except? -1:
-    # run_index.i32_at in C: element ``i`` of an int32 column read through its buffer, IndexError outside
+    # run_index.i32_at in C: a[i] of an int32 column read through its buffer (a negative index counts from
+    # the end, as Python's; IndexError outside)
+    if i < 0:
+        i += a.ob_size
     if i < 0 or i >= a.ob_size:
         raise IndexError("array index out of range")
     return a.data.as_ints[i]

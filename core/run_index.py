@@ -79,20 +79,10 @@ if not cython.compiled:  # compiled: the C version in run_index.pxd (resize and 
         a.insert(i, v)
         return 0
 
-    def index_at(index: list, o: int) -> array | None:
-        """Object ``o``'s entry of a per-object list (``RunTable.obj_runs``/``obj_starts``), None past its end."""
-        return index[o] if 0 <= o < len(index) else None
-
-    def i32_at(a: array, i: int) -> int:
-        """Element ``i`` of an int32 column; IndexError outside [0, len(a)) (no wrap from the end)."""
-        if i < 0:
-            raise IndexError("array index out of range")
-        return a[i]
-
-    def store_int(a: array, i: int, v: int) -> int:
-        """``a[i] = v`` (the compiled build's C version stores through the buffer what fits). Returns 0."""
-        a[i] = v
-        return 0
+    #: ``a[i]`` of an int32 column (the compiled build's C version reads its buffer): the array's own item read
+    i32_at = array.__getitem__
+    #: ``a[i] = v`` (the compiled build's C version stores through the buffer what fits): the array's own store
+    store_int = array.__setitem__
 
     def append_int(a: array, v: int) -> int:
         """``a.append(v)`` (the compiled build's C version stores through the buffer what fits). Returns 0."""

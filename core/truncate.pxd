@@ -2,7 +2,6 @@
 from core.state cimport MachineState
 from core.page_counter cimport mem_cgroup_charge_statistics
 from core.fs_writeback cimport dirty_now, inode_meta_dirty, set_inode_times
-from core.run_index cimport index_at
 
 # freeing pages and objects: C calls from core.syscalls, core.rmap and core.task
 cpdef free_if_unused(MachineState machine, int o)

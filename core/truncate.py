@@ -24,8 +24,6 @@ try:
     import cython
 except ImportError:  # no Cython: the pure model needs only ``cython.compiled``
     from core import _cyshim as cython
-if not cython.compiled:  # the compiled build inlines the C version (core/run_index.pxd)
-    from core.run_index import index_at
 
 if TYPE_CHECKING:
     from core.state import MachineState
@@ -53,7 +51,7 @@ def free_object(machine: MachineState, o: cython.int) -> None:
     """Free every page of ``o`` and the object itself (unlink + last close, or region unmap)."""
     R = machine.runs
     # uncharge in page order first (nothing in mem_cgroup_charge_statistics looks at runs), then drop them at once
-    for r in index_at(R.obj_runs, o) or ():
+    for r in (R.obj_runs[o] if o < len(R.obj_runs) else None) or ():
         mem_cgroup_charge_statistics(machine, r, -1, False, True, True)  # zap (positional: a C call)
     R.drop_object(o)
     inode_detach_wb(machine, o)
@@ -97,7 +95,7 @@ def prune_icache_sb(machine: MachineState) -> None:
     for o, kind in enumerate(machine.o_kind):
         if kind != _FILE or not machine.o_alive[o] or machine.o_maps[o] or machine.o_pins[o]:
             continue
-        runs = index_at(R.obj_runs, o) or ()
+        runs = (R.obj_runs[o] if o < len(R.obj_runs) else None) or ()
         if any(R.state[r] == _RESIDENT for r in runs) or inode_meta_dirty(machine, o):
             continue  # a dirty inode is not on the inode LRU's free side (inode_lru_isolate)
         for r in list(runs):
