@@ -231,6 +231,8 @@ def fault_needs(machine: MachineState, o: cython.int, lo: cython.longlong, hi: c
     tgt: cython.int
     w: cython.Py_ssize_t = 0
     st: cython.schar = 0
+    cur: cython.int = -1  # the payer whose pages ``acc`` sums since the payer last changed (one dict update a run
+    acc: cython.longlong = 0  # of equal payers, in the order payers first appear, as one update a segment had)
     for k in range(0, len(found), 3):
         if cython.compiled:  # (``found`` never changes; the run columns may have, under a policy's target)
             r, s, e = found.data.as_longlongs[k], found.data.as_longlongs[k + 1], found.data.as_longlongs[k + 2]
@@ -252,5 +254,11 @@ def fault_needs(machine: MachineState, o: cython.int, lo: cython.longlong, hi: c
         segs_p[w], segs_p[w + 1], segs_p[w + 2], segs_p[w + 3] = r, s, e, tgt
         w += 4
         if tgt >= 0:
-            need[tgt] = need.get(tgt, 0) + e - s
+            if tgt != cur:
+                if cur >= 0:
+                    need[cur] = need.get(cur, 0) + acc
+                cur, acc = tgt, 0
+            acc += e - s
+    if cur >= 0:
+        need[cur] = need.get(cur, 0) + acc
     return need, segs

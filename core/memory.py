@@ -133,7 +133,7 @@ def fault_range(machine: MachineState, t: cython.int, o: cython.int, lo: cython.
     charged = _charge_range(machine, t, o, lo, hi, mayfail, fill_holes)
     if charged is None:
         return False
-    if isinstance(charged, _Pieces):
+    if type(charged) is _Pieces:  # (a type compare: isinstance of a NamedTuple class is a generic lookup)
         return _fault_chunks(machine, t, o, lo, hi, mayfail, fill_holes, dirty, charged)
     return _settle(machine, o, lo, hi, fill_holes, dirty, charged)
 
@@ -294,9 +294,9 @@ def _charge_rounds(machine: MachineState, t: cython.int, o: cython.int, lo: cyth
     for _ in range(rounds):  # reclaim inside a charge may evict pages of this very range
         mark = R.mutations
         # sorted() only when there is an order to fix: most faults pay one memcg
-        for m, n in (sorted(need.items()) if len(need) > 1 else need.items()):
+        for m in (sorted(need) if len(need) > 1 else need):
             h = have.get(m, 0)
-            n -= h
+            n = need[m] - h
             if n <= 0:
                 continue
             if not try_charge_memcg(machine, m, n, mayfail, t) or not machine.t_alive[t] or not machine.o_alive[o]:
