@@ -1,9 +1,9 @@
 # Compiled build: arguments annotated "MachineState" are typed, so their fields are read at fixed offsets.
-from cpython.array cimport array, clone, resize_smart
+from cpython.array cimport array, clone
 from core.memcg cimport MemcgTable, check_slot
 from core.memcontrol cimport swapin_charge_target
 from core.pages cimport RunTable
-from core.run_index cimport starts_right
+from core.run_index cimport object_segments
 from core.page_counter cimport low_wmark_pages, nr_free_pages
 from core.rmap cimport maps_pages
 from core.state cimport MachineState

@@ -17,22 +17,15 @@ from core.memcontrol import MEMCG_CHARGE_BATCH, swapin_charge_target
 from core.page_counter import low_wmark_pages, nr_free_pages
 from core.pages import Kind, St
 from core.rmap import maps_pages
-from core.run_index import starts_right
+from core.run_index import object_segments
 from core.vmscan import first_pass_pages
 
 try:
     import cython
 except ImportError:  # no Cython: the pure model needs only ``cython.compiled``
     from core import _cyshim as cython
-if not cython.compiled:  # the compiled build's C versions come from cpython.array (core/fault_pieces.pxd)
-    def clone(template: array, n: int, zero: bool) -> array:
-        """A new array of ``template``'s type and ``n`` elements (zeros here; uninitialised when compiled)."""
-        return array(template.typecode, bytes(template.itemsize * n))
-
-    def resize_smart(a: array, n: int) -> int:
-        """Cut ``a`` to its first ``n`` elements (the compiled build keeps the allocation). Returns 0."""
-        del a[n:]
-        return 0
+if not cython.compiled:  # the compiled build's C version comes from cpython.array (core/fault_pieces.pxd)
+    from core.run_index import clone
 
 if TYPE_CHECKING:
     from core.memcg import MemcgTable
@@ -43,7 +36,7 @@ _ANON = int(Kind.ANON)
 _FILE = int(Kind.FILE)
 _RESIDENT = int(St.RESIDENT)
 _SWAPPED = int(St.SWAPPED)
-_Q = array("q")  # what a fault's segment arrays are cloned from: an empty int64 array
+_Q = array("q")  # what a fault's payer arrays are cloned from: an empty int64 array
 
 
 def piece_pages(machine: MachineState, o: cython.int, need: dict) -> cython.longlong:
@@ -128,63 +121,10 @@ def piece_cap(machine: MachineState, o: cython.int, total: cython.longlong, tigh
 
 def fault_segments(R: RunTable, o: cython.int, lo: cython.longlong, hi: cython.longlong) -> array:
     """``RunTable.pieces`` as one flat int64 array: (run or -1 for a hole, seg_lo, seg_hi) per segment of
-    pages [lo, hi) of ``o``, in page order, unsplit. A fault's segments without a tuple and three int
-    objects per segment; the compiled build walks the run columns' buffers (``RunTable.pieces`` is its
-    reference: ``tests/test_core_fastpath_runs.py``)."""
-    if hi <= lo:
-        return clone(_Q, 0, False)
-    starts: array | None = (R.obj_starts[o] if o < len(R.obj_starts) else None)
-    if not starts:  # one hole
-        out: array = clone(_Q, 3, False)
-        out[0], out[1], out[2] = -1, lo, hi
-        return out
-    runs: array = R.obj_runs[o]
-    start: cython.p_int
-    npages: cython.p_int
-    rp: cython.p_int
-    out_p: cython.p_longlong
-    if cython.compiled:
-        start, npages, rp = R.start.data.as_ints, R.npages.data.as_ints, runs.data.as_ints
-    else:
-        start, npages, rp = R.start, R.npages, runs
-    i: cython.Py_ssize_t = starts_right(starts, lo) - 1
-    n: cython.Py_ssize_t = len(runs)
-    r: cython.Py_ssize_t
-    s: cython.longlong
-    e: cython.longlong
-    pos: cython.longlong = lo
-    if i >= 0:
-        r = rp[i]
-        if start[r] + npages[r] <= pos:
-            i += 1
-    else:
-        i = 0
-    j: cython.Py_ssize_t = i
-    while j < n and start[rp[j]] < hi:  # the runs the range meets: at most one hole before each, and one after
-        j += 1
-    out = clone(_Q, 3 * (2 * (j - i) + 1), False)
-    if cython.compiled:
-        out_p = out.data.as_longlongs
-    else:
-        out_p = out
-    w: cython.Py_ssize_t = 0
-    while i < j:
-        r = rp[i]
-        s = start[r]
-        if s > pos:  # a hole before the run
-            out_p[w], out_p[w + 1], out_p[w + 2] = -1, pos, s
-            w += 3
-            pos = s
-        e = min(s + npages[r], hi)
-        out_p[w], out_p[w + 1], out_p[w + 2] = r, pos, e
-        w += 3
-        pos = e
-        i += 1
-    if pos < hi:
-        out_p[w], out_p[w + 1], out_p[w + 2] = -1, pos, hi
-        w += 3
-    resize_smart(out, w)
-    return out
+    pages [lo, hi) of ``o``, in page order, unsplit (``run_index.object_segments``): a fault's segments
+    without a tuple and three int objects per segment."""
+    return object_segments(R.obj_starts[o] if o < len(R.obj_starts) else None,
+                           R.obj_runs[o] if o < len(R.obj_runs) else None, R.start, R.npages, lo, hi)
 
 
 def seg_target(machine: MachineState, o: cython.int, r: cython.Py_ssize_t, accessor: cython.int) -> cython.int:

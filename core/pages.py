@@ -25,7 +25,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from core.mm_types import PAGE, PARKED, Kind, St, pages_of  # noqa: F401  (their home before mm_types)
-from core.run_index import pack_index, starts_left, starts_right, unpack_index
+from core.run_index import object_segments, pack_index, starts_left, starts_right, unpack_index
 
 try:
     import cython
@@ -338,51 +338,18 @@ class RunTable:
         ``coalesce`` merged the unchanged halves back: most accesses change nothing
         at the range ends (a re-read within one LRU quantum, an append).
         """
-        if hi <= lo:
-            return []
-        starts: array | None = (self.obj_starts[o] if o < len(self.obj_starts) else None)
-        if not starts:
-            return [(-1, lo, hi)]
-        runs: array = self.obj_runs[o]
-        npages: cython.p_int
-        start: cython.p_int
-        rp: cython.p_int
+        flat: array = object_segments(self.obj_starts[o] if o < len(self.obj_starts) else None,
+                                      self.obj_runs[o] if o < len(self.obj_runs) else None, self.start,
+                                      self.npages, lo, hi)
+        fp: cython.p_longlong
         if cython.compiled:
-            npages, start, rp = self.npages.data.as_ints, self.start.data.as_ints, runs.data.as_ints
+            fp = flat.data.as_longlongs
         else:
-            npages, start, rp = self.npages, self.start, runs
-        i: cython.Py_ssize_t = starts_right(starts, lo) - 1
-        r: cython.Py_ssize_t
-        s: cython.longlong
-        e: cython.longlong
-        pos: cython.longlong = lo
-        if i >= 0:
-            r = rp[i]
-            e = start[r] + npages[r]
-            if hi <= e:
-                return [(r, lo, hi)]  # one run covers the range: the usual case
-            if e <= pos:
-                i += 1
-        else:
-            i = 0
+            fp = flat
         out: list[tuple[int, int, int]] = []
-        n: cython.Py_ssize_t = len(runs)
-        while i < n:
-            r = rp[i]
-            s = start[r]
-            if s >= hi:
-                break
-            if s > pos:
-                out.append((-1, pos, s))
-                pos = s
-            e = s + npages[r]
-            if e > hi:
-                e = hi
-            out.append((r, pos, e))
-            pos = e
-            i += 1
-        if pos < hi:
-            out.append((-1, pos, hi))
+        k: cython.Py_ssize_t
+        for k in range(0, len(flat), 3):
+            out.append((fp[k], fp[k + 1], fp[k + 2]))
         return out
 
     def isolate(self, r: cython.Py_ssize_t, lo: cython.longlong, hi: cython.longlong) -> cython.Py_ssize_t:

@@ -2,11 +2,13 @@
 # stored into or appended to an int8, int32 or int64 column: C calls from the compiled modules that
 # cimport them (insert_i32, store_int and append_int are inlined there: this module is a type module in
 # core/__init__.py, so an edit here runs every module pure until the rebuild)
-from cpython.array cimport array, resize_smart
+from cpython.array cimport array, clone, resize_smart
 from libc.string cimport memmove
 
 cpdef Py_ssize_t starts_right(array starts, long long x) except -1
 cpdef Py_ssize_t starts_left(array starts, long long x) except -1
+cpdef array object_segments(array starts, array runs, array start, array npages, long long lo, long long hi)
+cdef array _Q
 
 
 cdef inline int i32_at(array a, Py_ssize_t i) except? -1:

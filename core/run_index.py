@@ -20,6 +20,8 @@ try:
 except ImportError:  # no Cython: the pure model needs only ``cython.compiled``
     from core import _cyshim as cython
 
+_Q = array("q")  # what an object's segment arrays are cloned from: an empty int64 array
+
 
 def starts_right(starts: array, x: cython.longlong) -> cython.Py_ssize_t:
     """``bisect_right`` of page ``x`` in an object's run starts (ascending int32): a C loop over
@@ -43,6 +45,63 @@ def starts_left(starts: array, x: cython.longlong) -> cython.Py_ssize_t:
     """``bisect_left`` of page ``x`` in an object's run starts: on integers, the starts below ``x``
     are those not above ``x - 1`` (``starts_right`` of ``x - 1``)."""
     return starts_right(starts, x - 1)
+
+
+def object_segments(starts: array | None, runs: array | None, start: array, npages: array, lo: cython.longlong,
+                    hi: cython.longlong) -> array:
+    """The runs and holes covering pages [lo, hi) of one object, unsplit, in page order, as one flat int64
+    array of (run or -1 for a hole, seg_lo, seg_hi). In: the object's run starts and run ids (None: no
+    runs) and the run table's start and npages columns. The first and last run may extend beyond the range.
+    ``RunTable.pieces`` gives these as tuples; the fault path reads them flat (``fault_pieces``)."""
+    out: array
+    if hi <= lo:
+        return clone(_Q, 0, False)
+    if starts is None or runs is None or not len(starts):  # one hole
+        out = clone(_Q, 3, False)
+        out[0], out[1], out[2] = -1, lo, hi
+        return out
+    st: cython.p_int
+    np_: cython.p_int
+    rp: cython.p_int
+    out_p: cython.p_longlong
+    if cython.compiled:
+        st, np_, rp = start.data.as_ints, npages.data.as_ints, runs.data.as_ints
+    else:
+        st, np_, rp = start, npages, runs
+    i: cython.Py_ssize_t = starts_right(starts, lo) - 1
+    n: cython.Py_ssize_t = len(runs)
+    r: cython.Py_ssize_t
+    s: cython.longlong
+    pos: cython.longlong = lo
+    if i < 0:
+        i = 0
+    elif st[rp[i]] + np_[rp[i]] <= pos:  # the run before lo ends at or before it
+        i += 1
+    j: cython.Py_ssize_t = i
+    while j < n and st[rp[j]] < hi:  # the runs the range meets: at most one hole before each, and one after
+        j += 1
+    out = clone(_Q, 3 * (2 * (j - i) + 1), False)
+    if cython.compiled:
+        out_p = out.data.as_longlongs
+    else:
+        out_p = out
+    w: cython.Py_ssize_t = 0
+    while i < j:
+        r = rp[i]
+        s = st[r]
+        if s > pos:  # a hole before the run
+            out_p[w], out_p[w + 1], out_p[w + 2] = -1, pos, s
+            w += 3
+            pos = s
+        out_p[w], out_p[w + 1], out_p[w + 2] = r, pos, min(s + np_[r], hi)
+        w += 3
+        pos = min(s + np_[r], hi)
+        i += 1
+    if pos < hi:
+        out_p[w], out_p[w + 1], out_p[w + 2] = -1, pos, hi
+        w += 3
+    resize_smart(out, w)
+    return out
 
 
 def pack_index(obj_runs: list, obj_starts: list, new_id: np.ndarray | None) -> tuple[tuple, array]:
@@ -77,6 +136,15 @@ if not cython.compiled:  # compiled: the C version in run_index.pxd (resize and 
         if not 0 <= i <= len(a):
             raise IndexError("array insertion index out of range")
         a.insert(i, v)
+        return 0
+
+    def clone(template: array, n: int, zero: bool) -> array:
+        """A new array of ``template``'s type and ``n`` elements (zeros here; uninitialised when compiled)."""
+        return array(template.typecode, bytes(template.itemsize * n))
+
+    def resize_smart(a: array, n: int) -> int:
+        """Cut ``a`` to its first ``n`` elements (the compiled build keeps the allocation). Returns 0."""
+        del a[n:]
         return 0
 
     #: ``a[i]`` of an int32 column (the compiled build's C version reads its buffer): the array's own item read

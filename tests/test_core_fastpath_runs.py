@@ -147,11 +147,25 @@ def test_object_index_is_a_list_by_object_slot_and_survives_a_pickle():
         R.drop(len(R.state))  # past the last slot, in either build
 
 
+def _segments_page_by_page(R: RunTable, o: int, lo: int, hi: int) -> list[tuple[int, int, int]]:
+    """The runs and holes of [lo, hi) of ``o`` found page by page: each page's run (-1: none covers it),
+    consecutive pages of the same run (or hole) joined."""
+    covering = {p: r for r in object_runs(R, o) for p in range(R.start[r], R.start[r] + R.npages[r])}
+    out: list[list[int]] = []
+    for p in range(lo, hi):
+        r = covering.get(p, -1)
+        if out and out[-1][0] == r and out[-1][2] == p:
+            out[-1][2] = p + 1
+        else:
+            out.append([r, p, p + 1])
+    return [tuple(seg) for seg in out]
+
+
 @pytest.mark.parametrize("seed", range(40))
-def test_fault_segments_are_pieces_flattened(seed):
-    """``fault_pieces.fault_segments`` (the fault path's flat segments, a C walk when compiled) gives exactly
-    ``RunTable.pieces``: every run and hole of a range, unsplit, in page order, ranges inside, across and
-    past the runs, for an object with runs and for one without."""
+def test_pieces_and_fault_segments_are_the_runs_and_holes_page_by_page(seed):
+    """``RunTable.pieces`` and ``fault_pieces.fault_segments`` (the same walk, ``run_index.object_segments``,
+    as tuples and flat) give every run and hole of a range, unsplit, in page order: what a page-by-page
+    look-up finds, for ranges inside, across and past the runs, for an object with runs and one without."""
     from core.fault_pieces import fault_segments
 
     rng = random.Random(seed)
@@ -161,5 +175,7 @@ def test_fault_segments_are_pieces_flattened(seed):
         lo = rng.randint(0, end + 3)
         hi = lo + rng.choice((0, 1, rng.randint(1, end + 4)))
         for o in (0, 3):
+            want = _segments_page_by_page(R, o, lo, hi)
+            assert R.pieces(o, lo, hi) == want
             flat = list(fault_segments(R, o, lo, hi))
-            assert [tuple(flat[k:k + 3]) for k in range(0, len(flat), 3)] == R.pieces(o, lo, hi)
+            assert [tuple(flat[k:k + 3]) for k in range(0, len(flat), 3)] == want
