@@ -9,7 +9,6 @@ from core.rmap cimport maps_pages
 from core.state cimport MachineState
 
 cdef signed char _ANON, _FILE, _RESIDENT, _SWAPPED
-cdef array _Q
 
 # the size of a fault's pieces: C calls from core.memory's fault paths
 cpdef long long piece_pages(MachineState machine, int o, dict need) except -1

@@ -36,7 +36,6 @@ _ANON = int(Kind.ANON)
 _FILE = int(Kind.FILE)
 _RESIDENT = int(St.RESIDENT)
 _SWAPPED = int(St.SWAPPED)
-_Q = array("q")  # what a fault's payer arrays are cloned from: an empty int64 array
 
 
 def piece_pages(machine: MachineState, o: cython.int, need: dict) -> cython.longlong:
@@ -128,20 +127,16 @@ def fault_segments(R: RunTable, o: cython.int, lo: cython.longlong, hi: cython.l
 
 
 def seg_target(machine: MachineState, o: cython.int, r: cython.Py_ssize_t, accessor: cython.int) -> cython.int:
-    """Which memcg pays for making this segment resident (-1: nothing to pay): the policy's
-    ``charge_target`` / ``swapin_target``, or the kernel's rules inline when it keeps them."""
+    """Which memcg pays for making non-resident run ``r`` of ``o`` resident again: for a swapped run the
+    swap-in's (``swapin_target``), for an evicted one the refault's (``charge_target``); the kernel's rules
+    inline when the policy keeps them. (``fault_needs`` decides holes and resident runs itself.)"""
     R = machine.runs
-    policy = machine.policy
-    if r >= 0:
-        st = R.state[r]
-        if st == _RESIDENT:
-            return -1
-        if st == _SWAPPED:
-            rec = R.memcg[r]
-            if machine.kernel_targets:
-                return swapin_charge_target(machine, rec, accessor)
-            return policy.swapin_target(machine, r, rec, accessor)
-    return accessor if machine.kernel_targets else policy.charge_target(machine, o, accessor)
+    if R.state[r] == _SWAPPED:
+        rec = R.memcg[r]
+        if machine.kernel_targets:
+            return swapin_charge_target(machine, rec, accessor)
+        return machine.policy.swapin_target(machine, r, rec, accessor)
+    return accessor if machine.kernel_targets else machine.policy.charge_target(machine, o, accessor)
 
 
 def fault_needs(machine: MachineState, o: cython.int, lo: cython.longlong, hi: cython.longlong,
@@ -157,7 +152,7 @@ def fault_needs(machine: MachineState, o: cython.int, lo: cython.longlong, hi: c
     need: dict[int, int] = {}
     R: RunTable = machine.runs
     found: array = fault_segments(R, o, lo, hi)
-    segs: array = clone(_Q, len(found) // 3 * 4, False)
+    segs: array = clone(found, len(found) // 3 * 4, False)  # (int64, as ``found``)
     segs_p: cython.p_longlong
     if cython.compiled:  # (``segs`` is filled in place: never grown)
         segs_p = segs.data.as_longlongs
@@ -182,7 +177,7 @@ def fault_needs(machine: MachineState, o: cython.int, lo: cython.longlong, hi: c
             r, s, e = found[k], found[k + 1], found[k + 2]
             if r >= 0:
                 st = R.state[r]
-        if r < 0:  # seg_target of a hole, inlined
+        if r < 0:  # a hole: first touch charges its accessor
             if not fill_holes:
                 tgt = -1
             else:

@@ -188,7 +188,7 @@ class RunTable:
         """Insert run ``r`` into its object's ordered list."""
         o: cython.Py_ssize_t = i32_at(self.obj, r)
         at: cython.int = i32_at(self.start, r)
-        if (self.obj_runs[o] if o < len(self.obj_runs) else None) is None:  # the object's first run (copies of an empty array: no constructor)
+        if o >= len(self.obj_runs) or self.obj_runs[o] is None:  # its first run (copies of an empty array: no constructor)
             if o >= len(self.obj_runs):
                 self.obj_runs += [None] * (o + 1 - len(self.obj_runs))
                 self.obj_starts += [None] * (o + 1 - len(self.obj_starts))
@@ -454,9 +454,11 @@ class RunTable:
         self.obj_runs[o] = self.obj_starts[o] = None
         self.mutations += len(runs)
         i: cython.Py_ssize_t
+        r: cython.Py_ssize_t
         for i in range(len(runs)):
-            store_int(self.state, i32_at(runs, i), _FREE)
-            self.free.append(i32_at(runs, i))
+            r = i32_at(runs, i)
+            store_int(self.state, r, _FREE)
+            self.free.append(r)
 
 
 def _restore_runs(st: dict) -> RunTable:

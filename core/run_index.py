@@ -72,6 +72,7 @@ def object_segments(starts: array | None, runs: array | None, start: array, npag
     n: cython.Py_ssize_t = len(runs)
     r: cython.Py_ssize_t
     s: cython.longlong
+    e: cython.longlong
     pos: cython.longlong = lo
     if i < 0:
         i = 0
@@ -93,9 +94,10 @@ def object_segments(starts: array | None, runs: array | None, start: array, npag
             out_p[w], out_p[w + 1], out_p[w + 2] = -1, pos, s
             w += 3
             pos = s
-        out_p[w], out_p[w + 1], out_p[w + 2] = r, pos, min(s + np_[r], hi)
+        e = min(s + np_[r], hi)
+        out_p[w], out_p[w + 1], out_p[w + 2] = r, pos, e
         w += 3
-        pos = min(s + np_[r], hi)
+        pos = e
         i += 1
     if pos < hi:
         out_p[w], out_p[w + 1], out_p[w + 2] = -1, pos, hi
