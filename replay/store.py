@@ -16,9 +16,8 @@ Key layout (``run`` is ``config.config_key``, ``layout`` a digest of the shard p
 Values larger than ``CHUNK_BYTES`` are stored in pieces (``_put_blob``): the hash field holds
 ``b""``, ``<hash key>:parts`` maps the field to its piece count and the pieces are string keys
 ``<hash key>:<field>:<j>``. Why: the embedded fakeredis server parses a bulk value in time
-superlinear in its size (a 24 MB checkpoint took ~9 s to store, in 512 KiB pieces 0.4 s) and
-writes replies on a non-blocking socket, so a reply of ~10 MB or more can fail with
-``BlockingIOError`` (a lost checkpoint restore). Values stored before pieces existed (no
+superlinear in its size (a 24 MB checkpoint took ~9 s to store, in 512 KiB pieces 0.4 s). Its
+replies wait for a slow reader (``replay.fake_server``). Values stored before pieces existed (no
 ``:parts`` entry) read back unchanged.
 
 URLs are never logged with their password (``redact``).
@@ -69,19 +68,11 @@ def connect(url: str, timeout_s: float = 5.0) -> redis.Redis:
 
 
 class EmbeddedServer:
-    """A fakeredis TCP server in a child process on loopback, stopped at exit."""
-
-    _SCRIPT = (
-        "import sys\n"
-        "from fakeredis import TcpFakeServer\n"
-        "srv = TcpFakeServer(('127.0.0.1', 0), server_type='redis')\n"
-        "print(srv.server_address[1], flush=True)\n"
-        "srv.serve_forever()\n"
-    )
+    """A fakeredis TCP server in a child process on loopback (``replay.fake_server``), stopped at exit."""
 
     def __init__(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", self._SCRIPT], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
+            [sys.executable, "-m", "replay.fake_server"], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
         )
         line = self.proc.stdout.readline() if self.proc.stdout else b""
         if not line.strip():

@@ -124,3 +124,35 @@ def test_large_values_survive_a_snapshot_of_the_embedded_store(tmp_path):
     assert s.latest_checkpoint("run", "lay", 0) is None
     s.load()
     assert s.latest_checkpoint("run", "lay", 0) == (7, big)
+
+
+def test_embedded_server_finishes_a_large_reply_to_a_slow_reader():
+    # fakeredis' TCP server makes the socket non-blocking to poll for commands, and then wrote a reply with
+    # sendall: a reply larger than the socket buffers, to a client that did not read it at once, failed with
+    # EAGAIN and the server closed the connection ("Connection closed by server" mid-run, on a checkpoint read)
+    import socket
+    import time
+
+    server = store_mod.EmbeddedServer()
+    try:
+        r = connect(server.url)
+        piece = bytes(range(256)) * 2048  # 512 KiB
+        for _ in range(64):  # 32 MiB in commands of a piece each (the fake server parses each whole)
+            r.append("big", piece)
+        port = int(server.url.rsplit(":", 1)[1].split("/")[0])
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+            s.sendall(b"*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n")
+            time.sleep(1.0)  # a busy client: the server's buffers fill before it reads
+            want = len(piece) * 64
+            head = f"${want}\r\n".encode()
+            got = bytearray()
+            while len(got) < len(head) + want + 2:
+                chunk = s.recv(1 << 20)
+                if not chunk:
+                    break
+                got += chunk
+        assert bytes(got[:len(head)]) == head
+        assert len(got) == len(head) + want + 2, "the server closed the connection part-way through the reply"
+        assert bytes(got[len(head):len(head) + len(piece)]) == piece
+    finally:
+        server.stop()
