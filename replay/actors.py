@@ -26,9 +26,9 @@ class ShardHost:
     def __init__(self, spec: ShardSpec) -> None:
         self.shard = Shard(spec)
 
-    def advance_to(self, t_us: int, ack_us: int) -> StepResult:
+    def advance_to(self, t_us: int, ack_us: int, checkpoint: bool = False) -> StepResult:
         """See ``Shard.advance_to`` (idempotent)."""
-        return self.shard.advance_to(t_us, ack_us)
+        return self.shard.advance_to(t_us, ack_us, checkpoint)
 
     def finish(self, t_us: int = -1) -> dict[str, Any]:
         """See ``Shard.finish``."""

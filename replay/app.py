@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from replay.config import (ReplayConfig, check_config, config_key, knobs_dict, machine_config_kwargs, policy_list,
                            to_config)
-from replay.coordinator import StepHook
+from replay.coordinator import Cadence, StepHook
 from replay.executors import make_executor, shard_count
 from replay.outputs import read_files, read_summary, write_files, write_policy, write_run_summary
 from replay.plan import Plan, expected_events_per_machine, load_checked, make_plans, synth_params
@@ -71,8 +71,7 @@ def shard_specs(plan: Plan, cfg: ReplayConfig, policy: str, run: str,
     sized = cfg.executor.kind == "ray" and cfg.executor.shard_memory_mib == 0  # else nobody reads ShardSpec.events
     per_machine = _expected_per_machine(plan.synth, cfg.seed) if plan.synth is not None and sized else -1.0
     return [ShardSpec(i, s.machines, s.first_machine, s.trace_path, kwargs, policy, cfg.seed,
-                      cfg.executor.step_s * 1_000_000, cfg.executor.checkpoint_every_s * 1_000_000,
-                      run, plan.layout, store, plan.synth, knobs_dict(cfg.policy.knobs), plan.t_end_us,
+                      cfg.executor.step_s * 1_000_000, run, plan.layout, store, plan.synth, knobs_dict(cfg.policy.knobs), plan.t_end_us,
                       pack=0 <= cfg.executor.pack_above < len(s.machines),
                       events=s.events if s.events >= 0 else max(-1, int(per_machine * len(s.machines))))
             for i, s in enumerate(plan.shards)]
@@ -127,7 +126,7 @@ def _replay_policies(cfg: ReplayConfig, todo: list[str], keys: dict[str, str], s
                 shutil.rmtree(waves, ignore_errors=True)
             got = replay_waves(plans, executor, lambda plan: shard_specs(plan, cfg, p, keys[p], store),
                                store, keys[p], cfg.executor.step_s * 1_000_000,
-                               cfg.executor.checkpoint_every_s * 1_000_000,
+                               Cadence(cfg.executor.checkpoint_every_s * 1_000_000, cfg.executor.checkpoint_min_wall_s),
                                lambda k: Progress(_wave_label(p, k, len(plans)), plans[k].t_end_us,
                                                   enabled=cfg.progress), on_step, folder=waves)
             written = write_policy(run_dir, got, plans[0].machines, p, cfg.seed)

@@ -139,6 +139,11 @@ class ExecutorCfg:
     (actors); 0 means one per CPU of the Ray cluster (local: 1), never more than machines.
     ``step_s``: simulated seconds per ``advance_to`` round (also the granularity of progress);
     ``checkpoint_every_s``: simulated seconds between shard checkpoints in the run store (0: none);
+    ``checkpoint_min_wall_s``: of those, a checkpoint is taken only when at least this much wall
+    time has passed since the previous one (0: at every ``checkpoint_every_s``). A checkpoint
+    writes every machine's state, so at every simulated hour it cost a month-long replay of
+    sparse machines most of its time; a killed run resumes from the last one, so this is also
+    about the most wall time a kill loses. Results never depend on either.
     ``timeout_s``: the longest the coordinator waits for one round.
     ``pack_above``: a shard with more machines than this keeps each machine as a compressed
     pickle between rounds (-1: never, 0: always). A machine in memory takes several times its
@@ -157,6 +162,7 @@ class ExecutorCfg:
     shards: int = 0
     step_s: int = 600
     checkpoint_every_s: int = 3600
+    checkpoint_min_wall_s: float = 30.0
     timeout_s: float = 600.0
     max_restarts: int = 3
     pack_above: int = 1000
@@ -342,8 +348,8 @@ def check_config(cfg: ReplayConfig) -> None:
         problems.append("trace.importer: an imported trace needs an importer")
     if ex.kind not in ("local", "ray"):
         problems.append(f"executor.kind: {ex.kind!r} is not one of local, ray")
-    if ex.step_s <= 0 or ex.checkpoint_every_s < 0 or ex.timeout_s <= 0:
-        problems.append("executor: step_s and timeout_s must be > 0, checkpoint_every_s >= 0")
+    if ex.step_s <= 0 or ex.checkpoint_every_s < 0 or ex.checkpoint_min_wall_s < 0 or ex.timeout_s <= 0:
+        problems.append("executor: step_s and timeout_s must be > 0, checkpoint_every_s and checkpoint_min_wall_s >= 0")
     if ex.wave_machines < 0:
         problems.append("executor: wave_machines must be >= 0 (0: the whole fleet in one wave)")
     if ex.pack_above < -1:

@@ -6,8 +6,9 @@ time), the fleet timeline (aggregated as rounds arrive), per-machine summaries a
 
 Rounds: every shard is advanced to the next point of the ``step_us`` grid and returns the
 samples taken since the previous round, and the job rows of the cgroups freed meanwhile. At
-every ``checkpoint_every_us`` the shards have saved their state; once all of them have answered,
-the coordinator commits that time together with the samples and job rows since the last commit.
+points of the ``Cadence`` grid (``checkpoint_every_s``), when enough wall time has passed since the
+previous checkpoint, the coordinator asks the shards to save their state; once all of them have
+answered, it commits that time together with the samples and job rows since the last commit.
 A later process resumes from the last commit: shards restore the matching checkpoint and the
 committed samples are reloaded, so the end result is the same.
 """
@@ -133,15 +134,30 @@ def order_jobs(released: list[Samples], live: list[Samples]) -> Samples:
     return {k: v[order] for k, v in jobs.items()}
 
 
+@dataclass(frozen=True)
+class Cadence:
+    """When the shards checkpoint: at the points of the ``every_us`` grid of simulated time (0: never)
+    that come at least ``min_wall_s`` of wall time after the previous checkpoint (0: at every one).
+    Results never depend on it; what a kill loses and what checkpoints cost do."""
+
+    every_us: int
+    min_wall_s: float = 0.0
+
+
 class Coordinator:
     """Runs one policy's replay of a plan on an executor."""
 
     def __init__(self, plan: Plan, executor: Executor, store: Optional[RunStore], run: str,
-                 step_us: int, checkpoint_every_us: int, progress: Progress) -> None:
+                 step_us: int, cadence: Cadence, progress: Progress,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.plan, self.ex, self.store, self.run = plan, executor, store, run
         self.step_us = step_us
         # checkpoints only ever fall on the step grid
-        self.every_us = (checkpoint_every_us // step_us) * step_us if checkpoint_every_us else 0
+        self.every_us = (cadence.every_us // step_us) * step_us if cadence.every_us else 0
+        self.min_wall_s = cadence.min_wall_s
+        self.clock = clock
+        self.last_checkpoint = clock()  # wall time of the last checkpoint asked for (the run's start at first)
+        self.checkpoints: set[int] = set()  # times of the rounds submitted with a checkpoint, not yet committed
         self.progress = progress
         self.parts: list[Samples] = []
         self.fleet_parts: list[FleetPart] = []
@@ -200,12 +216,24 @@ class Coordinator:
         self.progress.begin(start_us)
         for k, t in enumerate(times):
             while sent < min(len(times), k + depth):
-                self.ex.submit(times[sent], acks[sent])
+                self.ex.submit(times[sent], acks[sent], self._checkpoint_at(times[sent]))
                 sent += 1
             events = self._round(t)
             if on_step is not None:
                 on_step(k, self.ex)
         return events
+
+    def _checkpoint_at(self, t: int) -> bool:
+        """Do the shards checkpoint at the end of the round to ``t`` (``Cadence``)? Asked as the round
+        is submitted; the round's collection commits it. Never at the plan's end (nothing resumes there)."""
+        if self.store is None or not self.every_us or t % self.every_us or t >= self.plan.t_end_us:
+            return False
+        now = self.clock()
+        if now - self.last_checkpoint < self.min_wall_s:
+            return False
+        self.last_checkpoint = now
+        self.checkpoints.add(t)
+        return True
 
     def _round(self, t: int) -> int:
         """Collect the round ending at ``t``, aggregate and maybe commit it; returns events so far."""
@@ -236,8 +264,9 @@ class Coordinator:
         self._count("checkpoint_max_s", max((r.checkpoint_s for r in results), default=0.0))
 
     def _maybe_commit(self, t: int) -> None:
-        if self.store is None or not self.every_us or t % self.every_us or t >= self.plan.t_end_us:
+        if self.store is None or t not in self.checkpoints:
             return
+        self.checkpoints.discard(t)
         t0 = time.monotonic()
         chunk = (concat_samples([u[0] for u in self.uncommitted]), concat_samples([u[1] for u in self.uncommitted]))
         self.store.commit(self.run, self.plan.layout, t, pack(chunk))
@@ -272,11 +301,11 @@ class Coordinator:
 
 
 def replay(plan: Plan, executor: Executor, specs: list, store: Optional[RunStore], run: str,
-           step_us: int, checkpoint_every_us: int, progress: Progress,
+           step_us: int, cadence: Cadence, progress: Progress,
            on_step: Optional[StepHook] = None) -> Collected:
     """One policy over the whole plan: resume if possible, run every round, collect."""
     t0 = time.monotonic()
-    co = Coordinator(plan, executor, store, run, step_us, checkpoint_every_us, progress)
+    co = Coordinator(plan, executor, store, run, step_us, cadence, progress)
     start = co.resume_point()
     if start >= 0:
         progress.note(f"resuming from the commit at sim {fmt_sim(start)}")

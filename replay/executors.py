@@ -49,8 +49,9 @@ class Executor(Protocol):
     def start(self, specs: list[ShardSpec], note: Note | None = None) -> None:
         """Create the shards (restoring checkpoints where the store has them); ``note`` tells progress."""
 
-    def submit(self, t_us: int, ack_us: int) -> None:
-        """Queue a round: every shard to ``t_us``, acknowledging samples up to ``ack_us``."""
+    def submit(self, t_us: int, ack_us: int, checkpoint: bool = False) -> None:
+        """Queue a round: every shard to ``t_us``, acknowledging samples up to ``ack_us``, and
+        (``checkpoint``) saving its state there."""
 
     def collect(self) -> list[StepResult]:
         """Results of the oldest queued round, in shard order."""
@@ -70,7 +71,7 @@ class LocalExecutor:
 
     def __init__(self) -> None:
         self.shards: list[Shard] = []
-        self.queued: deque[tuple[int, int]] = deque()
+        self.queued: deque[tuple[int, int, bool]] = deque()
 
     def start(self, specs: list[ShardSpec], note: Note | None = None) -> None:
         """Build every shard here."""
@@ -80,14 +81,14 @@ class LocalExecutor:
                 note(f"setting up shard {s.index + 1}/{len(specs)} ({len(s.machines)} machines)")
             self.shards.append(Shard(s))
 
-    def submit(self, t_us: int, ack_us: int) -> None:
+    def submit(self, t_us: int, ack_us: int, checkpoint: bool = False) -> None:
         """Remember the round; it runs in ``collect`` (nothing runs in the background here)."""
-        self.queued.append((t_us, ack_us))
+        self.queued.append((t_us, ack_us, checkpoint))
 
     def collect(self) -> list[StepResult]:
         """Advance each shard in turn through the oldest queued round."""
-        t_us, ack_us = self.queued.popleft()
-        return [s.advance_to(t_us, ack_us) for s in self.shards]
+        t_us, ack_us, checkpoint = self.queued.popleft()
+        return [s.advance_to(t_us, ack_us, checkpoint) for s in self.shards]
 
     def finish(self, t_us: int) -> list[dict[str, Any]]:
         """Each shard's final results."""
@@ -336,9 +337,9 @@ class RayExecutor:
 
         return ray.get(refs, timeout=self.cfg.timeout_s)
 
-    def submit(self, t_us: int, ack_us: int) -> None:
+    def submit(self, t_us: int, ack_us: int, checkpoint: bool = False) -> None:
         """Send a round to every actor; an actor runs its calls in the order they were sent."""
-        self.queued.append([a.advance_to.remote(t_us, ack_us) for a in self.actors])
+        self.queued.append([a.advance_to.remote(t_us, ack_us, checkpoint) for a in self.actors])
 
     def collect(self) -> list[StepResult]:
         """Wait for the oldest submitted round on every actor."""

@@ -60,7 +60,6 @@ class ShardSpec:
     policy: str
     seed: int
     step_us: int
-    checkpoint_every_us: int     # 0: never
     run: str = ""                # run key in the store
     layout: str = ""             # digest of the shard plan
     store: Optional[RunStore] = None
@@ -326,8 +325,9 @@ class Shard:
         s.store.put_checkpoint(s.run, s.layout, s.index, self.now_us, blob)  # type: ignore[union-attr]
 
     # -- the replay ----------------------------------------------------------------------------
-    def advance_to(self, t_us: int, ack_us: int = -1) -> StepResult:
-        """Replay up to simulated time ``t_us`` (a grid point); return samples newer than ``ack_us``."""
+    def advance_to(self, t_us: int, ack_us: int = -1, checkpoint: bool = False) -> StepResult:
+        """Replay up to simulated time ``t_us`` (a grid point); return samples newer than ``ack_us``.
+        ``checkpoint``: then save the shard's state in the store (the coordinator commits it)."""
         t0, c0 = time.monotonic(), time.thread_time()
         self.checkpoint_s = 0.0
         self.pending = [p for p in self.pending if p[0] > ack_us]
@@ -339,6 +339,10 @@ class Shard:
         try:
             while self.now_us < t_us:
                 self._step(min(self._next_grid(self.now_us), t_us))
+            if checkpoint and self.spec.store is not None and t_us != self.spec.t_end_us:
+                t1 = time.monotonic()
+                self._checkpoint()
+                self.checkpoint_s += time.monotonic() - t1
         finally:
             if collecting:
                 gc.enable()
@@ -378,11 +382,6 @@ class Shard:
         samples = points_columns(points, tags)
         jobs = {"machine": np.asarray(job_machine, dtype=np.int32), **job_columns(job_rows)} if job_machine else {}
         self.pending.append((t_us, samples if len(samples["machine"]) else {}, jobs))
-        every = self.spec.checkpoint_every_us
-        if self.spec.store is not None and every > 0 and t_us % every == 0 and t_us != self.spec.t_end_us:
-            t0 = time.monotonic()
-            self._checkpoint()
-            self.checkpoint_s += time.monotonic() - t0
 
     @staticmethod
     def _tagged(samples: Samples, machine_index: int) -> Samples:

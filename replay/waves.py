@@ -22,7 +22,7 @@ from typing import Callable, Optional
 import pyarrow as pa
 import pyarrow.feather as feather
 
-from replay.coordinator import Collected, StepHook, replay
+from replay.coordinator import Cadence, Collected, StepHook, replay
 from replay.executors import Executor
 from replay.fleet import fleet_table, merge_parts
 from replay.plan import Plan
@@ -33,7 +33,7 @@ from traces.io import atomic_write
 
 
 def replay_waves(plans: list[Plan], executor: Executor, specs_for: Callable[[Plan], list],
-                 store: Optional[RunStore], run: str, step_us: int, checkpoint_every_us: int,
+                 store: Optional[RunStore], run: str, step_us: int, cadence: Cadence,
                  progress_for: Callable[[int], Progress], on_step: Optional[StepHook] = None,
                  folder: Optional[str] = None) -> Collected:
     """One policy over a fleet planned in waves, one wave after the other.
@@ -43,7 +43,7 @@ def replay_waves(plans: list[Plan], executor: Executor, specs_for: Callable[[Pla
     waves that finished and resumes the one that was interrupted from its checkpoints.
     """
     if len(plans) == 1:
-        return replay(plans[0], executor, specs_for(plans[0]), store, run, step_us, checkpoint_every_us,
+        return replay(plans[0], executor, specs_for(plans[0]), store, run, step_us, cadence,
                       progress_for(0), on_step)
     done: list[Collected] = []
     for k, plan in enumerate(plans):
@@ -52,7 +52,7 @@ def replay_waves(plans: list[Plan], executor: Executor, specs_for: Callable[[Pla
             progress_for(k).note("wave done in an earlier run; taken from the store")
             got.resumed_from_us = plan.t_end_us  # nothing replayed again
         else:
-            got = replay(plan, executor, specs_for(plan), store, run, step_us, checkpoint_every_us,
+            got = replay(plan, executor, specs_for(plan), store, run, step_us, cadence,
                          progress_for(k), on_step)
             if folder is not None:
                 got = spill(got, os.path.join(folder, plan.layout))

@@ -38,7 +38,7 @@ FAST_HEALTH = {"RAY_health_check_period_ms": "500", "RAY_health_check_timeout_ms
                "RAY_health_check_failure_threshold": "3", "RAY_health_check_initial_delay_ms": "1000"}
 
 # 4 machines x 10 simulated minutes in 60 s rounds, a checkpoint every 120 s
-QUICK = ("policy=none", "executor.shards=4", "executor.step_s=60", "executor.checkpoint_every_s=120",
+QUICK = ("policy=none", "executor.shards=4", "executor.step_s=60", "executor.checkpoint_every_s=120", "executor.checkpoint_min_wall_s=0",
          "executor.timeout_s=120", "plots=false", "fleet.machines=4")
 
 
@@ -422,7 +422,7 @@ def test_a_worker_node_lost_mid_run_gives_bit_identical_results(cluster, compose
 def _spec(machines: int, events: int, pack: bool = False):
     from replay.shard import ShardSpec
 
-    return ShardSpec(0, [f"m-{i:04d}" for i in range(machines)], 0, "", {}, "none", 0, 60_000_000, 0,
+    return ShardSpec(0, [f"m-{i:04d}" for i in range(machines)], 0, "", {}, "none", 0, 60_000_000,
                      pack=pack, events=events)
 
 

@@ -488,7 +488,7 @@ def _config(src: Source):
         machine=MachineCfg(mem_gib=opt(f), swap_gib=opt(f), cpus=i(), numa_nodes=i(), id_pool_size=i(),
                            shrinkers=i(), watermark_low=f(), watermark_high=f()),
         fleet=FleetCfg(machines=i(), sample_interval_s=i()),
-        executor=ExecutorCfg(kind=t(), shards=i(), step_s=i(), checkpoint_every_s=i(), timeout_s=f(),
+        executor=ExecutorCfg(kind=t(), shards=i(), step_s=i(), checkpoint_every_s=i(), checkpoint_min_wall_s=f(), timeout_s=f(),
                              max_restarts=i(), pack_above=i(), wave_machines=i()),
         store=StoreCfg(url=opt(t), connect_timeout_s=f()),
     )

@@ -18,7 +18,7 @@ from replay.outputs import partition_files
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(300)]
 
 BASE = ("trace=tiny", "+trace.params.duration_s=360", "policy=none", "executor.step_s=60",
-        "executor.checkpoint_every_s=120", "executor.timeout_s=60", "store.cache=false", "plots=false")
+        "executor.checkpoint_every_s=120", "executor.checkpoint_min_wall_s=0", "executor.timeout_s=60", "store.cache=false", "plots=false")
 
 
 def _files(run_dir: str) -> dict[str, bytes]:

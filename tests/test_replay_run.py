@@ -15,7 +15,7 @@ from replay.app import run
 from replay.outputs import partition_files
 
 QUICK = ("trace=tiny", "+trace.params.duration_s=360", "policy=none", "executor=local", "executor.step_s=60",
-         "executor.checkpoint_every_s=120", "plots=false")
+         "executor.checkpoint_every_s=120", "executor.checkpoint_min_wall_s=0", "plots=false")
 
 
 class Interrupt(Exception):
