@@ -233,7 +233,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--days-scale", type=float, default=None, help="fraction of the days (default --scale)")
     ap.add_argument("--shards", type=int, default=2)
     ap.add_argument("--sample-s", type=int, default=600, help="fleet.sample_interval_s")
-    ap.add_argument("--step-s", type=int, default=3600, help="executor.step_s")
+    ap.add_argument("--step-s", type=int, default=21600,
+                    help="executor.step_s: 6 h rounds. Each round visits every machine of a shard, and a visit costs "
+                         "~80 us beyond its events (the calls, the sample and job hand-over, its state back into the caches): "
+                         "the 29-day slice replayed in 27.1 CPU-s with 1 h rounds, 20.6 with 6 h or 12 h; same results")
     ap.add_argument("--checkpoint-s", type=int, default=0, help="executor.checkpoint_every_s (0: none; else at every grid point)")
     ap.add_argument("--pack-above", type=int, default=1000, help="executor.pack_above")
     ap.add_argument("--wave-machines", type=int, default=2000, help="executor.wave_machines (0: all at once)")
