@@ -17,7 +17,9 @@ Used by tests (scenario and property-based) and by ``Machine.check()``:
 - nr_dying_descendants equals the number of dying memcgs below;
 - the dying memcgs' offline order (``MemcgTable.dying_order``) lists each once, by offline time;
 - the zombie gauges kept as the memcgs change (``core.zombie_gauges``) equal a count from scratch
-  (``sample_scan.zombie_scan``), and the free slots are the freed ones, each listed once.
+  (``sample_scan.zombie_scan``), and the free slots are the freed ones, each listed once;
+- (compiled build) the run table's counts of resident runs charged elsewhere than their origin and of
+  parked ones (``RunTable.foreign``/``parked``, which decide whether a sample scans the runs) equal a count.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from core import COMPILED
 from core.kmem import kmem_pins
 from core.memcg import State
 from core.oom_kill import oom_reap_done
@@ -57,7 +60,17 @@ def check(machine: MachineState) -> list[str]:
     errs += _lifecycle(machine, live)
     errs += _totals(machine, own)
     errs += _zombie_gauges(machine)
+    errs += _run_tallies(machine)
     return errs
+
+
+def _run_tallies(machine: MachineState) -> list[str]:
+    """``RunTable.foreign``/``parked`` (kept by the compiled build's writers) equal a count of the columns."""
+    if "pages" not in COMPILED:  # the pure table keeps no counts
+        return []
+    R = machine.runs
+    kept, counted = (R.foreign, R.parked), R.tallies()
+    return [] if kept == counted else [f"run tallies (foreign, parked) = {kept}, the columns say {counted}"]
 
 
 def _zombie_gauges(machine: MachineState) -> list[str]:

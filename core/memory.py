@@ -451,7 +451,7 @@ def _make_resident(machine: MachineState, r: cython.Py_ssize_t, memcg: cython.in
     if R.state[r] == _EVICTED:
         machine.mem.count_refault(memcg, n)
         machine.counters["refaults"] += n
-        R.origin[r] = memcg
+        R.retag(r, memcg, R.rflags[r])
     else:
         mem_cgroup_charge_statistics(machine, r, -1)  # frees the swap slot and its charge
         machine.counters["swapins"] += n

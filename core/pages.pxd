@@ -22,6 +22,8 @@ cdef class RunTable:
     cdef public array dirty
     cdef public list free
     cdef public long long mutations  # (overflowcheck: never wraps)
+    cdef public long long foreign  # resident runs charged elsewhere than their origin (see pages.py)
+    cdef public long long parked  # resident PARKED runs
     cdef public list obj_runs  # per object slot: its run ids by start, or None
     cdef public list obj_starts  # per object slot: those runs' starts, or None
 
@@ -31,6 +33,8 @@ cdef class RunTable:
                          int mapc, int pinc, int age, signed char kind, signed char rflags=*, int dirty=*) except -1
     cpdef drop(self, Py_ssize_t r)
     cpdef set_owner(self, Py_ssize_t r, signed char state, int memcg)
+    cpdef int _tally(self, Py_ssize_t r, int sign) except -1
+    cpdef retag(self, Py_ssize_t r, int origin, signed char rflags)
     cpdef link(self, Py_ssize_t r)
     cpdef Py_ssize_t split(self, Py_ssize_t r, int at) except -1
     cpdef Py_ssize_t _copy(self, Py_ssize_t r, int start, int npages) except -1
@@ -48,5 +52,5 @@ cdef class RunTable:
 
 
 # the state codes the per-event paths compare with: C constants in the compiled build
-cdef signed char _FREE, _RESIDENT, _SWAPPED
+cdef signed char _FREE, _RESIDENT, _SWAPPED, _PARKED
 cdef array _NO_I32

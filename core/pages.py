@@ -43,6 +43,7 @@ _RUN_STATE = RUN_COLUMNS + ("free", "mutations", "obj_runs", "obj_starts")
 
 # plain ints for the per-event paths: comparing an array element with an IntEnum member costs more
 _FREE, _RESIDENT, _SWAPPED = int(St.FREE), int(St.RESIDENT), int(St.SWAPPED)
+_PARKED = int(PARKED)
 _NO_I32 = array("i")  # copied (never changed) for a new object's run index
 
 
@@ -78,6 +79,10 @@ class RunTable:
             setattr(self, name, array("b" if name in ("state", "kind", "rflags") else "i"))
         self.free: list[int] = []
         self.mutations = 0  # bumped whenever a run is split, dropped or changes owner
+        # resident runs charged to a memcg not their origin, resident PARKED runs: kept (compiled build) by every
+        # writer of state, memcg, origin and rflags (``_tally``): a sample scans the runs only if one exists
+        self.foreign = 0
+        self.parked = 0
         # per object slot: run ids ordered by start, and their starts (for bisect); int32 arrays, which the
         # compiled build searches and reads through their buffers (``starts_right``, ``starts_left``); None
         # (or past the end) for an object without runs. Lists, not dicts: no int object or hash per lookup
@@ -92,12 +97,10 @@ class RunTable:
     def __getstate__(self) -> dict:
         """The table for pickling, without its free slots: live runs renumbered in slot order.
 
-        Out: the fields by name (``_RUN_STATE``) with compacted columns, the objects' run index
-        packed (``core.run_index.pack_index``) with the new ids, and an empty free list; the table
-        itself is unchanged. Under churn about half
-        the slots are free at any time (a machine-day ends with 17.7k of 36.7k), and a
-        checkpoint or packed machine would carry them. Results do not depend on run ids
-        (``tests/test_core_fastpath_ids.py``), so a restored table behaves identically.
+        Out: the fields by name (``_RUN_STATE``) with compacted columns, the objects' run index packed
+        (``core.run_index.pack_index``) with the new ids, and an empty free list; the table is unchanged.
+        Under churn about half the slots are free (a machine-day ends with 17.7k of 36.7k). Results do
+        not depend on run ids (``tests/test_core_fastpath_ids.py``): a restored table behaves identically.
         """
         st = {name: getattr(self, name) for name in _RUN_STATE}
         new_id = None
@@ -116,6 +119,13 @@ class RunTable:
         for name in RUN_COLUMNS + ("free", "mutations"):
             setattr(self, name, st[name])
         self.obj_runs, self.obj_starts = unpack_index(st["obj_runs"], st["obj_starts"])
+        self.foreign, self.parked = self.tallies()
+
+    def tallies(self) -> tuple[int, int]:
+        """(``foreign``, ``parked``) counted from the columns: what ``_tally`` keeps."""
+        res = self.view("state") == _RESIDENT
+        parked = (self.view("rflags") & _PARKED) != 0
+        return int((res & (self.view("memcg") != self.view("origin"))).sum()), int((res & parked).sum())
 
     def __reduce__(self) -> tuple:
         """Pickle as ``_restore_runs(fields)``: the same in the pure and the compiled build."""
@@ -129,11 +139,8 @@ class RunTable:
     def new(self, obj: cython.int, start: cython.int, npages: cython.int, state: cython.schar, memcg: cython.int,
             origin: cython.int, mapc: cython.int, pinc: cython.int, age: cython.int, kind: cython.schar,
             rflags: cython.schar = 0, dirty: cython.int = 0) -> cython.Py_ssize_t:
-        """Allocate a run slot with these fields (not yet linked into its object).
-
-        A value out of its column's range raises OverflowError (the compiled build's C
-        arguments, the pure build's array), before the slot is taken in the compiled build.
-        """
+        """Allocate a run slot with these fields (not yet linked into its object). A value out of its column's
+        range raises OverflowError (C arguments, or the pure build's array), before the compiled build takes a slot."""
         if not self.free:  # a new slot at the end: zeros, filled below as a free slot is
             for col in (self.obj, self.start, self.npages, self.state, self.memcg, self.origin, self.mapc, self.pinc,
                         self.age, self.kind, self.rflags, self.dirty):
@@ -151,7 +158,27 @@ class RunTable:
             self.obj[r], self.start[r], self.npages[r], self.state[r] = obj, start, npages, state
             self.memcg[r], self.origin[r], self.mapc[r], self.pinc[r] = memcg, origin, mapc, pinc
             self.age[r], self.kind[r], self.rflags[r], self.dirty[r] = age, kind, rflags, dirty
+        if cython.compiled:  # (a free slot counted nothing)
+            self._tally(r, 1)
         return r
+
+    def _tally(self, r: cython.Py_ssize_t, sign: cython.int) -> cython.int:
+        """Add ``sign`` times run ``r``'s share to ``foreign`` and ``parked`` (see ``__init__``); its writers
+        call it with -1 before they change state, memcg, origin or rflags and with +1 after. Returns 0.
+        Compiled build only: the pure one scans the columns at a sample (the reference), and a call per
+        write would slow its per-event paths."""
+        if cython.compiled and 0 <= r < self.state.ob_size and self.state.data.as_schars[r] == _RESIDENT:
+            self.foreign += sign if self.memcg.data.as_ints[r] != self.origin.data.as_ints[r] else 0
+            self.parked += sign if self.rflags.data.as_schars[r] & _PARKED else 0
+        return 0
+
+    def retag(self, r: cython.Py_ssize_t, origin: cython.int, rflags: cython.schar):
+        """Set run ``r``'s origin (the memcg that instantiated its pages) and flags."""
+        if cython.compiled:
+            self._tally(r, -1)
+        self.origin[r], self.rflags[r] = origin, rflags
+        if cython.compiled:
+            self._tally(r, 1)
 
     def drop(self, r: cython.Py_ssize_t):
         """Unlink run ``r`` from its object and memcg sets and free its slot."""
@@ -166,7 +193,9 @@ class RunTable:
         """Change state and memcg of run ``r``."""
         self.mutations += 1
         if cython.compiled and 0 <= r < self.state.ob_size:  # through the columns' buffers
+            self._tally(r, -1)
             self.state.data.as_schars[r], self.memcg.data.as_ints[r] = state, memcg
+            self._tally(r, 1)
         else:
             self.state[r], self.memcg[r] = state, memcg
 
@@ -221,6 +250,7 @@ class RunTable:
             self.kind.data.as_schars[x] = self.kind.data.as_schars[r]
             self.rflags.data.as_schars[x] = self.rflags.data.as_schars[r]
             self.dirty.data.as_ints[x] = self.dirty.data.as_ints[r]
+            self._tally(x, 1)  # (a free slot counted nothing)
             return x
         return self.new(self.obj[r], start, npages, self.state[r], self.memcg[r], self.origin[r], self.mapc[r],
                         self.pinc[r], self.age[r], self.kind[r], self.rflags[r], self.dirty[r])
@@ -250,15 +280,14 @@ class RunTable:
         self.mutations += 1
         del runs[i]
         del starts[i]
+        if cython.compiled:
+            self._tally(r, -1)
         store_int(self.state, r, _FREE)
         self.free.append(r)
 
     def segments(self, o: cython.int, lo: cython.longlong, hi: cython.longlong) -> list:
-        """Runs and holes covering pages [lo, hi) of object ``o``, splitting runs at lo and hi.
-
-        Returns (run id or -1 for a hole, seg_lo, seg_hi) in page order: ``pieces`` after
-        ``split_ends``, for callers that change every run of the range.
-        """
+        """Runs and holes covering pages [lo, hi) of object ``o``, splitting runs at lo and hi: (run id or -1
+        for a hole, seg_lo, seg_hi) in page order, ``pieces`` after ``split_ends`` (callers that change every run)."""
         self.split_ends(o, lo, hi)
         return self.pieces(o, lo, hi)
 
@@ -457,6 +486,8 @@ class RunTable:
         r: cython.Py_ssize_t
         for i in range(len(runs)):
             r = i32_at(runs, i)
+            if cython.compiled:
+                self._tally(r, -1)
             store_int(self.state, r, _FREE)
             self.free.append(r)
 

@@ -152,7 +152,8 @@ def policy_swap_out(machine: MachineState, r: int) -> int:
 
 def park_run(machine: MachineState, r: int) -> int:
     """Deferred recharge, step one: move resident run ``r`` to the parent and mark it PARKED."""
-    machine.runs.rflags[r] |= PARKED
+    R = machine.runs
+    R.retag(r, R.origin[r], R.rflags[r] | PARKED)
     return reparent_run(machine, r)
 
 
@@ -172,12 +173,11 @@ def unpark_range(machine: MachineState, o: int, lo: int, hi: int, memcg: int) ->
             continue
         seen += e - s
         if R.state[r] == St.EVICTED:
-            R.rflags[r] &= ~PARKED  # a refault charges the accessor anyway
+            R.retag(r, R.origin[r], R.rflags[r] & ~PARKED)  # a refault charges the accessor anyway
             continue
         if R.state[r] != St.RESIDENT:
             continue  # swapped: swap-in charges the (online) record; recharged at the next access
         if R.memcg[r] == memcg or recharge_run(machine, r, memcg, mayfail=True):
-            R.rflags[r] &= ~PARKED
-            R.origin[r] = memcg  # charged on access, as a refault would be: the accessor owns it now
+            R.retag(r, memcg, R.rflags[r] & ~PARKED)  # charged on access, as a refault would be: the accessor owns it
     R.coalesce(o, lo, hi)
     return seen

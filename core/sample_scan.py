@@ -81,7 +81,8 @@ def age_basis(offline_us: Sequence[int] | np.ndarray) -> tuple[int, int, int, in
 def usage_scan(machine: MachineState) -> tuple:
     """``Sampler._usage``'s scan, by C loops (compiled build only). Out: (the anon, file, shmem, kmem, sock and
     borrow columns' totals over every slot, as a tuple in that order; misattributed pages; parked pages), as the
-    pure build's numpy code has them."""
+    pure build's numpy code has them. The runs are scanned only when the table counts a resident run charged
+    elsewhere than its origin or a parked one (``RunTable.foreign``/``parked``): under most policies, never."""
     if not cython.compiled:
         raise RuntimeError("usage_scan reads the columns' C buffers: compiled build only")
     mem, R = machine.mem, machine.runs
@@ -110,6 +111,8 @@ def usage_scan(machine: MachineState) -> tuple:
         t_sock += sock[i]
         t_borrow += borrow[i]
     totals = (t_anon, t_file, t_shmem, t_kmem, t_sock, t_borrow)
+    if R.foreign == 0 and R.parked == 0:  # (kept by the table's writers) no run to look for: no scan
+        return totals, 0, 0
     nr: cython.Py_ssize_t = R.state.ob_size
     state: cython.p_schar = R.state.data.as_schars
     rflags: cython.p_schar = R.rflags.data.as_schars
