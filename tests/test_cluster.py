@@ -256,6 +256,9 @@ def _driver(job: dict) -> None:
     from replay.config import RayCfg, register_configs, to_config
     from replay.executors import alive_nodes, ensure_ray
 
+    # Ctrl-C raises KeyboardInterrupt here whatever this process inherited: a suite started as a background
+    # job (``cmd &`` in a script, nohup) ignores SIGINT, and the interrupted run then went on to the end
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     ensure_ray(RayCfg(address=job["address"]))
     deadline = time.monotonic() + 120
     while len(alive_nodes()) < job.get("nodes", 3):  # the worker nodes may still be joining
