@@ -152,8 +152,9 @@ class Coordinator:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.plan, self.ex, self.store, self.run = plan, executor, store, run
         self.step_us = step_us
-        # checkpoints only ever fall on the step grid
-        self.every_us = (cadence.every_us // step_us) * step_us if cadence.every_us else 0
+        # checkpoints only ever fall on the step grid: at every round when the rounds are longer than the
+        # grid's spacing (rounded down to a multiple of the step it was 0 there, and no checkpoint was taken)
+        self.every_us = max(step_us, (cadence.every_us // step_us) * step_us) if cadence.every_us else 0
         self.min_wall_s = cadence.min_wall_s
         self.clock = clock
         self.last_checkpoint = clock()  # wall time of the last checkpoint asked for (the run's start at first)

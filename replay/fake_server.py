@@ -57,7 +57,10 @@ def main() -> None:
     srv = TcpFakeServer(("127.0.0.1", 0), server_type="redis")
     srv.RequestHandlerClass = _Handler
     print(srv.server_address[1], flush=True)
-    srv.serve_forever()
+    try:
+        srv.serve_forever()
+    except KeyboardInterrupt:  # Ctrl-C reaches the whole foreground group: the run that started it says what happened
+        pass
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ class _Store:
         pass
 
 
-def _rounds(min_wall_s: float, tick_s: float) -> tuple[list[int], list[int]]:
+def _rounds(min_wall_s: float, tick_s: float, every_s: int = 60) -> tuple[list[int], list[int]]:
     """Rounds of 60 s to 600 s, a checkpoint grid of 60 s, a wall clock that moves ``tick_s`` each time it
     is read: (the rounds submitted with a checkpoint, the commits), in seconds."""
     now = [0.0]
@@ -62,7 +62,7 @@ def _rounds(min_wall_s: float, tick_s: float) -> tuple[list[int], list[int]]:
 
     plan = SimpleNamespace(t_end_us=600 * S, layout="l", shards=[None])
     ex, store = _Executor(), _Store()
-    co = Coordinator(plan, ex, store, "run", 60 * S, Cadence(60 * S, min_wall_s), Progress("t", 600 * S, enabled=False),
+    co = Coordinator(plan, ex, store, "run", 60 * S, Cadence(every_s * S, min_wall_s), Progress("t", 600 * S, enabled=False),
                      clock=clock)
     co.run_rounds(0)
     assert [t for t, _, _ in ex.submitted] == [k * 60 * S for k in range(1, 11)]
@@ -71,6 +71,12 @@ def _rounds(min_wall_s: float, tick_s: float) -> tuple[list[int], list[int]]:
 
 def test_without_a_wall_time_minimum_every_grid_point_but_the_end_is_a_checkpoint():
     assert _rounds(0.0, 10.0) == ([60, 120, 180, 240, 300, 360, 420, 480, 540],) * 2
+
+
+def test_rounds_longer_than_the_checkpoint_spacing_checkpoint_at_every_round():
+    # 60 s rounds, a checkpoint asked every 30 s: at every round (the grid rounded down to the step was 0 and
+    # no checkpoint was ever taken: a killed replay with executor.step_s=21600 started again from scratch)
+    assert _rounds(0.0, 10.0, every_s=30) == ([60, 120, 180, 240, 300, 360, 420, 480, 540],) * 2
 
 
 def test_checkpoints_wait_for_the_wall_time_since_the_previous_one():

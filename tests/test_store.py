@@ -156,3 +156,23 @@ def test_embedded_server_finishes_a_large_reply_to_a_slow_reader():
         assert bytes(got[len(head):len(head) + len(piece)]) == piece
     finally:
         server.stop()
+
+
+def test_ctrl_c_stops_the_embedded_server_without_a_traceback():
+    # Ctrl-C reaches every process of the terminal's foreground group, the embedded server among them;
+    # the run that started it prints the one line that says what happened
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "replay.fake_server"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    try:
+        assert int(proc.stdout.readline())
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert b"Traceback" not in err, err.decode()
+    assert proc.returncode == 0
