@@ -71,7 +71,7 @@ def shard_specs(plan: Plan, cfg: ReplayConfig, policy: str, run: str,
     sized = cfg.executor.kind == "ray" and cfg.executor.shard_memory_mib == 0  # else nobody reads ShardSpec.events
     per_machine = _expected_per_machine(plan.synth, cfg.seed) if plan.synth is not None and sized else -1.0
     return [ShardSpec(i, s.machines, s.first_machine, s.trace_path, kwargs, policy, cfg.seed,
-                      cfg.executor.step_s * 1_000_000, run, plan.layout, store, plan.synth, knobs_dict(cfg.policy.knobs), plan.t_end_us,
+                      cfg.executor.step_s * 1_000_000, run, plan.layout, store, plan.synth, knobs_dict(cfg.policy.knobs),
                       pack=0 <= cfg.executor.pack_above < len(s.machines),
                       events=s.events if s.events >= 0 else max(-1, int(per_machine * len(s.machines))))
             for i, s in enumerate(plan.shards)]

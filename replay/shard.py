@@ -65,9 +65,6 @@ class ShardSpec:
     store: Optional[RunStore] = None
     synth: Optional[dict[str, Any]] = None  # SynthParams fields: generate the machines' events here
     knobs: dict[str, dict[str, Any]] = field(default_factory=dict)  # make_policy knobs
-    # end of the replay (0: unknown). No checkpoint is written there: the coordinator never
-    # commits the end, and ``finish`` re-replays up to it after a restart from an older one.
-    t_end_us: int = 0
     # keep each machine as a compressed pickle between rounds (``ExecutorCfg.pack_above``)
     pack: bool = False
     # Ray: an object ref to the bytes of this shard's Parquet partition (replaces ``trace_path``,
@@ -339,7 +336,7 @@ class Shard:
         try:
             while self.now_us < t_us:
                 self._step(min(self._next_grid(self.now_us), t_us))
-            if checkpoint and self.spec.store is not None and t_us != self.spec.t_end_us:
+            if checkpoint and self.spec.store is not None:  # (never asked at the replay's end: ``Cadence``)
                 t1 = time.monotonic()
                 self._checkpoint()
                 self.checkpoint_s += time.monotonic() - t1

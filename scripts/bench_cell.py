@@ -170,7 +170,8 @@ def _config(args: argparse.Namespace, out: str, machines: int, duration_s: float
     over = [f"trace={PRESET}", "policy=none", f"fleet.machines={machines}",
             f"+trace.params.duration_s={duration_s}",
             f"fleet.sample_interval_s={args.sample_s}", "executor=ray", f"executor.shards={args.shards}",
-            f"executor.step_s={args.step_s}", f"executor.checkpoint_every_s={args.checkpoint_s}", "executor.checkpoint_min_wall_s=0",
+            f"executor.step_s={args.step_s}", f"executor.checkpoint_every_s={args.checkpoint_s}",
+            "executor.checkpoint_min_wall_s=0",
             "executor.timeout_s=86400", f"executor.pack_above={args.pack_above}",
             f"executor.wave_machines={args.wave_machines}", "store.cache=false", "plots=false",
             f"output_dir={out}", f"progress={not args.quiet}", f"store.embedded_path={out}/store.pkl",
@@ -234,10 +235,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shards", type=int, default=2)
     ap.add_argument("--sample-s", type=int, default=600, help="fleet.sample_interval_s")
     ap.add_argument("--step-s", type=int, default=21600,
-                    help="executor.step_s: 6 h rounds. Each round visits every machine of a shard, and a visit costs "
-                         "~80 us beyond its events (the calls, the sample and job hand-over, its state back into the caches): "
-                         "the 29-day slice replayed in 27.1 CPU-s with 1 h rounds, 20.6 with 6 h or 12 h; same results")
-    ap.add_argument("--checkpoint-s", type=int, default=0, help="executor.checkpoint_every_s (0: none; else at every grid point)")
+                    help="executor.step_s: 6 h rounds. Each round visits every machine of a shard, and a visit "
+                         "costs ~80 us beyond its events (the calls, the sample and job hand-over, its state back "
+                         "into the caches): the 29-day slice replayed in 27.1 CPU-s with 1 h rounds, 20.6 with 6 h "
+                         "or 12 h; same results")
+    ap.add_argument("--checkpoint-s", type=int, default=0,
+                    help="executor.checkpoint_every_s (0: none; else at every grid point)")
     ap.add_argument("--pack-above", type=int, default=1000, help="executor.pack_above")
     ap.add_argument("--wave-machines", type=int, default=2000, help="executor.wave_machines (0: all at once)")
     ap.add_argument("--quiet", action="store_true")

@@ -51,7 +51,8 @@ def _config(args: argparse.Namespace, out: str, executor: str, shards: int) -> A
     over = [*joined, f"trace={args.trace}", "policy=none", f"fleet.machines={args.machines}",
             f"+trace.params.duration_s={args.hours * 3600}", f"fleet.sample_interval_s={args.sample_s}",
             f"executor={executor}", f"executor.shards={shards}", f"executor.step_s={args.step_s}",
-            f"executor.checkpoint_every_s={args.checkpoint_s}", "executor.checkpoint_min_wall_s=0", "executor.timeout_s=3600",
+            f"executor.checkpoint_every_s={args.checkpoint_s}", "executor.checkpoint_min_wall_s=0",
+            "executor.timeout_s=3600",
             f"executor.pack_above={args.pack_above}", f"executor.wave_machines={args.wave_machines}",
             "store.cache=false", "plots=false", f"output_dir={out}", f"progress={not args.quiet}",
             f"store.embedded_path={out}/store.pkl", f"store.namespace=bench-{os.getpid()}"]
@@ -205,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trace", default="default", help="synthetic preset (conf/trace option)")
     ap.add_argument("--sample-s", type=int, default=600)
     ap.add_argument("--step-s", type=int, default=1800)
-    ap.add_argument("--checkpoint-s", type=int, default=0, help="0: no checkpoints (pure replay cost); else at every one of these simulated seconds")
+    ap.add_argument("--checkpoint-s", type=int, default=0,
+                    help="0: no checkpoints (pure replay cost); else at every one of these simulated seconds")
     ap.add_argument("--pack-above", type=int, default=1000,
                     help="executor.pack_above: pack machines as compressed pickles in shards larger than this")
     ap.add_argument("--wave-machines", type=int, default=0,

@@ -62,8 +62,8 @@ def _rounds(min_wall_s: float, tick_s: float, every_s: int = 60) -> tuple[list[i
 
     plan = SimpleNamespace(t_end_us=600 * S, layout="l", shards=[None])
     ex, store = _Executor(), _Store()
-    co = Coordinator(plan, ex, store, "run", 60 * S, Cadence(every_s * S, min_wall_s), Progress("t", 600 * S, enabled=False),
-                     clock=clock)
+    co = Coordinator(plan, ex, store, "run", 60 * S, Cadence(every_s * S, min_wall_s),
+                     Progress("t", 600 * S, enabled=False), clock=clock)
     co.run_rounds(0)
     assert [t for t, _, _ in ex.submitted] == [k * 60 * S for k in range(1, 11)]
     return [t // S for t, _, c in ex.submitted if c], [t // S for t in store.commits]

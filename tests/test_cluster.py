@@ -38,8 +38,8 @@ FAST_HEALTH = {"RAY_health_check_period_ms": "500", "RAY_health_check_timeout_ms
                "RAY_health_check_failure_threshold": "3", "RAY_health_check_initial_delay_ms": "1000"}
 
 # 4 machines x 10 simulated minutes in 60 s rounds, a checkpoint every 120 s
-QUICK = ("policy=none", "executor.shards=4", "executor.step_s=60", "executor.checkpoint_every_s=120", "executor.checkpoint_min_wall_s=0",
-         "executor.timeout_s=120", "plots=false", "fleet.machines=4")
+QUICK = ("policy=none", "executor.shards=4", "executor.step_s=60", "executor.checkpoint_every_s=120",
+         "executor.checkpoint_min_wall_s=0", "executor.timeout_s=120", "plots=false", "fleet.machines=4")
 
 
 def _ip(*args: str) -> None:
