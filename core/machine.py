@@ -189,7 +189,7 @@ class Machine(MachineState):
         """Metric samples taken since the last call, as columns (``core.metrics.SAMPLE_COLUMNS``)."""
         return self.sampler.take()
 
-    def take_sample_points(self) -> list:
+    def take_sample_points(self) -> np.ndarray:
         """The samples since the last call as stored rows (change points); ``core.metrics.expand_points``
         turns many machines' rows into columns at once."""
         return self.sampler.take_points()

@@ -12,6 +12,7 @@ to more than ``memcgs_dying``.
 
 from __future__ import annotations
 
+from array import array
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -88,15 +89,21 @@ JOB_COLUMNS: dict[str, str] = {
 }
 
 
-#: one stored sample row: (values in ``SAMPLE_COLUMNS`` order, time of its first sample, how many
-#: consecutive samples it stands for, the sample interval, the zombie-age basis (``_age_basis``),
-#: and whether its values were computed at its first sample (else they were carried over a ``take``))
-SamplePoint = tuple[tuple, int, int, int, tuple[int, int, int, int], bool]
-
 _COLUMN_NAMES = tuple(SAMPLE_COLUMNS)
 if HELD_GAUGES != tuple(k for k in _GAUGES if k.startswith("held_")):
     raise ImportError("core.sample_scan.HELD_GAUGES is not the held_* columns in their order")
-_FLOAT_COLUMNS = frozenset(k for k in SAMPLE_COLUMNS if k.endswith("_s"))
+_FLOAT_COLUMNS = ("zombie_age_p50_s", "zombie_age_max_s")  # derived from a row's age basis, not stored
+if tuple(k for k in SAMPLE_COLUMNS if k.endswith("_s")) != _FLOAT_COLUMNS or _COLUMN_NAMES[3:5] != _FLOAT_COLUMNS:
+    raise ImportError("the zombie ages are not SAMPLE_COLUMNS' only float columns, after the dying count")
+#: the sample columns a stored row holds, in order (``time_us`` and the ages come from its header)
+_STORED = tuple(k for k in _COLUMN_NAMES if k != "time_us" and k not in _FLOAT_COLUMNS)
+#: a stored row: int64 fields, this header then ``_STORED``'s values. ``t``: the time of its first sample;
+#: ``reps``: how many consecutive samples it stands for; ``interval``: their spacing; ``fresh``: 1 if its
+#: values were computed at its first sample, 0 if carried over a ``take``; ``nd``/``lo``/``hi``/``oldest``:
+#: the zombie-age basis (``sample_scan.age_basis``) the ages of each of its samples are derived from
+ROW_HEADER = ("t", "reps", "interval", "fresh", "nd", "lo", "hi", "oldest")
+ROW = len(ROW_HEADER) + len(_STORED)
+_REPS = 1
 
 
 class Sampler:
@@ -105,12 +112,13 @@ class Sampler:
     A sample whose state did not change since the previous one (``machine.changes`` has not
     moved since the last full sample: ``dirty`` is False) is not computed again: the previous stored row
     stands for one more sample, O(1) (``idle_until`` adds many at once, so an idle stretch
-    costs the same whatever its length, and a row is carried over a ``take``). The
-    regular-interval columns are derived when they are taken (``expand_points``): a
-    repeated row keeps every value but ``time_us`` and the two zombie-age columns, which
-    are recomputed from the stored offline times with the same float operations as a
-    full sample, so the columns are bit-identical to sampling every interval.
-    ``full=True`` computes every sample in full (the reference for tests).
+    costs the same whatever its length, and a row is carried over a ``take``). Rows are int64
+    fields (``ROW_HEADER`` then the stored columns) appended to one typed buffer: no object per
+    row or value. The regular-interval columns are derived when they are taken (``expand_points``):
+    ``time_us`` and the two zombie-age columns of every sample are computed from its row's time
+    and age basis with the same float operations as a full sample's, so the columns are
+    bit-identical to sampling every interval. ``full=True`` computes every sample in full (the
+    reference for tests).
     """
 
     def __init__(self, machine: MachineState, full: bool = False) -> None:
@@ -119,9 +127,8 @@ class Sampler:
         self.next_us = 0
         self.full = full
         self._seen = -1  # ``machine.changes`` at the last full sample (-1: none yet)
-        self._points: list[list] = []  # SamplePoint fields, the repeat count mutable
-        self._last: tuple[tuple, tuple[int, int, int, int]] | None = None  # values and age basis of the last row
-        self._age_basis = (0, 0, 0, 0)
+        self._rows = array("q")  # the stored rows not yet taken, ROW fields each
+        self._last: array | None = None  # the last row taken (None: none yet), to carry over
 
     @property
     def dirty(self) -> bool:
@@ -130,15 +137,15 @@ class Sampler:
 
     def sample(self, t_us: int) -> None:
         """Record the state at ``t_us`` (a full row, or one more repeat of an unchanged one)."""
-        if self.dirty or self.full or self._last is None:
-            values = self._values(t_us)
-            self._last = (values, self._age_basis)
-            self._points.append([values, t_us, 1, self.interval, self._age_basis, True])
+        rows = self._rows
+        n: cython.Py_ssize_t = len(rows)
+        if self.dirty or self.full or (n == 0 and self._last is None):
+            self._append(t_us)
             self._seen = self.machine.changes
-        elif self._points:
-            self._points[-1][2] += 1
+        elif n:
+            rows[n - ROW + _REPS] += 1
         else:  # the first sample after a take, nothing changed: the last row carried over
-            self._points.append([self._last[0], t_us, 1, self.interval, self._last[1], False])
+            self._carry(t_us, 1)
         self.next_us = t_us + self.interval
 
     def idle_until(self, t_us: int) -> None:
@@ -150,31 +157,40 @@ class Sampler:
         if t_us < self.next_us:
             return
         k = (t_us - self.next_us) // self.interval + 1
-        if self._points:
-            self._points[-1][2] += k
+        n: cython.Py_ssize_t = len(self._rows)
+        if n:
+            self._rows[n - ROW + _REPS] += k
         else:
-            assert self._last is not None
-            self._points.append([self._last[0], self.next_us, k, self.interval, self._last[1], False])
+            self._carry(self.next_us, k)
         self.next_us += k * self.interval
 
     def can_idle(self) -> bool:
         """True when the next samples may be taken as repeats of the last row."""
-        return not (self.dirty or self.full or self._last is None)
+        return not (self.dirty or self.full or (len(self._rows) == 0 and self._last is None))
 
     def clock(self) -> tuple:
         """The sampler's progress (what ``Machine.clock`` holds of it): next sample, the last full
-        sample's change count, the rows not yet taken, the last row and its age basis."""
-        return (self.next_us, self._seen, self._points, self._last, self._age_basis)
+        sample's change count, the rows not yet taken and the last row taken."""
+        return (self.next_us, self._seen, self._rows, self._last)
 
     def set_clock(self, clock: tuple) -> None:
         """Restore ``clock()``'s tuple."""
-        self.next_us, self._seen, self._points, self._last, self._age_basis = clock
+        self.next_us, self._seen, self._rows, self._last = clock
 
-    def take_points(self) -> list[SamplePoint]:
-        """The stored rows since the last call (``expand_points`` turns them into columns); emptied."""
-        out = [tuple(p) for p in self._points]
-        self._points = []
-        return out
+    @staticmethod
+    def blank_clock() -> tuple:
+        """A ``clock()`` of no progress: what a machine pickled without its clock holds (``set_clock``)."""
+        return (0, -1, array("q"), None)
+
+    def take_points(self) -> np.ndarray:
+        """The stored rows since the last call, an int64 array of shape (rows, ``ROW``) (``points_columns``
+        turns many machines' rows into columns); the buffer is emptied."""
+        rows = self._rows
+        n: cython.Py_ssize_t = len(rows)
+        if n:
+            self._last = rows[n - ROW:]
+        self._rows = array("q")
+        return np.frombuffer(rows, dtype=np.int64).reshape(-1, ROW)
 
     def take(self) -> dict[str, np.ndarray]:
         """Samples taken since the last call, as regular-interval int64/float64 columns; the buffer is emptied."""
@@ -185,22 +201,42 @@ class Sampler:
         return dict(zip(_COLUMN_NAMES, self._values(t_us)))
 
     def _values(self, t_us: int) -> tuple:
-        """``snapshot``'s values alone, in ``SAMPLE_COLUMNS`` order (what a stored row holds)."""
+        """``snapshot``'s values alone, in ``SAMPLE_COLUMNS`` order."""
+        z, basis = self._zombies()
+        p50, oldest = _zombie_ages_at(t_us, basis)
+        nd = z[1]
+        return (t_us, z[0], nd, p50 if nd else 0.0, oldest if nd else 0.0, *z[2:], *self._usage(),
+                *self._counters())
+
+    def _append(self, t_us: int) -> None:
+        """Compute the state at ``t_us`` and append it as a new row (``ROW_HEADER``, then ``_STORED``)."""
+        z, basis = self._zombies()
+        extend_q(self._rows, (t_us, 1, self.interval, 1, *basis, *z, *self._usage(), *self._counters()))
+
+    def _carry(self, t_us: int, k: int) -> None:
+        """Append the last row taken again, standing for ``k`` samples from ``t_us``, marked not fresh."""
+        rows, last = self._rows, self._last
+        assert last is not None
+        base = len(rows)
+        rows.extend(last)
+        rows[base], rows[base + _REPS], rows[base + 3] = t_us, k, 0
+
+    def _counters(self) -> list:
+        """The machine's counters' values, in ``COUNTERS`` order."""
         counters = self.machine.counters
         if len(counters) != len(COUNTERS):  # its values follow COUNTERS' order: only += ever touches it
             raise RuntimeError(f"machine counters {sorted(set(counters) ^ set(COUNTERS))} are not COUNTERS")
-        return (t_us, *self._zombies(t_us), *self._usage(), *counters.values())
+        return list(counters.values())
 
-    def _zombies(self, t_us: int) -> tuple:
-        """The zombie gauges (``_GAUGES`` from memcgs_online to zombie_swap_bytes), in order."""
+    def _zombies(self) -> tuple:
+        """The zombie gauges (``_GAUGES`` from memcgs_online to zombie_swap_bytes, the two ages left out),
+        in order, and the dying memcgs' age basis."""
         m, mem = self.machine, self.machine.mem
         held, charged, swapped, basis = mem.zg.gauges(mem)  # kept as the memcgs changed: no scan
         nd = len(mem.dying)
         online = online_slots(mem) - 1 - len(mem.hidden)  # less the root and the policies' hidden ones (no cgroup)
-        self._age_basis = basis
-        p50, oldest = _zombie_ages_at(t_us, basis)
-        return (online, nd, p50 if nd else 0.0, oldest if nd else 0.0, online * m.memcg_cost, nd * m.memcg_cost,
-                nd * m.percpu_bytes, *held, charged * PAGE, swapped * PAGE)
+        return (online, nd, online * m.memcg_cost, nd * m.memcg_cost, nd * m.percpu_bytes, *held, charged * PAGE,
+                swapped * PAGE), basis
 
     def _usage(self) -> tuple:
         """The memory gauges (``_GAUGES`` from anon_bytes to borrowed_bytes), in order."""
@@ -256,31 +292,31 @@ class Sampler:
 POINT_COLUMNS = ("_reps", "_interval", "_nd", "_lo", "_hi", "_oldest", "_fresh")
 
 
-def points_columns(parts: list[list[SamplePoint]], tags: list[int] | None = None) -> dict[str, np.ndarray]:
+def points_columns(parts: list[np.ndarray], tags: list[int] | None = None) -> dict[str, np.ndarray]:
     """Many machines' stored sample rows as compact columns, one entry per stored row.
 
     In: per machine, its ``Sampler.take_points()``; optionally a tag per machine (its fleet
     index), which becomes a leading ``machine`` int32 column. Out: ``SAMPLE_COLUMNS`` (``time_us``
-    holds each row's first sample time) plus ``POINT_COLUMNS``; concatenating such dicts
-    column by column and then ``expand_columns`` equals expanding each and concatenating.
+    holds each row's first sample time, the ages are those at that time) plus ``POINT_COLUMNS``;
+    concatenating such dicts column by column and then ``expand_columns`` equals expanding each and
+    concatenating.
     """
-    points = [p for part in parts for p in part]
     out: dict[str, np.ndarray] = {}
     if tags is not None:
         out["machine"] = np.repeat(np.asarray(tags, dtype=np.int32), [len(part) for part in parts])
-    if not points:
-        out.update({k: np.zeros(0, dtype=np.float64 if k in _FLOAT_COLUMNS else np.int64) for k in _COLUMN_NAMES})
-        out.update({k: np.zeros(0, dtype=bool if k == "_fresh" else np.int64) for k in POINT_COLUMNS})
-        return out
-    values, t_first, reps, interval, basis, fresh = zip(*points)
-    for k, col in zip(_COLUMN_NAMES, zip(*values)):
-        out[k] = np.asarray(col, dtype=np.float64 if k in _FLOAT_COLUMNS else np.int64)
-    out["time_us"] = np.asarray(t_first, dtype=np.int64)
-    out["_reps"] = np.asarray(reps, dtype=np.int64)
-    out["_interval"] = np.asarray(interval, dtype=np.int64)
-    b = np.asarray(basis, dtype=np.int64).reshape(-1, 4)
-    out["_nd"], out["_lo"], out["_hi"], out["_oldest"] = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
-    out["_fresh"] = np.asarray(fresh, dtype=bool)
+    rows = np.concatenate(parts) if parts else np.zeros((0, ROW), dtype=np.int64)
+    if rows.ndim != 2 or rows.shape[1] != ROW:
+        raise ValueError(f"sample rows of shape {rows.shape}, not (n, {ROW})")
+    cols = np.ascontiguousarray(rows.T)  # one transpose: each field a contiguous row of it
+    t, reps, interval, fresh, nd, lo, hi, oldest = cols[:len(ROW_HEADER)]
+    p50, age_max = _zombie_ages(t, nd, lo, hi, oldest)
+    stored = dict(zip(_STORED, cols[len(ROW_HEADER):]))
+    stored["time_us"] = t
+    dying = nd > 0
+    stored["zombie_age_p50_s"] = np.where(dying, p50, 0.0)
+    stored["zombie_age_max_s"] = np.where(dying, age_max, 0.0)
+    out.update((k, stored[k]) for k in _COLUMN_NAMES)
+    out.update(_reps=reps, _interval=interval, _nd=nd, _lo=lo, _hi=hi, _oldest=oldest, _fresh=fresh != 0)
     return out
 
 
@@ -310,7 +346,7 @@ def expand_columns(pc: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
-def expand_points(parts: list[list[SamplePoint]], tags: list[int] | None = None) -> dict[str, np.ndarray]:
+def expand_points(parts: list[np.ndarray], tags: list[int] | None = None) -> dict[str, np.ndarray]:
     """Regular-interval sample columns of many machines' stored rows (``expand_columns`` of ``points_columns``)."""
     return expand_columns(points_columns(parts, tags))
 
@@ -325,7 +361,8 @@ def _zombie_ages_at(t: int, basis: tuple[int, int, int, int]) -> tuple[float, fl
 
 def _zombie_ages(t: np.ndarray, nd: np.ndarray, lo: np.ndarray, hi: np.ndarray,
                  oldest: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Median and oldest zombie age (s) at times ``t`` of dying sets given by their ``_age_basis``.
+    """Median and oldest zombie age (s) at times ``t`` of dying sets given by their age basis
+    (``sample_scan.age_basis``).
 
     The median is that of ``(t - offline_us) / 1e6`` as ``np.median`` computes it: the middle
     value, or the mean of the two middle ones (same float operations, so the same bits). Where
@@ -334,6 +371,14 @@ def _zombie_ages(t: np.ndarray, nd: np.ndarray, lo: np.ndarray, hi: np.ndarray,
     odd = (nd % 2) == 1
     p50 = np.where(odd, (t - lo) / 1e6, ((t - lo) / 1e6 + (t - hi) / 1e6) / 2)
     return p50, (t - oldest) / 1e6
+
+
+if not cython.compiled:  # compiled: the C version in metrics.pxd (one resize, stores through the buffer)
+    def extend_q(a: array, vals: tuple) -> int:
+        """Append the ints of ``vals`` to the int64 array ``a`` (all, or none: an int that does not fit is an
+        OverflowError before ``a`` changes). Returns 0."""
+        a.extend(array("q", vals))
+        return 0
 
 
 def _released_rows(paths: list[str], rel: dict) -> dict[str, list]:

@@ -37,7 +37,7 @@ import pyarrow as pa
 
 from core.events import EventBatch
 from core.machine import Machine, MachineConfig
-from core.metrics import points_columns
+from core.metrics import Sampler, points_columns
 from core.policy import make_policy
 from replay.store import RunStore
 from traces.batches import machine_batches, read_parquet
@@ -297,7 +297,7 @@ class Shard:
         cached = self._frozen[i]
         if cached is None or cached[0] != m.changes:
             clock = m.clock()
-            m.with_clock((0, (0, -1, [], None, (0, 0, 0, 0))))  # the pickle holds no clock
+            m.with_clock((0, Sampler.blank_clock()))  # the pickle holds no clock
             try:
                 cached = (m.changes, pack(m))
             finally:

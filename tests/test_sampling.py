@@ -16,7 +16,7 @@ import pytest
 from core.events import EventBatch
 from core.invariants import check
 from core.machine import Machine, MachineConfig
-from core.metrics import SAMPLE_COLUMNS
+from core.metrics import ROW, SAMPLE_COLUMNS
 from core.ops import Flag, Op
 from core.policy import POLICY_NAMES, make_policy
 from tests.lifecycle import lifecycle_trace, never_made
@@ -85,7 +85,7 @@ def test_idle_day_is_one_stored_row_and_ages_exact(n_zombies: int) -> None:
     for m in (fast, ref):
         m.advance_to(DAY)
     # samples while the events ran (the last at <= 4 min), then one stored row for the idle rest of the day
-    reps = [p[2] for p in fast.sampler._points]
+    reps = list(fast.sampler._rows)[1::ROW]  # each stored row's repeat count
     assert len(reps) <= 5 and reps[-1] >= DAY // (60 * SEC) - 4
     a, b = fast.take_samples(), ref.take_samples()
     _assert_same(a, b)
@@ -255,3 +255,23 @@ def test_the_offline_order_keeps_ties_holes_and_a_clock_that_goes_back() -> None
     orphan = _zombie_machine(2)
     orphan.mem.children[0].discard(max(orphan.mem.children[0]))  # what a sample's held_child reads
     assert any(e.startswith("children[/#0]") for e in check(orphan))
+
+
+def test_rows_are_int64_fields_in_one_buffer_and_an_overflow_stores_nothing() -> None:
+    """A machine's stored rows are ``ROW`` int64 fields each in one typed buffer (no object per row);
+    a value that does not fit 64 bits is an error, as in the pure build, and leaves the stored rows as
+    they were."""
+    m = _zombie_machine(2)
+    m.advance_to(3_600 * SEC)
+    rows = m.sampler._rows
+    assert rows.typecode == "q" and len(rows) % ROW == 0 and len(rows) > 0
+    before = rows.tolist()
+    m.counters["oom_kills"] = 1 << 63
+    m.changes += 1
+    with pytest.raises(OverflowError):
+        m.advance_to(4 * 3_600 * SEC)
+    assert m.sampler._rows.tolist() == before
+    m.counters["oom_kills"] = 0
+    m.advance_to(4 * 3_600 * SEC)
+    pts = m.take_sample_points()
+    assert pts.dtype == np.int64 and pts.shape[1] == ROW
