@@ -23,8 +23,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import queue
+import threading
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -37,6 +39,7 @@ from replay.shard import Samples, concat_samples
 from replay.waves import read_spilled
 from traces.io import atomic_write
 
+T = TypeVar("T")
 TABLES = ("machines", "fleet", "jobs")  #: one directory (Parquet dataset) each in a run directory
 PER_POLICY_FILES = ("machines.parquet", "fleet.parquet", "jobs.parquet", "summary.json")
 SUMMARIES = "summaries"  #: directory of the per-policy summaries
@@ -80,11 +83,11 @@ def stream_parquet(parts: Iterable[Samples], order: Iterable[str] | None = None,
     With ``sink`` (a path or a file) the bytes go there and b"" is returned, so a cell-scale table
     is never whole in memory, not even compressed."""
     buf = io.BytesIO() if sink is None else sink
-    writer, keys = None, list(order) if order is not None else None
-    for chunk in _rechunked(c for part in parts if part for c in _chunks(part)):
-        if keys is None:
-            keys = [k for k in chunk if k not in POINT_COLUMNS]
-        table = pa.table({k: chunk[k] for k in keys if k in chunk})
+    writer = None
+    chunks = _rechunked(c for part in parts if part for c in _chunks(part))
+    # the next chunk is read, expanded and made a table in a thread while this one is encoded and compressed
+    # (Arrow's Parquet writer runs without the GIL): the same tables in the same order, so the same bytes
+    for table in ahead(_arrow_tables(chunks, order)):
         if writer is None:
             writer = pq.ParquetWriter(buf, table.schema, compression="zstd")
         writer.write_table(table, row_group_size=ROW_GROUP)
@@ -93,6 +96,59 @@ def stream_parquet(parts: Iterable[Samples], order: Iterable[str] | None = None,
     else:
         writer.close()
     return buf.getvalue() if sink is None else b""
+
+
+def _arrow_tables(chunks: Iterable[Samples], order: Iterable[str] | None) -> Iterator[pa.Table]:
+    # each chunk as an Arrow table of the columns of ``order`` (default: the first chunk's, less POINT_COLUMNS)
+    keys = list(order) if order is not None else None
+    for chunk in chunks:
+        if keys is None:
+            keys = [k for k in chunk if k not in POINT_COLUMNS]
+        yield pa.table({k: chunk[k] for k in keys if k in chunk})
+
+
+def ahead(items: Iterable[T], depth: int = 1) -> Iterator[T]:
+    """The items of ``items``, produced by a thread that runs up to ``depth`` items ahead of the caller.
+
+    The producer's exception is raised here, at the item it failed on, after the items before it.
+    If the caller stops early (the generator is closed or collected), the producer stops at its next
+    item and nothing is left running.
+    """
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def put(x: object) -> bool:  # False once the consumer has gone
+        while not stop.is_set():
+            try:
+                q.put(x, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for x in items:
+                if not put((x, None)):
+                    return
+            put((done, None))
+        except BaseException as e:  # handed to the consumer, raised there
+            put((done, e))
+
+    t = threading.Thread(target=produce, name="outputs-ahead", daemon=True)
+    t.start()
+    try:
+        while True:
+            x, err = q.get()
+            if x is done:
+                if err is not None:
+                    raise err
+                return
+            yield x
+    finally:
+        stop.set()
+        t.join()
 
 
 def _chunks(s: Samples) -> Iterator[Samples]:

@@ -179,3 +179,38 @@ def test_holders_plot_draws_overlapping_causes_as_lines_on_one_scale():
 def test_compare_on_an_empty_directory_fails_clearly(tmp_path, capsys):
     assert compare_main([str(tmp_path)]) == 1
     assert "no summaries/policy=*/seed=*/summary.json" in capsys.readouterr().err
+
+
+def test_ahead_keeps_order_raises_where_the_producer_failed_and_stops_when_the_caller_does() -> None:
+    """``ahead`` (the writer's read-ahead thread): the items in order; a producer's error raised after
+    the items before it; a caller that stops early leaves no producer running."""
+    import threading
+
+    from replay.outputs import ahead
+
+    assert list(ahead(iter(range(100)), depth=3)) == list(range(100))
+
+    def failing():
+        yield from (1, 2)
+        raise ValueError("bad wave file")
+
+    got = []
+    with pytest.raises(ValueError, match="bad wave file"):
+        for x in ahead(failing()):
+            got.append(x)
+    assert got == [1, 2]
+
+    produced = []
+
+    def endless():
+        i = 0
+        while True:
+            produced.append(i)
+            yield i
+            i += 1
+
+    it = ahead(endless())
+    assert [next(it) for _ in range(5)] == [0, 1, 2, 3, 4]
+    it.close()
+    assert not any(t.name == "outputs-ahead" for t in threading.enumerate())
+    assert len(produced) <= 5 + 2  # at most the queue's item and the one being put when the caller left
