@@ -19,3 +19,7 @@ cdef inline int extend_q(array a, tuple vals) except -1:
         resize_smart(a, n)
         raise
     return 0
+from core.memcg cimport MemcgTable
+from core.zombie_gauges cimport ZombieGauges
+
+cdef int _fill_row(array rows, MachineState m, long long t_us, long long interval) except -1

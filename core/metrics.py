@@ -22,7 +22,7 @@ from core.memcg import ROOT
 from core.page_counter import nr_free_pages
 from core.pages import PAGE, PARKED, St
 from core.sample_scan import HELD_GAUGES, misattributed_pages, usage_scan
-from core.zombie_gauges import online_slots
+from core.zombie_gauges import NR_HELD, online_slots
 
 try:
     import cython
@@ -30,7 +30,9 @@ except ImportError:  # no Cython: the pure model needs only ``cython.compiled``
     from core import _cyshim as cython
 
 if TYPE_CHECKING:
+    from core.memcg import MemcgTable
     from core.state import MachineState
+    from core.zombie_gauges import ZombieGauges
 
 
 #: Cumulative event counters of a machine (``core.counters``, where ``core.state`` reads them too).
@@ -210,6 +212,9 @@ class Sampler:
 
     def _append(self, t_us: int) -> None:
         """Compute the state at ``t_us`` and append it as a new row (``ROW_HEADER``, then ``_STORED``)."""
+        if cython.compiled:  # the same fields, stored by C from the typed state (``_fill_row``)
+            _fill_row(self._rows, self.machine, t_us, self.interval)
+            return
         z, basis = self._zombies()
         extend_q(self._rows, (t_us, 1, self.interval, 1, *basis, *z, *self._usage(), *self._counters()))
 
@@ -371,6 +376,69 @@ def _zombie_ages(t: np.ndarray, nd: np.ndarray, lo: np.ndarray, hi: np.ndarray,
     odd = (nd % 2) == 1
     p50 = np.where(odd, (t - lo) / 1e6, ((t - lo) / 1e6 + (t - hi) / 1e6) / 2)
     return p50, (t - oldest) / 1e6
+
+
+def _fill_row(rows: array, m: MachineState, t_us: cython.longlong, interval: cython.longlong) -> cython.int:
+    """``Sampler._append`` of the compiled build: the fields the pure build computes (``_zombies``, ``_usage``,
+    ``_counters``), in the same order, stored through the buffer of ``rows`` (grown by one row) instead of
+    made Python ints in tuples first. A product over 64 bits is an OverflowError (overflowcheck) and
+    ``rows`` keeps its length, as with ``extend_q``. Returns 0."""
+    if not cython.compiled:
+        raise RuntimeError("_fill_row stores through the row buffer: compiled build only")
+    mem: MemcgTable = m.mem
+    zg: ZombieGauges = mem.zg
+    zg.refresh(mem)
+    counters: dict = m.counters
+    page: cython.longlong = PAGE
+    if len(counters) != len(COUNTERS):
+        raise RuntimeError(f"machine counters {sorted(set(counters) ^ set(COUNTERS))} are not COUNTERS")
+    basis: tuple = zg.basis
+    totals, misattributed, parked = usage_scan(m)
+    nd: cython.longlong = len(mem.dying)
+    online: cython.longlong = online_slots(mem) - 1 - len(mem.hidden)
+    cost: cython.longlong = m.memcg_cost
+    hidden: cython.longlong = 0
+    for x in mem.hidden:
+        hidden += mem.own_pages(x)
+    n: cython.Py_ssize_t = len(rows)
+    resize_smart(rows, n + ROW)  # type: ignore[name-defined]  # cimported (metrics.pxd)
+    p: cython.p_longlong = rows.data.as_longlongs + n
+    held: cython.p_longlong = zg.held.data.as_longlongs
+    k: cython.Py_ssize_t
+    try:
+        p[0], p[1], p[2], p[3] = t_us, 1, interval, 1
+        p[4], p[5], p[6], p[7] = basis[0], basis[1], basis[2], basis[3]
+        p[8], p[9], p[10], p[11] = online, nd, online * cost, nd * cost
+        p[12] = nd * cython.cast(cython.longlong, m.percpu_bytes)
+        for k in range(NR_HELD):
+            p[13 + k] = held[k]
+        p[23], p[24] = zg.charged_sum * page, zg.swapped_sum * page
+        for k in range(5):  # anon, file, shmem, kmem, sock
+            p[25 + k] = cython.cast(cython.longlong, totals[k]) * page
+        p[30] = m.swap_used * page
+        p[31] = max(nr_free_pages(m), 0) * page
+        p[32] = cython.cast(cython.longlong, misattributed) * page
+        p[33] = cython.cast(cython.longlong, mem.own_pages(ROOT)) * page
+        p[34] = mem.ids_in_use
+        p[35] = cython.cast(cython.longlong, parked) * page
+        p[36] = hidden * page
+        p[37] = cython.cast(cython.longlong, totals[5]) * page
+        k = 38
+        for v in counters.values():
+            p[k] = v
+            k += 1
+    except BaseException:
+        resize_smart(rows, n)  # type: ignore[name-defined]
+        raise
+    return 0
+
+
+if _STORED[:30] != ("memcgs_online", "memcgs_dying", "cost_online_bytes", "cost_dying_bytes", "percpu_dying_bytes",
+                    *HELD_GAUGES, "zombie_charged_bytes", "zombie_swap_bytes", "anon_bytes", "file_bytes",
+                    "shmem_bytes", "kmem_bytes", "sock_bytes", "swap_bytes", "free_bytes", "misattributed_bytes",
+                    "root_charged_bytes", "ids_in_use", "parked_bytes", "smemcg_bytes", "borrowed_bytes") \
+        or _STORED[30:] != tuple(COUNTERS) or len(HELD_GAUGES) != NR_HELD:
+    raise ImportError("_fill_row's field positions are not the stored columns'")
 
 
 if not cython.compiled:  # compiled: the C version in metrics.pxd (one resize, stores through the buffer)

@@ -16,6 +16,7 @@ cdef class ZombieGauges:
 
     cpdef mark(self, Py_ssize_t m)
     cpdef lifecycle(self, Py_ssize_t m)
+    cpdef refresh(self, object mem)
     cpdef tuple gauges(self, object mem)
     cpdef _recount(self, object mem)
 

@@ -90,14 +90,19 @@ class ZombieGauges:
         self.mark(m)
         self.reordered = True
 
-    def gauges(self, mem: MemcgTable) -> tuple:
-        """The totals now (``mem``: the ``MemcgTable``), each marked slot recounted first. Out: (the held
-        counts in ``HELD_GAUGES`` order, the dying memcgs' charged pages, their swap pages, ``age_basis``)."""
+    def refresh(self, mem: MemcgTable) -> None:
+        """Bring the totals up to date (``mem``: the ``MemcgTable``): each marked slot recounted, and the
+        offline order's basis if the dying set changed."""
         if self.dirty:
             self._recount(mem)
         if self.reordered:
             self.basis = order_basis(mem.dying_order, mem.dying_off, len(mem.dying))
             self.reordered = False
+
+    def gauges(self, mem: MemcgTable) -> tuple:
+        """The totals now (``refresh`` first). Out: (the held counts in ``HELD_GAUGES`` order, the dying
+        memcgs' charged pages, their swap pages, ``age_basis``)."""
+        self.refresh(mem)
         h = self.held
         return (h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9]), self.charged_sum, self.swapped_sum, self.basis
 

@@ -275,3 +275,27 @@ def test_rows_are_int64_fields_in_one_buffer_and_an_overflow_stores_nothing() ->
     m.advance_to(4 * 3_600 * SEC)
     pts = m.take_sample_points()
     assert pts.dtype == np.int64 and pts.shape[1] == ROW
+
+
+@pytest.mark.parametrize("policy", POLICY_NAMES)
+def test_a_stored_row_is_the_pure_builds_fields(policy: str) -> None:
+    """A stored row (compiled: filled by C from the typed state) holds what the pure build computes from
+    ``_zombies``, ``_usage`` and the counters, field for field, after a generated trace's first hours
+    (zombies, and under smemcg hidden memcgs, under deferred recharge parked pages)."""
+    from core.metrics import ROW_HEADER
+    from traces.batches import machine_batches
+    from traces.generate import PRESETS, generate
+
+    m = Machine(MachineConfig(mem_bytes=1 << 30, sample_interval_us=60 * SEC), make_policy(policy), "g")
+    for _, b in machine_batches(generate(PRESETS["tiny"], seed=5), source="g"):
+        m.apply(b)
+        break
+    s = m.sampler
+    t = m.now_us + 7
+    z, basis = s._zombies()
+    want = [t, 1, s.interval, 1, *basis, *z, *s._usage(), *s._counters()]
+    s._rows = type(s._rows)("q")
+    s._append(t)
+    assert len(want) == ROW == len(ROW_HEADER) + len(SAMPLE_COLUMNS) - 3
+    assert list(s._rows) == want
+    assert z[1] > 0  # the row has zombies to count
