@@ -401,7 +401,7 @@ def _fill_row(rows: array, m: MachineState, t_us: cython.longlong, interval: cyt
     for x in mem.hidden:
         hidden += mem.own_pages(x)
     n: cython.Py_ssize_t = len(rows)
-    resize_smart(rows, n + ROW)  # type: ignore[name-defined]  # cimported (metrics.pxd)
+    resize_smart(rows, n + ROW)  # type: ignore[name-defined]  # noqa: F821  (cimported: metrics.pxd)
     p: cython.p_longlong = rows.data.as_longlongs + n
     held: cython.p_longlong = zg.held.data.as_longlongs
     k: cython.Py_ssize_t
@@ -428,7 +428,7 @@ def _fill_row(rows: array, m: MachineState, t_us: cython.longlong, interval: cyt
             p[k] = v
             k += 1
     except BaseException:
-        resize_smart(rows, n)  # type: ignore[name-defined]
+        resize_smart(rows, n)  # type: ignore[name-defined]  # noqa: F821
         raise
     return 0
 
