@@ -54,12 +54,15 @@ class _Handler(TCPFakeRequestHandler):
 
 def main() -> None:
     """Serve on a free loopback port until terminated, printing the port first."""
-    srv = TcpFakeServer(("127.0.0.1", 0), server_type="redis")
-    srv.RequestHandlerClass = _Handler
-    print(srv.server_address[1], flush=True)
+    # Ctrl-C reaches the whole foreground group: the run that started the server says what happened, so the
+    # server stops without a word, wherever the signal finds it (printing its port included: the reader may
+    # already have the port when the interrupt is raised, as the print returns)
     try:
+        srv = TcpFakeServer(("127.0.0.1", 0), server_type="redis")
+        srv.RequestHandlerClass = _Handler
+        print(srv.server_address[1], flush=True)
         srv.serve_forever()
-    except KeyboardInterrupt:  # Ctrl-C reaches the whole foreground group: the run that started it says what happened
+    except KeyboardInterrupt:
         pass
 
 
