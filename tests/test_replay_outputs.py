@@ -185,6 +185,7 @@ def test_ahead_keeps_order_raises_where_the_producer_failed_and_stops_when_the_c
     """``ahead`` (the writer's read-ahead thread): the items in order; a producer's error raised after
     the items before it; a caller that stops early leaves no producer running."""
     import threading
+    import time
 
     from replay.outputs import ahead
 
@@ -194,11 +195,10 @@ def test_ahead_keeps_order_raises_where_the_producer_failed_and_stops_when_the_c
         yield from (1, 2)
         raise ValueError("bad wave file")
 
-    got = []
+    got = ahead(failing())
+    assert [next(got), next(got)] == [1, 2]
     with pytest.raises(ValueError, match="bad wave file"):
-        for x in ahead(failing()):
-            got.append(x)
-    assert got == [1, 2]
+        next(got)
 
     produced = []
 
@@ -211,6 +211,11 @@ def test_ahead_keeps_order_raises_where_the_producer_failed_and_stops_when_the_c
 
     it = ahead(endless())
     assert [next(it) for _ in range(5)] == [0, 1, 2, 3, 4]
+    inner = ahead(iter("ab"))  # made while the worker is busy: a thread of its own
+    assert list(inner) == ["a", "b"]
     it.close()
+    n = len(produced)
+    time.sleep(0.3)
+    assert len(produced) == n <= 5 + 2  # stopped: at most the queue's item and the one being put
     assert not any(t.name == "outputs-ahead" for t in threading.enumerate())
-    assert len(produced) <= 5 + 2  # at most the queue's item and the one being put when the caller left
+    assert list(ahead(iter(range(3)))) == [0, 1, 2]  # the worker serves the next call
