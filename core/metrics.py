@@ -192,7 +192,9 @@ class Sampler:
         if n:
             self._last = rows[n - ROW:]
         self._rows = array("q")
-        return np.frombuffer(rows, dtype=np.int64).reshape(-1, ROW)
+        # a copy, not a view: no caller can keep the buffer exported (the compiled build's resize does not
+        # check for views, so a row appended to a viewed buffer could move it under the view)
+        return np.frombuffer(rows, dtype=np.int64).reshape(-1, ROW).copy()
 
     def take(self) -> dict[str, np.ndarray]:
         """Samples taken since the last call, as regular-interval int64/float64 columns; the buffer is emptied."""
