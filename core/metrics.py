@@ -100,10 +100,9 @@ if tuple(k for k in SAMPLE_COLUMNS if k.endswith("_s")) != _FLOAT_COLUMNS or _CO
 #: the sample columns a stored row holds, in order (``time_us`` and the ages come from its header)
 _STORED = tuple(k for k in _COLUMN_NAMES if k != "time_us" and k not in _FLOAT_COLUMNS)
 #: a stored row: int64 fields, this header then ``_STORED``'s values. ``t``: the time of its first sample;
-#: ``reps``: how many consecutive samples it stands for; ``interval``: their spacing; ``fresh``: 1 if its
-#: values were computed at its first sample, 0 if carried over a ``take``; ``nd``/``lo``/``hi``/``oldest``:
-#: the zombie-age basis (``sample_scan.age_basis``) the ages of each of its samples are derived from
-ROW_HEADER = ("t", "reps", "interval", "fresh", "nd", "lo", "hi", "oldest")
+#: ``reps``: how many consecutive samples it stands for; ``interval``: their spacing; ``nd``/``lo``/``hi``/
+#: ``oldest``: the zombie-age basis (``sample_scan.age_basis``) the ages of each of its samples are derived from
+ROW_HEADER = ("t", "reps", "interval", "nd", "lo", "hi", "oldest")
 ROW = len(ROW_HEADER) + len(_STORED)
 _REPS = 1
 
@@ -218,15 +217,16 @@ class Sampler:
             _fill_row(self._rows, self.machine, t_us, self.interval)
             return
         z, basis = self._zombies()
-        extend_q(self._rows, (t_us, 1, self.interval, 1, *basis, *z, *self._usage(), *self._counters()))
+        # (the row made first: an int that does not fit 64 bits is an OverflowError before ``_rows`` changes)
+        self._rows.extend(array("q", (t_us, 1, self.interval, *basis, *z, *self._usage(), *self._counters())))
 
     def _carry(self, t_us: int, k: int) -> None:
-        """Append the last row taken again, standing for ``k`` samples from ``t_us``, marked not fresh."""
+        """Append the last row taken again, standing for ``k`` samples from ``t_us``."""
         rows, last = self._rows, self._last
         assert last is not None
         base = len(rows)
         rows.extend(last)
-        rows[base], rows[base + _REPS], rows[base + 3] = t_us, k, 0
+        rows[base], rows[base + _REPS] = t_us, k
 
     def _counters(self) -> list:
         """The machine's counters' values, in ``COUNTERS`` order."""
@@ -296,7 +296,7 @@ class Sampler:
 
 
 #: columns that ``points_columns`` adds to the stored rows, for ``expand_columns``
-POINT_COLUMNS = ("_reps", "_interval", "_nd", "_lo", "_hi", "_oldest", "_fresh")
+POINT_COLUMNS = ("_reps", "_interval", "_nd", "_lo", "_hi", "_oldest")
 
 
 def points_columns(parts: list[np.ndarray], tags: list[int] | None = None) -> dict[str, np.ndarray]:
@@ -315,41 +315,32 @@ def points_columns(parts: list[np.ndarray], tags: list[int] | None = None) -> di
     if rows.ndim != 2 or rows.shape[1] != ROW:
         raise ValueError(f"sample rows of shape {rows.shape}, not (n, {ROW})")
     cols = np.ascontiguousarray(rows.T)  # one transpose: each field a contiguous row of it
-    t, reps, interval, fresh, nd, lo, hi, oldest = cols[:len(ROW_HEADER)]
-    p50, age_max = _zombie_ages(t, nd, lo, hi, oldest)
+    t, reps, interval, nd, lo, hi, oldest = cols[:len(ROW_HEADER)]
     stored = dict(zip(_STORED, cols[len(ROW_HEADER):]))
     stored["time_us"] = t
-    dying = nd > 0
-    stored["zombie_age_p50_s"] = np.where(dying, p50, 0.0)
-    stored["zombie_age_max_s"] = np.where(dying, age_max, 0.0)
+    stored["zombie_age_p50_s"], stored["zombie_age_max_s"] = _age_columns(t, nd, lo, hi, oldest)
     out.update((k, stored[k]) for k in _COLUMN_NAMES)
-    out.update(_reps=reps, _interval=interval, _nd=nd, _lo=lo, _hi=hi, _oldest=oldest, _fresh=fresh != 0)
+    out.update(_reps=reps, _interval=interval, _nd=nd, _lo=lo, _hi=hi, _oldest=oldest)
     return out
 
 
 def expand_columns(pc: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Regular-interval sample columns from compact ones (``points_columns``); others pass unchanged.
 
-    Each stored row is repeated for the samples it stands for; ``time_us`` and the zombie ages
-    of repeats (and of rows carried over a ``take``) are derived as ``Sampler`` describes.
+    Each stored row is repeated for the samples it stands for; ``time_us`` and the zombie ages of
+    every sample are derived from its row's time, interval and age basis, as ``Sampler`` describes
+    (so a caller may move a row's first time, as a chunk cut or the last sample does).
     """
     if "_reps" not in pc:
         return pc
     rep = pc["_reps"]
     out = {k: np.repeat(v, rep) for k, v in pc.items() if k not in POINT_COLUMNS}
-    if rep.size == 0 or (int(rep.max()) == 1 and bool(pc["_fresh"].all())):
-        return out  # every row was computed at its own time
-    first = np.repeat(np.cumsum(rep) - rep, rep)  # index of each sample's stored row
-    nth = np.arange(int(rep.sum()), dtype=np.int64) - first  # 0 for the stored row's first sample
-    t = out["time_us"] + nth * np.repeat(pc["_interval"], rep)
-    out["time_us"] = t
+    if rep.size and int(rep.max()) > 1:
+        first = np.repeat(np.cumsum(rep) - rep, rep)  # index of each sample's stored row
+        nth = np.arange(int(rep.sum()), dtype=np.int64) - first  # 0 for the stored row's first sample
+        out["time_us"] = out["time_us"] + nth * np.repeat(pc["_interval"], rep)
     nd, lo, hi, oldest = (np.repeat(pc[k], rep) for k in ("_nd", "_lo", "_hi", "_oldest"))
-    # rows computed at their own time keep their values; the others (repeats, rows carried over a take)
-    # are derived from their basis at their own time
-    derive = ((nth > 0) | ~np.repeat(pc["_fresh"], rep)) & (nd > 0)
-    p50, oldest_age = _zombie_ages(t, nd, lo, hi, oldest)
-    out["zombie_age_p50_s"] = np.where(derive, p50, out["zombie_age_p50_s"])
-    out["zombie_age_max_s"] = np.where(derive, oldest_age, out["zombie_age_max_s"])
+    out["zombie_age_p50_s"], out["zombie_age_max_s"] = _age_columns(out["time_us"], nd, lo, hi, oldest)
     return out
 
 
@@ -364,6 +355,14 @@ def _zombie_ages_at(t: int, basis: tuple[int, int, int, int]) -> tuple[float, fl
     nd, lo, hi, oldest = basis
     p50 = (t - lo) / 1e6 if nd % 2 == 1 else ((t - lo) / 1e6 + (t - hi) / 1e6) / 2
     return p50, (t - oldest) / 1e6
+
+
+def _age_columns(t: np.ndarray, nd: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                 oldest: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The two zombie-age columns at times ``t``: ``_zombie_ages``, and 0.0 where no memcg is dying."""
+    p50, age_max = _zombie_ages(t, nd, lo, hi, oldest)
+    dying = nd > 0
+    return np.where(dying, p50, 0.0), np.where(dying, age_max, 0.0)
 
 
 def _zombie_ages(t: np.ndarray, nd: np.ndarray, lo: np.ndarray, hi: np.ndarray,
@@ -384,7 +383,7 @@ def _fill_row(rows: array, m: MachineState, t_us: cython.longlong, interval: cyt
     """``Sampler._append`` of the compiled build: the fields the pure build computes (``_zombies``, ``_usage``,
     ``_counters``), in the same order, stored through the buffer of ``rows`` (grown by one row) instead of
     made Python ints in tuples first. A product over 64 bits is an OverflowError (overflowcheck) and
-    ``rows`` keeps its length, as with ``extend_q``. Returns 0."""
+    ``rows`` keeps its length, as in the pure build. Returns 0."""
     if not cython.compiled:
         raise RuntimeError("_fill_row stores through the row buffer: compiled build only")
     mem: MemcgTable = m.mem
@@ -408,24 +407,24 @@ def _fill_row(rows: array, m: MachineState, t_us: cython.longlong, interval: cyt
     held: cython.p_longlong = zg.held.data.as_longlongs
     k: cython.Py_ssize_t
     try:
-        p[0], p[1], p[2], p[3] = t_us, 1, interval, 1
-        p[4], p[5], p[6], p[7] = basis[0], basis[1], basis[2], basis[3]
-        p[8], p[9], p[10], p[11] = online, nd, online * cost, nd * cost
-        p[12] = nd * cython.cast(cython.longlong, m.percpu_bytes)
+        p[0], p[1], p[2] = t_us, 1, interval
+        p[3], p[4], p[5], p[6] = basis[0], basis[1], basis[2], basis[3]
+        p[7], p[8], p[9], p[10] = online, nd, online * cost, nd * cost
+        p[11] = nd * cython.cast(cython.longlong, m.percpu_bytes)
         for k in range(NR_HELD):
-            p[13 + k] = held[k]
-        p[23], p[24] = zg.charged_sum * page, zg.swapped_sum * page
+            p[12 + k] = held[k]
+        p[22], p[23] = zg.charged_sum * page, zg.swapped_sum * page
         for k in range(5):  # anon, file, shmem, kmem, sock
-            p[25 + k] = cython.cast(cython.longlong, totals[k]) * page
-        p[30] = m.swap_used * page
-        p[31] = max(nr_free_pages(m), 0) * page
-        p[32] = cython.cast(cython.longlong, misattributed) * page
-        p[33] = cython.cast(cython.longlong, mem.own_pages(ROOT)) * page
-        p[34] = mem.ids_in_use
-        p[35] = cython.cast(cython.longlong, parked) * page
-        p[36] = hidden * page
-        p[37] = cython.cast(cython.longlong, totals[5]) * page
-        k = 38
+            p[24 + k] = cython.cast(cython.longlong, totals[k]) * page
+        p[29] = m.swap_used * page
+        p[30] = max(nr_free_pages(m), 0) * page
+        p[31] = cython.cast(cython.longlong, misattributed) * page
+        p[32] = cython.cast(cython.longlong, mem.own_pages(ROOT)) * page
+        p[33] = mem.ids_in_use
+        p[34] = cython.cast(cython.longlong, parked) * page
+        p[35] = hidden * page
+        p[36] = cython.cast(cython.longlong, totals[5]) * page
+        k = 37
         for v in counters.values():
             p[k] = v
             k += 1
@@ -439,16 +438,8 @@ if _STORED[:30] != ("memcgs_online", "memcgs_dying", "cost_online_bytes", "cost_
                     *HELD_GAUGES, "zombie_charged_bytes", "zombie_swap_bytes", "anon_bytes", "file_bytes",
                     "shmem_bytes", "kmem_bytes", "sock_bytes", "swap_bytes", "free_bytes", "misattributed_bytes",
                     "root_charged_bytes", "ids_in_use", "parked_bytes", "smemcg_bytes", "borrowed_bytes") \
-        or _STORED[30:] != tuple(COUNTERS) or len(HELD_GAUGES) != NR_HELD:
+        or _STORED[30:] != tuple(COUNTERS) or len(HELD_GAUGES) != NR_HELD or len(ROW_HEADER) != 7:
     raise ImportError("_fill_row's field positions are not the stored columns'")
-
-
-if not cython.compiled:  # compiled: the C version in metrics.pxd (one resize, stores through the buffer)
-    def extend_q(a: array, vals: tuple) -> int:
-        """Append the ints of ``vals`` to the int64 array ``a`` (all, or none: an int that does not fit is an
-        OverflowError before ``a`` changes). Returns 0."""
-        a.extend(array("q", vals))
-        return 0
 
 
 def _released_rows(paths: list[str], rel: dict) -> dict[str, list]:

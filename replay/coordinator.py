@@ -114,7 +114,6 @@ def last_samples(s: Samples) -> Samples:
         t_last = w["time_us"] + (w["_reps"] - 1) * w["_interval"]
         sel = t_last == t_last.max()  # rows whose last sample is the latest one
         part = wide({k: v[sel] for k, v in s.items()})
-        part["_fresh"] = part["_fresh"] & (part["_reps"] == 1)  # a repeat's ages are derived
         part["time_us"], part["_reps"] = t_last[sel], np.ones(int(sel.sum()), dtype=np.int64)
         return expand_columns(part)
     return {k: v[s[TIME] == s[TIME].max()] for k, v in s.items()}

@@ -222,7 +222,6 @@ def _expanded_chunks(s: Samples):
         skip = lo - (int(ends[a - 1]) if a else 0)  # samples of row a already written
         part["_reps"][0] -= skip
         part["time_us"][0] += skip * int(part["_interval"][0])
-        part["_fresh"][0] = part["_fresh"][0] and skip == 0
         part["_reps"][-1] -= int(ends[b - 1]) - hi  # samples of the last row left for the next chunk
         yield expand_columns(part)
 

@@ -293,7 +293,7 @@ def test_a_stored_row_is_the_pure_builds_fields(policy: str) -> None:
     s = m.sampler
     t = m.now_us + 7
     z, basis = s._zombies()
-    want = [t, 1, s.interval, 1, *basis, *z, *s._usage(), *s._counters()]
+    want = [t, 1, s.interval, *basis, *z, *s._usage(), *s._counters()]
     s._rows = type(s._rows)("q")
     s._append(t)
     assert len(want) == ROW == len(ROW_HEADER) + len(SAMPLE_COLUMNS) - 3
