@@ -24,7 +24,10 @@ except ImportError:  # no Cython: the pure model needs only ``cython.compiled``
     from core import _cyshim as cython
 
 if TYPE_CHECKING:
+    from core.memcg import MemcgTable
     from core.state import MachineState
+if not cython.compiled:  # the compiled build cimports its C version (core/run_index.pxd)
+    from core.run_index import i32_at
 
 # plain ints for the per-event paths: an IntEnum member lookup costs about 160 ns in Python 3.11
 _DYING = int(State.DYING)
@@ -37,16 +40,22 @@ def css_put(machine: MachineState, m: cython.Py_ssize_t) -> None:
     still holds ``m`` is decided by ``css_release_work`` once the current handler is done, and
     its zombie gauges are recounted at the next sample (``core.zombie_gauges``).
     """
-    if machine.mem.state[m] == _DYING:
+    mem: MemcgTable = machine.mem
+    if i32_at(mem.state, m) == _DYING:
         machine.release_q.append(m)
-        machine.mem.zg.mark(m)
+        mem.zg.mark(m)
 
 
 def css_release_work(machine: MachineState) -> None:
     """Free every queued dying memcg that nothing holds any more, and its dying ancestors after it
-    (css_release_work_fn / css_free_rwork_fn), counting ``memcgs_freed``."""
+    (css_release_work_fn / css_free_rwork_fn), counting ``memcgs_freed`` (once, when some were: a memcg is
+    queued once per reference dropped, and most checks free nothing)."""
     q = machine.release_q
+    mem: MemcgTable = machine.mem
+    freed: cython.Py_ssize_t = 0
     while q:
         m = q.pop()
-        if machine.mem.state[m] == _DYING:
-            machine.counters["memcgs_freed"] += machine.mem.try_release(m, machine.now_us)
+        if i32_at(mem.state, m) == _DYING:
+            freed += mem.try_release(m, machine.now_us)
+    if freed:
+        machine.counters["memcgs_freed"] += freed

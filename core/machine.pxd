@@ -3,3 +3,4 @@
 from core.events cimport TraceEvent
 from core.state cimport MachineState
 from core.cgroup cimport css_release_work
+from core.metrics cimport Sampler

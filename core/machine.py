@@ -139,7 +139,9 @@ class Machine(MachineState):
         if t_us > _MAX_TIME_US:
             raise OverflowError(f"time {t_us} us is past the machine clock's range (int64 microseconds)")
         self._flush_events()  # the samples and queued work below read the counters
-        sampler, queue = self.sampler, self.queue
+        ms: MachineState = self  # (compiled: the fields below at fixed offsets, the sampler's methods C calls)
+        sampler: Sampler = self.sampler
+        queue = self.queue
         # no cyclic GC while events and samples run: a collection would scan the machine's many
         # long-lived containers again each time (cyclic garbage, if any, waits for the end)
         collecting: cython.bint = gc.isenabled()
@@ -153,16 +155,16 @@ class Machine(MachineState):
                         # nothing changed since the last sample: every sample up to the next
                         # queued work (or t_us) repeats it, at O(1) whatever the stretch's length
                         sampler.idle_until(t_us if qt is None else min(t_us, qt))
-                        self.now_us = max(self.now_us, sampler.next_us - sampler.interval)
+                        ms.now_us = max(ms.now_us, sampler.next_us - sampler.interval)
                     else:
-                        self.now_us = max(self.now_us, st)
+                        ms.now_us = max(ms.now_us, st)
                         sampler.sample(st)
                 elif qt is not None and qt <= t_us:
                     when, _, fn, args = heapq.heappop(queue)
-                    self.now_us = max(self.now_us, when)
+                    ms.now_us = max(ms.now_us, when)
                     fn(self, *args)
-                    css_release_work(self)
-                    self.changes += 1
+                    css_release_work(ms)
+                    ms.changes += 1
                 else:
                     break
         finally:

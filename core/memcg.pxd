@@ -6,7 +6,7 @@
 # the other fields keep Python object type.
 
 from cpython.array cimport array
-from core.run_index cimport append_int, store_int
+from core.run_index cimport append_int, i32_at, i64_at, store_int
 from core.zombie_gauges cimport ZombieGauges
 
 
@@ -59,10 +59,13 @@ cdef class MemcgTable:
     cdef public ZombieGauges zg
 
     # the per-charge walks: C calls from compiled modules that know a table is a MemcgTable
-    cpdef charge(self, Py_ssize_t m, object pages)
+    cpdef charge(self, Py_ssize_t m, long long pages)
+    cpdef charge_swap(self, Py_ssize_t m, long long pages)
+    cpdef count_refault(self, Py_ssize_t m, long long pages)
     cpdef Py_ssize_t over_limit(self, Py_ssize_t m, object pages) except? -2
     cpdef list over_high(self, Py_ssize_t m)
     cpdef Py_ssize_t nearest_online(self, Py_ssize_t m) except -1
+    cpdef long long own_pages(self, Py_ssize_t m) except? -1
     # the lifecycle of a memcg (mkdir, rmdir, offline, release): C calls once per pod and memcg
     cpdef Py_ssize_t _new_slot(self, str path, Py_ssize_t parent, long long now) except -1
     cpdef tuple mkdir(self, str path, long long now)
@@ -70,7 +73,7 @@ cdef class MemcgTable:
     cpdef offline(self, Py_ssize_t m, long long now)
     cpdef put_id(self, Py_ssize_t m)
     cpdef bint held(self, Py_ssize_t m) except -1
-    cpdef object try_release(self, Py_ssize_t m, long long now)
+    cpdef Py_ssize_t try_release(self, Py_ssize_t m, long long now) except -1
     cpdef _release(self, Py_ssize_t m, long long now)
 
 
@@ -83,3 +86,23 @@ cdef long long _I64_MIN, _I64_MAX
 # a slot past the table raises as in the pure build; ``col[m] += n`` on an int32 column
 cpdef int check_slot(MemcgTable table, Py_ssize_t m) except -1
 cpdef int add_i32(array col, Py_ssize_t m, long long n) except -1
+
+
+cdef inline Py_ssize_t over_limit_c(MemcgTable t, Py_ssize_t m, long long n) except? -3:
+    # MemcgTable.over_limit's walk for a C ``n`` (try_charge_memcg's), through the columns' buffers and
+    # without making ``n`` a Python int: the first memcg from ``m`` up whose usage + n breaks its max, or -1;
+    # -2 when ``m`` is not a slot of the table or a sum does not fit 64 bits (the method's own path decides)
+    cdef long long u
+    cdef long long *cu = t.usage.data.as_longlongs
+    cdef long long *cmax = t.max.data.as_longlongs
+    cdef int *cparent = t.parent.data.as_ints
+    if not 0 <= m < t.parent.ob_size:
+        return -2
+    while m >= 0:
+        u = cu[m]
+        if (n > 0 and u > _I64_MAX - n) or (n < 0 and u < _I64_MIN - n):
+            return -2
+        if u + n > cmax[m]:
+            return m
+        m = cparent[m]
+    return -1

@@ -38,7 +38,7 @@ try:
 except ImportError:  # no Cython: the pure model needs only ``cython.compiled``
     from core import _cyshim as cython
 if not cython.compiled:  # the compiled build cimports their C versions (core/run_index.pxd)
-    from core.run_index import append_int, store_int
+    from core.run_index import append_int, i32_at, i64_at, store_int
 
 ROOT = 0
 UNLIMITED = 1 << 62
@@ -265,10 +265,10 @@ class MemcgTable:
 
     def rmdir_check(self, m: cython.Py_ssize_t) -> Errno:
         """EBUSY while tasks or online children remain (cgroup_destroy_locked)."""
-        if self.ntasks[m] > 0:
+        if i32_at(self.ntasks, m) > 0:
             return _EBUSY
         for c in self.children[m]:  # (a loop: a generator cannot be compiled into a C method)
-            if self.state[c] == _ONLINE:
+            if i32_at(self.state, c) == _ONLINE:
                 return _EBUSY
         return _EOK
 
@@ -278,19 +278,19 @@ class MemcgTable:
         mem_cgroup_css_offline -> mem_cgroup_id_put: the ID stays only while swap
         records hold it. Ancestors count one more dying descendant.
         """
-        self.state[m] = _DYING
-        self.offline_us[m] = now
+        store_int(self.state, m, _DYING)
+        store_int(self.offline_us, m, now)
         del self.by_path[self.path[m]]
         self.dying.add(m)
         _dying.enlist(self, m, now)  # (and its ancestors count one more dying descendant)
         self.zg.lifecycle(m)
-        if self.swap[m] == 0:
+        if i32_at(self.swap, m) == 0:
             self.put_id(m)
 
     def put_id(self, m: cython.Py_ssize_t) -> None:
         """Give back the memcg's ID (mem_cgroup_id_remove) if it still holds one."""
-        if self.holds_id[m]:
-            self.holds_id[m] = 0
+        if i32_at(self.holds_id, m):
+            store_int(self.holds_id, m, 0)
             self.ids_in_use -= 1
 
     def held(self, m: cython.Py_ssize_t) -> cython.bint:
@@ -309,28 +309,29 @@ class MemcgTable:
 
         Returns how many memcgs were freed (css_release_work_fn / css_free_rwork_fn).
         """
-        freed = 0
-        while m > ROOT and self.state[m] == _DYING and not self.held(m):
+        freed: cython.Py_ssize_t = 0
+        while m > ROOT and i32_at(self.state, m) == _DYING and not self.held(m):
             self._release(m, now)
             freed += 1
-            m = self.parent[m]
+            m = i32_at(self.parent, m)
         return freed
 
     def _release(self, m: cython.Py_ssize_t, now: cython.longlong) -> None:
-        self.state[m] = _FREED
+        store_int(self.state, m, _FREED)
         self.dying.discard(m)
         _dying.unlist(self, m)  # (and its ancestors count one dying descendant less)
         self.zg.lifecycle(m)
-        self.zg.mark(self.parent[m])  # (a live child less: the parent's held_child)
+        p: cython.Py_ssize_t = i32_at(self.parent, m)
+        self.zg.mark(p)  # (a live child less: the parent's held_child)
         self.put_id(m)
-        self.children[self.parent[m]].discard(m)
+        self.children[p].discard(m)
         self.released_paths.append(self.path[m])
         rel = self.released
-        append_int(rel["born_us"], self.born_us[m])
-        append_int(rel["offline_us"], self.offline_us[m])
+        append_int(rel["born_us"], i64_at(self.born_us, m))
+        append_int(rel["offline_us"], i64_at(self.offline_us, m))
         append_int(rel["freed_us"], now)
-        append_int(rel["peak_pages"], self.peak[m])
-        append_int(rel["oom_kills"], self.oom_kill[m])
+        append_int(rel["peak_pages"], i64_at(self.peak, m))
+        append_int(rel["oom_kills"], i32_at(self.oom_kill, m))
         self.free_slots.append(m)
 
     def take_released(self) -> tuple[list[str], dict[str, array[int]]]:
@@ -350,7 +351,7 @@ class MemcgTable:
     # chain stays inside it. C sums are overflow-checked (setup.py), and stored in an int32 column
     # only when they fit (``add_i32``): an overflow is an OverflowError in both builds.
 
-    def charge(self, m: cython.Py_ssize_t, pages) -> None:  # pages: int (a Python int in both builds)
+    def charge(self, m: cython.Py_ssize_t, pages: cython.longlong) -> None:
         """Add ``pages`` (an int) to the hierarchical usage of ``m`` and its ancestors (may be negative)."""
         if m < 0:
             return
@@ -371,20 +372,20 @@ class MemcgTable:
                 peak[m] = u
             m = parent[m]
 
-    def charge_swap(self, m: cython.Py_ssize_t, pages: int) -> None:
+    def charge_swap(self, m: cython.Py_ssize_t, pages: cython.longlong) -> None:
         """Add ``pages`` to hierarchical memory.swap.current of ``m`` and its ancestors."""
         su, parent = self.swap_usage, self.parent
         while m >= 0:
             add_i32(su, m, pages)
-            m = parent[m]
+            m = i32_at(parent, m)
 
-    def count_refault(self, m: cython.Py_ssize_t, pages: int) -> None:
+    def count_refault(self, m: cython.Py_ssize_t, pages: cython.longlong) -> None:
         """Count ``pages`` of page cache refaulted into ``m``: its own ``refault`` and the
         hierarchical ``refault_tree`` of ``m`` and its ancestors."""
         n: cython.longlong = pages
         tree: cython.p_longlong
         parent: cython.p_int
-        self.refault[m] += n  # by the array: a slot past the table raises before the walk below
+        store_int(self.refault, m, i64_at(self.refault, m) + n)  # a slot past the table raises before the walk
         if cython.compiled:
             tree, parent = self.refault_tree.data.as_longlongs, self.parent.data.as_ints
         else:
@@ -399,23 +400,11 @@ class MemcgTable:
         page_counter_try_charge walks from ``m`` to the root and fails at the first
         counter over its max; that counter's memcg is ``mem_over_limit``.
         """
-        u: cython.longlong
-        n: cython.longlong
-        cu: cython.p_longlong
-        cmax: cython.p_longlong
-        cparent: cython.p_int
-        if cython.compiled and 0 <= m < self.parent.ob_size and _I64_MIN <= pages <= _I64_MAX:
-            n = pages
-            cu, cmax, cparent = self.usage.data.as_longlongs, self.max.data.as_longlongs, self.parent.data.as_ints
-            while m >= 0:
-                u = cu[m]
-                if (n > 0 and u > _I64_MAX - n) or (n < 0 and u < _I64_MIN - n):
-                    break  # the sum does not fit 64 bits: the pure loop compares Python ints from here
-                if u + n > cmax[m]:
-                    return m
-                m = cparent[m]
-            else:
-                return -1
+        x: cython.Py_ssize_t
+        if cython.compiled and _I64_MIN <= pages <= _I64_MAX:  # the C walk (core/memcg.pxd); -2: this one decides
+            x = over_limit_c(self, m, pages)  # type: ignore[name-defined]  # noqa: F821  (memcg.pxd)
+            if x != -2:
+                return x
         usage, mx, parent = self.usage, self.max, self.parent
         while m >= 0:
             if usage[m] + pages > mx[m]:
@@ -435,9 +424,8 @@ class MemcgTable:
 
     def nearest_online(self, m: cython.Py_ssize_t) -> cython.Py_ssize_t:
         """``m`` if online, else its closest online ancestor (mem_cgroup_id_get_online)."""
-        state, parent = self.state, self.parent
-        while state[m] != _ONLINE:
-            m = parent[m]
+        while i32_at(self.state, m) != _ONLINE:
+            m = i32_at(self.parent, m)
         return m
 
     def subtree(self, m: int) -> list[int]:
@@ -459,9 +447,13 @@ class MemcgTable:
             m = parent[m]
         return False
 
-    def own_pages(self, m: int) -> int:
+    def own_pages(self, m: cython.Py_ssize_t) -> cython.longlong:
         """Pages charged directly to ``m`` (not its children): LRU folios, kmem, socket buffers, smemcg borrow."""
-        return self.anon[m] + self.file[m] + self.shmem[m] + self.kmem[m] + self.sock[m] + self.borrow[m]
+        s: cython.longlong = 0  # (a 64-bit sum of the int32 columns)
+        c: array
+        for c in (self.anon, self.file, self.shmem, self.kmem, self.sock, self.borrow):
+            s += i32_at(c, m)
+        return s
 
     def live(self) -> list[int]:
         """Slots of every online or dying memcg, root included, in slot order."""

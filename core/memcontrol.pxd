@@ -1,5 +1,5 @@
 # Compiled build: arguments annotated "MachineState" are typed, so their fields are read at fixed offsets.
-from core.memcg cimport check_slot
+from core.memcg cimport check_slot, over_limit_c
 from core.cgroup cimport css_put, css_release_work
 from core.kmem cimport memcg_reparent_objcgs
 from core.fs_writeback cimport wb_memcg_offline

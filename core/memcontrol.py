@@ -88,8 +88,10 @@ def try_charge_memcg(machine: MachineState, m: cython.Py_ssize_t, n: cython.long
             return False
     mem = machine.mem
     x: cython.Py_ssize_t
-    if cython.compiled:
-        x = mem.over_limit(m, n)  # a C loop over the columns' buffers
+    if cython.compiled:  # a C loop over the columns' buffers (core/memcg.pxd), ``n`` kept a C integer
+        x = over_limit_c(machine.mem, m, n)  # type: ignore[name-defined]  # noqa: F821  (memcg.pxd)
+        if x == -2:  # a slot past the table or a sum past 64 bits: the method raises or decides
+            x = mem.over_limit(m, n)
     else:
         usage, mx, parent = mem.usage, mem.max, mem.parent
         x = m  # mem.over_limit(m, n) inlined: the usual charge fits every ancestor's max
@@ -125,6 +127,8 @@ def try_charge_memcg(machine: MachineState, m: cython.Py_ssize_t, n: cython.long
 def mem_cgroup_handle_over_high(machine: MachineState, m: cython.Py_ssize_t) -> None:
     """mem_cgroup_handle_over_high (on return to user space, after the fault completed):
     reclaim each ancestor's excess over memory.high; never OOM."""
+    if not over_high_one(machine, m):  # the usual case, by a C walk: no list made
+        return
     for h in machine.mem.over_high(m):
         excess = machine.mem.usage[h] - machine.mem.high[h]
         if excess > 0:

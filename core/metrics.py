@@ -136,11 +136,11 @@ class Sampler:
         """Did the machine change (``MachineState.changes``) since the last full sample?"""
         return self.machine.changes != self._seen
 
-    def sample(self, t_us: int) -> None:
+    def sample(self, t_us: cython.longlong) -> None:
         """Record the state at ``t_us`` (a full row, or one more repeat of an unchanged one)."""
         rows = self._rows
         n: cython.Py_ssize_t = len(rows)
-        if self.dirty or self.full or (n == 0 and self._last is None):
+        if self.machine.changes != self._seen or self.full or (n == 0 and self._last is None):  # (``dirty``)
             self._append(t_us)
             self._seen = self.machine.changes
         elif n:
@@ -149,7 +149,7 @@ class Sampler:
             self._carry(t_us, 1)
         self.next_us = t_us + self.interval
 
-    def idle_until(self, t_us: int) -> None:
+    def idle_until(self, t_us: cython.longlong) -> None:
         """Take, as repeats of the last row, every sample due at or before ``t_us``.
 
         Only valid when ``can_idle()``: the caller (``Machine.advance_to``) checks that no
@@ -165,9 +165,9 @@ class Sampler:
             self._carry(self.next_us, k)
         self.next_us += k * self.interval
 
-    def can_idle(self) -> bool:
+    def can_idle(self) -> cython.bint:
         """True when the next samples may be taken as repeats of the last row."""
-        return not (self.dirty or self.full or (len(self._rows) == 0 and self._last is None))
+        return not (self.machine.changes != self._seen or self.full or (len(self._rows) == 0 and self._last is None))
 
     def clock(self) -> tuple:
         """The sampler's progress (what ``Machine.clock`` holds of it): next sample, the last full
@@ -211,7 +211,7 @@ class Sampler:
         return (t_us, z[0], nd, p50 if nd else 0.0, oldest if nd else 0.0, *z[2:], *self._usage(),
                 *self._counters())
 
-    def _append(self, t_us: int) -> None:
+    def _append(self, t_us: cython.longlong) -> None:
         """Compute the state at ``t_us`` and append it as a new row (``ROW_HEADER``, then ``_STORED``)."""
         if cython.compiled:  # the same fields, stored by C from the typed state (``_fill_row``)
             _fill_row(self._rows, self.machine, t_us, self.interval)

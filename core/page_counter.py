@@ -99,11 +99,14 @@ def mem_cgroup_charge_statistics(machine: MachineState, r: cython.Py_ssize_t, si
             else:
                 free_swap_slot(machine, m, -n)  # may stay parked in a CPU's slot cache for a while
             return 0
-        mem.swap[m] += n
+        if cython.compiled:
+            add_i32(mem.swap, m, n)
+        else:
+            mem.swap[m] += n
         if hier:
             mem.charge_swap(m, n)
             machine.swap_used += n
-        if sign < 0 and mem.swap[m] == 0 and mem.state[m] != _ONLINE:
+        if sign < 0 and i32_at(mem.swap, m) == 0 and i32_at(mem.state, m) != _ONLINE:
             mem.put_id(m)  # the last swap entry drops the ID (mem_cgroup_id_put_many)
     else:
         return 0

@@ -21,6 +21,16 @@ cdef inline int i32_at(array a, Py_ssize_t i) except? -1:
     return a.data.as_ints[i]
 
 
+cdef inline long long i64_at(array a, Py_ssize_t i) except? -1:
+    # run_index.i64_at in C: a[i] of an int64 column read through its buffer (negative index and IndexError
+    # as i32_at's)
+    if i < 0:
+        i += a.ob_size
+    if i < 0 or i >= a.ob_size:
+        raise IndexError("array index out of range")
+    return a.data.as_longlongs[i]
+
+
 cdef inline int insert_i32(array a, Py_ssize_t i, int v) except -1:
     # run_index.insert_i32 in C: grow by one element (over-allocating, as array.insert does), shift, store
     cdef Py_ssize_t n = a.ob_size

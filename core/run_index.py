@@ -151,6 +151,8 @@ if not cython.compiled:  # compiled: the C version in run_index.pxd (resize and 
 
     #: ``a[i]`` of an int32 column (the compiled build's C version reads its buffer): the array's own item read
     i32_at = array.__getitem__
+    #: ``a[i]`` of an int64 column (the compiled build's C version reads its buffer): the same item read
+    i64_at = array.__getitem__
     #: ``a[i] = v`` (the compiled build's C version stores through the buffer what fits): the array's own store
     store_int = array.__setitem__
 

@@ -81,6 +81,17 @@ def test_over_limit_finds_the_nearest_breached_max_without_overflowing() -> None
     assert mem.over_limit(b, -(1 << 62)) == -1
 
 
+def test_own_pages_sums_the_int32_columns_in_64_bits() -> None:
+    # compiled, the six columns are read through their buffers as C ints: the sum must not wrap at 32 bits
+    mem, a, b = _chain()
+    for col in (mem.anon, mem.file, mem.shmem, mem.kmem, mem.sock, mem.borrow):
+        col[b] = (1 << 31) - 1
+    assert mem.own_pages(b) == 6 * ((1 << 31) - 1)
+    assert mem.own_pages(a) == 0
+    with pytest.raises(IndexError):
+        mem.own_pages(99)
+
+
 def test_held_and_release_follow_the_columns() -> None:
     mem, a, b = _chain()
     mem.charge(b, 1)
