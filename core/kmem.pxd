@@ -1,6 +1,8 @@
 # Compiled build: arguments annotated "MachineState" are typed, so their fields are read at fixed offsets.
 from core.state cimport MachineState
 from core.cgroup cimport css_put
+from core.memcg cimport add_i32
+from core.run_index cimport i32_at, i64_at, store_int
 
 # kmem objects made, freed and reparented: C calls from core.syscalls, core.task and core.memcontrol
 cpdef Py_ssize_t kmem_new(MachineState machine, Py_ssize_t t, Py_ssize_t m, long long n, bint slab, str name) except -1

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from core.cgroup import css_put
+from core.memcg import add_i32
 
 try:
     import cython
@@ -21,6 +22,8 @@ except ImportError:  # no Cython: the pure model needs only ``cython.compiled``
 
 if TYPE_CHECKING:
     from core.state import MachineState
+if not cython.compiled:  # the compiled build cimports their C versions (core/run_index.pxd)
+    from core.run_index import i32_at, i64_at, store_int
 
 
 def kmem_new(machine: MachineState, t: cython.Py_ssize_t, m: cython.Py_ssize_t, n: cython.longlong, slab: cython.bint,
@@ -30,7 +33,7 @@ def kmem_new(machine: MachineState, t: cython.Py_ssize_t, m: cython.Py_ssize_t, 
     Slab objects (``slab``) belong to no task; kmem pages (stacks, page tables) are freed at the
     task's exit with it. Returns the object's slot.
     """
-    k = machine.free_kmem.pop() if machine.free_kmem else len(machine.k_memcg)
+    k: cython.Py_ssize_t = machine.free_kmem.pop() if machine.free_kmem else len(machine.k_memcg)
     if k == len(machine.k_memcg):  # a new slot: placeholders of each column's type, set below
         for ints in (machine.k_memcg, machine.k_pages, machine.k_task):
             ints.append(0)
@@ -64,10 +67,11 @@ def kmem_pins(machine: MachineState, k: cython.Py_ssize_t) -> cython.bint:
 
 
 def kmem_account(machine: MachineState, k: cython.Py_ssize_t, sign: cython.int, hier: cython.bint) -> None:
-    m, n = machine.k_memcg[k], machine.k_pages[k] * sign
-    machine.mem.kmem[m] += n
+    m: cython.Py_ssize_t = machine.k_memcg[k]
+    n: cython.longlong = machine.k_pages[k] * sign
+    add_i32(machine.mem.kmem, m, n)  # (compiled: through the int32 column's buffer)
     if kmem_pins(machine, k):
-        machine.mem.kmem_pin[m] += n
+        add_i32(machine.mem.kmem_pin, m, n)
     if hier:
         machine.mem.charge(m, n)
     machine.kmem_total += n
@@ -77,14 +81,16 @@ def kmem_account(machine: MachineState, k: cython.Py_ssize_t, sign: cython.int, 
 
 def memcg_reparent_objcgs(machine: MachineState, m: cython.Py_ssize_t) -> None:
     """memcg_offline_kmem -> memcg_reparent_objcgs: kmem charges follow the objcg to the parent."""
-    p = machine.mem.parent[m]
+    mem = machine.mem
+    p: cython.Py_ssize_t = i32_at(mem.parent, m)
+    n: cython.longlong
     for k in sorted(machine.kmem_of.get(m, ())):
         if kmem_pins(machine, k):
             continue
         n = machine.k_pages[k]
-        machine.mem.kmem[m] -= n
-        machine.mem.usage[m] -= n  # the parent's hierarchical usage already contains it
-        machine.mem.kmem[p] += n
+        add_i32(mem.kmem, m, -n)
+        store_int(mem.usage, m, i64_at(mem.usage, m) - n)  # the parent's hierarchical usage already contains it
+        add_i32(mem.kmem, p, n)
         machine.k_memcg[k] = p
         machine.kmem_of[m].discard(k)
         machine.kmem_of.setdefault(p, set()).add(k)

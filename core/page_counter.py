@@ -120,9 +120,11 @@ def _count_own(machine: MachineState, o: cython.int, m: cython.Py_ssize_t, k: cy
     """``n`` resident pages of kind ``k`` of object ``o`` (``mapc`` > 0: mapped) on memcg ``m``'s own
     counters: anon, file or shmem (an anon region's owner task's anon too) and mapped."""
     mem = machine.mem
+    t: cython.Py_ssize_t
     if k == _ANON:
         own = mem.anon
-        machine.t_anon[machine.o_owner[o]] += n
+        t = machine.o_owner[o]  # (a C index: the list's own item access)
+        machine.t_anon[t] += n
     else:
         own = mem.file if k == _FILE else mem.shmem
     if cython.compiled:

@@ -5,16 +5,14 @@ and holes of a range, coalesce; on the per-event paths, iterate them unsplit and
 split only the runs whose fields change: ``pieces``/``isolate``). Out: compact
 columns that ``core.vmscan`` views as numpy arrays without copying.
 
-A run is a contiguous page range of one object (file, tmpfs object, anon
-region) whose pages share state, owner memcg, map count, pin count, LRU age
-and kind. Columns are ``array.array`` — compact like numpy, cheap to touch one
-element at a time on the per-event path, and viewable as numpy
-(``np.frombuffer``) for vectorised reclaim and sampling. Memory grows with the
-number of distinct runs, never with bytes; accounting stays exact to 4 KiB.
+A run is a contiguous page range of one object (file, tmpfs object, anon region) whose pages
+share state, owner memcg, map count, pin count, LRU age and kind. Columns are ``array.array`` —
+compact like numpy, cheap to touch one element at a time on the per-event path, and viewable as
+numpy (``np.frombuffer``) for vectorised reclaim and sampling. Memory grows with the number of
+distinct runs, never with bytes; accounting stays exact to 4 KiB.
 
-A page range absent from an object's run list was never instantiated (or was
-truncated); EVICTED runs are page-cache shadows, so a later access counts as
-a refault (mm/workingset.c).
+A page range absent from an object's run list was never instantiated (or was truncated);
+EVICTED runs are page-cache shadows, so a later access counts as a refault (mm/workingset.c).
 """
 
 from __future__ import annotations
@@ -427,7 +425,10 @@ class RunTable:
         runs: array = self.obj_runs[o]
         i: cython.Py_ssize_t
         s: cython.longlong
-        for at in (lo, hi):
+        at: cython.longlong
+        k: cython.int
+        for k in range(2):  # lo, then hi (a C loop: no tuple of Python ints)
+            at = hi if k else lo
             i = starts_right(starts, at) - 1
             if i >= 0:
                 s = i32_at(starts, i)

@@ -12,6 +12,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+try:
+    import cython
+except ImportError:  # no Cython: the pure model needs only ``cython.compiled``
+    from core import _cyshim as cython
+
 if TYPE_CHECKING:
     from core.state import MachineState
 
@@ -118,16 +123,96 @@ def _visit_quota(left: int, dying: bool, prio: int, lru_gen: bool) -> int:
     return max(left >> prio, min(left, SWAP_CLUSTER_MAX))
 
 
+
 def quotas(sizes: np.ndarray, dying: np.ndarray, target: int, full_walk: bool,
-            lru_gen: bool, root_abort: bool = False) -> tuple[np.ndarray, int, int]:
+           lru_gen: bool, root_abort: bool = False) -> tuple[np.ndarray, int, int]:
     """Pages to scan per memcg after the priority rounds needed to meet ``target``.
 
     ``root_abort``: root (global) reclaim under MGLRU, where should_abort_scan ends the
     scan after the 64-folio batch that meets the target (kswapd: the watermarks), so a
     dying memcg's scrape stops there instead of taking its half; from 6.12.118 memcg
     reclaim too (``Kernel.mglru_memcg_reclaim_aborts``, kernel check D12).
-    Out: (pages per memcg, memcgs visited, index of the last memcg the final round visited).
+    Out: (pages per memcg, an int64 array; memcgs visited; index of the last memcg the final round
+    visited). Compiled: one C pass per round (``_quotas_c``); pure: numpy (``_quotas_np``, the reference).
     """
+    if cython.compiled:
+        return _quotas_c(sizes, dying, target, full_walk, lru_gen, root_abort)
+    return _quotas_np(sizes, dying, target, full_walk, lru_gen, root_abort)
+
+
+def _quotas_c(sizes: np.ndarray, dying: np.ndarray, target: cython.longlong, full_walk: cython.bint,
+              lru_gen: cython.bint, root_abort: cython.bint) -> tuple:
+    """``quotas`` by C loops over the memcgs, each round's rules as ``_quotas_np`` applies them
+    (compiled build only; a test holds the two equal). Its ``//`` is Python's floor division (cdivision
+    is off), as numpy's: the ceilings need it. numpy made about ten calls per round, up to thirteen
+    rounds, on every global reclaim pass."""
+    if not cython.compiled:
+        raise RuntimeError("_quotas_c loops over typed buffers: compiled build only")
+    n: cython.Py_ssize_t = len(sizes)
+    taken = np.zeros(n, dtype=np.int64)
+    q = np.zeros(n, dtype=np.int64)
+    sz: cython.longlong[::1] = np.ascontiguousarray(sizes, dtype=np.int64)
+    dy: cython.schar[::1] = np.ascontiguousarray(dying, dtype=np.int8)
+    tk: cython.longlong[::1] = taken
+    qv: cython.longlong[::1] = q
+    abort: cython.bint = root_abort and lru_gen
+    visited: cython.Py_ssize_t = 0
+    last: cython.Py_ssize_t = n - 1
+    i: cython.Py_ssize_t
+    stop: cython.Py_ssize_t
+    prio: cython.int
+    left: cython.longlong
+    x: cython.longlong
+    tsum: cython.longlong = 0
+    lsum: cython.longlong
+    qsum: cython.longlong
+    cum: cython.longlong
+    short: cython.longlong
+    lru: cython.longlong = MAX_LRU_BATCH  # (the module's constants as C integers: the loops stay C)
+    cluster: cython.longlong = SWAP_CLUSTER_MAX
+    top: cython.int = DEF_PRIORITY
+    for prio in range(top, -1, -1):
+        lsum = qsum = 0
+        for i in range(n):
+            left = sz[i] - tk[i]
+            lsum += left
+            x = left >> prio
+            if lru_gen and dy[i]:  # (_mglru_scrape)
+                x = min(left, lru * -(-(left + lru) // (2 * lru)))
+            elif lru_gen:
+                x = min(left, -(-x // lru) * lru)
+            elif dy[i]:
+                x = max(x, min(left, cluster))
+            qv[i] = x
+            qsum += x
+        short = target - tsum
+        if (abort or not full_walk) and qsum >= short > 0:
+            cum, stop = 0, n - 1
+            for i in range(n):  # np.searchsorted(np.cumsum(q), short): the first memcg the sum reaches it at
+                cum += qv[i]
+                if cum >= short:
+                    stop = i
+                    break
+            if abort:
+                qv[stop] = min(qv[stop], -(-(short - (cum - qv[stop])) // lru) * lru)
+            for i in range(stop + 1, n):
+                qv[i] = 0
+            visited += stop + 1
+            last = stop
+        else:
+            visited += n
+            last = n - 1
+        for i in range(n):
+            tk[i] += qv[i]
+            tsum += qv[i]
+        if tsum >= target or lsum == 0:
+            break
+    return taken, visited, last
+
+
+def _quotas_np(sizes: np.ndarray, dying: np.ndarray, target: int, full_walk: bool,
+               lru_gen: bool, root_abort: bool = False) -> tuple[np.ndarray, int, int]:
+    """``quotas`` by numpy, a round at a time over every memcg (the pure build's, and the reference)."""
     taken = np.zeros_like(sizes)
     visited = 0
     last = len(sizes) - 1

@@ -476,8 +476,8 @@ def _held_object(machine: MachineState, ev: TraceEvent, t: cython.Py_ssize_t) ->
 
 
 def _new_object(machine: MachineState, name: str, kind: int, size: int, owner: int) -> int:
-    if machine.free_objs:
-        o = machine.free_objs.pop()
+    o: cython.Py_ssize_t = machine.free_objs.pop() if machine.free_objs else -1  # (a C index for the stores)
+    if o >= 0:
         machine.o_name[o], machine.o_kind[o], machine.o_size[o], machine.o_owner[o] = name, kind, size, owner
         machine.o_alive[o], machine.o_deleted[o], machine.o_maps[o], machine.o_pins[o] = True, False, [], 0
         machine.o_wb[o] = -1

@@ -11,8 +11,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from core.kmem import kmem_free
+from core.memcg import add_i32
 from core.rmap import unmap_object, unpin_user_pages
 from core.truncate import free_object
+
+try:
+    import cython
+except ImportError:  # no Cython: the pure model needs only ``cython.compiled``
+    from core import _cyshim as cython
 
 if TYPE_CHECKING:
     from core.state import MachineState
@@ -27,8 +33,8 @@ def new_task_slot(machine: MachineState, name: str, m: int) -> int:
     """A slot for a task starting in memcg ``m`` (-1: its cgroup failed), reusing a freed one."""
     machine.tasks_started += 1
     seq = machine.tasks_started
-    if machine.free_tasks:
-        t = machine.free_tasks.pop()
+    t: cython.Py_ssize_t = machine.free_tasks.pop() if machine.free_tasks else -1  # (a C index for the stores)
+    if t >= 0:
         machine.t_name[t], machine.t_seq[t], machine.t_cg[t], machine.t_alive[t] = name, seq, m, m >= 0
         machine.t_anon[t], machine.t_swap[t], machine.t_kpages[t] = 0, 0, 0
         machine.t_regions[t], machine.t_maps[t], machine.t_pins[t], machine.t_kmem[t] = set(), [], [], set()
@@ -60,7 +66,8 @@ def do_exit(machine: MachineState, t: int) -> None:
     for k in list(machine.t_kmem[t]):
         kmem_free(machine, k)
     machine.t_alive[t] = False
-    machine.mem.ntasks[machine.t_cg[t]] -= 1
+    m: cython.Py_ssize_t = machine.t_cg[t]
+    add_i32(machine.mem.ntasks, m, -1)
     if machine.dropped_pins:
         machine.dropped_pins = {d for d in machine.dropped_pins if d[0] != t}
     if t not in machine.t_killed:  # a killed task's name (and slot) stays until the trace's own exit

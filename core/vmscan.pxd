@@ -5,6 +5,7 @@ from cpython.array cimport array
 from core.state cimport MachineState
 from core.cgroup cimport css_release_work
 from core.fs_writeback cimport dirty_now
+from core.run_index cimport i64_at, store_int
 
 # run states and kinds, and the dying state, compared per run: C constants in the compiled build
 cdef signed char _RESIDENT, _SWAPPED, _EVICTED, _FILE, _ANON

@@ -58,6 +58,8 @@ except ImportError:  # no Cython: the pure model needs only ``cython.compiled``
 if TYPE_CHECKING:
     from core.pages import RunTable
     from core.state import MachineState
+if not cython.compiled:  # the compiled build cimports their C versions (core/run_index.pxd)
+    from core.run_index import i64_at, store_int
 
 # plain ints for the per-event paths: an IntEnum member lookup costs about 160 ns in Python 3.11
 _RESIDENT = int(St.RESIDENT)
@@ -163,6 +165,7 @@ def _shrink_pass(machine: MachineState, sub: np.ndarray, target: int, may_swap: 
     reclaimed = 0
     for r, take in zip(plan.runs, plan.take):
         reclaimed += _reclaim_run(machine, r, take)
+    machine.counters["pgsteal"] += reclaimed  # (_reclaim_run's pages, counted once a pass)
     css_release_work(machine)
     return reclaimed
 
@@ -230,9 +233,10 @@ def _plan(machine: MachineState, sub: np.ndarray, target: int, may_swap: bool, f
         per_slot = np.zeros(nslots, dtype=np.int64)
         per_slot[sub] = quota
         runs, take = _select_oldest(machine, ids, owners, sizes_by_run, per_slot)
+    pgscan = machine.mem.pgscan
     for m, q in zip(sub_l, quota_l):
         if q:
-            machine.mem.pgscan[m] += q
+            store_int(pgscan, m, i64_at(pgscan, m) + q)
     machine.counters["pgscan"] += scanned
     return _Plan(runs, take, visited, calls)
 
@@ -370,7 +374,8 @@ def _select_oldest_few(machine: MachineState, ids: list[int], owners: list[int],
 
 
 def _reclaim_run(machine: MachineState, r: cython.Py_ssize_t, take: cython.longlong) -> cython.longlong:
-    """Reclaim the first ``take`` pages of run ``r``: evict page cache, swap out the rest; returns the pages taken."""
+    """Reclaim the first ``take`` pages of run ``r``: evict page cache, swap out the rest; returns the pages taken
+    (the caller, ``_shrink_pass``, counts them in ``pgsteal``)."""
     R: RunTable = machine.runs
     kind: cython.int
     npages: cython.int
@@ -398,7 +403,6 @@ def _reclaim_run(machine: MachineState, r: cython.Py_ssize_t, take: cython.longl
         steal.data.as_longlongs[m] += take  # (C: overflow-checked, as the array is)
     else:
         steal[m] += take
-    machine.counters["pgsteal"] += take
     return take
 
 

@@ -42,6 +42,8 @@ _HALF32, _MASK32 = 1 << 31, (1 << 32) - 1  # to wrap a memcg's 64-bit sum at 32 
 HELD_COLUMNS = ("file", "shmem", "anon", "swap", "pinned", "kmem_pin", "children", "wb_pin", "nsock", "noom")
 NR_HELD = len(HELD_COLUMNS)
 _CHILD_BIT = HELD_COLUMNS.index("children")
+if HELD_COLUMNS != ("file", "shmem", "anon", "swap", "pinned", "kmem_pin", "children", "wb_pin", "nsock", "noom"):
+    raise ImportError("ZombieGauges._recount names the held columns in HELD_COLUMNS' order: update it")
 _ZERO_B = array("b", [0])
 
 
@@ -110,11 +112,8 @@ class ZombieGauges:
     def _recount(self, mem: MemcgTable) -> None:
         """Each marked slot's share: the old one off the totals, the one its columns give now on them."""
         state: array = mem.state
-        cols: list = []
-        for c in HELD_COLUMNS:  # (a loop: a generator cannot be compiled into a C method)
-            if c != "children":  # (the child bit: ``children`` below)
-                cols.append(getattr(mem, c))
-        held_cols = tuple(cols)
+        # HELD_COLUMNS less "children" (the child bit: ``children`` below), in order (checked at import)
+        held_cols = (mem.file, mem.shmem, mem.anon, mem.swap, mem.pinned, mem.kmem_pin, mem.wb_pin, mem.nsock, mem.noom)
         charged_cols = (mem.anon, mem.file, mem.shmem, mem.kmem, mem.sock)
         swap: array = mem.swap
         children: list = mem.children

@@ -233,3 +233,18 @@ def test_reclaim_quotas_on_lists_equal_the_vectorised_ones(memcgs, target, full_
     q, visited, last = _quotas(np.array(sizes, dtype=np.int64), np.array(dying), target, full_walk, lru_gen,
                                root_abort=abort)
     assert _quotas_small(sizes, dying, target, full_walk, lru_gen, abort) == (q.tolist(), visited, last)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 1 << 40), st.booleans()), min_size=1, max_size=700),
+       st.integers(1, 1 << 42), st.booleans(), st.booleans(), st.booleans())
+def test_reclaim_quotas_equal_the_numpy_rounds(memcgs, target, full_walk, lru_gen, abort):
+    """``quotas`` (compiled: C loops over the memcgs, ``_quotas_c``) takes exactly what the numpy
+    rounds (``_quotas_np``, the pure build's) take, for global reclaim's hundreds of memcgs too."""
+    from core.scan_count import _quotas_np, quotas
+    sizes = np.array([s for s, _ in memcgs], dtype=np.int64)
+    dying = np.array([d for _, d in memcgs])
+    q, visited, last = quotas(sizes, dying, target, full_walk, lru_gen, root_abort=abort)
+    ref, ref_visited, ref_last = _quotas_np(sizes, dying, target, full_walk, lru_gen, root_abort=abort)
+    assert q.dtype == ref.dtype == np.int64
+    assert (q.tolist(), visited, last) == (ref.tolist(), ref_visited, ref_last)
