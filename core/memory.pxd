@@ -5,7 +5,7 @@ from core.memcontrol cimport (mem_cgroup_handle_over_high, over_high_any, over_h
 from core.page_counter cimport charge_new_resident, low_wmark_pages, mem_cgroup_charge_statistics, nr_free_pages
 from core.pages cimport RunTable
 from core.state cimport MachineState
-from core.run_index cimport starts_right
+from core.run_index cimport i8_at, i32_at, starts_right, store_int
 from cpython.array cimport array
 
 # run states and kinds compared on the per-event paths: C constants in the compiled build

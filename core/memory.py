@@ -40,7 +40,6 @@ from core.page_counter import (
     cancel_charge,
     charge_new_resident,
     low_wmark_pages,
-    lru_age,
     mem_cgroup_charge_statistics,
     nr_free_pages,
 )
@@ -56,6 +55,8 @@ except ImportError:  # no Cython: the pure model needs only ``cython.compiled``
 if TYPE_CHECKING:
     from core.pages import RunTable
     from core.state import MachineState
+if not cython.compiled:  # the compiled build cimports their C versions (core/run_index.pxd)
+    from core.run_index import i8_at, i32_at, store_int
 
 # plain ints for the per-event paths: an IntEnum member lookup costs about 160 ns in Python 3.11
 _RESIDENT = int(St.RESIDENT)
@@ -447,14 +448,14 @@ def _new_resident(machine: MachineState, o: cython.int, s: cython.longlong, e: c
 def _make_resident(machine: MachineState, r: cython.Py_ssize_t, memcg: cython.int) -> None:
     """Refault an evicted run or swap in a swapped one, charged to ``memcg``."""
     R = machine.runs
-    n = R.npages[r]
-    if R.state[r] == _EVICTED:
+    n: cython.longlong = i32_at(R.npages, r)  # (the run's fields through the columns' buffers when compiled)
+    if i8_at(R.state, r) == _EVICTED:
         machine.mem.count_refault(memcg, n)
         machine.counters["refaults"] += n
-        R.retag(r, memcg, R.rflags[r])
+        R.retag(r, memcg, i8_at(R.rflags, r))
     else:
         mem_cgroup_charge_statistics(machine, r, -1)  # frees the swap slot and its charge
         machine.counters["swapins"] += n
     R.set_owner(r, _RESIDENT, memcg)
-    R.age[r] = lru_age(machine)
+    store_int(R.age, r, machine.now_us // machine.age_quantum_us)  # lru_age(), inlined
     mem_cgroup_charge_statistics(machine, r, +1, reserved=True)

@@ -4,7 +4,7 @@
 # compiled code reads an element through the array's buffer pointer (``col.data.as_ints``).
 
 from cpython.array cimport array
-from core.run_index cimport append_int, i32_at, insert_i32, object_segments, starts_left, starts_right, store_int
+from core.run_index cimport append_int, delete_at, i32_at, insert_i32, object_segments, starts_left, starts_right, store_int
 
 
 cdef class RunTable:

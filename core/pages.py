@@ -30,7 +30,7 @@ try:
 except ImportError:  # no Cython: the pure model needs only ``cython.compiled``
     from core import _cyshim as cython
 if not cython.compiled:  # the compiled build cimports their C versions (core/run_index.pxd)
-    from core.run_index import append_int, i32_at, insert_i32, store_int
+    from core.run_index import append_int, delete_at, i32_at, insert_i32, store_int
 
 #: the names of ``RunTable``'s columns, in declaration order
 RUN_COLUMNS = ("obj", "start", "npages", "state", "memcg", "origin", "mapc", "pinc", "age", "kind", "rflags",
@@ -48,11 +48,10 @@ _NO_I32 = array("i")  # copied (never changed) for a new object's run index
 class RunTable:
     """Columns of every run of a machine, plus each object's ordered run list.
 
-    ``memcg`` is the charged memcg of a RESIDENT run, the swap record's memcg of a
-    SWAPPED run, and -1 for EVICTED; ``origin`` the memcg that instantiated the
-    pages (for misattribution); ``rflags`` bits belong to policies; ``age`` is the
-    LRU quantum of the last access; ``dirty`` is 1 + the quantum a disk file's page cache was
-    last written in, 0 if clean.
+    ``memcg`` is the charged memcg of a RESIDENT run, the swap record's memcg of a SWAPPED run, and
+    -1 for EVICTED; ``origin`` the memcg that instantiated the pages (for misattribution); ``rflags``
+    bits belong to policies; ``age`` is the LRU quantum of the last access; ``dirty`` is 1 + the
+    quantum a disk file's page cache was last written in, 0 if clean.
     """
 
     # the columns, one entry per run slot (``RUN_COLUMNS`` order), declared so that every field has
@@ -174,7 +173,8 @@ class RunTable:
         """Set run ``r``'s origin (the memcg that instantiated its pages) and flags."""
         if cython.compiled:
             self._tally(r, -1)
-        self.origin[r], self.rflags[r] = origin, rflags
+        store_int(self.origin, r, origin)  # (compiled: through the buffers)
+        store_int(self.rflags, r, rflags)
         if cython.compiled:
             self._tally(r, 1)
 
@@ -276,8 +276,8 @@ class RunTable:
     def _drop_at(self, r: cython.Py_ssize_t, runs: array, starts: array, i: cython.Py_ssize_t):
         """``drop`` when the caller knows ``r`` sits at index ``i`` of its object's lists."""
         self.mutations += 1
-        del runs[i]
-        del starts[i]
+        delete_at(runs, i)  # (compiled: a memmove, no Python call)
+        delete_at(starts, i)
         if cython.compiled:
             self._tally(r, -1)
         store_int(self.state, r, _FREE)

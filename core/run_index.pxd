@@ -21,6 +21,29 @@ cdef inline int i32_at(array a, Py_ssize_t i) except? -1:
     return a.data.as_ints[i]
 
 
+cdef inline signed char i8_at(array a, Py_ssize_t i) except? -1:
+    # run_index.i8_at in C: a[i] of an int8 column read through its buffer (negative index and IndexError
+    # as i32_at's)
+    if i < 0:
+        i += a.ob_size
+    if i < 0 or i >= a.ob_size:
+        raise IndexError("array index out of range")
+    return a.data.as_schars[i]
+
+
+cdef inline int delete_at(array a, Py_ssize_t i) except -1:
+    # run_index.delete_at in C: ``del a[i]`` for an element of ``a``, a memmove and a shrink (no Python
+    # call); an index outside takes the array's own ``del`` and its IndexError
+    cdef Py_ssize_t n = a.ob_size
+    if i < 0 or i >= n:
+        del a[i]
+        return 0
+    memmove(a.data.as_chars + i * a.ob_descr.itemsize, a.data.as_chars + (i + 1) * a.ob_descr.itemsize,
+            (n - i - 1) * a.ob_descr.itemsize)
+    resize_smart(a, n - 1)
+    return 0
+
+
 cdef inline long long i64_at(array a, Py_ssize_t i) except? -1:
     # run_index.i64_at in C: a[i] of an int64 column read through its buffer (negative index and IndexError
     # as i32_at's)

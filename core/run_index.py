@@ -153,6 +153,10 @@ if not cython.compiled:  # compiled: the C version in run_index.pxd (resize and 
     i32_at = array.__getitem__
     #: ``a[i]`` of an int64 column (the compiled build's C version reads its buffer): the same item read
     i64_at = array.__getitem__
+    #: ``a[i]`` of an int8 column (the compiled build's C version reads its buffer): the same item read
+    i8_at = array.__getitem__
+    #: ``del a[i]`` (the compiled build's C version moves the buffer's tail): the array's own delete
+    delete_at = array.__delitem__
     #: ``a[i] = v`` (the compiled build's C version stores through the buffer what fits): the array's own store
     store_int = array.__setitem__
 

@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from core.pages import RunTable
     from core.state import MachineState
 if not cython.compiled:  # the compiled build cimports their C versions (core/run_index.pxd)
-    from core.run_index import i64_at, store_int
+    from core.run_index import i8_at, i64_at, store_int
 
 # plain ints for the per-event paths: an IntEnum member lookup costs about 160 ns in Python 3.11
 _RESIDENT = int(St.RESIDENT)
@@ -162,10 +162,19 @@ def _shrink_pass(machine: MachineState, sub: np.ndarray, target: int, may_swap: 
     machine.counters["memcgs_visited"] += plan.visited
     if _meets_dirty(machine, plan.runs):
         wakeup_flusher_threads(machine)
-    reclaimed = 0
+    reclaimed: cython.longlong = 0
+    evicted: cython.longlong = 0
+    got: cython.longlong
+    kind: array = machine.runs.kind
     for r, take in zip(plan.runs, plan.take):
-        reclaimed += _reclaim_run(machine, r, take)
-    machine.counters["pgsteal"] += reclaimed  # (_reclaim_run's pages, counted once a pass)
+        got = _reclaim_run(machine, r, take)
+        reclaimed += got
+        if i8_at(kind, r) == _FILE:  # (the run's kind: reclaim does not change it)
+            evicted += got
+    counters = machine.counters  # what _reclaim_run took, counted once a pass
+    counters["pgsteal"] += reclaimed
+    counters["evictions"] += evicted
+    counters["swapouts"] += reclaimed - evicted
     css_release_work(machine)
     return reclaimed
 
@@ -375,7 +384,7 @@ def _select_oldest_few(machine: MachineState, ids: list[int], owners: list[int],
 
 def _reclaim_run(machine: MachineState, r: cython.Py_ssize_t, take: cython.longlong) -> cython.longlong:
     """Reclaim the first ``take`` pages of run ``r``: evict page cache, swap out the rest; returns the pages taken
-    (the caller, ``_shrink_pass``, counts them in ``pgsteal``)."""
+    (the caller, ``_shrink_pass``, counts them in ``pgsteal``, ``evictions`` and ``swapouts``)."""
     R: RunTable = machine.runs
     kind: cython.int
     npages: cython.int
@@ -395,9 +404,9 @@ def _reclaim_run(machine: MachineState, r: cython.Py_ssize_t, take: cython.longl
     if take < npages:
         R.split(r, start + take)
     if kind == _FILE:
-        remove_mapping(machine, r)
+        remove_mapping(machine, r, False)
     else:
-        add_to_swap(machine, r)
+        add_to_swap(machine, r, False)
     steal: array = machine.mem.pgsteal  # (an int64 column)
     if cython.compiled and 0 <= m < steal.ob_size:
         steal.data.as_longlongs[m] += take  # (C: overflow-checked, as the array is)
@@ -406,18 +415,20 @@ def _reclaim_run(machine: MachineState, r: cython.Py_ssize_t, take: cython.longl
     return take
 
 
-def remove_mapping(machine: MachineState, r: cython.Py_ssize_t):
-    """Reclaim a page-cache run: uncharge it and leave a shadow (EVICTED)."""
+def remove_mapping(machine: MachineState, r: cython.Py_ssize_t, count: cython.bint = True):
+    """Reclaim a page-cache run: uncharge it and leave a shadow (EVICTED); ``count``: in ``evictions``."""
     mem_cgroup_charge_statistics(machine, r, -1)
     machine.runs.set_owner(r, _EVICTED, -1)
-    machine.counters["evictions"] += machine.runs.npages[r]
+    if count:
+        machine.counters["evictions"] += machine.runs.npages[r]
 
 
-def add_to_swap(machine: MachineState, r: cython.Py_ssize_t):
-    """Reclaim a swap-backed run: the record names the nearest online ancestor."""
+def add_to_swap(machine: MachineState, r: cython.Py_ssize_t, count: cython.bint = True):
+    """Reclaim a swap-backed run: the record names the nearest online ancestor; ``count``: in ``swapouts``."""
     R = machine.runs
     rec = machine.mem.nearest_online(R.memcg[r])
     mem_cgroup_charge_statistics(machine, r, -1)
     R.set_owner(r, _SWAPPED, rec)
     mem_cgroup_charge_statistics(machine, r, +1)
-    machine.counters["swapouts"] += R.npages[r]
+    if count:
+        machine.counters["swapouts"] += R.npages[r]
