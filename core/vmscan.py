@@ -354,6 +354,15 @@ def _select_oldest(machine: MachineState, ids: np.ndarray, owners: np.ndarray, n
     # object and page are int32): the same stable order as lexsort((start, obj, age, owners)), in two
     # passes instead of four
     order = np.lexsort(((obj.astype(np.int64) << 32) | start, (owners << 32) | age))
+    if cython.compiled:
+        return _take_in_order(order, ids, owners, npages, quota)
+    return _take_in_order_np(order, ids, owners, npages, quota)
+
+
+def _take_in_order_np(order: np.ndarray, ids: np.ndarray, owners: np.ndarray, npages: np.ndarray,
+                      quota: np.ndarray) -> tuple[list[int], list[int]]:
+    """``_select_oldest``'s takes after its sort, by numpy (the pure build's, and the reference of
+    ``_take_in_order``): a memcg's runs take its quota oldest first, each at most its pages."""
     o_ids, o_own, o_n = ids[order], owners[order], npages[order]
     cum = np.cumsum(o_n)
     first = np.r_[True, o_own[1:] != o_own[:-1]]
@@ -362,6 +371,38 @@ def _select_oldest(machine: MachineState, ids: np.ndarray, owners: np.ndarray, n
     take = np.clip(quota[o_own] - before, 0, o_n)
     keep = take > 0
     return o_ids[keep].tolist(), take[keep].tolist()
+
+
+def _take_in_order(order: np.ndarray, ids: np.ndarray, owners: np.ndarray, npages: np.ndarray,
+                   quota: np.ndarray) -> tuple[list[int], list[int]]:
+    """``_take_in_order_np`` by one C pass in ``order`` (compiled build only; int64 arrays; a test holds
+    the two equal). numpy made a dozen calls on the candidates here, more than the sort itself."""
+    if not cython.compiled:
+        raise RuntimeError("_take_in_order loops over typed buffers: compiled build only")
+    od: cython.longlong[::1] = np.ascontiguousarray(order, dtype=np.int64)
+    idv: cython.longlong[::1] = ids
+    own: cython.longlong[::1] = owners
+    nv: cython.longlong[::1] = npages
+    qv: cython.longlong[::1] = quota
+    runs: list = []
+    take: list = []
+    k: cython.Py_ssize_t
+    j: cython.Py_ssize_t
+    m: cython.longlong
+    prev: cython.longlong = -1
+    before: cython.longlong = 0
+    t: cython.longlong
+    for k in range(od.shape[0]):
+        j = od[k]
+        m = own[j]
+        if m != prev:  # the next memcg's runs (the sort groups them): its quota from the start
+            prev, before = m, 0
+        t = min(max(qv[m] - before, 0), nv[j])
+        if t > 0:
+            runs.append(idv[j])
+            take.append(t)
+        before += nv[j]
+    return runs, take
 
 
 def _select_oldest_few(machine: MachineState, ids: list[int], owners: list[int], npages: list[int],

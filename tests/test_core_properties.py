@@ -236,6 +236,25 @@ def test_reclaim_quotas_on_lists_equal_the_vectorised_ones(memcgs, target, full_
 
 
 @settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 40), st.integers(1, 5000), st.integers(0, 3)), min_size=1, max_size=400),
+       st.lists(st.integers(0, 20000), min_size=41, max_size=41), st.randoms(use_true_random=False))
+def test_reclaim_takes_in_order_equal_the_numpy_ones(runs, quota, rnd):
+    """``_select_oldest``'s takes after its sort (compiled: one C pass, ``_take_in_order``) are the numpy
+    ones (``_take_in_order_np``, the pure build's): run ids and pages, memcg by memcg in sort order."""
+    import core
+    from core.vmscan import _take_in_order, _take_in_order_np
+    ids = np.array(rnd.sample(range(10 * len(runs)), len(runs)), dtype=np.int64)
+    owners = np.array([m for m, _, _ in runs], dtype=np.int64)
+    npages = np.array([n for _, n, _ in runs], dtype=np.int64)
+    order = np.lexsort((np.array([a for _, _, a in runs]), owners))  # the memcgs' runs grouped, as the sort does
+    per_slot = np.array(quota, dtype=np.int64)
+    want = _take_in_order_np(order, ids, owners, npages, per_slot)
+    if core.BUILD == "compiled":
+        assert _take_in_order(order, ids, owners, npages, per_slot) == want
+    assert all(t > 0 for t in want[1])
+
+
+@settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 1 << 40), st.booleans()), min_size=1, max_size=700),
        st.integers(1, 1 << 42), st.booleans(), st.booleans(), st.booleans())
 def test_reclaim_quotas_equal_the_numpy_rounds(memcgs, target, full_walk, lru_gen, abort):
