@@ -81,14 +81,17 @@ def _kept(store: Optional[RunStore], run: str, plan: Plan, folder: Optional[str]
 
 def spill(c: Collected, prefix: str) -> Collected:
     """``c`` with its ``machines`` and ``jobs`` written to ``<prefix>.<table>.arrow`` (atomically,
-    zstd-compressed Arrow IPC files) and dropped from it; ``c.spilled`` names ``prefix``."""
+    zstd-compressed Arrow IPC files of one record batch) and dropped from it; ``c.spilled`` names ``prefix``."""
     os.makedirs(os.path.dirname(prefix) or ".", exist_ok=True)
     digests = []
     for table in TABLES:
         cols = getattr(c, table)
         setattr(c, table, {})
         path = f"{prefix}.{table}.arrow"
-        atomic_write(path, lambda tmp, t=_arrow(cols): feather.write_feather(t, tmp, compression="zstd"))
+        # one record batch: read back, each column is one array numpy can view (several would be copied
+        # into a new array, ~1 s per 1,000-machine wave of the writer's time, most of it page faults)
+        atomic_write(path, lambda tmp, t=_arrow(cols): feather.write_feather(t, tmp, compression="zstd",
+                                                                              chunksize=max(1, t.num_rows)))
         del cols
         digests.append(_digest(path))
     c.spilled, c.digests = [prefix], digests
@@ -96,7 +99,8 @@ def spill(c: Collected, prefix: str) -> Collected:
 
 
 def read_spilled(prefix: str, table: str) -> Samples:
-    """The ``machines`` or ``jobs`` columns of a wave ``spill`` wrote under ``prefix``."""
+    """The ``machines`` or ``jobs`` columns of a wave ``spill`` wrote under ``prefix`` (numeric columns are
+    read-only views of the file's one record batch; a file of several batches is read too, copied)."""
     t = feather.read_table(f"{prefix}.{table}.arrow", memory_map=False)
     return {k: t.column(k).to_numpy() for k in t.column_names}
 
