@@ -37,7 +37,7 @@ from core.metrics import POINT_COLUMNS, expand_columns
 from replay.columns import COST, HOLDERS, NOT_SUMMED, PERCPU, SIDE_EFFECTS, ZOMBIES
 from replay.coordinator import Collected, wide
 from replay.shard import Samples, concat_samples
-from replay.waves import read_spilled
+from replay.waves import read_spilled, read_spilled_table
 from traces.io import atomic_write
 
 T = TypeVar("T")
@@ -78,14 +78,16 @@ def parquet_bytes(s: Samples, order: Iterable[str] | None = None) -> bytes:
     return stream_parquet([s], order)
 
 
-def stream_parquet(parts: Iterable[Samples], order: Iterable[str] | None = None, sink: Any = None) -> bytes:
+def stream_parquet(parts: Iterable[Samples | pa.Table], order: Iterable[str] | None = None, sink: Any = None) -> bytes:
     """``parquet_bytes`` of the concatenation of ``parts`` (same bytes), reading one part at a
     time: the waves of a fleet (``replay.waves``), each loaded from its file when its turn comes.
     With ``sink`` (a path or a file) the bytes go there and b"" is returned, so a cell-scale table
-    is never whole in memory, not even compressed."""
+    is never whole in memory, not even compressed. A part may also be an Arrow table (not compact):
+    the job table's waves are, read from their files (``_job_parts``), and so are written without
+    a round trip through Python strings; the parts are then all tables."""
     buf = io.BytesIO() if sink is None else sink
     writer = None
-    chunks = _rechunked(c for part in parts if part for c in _chunks(part))
+    chunks = _rechunked(c for part in parts if _present(part) for c in _chunks(part))
     # the next chunk is read, expanded and made a table in a thread while this one is encoded and compressed
     # (Arrow's Parquet writer runs without the GIL): the same tables in the same order, so the same bytes
     for table in ahead(_arrow_tables(chunks, order)):
@@ -108,13 +110,18 @@ def stream_parquet(parts: Iterable[Samples], order: Iterable[str] | None = None,
 PARQUET: dict[str, Any] = {"compression": "zstd", "dictionary_pagesize_limit": 4 << 10}
 
 
-def _arrow_tables(chunks: Iterable[Samples], order: Iterable[str] | None) -> Iterator[pa.Table]:
-    # each chunk as an Arrow table of the columns of ``order`` (default: the first chunk's, less POINT_COLUMNS)
+def _arrow_tables(chunks: Iterable[Samples | pa.Table], order: Iterable[str] | None) -> Iterator[pa.Table]:
+    # each chunk as an Arrow table of the columns of ``order`` (default: the first chunk's, less POINT_COLUMNS);
+    # a table's columns in one chunk each, as a table made of arrays has them (so the same pages, the same bytes)
     keys = list(order) if order is not None else None
     for chunk in chunks:
+        names = chunk.column_names if isinstance(chunk, pa.Table) else list(chunk)
         if keys is None:
-            keys = [k for k in chunk if k not in POINT_COLUMNS]
-        yield pa.table({k: chunk[k] for k in keys if k in chunk})
+            keys = [k for k in names if k not in POINT_COLUMNS]
+        if isinstance(chunk, pa.Table):
+            yield chunk.select([k for k in keys if k in names]).combine_chunks()
+        else:
+            yield pa.table({k: chunk[k] for k in keys if k in chunk})
 
 
 def ahead(items: Iterable[T], depth: int = 1) -> Iterator[T]:
@@ -182,33 +189,55 @@ def _ahead_worker() -> ThreadPoolExecutor:
     return _AHEAD[0]
 
 
-def _chunks(s: Samples) -> Iterator[Samples]:
+def _present(part: Samples | pa.Table) -> bool:
+    # a part with columns (even no rows: they make the file's schema); a wave without any spilled none
+    return part.num_columns > 0 if isinstance(part, pa.Table) else bool(part)
+
+
+def _chunks(s: Samples | pa.Table) -> Iterator[Samples | pa.Table]:
     # a part's rows as they are written: expanded a chunk at a time if compact
-    if "_reps" in s:
+    if not isinstance(s, pa.Table) and "_reps" in s:
         yield from _expanded_chunks(s)
     else:
         yield s
 
 
-def _rechunked(chunks: Iterable[Samples]) -> Iterator[Samples]:
-    """The rows of ``chunks`` in chunks of exactly ``ROW_GROUP`` rows (the last one shorter):
-    where the parts end does not change the row groups, so neither the bytes."""
-    held: list[Samples] = []
+def _rechunked(chunks: Iterable[Samples | pa.Table]) -> Iterator[Samples | pa.Table]:
+    """The rows of ``chunks`` (column dicts, or Arrow tables) in chunks of exactly ``ROW_GROUP`` rows (the
+    last one shorter): where the parts end does not change the row groups, so neither the bytes."""
+    held: list = []
     n, emitted = 0, False
     for c in chunks:
         held.append(c)
-        n += len(next(iter(c.values())))
+        n += _rows(c)
         while n >= ROW_GROUP:
-            whole = concat_samples(held) if len(held) > 1 else held[0]
-            yield {k: v[:ROW_GROUP] for k, v in whole.items()}
+            whole = _concat(held) if len(held) > 1 else held[0]
+            yield _rows_slice(whole, 0, ROW_GROUP)
             emitted = True
-            rest = {k: v[ROW_GROUP:] for k, v in whole.items()}
+            rest = _rows_slice(whole, ROW_GROUP, None)
             n -= ROW_GROUP
             held = [rest] if n else []
     if n:
-        yield concat_samples(held)
+        yield _concat(held)
     elif held and not emitted:
         yield held[0]  # no rows at all: the columns still make the file's schema
+
+
+def _rows(c: Samples | pa.Table) -> int:
+    return c.num_rows if isinstance(c, pa.Table) else len(next(iter(c.values())))
+
+
+def _rows_slice(c: Samples | pa.Table, lo: int, hi: int | None) -> Samples | pa.Table:
+    if isinstance(c, pa.Table):
+        return c.slice(lo) if hi is None else c.slice(lo, hi - lo)
+    return {k: v[lo:hi] for k, v in c.items()}
+
+
+def _concat(held: list) -> Samples | pa.Table:
+    # consecutive chunks as one (of one kind: every part of a table is a dict, or every one a table)
+    if isinstance(held[0], pa.Table):
+        return pa.concat_tables(held, promote_options="default")  # a null column (no rows) takes the others' type
+    return concat_samples(held)
 
 
 #: rows per Parquet row group of an expanded sample table
@@ -273,7 +302,7 @@ def write_policy(run_dir: str, c: Collected, names: list[str], policy: str, seed
     summary = policy_summary(c, policy, seed, len(names))
     tables = {"machines.parquet": lambda: (_named(t, names) for t in _tables(c, "machines")),
               "fleet.parquet": lambda: [c.fleet],
-              "jobs.parquet": lambda: (_named(t, names) for t in _tables(c, "jobs"))}
+              "jobs.parquet": lambda: _job_parts(c, names)}
     for name, parts in tables.items():
         atomic_write(os.path.join(run_dir, where[name]), lambda tmp, parts=parts: stream_parquet(parts(), sink=tmp))
     write_files(run_dir, {where["summary.json"]: json.dumps(summary, indent=2, sort_keys=True).encode()})
@@ -283,6 +312,21 @@ def write_policy(run_dir: str, c: Collected, names: list[str], policy: str, seed
 def read_files(run_dir: str, rels: list[str]) -> dict[str, bytes]:
     """The bytes of files ``write_policy`` wrote (for the run store's cache)."""
     return {rel: Path(run_dir, rel).read_bytes() for rel in rels}
+
+
+def _job_parts(c: Collected, names: list[str]) -> Iterator[Samples | pa.Table]:
+    """The job table of ``c`` a wave at a time: in memory as columns, or each spilled wave as the Arrow table
+    read from its file, its machine indices made ids by Arrow (the same table as ``_named`` columns give,
+    without making 3.4M cgroup paths Python strings and back per 1,000-machine wave)."""
+    if not c.spilled:
+        yield _named(c.jobs, names)
+    ids = pa.array(names, pa.string()) if c.spilled else None
+    for prefix in c.spilled:
+        t = read_spilled_table(prefix, "jobs")
+        if t.num_rows == 0:  # typed as its columns were (no strings: Arrow's null type) when no wave has rows
+            yield pa.table(_named(read_spilled(prefix, "jobs"), names))
+        else:
+            yield t.set_column(t.column_names.index("machine"), "machine", ids.take(t.column("machine")))
 
 
 def _tables(c: Collected, table: str) -> Iterator[Samples]:

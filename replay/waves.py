@@ -101,8 +101,13 @@ def spill(c: Collected, prefix: str) -> Collected:
 def read_spilled(prefix: str, table: str) -> Samples:
     """The ``machines`` or ``jobs`` columns of a wave ``spill`` wrote under ``prefix`` (numeric columns are
     read-only views of the file's one record batch; a file of several batches is read too, copied)."""
-    t = feather.read_table(f"{prefix}.{table}.arrow", memory_map=False)
+    t = read_spilled_table(prefix, table)
     return {k: t.column(k).to_numpy() for k in t.column_names}
+
+
+def read_spilled_table(prefix: str, table: str) -> pa.Table:
+    """``read_spilled`` as the Arrow table in the file (strings stay Arrow strings)."""
+    return feather.read_table(f"{prefix}.{table}.arrow", memory_map=False)
 
 
 TABLES = ("machines", "jobs")  #: the tables ``spill`` writes, one file each

@@ -101,6 +101,32 @@ def test_a_table_streamed_in_parts_has_the_bytes_of_the_whole(monkeypatch, compa
     assert stream_parquet([empty]) == outputs.parquet_bytes(empty)  # no rows, still its columns
 
 
+def test_job_waves_read_as_arrow_tables_write_the_bytes_of_their_columns(monkeypatch, tmp_path):
+    """The job table's spilled waves are written from the Arrow tables in their files (``outputs._job_parts``):
+    the bytes the same columns give as numpy arrays and Python strings, across waves of any size (none too)."""
+    import pyarrow as pa
+
+    from replay.coordinator import Collected
+    from replay.waves import spill
+
+    monkeypatch.setattr(outputs, "ROW_GROUP", 7)
+    rng = np.random.default_rng(6)
+    names = [f"m-{i:03d}" for i in range(20)]
+    waves = []
+    for n in (5, 0, 16, 3):
+        jobs = {"machine": np.sort(rng.integers(0, 20, n)).astype(np.int32),
+                "cgroup": np.array([f"/job/{rng.integers(1 << 30)}" for _ in range(n)], dtype=object),
+                "born_us": rng.integers(0, 1 << 40, n)}
+        waves.append(jobs)
+    spilled = [spill(Collected({}, {}, [], dict(w), 0, 0.0), str(tmp_path / f"w{k}")) for k, w in enumerate(waves)]
+    c = Collected({}, {}, [], {}, 0, 0.0, spilled=[p for s in spilled for p in s.spilled])
+    parts = list(outputs._job_parts(c, names))
+    assert all(isinstance(p, pa.Table) for p in parts)
+    assert stream_parquet(parts) == outputs.parquet_bytes(outputs._named(concat_samples(waves), names))
+    assert stream_parquet(parts[1:2]) == outputs.parquet_bytes(outputs._named(waves[1], names))  # no rows
+    assert stream_parquet([pa.table({})]) == outputs.parquet_bytes({})  # a wave without a job table
+
+
 def test_a_finished_waves_file_is_checked_before_a_resumed_run_reuses_it(compose_replay):
     whole = run(compose_replay(*QUICK, "store.cache=false", output="whole"))
     steps: list[int] = []
@@ -237,5 +263,8 @@ def test_a_spilled_wave_is_read_back_as_views_of_one_record_batch(tmp_path):
         path = f"{got.spilled[0]}.{table}.arrow"
         assert pa.ipc.open_file(path).num_record_batches == 1
         back = read_spilled(got.spilled[0], table)
-        assert {k: (v.dtype, v.tolist()) for k, v in back.items()} == {k: (v.dtype, v.tolist()) for k, v in cols.items()}
+        def as_lists(d: dict) -> dict:
+            return {k: (v.dtype, v.tolist()) for k, v in d.items()}
+
+        assert as_lists(back) == as_lists(cols)
         assert all(not v.flags.owndata for k, v in back.items() if v.dtype != object)  # views, not copies
