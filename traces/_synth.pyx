@@ -5,7 +5,8 @@ In: the machine's fresh ``numpy.random.Generator`` (its bit generator is drawn f
 through its ``bitgen_t``) and the ``SynthParams``. Out (``machine``): the events as an int64
 array in ``traces.synth``'s packed format (8 values per event, emission order) and the list of
 names, the same as ``traces.synth.machine_start`` and ``traces.synth.pods`` make. Also the
-table's columns (``sorted_columns``, ``take_names``), as ``traces.generate`` builds them.
+table's columns (``sorted_columns``, ``take_names``), as ``traces.generate`` builds them, and a
+replay batch's name codes (``first_use``), as ``traces.generate.batch_columns`` numbers them.
 
 Every function mirrors its namesake in ``traces/synth.py`` line for line: the same draws in the
 same order, each through the C function numpy's ``Generator`` method calls (``integers`` ->
@@ -743,3 +744,39 @@ cdef object _take(const char** text, const Py_ssize_t* lengths, Py_ssize_t m, co
                 v[i >> 3] |= <uint8_t>(1 << (i & 7))
         o[i + 1] = <int32_t>at
     return out_offsets, out_data, validity, nulls
+
+
+@cython.overflowcheck(False)  # codes and indices below the sizes
+def first_use(const int32_t[::1] ids, const int32_t[::1] canon):
+    """``traces.generate.first_use`` in C: a name column's ids renumbered in order of first use.
+
+    In: ``ids`` (int32 name ids, < 0 = null) and ``canon`` (int32, per name id the id that stands
+    for its text, -1 for none). Out: per row its code (int32, -1 for null; 0 for the first name
+    used, 1 for the next new one, ...) and the ids behind codes 0, 1, ... (int32), in one pass
+    through a table of ``canon``'s size. An id (or a ``canon`` entry) past ``canon`` is an IndexError.
+    """
+    cdef Py_ssize_t n = ids.shape[0], m = canon.shape[0], i, k = 0
+    cdef int32_t j
+    codes = np.empty(n, dtype=np.int32)
+    used = np.empty(m, dtype=np.int32)
+    table = np.full(m, -1, dtype=np.int32)  # per id its code, -1 until used
+    cdef int32_t[::1] c = codes
+    cdef int32_t[::1] u = used
+    cdef int32_t[::1] code = table
+    for i in range(n):
+        j = ids[i]
+        if j >= 0:
+            if j >= m:
+                raise IndexError(f"name id {j} past the {m} names")
+            j = canon[j]
+            if j >= m:
+                raise IndexError(f"name id {j} past the {m} names")
+        if j < 0:
+            c[i] = -1
+            continue
+        if code[j] < 0:
+            code[j] = <int32_t>k
+            u[k] = j
+            k += 1
+        c[i] = code[j]
+    return codes, used[:k]

@@ -42,8 +42,10 @@ from types import ModuleType
 import numpy as np
 import pyarrow as pa
 
+from core.events import NULL, EventBatch
 from core.ops import Op, format_flags
 from traces import synth, synth_build
+from traces.batches import _flag_bits, _op_code, machine_batches
 from traces.schema import TRACE_SCHEMA
 from traces.synth import SEC
 
@@ -51,7 +53,7 @@ MIB = 1 << 20
 GIB = 1 << 30
 SYNTH_PARAMS_KEY = b"memcg_replay.synth_params"
 __all__ = ["GIB", "MIB", "PRESETS", "SEC", "SYNTH_PARAMS_KEY", "SynthParams", "generate", "generate_machine",
-           "machine_events", "machine_name"]
+           "generated_batches", "machine_events", "machine_name"]
 
 
 @dataclass(frozen=True)
@@ -222,6 +224,42 @@ def generate_machine(params: SynthParams, seed: int, index: int) -> pa.Table:
     return events_table(buf, names, int(params.duration_s * SEC), machine_name(index))
 
 
+def generated_batches(params: SynthParams, seed: int, indices: range | list[int], source: str = "",
+                      rows_before: int = 0, compiled: bool | None = None) -> list[tuple[str, EventBatch]]:
+    """Machines ``indices``' events as ``(machine id, EventBatch)``, made straight from the generator's arrays.
+
+    Out: exactly what ``traces.batches.machine_batches(pa.concat_tables([generate_machine(params,
+    seed, i) for i in indices]), source)`` yields -- machines in sorted id order, one batch each,
+    those without events left out; the same columns, dtypes, name tables (names in order of first
+    use, equal names one entry) and ``source`` --, with the row numbers moved on by ``rows_before``
+    (the rows of the machines generated before these), but without the Arrow table in between:
+    the op, flag and name ids are mapped through small lookup tables instead of strings made per
+    event and hashed again (``batch_columns``). A machine whose events hold a value that mapping
+    does not cover (an op or flag id out of range, a name id past the names: the table's path
+    raises on those) is made through its table. ``compiled`` forces the compiled generator and
+    its column functions or the pure ones (True needs the build), as ``machine_events``.
+    """
+    module = synth_build.module() if compiled is None or compiled else None
+    if compiled and module is None:
+        raise RuntimeError(f"traces: no current compiled generator ({synth_build.describe()})")
+    horizon = int(params.duration_s * SEC)
+    out = []
+    rows = rows_before
+    for index in indices:
+        buf, names = machine_events(params, seed, index, compiled)
+        batch = batch_columns(buf, names, horizon, source, rows, module)
+        if batch is None:
+            table = events_table(buf, names, horizon, machine_name(index))
+            batch = next((b for _, b in machine_batches(table, source)), None)
+            if batch is not None and batch.row is not None:
+                batch.row += rows
+        if batch is not None and len(batch):
+            out.append((machine_name(index), batch))
+            rows += len(batch)
+    out.sort(key=lambda pair: pair[0])
+    return out
+
+
 def machine_events(params: SynthParams, seed: int, index: int,
                    compiled: bool | None = None) -> tuple[np.ndarray, list[str]]:
     """Machine ``index``'s packed events (``traces.synth``'s int64 format, emission order) and names.
@@ -329,3 +367,79 @@ def _decode(idx: np.ndarray, names: pa.Array) -> pa.Array:
 
 def _nullable(values: np.ndarray) -> pa.Array:
     return pa.array(values, mask=values < 0)
+
+
+# the op and flag codes an EventBatch holds per op and flag id of the packed events, as
+# ``traces.batches`` maps the table's strings (``_OP_LIST``, ``_FLAG_LIST``); a null flag (id -1) last
+_OP_CODES = np.array([_op_code(text) for text in _OP_LIST], dtype=np.uint8)
+_FLAG_CODES = np.array([_flag_bits(text) for text in _FLAG_LIST] + [_flag_bits(None)], dtype=np.int32)
+
+
+def batch_columns(buf: np.ndarray, names: list[str], horizon: int, source: str = "", rows_before: int = 0,
+                  module: ModuleType | None = None) -> EventBatch | None:
+    """Packed events (int64, 8 per event in emission order, -1 = null) and their names -> an EventBatch.
+
+    Out: the batch ``traces.batches.machine_batches`` makes of ``events_table(buf, names, horizon,
+    machine)``, with row numbers ``rows_before + 1, ...``: the events before ``horizon`` sorted by
+    time (``sorted_columns``), ops as ``uint8`` and flags as ``int32`` codes looked up per id (a
+    null flag: no bits), negative offsets and sizes ``NULL``, each name column numbered in order
+    of first use into its own name table (``first_use``; equal names are one, a None name null).
+    None (the caller then goes through the table, which raises on them) for an op id outside
+    ``Op``, a flag id outside -1..63 or a name id past ``names``. ``module``: the compiled
+    generator, whose ``sorted_columns`` and ``first_use`` run (None: the pure ones).
+    """
+    if module is not None:
+        t, op, cg, task, obj, off, nb, fl = module.sorted_columns(buf, horizon, 0, _MEMORY)
+    else:
+        t, op, cg, task, obj, off, nb, fl = sorted_columns(buf, horizon)
+    n = t.size
+    if n == 0:
+        return EventBatch(t, op.astype(np.uint8), cg, task, obj, off, nb, fl, row=np.zeros(0, np.int64),
+                          source=source)
+    if (int(op.min()) < 0 or int(op.max()) >= _OP_CODES.size or int(fl.min()) < -1 or int(fl.max()) >= 64
+            or max(int(cg.max()), int(task.max()), int(obj.max())) >= len(names)):
+        return None
+    canon = _canonical(names)
+    renumber = module.first_use if module is not None else first_use
+    (cg, cg_used), (task, task_used), (obj, obj_used) = (renumber(ids, canon) for ids in (cg, task, obj))
+    return EventBatch(
+        time_us=t, op=_OP_CODES[op], cgroup=cg, task=task, obj=obj,
+        offset=np.maximum(off, NULL), nbytes=np.maximum(nb, NULL), flags=_FLAG_CODES[fl],
+        cgroups=[names[i] for i in cg_used.tolist()], tasks=[names[i] for i in task_used.tolist()],
+        objects=[names[i] for i in obj_used.tolist()],
+        row=np.arange(rows_before + 1, rows_before + n + 1, dtype=np.int64), source=source,
+    )
+
+
+def _canonical(names: list[str]) -> np.ndarray:
+    """Per name id (int32) the first id with its text, NULL for a None name: the generator names each
+    entity once, so mostly ``0, 1, ...``; an EventBatch's name table holds each text once."""
+    distinct = set(names)
+    if len(distinct) == len(names) and None not in distinct:
+        return np.arange(len(names), dtype=np.int32)
+    first: dict[str, int] = {}
+    return np.array([NULL if text is None else first.setdefault(text, i) for i, text in enumerate(names)],
+                    dtype=np.int32)
+
+
+def first_use(ids: np.ndarray, canon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A name column's ids renumbered in order of first use, as ``traces.batches`` encodes a batch's names.
+
+    In: ``ids`` (int32 name ids, < 0 = null) and ``canon`` (int32, per name id the id that stands
+    for its text, NULL for none: ``_canonical``). Out: per row its code (int32, ``NULL`` for null:
+    0 for the first name used, 1 for the next new one, ...) and the ids behind codes 0, 1, ...
+    (int32). An id past ``canon`` is an IndexError. The compiled generator has the same function
+    (one pass with a table of ``canon``'s size).
+    """
+    m, n = canon.size, ids.size
+    if n and int(ids.max()) >= m:
+        raise IndexError(f"name id {int(ids.max())} past the {m} names")
+    c = np.append(canon, np.int32(NULL))[np.maximum(ids, NULL)]  # null ids take the appended NULL
+    at = np.flatnonzero(c >= 0)
+    first = np.full(m, n, dtype=np.int64)
+    np.minimum.at(first, c[at], at)
+    used = np.flatnonzero(first < n)
+    used = used[np.argsort(first[used])].astype(np.int32)  # the first rows are distinct: any sort will do
+    code = np.full(m + 1, NULL, dtype=np.int32)  # NULL rows take the last
+    code[used] = np.arange(used.size, dtype=np.int32)
+    return code[c], used
