@@ -202,6 +202,26 @@ def test_compiled_generator_makes_the_pure_ones_events(name):
 
 
 @_built
+def test_compiled_buffers_given_back_are_reused_only_once_no_array_holds_them():
+    # a machine's array gives its buffer back to the generator when it goes (traces/_synth.pyx,
+    # _free_buffer): arrays still held keep their events, and the next machines' are still right
+    p = _small("google2011_cell")
+    want = [machine_events(p, 5, i, compiled=False)[0] for i in range(6)]
+    held = [machine_events(p, 5, i, compiled=True)[0] for i in range(3)]
+    for i in (3, 4, 5, 0, 1):  # each made after the one before has gone, in the buffer it gave back
+        got, _ = machine_events(p, 5, i, compiled=True)
+        assert np.array_equal(got, want[i])
+        del got
+    big = machine_events(PRESETS["machine_day"], 0, 0, compiled=True)[0]  # past the buffer kept: freed, not kept
+    assert big.size > 1 << 20
+    del big
+    assert all(np.array_equal(h, want[i]) for i, h in enumerate(held))
+    del held[1]
+    assert np.array_equal(machine_events(p, 5, 2, compiled=True)[0], want[2])
+    assert np.array_equal(held[0], want[0]) and np.array_equal(held[1], want[2])
+
+
+@_built
 @pytest.mark.parametrize("seed", range(40))
 def test_compiled_generator_agrees_anywhere_in_the_parameter_space(seed):
     _same_events(_random_params(seed), seed, 1)

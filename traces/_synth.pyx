@@ -20,7 +20,7 @@ then reruns the machine pure). ``tests/test_generate.py`` compares both builds e
 
 cimport cython
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
-from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_New
+from cpython.pycapsule cimport PyCapsule_GetContext, PyCapsule_GetPointer, PyCapsule_New, PyCapsule_SetContext
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from libc.math cimport rint
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
@@ -107,8 +107,25 @@ def machine(rng, p):
     return g.result(), names
 
 
+# One events buffer given back by a machine's array (``_free_buffer``), kept for the next machine's
+# ``_Gen``: a buffer of a few MiB is a fresh mmap each time, and faulting its pages in (and those
+# of each doubling) cost about half the generator's time on a cell's machines. Up to KEEP_MAX
+# values (8 MiB) are kept: at most one buffer, the larger one, per process.
+cdef int64_t* _kept = NULL
+cdef Py_ssize_t _kept_cap = 0
+cdef Py_ssize_t KEEP_MAX = 1 << 20
+
+
 cdef void _free_buffer(object capsule) noexcept:
-    PyMem_Free(PyCapsule_GetPointer(capsule, NULL))
+    # the capsule's destructor (the array is gone): keep the buffer for the next machine, or free it
+    global _kept, _kept_cap
+    cdef int64_t* buf = <int64_t*>PyCapsule_GetPointer(capsule, NULL)
+    cdef Py_ssize_t cap = <Py_ssize_t><size_t>PyCapsule_GetContext(capsule)
+    if cap > KEEP_MAX or (_kept != NULL and cap <= _kept_cap):
+        PyMem_Free(buf)
+        return
+    PyMem_Free(_kept)
+    _kept, _kept_cap = buf, cap
 
 
 cdef inline int64_t _trunc(double x) except? -1:
@@ -225,8 +242,13 @@ cdef class _Gen:
         self.anon_free_fraction, self.access_interval_s = p.anon_free_fraction, p.access_interval_s
         if not (self.anon_sigma >= 0 and self.log_sigma >= 0 and self.tmpfs_sigma >= 0):
             raise OverflowError("a negative sigma: numpy's lognormal rejects it, the pure generator says so")
-        self.cap = 1 << 16
-        self.buf = <int64_t*>PyMem_Malloc(self.cap * sizeof(int64_t))
+        global _kept, _kept_cap
+        if _kept != NULL:  # the buffer an earlier machine's array gave back
+            self.buf, self.cap = _kept, _kept_cap
+            _kept, _kept_cap = NULL, 0
+        else:
+            self.cap = 1 << 16
+            self.buf = <int64_t*>PyMem_Malloc(self.cap * sizeof(int64_t))
         per_pod = max(self.k, 1)
         self.scratch = max(MAX_ACCESSES + 1, self.anon_steps)
         self.chosen = <int64_t*>PyMem_Malloc(per_pod * sizeof(int64_t))
@@ -272,15 +294,16 @@ cdef class _Gen:
         PyMem_Free(self.round_cdf)
 
     cdef object result(self):
-        # the buffer, trimmed, handed to a numpy array that frees it: no copy of a machine's events
-        cdef int64_t* trimmed = <int64_t*>PyMem_Realloc(self.buf, max(self.n, 1) * sizeof(int64_t))
-        if not trimmed:
-            raise MemoryError()
+        # the buffer handed to a numpy array of its first n values: no copy of a machine's events. The
+        # array keeps a capsule whose destructor frees the buffer or keeps it for the next machine
+        # (``_free_buffer``; the capsule's context is the capacity): it is not trimmed, for that
+        cdef int64_t* buf = self.buf
+        owner = PyCapsule_New(buf, NULL, _free_buffer)
         self.buf = NULL
-        owner = PyCapsule_New(trimmed, NULL, _free_buffer)
+        PyCapsule_SetContext(owner, <void*><size_t>self.cap)
         cdef cnp.npy_intp size = self.n
-        out = cnp.PyArray_SimpleNewFromData(1, &size, cnp.NPY_INT64, trimmed)
-        cnp.set_array_base(out, owner)  # the array keeps the capsule, which frees the buffer
+        out = cnp.PyArray_SimpleNewFromData(1, &size, cnp.NPY_INT64, buf)
+        cnp.set_array_base(out, owner)
         return out
 
     # ------------------------------------------------------------ events, names, draws

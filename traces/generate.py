@@ -256,6 +256,7 @@ def generated_batches(params: SynthParams, seed: int, indices: range | list[int]
         if batch is not None and len(batch):
             out.append((machine_name(index), batch))
             rows += len(batch)
+        del buf  # the compiled generator's next machine reuses its buffer (traces/_synth.pyx, _free_buffer)
     out.sort(key=lambda pair: pair[0])
     return out
 
@@ -404,7 +405,7 @@ def batch_columns(buf: np.ndarray, names: list[str], horizon: int, source: str =
     (cg, cg_used), (task, task_used), (obj, obj_used) = (renumber(ids, canon) for ids in (cg, task, obj))
     return EventBatch(
         time_us=t, op=_OP_CODES[op], cgroup=cg, task=task, obj=obj,
-        offset=np.maximum(off, NULL), nbytes=np.maximum(nb, NULL), flags=_FLAG_CODES[fl],
+        offset=np.maximum(off, NULL, out=off), nbytes=np.maximum(nb, NULL, out=nb), flags=_FLAG_CODES[fl],
         cgroups=[names[i] for i in cg_used.tolist()], tasks=[names[i] for i in task_used.tolist()],
         objects=[names[i] for i in obj_used.tolist()],
         row=np.arange(rows_before + 1, rows_before + n + 1, dtype=np.int64), source=source,
