@@ -21,7 +21,7 @@ from core.events import EventBatch
 from core.ops import Op
 from traces import synth_build
 from traces.batches import machine_batches
-from traces.generate import PRESETS, batch_columns, events_table, first_use, generate_machine, generated_batches
+from traces.generate import PRESETS, batch_columns, events_table, generate_machine, generated_batches
 
 _BUILDS = [pytest.param(False, id="pure"),
            pytest.param(True, id="compiled", marks=pytest.mark.skipif(
@@ -156,18 +156,29 @@ def _generated_from(buf: np.ndarray, names: list, module) -> list[tuple[str, Eve
 
 
 @pytest.mark.skipif(synth_build.module() is None, reason=f"generator {synth_build.describe()}")
-@pytest.mark.parametrize("seed", range(8))
-def test_compiled_first_use_numbers_as_the_pure_one(seed):
+@pytest.mark.parametrize("seed", range(12))
+def test_compiled_batch_columns_make_the_pure_ones(seed):
+    # random packed events: ties, nulls, repeated and None names, the horizon, and now and then a
+    # value outside the lookups (both give None then), against the numpy reference
     r = np.random.default_rng(seed)
+    n = int(r.choice([0, 1, 7, 1000, 70_000]))
     m = int(r.choice([1, 5, 300, 20_000]))
-    canon = np.arange(m, dtype=np.int32)  # each id its own text, but some stand for another's, or a None name
-    dup = r.random(m) < 0.3
-    canon[dup] = r.integers(-1, m, size=int(dup.sum()))
-    ids = r.integers(-3, m, size=int(r.choice([0, 1, 50, 100_000]))).astype(np.int32)
-    want = first_use(ids, canon)
-    got = synth_build.module().first_use(ids, canon)
-    for w, g in zip(want, got):
-        assert w.dtype == g.dtype == np.int32 and np.array_equal(w, g)
-    for f in (first_use, synth_build.module().first_use):
-        with pytest.raises(IndexError):
-            f(np.array([0, m], dtype=np.int32), canon)
+    names = [f"n{i}" for i in range(m)]
+    for i in np.flatnonzero(r.random(m) < 0.2).tolist():  # some names again, or None
+        names[i] = None if r.random() < 0.2 else names[int(r.integers(0, m))]
+    span = int(r.choice([1, 3, 1 << 20, 1 << 40]))
+    buf = np.empty((n, 8), dtype=np.int64)
+    buf[:, 0] = r.integers(-span // 4, span, size=n)
+    buf[:, 1] = r.integers(0, len(Op), size=n)
+    buf[:, 2:5] = np.where(r.random((n, 3)) < 0.2, -r.integers(1, 5, size=(n, 3)), r.integers(0, m, size=(n, 3)))
+    buf[:, 5:7] = r.integers(-3, 1 << 40, size=(n, 2))
+    buf[:, 7] = np.where(r.random(n) < 0.1, -1, r.integers(0, 64, size=n))
+    if n and seed % 3 == 2:  # one value outside the lookups
+        buf[int(r.integers(0, n)), int(r.choice([1, 2, 7]))] = int(r.choice([-1, len(Op), 64, m]))
+    buf = buf.reshape(-1)
+    for horizon in (span // 2, span + 1):
+        want = batch_columns(buf, names, horizon, "src", 5, None)
+        got = batch_columns(buf, names, horizon, "src", 5, synth_build.module())
+        assert (got is None) == (want is None)
+        if want is not None:
+            _assert_same([("m", got)], [("m", want)])

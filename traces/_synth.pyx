@@ -6,7 +6,7 @@ through its ``bitgen_t``) and the ``SynthParams``. Out (``machine``): the events
 array in ``traces.synth``'s packed format (8 values per event, emission order) and the list of
 names, the same as ``traces.synth.machine_start`` and ``traces.synth.pods`` make. Also the
 table's columns (``sorted_columns``, ``take_names``), as ``traces.generate`` builds them, and a
-replay batch's name codes (``first_use``), as ``traces.generate.batch_columns`` numbers them.
+replay shard's batch of them (``batch_columns``), as ``traces.generate.batch_columns`` makes it.
 
 Every function mirrors its namesake in ``traces/synth.py`` line for line: the same draws in the
 same order, each through the C function numpy's ``Generator`` method calls (``integers`` ->
@@ -574,22 +574,65 @@ def sorted_columns(const int64_t[::1] buf, int64_t horizon, int64_t memory_bytes
     In: packed events (8 int64 per event, emission order), the horizon, the size of a ``memory``
     row to put first (0 = none) and its op code. Out: time, op, cgroup, task, object, offset,
     bytes, flags of the events before the horizon, sorted by time with ties in emission order;
-    time, offset and bytes int64, the others int32 (as numpy's astype casts them). The sort is
-    an LSD radix sort of the times, 8 bits a pass, stable by construction; when the time span and
-    the row number fit 64 bits together they are sorted as one number (time above, row below:
-    half the memory), otherwise as times carrying their rows.
+    time, offset and bytes int64, the others int32 (as numpy's astype casts them). The order is
+    ``_sorted_rows``'.
     """
-    cdef Py_ssize_t total = buf.shape[0] // 8, n = 0, i, first = 0
+    cdef Py_ssize_t total = buf.shape[0] // 8, n, first = 0
+    cdef uint64_t* a = _rows_scratch(total)
+    try:
+        n = _sorted_rows(buf, horizon, a, a + max(total, 1))
+        if memory_bytes > 0 and n > 0:
+            first = 1
+        cols = [np.empty(n + first, dtype=np.int64 if c in (0, 5, 6) else np.int32) for c in range(8)]
+        _gather_rows(buf, <int64_t*>a, n, first, cols)
+        if first:
+            for c, v in enumerate((buf[8 * a[0]], memory_op, -1, -1, -1, -1, memory_bytes, 0)):
+                cols[c][0] = v
+        return cols
+    finally:
+        _rows_done(a)
+
+
+# A sort's two arrays of row numbers (``_sorted_rows``' ``a`` and ``spare``), kept between machines for
+# the reason the events buffer is (``_kept``): one block of 2 x ``_rows_cap`` values, at most KEEP_MAX.
+cdef uint64_t* _rows_kept = NULL
+cdef Py_ssize_t _rows_cap = 0
+
+
+cdef uint64_t* _rows_scratch(Py_ssize_t n) except NULL:
+    # 2 x n values (at least 2): the kept block when it is big enough, else a new one, kept if small enough;
+    # give it back with _rows_done
+    global _rows_kept, _rows_cap
+    n = max(n, 1)
+    if n <= _rows_cap:
+        return _rows_kept
+    cdef uint64_t* block = <uint64_t*>PyMem_Malloc(2 * n * sizeof(uint64_t))
+    if not block:
+        raise MemoryError()
+    if 2 * n <= KEEP_MAX:
+        PyMem_Free(_rows_kept)
+        _rows_kept, _rows_cap = block, n
+    return block
+
+
+cdef void _rows_done(uint64_t* block) noexcept:
+    if block != _rows_kept:
+        PyMem_Free(block)
+
+
+cdef Py_ssize_t _sorted_rows(const int64_t[::1] buf, int64_t horizon, uint64_t* a, uint64_t* spare) except -1:
+    # The rows of the events before the horizon (``a``, n of them, returned), sorted by time with ties
+    # in emission order: an LSD radix sort of the times, 8 bits a pass, stable by construction; when
+    # the time span and the row number fit 64 bits together they are sorted as one number (time
+    # above, row below: half the memory), otherwise as times carrying their rows. ``a`` and ``spare``
+    # hold one value per event
+    cdef Py_ssize_t total = buf.shape[0] // 8, n = 0, i
     cdef int64_t t, tmin = 0, tmax = 0
     cdef int row_bits = _bit_length(<uint64_t>total), span_bits
-    cdef uint64_t* a = <uint64_t*>PyMem_Malloc(max(total, 1) * sizeof(uint64_t))
-    cdef uint64_t* spare = <uint64_t*>PyMem_Malloc(max(total, 1) * sizeof(uint64_t))
     cdef uint64_t* keys = NULL
     cdef uint64_t* spare_keys = NULL
     cdef uint64_t row_mask = (<uint64_t>1 << row_bits) - 1 if row_bits < 64 else <uint64_t>-1
     try:
-        if not (a and spare):
-            raise MemoryError()
         for i in range(total):  # the rows before the horizon, in emission order
             t = buf[8 * i]
             if t < horizon:
@@ -614,17 +657,8 @@ def sorted_columns(const int64_t[::1] buf, int64_t horizon, int64_t memory_bytes
             for i in range(n):
                 keys[i] = <uint64_t>(buf[8 * a[i]] - tmin)
             _radix_sort(keys, a, spare_keys, spare, n, 0, span_bits)
-        if memory_bytes > 0 and n > 0:
-            first = 1
-        cols = [np.empty(n + first, dtype=np.int64 if c in (0, 5, 6) else np.int32) for c in range(8)]
-        _gather_rows(buf, <int64_t*>a, n, first, cols)
-        if first:
-            for c, v in enumerate((buf[8 * a[0]], memory_op, -1, -1, -1, -1, memory_bytes, 0)):
-                cols[c][0] = v
-        return cols
+        return n
     finally:
-        PyMem_Free(a)
-        PyMem_Free(spare)
         PyMem_Free(keys)
         PyMem_Free(spare_keys)
 
@@ -769,37 +803,86 @@ cdef object _take(const char** text, const Py_ssize_t* lengths, Py_ssize_t m, co
     return out_offsets, out_data, validity, nulls
 
 
-@cython.overflowcheck(False)  # codes and indices below the sizes
-def first_use(const int32_t[::1] ids, const int32_t[::1] canon):
-    """``traces.generate.first_use`` in C: a name column's ids renumbered in order of first use.
+@cython.overflowcheck(False)  # indices below the sizes; row numbers as the caller's int64
+def batch_columns(const int64_t[::1] buf, int64_t horizon, list names, const int32_t[::1] canon,
+                  const uint8_t[::1] op_codes, const int32_t[::1] flag_codes, int64_t first_row):
+    """``traces.generate.batch_columns``' arrays and name tables in C: one pass over the sorted rows.
 
-    In: ``ids`` (int32 name ids, < 0 = null) and ``canon`` (int32, per name id the id that stands
-    for its text, -1 for none). Out: per row its code (int32, -1 for null; 0 for the first name
-    used, 1 for the next new one, ...) and the ids behind codes 0, 1, ... (int32), in one pass
-    through a table of ``canon``'s size. An id (or a ``canon`` entry) past ``canon`` is an IndexError.
+    In: packed events, the horizon, the names and per name id the id standing for its text (-1:
+    none; ``_canonical``), the batch's op code per op id, its flag bits per flag id with a null
+    flag's last, and the first row number. Out: None when an op id is outside ``op_codes``, a flag
+    id below -1 or past the last but one of ``flag_codes``, or a name id past ``canon`` (each id as
+    ``sorted_columns`` casts it to int32); else time (int64), op (uint8), cgroup, task, object (int32
+    codes in order of first use, -1 null), offset and bytes (int64, negative ones -1), flags
+    (int32), row (int64, ``first_row`` on) of the events before the horizon in ``sorted_columns``'
+    order, and the three name tables (lists of ``names``, in order of first use). The same values
+    as ``sorted_columns``, the lookups and ``first_use`` make, without their intermediate columns.
     """
-    cdef Py_ssize_t n = ids.shape[0], m = canon.shape[0], i, k = 0
-    cdef int32_t j
-    codes = np.empty(n, dtype=np.int32)
-    used = np.empty(m, dtype=np.int32)
-    table = np.full(m, -1, dtype=np.int32)  # per id its code, -1 until used
-    cdef int32_t[::1] c = codes
-    cdef int32_t[::1] u = used
-    cdef int32_t[::1] code = table
+    cdef Py_ssize_t total = buf.shape[0] // 8, n, i, c, m = canon.shape[0]
+    cdef Py_ssize_t k[3]
+    cdef int32_t[:, ::1] used
+    if len(names) != m or flag_codes.shape[0] < 1:
+        raise ValueError("one canon entry per name, and a null flag's code last")
+    cdef uint64_t* a = _rows_scratch(total)
+    try:
+        n = _sorted_rows(buf, horizon, a, a + max(total, 1))
+        t_out, off_out, nb_out, row_out = (np.empty(n, dtype=np.int64) for _ in range(4))
+        op_out, fl_out = np.empty(n, dtype=np.uint8), np.empty(n, dtype=np.int32)
+        name_out = [np.empty(n, dtype=np.int32) for _ in range(3)]
+        used_ids = np.empty((3, max(m, 1)), dtype=np.int32)
+        code_of = np.full((3, max(m, 1)), -1, dtype=np.int32)  # per column and name id its code, -1 until used
+        if not _batch_rows(buf, a, n, canon, op_codes, flag_codes, first_row, t_out, op_out, name_out[0],
+                           name_out[1], name_out[2], off_out, nb_out, fl_out, row_out, used_ids, code_of, k):
+            return None
+        used = used_ids
+        tables = [[names[used[c, i]] for i in range(k[c])] for c in range(3)]
+        return (t_out, op_out, name_out[0], name_out[1], name_out[2], off_out, nb_out, fl_out, row_out, *tables)
+    finally:
+        _rows_done(a)
+
+
+@cython.overflowcheck(False)
+cdef bint _batch_rows(const int64_t[::1] buf, const uint64_t* a, Py_ssize_t n, const int32_t[::1] canon,
+                      const uint8_t[::1] op_codes, const int32_t[::1] flag_codes, int64_t first_row,
+                      int64_t[::1] t, uint8_t[::1] op, int32_t[::1] cg, int32_t[::1] task, int32_t[::1] obj,
+                      int64_t[::1] off, int64_t[::1] nb, int32_t[::1] fl, int64_t[::1] row, int32_t[:, ::1] used,
+                      int32_t[:, ::1] code_of, Py_ssize_t* k) except -1:
+    # batch_columns' pass: each sorted row read once, its values written to the batch's columns;
+    # False (nothing else to do: the caller goes through the table) at a value outside the lookups
+    cdef Py_ssize_t i, c, m = canon.shape[0], n_ops = op_codes.shape[0], n_flags = flag_codes.shape[0] - 1
+    cdef const int64_t* r
+    cdef int32_t v, j
+    k[0] = k[1] = k[2] = 0
     for i in range(n):
-        j = ids[i]
-        if j >= 0:
+        r = &buf[8 * a[i]]
+        t[i] = r[0]
+        v = <int32_t>r[1]
+        if v < 0 or v >= n_ops:
+            return False
+        op[i] = op_codes[v]
+        for c in range(3):
+            v = <int32_t>r[2 + c]
+            if v >= m:
+                return False
+            j = canon[v] if v >= 0 else -1
             if j >= m:
                 raise IndexError(f"name id {j} past the {m} names")
-            j = canon[j]
-            if j >= m:
-                raise IndexError(f"name id {j} past the {m} names")
-        if j < 0:
-            c[i] = -1
-            continue
-        if code[j] < 0:
-            code[j] = <int32_t>k
-            u[k] = j
-            k += 1
-        c[i] = code[j]
-    return codes, used[:k]
+            if j >= 0 and code_of[c, j] < 0:
+                code_of[c, j] = <int32_t>k[c]
+                used[c, k[c]] = j
+                k[c] += 1
+            v = code_of[c, j] if j >= 0 else -1
+            if c == 0:
+                cg[i] = v
+            elif c == 1:
+                task[i] = v
+            else:
+                obj[i] = v
+        off[i] = r[5] if r[5] >= 0 else -1
+        nb[i] = r[6] if r[6] >= 0 else -1
+        v = <int32_t>r[7]
+        if v < -1 or v >= n_flags:
+            return False
+        fl[i] = flag_codes[v if v >= 0 else n_flags]
+        row[i] = first_row + i
+    return True

@@ -234,7 +234,7 @@ def generated_batches(params: SynthParams, seed: int, indices: range | list[int]
     use, equal names one entry) and ``source`` --, with the row numbers moved on by ``rows_before``
     (the rows of the machines generated before these), but without the Arrow table in between:
     the op, flag and name ids are mapped through small lookup tables instead of strings made per
-    event and hashed again (``batch_columns``). A machine whose events hold a value that mapping
+    event and hashed again (``batch_columns``, compiled when the generator is). A machine whose events hold a value that mapping
     does not cover (an op or flag id out of range, a name id past the names: the table's path
     raises on those) is made through its table. ``compiled`` forces the compiled generator and
     its column functions or the pure ones (True needs the build), as ``machine_events``.
@@ -387,12 +387,17 @@ def batch_columns(buf: np.ndarray, names: list[str], horizon: int, source: str =
     of first use into its own name table (``first_use``; equal names are one, a None name null).
     None (the caller then goes through the table, which raises on them) for an op id outside
     ``Op``, a flag id outside -1..63 or a name id past ``names``. ``module``: the compiled
-    generator, whose ``sorted_columns`` and ``first_use`` run (None: the pure ones).
+    generator, whose ``batch_columns`` does all that in one pass over the sorted rows (None:
+    ``sorted_columns``, the lookups and ``first_use`` in numpy, the reference).
     """
-    if module is not None:
-        t, op, cg, task, obj, off, nb, fl = module.sorted_columns(buf, horizon, 0, _MEMORY)
-    else:
-        t, op, cg, task, obj, off, nb, fl = sorted_columns(buf, horizon)
+    if module is not None:  # the same in one compiled pass over the sorted rows
+        got = module.batch_columns(buf, horizon, names, _canonical(names), _OP_CODES, _FLAG_CODES, rows_before + 1)
+        if got is None:
+            return None
+        t, op, cg, task, obj, off, nb, fl, row, cgroups, tasks, objects = got
+        return EventBatch(time_us=t, op=op, cgroup=cg, task=task, obj=obj, offset=off, nbytes=nb, flags=fl,
+                          cgroups=cgroups, tasks=tasks, objects=objects, row=row, source=source)
+    t, op, cg, task, obj, off, nb, fl = sorted_columns(buf, horizon)
     n = t.size
     if n == 0:
         return EventBatch(t, op.astype(np.uint8), cg, task, obj, off, nb, fl, row=np.zeros(0, np.int64),
@@ -401,8 +406,7 @@ def batch_columns(buf: np.ndarray, names: list[str], horizon: int, source: str =
             or max(int(cg.max()), int(task.max()), int(obj.max())) >= len(names)):
         return None
     canon = _canonical(names)
-    renumber = module.first_use if module is not None else first_use
-    (cg, cg_used), (task, task_used), (obj, obj_used) = (renumber(ids, canon) for ids in (cg, task, obj))
+    (cg, cg_used), (task, task_used), (obj, obj_used) = (first_use(ids, canon) for ids in (cg, task, obj))
     return EventBatch(
         time_us=t, op=_OP_CODES[op], cgroup=cg, task=task, obj=obj,
         offset=np.maximum(off, NULL, out=off), nbytes=np.maximum(nb, NULL, out=nb), flags=_FLAG_CODES[fl],
@@ -429,8 +433,8 @@ def first_use(ids: np.ndarray, canon: np.ndarray) -> tuple[np.ndarray, np.ndarra
     In: ``ids`` (int32 name ids, < 0 = null) and ``canon`` (int32, per name id the id that stands
     for its text, NULL for none: ``_canonical``). Out: per row its code (int32, ``NULL`` for null:
     0 for the first name used, 1 for the next new one, ...) and the ids behind codes 0, 1, ...
-    (int32). An id past ``canon`` is an IndexError. The compiled generator has the same function
-    (one pass with a table of ``canon``'s size).
+    (int32). An id past ``canon`` is an IndexError. The compiled generator's ``batch_columns``
+    numbers the names the same way, as it goes through the rows.
     """
     m, n = canon.size, ids.size
     if n and int(ids.max()) >= m:
