@@ -29,8 +29,9 @@ import pickle
 import tempfile
 import time
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -62,8 +63,8 @@ class ShardSpec:
     step_us: int
     run: str = ""                # run key in the store
     layout: str = ""             # digest of the shard plan
-    store: Optional[RunStore] = None
-    synth: Optional[dict[str, Any]] = None  # SynthParams fields: generate the machines' events here
+    store: RunStore | None = None
+    synth: dict[str, Any] | None = None  # SynthParams fields: generate the machines' events here
     knobs: dict[str, dict[str, Any]] = field(default_factory=dict)  # make_policy knobs
     # keep each machine as a compressed pickle between rounds (``ExecutorCfg.pack_above``)
     pack: bool = False
@@ -280,7 +281,7 @@ class Shard:
         for i, b in enumerate(self.batches):
             self.cursor[i] = int(np.searchsorted(b.time_us, self.now_us, side="left"))
 
-    def _restore(self) -> Optional[tuple]:
+    def _restore(self) -> tuple | None:
         s = self.spec
         found = s.store.latest_checkpoint(s.run, s.layout, s.index) if s.store else None
         if found is None:

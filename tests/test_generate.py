@@ -156,8 +156,8 @@ def test_cli_generate_with_overrides(tmp_path, capsys):
 
 # ---------------------------------------------------------------- the compiled generator
 
-from traces import synth_build  # noqa: E402
-from traces.generate import machine_events  # noqa: E402
+from traces import synth_build
+from traces.generate import machine_events
 
 _built = pytest.mark.skipif(synth_build.module() is None, reason=f"generator {synth_build.describe()}")
 
