@@ -1,7 +1,7 @@
-# an object's run starts searched through their buffer, an element inserted into an int32 array, one
-# stored into or appended to an int8, int32 or int64 column: C calls from the compiled modules that
-# cimport them (insert_i32, store_int and append_int are inlined there: this module is a type module in
-# core/__init__.py, so an edit here runs every module pure until the rebuild)
+# an object's run starts searched through their buffer, an element of an int8, int32 or int64 column read,
+# stored, appended or deleted, one inserted into an int32 array: C calls from the compiled modules that
+# cimport them (the inline ones are inlined there: this module is a type module in core/__init__.py, so an
+# edit here runs every module pure until the rebuild)
 from cpython.array cimport array, clone, resize_smart
 from libc.string cimport memmove
 
@@ -11,24 +11,29 @@ cpdef array object_segments(array starts, array runs, array start, array npages,
 cdef array _Q
 
 
-cdef inline int i32_at(array a, Py_ssize_t i) except? -1:
-    # run_index.i32_at in C: a[i] of an int32 column read through its buffer (a negative index counts from
-    # the end, as Python's; IndexError outside)
+cdef inline Py_ssize_t _element(array a, Py_ssize_t i) except -1:
+    # the element ``a[i]`` names, as Python's indexing does: a negative index counts from the end; IndexError
+    # outside
     if i < 0:
         i += a.ob_size
     if i < 0 or i >= a.ob_size:
         raise IndexError("array index out of range")
-    return a.data.as_ints[i]
+    return i
+
+
+cdef inline int i32_at(array a, Py_ssize_t i) except? -1:
+    # run_index.i32_at in C: a[i] of an int32 column read through its buffer
+    return a.data.as_ints[_element(a, i)]
 
 
 cdef inline signed char i8_at(array a, Py_ssize_t i) except? -1:
-    # run_index.i8_at in C: a[i] of an int8 column read through its buffer (negative index and IndexError
-    # as i32_at's)
-    if i < 0:
-        i += a.ob_size
-    if i < 0 or i >= a.ob_size:
-        raise IndexError("array index out of range")
-    return a.data.as_schars[i]
+    # run_index.i8_at in C: a[i] of an int8 column read through its buffer
+    return a.data.as_schars[_element(a, i)]
+
+
+cdef inline long long i64_at(array a, Py_ssize_t i) except? -1:
+    # run_index.i64_at in C: a[i] of an int64 column read through its buffer
+    return a.data.as_longlongs[_element(a, i)]
 
 
 cdef inline int delete_at(array a, Py_ssize_t i) except -1:
@@ -42,16 +47,6 @@ cdef inline int delete_at(array a, Py_ssize_t i) except -1:
             (n - i - 1) * a.ob_descr.itemsize)
     resize_smart(a, n - 1)
     return 0
-
-
-cdef inline long long i64_at(array a, Py_ssize_t i) except? -1:
-    # run_index.i64_at in C: a[i] of an int64 column read through its buffer (negative index and IndexError
-    # as i32_at's)
-    if i < 0:
-        i += a.ob_size
-    if i < 0 or i >= a.ob_size:
-        raise IndexError("array index out of range")
-    return a.data.as_longlongs[i]
 
 
 cdef inline int insert_i32(array a, Py_ssize_t i, int v) except -1:
