@@ -69,14 +69,9 @@ def kmem_pins(machine: MachineState, k: cython.Py_ssize_t) -> cython.bint:
 def kmem_account(machine: MachineState, k: cython.Py_ssize_t, sign: cython.int, hier: cython.bint) -> None:
     m: cython.Py_ssize_t = machine.k_memcg[k]
     n: cython.longlong = machine.k_pages[k] * sign
-    if cython.compiled:  # through the int32 columns' buffers
-        add_i32(machine.mem.kmem, m, n)
-        if kmem_pins(machine, k):
-            add_i32(machine.mem.kmem_pin, m, n)
-    else:
-        machine.mem.kmem[m] += n
-        if kmem_pins(machine, k):
-            machine.mem.kmem_pin[m] += n
+    add_i32(machine.mem.kmem, m, n)  # (compiled: through the int32 column's buffer)
+    if kmem_pins(machine, k):
+        add_i32(machine.mem.kmem_pin, m, n)
     if hier:
         machine.mem.charge(m, n)
     machine.kmem_total += n

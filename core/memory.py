@@ -40,6 +40,7 @@ from core.page_counter import (
     cancel_charge,
     charge_new_resident,
     low_wmark_pages,
+    lru_age,
     mem_cgroup_charge_statistics,
     nr_free_pages,
 )
@@ -457,5 +458,5 @@ def _make_resident(machine: MachineState, r: cython.Py_ssize_t, memcg: cython.in
         mem_cgroup_charge_statistics(machine, r, -1)  # frees the swap slot and its charge
         machine.counters["swapins"] += n
     R.set_owner(r, _RESIDENT, memcg)
-    store_int(R.age, r, machine.now_us // machine.age_quantum_us)  # lru_age(), inlined
+    store_int(R.age, r, lru_age(machine))
     mem_cgroup_charge_statistics(machine, r, +1, reserved=True)

@@ -111,7 +111,7 @@ class Sampler:
     """Takes samples of one machine on its own clock and keeps them as change points.
 
     A sample whose state did not change since the previous one (``machine.changes`` has not
-    moved since the last full sample: ``dirty`` is False) is not computed again: the previous stored row
+    moved since the last full sample: ``can_idle``) is not computed again: the previous stored row
     stands for one more sample, O(1) (``idle_until`` adds many at once, so an idle stretch
     costs the same whatever its length, and a row is carried over a ``take``). Rows are int64
     fields (``ROW_HEADER`` then the stored columns) appended to one typed buffer: no object per
@@ -131,16 +131,11 @@ class Sampler:
         self._rows = array("q")  # the stored rows not yet taken, ROW fields each
         self._last: array | None = None  # the last row taken (None: none yet), to carry over
 
-    @property
-    def dirty(self) -> bool:
-        """Did the machine change (``MachineState.changes``) since the last full sample?"""
-        return self.machine.changes != self._seen
-
     def sample(self, t_us: cython.longlong) -> None:
         """Record the state at ``t_us`` (a full row, or one more repeat of an unchanged one)."""
         rows = self._rows
         n: cython.Py_ssize_t = len(rows)
-        if self.machine.changes != self._seen or self.full or (n == 0 and self._last is None):  # (``dirty``)
+        if not self.can_idle():
             self._append(t_us)
             self._seen = self.machine.changes
         elif n:
@@ -166,7 +161,9 @@ class Sampler:
         self.next_us += k * self.interval
 
     def can_idle(self) -> cython.bint:
-        """True when the next samples may be taken as repeats of the last row."""
+        """True when the next samples may be taken as repeats of the last row: the machine did not change
+        (``MachineState.changes``) since the last full sample, samples are not all full, and a row is there
+        to repeat."""
         return not (self.machine.changes != self._seen or self.full or (len(self._rows) == 0 and self._last is None))
 
     def clock(self) -> tuple:

@@ -16,3 +16,5 @@ cpdef charge_new_resident(MachineState machine, int o, Py_ssize_t m, int k, int 
 # free pages machine-wide: a C call from the modules that cimport it
 cpdef long long nr_free_pages(MachineState machine) except? -1
 cpdef long long low_wmark_pages(MachineState machine) except? -1
+# the LRU age a touched page gets now: a C call from core.memory's refault path
+cpdef long long lru_age(MachineState machine) except? -1

@@ -38,7 +38,7 @@ _FILE = int(Kind.FILE)
 _ONLINE = int(State.ONLINE)
 
 
-def lru_age(machine: MachineState) -> int:
+def lru_age(machine: MachineState) -> cython.longlong:
     """The LRU age stamped on pages touched now: the number of ``age_quantum_us`` quanta elapsed.
 
     The kernel orders pages only coarsely (active/inactive lists; at most

@@ -99,7 +99,7 @@ class MachineState:
         self._rng: random.Random | None = None
         self._rng_seed = f"{seed}:{machine_id}"
         #: bumped by whatever may change the state (events applied, queued work run): the sampler
-        #: computes a new row only after it moved (``Sampler.dirty``), and a checkpoint may reuse a
+        #: computes a new row only after it moved (``Sampler.can_idle``), and a checkpoint may reuse a
         #: machine's pickle while it is unchanged (``core.machine.Machine.clock``)
         self.changes = 0
         self.policy: Policy = policy

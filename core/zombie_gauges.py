@@ -23,6 +23,7 @@ reference these equal: ``core.invariants`` checks them after every event of the 
 from __future__ import annotations
 
 from array import array
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -42,8 +43,8 @@ _HALF32, _MASK32 = 1 << 31, (1 << 32) - 1  # to wrap a memcg's 64-bit sum at 32 
 HELD_COLUMNS = ("file", "shmem", "anon", "swap", "pinned", "kmem_pin", "children", "wb_pin", "nsock", "noom")
 NR_HELD = len(HELD_COLUMNS)
 _CHILD_BIT = HELD_COLUMNS.index("children")
-if HELD_COLUMNS != ("file", "shmem", "anon", "swap", "pinned", "kmem_pin", "children", "wb_pin", "nsock", "noom"):
-    raise ImportError("ZombieGauges._recount names the held columns in HELD_COLUMNS' order: update it")
+#: a table's columns of HELD_COLUMNS less "children" (its bit comes from the children sets), in order
+_HELD_COLS_OF = attrgetter(*(c for c in HELD_COLUMNS if c != "children"))
 _ZERO_B = array("b", [0])
 
 
@@ -112,8 +113,7 @@ class ZombieGauges:
     def _recount(self, mem: MemcgTable) -> None:
         """Each marked slot's share: the old one off the totals, the one its columns give now on them."""
         state: array = mem.state
-        # HELD_COLUMNS less "children" (the child bit: ``children`` below), in order (checked at import)
-        held_cols = (mem.file, mem.shmem, mem.anon, mem.swap, mem.pinned, mem.kmem_pin, mem.wb_pin, mem.nsock, mem.noom)
+        held_cols: tuple = _HELD_COLS_OF(mem)  # (the child bit: ``children`` below)
         charged_cols = (mem.anon, mem.file, mem.shmem, mem.kmem, mem.sock)
         swap: array = mem.swap
         children: list = mem.children
